@@ -1,0 +1,49 @@
+"""Configuration read from ``TRACKER_*`` environment variables, in one place.
+
+Every other module asks this one; nothing else reads the environment, so the names and
+defaults documented in the README are the whole story.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The process's configuration, read once from the environment."""
+
+    database_url: str
+    redis_url: str | None
+    data_dir: Path
+    shared_tracks_dir: Path | None
+    max_upload_bytes: int
+    max_points_per_file: int
+
+
+def _shared_tracks_dir() -> Path | None:
+    explicit = os.environ.get("TRACKER_SHARED_TRACKS")
+    if explicit:
+        path = Path(explicit)
+        return path if path.is_dir() else None
+    candidate = PROJECT_ROOT.parent / "shared" / "data" / "tracks"
+    return candidate if candidate.is_dir() else None
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment (call again after changing it)."""
+    data_dir = Path(os.environ.get("TRACKER_DATA_DIR", DEFAULT_DATA_DIR))
+    default_db = f"sqlite:///{data_dir / 'tracker.db'}"
+    return Settings(
+        database_url=os.environ.get("TRACKER_DATABASE_URL", default_db),
+        redis_url=os.environ.get("TRACKER_REDIS_URL") or None,
+        data_dir=data_dir,
+        shared_tracks_dir=_shared_tracks_dir(),
+        max_upload_bytes=int(os.environ.get("TRACKER_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)),
+        max_points_per_file=int(os.environ.get("TRACKER_MAX_POINTS_PER_FILE", 500_000)),
+    )
