@@ -36,6 +36,12 @@ SPLINE_SUBSTEPS = 8
 # Crossing a pause gap slower than this means the athlete was not moving on.
 MIN_MOVING_SPEED_MPS = {"run": 0.7, "walk": 0.7, "ride": 1.5, "other": 1.5}
 MAX_SPEED_WINDOW_S = 5.0
+# Standing still: every fix within this window has wandered less than this (RMS) from the
+# window's centre. A runner turning round covers 40 m or more in that time.
+STOP_WINDOW_S = 15.0
+STOP_SPREAD_M = 3.0
+# Sparse logging (a fix every 5 s or more) shows too little wander to judge a stop by.
+STOP_MIN_POINTS = 10
 ELEVATION_HYSTERESIS_M = 3.0
 BEST_EFFORT_DISTANCES_M = (400, 1000, 5000, 10000)
 
@@ -120,6 +126,36 @@ def _median_filtered(t: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _local_xy(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Metres east and north of the first fix on a local tangent plane."""
+    lat0 = float(lat[0])
+    phi = np.radians(lat0)
+    w2 = 1.0 - WGS84_E2 * np.sin(phi) ** 2
+    north_per_rad = WGS84_A_M * (1.0 - WGS84_E2) / w2 ** 1.5
+    east_per_rad = WGS84_A_M / np.sqrt(w2) * np.cos(phi)
+    return np.radians(lon - lon[0]) * east_per_rad, np.radians(lat - lat0) * north_per_rad
+
+
+def stopped_mask(t: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Fixes taken while standing still (GPS wander within STOP_SPREAD_M around a spot)."""
+    n = t.size
+    if n < 3:
+        return np.zeros(n, dtype=bool)
+    x, y = _local_xy(lat, lon)
+    lo = np.searchsorted(t, t - STOP_WINDOW_S, side="left")
+    hi = np.searchsorted(t, t + STOP_WINDOW_S, side="right")
+    count = hi - lo
+
+    def window_mean(values: np.ndarray) -> np.ndarray:
+        # Subtract the first value so squares stay small and the sums exact enough.
+        cs = np.concatenate([[0.0], np.cumsum(values - values[0])])
+        return (cs[hi] - cs[lo]) / count + values[0]
+
+    var = (window_mean(x * x) - window_mean(x) ** 2) + (window_mean(y * y) - window_mean(y) ** 2)
+    span = t[hi - 1] - t[lo]
+    return (np.sqrt(np.clip(var, 0, None)) < STOP_SPREAD_M) & (span >= STOP_WINDOW_S) & (count >= STOP_MIN_POINTS)
+
+
 def _thinned(t: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Indices of the fixes kept after skipping those too close to the last kept one."""
     n = t.size
@@ -191,7 +227,8 @@ def build_profile(clean: CleanTrack) -> tuple[Profile, float]:
     with np.errstate(divide="ignore", invalid="ignore"):
         crossing_speed = raw_steps / dts
     paused = (dts > gap) & ((crossing_speed < vmin) | (crossing_speed > vmax))
-    steps = np.where(paused, 0.0, steps)
+    stopped = stopped_mask(kt, klat, klon)
+    steps = np.where(paused | (stopped[:-1] & stopped[1:]), 0.0, steps)
     cum_kept = np.concatenate([[0.0], np.cumsum(steps)])
     cum_distance = np.interp(t, kt, cum_kept)
 

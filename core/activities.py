@@ -1,0 +1,292 @@
+"""The activity lifecycle and point ingest.
+
+Create (run or ride) -> start -> pause <-> resume -> stop -> complete, or discard from any
+open state; a stopped activity may still be resumed. A command that asks for the state the
+activity is already in is a no-op that returns it. Point batches are idempotent on
+(activity, seq), may arrive in any order, and are kept even while paused (those points
+then count for neither distance nor moving time). Completion recomputes the summary from
+the stored track.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from core.cleaning import clean_track
+from core.models import SPORTS, VISIBILITIES, Activity, ActivityEvent, RoutePoint, User
+from core.points import Track
+from core.trackstats import Summary, summarise
+
+OPEN_STATUSES = ("created", "active", "paused", "stopped")
+# command -> {current status: new status}
+TRANSITIONS = {
+    "start": {"created": "active"},
+    "pause": {"active": "paused"},
+    "resume": {"paused": "active", "stopped": "active"},
+    "stop": {"active": "stopped", "paused": "stopped"},
+    "complete": {"stopped": "completed"},
+    "discard": {s: "discarded" for s in OPEN_STATUSES},
+}
+# The status each command leads to, so a repeated command is recognised as a no-op.
+TARGET = {"start": "active", "pause": "paused", "resume": "active", "stop": "stopped",
+          "complete": "completed", "discard": "discarded"}
+POINT_FIELDS = ("lat", "lon", "ele", "acc", "hr", "cad")
+
+
+class ActivityError(ValueError):
+    """A request about an activity that cannot be honoured; ``code`` is machine-readable."""
+
+    code = "activity_error"
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        if code:
+            self.code = code
+
+
+class InvalidTransition(ActivityError):
+    code = "invalid_transition"
+
+
+class ActivityClosed(ActivityError):
+    code = "activity_closed"
+
+
+class NotFound(ActivityError):
+    code = "not_found"
+
+
+@dataclass
+class IngestResult:
+    """What a batch did: points newly stored and points already there."""
+
+    stored: int
+    duplicates: int
+
+
+def create_activity(s: Session, user: User, sport: str, title: str | None = None,
+                    visibility: str | None = None, source: str = "device") -> Activity:
+    """Create a new activity (not yet started) for ``user``."""
+    if sport not in SPORTS:
+        raise ActivityError(f"sport must be one of {', '.join(SPORTS)}, not {sport!r}", "invalid_sport")
+    visibility = visibility or user.default_visibility
+    if visibility not in VISIBILITIES:
+        raise ActivityError(f"visibility must be one of {', '.join(VISIBILITIES)}", "invalid_visibility")
+    activity = Activity(user_id=user.id, sport=sport, status="created", source=source,
+                        title=title or _default_title(sport), visibility=visibility)
+    s.add(activity)
+    s.flush()
+    return activity
+
+
+def _default_title(sport: str) -> str:
+    return "Run" if sport == "run" else "Ride"
+
+
+def get_owned_activity(s: Session, activity_id: int, user_id: int, lock: bool = False) -> Activity:
+    """The activity if it exists and belongs to ``user_id``; NotFound otherwise."""
+    query = select(Activity).where(Activity.id == activity_id)
+    if lock:
+        query = query.with_for_update()
+    activity = s.scalars(query).first()
+    if activity is None or activity.user_id != user_id:
+        # The same answer for "absent" and "someone else's", so ids cannot be probed.
+        raise NotFound(f"no activity {activity_id} for this user")
+    return activity
+
+
+def change_status(s: Session, activity: Activity, command: str, at: float | None = None) -> Activity:
+    """Apply a lifecycle command; a repeated command is a no-op."""
+    if command not in TRANSITIONS:
+        raise InvalidTransition(f"unknown command {command!r}; expected one of {', '.join(TRANSITIONS)}",
+                                "unknown_command")
+    if activity.status == TARGET[command]:
+        return activity
+    new_status = TRANSITIONS[command].get(activity.status)
+    if new_status is None:
+        raise InvalidTransition(f"cannot {command} an activity that is {activity.status}")
+    at = time.time() if at is None else float(at)
+    if not math.isfinite(at):
+        raise ActivityError("event time must be a finite number of seconds", "invalid_time")
+    if command == "complete":
+        complete_activity(s, activity, at)
+    activity.status = new_status
+    if command == "start" and activity.start_time is None:
+        activity.start_time = datetime.fromtimestamp(at, tz=timezone.utc)
+    s.add(ActivityEvent(activity_id=activity.id, command=command, status=new_status, at=at))
+    s.flush()
+    return activity
+
+
+def _clean_number(value, name: str, seq) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ActivityError(f"point {seq}: {name} must be a number", "invalid_point")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ActivityError(f"point {seq}: {name} must be finite", "invalid_point")
+    return value
+
+
+def point_rows(activity_id: int, points: list[dict]) -> list[dict]:
+    """Validate a batch's points into rows; raise ActivityError naming the first bad one."""
+    rows = []
+    for p in points:
+        seq = p.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0 or seq > 2**31 - 1:
+            raise ActivityError(f"point sequence number must be a non-negative integer, got {seq!r}",
+                                "invalid_point")
+        t = _clean_number(p.get("t"), "t", seq)
+        if t is None:
+            raise ActivityError(f"point {seq}: t (Unix seconds) is required", "invalid_point")
+        row = {"activity_id": activity_id, "seq": seq, "t": t}
+        for name in POINT_FIELDS:
+            row[name] = _clean_number(p.get(name), name, seq)
+        rows.append(row)
+    return rows
+
+
+def ingest_points(s: Session, activity: Activity, points: list[dict]) -> IngestResult:
+    """Store a batch of points; a point already stored (same seq) is not stored again."""
+    if activity.status not in OPEN_STATUSES:
+        raise ActivityClosed(f"activity {activity.id} is {activity.status}: it takes no more points")
+    rows = point_rows(activity.id, points)
+    if not rows:
+        return IngestResult(0, 0)
+    # Within one batch the first copy of a seq wins, like a resend of the same batch.
+    unique = list({row["seq"]: row for row in reversed(rows)}.values())
+    stored = insert_points(s, unique)
+    activity.point_count = (activity.point_count or 0) + stored
+    return IngestResult(stored=stored, duplicates=len(rows) - stored)
+
+
+def insert_points(s: Session, rows: list[dict]) -> int:
+    """Insert point rows, skipping (activity_id, seq) pairs already stored; return how many."""
+    dialect = s.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(RoutePoint).on_conflict_do_nothing(index_elements=["activity_id", "seq"])
+    result = s.connection().execute(stmt, rows)
+    count = result.rowcount
+    if count is None or count < 0:
+        count = len(rows)
+    return int(count)
+
+
+def load_track(s: Session, activity: Activity) -> Track:
+    """The stored points of an activity in time order, as a Track."""
+    rows = s.execute(
+        select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon, RoutePoint.ele, RoutePoint.acc,
+               RoutePoint.hr, RoutePoint.cad)
+        .where(RoutePoint.activity_id == activity.id)
+        .order_by(RoutePoint.t, RoutePoint.seq)
+    ).all()
+    data = np.array(rows, dtype=np.float64) if rows else np.empty((0, 7))
+    cols = [np.ascontiguousarray(data[:, i]) for i in range(7)]
+    return Track(*cols, sport=activity.sport, name=activity.title)
+
+
+def pause_intervals(s: Session, activity: Activity) -> list[tuple[float, float]]:
+    """Time ranges during which the activity was paused or stopped."""
+    events = s.execute(select(ActivityEvent.command, ActivityEvent.at)
+                       .where(ActivityEvent.activity_id == activity.id)
+                       .order_by(ActivityEvent.at, ActivityEvent.id)).all()
+    intervals = []
+    paused_at = None
+    for command, at in events:
+        if command in ("pause", "stop") and paused_at is None:
+            paused_at = at
+        elif command == "resume" and paused_at is not None:
+            intervals.append((paused_at, at))
+            paused_at = None
+    if paused_at is not None:
+        intervals.append((paused_at, math.inf))
+    return intervals
+
+
+def summarise_activity(s: Session, activity: Activity) -> Summary:
+    """Compute the summary of an activity from its stored points and pauses."""
+    track = load_track(s, activity)
+    paused = np.zeros(len(track), dtype=bool)
+    for start, end in pause_intervals(s, activity):
+        paused |= (track.t > start) & (track.t < end)
+    count = len(track)
+    summary = summarise(clean_track(track.take(~paused)), points=count)
+    if paused.any():
+        summary.dropped["paused"] = int(paused.sum())
+    return summary
+
+
+def apply_summary(activity: Activity, summary: Summary) -> None:
+    """Copy a summary onto the activity's columns."""
+    activity.distance_m = summary.distance_m
+    activity.moving_time_s = summary.moving_time_s
+    activity.elapsed_time_s = summary.elapsed_time_s
+    activity.avg_pace_s_per_km = summary.avg_pace_s_per_km
+    activity.avg_speed_mps = summary.avg_speed_mps
+    activity.max_speed_mps = summary.max_speed_mps
+    activity.best_1km_s = summary.best_pace_1km_s_per_km
+    activity.elevation_gain_m = summary.elevation_gain_m
+    activity.elevation_loss_m = summary.elevation_loss_m
+    activity.point_count = summary.points
+    activity.summary = summary.to_dict()
+    if summary.start_time is not None:
+        activity.start_time = datetime.fromtimestamp(summary.start_time, tz=timezone.utc)
+
+
+def complete_activity(s: Session, activity: Activity, at: float | None = None) -> Summary:
+    """Compute the authoritative summary from the stored track and mark completion time."""
+    s.flush()
+    summary = summarise_activity(s, activity)
+    apply_summary(activity, summary)
+    activity.completed_at = datetime.fromtimestamp(at if at is not None else time.time(), tz=timezone.utc)
+    return summary
+
+
+def count_points(s: Session, activity_id: int) -> int:
+    """How many points are stored for an activity."""
+    return int(s.scalar(select(func.count()).select_from(RoutePoint)
+                        .where(RoutePoint.activity_id == activity_id)) or 0)
+
+
+def record_track(s: Session, user: User, track: Track, sport: str | None = None,
+                 title: str | None = None, visibility: str | None = None,
+                 source: str = "upload", source_hash: str | None = None) -> Activity:
+    """Store a whole recorded track (an upload or demo data) as a completed activity."""
+    sport = sport or (track.sport if track.sport in SPORTS else None)
+    if sport is None:
+        raise ActivityError("this file's sport is not a run or a ride; choose one", "invalid_sport")
+    if source_hash is not None:
+        existing = s.scalars(select(Activity).where(Activity.user_id == user.id,
+                                                    Activity.source_hash == source_hash)).first()
+        if existing is not None:
+            raise ActivityError(f"this file is already imported as activity {existing.id}", "duplicate")
+    activity = create_activity(s, user, sport, title=title or track.name, visibility=visibility,
+                               source=source)
+    activity.source_hash = source_hash
+    ok = np.isfinite(track.t)
+    rows = []
+    for seq, i in enumerate(np.flatnonzero(ok).tolist()):
+        row = {"activity_id": activity.id, "seq": seq, "t": float(track.t[i])}
+        for name in POINT_FIELDS:
+            value = float(getattr(track, name)[i])
+            row[name] = value if math.isfinite(value) else None
+        rows.append(row)
+    for start in range(0, len(rows), 5000):
+        insert_points(s, rows[start:start + 5000])
+    summary = summarise(clean_track(track), points=len(track))
+    apply_summary(activity, summary)
+    activity.status = "completed"
+    end = summary.end_time or time.time()
+    activity.completed_at = datetime.fromtimestamp(end, tz=timezone.utc)
+    s.flush()
+    return activity

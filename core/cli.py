@@ -1,0 +1,170 @@
+"""The command line: ``python -m core stats|migrate|demo|create-user|device-token``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from core.config import load_settings
+
+
+def _json_safe(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def cmd_stats(args) -> int:
+    """Print one JSON line of statistics per file; exit 1 if any file failed."""
+    from core.cleaning import clean_track
+    from core.fileio import TrackFileError, load_track
+    from core.trackstats import summarise
+
+    failed = 0
+    for name in args.files:
+        try:
+            track = load_track(name)
+        except TrackFileError as exc:
+            failed += 1
+            print(json.dumps({"file": name, "error": str(exc)}), flush=True)
+            continue
+        if args.sport:
+            track.sport = args.sport
+        summary = summarise(clean_track(track), points=len(track))
+        record = {
+            "file": name,
+            "sport": track.sport,
+            "indoor": track.indoor,
+            "distance_m": round(summary.distance_m, 1),
+            "moving_time_s": round(summary.moving_time_s, 1),
+            "elapsed_time_s": round(summary.elapsed_time_s, 1),
+            "avg_pace_s_per_km": _round(summary.avg_pace_s_per_km),
+            "avg_speed_mps": _round(summary.avg_speed_mps, 2),
+            "max_speed_mps": _round(summary.max_speed_mps, 2),
+            "best_1km_s": _round(summary.best_pace_1km_s_per_km),
+            "elevation_gain_m": _round(summary.elevation_gain_m),
+            "elevation_loss_m": _round(summary.elevation_loss_m),
+            "points": summary.points,
+            "gps_points": summary.gps_points,
+            "dropped": summary.dropped,
+        }
+        print(json.dumps(_json_safe(record)), flush=True)
+    return 1 if failed else 0
+
+
+def _round(value, digits: int = 1):
+    return None if value is None else round(value, digits)
+
+
+def _session():
+    from core.db import make_engine, make_sessionmaker
+    from core.schema import migrate
+
+    engine = make_engine()
+    migrate(engine)
+    return make_sessionmaker(engine)
+
+
+def cmd_migrate(_args) -> int:
+    """Create or upgrade the schema."""
+    _session()
+    print(f"database ready: {load_settings().database_url}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Load the demo dataset if the database is empty (or always with --force)."""
+    from core.demo import build_demo, database_is_empty
+
+    Session = _session()
+    with Session() as s, s.begin():
+        if not database_is_empty(s) and not args.force:
+            print("database already has data; demo not loaded (use --force to add it anyway)")
+            return 0
+        shared = None if args.no_shared else load_settings().shared_tracks_dir
+        report = build_demo(s, users=args.users, activities=args.activities, seed=args.seed,
+                            shared_tracks=shared, progress=not args.quiet)
+    print(f"demo loaded: {report.users} users, {report.activities} activities, "
+          f"{report.points} points in {report.seconds:.1f} s")
+    return 0
+
+
+def cmd_create_user(args) -> int:
+    """Create an account."""
+    from core.accounts import AccountError, create_user
+
+    Session = _session()
+    try:
+        with Session() as s, s.begin():
+            user = create_user(s, args.username, args.name, password=args.password, role=args.role)
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"created {user.role} {user.username} (id {user.id})")
+    return 0
+
+
+def cmd_device_token(args) -> int:
+    """Create a device token for a user and print it (it is shown only this once)."""
+    from core.accounts import create_device_token, user_by_name
+
+    Session = _session()
+    with Session() as s, s.begin():
+        user = user_by_name(s, args.user)
+        if user is None:
+            print(f"error: no user {args.user!r}", file=sys.stderr)
+            return 2
+        _, secret = create_device_token(s, user, name=args.name)
+    print(secret)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Activity tracker core tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("stats", help="print statistics of GPX, TCX or FIT files as JSON lines")
+    p.add_argument("files", nargs="+", type=str)
+    p.add_argument("--sport", choices=("run", "ride", "walk", "other"), help="override the file's sport")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("migrate", help="create or upgrade the database schema")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("demo", help="load the demo dataset into an empty database")
+    p.add_argument("--users", type=int, default=300)
+    p.add_argument("--activities", type=int, default=2500)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--no-shared", action="store_true", help="do not use ../shared/data/tracks")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("create-user", help="create an account")
+    p.add_argument("username")
+    p.add_argument("--name")
+    p.add_argument("--password")
+    p.add_argument("--role", default="athlete", choices=("athlete", "moderator"))
+    p.set_defaults(func=cmd_create_user)
+
+    p = sub.add_parser("device-token", help="create a device token for the ingest server")
+    p.add_argument("--user", required=True)
+    p.add_argument("--name", default="device")
+    p.set_defaults(func=cmd_device_token)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Engine and session factory for SQLite (the embedded default) or PostgreSQL.
+
+SQLite runs in WAL mode with ``synchronous=FULL``: a transaction that has committed is in
+the write-ahead log on disk, so it survives a crash of the process (and of the machine).
+Foreign keys are enforced and writers wait for each other instead of failing at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import load_settings
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def make_engine(url: str | None = None, **kwargs) -> Engine:
+    """Create an engine for ``url`` (default: TRACKER_DATABASE_URL or the SQLite file)."""
+    url = url or load_settings().database_url
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in ("psycopg2", "", None):
+        url = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.close()
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """A session factory bound to ``engine`` whose objects stay readable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)

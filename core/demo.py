@@ -1,0 +1,177 @@
+"""A believable demo dataset: athletes, a follow graph, and their runs and rides.
+
+Tracks are generated (smooth wandering routes around a few towns, at each athlete's own
+pace, logged every 5 s for runs and 3 s for rides as devices do, with GPS noise). When the
+real recordings in ../shared/data/tracks are present, some activities are derived from
+them too, shifted in time and nudged in place. Two deliberately implausible activities
+(a car drive saved as a run, and a run at 2 min/km) give moderation something to find.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from tqdm import tqdm
+
+from core.accounts import create_user
+from core.activities import record_track
+from core.feed import follow
+from core.fileio import TrackFileError, load_track
+from core.models import Activity, User
+from core.points import Track
+
+GPS_INTERVAL_RUN_S = 5.0
+GPS_INTERVAL_RIDE_S = 3.0
+GPS_NOISE_M = 2.5
+TOWNS = [("Lisbon", 38.7223, -9.1393), ("Ljubljana", 46.0569, 14.5058),
+         ("Portland", 45.5152, -122.6784), ("Bristol", 51.4545, -2.5879),
+         ("Grenoble", 45.1885, 5.7245)]
+DEMO_LOGINS = {
+    "alice": ("Alice Runner", "alice-demo-pass", "athlete"),
+    "bob": ("Bob Rider", "bob-demo-pass", "athlete"),
+    "moderator": ("Morgan Moderator", "moderator-demo-pass", "moderator"),
+}
+FIRST = ["Ana", "Ben", "Chloe", "Dmitri", "Eva", "Farid", "Greta", "Hugo", "Ines", "Jon", "Kira",
+         "Luis", "Maja", "Nils", "Olga", "Pavel", "Quinn", "Rosa", "Sami", "Tara", "Uma", "Vid",
+         "Wen", "Ximena", "Yusuf", "Zoe"]
+LAST = ["Novak", "Silva", "Smith", "Dubois", "Kovac", "Okafor", "Berg", "Rossi", "Tanaka",
+        "Horvat", "Costa", "Muller", "Walsh", "Petrov", "Garcia", "Lind"]
+
+
+@dataclass
+class DemoReport:
+    """What ``build_demo`` created."""
+
+    users: int
+    activities: int
+    points: int
+    seconds: float
+
+
+def synthetic_track(rng: random.Random, sport: str, start: float, lat0: float, lon0: float,
+                    minutes: float, speed_mps: float) -> Track:
+    """A smooth wandering route at a steady effort, logged like a phone would."""
+    step = GPS_INTERVAL_RUN_S if sport == "run" else GPS_INTERVAL_RIDE_S
+    n = max(20, int(minutes * 60 / step))
+    nprng = np.random.default_rng(rng.getrandbits(32))
+    heading = np.cumsum(nprng.normal(0, 0.12, n)) + rng.uniform(0, 2 * math.pi)
+    # Turn for home halfway so most routes come back towards where they started.
+    heading[n // 2:] += math.pi * np.linspace(0, 1, n - n // 2) ** 2 * 0.9
+    effort = speed_mps * (1 + 0.08 * np.sin(np.linspace(0, rng.uniform(3, 9), n))
+                          + nprng.normal(0, 0.03, n))
+    north = np.cumsum(effort * step * np.cos(heading))
+    east = np.cumsum(effort * step * np.sin(heading))
+    north += nprng.normal(0, GPS_NOISE_M, n)
+    east += nprng.normal(0, GPS_NOISE_M, n)
+    lat = lat0 + np.degrees(north / 6_367_000)
+    lon = lon0 + np.degrees(east / (6_389_000 * math.cos(math.radians(lat0))))
+    t = start + np.arange(n) * step
+    ele = 80 + 25 * np.sin(north / 900.0) + 15 * np.cos(east / 1300.0)
+    hr = np.clip(140 + 12 * (effort / speed_mps - 1) * 10 + nprng.normal(0, 3, n), 90, 200)
+    nan = np.full(n, np.nan)
+    return Track(t, lat, lon, ele, nan.copy(), hr, nan, sport=sport)
+
+
+def _real_tracks(shared: Path | None) -> list[Track]:
+    if shared is None:
+        return []
+    tracks = []
+    for path in sorted(shared.glob("*/*")):
+        if path.suffix.lower() not in (".gpx", ".tcx", ".fit"):
+            continue
+        try:
+            track = load_track(path)
+        except TrackFileError:
+            continue
+        if track.sport in ("run", "ride") and not track.indoor and track.gps_points >= 100 \
+                and not track.meta.get("multisport"):
+            tracks.append(track)
+    return tracks
+
+
+def _shifted(rng: random.Random, track: Track, start: float) -> Track:
+    """The track moved to a new start time and nudged a few hundred metres."""
+    ok = np.isfinite(track.t)
+    out = track.take(ok)
+    out.t = out.t - out.t.min() + start
+    out.lat = out.lat + rng.uniform(-0.004, 0.004)
+    out.lon = out.lon + rng.uniform(-0.004, 0.004)
+    return out
+
+
+def build_demo(s: Session, users: int = 300, activities: int = 2500, seed: int = 7,
+               shared_tracks: Path | None = None, progress: bool = True) -> DemoReport:
+    """Fill an empty database with the demo dataset (the caller commits)."""
+    began = time.time()
+    rng = random.Random(seed)
+    now = time.time()
+    people: list[User] = []
+    for username, (name, password, role) in DEMO_LOGINS.items():
+        people.append(create_user(s, username, name, password=password, role=role))
+    while len(people) < users:
+        name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+        username = f"{name.split()[0].lower()}{len(people)}"
+        people.append(create_user(s, username, name))
+    athletes = [p for p in people if p.role == "athlete"]
+    profile = {p.id: (rng.choice(TOWNS), rng.uniform(2.4, 3.8), rng.uniform(6.0, 9.0),
+                      rng.random()) for p in athletes}
+    for p in athletes:
+        for other in rng.sample(athletes, min(len(athletes) - 1, rng.randint(5, 40))):
+            if other.id != p.id:
+                follow(s, p, other)
+    alice, bob = people[0], people[1]
+    for other in athletes[2:102]:
+        follow(s, alice, other)
+    follow(s, bob, alice)
+
+    real = _real_tracks(shared_tracks)
+    total_points = 0
+    bar = tqdm(total=activities, desc="demo activities", unit="act", disable=not progress)
+    for k in range(activities):
+        owner = alice if k % 40 == 0 else rng.choice(athletes)
+        (town, lat0, lon0), run_speed, ride_speed, ride_share = profile[owner.id]
+        start = now - rng.uniform(0.05, 120) * 86400
+        visibility = rng.choices(("public", "followers", "private"), (6, 3, 1))[0]
+        if real and k % 12 == 0:
+            track = _shifted(rng, rng.choice(real), start)
+            title = f"{'Morning' if k % 2 else 'Evening'} {'run' if track.sport == 'run' else 'ride'}"
+        else:
+            sport = "ride" if rng.random() < ride_share else "run"
+            minutes = rng.uniform(20, 70) if sport == "run" else rng.uniform(35, 110)
+            speed = run_speed if sport == "run" else ride_speed
+            track = synthetic_track(rng, sport, start, lat0 + rng.uniform(-0.03, 0.03),
+                                    lon0 + rng.uniform(-0.03, 0.03), minutes, speed)
+            title = f"{town} {'run' if sport == 'run' else 'ride'}"
+        record_track(s, owner, track, title=title, visibility=visibility, source="demo")
+        total_points += len(track)
+        bar.update(1)
+    bar.close()
+    # Alice keeps one private run, which nobody else may ever see.
+    record_track(s, alice, synthetic_track(rng, "run", now - 3600 * 5, TOWNS[0][1], TOWNS[0][2], 30, 2.9),
+                 title="Private recovery jog", visibility="private", source="demo")
+    # Deliberately implausible: a car drive saved as a run, and a run at 2 min/km.
+    cheat = athletes[rng.randrange(3, len(athletes))]
+    record_track(s, cheat, synthetic_track(rng, "run", now - 86400, TOWNS[1][1], TOWNS[1][2], 25, 14.0),
+                 title="Morning run", visibility="public", source="demo")
+    record_track(s, cheat, synthetic_track(rng, "run", now - 2 * 86400, TOWNS[1][1], TOWNS[1][2], 20, 8.3),
+                 title="Tempo run", visibility="public", source="demo")
+    s.flush()
+    return DemoReport(users=len(people), activities=activities + 3, points=total_points,
+                      seconds=time.time() - began)
+
+
+def database_is_empty(s: Session) -> bool:
+    """Whether there are no users yet (the demo loads only into an empty database)."""
+    return (s.scalar(select(func.count()).select_from(User)) or 0) == 0
+
+
+def activity_count(s: Session) -> int:
+    """How many activities exist."""
+    return int(s.scalar(select(func.count()).select_from(Activity)) or 0)

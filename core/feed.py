@@ -1,0 +1,126 @@
+"""The news feed: completed activities of a user and of those they follow, newest first.
+
+Pages use a keyset cursor on (start_time, id), so page 50 costs what page 1 costs. Each
+followed athlete's newest activities are read through the (user_id, status, start_time,
+id) index with a per-athlete limit and merged, so a page reads at most
+``page size x (followings + 1)`` index entries whatever the table's size.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import and_, or_, select, union_all
+from sqlalchemy.orm import Session
+
+from core.models import Activity, Friend, User
+
+PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+class CursorError(ValueError):
+    """A feed cursor that was not made by this module."""
+
+
+@dataclass
+class FeedPage:
+    """One page of the feed and the cursor for the next (None at the end)."""
+
+    items: list[Activity]
+    next_cursor: str | None
+
+
+def encode_cursor(activity: Activity) -> str:
+    """An opaque cursor pointing just after ``activity``."""
+    raw = f"{activity.start_time.timestamp():.6f}:{activity.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The (start_time, id) a cursor points after."""
+    try:
+        stamp, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
+        return datetime.fromtimestamp(float(stamp), tz=timezone.utc), int(ident)
+    except (ValueError, UnicodeDecodeError, OverflowError, OSError) as exc:
+        raise CursorError("invalid feed cursor") from exc
+
+
+def followed_ids(s: Session, user_id: int) -> list[int]:
+    """Ids of the athletes ``user_id`` follows."""
+    return list(s.scalars(select(Friend.friend_id).where(Friend.user_id == user_id)))
+
+
+def feed_page(s: Session, user_id: int, cursor: str | None = None, limit: int = PAGE_SIZE) -> FeedPage:
+    """One page of ``user_id``'s feed, after ``cursor``."""
+    limit = max(1, min(int(limit), MAX_PAGE_SIZE))
+    after = decode_cursor(cursor) if cursor else None
+    authors = [user_id] + followed_ids(s, user_id)
+
+    def newest_of(author: int):
+        visible = (Activity.visibility.in_(("public", "followers")) if author != user_id
+                   else Activity.visibility.isnot(None))
+        q = (select(Activity.id, Activity.start_time)
+             .where(Activity.user_id == author, Activity.status == "completed", visible)
+             .order_by(Activity.start_time.desc(), Activity.id.desc())
+             .limit(limit + 1))
+        if after is not None:
+            stamp, ident = after
+            q = q.where(or_(Activity.start_time < stamp,
+                            and_(Activity.start_time == stamp, Activity.id < ident)))
+        # SQLite accepts ORDER BY and LIMIT inside a UNION member only in a subquery.
+        sub = q.subquery()
+        return select(sub.c.id, sub.c.start_time)
+
+    merged = union_all(*[newest_of(a) for a in authors]).subquery()
+    ids = s.execute(select(merged.c.id)
+                    .order_by(merged.c.start_time.desc(), merged.c.id.desc())
+                    .limit(limit + 1)).scalars().all()
+    by_id = {a.id: a for a in s.scalars(select(Activity).where(Activity.id.in_(ids)))}
+    items = [by_id[i] for i in ids if i in by_id]
+    more = len(items) > limit
+    items = items[:limit]
+    return FeedPage(items, encode_cursor(items[-1]) if more and items else None)
+
+
+def can_view(s: Session, viewer_id: int | None, activity: Activity) -> bool:
+    """Whether ``viewer_id`` may see ``activity`` (visibility and follow graph)."""
+    if viewer_id is not None and activity.user_id == viewer_id:
+        return True
+    if activity.status != "completed":
+        return False
+    if activity.visibility == "public":
+        return True
+    if activity.visibility == "followers" and viewer_id is not None:
+        return s.get(Friend, (viewer_id, activity.user_id)) is not None
+    return False
+
+
+def visible_filter(viewer_id: int):
+    """A SQL condition: activities ``viewer_id`` may see (for lists beyond the feed)."""
+    follows = select(Friend.friend_id).where(Friend.user_id == viewer_id)
+    return or_(
+        Activity.user_id == viewer_id,
+        and_(Activity.status == "completed",
+             or_(Activity.visibility == "public",
+                 and_(Activity.visibility == "followers", Activity.user_id.in_(follows)))),
+    )
+
+
+def follow(s: Session, user: User, other: User) -> None:
+    """Make ``user`` follow ``other`` (idempotent)."""
+    if user.id == other.id:
+        raise ValueError("an athlete cannot follow themselves")
+    if s.get(Friend, (user.id, other.id)) is None:
+        s.add(Friend(user_id=user.id, friend_id=other.id))
+        s.flush()
+
+
+def unfollow(s: Session, user: User, other: User) -> None:
+    """Stop ``user`` following ``other`` (idempotent)."""
+    row = s.get(Friend, (user.id, other.id))
+    if row is not None:
+        s.delete(row)
+        s.flush()

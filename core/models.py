@@ -1,0 +1,188 @@
+"""SQLAlchemy models of the seed's entities and what the features need.
+
+Friends are one-way follows, as on Strava: a row (user_id, friend_id) means user_id follows
+friend_id and sees friend_id's activities shared with followers. Times inside are aware UTC
+datetimes; route point times are Unix seconds (float) to keep ingest and track maths cheap.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, Float,
+                        ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SPORTS = ("run", "ride")
+STATUSES = ("created", "active", "paused", "stopped", "completed", "discarded")
+VISIBILITIES = ("public", "followers", "private")
+ROLES = ("athlete", "moderator")
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC, returns aware UTC: the same on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware UTC datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect) -> Any:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    email: Mapped[Optional[str]] = mapped_column(String(256), unique=True)
+    password_hash: Mapped[Optional[str]] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default="athlete")
+    default_visibility: Mapped[str] = mapped_column(String(16), default="followers")
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint(f"role IN {ROLES}", name="role"),)
+
+
+class Friend(Base):
+    """user_id follows friend_id."""
+
+    __tablename__ = "friends"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    friend_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("user_id <> friend_id", name="not_self"),
+        Index("ix_friends_friend_id", "friend_id"),
+    )
+
+
+class Activity(Base):
+    __tablename__ = "activities"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    sport: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="created")
+    title: Mapped[str] = mapped_column(String(200), default="")
+    visibility: Mapped[str] = mapped_column(String(16), default="followers")
+    source: Mapped[str] = mapped_column(String(16), default="device")
+    source_hash: Mapped[Optional[str]] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    start_time: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    completed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    distance_m: Mapped[Optional[float]] = mapped_column(Float)
+    moving_time_s: Mapped[Optional[float]] = mapped_column(Float)
+    elapsed_time_s: Mapped[Optional[float]] = mapped_column(Float)
+    avg_pace_s_per_km: Mapped[Optional[float]] = mapped_column(Float)
+    avg_speed_mps: Mapped[Optional[float]] = mapped_column(Float)
+    max_speed_mps: Mapped[Optional[float]] = mapped_column(Float)
+    best_1km_s: Mapped[Optional[float]] = mapped_column(Float)
+    elevation_gain_m: Mapped[Optional[float]] = mapped_column(Float)
+    elevation_loss_m: Mapped[Optional[float]] = mapped_column(Float)
+    point_count: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[Optional[dict]] = mapped_column(JSON)
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint(f"sport IN {SPORTS}", name="sport"),
+        CheckConstraint(f"status IN {STATUSES}", name="status"),
+        CheckConstraint(f"visibility IN {VISIBILITIES}", name="visibility"),
+        # The feed reads one athlete's completed activities newest first.
+        Index("ix_activities_feed", "user_id", "status", "start_time", "id"),
+        # Leaderboards scan completed activities by time window and sport.
+        Index("ix_activities_board", "status", "sport", "start_time"),
+        Index("ix_activities_source", "user_id", "source_hash"),
+    )
+
+
+class RoutePoint(Base):
+    """One GPS fix of an activity (the seed's Route table), keyed by the device's sequence."""
+
+    __tablename__ = "route_points"
+
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    t: Mapped[float] = mapped_column(Float)
+    lat: Mapped[Optional[float]] = mapped_column(Float)
+    lon: Mapped[Optional[float]] = mapped_column(Float)
+    ele: Mapped[Optional[float]] = mapped_column(Float)
+    acc: Mapped[Optional[float]] = mapped_column(Float)
+    hr: Mapped[Optional[float]] = mapped_column(Float)
+    cad: Mapped[Optional[float]] = mapped_column(Float)
+
+
+class ActivityEvent(Base):
+    """A status change, with the time it happened (the device's clock when it says so)."""
+
+    __tablename__ = "activity_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), index=True)
+    command: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[float] = mapped_column(Float)
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Kudos(Base):
+    __tablename__ = "kudos"
+
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeviceToken(Base):
+    """A device's credential for the ingest server; only a hash of the token is kept."""
+
+    __tablename__ = "device_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(100), default="device")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -1,0 +1,84 @@
+"""Shared fixtures: real databases (an SQLite file, and PostgreSQL when configured).
+
+Every storage test runs once per database. PostgreSQL comes from TRACKER_TEST_POSTGRES_URL
+(a server URL; each test run creates and drops its own database). Without it the PostgreSQL
+cases skip with the reason, except under CI=true, where they fail: CI must exercise both.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
+
+from core.db import make_engine
+from core.schema import migrate
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+SHARED_TRACKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tracks"
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip when a real component is missing, but fail under CI=true."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared_tracks() -> Path:
+    need(SHARED_TRACKS.is_dir(), f"the real tracks are not at {SHARED_TRACKS}")
+    return SHARED_TRACKS
+
+
+@pytest.fixture(scope="session")
+def sqlite_engine(tmp_path_factory):
+    path = tmp_path_factory.mktemp("db") / "test.db"
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_engine():
+    server = os.environ.get("TRACKER_TEST_POSTGRES_URL")
+    need(bool(server), "TRACKER_TEST_POSTGRES_URL is not set (PostgreSQL tests)")
+    admin = make_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"tracker_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server is the reason
+        need(False, f"PostgreSQL at {server} is unreachable: {exc}")
+    engine = make_engine(make_url(server).set(database=name).render_as_string(hide_password=False))
+    migrate(engine)
+    yield engine
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request):
+    return request.getfixturevalue(f"{request.param}_engine")
+
+
+@pytest.fixture
+def session(engine):
+    """A session inside a transaction that is rolled back after the test."""
+    conn = engine.connect()
+    outer = conn.begin()
+    s = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    yield s
+    s.close()
+    outer.rollback()
+    conn.close()
