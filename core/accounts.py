@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -101,7 +101,7 @@ def user_for_token(s: Session, token: str) -> User | None:
     row = s.scalars(select(DeviceToken).where(DeviceToken.token_hash == token_digest(token))).first()
     if row is None or row.revoked:
         return None
-    row.last_used_at = datetime.now(timezone.utc)
+    row.last_used_at = datetime.now(UTC)
     return s.get(User, row.user_id)
 
 

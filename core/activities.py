@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy import func, select
@@ -121,7 +121,7 @@ def change_status(s: Session, activity: Activity, command: str, at: float | None
         complete_activity(s, activity, at)
     activity.status = new_status
     if command == "start" and activity.start_time is None:
-        activity.start_time = datetime.fromtimestamp(at, tz=timezone.utc)
+        activity.start_time = datetime.fromtimestamp(at, tz=UTC)
     s.add(ActivityEvent(activity_id=activity.id, command=command, status=new_status, at=at))
     s.flush()
     return activity
@@ -174,12 +174,10 @@ def insert_points(s: Session, rows: list[dict]) -> int:
     """Insert point rows, skipping (activity_id, seq) pairs already stored; return how many."""
     dialect = s.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(RoutePoint).on_conflict_do_nothing(index_elements=["activity_id", "seq"])
-    result = s.connection().execute(stmt, rows)
-    count = result.rowcount
-    if count is None or count < 0:
-        count = len(rows)
-    return int(count)
+    stmt = (insert(RoutePoint).on_conflict_do_nothing(index_elements=["activity_id", "seq"])
+            .returning(RoutePoint.seq))
+    # RETURNING names the rows really inserted; executemany's rowcount is not reliable.
+    return len(s.execute(stmt, rows).all())
 
 
 def load_track(s: Session, activity: Activity) -> Track:
@@ -217,10 +215,11 @@ def summarise_activity(s: Session, activity: Activity) -> Summary:
     """Compute the summary of an activity from its stored points and pauses."""
     track = load_track(s, activity)
     paused = np.zeros(len(track), dtype=bool)
-    for start, end in pause_intervals(s, activity):
+    intervals = pause_intervals(s, activity)
+    for start, end in intervals:
         paused |= (track.t > start) & (track.t < end)
     count = len(track)
-    summary = summarise(clean_track(track.take(~paused)), points=count)
+    summary = summarise(clean_track(track.take(~paused)), points=count, pauses=intervals)
     if paused.any():
         summary.dropped["paused"] = int(paused.sum())
     return summary
@@ -240,7 +239,7 @@ def apply_summary(activity: Activity, summary: Summary) -> None:
     activity.point_count = summary.points
     activity.summary = summary.to_dict()
     if summary.start_time is not None:
-        activity.start_time = datetime.fromtimestamp(summary.start_time, tz=timezone.utc)
+        activity.start_time = datetime.fromtimestamp(summary.start_time, tz=UTC)
 
 
 def complete_activity(s: Session, activity: Activity, at: float | None = None) -> Summary:
@@ -248,7 +247,7 @@ def complete_activity(s: Session, activity: Activity, at: float | None = None) -
     s.flush()
     summary = summarise_activity(s, activity)
     apply_summary(activity, summary)
-    activity.completed_at = datetime.fromtimestamp(at if at is not None else time.time(), tz=timezone.utc)
+    activity.completed_at = datetime.fromtimestamp(at if at is not None else time.time(), tz=UTC)
     return summary
 
 
@@ -287,6 +286,6 @@ def record_track(s: Session, user: User, track: Track, sport: str | None = None,
     apply_summary(activity, summary)
     activity.status = "completed"
     end = summary.end_time or time.time()
-    activity.completed_at = datetime.fromtimestamp(end, tz=timezone.utc)
+    activity.completed_at = datetime.fromtimestamp(end, tz=UTC)
     s.flush()
     return activity

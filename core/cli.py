@@ -1,4 +1,4 @@
-"""The command line: ``python -m core stats|migrate|demo|create-user|device-token``."""
+"""The command line: ``python -m core stats|migrate|demo|feed|create-user|device-token``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 
 from core.config import load_settings
 
@@ -126,6 +125,32 @@ def cmd_device_token(args) -> int:
     return 0
 
 
+def cmd_feed(args) -> int:
+    """Print a page of an athlete's news feed."""
+    from core.accounts import user_by_name
+    from core.feed import CursorError, feed_page
+
+    Session = _session()
+    with Session() as s:
+        user = user_by_name(s, args.user)
+        if user is None:
+            print(f"error: no user {args.user!r}", file=sys.stderr)
+            return 2
+        try:
+            page = feed_page(s, user.id, cursor=args.cursor, limit=args.limit)
+        except CursorError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for a in page.items:
+            pace = a.avg_pace_s_per_km
+            pace_text = f"{int(pace // 60)}:{int(pace % 60):02d}/km" if pace else "-"
+            print(f"{a.start_time:%Y-%m-%d %H:%M}  {a.user.name:<20.20} {a.sport:<4} "
+                  f"{(a.distance_m or 0) / 1000:6.2f} km  {pace_text:>9}  {a.title}")
+        if page.next_cursor:
+            print(f"next page: python -m core feed --user {user.username} --cursor {page.next_cursor}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Activity tracker core tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", required=True)
     p.add_argument("--name", default="device")
     p.set_defaults(func=cmd_device_token)
+
+    p = sub.add_parser("feed", help="print a page of an athlete's news feed")
+    p.add_argument("--user", required=True)
+    p.add_argument("--cursor")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_feed)
     return parser
 
 

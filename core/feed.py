@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, or_, select, union_all
 from sqlalchemy.orm import Session
@@ -43,7 +43,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     """The (start_time, id) a cursor points after."""
     try:
         stamp, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-        return datetime.fromtimestamp(float(stamp), tz=timezone.utc), int(ident)
+        return datetime.fromtimestamp(float(stamp), tz=UTC), int(ident)
     except (ValueError, UnicodeDecodeError, OverflowError, OSError) as exc:
         raise CursorError("invalid feed cursor") from exc
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
@@ -18,6 +18,7 @@ import fitdecode
 import gpxpy
 import gpxpy.gpx
 import numpy as np
+from defusedxml import DefusedXmlException
 
 from core.config import load_settings
 from core.points import Track, normalise_sport, track_from_rows
@@ -57,11 +58,12 @@ def load_track(path: str | Path, data: bytes | None = None) -> Track:
             track = _read_gpx(data)
     except TrackFileError:
         raise
+    except DefusedXmlException:
+        raise TrackFileError(f"refused {kind.upper()} file: a DTD or entity declaration is not "
+                             "allowed in track files") from None
     except (fitdecode.FitError, ValueError, TypeError, KeyError, IndexError, OverflowError,
             AttributeError, gpxpy.gpx.GPXException, safe_et.ParseError) as exc:
         raise TrackFileError(f"not a readable {kind.upper()} file: {_reason(exc)}") from None
-    except safe_et.DefusedXmlException as exc:
-        raise TrackFileError(f"refused {kind.upper()} file: {_reason(exc)}") from None
     if len(track) > settings.max_points_per_file:
         raise TrackFileError(f"file holds {len(track)} points, over the {settings.max_points_per_file} limit")
     return track
@@ -101,7 +103,7 @@ def _epoch(value: datetime | None) -> float | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.timestamp()
 
 
@@ -278,5 +280,5 @@ def to_gpx(track: Track, name: str | None = None) -> str:
         ele = float(track.ele[i]) if np.isfinite(track.ele[i]) else None
         seg.points.append(gpxpy.gpx.GPXTrackPoint(
             float(track.lat[i]), float(track.lon[i]), elevation=ele,
-            time=datetime.fromtimestamp(float(track.t[i]), tz=timezone.utc)))
+            time=datetime.fromtimestamp(float(track.t[i]), tz=UTC)))
     return gpx.to_xml(version="1.1")

@@ -7,11 +7,24 @@ datetimes; route point times are Unix seconds (float) to keep ingest and track m
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any, Optional
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, DateTime, Float,
-                        ForeignKey, Index, Integer, MetaData, String, Text, TypeDecorator)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -30,7 +43,7 @@ ROLES = ("athlete", "moderator")
 
 def utcnow() -> datetime:
     """The current time as an aware UTC datetime."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -44,12 +57,12 @@ class UTCDateTime(TypeDecorator):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given; use an aware UTC datetime")
-        return value.astimezone(timezone.utc).replace(tzinfo=None)
+        return value.astimezone(UTC).replace(tzinfo=None)
 
     def process_result_value(self, value: Any, dialect) -> Any:
         if value is None:
             return None
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -62,8 +75,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(128))
-    email: Mapped[Optional[str]] = mapped_column(String(256), unique=True)
-    password_hash: Mapped[Optional[str]] = mapped_column(String(256))
+    email: Mapped[str | None] = mapped_column(String(256), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(String(256))
     role: Mapped[str] = mapped_column(String(16), default="athlete")
     default_visibility: Mapped[str] = mapped_column(String(16), default="followers")
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -97,21 +110,21 @@ class Activity(Base):
     title: Mapped[str] = mapped_column(String(200), default="")
     visibility: Mapped[str] = mapped_column(String(16), default="followers")
     source: Mapped[str] = mapped_column(String(16), default="device")
-    source_hash: Mapped[Optional[str]] = mapped_column(String(64))
+    source_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    start_time: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    completed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
-    distance_m: Mapped[Optional[float]] = mapped_column(Float)
-    moving_time_s: Mapped[Optional[float]] = mapped_column(Float)
-    elapsed_time_s: Mapped[Optional[float]] = mapped_column(Float)
-    avg_pace_s_per_km: Mapped[Optional[float]] = mapped_column(Float)
-    avg_speed_mps: Mapped[Optional[float]] = mapped_column(Float)
-    max_speed_mps: Mapped[Optional[float]] = mapped_column(Float)
-    best_1km_s: Mapped[Optional[float]] = mapped_column(Float)
-    elevation_gain_m: Mapped[Optional[float]] = mapped_column(Float)
-    elevation_loss_m: Mapped[Optional[float]] = mapped_column(Float)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    distance_m: Mapped[float | None] = mapped_column(Float)
+    moving_time_s: Mapped[float | None] = mapped_column(Float)
+    elapsed_time_s: Mapped[float | None] = mapped_column(Float)
+    avg_pace_s_per_km: Mapped[float | None] = mapped_column(Float)
+    avg_speed_mps: Mapped[float | None] = mapped_column(Float)
+    max_speed_mps: Mapped[float | None] = mapped_column(Float)
+    best_1km_s: Mapped[float | None] = mapped_column(Float)
+    elevation_gain_m: Mapped[float | None] = mapped_column(Float)
+    elevation_loss_m: Mapped[float | None] = mapped_column(Float)
     point_count: Mapped[int] = mapped_column(Integer, default=0)
-    summary: Mapped[Optional[dict]] = mapped_column(JSON)
+    summary: Mapped[dict | None] = mapped_column(JSON)
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -136,12 +149,12 @@ class RoutePoint(Base):
                                              primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     t: Mapped[float] = mapped_column(Float)
-    lat: Mapped[Optional[float]] = mapped_column(Float)
-    lon: Mapped[Optional[float]] = mapped_column(Float)
-    ele: Mapped[Optional[float]] = mapped_column(Float)
-    acc: Mapped[Optional[float]] = mapped_column(Float)
-    hr: Mapped[Optional[float]] = mapped_column(Float)
-    cad: Mapped[Optional[float]] = mapped_column(Float)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    ele: Mapped[float | None] = mapped_column(Float)
+    acc: Mapped[float | None] = mapped_column(Float)
+    hr: Mapped[float | None] = mapped_column(Float)
+    cad: Mapped[float | None] = mapped_column(Float)
 
 
 class ActivityEvent(Base):
@@ -184,5 +197,5 @@ class DeviceToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(100), default="device")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_used_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -9,7 +9,7 @@ only, a GPS drop-out) travel alongside and are dropped with a reason by the clea
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -43,14 +43,14 @@ class Track:
         finite = self.t[np.isfinite(self.t)]
         if finite.size == 0:
             return None
-        return datetime.fromtimestamp(float(finite.min()), tz=timezone.utc)
+        return datetime.fromtimestamp(float(finite.min()), tz=UTC)
 
     @property
     def gps_points(self) -> int:
         """How many points carry a position."""
         return int(np.count_nonzero(np.isfinite(self.lat) & np.isfinite(self.lon)))
 
-    def take(self, index: np.ndarray) -> "Track":
+    def take(self, index: np.ndarray) -> Track:
         """A new track holding only the points selected by ``index`` (mask or positions)."""
         cols = {name: getattr(self, name)[index] for name in COLUMNS}
         return Track(**cols, sport=self.sport, name=self.name, device=self.device,

@@ -107,12 +107,13 @@ def pause_gap_s(times: np.ndarray) -> float:
     return max(PAUSE_GAP_S, 4.0 * typical)
 
 
-def moving_time_s(times: np.ndarray, gap_s: float) -> float:
-    """Recording time with the pauses (gaps over gap_s) taken out."""
+def moving_time_s(times: np.ndarray, gap_s: float, pauses=None) -> float:
+    """Recording time with the pauses (gaps over gap_s, explicit pauses) taken out."""
     if times.size < 2:
         return 0.0
     steps = np.diff(times)
-    return float(steps[steps <= gap_s].sum())
+    counted = (steps <= gap_s) & ~_crosses_pause(times[:-1], times[1:], pauses)
+    return float(steps[counted].sum())
 
 
 def _median_filtered(t: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -208,8 +209,20 @@ def _corner_factors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return np.clip(ratio, 1.0, 1.0 + MAX_CORNER_GAIN)
 
 
-def build_profile(clean: CleanTrack) -> tuple[Profile, float]:
-    """The per-point profile of a cleaned track and the pause threshold used."""
+def _crosses_pause(start: np.ndarray, end: np.ndarray, pauses) -> np.ndarray:
+    """Steps from start to end that overlap an explicit pause (the athlete pressed pause)."""
+    out = np.zeros(start.size, dtype=bool)
+    for p_start, p_end in pauses or ():
+        out |= (start < p_end) & (end > p_start)
+    return out
+
+
+def build_profile(clean: CleanTrack, pauses=None) -> tuple[Profile, float]:
+    """The per-point profile of a cleaned track and the pause threshold used.
+
+    ``pauses`` are (start, end) times when the athlete paused the recording: steps across
+    them count for neither distance nor moving time, however fast they were.
+    """
     t, lat, lon = clean.t, clean.lat, clean.lon
     gap = pause_gap_s(clean.times if clean.times.size else t)
     n = t.size
@@ -228,13 +241,15 @@ def build_profile(clean: CleanTrack) -> tuple[Profile, float]:
         crossing_speed = raw_steps / dts
     paused = (dts > gap) & ((crossing_speed < vmin) | (crossing_speed > vmax))
     stopped = stopped_mask(kt, klat, klon)
+    paused |= _crosses_pause(kt[:-1], kt[1:], pauses)
     steps = np.where(paused | (stopped[:-1] & stopped[1:]), 0.0, steps)
     cum_kept = np.concatenate([[0.0], np.cumsum(steps)])
     cum_distance = np.interp(t, kt, cum_kept)
 
     axis = clean.times if clean.times.size >= 2 else t
     axis_steps = np.diff(axis)
-    cum_axis = np.concatenate([[0.0], np.cumsum(np.where(axis_steps <= gap, axis_steps, 0.0))])
+    counted = (axis_steps <= gap) & ~_crosses_pause(axis[:-1], axis[1:], pauses)
+    cum_axis = np.concatenate([[0.0], np.cumsum(np.where(counted, axis_steps, 0.0))])
     cum_moving = np.interp(t, axis, cum_axis)
     speed = _windowed_speed(t, cum_distance, cum_moving)
     return Profile(t, lat, lon, cum_distance, cum_moving, speed), gap
@@ -301,12 +316,12 @@ def elevation_change_m(ele: np.ndarray) -> tuple[float | None, float | None]:
     return gain, loss
 
 
-def summarise(clean: CleanTrack, points: int | None = None) -> Summary:
-    """Compute the whole summary of a cleaned track."""
-    profile, gap = build_profile(clean)
+def summarise(clean: CleanTrack, points: int | None = None, pauses=None) -> Summary:
+    """Compute the whole summary of a cleaned track (``pauses``: explicit pause intervals)."""
+    profile, gap = build_profile(clean, pauses)
     axis = clean.times if clean.times.size else clean.t
     distance = float(profile.cum_distance_m[-1]) if profile.t.size else 0.0
-    moving = moving_time_s(axis, gap)
+    moving = moving_time_s(axis, gap, pauses)
     elapsed = float(axis[-1] - axis[0]) if axis.size >= 2 else 0.0
     pace = moving / (distance / 1000.0) if distance >= 10 and moving > 0 else None
     speed = distance / moving if moving > 0 else None
