@@ -11,11 +11,12 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 
-from sqlalchemy import and_, or_, select, union_all
+from sqlalchemy import Integer, TextClause, and_, bindparam, or_, select, text
 from sqlalchemy.orm import Session
 
-from core.models import Activity, Friend, User
+from core.models import Activity, Friend, User, UTCDateTime
 
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -53,32 +54,38 @@ def followed_ids(s: Session, user_id: int) -> list[int]:
     return list(s.scalars(select(Friend.friend_id).where(Friend.user_id == user_id)))
 
 
+@lru_cache(maxsize=256)
+def _feed_sql(others: int, with_cursor: bool) -> TextClause:
+    """The feed query for the viewer plus ``others`` followed athletes, built once per shape.
+
+    Each author's newest activities come from the feed index with their own LIMIT; the
+    outer query merges them. Written as SQL text because building the equivalent
+    expression tree per request costs more than running it.
+    """
+    after = " AND (start_time < :ts OR (start_time = :ts AND id < :after_id))" if with_cursor else ""
+    member = ("SELECT id, start_time FROM (SELECT id, start_time FROM activities"
+              " WHERE user_id = :{author} AND status = 'completed'{vis}" + after +
+              " ORDER BY start_time DESC, id DESC LIMIT :lim) AS s{n}")
+    parts = [member.format(author="me", vis="", n=0)]
+    for k in range(others):
+        parts.append(member.format(author=f"a{k}", vis=" AND visibility IN ('public', 'followers')", n=k + 1))
+    sql = (f"SELECT id, start_time FROM ({' UNION ALL '.join(parts)}) AS merged"
+           " ORDER BY start_time DESC, id DESC LIMIT :lim")
+    binds = [bindparam("ts", type_=UTCDateTime())] if with_cursor else []
+    return text(sql).bindparams(*binds).columns(id=Integer, start_time=UTCDateTime)
+
+
 def feed_page(s: Session, user_id: int, cursor: str | None = None, limit: int = PAGE_SIZE) -> FeedPage:
     """One page of ``user_id``'s feed, after ``cursor``."""
     limit = max(1, min(int(limit), MAX_PAGE_SIZE))
     after = decode_cursor(cursor) if cursor else None
-    authors = [user_id] + followed_ids(s, user_id)
-
-    def newest_of(author: int):
-        visible = (Activity.visibility.in_(("public", "followers")) if author != user_id
-                   else Activity.visibility.isnot(None))
-        q = (select(Activity.id, Activity.start_time)
-             .where(Activity.user_id == author, Activity.status == "completed", visible)
-             .order_by(Activity.start_time.desc(), Activity.id.desc())
-             .limit(limit + 1))
-        if after is not None:
-            stamp, ident = after
-            q = q.where(or_(Activity.start_time < stamp,
-                            and_(Activity.start_time == stamp, Activity.id < ident)))
-        # SQLite accepts ORDER BY and LIMIT inside a UNION member only in a subquery.
-        sub = q.subquery()
-        return select(sub.c.id, sub.c.start_time)
-
-    merged = union_all(*[newest_of(a) for a in authors]).subquery()
-    ids = s.execute(select(merged.c.id)
-                    .order_by(merged.c.start_time.desc(), merged.c.id.desc())
-                    .limit(limit + 1)).scalars().all()
-    by_id = {a.id: a for a in s.scalars(select(Activity).where(Activity.id.in_(ids)))}
+    others = followed_ids(s, user_id)
+    params = {"me": user_id, "lim": limit + 1}
+    params.update({f"a{k}": other for k, other in enumerate(others)})
+    if after is not None:
+        params["ts"], params["after_id"] = after
+    ids = s.execute(_feed_sql(len(others), after is not None), params).scalars().all()
+    by_id = {a.id: a for a in s.scalars(select(Activity).where(Activity.id.in_(ids)))} if ids else {}
     items = [by_id[i] for i in ids if i in by_id]
     more = len(items) > limit
     items = items[:limit]
