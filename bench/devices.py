@@ -10,7 +10,7 @@ FitTrackee uses) and the elapsed time.
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import gpxpy.gpx
 import numpy as np
@@ -28,7 +28,7 @@ def gpxpy_moving_distance(track) -> float:
     for i in np.flatnonzero(ok):
         seg.points.append(gpxpy.gpx.GPXTrackPoint(
             float(track.lat[i]), float(track.lon[i]),
-            time=datetime.fromtimestamp(float(track.t[i]), tz=timezone.utc)))
+            time=datetime.fromtimestamp(float(track.t[i]), tz=UTC)))
     return seg.get_moving_data().moving_distance
 
 

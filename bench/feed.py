@@ -17,7 +17,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from _common import ROOT  # noqa: F401  (puts the project on sys.path)
@@ -32,7 +32,7 @@ from core.schema import migrate
 FOLLOWS_PER_USER = 100
 SAMPLE_USERS = 200
 DEEP_PAGE = 50
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def insert_rows(engine, table: str, columns: list[str], rows_iter, chunk: int = 50_000) -> None:
@@ -65,7 +65,7 @@ def insert_rows(engine, table: str, columns: list[str], rows_iter, chunk: int = 
 
 
 def build_users(engine, users: int, rng: random.Random) -> None:
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     insert_rows(engine, "users", ["id", "username", "name", "role", "default_visibility", "settings", "created_at"],
                 ((i, f"u{i}", f"User {i}", "athlete", "followers", "{}", now) for i in range(1, users + 1)))
 
@@ -77,7 +77,7 @@ def build_users(engine, users: int, rng: random.Random) -> None:
 
 
 def add_activities(engine, first_id: int, count: int, users: int, rng: random.Random) -> None:
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     vis = ("public",) * 6 + ("followers",) * 3 + ("private",)
 
     def rows():
