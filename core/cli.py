@@ -143,7 +143,10 @@ def cmd_feed(args) -> int:
             return 2
         for a in page.items:
             pace = a.avg_pace_s_per_km
-            pace_text = f"{int(pace // 60)}:{int(pace % 60):02d}/km" if pace else "-"
+            if a.sport == "ride":
+                pace_text = f"{a.avg_speed_mps * 3.6:.1f} km/h" if a.avg_speed_mps else "-"
+            else:
+                pace_text = f"{int(pace // 60)}:{int(pace % 60):02d}/km" if pace else "-"
             print(f"{a.start_time:%Y-%m-%d %H:%M}  {a.user.name:<20.20} {a.sport:<4} "
                   f"{(a.distance_m or 0) / 1000:6.2f} km  {pace_text:>9}  {a.title}")
         if page.next_cursor:
