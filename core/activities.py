@@ -74,15 +74,26 @@ class IngestResult:
 
 
 def create_activity(s: Session, user: User, sport: str, title: str | None = None,
-                    visibility: str | None = None, source: str = "device") -> Activity:
-    """Create a new activity (not yet started) for ``user``."""
+                    visibility: str | None = None, source: str = "device",
+                    client_ref: str | None = None) -> Activity:
+    """Create a new activity (not yet started) for ``user``.
+
+    With ``client_ref`` (the device's own id for it) a repeated create returns the
+    activity made the first time, so a device may retry after a lost answer.
+    """
+    if client_ref is not None:
+        existing = s.scalars(select(Activity).where(Activity.user_id == user.id,
+                                                    Activity.client_ref == client_ref)).first()
+        if existing is not None:
+            return existing
     if sport not in SPORTS:
         raise ActivityError(f"sport must be one of {', '.join(SPORTS)}, not {sport!r}", "invalid_sport")
     visibility = visibility or user.default_visibility
     if visibility not in VISIBILITIES:
         raise ActivityError(f"visibility must be one of {', '.join(VISIBILITIES)}", "invalid_visibility")
     activity = Activity(user_id=user.id, sport=sport, status="created", source=source,
-                        title=title or _default_title(sport), visibility=visibility)
+                        title=title or _default_title(sport), visibility=visibility,
+                        client_ref=client_ref)
     s.add(activity)
     s.flush()
     return activity

@@ -111,6 +111,8 @@ class Activity(Base):
     visibility: Mapped[str] = mapped_column(String(16), default="followers")
     source: Mapped[str] = mapped_column(String(16), default="device")
     source_hash: Mapped[str | None] = mapped_column(String(64))
+    # The device's own id for an activity it created offline, so a retried create is idempotent.
+    client_ref: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -137,6 +139,7 @@ class Activity(Base):
         # Leaderboards scan completed activities by time window and sport.
         Index("ix_activities_board", "status", "sport", "start_time"),
         Index("ix_activities_source", "user_id", "source_hash"),
+        Index("uq_activities_client_ref", "user_id", "client_ref", unique=True),
     )
 
 

@@ -1,0 +1,213 @@
+"""Live statistics during an activity, updated point by point, and spoken-cue text.
+
+Used by the ingest server after each acknowledged batch and by the device client while it
+is offline, so the athlete hears the same cues either way. Each point costs O(1): nothing
+rescans the track. The authoritative numbers come later, from the stored track at
+completion (core.trackstats); these are the running estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from core.cleaning import MAX_SPEED_MPS
+from core.trackstats import PAUSE_GAP_S, THIN_DISTANCE_M, THIN_TIME_S
+
+CURRENT_PACE_WINDOW_S = 30.0
+CUE_FIELDS = ("time", "distance", "pace")
+
+
+@dataclass
+class CuePrefs:
+    """What the athlete wants to hear, and how often (by distance, by time, or both)."""
+
+    fields: tuple[str, ...] = CUE_FIELDS
+    every_km: float | None = 1.0
+    every_min: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: dict | None) -> CuePrefs:
+        """Read the preferences stored in a user's settings (defaults where absent)."""
+        raw = (settings or {}).get("cues") or {}
+        fields = tuple(f for f in raw.get("fields", CUE_FIELDS) if f in CUE_FIELDS)
+        every_km = raw.get("every_km", 1.0)
+        every_min = raw.get("every_min")
+        return cls(fields=fields or CUE_FIELDS,
+                   every_km=float(every_km) if every_km else None,
+                   every_min=float(every_min) if every_min else None)
+
+    def to_settings(self) -> dict:
+        """The JSON form stored under a user's settings["cues"]."""
+        return {"fields": list(self.fields), "every_km": self.every_km, "every_min": self.every_min}
+
+
+def _local_step_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    # Scalar version of core.geo's ellipsoidal step, for one point at a time.
+    from core.geo import WGS84_A_M, WGS84_E2
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    mid = 0.5 * (phi1 + phi2)
+    s = math.sin(mid)
+    w2 = 1.0 - WGS84_E2 * s * s
+    w = math.sqrt(w2)
+    n = WGS84_A_M / w
+    m = n * (1.0 - WGS84_E2) / w2
+    dlam = (math.radians(lon2 - lon1) + math.pi) % (2 * math.pi) - math.pi
+    return math.hypot(m * (phi2 - phi1), n * math.cos(mid) * dlam)
+
+
+@dataclass
+class LiveStats:
+    """Running distance, times and pace of one activity, fed point by point."""
+
+    sport: str
+    prefs: CuePrefs = field(default_factory=CuePrefs)
+    first_t: float | None = None
+    last_t: float | None = None
+    anchor: tuple[float, float, float] | None = None  # t, lat, lon of the last counted fix
+    distance_m: float = 0.0
+    moving_s: float = 0.0
+    paused: bool = False
+    _window: deque = field(default_factory=deque)
+    _next_km: float | None = None
+    _next_min: float | None = None
+
+    def __post_init__(self) -> None:
+        self._next_km = self.prefs.every_km
+        self._next_min = self.prefs.every_min
+
+    def add(self, t: float, lat: float | None, lon: float | None) -> None:
+        """Take one point; points older than the last one are left to the final summary."""
+        if self.last_t is not None and t <= self.last_t:
+            return
+        if self.first_t is None:
+            self.first_t = t
+        if self.last_t is not None and not self.paused and t - self.last_t <= PAUSE_GAP_S:
+            self.moving_s += t - self.last_t
+        self.last_t = t
+        if lat is None or lon is None or self.paused:
+            if self.paused:
+                self.anchor = None
+            return
+        if self.anchor is None:
+            self.anchor = (t, lat, lon)
+            self._window.append((t, self.distance_m))
+            return
+        at, alat, alon = self.anchor
+        step = _local_step_m(alat, alon, lat, lon)
+        dt = t - at
+        vmax = MAX_SPEED_MPS.get(self.sport, MAX_SPEED_MPS["other"])
+        if dt > 0 and step > vmax * dt:
+            return  # a spike: wait for the fix to come back
+        if dt > PAUSE_GAP_S:
+            self.anchor = (t, lat, lon)
+            return
+        if step >= THIN_DISTANCE_M or dt >= THIN_TIME_S:
+            self.distance_m += step
+            self.anchor = (t, lat, lon)
+            self._window.append((t, self.distance_m))
+            while len(self._window) > 2 and t - self._window[0][0] > CURRENT_PACE_WINDOW_S:
+                self._window.popleft()
+
+    def pause(self) -> None:
+        """The athlete paused: time and distance stop counting."""
+        self.paused = True
+
+    def resume(self) -> None:
+        """The athlete resumed."""
+        self.paused = False
+        self.anchor = None
+
+    def snapshot(self) -> dict:
+        """The numbers a device shows and speaks now."""
+        current_speed = None
+        if len(self._window) >= 2:
+            (t0, d0), (t1, d1) = self._window[0], self._window[-1]
+            if t1 > t0:
+                current_speed = (d1 - d0) / (t1 - t0)
+        avg_speed = self.distance_m / self.moving_s if self.moving_s > 0 else None
+        return {
+            "elapsed_s": round((self.last_t - self.first_t) if self.first_t is not None else 0.0, 1),
+            "moving_s": round(self.moving_s, 1),
+            "distance_m": round(self.distance_m, 1),
+            "current_speed_mps": _round(current_speed, 2),
+            "avg_speed_mps": _round(avg_speed, 2),
+            "current_pace_s_per_km": _pace(current_speed),
+            "avg_pace_s_per_km": _pace(avg_speed),
+        }
+
+    def due_cues(self) -> list[str]:
+        """Cue sentences that became due since the last call."""
+        cues = []
+        if self._next_km and self.distance_m >= self._next_km * 1000:
+            while self.distance_m >= self._next_km * 1000:
+                mark = self._next_km
+                self._next_km += self.prefs.every_km
+            cues.append(cue_text(self.sport, self.prefs, self.moving_s, mark * 1000, self.snapshot(),
+                                 lead="distance"))
+        if self._next_min and self.moving_s >= self._next_min * 60:
+            while self.moving_s >= self._next_min * 60:
+                self._next_min += self.prefs.every_min
+            cues.append(cue_text(self.sport, self.prefs, self.moving_s, self.distance_m, self.snapshot(),
+                                 lead="time"))
+        return cues
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _pace(speed: float | None) -> float | None:
+    return round(1000.0 / speed, 1) if speed and speed > 0.3 else None
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def speak_duration(seconds: float) -> str:
+    """'1 hour 5 minutes 3 seconds' style."""
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = []
+    if hours:
+        parts.append(_plural(hours, "hour"))
+    if minutes or hours:
+        parts.append(_plural(minutes, "minute"))
+    parts.append(_plural(secs, "second"))
+    return " ".join(parts)
+
+
+def speak_distance(metres: float) -> str:
+    """'5 kilometres' for whole kilometres, '3.4 kilometres' otherwise."""
+    km = metres / 1000.0
+    if abs(km - round(km)) < 0.005:
+        return _plural(int(round(km)), "kilometre")
+    return f"{km:.1f} kilometres"
+
+
+def speak_pace(seconds_per_km: float) -> str:
+    """'5 minutes 26 per kilometre'."""
+    minutes, secs = divmod(int(round(seconds_per_km)), 60)
+    return f"{_plural(minutes, 'minute')} {secs:02d} per kilometre" if secs else \
+        f"{_plural(minutes, 'minute')} per kilometre"
+
+
+def cue_text(sport: str, prefs: CuePrefs, moving_s: float, distance_m: float, stats: dict,
+             lead: str = "distance") -> str:
+    """The sentence to speak, e.g. '5 kilometres. Time 27 minutes 10 seconds. Average pace ...'."""
+    parts = []
+    if "distance" in prefs.fields:
+        parts.append(speak_distance(distance_m) if lead == "distance" else f"Distance {speak_distance(distance_m)}")
+    if "time" in prefs.fields:
+        parts.append(f"Time {speak_duration(moving_s)}")
+    if "pace" in prefs.fields:
+        avg = stats.get("avg_speed_mps")
+        if avg:
+            if sport == "ride":
+                parts.append(f"Average speed {avg * 3.6:.1f} kilometres per hour")
+            else:
+                parts.append(f"Average pace {speak_pace(1000.0 / avg)}")
+    return ". ".join(parts) + "."

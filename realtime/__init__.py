@@ -1,0 +1,1 @@
+"""The device-facing half: websocket ingest server, device client and simulator."""

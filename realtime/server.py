@@ -1,0 +1,306 @@
+"""The websocket ingest server: authentication, connections, group commit, live stats.
+
+A handful of small coroutines: ``process_request`` answers /healthz and checks the device
+token before the upgrade; ``handler`` runs one connection; ``committer`` writes the points
+of all connections in shared transactions and acknowledges each batch only after its
+transaction has committed; ``serve`` ties them together and drains on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+import json
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from core.activities import ActivityError
+from core.feed import CursorError
+from core.live import CuePrefs, LiveStats
+from realtime import protocol
+from realtime.protocol import Create, Cues, Feed, Points, ProtocolError, Status
+from realtime.store import ActivityInfo, Identity, Store
+
+log = logging.getLogger("realtime")
+
+IDLE_TIMEOUT_S = 300.0
+RATE_PER_S = 50.0
+RATE_BURST = 100.0
+FLOOD_STRIKES = 200  # rate-limited messages in a row before the connection is closed
+CLOSE_IDLE = 4000
+CLOSE_FLOOD = 1008
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with whatever context the call passed in ``extra``."""
+
+    FIELDS = ("user", "activity_id", "code", "stored", "duplicates", "batch", "status", "remote")
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"ts": round(record.created, 3), "level": record.levelname.lower(), "event": record.getMessage()}
+        for name in self.FIELDS:
+            if hasattr(record, name):
+                out[name] = getattr(record, name)
+        return json.dumps(out)
+
+
+@dataclass
+class PendingBatch:
+    activity_id: int
+    rows: list[dict]
+    done: asyncio.Future
+
+
+@dataclass
+class TokenBucket:
+    """Per-connection rate limit."""
+
+    rate: float = RATE_PER_S
+    burst: float = RATE_BURST
+    tokens: float = RATE_BURST
+    stamp: float = field(default_factory=time.monotonic)
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class IngestServer:
+    """One ingest process: its store, its live state and its websocket server."""
+
+    def __init__(self, store: Store, idle_timeout_s: float = IDLE_TIMEOUT_S, rate_per_s: float = RATE_PER_S):
+        self.store = store
+        self.idle_timeout_s = idle_timeout_s
+        self.rate_per_s = rate_per_s
+        self.queue: asyncio.Queue[PendingBatch] = asyncio.Queue()
+        self.activities: dict[int, ActivityInfo] = {}
+        self.live: dict[int, LiveStats] = {}
+        self.prefs: dict[int, CuePrefs] = {}
+        self.commits = 0
+        self.batches_committed = 0
+
+    async def db(self, fn, *args):
+        """Run a Store method on the database thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.store.executor, fn, *args)
+
+    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Answer /healthz; refuse the upgrade (401) without a valid device token."""
+        if request.path.split("?", 1)[0] == "/healthz":
+            return connection.respond(http.HTTPStatus.OK, "ok\n")
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return connection.respond(http.HTTPStatus.UNAUTHORIZED, "missing device token (Authorization: Bearer ...)\n")
+        identity = await self.db(self.store.authenticate, token.strip())
+        if identity is None:
+            return connection.respond(http.HTTPStatus.UNAUTHORIZED, "invalid or revoked device token\n")
+        connection.identity = identity
+        self.prefs.setdefault(identity.user_id, identity.cue_prefs)
+        return None
+
+    async def handler(self, ws: ServerConnection) -> None:
+        """Run one device connection until it closes."""
+        me: Identity = ws.identity
+        bucket = TokenBucket(rate=self.rate_per_s, burst=max(self.rate_per_s * 2, 1))
+        strikes = 0
+        log.info("connected", extra={"user": me.username, "remote": str(ws.remote_address)})
+        await ws.send(protocol.dumps(protocol.welcome_message(me.username)))
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.idle_timeout_s):
+                        raw = await ws.recv()
+                except TimeoutError:
+                    await ws.close(CLOSE_IDLE, "idle timeout")
+                    return
+                if not bucket.take():
+                    strikes += 1
+                    if strikes >= FLOOD_STRIKES:
+                        await ws.close(CLOSE_FLOOD, "message flood")
+                        return
+                    await self.send_error(ws, ProtocolError("rate_limited", protocol.ERROR_CODES["rate_limited"]))
+                    continue
+                strikes = 0
+                await self.dispatch(ws, me, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            log.info("disconnected", extra={"user": me.username})
+
+    async def dispatch(self, ws: ServerConnection, me: Identity, raw) -> None:
+        """Parse one message and answer it; errors become error messages, never crashes."""
+        try:
+            msg = protocol.parse(raw)
+            if isinstance(msg, Points):
+                await self.on_points(ws, me, msg)
+            elif isinstance(msg, Status):
+                await self.on_status(ws, me, msg)
+            elif isinstance(msg, Create):
+                await self.on_create(ws, me, msg)
+            elif isinstance(msg, Feed):
+                await self.on_feed(ws, me, msg)
+            elif isinstance(msg, Cues):
+                await self.on_cues(ws, me, msg)
+        except ProtocolError as exc:
+            await self.send_error(ws, exc)
+        except ActivityError as exc:
+            request_id = getattr(locals().get("msg"), "id", None)
+            await self.send_error(ws, ProtocolError(exc.code, str(exc), request_id))
+        except CursorError as exc:
+            await self.send_error(ws, ProtocolError("invalid_value", str(exc), getattr(locals().get("msg"), "id", None)))
+        except ConnectionClosed:
+            raise
+        except Exception:  # noqa: BLE001 - one bad message must not take the connection down
+            log.exception("internal error", extra={"user": me.username})
+            await self.send_error(ws, ProtocolError("internal", protocol.ERROR_CODES["internal"],
+                                                    getattr(locals().get("msg"), "id", None)))
+
+    async def send_error(self, ws: ServerConnection, exc: ProtocolError) -> None:
+        log.info("error", extra={"code": exc.code})
+        await ws.send(protocol.dumps(protocol.error_message(exc.code, exc.message, exc.request_id)))
+
+    async def activity_for(self, me: Identity, activity_id: int) -> ActivityInfo:
+        """The activity if it is the user's own, loading it (and its live state) on first use."""
+        info = self.activities.get(activity_id)
+        if info is None:
+            info, points = await self.db(self.store.activity, activity_id, me.user_id)
+            live = LiveStats(info.sport, self.prefs.get(me.user_id, CuePrefs()))
+            for t, lat, lon in points:
+                live.add(t, None if lat != lat else lat, None if lon != lon else lon)
+            live.due_cues()  # cues already spoken before a restart are not repeated
+            self.activities[activity_id] = info
+            self.live.setdefault(activity_id, live)
+        if info.user_id != me.user_id:
+            raise ActivityError(f"no activity {activity_id} for this user", "not_found")
+        return info
+
+    async def on_create(self, ws, me: Identity, msg: Create) -> None:
+        info = await self.db(self.store.create, me.user_id, msg.sport, msg.title, msg.visibility, msg.client_ref)
+        self.activities[info.id] = info
+        self.live.setdefault(info.id, LiveStats(info.sport, self.prefs.get(me.user_id, CuePrefs())))
+        log.info("created", extra={"user": me.username, "activity_id": info.id})
+        await ws.send(protocol.dumps({"type": "created", "id": msg.id, "activity_id": info.id,
+                                      "status": info.status, "client_ref": msg.client_ref}))
+
+    async def on_status(self, ws, me: Identity, msg: Status) -> None:
+        await self.activity_for(me, msg.activity_id)
+        info = await self.db(self.store.change_status, msg.activity_id, me.user_id, msg.command, msg.at)
+        self.activities[info.id] = info
+        live = self.live.get(info.id)
+        if live is not None:
+            if info.status in ("paused", "stopped"):
+                live.pause()
+            elif info.status == "active":
+                live.resume()
+        if info.status in ("completed", "discarded"):
+            self.live.pop(info.id, None)
+        log.info("status", extra={"user": me.username, "activity_id": info.id, "status": info.status})
+        await ws.send(protocol.dumps({"type": "status", "id": msg.id, "activity_id": info.id,
+                                      "status": info.status}))
+
+    async def on_points(self, ws, me: Identity, msg: Points) -> None:
+        info = await self.activity_for(me, msg.activity_id)
+        if info.status not in ("created", "active", "paused", "stopped"):
+            raise ActivityError(f"activity {info.id} is {info.status}: it takes no more points", "activity_closed")
+        done = asyncio.get_running_loop().create_future()
+        await self.queue.put(PendingBatch(info.id, [p.row(info.id) for p in msg.points], done))
+        stored = await done  # resolved only after the transaction holding it has committed
+        if isinstance(stored, Exception):
+            raise stored
+        live = self.live.get(info.id)
+        cues = []
+        if live is not None:
+            for p in sorted((p for p in msg.points if p.seq in stored), key=lambda p: p.t):
+                live.add(p.t, p.lat, p.lon)
+            cues = live.due_cues()
+        log.debug("ack", extra={"user": me.username, "activity_id": info.id, "stored": len(stored),
+                                "duplicates": len(msg.points) - len(stored)})
+        await ws.send(protocol.dumps({
+            "type": "ack", "id": msg.id, "activity_id": info.id, "stored": len(stored),
+            "duplicates": len(msg.points) - len(stored),
+            "stats": live.snapshot() if live is not None else None}))
+        for text in cues:
+            await ws.send(protocol.dumps({"type": "cue", "activity_id": info.id, "text": text}))
+
+    async def on_feed(self, ws, me: Identity, msg: Feed) -> None:
+        page = await self.db(self.store.feed, me.user_id, msg.cursor, msg.limit)
+        await ws.send(protocol.dumps({"type": "feed", "id": msg.id, **page}))
+
+    async def on_cues(self, ws, me: Identity, msg: Cues) -> None:
+        prefs = CuePrefs(fields=msg.fields, every_km=msg.every_km, every_min=msg.every_min)
+        await self.db(self.store.save_cues, me.user_id, prefs)
+        self.prefs[me.user_id] = prefs
+        await ws.send(protocol.dumps({"type": "cues", "id": msg.id, **prefs.to_settings()}))
+
+    async def committer(self) -> None:
+        """Write queued batches, many connections per transaction, then acknowledge them."""
+        while True:
+            batch = [await self.queue.get()]
+            # Everything that queued while the previous commit ran joins this transaction.
+            while not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            try:
+                results = await self.db(self.store.commit_batches, [(b.activity_id, b.rows) for b in batch])
+            except Exception as exc:  # noqa: BLE001 - every waiting batch must hear about it
+                log.exception("commit failed")
+                results = [exc] * len(batch)
+            self.commits += 1
+            self.batches_committed += len(batch)
+            for pending, result in zip(batch, results):
+                if not pending.done.done():
+                    pending.done.set_result(result)
+                self.queue.task_done()
+
+    async def run(self, host: str, port: int, stop: asyncio.Future, ready: asyncio.Future | None = None) -> None:
+        """Serve until ``stop`` resolves, then drain pending commits and close with 1001."""
+        committer = asyncio.create_task(self.committer())
+        async with serve(self.handler, host, port, process_request=self.process_request,
+                         max_size=protocol.MAX_MESSAGE_BYTES, compression=None,
+                         ping_interval=20, ping_timeout=20, close_timeout=5) as server:
+            port = server.sockets[0].getsockname()[1]
+            log.info(f"listening on {host}:{port}")
+            if ready is not None and not ready.done():
+                ready.set_result(port)
+            await stop
+            log.info("shutting down: flushing pending commits")
+            server.close(close_connections=False)
+            await self.queue.join()
+            for ws in list(server.connections):
+                await ws.close(1001, "server shutting down")
+            await server.wait_closed()
+        committer.cancel()
+        log.info("stopped")
+
+
+def configure_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger("realtime")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+async def main_async(host: str, port: int, database_url: str | None) -> None:
+    store = Store(database_url)
+    server = IngestServer(store)
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
+    try:
+        await server.run(host, port, stop)
+    finally:
+        store.close()
