@@ -107,7 +107,7 @@ def get_owned_activity(s: Session, activity_id: int, user_id: int, lock: bool = 
     """The activity if it exists and belongs to ``user_id``; NotFound otherwise."""
     query = select(Activity).where(Activity.id == activity_id)
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(of=Activity)
     activity = s.scalars(query).first()
     if activity is None or activity.user_id != user_id:
         # The same answer for "absent" and "someone else's", so ids cannot be probed.

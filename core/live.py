@@ -72,6 +72,7 @@ class LiveStats:
     _window: deque = field(default_factory=deque)
     _next_km: float | None = None
     _next_min: float | None = None
+    _pending: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._next_km = self.prefs.every_km
@@ -83,9 +84,14 @@ class LiveStats:
             return
         if self.first_t is None:
             self.first_t = t
+        before_moving, before_distance = self.moving_s, self.distance_m
         if self.last_t is not None and not self.paused and t - self.last_t <= PAUSE_GAP_S:
             self.moving_s += t - self.last_t
         self.last_t = t
+        self._advance(t, lat, lon)
+        self._schedule_cues(before_moving, before_distance)
+
+    def _advance(self, t: float, lat: float | None, lon: float | None) -> None:
         if lat is None or lon is None or self.paused:
             if self.paused:
                 self.anchor = None
@@ -109,6 +115,25 @@ class LiveStats:
             self._window.append((t, self.distance_m))
             while len(self._window) > 2 and t - self._window[0][0] > CURRENT_PACE_WINDOW_S:
                 self._window.popleft()
+
+    def _schedule_cues(self, before_moving: float, before_distance: float) -> None:
+        """Queue the cues whose mark this point crossed, with values at the mark itself."""
+        gained_d = self.distance_m - before_distance
+        gained_t = self.moving_s - before_moving
+        while self._next_km and self.distance_m >= self._next_km * 1000:
+            mark_m = self._next_km * 1000
+            share = (mark_m - before_distance) / gained_d if gained_d > 0 else 1.0
+            self._pending.append(self._cue(before_moving + share * gained_t, mark_m, "distance"))
+            self._next_km += self.prefs.every_km
+        while self._next_min and self.moving_s >= self._next_min * 60:
+            mark_s = self._next_min * 60
+            share = (mark_s - before_moving) / gained_t if gained_t > 0 else 1.0
+            self._pending.append(self._cue(mark_s, before_distance + share * gained_d, "time"))
+            self._next_min += self.prefs.every_min
+
+    def _cue(self, moving_s: float, distance_m: float, lead: str) -> str:
+        speed = distance_m / moving_s if moving_s > 0 else None
+        return cue_text(self.sport, self.prefs, moving_s, distance_m, {"avg_speed_mps": speed}, lead=lead)
 
     def pause(self) -> None:
         """The athlete paused: time and distance stop counting."""
@@ -139,18 +164,7 @@ class LiveStats:
 
     def due_cues(self) -> list[str]:
         """Cue sentences that became due since the last call."""
-        cues = []
-        if self._next_km and self.distance_m >= self._next_km * 1000:
-            while self.distance_m >= self._next_km * 1000:
-                mark = self._next_km
-                self._next_km += self.prefs.every_km
-            cues.append(cue_text(self.sport, self.prefs, self.moving_s, mark * 1000, self.snapshot(),
-                                 lead="distance"))
-        if self._next_min and self.moving_s >= self._next_min * 60:
-            while self.moving_s >= self._next_min * 60:
-                self._next_min += self.prefs.every_min
-            cues.append(cue_text(self.sport, self.prefs, self.moving_s, self.distance_m, self.snapshot(),
-                                 lead="time"))
+        cues, self._pending = self._pending, []
         return cues
 
 

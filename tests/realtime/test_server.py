@@ -1,0 +1,173 @@
+"""The ingest server against real clients: auth, lifecycle, acks, live stats, cues, bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from contextlib import contextmanager
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from realtime import protocol
+
+T0 = time.time() - 3600
+
+
+@contextmanager
+def open_device(ingest, username="runner_1"):
+    with connect(ingest.url, additional_headers={"Authorization": f"Bearer {ingest.token(username)}"},
+                 open_timeout=10) as ws:
+        welcome = json.loads(ws.recv(timeout=10))
+        assert welcome["type"] == "welcome" and welcome["v"] == protocol.PROTOCOL_VERSION
+        yield ws
+
+
+def ask(ws, message: dict) -> dict:
+    ws.send(json.dumps(message))
+    return json.loads(ws.recv(timeout=10))
+
+
+def run_points(seqs, step=5.0, speed=3.0):
+    return [{"seq": i, "t": T0 + i * step, "lat": 46.05 + i * step * speed / 111_180, "lon": 14.5} for i in seqs]
+
+
+def started_run(ws) -> int:
+    created = ask(ws, {"type": "create", "id": 1, "sport": "run"})
+    assert created["type"] == "created"
+    assert ask(ws, {"type": "status", "id": 2, "activity_id": created["activity_id"], "command": "start",
+                    "at": T0})["status"] == "active"
+    return created["activity_id"]
+
+
+def test_healthz_answers_over_plain_http(ingest):
+    """GET /healthz is 200 without a token."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{ingest.port}/healthz", timeout=10) as resp:
+        assert resp.status == 200 and resp.read() == b"ok\n"
+
+
+@pytest.mark.parametrize("header", [None, "Bearer nope", "Basic abc"])
+def test_a_missing_or_wrong_token_is_refused_with_401(ingest, header):
+    """The upgrade is refused before the websocket opens."""
+    headers = {"Authorization": header} if header else {}
+    with pytest.raises(InvalidStatus) as err:
+        connect(ingest.url, additional_headers=headers, open_timeout=10)
+    assert err.value.response.status_code == 401
+
+
+def test_a_whole_run_over_the_websocket(ingest):
+    """Create, start, stream points with acks and stats, hear a cue, stop, complete, see it in the feed."""
+    with open_device(ingest) as ws:
+        activity_id = started_run(ws)
+        cues = []
+        for start in range(0, 400, 50):
+            ws.send(json.dumps({"type": "points", "id": f"b{start}", "activity_id": activity_id,
+                                "points": run_points(range(start, start + 50))}))
+            while True:
+                msg = json.loads(ws.recv(timeout=10))
+                if msg["type"] == "cue":
+                    cues.append(msg["text"])
+                    continue
+                assert msg["type"] == "ack" and msg["id"] == f"b{start}" and msg["stored"] == 50
+                break
+        stats = msg["stats"]
+        assert stats["distance_m"] == pytest.approx(399 * 15, rel=0.02)
+        assert stats["avg_pace_s_per_km"] == pytest.approx(333, rel=0.02)
+        assert any(c.startswith("1 kilometre. Time 5 minutes") for c in cues)
+        assert len(cues) >= 5
+        assert ask(ws, {"type": "status", "activity_id": activity_id, "command": "stop"})["status"] == "stopped"
+        assert ask(ws, {"type": "status", "activity_id": activity_id, "command": "complete"})["status"] == "completed"
+        feed = ask(ws, {"type": "feed", "id": 9})
+        assert feed["items"][0]["activity_id"] == activity_id
+        assert feed["items"][0]["distance_m"] == pytest.approx(399 * 15, rel=0.02)
+        closed = ask(ws, {"type": "points", "id": 10, "activity_id": activity_id, "points": run_points([400])})
+        assert closed["code"] == "activity_closed"
+
+
+def test_a_resent_batch_is_acknowledged_again_and_stored_once(ingest):
+    """Same seqs twice: the second ack reports duplicates."""
+    with open_device(ingest) as ws:
+        activity_id = started_run(ws)
+        first = ask(ws, {"type": "points", "id": "a", "activity_id": activity_id, "points": run_points(range(10))})
+        again = ask(ws, {"type": "points", "id": "a", "activity_id": activity_id, "points": run_points(range(10))})
+        assert (first["stored"], first["duplicates"]) == (10, 0)
+        assert (again["stored"], again["duplicates"]) == (0, 10)
+
+
+def test_a_device_cannot_touch_another_athletes_activity(ingest):
+    """Someone else's activity id answers not_found."""
+    with open_device(ingest, "owner_1") as ws:
+        activity_id = started_run(ws)
+    with open_device(ingest, "intruder_1") as ws:
+        reply = ask(ws, {"type": "points", "id": 1, "activity_id": activity_id, "points": run_points([0])})
+        assert reply["code"] == "not_found"
+        reply = ask(ws, {"type": "status", "id": 2, "activity_id": activity_id, "command": "discard"})
+        assert reply["code"] == "not_found"
+
+
+BAD = [
+    ("{not json", "bad_json"),
+    ('{"type": "points", "activity_id": 1, "points": [{"seq": 0, "t": NaN}]}', "bad_json"),
+    ("[1, 2]", "bad_message"),
+    ('{"type": "teleport"}', "unknown_type"),
+    ('{"type": "create"}', "missing_field"),
+    ('{"type": "create", "sport": 5}', "wrong_type"),
+    ('{"type": "create", "sport": "swim"}', "invalid_value"),
+    ('{"type": "status", "activity_id": "x", "command": "start"}', "wrong_type"),
+    ('{"type": "points", "activity_id": 1, "points": [{"seq": 0, "t": 1e400}]}', "invalid_value"),
+    ('{"type": "points", "activity_id": 99999999999999999999999, "points": []}', "invalid_value"),
+    ('{"type": "points", "activity_id": 1, "points": [{"seq": 0, "t": 1700000000, "lat": 91, "lon": 0}]}',
+     "invalid_point"),
+    ('{"type": "points", "activity_id": 1, "points": [{"seq": 0, "t": 4102444800, "lat": 1, "lon": 1}]}',
+     "invalid_point"),
+    ('{"type": "feed", "cursor": "forged"}', "invalid_value"),
+]
+
+
+@pytest.mark.parametrize("raw,code", BAD)
+def test_bad_input_gets_a_clear_error_and_the_connection_survives(ingest, raw, code):
+    """Each bad message is answered with its code; the next good message still works."""
+    with open_device(ingest) as ws:
+        ws.send(raw)
+        reply = json.loads(ws.recv(timeout=10))
+        assert reply["type"] == "error" and reply["code"] == code, reply
+        assert reply["message"]
+        assert ask(ws, {"type": "feed", "id": 1})["type"] == "feed"
+
+
+def test_a_batch_over_the_limit_is_refused(ingest):
+    """More than MAX_POINTS_PER_BATCH points is batch_too_large."""
+    with open_device(ingest) as ws:
+        activity_id = started_run(ws)
+        big = run_points(range(protocol.MAX_POINTS_PER_BATCH + 1), step=1.0)
+        reply = ask(ws, {"type": "points", "id": 1, "activity_id": activity_id, "points": big})
+        assert reply["code"] in ("batch_too_large", "message_too_large")
+
+
+def test_a_message_over_the_size_limit_closes_with_1009(ingest):
+    """The websocket layer refuses an oversized frame; other connections are unaffected."""
+    with open_device(ingest) as bystander:
+        with open_device(ingest) as ws:
+            ws.send("x" * (protocol.MAX_MESSAGE_BYTES + 10))
+            with pytest.raises(ConnectionClosed) as err:
+                ws.recv(timeout=10)
+            assert err.value.rcvd.code == 1009
+        assert ask(bystander, {"type": "feed", "id": 1})["type"] == "feed"
+
+
+def test_a_flood_is_rate_limited(ingest):
+    """Hundreds of messages at once: some answered rate_limited, the server stays up."""
+    with open_device(ingest) as ws:
+        for k in range(300):
+            ws.send(json.dumps({"type": "feed", "id": k, "limit": 1}))
+        codes = []
+        try:
+            for _ in range(300):
+                codes.append(json.loads(ws.recv(timeout=10)).get("code"))
+        except ConnectionClosed:
+            pass
+        assert "rate_limited" in codes
+    with open_device(ingest) as ws:
+        assert ask(ws, {"type": "feed", "id": 1})["type"] == "feed"
