@@ -1,0 +1,77 @@
+"""Live statistics and spoken cues, point by point."""
+
+import pytest
+
+from core.live import CuePrefs, LiveStats, cue_text, speak_duration
+
+T0 = 1_700_000_000.0
+
+
+def feed(live, n, step=5.0, speed=3.0, t0=T0, lat0=46.05):
+    for i in range(n):
+        live.add(t0 + i * step, lat0 + i * step * speed / 111_180, 14.5)
+
+
+def test_distance_time_and_pace_update_as_points_arrive():
+    """A steady 3 m/s run: distance, moving time, current and average pace."""
+    live = LiveStats("run")
+    feed(live, 201)
+    snap = live.snapshot()
+    assert snap["distance_m"] == pytest.approx(3000, rel=0.01)
+    assert snap["moving_s"] == 1000
+    assert snap["avg_pace_s_per_km"] == pytest.approx(333.3, rel=0.01)
+    assert snap["current_pace_s_per_km"] == pytest.approx(333.3, rel=0.02)
+
+
+def test_a_cue_comes_at_each_kilometre_with_the_time_at_the_mark():
+    """Cues every km carry the time when the mark was passed, not when the batch ended."""
+    live = LiveStats("run")
+    feed(live, 402)
+    cues = live.due_cues()
+    assert len(cues) == 6
+    assert cues[0] == "1 kilometre. Time 5 minutes 33 seconds. Average pace 5 minutes 33 per kilometre."
+    assert cues[4].startswith("5 kilometres. Time 27 minutes 47 seconds.")
+    assert live.due_cues() == []
+
+
+def test_time_cues_and_chosen_fields():
+    """Every 10 minutes, speaking only distance and speed for a ride."""
+    live = LiveStats("ride", CuePrefs(fields=("distance", "pace"), every_km=None, every_min=10))
+    feed(live, 401, step=3.0, speed=8.0)
+    cues = live.due_cues()
+    assert len(cues) == 2
+    assert cues[0] == "Distance 4.8 kilometres. Average speed 28.8 kilometres per hour."
+
+
+def test_pausing_stops_time_and_distance():
+    """Points while paused count for nothing."""
+    live = LiveStats("run")
+    feed(live, 101)
+    live.pause()
+    feed(live, 50, t0=T0 + 505, lat0=46.2)
+    live.resume()
+    before = live.snapshot()
+    assert before["moving_s"] == 500
+    assert before["distance_m"] == pytest.approx(1500, rel=0.01)
+
+
+def test_a_spike_is_ignored():
+    """A fix 2 km away for one point adds nothing."""
+    live = LiveStats("run")
+    feed(live, 20)
+    live.add(T0 + 100, 46.07, 14.5)
+    live.add(T0 + 105, 46.05 + 21 * 15 / 111_180, 14.5)
+    assert live.snapshot()["distance_m"] == pytest.approx(21 * 15, rel=0.05)
+
+
+def test_spoken_forms():
+    """Durations and the seed's example sentence."""
+    assert speak_duration(3725) == "1 hour 2 minutes 5 seconds"
+    assert cue_text("run", CuePrefs(), 1630, 5000, {"avg_speed_mps": 5000 / 1630}) == \
+        "5 kilometres. Time 27 minutes 10 seconds. Average pace 5 minutes 26 per kilometre."
+
+
+def test_prefs_round_trip_through_settings():
+    """Preferences survive being stored in a user's settings."""
+    prefs = CuePrefs(fields=("time",), every_km=2.0, every_min=5.0)
+    assert CuePrefs.from_settings({"cues": prefs.to_settings()}) == prefs

@@ -1,0 +1,78 @@
+"""The protocol parser alone: valid messages parse, generated junk yields only documented errors."""
+
+import json
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from realtime.protocol import ERROR_CODES, Create, Points, ProtocolError, Status, parse
+
+NOW = 1_800_000_000.0
+
+
+def test_a_points_batch_parses_into_typed_points():
+    """Optional fields default to None; the request id is kept."""
+    msg = parse(json.dumps({"type": "points", "id": "b1", "activity_id": 7,
+                            "points": [{"seq": 0, "t": NOW - 10, "lat": 46.0, "lon": 14.5, "hr": 150}]}), now=NOW)
+    assert isinstance(msg, Points) and msg.id == "b1" and msg.activity_id == 7
+    assert msg.points[0].hr == 150 and msg.points[0].ele is None
+
+
+def test_create_and_status_parse():
+    """The lifecycle messages carry sport, command and time."""
+    assert parse('{"type": "create", "sport": "ride", "client_ref": "abc"}', now=NOW) == \
+        Create(None, "ride", None, None, "abc")
+    assert parse('{"type": "status", "activity_id": 3, "command": "pause", "at": 1}', now=NOW) == \
+        Status(None, 3, "pause", 1.0)
+
+
+@pytest.mark.parametrize("raw,code", [
+    ('{"type": "points", "activity_id": 1, "points": [{"seq": 0, "t": 1e9, "lat": 10}]}', "invalid_point"),
+    ('{"type": "points", "activity_id": 1, "points": [{"seq": 0, "t": 1e9, "lat": 1, "lon": 1, "hr": -5}]}',
+     "invalid_point"),
+    ('{"type": "points", "activity_id": 1, "points": [{"seq": true, "t": 1e9}]}', "wrong_type"),
+    ('{"type": "points", "activity_id": 1, "points": [{"seq": 0, "t": 10}]}', "invalid_point"),
+    ('{"type": "create", "sport": "run", "v": 2}', "unsupported_version"),
+    ('{"type": "create", "sport": "run", "id": [1]}', "wrong_type"),
+    ('{"type": "cues", "fields": ["time", "heart"]}', "invalid_value"),
+    ('{"type": "cues", "fields": ["time"], "every_km": 0}', "invalid_value"),
+    ("\xff\xfe", "bad_json"),
+])
+def test_specific_bad_messages_get_their_codes(raw, code):
+    """Each kind of bad message is named by its code."""
+    with pytest.raises(ProtocolError) as err:
+        parse(raw, now=NOW)
+    assert err.value.code == code
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=10), children, max_size=5),
+    max_leaves=30,
+)
+point = st.fixed_dictionaries({}, optional={
+    "seq": json_values | st.integers(), "t": json_values | st.floats(), "lat": json_values | st.floats(),
+    "lon": json_values | st.floats(), "hr": json_values})
+message = st.fixed_dictionaries(
+    {"type": st.sampled_from(["create", "status", "points", "feed", "cues", "junk"]) | st.text(max_size=5)},
+    optional={"id": json_values, "activity_id": json_values, "sport": json_values, "command": json_values,
+              "points": st.lists(point, max_size=5) | json_values, "at": json_values, "fields": json_values,
+              "limit": json_values, "cursor": json_values, "v": json_values})
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.one_of(message.map(json.dumps), st.text(max_size=200), st.binary(max_size=200)))
+def test_junk_yields_only_documented_errors(raw):
+    """Whatever arrives, parse returns a message or raises ProtocolError with a known code."""
+    try:
+        msg = parse(raw, now=NOW)
+    except ProtocolError as exc:
+        assert exc.code in ERROR_CODES
+        assert exc.message
+        return
+    if isinstance(msg, Points):
+        for p in msg.points:
+            assert math.isfinite(p.t) and p.t <= NOW + 300
+            assert p.lat is None or -90 <= p.lat <= 90
