@@ -3,7 +3,9 @@
 Pages use a keyset cursor on (start_time, id), so page 50 costs what page 1 costs. Each
 followed athlete's newest activities are read through the (user_id, status, start_time,
 id) index with a per-athlete limit and merged, so a page reads at most
-``page size x (followings + 1)`` index entries whatever the table's size.
+``page size x (followings + 1)`` index entries whatever the table's size. PostgreSQL does
+this with one LATERAL join; SQLite, which has no LATERAL, with a UNION ALL of per-author
+subqueries.
 """
 
 from __future__ import annotations
@@ -75,16 +77,35 @@ def _feed_sql(others: int, with_cursor: bool) -> TextClause:
     return text(sql).bindparams(*binds).columns(id=Integer, start_time=UTCDateTime)
 
 
+@lru_cache(maxsize=2)
+def _feed_sql_lateral(with_cursor: bool) -> TextClause:
+    """PostgreSQL's form: one fixed statement (prepared once) with a LATERAL per author."""
+    after = " AND (a.start_time < :ts OR (a.start_time = :ts AND a.id < :after_id))" if with_cursor else ""
+    sql = ("SELECT x.id, x.start_time FROM"
+           " (SELECT :me AS uid UNION ALL SELECT friend_id FROM friends WHERE user_id = :me) AS f"
+           " CROSS JOIN LATERAL (SELECT a.id, a.start_time FROM activities a"
+           " WHERE a.user_id = f.uid AND a.status = 'completed'"
+           " AND (f.uid = :me OR a.visibility IN ('public', 'followers'))" + after +
+           " ORDER BY a.start_time DESC, a.id DESC LIMIT :lim) AS x"
+           " ORDER BY x.start_time DESC, x.id DESC LIMIT :lim")
+    binds = [bindparam("ts", type_=UTCDateTime())] if with_cursor else []
+    return text(sql).bindparams(*binds).columns(id=Integer, start_time=UTCDateTime)
+
+
 def feed_page(s: Session, user_id: int, cursor: str | None = None, limit: int = PAGE_SIZE) -> FeedPage:
     """One page of ``user_id``'s feed, after ``cursor``."""
     limit = max(1, min(int(limit), MAX_PAGE_SIZE))
     after = decode_cursor(cursor) if cursor else None
-    others = followed_ids(s, user_id)
     params = {"me": user_id, "lim": limit + 1}
-    params.update({f"a{k}": other for k, other in enumerate(others)})
     if after is not None:
         params["ts"], params["after_id"] = after
-    ids = s.execute(_feed_sql(len(others), after is not None), params).scalars().all()
+    if s.get_bind().dialect.name == "postgresql":
+        query = _feed_sql_lateral(after is not None)
+    else:
+        others = followed_ids(s, user_id)
+        params.update({f"a{k}": other for k, other in enumerate(others)})
+        query = _feed_sql(len(others), after is not None)
+    ids = s.execute(query, params).scalars().all()
     by_id = {a.id: a for a in s.scalars(select(Activity).where(Activity.id.in_(ids)))} if ids else {}
     items = [by_id[i] for i in ids if i in by_id]
     more = len(items) > limit
