@@ -135,6 +135,24 @@ class LiveStats:
         speed = distance_m / moving_s if moving_s > 0 else None
         return cue_text(self.sport, self.prefs, moving_s, distance_m, {"avg_speed_mps": speed}, lead=lead)
 
+    def to_state(self) -> dict:
+        """What a device saves to resume these stats after a restart."""
+        return {"sport": self.sport, "prefs": self.prefs.to_settings(), "first_t": self.first_t,
+                "last_t": self.last_t, "anchor": self.anchor, "distance_m": self.distance_m,
+                "moving_s": self.moving_s, "paused": self.paused, "next_km": self._next_km,
+                "next_min": self._next_min, "window": list(self._window)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> LiveStats:
+        """Stats restored from ``to_state``."""
+        live = cls(state["sport"], CuePrefs.from_settings({"cues": state["prefs"]}))
+        live.first_t, live.last_t = state["first_t"], state["last_t"]
+        live.anchor = tuple(state["anchor"]) if state["anchor"] else None
+        live.distance_m, live.moving_s, live.paused = state["distance_m"], state["moving_s"], state["paused"]
+        live._next_km, live._next_min = state["next_km"], state["next_min"]
+        live._window = deque(tuple(w) for w in state["window"])
+        return live
+
     def pause(self) -> None:
         """The athlete paused: time and distance stop counting."""
         self.paused = True
