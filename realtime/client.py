@@ -191,6 +191,12 @@ class DeviceClient:
 
     # Syncing.
 
+    async def drop_connection(self) -> None:
+        """Close the current connection as a network drop would (the run loop reconnects)."""
+        ws = getattr(self, "_ws", None)
+        if ws is not None:
+            ws.transport.abort()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Stay connected (with backoff) and keep the server up to date until ``stop``."""
         delay = BACKOFF_START_S
@@ -202,6 +208,7 @@ class DeviceClient:
                     if hello.get("type") != "welcome":
                         raise ServerRefused(f"unexpected greeting {hello}")
                     self.connected.set()
+                    self._ws = ws
                     delay = BACKOFF_START_S
                     while not stop.is_set():
                         await self.sync(ws)
@@ -221,6 +228,7 @@ class DeviceClient:
                 log.info("offline (%s); retrying in %.1f s", type(exc).__name__, delay)
             finally:
                 self.connected.clear()
+                self._ws = None
             if stop.is_set():
                 break
             try:
@@ -292,11 +300,13 @@ class DeviceClient:
 
 def replay_points(path: str, sport: str | None = None) -> tuple[str, list[dict]]:
     """The points of a recorded file resampled like a phone logs them (5 s runs, 3 s rides)."""
+    from core.cleaning import clean_track
     from core.fileio import load_track
     track = load_track(path)
     sport = sport or (track.sport if track.sport in GPS_INTERVAL_S else "run")
-    ok = np.isfinite(track.t) & np.isfinite(track.lat)
-    t, lat, lon, ele = track.t[ok], track.lat[ok], track.lon[ok], track.ele[ok]
+    # Replay the cleaned fixes: a recording's clock glitch cannot be replayed in real time.
+    clean = clean_track(track)
+    t, lat, lon, ele = clean.t, clean.lat, clean.lon, clean.ele
     step = GPS_INTERVAL_S[sport]
     points, last = [], -np.inf
     for i in range(t.size):

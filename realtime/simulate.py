@@ -1,0 +1,152 @@
+"""Replay runs and rides as many concurrent live devices (demo data and load tests).
+
+Each simulated device is an ordinary ``DeviceClient`` with its own offline buffer,
+recording a track (a real one from ../shared/data/tracks when present, a generated one
+otherwise) at ``--speed`` times real time, optionally dropping its network now and then.
+
+    python -m realtime.simulate --server ws://127.0.0.1:8765 --devices 5 --speed 1 [--drop-every 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core.accounts import create_device_token, create_user
+from core.cleaning import clean_track
+from core.config import load_settings
+from core.db import make_engine, make_sessionmaker
+from core.demo import synthetic_track
+from core.fileio import TrackFileError, load_track
+from core.models import User
+from core.schema import migrate
+from realtime.client import GPS_INTERVAL_S, DeviceClient, LocalBuffer
+
+log = logging.getLogger("realtime.simulate")
+
+
+def device_tokens(count: int, seed: int) -> list[tuple[str, str]]:
+    """(username, token) for ``count`` athletes: demo athletes when there are any."""
+    engine = make_engine()
+    migrate(engine)
+    Session = make_sessionmaker(engine)
+    rng = random.Random(seed)
+    out = []
+    with Session() as s, s.begin():
+        athletes = list(s.scalars(select(User).where(User.role == "athlete").limit(500)))
+        while len(athletes) < count:
+            athletes.append(create_user(s, f"sim{len(athletes)}_{rng.randrange(10**6)}", "Simulated athlete"))
+        for user in rng.sample(athletes, count):
+            _, token = create_device_token(s, user, name="simulator")
+            out.append((user.username, token))
+    engine.dispose()
+    return out
+
+
+def track_points(rng: random.Random, real: list[Path]) -> tuple[str, list[dict]]:
+    """A sport and points sampled like a phone logs them, starting now."""
+    now = time.time()
+    if real and rng.random() < 0.6:
+        path = rng.choice(real)
+        try:
+            track = load_track(path)
+        except TrackFileError:
+            track = None
+        if track is not None and track.sport in ("run", "ride") and track.gps_points > 100 and not track.indoor:
+            return _sampled(track, now)
+    sport = rng.choice(("run", "ride"))
+    track = synthetic_track(rng, sport, now, 46.0569 + rng.uniform(-0.05, 0.05), 14.5058 + rng.uniform(-0.05, 0.05),
+                            minutes=rng.uniform(20, 60), speed_mps=3.0 if sport == "run" else 7.5)
+    return _sampled(track, now)
+
+
+def _sampled(track, start: float) -> tuple[str, list[dict]]:
+    # Replay the cleaned fixes: a recording's clock glitch cannot be replayed in real time.
+    clean = clean_track(track)
+    t, lat, lon = clean.t, clean.lat, clean.lon
+    step = GPS_INTERVAL_S[track.sport]
+    points, last = [], -float("inf")
+    for i in range(t.size):
+        if t[i] - last >= step:
+            last = t[i]
+            points.append({"t": float(t[i] - t[0] + start), "lat": float(lat[i]), "lon": float(lon[i])})
+    return track.sport, points
+
+
+async def simulate_device(index: int, server: str, username: str, token: str, speed: float,
+                          drop_every_s: float | None, workdir: Path, real: list[Path], seed: int,
+                          rounds: int) -> int:
+    """One device recording ``rounds`` activities; returns points recorded."""
+    rng = random.Random(seed + index)
+    buffer = LocalBuffer(workdir / f"device-{index}.sqlite")
+    client = DeviceClient(buffer, server, token)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(client.run(stop))
+    recorded = 0
+    try:
+        for _ in range(rounds):
+            sport, points = track_points(rng, real)
+            if speed != 1:
+                shift = time.time() - points[-1]["t"] - 1
+                points = [dict(p, t=p["t"] + shift) for p in points]
+            local_id = client.start_activity(sport, title=f"Live {sport}")
+            last_drop = time.monotonic()
+            for k, p in enumerate(points):
+                if k and speed > 0:
+                    await asyncio.sleep((p["t"] - points[k - 1]["t"]) / speed)
+                client.record_point(local_id, p)
+                recorded += 1
+                if drop_every_s and time.monotonic() - last_drop > drop_every_s:
+                    last_drop = time.monotonic()
+                    log.info("device %d drops its network", index)
+                    await client.drop_connection()
+            client.command(local_id, "stop", at=points[-1]["t"] + 1)
+            client.command(local_id, "complete", at=points[-1]["t"] + 2)
+        while buffer.unsynced_activities():
+            await asyncio.sleep(0.2)
+    finally:
+        stop.set()
+        await runner
+        buffer.close()
+    log.info("device %d (%s) done: %d points", index, username, recorded)
+    return recorded
+
+
+async def main_async(args) -> None:
+    shared = load_settings().shared_tracks_dir
+    real = [p for p in sorted(shared.glob("*/*")) if p.suffix.lower() in (".gpx", ".tcx", ".fit")] if shared else []
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="simulate-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    tokens = device_tokens(args.devices, args.seed)
+    totals = await asyncio.gather(*[
+        simulate_device(i, args.server, user, token, args.speed, args.drop_every, workdir, real, args.seed,
+                        args.rounds)
+        for i, (user, token) in enumerate(tokens)])
+    print(f"simulated {args.devices} devices, {sum(totals)} points recorded and synced")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m realtime.simulate", description="simulated live devices")
+    parser.add_argument("--server", default="ws://127.0.0.1:8765")
+    parser.add_argument("--devices", type=int, default=3)
+    parser.add_argument("--speed", type=float, default=1.0, help="times real time; 0 = as fast as possible")
+    parser.add_argument("--rounds", type=int, default=1, help="activities per device, one after another")
+    parser.add_argument("--drop-every", type=float, help="drop the network every this many seconds")
+    parser.add_argument("--workdir", help="where the devices keep their buffers")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
