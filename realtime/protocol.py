@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 PROTOCOL_VERSION = 1
+POINT_COLUMNS = ("activity_id", "seq", "t", "lat", "lon", "ele", "acc", "hr", "cad")
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_POINTS_PER_BATCH = 1000
 MAX_FUTURE_S = 300.0
@@ -82,10 +83,9 @@ class Point:
     hr: float | None = None
     cad: float | None = None
 
-    def row(self, activity_id: int) -> dict:
-        """The storage row for this point."""
-        return {"activity_id": activity_id, "seq": self.seq, "t": self.t, "lat": self.lat, "lon": self.lon,
-                "ele": self.ele, "acc": self.acc, "hr": self.hr, "cad": self.cad}
+    def row(self, activity_id: int) -> tuple:
+        """The storage row for this point, in ``POINT_COLUMNS`` order."""
+        return (activity_id, self.seq, self.t, self.lat, self.lon, self.ele, self.acc, self.hr, self.cad)
 
 
 @dataclass
@@ -117,6 +117,11 @@ def _reject_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Built once: json.loads and json.dumps with options build a new coder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def parse(raw: str | bytes, now: float | None = None) -> Message:
     """Parse and validate one client message."""
     if isinstance(raw, bytes | bytearray):
@@ -129,7 +134,7 @@ def parse(raw: str | bytes, now: float | None = None) -> Message:
     if len(raw) > MAX_MESSAGE_BYTES:
         raise ProtocolError("message_too_large", ERROR_CODES["message_too_large"])
     try:
-        data = json.loads(raw, parse_constant=_reject_constant)
+        data = _DECODER.decode(raw)
     except (ValueError, RecursionError) as exc:
         raise ProtocolError("bad_json", f"invalid JSON: {str(exc)[:120]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
@@ -280,7 +285,7 @@ PARSERS = {"create": _parse_create, "status": _parse_status, "points": _parse_po
 
 def dumps(message: dict) -> str:
     """Serialise an outgoing message."""
-    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    return _ENCODER.encode(message)
 
 
 def error_message(code: str, message: str, request_id=None) -> dict:

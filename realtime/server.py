@@ -3,7 +3,8 @@
 A handful of small coroutines: ``process_request`` answers /healthz and checks the device
 token before the upgrade; ``handler`` runs one connection; ``committer`` writes the points
 of all connections in shared transactions and acknowledges each batch only after its
-transaction has committed; ``serve`` ties them together and drains on SIGTERM.
+transaction has committed; ``idle_sweeper`` closes silent connections; ``run`` ties them
+together and drains on SIGTERM.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class JsonFormatter(logging.Formatter):
 
 @dataclass
 class PendingBatch:
+    ws: ServerConnection
+    me: Identity
+    msg: Points
     activity_id: int
     rows: list[dict]
     done: asyncio.Future
@@ -90,6 +94,9 @@ class IngestServer:
         self.prefs: dict[int, CuePrefs] = {}
         self.commits = 0
         self.batches_committed = 0
+        self.last_seen: dict[ServerConnection, float] = {}
+        # The newest batch each connection has waiting for the group commit.
+        self.pending: dict[ServerConnection, asyncio.Future] = {}
 
     async def db(self, fn, *args):
         """Run a Store method on the database thread."""
@@ -115,16 +122,13 @@ class IngestServer:
         me: Identity = ws.identity
         bucket = TokenBucket(rate=self.rate_per_s, burst=max(self.rate_per_s * 2, 1))
         strikes = 0
+        self.last_seen[ws] = time.monotonic()
         log.info("connected", extra={"user": me.username, "remote": str(ws.remote_address)})
         await ws.send(protocol.dumps(protocol.welcome_message(me.username)))
         try:
             while True:
-                try:
-                    async with asyncio.timeout(self.idle_timeout_s):
-                        raw = await ws.recv()
-                except TimeoutError:
-                    await ws.close(CLOSE_IDLE, "idle timeout")
-                    return
+                raw = await ws.recv()
+                self.last_seen[ws] = time.monotonic()
                 if not bucket.take():
                     strikes += 1
                     if strikes >= FLOOD_STRIKES:
@@ -137,12 +141,20 @@ class IngestServer:
         except ConnectionClosed:
             pass
         finally:
+            self.last_seen.pop(ws, None)
+            self.pending.pop(ws, None)
             log.info("disconnected", extra={"user": me.username})
 
     async def dispatch(self, ws: ServerConnection, me: Identity, raw) -> None:
         """Parse one message and answer it; errors become error messages, never crashes."""
         try:
             msg = protocol.parse(raw)
+            if not isinstance(msg, Points):
+                # Keep each connection's order: earlier points are committed and
+                # acknowledged before a later command runs.
+                waiting = self.pending.get(ws)
+                if waiting is not None and not waiting.done():
+                    await asyncio.shield(waiting)
             if isinstance(msg, Points):
                 await self.on_points(ws, me, msg)
             elif isinstance(msg, Status):
@@ -211,28 +223,40 @@ class IngestServer:
                                       "status": info.status}))
 
     async def on_points(self, ws, me: Identity, msg: Points) -> None:
-        info = await self.activity_for(me, msg.activity_id)
+        """Queue a batch for the group commit; the committer acknowledges it once durable."""
+        info = self.activities.get(msg.activity_id)
+        if info is None or info.user_id != me.user_id:
+            info = await self.activity_for(me, msg.activity_id)
         if info.status not in ("created", "active", "paused", "stopped"):
             raise ActivityError(f"activity {info.id} is {info.status}: it takes no more points", "activity_closed")
         done = asyncio.get_running_loop().create_future()
-        await self.queue.put(PendingBatch(info.id, [p.row(info.id) for p in msg.points], done))
-        stored = await done  # resolved only after the transaction holding it has committed
+        self.pending[ws] = done
+        self.queue.put_nowait(PendingBatch(ws, me, msg, info.id, [p.row(info.id) for p in msg.points], done))
+
+    async def acknowledge(self, pending: PendingBatch, stored) -> None:
+        """Answer one committed batch: the ack with live stats, then any cue now due."""
+        ws, msg = pending.ws, pending.msg
         if isinstance(stored, Exception):
-            raise stored
-        live = self.live.get(info.id)
+            code = stored.code if isinstance(stored, ActivityError) else "internal"
+            text = str(stored) if isinstance(stored, ActivityError) else protocol.ERROR_CODES["internal"]
+            await ws.send(protocol.dumps(protocol.error_message(code, text, msg.id)))
+            return
+        live = self.live.get(pending.activity_id)
         cues = []
         if live is not None:
-            for p in sorted((p for p in msg.points if p.seq in stored), key=lambda p: p.t):
-                live.add(p.t, p.lat, p.lon)
+            points = msg.points
+            if len(points) > 1:
+                points = sorted((p for p in points if p.seq in stored), key=lambda p: p.t)
+            for p in points:
+                if p.seq in stored:
+                    live.add(p.t, p.lat, p.lon)
             cues = live.due_cues()
-        log.debug("ack", extra={"user": me.username, "activity_id": info.id, "stored": len(stored),
-                                "duplicates": len(msg.points) - len(stored)})
         await ws.send(protocol.dumps({
-            "type": "ack", "id": msg.id, "activity_id": info.id, "stored": len(stored),
+            "type": "ack", "id": msg.id, "activity_id": pending.activity_id, "stored": len(stored),
             "duplicates": len(msg.points) - len(stored),
             "stats": live.snapshot() if live is not None else None}))
         for text in cues:
-            await ws.send(protocol.dumps({"type": "cue", "activity_id": info.id, "text": text}))
+            await ws.send(protocol.dumps({"type": "cue", "activity_id": pending.activity_id, "text": text}))
 
     async def on_feed(self, ws, me: Identity, msg: Feed) -> None:
         page = await self.db(self.store.feed, me.user_id, msg.cursor, msg.limit)
@@ -244,28 +268,48 @@ class IngestServer:
         self.prefs[me.user_id] = prefs
         await ws.send(protocol.dumps({"type": "cues", "id": msg.id, **prefs.to_settings()}))
 
+    async def idle_sweeper(self) -> None:
+        """Close connections that have sent nothing for ``idle_timeout_s`` (code 4000)."""
+        while True:
+            await asyncio.sleep(min(self.idle_timeout_s / 4, 30.0))
+            cutoff = time.monotonic() - self.idle_timeout_s
+            for ws, seen in list(self.last_seen.items()):
+                if seen < cutoff:
+                    self.last_seen.pop(ws, None)
+                    asyncio.create_task(ws.close(CLOSE_IDLE, "idle timeout"))
+
     async def committer(self) -> None:
-        """Write queued batches, many connections per transaction, then acknowledge them."""
+        """Write queued batches, many connections per transaction, then acknowledge them.
+
+        The commit runs on the event loop's own thread: while it runs, new messages wait
+        in the sockets and join the next transaction, and no thread hand-off or lock
+        contention is paid per batch.
+        """
         while True:
             batch = [await self.queue.get()]
-            # Everything that queued while the previous commit ran joins this transaction.
             while not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             try:
-                results = await self.db(self.store.commit_batches, [(b.activity_id, b.rows) for b in batch])
+                results = self.store.commit_batches([(b.activity_id, b.rows) for b in batch])
             except Exception as exc:  # noqa: BLE001 - every waiting batch must hear about it
                 log.exception("commit failed")
                 results = [exc] * len(batch)
             self.commits += 1
             self.batches_committed += len(batch)
             for pending, result in zip(batch, results):
-                if not pending.done.done():
-                    pending.done.set_result(result)
-                self.queue.task_done()
+                try:
+                    await self.acknowledge(pending, result)
+                except ConnectionClosed:
+                    pass  # the device resends what it did not see acknowledged
+                finally:
+                    if not pending.done.done():
+                        pending.done.set_result(None)
+                    self.queue.task_done()
 
     async def run(self, host: str, port: int, stop: asyncio.Future, ready: asyncio.Future | None = None) -> None:
         """Serve until ``stop`` resolves, then drain pending commits and close with 1001."""
         committer = asyncio.create_task(self.committer())
+        sweeper = asyncio.create_task(self.idle_sweeper())
         async with serve(self.handler, host, port, process_request=self.process_request,
                          max_size=protocol.MAX_MESSAGE_BYTES, compression=None,
                          ping_interval=20, ping_timeout=20, close_timeout=5) as server:
@@ -281,6 +325,7 @@ class IngestServer:
                 await ws.close(1001, "server shutting down")
             await server.wait_closed()
         committer.cancel()
+        sweeper.cancel()
         log.info("stopped")
 
 
@@ -293,9 +338,9 @@ def configure_logging(level: str = "INFO") -> None:
     root.propagate = False
 
 
-async def main_async(host: str, port: int, database_url: str | None) -> None:
+async def main_async(host: str, port: int, database_url: str | None, rate_per_s: float = RATE_PER_S) -> None:
     store = Store(database_url)
-    server = IngestServer(store)
+    server = IngestServer(store, rate_per_s=rate_per_s)
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,18 +1,15 @@
-"""The ingest server's database side: every call runs on one worker thread.
+"""The ingest server's database side.
 
-One thread owns the database so SQLite sees a single writer and the order of status
-changes and point commits is the order they were submitted in. ``commit_batches`` writes
-the points of many connections in one transaction: the group commit.
+``commit_batches`` writes the points of many connections in one transaction (the group
+commit) and is called from the event loop's thread, on a driver connection of its own.
+Everything else (authentication, creates, status changes, feed pages) runs on one worker
+thread through ``executor``, so those calls never block the loop.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from core.accounts import user_for_token
 from core.activities import (
@@ -27,7 +24,7 @@ from core.activities import (
 from core.db import make_engine, make_sessionmaker
 from core.feed import feed_page
 from core.live import CuePrefs
-from core.models import Activity, RoutePoint, User
+from core.models import User
 from core.schema import migrate
 
 
@@ -51,7 +48,7 @@ class ActivityInfo:
 
 
 class Store:
-    """Database operations for the ingest server, run on a single worker thread."""
+    """Database operations for the ingest server."""
 
     def __init__(self, database_url: str | None = None):
         self.engine = make_engine(database_url)
@@ -59,10 +56,18 @@ class Store:
         self.Session = make_sessionmaker(self.engine)
         self.dialect = self.engine.dialect.name
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
+        self._raw_conn = None
+        self._mark = "%s" if self.dialect == "postgresql" else "?"
 
     def close(self) -> None:
+        self._close_raw()
         self.executor.shutdown(wait=True)
         self.engine.dispose()
+
+    def _close_raw(self) -> None:
+        if self._raw_conn is not None:
+            self._raw_conn.close()
+            self._raw_conn = None
 
     def authenticate(self, token: str) -> Identity | None:
         with self.Session() as s, s.begin():
@@ -92,18 +97,21 @@ class Store:
             change_status(s, a, command, at=at)
             return ActivityInfo(a.id, a.user_id, a.sport, a.status)
 
-    def commit_batches(self, batches: list[tuple[int, list[dict]]]) -> list[object]:
+    def commit_batches(self, batches: list[tuple[int, list[tuple]]]) -> list[object]:
         """Insert many batches in one transaction; per batch, the seqs newly stored or an error.
 
-        A batch for an activity that is no longer open gets ActivityClosed and stores nothing.
+        This is the ingest hot path, so it speaks to the driver directly: one status
+        check, one multi-row insert that skips (activity, seq) pairs already stored, one
+        commit. A batch for an activity that is no longer open gets ActivityClosed.
         """
         results: list[object] = [None] * len(batches)
-        insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
-        stmt = (insert(RoutePoint).on_conflict_do_nothing(index_elements=["activity_id", "seq"])
-                .returning(RoutePoint.activity_id, RoutePoint.seq))
-        ids = {activity_id for activity_id, _ in batches}
-        with self.Session() as s, s.begin():
-            statuses = dict(s.execute(select(Activity.id, Activity.status).where(Activity.id.in_(ids))).all())
+        raw = self._raw()
+        cur = raw.cursor()
+        try:
+            ids = sorted({activity_id for activity_id, _ in batches})
+            marks = ",".join([self._mark] * len(ids))
+            cur.execute(f"SELECT id, status FROM activities WHERE id IN ({marks})", ids)
+            statuses = dict(cur.fetchall())
             rows = []
             for k, (activity_id, batch_rows) in enumerate(batches):
                 status = statuses.get(activity_id)
@@ -112,17 +120,57 @@ class Store:
                 elif status not in OPEN_STATUSES:
                     results[k] = ActivityClosed(f"activity {activity_id} is {status}: it takes no more points")
                 else:
-                    results[k] = set()
                     rows.extend(batch_rows)
-            stored: dict[int, set[int]] = {}
-            if rows:
-                for activity_id, seq in s.execute(stmt, rows).all():
-                    stored.setdefault(activity_id, set()).add(seq)
+            stored = self._insert_new(cur, rows) if rows else set()
+            raw.commit()
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            cur.close()
         for k, (activity_id, batch_rows) in enumerate(batches):
-            if isinstance(results[k], set):
-                mine = stored.get(activity_id, set())
-                results[k] = {r["seq"] for r in batch_rows} & mine
+            if results[k] is None:
+                results[k] = {r[1] for r in batch_rows if (activity_id, r[1]) in stored}
         return results
+
+    def _raw(self):
+        # The caller's thread (the event loop's) keeps one driver connection for the hot path.
+        if self._raw_conn is None:
+            self._raw_conn = self.engine.raw_connection()
+        return self._raw_conn
+
+    def _insert_new(self, cur, rows: list[tuple]) -> set[tuple[int, int]]:
+        """Insert rows (tuples in POINT_COLUMNS order) not stored yet; return the new (activity_id, seq)."""
+        if self.dialect == "postgresql":
+            columns = list(zip(*rows))
+            cur.execute(
+                "INSERT INTO route_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad)"
+                " SELECT * FROM unnest(%s::bigint[], %s::int[], %s::float8[], %s::float8[], %s::float8[],"
+                " %s::float8[], %s::float8[], %s::float8[], %s::float8[])"
+                " ON CONFLICT DO NOTHING RETURNING activity_id, seq",
+                [list(c) for c in columns])
+            return set(cur.fetchall())
+        # SQLite: this thread is the only writer, so counting the changes the insert made
+        # tells whether every row was new (the usual case: no resends). Only when some
+        # were not does it look up which (activity, seq) pairs were stored before.
+        keys = [(r[0], r[1]) for r in rows]
+        driver = self._raw_conn.driver_connection
+        cur.execute("SELECT coalesce(max(rowid), 0) FROM route_points")
+        rowid_mark = cur.fetchone()[0]
+        before = driver.total_changes
+        cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        unique = set(keys)
+        if driver.total_changes - before == len(unique) == len(keys):
+            return unique
+        # Some rows were already there: recover which ones this transaction added.
+        inserted = set()
+        for activity_id, seq in unique:
+            cur.execute("SELECT rowid FROM route_points WHERE activity_id = ? AND seq = ?", (activity_id, seq))
+            row = cur.fetchone()
+            if row is not None and row[0] > rowid_mark:
+                inserted.add((activity_id, seq))
+        return inserted
 
     def feed(self, user_id: int, cursor: str | None, limit: int) -> dict:
         with self.Session() as s:

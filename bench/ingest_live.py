@@ -1,0 +1,63 @@
+"""Live mode: one point per message over many connections, our full path against an echo server.
+
+Runs, in the same session and with the same load generator: a bare ``websockets`` JSON echo
+server, then the ingest server (parse, validate, ownership, group commit, live stats, ack).
+Prints both message rates and the ratio, then the acknowledgement latency (p50, p99) with
+the load set to half the measured rate, and what the seed's 10 million users would need.
+
+    python bench/ingest_live.py [--connections 50] [--seconds 10] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+from _ingest import drive, make_devices, port_is_ingest, start_echo, start_ingest
+
+SEED_USERS = 10_000_000
+POINT_EVERY_S = (3.0, 5.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    args = parser.parse_args()
+    url = args.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'live.db'}"
+    devices = make_devices(url, args.connections)
+
+    echo, echo_port = start_echo()
+    try:
+        base = asyncio.run(drive(echo_port, devices, args.seconds))
+    finally:
+        echo.kill()
+    for d in devices:
+        d.seq = 0
+    ingest, port = start_ingest(url)
+    port_is_ingest[port] = True
+    try:
+        ours = asyncio.run(drive(port, devices, args.seconds))
+        half_interval = args.connections / (ours.rate / 2)
+        half = asyncio.run(drive(port, devices, args.seconds, interval_s=half_interval))
+    finally:
+        ingest.terminate()
+        ingest.wait(30)
+    db = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
+    print(f"connections: {args.connections}, one point per message, {args.seconds:.0f} s each, database: {db}")
+    print(f"bare websockets JSON echo: {base.rate:,.0f} msg/s")
+    print(f"ingest full path:          {ours.rate:,.0f} msg/s  (errors: {ours.errors})")
+    print(f"ratio ingest / echo:       {ours.rate / base.rate:.2f}")
+    print(f"at half load ({half.rate:,.0f} msg/s): ack latency p50 {1000 * half.percentile(0.5):.2f} ms, "
+          f"p99 {1000 * half.percentile(0.99):.2f} ms")
+    for every in POINT_EVERY_S:
+        need = SEED_USERS / every
+        print(f"10M users, a point every {every:.0f} s: {need:,.0f} msg/s -> {need / ours.rate:,.0f} ingest "
+              f"processes (one core each) at the rate measured here")
+
+
+if __name__ == "__main__":
+    main()
