@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from core.cleaning import MAX_SPEED_MPS
+from core.geo import WGS84_A_M, WGS84_E2
 from core.trackstats import PAUSE_GAP_S, THIN_DISTANCE_M, THIN_TIME_S
 
 CURRENT_PACE_WINDOW_S = 30.0
@@ -45,7 +46,6 @@ class CuePrefs:
 
 def _local_step_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     # Scalar version of core.geo's ellipsoidal step, for one point at a time.
-    from core.geo import WGS84_A_M, WGS84_E2
     phi1, phi2 = math.radians(lat1), math.radians(lat2)
     mid = 0.5 * (phi1 + phi2)
     s = math.sin(mid)

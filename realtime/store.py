@@ -57,6 +57,7 @@ class Store:
         self.dialect = self.engine.dialect.name
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
         self._raw_conn = None
+        self._staging_ready = False
         self._mark = "%s" if self.dialect == "postgresql" else "?"
 
     def close(self) -> None:
@@ -68,6 +69,7 @@ class Store:
         if self._raw_conn is not None:
             self._raw_conn.close()
             self._raw_conn = None
+            self._staging_ready = False
 
     def authenticate(self, token: str) -> Identity | None:
         with self.Session() as s, s.begin():
@@ -134,7 +136,7 @@ class Store:
         return results
 
     def _raw(self):
-        # The caller's thread (the event loop's) keeps one driver connection for the hot path.
+        # The committing thread keeps one driver connection for the hot path.
         if self._raw_conn is None:
             self._raw_conn = self.engine.raw_connection()
         return self._raw_conn
@@ -142,13 +144,16 @@ class Store:
     def _insert_new(self, cur, rows: list[tuple]) -> set[tuple[int, int]]:
         """Insert rows (tuples in POINT_COLUMNS order) not stored yet; return the new (activity_id, seq)."""
         if self.dialect == "postgresql":
-            columns = list(zip(*rows))
-            cur.execute(
-                "INSERT INTO route_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad)"
-                " SELECT * FROM unnest(%s::bigint[], %s::int[], %s::float8[], %s::float8[], %s::float8[],"
-                " %s::float8[], %s::float8[], %s::float8[], %s::float8[])"
-                " ON CONFLICT DO NOTHING RETURNING activity_id, seq",
-                [list(c) for c in columns])
+            # COPY into a per-connection staging table, then one insert that skips what exists.
+            if not self._staging_ready:
+                cur.execute("CREATE TEMP TABLE IF NOT EXISTS staging_points"
+                            " (LIKE route_points INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+                self._staging_ready = True
+            with cur.copy("COPY staging_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute("INSERT INTO route_points SELECT * FROM staging_points"
+                        " ON CONFLICT DO NOTHING RETURNING activity_id, seq")
             return set(cur.fetchall())
         # SQLite: this thread is the only writer, so counting the changes the insert made
         # tells whether every row was new (the usual case: no resends). Only when some
