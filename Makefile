@@ -2,6 +2,9 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
+INGEST_HOST ?= 127.0.0.1
+INGEST_PORT ?= 8765
+SIM_DEVICES ?= 3
 
 .PHONY: setup run test lint bench clean
 
@@ -21,6 +24,15 @@ run: setup
 	@echo "             moderator / moderator-demo-pass (moderator)"
 	@echo "alice's news feed:"
 	$(PY) -m core feed --user alice --limit 10
+	@echo
+	@echo "Starting the ingest server on ws://$(INGEST_HOST):$(INGEST_PORT) (health: http://$(INGEST_HOST):$(INGEST_PORT)/healthz)"
+	@echo "and $(SIM_DEVICES) simulated athletes recording live. Ctrl-C stops everything."
+	@bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \
+	  $(PY) -m realtime --host $(INGEST_HOST) --port $(INGEST_PORT) & \
+	  $(PY) -m realtime.health --url http://$(INGEST_HOST):$(INGEST_PORT)/healthz --wait 30; \
+	  $(PY) -m realtime.simulate --server ws://$(INGEST_HOST):$(INGEST_PORT) --devices $(SIM_DEVICES) \
+	    --speed 1 --rounds 1000 --workdir data/simulator & \
+	  wait'
 
 test: setup
 	$(PY) -m pytest
@@ -32,6 +44,8 @@ bench: setup
 	$(PY) bench/distance.py
 	$(PY) bench/devices.py
 	$(PY) bench/feed.py
+	$(PY) bench/ingest_live.py
+	$(PY) bench/connections.py
 
 clean:
 	rm -rf $(VENV) data

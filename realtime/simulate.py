@@ -90,6 +90,13 @@ async def simulate_device(index: int, server: str, username: str, token: str, sp
     client = DeviceClient(buffer, server, token)
     stop = asyncio.Event()
     runner = asyncio.create_task(client.run(stop))
+    # A recording left open by an earlier run of the simulator is finished first.
+    while (left_open := buffer.latest_open()) is not None:
+        if buffer.activity(left_open)["next_seq"] == 0:
+            client.command(left_open, "discard")
+        else:
+            client.command(left_open, "stop")
+            client.command(left_open, "complete")
     recorded = 0
     try:
         for _ in range(rounds):
