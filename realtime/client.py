@@ -300,10 +300,15 @@ class DeviceClient:
 
 def replay_points(path: str, sport: str | None = None) -> tuple[str, list[dict]]:
     """The points of a recorded file resampled like a phone logs them (5 s runs, 3 s rides)."""
-    from core.cleaning import clean_track
     from core.fileio import load_track
     track = load_track(path)
     sport = sport or (track.sport if track.sport in GPS_INTERVAL_S else "run")
+    return sport, device_points(track, sport)
+
+
+def device_points(track, sport: str) -> list[dict]:
+    """A track's cleaned fixes, one every GPS_INTERVAL_S of the sport, as point dicts."""
+    from core.cleaning import clean_track
     # Replay the cleaned fixes: a recording's clock glitch cannot be replayed in real time.
     clean = clean_track(track)
     t, lat, lon, ele = clean.t, clean.lat, clean.lon, clean.ele
@@ -316,7 +321,7 @@ def replay_points(path: str, sport: str | None = None) -> tuple[str, list[dict]]
             if np.isfinite(ele[i]):
                 p["ele"] = float(ele[i])
             points.append(p)
-    return sport, points
+    return points
 
 
 async def replay(client: DeviceClient, path: str, speed: float, resume: bool, sport: str | None) -> int:

@@ -21,14 +21,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.accounts import create_device_token, create_user
-from core.cleaning import clean_track
 from core.config import load_settings
 from core.db import make_engine, make_sessionmaker
 from core.demo import synthetic_track
 from core.fileio import TrackFileError, load_track
 from core.models import User
 from core.schema import migrate
-from realtime.client import GPS_INTERVAL_S, DeviceClient, LocalBuffer
+from realtime.client import DeviceClient, LocalBuffer, device_points
 
 log = logging.getLogger("realtime.simulate")
 
@@ -69,16 +68,8 @@ def track_points(rng: random.Random, real: list[Path]) -> tuple[str, list[dict]]
 
 
 def _sampled(track, start: float) -> tuple[str, list[dict]]:
-    # Replay the cleaned fixes: a recording's clock glitch cannot be replayed in real time.
-    clean = clean_track(track)
-    t, lat, lon = clean.t, clean.lat, clean.lon
-    step = GPS_INTERVAL_S[track.sport]
-    points, last = [], -float("inf")
-    for i in range(t.size):
-        if t[i] - last >= step:
-            last = t[i]
-            points.append({"t": float(t[i] - t[0] + start), "lat": float(lat[i]), "lon": float(lon[i])})
-    return track.sport, points
+    points = device_points(track, track.sport)
+    return track.sport, [dict(p, t=p["t"] - points[0]["t"] + start) for p in points]
 
 
 async def simulate_device(index: int, server: str, username: str, token: str, speed: float,
