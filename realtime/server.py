@@ -149,35 +149,30 @@ class IngestServer:
         """Parse one message and answer it; errors become error messages, never crashes."""
         try:
             msg = protocol.parse(raw)
-            if not isinstance(msg, Points):
-                # Keep each connection's order: earlier points are committed and
-                # acknowledged before a later command runs.
-                waiting = self.pending.get(ws)
-                if waiting is not None and not waiting.done():
-                    await asyncio.shield(waiting)
-            if isinstance(msg, Points):
-                await self.on_points(ws, me, msg)
-            elif isinstance(msg, Status):
-                await self.on_status(ws, me, msg)
-            elif isinstance(msg, Create):
-                await self.on_create(ws, me, msg)
-            elif isinstance(msg, Feed):
-                await self.on_feed(ws, me, msg)
-            elif isinstance(msg, Cues):
-                await self.on_cues(ws, me, msg)
         except ProtocolError as exc:
             await self.send_error(ws, exc)
+            return
+        try:
+            if isinstance(msg, Points):
+                await self.on_points(ws, me, msg)
+                return
+            # Keep each connection's order: its earlier points are committed and
+            # acknowledged before a later command runs.
+            waiting = self.pending.get(ws)
+            if waiting is not None and not waiting.done():
+                await asyncio.shield(waiting)
+            handler = {Status: self.on_status, Create: self.on_create, Feed: self.on_feed,
+                       Cues: self.on_cues}[type(msg)]
+            await handler(ws, me, msg)
         except ActivityError as exc:
-            request_id = getattr(locals().get("msg"), "id", None)
-            await self.send_error(ws, ProtocolError(exc.code, str(exc), request_id))
+            await self.send_error(ws, ProtocolError(exc.code, str(exc), msg.id))
         except CursorError as exc:
-            await self.send_error(ws, ProtocolError("invalid_value", str(exc), getattr(locals().get("msg"), "id", None)))
+            await self.send_error(ws, ProtocolError("invalid_value", str(exc), msg.id))
         except ConnectionClosed:
             raise
         except Exception:  # noqa: BLE001 - one bad message must not take the connection down
             log.exception("internal error", extra={"user": me.username})
-            await self.send_error(ws, ProtocolError("internal", protocol.ERROR_CODES["internal"],
-                                                    getattr(locals().get("msg"), "id", None)))
+            await self.send_error(ws, ProtocolError("internal", protocol.ERROR_CODES["internal"], msg.id))
 
     async def send_error(self, ws: ServerConnection, exc: ProtocolError) -> None:
         log.info("error", extra={"code": exc.code})

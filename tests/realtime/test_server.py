@@ -171,3 +171,19 @@ def test_a_flood_is_rate_limited(ingest):
         assert "rate_limited" in codes
     with open_device(ingest) as ws:
         assert ask(ws, {"type": "feed", "id": 1})["type"] == "feed"
+
+
+def test_an_idle_connection_is_closed_with_4000(engine, db_url):
+    """A device silent for longer than the idle timeout is disconnected."""
+    from tests.realtime.conftest import RunningServer, make_token
+
+    running = RunningServer(db_url, idle_timeout_s=0.5).start()
+    try:
+        token = make_token(engine, "sleepy_1")
+        with connect(running.url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
+            json.loads(ws.recv(timeout=10))
+            with pytest.raises(ConnectionClosed) as err:
+                ws.recv(timeout=10)
+            assert err.value.rcvd.code == 4000
+    finally:
+        running.close()
