@@ -24,7 +24,7 @@ POINT_EVERY_S = (3.0, 5.0)
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each; medians are reported")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
