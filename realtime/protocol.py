@@ -8,10 +8,11 @@ The full description with examples is in docs/protocol.md.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
+
+import orjson
 
 PROTOCOL_VERSION = 1
 POINT_COLUMNS = ("activity_id", "seq", "t", "lat", "lon", "ele", "acc", "hr", "cad")
@@ -27,7 +28,7 @@ CUE_FIELDS = ("time", "distance", "pace")
 
 # Error codes a client may receive, each with what it means.
 ERROR_CODES = {
-    "bad_json": "the message is not valid JSON (NaN and Infinity are not JSON either)",
+    "bad_json": "the message is not valid JSON (NaN, Infinity and numbers beyond a double are refused)",
     "bad_message": "the message is not a JSON object with a string 'type'",
     "unknown_type": "the message type is not one this server knows",
     "unsupported_version": "the protocol version is not supported",
@@ -113,29 +114,16 @@ class Cues:
 Message = Create | Status | Points | Feed | Cues
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON")
-
-
-# Built once: json.loads and json.dumps with options build a new coder on every call.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def parse(raw: str | bytes, now: float | None = None) -> Message:
     """Parse and validate one client message."""
-    if isinstance(raw, bytes | bytearray):
-        if len(raw) > MAX_MESSAGE_BYTES:
-            raise ProtocolError("message_too_large", ERROR_CODES["message_too_large"])
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ProtocolError("bad_json", "the message is not UTF-8 text") from None
     if len(raw) > MAX_MESSAGE_BYTES:
         raise ProtocolError("message_too_large", ERROR_CODES["message_too_large"])
     try:
-        data = _DECODER.decode(raw)
-    except (ValueError, RecursionError) as exc:
+        # orjson refuses NaN, Infinity, numbers that overflow a double and lone surrogates.
+        data = orjson.loads(raw)
+    except (orjson.JSONDecodeError, RecursionError) as exc:
         raise ProtocolError("bad_json", f"invalid JSON: {str(exc)[:120]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("bad_message", ERROR_CODES["bad_message"])
@@ -285,7 +273,7 @@ PARSERS = {"create": _parse_create, "status": _parse_status, "points": _parse_po
 
 def dumps(message: dict) -> str:
     """Serialise an outgoing message."""
-    return _ENCODER.encode(message)
+    return orjson.dumps(message).decode()
 
 
 def error_message(code: str, message: str, request_id=None) -> dict:
