@@ -24,7 +24,7 @@ from core.accounts import create_user
 from core.activities import record_track
 from core.feed import follow
 from core.fileio import TrackFileError, load_track
-from core.models import Activity, User
+from core.models import User
 from core.points import Track
 
 GPS_INTERVAL_RUN_S = 5.0
@@ -170,8 +170,3 @@ def build_demo(s: Session, users: int = 300, activities: int = 2500, seed: int =
 def database_is_empty(s: Session) -> bool:
     """Whether there are no users yet (the demo loads only into an empty database)."""
     return (s.scalar(select(func.count()).select_from(User)) or 0) == 0
-
-
-def activity_count(s: Session) -> int:
-    """How many activities exist."""
-    return int(s.scalar(select(func.count()).select_from(Activity)) or 0)

@@ -81,3 +81,30 @@ def test_a_forged_cursor_is_refused(session, users):
     """A cursor that is not ours raises CursorError."""
     with pytest.raises(CursorError):
         feed_page(session, users[0].id, cursor="not-a-cursor")
+
+
+def test_unfollowing_removes_their_activities_from_the_feed(session, users):
+    """After unfollow, the friend's followers-only and public activities leave my feed."""
+    from core.feed import unfollow
+
+    me, friend, _ = users
+    theirs = add(session, friend, 1)
+    assert theirs.id in [a.id for a in feed_page(session, me.id).items]
+    unfollow(session, me, friend)
+    assert theirs.id not in [a.id for a in feed_page(session, me.id).items]
+
+
+def test_the_visibility_filter_agrees_with_can_view(session, users):
+    """The SQL filter used for lists selects exactly what can_view allows."""
+    from sqlalchemy import select
+
+    from core.feed import visible_filter
+
+    me, friend, stranger = users
+    made = [add(session, u, h, v) for u in (me, friend, stranger) for h, v in
+            ((1, "public"), (2, "followers"), (3, "private"))]
+    ids = {a.id for a in made}
+    for viewer in (me, friend, stranger):
+        listed = set(session.scalars(select(Activity.id).where(visible_filter(viewer.id), Activity.id.in_(ids))))
+        allowed = {a.id for a in made if can_view(session, viewer.id, a)}
+        assert listed == allowed
