@@ -2,8 +2,15 @@
 
 import pytest
 
-from core.accounts import (AccountError, authenticate, create_device_token, create_user, revoke_device_token,
-                           user_for_token, verify_password)
+from core.accounts import (
+    AccountError,
+    authenticate,
+    create_device_token,
+    create_user,
+    revoke_device_token,
+    user_for_token,
+    verify_password,
+)
 from core.models import DeviceToken
 
 
