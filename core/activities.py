@@ -191,7 +191,7 @@ def insert_points(s: Session, rows: list[dict]) -> int:
     return len(s.execute(stmt, rows).all())
 
 
-def load_track(s: Session, activity: Activity) -> Track:
+def stored_track(s: Session, activity: Activity) -> Track:
     """The stored points of an activity in time order, as a Track."""
     rows = s.execute(
         select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon, RoutePoint.ele, RoutePoint.acc,
@@ -224,7 +224,7 @@ def pause_intervals(s: Session, activity: Activity) -> list[tuple[float, float]]
 
 def summarise_activity(s: Session, activity: Activity) -> Summary:
     """Compute the summary of an activity from its stored points and pauses."""
-    track = load_track(s, activity)
+    track = stored_track(s, activity)
     paused = np.zeros(len(track), dtype=bool)
     intervals = pause_intervals(s, activity)
     for start, end in intervals:

@@ -19,7 +19,7 @@ from core.activities import (
     change_status,
     create_activity,
     get_owned_activity,
-    load_track,
+    stored_track,
 )
 from core.db import make_engine, make_sessionmaker
 from core.feed import feed_page
@@ -89,7 +89,7 @@ class Store:
         """The activity (NotFound unless the user's own) and its stored points in time order."""
         with self.Session() as s:
             a = get_owned_activity(s, activity_id, user_id)
-            track = load_track(s, a)
+            track = stored_track(s, a)
             points = list(zip(track.t.tolist(), track.lat.tolist(), track.lon.tolist()))
             return ActivityInfo(a.id, a.user_id, a.sport, a.status), points
 
