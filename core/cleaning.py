@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.geo import segment_lengths_m
+from core.geo import distance_m, segment_lengths_m
 from core.points import Track
 
 # Faster than any athlete of the sport over a few seconds: a step beyond this is a glitch.
@@ -132,10 +132,6 @@ def _clock_glitch(t: np.ndarray, alive: np.ndarray) -> np.ndarray:
     return out
 
 
-def _step_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    return float(segment_lengths_m(np.array([lat1, lat2]), np.array([lon1, lon2]))[0])
-
-
 def _find_spikes(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, vmax: float) -> np.ndarray:
     """Positions of points that jump out faster than vmax and come back.
 
@@ -160,10 +156,10 @@ def _find_spikes(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, vmax: float) -
         if last == i - 1:
             too_fast = bool(fast[i - 1])
         else:
-            too_fast = _step_m(lat[last], lon[last], lat[i], lon[i]) > vmax * (t[i] - t[last])
+            too_fast = distance_m(lat[last], lon[last], lat[i], lon[i]) > vmax * (t[i] - t[last])
         if too_fast:
             for j in range(i + 1, min(n, i + SPIKE_LOOKAHEAD_POINTS)):
-                if _step_m(lat[last], lon[last], lat[j], lon[j]) <= vmax * (t[j] - t[last]):
+                if distance_m(lat[last], lon[last], lat[j], lon[j]) <= vmax * (t[j] - t[last]):
                     spikes.extend(range(i, j))
                     last, i = j, j + 1
                     break

@@ -57,5 +57,16 @@ def track_length_m(lat: np.ndarray, lon: np.ndarray) -> float:
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Ellipsoidal distance in metres between two nearby points."""
-    return float(segment_lengths_m(np.array([lat1, lat2]), np.array([lon1, lon2]))[0])
+    """Ellipsoidal distance in metres between two nearby points (``segment_lengths_m`` for one step).
+
+    Plain floats, no arrays: the cleaner and the live stats call it one point at a time.
+    """
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    mid = phi1 + 0.5 * (phi2 - phi1)
+    s = math.sin(mid)
+    w2 = 1.0 - WGS84_E2 * s * s
+    w = math.sqrt(w2)
+    prime_vertical = WGS84_A_M / w
+    meridional = prime_vertical * (1.0 - WGS84_E2) / w2
+    dlam = (math.radians(lon2 - lon1) + math.pi) % (2 * math.pi) - math.pi
+    return math.hypot(meridional * (phi2 - phi1), prime_vertical * math.cos(mid) * dlam)

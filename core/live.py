@@ -8,12 +8,11 @@ completion (core.trackstats); these are the running estimate.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 
 from core.cleaning import MAX_SPEED_MPS
-from core.geo import WGS84_A_M, WGS84_E2
+from core.geo import distance_m
 from core.trackstats import PAUSE_GAP_S, THIN_DISTANCE_M, THIN_TIME_S
 
 CURRENT_PACE_WINDOW_S = 30.0
@@ -42,19 +41,6 @@ class CuePrefs:
     def to_settings(self) -> dict:
         """The JSON form stored under a user's settings["cues"]."""
         return {"fields": list(self.fields), "every_km": self.every_km, "every_min": self.every_min}
-
-
-def _local_step_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    # Scalar version of core.geo's ellipsoidal step, for one point at a time.
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    mid = 0.5 * (phi1 + phi2)
-    s = math.sin(mid)
-    w2 = 1.0 - WGS84_E2 * s * s
-    w = math.sqrt(w2)
-    n = WGS84_A_M / w
-    m = n * (1.0 - WGS84_E2) / w2
-    dlam = (math.radians(lon2 - lon1) + math.pi) % (2 * math.pi) - math.pi
-    return math.hypot(m * (phi2 - phi1), n * math.cos(mid) * dlam)
 
 
 @dataclass
@@ -101,7 +87,7 @@ class LiveStats:
             self._window.append((t, self.distance_m))
             return
         at, alat, alon = self.anchor
-        step = _local_step_m(alat, alon, lat, lon)
+        step = distance_m(alat, alon, lat, lon)
         dt = t - at
         vmax = MAX_SPEED_MPS.get(self.sport, MAX_SPEED_MPS["other"])
         if dt > 0 and step > vmax * dt:

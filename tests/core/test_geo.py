@@ -49,3 +49,13 @@ def test_every_real_track_is_within_0_001_percent_of_the_geodesic_sum(shared_tra
         assert math.isclose(ours, exact, rel_tol=1e-5), path.name
         checked += 1
     assert checked >= 70
+
+
+def test_the_scalar_step_matches_the_vectorised_one():
+    """distance_m and segment_lengths_m agree, so live stats and summaries measure alike."""
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        lat, lon = rng.uniform(-85, 85), rng.uniform(-180, 180)
+        lat2, lon2 = lat + rng.normal(0, 0.01), lon + rng.normal(0, 0.01)
+        vec = segment_lengths_m(np.array([lat, lat2]), np.array([lon, lon2]))[0]
+        assert distance_m(lat, lon, lat2, lon2) == pytest.approx(vec, rel=1e-9)
