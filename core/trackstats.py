@@ -162,16 +162,9 @@ def _thinned(t: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     n = t.size
     if n < 3:
         return np.arange(n)
-    # Compare every fix with the last kept one in local metres (a flat patch is exact
-    # enough at a few metres), in a single pass.
-    phi = np.radians(lat)
-    s = np.sin(phi)
-    w2 = 1.0 - WGS84_E2 * s * s
-    north_per_rad = WGS84_A_M * (1.0 - WGS84_E2) / w2 ** 1.5
-    east_per_rad = WGS84_A_M / np.sqrt(w2) * np.cos(phi)
-    y = (phi * north_per_rad).tolist()
-    x = (np.radians(lon) * east_per_rad).tolist()
-    tt = t.tolist()
+    # Compare every fix with the last kept one in local metres, in a single pass.
+    east, north = _local_xy(lat, lon)
+    x, y, tt = east.tolist(), north.tolist(), t.tolist()
     keep = [0]
     ax, ay, at = x[0], y[0], tt[0]
     min_d2 = THIN_DISTANCE_M ** 2
@@ -189,10 +182,7 @@ def _corner_factors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     n = lat.size
     if n < 3:
         return np.ones(max(n - 1, 0))
-    lat0 = float(lat[0])
-    y = (lat - lat0) * 111_132.0
-    x = (lon - float(lon[0])) * 111_320.0 * np.cos(np.radians(lat0))
-    p = np.column_stack([x, y])
+    p = np.column_stack(_local_xy(lat, lon))
     p = np.vstack([2 * p[0] - p[1], p, 2 * p[-1] - p[-2]])
     p0, p1, p2, p3 = p[:-3], p[1:-2], p[2:-1], p[3:]
     arc = np.zeros(len(p1))
