@@ -56,7 +56,6 @@ class JsonFormatter(logging.Formatter):
 @dataclass
 class PendingBatch:
     ws: ServerConnection
-    me: Identity
     msg: Points
     activity_id: int
     rows: list[dict]
@@ -227,7 +226,7 @@ class IngestServer:
             raise ActivityError(f"activity {info.id} is {info.status}: it takes no more points", "activity_closed")
         done = asyncio.get_running_loop().create_future()
         self.pending[ws] = done
-        self.queue.put_nowait(PendingBatch(ws, me, msg, info.id, [p.row(info.id) for p in msg.points], done))
+        self.queue.put_nowait(PendingBatch(ws, msg, info.id, [p.row(info.id) for p in msg.points], done))
 
     async def acknowledge(self, pending: PendingBatch, stored) -> None:
         """Answer one committed batch: the ack with live stats, then any cue now due."""
@@ -326,7 +325,7 @@ class IngestServer:
             await server.wait_closed()
         committer.cancel()
         sweeper.cancel()
-        log.info("stopped")
+        log.info(f"stopped after {self.commits} commits holding {self.batches_committed} batches")
 
 
 def configure_logging(level: str = "INFO") -> None:
