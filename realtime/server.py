@@ -59,7 +59,14 @@ class PendingBatch:
     msg: Points
     activity_id: int
     rows: list[dict]
-    done: asyncio.Future
+    acked: bool = False
+    waiters: list[asyncio.Future] = field(default_factory=list)  # commands held until this ack
+
+    def settle(self) -> None:
+        self.acked = True
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
 
 
 @dataclass
@@ -87,7 +94,12 @@ class IngestServer:
         self.store = store
         self.idle_timeout_s = idle_timeout_s
         self.rate_per_s = rate_per_s
-        self.queue: asyncio.Queue[PendingBatch] = asyncio.Queue()
+        # Batches waiting for the group commit; ``queued`` wakes the committer and
+        # ``unsettled`` counts batches not yet acknowledged (the shutdown drains it).
+        self.queue: list[PendingBatch] = []
+        self.queued = asyncio.Event()
+        self.unsettled = 0
+        self.drained = asyncio.Event()
         self.activities: dict[int, ActivityInfo] = {}
         self.live: dict[int, LiveStats] = {}
         self.prefs: dict[int, CuePrefs] = {}
@@ -95,7 +107,7 @@ class IngestServer:
         self.batches_committed = 0
         self.last_seen: dict[ServerConnection, float] = {}
         # The newest batch each connection has waiting for the group commit.
-        self.pending: dict[ServerConnection, asyncio.Future] = {}
+        self.pending: dict[ServerConnection, PendingBatch] = {}
 
     async def db(self, fn, *args):
         """Run a Store method on the database thread."""
@@ -159,8 +171,10 @@ class IngestServer:
             # Keep each connection's order: its earlier points are committed and
             # acknowledged before a later command runs.
             waiting = self.pending.get(ws)
-            if waiting is not None and not waiting.done():
-                await asyncio.shield(waiting)
+            if waiting is not None and not waiting.acked:
+                waiter = asyncio.get_running_loop().create_future()
+                waiting.waiters.append(waiter)
+                await waiter
             handler = {Status: self.on_status, Create: self.on_create, Feed: self.on_feed,
                        Cues: self.on_cues}[type(msg)]
             await handler(ws, me, msg)
@@ -224,9 +238,11 @@ class IngestServer:
             info = await self.activity_for(me, msg.activity_id)
         if info.status not in ("created", "active", "paused", "stopped"):
             raise ActivityError(f"activity {info.id} is {info.status}: it takes no more points", "activity_closed")
-        done = asyncio.get_running_loop().create_future()
-        self.pending[ws] = done
-        self.queue.put_nowait(PendingBatch(ws, msg, info.id, [p.row(info.id) for p in msg.points], done))
+        pending = PendingBatch(ws, msg, info.id, [p.row(info.id) for p in msg.points])
+        self.pending[ws] = pending
+        self.queue.append(pending)
+        self.unsettled += 1
+        self.queued.set()
 
     async def acknowledge(self, pending: PendingBatch, stored) -> None:
         """Answer one committed batch: the ack with live stats, then any cue now due."""
@@ -282,12 +298,12 @@ class IngestServer:
         databases in bench/ingest_live.py and bench/ingest_sync.py).
         """
         while True:
-            batch = [await self.queue.get()]
+            await self.queued.wait()
             # A millisecond lets the connections whose messages are already arriving queue
             # them too, so they join this transaction instead of paying for a commit each.
             await asyncio.sleep(GROUP_WAIT_S)
-            while not self.queue.empty():
-                batch.append(self.queue.get_nowait())
+            batch, self.queue = self.queue, []
+            self.queued.clear()
             try:
                 results = self.store.commit_batches([(b.activity_id, b.rows) for b in batch])
             except Exception as exc:  # noqa: BLE001 - every waiting batch must hear about it
@@ -301,9 +317,10 @@ class IngestServer:
                 except ConnectionClosed:
                     pass  # the device resends what it did not see acknowledged
                 finally:
-                    if not pending.done.done():
-                        pending.done.set_result(None)
-                    self.queue.task_done()
+                    pending.settle()
+                    self.unsettled -= 1
+            if not self.unsettled:
+                self.drained.set()
 
     async def run(self, host: str, port: int, stop: asyncio.Future, ready: asyncio.Future | None = None) -> None:
         """Serve until ``stop`` resolves, then drain pending commits and close with 1001."""
@@ -319,7 +336,9 @@ class IngestServer:
             await stop
             log.info("shutting down: flushing pending commits")
             server.close(close_connections=False)
-            await self.queue.join()
+            while self.unsettled:
+                self.drained.clear()
+                await self.drained.wait()
             for ws in list(server.connections):
                 await ws.close(1001, "server shutting down")
             await server.wait_closed()
