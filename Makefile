@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 INGEST_HOST ?= 127.0.0.1
 INGEST_PORT ?= 8765
 SIM_DEVICES ?= 3
+DASHBOARD_PORT ?= 8501
+LEAFLET := dashboard/static/leaflet/.version-1.9.4
 
 .PHONY: setup run test lint bench clean
 
@@ -14,7 +16,11 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-setup: $(VENV)/.installed
+# Leaflet for the maps, served by the app itself (no CDN at run time).
+$(LEAFLET): $(VENV)/.installed dashboard/assets.py
+	$(PY) -m dashboard.assets
+
+setup: $(VENV)/.installed $(LEAFLET)
 
 run: setup
 	$(PY) -m core migrate
@@ -25,10 +31,13 @@ run: setup
 	@echo "alice's news feed:"
 	$(PY) -m core feed --user alice --limit 10
 	@echo
-	@echo "Starting the ingest server on ws://$(INGEST_HOST):$(INGEST_PORT) (health: http://$(INGEST_HOST):$(INGEST_PORT)/healthz)"
+	@echo "Starting the dashboard on http://localhost:$(DASHBOARD_PORT), the ingest server on"
+	@echo "ws://$(INGEST_HOST):$(INGEST_PORT) (health: http://$(INGEST_HOST):$(INGEST_PORT)/healthz), the worker,"
 	@echo "and $(SIM_DEVICES) simulated athletes recording live. Ctrl-C stops everything."
 	@bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \
 	  $(PY) -m realtime --host $(INGEST_HOST) --port $(INGEST_PORT) & \
+	  $(PY) -m core worker & \
+	  $(VENV)/bin/streamlit run dashboard/app.py --server.port $(DASHBOARD_PORT) --server.address 0.0.0.0 & \
 	  $(PY) -m realtime.health --url http://$(INGEST_HOST):$(INGEST_PORT)/healthz --wait 30; \
 	  $(PY) -m realtime.simulate --server ws://$(INGEST_HOST):$(INGEST_PORT) --devices $(SIM_DEVICES) \
 	    --speed 1 --rounds 1000 --workdir data/simulator & \

@@ -11,16 +11,17 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import ROLES, DeviceToken, User
+from core.models import ROLES, DeviceToken, User, WebSession
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
 MIN_PASSWORD_LENGTH = 8
+WEB_SESSION_DAYS = 30
 
 
 class AccountError(ValueError):
@@ -112,3 +113,32 @@ def revoke_device_token(s: Session, user: User, token_id: int) -> bool:
         return False
     row.revoked = True
     return True
+
+
+def start_web_session(s: Session, user: User, days: int = WEB_SESSION_DAYS) -> str:
+    """A new browser sign-in for ``user``; returns the secret for the cookie (stored hashed)."""
+    secret = secrets.token_urlsafe(32)
+    now = datetime.now(UTC)
+    s.add(WebSession(token_hash=token_digest(secret), user_id=user.id, created_at=now,
+                     expires_at=now + timedelta(days=days)))
+    s.flush()
+    return secret
+
+
+def user_for_web_session(s: Session, secret: str | None) -> User | None:
+    """The user signed in with this cookie secret, unless it is unknown or expired."""
+    if not secret:
+        return None
+    row = s.get(WebSession, token_digest(secret))
+    if row is None or row.expires_at <= datetime.now(UTC):
+        return None
+    return s.get(User, row.user_id)
+
+
+def end_web_session(s: Session, secret: str | None) -> None:
+    """Sign a browser out (idempotent)."""
+    if secret:
+        row = s.get(WebSession, token_digest(secret))
+        if row is not None:
+            s.delete(row)
+            s.flush()

@@ -154,6 +154,38 @@ def cmd_feed(args) -> int:
     return 0
 
 
+def cmd_worker(args) -> int:
+    """Run the scheduled jobs until SIGTERM."""
+    import logging
+
+    from core.worker import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    run(interval_s=args.interval, once=args.once)
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    """Print one board (from Redis when configured)."""
+    from core.accounts import user_by_name
+    from core.leaderboard import connect_redis, leaderboard
+
+    Session = _session()
+    with Session() as s:
+        viewer = user_by_name(s, args.user) if args.user else None
+        if args.user and viewer is None:
+            print(f"no user {args.user!r}", file=sys.stderr)
+            return 1
+        board = leaderboard(s, connect_redis(load_settings().redis_url), args.period, args.sport, args.scope,
+                            viewer.id if viewer else None, args.limit)
+    print(f"{board.period} {board.sport} {board.scope} ({board.athletes} athletes, from {board.source})")
+    for e in board.entries:
+        print(f"{e.rank:>5}  {e.name:<30} {e.distance_m / 1000:9.1f} km")
+    if board.me is not None and board.me.rank > len(board.entries):
+        print(f"{board.me.rank:>5}  {board.me.name:<30} {board.me.distance_m / 1000:9.1f} km  (you)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Activity tracker core tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -186,6 +218,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", required=True)
     p.add_argument("--name", default="device")
     p.set_defaults(func=cmd_device_token)
+
+    p = sub.add_parser("worker", help="run the scheduled jobs (leaderboard refresh every 3 minutes)")
+    p.add_argument("--once", action="store_true", help="run each job once and exit")
+    p.add_argument("--interval", type=float, default=180.0, help="seconds between rounds")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("leaderboard", help="print a leaderboard")
+    p.add_argument("--period", choices=("week", "month", "all"), default="week")
+    p.add_argument("--sport", choices=("run", "ride"), default="run")
+    p.add_argument("--scope", choices=("global", "friends"), default="global")
+    p.add_argument("--user", help="whose rank and friends")
+    p.add_argument("--limit", type=int, default=10)
+    p.set_defaults(func=cmd_leaderboard)
 
     p = sub.add_parser("feed", help="print a page of an athlete's news feed")
     p.add_argument("--user", required=True)

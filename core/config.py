@@ -12,6 +12,8 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
+OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+OSM_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Settings:
     shared_tracks_dir: Path | None
     max_upload_bytes: int
     max_points_per_file: int
+    tile_url: str
+    tile_attribution: str
 
 
 def _shared_tracks_dir() -> Path | None:
@@ -46,4 +50,6 @@ def load_settings() -> Settings:
         shared_tracks_dir=_shared_tracks_dir(),
         max_upload_bytes=int(os.environ.get("TRACKER_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)),
         max_points_per_file=int(os.environ.get("TRACKER_MAX_POINTS_PER_FILE", 500_000)),
+        tile_url=os.environ.get("TRACKER_TILE_URL", OSM_TILES),
+        tile_attribution=os.environ.get("TRACKER_TILE_ATTRIBUTION", OSM_ATTRIBUTION),
     )

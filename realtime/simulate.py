@@ -25,7 +25,7 @@ from core.config import load_settings
 from core.db import make_engine, make_sessionmaker
 from core.demo import synthetic_track
 from core.fileio import TrackFileError, load_track
-from core.models import User
+from core.models import Friend, User
 from core.schema import migrate
 from realtime.client import DeviceClient, LocalBuffer, device_points
 
@@ -41,6 +41,11 @@ def device_tokens(count: int, seed: int) -> list[tuple[str, str]]:
     out = []
     with Session() as s, s.begin():
         athletes = list(s.scalars(select(User).where(User.role == "athlete").limit(500)))
+        # On the demo data, record as athletes alice follows, so her Live page shows them.
+        followed = set(s.scalars(select(Friend.friend_id).join(User, User.id == Friend.user_id)
+                                 .where(User.username == "alice")))
+        if len([a for a in athletes if a.id in followed]) >= count:
+            athletes = [a for a in athletes if a.id in followed]
         while len(athletes) < count:
             athletes.append(create_user(s, f"sim{len(athletes)}_{rng.randrange(10**6)}", "Simulated athlete"))
         for user in rng.sample(athletes, count):

@@ -82,3 +82,21 @@ def session(engine):
     s.close()
     outer.rollback()
     conn.close()
+
+
+@pytest.fixture
+def redis_client():
+    """A real Redis (TRACKER_TEST_REDIS_URL), emptied before and after the test."""
+    url = os.environ.get("TRACKER_TEST_REDIS_URL")
+    need(bool(url), "TRACKER_TEST_REDIS_URL is not set (Redis tests)")
+    from core.leaderboard import connect_redis
+
+    client = connect_redis(url)
+    try:
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server is the reason
+        need(False, f"Redis at {url} is unreachable: {exc}")
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()

@@ -53,3 +53,24 @@ def test_device_tokens_are_hashed_and_revocable_by_their_owner_only(session):
     assert revoke_device_token(session, owner, row.id)
     assert user_for_token(session, secret) is None
     assert user_for_token(session, "") is None
+
+
+def test_web_session_survives_until_signed_out_or_expired(session):
+    from datetime import UTC, datetime, timedelta
+
+    from core.accounts import end_web_session, start_web_session, user_for_web_session
+    from core.models import WebSession
+
+    user = create_user(session, "websess", password="correct horse")
+    secret = start_web_session(session, user)
+    assert user_for_web_session(session, secret).id == user.id
+    assert user_for_web_session(session, secret + "x") is None
+    assert user_for_web_session(session, None) is None
+    assert session.get(WebSession, secret) is None  # only the hash is stored
+    end_web_session(session, secret)
+    assert user_for_web_session(session, secret) is None
+    old = start_web_session(session, user)
+    row = session.query(WebSession).filter(WebSession.user_id == user.id).one()
+    row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    session.flush()
+    assert user_for_web_session(session, old) is None

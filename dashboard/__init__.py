@@ -1,0 +1,1 @@
+"""The Streamlit dashboard: feed, activities, stats, uploads, live view, leaderboards."""

@@ -1,0 +1,57 @@
+"""The dashboard's entry script: ``streamlit run dashboard/app.py``.
+
+It signs the visitor in (or shows the sign-in page), then builds the navigation from the
+pages the signed-in user's role may see; a page not in the navigation cannot be reached by
+URL either. The views live in ``dashboard/views``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from dashboard import auth, ui  # noqa: E402
+
+VIEWS = Path(__file__).resolve().parent / "views"
+
+st.set_page_config(page_title="Tracker", page_icon=":material/directions_run:", layout="wide", initial_sidebar_state="auto")
+
+viewer = auth.current_viewer()
+if viewer is None:
+    page = st.navigation([st.Page(auth.sign_in_page, title="Sign in", icon=":material/login:",
+                                  url_path="signin", default=True)], position="hidden")
+    page.run()
+    st.stop()
+
+ATHLETE_PAGES = {
+    "": [
+        st.Page(VIEWS / "feed.py", title="Feed", icon=":material/dynamic_feed:", url_path="feed", default=True),
+        st.Page(VIEWS / "activity.py", title="Activity", icon=":material/route:", url_path="activity",
+                visibility="hidden"),
+        st.Page(VIEWS / "live.py", title="Live", icon=":material/sensors:", url_path="live"),
+    ],
+    "You": [
+        st.Page(VIEWS / "stats.py", title="My stats", icon=":material/insights:", url_path="stats"),
+        st.Page(VIEWS / "upload.py", title="Upload", icon=":material/upload_file:", url_path="upload"),
+        st.Page(VIEWS / "settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
+    ],
+    "Community": [
+        st.Page(VIEWS / "leaderboards.py", title="Leaderboards", icon=":material/leaderboard:",
+                url_path="leaderboards"),
+    ],
+}
+
+page = st.navigation(ATHLETE_PAGES, position="sidebar")
+with st.sidebar:
+    st.markdown(f"Signed in as **{ui.plain(viewer.name)}**" + (" · moderator" if viewer.role == "moderator" else ""))
+    if st.button("Sign out", icon=":material/logout:", key="sign_out"):
+        auth.sign_out()
+        st.rerun()
+auth.flush_cookie()
+page.run()

@@ -1,0 +1,171 @@
+"""Sign-up, sign-in, sign-out, and a sign-in that survives a page reload.
+
+Local accounts are checked against their scrypt hashes; a successful sign-in starts a web
+session whose random secret goes into the ``tracker_session`` cookie (SameSite=Strict; only
+its SHA-256 is stored), so a reload finds the athlete again. When the operator configures
+OpenID Connect in ``.streamlit/secrets.toml`` (an ``[auth]`` section), a "Sign in with ..."
+button uses ``st.login``, and the provider's verified e-mail address is linked to a local
+account (created on first sign-in).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import streamlit as st
+from sqlalchemy import select
+
+from core.accounts import (
+    WEB_SESSION_DAYS,
+    AccountError,
+    authenticate,
+    create_user,
+    end_web_session,
+    start_web_session,
+    user_for_web_session,
+)
+from core.models import User
+from dashboard import data
+from dashboard.queries import Viewer, viewer_for
+
+COOKIE = "tracker_session"
+
+
+def _cookie_script(value: str | None) -> str:
+    if value is None:
+        assignment = f"{COOKIE}=; path=/; max-age=0; SameSite=Strict"
+    else:
+        assignment = f"{COOKIE}={value}; path=/; max-age={WEB_SESSION_DAYS * 86400}; SameSite=Strict"
+    return ("<script>(function(){var c=" + json.dumps(assignment) +
+            ";if(location.protocol==='https:'){c+='; Secure';}document.cookie=c;})();</script>")
+
+
+def flush_cookie() -> None:
+    """Write or clear the session cookie in the browser after a sign-in or sign-out."""
+    if "cookie_op" in st.session_state:
+        value = st.session_state.pop("cookie_op")
+        st.html(_cookie_script(value), unsafe_allow_javascript=True)
+
+
+def oidc_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file at all
+        return False
+
+
+def _sign_in(user: User) -> None:
+    with data.sessions()() as s, s.begin():
+        secret = start_web_session(s, s.get(User, user.id))
+    st.session_state.viewer = viewer_for(user)
+    st.session_state.session_secret = secret
+    st.session_state.cookie_op = secret
+    st.session_state.pop("signed_out", None)
+
+
+def _oidc_user() -> User | None:
+    email = st.user.get("email")
+    if not email or st.user.get("email_verified") is False:
+        return None
+    with data.sessions()() as s, s.begin():
+        user = s.scalars(select(User).where(User.email == email.lower())).first()
+        if user is None:
+            base = re.sub(r"[^a-z0-9_.-]", "", email.split("@")[0].lower())[:24] or "athlete"
+            name, k = base if len(base) >= 3 else f"{base}___"[:3], 1
+            while s.scalars(select(User).where(User.username == name)).first() is not None:
+                k += 1
+                name = f"{base}{k}"
+            user = create_user(s, name, name=st.user.get("name") or name, email=email.lower())
+        s.expunge(user)
+        return user
+
+
+def current_viewer() -> Viewer | None:
+    """The signed-in athlete: from this session, the cookie, or the OpenID Connect login."""
+    viewer = st.session_state.get("viewer")
+    if viewer is not None:
+        return viewer
+    if st.session_state.get("signed_out"):
+        return None
+    secret = st.context.cookies.get(COOKIE)
+    if secret:
+        with data.sessions()() as s:
+            user = user_for_web_session(s, secret)
+            if user is not None:
+                st.session_state.viewer = viewer_for(user)
+                st.session_state.session_secret = secret
+                return st.session_state.viewer
+    if oidc_configured() and st.user.is_logged_in:
+        user = _oidc_user()
+        if user is not None:
+            _sign_in(user)
+            return st.session_state.viewer
+    return None
+
+
+def refresh_viewer() -> None:
+    """Re-read the signed-in user after their settings changed."""
+    viewer = st.session_state.get("viewer")
+    if viewer is not None:
+        with data.sessions()() as s:
+            st.session_state.viewer = viewer_for(s.get(User, viewer.id))
+
+
+def sign_out() -> None:
+    with data.sessions()() as s, s.begin():
+        end_web_session(s, st.session_state.get("session_secret"))
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+    st.session_state.signed_out = True
+    st.session_state.cookie_op = None
+    if oidc_configured() and st.user.is_logged_in:
+        st.logout()
+
+
+def sign_in_page() -> None:
+    """The page shown to visitors who are not signed in."""
+    flush_cookie()
+    st.title(":material/directions_run: Tracker")
+    st.caption("Record runs and rides, follow friends, climb the leaderboards.")
+    if oidc_configured():
+        if st.button("Sign in with your organisation's account", type="primary"):
+            st.login()
+        st.divider()
+    sign_in, sign_up = st.tabs(["Sign in", "Create an account"])
+    with sign_in:
+        with st.form("sign_in"):
+            username = st.text_input("Username", key="signin_username")
+            password = st.text_input("Password", type="password", key="signin_password")
+            submitted = st.form_submit_button("Sign in", type="primary")
+        if submitted:
+            with data.sessions()() as s:
+                user = authenticate(s, username, password)
+                if user is not None:
+                    s.expunge(user)
+            if user is None:
+                st.error("Wrong username or password.")
+            else:
+                _sign_in(user)
+                st.rerun()
+    with sign_up:
+        with st.form("sign_up"):
+            new_username = st.text_input("Username", help="3 to 32 characters: a-z, 0-9, _ . -",
+                                         key="signup_username")
+            new_name = st.text_input("Display name", key="signup_name")
+            new_password = st.text_input("Password", type="password", help="at least 8 characters",
+                                         key="signup_password")
+            again = st.text_input("Password again", type="password", key="signup_again")
+            created = st.form_submit_button("Create account")
+        if created:
+            if new_password != again:
+                st.error("The two passwords differ.")
+            else:
+                try:
+                    with data.sessions()() as s, s.begin():
+                        user = create_user(s, new_username, name=new_name or None, password=new_password)
+                except AccountError as exc:
+                    st.error(str(exc))
+                else:
+                    _sign_in(user)
+                    st.rerun()

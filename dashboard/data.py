@@ -1,0 +1,81 @@
+"""The pages' access to the database and Redis: shared connections, and cached reads keyed by
+the viewer, so a rerun of a page does not query again. Writes clear what they change."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.config import load_settings
+from core.db import make_engine, make_sessionmaker
+from core.leaderboard import connect_redis, leaderboard
+from core.schema import migrate
+from dashboard import queries
+
+
+@st.cache_resource(show_spinner=False)
+def sessions():
+    """The session factory (one engine per server process; the schema is brought up to date)."""
+    engine = make_engine(load_settings().database_url)
+    migrate(engine)
+    return make_sessionmaker(engine)
+
+
+@st.cache_resource(show_spinner=False)
+def redis():
+    return connect_redis(load_settings().redis_url)
+
+
+@st.cache_data(ttl=30, show_spinner=False, max_entries=5000)
+def feed(viewer_id: int, cursor: str | None, limit: int = 10) -> dict:
+    with sessions()() as s:
+        return queries.feed(s, viewer_id, cursor, limit)
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=20000)
+def route_preview(viewer_id: int, activity_id: int) -> list:
+    with sessions()() as s:
+        return queries.route_preview(s, viewer_id, activity_id)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=500)
+def activity_detail(viewer_id: int, activity_id: int) -> dict | None:
+    with sessions()() as s:
+        return queries.activity_detail(s, viewer_id, activity_id)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=200)
+def activity_gpx(viewer_id: int, activity_id: int) -> str | None:
+    with sessions()() as s:
+        return queries.activity_gpx(s, viewer_id, activity_id)
+
+
+@st.cache_data(ttl=120, show_spinner=False, max_entries=1000)
+def my_activities(user_id: int) -> list[dict]:
+    with sessions()() as s:
+        return queries.my_activities(s, user_id)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=200)
+def my_routes(user_id: int, sport: str | None) -> list:
+    with sessions()() as s:
+        return queries.my_routes(s, user_id, sport)
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=2000)
+def board(period: str, sport: str, scope: str, viewer_id: int, limit: int = 10):
+    with sessions()() as s:
+        return leaderboard(s, redis(), period, sport, scope, viewer_id, limit)
+
+
+@st.cache_data(ttl=3, show_spinner=False, max_entries=1000)
+def live(viewer_id: int) -> list[dict]:
+    with sessions()() as s:
+        return queries.live_activities(s, viewer_id)
+
+
+def forget_activity_lists() -> None:
+    """After an upload or a change of an activity: lists and stats read again."""
+    feed.clear()
+    my_activities.clear()
+    my_routes.clear()
+    board.clear()

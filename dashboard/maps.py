@@ -1,0 +1,199 @@
+"""Folium maps whose scripts and styles come from this app, on a configurable tile server.
+
+``LocalMap`` replaces folium's CDN links (Leaflet, jQuery, Bootstrap, Font Awesome) with the
+Leaflet copy that ``python -m dashboard.assets`` installs under ``dashboard/static``; the
+maps only use elements that need nothing else (lines, circle markers, div icons). With no
+tile server reachable the tiles stay grey but the route and its markers still draw.
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+
+import folium
+import numpy as np
+from branca.element import MacroElement
+from jinja2 import Template
+
+from core.config import load_settings
+from core.geo import EARTH_MEAN_RADIUS_KM
+from dashboard.assets import LEAFLET_CSS, LEAFLET_IMAGES, LEAFLET_JS
+
+# Slow to fast: blue, teal, green, orange, red.
+PACE_COLOURS = ("#2c7bb6", "#00a6ca", "#7fbf3f", "#fdae61", "#d7191c")
+ROUTE_COLOUR = "#fc4c02"
+MAX_DRAWN_POINTS = 1500
+
+
+class LocalMap(folium.Map):
+    """A folium map that loads Leaflet from the app itself."""
+
+    default_js = [("leaflet", LEAFLET_JS)]
+    default_css = [("leaflet_css", LEAFLET_CSS)]
+
+
+def base_map(lat: np.ndarray | None = None, lon: np.ndarray | None = None, **kwargs) -> LocalMap:
+    settings = load_settings()
+    m = LocalMap(tiles=None, control_scale=True, prefer_canvas=False, **kwargs)
+    _IconPath().add_to(m)
+    folium.TileLayer(settings.tile_url, attr=settings.tile_attribution, name="map", max_zoom=19).add_to(m)
+    if lat is not None and lon is not None and len(lat):
+        m.fit_bounds([[float(np.nanmin(lat)), float(np.nanmin(lon))],
+                      [float(np.nanmax(lat)), float(np.nanmax(lon))]], padding=(12, 12))
+    else:
+        m.location, m.options["zoom"] = [46.05, 14.5], 4
+    return m
+
+
+def simplify(lat: np.ndarray, lon: np.ndarray, tolerance_m: float) -> np.ndarray:
+    """Indices of the points Ramer-Douglas-Peucker keeps at ``tolerance_m`` (ends always kept)."""
+    n = lat.size
+    if n <= 2:
+        return np.arange(n)
+    k = np.pi / 180 * EARTH_MEAN_RADIUS_KM * 1000
+    y = (lat - lat[0]) * k
+    x = (lon - lon[0]) * k * np.cos(np.radians(np.nanmean(lat)))
+    keep = np.zeros(n, dtype=bool)
+    keep[0] = keep[-1] = True
+    stack = [(0, n - 1)]
+    while stack:
+        a, b = stack.pop()
+        if b - a < 2:
+            continue
+        xs, ys = x[a + 1:b], y[a + 1:b]
+        dx, dy = x[b] - x[a], y[b] - y[a]
+        norm = np.hypot(dx, dy)
+        if norm == 0:
+            dist = np.hypot(xs - x[a], ys - y[a])
+        else:
+            dist = np.abs(dx * (y[a] - ys) - dy * (x[a] - xs)) / norm
+        i = int(np.argmax(dist))
+        if dist[i] > tolerance_m:
+            mid = a + 1 + i
+            keep[mid] = True
+            stack.append((a, mid))
+            stack.append((mid, b))
+    return np.flatnonzero(keep)
+
+
+def drawable(lat: np.ndarray, lon: np.ndarray, max_points: int = MAX_DRAWN_POINTS) -> np.ndarray:
+    """Indices for drawing: simplified until at most ``max_points`` remain."""
+    tolerance = 2.0
+    idx = simplify(lat, lon, tolerance)
+    while idx.size > max_points:
+        tolerance *= 2
+        idx = simplify(lat, lon, tolerance)
+    return idx
+
+
+def pace_bins(speed: np.ndarray) -> np.ndarray:
+    """Each value's colour bin (0 slow .. 4 fast) by the activity's own speed quintiles."""
+    finite = speed[np.isfinite(speed)]
+    if finite.size < 5:
+        return np.full(speed.size, 2)
+    edges = np.quantile(finite, [0.2, 0.4, 0.6, 0.8])
+    return np.searchsorted(edges, np.nan_to_num(speed, nan=float(np.median(finite))))
+
+
+def _rolling_median(values: np.ndarray, window: int) -> np.ndarray:
+    """Centred rolling median (NaN-aware), so one noisy fix does not flip a segment's colour."""
+    if values.size < window:
+        return values
+    half = window // 2
+    padded = np.concatenate([np.full(half, np.nan), values, np.full(half, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, window)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN, as wanted
+        return np.nanmedian(windows, axis=1)
+
+
+def _steady(bins: np.ndarray, shortest: int = 4) -> np.ndarray:
+    """Runs of fewer than ``shortest`` segments take the colour before them (fewer, longer lines)."""
+    out = bins.copy()
+    start = 0
+    for k in range(1, out.size + 1):
+        if k == out.size or out[k] != out[start]:
+            if k - start < shortest and start > 0:
+                out[start:k] = out[start - 1]
+            start = k
+    return out
+
+
+class _IconPath(MacroElement):
+    """Points Leaflet's default marker images at the app's copy (it would guess a wrong URL)."""
+
+    _template = Template("{% macro script(this, kwargs) %}L.Icon.Default.imagePath = "
+                         + repr(LEAFLET_IMAGES) + ";{% endmacro %}")
+
+
+def route_map(lat: np.ndarray, lon: np.ndarray, speed: np.ndarray | None = None,
+              cum_distance_m: np.ndarray | None = None, km_markers: bool = True,
+              km_label: str = "km", unit_m: float = 1000.0, height: int = 420) -> LocalMap:
+    """The route coloured by pace or speed, with start, finish and distance markers."""
+    m = base_map(lat, lon)
+    if lat.size == 0:
+        return m
+    idx = drawable(lat, lon)
+    if speed is not None and speed.size == lat.size and idx.size > 1:
+        # Each drawn segment takes the mean speed of the recorded points it stands for.
+        seg_speed = np.array([np.nanmean(speed[a:b + 1]) if np.isfinite(speed[a:b + 1]).any() else np.nan
+                              for a, b in zip(idx[:-1], idx[1:])])
+        bins = _steady(pace_bins(_rolling_median(seg_speed, 9)))
+        start = 0
+        for k in range(1, bins.size + 1):
+            if k == bins.size or bins[k] != bins[start]:
+                chunk = idx[start:k + 1]
+                folium.PolyLine(list(zip(lat[chunk].tolist(), lon[chunk].tolist())),
+                                color=PACE_COLOURS[int(bins[start])], weight=5, opacity=0.9,
+                                class_name="route-line").add_to(m)
+                start = k
+    else:
+        folium.PolyLine(list(zip(lat[idx].tolist(), lon[idx].tolist())), color=ROUTE_COLOUR, weight=4,
+                        class_name="route-line").add_to(m)
+    if km_markers and cum_distance_m is not None and cum_distance_m.size == lat.size and cum_distance_m[-1] > 0:
+        step = unit_m if cum_distance_m[-1] / unit_m <= 60 else unit_m * 5
+        for mark in np.arange(step, cum_distance_m[-1], step):
+            i = int(np.searchsorted(cum_distance_m, mark))
+            i = min(i, lat.size - 1)
+            label = f"{mark / unit_m:.0f}"
+            folium.Marker([float(lat[i]), float(lon[i])], tooltip=f"{label} {km_label}",
+                          icon=folium.DivIcon(html=f'<div class="km-marker">{label}</div>',
+                                              icon_size=(20, 20), icon_anchor=(10, 10),
+                                              class_name="km-icon")).add_to(m)
+    folium.CircleMarker([float(lat[0]), float(lon[0])], radius=7, color="#ffffff", weight=2, fill=True,
+                        fill_color="#2e9e44", fill_opacity=1, tooltip="start", class_name="start-marker").add_to(m)
+    folium.CircleMarker([float(lat[-1]), float(lon[-1])], radius=7, color="#ffffff", weight=2, fill=True,
+                        fill_color="#c0392b", fill_opacity=1, tooltip="finish", class_name="finish-marker").add_to(m)
+    m.get_root().header.add_child(folium.Element(
+        "<style>.km-marker{background:#fff;border:2px solid #242428;border-radius:50%;font:bold 10px/16px "
+        "sans-serif;text-align:center;width:16px;height:16px}</style>"))
+    return m
+
+
+def heatmap(routes: list[tuple[np.ndarray, np.ndarray]]) -> LocalMap:
+    """Every route drawn thin and translucent: where they overlap, the colour deepens."""
+    if not routes:
+        return base_map()
+    all_lat = np.concatenate([r[0] for r in routes])
+    all_lon = np.concatenate([r[1] for r in routes])
+    m = base_map(all_lat, all_lon)
+    per_route = max(60, 20_000 // len(routes))
+    for lat, lon in routes:
+        idx = drawable(lat, lon, per_route)
+        folium.PolyLine(list(zip(lat[idx].tolist(), lon[idx].tolist())), color=ROUTE_COLOUR, weight=3,
+                        opacity=0.25, class_name="heat-line").add_to(m)
+    return m
+
+
+def live_map(positions: list[tuple[float, float, str]]) -> LocalMap:
+    """Athletes' current positions (lat, lon, label)."""
+    if not positions:
+        return base_map()
+    lat = np.array([p[0] for p in positions])
+    lon = np.array([p[1] for p in positions])
+    m = base_map(lat, lon)
+    for la, lo, label in positions:
+        folium.CircleMarker([la, lo], radius=8, color="#ffffff", weight=2, fill=True, fill_color=ROUTE_COLOUR,
+                            fill_opacity=1, tooltip=html.escape(label), class_name="live-marker").add_to(m)
+    return m

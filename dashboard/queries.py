@@ -1,0 +1,190 @@
+"""What the pages read and write, as plain functions of a database session.
+
+Every read takes the viewer's id and applies the feed's visibility rules, so no page can
+show another athlete's private data by asking for it. ``dashboard.data`` wraps the reads in
+Streamlit caches keyed by user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import select
+
+from core.activities import ActivityError, pause_intervals, record_track, stored_track
+from core.cleaning import clean_track
+from core.feed import can_view, feed_page
+from core.fileio import load_track, to_gpx
+from core.live import CuePrefs, LiveStats
+from core.models import SPORTS, Activity, DeviceToken, Friend, RoutePoint, User
+from core.points import Track
+from core.trackstats import build_profile
+from dashboard.maps import drawable
+
+PREVIEW_POINTS = 80
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in user as the pages need them."""
+
+    id: int
+    username: str
+    name: str
+    role: str
+    units: str
+
+
+def viewer_for(user: User) -> Viewer:
+    units = (user.settings or {}).get("units", "metric")
+    return Viewer(user.id, user.username, user.name, user.role, units if units in ("metric", "imperial") else "metric")
+
+
+def card(a: Activity) -> dict:
+    return {"id": a.id, "user_id": a.user_id, "athlete": a.user.name, "username": a.user.username,
+            "sport": a.sport, "title": a.title or "", "visibility": a.visibility, "status": a.status,
+            "start_time": a.start_time, "distance_m": a.distance_m, "moving_time_s": a.moving_time_s,
+            "elapsed_time_s": a.elapsed_time_s, "avg_speed_mps": a.avg_speed_mps,
+            "elevation_gain_m": a.elevation_gain_m}
+
+
+def feed(s, viewer_id: int, cursor: str | None, limit: int = 10) -> dict:
+    page = feed_page(s, viewer_id, cursor=cursor, limit=limit)
+    return {"items": [card(a) for a in page.items], "next_cursor": page.next_cursor}
+
+
+def route_preview(s, viewer_id: int, activity_id: int) -> list[tuple[float, float]]:
+    """A few dozen points of the route, for the feed card's sketch."""
+    a = s.get(Activity, activity_id)
+    if a is None or not can_view(s, viewer_id, a):
+        return []
+    rows = s.execute(select(RoutePoint.lat, RoutePoint.lon).where(RoutePoint.activity_id == activity_id,
+                                                                 RoutePoint.lat.is_not(None))
+                     .order_by(RoutePoint.seq)).all()
+    if len(rows) < 2:
+        return []
+    lat = np.array([r[0] for r in rows])
+    lon = np.array([r[1] for r in rows])
+    idx = drawable(lat, lon, PREVIEW_POINTS)
+    return list(zip(lat[idx].round(5).tolist(), lon[idx].round(5).tolist()))
+
+
+def preview_svg(points: list[tuple[float, float]], width: int = 120, height: int = 80) -> str:
+    """An inline SVG sketch of a route (numbers only: nothing user-written goes in it)."""
+    if len(points) < 2:
+        return ""
+    lat = np.array([p[0] for p in points])
+    lon = np.array([p[1] for p in points]) * np.cos(np.radians(lat.mean()))
+    span = max(float(np.ptp(lat)), float(np.ptp(lon)), 1e-9)
+    x = 4 + (lon - lon.min()) / span * (width - 8)
+    y = height - 4 - (lat - lat.min()) / span * (height - 8)
+    path = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(x, y))
+    return (f'<svg class="route-preview" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+            f'xmlns="http://www.w3.org/2000/svg"><rect width="100%" height="100%" rx="6" fill="#f4f4f6"/>'
+            f'<polyline points="{path}" fill="none" stroke="#fc4c02" stroke-width="2.5" '
+            f'stroke-linejoin="round"/></svg>')
+
+
+def activity_detail(s, viewer_id: int, activity_id: int) -> dict | None:
+    """Everything the activity page draws, or None if the viewer may not see it."""
+    a = s.get(Activity, activity_id)
+    if a is None or not can_view(s, viewer_id, a):
+        return None
+    track = stored_track(s, a)
+    pauses = pause_intervals(s, a)
+    clean = clean_track(track)
+    profile, _ = build_profile(clean, pauses)
+    return {
+        **card(a),
+        "summary": a.summary or {},
+        "lat": profile.lat, "lon": profile.lon, "t": profile.t,
+        "distance": profile.cum_distance_m, "moving": profile.cum_moving_s, "speed": profile.speed_mps,
+        "ele": clean.ele, "hr": clean.hr,
+        "points": len(track),
+    }
+
+
+def activity_gpx(s, viewer_id: int, activity_id: int) -> str | None:
+    a = s.get(Activity, activity_id)
+    if a is None or not can_view(s, viewer_id, a):
+        return None
+    track = stored_track(s, a)
+    return to_gpx(track, name=a.title)
+
+
+def my_activities(s, user_id: int) -> list[dict]:
+    """The athlete's own completed activities with the figures the stats page sums."""
+    rows = s.scalars(select(Activity).where(Activity.user_id == user_id, Activity.status == "completed")
+                     .order_by(Activity.start_time)).all()
+    out = []
+    for a in rows:
+        bests = (a.summary or {}).get("best_efforts_s", {})
+        out.append({**card(a), "best_1k_s": bests.get("1000"), "best_5k_s": bests.get("5000"),
+                    "best_10k_s": bests.get("10000")})
+    return out
+
+
+def my_routes(s, user_id: int, sport: str | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every route of the athlete's own completed activities, simplified for drawing."""
+    q = select(Activity.id).where(Activity.user_id == user_id, Activity.status == "completed")
+    if sport:
+        q = q.where(Activity.sport == sport)
+    ids = list(s.scalars(q))
+    routes = []
+    for chunk in range(0, len(ids), 200):
+        part = ids[chunk:chunk + 200]
+        rows = s.execute(select(RoutePoint.activity_id, RoutePoint.lat, RoutePoint.lon)
+                         .where(RoutePoint.activity_id.in_(part), RoutePoint.lat.is_not(None))
+                         .order_by(RoutePoint.activity_id, RoutePoint.seq)).all()
+        if not rows:
+            continue
+        arr = np.array([(r[0], r[1], r[2]) for r in rows], dtype=float)
+        for aid in np.unique(arr[:, 0]):
+            sel = arr[arr[:, 0] == aid]
+            if len(sel) >= 2:
+                idx = drawable(sel[:, 1], sel[:, 2], 300)
+                routes.append((sel[idx, 1], sel[idx, 2]))
+    return routes
+
+
+def live_activities(s, viewer_id: int) -> list[dict]:
+    """Activities in progress that the viewer may see: their own, and those of athletes they follow
+    (unless private), with live stats recomputed from the stored points."""
+    follows = select(Friend.friend_id).where(Friend.user_id == viewer_id)
+    rows = s.scalars(select(Activity).where(
+        Activity.status.in_(("created", "active", "paused", "stopped")),
+        (Activity.user_id == viewer_id) | (Activity.user_id.in_(follows) & (Activity.visibility != "private")),
+    ).order_by(Activity.created_at.desc()).limit(50)).all()
+    out = []
+    for a in rows:
+        pts = s.execute(select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon).where(RoutePoint.activity_id == a.id)
+                        .order_by(RoutePoint.t)).all()
+        live = LiveStats(a.sport, CuePrefs())
+        last = None
+        for t, lat, lon in pts:
+            live.add(t, lat, lon)
+            if lat is not None:
+                last = (lat, lon, t)
+        if a.status in ("paused", "stopped"):
+            live.pause()
+        out.append({**card(a), "stats": live.snapshot(), "position": last, "points": len(pts)})
+    return out
+
+
+def import_file(s, user: User, name: str, data: bytes, sport: str | None = None,
+                visibility: str | None = None) -> Activity:
+    """Import one uploaded file; TrackFileError or ActivityError say why not."""
+    track: Track = load_track(name, data)
+    if sport is None and track.sport not in SPORTS:
+        raise ActivityError(f"the file says its sport is {track.sport!r}: choose run or ride", "invalid_sport")
+    digest = hashlib.sha256(data).hexdigest()
+    return record_track(s, user, track, sport=sport, title=track.name or None, visibility=visibility,
+                        source="upload", source_hash=digest)
+
+
+def device_tokens(s, user_id: int) -> list[dict]:
+    rows = s.scalars(select(DeviceToken).where(DeviceToken.user_id == user_id).order_by(DeviceToken.id)).all()
+    return [{"id": r.id, "name": r.name, "created_at": r.created_at, "last_used_at": r.last_used_at,
+             "revoked": r.revoked} for r in rows]

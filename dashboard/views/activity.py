@@ -1,0 +1,120 @@
+"""One activity: route map coloured by pace or speed, charts, splits, summary, GPX download."""
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+from streamlit_folium import st_folium
+
+from dashboard import data, fmt, ui
+from dashboard.maps import PACE_COLOURS, route_map
+
+v = ui.viewer()
+raw_id = st.query_params.get("id", "")
+activity_id = int(raw_id) if raw_id.isdigit() and len(raw_id) < 19 else None
+detail = data.activity_detail(v.id, activity_id) if activity_id else None
+if detail is None:
+    st.title("Activity")
+    st.warning("No such activity, or it is not shared with you. Open one from your feed.")
+    st.page_link("views/feed.py", label="Back to the feed", icon=":material/dynamic_feed:")
+    st.stop()
+
+sport, units = detail["sport"], v.units
+unit_m = fmt.MILE_M if units == "imperial" else 1000.0
+unit = "mi" if units == "imperial" else "km"
+summary = detail["summary"]
+
+st.title(f"{fmt.SPORT_ICON.get(sport, '')} {ui.plain(detail['title']) or 'Untitled'}")
+st.markdown(f"**{ui.plain(detail['athlete'])}** · {fmt.when(detail['start_time'])} · {detail['visibility']}")
+
+figures = [
+    ("Distance", fmt.distance(detail["distance_m"], units)),
+    ("Moving time", fmt.duration(detail["moving_time_s"])),
+    ("Elapsed", fmt.duration(detail["elapsed_time_s"])),
+    ("Avg pace" if sport == "run" else "Avg speed", fmt.pace_or_speed(sport, detail["avg_speed_mps"], units)),
+    ("Elevation gain", fmt.elevation(detail["elevation_gain_m"], units)),
+    ("Max speed", fmt.speed(summary.get("max_speed_mps"), units)),
+]
+for row in (figures[:3], figures[3:]):
+    for col, (label, value) in zip(st.columns(3), row):
+        col.metric(label, value)
+
+lat, lon = detail["lat"], detail["lon"]
+if lat.size >= 2:
+    st.subheader("Route")
+    st.caption("Coloured by " + ("pace" if sport == "run" else "speed") + ": blue slowest, red fastest. "
+               f"Numbered markers every {unit}" + (" (every 5 when long)" if detail["distance"][-1] / unit_m > 60 else ""))
+    m = route_map(lat, lon, detail["speed"], detail["distance"], km_label=unit, unit_m=unit_m)
+    st_folium(m, height=440, use_container_width=True, returned_objects=[], key=f"map_{activity_id}")
+    legend = " ".join(f'<span style="color:{c}">■</span>' for c in PACE_COLOURS)
+    st.html(f"<div style='font-size:0.8rem'>slow {legend} fast</div>")
+else:
+    st.info("This activity has no GPS positions (indoor, or the device recorded none).")
+
+dist = detail["distance"] / unit_m
+if lat.size >= 2:
+    speed = np.asarray(detail["speed"], dtype=float)
+    pace_series = np.array([fmt.pace_value(sport, s_, units) if np.isfinite(s_) and s_ > 0 else np.nan
+                            for s_ in speed], dtype=float)
+    ele = np.asarray(detail["ele"], dtype=float)
+    hr = np.asarray(detail["hr"], dtype=float)
+    rows = [("pace", fmt.pace_axis(sport, units))]
+    if np.isfinite(ele).sum() >= 2:
+        rows.append(("ele", "elevation (ft)" if units == "imperial" else "elevation (m)"))
+    if np.isfinite(hr).sum() >= 2:
+        rows.append(("hr", "heart rate (bpm)"))
+    step = max(1, lat.size // 2000)  # charts need no more than ~2,000 points to look right
+    fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.06)
+    for k, (name, title) in enumerate(rows, start=1):
+        y = {"pace": pace_series, "ele": ele * (3.28084 if units == "imperial" else 1.0), "hr": hr}[name]
+        fig.add_trace(go.Scatter(x=dist[::step], y=y[::step], mode="lines", name=title,
+                                 line={"color": {"pace": "#fc4c02", "ele": "#6b6b76", "hr": "#c0392b"}[name],
+                                       "width": 1.6}, fill="tozeroy" if name == "ele" else None,
+                                 connectgaps=False), row=k, col=1)
+        fig.update_yaxes(title_text=title, row=k, col=1, autorange="reversed" if name == "pace" and sport == "run"
+                         else True)
+    fig.update_xaxes(title_text=f"distance ({unit})", row=len(rows), col=1)
+    fig.update_layout(height=220 * len(rows), margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False)
+    st.subheader("Charts")
+    st.plotly_chart(fig, key=f"charts_{activity_id}", config={"displaylogo": False})
+
+splits = summary.get("splits") or []
+if splits and units == "metric":
+    st.subheader("Splits")
+    table = pd.DataFrame([{
+        "km": s_["index"], "distance": fmt.distance(s_["distance_m"], units),
+        "time": fmt.duration(s_["moving_time_s"]),
+        ("pace" if sport == "run" else "speed"): fmt.pace_or_speed(
+            sport, s_["distance_m"] / s_["moving_time_s"] if s_["moving_time_s"] else None, units),
+    } for s_ in splits])
+    st.dataframe(table, hide_index=True)
+elif units == "imperial" and lat.size >= 2 and dist[-1] > 0:
+    st.subheader("Splits")
+    marks = np.concatenate([[0.0], np.arange(1.0, dist[-1], 1.0), [dist[-1]]])
+    moving = np.interp(marks, dist, detail["moving"])
+    rows_ = []
+    for k in range(len(marks) - 1):
+        d_m, secs = (marks[k + 1] - marks[k]) * unit_m, moving[k + 1] - moving[k]
+        rows_.append({"mi": k + 1, "distance": fmt.distance(d_m, units), "time": fmt.duration(secs),
+                      ("pace" if sport == "run" else "speed"): fmt.pace_or_speed(sport, d_m / secs if secs else None,
+                                                                                 units)})
+    st.dataframe(pd.DataFrame(rows_), hide_index=True)
+
+bests = summary.get("best_efforts_s") or {}
+if bests:
+    st.subheader("Best efforts")
+    names = {"400": "400 m", "1000": "1 km", "5000": "5 km", "10000": "10 km"}
+    st.dataframe(pd.DataFrame([{"distance": names.get(k, k), "time": fmt.duration(t_),
+                                "pace": fmt.pace(float(k) / t_, units) if t_ else "–"}
+                               for k, t_ in bests.items()]), hide_index=True)
+
+with st.expander("Details"):
+    st.write({"recorded points": detail["points"], "GPS points used": int(lat.size),
+              "dropped by cleaning": summary.get("dropped", {}),
+              "avg heart rate": summary.get("avg_hr_bpm"), "max heart rate": summary.get("max_hr_bpm")})
+
+gpx = data.activity_gpx(v.id, activity_id)
+if gpx:
+    st.download_button("Download GPX", gpx, file_name=f"activity-{activity_id}.gpx", mime="application/gpx+xml",
+                       icon=":material/download:")

@@ -1,0 +1,49 @@
+"""Leaderboards: distance this week, this month and all time, per sport, global or among the
+athletes you follow, with your own rank even outside the top."""
+
+import html
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import data, fmt, ui
+
+v = ui.viewer()
+unit_m = fmt.MILE_M if v.units == "imperial" else 1000.0
+unit = "mi" if v.units == "imperial" else "km"
+st.title("Leaderboards")
+
+c1, c2, c3 = st.columns(3)
+period = c1.segmented_control("Period", ["week", "month", "all"], default="week", key="lb_period",
+                              format_func={"week": "This week", "month": "This month", "all": "All time"}.get) or "week"
+sport = c2.segmented_control("Sport", ["run", "ride"], default="run", key="lb_sport",
+                             format_func={"run": "Run", "ride": "Ride"}.get) or "run"
+scope = c3.segmented_control("Among", ["global", "friends"], default="global", key="lb_scope",
+                             format_func={"global": "Everyone", "friends": "Athletes I follow"}.get) or "global"
+
+board = data.board(period, sport, scope, v.id, 10)
+st.caption(f"{board.athletes} athletes ranked · refreshed every 3 minutes"
+           + (" (Redis)" if board.source == "redis" else ""))
+if not board.entries:
+    st.info("No activities on this board yet.")
+    st.stop()
+
+if board.me is not None:
+    st.metric("Your rank", f"#{board.me.rank} of {board.athletes}")
+    st.caption(f"You: {board.me.distance_m / unit_m:.1f} {unit}")
+else:
+    st.caption(f"You have no {sport}s on this board yet.")
+
+lines = list(board.entries)
+if board.me is not None and board.me.rank > len(lines):
+    lines.append(board.me)
+# Plotly reads a few HTML tags in labels: names are escaped so they show as written.
+labels = [f"#{e.rank} {html.escape(e.name)}" for e in lines]
+colours = ["#fc4c02" if e.user_id == v.id else "#b8b8c0" for e in lines]
+fig = go.Figure(go.Bar(x=[e.distance_m / unit_m for e in lines], y=labels, orientation="h", marker_color=colours,
+                       text=[f"{e.distance_m / unit_m:.1f}" for e in lines], textposition="auto"))
+fig.update_layout(height=60 + 34 * len(lines), margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                  yaxis={"autorange": "reversed"}, xaxis_title=f"distance ({unit})")
+st.plotly_chart(fig, key="leaderboard_chart", config={"displaylogo": False})
+st.dataframe([{"rank": e.rank, "athlete": e.name, f"distance ({unit})": round(e.distance_m / unit_m, 1),
+               "you": "you" if e.user_id == v.id else ""} for e in lines], hide_index=True)

@@ -1,0 +1,92 @@
+"""Settings: profile, default visibility, units, spoken cues, and device pairing."""
+
+import streamlit as st
+
+from core.accounts import create_device_token, revoke_device_token
+from core.live import CUE_FIELDS, CuePrefs
+from core.models import VISIBILITIES, User
+from dashboard import auth, data, ui
+from dashboard.queries import device_tokens
+
+v = ui.viewer()
+st.title("Settings")
+
+with data.sessions()() as s:
+    me = s.get(User, v.id)
+    name, default_visibility, settings = me.name, me.default_visibility, dict(me.settings or {})
+prefs = CuePrefs.from_settings(settings)
+
+
+def save(**changes) -> None:
+    with data.sessions()() as s, s.begin():
+        user = s.get(User, v.id)
+        merged = dict(user.settings or {})
+        for key, value in changes.items():
+            if key in ("name", "default_visibility"):
+                setattr(user, key, value)
+            else:
+                merged[key] = value
+        user.settings = merged
+    auth.refresh_viewer()
+    data.forget_activity_lists()
+
+
+st.subheader("Profile")
+with st.form("profile"):
+    new_name = st.text_input("Display name", value=name, max_chars=128)
+    vis = st.selectbox("Who sees my new activities", VISIBILITIES, index=VISIBILITIES.index(default_visibility),
+                       help="public: everyone · followers: athletes who follow you · private: only you")
+    units = st.radio("Units", ["metric", "imperial"], index=0 if v.units == "metric" else 1, horizontal=True,
+                     help="metric: km, min/km, km/h · imperial: mi, min/mi, mph")
+    if st.form_submit_button("Save profile"):
+        if not new_name.strip():
+            st.error("The display name cannot be empty.")
+        else:
+            save(name=new_name.strip()[:128], default_visibility=vis, units=units)
+            st.success("Saved.")
+
+st.subheader("Spoken cues")
+st.caption("What your device says while you record, and how often.")
+with st.form("cues"):
+    fields = st.multiselect("Say", list(CUE_FIELDS), default=list(prefs.fields),
+                            help="time, distance, and pace (runs) or speed (rides)")
+    c1, c2 = st.columns(2)
+    by_km = c1.number_input("Every … km (0 = never)", min_value=0.0, max_value=100.0, step=0.5,
+                            value=float(prefs.every_km or 0.0))
+    by_min = c2.number_input("Every … minutes (0 = never)", min_value=0.0, max_value=600.0, step=1.0,
+                             value=float(prefs.every_min or 0.0))
+    if st.form_submit_button("Save cues"):
+        if not fields:
+            st.error("Choose at least one thing to hear.")
+        elif not by_km and not by_min:
+            st.error("Choose a distance or a time interval (or both).")
+        else:
+            save(cues=CuePrefs(tuple(fields), by_km or None, by_min or None).to_settings())
+            st.success("Saved: your devices use these from their next activity.")
+
+st.subheader("Devices")
+st.caption("A device (phone, watch, or `python -m realtime.client`) sends activities to the ingest server with a "
+           "token. The token is shown once; only a hash of it is kept.")
+if token := st.session_state.pop("new_token", None):
+    st.success("New device token: copy it now, it will not be shown again.")
+    st.code(token, language=None)
+with st.form("pair", clear_on_submit=True):
+    device_name = st.text_input("Device name", placeholder="e.g. my watch", max_chars=100)
+    if st.form_submit_button("Create device token"):
+        with data.sessions()() as s, s.begin():
+            _, secret = create_device_token(s, s.get(User, v.id), device_name.strip() or "device")
+        st.session_state.new_token = secret
+        st.rerun()
+with data.sessions()() as s:
+    tokens = device_tokens(s, v.id)
+for t in tokens:
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    used = t["last_used_at"].strftime("%d %b %Y %H:%M") if t["last_used_at"] else "never"
+    c1.markdown(f"**{ui.plain(t['name'])}** · created {t['created_at']:%d %b %Y} · last used {used}"
+                + (" · *revoked*" if t["revoked"] else ""))
+    if not t["revoked"] and c2.button("Revoke", key=f"revoke_{t['id']}"):
+        with data.sessions()() as s, s.begin():
+            revoke_device_token(s, s.get(User, v.id), t["id"])
+        st.rerun()
+if not tokens:
+    st.caption("No devices paired yet.")

@@ -1,0 +1,56 @@
+"""Upload GPX, TCX and FIT files: several at once, duplicates recognised, bad files explained."""
+
+import streamlit as st
+
+from core.activities import ActivityError
+from core.config import load_settings
+from core.fileio import TrackFileError
+from core.models import User
+from dashboard import data, fmt, ui
+from dashboard.queries import import_file
+
+v = ui.viewer()
+st.title("Upload activities")
+settings = load_settings()
+st.caption(f"GPX, TCX or FIT files from any device, up to {settings.max_upload_bytes // (1024 * 1024)} MB each. "
+           "A file you already imported is recognised and not added twice.")
+
+with st.form("upload", clear_on_submit=True):
+    files = st.file_uploader("Activity files", type=["gpx", "tcx", "fit"], accept_multiple_files=True,
+                             max_upload_size=max(1, settings.max_upload_bytes // (1024 * 1024)))
+    c1, c2 = st.columns(2)
+    sport_choice = c1.selectbox("Sport", ["from the file", "run", "ride"])
+    visibility = c2.selectbox("Who can see them", ["my default", "public", "followers", "private"])
+    submitted = st.form_submit_button("Import", type="primary")
+
+if submitted:
+    if not files:
+        st.warning("Choose at least one file.")
+    else:
+        results = []
+        bar = st.progress(0.0, text="Importing…")
+        for k, f in enumerate(files, start=1):
+            bar.progress((k - 1) / len(files), text=f"Importing {f.name} ({k} of {len(files)})")
+            try:
+                with data.sessions()() as s, s.begin():
+                    activity = import_file(s, s.get(User, v.id), f.name, f.getvalue(),
+                                           sport=None if sport_choice == "from the file" else sport_choice,
+                                           visibility=None if visibility == "my default" else visibility)
+                    results.append(("ok", f.name, activity.id, activity.sport, activity.distance_m, activity.title))
+            except TrackFileError as exc:
+                results.append(("bad", f.name, str(exc)))
+            except ActivityError as exc:
+                results.append(("duplicate" if exc.code == "duplicate" else "bad", f.name, str(exc)))
+        bar.progress(1.0, text=f"Done: {len(files)} file(s)")
+        data.forget_activity_lists()
+        st.session_state.upload_results = results
+
+for r in st.session_state.get("upload_results", []):
+    if r[0] == "ok":
+        st.success(f"{ui.plain(r[1])}: imported as a {r[3]} of {fmt.distance(r[4], v.units)}")
+        st.page_link("views/activity.py", label=f"Open {ui.plain(r[5] or 'the activity')}",
+                     query_params={"id": r[2]}, icon=":material/route:")
+    elif r[0] == "duplicate":
+        st.info(f"{ui.plain(r[1])}: {ui.plain(r[2])}")
+    else:
+        st.error(f"{ui.plain(r[1])}: {ui.plain(r[2])}")
