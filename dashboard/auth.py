@@ -89,7 +89,7 @@ def current_viewer() -> Viewer | None:
     if st.session_state.get("signed_out"):
         return None
     secret = st.context.cookies.get(COOKIE)
-    if secret:
+    if isinstance(secret, str) and 0 < len(secret) <= 100:
         with data.sessions()() as s:
             user = user_for_web_session(s, secret)
             if user is not None:

@@ -75,7 +75,8 @@ for c in items:
                 st.button(f"Kudos {count}", icon=":material/thumb_up_off_alt:", key=f"kudos_{c['id']}", on_click=act,
                           args=(give_kudos, c["id"]))
         with k2:
-            with st.expander(f"{len(comments[c['id']])} comments", icon=":material/chat_bubble:"):
+            with st.expander(f"{len(comments[c['id']])} comments", icon=":material/chat_bubble:",
+                             expanded=st.session_state.get("open_card") == c["id"]):
                 for cm in comments[c["id"]]:
                     line, action = st.columns([6, 1])
                     line.markdown(f"**{ui.plain(cm.author)}** {ui.plain(cm.text)}")
@@ -86,6 +87,7 @@ for c in items:
                     text = st.text_input("Add a comment", key=f"ctext_{c['id']}", max_chars=1000)
                     if st.form_submit_button("Post"):
                         act(add_comment, c["id"], text)
+                        st.session_state.open_card = c["id"]
                         st.rerun()
 
 if cursor is not None:

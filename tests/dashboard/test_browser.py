@@ -1,0 +1,228 @@
+"""The dashboard in a real browser: Debian's Chromium driven by Playwright against a running
+app on demo data. Screenshots of every page land in tests/artifacts/screenshots."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SHARED_TRACKS, need
+from tests.dashboard.conftest import APP, PRIVATE_TITLE, XSS_COMMENT, XSS_TITLE
+
+ROOT = APP.parent.parent
+SHOTS = ROOT / "tests" / "artifacts" / "screenshots"
+CHROMIUM = os.environ.get("TRACKER_TEST_CHROMIUM", "/usr/bin/chromium")
+TIMEOUT_MS = 60_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url(world):
+    port = _free_port()
+    env = dict(os.environ, TRACKER_DATABASE_URL=world.url, TRACKER_DATA_DIR=str(world.data_dir),
+               TRACKER_TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png")  # no tiles: the route must still draw
+    env.pop("TRACKER_REDIS_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+                             "--server.headless", "true", "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited: {proc.stdout.read().decode()[-2000:]}")
+            time.sleep(0.3)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    need(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need(False, "playwright is not installed")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    pg = context.new_page()
+    pg.dialogs = []
+    pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    yield pg
+    context.close()
+
+
+def settle(pg) -> None:
+    """Wait until Streamlit has finished running the page's script."""
+    pg.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS)
+    pg.wait_for_timeout(300)
+
+
+def shot(pg, name: str) -> None:
+    pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def sign_in(pg, url: str, username: str, password: str) -> None:
+    pg.goto(url)
+    pg.get_by_label("Username").first.fill(username)
+    pg.get_by_label("Password").first.fill(password)
+    pg.get_by_role("button", name="Sign in").click()
+    pg.get_by_role("heading", name="Feed").wait_for()
+    settle(pg)
+
+
+def everything_text(pg) -> str:
+    """The visible text of the page and of every frame in it (maps, components)."""
+    texts = [pg.inner_text("body")]
+    for frame in pg.frames[1:]:
+        try:
+            texts.append(frame.inner_text("body"))
+        except Exception:  # noqa: BLE001 - a frame that went away has no text to leak
+            pass
+    return "\n".join(texts)
+
+
+def test_athlete_journey(page, app_url, world, tmp_path):
+    pg = page
+    pg.goto(app_url)
+    pg.get_by_label("Username").first.wait_for()
+    shot(pg, "00-sign-in")
+    sign_in(pg, app_url, "alice", "alice-demo-pass")
+
+    # The feed: friends' activities, newest first, hostile text shown literally.
+    cards = pg.locator("[class*='st-key-card_']")
+    cards.first.wait_for()
+    assert cards.count() == 10
+    text = pg.inner_text("main")
+    assert XSS_TITLE in text
+    assert pg.locator("img[src='x']").count() == 0
+    import re
+    stamps = re.findall(r"\w{3} \d{2} \w{3} \d{4}, \d{2}:\d{2} UTC", text)
+    from datetime import datetime
+    dates = [datetime.strptime(s, "%a %d %b %Y, %H:%M UTC") for s in stamps]
+    assert len(dates) == 10 and dates == sorted(dates, reverse=True)
+    shot(pg, "01-feed")
+
+    # A sign-in survives a reload.
+    pg.reload()
+    pg.get_by_role("heading", name="Feed").wait_for()
+    settle(pg)
+
+    # Comment on mallory's activity; the hostile comment already there stays text.
+    card = pg.locator(f".st-key-card_{world.xss_id}")
+    card.get_by_text("comments").click()
+    assert XSS_COMMENT in card.inner_text()
+    card.get_by_label("Add a comment").fill("Lovely route <b>really</b>")
+    card.get_by_role("button", name="Post").click()
+    settle(pg)
+    pg.locator(f".st-key-card_{world.xss_id}").get_by_text("Lovely route <b>really</b>").wait_for()
+
+    # Open it: the route line itself is drawn inside the map, with no tiles reachable.
+    pg.locator(f".st-key-card_{world.xss_id}").get_by_role("link").first.click()
+    pg.get_by_role("heading", name="Route").wait_for()
+    settle(pg)
+    frame = pg.frame_locator("iframe[title='streamlit_folium.st_folium']").first
+    frame.locator("path.route-line").first.wait_for(state="attached")
+    assert frame.locator("path.route-line").count() >= 1
+    assert frame.locator(".km-marker").count() >= 3
+    assert frame.locator("path.start-marker").count() == 1 and frame.locator("path.finish-marker").count() == 1
+    pg.locator(".js-plotly-plot").first.wait_for()
+    assert "Splits" in pg.inner_text("main")
+    assert XSS_TITLE in pg.inner_text("h1")
+    shot(pg, "02-activity")
+
+    # Upload: a real device file when the corpus is here, and a generated one; then a duplicate.
+    from core.demo import synthetic_track
+    from core.fileio import to_gpx
+    files = [tmp_path / "evening-ride.gpx"]
+    files[0].write_text(to_gpx(synthetic_track(random.Random(42), "ride", time.time() - 9000, 46.05, 14.5, 45, 7.2),
+                               "Evening ride"))
+    real = sorted(SHARED_TRACKS.glob("*.gpx"))[:1] if SHARED_TRACKS.is_dir() else []
+    for path in real:
+        shutil.copy(path, tmp_path / path.name)
+        files.append(tmp_path / path.name)
+    pg.goto(f"{app_url}/upload")
+    pg.get_by_role("heading", name="Upload activities").wait_for()
+    settle(pg)
+    pg.locator("input[type='file']").set_input_files([str(f) for f in files])
+    pg.get_by_text(files[0].name).first.wait_for()
+    pg.get_by_role("button", name="Import").click()
+    pg.get_by_text("imported as a ride").first.wait_for()
+    settle(pg)
+    shot(pg, "03-upload")
+    pg.locator("input[type='file']").set_input_files([str(files[0])])
+    pg.get_by_text(files[0].name).first.wait_for()
+    pg.get_by_role("button", name="Import").click()
+    pg.get_by_text("already imported").first.wait_for()
+
+    # The leaderboard, with alice's own rank.
+    pg.goto(f"{app_url}/leaderboards")
+    pg.get_by_text("Your rank").wait_for()
+    settle(pg)
+    pg.locator(".js-plotly-plot").first.wait_for()
+    shot(pg, "04-leaderboards")
+
+    for name in ("stats", "live", "settings"):
+        pg.goto(f"{app_url}/{name}")
+        pg.get_by_role("heading", level=1).first.wait_for()
+        settle(pg)
+        if name == "stats":
+            pg.frame_locator("iframe[title='streamlit_folium.st_folium']").first.locator(
+                "path.heat-line").first.wait_for(state="attached")
+        shot(pg, f"05-{name}")
+
+    # Sign out: the sign-in page, also after a reload.
+    pg.get_by_role("button", name="Sign out").click()
+    pg.get_by_label("Username").first.wait_for()
+    pg.reload()
+    pg.get_by_label("Username").first.wait_for()
+    settle(pg)
+    assert "Feed" not in pg.inner_text("body")
+    assert pg.dialogs == []
+
+
+def test_private_activity_is_nowhere_for_another_athlete(page, app_url, world):
+    pg = page
+    sign_in(pg, app_url, "bob", "bob-demo-pass")
+    seen = everything_text(pg)
+    assert "Alice Runner" in seen  # bob follows alice: her shared activities are there
+    assert PRIVATE_TITLE not in seen
+    for path in ("feed", f"activity?id={world.private_id}", "live", "stats", "upload", "settings", "leaderboards"):
+        pg.goto(f"{app_url}/{path}")
+        pg.get_by_role("heading", level=1).first.wait_for()
+        settle(pg)
+        assert PRIVATE_TITLE not in everything_text(pg), path
+    pg.goto(f"{app_url}/activity?id={world.private_id}")
+    pg.get_by_text("not shared with you").wait_for()
+    shot(pg, "06-private-refused")
+    assert pg.dialogs == []

@@ -1,0 +1,187 @@
+"""Every page through Streamlit's AppTest, signed in as a demo athlete, on a real SQLite file.
+
+Each test checks what the page must show and, as bob, that alice's private activity shows
+nowhere; hostile names, titles and comments must come out as literal text.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from dashboard.queries import Viewer
+from tests.dashboard.conftest import APP, PRIVATE_TITLE, XSS_COMMENT, XSS_TITLE
+
+PAGES = ["views/feed.py", "views/activity.py", "views/live.py", "views/stats.py", "views/upload.py",
+         "views/settings.py", "views/leaderboards.py"]
+
+
+def run_page(world, username: str, page: str | None = None, params: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    if username:
+        ids = {"alice": world.alice_id, "bob": world.bob_id}
+        at.session_state["viewer"] = Viewer(ids[username], username, username.title(), "athlete", "metric")
+    if page:
+        at.switch_page(page)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def all_text(at: AppTest) -> str:
+    parts = []
+    for kind in ("title", "markdown", "caption", "subheader", "metric", "info", "warning", "error", "success",
+                 "button", "page_link", "expander", "text"):
+        for el in getattr(at, kind):
+            for attr in ("value", "label", "body"):
+                v = getattr(el, attr, None)
+                if isinstance(v, str):
+                    parts.append(v)
+    for df in at.dataframe:
+        parts.append(df.value.to_string())
+    return "\n".join(parts)
+
+
+def test_signed_out_visitors_see_only_the_sign_in_page(world):
+    at = run_page(world, "")
+    assert [b.label for b in at.button if b.label] or at.form_submit_button
+    assert any(t.label == "Username" for t in at.text_input)
+    assert "Feed" not in [t.value for t in at.title]
+
+
+def test_sign_in_with_a_wrong_password_is_refused(world):
+    at = run_page(world, "")
+    at.text_input(key="signin_username").input("alice")
+    at.text_input(key="signin_password").input("wrong password")
+    for b in at.get("form_submit_button"):
+        if b.label == "Sign in":
+            b.click()
+    at.run()
+    assert any("Wrong username or password" in e.value for e in at.error)
+    assert "viewer" not in at.session_state
+
+
+def test_feed_shows_friends_newest_first_with_hostile_text_literal(world):
+    at = run_page(world, "alice", "views/feed.py")
+    assert at.title[0].value == "Feed"
+    links = [p.label for p in at.get("page_link")]
+    assert len(links) >= 10
+    # The hostile title is escaped for markdown, so it renders literally.
+    assert any("onerror" in label and "\\<img" in label for label in links)
+    # Dates on the cards run newest first.
+    stamps = [re.search(r"\w{3} \d{2} \w{3} \d{4}, \d{2}:\d{2} UTC", md.value) for md in at.markdown]
+    dates = [datetime.strptime(m.group(0), "%a %d %b %Y, %H:%M UTC") for m in stamps if m]
+    assert len(dates) >= 10 and dates == sorted(dates, reverse=True)
+    assert XSS_TITLE not in links  # never unescaped
+
+
+def test_feed_comment_is_added_and_shown_as_text(world):
+    at = run_page(world, "alice", "views/feed.py")
+    key = f"ctext_{world.xss_id}"
+    at.text_input(key=key).input("Nice one <b>friend</b>")
+    for b in at.get("form_submit_button"):
+        if b.form_id.endswith(f"comment_{world.xss_id}") or b.label == "Post" and key in str(b.form_id):
+            b.click()
+            break
+    at.run()
+    text = all_text(at)
+    assert "Nice one \\<b\\>friend\\</b\\>" in text
+    assert "\\*\\*bold?\\*\\*" in text and XSS_COMMENT not in text
+
+
+def test_activity_page_has_map_charts_splits_and_gpx(world):
+    at = run_page(world, "alice", "views/activity.py", {"id": str(world.xss_id)})
+    assert "onerror" in at.title[0].value and "\\<img" in at.title[0].value
+    labels = [m.label for m in at.metric]
+    assert {"Distance", "Moving time", "Avg pace"} <= set(labels)
+    assert [s.value for s in at.subheader][:3] == ["Route", "Charts", "Splits"]
+    assert len(at.dataframe[0].value) >= 4  # about 4.5 km of splits
+    assert at.get("download_button")
+
+
+def test_activity_page_refuses_what_the_viewer_may_not_see(world):
+    at = run_page(world, "bob", "views/activity.py", {"id": str(world.private_id)})
+    assert any("not shared with you" in w.value for w in at.warning)
+    assert PRIVATE_TITLE not in all_text(at)
+    at = run_page(world, "bob", "views/activity.py", {"id": "../../etc"})
+    assert any("not shared with you" in w.value for w in at.warning)
+
+
+def test_stats_page_totals_bests_and_heatmap(world):
+    at = run_page(world, "alice", "views/stats.py")
+    labels = [m.label for m in at.metric]
+    assert labels[:3] == ["This week", "This month", "This year"]
+    assert {"Fastest 1 km", "Fastest 5 km", "Fastest 10 km", "Longest ride"} <= set(labels)
+    assert any(s.value == "Heatmap of my routes" for s in at.subheader)
+    year = next(m for m in at.metric if m.label == "This year")
+    assert float(year.value.split()[0]) > 0
+
+
+def test_upload_page_imports_refuses_duplicates_and_bad_files(world, tmp_path):
+    import random
+    import time
+
+    from core.demo import synthetic_track
+    from core.fileio import to_gpx
+
+    gpx = to_gpx(synthetic_track(random.Random(99), "ride", time.time() - 7200, 46.0, 14.5, 40, 7.0), "Test ride")
+    at = run_page(world, "bob", "views/upload.py")
+    assert at.title[0].value == "Upload activities"
+    uploader = at.get("file_uploader")[0]
+    uploader.set_value([("ride.gpx", gpx.encode(), "application/gpx+xml"), ("junk.gpx", b"<gpx><trk>", "text/xml")])
+    at.get("form_submit_button")[0].click()
+    at.run()
+    assert any("imported as a ride" in s.value for s in at.success), [e.value for e in at.error]
+    assert any(e.value.startswith("junk\\.gpx: ") and len(e.value) > 20 for e in at.error), [e.value for e in at.error]
+    uploader = at.get("file_uploader")[0]
+    uploader.set_value([("ride-again.gpx", gpx.encode(), "application/gpx+xml")])
+    at.get("form_submit_button")[0].click()
+    at.run()
+    assert any("already imported" in i.value for i in at.info)
+
+
+def test_settings_page_saves_cues_and_pairs_a_device(world):
+    at = run_page(world, "bob", "views/settings.py")
+    assert [s.value for s in at.subheader] == ["Profile", "Spoken cues", "Devices"]
+    for b in at.get("form_submit_button"):
+        if b.label == "Create device token":
+            b.click()
+    at.run()
+    token = at.code[0].value
+    assert token.startswith("trk_")
+    from sqlalchemy.orm import Session
+
+    from core.accounts import user_for_token
+    from core.db import make_engine
+    engine = make_engine(world.url)
+    with Session(engine) as s:
+        assert user_for_token(s, token).username == "bob"
+    engine.dispose()
+    assert any(b.label == "Revoke" for b in at.button)
+
+
+def test_leaderboard_page_shows_the_board_and_my_rank(world):
+    at = run_page(world, "alice", "views/leaderboards.py")
+    assert any(m.label == "Your rank" and m.value.startswith("#") for m in at.metric)
+    assert len(at.dataframe[0].value) >= 2
+    at.segmented_control(key="lb_scope").set_value("friends")
+    at.run()
+    assert not at.exception
+    assert any(m.label == "Your rank" for m in at.metric)
+
+
+def test_live_page_runs(world):
+    at = run_page(world, "bob", "views/live.py")
+    assert at.title[0].value == "Live"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_page_shows_another_athletes_private_activity(world, page):
+    params = {"id": str(world.private_id)} if page.endswith("activity.py") else None
+    at = run_page(world, "bob", page, params)
+    assert PRIVATE_TITLE not in all_text(at)
