@@ -70,7 +70,7 @@ def board(period: str, sport: str, scope: str, viewer_id: int, limit: int = 10):
 @st.cache_data(ttl=3, show_spinner=False, max_entries=1000)
 def live(viewer_id: int) -> list[dict]:
     with sessions()() as s:
-        return queries.live_activities(s, viewer_id)
+        return queries.live_activities(s, viewer_id, redis())
 
 
 def forget_activity_lists() -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import select
 
+from core import livestate
 from core.activities import ActivityError, pause_intervals, record_track, stored_track
 from core.cleaning import clean_track
 from core.feed import can_view, feed_page
@@ -149,27 +150,36 @@ def my_routes(s, user_id: int, sport: str | None = None) -> list[tuple[np.ndarra
     return routes
 
 
-def live_activities(s, viewer_id: int) -> list[dict]:
+def live_activities(s, viewer_id: int, redis=None) -> list[dict]:
     """Activities in progress that the viewer may see: their own, and those of athletes they follow
-    (unless private), with live stats recomputed from the stored points."""
+    (unless private). Stats and position come from the ingest server's live state in Redis when
+    configured and present; otherwise they are recomputed from the stored points."""
     follows = select(Friend.friend_id).where(Friend.user_id == viewer_id)
     rows = s.scalars(select(Activity).where(
         Activity.status.in_(("created", "active", "paused", "stopped")),
         (Activity.user_id == viewer_id) | (Activity.user_id.in_(follows) & (Activity.visibility != "private")),
     ).order_by(Activity.created_at.desc()).limit(50)).all()
+    states = livestate.read(redis) if redis is not None and rows else {}
     out = []
     for a in rows:
+        state = states.get(a.id)
+        if state is not None and state.get("stats"):
+            position = tuple(state["position"]) if state.get("position") else None
+            out.append({**card(a), "stats": state["stats"], "position": position, "source": "redis"})
+            continue
         pts = s.execute(select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon).where(RoutePoint.activity_id == a.id)
                         .order_by(RoutePoint.t)).all()
         live = LiveStats(a.sport, CuePrefs())
-        last = None
+        pauses = pause_intervals(s, a)
         for t, lat, lon in pts:
+            inside = any(start < t < end for start, end in pauses)
+            if inside and not live.paused:
+                live.pause()
+            elif not inside and live.paused:
+                live.resume()
             live.add(t, lat, lon)
-            if lat is not None:
-                last = (lat, lon, t)
-        if a.status in ("paused", "stopped"):
-            live.pause()
-        out.append({**card(a), "stats": live.snapshot(), "position": last, "points": len(pts)})
+        position = (live.anchor[1], live.anchor[2], live.last_t) if live.anchor is not None else None
+        out.append({**card(a), "stats": live.snapshot(), "position": position, "source": "database"})
     return out
 
 

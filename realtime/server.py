@@ -10,6 +10,7 @@ together and drains on SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import json
 import logging
@@ -22,7 +23,9 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from core import livestate
 from core.activities import ActivityError
+from core.config import load_settings
 from core.feed import CursorError
 from core.live import CuePrefs, LiveStats
 from realtime import protocol
@@ -38,6 +41,7 @@ FLOOD_STRIKES = 200  # rate-limited messages in a row before the connection is c
 CLOSE_IDLE = 4000
 GROUP_WAIT_S = 0.001  # how long a commit waits for more batches to join it
 CLOSE_FLOOD = 1008
+LIVE_PUBLISH_S = 1.0  # how often live state goes to Redis for the dashboard
 
 
 class JsonFormatter(logging.Formatter):
@@ -90,8 +94,14 @@ class TokenBucket:
 class IngestServer:
     """One ingest process: its store, its live state and its websocket server."""
 
-    def __init__(self, store: Store, idle_timeout_s: float = IDLE_TIMEOUT_S, rate_per_s: float = RATE_PER_S):
+    def __init__(self, store: Store, idle_timeout_s: float = IDLE_TIMEOUT_S, rate_per_s: float = RATE_PER_S,
+                 redis_url: str | None = None):
         self.store = store
+        # Live state for the dashboard, through Redis when configured: activities whose
+        # stats changed are published once a second by ``live_publisher``.
+        self.redis_url = redis_url
+        self.live_dirty: set[int] = set()
+        self.live_ended: list[int] = []
         self.idle_timeout_s = idle_timeout_s
         self.rate_per_s = rate_per_s
         # Batches waiting for the group commit; ``queued`` wakes the committer and
@@ -227,6 +237,10 @@ class IngestServer:
                 live.resume()
         if info.status in ("completed", "discarded"):
             self.live.pop(info.id, None)
+            self.live_dirty.discard(info.id)
+            self.live_ended.append(info.id)
+        else:
+            self.live_dirty.add(info.id)
         log.info("status", extra={"user": me.username, "activity_id": info.id, "status": info.status})
         await ws.send(protocol.dumps({"type": "status", "id": msg.id, "activity_id": info.id,
                                       "status": info.status}))
@@ -262,6 +276,7 @@ class IngestServer:
                 if p.seq in stored:
                     live.add(p.t, p.lat, p.lon)
             cues = live.due_cues()
+        self.live_dirty.add(pending.activity_id)
         await ws.send(protocol.dumps({
             "type": "ack", "id": msg.id, "activity_id": pending.activity_id, "stored": len(stored),
             "duplicates": len(msg.points) - len(stored),
@@ -278,6 +293,29 @@ class IngestServer:
         await self.db(self.store.save_cues, me.user_id, prefs)
         self.prefs[me.user_id] = prefs
         await ws.send(protocol.dumps({"type": "cues", "id": msg.id, **prefs.to_settings()}))
+
+    async def live_publisher(self, every_s: float = LIVE_PUBLISH_S) -> None:
+        """Publish the live state of changed activities to Redis, once per ``every_s``."""
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            while True:
+                await asyncio.sleep(every_s)
+                dirty, self.live_dirty = self.live_dirty, set()
+                ended, self.live_ended = self.live_ended, []
+                records = []
+                for activity_id in dirty:
+                    info = self.activities.get(activity_id)
+                    if info is not None:
+                        records.append(livestate.record(info.id, info.user_id, info.sport, info.status,
+                                                        self.live.get(activity_id)))
+                try:
+                    await livestate.publish(redis, records, ended)
+                except Exception:  # noqa: BLE001 - Redis is a cache here: log, carry on ingesting
+                    log.warning("could not publish live state to Redis", exc_info=True)
+        finally:
+            await redis.aclose()
 
     async def idle_sweeper(self) -> None:
         """Close connections that have sent nothing for ``idle_timeout_s`` (code 4000)."""
@@ -326,6 +364,7 @@ class IngestServer:
         """Serve until ``stop`` resolves, then drain pending commits and close with 1001."""
         committer = asyncio.create_task(self.committer())
         sweeper = asyncio.create_task(self.idle_sweeper())
+        publisher = asyncio.create_task(self.live_publisher()) if self.redis_url else None
         async with serve(self.handler, host, port, process_request=self.process_request,
                          max_size=protocol.MAX_MESSAGE_BYTES, compression=None,
                          ping_interval=20, ping_timeout=20, close_timeout=5) as server:
@@ -344,6 +383,10 @@ class IngestServer:
             await server.wait_closed()
         committer.cancel()
         sweeper.cancel()
+        if publisher is not None:
+            publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await publisher
         log.info(f"stopped after {self.commits} commits holding {self.batches_committed} batches")
 
 
@@ -358,7 +401,7 @@ def configure_logging(level: str = "INFO") -> None:
 
 async def main_async(host: str, port: int, database_url: str | None, rate_per_s: float = RATE_PER_S) -> None:
     store = Store(database_url)
-    server = IngestServer(store, rate_per_s=rate_per_s)
+    server = IngestServer(store, rate_per_s=rate_per_s, redis_url=load_settings().redis_url)
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):

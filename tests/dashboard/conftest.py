@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.accounts import create_user, user_by_name
-from core.activities import record_track
+from core.activities import change_status, create_activity, ingest_points, record_track
 from core.db import make_engine
 from core.demo import build_demo, synthetic_track
 from core.feed import follow
@@ -26,6 +26,8 @@ XSS_TITLE = "<img src=x onerror=alert(1)>"
 XSS_NAME = "Mallory <script>alert(2)</script>"
 XSS_COMMENT = "**bold?** <b onmouseover=alert(3)>hi</b> [link](javascript:alert(4))"
 PRIVATE_TITLE = "Private recovery jog"
+LIVE_TITLE = "Lunch loop (live)"
+PRIVATE_LIVE_TITLE = "Secret intervals (live)"
 
 
 @dataclass
@@ -56,6 +58,13 @@ def world(tmp_path_factory) -> World:
         # A public run this week, so alice has a rank on the weekly running board.
         record_track(s, alice, synthetic_track(random.Random(6), "run", time.time() - 5400, 38.71, -9.13, 40, 2.8),
                      title="Riverside tempo", visibility="public", source="demo")
+        # Recording right now: mallory in public, alice in private.
+        for owner, title, visibility in ((mallory, LIVE_TITLE, "public"), (alice, PRIVATE_LIVE_TITLE, "private")):
+            live = create_activity(s, owner, "run", title=title, visibility=visibility)
+            t0 = time.time() - 600
+            change_status(s, live, "start", at=t0)
+            ingest_points(s, live, [{"seq": i, "t": t0 + 5 * i, "lat": 38.70 + i * 5 * 3.0 / 111_180, "lon": -9.14}
+                                    for i in range(100)])
         private = s.scalars(select(Activity).where(Activity.user_id == alice.id,
                                                    Activity.title == PRIVATE_TITLE)).one()
         out = World(url, data_dir, private.id, xss.id, alice.id, bob.id)

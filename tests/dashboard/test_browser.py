@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_TRACKS, need
-from tests.dashboard.conftest import APP, PRIVATE_TITLE, XSS_COMMENT, XSS_TITLE
+from tests.dashboard.conftest import (
+    APP,
+    LIVE_TITLE,
+    PRIVATE_LIVE_TITLE,
+    PRIVATE_TITLE,
+    XSS_COMMENT,
+    XSS_TITLE,
+)
 
 ROOT = APP.parent.parent
 SHOTS = ROOT / "tests" / "artifacts" / "screenshots"
@@ -199,6 +206,10 @@ def test_athlete_journey(page, app_url, world, tmp_path):
         if name == "stats":
             pg.frame_locator("iframe[title='streamlit_folium.st_folium']").first.locator(
                 "path.heat-line").first.wait_for(state="attached")
+        if name == "live":
+            pg.get_by_text(LIVE_TITLE).wait_for()
+            pg.frame_locator("iframe[title='streamlit_folium.st_folium']").first.locator(
+                "path.live-marker").first.wait_for(state="attached")
         shot(pg, f"05-{name}")
 
     # Sign out: the sign-in page, also after a reload.
@@ -221,7 +232,8 @@ def test_private_activity_is_nowhere_for_another_athlete(page, app_url, world):
         pg.goto(f"{app_url}/{path}")
         pg.get_by_role("heading", level=1).first.wait_for()
         settle(pg)
-        assert PRIVATE_TITLE not in everything_text(pg), path
+        seen = everything_text(pg)
+        assert PRIVATE_TITLE not in seen and PRIVATE_LIVE_TITLE not in seen, path
     pg.goto(f"{app_url}/activity?id={world.private_id}")
     pg.get_by_text("not shared with you").wait_for()
     shot(pg, "06-private-refused")

@@ -107,7 +107,7 @@ def test_activity_page_has_map_charts_splits_and_gpx(world):
 def test_activity_page_refuses_what_the_viewer_may_not_see(world):
     at = run_page(world, "bob", "views/activity.py", {"id": str(world.private_id)})
     assert any("not shared with you" in w.value for w in at.warning)
-    assert PRIVATE_TITLE not in all_text(at)
+    assert PRIVATE_TITLE not in all_text(at) and "Secret intervals" not in all_text(at)
     at = run_page(world, "bob", "views/activity.py", {"id": "../../etc"})
     assert any("not shared with you" in w.value for w in at.warning)
 
@@ -175,13 +175,19 @@ def test_leaderboard_page_shows_the_board_and_my_rank(world):
     assert any(m.label == "Your rank" for m in at.metric)
 
 
-def test_live_page_runs(world):
+def test_live_page_shows_activities_in_progress(world):
+    at = run_page(world, "alice", "views/live.py")
+    text = all_text(at)
+    assert "Lunch loop \\(live\\)" in text and "Secret intervals \\(live\\)" in text
+    distances = [m.value for m in at.metric if m.label == "Distance"]
+    assert len(distances) == 2 and all(float(d.split()[0]) > 1.0 for d in distances)
     at = run_page(world, "bob", "views/live.py")
-    assert at.title[0].value == "Live"
+    text = all_text(at)
+    assert "Lunch loop" in text and "Secret intervals" not in text
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_no_page_shows_another_athletes_private_activity(world, page):
     params = {"id": str(world.private_id)} if page.endswith("activity.py") else None
     at = run_page(world, "bob", page, params)
-    assert PRIVATE_TITLE not in all_text(at)
+    assert PRIVATE_TITLE not in all_text(at) and "Secret intervals" not in all_text(at)
