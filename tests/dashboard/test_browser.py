@@ -228,13 +228,32 @@ def test_private_activity_is_nowhere_for_another_athlete(page, app_url, world):
     seen = everything_text(pg)
     assert "Alice Runner" in seen  # bob follows alice: her shared activities are there
     assert PRIVATE_TITLE not in seen
-    for path in ("feed", f"activity?id={world.private_id}", "live", "stats", "upload", "settings", "leaderboards"):
+    for path in ("", f"activity?id={world.private_id}", "live", "stats", "upload", "settings", "leaderboards"):
         pg.goto(f"{app_url}/{path}")
         pg.get_by_role("heading", level=1).first.wait_for()
         settle(pg)
         seen = everything_text(pg)
+        assert "Page not found" not in seen
         assert PRIVATE_TITLE not in seen and PRIVATE_LIVE_TITLE not in seen, path
     pg.goto(f"{app_url}/activity?id={world.private_id}")
     pg.get_by_text("not shared with you").wait_for()
     shot(pg, "06-private-refused")
     assert pg.dialogs == []
+
+
+def test_usable_on_a_phone_width_screen(browser, app_url, world):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    pg = context.new_page()
+    try:
+        sign_in(pg, app_url, "alice", "alice-demo-pass")
+        for path in ("", f"activity?id={world.xss_id}", "leaderboards"):
+            pg.goto(f"{app_url}/{path}")
+            pg.get_by_role("heading", level=1).first.wait_for()
+            settle(pg)
+            overflow = pg.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, f"{path}: {overflow}px wider than the screen"
+            assert "Page not found" not in pg.inner_text("body")
+            shot(pg, f"07-phone-{path.split('?')[0] or 'feed'}")
+    finally:
+        context.close()
