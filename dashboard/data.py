@@ -43,6 +43,20 @@ def activity_detail(viewer_id: int, activity_id: int) -> dict | None:
         return queries.activity_detail(s, viewer_id, activity_id)
 
 
+@st.cache_resource(ttl=600, show_spinner=False, max_entries=100)
+def activity_map(viewer_id: int, activity_id: int, units: str):
+    """The activity's folium map, built once (simplifying a long track takes a while)."""
+    from dashboard.fmt import MILE_M
+    from dashboard.maps import route_map
+
+    detail = activity_detail(viewer_id, activity_id)
+    if detail is None or detail["lat"].size < 2:
+        return None
+    unit_m = MILE_M if units == "imperial" else 1000.0
+    return route_map(detail["lat"], detail["lon"], detail["speed"], detail["distance"],
+                     km_label="mi" if units == "imperial" else "km", unit_m=unit_m)
+
+
 @st.cache_data(ttl=600, show_spinner=False, max_entries=200)
 def activity_gpx(viewer_id: int, activity_id: int) -> str | None:
     with sessions()() as s:

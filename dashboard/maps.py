@@ -157,7 +157,7 @@ def route_map(lat: np.ndarray, lon: np.ndarray, speed: np.ndarray | None = None,
             i = int(np.searchsorted(cum_distance_m, mark))
             i = min(i, lat.size - 1)
             label = f"{mark / unit_m:.0f}"
-            folium.Marker([float(lat[i]), float(lon[i])], tooltip=f"{label} {km_label}",
+            folium.Marker([float(lat[i]), float(lon[i])],
                           icon=folium.DivIcon(html=f'<div class="km-marker">{label}</div>',
                                               icon_size=(20, 20), icon_anchor=(10, 10),
                                               class_name="km-icon")).add_to(m)

@@ -8,7 +8,7 @@ from plotly.subplots import make_subplots
 from streamlit_folium import st_folium
 
 from dashboard import data, fmt, ui
-from dashboard.maps import PACE_COLOURS, route_map
+from dashboard.maps import PACE_COLOURS
 
 v = ui.viewer()
 raw_id = st.query_params.get("id", "")
@@ -45,8 +45,7 @@ if lat.size >= 2:
     st.subheader("Route")
     st.caption("Coloured by " + ("pace" if sport == "run" else "speed") + ": blue slowest, red fastest. "
                f"Numbered markers every {unit}" + (" (every 5 when long)" if detail["distance"][-1] / unit_m > 60 else ""))
-    m = route_map(lat, lon, detail["speed"], detail["distance"], km_label=unit, unit_m=unit_m)
-    st_folium(m, height=440, use_container_width=True, returned_objects=[], key=f"map_{activity_id}")
+    st_folium(data.activity_map(v.id, activity_id, units), height=440, use_container_width=True, returned_objects=[], key=f"map_{activity_id}")
     legend = " ".join(f'<span style="color:{c}">■</span>' for c in PACE_COLOURS)
     st.html(f"<div style='font-size:0.8rem'>slow {legend} fast</div>")
 else:
@@ -64,11 +63,11 @@ if lat.size >= 2:
         rows.append(("ele", "elevation (ft)" if units == "imperial" else "elevation (m)"))
     if np.isfinite(hr).sum() >= 2:
         rows.append(("hr", "heart rate (bpm)"))
-    step = max(1, lat.size // 2000)  # charts need no more than ~2,000 points to look right
+    step = max(1, lat.size // 800)  # ~800 points a line draw the same picture and load faster
     fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.06)
     for k, (name, title) in enumerate(rows, start=1):
         y = {"pace": pace_series, "ele": ele * (3.28084 if units == "imperial" else 1.0), "hr": hr}[name]
-        fig.add_trace(go.Scatter(x=dist[::step], y=y[::step], mode="lines", name=title,
+        fig.add_trace(go.Scatter(x=np.round(dist[::step], 3), y=np.round(y[::step], 2), mode="lines", name=title,
                                  line={"color": {"pace": "#fc4c02", "ele": "#6b6b76", "hr": "#c0392b"}[name],
                                        "width": 1.6}, fill="tozeroy" if name == "ele" else None,
                                  connectgaps=False), row=k, col=1)
@@ -88,7 +87,7 @@ if splits and units == "metric":
         ("pace" if sport == "run" else "speed"): fmt.pace_or_speed(
             sport, s_["distance_m"] / s_["moving_time_s"] if s_["moving_time_s"] else None, units),
     } for s_ in splits])
-    st.dataframe(table, hide_index=True)
+    st.table(table.set_index(table.columns[0]))
 elif units == "imperial" and lat.size >= 2 and dist[-1] > 0:
     st.subheader("Splits")
     marks = np.concatenate([[0.0], np.arange(1.0, dist[-1], 1.0), [dist[-1]]])
@@ -99,20 +98,22 @@ elif units == "imperial" and lat.size >= 2 and dist[-1] > 0:
         rows_.append({"mi": k + 1, "distance": fmt.distance(d_m, units), "time": fmt.duration(secs),
                       ("pace" if sport == "run" else "speed"): fmt.pace_or_speed(sport, d_m / secs if secs else None,
                                                                                  units)})
-    st.dataframe(pd.DataFrame(rows_), hide_index=True)
+    st.table(pd.DataFrame(rows_).set_index("mi"))
 
 bests = summary.get("best_efforts_s") or {}
 if bests:
     st.subheader("Best efforts")
     names = {"400": "400 m", "1000": "1 km", "5000": "5 km", "10000": "10 km"}
-    st.dataframe(pd.DataFrame([{"distance": names.get(k, k), "time": fmt.duration(t_),
-                                "pace": fmt.pace(float(k) / t_, units) if t_ else "–"}
-                               for k, t_ in bests.items()]), hide_index=True)
+    st.table(pd.DataFrame([{"distance": names.get(k, k), "time": fmt.duration(t_),
+                            "pace": fmt.pace(float(k) / t_, units) if t_ else "–"}
+                           for k, t_ in bests.items()]).set_index("distance"))
 
 with st.expander("Details"):
-    st.write({"recorded points": detail["points"], "GPS points used": int(lat.size),
-              "dropped by cleaning": summary.get("dropped", {}),
-              "avg heart rate": summary.get("avg_hr_bpm"), "max heart rate": summary.get("max_hr_bpm")})
+    dropped = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in (summary.get("dropped") or {}).items())
+    hr_avg, hr_max = summary.get("avg_hr_bpm"), summary.get("max_hr_bpm")
+    st.markdown(f"- recorded points: {detail['points']:,}\n- GPS points used: {int(lat.size):,}\n"
+                f"- dropped by cleaning: {dropped or 'none'}\n"
+                + (f"- heart rate: average {hr_avg:.0f} bpm, max {hr_max:.0f} bpm\n" if hr_avg and hr_max else ""))
 
 gpx = data.activity_gpx(v.id, activity_id)
 if gpx:

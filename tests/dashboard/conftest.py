@@ -52,8 +52,8 @@ def world(tmp_path_factory) -> World:
         mallory = create_user(s, "mallory", XSS_NAME, password="mallory-pass")
         follow(s, alice, mallory)
         follow(s, bob, mallory)
-        xss = record_track(s, mallory, synthetic_track(random.Random(5), "run", time.time() - 1800, 38.72, -9.14,
-                                                       25, 3.0), title=XSS_TITLE, visibility="public", source="demo")
+        xss = record_track(s, mallory, synthetic_track(random.Random(5), "run", time.time() - 3900, 38.72, -9.14,
+                                                       60, 3.0), title=XSS_TITLE, visibility="public", source="demo")
         add_comment(s, mallory, xss.id, XSS_COMMENT)
         # A public run this week, so alice has a rank on the weekly running board.
         record_track(s, alice, synthetic_track(random.Random(6), "run", time.time() - 5400, 38.71, -9.13, 40, 2.8),

@@ -197,6 +197,7 @@ def test_athlete_journey(page, app_url, world, tmp_path):
     pg.get_by_text("Your rank").wait_for()
     settle(pg)
     pg.locator(".js-plotly-plot").first.wait_for()
+    assert "Mallory <script>alert(2)</script>" in pg.inner_text("main")
     shot(pg, "04-leaderboards")
 
     for name in ("stats", "live", "settings"):

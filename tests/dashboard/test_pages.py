@@ -42,7 +42,7 @@ def all_text(at: AppTest) -> str:
                 v = getattr(el, attr, None)
                 if isinstance(v, str):
                     parts.append(v)
-    for df in at.dataframe:
+    for df in list(at.dataframe) + list(at.table):
         parts.append(df.value.to_string())
     return "\n".join(parts)
 
@@ -100,7 +100,7 @@ def test_activity_page_has_map_charts_splits_and_gpx(world):
     labels = [m.label for m in at.metric]
     assert {"Distance", "Moving time", "Avg pace"} <= set(labels)
     assert [s.value for s in at.subheader][:3] == ["Route", "Charts", "Splits"]
-    assert len(at.dataframe[0].value) >= 4  # about 4.5 km of splits
+    assert len(at.table[0].value) >= 10  # about 10.8 km of splits
     assert at.get("download_button")
 
 
@@ -168,7 +168,9 @@ def test_settings_page_saves_cues_and_pairs_a_device(world):
 def test_leaderboard_page_shows_the_board_and_my_rank(world):
     at = run_page(world, "alice", "views/leaderboards.py")
     assert any(m.label == "Your rank" and m.value.startswith("#") for m in at.metric)
-    assert len(at.dataframe[0].value) >= 2
+    table = at.table[0].value
+    assert len(table) >= 2
+    assert "Mallory \\<script\\>alert\\(2\\)\\</script\\>" in list(table["athlete"])
     at.segmented_control(key="lb_scope").set_value("friends")
     at.run()
     assert not at.exception
