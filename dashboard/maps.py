@@ -127,6 +127,11 @@ class _IconPath(MacroElement):
                          + repr(LEAFLET_IMAGES) + ";{% endmacro %}")
 
 
+def _coords(lat: np.ndarray, lon: np.ndarray, idx: np.ndarray) -> list[list[float]]:
+    """[lat, lon] pairs rounded to 1e-5 degrees (about a metre): half the page weight of full floats."""
+    return np.column_stack([lat[idx], lon[idx]]).round(5).tolist()
+
+
 def route_map(lat: np.ndarray, lon: np.ndarray, speed: np.ndarray | None = None,
               cum_distance_m: np.ndarray | None = None, km_markers: bool = True,
               km_label: str = "km", unit_m: float = 1000.0, height: int = 420) -> LocalMap:
@@ -140,17 +145,18 @@ def route_map(lat: np.ndarray, lon: np.ndarray, speed: np.ndarray | None = None,
         seg_speed = np.array([np.nanmean(speed[a:b + 1]) if np.isfinite(speed[a:b + 1]).any() else np.nan
                               for a, b in zip(idx[:-1], idx[1:])])
         bins = _steady(pace_bins(_rolling_median(seg_speed, 9)))
+        # One multi-line per colour: five map layers however often the pace changes.
+        runs: dict[int, list] = {}
         start = 0
         for k in range(1, bins.size + 1):
             if k == bins.size or bins[k] != bins[start]:
-                chunk = idx[start:k + 1]
-                folium.PolyLine(list(zip(lat[chunk].tolist(), lon[chunk].tolist())),
-                                color=PACE_COLOURS[int(bins[start])], weight=5, opacity=0.9,
-                                class_name="route-line").add_to(m)
+                runs.setdefault(int(bins[start]), []).append(_coords(lat, lon, idx[start:k + 1]))
                 start = k
+        for colour, lines in sorted(runs.items()):
+            folium.PolyLine(lines, color=PACE_COLOURS[colour], weight=5, opacity=0.9,
+                            class_name="route-line").add_to(m)
     else:
-        folium.PolyLine(list(zip(lat[idx].tolist(), lon[idx].tolist())), color=ROUTE_COLOUR, weight=4,
-                        class_name="route-line").add_to(m)
+        folium.PolyLine(_coords(lat, lon, idx), color=ROUTE_COLOUR, weight=4, class_name="route-line").add_to(m)
     if km_markers and cum_distance_m is not None and cum_distance_m.size == lat.size and cum_distance_m[-1] > 0:
         step = unit_m if cum_distance_m[-1] / unit_m <= 60 else unit_m * 5
         for mark in np.arange(step, cum_distance_m[-1], step):
@@ -181,8 +187,8 @@ def heatmap(routes: list[tuple[np.ndarray, np.ndarray]]) -> LocalMap:
     per_route = max(60, 20_000 // len(routes))
     for lat, lon in routes:
         idx = drawable(lat, lon, per_route)
-        folium.PolyLine(list(zip(lat[idx].tolist(), lon[idx].tolist())), color=ROUTE_COLOUR, weight=3,
-                        opacity=0.25, class_name="heat-line").add_to(m)
+        folium.PolyLine(_coords(lat, lon, idx), color=ROUTE_COLOUR, weight=3, opacity=0.25,
+                        class_name="heat-line").add_to(m)
     return m
 
 
