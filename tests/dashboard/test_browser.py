@@ -28,7 +28,7 @@ from tests.dashboard.conftest import (
 ROOT = APP.parent.parent
 SHOTS = ROOT / "tests" / "artifacts" / "screenshots"
 CHROMIUM = os.environ.get("TRACKER_TEST_CHROMIUM", "/usr/bin/chromium")
-TIMEOUT_MS = 60_000
+TIMEOUT_MS = 120_000  # generous: CI machines are shared and sometimes slow
 
 
 def _free_port() -> int:
@@ -79,13 +79,17 @@ def browser():
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, request):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     pg = context.new_page()
     pg.dialogs = []
     pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
     yield pg
+    try:  # the last state of every test, to see where a failure stopped
+        pg.screenshot(path=str(SHOTS / f"last-{request.node.name}.png"), full_page=True)
+    except Exception:  # noqa: BLE001 - a closed page has nothing to show
+        pass
     context.close()
 
 
@@ -128,7 +132,10 @@ def test_athlete_journey(page, app_url, world, tmp_path):
 
     # The feed: friends' activities, newest first, hostile text shown literally.
     cards = pg.locator("[class*='st-key-card_']")
-    cards.first.wait_for()
+    cards.nth(9).wait_for()
+    pg.get_by_role("link", name=XSS_TITLE).wait_for()
+    pg.get_by_role("button", name="Load more").wait_for()
+    settle(pg)
     assert cards.count() == 10
     text = pg.inner_text("main")
     assert XSS_TITLE in text
