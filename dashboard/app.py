@@ -42,6 +42,7 @@ ATHLETE_PAGES = {
         st.Page(VIEWS / "settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
     ],
     "Community": [
+        st.Page(VIEWS / "athletes.py", title="Athletes", icon=":material/group:", url_path="athletes"),
         st.Page(VIEWS / "leaderboards.py", title="Leaderboards", icon=":material/leaderboard:",
                 url_path="leaderboards"),
     ],

@@ -198,3 +198,42 @@ def device_tokens(s, user_id: int) -> list[dict]:
     rows = s.scalars(select(DeviceToken).where(DeviceToken.user_id == user_id).order_by(DeviceToken.id)).all()
     return [{"id": r.id, "name": r.name, "created_at": r.created_at, "last_used_at": r.last_used_at,
              "revoked": r.revoked} for r in rows]
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_athletes(s, viewer_id: int, text: str, limit: int = 20) -> list[dict]:
+    """Athletes whose username or name contains ``text`` (names are public), with whether the
+    viewer follows them."""
+    from sqlalchemy import or_
+
+    text = (text or "").strip()[:64]
+    if not text:
+        return []
+    pattern = _like_pattern(text.lower())
+    rows = s.scalars(select(User).where(User.id != viewer_id,
+                                        or_(User.username.ilike(pattern, escape="\\"),
+                                            User.name.ilike(pattern, escape="\\")))
+                     .order_by(User.username).limit(limit)).all()
+    following = _following_ids(s, viewer_id, [u.id for u in rows])
+    return [{"id": u.id, "username": u.username, "name": u.name, "following": u.id in following} for u in rows]
+
+
+def _following_ids(s, viewer_id: int, ids: list[int]) -> set[int]:
+    if not ids:
+        return set()
+    return set(s.scalars(select(Friend.friend_id).where(Friend.user_id == viewer_id, Friend.friend_id.in_(ids))))
+
+
+def follow_lists(s, viewer_id: int) -> dict:
+    """Who the viewer follows, and how many follow them."""
+    from sqlalchemy import func
+
+    following = s.execute(select(User.id, User.username, User.name).join(Friend, Friend.friend_id == User.id)
+                          .where(Friend.user_id == viewer_id).order_by(User.name)).all()
+    followers = s.scalar(select(func.count()).select_from(Friend).where(Friend.friend_id == viewer_id)) or 0
+    return {"following": [{"id": i, "username": u, "name": n} for i, u, n in following],
+            "followers": int(followers)}

@@ -236,7 +236,8 @@ def test_private_activity_is_nowhere_for_another_athlete(page, app_url, world):
     seen = everything_text(pg)
     assert "Alice Runner" in seen  # bob follows alice: her shared activities are there
     assert PRIVATE_TITLE not in seen
-    for path in ("", f"activity?id={world.private_id}", "live", "stats", "upload", "settings", "leaderboards"):
+    for path in ("", f"activity?id={world.private_id}", "live", "stats", "upload", "settings", "athletes",
+                 "leaderboards"):
         pg.goto(f"{app_url}/{path}")
         pg.get_by_role("heading", level=1).first.wait_for()
         settle(pg)

@@ -16,7 +16,7 @@ from dashboard.queries import Viewer
 from tests.dashboard.conftest import APP, PRIVATE_TITLE, XSS_COMMENT, XSS_TITLE
 
 PAGES = ["views/feed.py", "views/activity.py", "views/live.py", "views/stats.py", "views/upload.py",
-         "views/settings.py", "views/leaderboards.py"]
+         "views/settings.py", "views/athletes.py", "views/leaderboards.py"]
 
 
 def run_page(world, username: str, page: str | None = None, params: dict | None = None) -> AppTest:
@@ -193,3 +193,38 @@ def test_no_page_shows_another_athletes_private_activity(world, page):
     params = {"id": str(world.private_id)} if page.endswith("activity.py") else None
     at = run_page(world, "bob", page, params)
     assert PRIVATE_TITLE not in all_text(at) and "Secret intervals" not in all_text(at)
+
+
+def test_athletes_page_finds_follows_and_unfollows(world):
+    from sqlalchemy.orm import Session
+
+    from core.accounts import create_user, user_by_name
+    from core.db import make_engine
+
+    engine = make_engine(world.url)
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        carol = user_by_name(s, "carol_new") or create_user(s, "carol_new", "Carol New", password="carol-pass")
+    engine.dispose()
+
+    def as_carol(page):
+        at = AppTest.from_file(str(APP), default_timeout=120)
+        at.session_state["viewer"] = Viewer(carol.id, "carol_new", "Carol New", "athlete", "metric")
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    feed = as_carol("views/feed.py")
+    assert any("Nothing here yet" in i.value for i in feed.info)
+    at = as_carol("views/athletes.py")
+    assert at.subheader[0].value == "You follow 0 athletes"
+    at.text_input(key="athlete_query").input("mallor%").run()  # LIKE wildcards are taken literally
+    assert any("Nobody by that name" in i.value for i in at.info)
+    at.text_input(key="athlete_query").input("mallory").run()
+    assert any("@mallory" in m.value for m in at.markdown)
+    at.button(key=next(b.key for b in at.button if b.label == "Follow")).click().run()
+    assert at.subheader[0].value == "You follow 1 athlete"
+    feed = as_carol("views/feed.py")
+    assert any("onerror" in p.label for p in feed.get("page_link"))
+    at.button(key=next(b.key for b in at.button if b.label == "Unfollow")).click().run()
+    assert at.subheader[0].value == "You follow 0 athletes"
