@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.cleaning import clean_track
-from core.models import SPORTS, VISIBILITIES, Activity, ActivityEvent, RoutePoint, User
+from core.models import SPORTS, VISIBILITIES, Activity, ActivityEvent, Comment, Kudos, RoutePoint, User
 from core.points import Track
 from core.trackstats import Summary, summarise
 
@@ -113,6 +113,32 @@ def get_owned_activity(s: Session, activity_id: int, user_id: int, lock: bool = 
         # The same answer for "absent" and "someone else's", so ids cannot be probed.
         raise NotFound(f"no activity {activity_id} for this user")
     return activity
+
+
+def edit_activity(s: Session, activity: Activity, title: str | None = None,
+                  visibility: str | None = None) -> Activity:
+    """Change an activity's title or who may see it (the caller checked ownership)."""
+    if title is not None:
+        title = title.strip()
+        if not title:
+            raise ActivityError("a title cannot be empty", "invalid_value")
+        if len(title) > 200:
+            raise ActivityError("a title holds at most 200 characters", "invalid_value")
+        activity.title = title
+    if visibility is not None:
+        if visibility not in VISIBILITIES:
+            raise ActivityError(f"visibility must be one of {', '.join(VISIBILITIES)}", "invalid_visibility")
+        activity.visibility = visibility
+    s.flush()
+    return activity
+
+
+def delete_activity(s: Session, activity: Activity) -> None:
+    """Delete an activity with its points, events, comments and kudos (the caller checked ownership)."""
+    for model in (RoutePoint, ActivityEvent, Comment, Kudos):
+        s.execute(delete(model).where(model.activity_id == activity.id))
+    s.delete(activity)
+    s.flush()
 
 
 def change_status(s: Session, activity: Activity, command: str, at: float | None = None) -> Activity:

@@ -87,6 +87,15 @@ def live(viewer_id: int) -> list[dict]:
         return queries.live_activities(s, viewer_id, redis())
 
 
+def forget_activity(viewer_id: int, activity_id: int) -> None:
+    """After an owner edited or deleted an activity: every cached view of it goes."""
+    activity_detail.clear()
+    activity_map.clear()
+    activity_gpx.clear()
+    route_preview.clear()
+    forget_activity_lists()
+
+
 def forget_activity_lists() -> None:
     """After an upload or a change of an activity: lists and stats read again."""
     feed.clear()

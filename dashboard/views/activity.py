@@ -7,6 +7,8 @@ import streamlit as st
 from plotly.subplots import make_subplots
 from streamlit_folium import st_folium
 
+from core.activities import ActivityError, delete_activity, edit_activity, get_owned_activity
+from core.models import VISIBILITIES
 from dashboard import data, fmt, ui
 from dashboard.maps import PACE_COLOURS
 
@@ -119,3 +121,24 @@ gpx = data.activity_gpx(v.id, activity_id)
 if gpx:
     st.download_button("Download GPX", gpx, file_name=f"activity-{activity_id}.gpx", mime="application/gpx+xml",
                        icon=":material/download:")
+
+if detail["user_id"] == v.id:
+    with st.expander("Edit or delete", icon=":material/edit:"):
+        with st.form("edit_activity"):
+            title = st.text_input("Title", value=detail["title"], max_chars=200)
+            visibility = st.selectbox("Who can see it", VISIBILITIES, index=VISIBILITIES.index(detail["visibility"]))
+            if st.form_submit_button("Save"):
+                try:
+                    with data.sessions()() as s, s.begin():
+                        edit_activity(s, get_owned_activity(s, activity_id, v.id), title=title, visibility=visibility)
+                except ActivityError as exc:
+                    st.error(str(exc))
+                else:
+                    data.forget_activity(v.id, activity_id)
+                    st.rerun()
+        sure = st.checkbox("Delete this activity, its route, comments and kudos for good", key="delete_sure")
+        if st.button("Delete activity", disabled=not sure, type="primary"):
+            with data.sessions()() as s, s.begin():
+                delete_activity(s, get_owned_activity(s, activity_id, v.id))
+            data.forget_activity(v.id, activity_id)
+            st.switch_page("views/feed.py")

@@ -1,5 +1,7 @@
 """Activity lifecycle and point ingest, on SQLite and PostgreSQL."""
 
+import random
+
 import pytest
 from sqlalchemy import select
 
@@ -12,10 +14,15 @@ from core.activities import (
     change_status,
     count_points,
     create_activity,
+    delete_activity,
+    edit_activity,
     get_owned_activity,
     ingest_points,
+    record_track,
 )
-from core.models import RoutePoint
+from core.demo import synthetic_track
+from core.models import Activity, RoutePoint
+from core.social import add_comment, give_kudos
 
 T0 = 1_700_000_000.0
 
@@ -145,3 +152,21 @@ def test_sport_must_be_run_or_ride(session, athlete):
     """Only runs and rides are recorded."""
     with pytest.raises(ActivityError, match="sport"):
         create_activity(session, athlete, "swim")
+
+
+def test_owner_edits_and_deletes_an_activity(session):
+    owner, fan = create_user(session, "editor_1"), create_user(session, "fan_1")
+    activity = record_track(session, owner, synthetic_track(random.Random(3), "run", T0, 46, 14, 15, 3.0),
+                            visibility="public", source="demo")
+    edit_activity(session, activity, title="  Hill repeats  ", visibility="private")
+    assert (activity.title, activity.visibility) == ("Hill repeats", "private")
+    for bad in ({"title": "   "}, {"title": "x" * 201}, {"visibility": "friends-of-friends"}):
+        with pytest.raises(ActivityError):
+            edit_activity(session, activity, **bad)
+    edit_activity(session, activity, visibility="public")
+    add_comment(session, fan, activity.id, "nice")
+    give_kudos(session, fan, activity.id)
+    activity_id = activity.id
+    delete_activity(session, activity)
+    assert session.get(Activity, activity_id) is None
+    assert count_points(session, activity_id) == 0

@@ -228,3 +228,26 @@ def test_athletes_page_finds_follows_and_unfollows(world):
     assert any("onerror" in p.label for p in feed.get("page_link"))
     at.button(key=next(b.key for b in at.button if b.label == "Unfollow")).click().run()
     assert at.subheader[0].value == "You follow 0 athletes"
+
+
+def test_owner_edits_an_activity_and_others_cannot(world):
+    at = run_page(world, "bob", "views/activity.py", {"id": str(world.xss_id)})
+    assert not [e for e in at.expander if e.label == "Edit or delete"]  # not bob's
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from core.db import make_engine
+    from core.models import Activity
+    engine = make_engine(world.url)
+    with Session(engine) as s:
+        mine = s.scalars(select(Activity).where(Activity.user_id == world.alice_id,
+                                                Activity.title == "Riverside tempo")).one().id
+    at = run_page(world, "alice", "views/activity.py", {"id": str(mine)})
+    form_input = next(t for t in at.text_input if t.label == "Title")
+    form_input.input("Riverside tempo (edited)")
+    next(b for b in at.get("form_submit_button") if b.label == "Save").click()
+    at.run()
+    assert "Riverside tempo \\(edited\\)" in at.title[0].value
+    with Session(engine) as s:
+        assert s.get(Activity, mine).title == "Riverside tempo (edited)"
+    engine.dispose()
