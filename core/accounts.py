@@ -13,7 +13,7 @@ import re
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.models import ROLES, DeviceToken, User, WebSession
@@ -142,3 +142,21 @@ def end_web_session(s: Session, secret: str | None) -> None:
         if row is not None:
             s.delete(row)
             s.flush()
+
+
+def change_password(s: Session, user: User, current: str, new: str) -> None:
+    """Set a new password after checking the current one; AccountError says what is wrong."""
+    if user.password_hash and not verify_password(current, user.password_hash):
+        raise AccountError("the current password is wrong")
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    user.password_hash = hash_password(new)
+    s.flush()
+
+
+def end_other_web_sessions(s: Session, user: User, keep: str | None = None) -> int:
+    """Sign the user out of every browser but the one holding ``keep``; returns how many ended."""
+    q = delete(WebSession).where(WebSession.user_id == user.id)
+    if keep:
+        q = q.where(WebSession.token_hash != token_digest(keep))
+    return s.execute(q).rowcount or 0

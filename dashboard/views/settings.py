@@ -2,7 +2,13 @@
 
 import streamlit as st
 
-from core.accounts import create_device_token, revoke_device_token
+from core.accounts import (
+    AccountError,
+    change_password,
+    create_device_token,
+    end_other_web_sessions,
+    revoke_device_token,
+)
 from core.live import CUE_FIELDS, CuePrefs
 from core.models import VISIBILITIES, User
 from dashboard import auth, data, ui
@@ -44,6 +50,27 @@ with st.form("profile"):
         else:
             save(name=new_name.strip()[:128], default_visibility=vis, units=units)
             st.success("Saved.")
+
+st.subheader("Password and sign-in")
+with st.form("password", clear_on_submit=True):
+    current = st.text_input("Current password", type="password")
+    new = st.text_input("New password", type="password", help="at least 8 characters")
+    again = st.text_input("New password again", type="password")
+    if st.form_submit_button("Change password"):
+        if new != again:
+            st.error("The two new passwords differ.")
+        else:
+            try:
+                with data.sessions()() as s, s.begin():
+                    change_password(s, s.get(User, v.id), current, new)
+            except AccountError as exc:
+                st.error(str(exc))
+            else:
+                st.success("Password changed.")
+if st.button("Sign out of every other browser"):
+    with data.sessions()() as s, s.begin():
+        ended = end_other_web_sessions(s, s.get(User, v.id), keep=st.session_state.get("session_secret"))
+    st.success(f"Signed out of {ended} other browser{'' if ended == 1 else 's'}.")
 
 st.subheader("Spoken cues")
 st.caption("What your device says while you record, and how often.")

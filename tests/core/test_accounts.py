@@ -74,3 +74,26 @@ def test_web_session_survives_until_signed_out_or_expired(session):
     row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
     session.flush()
     assert user_for_web_session(session, old) is None
+
+
+def test_change_password_and_sign_out_elsewhere(session):
+    from core.accounts import (
+        AccountError,
+        authenticate,
+        change_password,
+        end_other_web_sessions,
+        start_web_session,
+        user_for_web_session,
+    )
+
+    user = create_user(session, "changer", password="old password")
+    with pytest.raises(AccountError):
+        change_password(session, user, "wrong", "new password")
+    with pytest.raises(AccountError):
+        change_password(session, user, "old password", "short")
+    change_password(session, user, "old password", "new password")
+    assert authenticate(session, "changer", "new password") is not None
+    assert authenticate(session, "changer", "old password") is None
+    here, there = start_web_session(session, user), start_web_session(session, user)
+    assert end_other_web_sessions(session, user, keep=here) == 1
+    assert user_for_web_session(session, here) is not None and user_for_web_session(session, there) is None
