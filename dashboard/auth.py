@@ -96,7 +96,7 @@ def current_viewer() -> Viewer | None:
                 st.session_state.viewer = viewer_for(user)
                 st.session_state.session_secret = secret
                 return st.session_state.viewer
-    if oidc_configured() and st.user.is_logged_in:
+    if oidc_configured() and st.user.get("is_logged_in", False):
         user = _oidc_user()
         if user is not None:
             _sign_in(user)
@@ -119,7 +119,7 @@ def sign_out() -> None:
         del st.session_state[key]
     st.session_state.signed_out = True
     st.session_state.cookie_op = None
-    if oidc_configured() and st.user.is_logged_in:
+    if oidc_configured() and st.user.get("is_logged_in", False):
         st.logout()
 
 

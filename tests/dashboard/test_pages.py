@@ -251,3 +251,16 @@ def test_owner_edits_an_activity_and_others_cannot(world):
     with Session(engine) as s:
         assert s.get(Activity, mine).title == "Riverside tempo (edited)"
     engine.dispose()
+
+
+def test_openid_connect_button_appears_when_configured(world):
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    assert not [b for b in at.button if "organisation" in b.label]
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x" * 32,
+                          "client_id": "tracker", "client_secret": "s",
+                          "server_metadata_url": "https://id.example.org/.well-known/openid-configuration"}
+    at.run()
+    assert not at.exception
+    assert [b for b in at.button if b.label == "Sign in with your organisation's account"]
