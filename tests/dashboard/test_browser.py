@@ -221,7 +221,7 @@ def test_athlete_journey(page, app_url, world, tmp_path):
         shot(pg, f"05-{name}")
 
     # Sign out: the sign-in page, also after a reload.
-    pg.get_by_role("button", name="Sign out").click()
+    pg.get_by_role("button", name="Sign out", exact=True).click()
     pg.get_by_label("Username").first.wait_for()
     pg.reload()
     pg.get_by_label("Username").first.wait_for()
