@@ -14,9 +14,10 @@ import argparse
 import asyncio
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
-from _ingest import drive, make_devices, port_is_ingest, start_echo, start_ingest
+from _ingest import cpu_seconds, drive, make_devices, port_is_ingest, start_echo, start_ingest
 
 SEED_USERS = 10_000_000
 POINT_EVERY_S = (3.0, 5.0)
@@ -36,13 +37,19 @@ def main() -> None:
     ingest, port = start_ingest(url)
     port_is_ingest[port] = True
     base_rates, our_rates, errors = [], [], 0
+    base_cpu, our_cpu = [], []  # server CPU seconds per message, and the load generator's share of a core
     try:
         # Alternate the two servers so a noisy neighbour hurts both alike.
         for _ in range(args.rounds):
-            base_rates.append(asyncio.run(drive(echo_port, devices, args.seconds)).rate)
-            ours = asyncio.run(drive(port, devices, args.seconds))
-            our_rates.append(ours.rate)
-            errors += ours.errors
+            for proc_, port_, rates, cpu in ((echo, echo_port, base_rates, base_cpu), (ingest, port, our_rates, our_cpu)):
+                before, gen_before, began = cpu_seconds(proc_.pid), time.process_time(), time.monotonic()
+                result = asyncio.run(drive(port_, devices, args.seconds))
+                wall = time.monotonic() - began
+                rates.append(result.rate)
+                cpu.append(((cpu_seconds(proc_.pid) - before) / max(result.messages, 1),
+                            (time.process_time() - gen_before) / wall))
+                if proc_ is ingest:
+                    errors += result.errors
         echo.kill()
         rate = statistics.median(our_rates)
         half_interval = args.connections / (rate / 2)
@@ -59,6 +66,10 @@ def main() -> None:
     print(f"ingest full path:          {rate:,.0f} msg/s  (runs: {', '.join(f'{r:,.0f}' for r in our_rates)}; "
           f"errors: {errors})")
     print(f"ratio ingest / echo:       {rate / base:.2f}")
+    print(f"server CPU per message:    echo {1e6 * statistics.median(c for c, _ in base_cpu):.0f} us, "
+          f"ingest {1e6 * statistics.median(c for c, _ in our_cpu):.0f} us; the load generator used "
+          f"{statistics.median(g for _, g in base_cpu):.2f} of a core against the echo, "
+          f"{statistics.median(g for _, g in our_cpu):.2f} against the ingest server")
     print(f"at half load ({half.rate:,.0f} msg/s): ack latency p50 {1000 * half.percentile(0.5):.2f} ms, "
           f"p99 {1000 * half.percentile(0.99):.2f} ms")
     for every in POINT_EVERY_S:
