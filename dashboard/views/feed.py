@@ -75,7 +75,8 @@ for c in items:
                 st.button(f"Kudos {count}", icon=":material/thumb_up_off_alt:", key=f"kudos_{c['id']}", on_click=act,
                           args=(give_kudos, c["id"]))
         with k2:
-            with st.expander(f"{len(comments[c['id']])} comments", icon=":material/chat_bubble:",
+            n_comments = len(comments[c["id"]])
+            with st.expander(f"{n_comments} comment{'' if n_comments == 1 else 's'}", icon=":material/chat_bubble:",
                              expanded=st.session_state.get("open_card") == c["id"]):
                 for cm in comments[c["id"]]:
                     line, action = st.columns([6, 1])

@@ -154,7 +154,7 @@ def test_athlete_journey(page, app_url, world, tmp_path):
 
     # Comment on mallory's activity; the hostile comment already there stays text.
     card = pg.locator(f".st-key-card_{world.xss_id}")
-    card.get_by_text("comments").click()
+    card.get_by_text("1 comment", exact=True).click()
     assert XSS_COMMENT in card.inner_text()
     card.get_by_label("Add a comment").fill("Lovely route <b>really</b>")
     card.get_by_role("button", name="Post").click()
