@@ -40,6 +40,7 @@ from core.schema import migrate
 CHROMIUM = os.environ.get("TRACKER_BENCH_CHROMIUM", "/usr/bin/chromium")
 BARE_PAGE = 'import streamlit as st\nst.write("Hello from a bare page")\n'
 PASSWORD = "bench-password"
+RIDE_TITLE = "Long ride of 13000 points"
 
 
 def free_port() -> int:
@@ -73,7 +74,7 @@ def build(url: str, users: int, activities: int) -> int:
         athlete = s.get(User, 1)
         athlete.username, athlete.password_hash = "bench", hash_password(PASSWORD)
         ride = synthetic_track(rng, "ride", time.time() - 3 * 3600, 46.05, 14.5, 13_000 * 3 / 60, 7.5)
-        ride_id = record_track(s, athlete, ride, title="Long ride (13,000 points)", visibility="public",
+        ride_id = record_track(s, athlete, ride, title=RIDE_TITLE, visibility="public",
                                source="demo").id
         run = synthetic_track(rng, "run", time.time() - 8 * 3600, 46.05, 14.5, 45, 3.0)
         record_track(s, athlete, run, title="Morning run", visibility="public", source="demo")
@@ -150,6 +151,7 @@ def main() -> None:
             p.get_by_text("Your rank").wait_for(), p.locator(".js-plotly-plot").first.wait_for())),
     }
     results: dict[str, dict] = {}
+    in_app: dict[str, list[float]] = {}
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
@@ -168,6 +170,22 @@ def main() -> None:
             for _ in range(args.loads):  # interleaved, so machine noise hits every page alike
                 for name, (u, ready) in pages.items():
                     runs[name].append(timed(context, u, ready))
+            # Inside the app, as an athlete moves: from the feed to the ride by its link, and on to
+            # the leaderboard from the menu (the page's scripts are already loaded then).
+            in_app = {"feed -> activity": [], "activity -> leaderboard": []}
+            for _ in range(args.loads):
+                page = context.new_page()
+                page.goto(app_url)
+                pages["feed"][1](page)
+                began = time.perf_counter()
+                page.get_by_role("link", name=RIDE_TITLE).first.click()
+                pages["activity (13,000 points)"][1](page)
+                in_app["feed -> activity"].append(time.perf_counter() - began)
+                began = time.perf_counter()
+                page.get_by_role("link", name="Leaderboards").first.click()
+                pages["leaderboard"][1](page)
+                in_app["activity -> leaderboard"].append(time.perf_counter() - began)
+                page.close()
             browser.close()
         for name in pages:
             results[name] = {"first": first.get(name), "median": statistics.median(runs[name]),
@@ -182,6 +200,10 @@ def main() -> None:
         first = f"first load {r['first']:.2f} s, " if r["first"] is not None else ""
         print(f"{name:<26} {first}median {r['median']:.2f} s = {r['median'] / bare_median:.2f}x the bare page "
               f"(runs: {', '.join(f'{x:.2f}' for x in r['runs'])})")
+    print("in-app navigation (the app already loaded in the tab):")
+    for name, values in in_app.items():
+        print(f"{name:<26} median {statistics.median(values):.2f} s "
+              f"(runs: {', '.join(f'{x:.2f}' for x in values)})")
 
 
 if __name__ == "__main__":
