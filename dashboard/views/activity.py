@@ -122,8 +122,9 @@ if gpx:
     st.download_button("Download GPX", gpx, file_name=f"activity-{activity_id}.gpx", mime="application/gpx+xml",
                        icon=":material/download:")
 
-if detail["user_id"] == v.id:
-    with st.expander("Edit or delete", icon=":material/edit:"):
+# The owner's controls are built only when asked for: the page stays light to load.
+if detail["user_id"] == v.id and st.toggle("Edit or delete this activity", key="edit_mode"):
+    with st.container(border=True):
         with st.form("edit_activity"):
             title = st.text_input("Title", value=detail["title"], max_chars=200)
             visibility = st.selectbox("Who can see it", VISIBILITIES, index=VISIBILITIES.index(detail["visibility"]))

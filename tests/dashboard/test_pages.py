@@ -232,7 +232,7 @@ def test_athletes_page_finds_follows_and_unfollows(world):
 
 def test_owner_edits_an_activity_and_others_cannot(world):
     at = run_page(world, "bob", "views/activity.py", {"id": str(world.xss_id)})
-    assert not [e for e in at.expander if e.label == "Edit or delete"]  # not bob's
+    assert not [t for t in at.toggle if t.label == "Edit or delete this activity"]  # not bob's
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
@@ -243,6 +243,8 @@ def test_owner_edits_an_activity_and_others_cannot(world):
         mine = s.scalars(select(Activity).where(Activity.user_id == world.alice_id,
                                                 Activity.title == "Riverside tempo")).one().id
     at = run_page(world, "alice", "views/activity.py", {"id": str(mine)})
+    assert not [t for t in at.text_input if t.label == "Title"]  # built only when asked for
+    at.toggle(key="edit_mode").set_value(True).run()
     form_input = next(t for t in at.text_input if t.label == "Title")
     form_input.input("Riverside tempo (edited)")
     next(b for b in at.get("form_submit_button") if b.label == "Save").click()
