@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.cleaning import clean_track
-from core.models import SPORTS, VISIBILITIES, Activity, ActivityEvent, Comment, Kudos, RoutePoint, User
+from core.models import SPORTS, VISIBILITIES, Activity, ActivityEvent, RoutePoint, User
 from core.points import Track
 from core.trackstats import Summary, summarise
 
@@ -134,9 +134,8 @@ def edit_activity(s: Session, activity: Activity, title: str | None = None,
 
 
 def delete_activity(s: Session, activity: Activity) -> None:
-    """Delete an activity with its points, events, comments and kudos (the caller checked ownership)."""
-    for model in (RoutePoint, ActivityEvent, Comment, Kudos):
-        s.execute(delete(model).where(model.activity_id == activity.id))
+    """Delete an activity; its points, events, comments and kudos go with it through the foreign
+    keys' ON DELETE CASCADE (the caller checked ownership)."""
     s.delete(activity)
     s.flush()
 
