@@ -10,6 +10,8 @@ from core.db import make_engine, make_sessionmaker
 from core.leaderboard import connect_redis, leaderboard
 from core.schema import migrate
 from dashboard import queries
+from dashboard.fmt import MILE_M
+from dashboard.maps import route_map
 
 
 @st.cache_resource(show_spinner=False)
@@ -46,9 +48,6 @@ def activity_detail(viewer_id: int, activity_id: int) -> dict | None:
 @st.cache_resource(ttl=600, show_spinner=False, max_entries=100)
 def activity_map(viewer_id: int, activity_id: int, units: str):
     """The activity's folium map, built once (simplifying a long track takes a while)."""
-    from dashboard.fmt import MILE_M
-    from dashboard.maps import route_map
-
     detail = activity_detail(viewer_id, activity_id)
     if detail is None or detail["lat"].size < 2:
         return None
@@ -87,7 +86,7 @@ def live(viewer_id: int) -> list[dict]:
         return queries.live_activities(s, viewer_id, redis())
 
 
-def forget_activity(viewer_id: int, activity_id: int) -> None:
+def forget_activity() -> None:
     """After an owner edited or deleted an activity: every cached view of it goes."""
     activity_detail.clear()
     activity_map.clear()

@@ -135,11 +135,11 @@ if detail["user_id"] == v.id and st.toggle("Edit or delete this activity", key="
                 except ActivityError as exc:
                     st.error(str(exc))
                 else:
-                    data.forget_activity(v.id, activity_id)
+                    data.forget_activity()
                     st.rerun()
         sure = st.checkbox("Delete this activity, its route, comments and kudos for good", key="delete_sure")
         if st.button("Delete activity", disabled=not sure, type="primary"):
             with data.sessions()() as s, s.begin():
                 delete_activity(s, get_owned_activity(s, activity_id, v.id))
-            data.forget_activity(v.id, activity_id)
+            data.forget_activity()
             st.switch_page("views/feed.py")
