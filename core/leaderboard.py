@@ -89,13 +89,19 @@ def _names(s: Session, ids) -> dict[int, str]:
     return dict(s.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
 
 
-def _board(s: Session, period: str, sport: str, scope: str, ranked: list[tuple[int, float]],
-           viewer_id: int | None, limit: int, source: str) -> Board:
-    top = ranked[:limit]
-    mine = next(((k, r) for k, r in enumerate(ranked) if r[0] == viewer_id), None)
+def _lines(s: Session, top: list[tuple[int, float]], mine: tuple[int, float] | None,
+           viewer_id: int | None) -> tuple[list[Entry], Entry | None]:
+    """Entries for the top rows and the viewer's own (``mine`` is their 0-based rank and metres)."""
     names = _names(s, {u for u, _ in top} | ({viewer_id} if mine else set()))
     entries = [Entry(k + 1, u, names.get(u, "?"), d) for k, (u, d) in enumerate(top)]
-    me = Entry(mine[0] + 1, viewer_id, names.get(viewer_id, "?"), mine[1][1]) if mine else None
+    me = Entry(mine[0] + 1, viewer_id, names.get(viewer_id, "?"), mine[1]) if mine else None
+    return entries, me
+
+
+def _board(s: Session, period: str, sport: str, scope: str, ranked: list[tuple[int, float]],
+           viewer_id: int | None, limit: int, source: str) -> Board:
+    mine = next(((k, d) for k, (u, d) in enumerate(ranked) if u == viewer_id), None)
+    entries, me = _lines(s, ranked[:limit], mine, viewer_id)
     return Board(period, sport, scope, entries, me, len(ranked), source)
 
 
@@ -167,9 +173,7 @@ def redis_board(s: Session, redis, period: str, sport: str, scope: str = "global
             rank, score = pipe.execute()
             if rank is not None:
                 me = (int(rank), float(score))
-        names = _names(s, {u for u, _ in ranked_top} | ({viewer_id} if me else set()))
-        entries = [Entry(k + 1, u, names.get(u, "?"), d) for k, (u, d) in enumerate(ranked_top)]
-        mine = Entry(me[0] + 1, viewer_id, names.get(viewer_id, "?"), me[1]) if me else None
+        entries, mine = _lines(s, ranked_top, me, viewer_id)
         return Board(period, sport, scope, entries, mine, athletes, "redis")
     circle = sorted(_friends_of(s, viewer_id)) if viewer_id is not None else []
     scores = redis.zmscore(key, [_member(u) for u in circle]) if circle else []
