@@ -237,9 +237,10 @@ class IngestServer:
                 live.resume()
         if info.status in ("completed", "discarded"):
             self.live.pop(info.id, None)
-            self.live_dirty.discard(info.id)
-            self.live_ended.append(info.id)
-        else:
+            if self.redis_url:
+                self.live_dirty.discard(info.id)
+                self.live_ended.append(info.id)
+        elif self.redis_url:
             self.live_dirty.add(info.id)
         log.info("status", extra={"user": me.username, "activity_id": info.id, "status": info.status})
         await ws.send(protocol.dumps({"type": "status", "id": msg.id, "activity_id": info.id,
@@ -276,7 +277,8 @@ class IngestServer:
                 if p.seq in stored:
                     live.add(p.t, p.lat, p.lon)
             cues = live.due_cues()
-        self.live_dirty.add(pending.activity_id)
+        if self.redis_url:  # nobody drains the set without a publisher
+            self.live_dirty.add(pending.activity_id)
         await ws.send(protocol.dumps({
             "type": "ack", "id": msg.id, "activity_id": pending.activity_id, "stored": len(stored),
             "duplicates": len(msg.points) - len(stored),
