@@ -71,8 +71,8 @@ def _oidc_user() -> User | None:
     with data.sessions()() as s, s.begin():
         user = s.scalars(select(User).where(User.email == email.lower())).first()
         if user is None:
-            base = re.sub(r"[^a-z0-9_.-]", "", email.split("@")[0].lower())[:24] or "athlete"
-            name, k = base if len(base) >= 3 else f"{base}___"[:3], 1
+            base = (re.sub(r"[^a-z0-9_.-]", "", email.split("@")[0].lower())[:24] or "athlete").ljust(3, "_")
+            name, k = base, 1
             while s.scalars(select(User).where(User.username == name)).first() is not None:
                 k += 1
                 name = f"{base}{k}"
