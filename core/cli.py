@@ -186,6 +186,75 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def _database_sessions():
+    """A sessionmaker for the configured database, or None when it holds nothing yet."""
+    from pathlib import Path
+
+    settings = load_settings()
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        return None
+    try:
+        return _session()
+    except Exception as exc:  # noqa: BLE001 - scoring files works without a database
+        print(f"database unavailable ({exc.__class__.__name__}); scoring without it", file=sys.stderr)
+        return None
+
+
+def cmd_anomaly_score(args) -> int:
+    """Score files on their own against the population model and the rules."""
+    from core.anomaly.detector import assess
+    from core.anomaly.store import ensure_model, threshold
+    from core.fileio import TrackFileError, load_track
+
+    settings = load_settings()
+    model = ensure_model(settings, _database_sessions())
+    limit = threshold(settings)
+    failed = 0
+    for name in args.files:
+        try:
+            track = load_track(name)
+        except TrackFileError as exc:
+            failed += 1
+            print(json.dumps({"file": name, "error": str(exc)}), flush=True)
+            continue
+        sport = args.sport or (track.sport if track.sport in ("run", "ride") else None)
+        if sport is None:
+            failed += 1
+            print(json.dumps({"file": name, "error": f"the file's sport is {track.sport!r}; "
+                                                     "say --sport run or --sport ride"}), flush=True)
+            continue
+        verdict = assess(track, sport, model, threshold=limit).verdict
+        print(json.dumps({"file": name, "sport": sport, "score": round(verdict.score, 4),
+                          "flagged": verdict.flagged, "reasons": verdict.reasons}), flush=True)
+    return 1 if failed else 0
+
+
+def cmd_anomaly_train(_args) -> int:
+    from core.anomaly.store import train
+
+    model = train(load_settings(), _database_sessions(), say=print)
+    print(json.dumps(model.meta["validation"]))
+    return 0
+
+
+def cmd_anomaly_evaluate(args) -> int:
+    from core.anomaly.evaluation import print_report, run
+
+    shared = load_settings().shared_tracks_dir
+    if shared is None:
+        print("the evaluation is built from the real recordings in ../shared/data/tracks "
+              "(or TRACKER_SHARED_TRACKS); none found", file=sys.stderr)
+        return 2
+    report = run(shared, folds=args.folds,
+                 progress=lambda k, n: print(f"fold {k}/{n} scored", file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps({"table": report["table"], "limits_mps": report["limits"]}, indent=2))
+    else:
+        print_report(report)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="Activity tracker core tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -219,9 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="device")
     p.set_defaults(func=cmd_device_token)
 
-    p = sub.add_parser("worker", help="run the scheduled jobs (leaderboard refresh every 3 minutes)")
+    p = sub.add_parser("worker", help="run the scheduled jobs (anomaly scoring, leaderboards every 3 minutes)")
     p.add_argument("--once", action="store_true", help="run each job once and exit")
-    p.add_argument("--interval", type=float, default=180.0, help="seconds between rounds")
+    p.add_argument("--interval", type=float, default=30.0, help="seconds between rounds")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("leaderboard", help="print a leaderboard")
@@ -231,6 +300,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--user", help="whose rank and friends")
     p.add_argument("--limit", type=int, default=10)
     p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("anomaly", help="anomaly detection: score files, train the model, evaluate")
+    anomaly = p.add_subparsers(dest="anomaly_command", required=True)
+    q = anomaly.add_parser("score", help="score GPX, TCX or FIT files; one JSON line per file")
+    q.add_argument("files", nargs="+")
+    q.add_argument("--sport", choices=("run", "ride"), help="judge as this sport (default: the file's)")
+    q.set_defaults(func=cmd_anomaly_score)
+    q = anomaly.add_parser("train", help="retrain the population model now")
+    q.set_defaults(func=cmd_anomaly_train)
+    q = anomaly.add_parser("evaluate", help="print precision, recall and F1 on the labelled evaluation set")
+    q.add_argument("--folds", type=int, default=5)
+    q.add_argument("--json", action="store_true", help="print the table as JSON")
+    q.set_defaults(func=cmd_anomaly_evaluate)
 
     p = sub.add_parser("feed", help="print a page of an athlete's news feed")
     p.add_argument("--user", required=True)

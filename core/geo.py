@@ -70,3 +70,13 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     meridional = prime_vertical * (1.0 - WGS84_E2) / w2
     dlam = (math.radians(lon2 - lon1) + math.pi) % (2 * math.pi) - math.pi
     return math.hypot(meridional * (phi2 - phi1), prime_vertical * math.cos(mid) * dlam)
+
+
+def local_xy(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Metres east and north of the first fix on a local tangent plane."""
+    lat0 = float(lat[0])
+    phi = np.radians(lat0)
+    w2 = 1.0 - WGS84_E2 * np.sin(phi) ** 2
+    north_per_rad = WGS84_A_M * (1.0 - WGS84_E2) / w2 ** 1.5
+    east_per_rad = WGS84_A_M / np.sqrt(w2) * np.cos(phi)
+    return np.radians(lon - lon[0]) * east_per_rad, np.radians(lat - lat0) * north_per_rad

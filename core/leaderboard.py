@@ -6,7 +6,8 @@ three minutes, so a page reads a board in a few Redis calls whatever the table's
 Redis holds nothing that cannot be rebuilt: a board whose keys are missing (a wiped or
 restarted Redis) is rebuilt from the database on first read.
 
-Counted: completed activities that are not private, by their start time (UTC weeks start
+Counted: completed activities that are not private and not held for review (flagged as
+anomalous and not cleared by a moderator), by their start time (UTC weeks start
 on Monday). Ties are ordered by user id, newest account first, in both sources.
 """
 
@@ -71,7 +72,7 @@ def totals(s: Session, period: str, sport: str, now: datetime | None = None) -> 
     total = func.sum(Activity.distance_m)
     q = (select(Activity.user_id, total)
          .where(Activity.status == "completed", Activity.sport == sport, Activity.visibility != "private",
-                Activity.distance_m > 0)
+                Activity.distance_m > 0, Activity.held.is_(False))
          .group_by(Activity.user_id))
     if start is not None:
         q = q.where(Activity.start_time >= start)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -127,6 +128,8 @@ class Activity(Base):
     elevation_loss_m: Mapped[float | None] = mapped_column(Float)
     point_count: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[dict | None] = mapped_column(JSON)
+    # Flagged as anomalous and not cleared by a moderator: kept out of leaderboards.
+    held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -213,3 +216,51 @@ class WebSession(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+FLAG_STATUSES = ("clear", "flagged", "dismissed", "confirmed", "crop_requested")
+MODERATION_ACTIONS = ("dismiss", "confirm", "request_crop")
+
+
+class ActivityFlag(Base):
+    """The anomaly detector's verdict on an activity and where moderation stands."""
+
+    __tablename__ = "activity_flags"
+
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    sport: Mapped[str] = mapped_column(String(8))
+    score: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list] = mapped_column(JSON, default=list)
+    codes: Mapped[str] = mapped_column(String(200), default="")  # rule codes, space separated
+    verdict: Mapped[dict] = mapped_column(JSON, default=dict)  # hits, parts, threshold
+    features: Mapped[dict] = mapped_column(JSON, default=dict)
+    fingerprint: Mapped[dict | None] = mapped_column(JSON)
+    centroid_lat: Mapped[float | None] = mapped_column(Float)
+    centroid_lon: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str] = mapped_column(String(64), default="")
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {FLAG_STATUSES}", name="status"),
+        Index("ix_activity_flags_queue", "status", "score"),
+        Index("ix_activity_flags_user", "user_id", "sport"),
+        Index("ix_activity_flags_centroid", "centroid_lat"),
+    )
+
+
+class ModerationDecision(Base):
+    """A moderator's decision on a flagged activity: who, when, what, and the score then."""
+
+    __tablename__ = "moderation_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), index=True)
+    moderator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    score: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint(f"action IN {MODERATION_ACTIONS}", name="action"),)

@@ -24,7 +24,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from core.cleaning import MAX_SPEED_MPS, CleanTrack
-from core.geo import WGS84_A_M, WGS84_E2, segment_lengths_m
+from core.geo import local_xy, segment_lengths_m
 
 PAUSE_GAP_S = 20.0
 MEDIAN_WINDOW_POINTS = 5
@@ -127,22 +127,12 @@ def _median_filtered(t: np.ndarray, x: np.ndarray) -> np.ndarray:
     return out
 
 
-def _local_xy(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Metres east and north of the first fix on a local tangent plane."""
-    lat0 = float(lat[0])
-    phi = np.radians(lat0)
-    w2 = 1.0 - WGS84_E2 * np.sin(phi) ** 2
-    north_per_rad = WGS84_A_M * (1.0 - WGS84_E2) / w2 ** 1.5
-    east_per_rad = WGS84_A_M / np.sqrt(w2) * np.cos(phi)
-    return np.radians(lon - lon[0]) * east_per_rad, np.radians(lat - lat0) * north_per_rad
-
-
 def stopped_mask(t: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Fixes taken while standing still (GPS wander within STOP_SPREAD_M around a spot)."""
     n = t.size
     if n < 3:
         return np.zeros(n, dtype=bool)
-    x, y = _local_xy(lat, lon)
+    x, y = local_xy(lat, lon)
     lo = np.searchsorted(t, t - STOP_WINDOW_S, side="left")
     hi = np.searchsorted(t, t + STOP_WINDOW_S, side="right")
     count = hi - lo
@@ -163,7 +153,7 @@ def _thinned(t: np.ndarray, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     if n < 3:
         return np.arange(n)
     # Compare every fix with the last kept one in local metres, in a single pass.
-    east, north = _local_xy(lat, lon)
+    east, north = local_xy(lat, lon)
     x, y, tt = east.tolist(), north.tolist(), t.tolist()
     keep = [0]
     ax, ay, at = x[0], y[0], tt[0]
@@ -182,7 +172,7 @@ def _corner_factors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     n = lat.size
     if n < 3:
         return np.ones(max(n - 1, 0))
-    p = np.column_stack(_local_xy(lat, lon))
+    p = np.column_stack(local_xy(lat, lon))
     p = np.vstack([2 * p[0] - p[1], p, 2 * p[-1] - p[-2]])
     p0, p1, p2, p3 = p[:-3], p[1:-2], p[2:-1], p[3:]
     arc = np.zeros(len(p1))

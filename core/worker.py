@@ -1,11 +1,18 @@
-"""The scheduled jobs: ``python -m core worker`` rebuilds the Redis leaderboards every three
-minutes (the seed's refresh interval), so an activity completed now counts at the next
-refresh. Without Redis the boards are read from the database and there is nothing to rebuild.
+"""The scheduled jobs of ``python -m core worker``:
+
+- every 30 s, score the activities completed since (anomaly detection), so a flagged one
+  is held out of leaderboards within a minute of completion;
+- every three minutes (the seed's refresh interval), rebuild the Redis leaderboards, so an
+  activity completed now counts at the next refresh (without Redis the boards are read
+  from the database and there is nothing to rebuild), and recalibrate the flagging
+  threshold from moderators' decisions;
+- once a day, retrain the anomaly model (also on demand: ``python -m core anomaly train``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -18,8 +25,50 @@ from core.schema import migrate
 log = logging.getLogger("core.worker")
 
 
+SCORE_EVERY_S = 30.0
+
+
+class Jobs:
+    """The worker's state between rounds: the model and when each job last ran."""
+
+    def __init__(self, settings, Session, redis):
+        self.settings, self.Session, self.redis = settings, Session, redis
+        self.model = None
+        self.trained_at = 0.0
+        self.boards_at = -math.inf
+
+    def round(self, now: float | None = None) -> dict:
+        """Run whatever is due; returns what it did."""
+        from core.anomaly import store
+
+        now = time.monotonic() if now is None else now
+        done = {}
+        if self.model is None or now - self.trained_at >= store.RETRAIN_EVERY_S:
+            try:
+                self.model = store.load_model(self.settings) if self.model is None else None
+            except store.ModelFileError as exc:
+                log.warning("%s; retraining", exc)
+            if self.model is None:
+                self.model = store.train(self.settings, self.Session, say=log.info)
+                done["anomaly_model"] = "trained"
+            self.trained_at = now
+        began = time.monotonic()
+        with self.Session() as s, s.begin():
+            scored = store.score_pending(s, self.model, store.threshold(self.settings))
+        if scored:
+            done["scored"] = {"activities": scored, "seconds": round(time.monotonic() - began, 3)}
+        if now - self.boards_at >= REFRESH_EVERY_S:
+            self.boards_at = now
+            done.update(run_once(self.Session, self.redis))
+            with self.Session() as s:
+                calibration = store.recalibrate(s, self.settings)
+            if calibration.get("changed"):
+                done["threshold"] = calibration["threshold"]
+        return done
+
+
 def run_once(Session, redis) -> dict:
-    """One round of every job; returns what it did."""
+    """One leaderboard refresh; returns what it did."""
     done = {}
     if redis is not None:
         began = time.monotonic()
@@ -30,7 +79,7 @@ def run_once(Session, redis) -> dict:
     return done
 
 
-def run(interval_s: float = REFRESH_EVERY_S, once: bool = False, stop: threading.Event | None = None) -> None:
+def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.Event | None = None) -> None:
     settings = load_settings()
     engine = make_engine(settings.database_url)
     migrate(engine)
@@ -42,9 +91,10 @@ def run(interval_s: float = REFRESH_EVERY_S, once: bool = False, stop: threading
     if not once:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+    jobs = Jobs(settings, Session, redis)
     while not stop.is_set():
         try:
-            done = run_once(Session, redis)
+            done = jobs.round()
             if done:
                 log.info("jobs done: %s", done)
         except Exception:  # noqa: BLE001 - a failed round is logged and retried next time

@@ -1,0 +1,49 @@
+"""Scoring throughput of the anomaly detector: activities per second (cleaning, features,
+rules, copy check and models included) and the latency one completed activity adds.
+
+    .venv/bin/python -m bench.anomaly [--count 200]
+
+Scores the real recordings in ../shared/data/tracks (when present) and generated runs and
+rides, as the worker does, against a model trained first (not timed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from core.anomaly.detector import assess
+from core.anomaly.model import PopulationModel
+from core.anomaly.training import feature_rows, generated, population, real_recordings
+from core.config import load_settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=200, help="activities to score")
+    args = parser.parse_args()
+    real = real_recordings(load_settings().shared_tracks_dir)
+    rows = feature_rows(population(real))
+    model = PopulationModel.train({s: np.array(r) for s, r in rows.items()})
+    tracks = [t for _, t in real] + generated(max(0, args.count - len(real)), seed=99)
+    tracks = (tracks * (args.count // max(len(tracks), 1) + 1))[: args.count]
+    points = sum(len(t) for t in tracks)
+    latencies = []
+    began = time.perf_counter()
+    for track in tracks:
+        t0 = time.perf_counter()
+        assess(track, track.sport if track.sport in ("run", "ride") else "ride", model)
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - began
+    print(f"scored {len(tracks)} activities ({points:,} points, {len(real)} real recordings among them) "
+          f"in {elapsed:.2f} s on one core")
+    print(f"throughput: {len(tracks) / elapsed:.1f} activities/s, {points / elapsed:,.0f} points/s")
+    print(f"added latency per completed activity: median {statistics.median(latencies) * 1000:.0f} ms, "
+          f"p99 {np.percentile(latencies, 99) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""One call that judges a track: clean, extract features, apply rules, look for a copy,
+and combine with the population model and the athlete's baseline. No I/O: the callers
+(the worker, the command line, the evaluation) bring the model, history and candidates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from core.anomaly.duplicates import find_copy, fingerprint, nearby
+from core.anomaly.features import Features, extract
+from core.anomaly.model import Baseline, PopulationModel, Verdict, judge
+from core.anomaly.rules import Hit, check
+from core.cleaning import clean_track
+from core.points import Track
+
+
+@dataclass
+class Assessment:
+    verdict: Verdict
+    features: Features
+    fingerprint: dict | None
+
+
+def fingerprint_of(features: Features) -> dict | None:
+    s = features.series
+    return fingerprint(s.t, s.lat, s.lon, s.dist_m) if s is not None else None
+
+
+def assess(track: Track, sport: str, model: PopulationModel | None, baseline: Baseline | None = None,
+           candidates=(), threshold: float | None = None, now: float | None = None) -> Assessment:
+    """Judge ``track`` as an activity of ``sport``.
+
+    ``candidates``: (label, fingerprint) of other athletes' activities to check for a copy,
+    or a function of this track's fingerprint that returns them.
+    """
+    # Cleaned with the ride's glitch limit whatever the sport: a run's limit would cut a
+    # stop-and-go drive into "spikes" and hide it; glitches beyond 108 km/h still go.
+    clean = clean_track(replace(track, sport="ride"), now=now)
+    clean.sport = sport
+    features = extract(clean, sport)
+    hits = check(features)
+    fp = fingerprint_of(features)
+    if fp is not None:
+        if callable(candidates):
+            candidates = candidates(fp)
+        close = [(label, other) for label, other in candidates if other and nearby(fp, other)]
+        found = find_copy(fp, close)
+        if found is not None:
+            label, result = found
+            hits.append(Hit("copy", f"a copy of {label}: the same route within metres and the same "
+                                    f"timing stretch by stretch", 1.0))
+    return Assessment(judge(features, hits, model, baseline, threshold), features, fp)

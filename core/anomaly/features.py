@@ -1,0 +1,311 @@
+"""Features of one activity, the single function both training and scoring call.
+
+Everything is measured on the cleaned track (the cleaner already drops single-fix spikes
+that jump out and come back) against the wall clock, not moving time: a pause can only
+make an effort slower, never faster. The track is put on a regular one-second grid so
+windows of a given length mean the same on a 1 s and a 5 s logger.
+
+Alongside the named numbers that the models see, the result keeps the per-second series
+(speed, estimated power, position) so rules can name the stretch they object to and the
+moderators' page can draw it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from core.cleaning import MAX_SPEED_MPS, CleanTrack
+from core.geo import local_xy, segment_lengths_m
+from core.trackstats import pause_gap_s
+
+# A step this long and this much faster than the sport allows is a jump, not movement.
+TELEPORT_MIN_M = 200.0
+TELEPORT_SPEED_FACTOR = 3.0
+GRID_MAX_POINTS = 60_000
+MOVING_MPS = {"run": 1.0, "ride": 2.0}
+# Rider and bike (kg), rolling resistance, drag area (m^2), air density: a solo road rider.
+RIDER_KG = 75.0
+SYSTEM_KG = 85.0
+CRR = 0.005
+CDA_M2 = 0.35
+RHO = 1.2
+G = 9.81
+EFFORT_DISTANCES_M = (400, 1000, 5000, 10000)
+POWER_WINDOWS_S = (15, 60, 300, 1200)
+# Descending faster than this grade, a ride's speed says nothing about the rider.
+RIDE_DESCENT_GRADE = -0.02
+
+
+@dataclass
+class Series:
+    """Per-second series of an activity (for rules and drawing)."""
+
+    t: np.ndarray  # Unix seconds
+    lat: np.ndarray
+    lon: np.ndarray
+    dist_m: np.ndarray  # cumulative, teleports excluded
+    speed_mps: np.ndarray  # 30 s centred window, NaN inside recording gaps
+    power_w: np.ndarray | None  # rides with elevation only
+    ele: np.ndarray | None  # smoothed elevation, when recorded
+
+
+@dataclass
+class Features:
+    """Named numbers for the models, plus the series and jumps the rules read."""
+
+    sport: str
+    values: dict[str, float]
+    series: Series | None
+    teleports: list[dict] = field(default_factory=list)
+    efforts: dict[int, dict] = field(default_factory=dict)  # metres -> {seconds, t0, t1}
+
+    @property
+    def usable(self) -> bool:
+        """Whether the track holds enough GPS to judge (a minute and a dozen fixes)."""
+        return self.series is not None
+
+
+# The names the models read, in a fixed order (NaN where a sensor is missing).
+MODEL_FEATURES = (
+    "log_avg_speed", "log_v50", "log_v90", "log_v99", "wr_400", "wr_1000", "wr_5000",
+    "accel_p99", "accel_std", "jerk_std", "launches_per_h", "fast_cv", "share_fast",
+    "lat_accel_p95", "log_median_dt", "teleport_km", "vam_5min", "wkg_60",
+    "wkg_300", "wkg_1200", "m_per_beat", "hr_speed_corr", "stride_m", "climb_flat_ratio",
+)
+
+
+def _rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over ``window`` samples, NaN-aware (NaN where none is valid)."""
+    ok = np.isfinite(x)
+    values = np.where(ok, x, 0.0)
+    kernel = np.ones(window)
+    total = np.convolve(values, kernel, mode="same")
+    count = np.convolve(ok.astype(float), kernel, mode="same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count >= window * 0.6, total / count, np.nan)
+
+
+def _windowed_max_mean(x: np.ndarray, window: int) -> float:
+    """The best mean of ``x`` over any full window (NaNs count as zero)."""
+    if x.size < window:
+        return math.nan
+    cs = np.concatenate([[0.0], np.cumsum(np.nan_to_num(x))])
+    return float(((cs[window:] - cs[:-window]) / window).max())
+
+
+def _grid_speed(t: np.ndarray, dist: np.ndarray, grid: np.ndarray, window_s: float) -> np.ndarray:
+    half = window_s / 2.0
+    ahead = np.interp(grid + half, t, dist)
+    behind = np.interp(grid - half, t, dist)
+    return (ahead - behind) / window_s
+
+
+def _best_efforts(t: np.ndarray, dist: np.ndarray, ele: np.ndarray | None, sport: str) -> dict[int, dict]:
+    """Fastest wall-clock time over each effort distance (rides: not downhill)."""
+    out = {}
+    for metres in EFFORT_DISTANCES_M:
+        if dist.size < 2 or dist[-1] < metres:
+            continue
+        ends = np.flatnonzero(dist >= metres)
+        start_d = dist[ends] - metres
+        started = np.interp(start_d, dist, t)
+        seconds = t[ends] - started
+        ok = seconds > 0
+        if sport == "ride" and ele is not None:
+            climb = ele[ends] - np.interp(start_d, dist, ele)
+            ok &= climb / metres >= RIDE_DESCENT_GRADE
+        if not ok.any():
+            continue
+        k = int(np.argmin(np.where(ok, seconds, np.inf)))
+        out[metres] = {"seconds": float(seconds[k]), "t0": float(started[k]), "t1": float(t[ends[k]])}
+    return out
+
+
+def _smooth_elevation(t: np.ndarray, ele: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
+    ok = np.isfinite(ele)
+    if ok.sum() < max(10, 0.8 * ele.size):
+        return None
+    g = np.interp(grid, t[ok], ele[ok])
+    # A 9 s median removes barometer and GPS steps, a 60 s mean the rest of the noise.
+    if g.size >= 9:
+        med = np.median(sliding_window_view(np.pad(g, 4, mode="edge"), 9), axis=1)
+    else:
+        med = g
+    return _rolling_mean(med, 61)
+
+
+def reference_speed(sport: str, metres: int) -> float | None:
+    """World-record speed (m/s) for a distance: the fastest any athlete has covered it."""
+    from core.anomaly.limits import WORLD_RECORD_S
+
+    seconds = WORLD_RECORD_S.get(sport, {}).get(metres)
+    return metres / seconds if seconds else None
+
+
+def extract(clean: CleanTrack, sport: str | None = None) -> Features:
+    """Compute every feature of a cleaned track, judged as ``sport`` (default: its own)."""
+    sport = sport or clean.sport
+    sport = sport if sport in ("run", "ride") else "ride" if sport == "other" else "run"
+    # gap_share is shown, not modelled: recording gaps are a device's doing, not a cheat.
+    values = {name: math.nan for name in MODEL_FEATURES} | {"gap_share": math.nan}
+    t, lat, lon = clean.t, clean.lat, clean.lon
+    if t.size < 12 or t[-1] - t[0] < 60:
+        return Features(sport, values, None)
+    vmax = MAX_SPEED_MPS[sport]
+    steps = segment_lengths_m(lat, lon)
+    dts = np.diff(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        implied = steps / dts
+    jump = (steps >= TELEPORT_MIN_M) & (implied > TELEPORT_SPEED_FACTOR * vmax)
+    teleports = [{"t": float(t[i]), "t1": float(t[i + 1]), "metres": float(steps[i]),
+                  "seconds": float(dts[i]), "lat": float(lat[i]), "lon": float(lon[i]),
+                  "lat1": float(lat[i + 1]), "lon1": float(lon[i + 1])} for i in np.flatnonzero(jump)]
+    gap = pause_gap_s(t)
+    # A recording gap is neither moving time nor distance here: nobody saw how it was
+    # crossed (a cropped-out drive leaves one), and speeds only count what was recorded.
+    steps = np.where(jump | (dts > gap), 0.0, steps)
+    dist = np.concatenate([[0.0], np.cumsum(steps)])
+
+    span = float(t[-1] - t[0])
+    step = max(1.0, math.ceil(span / GRID_MAX_POINTS))
+    grid = np.arange(t[0], t[-1] + step / 2, step)
+    # Grid seconds inside a recording gap: unknown, not "moving at the average speed".
+    after = np.clip(np.searchsorted(t, grid, side="right"), 1, t.size - 1)
+    in_gap = dts[after - 1] > gap
+    speed30 = _grid_speed(t, dist, grid, 30.0)
+    speed30[in_gap] = np.nan
+    speed6 = _grid_speed(t, dist, grid, 6.0)
+    speed6[in_gap] = np.nan
+    moving = np.isfinite(speed30) & (speed30 > MOVING_MPS[sport])
+
+    ele_g = _smooth_elevation(t, clean.ele, grid)
+    ele_pts = np.interp(t, grid, ele_g) if ele_g is not None else None
+    efforts = _best_efforts(t, dist, ele_pts, sport)
+
+    moving_s = float(moving.sum() * step)
+    if moving_s >= 30 and dist[-1] > 50:
+        v = speed30[moving]
+        values["log_avg_speed"] = math.log(max(dist[-1] / moving_s, 0.1))
+        p50, p90, p99 = np.percentile(v, [50, 90, 99])
+        values["log_v50"] = math.log(max(p50, 0.1))
+        values["log_v90"] = math.log(max(p90, 0.1))
+        values["log_v99"] = math.log(max(p99, 0.1))
+    for metres in (400, 1000, 5000):
+        ref = reference_speed(sport, metres)
+        if metres in efforts and ref:
+            values[f"wr_{metres}"] = (metres / efforts[metres]["seconds"]) / ref
+
+    # Acceleration and jerk from the 6 s speed, smoothed again over 5 s.
+    accel = np.gradient(_rolling_mean(speed6, max(1, int(5 / step))), step)
+    jerk = np.gradient(accel, step)
+    a_mov = np.abs(accel[moving & np.isfinite(accel)])
+    if a_mov.size >= 30:
+        values["accel_p99"] = float(np.percentile(a_mov, 99))
+        values["accel_std"] = float(np.std(accel[moving & np.isfinite(accel)]))
+        j = jerk[moving & np.isfinite(jerk)]
+        values["jerk_std"] = float(np.std(j)) if j.size else math.nan
+
+    # Launches: from standing to vehicle-like speed within 20 s.
+    fast = {"run": 7.0, "ride": 14.0}[sport]
+    lag = max(1, int(20 / step))
+    if speed6.size > lag:
+        slow_then = np.nan_to_num(speed6[:-lag], nan=99.0) < 1.0
+        fast_now = np.nan_to_num(speed6[lag:]) > fast
+        launches = np.flatnonzero(slow_then & fast_now)
+        count = int((np.diff(launches) > lag).sum() + 1) if launches.size else 0
+        values["launches_per_h"] = count / max(span / 3600.0, 0.25)
+    fast_mask = moving & (np.nan_to_num(speed30) > fast)
+    values["share_fast"] = float(fast_mask.sum() / max(moving.sum(), 1))
+    if fast_mask.sum() >= 30:
+        v6 = speed6[fast_mask]
+        values["fast_cv"] = float(np.nanstd(v6) / max(np.nanmean(v6), 0.1))
+
+    # Cornering: lateral acceleration v * turn rate over 10 s headings.
+    x, y = local_xy(lat, lon)
+    gx, gy = np.interp(grid, t, x), np.interp(grid, t, y)
+    w = max(1, int(5 / step))
+    if gx.size > 2 * w + 2:
+        heading = np.unwrap(np.arctan2(gy[2 * w:] - gy[:-2 * w], gx[2 * w:] - gx[:-2 * w]))
+        turn = np.gradient(heading, step)
+        v_mid = speed6[w:-w]
+        lateral = np.abs(turn * v_mid)
+        sel = np.isfinite(lateral) & (np.nan_to_num(v_mid) > MOVING_MPS[sport] * 2)
+        if sel.sum() >= 30:
+            values["lat_accel_p95"] = float(np.percentile(lateral[sel], 95))
+
+    median_dt = float(np.median(dts[dts > 0])) if (dts > 0).any() else 1.0
+    values["log_median_dt"] = math.log(max(median_dt, 0.1))
+    values["gap_share"] = float(dts[dts > gap].sum() / span)
+    values["teleport_km"] = sum(tp["metres"] for tp in teleports) / 1000.0
+
+    power = None
+    if ele_g is not None:
+        win = max(1, int(300 / step))
+        if ele_g.size > win:
+            climb = np.nan_to_num(ele_g[win:] - ele_g[:-win])
+            values["vam_5min"] = float(max(climb.max(), 0.0) / (win * step) * 3600.0)
+        # Speed on climbs against speed on the flat: legs slow right down uphill, motors don't.
+        dist_g = np.interp(grid, t, dist)
+        w200 = max(1, int(60 / step))
+        if ele_g.size > 2 * w200:
+            rise = ele_g[2 * w200:] - ele_g[:-2 * w200]
+            run_m = dist_g[2 * w200:] - dist_g[:-2 * w200]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                grade = np.where(run_m > 50, rise / run_m, np.nan)
+            v_mid = speed30[w200:-w200]
+            ok = moving[w200:-w200] & np.isfinite(grade)
+            climbing = ok & (grade > 0.03)
+            flat = ok & (np.abs(grade) < 0.01)
+            if climbing.sum() * step >= 120 and flat.sum() * step >= 120:
+                values["climb_flat_ratio"] = float(np.median(v_mid[climbing]) / max(np.median(v_mid[flat]), 0.1))
+        if sport == "ride":
+            power = _ride_power(speed30, ele_g, step)
+            for seconds in (60, 300, 1200):
+                window = max(1, int(seconds / step))
+                values[f"wkg_{seconds}"] = _windowed_max_mean(power, window) / RIDER_KG
+
+    hr = clean.hr
+    hr_ok = np.isfinite(hr) & (hr > 40) & (hr < 230)
+    if hr_ok.sum() >= max(30, 0.5 * hr.size) and moving_s > 60:
+        hr_g = np.interp(grid, t[hr_ok], hr[hr_ok])
+        both = moving & np.isfinite(speed30)
+        if both.sum() >= 60:
+            values["m_per_beat"] = float(np.mean(speed30[both]) * 60.0 / np.mean(hr_g[both]))
+            if np.std(hr_g[both]) > 0 and np.std(speed30[both]) > 0:
+                values["hr_speed_corr"] = float(np.corrcoef(hr_g[both], speed30[both])[0, 1])
+    cad = clean.cad
+    cad_ok = np.isfinite(cad) & (cad > 20)
+    if sport == "run" and cad_ok.sum() >= max(30, 0.5 * cad.size):
+        cad_g = np.interp(grid, t[cad_ok], cad[cad_ok])
+        # Some devices count one foot (strides per minute): about half a runner's step rate.
+        if np.median(cad_g) < 120:
+            cad_g = cad_g * 2
+        both = moving & np.isfinite(speed30)
+        if both.sum() >= 60:
+            values["stride_m"] = float(np.median(speed30[both] * 60.0 / cad_g[both]))
+
+    series = Series(grid, np.interp(grid, t, lat), np.interp(grid, t, lon), np.interp(grid, t, dist),
+                    speed30, power, ele_g)
+    return Features(sport, values, series, teleports, efforts)
+
+
+def _ride_power(speed: np.ndarray, ele: np.ndarray, step: float) -> np.ndarray:
+    """Estimated rider power (W) from speed, gradient and acceleration; NaN where unknown."""
+    v = np.nan_to_num(speed)
+    ds = np.maximum(v * step, 0.5)
+    grade = np.clip(np.gradient(np.nan_to_num(ele), step) * step / ds, -0.2, 0.2)
+    grade = np.where(v > 1.0, grade, 0.0)
+    accel = np.gradient(_rolling_mean(speed, max(1, int(10 / step))), step)
+    p = (SYSTEM_KG * G * v * (grade + CRR) + 0.5 * RHO * CDA_M2 * v ** 3
+         + SYSTEM_KG * np.nan_to_num(accel) * v)
+    p = np.clip(p, 0.0, None)
+    return np.where(np.isfinite(speed), p, np.nan)
+
+
+def vector(features: Features) -> np.ndarray:
+    """The model's input row (NaN where a value is missing)."""
+    return np.array([features.values.get(name, math.nan) for name in MODEL_FEATURES], dtype=float)

@@ -1,0 +1,143 @@
+"""Physical-limit rules: each hit names the stretch and the limit it breaks, in plain words.
+
+A rule speaks only when the evidence is beyond doubt (faster than the world record, more
+power than the best professionals, a jump of hundreds of metres in seconds); everything
+subtler is left to the population model and the athlete's own history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.anomaly.features import RIDER_KG, Features, reference_speed
+from core.anomaly.limits import (
+    RIDE_FLAT_SPEED_MPS,
+    RIDE_FLAT_SPEED_S,
+    RIDE_LEVEL_MAX_DESCENT,
+    RIDE_LEVEL_SPEED_MPS,
+    RIDE_LEVEL_SPEED_S,
+    RIDE_WKG_LIMIT,
+    RUN_SUSTAINED_MPS,
+    RUN_SUSTAINED_S,
+    WORLD_RECORD_TEXT,
+)
+
+NOUN = {"run": "runner", "ride": "rider"}
+EFFORT_NAME = {400: "400 m", 1000: "1 km", 5000: "5 km", 10000: "10 km"}
+# A single jump shorter than this is a GPS slip, whatever its speed.
+TELEPORT_TOTAL_M = 300.0
+
+
+@dataclass
+class Hit:
+    """One broken limit: a machine code, a sentence, how sure, and when it happened."""
+
+    code: str
+    reason: str
+    severity: float
+    t0: float | None = None
+    t1: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "reason": self.reason, "severity": round(self.severity, 3),
+                "t0": self.t0, "t1": self.t1}
+
+
+def clock(seconds: float) -> str:
+    """1:09, 12:35 or 1:02:03."""
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _stretches(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
+    """[start, end) index ranges where ``mask`` holds for at least ``min_len`` samples."""
+    if not mask.any():
+        return []
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return [(int(a), int(b)) for a, b in zip(starts, ends) if b - a >= min_len]
+
+
+def _stretch_hit(f: Features, a: int, b: int, code: str, why: str) -> Hit:
+    s = f.series
+    metres = float(s.dist_m[b - 1] - s.dist_m[a])
+    seconds = float(s.t[b - 1] - s.t[a])
+    speed = metres / seconds * 3.6 if seconds > 0 else 0.0
+    reason = f"{metres / 1000:.1f} km at {speed:.0f} km/h for {clock(seconds)} ({why})"
+    return Hit(code, reason, 1.0, float(s.t[a]), float(s.t[b - 1]))
+
+
+def check(f: Features) -> list[Hit]:
+    """Every limit the activity breaks, most certain first."""
+    if not f.usable:
+        return []
+    hits: list[Hit] = []
+    sport = f.sport
+    noun = NOUN[sport]
+    s = f.series
+    step = float(s.t[1] - s.t[0]) if s.t.size > 1 else 1.0
+
+    if sport == "run":
+        for metres, effort in sorted(f.efforts.items()):
+            ref = reference_speed(sport, metres)
+            speed = metres / effort["seconds"]
+            if ref and speed > ref:
+                hits.append(Hit(
+                    "faster_than_record",
+                    f"{EFFORT_NAME[metres]} in {clock(effort['seconds'])} ({speed * 3.6:.0f} km/h), faster than "
+                    f"any {noun} has run it (world record {WORLD_RECORD_TEXT[sport][metres]})",
+                    1.0, effort["t0"], effort["t1"]))
+                break
+        fast = np.nan_to_num(s.speed_mps) > RUN_SUSTAINED_MPS
+        for a, b in _stretches(fast, int(RUN_SUSTAINED_S / step)):
+            hits.append(_stretch_hit(f, a, b, "vehicle_speed",
+                                     f"no {noun} holds {RUN_SUSTAINED_MPS * 3.6:.0f} km/h for a minute"))
+    else:
+        if s.ele is not None:
+            # Vehicle speed on level or rising road: descents are where riders go this fast.
+            fast = np.nan_to_num(s.speed_mps) > RIDE_LEVEL_SPEED_MPS
+            for a, b in _stretches(fast, int(RIDE_LEVEL_SPEED_S / step)):
+                metres = float(s.dist_m[b - 1] - s.dist_m[a])
+                drop = float(s.ele[a] - s.ele[b - 1]) if np.isfinite(s.ele[[a, b - 1]]).all() else 0.0
+                if metres > 0 and drop / metres <= RIDE_LEVEL_MAX_DESCENT:
+                    hits.append(_stretch_hit(f, a, b, "vehicle_speed",
+                                             f"on level or rising road; no {noun} holds "
+                                             f"{RIDE_LEVEL_SPEED_MPS * 3.6:.0f} km/h there for "
+                                             f"{RIDE_LEVEL_SPEED_S:.0f} s"))
+        if s.power_w is not None:
+            for window, limit in RIDE_WKG_LIMIT.items():
+                n = int(window / step)
+                if n < 1 or s.power_w.size < n:
+                    continue
+                cs = np.concatenate([[0.0], np.cumsum(np.nan_to_num(s.power_w))])
+                means = (cs[n:] - cs[:-n]) / n / RIDER_KG
+                k = int(np.argmax(means))
+                if means[k] > limit:
+                    a, b = k, k + n
+                    metres = float(s.dist_m[b - 1] - s.dist_m[a])
+                    speed = metres / (window) * 3.6
+                    hits.append(Hit(
+                        "beyond_human_power",
+                        f"{metres / 1000:.1f} km at {speed:.0f} km/h for {clock(window)} needs about "
+                        f"{means[k]:.1f} W/kg, more than any {noun} holds ({limit:g} W/kg)",
+                        1.0, float(s.t[a]), float(s.t[b - 1])))
+                    break
+        else:
+            fast = np.nan_to_num(s.speed_mps) > RIDE_FLAT_SPEED_MPS
+            for a, b in _stretches(fast, int(RIDE_FLAT_SPEED_S / step)):
+                hits.append(_stretch_hit(f, a, b, "vehicle_speed",
+                                         f"no {noun} holds {RIDE_FLAT_SPEED_MPS * 3.6:.0f} km/h for a minute"))
+
+    total = sum(tp["metres"] for tp in f.teleports)
+    if total >= TELEPORT_TOTAL_M:
+        biggest = max(f.teleports, key=lambda tp: tp["metres"])
+        many = len(f.teleports)
+        reason = (f"{many} jump{'s' if many > 1 else ''} of {total / 1000:.1f} km in all; the largest "
+                  f"{biggest['metres'] / 1000:.1f} km in {biggest['seconds']:.0f} s")
+        hits.append(Hit("teleport", reason, 1.0 if many > 1 or total >= 1000 else 0.9,
+                        biggest["t"], biggest["t1"]))
+    return hits

@@ -1,0 +1,106 @@
+"""Where the population model learns what ordinary activities look like.
+
+Three sources, used as far as they exist: the database's completed activities (their stored
+features, or features computed from their points), the real recordings in
+``../shared/data/tracks`` (each also cut into a few shorter windows, so the model sees
+real GPS behaviour at many lengths), and generated demo tracks, always available.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from core.anomaly.features import extract, vector
+from core.cleaning import clean_track
+from core.fileio import TrackFileError, load_track
+from core.points import Track
+
+# Recordings in the shared corpus that are not honest runs or rides, found by inspection.
+REAL_POSITIVES = {
+    "around-visnjan-with-car.gpx": "a car drive",
+    "Forerunner305-Running-NoHeartrate-1Lap.tcx":
+        "a run whose last 3 km go at 60-70 km/h along a road: the watch kept recording in a car",
+}
+MIN_DURATION_S = 300.0
+
+
+def real_recordings(shared: Path | None) -> list[tuple[str, Track]]:
+    """Outdoor runs and rides with GPS from the shared corpus (one copy of each recording)."""
+    if shared is None or not Path(shared).is_dir():
+        return []
+    out: list[tuple[str, Track]] = []
+    seen = set()
+    for path in sorted(Path(shared).glob("*/*")):
+        if path.suffix.lower() not in (".gpx", ".tcx", ".fit") or path.name in REAL_POSITIVES:
+            continue
+        try:
+            track = load_track(path)
+        except TrackFileError:
+            continue
+        if track.sport not in ("run", "ride") or track.indoor or track.meta.get("multisport"):
+            continue
+        if track.gps_points < 100:
+            continue
+        t = track.t[np.isfinite(track.t)]
+        if t.size == 0 or np.ptp(t) < MIN_DURATION_S:
+            continue
+        # The same recording exported twice (FIT and TCX of one race) counts once.
+        key = (round(float(t.min())), track.gps_points)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append((f"{path.parent.name}/{path.name}", track))
+    return out
+
+
+def generated(count: int, seed: int = 11) -> list[Track]:
+    """Demo-style generated runs and rides at many paces."""
+    from core.demo import TOWNS, synthetic_track
+
+    rng = random.Random(seed)
+    out = []
+    for k in range(count):
+        sport = "run" if k % 2 == 0 else "ride"
+        speed = rng.uniform(2.2, 4.6) if sport == "run" else rng.uniform(4.5, 10.5)
+        minutes = rng.uniform(20, 90) if sport == "run" else rng.uniform(30, 150)
+        _, lat, lon = rng.choice(TOWNS)
+        out.append(synthetic_track(rng, sport, 1.7e9 + k * 86400, lat, lon, minutes, speed))
+    return out
+
+
+def windows(track: Track, rng: random.Random, count: int) -> list[Track]:
+    """Shorter stretches (40-90% of the recording) of a track."""
+    n = len(track)
+    out = []
+    for _ in range(count):
+        length = int(n * rng.uniform(0.4, 0.9))
+        start = rng.randrange(0, max(1, n - length))
+        out.append(track.take(np.arange(start, start + length)))
+    return out
+
+
+def feature_rows(tracks) -> dict[str, list[np.ndarray]]:
+    """Feature rows per sport of (track, sport) pairs."""
+    rows: dict[str, list[np.ndarray]] = {"run": [], "ride": []}
+    for track, sport in tracks:
+        features = extract(clean_track(replace(track, sport="ride")), sport)
+        if features.usable and math.isfinite(features.values.get("log_avg_speed", math.nan)):
+            rows[sport].append(vector(features))
+    return rows
+
+
+def population(real: list[tuple[str, Track]], generated_count: int = 160, window_count: int = 4,
+               seed: int = 5) -> list[tuple[Track, str]]:
+    """The real recordings, windows of them, and generated tracks, each with its sport."""
+    rng = random.Random(seed)
+    out = []
+    for _, track in real:
+        out.append((track, track.sport))
+        out.extend((w, track.sport) for w in windows(track, rng, window_count))
+    out.extend((track, track.sport) for track in generated(generated_count))
+    return out
