@@ -48,7 +48,14 @@ ATHLETE_PAGES = {
     ],
 }
 
-page = st.navigation(ATHLETE_PAGES, position="sidebar")
+# Moderators get the review queue; for anyone else it is not a page at all, so its URL
+# leads to the feed.
+PAGES = dict(ATHLETE_PAGES)
+if viewer.role == "moderator":
+    PAGES["Moderation"] = [st.Page(VIEWS / "moderation.py", title="Flagged activities", icon=":material/flag:",
+                                   url_path="moderation")]
+
+page = st.navigation(PAGES, position="sidebar")
 with st.sidebar:
     st.markdown(f"Signed in as **{ui.plain(viewer.name)}**" + (" · moderator" if viewer.role == "moderator" else ""))
     if st.button("Sign out", icon=":material/logout:", key="sign_out"):

@@ -56,6 +56,12 @@ def activity_map(viewer_id: int, activity_id: int, units: str):
                      km_label="mi" if units == "imperial" else "km", unit_m=unit_m)
 
 
+@st.cache_data(ttl=600, show_spinner=False, max_entries=500)
+def own_flag(viewer_id: int, activity_id: int) -> dict | None:
+    with sessions()() as s:
+        return queries.own_flag(s, viewer_id, activity_id)
+
+
 @st.cache_data(ttl=600, show_spinner=False, max_entries=200)
 def activity_gpx(viewer_id: int, activity_id: int) -> str | None:
     with sessions()() as s:
@@ -91,6 +97,7 @@ def forget_activity() -> None:
     activity_detail.clear()
     activity_map.clear()
     activity_gpx.clear()
+    own_flag.clear()
     route_preview.clear()
     forget_activity_lists()
 

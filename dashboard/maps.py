@@ -203,3 +203,21 @@ def live_map(positions: list[tuple[float, float, str]]) -> LocalMap:
         folium.CircleMarker([la, lo], radius=8, color="#ffffff", weight=2, fill=True, fill_color=ROUTE_COLOUR,
                             fill_opacity=1, tooltip=html.escape(label), class_name="live-marker").add_to(m)
     return m
+
+
+def review_map(lat: np.ndarray, lon: np.ndarray, t: np.ndarray, stretches: list[tuple[float, float]]) -> LocalMap:
+    """The route in grey with the suspicious stretches (time ranges) drawn over it in red."""
+    m = base_map(lat, lon)
+    if lat.size < 2:
+        return m
+    idx = drawable(lat, lon)
+    folium.PolyLine(_coords(lat, lon, idx), color="#8a8a94", weight=4, opacity=0.8, class_name="route-line").add_to(m)
+    for t0, t1 in stretches:
+        inside = np.flatnonzero((t >= t0) & (t <= t1))
+        if inside.size >= 2:
+            part = drawable(lat[inside], lon[inside])
+            folium.PolyLine(_coords(lat[inside], lon[inside], part), color="#d7191c", weight=7, opacity=0.95,
+                            tooltip="suspicious stretch", class_name="suspicious-line").add_to(m)
+    folium.CircleMarker([float(lat[0]), float(lon[0])], radius=6, color="#ffffff", weight=2, fill=True,
+                        fill_color="#2e9e44", fill_opacity=1, tooltip="start", class_name="start-marker").add_to(m)
+    return m

@@ -19,7 +19,7 @@ from core.cleaning import clean_track
 from core.feed import can_view, feed_page
 from core.fileio import load_track, to_gpx
 from core.live import CuePrefs, LiveStats
-from core.models import Activity, DeviceToken, Friend, RoutePoint, User
+from core.models import Activity, ActivityFlag, DeviceToken, Friend, ModerationDecision, RoutePoint, User
 from core.points import Track
 from core.trackstats import build_profile
 from dashboard.maps import drawable
@@ -231,3 +231,37 @@ def follow_lists(s, viewer_id: int) -> dict:
     followers = s.scalar(select(func.count()).select_from(Friend).where(Friend.friend_id == viewer_id)) or 0
     return {"following": [{"id": i, "username": u, "name": n} for i, u, n in following],
             "followers": int(followers)}
+
+
+def own_flag(s, viewer_id: int, activity_id: int) -> dict | None:
+    """The anomaly verdict on one of the viewer's own activities (None for others')."""
+    flag = s.get(ActivityFlag, activity_id)
+    if flag is None or flag.user_id != viewer_id:
+        return None
+    decision = s.scalars(select(ModerationDecision).where(ModerationDecision.activity_id == activity_id)
+                         .order_by(ModerationDecision.id.desc()).limit(1)).first()
+    return {"status": flag.status, "score": flag.score, "reasons": list(flag.reasons or []),
+            "note": decision.note if decision else ""}
+
+
+def review_item(s, activity_id: int) -> dict | None:
+    """What a moderator sees of a flagged activity (the caller checked the role)."""
+    from core.anomaly.store import usual_figures
+
+    row = s.execute(select(ActivityFlag, Activity, User).join(Activity, Activity.id == ActivityFlag.activity_id)
+                    .join(User, User.id == Activity.user_id)
+                    .where(ActivityFlag.activity_id == activity_id)).first()
+    if row is None:
+        return None
+    flag, a, user = row
+    clean = clean_track(stored_track(s, a))
+    profile, _ = build_profile(clean, pause_intervals(s, a))
+    hits = (flag.verdict or {}).get("hits", [])
+    return {
+        "activity_id": a.id, "title": a.title, "sport": a.sport, "athlete": user.name, "username": user.username,
+        "start_time": a.start_time, "distance_m": a.distance_m, "avg_speed_mps": a.avg_speed_mps,
+        "score": flag.score, "status": flag.status, "reasons": list(flag.reasons or []), "codes": flag.codes,
+        "stretches": [(h["t0"], h["t1"]) for h in hits if h.get("t0") is not None and h.get("t1") is not None],
+        "lat": profile.lat, "lon": profile.lon, "t": profile.t, "speed": profile.speed_mps,
+        "usual": usual_figures(s, a.user_id, a.sport, a.id),
+    }

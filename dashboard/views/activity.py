@@ -30,6 +30,18 @@ summary = detail["summary"]
 st.title(f"{fmt.SPORT_ICON.get(sport, '')} {ui.plain(detail['title']) or 'Untitled'}")
 st.markdown(f"**{ui.plain(detail['athlete'])}** · {fmt.when(detail['start_time'])} · {detail['visibility']}")
 
+FLAG_TEXT = {
+    "flagged": "flagged as irregular and held out of leaderboards until a moderator has looked at it",
+    "confirmed": "confirmed as irregular by a moderator: it stays out of leaderboards and challenges",
+    "crop_requested": "held out of leaderboards: a moderator asks you to crop the part that was not "
+                      "you running or riding (for example a car ride home)",
+}
+flag = data.own_flag(v.id, activity_id) if detail["user_id"] == v.id else None
+if flag and flag["status"] in FLAG_TEXT:
+    why = "\n".join(f"- {ui.plain(r)}" for r in flag["reasons"])
+    note = f"\n\nModerator's note: {ui.plain(flag['note'])}" if flag["note"] else ""
+    st.warning(f"This activity is {FLAG_TEXT[flag['status']]}. Why:\n\n{why}{note}", icon=":material/flag:")
+
 figures = [
     ("Distance", fmt.distance(detail["distance_m"], units)),
     ("Moving time", fmt.duration(detail["moving_time_s"])),
@@ -121,6 +133,36 @@ gpx = data.activity_gpx(v.id, activity_id)
 if gpx:
     st.download_button("Download GPX", gpx, file_name=f"activity-{activity_id}.gpx", mime="application/gpx+xml",
                        icon=":material/download:")
+
+# Cropping: the owner removes a time range (the car ride home); the activity is recomputed
+# and scored again.
+if detail["user_id"] == v.id and lat.size >= 2 and st.toggle("Crop this activity", key="crop_mode",
+                                                             value=bool(flag and flag["status"] in FLAG_TEXT)):
+    t = np.asarray(detail["t"], dtype=float)
+    total_min = max(1, int(np.ceil((t[-1] - t[0]) / 60)))
+    with st.form("crop_activity"):
+        st.caption("Choose the minutes, from the start of the recording, to remove.")
+        start_min, end_min = st.slider("Remove from minute to minute", 0, total_min, (max(0, total_min - 5), total_min))
+        if st.form_submit_button("Remove this part", type="primary"):
+            from core.anomaly.store import ModerationError, crop_activity, load_model, threshold
+            from core.config import load_settings
+
+            settings = load_settings()
+            try:
+                with data.sessions()() as s, s.begin():
+                    new = crop_activity(s, get_owned_activity(s, activity_id, v.id), t[0] + start_min * 60,
+                                        t[0] + end_min * 60, load_model(settings), threshold(settings))
+                    status = new.status
+            except (ModerationError, ActivityError) as exc:
+                st.error(str(exc))
+            else:
+                data.forget_activity()
+                st.session_state["cropped"] = status
+                st.rerun()
+if st.session_state.get("cropped"):
+    status = st.session_state.pop("cropped")
+    st.success("Cropped and scored again: " + ("it now looks regular." if status == "clear"
+                                                else "it still looks irregular; see why above."))
 
 # The owner's controls are built only when asked for: the page stays light to load.
 if detail["user_id"] == v.id and st.toggle("Edit or delete this activity", key="edit_mode"):

@@ -266,3 +266,65 @@ def test_openid_connect_button_appears_when_configured(world):
     at.run()
     assert not at.exception
     assert [b for b in at.button if b.label == "Sign in with your organisation's account"]
+
+
+def _flag_the_demo_drive(world):
+    """Score the demo's car drive saved as a run (rules only), so it waits for review."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from core.anomaly.store import score_activity
+    from core.db import make_engine
+    from core.models import Activity, ActivityFlag
+
+    engine = make_engine(world.url)
+    with Session(engine) as s, s.begin():
+        drive = s.scalars(select(Activity).where(Activity.title == "Morning run", Activity.max_speed_mps > 10)).first()
+        flag = s.get(ActivityFlag, drive.id) or score_activity(s, drive, None)
+        out = (drive.id, drive.user_id, flag.status)
+    engine.dispose()
+    return out
+
+
+def test_moderators_review_and_dismiss_a_flag_athletes_cannot_reach_the_page(world):
+    from core.accounts import user_by_name
+    from core.db import make_engine
+
+    activity_id, owner_id, status = _flag_the_demo_drive(world)
+    assert status == "flagged"
+    engine = make_engine(world.url)
+    from sqlalchemy.orm import Session
+    with Session(engine) as s:
+        mod_id = user_by_name(s, "moderator").id
+    engine.dispose()
+    # An athlete: no moderation page in the navigation, and its URL leads elsewhere.
+    at = run_page(world, "alice", "views/feed.py")
+    assert "Flagged activities" not in all_text(at)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["viewer"] = Viewer(world.alice_id, "alice", "Alice", "athlete", "metric")
+    at.switch_page("views/moderation.py")
+    at.run()
+    assert "Flagged activities" not in [t.value for t in at.title]
+    # A moderator sees the queue with the reasons and decides.
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["viewer"] = Viewer(mod_id, "moderator", "Morgan Moderator", "moderator", "metric")
+    at.switch_page("views/moderation.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = all_text(at)
+    assert at.title[0].value == "Flagged activities"
+    assert "km/h" in text and "Precision of past flags" in text
+    dismiss = [b for b in at.get("form_submit_button") if b.label == "Dismiss: legitimate"]
+    assert dismiss
+    dismiss[0].click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    from sqlalchemy import select
+
+    from core.models import Activity, ModerationDecision
+    engine = make_engine(world.url)
+    with Session(engine) as s:
+        decision = s.scalars(select(ModerationDecision).where(ModerationDecision.activity_id == activity_id)).one()
+        assert decision.action == "dismiss" and decision.moderator_id == mod_id
+        assert not s.get(Activity, activity_id).held
+    engine.dispose()
