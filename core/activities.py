@@ -247,17 +247,23 @@ def pause_intervals(s: Session, activity: Activity) -> list[tuple[float, float]]
     return intervals
 
 
-def summarise_activity(s: Session, activity: Activity) -> Summary:
-    """Compute the summary of an activity from its stored points and pauses."""
+def recorded_track(s: Session, activity: Activity) -> tuple[Track, list[tuple[float, float]], int]:
+    """The stored points recorded while the activity ran (those logged while paused taken
+    out), the pause intervals, and how many points were stored in all."""
     track = stored_track(s, activity)
     paused = np.zeros(len(track), dtype=bool)
     intervals = pause_intervals(s, activity)
     for start, end in intervals:
         paused |= (track.t > start) & (track.t < end)
-    count = len(track)
-    summary = summarise(clean_track(track.take(~paused)), points=count, pauses=intervals)
-    if paused.any():
-        summary.dropped["paused"] = int(paused.sum())
+    return track.take(~paused), intervals, len(track)
+
+
+def summarise_activity(s: Session, activity: Activity) -> Summary:
+    """Compute the summary of an activity from its stored points and pauses."""
+    track, intervals, count = recorded_track(s, activity)
+    summary = summarise(clean_track(track), points=count, pauses=intervals)
+    if count > len(track):
+        summary.dropped["paused"] = count - len(track)
     return summary
 
 

@@ -64,7 +64,7 @@ def clean_track(track: Track, now: float | None = None) -> CleanTrack:
     t = track.t
     drop(~np.isfinite(t), "missing_time")
     drop(np.isfinite(t) & (t > now + FUTURE_TOLERANCE_S), "future_time")
-    drop(_clock_glitch(t, alive), "time_jump")
+    drop(clock_glitch(t, alive), "time_jump")
     drop(_behind_running_max(t, alive), "backwards_time")
     drop(_repeats_previous(t, alive), "duplicate_time")
     times = t[alive].copy()
@@ -110,7 +110,7 @@ def _repeats_previous(t: np.ndarray, alive: np.ndarray) -> np.ndarray:
     return out
 
 
-def _clock_glitch(t: np.ndarray, alive: np.ndarray) -> np.ndarray:
+def clock_glitch(t: np.ndarray, alive: np.ndarray) -> np.ndarray:
     """Points whose clock sits more than CLOCK_JUMP_S away from most of the recording.
 
     Sorting the times and splitting at jumps longer than CLOCK_JUMP_S leaves one cluster

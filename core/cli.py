@@ -20,19 +20,28 @@ def _json_safe(value):
     return value
 
 
+def _tracks(files):
+    """(name, track) per file; a file that cannot be read gets its JSON error line printed
+    and comes back as (name, None)."""
+    from core.fileio import TrackFileError, load_track
+
+    for name in files:
+        try:
+            yield name, load_track(name)
+        except TrackFileError as exc:
+            print(json.dumps({"file": name, "error": str(exc)}), flush=True)
+            yield name, None
+
+
 def cmd_stats(args) -> int:
     """Print one JSON line of statistics per file; exit 1 if any file failed."""
     from core.cleaning import clean_track
-    from core.fileio import TrackFileError, load_track
     from core.trackstats import summarise
 
     failed = 0
-    for name in args.files:
-        try:
-            track = load_track(name)
-        except TrackFileError as exc:
+    for name, track in _tracks(args.files):
+        if track is None:
             failed += 1
-            print(json.dumps({"file": name, "error": str(exc)}), flush=True)
             continue
         if args.sport:
             track.sport = args.sport
@@ -205,18 +214,14 @@ def cmd_anomaly_score(args) -> int:
     """Score files on their own against the population model and the rules."""
     from core.anomaly.detector import assess
     from core.anomaly.store import ensure_model, threshold
-    from core.fileio import TrackFileError, load_track
 
     settings = load_settings()
     model = ensure_model(settings, _database_sessions())
     limit = threshold(settings)
     failed = 0
-    for name in args.files:
-        try:
-            track = load_track(name)
-        except TrackFileError as exc:
+    for name, track in _tracks(args.files):
+        if track is None:
             failed += 1
-            print(json.dumps({"file": name, "error": str(exc)}), flush=True)
             continue
         sport = args.sport or (track.sport if track.sport in ("run", "ride") else None)
         if sport is None:

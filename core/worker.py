@@ -43,15 +43,16 @@ class Jobs:
 
         now = time.monotonic() if now is None else now
         done = {}
-        if self.model is None or now - self.trained_at >= store.RETRAIN_EVERY_S:
+        if self.model is None:  # first round: the saved model, if there is a good one
             try:
-                self.model = store.load_model(self.settings) if self.model is None else None
+                self.model = store.load_model(self.settings)
             except store.ModelFileError as exc:
                 log.warning("%s; retraining", exc)
-            if self.model is None:
-                self.model = store.train(self.settings, self.Session, say=log.info)
-                done["anomaly_model"] = "trained"
             self.trained_at = now
+        if self.model is None or now - self.trained_at >= store.RETRAIN_EVERY_S:
+            self.model = store.train(self.settings, self.Session, say=log.info)
+            self.trained_at = now
+            done["anomaly_model"] = "trained"
         began = time.monotonic()
         with self.Session() as s, s.begin():
             scored = store.score_pending(s, self.model, store.threshold(self.settings))

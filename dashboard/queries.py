@@ -88,15 +88,20 @@ def preview_svg(points: list[tuple[float, float]], width: int = 120, height: int
             f'stroke-linejoin="round"/></svg>')
 
 
+def _profile(s, a: Activity):
+    """The stored track, its cleaned points and their per-point profile (pauses respected)."""
+    track = stored_track(s, a)
+    clean = clean_track(track)
+    profile, _ = build_profile(clean, pause_intervals(s, a))
+    return track, clean, profile
+
+
 def activity_detail(s, viewer_id: int, activity_id: int) -> dict | None:
     """Everything the activity page draws, or None if the viewer may not see it."""
     a = s.get(Activity, activity_id)
     if a is None or not can_view(s, viewer_id, a):
         return None
-    track = stored_track(s, a)
-    pauses = pause_intervals(s, a)
-    clean = clean_track(track)
-    profile, _ = build_profile(clean, pauses)
+    track, clean, profile = _profile(s, a)
     return {
         **card(a),
         "summary": a.summary or {},
@@ -254,8 +259,7 @@ def review_item(s, activity_id: int) -> dict | None:
     if row is None:
         return None
     flag, a, user = row
-    clean = clean_track(stored_track(s, a))
-    profile, _ = build_profile(clean, pause_intervals(s, a))
+    _, _, profile = _profile(s, a)
     hits = (flag.verdict or {}).get("hits", [])
     return {
         "activity_id": a.id, "title": a.title, "sport": a.sport, "athlete": user.name, "username": user.username,

@@ -5,13 +5,12 @@ and combine with the population model and the athlete's baseline. No I/O: the ca
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from core.anomaly.duplicates import find_copy, fingerprint, nearby
-from core.anomaly.features import Features, extract
+from core.anomaly.features import Features, track_features
 from core.anomaly.model import Baseline, PopulationModel, Verdict, judge
 from core.anomaly.rules import Hit, check
-from core.cleaning import clean_track
 from core.points import Track
 
 
@@ -34,11 +33,7 @@ def assess(track: Track, sport: str, model: PopulationModel | None, baseline: Ba
     ``candidates``: (label, fingerprint) of other athletes' activities to check for a copy,
     or a function of this track's fingerprint that returns them.
     """
-    # Cleaned with the ride's glitch limit whatever the sport: a run's limit would cut a
-    # stop-and-go drive into "spikes" and hide it; glitches beyond 108 km/h still go.
-    clean = clean_track(replace(track, sport="ride"), now=now)
-    clean.sport = sport
-    features = extract(clean, sport)
+    features = track_features(track, sport, now)
     hits = check(features)
     fp = fingerprint_of(features)
     if fp is not None:

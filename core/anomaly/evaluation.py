@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 
 from core.anomaly.detector import assess, fingerprint_of
-from core.anomaly.features import extract
+from core.anomaly.features import track_features
 from core.anomaly.model import Baseline, PopulationModel
 from core.anomaly.training import REAL_POSITIVES, feature_rows, population, real_recordings
-from core.cleaning import _clock_glitch, clean_track
+from core.cleaning import clock_glitch
 from core.fileio import load_track
 from core.geo import segment_lengths_m
 from core.points import COLUMNS, Track
@@ -62,7 +62,7 @@ class Sample:
 
 def _finite(track: Track) -> Track:
     ok = np.isfinite(track.t) & np.isfinite(track.lat) & np.isfinite(track.lon)
-    ok &= ~_clock_glitch(track.t, ok)
+    ok &= ~clock_glitch(track.t, ok)
     out = track.take(ok)
     order = np.argsort(out.t, kind="stable")
     return out.take(order)
@@ -281,7 +281,7 @@ def _histories(real: list[tuple[str, Track]], seed: int) -> dict[str, Baseline]:
     rng = random.Random(seed)
     out = {}
     for name, track in real:
-        values = extract(clean_track(track), track.sport).values
+        values = track_features(track, track.sport).values
         past = []
         for _ in range(HISTORY_COUNT):
             row = {}
@@ -312,7 +312,7 @@ def run(shared: Path, folds: int = 5, seed: int = 2026, progress=None) -> dict:
         raise RuntimeError(f"the evaluation needs the real recordings in {shared}; found {len(real)}")
     samples = build_samples(real, shared, seed)
     histories = _histories(real, seed)
-    prints = {name: fingerprint_of(extract(clean_track(track), track.sport)) for name, track in real}
+    prints = {name: fingerprint_of(track_features(track, track.sport)) for name, track in real}
     names = [name for name, _ in real]
     fold_of = {name: k % folds for k, name in enumerate(names)}
     for k in range(folds):

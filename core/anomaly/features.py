@@ -13,13 +13,15 @@ moderators' page can draw it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from core.cleaning import MAX_SPEED_MPS, CleanTrack
+from core.anomaly.limits import WORLD_RECORD_S
+from core.cleaning import MAX_SPEED_MPS, CleanTrack, clean_track
 from core.geo import local_xy, segment_lengths_m
+from core.points import Track
 from core.trackstats import pause_gap_s
 
 # A step this long and this much faster than the sport allows is a jump, not movement.
@@ -89,12 +91,15 @@ def _rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
         return np.where(count >= window * 0.6, total / count, np.nan)
 
 
-def _windowed_max_mean(x: np.ndarray, window: int) -> float:
-    """The best mean of ``x`` over any full window (NaNs count as zero)."""
-    if x.size < window:
-        return math.nan
+def best_window(x: np.ndarray, window: int) -> tuple[float, int]:
+    """The best mean of ``x`` over any full window of samples (NaNs count as zero), and the
+    index where that window starts; (NaN, -1) when ``x`` is shorter than the window."""
+    if window < 1 or x.size < window:
+        return math.nan, -1
     cs = np.concatenate([[0.0], np.cumsum(np.nan_to_num(x))])
-    return float(((cs[window:] - cs[:-window]) / window).max())
+    means = (cs[window:] - cs[:-window]) / window
+    k = int(np.argmax(means))
+    return float(means[k]), k
 
 
 def _grid_speed(t: np.ndarray, dist: np.ndarray, grid: np.ndarray, window_s: float) -> np.ndarray:
@@ -140,10 +145,19 @@ def _smooth_elevation(t: np.ndarray, ele: np.ndarray, grid: np.ndarray) -> np.nd
 
 def reference_speed(sport: str, metres: int) -> float | None:
     """World-record speed (m/s) for a distance: the fastest any athlete has covered it."""
-    from core.anomaly.limits import WORLD_RECORD_S
-
     seconds = WORLD_RECORD_S.get(sport, {}).get(metres)
     return metres / seconds if seconds else None
+
+
+def track_features(track: Track, sport: str, now: float | None = None) -> Features:
+    """Clean a raw track and extract its features as ``sport``: what scoring, training and
+    the evaluation all call.
+
+    Cleaned with the ride's glitch limit whatever the sport: a run's limit would cut a
+    stop-and-go drive into "spikes" and hide it; glitches beyond 108 km/h still go.
+    """
+    clean = clean_track(replace(track, sport="ride"), now=now)
+    return extract(clean, sport)
 
 
 def extract(clean: CleanTrack, sport: str | None = None) -> Features:
@@ -266,7 +280,7 @@ def extract(clean: CleanTrack, sport: str | None = None) -> Features:
             power = _ride_power(speed30, ele_g, step)
             for seconds in (60, 300, 1200):
                 window = max(1, int(seconds / step))
-                values[f"wkg_{seconds}"] = _windowed_max_mean(power, window) / RIDER_KG
+                values[f"wkg_{seconds}"] = best_window(power, window)[0] / RIDER_KG
 
     hr = clean.hr
     hr_ok = np.isfinite(hr) & (hr > 40) & (hr < 230)

@@ -67,33 +67,20 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, x))))
 
 
+# How each kind of figure is written: a scale and a format.
+UNITS = {
+    "speed": (3.6, "{:.1f} km/h"), "accel": (1.0, "{:.2f} m/s²"), "jerk": (1.0, "{:.2f} m/s³"),
+    "share": (100.0, "{:.0f}%"), "ratio": (100.0, "{:.0f}%"), "seconds": (1.0, "{:.1f} s"),
+    "km": (1.0, "{:.1f} km"), "vam": (1.0, "{:.0f} m/h"), "wkg": (1.0, "{:.1f} W/kg"),
+    "mpb": (1.0, "{:.2f} m"), "metres": (1.0, "{:.2f} m"), "plain": (1.0, "{:.2f}"),
+}
+
+
 def _show(name: str, value: float) -> str:
-    kind = DESCRIPTIONS.get(name, (name, "plain"))[1]
+    scale, form = UNITS[DESCRIPTIONS.get(name, (name, "plain"))[1]]
     if name.startswith("log_"):
         value = math.exp(value)
-    if kind == "speed":
-        return f"{value * 3.6:.1f} km/h"
-    if kind == "accel":
-        return f"{value:.2f} m/s²"
-    if kind == "jerk":
-        return f"{value:.2f} m/s³"
-    if kind == "share":
-        return f"{value * 100:.0f}%"
-    if kind == "seconds":
-        return f"{value:.1f} s"
-    if kind == "km":
-        return f"{value:.1f} km"
-    if kind == "vam":
-        return f"{value:.0f} m/h"
-    if kind == "wkg":
-        return f"{value:.1f} W/kg"
-    if kind == "mpb":
-        return f"{value:.2f} m"
-    if kind == "metres":
-        return f"{value:.2f} m"
-    if kind == "ratio":
-        return f"{value * 100:.0f}%"
-    return f"{value:.2f}"
+    return form.format(value * scale)
 
 
 @dataclass
@@ -111,13 +98,18 @@ class SportModel:
         filled = np.where(np.isfinite(rows), rows, self.median)
         return (filled - self.median) / self.scale
 
+    def probabilities(self, rows: np.ndarray) -> np.ndarray:
+        """How anomalous each feature row is for the population, from 0 to 1 (the training
+        set's 99th percentile of the forest's anomaly score maps to one half)."""
+        anomaly = -self.forest.score_samples(self.prepare(rows))
+        spread = max((self.q99 - self.q50) / 3.0, 1e-3)
+        return 1.0 / (1.0 + np.exp(-np.clip((anomaly - self.q99) / spread, -60.0, 60.0)))
+
     def probability(self, features: Features) -> tuple[float, list[str]]:
         """How anomalous for the population (0..1) and the features that stand out most."""
-        x = self.prepare(vector(features)[None, :])
-        anomaly = float(-self.forest.score_samples(x)[0])
-        spread = max((self.q99 - self.q50) / 3.0, 1e-3)
-        p = _sigmoid((anomaly - self.q99) / spread)
         raw = vector(features)
+        x = self.prepare(raw[None, :])
+        p = float(self.probabilities(raw[None, :])[0])
         deviations = []
         for k, name in enumerate(MODEL_FEATURES):
             z = float(x[0, k])
@@ -240,7 +232,6 @@ def judge(features: Features, hits: list[Hit], model: PopulationModel | None,
         if p_forest >= 0.5 and words:
             reasons.append("unusual for the population: " + "; ".join(words))
     if baseline is not None:
-        count = baseline.metrics["speed"][2]
         for metric, (z, value, usual) in baseline.zscores(features.values).items():
             p = _sigmoid(2.0 * (z - BASELINE_Z)) if z > 0 else 0.0
             p_athlete = max(p_athlete, p)
@@ -258,6 +249,7 @@ def judge(features: Features, hits: list[Hit], model: PopulationModel | None,
             else:
                 text = (f"estimated 5-minute power {math.exp(value):.1f} W/kg against your usual "
                         f"{math.exp(usual):.1f} W/kg")
+            count = baseline.metrics[metric][2]
             reasons.append(f"{text} (z = {z:.1f} over {count} past {features.sport}s)")
     score = 1.0 - (1.0 - p_rules) * (1.0 - FOREST_WEIGHT * p_forest) * (1.0 - p_athlete)
     return Verdict(score, score >= threshold, reasons, hits, p_forest, p_athlete, p_rules, threshold,

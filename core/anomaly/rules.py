@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.anomaly.features import RIDER_KG, Features, reference_speed
+from core.anomaly.features import RIDER_KG, Features, best_window, reference_speed
 from core.anomaly.limits import (
     RIDE_FLAT_SPEED_MPS,
     RIDE_FLAT_SPEED_S,
@@ -67,8 +67,13 @@ def _stretch_hit(f: Features, a: int, b: int, code: str, why: str) -> Hit:
     metres = float(s.dist_m[b - 1] - s.dist_m[a])
     seconds = float(s.t[b - 1] - s.t[a])
     speed = metres / seconds * 3.6 if seconds > 0 else 0.0
-    reason = f"{metres / 1000:.1f} km at {speed:.0f} km/h for {clock(seconds)} ({why})"
+    reason = f"{metres / 1000:.1f} km at {speed:.0f} km/h for {clock(seconds)} {_when(s, s.t[a])} ({why})"
     return Hit(code, reason, 1.0, float(s.t[a]), float(s.t[b - 1]))
+
+
+def _when(series, t: float) -> str:
+    """Where a stretch starts, as time into the recording."""
+    return f"from {clock(t - series.t[0])} in"
 
 
 def check(f: Features) -> list[Hit]:
@@ -88,7 +93,8 @@ def check(f: Features) -> list[Hit]:
             if ref and speed > ref:
                 hits.append(Hit(
                     "faster_than_record",
-                    f"{EFFORT_NAME[metres]} in {clock(effort['seconds'])} ({speed * 3.6:.0f} km/h), faster than "
+                    f"{EFFORT_NAME[metres]} in {clock(effort['seconds'])} ({speed * 3.6:.0f} km/h) "
+                    f"{_when(s, effort['t0'])}, faster than "
                     f"any {noun} has run it (world record {WORLD_RECORD_TEXT[sport][metres]})",
                     1.0, effort["t0"], effort["t1"]))
                 break
@@ -111,19 +117,15 @@ def check(f: Features) -> list[Hit]:
         if s.power_w is not None:
             for window, limit in RIDE_WKG_LIMIT.items():
                 n = int(window / step)
-                if n < 1 or s.power_w.size < n:
-                    continue
-                cs = np.concatenate([[0.0], np.cumsum(np.nan_to_num(s.power_w))])
-                means = (cs[n:] - cs[:-n]) / n / RIDER_KG
-                k = int(np.argmax(means))
-                if means[k] > limit:
-                    a, b = k, k + n
+                watts, a = best_window(s.power_w, n)
+                if a >= 0 and watts / RIDER_KG > limit:
+                    b = a + n
                     metres = float(s.dist_m[b - 1] - s.dist_m[a])
-                    speed = metres / (window) * 3.6
                     hits.append(Hit(
                         "beyond_human_power",
-                        f"{metres / 1000:.1f} km at {speed:.0f} km/h for {clock(window)} needs about "
-                        f"{means[k]:.1f} W/kg, more than any {noun} holds ({limit:g} W/kg)",
+                        f"{metres / 1000:.1f} km at {metres / window * 3.6:.0f} km/h for {clock(window)} "
+                        f"{_when(s, s.t[a])} needs "
+                        f"about {watts / RIDER_KG:.1f} W/kg, more than any {noun} holds ({limit:g} W/kg)",
                         1.0, float(s.t[a]), float(s.t[b - 1])))
                     break
         else:
@@ -137,7 +139,7 @@ def check(f: Features) -> list[Hit]:
         biggest = max(f.teleports, key=lambda tp: tp["metres"])
         many = len(f.teleports)
         reason = (f"{many} jump{'s' if many > 1 else ''} of {total / 1000:.1f} km in all; the largest "
-                  f"{biggest['metres'] / 1000:.1f} km in {biggest['seconds']:.0f} s")
+                  f"{biggest['metres'] / 1000:.1f} km in {biggest['seconds']:.0f} s {_when(s, biggest['t'])}")
         hits.append(Hit("teleport", reason, 1.0 if many > 1 or total >= 1000 else 0.9,
                         biggest["t"], biggest["t1"]))
     return hits

@@ -21,12 +21,20 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from core.activities import apply_summary, pause_intervals, stored_track, summarise_activity
+from core.activities import apply_summary, recorded_track, summarise_activity
 from core.anomaly.detector import assess
-from core.anomaly.model import DEFAULT_THRESHOLD, Baseline, ModelFileError, PopulationModel
+from core.anomaly.model import DEFAULT_THRESHOLD, Baseline, ModelFileError, PopulationModel, train_sport
 from core.anomaly.training import feature_rows, population, real_recordings
 from core.config import Settings
-from core.models import MODERATION_ACTIONS, Activity, ActivityFlag, ModerationDecision, RoutePoint, User
+from core.models import (
+    MODERATION_ACTIONS,
+    Activity,
+    ActivityFlag,
+    ModerationDecision,
+    RoutePoint,
+    User,
+    utcnow,
+)
 
 log = logging.getLogger("core.anomaly")
 
@@ -70,33 +78,20 @@ def train(settings: Settings, Session=None, say=None) -> PopulationModel:
         for sport, extra in db_rows.items():
             rows[sport].extend(extra)
         sources["database_activities"] = sum(len(v) for v in db_rows.values())
+    model = PopulationModel.train({sport: np.array(r) for sport, r in rows.items()}, sources)
+    # Validation: how often ordinary activities would be flagged by the forest alone, on a
+    # fifth of them that a second forest (trained on the rest) never saw.
     rng = random.Random(1)
     validation = {}
-    model_rows = {}
     for sport, sport_rows in rows.items():
-        sport_rows = list(sport_rows)
-        rng.shuffle(sport_rows)
-        held_out = sport_rows[: len(sport_rows) // 5]
-        model_rows[sport] = np.array(sport_rows)
-        validation[sport] = {"rows": len(sport_rows), "held_out": len(held_out)}
-    model = PopulationModel.train(model_rows, sources)
-    # Validation: how often ordinary activities would be flagged by the forest alone, on a
-    # fifth of them that a second model (trained without them) never saw.
-    for sport, sport_rows in rows.items():
-        n = len(sport_rows) // 5
-        if n < 5:
-            continue
         shuffled = list(sport_rows)
         rng.shuffle(shuffled)
-        check = PopulationModel.train({sport: np.array(shuffled[n:])})
-        part = check.sports.get(sport)
-        if part is None:
-            continue
-        x = part.prepare(np.array(shuffled[:n]))
-        anomaly = -part.forest.score_samples(x)
-        spread = max((part.q99 - part.q50) / 3.0, 1e-3)
-        p = 1.0 / (1.0 + np.exp(-np.clip((anomaly - part.q99) / spread, -60, 60)))
-        validation[sport]["held_out_flag_rate"] = round(float(np.mean(p >= 0.5)), 4)
+        n = len(shuffled) // 5
+        validation[sport] = {"rows": len(shuffled)}
+        if n >= 5:
+            check = train_sport(np.array(shuffled[n:]))
+            flagged = check.probabilities(np.array(shuffled[:n])) >= 0.5
+            validation[sport] |= {"held_out": n, "held_out_flag_rate": round(float(flagged.mean()), 4)}
     model.meta["validation"] = validation
     model.save(model_dir(settings) / MODEL_FILE)
     say(f"anomaly model trained on {sum(len(v) for v in rows.values())} activities "
@@ -132,16 +127,21 @@ def _database_rows(s: Session) -> dict[str, list]:
 
 
 def _num(value) -> float:
-    return float(value) if isinstance(value, (int, float)) and value is not None else math.nan
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def calibration(settings: Settings) -> dict:
+    """The last recalibration the worker saved ({} before the first)."""
+    try:
+        saved = json.loads((model_dir(settings) / THRESHOLD_FILE).read_text())
+        return saved if isinstance(saved, dict) and isinstance(saved.get("threshold"), (int, float)) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def threshold(settings: Settings) -> float:
     """The flagging threshold: recalibrated from decisions when there are enough."""
-    path = model_dir(settings) / THRESHOLD_FILE
-    try:
-        return float(json.loads(path.read_text())["threshold"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return DEFAULT_THRESHOLD
+    return float(calibration(settings).get("threshold", DEFAULT_THRESHOLD))
 
 
 def _history(s: Session, user_id: int, sport: str, exclude: int) -> Baseline | None:
@@ -181,11 +181,7 @@ def _clean_json(value):
 def score_activity(s: Session, activity: Activity, model: PopulationModel | None,
                    limit: float = DEFAULT_THRESHOLD) -> ActivityFlag:
     """Score a completed activity and record the verdict (re-scoring replaces it)."""
-    track = stored_track(s, activity)
-    paused = np.zeros(len(track), dtype=bool)
-    for start, end in pause_intervals(s, activity):
-        paused |= (track.t > start) & (track.t < end)
-    track = track.take(~paused)
+    track, _, _ = recorded_track(s, activity)
     flag = s.get(ActivityFlag, activity.id)
     result = assess(track, activity.sport, model, _history(s, activity.user_id, activity.sport, activity.id),
                     lambda fp: _candidates(s, activity, fp["centroid"]), threshold=limit)
@@ -204,16 +200,10 @@ def score_activity(s: Session, activity: Activity, model: PopulationModel | None
     flag.fingerprint = result.fingerprint
     flag.centroid_lat, flag.centroid_lon = centroid if centroid else (None, None)
     flag.model_version = (model.meta.get("trained_at", "") if model else "rules only")[:64]
-    flag.scored_at = _now()
+    flag.scored_at = utcnow()
     activity.held = flag.status in HELD
     s.flush()
     return flag
-
-
-def _now():
-    from core.models import utcnow
-
-    return utcnow()
 
 
 def score_pending(s: Session, model: PopulationModel | None, limit: float, batch: int = 200) -> int:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from core.anomaly.features import extract, vector
-from core.cleaning import clean_track
+from core.anomaly.features import track_features, vector
 from core.fileio import TrackFileError, load_track
 from core.points import Track
 
@@ -88,7 +86,7 @@ def feature_rows(tracks) -> dict[str, list[np.ndarray]]:
     """Feature rows per sport of (track, sport) pairs."""
     rows: dict[str, list[np.ndarray]] = {"run": [], "ride": []}
     for track, sport in tracks:
-        features = extract(clean_track(replace(track, sport="ride")), sport)
+        features = track_features(track, sport)
         if features.usable and math.isfinite(features.values.get("log_avg_speed", math.nan)):
             rows[sport].append(vector(features))
     return rows

@@ -23,15 +23,16 @@ st.title("Flagged activities")
 
 with data.sessions()() as s:
     precision = store.flag_precision(s)
-    calibration = store.recalibrate(s, settings)
+calibration = store.calibration(settings)  # the worker recalibrates; the page only reads
 cols = st.columns(4)
 cols[0].metric("Decided flags", precision["decided"])
 cols[1].metric("Confirmed", precision["confirmed"])
 cols[2].metric("Dismissed", precision["dismissed"])
 cols[3].metric("Precision of past flags", "–" if precision["precision"] is None else f"{precision['precision']:.0%}")
-st.caption(f"Flagging threshold {calibration['threshold']:.2f}"
-           + (f" (recalibrated from decisions, F1 {calibration['f1']:.2f})" if "f1" in calibration
-              else f" ({calibration.get('why', 'default')})"))
+st.caption(f"Flagging threshold {store.threshold(settings):.2f}"
+           + (f" (recalibrated from {calibration['positives']} confirmed and {calibration['negatives']} dismissed "
+              f"flags, F1 {calibration['f1']:.2f})" if calibration
+              else f" (the default, until {store.CALIBRATION_MIN} flags of each kind are decided)"))
 
 REASONS = {"": "any reason", "faster_than_record": "faster than a world record", "vehicle_speed": "vehicle speed",
            "beyond_human_power": "beyond human power", "teleport": "GPS jumps", "copy": "copy of another athlete"}

@@ -21,7 +21,7 @@ from core.accounts import create_user
 from core.activities import record_track
 from core.anomaly import evaluation
 from core.anomaly.detector import assess, fingerprint_of
-from core.anomaly.features import MODEL_FEATURES, extract
+from core.anomaly.features import MODEL_FEATURES, track_features
 from core.anomaly.model import Baseline, ModelFileError, PopulationModel
 from core.anomaly.rules import check
 from core.anomaly.store import (
@@ -34,7 +34,6 @@ from core.anomaly.store import (
     score_activity,
 )
 from core.anomaly.training import feature_rows, generated
-from core.cleaning import clean_track
 from core.config import load_settings
 from core.demo import synthetic_track
 from core.fileio import load_track, to_gpx
@@ -59,7 +58,7 @@ def small_model():
 
 def test_clean_generated_run_breaks_no_rule_and_its_features_are_sane():
     track = run_track()
-    f = extract(clean_track(track), "run")
+    f = track_features(track, "run")
     assert f.usable and check(f) == []
     assert set(MODEL_FEATURES) <= set(f.values)
     assert math.exp(f.values["log_avg_speed"]) == pytest.approx(3.0, rel=0.15)
@@ -69,7 +68,7 @@ def test_clean_generated_run_breaks_no_rule_and_its_features_are_sane():
 def test_a_drive_inside_a_run_is_named_with_its_stretch():
     track = run_track(minutes=60)
     driven = with_drive(track)
-    f = extract(clean_track(driven), "run")
+    f = track_features(driven, "run")
     hits = check(f)
     codes = {h.code for h in hits}
     assert "vehicle_speed" in codes or "faster_than_record" in codes
@@ -83,15 +82,15 @@ def test_single_fix_gps_spikes_are_not_a_cheat():
     track = run_track(seed=4)
     for i in (50, 200, 350):  # three fixes thrown 2 km away, back at the next fix
         track.lat[i] += 0.018
-    assert check(extract(clean_track(track), "run")) == []
+    assert check(track_features(track, "run")) == []
 
 
 def test_spoofed_jumps_are_teleports(shared_tracks):
     track = load_track(shared_tracks / "goldencheetah" / "Garmin920_withFirstbeat.fit")
     spoofed = evaluation.teleport(track, random.Random(2), shortcut=False)
-    hits = check(extract(clean_track(spoofed), "run"))
+    hits = check(track_features(spoofed, "run"))
     assert "teleport" in {h.code for h in hits}
-    assert check(extract(clean_track(track), "run")) == []
+    assert check(track_features(track, "run")) == []
 
 
 def test_the_real_car_drive_is_flagged_as_a_run_and_as_a_ride(shared_tracks, small_model):
@@ -117,7 +116,7 @@ def test_baseline_flags_a_run_far_faster_than_the_athletes_usual(small_model):
 def test_a_copy_of_someone_elses_activity_is_found_and_an_honest_one_is_not(small_model):
     original = run_track(seed=12, minutes=50)
     other = run_track(seed=13, minutes=50)
-    prints = [("activity 1 by someone", fingerprint_of(extract(clean_track(original), "run")))]
+    prints = [("activity 1 by someone", fingerprint_of(track_features(original, "run")))]
     copy = evaluation.copy_of(original, random.Random(5))
     verdict = assess(copy, "run", small_model, candidates=prints).verdict
     assert verdict.flagged and any("a copy of activity 1" in r for r in verdict.reasons)
@@ -132,7 +131,7 @@ def test_saved_model_keeps_its_provenance_and_refuses_foreign_files(tmp_path, sm
     assert set(loaded.meta) >= {"versions", "params", "training", "validation", "trained_at"}
     assert "scikit-learn" in loaded.meta["versions"]
     assert json.loads(path.with_suffix(".json").read_text())["params"]["features"] == list(MODEL_FEATURES)
-    f = extract(clean_track(run_track()), "run")
+    f = track_features(run_track(), "run")
     assert loaded.sports["run"].probability(f)[0] == pytest.approx(small_model.sports["run"].probability(f)[0])
     # One changed byte, or a file signed by another installation's key: refused unread.
     data = bytearray(path.read_bytes())
