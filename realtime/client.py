@@ -243,7 +243,7 @@ class DeviceClient:
         await ws.send(json.dumps(message))
         while True:
             reply = json.loads(await asyncio.wait_for(ws.recv(), REPLY_TIMEOUT_S))
-            if reply.get("type") == "cue":
+            if reply.get("type") in ("cue", "suggest_pause"):
                 self.spoken.append(reply["text"])
                 continue
             # One request is in flight, so an error without an id (rate limiting) is its answer.

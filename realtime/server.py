@@ -25,6 +25,7 @@ from websockets.http11 import Request, Response
 
 from core import livestate
 from core.activities import ActivityError
+from core.anomaly.live import VehicleWatch
 from core.config import load_settings
 from core.feed import CursorError
 from core.live import CuePrefs, LiveStats
@@ -41,13 +42,14 @@ FLOOD_STRIKES = 200  # rate-limited messages in a row before the connection is c
 CLOSE_IDLE = 4000
 GROUP_WAIT_S = 0.001  # how long a commit waits for more batches to join it
 CLOSE_FLOOD = 1008
+SUGGEST_PAUSE_WITHIN_S = 120.0  # a vehicle stretch older than this gets no pause suggestion
 LIVE_PUBLISH_S = 1.0  # how often live state goes to Redis for the dashboard
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, with whatever context the call passed in ``extra``."""
 
-    FIELDS = ("user", "activity_id", "code", "stored", "duplicates", "batch", "status", "remote")
+    FIELDS = ("user", "activity_id", "code", "stored", "duplicates", "batch", "status", "remote", "speed_kmh")
 
     def format(self, record: logging.LogRecord) -> str:
         out = {"ts": round(record.created, 3), "level": record.levelname.lower(), "event": record.getMessage()}
@@ -112,6 +114,8 @@ class IngestServer:
         self.drained = asyncio.Event()
         self.activities: dict[int, ActivityInfo] = {}
         self.live: dict[int, LiveStats] = {}
+        # The live anomaly check: a sustained vehicle-speed stretch gets a pause suggestion.
+        self.watch: dict[int, VehicleWatch] = {}
         self.prefs: dict[int, CuePrefs] = {}
         self.commits = 0
         self.batches_committed = 0
@@ -213,6 +217,7 @@ class IngestServer:
             live.due_cues()  # cues already spoken before a restart are not repeated
             self.activities[activity_id] = info
             self.live.setdefault(activity_id, live)
+            self.watch.setdefault(activity_id, VehicleWatch(info.sport))
         if info.user_id != me.user_id:
             raise ActivityError(f"no activity {activity_id} for this user", "not_found")
         return info
@@ -221,6 +226,7 @@ class IngestServer:
         info = await self.db(self.store.create, me.user_id, msg.sport, msg.title, msg.visibility, msg.client_ref)
         self.activities[info.id] = info
         self.live.setdefault(info.id, LiveStats(info.sport, self.prefs.get(me.user_id, CuePrefs())))
+        self.watch.setdefault(info.id, VehicleWatch(info.sport))
         log.info("created", extra={"user": me.username, "activity_id": info.id})
         await ws.send(protocol.dumps({"type": "created", "id": msg.id, "activity_id": info.id,
                                       "status": info.status, "client_ref": msg.client_ref}))
@@ -235,8 +241,11 @@ class IngestServer:
                 live.pause()
             elif info.status == "active":
                 live.resume()
+        if info.status != "active":  # after a pause the watch starts afresh
+            self.watch[info.id] = VehicleWatch(info.sport)
         if info.status in ("completed", "discarded"):
             self.live.pop(info.id, None)
+            self.watch.pop(info.id, None)
             if self.redis_url:
                 self.live_dirty.discard(info.id)
                 self.live_ended.append(info.id)
@@ -268,7 +277,9 @@ class IngestServer:
             await ws.send(protocol.dumps(protocol.error_message(code, text, msg.id)))
             return
         live = self.live.get(pending.activity_id)
+        watch = self.watch.get(pending.activity_id)
         cues = []
+        warning = None
         if live is not None:
             points = msg.points
             if len(points) > 1:
@@ -276,7 +287,12 @@ class IngestServer:
             for p in points:
                 if p.seq in stored:
                     live.add(p.t, p.lat, p.lon)
+                    if watch is not None and not live.paused:
+                        warning = watch.add(p.t, p.lat, p.lon, p.ele) or warning
             cues = live.due_cues()
+            # Only while it matters: a stretch synced long after the fact gets no suggestion.
+            if warning is not None and time.time() - points[-1].t > SUGGEST_PAUSE_WITHIN_S:
+                warning = None
         if self.redis_url:  # nobody drains the set without a publisher
             self.live_dirty.add(pending.activity_id)
         await ws.send(protocol.dumps({
@@ -285,6 +301,9 @@ class IngestServer:
             "stats": live.snapshot() if live is not None else None}))
         for text in cues:
             await ws.send(protocol.dumps({"type": "cue", "activity_id": pending.activity_id, "text": text}))
+        if warning is not None:
+            log.info("suggest_pause", extra={"activity_id": pending.activity_id, "speed_kmh": warning["speed_kmh"]})
+            await ws.send(protocol.dumps({"type": "suggest_pause", "activity_id": pending.activity_id, **warning}))
 
     async def on_feed(self, ws, me: Identity, msg: Feed) -> None:
         page = await self.db(self.store.feed, me.user_id, msg.cursor, msg.limit)

@@ -251,3 +251,30 @@ def test_evaluation_meets_its_targets(shared_tracks):
     assert ours["clean_flagged"]["rate"] <= 0.03
     kinds = {s.kind for s in report["samples"]}
     assert set(evaluation.KINDS) <= kinds
+
+
+def test_live_watch_needs_a_sustained_stretch_and_speaks_once_per_stretch():
+    from core.anomaly.live import VehicleWatch
+
+    def feed(watch, speeds, step=5.0, t0=1.0e9, lat0=46.0, ele=None):
+        out, lat, t = [], lat0, t0
+        for k, v in enumerate(speeds):
+            lat += v * step / 111_180
+            t += step
+            warning = watch.add(t, lat, 14.5, None if ele is None else ele[k])
+            if warning:
+                out.append((k, warning))
+        return out
+
+    run = VehicleWatch("run")
+    hits = feed(run, [3.0] * 60 + [14.0] * 30 + [3.0] * 60 + [14.0] * 30)
+    assert [k for k, _ in hits][:1] and len(hits) == 2  # two separate drives, one warning each
+    assert all(60 <= k < 90 or 150 <= k for k, _ in hits)
+    assert "kilometres per hour" in hits[0][1]["text"]
+    # 45 seconds fast is not sustained.
+    assert feed(VehicleWatch("run"), [3.0] * 60 + [14.0] * 9 + [3.0] * 60) == []
+    # A ride descending a long pass at 70 km/h is not a vehicle; the same speed on the flat is.
+    n = 60
+    down = [1000.0 - 19.4 * 5 * 0.06 * k for k in range(n)]
+    assert feed(VehicleWatch("ride"), [19.4] * n, ele=down) == []
+    assert len(feed(VehicleWatch("ride"), [19.4] * n, ele=[100.0] * n)) == 1

@@ -188,3 +188,47 @@ def test_an_idle_connection_is_closed_with_4000(engine, db_url):
             assert err.value.rcvd.code == 4000
     finally:
         running.close()
+
+
+def test_a_drive_during_a_run_gets_one_pause_suggestion_and_a_spike_none(ingest):
+    """Running, then 3 minutes at 50 km/h, then running again: one suggest_pause, spoken text,
+    sent after the ack; a single GPS spike during the running parts suggests nothing."""
+    # Logged every 5 s: 5 min run, 3 min drive, 3 min run; the drive is happening right now
+    # (suggestions are only for the present, not for an old stretch synced late).
+    now = time.time() - 7 * 60
+    lat, t, pts = 46.05, now, []
+    for k in range(132):
+        speed = 13.9 if 60 <= k < 96 else 3.0
+        lat += speed * 5 / 111_180
+        t += 5
+        pts.append({"seq": k, "t": t, "lat": lat, "lon": 14.5})
+    pts[20]["lat"] += 0.01  # one fix thrown a kilometre off, back at the next
+    with open_device(ingest) as ws:
+        created = ask(ws, {"type": "create", "id": 1, "sport": "run"})
+        activity_id = created["activity_id"]
+        ask(ws, {"type": "status", "id": 2, "activity_id": activity_id, "command": "start", "at": now})
+        suggestions = []
+        for start in range(0, 132, 12):
+            ws.send(json.dumps({"type": "points", "id": f"b{start}", "activity_id": activity_id,
+                                "points": pts[start:start + 12]}))
+            acked = False
+            while True:
+                msg = json.loads(ws.recv(timeout=10))
+                if msg["type"] == "suggest_pause":
+                    assert acked  # the ack comes first: the points are durable
+                    suggestions.append((start, msg))
+                    continue
+                if msg["type"] == "ack":
+                    acked = True
+                    try:
+                        follow = json.loads(ws.recv(timeout=0.3))
+                    except TimeoutError:
+                        break
+                    if follow["type"] == "suggest_pause":
+                        suggestions.append((start, follow))
+                    break
+        assert len(suggestions) == 1
+        start, msg = suggestions[0]
+        assert 60 <= start < 96 and msg["activity_id"] == activity_id
+        assert 40 <= msg["speed_kmh"] <= 60
+        assert "pause the activity" in msg["text"] and "km/h" in msg["reason"]
