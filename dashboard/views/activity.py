@@ -32,7 +32,7 @@ st.markdown(f"**{ui.plain(detail['athlete'])}** · {fmt.when(detail['start_time'
 
 FLAG_TEXT = {
     "flagged": "flagged as irregular and held out of leaderboards until a moderator has looked at it",
-    "confirmed": "confirmed as irregular by a moderator: it stays out of leaderboards and challenges",
+    "confirmed": "confirmed as irregular by a moderator: it stays out of leaderboards",
     "crop_requested": "held out of leaderboards: a moderator asks you to crop the part that was not "
                       "you running or riding (for example a car ride home)",
 }

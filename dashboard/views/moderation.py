@@ -52,7 +52,7 @@ for activity_id, score in pending:
         item = queries.review_item(s, activity_id)
     if item is None:
         continue
-    with st.container(border=True):
+    with st.container(border=True, key=f"review_{activity_id}"):
         st.markdown(f"#### {fmt.SPORT_ICON.get(item['sport'], '')} {ui.plain(item['title'])} · score {score:.2f}")
         st.markdown(f"**{ui.plain(item['athlete'])}** (@{ui.plain(item['username'])}) · "
                     f"{fmt.when(item['start_time'])} · {fmt.distance(item['distance_m'], 'metric')} · "
@@ -80,7 +80,7 @@ for activity_id, score in pending:
                     fig.add_vrect(x0=(t0 - t[0]) / 60, x1=(t1 - t[0]) / 60, fillcolor="#d7191c", opacity=0.15,
                                   line_width=0)
                 fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                                  xaxis_title="minutes", yaxis_title="km/h", showlegend=False)
+                                  xaxis_title="minutes", yaxis_title="km/h", yaxis_rangemode="tozero", showlegend=False)
                 st.plotly_chart(fig, use_container_width=True, key=f"review_speed_{activity_id}")
         st.page_link("views/activity.py", label="Open the activity", icon=":material/route:",
                      query_params={"id": str(activity_id)})

@@ -266,3 +266,98 @@ def test_usable_on_a_phone_width_screen(browser, app_url, world):
             shot(pg, f"07-phone-{path.split('?')[0] or 'feed'}")
     finally:
         context.close()
+
+
+def _flagged_drives(world) -> dict:
+    """Two car drives saved as runs by a fresh athlete, scored (rules only) so they wait
+    for review; returns their ids by title."""
+    from sqlalchemy.orm import Session
+
+    from core.accounts import create_user
+    from core.activities import record_track
+    from core.anomaly.store import score_activity
+    from core.db import make_engine
+    from core.demo import synthetic_track
+
+    engine = make_engine(world.url)
+    ids = {}
+    with Session(engine) as s, s.begin():
+        driver = create_user(s, f"driver{random.randrange(10**6)}", "Dana Driver", password="driver-pass-1")
+        for k, title in enumerate(("Browser drive A", "Browser drive B")):
+            track = synthetic_track(random.Random(70 + k), "run", time.time() - (k + 2) * 3600, 38.73, -9.15, 25, 14.0)
+            a = record_track(s, driver, track, title=title, visibility="public", source="demo")
+            assert score_activity(s, a, None).status == "flagged"
+            ids[title] = a.id
+        ids["username"] = driver.username
+    engine.dispose()
+    return ids
+
+
+def test_moderator_dismisses_and_confirms_flags_and_the_athlete_sees_why(page, app_url, world):
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from core.db import make_engine
+    from core.models import Activity, ModerationDecision
+
+    ids = _flagged_drives(world)
+    pg = page
+    # An athlete has no such page, by menu or by address.
+    sign_in(pg, app_url, "alice", "alice-demo-pass")
+    assert "Flagged activities" not in pg.inner_text("body")
+    pg.goto(f"{app_url}/moderation")
+    pg.get_by_role("heading", level=1).first.wait_for()
+    settle(pg)
+    seen = everything_text(pg)
+    assert "does not seem to exist" in seen  # Streamlit runs the main page instead
+    assert "Flagged activities" not in seen and "Browser drive" not in seen
+    pg.goto(app_url)
+    pg.get_by_role("heading", name="Feed").wait_for()
+    settle(pg)
+    pg.get_by_role("button", name="Sign out").click()
+    pg.get_by_label("Username").first.wait_for()
+
+    sign_in(pg, app_url, "moderator", "moderator-demo-pass")
+    pg.get_by_role("link", name="Flagged activities").click()
+    pg.get_by_role("heading", name="Flagged activities").wait_for()
+    settle(pg)
+    a, b = (pg.locator(f".st-key-review_{ids[t]}") for t in ("Browser drive A", "Browser drive B"))
+    a.wait_for()
+    b.wait_for()
+    assert "km/h" in a.inner_text() and "Dana Driver" in a.inner_text()
+    # The suspicious stretch is drawn over the route on the item's map, and the speed profile is there.
+    frame = a.frame_locator("iframe[title='streamlit_folium.st_folium']").first
+    frame.locator("path.suspicious-line").first.wait_for(state="attached")
+    a.locator(".js-plotly-plot").first.wait_for()
+    shot(pg, "08-moderation")
+
+    a.get_by_label("Note to the athlete (optional)").fill("GPS looked fine, legitimate")
+    a.get_by_role("button", name="Dismiss: legitimate").click()
+    settle(pg)
+    pg.locator(f".st-key-review_{ids['Browser drive A']}").wait_for(state="detached")
+    b = pg.locator(f".st-key-review_{ids['Browser drive B']}")
+    b.get_by_label("Note to the athlete (optional)").fill("This was a car, not a run")
+    b.get_by_role("button", name="Confirm: irregular").click()
+    settle(pg)
+    b.wait_for(state="detached")
+    assert "Confirmed" in pg.inner_text("main")
+
+    engine = make_engine(world.url)
+    with Session(engine) as s:
+        decisions = {d.activity_id: d for d in s.scalars(select(ModerationDecision).where(
+            ModerationDecision.activity_id.in_([ids["Browser drive A"], ids["Browser drive B"]])))}
+        assert decisions[ids["Browser drive A"]].action == "dismiss"
+        assert decisions[ids["Browser drive B"]].action == "confirm"
+        assert decisions[ids["Browser drive B"]].moderator_id is not None
+        assert not s.get(Activity, ids["Browser drive A"]).held and s.get(Activity, ids["Browser drive B"]).held
+    engine.dispose()
+
+    # The athlete sees why the confirmed one is out of the leaderboards, with the note.
+    pg.get_by_role("button", name="Sign out").click()
+    pg.get_by_label("Username").first.wait_for()
+    sign_in(pg, app_url, ids["username"], "driver-pass-1")
+    pg.goto(f"{app_url}/activity?id={ids['Browser drive B']}")
+    pg.get_by_text("confirmed as irregular").wait_for()
+    text = pg.inner_text("main")
+    assert "km/h" in text and "This was a car, not a run" in text
+    shot(pg, "09-flagged-activity")
