@@ -11,7 +11,8 @@ from those same recordings so they carry real GPS noise, real sampling and real 
 - ``ride_as_run``: a ride uploaded as a run.
 - ``teleport``: a spoofed location: blocks of fixes moved 0.4-2 km away and back (distance
   gained), or a stretch of 0.5-2 km skipped in one step (a shortcut).
-- ``ebike``: a ride whose climbs (over 3%) are ridden at an assisted 20-25 km/h.
+- ``ebike``: a ride whose climbs (over 3%) are ridden at an assisted 20-25 km/h (rides whose
+  climbs give a motor less than 1.5 km or 2 minutes to gain are not used).
 - ``copy``: another athlete's recording re-uploaded: new date, positions jittered by 1-2 m,
   every second or third fix kept, ends trimmed, timing scaled by up to 3%.
 - ``real_vehicle``: the corpus's own car drive (uploaded as a run and as a ride) and a run
@@ -20,7 +21,8 @@ from those same recordings so they carry real GPS noise, real sampling and real 
 The population model is cross-validated: recordings are split into folds, and a sample is
 scored by a model trained without the recording it came from. Each athlete's history is
 the recording's own figures (average speed, distance per heartbeat, 5-minute power,
-climbing rate) varied by 7%, 5%, 8% and 12% over eight past outings.
+climbing rate, watts per heartbeat, climb-to-flat speed) varied by 7%, 5%, 8%, 12%, 6% and
+12% over eight past outings.
 """
 
 from __future__ import annotations
@@ -43,9 +45,12 @@ from core.points import COLUMNS, Track
 
 KINDS = ("vehicle", "compressed", "ride_as_run", "teleport", "ebike", "copy", "real_vehicle")
 # How much an athlete's figures vary between outings (log scale).
-HISTORY_SD = {"log_avg_speed": 0.07, "m_per_beat": 0.05, "wkg_300": 0.08, "vam_5min": 0.12}
+HISTORY_SD = {"log_avg_speed": 0.07, "m_per_beat": 0.05, "wkg_300": 0.08, "vam_5min": 0.12, "w_per_beat": 0.06,
+              "climb_flat_ratio": 0.12}
 HISTORY_COUNT = 8
-CLEAN_BUDGET = 0.03  # at most this share of clean recordings flagged
+CLEAN_BUDGET = 0.03
+EBIKE_MIN_M = 1500.0  # assisted climbing needed to make an e-bike case of a ride
+EBIKE_MIN_SAVED_S = 120.0  # at most this share of clean recordings flagged
 
 
 @dataclass
@@ -222,6 +227,10 @@ def ebike(track: Track, rng: random.Random) -> Track | None:
     speed = np.where(dts > 0, steps / np.maximum(dts, 1e-9), 0.0)
     boosted = climbing & (speed < assist) & (dts < 30)
     new_dts = np.where(boosted, steps / (assist * rng.uniform(0.95, 1.05)), dts)
+    # A ride whose climbs were already near the assisted speed gains nothing from a motor:
+    # no e-bike case to make of it.
+    if steps[boosted].sum() < EBIKE_MIN_M or (dts - new_dts).sum() < EBIKE_MIN_SAVED_S:
+        return None
     t = track.t[0] + np.concatenate([[0.0], np.cumsum(new_dts)])
     return _resample(replace(track, t=t), _median_dt(track.t))
 

@@ -165,7 +165,8 @@ def extract(clean: CleanTrack, sport: str | None = None) -> Features:
     sport = sport or clean.sport
     sport = sport if sport in ("run", "ride") else "ride" if sport == "other" else "run"
     # gap_share is shown, not modelled: recording gaps are a device's doing, not a cheat.
-    values = {name: math.nan for name in MODEL_FEATURES} | {"gap_share": math.nan}
+    # w_per_beat is for the athlete's own history only (fitness varies too much between people).
+    values = {name: math.nan for name in MODEL_FEATURES} | {"gap_share": math.nan, "w_per_beat": math.nan}
     t, lat, lon = clean.t, clean.lat, clean.lon
     if t.size < 12 or t[-1] - t[0] < 60:
         return Features(sport, values, None)
@@ -289,6 +290,9 @@ def extract(clean: CleanTrack, sport: str | None = None) -> Features:
         both = moving & np.isfinite(speed30)
         if both.sum() >= 60:
             values["m_per_beat"] = float(np.mean(speed30[both]) * 60.0 / np.mean(hr_g[both]))
+            if power is not None:
+                # Estimated watts per heartbeat: a motor adds watts the heart never paid for.
+                values["w_per_beat"] = float(np.nanmean(power[both]) / np.mean(hr_g[both]))
             if np.std(hr_g[both]) > 0 and np.std(speed30[both]) > 0:
                 values["hr_speed_corr"] = float(np.corrcoef(hr_g[both], speed30[both])[0, 1])
     cad = clean.cad

@@ -145,12 +145,15 @@ def train_sport(rows: np.ndarray) -> SportModel:
 
 # What an athlete's own history is compared on. Route-bound figures (power and climbing
 # depend on the hills of the day) get wide floors on their spread.
-SPREAD_FLOOR = {"speed": HISTORY_SD_FLOOR, "efficiency": HISTORY_SD_FLOOR, "power": 0.15, "climbing": 0.35}
+SPREAD_FLOOR = {"speed": HISTORY_SD_FLOOR, "efficiency": HISTORY_SD_FLOOR, "power": 0.15, "climbing": 0.35,
+                "watts_per_beat": 0.08, "climb_speed": 0.15}
 BASELINE_METRICS = {
     "speed": "log_avg_speed",
     "efficiency": "m_per_beat",  # distance per heartbeat: faster for the same effort
     "power": "wkg_300",  # rides: estimated best 5-minute power
     "climbing": "vam_5min",  # fastest 5-minute climbing rate
+    "watts_per_beat": "w_per_beat",  # rides: estimated power for the heart rate
+    "climb_speed": "climb_flat_ratio",  # speed on climbs against speed on the flat
 }
 
 
@@ -243,6 +246,12 @@ def judge(features: Features, hits: list[Hit], model: PopulationModel | None,
             elif metric == "efficiency":
                 text = (f"{math.exp(value):.2f} m per heartbeat against your usual {math.exp(usual):.2f} m "
                         f"(much faster for the same effort)")
+            elif metric == "watts_per_beat":
+                text = (f"an estimated {math.exp(value):.2f} W per heartbeat against your usual "
+                        f"{math.exp(usual):.2f} W (much more power for the same effort, as with a motor)")
+            elif metric == "climb_speed":
+                text = (f"climbs ridden at {math.exp(value) * 100:.0f}% of your speed on the flat against your "
+                        f"usual {math.exp(usual) * 100:.0f}%")
             elif metric == "climbing":
                 text = (f"climbing {math.exp(value):.0f} m an hour against your usual "
                         f"{math.exp(usual):.0f} m")
