@@ -286,7 +286,10 @@ class PopulationModel:
                          "scikit-learn": sklearn.__version__},
             "params": {"forest": FOREST_PARAMS, "forest_weight": FOREST_WEIGHT,
                        "baseline_z": BASELINE_Z, "features": list(MODEL_FEATURES)},
-            "training": {sport: {"rows": m.rows, "median": [round(float(v), 4) for v in m.median],
+            # A snapshot of the training data: its size, a digest of the exact rows, and the
+            # population medians the forest scales by.
+            "training": {sport: {"rows": m.rows, "sha256": _digest(rows_by_sport[sport]),
+                                 "median": [round(float(v), 4) for v in m.median],
                                  "q50": m.q50, "q99": m.q99} for sport, m in sports.items()},
             "sources": sources or {},
             "validation": {},
@@ -328,6 +331,10 @@ class PopulationModel:
             raise ModelFileError(f"{path} was not written by this installation (bad signature); refusing to load it")
         data = pickle.loads(body)  # noqa: S301 - signed by our own key above
         return cls(data["sports"], data["meta"])
+
+
+def _digest(rows) -> str:
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(rows, dtype=np.float64)).tobytes()).hexdigest()
 
 
 def _key(folder: Path) -> bytes:

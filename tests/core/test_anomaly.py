@@ -130,6 +130,7 @@ def test_saved_model_keeps_its_provenance_and_refuses_foreign_files(tmp_path, sm
     loaded = PopulationModel.load(path)
     assert set(loaded.meta) >= {"versions", "params", "training", "validation", "trained_at"}
     assert "scikit-learn" in loaded.meta["versions"]
+    assert len(loaded.meta["training"]["run"]["sha256"]) == 64 and loaded.meta["training"]["run"]["rows"] >= 10
     assert json.loads(path.with_suffix(".json").read_text())["params"]["features"] == list(MODEL_FEATURES)
     f = track_features(run_track(), "run")
     assert loaded.sports["run"].probability(f)[0] == pytest.approx(small_model.sports["run"].probability(f)[0])

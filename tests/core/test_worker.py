@@ -40,3 +40,37 @@ def test_leaderboard_command_prints_a_board(sqlite_engine):
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("all ride global (") and "from database" in out.stdout
+
+
+def test_worker_rounds_score_new_activities_and_hold_the_flagged(tmp_path, monkeypatch):
+    """A completed drive saved as a run is scored at the next round (every 30 s), held out of
+    the boards; the first round trains and saves a model when there is none."""
+    from core.anomaly.store import MODEL_FILE, model_dir
+    from core.config import load_settings
+    from core.db import make_engine
+    from core.leaderboard import totals
+    from core.models import ActivityFlag
+    from core.schema import migrate
+    from core.worker import Jobs
+
+    monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path))
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    migrate(engine)
+    Sessions = sessionmaker(engine, expire_on_commit=False)
+    jobs = Jobs(load_settings(), Sessions, None)
+    assert "anomaly_model" in jobs.round(now=0.0)  # nothing saved yet: trained first
+    assert (model_dir(load_settings()) / MODEL_FILE).exists()
+    with Sessions() as s, s.begin():
+        user = create_user(s, "speedy", "Speedy")
+        honest = record_track(s, user, synthetic_track(random.Random(3), "run", time.time() - 7200, 46, 14, 40, 3.0),
+                              visibility="public", source="demo")
+        drive = record_track(s, user, synthetic_track(random.Random(4), "run", time.time() - 3600, 46, 14, 20, 14.0),
+                             visibility="public", source="demo")
+    done = jobs.round(now=30.0)
+    assert done["scored"]["activities"] == 2 and "anomaly_model" not in done
+    with Sessions() as s:
+        assert s.get(ActivityFlag, drive.id).status == "flagged"
+        assert s.get(ActivityFlag, honest.id).status == "clear"
+        assert dict(totals(s, "all", "run"))[user.id] == honest.distance_m
+    assert "scored" not in jobs.round(now=60.0)  # nothing new
+    engine.dispose()
