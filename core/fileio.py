@@ -39,11 +39,11 @@ def load_track(path: str | Path, data: bytes | None = None) -> Track:
     if data is None:
         try:
             size = Path(path).stat().st_size
-        except OSError as exc:
+            if size > settings.max_upload_bytes:
+                raise TrackFileError(f"file is {size} bytes, over the {settings.max_upload_bytes}-byte limit")
+            data = Path(path).read_bytes()
+        except OSError as exc:  # missing, unreadable, a directory, ...
             raise TrackFileError(f"cannot read file: {exc.strerror or exc}") from None
-        if size > settings.max_upload_bytes:
-            raise TrackFileError(f"file is {size} bytes, over the {settings.max_upload_bytes}-byte limit")
-        data = Path(path).read_bytes()
     elif len(data) > settings.max_upload_bytes:
         raise TrackFileError(f"file is {len(data)} bytes, over the {settings.max_upload_bytes}-byte limit")
     if not data:

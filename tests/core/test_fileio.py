@@ -70,6 +70,13 @@ def test_a_truncated_real_fit_file_is_an_error(shared_tracks, tmp_path):
         load_track(path)
 
 
+def test_a_missing_file_or_a_directory_is_an_error_not_a_crash(tmp_path):
+    with pytest.raises(TrackFileError, match="cannot read file"):
+        load_track(tmp_path / "missing.gpx")
+    with pytest.raises(TrackFileError, match="cannot read file"):
+        load_track(tmp_path)
+
+
 def test_an_oversized_file_is_refused_before_parsing(tmp_path, monkeypatch):
     """A file over TRACKER_MAX_UPLOAD_BYTES is refused with its size."""
     monkeypatch.setenv("TRACKER_MAX_UPLOAD_BYTES", "1000")
