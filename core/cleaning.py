@@ -47,8 +47,9 @@ class CleanTrack:
         return int(self.t.size)
 
 
-def clean_track(track: Track, now: float | None = None) -> CleanTrack:
-    """Drop invalid, duplicate, backwards, future, inaccurate and spiking points."""
+def clean_track(track: Track, now: float | None = None, spikes: bool = True) -> CleanTrack:
+    """Drop invalid, duplicate, backwards, future, inaccurate and (unless ``spikes`` is
+    False) spiking points."""
     now = time.time() if now is None else now
     n = len(track)
     reasons = Counter()
@@ -79,10 +80,10 @@ def clean_track(track: Track, now: float | None = None) -> CleanTrack:
 
     idx = np.flatnonzero(alive)
     vmax = MAX_SPEED_MPS.get(track.sport, MAX_SPEED_MPS["other"])
-    spikes = _find_spikes(t[idx], lat[idx], lon[idx], vmax)
-    if spikes.size:
-        reasons["speed_spike"] += int(spikes.size)
-        alive[idx[spikes]] = False
+    found = _find_spikes(t[idx], lat[idx], lon[idx], vmax) if spikes else np.zeros(0, dtype=int)
+    if found.size:
+        reasons["speed_spike"] += int(found.size)
+        alive[idx[found]] = False
         idx = np.flatnonzero(alive)
 
     return CleanTrack(

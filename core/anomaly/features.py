@@ -27,6 +27,7 @@ from core.trackstats import pause_gap_s
 # A step this long and this much faster than the sport allows is a jump, not movement.
 TELEPORT_MIN_M = 200.0
 TELEPORT_SPEED_FACTOR = 3.0
+SPIKE_FIXES = 3  # a jump whose track comes back within this many fixes is a spike
 GRID_MAX_POINTS = 60_000
 MOVING_MPS = {"run": 1.0, "ride": 2.0}
 # Rider and bike (kg), rolling resistance, drag area (m^2), air density: a solo road rider.
@@ -157,7 +158,40 @@ def track_features(track: Track, sport: str, now: float | None = None) -> Featur
     stop-and-go drive into "spikes" and hide it; glitches beyond 108 km/h still go.
     """
     clean = clean_track(replace(track, sport="ride"), now=now)
-    return extract(clean, sport)
+    features = extract(clean, sport)
+    if features.usable:
+        # Jumps are judged on every valid fix: the spike filter would smear a spoofed
+        # location that stays put for a while into a run of "reachable" steps.
+        fixes = clean_track(track, now=now, spikes=False)
+        features.teleports = jumps(fixes.t, fixes.lat, fixes.lon, features.sport)
+        features.values["teleport_km"] = sum(tp["metres"] for tp in features.teleports) / 1000.0
+    return features
+
+
+def jumps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, sport: str) -> list[dict]:
+    """Steps of hundreds of metres at impossible speed after which the track stays away
+    (a spoofed or shifted location); a fix that jumps out and comes straight back within a
+    few fixes is a GPS spike, not a jump."""
+    if t.size < 3:
+        return []
+    steps = segment_lengths_m(lat, lon)
+    dts = np.diff(t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fast = (steps >= TELEPORT_MIN_M) & (steps > TELEPORT_SPEED_FACTOR * MAX_SPEED_MPS[sport] * dts)
+    out = []
+    skip_until = -1
+    x, y = local_xy(lat, lon)
+    for i in np.flatnonzero(fast):
+        if i <= skip_until:
+            continue
+        after = np.arange(i + 2, min(t.size, i + 2 + SPIKE_FIXES))
+        back = np.hypot(x[after] - x[i], y[after] - y[i]) < steps[i] / 2
+        if back.any():  # a spike: out and back; its return step is part of it
+            skip_until = int(after[np.argmax(back)]) - 1
+            continue
+        out.append({"t": float(t[i]), "t1": float(t[i + 1]), "metres": float(steps[i]), "seconds": float(dts[i]),
+                    "lat": float(lat[i]), "lon": float(lon[i]), "lat1": float(lat[i + 1]), "lon1": float(lon[i + 1])})
+    return out
 
 
 def extract(clean: CleanTrack, sport: str | None = None) -> Features:
@@ -175,10 +209,8 @@ def extract(clean: CleanTrack, sport: str | None = None) -> Features:
     dts = np.diff(t)
     with np.errstate(divide="ignore", invalid="ignore"):
         implied = steps / dts
+    # Jumps (listed by ``jumps`` from every valid fix) are no distance the athlete covered.
     jump = (steps >= TELEPORT_MIN_M) & (implied > TELEPORT_SPEED_FACTOR * vmax)
-    teleports = [{"t": float(t[i]), "t1": float(t[i + 1]), "metres": float(steps[i]),
-                  "seconds": float(dts[i]), "lat": float(lat[i]), "lon": float(lon[i]),
-                  "lat1": float(lat[i + 1]), "lon1": float(lon[i + 1])} for i in np.flatnonzero(jump)]
     gap = pause_gap_s(t)
     # A recording gap is neither moving time nor distance here: nobody saw how it was
     # crossed (a cropped-out drive leaves one), and speeds only count what was recorded.
@@ -255,7 +287,6 @@ def extract(clean: CleanTrack, sport: str | None = None) -> Features:
     median_dt = float(np.median(dts[dts > 0])) if (dts > 0).any() else 1.0
     values["log_median_dt"] = math.log(max(median_dt, 0.1))
     values["gap_share"] = float(dts[dts > gap].sum() / span)
-    values["teleport_km"] = sum(tp["metres"] for tp in teleports) / 1000.0
 
     power = None
     if ele_g is not None:
@@ -308,7 +339,7 @@ def extract(clean: CleanTrack, sport: str | None = None) -> Features:
 
     series = Series(grid, np.interp(grid, t, lat), np.interp(grid, t, lon), np.interp(grid, t, dist),
                     speed30, power, ele_g)
-    return Features(sport, values, series, teleports, efforts)
+    return Features(sport, values, series, efforts=efforts)
 
 
 def _ride_power(speed: np.ndarray, ele: np.ndarray, step: float) -> np.ndarray:
