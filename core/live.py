@@ -149,19 +149,21 @@ class LiveStats:
         self.anchor = None
 
     def snapshot(self) -> dict:
-        """The numbers a device shows and speaks now."""
+        """The numbers a device shows and speaks now (sent with every acknowledgement)."""
         current_speed = None
-        if len(self._window) >= 2:
-            (t0, d0), (t1, d1) = self._window[0], self._window[-1]
+        window = self._window
+        if len(window) >= 2:
+            (t0, d0), (t1, d1) = window[0], window[-1]
             if t1 > t0:
                 current_speed = (d1 - d0) / (t1 - t0)
-        avg_speed = self.distance_m / self.moving_s if self.moving_s > 0 else None
+        moving, distance = self.moving_s, self.distance_m
+        avg_speed = distance / moving if moving > 0 else None
         return {
-            "elapsed_s": round((self.last_t - self.first_t) if self.first_t is not None else 0.0, 1),
-            "moving_s": round(self.moving_s, 1),
-            "distance_m": round(self.distance_m, 1),
-            "current_speed_mps": _round(current_speed, 2),
-            "avg_speed_mps": _round(avg_speed, 2),
+            "elapsed_s": round(self.last_t - self.first_t, 1) if self.first_t is not None else 0.0,
+            "moving_s": round(moving, 1),
+            "distance_m": round(distance, 1),
+            "current_speed_mps": None if current_speed is None else round(current_speed, 2),
+            "avg_speed_mps": None if avg_speed is None else round(avg_speed, 2),
             "current_pace_s_per_km": _pace(current_speed),
             "avg_pace_s_per_km": _pace(avg_speed),
         }
@@ -170,10 +172,6 @@ class LiveStats:
         """Cue sentences that became due since the last call."""
         cues, self._pending = self._pending, []
         return cues
-
-
-def _round(value: float | None, digits: int = 1) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def _pace(speed: float | None) -> float | None:

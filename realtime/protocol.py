@@ -73,7 +73,7 @@ class Status:
     at: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Point:
     seq: int
     t: float
@@ -211,31 +211,52 @@ def _parse_status(data: dict, request_id, now: float) -> Status:
     return Status(request_id, _activity_id(data), _choice(data, "command", COMMANDS), at)
 
 
+# Optional point fields: name, lowest and highest allowed value, and what to say otherwise.
+_POINT_EXTRAS = (
+    ("ele", -1000.0, 10000.0, "elevation must be within -1000..10000 m"),
+    ("acc", 0.0, math.inf, "accuracy cannot be negative"),
+    ("hr", 0.0, 300.0, "heart rate must be within 0..300"),
+    ("cad", 0.0, 300.0, "cadence must be within 0..300"),
+)
+
+
 def _parse_point(p, now: float) -> Point:
-    if not isinstance(p, dict):
+    # The ingest hot path: one call per GPS point. Values that are already what they
+    # should be (an int seq, float coordinates) skip the general checks, which give the
+    # same answers; orjson has refused NaN, Infinity and out-of-range numbers already.
+    if type(p) is not dict:
         raise ProtocolError("wrong_type", "each point must be an object")
-    seq = _integer(_require(p, "seq"), "seq", 0, MAX_SEQ)
-    t = _number(_require(p, "t"), "t")
+    seq = p.get("seq")
+    if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+        seq = _integer(_require(p, "seq"), "seq", 0, MAX_SEQ)
+    t = p.get("t")
+    if type(t) is not float:
+        t = _number(_require(p, "t"), "t")
     if t > now + MAX_FUTURE_S:
         raise ProtocolError("invalid_point", f"point {seq}: time is in the future")
     if t < MIN_TIME_S:
         raise ProtocolError("invalid_point", f"point {seq}: time is before the year 2000")
-    lat, lon = _number(p.get("lat"), "lat"), _number(p.get("lon"), "lon")
-    if (lat is None) != (lon is None):
-        raise ProtocolError("invalid_point", f"point {seq}: lat and lon come together")
-    if lat is not None and not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+    lat, lon = p.get("lat"), p.get("lon")
+    if type(lat) is not float:
+        lat = _number(lat, "lat")
+    if type(lon) is not float:
+        lon = _number(lon, "lon")
+    if lat is None or lon is None:
+        if lat is not lon:
+            raise ProtocolError("invalid_point", f"point {seq}: lat and lon come together")
+    elif not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
         raise ProtocolError("invalid_point", f"point {seq}: latitude must be within ±90 and longitude ±180")
-    point = Point(seq, t, lat, lon, _number(p.get("ele"), "ele"), _number(p.get("acc"), "acc"),
-                  _number(p.get("hr"), "hr"), _number(p.get("cad"), "cad"))
-    if point.acc is not None and point.acc < 0:
-        raise ProtocolError("invalid_point", f"point {seq}: accuracy cannot be negative")
-    if point.ele is not None and not -1000 <= point.ele <= 10000:
-        raise ProtocolError("invalid_point", f"point {seq}: elevation must be within -1000..10000 m")
-    if point.hr is not None and not 0 <= point.hr <= 300:
-        raise ProtocolError("invalid_point", f"point {seq}: heart rate must be within 0..300")
-    if point.cad is not None and not 0 <= point.cad <= 300:
-        raise ProtocolError("invalid_point", f"point {seq}: cadence must be within 0..300")
-    return point
+    if len(p) == 4 and lat is not None:  # seq, t, lat, lon and nothing else: the usual phone fix
+        return Point(seq, t, lat, lon)
+    extras = []
+    for name, low, high, problem in _POINT_EXTRAS:
+        value = p.get(name)
+        if value is not None:
+            value = _number(value, name)
+            if not low <= value <= high:
+                raise ProtocolError("invalid_point", f"point {seq}: {problem}")
+        extras.append(value)
+    return Point(seq, t, lat, lon, *extras)
 
 
 def _parse_points(data: dict, request_id, now: float) -> Points:

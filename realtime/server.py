@@ -59,18 +59,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out)
 
 
-@dataclass
+@dataclass(slots=True)
 class PendingBatch:
     ws: ServerConnection
     msg: Points
     activity_id: int
-    rows: list[dict]
+    rows: list[tuple]
     acked: bool = False
-    waiters: list[asyncio.Future] = field(default_factory=list)  # commands held until this ack
+    waiters: list[asyncio.Future] | None = None  # commands held until this ack
 
     def settle(self) -> None:
         self.acked = True
-        for waiter in self.waiters:
+        for waiter in self.waiters or ():
             if not waiter.done():
                 waiter.set_result(None)
 
@@ -187,6 +187,8 @@ class IngestServer:
             waiting = self.pending.get(ws)
             if waiting is not None and not waiting.acked:
                 waiter = asyncio.get_running_loop().create_future()
+                if waiting.waiters is None:
+                    waiting.waiters = []
                 waiting.waiters.append(waiter)
                 await waiter
             handler = {Status: self.on_status, Create: self.on_create, Feed: self.on_feed,
@@ -276,34 +278,36 @@ class IngestServer:
             text = str(stored) if isinstance(stored, ActivityError) else protocol.ERROR_CODES["internal"]
             await ws.send(protocol.dumps(protocol.error_message(code, text, msg.id)))
             return
-        live = self.live.get(pending.activity_id)
-        watch = self.watch.get(pending.activity_id)
-        cues = []
+        activity_id = pending.activity_id
+        live = self.live.get(activity_id)
+        cues: list[str] = []
         warning = None
         if live is not None:
+            watch = self.watch.get(activity_id)
             points = msg.points
             if len(points) > 1:
                 points = sorted((p for p in points if p.seq in stored), key=lambda p: p.t)
+            elif points and points[0].seq not in stored:
+                points = ()
             for p in points:
-                if p.seq in stored:
-                    live.add(p.t, p.lat, p.lon)
-                    if watch is not None and not live.paused:
-                        warning = watch.add(p.t, p.lat, p.lon, p.ele) or warning
+                live.add(p.t, p.lat, p.lon)
+                if watch is not None and not live.paused:
+                    warning = watch.add(p.t, p.lat, p.lon, p.ele) or warning
             cues = live.due_cues()
             # Only while it matters: a stretch synced long after the fact gets no suggestion.
             if warning is not None and time.time() - points[-1].t > SUGGEST_PAUSE_WITHIN_S:
                 warning = None
         if self.redis_url:  # nobody drains the set without a publisher
-            self.live_dirty.add(pending.activity_id)
+            self.live_dirty.add(activity_id)
         await ws.send(protocol.dumps({
-            "type": "ack", "id": msg.id, "activity_id": pending.activity_id, "stored": len(stored),
+            "type": "ack", "id": msg.id, "activity_id": activity_id, "stored": len(stored),
             "duplicates": len(msg.points) - len(stored),
             "stats": live.snapshot() if live is not None else None}))
         for text in cues:
-            await ws.send(protocol.dumps({"type": "cue", "activity_id": pending.activity_id, "text": text}))
+            await ws.send(protocol.dumps({"type": "cue", "activity_id": activity_id, "text": text}))
         if warning is not None:
-            log.info("suggest_pause", extra={"activity_id": pending.activity_id, "speed_kmh": warning["speed_kmh"]})
-            await ws.send(protocol.dumps({"type": "suggest_pause", "activity_id": pending.activity_id, **warning}))
+            log.info("suggest_pause", extra={"activity_id": activity_id, "speed_kmh": warning["speed_kmh"]})
+            await ws.send(protocol.dumps({"type": "suggest_pause", "activity_id": activity_id, **warning}))
 
     async def on_feed(self, ws, me: Identity, msg: Feed) -> None:
         page = await self.db(self.store.feed, me.user_id, msg.cursor, msg.limit)

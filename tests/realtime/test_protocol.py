@@ -20,6 +20,28 @@ def test_a_points_batch_parses_into_typed_points():
     assert msg.points[0].hr == 150 and msg.points[0].ele is None
 
 
+@pytest.mark.parametrize("point,expected", [
+    ({"seq": 3, "t": NOW, "lat": 46.5, "lon": 14.5}, (3, NOW, 46.5, 14.5, None, None, None, None)),
+    ({"seq": 3, "t": int(NOW), "lat": 46, "lon": 14}, (3, NOW, 46.0, 14.0, None, None, None, None)),
+    ({"seq": 3, "t": NOW, "hr": 120, "cad": 80}, (3, NOW, None, None, None, None, 120.0, 80.0)),
+    ({"seq": 3, "t": NOW, "lat": 46.5, "lon": 14.5, "ele": 300.5, "acc": 4}, (3, NOW, 46.5, 14.5, 300.5, 4.0, None, None)),
+    ({"seq": 3, "t": NOW, "lat": 46.5, "hr": 120}, "invalid_point"),
+    ({"seq": 3, "t": NOW, "lat": 46.5, "lon": "14.5"}, "wrong_type"),
+    ({"seq": 2**31, "t": NOW, "lat": 46.5, "lon": 14.5}, "invalid_value"),
+])
+def test_every_point_field_is_read_whatever_else_the_point_holds(point, expected):
+    """Ints become floats, optional fields survive without coordinates, and a bad field is named."""
+    raw = json.dumps({"type": "points", "activity_id": 1, "points": [point]})
+    if isinstance(expected, str):
+        with pytest.raises(ProtocolError) as err:
+            parse(raw, now=NOW)
+        assert err.value.code == expected
+        return
+    p = parse(raw, now=NOW).points[0]
+    assert (p.seq, p.t, p.lat, p.lon, p.ele, p.acc, p.hr, p.cad) == expected
+    assert all(v is None or type(v) is float for v in (p.t, p.lat, p.lon, p.ele, p.acc, p.hr, p.cad))
+
+
 def test_create_and_status_parse():
     """The lifecycle messages carry sport, command and time."""
     assert parse('{"type": "create", "sport": "ride", "client_ref": "abc"}', now=NOW) == \
