@@ -27,7 +27,6 @@ from core.live import CuePrefs
 from core.models import User
 from core.schema import migrate
 
-
 SQLITE_CACHE_KIB = 64 * 1024
 SQLITE_CHECKPOINT_PAGES = 10_000
 
