@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--connections", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each; medians are reported")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating runs of each; medians are reported")
     parser.add_argument("--database-url", help="default: a fresh SQLite file")
     args = parser.parse_args()
     url = args.database_url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'live.db'}"
