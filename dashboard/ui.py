@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import streamlit as st
@@ -30,3 +31,43 @@ def headline_figures(card: dict, units: str) -> list[tuple[str, str]]:
     return [("Distance", fmt.distance(card.get("distance_m"), units)),
             ("Moving time", fmt.duration(card.get("moving_time_s"))),
             ("Pace" if sport == "run" else "Speed", fmt.pace_or_speed(sport, speed, units))]
+
+
+# One static HTML table: st.table renders every cell through the Markdown renderer, which
+# costs the browser a few milliseconds a cell (a 100 km ride has 400 cells of splits).
+_TABLE_STYLE = (
+    "<style>.tracker-table{border-collapse:collapse;width:100%;font-size:0.9rem;font-variant-numeric:tabular-nums}"
+    ".tracker-table th{font-weight:600;color:#6b6b76;text-align:left;border-bottom:1px solid #d9d9de;"
+    "padding:0.35rem 0.6rem}"
+    ".tracker-table td{border-bottom:1px solid #ececf0;padding:0.35rem 0.6rem}"
+    ".tracker-table tr.mine td{font-weight:600;color:#fc4c02}"
+    ".tracker-table-wrap{max-height:var(--h);overflow-y:auto}</style>"
+)
+
+
+def table_html(rows: list[dict], highlight: int | None = None) -> str:
+    """The HTML of a table of ``rows`` (one dict per row, the first row's keys as headers).
+
+    Every header and cell is escaped, so user-written text shows exactly as written.
+    ``highlight`` is the index of a row to mark (the viewer's own).
+    """
+    columns = list(rows[0]) if rows else []
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    lines = []
+    for k, row in enumerate(rows):
+        cells = "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns)
+        lines.append(f"<tr class='mine'>{cells}</tr>" if k == highlight else f"<tr>{cells}</tr>")
+    body = "".join(lines)
+    return f"<table class='tracker-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value)
+
+
+def table(rows: list[dict], highlight: int | None = None, max_height_px: int | None = None) -> None:
+    """Show rows as a light static table (see ``table_html``), scrolling past ``max_height_px``."""
+    inner = table_html(rows, highlight)
+    if max_height_px:
+        inner = f"<div class='tracker-table-wrap' style='--h:{int(max_height_px)}px'>{inner}</div>"
+    st.html(_TABLE_STYLE + inner)

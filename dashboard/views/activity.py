@@ -1,7 +1,6 @@
 """One activity: route map coloured by pace or speed, charts, splits, summary, GPX download."""
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
@@ -93,34 +92,33 @@ if lat.size >= 2:
     st.plotly_chart(fig, key=f"charts_{activity_id}", config={"displaylogo": False})
 
 splits = summary.get("splits") or []
+split_rows = []
 if splits and units == "metric":
-    st.subheader("Splits")
-    table = pd.DataFrame([{
+    split_rows = [{
         "km": s_["index"], "distance": fmt.distance(s_["distance_m"], units),
         "time": fmt.duration(s_["moving_time_s"]),
         ("pace" if sport == "run" else "speed"): fmt.pace_or_speed(
             sport, s_["distance_m"] / s_["moving_time_s"] if s_["moving_time_s"] else None, units),
-    } for s_ in splits])
-    st.table(table.set_index(table.columns[0]))
+    } for s_ in splits]
 elif units == "imperial" and lat.size >= 2 and dist[-1] > 0:
-    st.subheader("Splits")
     marks = np.concatenate([[0.0], np.arange(1.0, dist[-1], 1.0), [dist[-1]]])
     moving = np.interp(marks, dist, detail["moving"])
-    rows_ = []
     for k in range(len(marks) - 1):
         d_m, secs = (marks[k + 1] - marks[k]) * unit_m, moving[k + 1] - moving[k]
-        rows_.append({"mi": k + 1, "distance": fmt.distance(d_m, units), "time": fmt.duration(secs),
-                      ("pace" if sport == "run" else "speed"): fmt.pace_or_speed(sport, d_m / secs if secs else None,
-                                                                                 units)})
-    st.table(pd.DataFrame(rows_).set_index("mi"))
+        split_rows.append({"mi": k + 1, "distance": fmt.distance(d_m, units), "time": fmt.duration(secs),
+                           ("pace" if sport == "run" else "speed"): fmt.pace_or_speed(
+                               sport, d_m / secs if secs else None, units)})
+if split_rows:
+    st.subheader("Splits")
+    # A long ride's splits scroll inside the table instead of stretching the page.
+    ui.table(split_rows, max_height_px=420 if len(split_rows) > 12 else None)
 
 bests = summary.get("best_efforts_s") or {}
 if bests:
     st.subheader("Best efforts")
     names = {"400": "400 m", "1000": "1 km", "5000": "5 km", "10000": "10 km"}
-    st.table(pd.DataFrame([{"distance": names.get(k, k), "time": fmt.duration(t_),
-                            "pace": fmt.pace(float(k) / t_, units) if t_ else "–"}
-                           for k, t_ in bests.items()]).set_index("distance"))
+    ui.table([{"distance": names.get(k, k), "time": fmt.duration(t_),
+               "pace": fmt.pace(float(k) / t_, units) if t_ else "–"} for k, t_ in bests.items()])
 
 with st.expander("Details"):
     dropped = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in (summary.get("dropped") or {}).items())
@@ -129,10 +127,11 @@ with st.expander("Details"):
                 f"- dropped by cleaning: {dropped or 'none'}\n"
                 + (f"- heart rate: average {hr_avg:.0f} bpm, max {hr_max:.0f} bpm\n" if hr_avg and hr_max else ""))
 
-gpx = data.activity_gpx(v.id, activity_id)
-if gpx:
-    st.download_button("Download GPX", gpx, file_name=f"activity-{activity_id}.gpx", mime="application/gpx+xml",
-                       icon=":material/download:")
+# The GPX is written when the button is pressed, not with every view of the page (a long
+# ride's file is megabytes the browser would fetch for nothing).
+st.download_button("Download GPX", lambda: data.activity_gpx(v.id, activity_id) or "",
+                   file_name=f"activity-{activity_id}.gpx", mime="application/gpx+xml", on_click="ignore",
+                   icon=":material/download:")
 
 # Cropping: the owner removes a time range (the car ride home); the activity is recomputed
 # and scored again.

@@ -3,7 +3,6 @@ athletes you follow, with your own rank even outside the top."""
 
 import html
 
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -46,6 +45,6 @@ fig = go.Figure(go.Bar(x=[e.distance_m / unit_m for e in lines], y=labels, orien
 fig.update_layout(height=60 + 34 * len(lines), margin={"l": 10, "r": 10, "t": 10, "b": 10},
                   yaxis={"autorange": "reversed"}, xaxis_title=f"distance ({unit})")
 st.plotly_chart(fig, key="leaderboard_chart", config={"displaylogo": False})
-# st.table reads Markdown in cells: names are escaped so they show as written.
-st.table(pd.DataFrame([{"rank": e.rank, "athlete": ui.plain(e.name), f"distance ({unit})": f"{e.distance_m / unit_m:.1f}",
-                        "": "you" if e.user_id == v.id else ""} for e in lines]).set_index("rank"))
+mine = next((k for k, e in enumerate(lines) if e.user_id == v.id), None)
+ui.table([{"rank": e.rank, "athlete": e.name, f"distance ({unit})": f"{e.distance_m / unit_m:.1f}",
+           "": "you" if e.user_id == v.id else ""} for e in lines], highlight=mine)

@@ -172,8 +172,15 @@ def test_athlete_journey(page, app_url, world, tmp_path):
     assert frame.locator("path.start-marker").count() == 1 and frame.locator("path.finish-marker").count() == 1
     pg.locator(".js-plotly-plot").first.wait_for()
     assert "Splits" in pg.inner_text("main")
+    assert pg.locator("table.tracker-table").first.locator("tbody tr").count() >= 10  # about 10.8 km
     assert XSS_TITLE in pg.inner_text("h1")
     shot(pg, "02-activity")
+    # The GPX is written when asked for: the whole track, named after the activity.
+    with pg.expect_download() as download:
+        pg.get_by_role("button", name="Download GPX").click()
+    gpx = Path(download.value.path()).read_text()
+    assert download.value.suggested_filename == f"activity-{world.xss_id}.gpx"
+    assert gpx.count("<trkpt") > 100 and "&lt;img src=x onerror=alert(1)&gt;" in gpx
 
     # Upload: a real device file when the corpus is here, and a generated one; then a duplicate.
     from core.demo import synthetic_track
