@@ -11,7 +11,7 @@ from core.leaderboard import connect_redis, leaderboard
 from core.schema import migrate
 from dashboard import queries
 from dashboard.fmt import MILE_M
-from dashboard.maps import route_map
+from dashboard.maps import map_of_route, route_layers
 
 
 @st.cache_resource(show_spinner=False)
@@ -45,15 +45,21 @@ def activity_detail(viewer_id: int, activity_id: int) -> dict | None:
         return queries.activity_detail(s, viewer_id, activity_id)
 
 
-@st.cache_resource(ttl=600, show_spinner=False, max_entries=100)
-def activity_map(viewer_id: int, activity_id: int, units: str):
-    """The activity's folium map, built once (simplifying a long track takes a while)."""
+@st.cache_data(ttl=600, show_spinner=False, max_entries=200)
+def activity_map_layers(viewer_id: int, activity_id: int, units: str) -> dict | None:
+    """What the activity's map draws, computed once (simplifying a long track takes a while)."""
     detail = activity_detail(viewer_id, activity_id)
     if detail is None or detail["lat"].size < 2:
         return None
     unit_m = MILE_M if units == "imperial" else 1000.0
-    return route_map(detail["lat"], detail["lon"], detail["speed"], detail["distance"],
-                     km_label="mi" if units == "imperial" else "km", unit_m=unit_m)
+    return route_layers(detail["lat"], detail["lon"], detail["speed"], detail["distance"], unit_m=unit_m)
+
+
+def activity_map(viewer_id: int, activity_id: int, units: str):
+    """A new folium map of the activity on every run: rendering a map object adds to it, so a
+    shared one would grow (and slow down) with every view."""
+    layers = activity_map_layers(viewer_id, activity_id, units)
+    return None if layers is None else map_of_route(layers)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=500)
@@ -95,7 +101,7 @@ def live(viewer_id: int) -> list[dict]:
 def forget_activity() -> None:
     """After an owner edited or deleted an activity: every cached view of it goes."""
     activity_detail.clear()
-    activity_map.clear()
+    activity_map_layers.clear()
     activity_gpx.clear()
     own_flag.clear()
     route_preview.clear()

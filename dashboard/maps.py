@@ -9,6 +9,7 @@ tile server reachable the tiles stay grey but the route and its markers still dr
 from __future__ import annotations
 
 import html
+import json
 import warnings
 
 import folium
@@ -132,13 +133,15 @@ def _coords(lat: np.ndarray, lon: np.ndarray, idx: np.ndarray) -> list[list[floa
     return np.column_stack([lat[idx], lon[idx]]).round(5).tolist()
 
 
-def route_map(lat: np.ndarray, lon: np.ndarray, speed: np.ndarray | None = None,
-              cum_distance_m: np.ndarray | None = None, km_markers: bool = True,
-              km_label: str = "km", unit_m: float = 1000.0, height: int = 420) -> LocalMap:
-    """The route coloured by pace or speed, with start, finish and distance markers."""
-    m = base_map(lat, lon)
+def route_layers(lat: np.ndarray, lon: np.ndarray, speed: np.ndarray | None = None,
+                 cum_distance_m: np.ndarray | None = None, km_markers: bool = True,
+                 unit_m: float = 1000.0) -> dict:
+    """What the route map draws, as plain data: simplified lines by colour, distance marks,
+    start and finish. Simplifying a long track is the slow part, so callers cache this."""
+    out: dict = {"bounds": None, "lines": [], "marks": [], "start": None, "finish": None}
     if lat.size == 0:
-        return m
+        return out
+    out["bounds"] = [[float(np.nanmin(lat)), float(np.nanmin(lon))], [float(np.nanmax(lat)), float(np.nanmax(lon))]]
     idx = drawable(lat, lon)
     if speed is not None and speed.size == lat.size and idx.size > 1:
         # Each drawn segment takes the mean speed of the recorded points it stands for.
@@ -152,29 +155,66 @@ def route_map(lat: np.ndarray, lon: np.ndarray, speed: np.ndarray | None = None,
             if k == bins.size or bins[k] != bins[start]:
                 runs.setdefault(int(bins[start]), []).append(_coords(lat, lon, idx[start:k + 1]))
                 start = k
-        for colour, lines in sorted(runs.items()):
-            folium.PolyLine(lines, color=PACE_COLOURS[colour], weight=5, opacity=0.9,
-                            class_name="route-line").add_to(m)
+        out["lines"] = [(PACE_COLOURS[colour], lines) for colour, lines in sorted(runs.items())]
     else:
-        folium.PolyLine(_coords(lat, lon, idx), color=ROUTE_COLOUR, weight=4, class_name="route-line").add_to(m)
+        out["lines"] = [(ROUTE_COLOUR, [_coords(lat, lon, idx)])]
     if km_markers and cum_distance_m is not None and cum_distance_m.size == lat.size and cum_distance_m[-1] > 0:
         step = unit_m if cum_distance_m[-1] / unit_m <= 60 else unit_m * 5
         for mark in np.arange(step, cum_distance_m[-1], step):
-            i = int(np.searchsorted(cum_distance_m, mark))
-            i = min(i, lat.size - 1)
-            label = f"{mark / unit_m:.0f}"
-            folium.Marker([float(lat[i]), float(lon[i])],
-                          icon=folium.DivIcon(html=f'<div class="km-marker">{label}</div>',
-                                              icon_size=(20, 20), icon_anchor=(10, 10),
-                                              class_name="km-icon")).add_to(m)
-    folium.CircleMarker([float(lat[0]), float(lon[0])], radius=7, color="#ffffff", weight=2, fill=True,
+            i = min(int(np.searchsorted(cum_distance_m, mark)), lat.size - 1)
+            out["marks"].append([round(float(lat[i]), 5), round(float(lon[i]), 5), f"{mark / unit_m:.0f}"])
+    out["start"] = [float(lat[0]), float(lon[0])]
+    out["finish"] = [float(lat[-1]), float(lon[-1])]
+    return out
+
+
+def route_map(lat: np.ndarray, lon: np.ndarray, speed: np.ndarray | None = None,
+              cum_distance_m: np.ndarray | None = None, km_markers: bool = True,
+              unit_m: float = 1000.0) -> LocalMap:
+    """The route coloured by pace or speed, with start, finish and distance markers."""
+    return map_of_route(route_layers(lat, lon, speed, cum_distance_m, km_markers, unit_m))
+
+
+def map_of_route(layers: dict) -> LocalMap:
+    """A new folium map of ``route_layers`` output (a map object is rendered once: build one per page run)."""
+    if layers["bounds"] is None:
+        return base_map()
+    (south, west), (north, east) = layers["bounds"]
+    m = base_map(np.array([south, north]), np.array([west, east]))
+    width = 5 if len(layers["lines"]) > 1 else 4
+    for colour, lines in layers["lines"]:
+        folium.PolyLine(lines if len(lines) > 1 else lines[0], color=colour, weight=width, opacity=0.9,
+                        class_name="route-line").add_to(m)
+    if layers["marks"]:
+        _DistanceMarks(layers["marks"]).add_to(m)
+    folium.CircleMarker(layers["start"], radius=7, color="#ffffff", weight=2, fill=True,
                         fill_color="#2e9e44", fill_opacity=1, tooltip="start", class_name="start-marker").add_to(m)
-    folium.CircleMarker([float(lat[-1]), float(lon[-1])], radius=7, color="#ffffff", weight=2, fill=True,
+    folium.CircleMarker(layers["finish"], radius=7, color="#ffffff", weight=2, fill=True,
                         fill_color="#c0392b", fill_opacity=1, tooltip="finish", class_name="finish-marker").add_to(m)
     m.get_root().header.add_child(folium.Element(
         "<style>.km-marker{background:#fff;border:2px solid #242428;border-radius:50%;font:bold 10px/16px "
         "sans-serif;text-align:center;width:16px;height:16px}</style>"))
     return m
+
+
+class _DistanceMarks(MacroElement):
+    """Numbered distance markers, all drawn by one script (a folium Marker each renders
+    several templates: a long ride's markers took longer than the rest of the map)."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+    {{ this.marks_json }}.forEach(function (m) {
+        var label = document.createElement("div");
+        label.className = "km-marker";
+        label.textContent = m[2];
+        L.marker([m[0], m[1]], {icon: L.divIcon({html: label, className: "km-icon", iconSize: [20, 20],
+                                                  iconAnchor: [10, 10]})}).addTo({{ this._parent.get_name() }});
+    });
+    {% endmacro %}""")
+
+    def __init__(self, marks: list[list]):
+        super().__init__()
+        self._name = "DistanceMarks"
+        self.marks_json = json.dumps(marks)
 
 
 def heatmap(routes: list[tuple[np.ndarray, np.ndarray]]) -> LocalMap:

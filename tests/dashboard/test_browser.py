@@ -333,9 +333,13 @@ def test_moderator_dismisses_and_confirms_flags_and_the_athlete_sees_why(page, a
     b.wait_for()
     assert "km/h" in a.inner_text() and "Dana Driver" in a.inner_text()
     # The suspicious stretch is drawn over the route on the item's map, and the speed profile is there.
-    frame = a.frame_locator("iframe[title='streamlit_folium.st_folium']").first
-    frame.locator("path.suspicious-line").first.wait_for(state="attached")
-    a.locator(".js-plotly-plot").first.wait_for()
+    # Both items' maps and charts drawn first: one growing late would move the other's buttons
+    # under the click.
+    for item in (a, b):
+        frame = item.frame_locator("iframe[title='streamlit_folium.st_folium']").first
+        frame.locator("path.suspicious-line").first.wait_for(state="attached")
+        item.locator(".js-plotly-plot").first.wait_for()
+    settle(pg)
     shot(pg, "08-moderation")
 
     a.get_by_label("Note to the athlete (optional)").fill("GPS looked fine, legitimate")
