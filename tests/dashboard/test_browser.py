@@ -99,6 +99,17 @@ def settle(pg) -> None:
     pg.wait_for_timeout(300)
 
 
+def decide(pg, item, note: str, button: str) -> None:
+    """Write a moderator's note into an item's form and press one of its buttons."""
+    from playwright.sync_api import expect
+
+    box = item.get_by_label("Note to the athlete (optional)")
+    box.fill(note)
+    expect(box).to_have_value(note)
+    item.get_by_role("button", name=button).click()
+    settle(pg)
+
+
 def shot(pg, name: str) -> None:
     pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
@@ -342,13 +353,13 @@ def test_moderator_dismisses_and_confirms_flags_and_the_athlete_sees_why(page, a
     settle(pg)
     shot(pg, "08-moderation")
 
-    a.get_by_label("Note to the athlete (optional)").fill("GPS looked fine, legitimate")
-    a.get_by_role("button", name="Dismiss: legitimate").click()
-    settle(pg)
+    decide(pg, a, "GPS looked fine, legitimate", "Dismiss: legitimate")
     pg.locator(f".st-key-review_{ids['Browser drive A']}").wait_for(state="detached")
     b = pg.locator(f".st-key-review_{ids['Browser drive B']}")
-    b.get_by_label("Note to the athlete (optional)").fill("This was a car, not a run")
-    b.get_by_role("button", name="Confirm: irregular").click()
+    # The page has run again: wait until the remaining item is drawn before typing into it.
+    b.locator(".js-plotly-plot").first.wait_for()
+    settle(pg)
+    decide(pg, b, "This was a car, not a run", "Confirm: irregular")
     settle(pg)
     b.wait_for(state="detached")
     assert "Confirmed" in pg.inner_text("main")
@@ -360,6 +371,7 @@ def test_moderator_dismisses_and_confirms_flags_and_the_athlete_sees_why(page, a
         assert decisions[ids["Browser drive A"]].action == "dismiss"
         assert decisions[ids["Browser drive B"]].action == "confirm"
         assert decisions[ids["Browser drive B"]].moderator_id is not None
+        assert decisions[ids["Browser drive B"]].note == "This was a car, not a run"
         assert not s.get(Activity, ids["Browser drive A"]).held and s.get(Activity, ids["Browser drive B"]).held
     engine.dispose()
 
@@ -369,6 +381,7 @@ def test_moderator_dismisses_and_confirms_flags_and_the_athlete_sees_why(page, a
     sign_in(pg, app_url, ids["username"], "driver-pass-1")
     pg.goto(f"{app_url}/activity?id={ids['Browser drive B']}")
     pg.get_by_text("confirmed as irregular").wait_for()
+    pg.get_by_text("This was a car, not a run").wait_for()
     text = pg.inner_text("main")
     assert "km/h" in text and "This was a car, not a run" in text
     shot(pg, "09-flagged-activity")
