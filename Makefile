@@ -6,7 +6,7 @@ INGEST_HOST ?= 127.0.0.1
 INGEST_PORT ?= 8765
 SIM_DEVICES ?= 3
 DASHBOARD_PORT ?= 8501
-LEAFLET := dashboard/static/leaflet/.version-1.9.4
+ASSETS := dashboard/static/.installed
 
 .PHONY: setup run test lint bench clean
 
@@ -16,11 +16,12 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-# Leaflet for the maps, served by the app itself (no CDN at run time).
-$(LEAFLET): $(VENV)/.installed dashboard/assets.py
+# Leaflet for the maps and plotly's basic bundle for single charts, served by the app itself
+# (no CDN at run time).
+$(ASSETS): $(VENV)/.installed dashboard/assets.py
 	$(PY) -m dashboard.assets
 
-setup: $(VENV)/.installed $(LEAFLET)
+setup: $(VENV)/.installed $(ASSETS)
 
 run: setup
 	$(PY) -m core migrate

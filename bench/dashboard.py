@@ -113,6 +113,11 @@ def timed(context, url: str, ready) -> float:
         page.close()
 
 
+def chart(page):
+    """The page's plotly chart, drawn in its own frame (dashboard.ui.plotly_chart)."""
+    return page.frame_locator("iframe[srcdoc*='tracker-chart']").first.locator(".js-plotly-plot .main-svg")
+
+
 def map_frame(page):
     return page.frame_locator("iframe[title='streamlit_folium.st_folium']").first
 
@@ -146,9 +151,9 @@ def main() -> None:
                                      p.get_by_role("button", name="Load more").wait_for())),
         "activity (13,000 points)": (f"{app_url}/activity?id={ride_id}", lambda p: (
             map_frame(p).locator("path.route-line").first.wait_for(state="attached"),
-            p.locator(".js-plotly-plot").first.wait_for())),
+            chart(p).first.wait_for())),
         "leaderboard": (f"{app_url}/leaderboards", lambda p: (
-            p.get_by_text("Your rank").wait_for(), p.locator(".js-plotly-plot").first.wait_for())),
+            p.get_by_text("Your rank").wait_for(), chart(p).first.wait_for())),
     }
     results: dict[str, dict] = {}
     in_app: dict[str, list[float]] = {}

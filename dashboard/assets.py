@@ -1,9 +1,10 @@
-"""Install the map's browser assets (Leaflet) into ``dashboard/static`` so no page needs a CDN.
+"""Install the pages' browser assets (Leaflet, plotly's basic bundle) into ``dashboard/static``
+so no page needs a CDN.
 
 Streamlit serves ``dashboard/static`` at ``/app/static`` (``server.enableStaticServing``).
-The release tarball is fetched once from the npm registry (``TRACKER_NPM_REGISTRY`` to use a
+Each release tarball is fetched once from the npm registry (``TRACKER_NPM_REGISTRY`` to use a
 mirror), checked against its published SHA-512 before anything is unpacked, and only the
-files the map needs are written, with Leaflet's licence beside them.
+files the pages need are written, with each package's licence beside them.
 
     python -m dashboard.assets [--force]
 """
@@ -18,50 +19,92 @@ import os
 import sys
 import tarfile
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 STATIC = Path(__file__).resolve().parent / "static"
-LEAFLET_VERSION = "1.9.4"
-LEAFLET_SHA512 = "nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3XnWyZAxwQixURb+FA74PA=="
-WANTED = ("package/dist/leaflet.js", "package/dist/leaflet.css", "package/LICENSE")
-WANTED_DIRS = ("package/dist/images/",)
-TARGET = STATIC / "leaflet"
-MARKER = TARGET / f".version-{LEAFLET_VERSION}"
+STAMP = STATIC / ".installed"  # written once every package below is in place (the Makefile's target)
 
+
+@dataclass(frozen=True)
+class Package:
+    """One npm release: what to fetch, how to check it, and which of its files to keep."""
+
+    name: str
+    version: str
+    sha512: str
+    directory: str  # under dashboard/static
+    files: tuple[str, ...]  # paths in the tarball, kept under ``target`` without their ``strip`` prefix
+    dirs: tuple[str, ...] = ()
+    strip: str = "package/dist"
+
+    @property
+    def target(self) -> Path:
+        return STATIC / self.directory
+
+    @property
+    def marker(self) -> Path:
+        return self.target / f".version-{self.version}"
+
+
+LEAFLET = Package("leaflet", "1.9.4",
+                  "nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3XnWyZAxwQixURb+FA74PA==", "leaflet",
+                  ("package/dist/leaflet.js", "package/dist/leaflet.css", "package/LICENSE"),
+                  ("package/dist/images/",))
+# Plotly's own basic bundle (scatter, bar, pie): a quarter of the full library, for the pages
+# that draw one chart (see dashboard.ui.plotly_chart). Same plotly.js release as the Python package.
+PLOTLY_BASIC = Package("plotly.js-basic-dist-min", "4.1.1",
+                       "1oNF8PeQx2hv/y7tqEVWKD3JGwn/MGEMQ8mL9HUwsaqG9FGy/OU5FHUHvzqbqxN4mnwZGI9abTiE775C4kkjMQ==", "plotly",
+                       ("package/plotly-basic.min.js", "package/LICENSE"), strip="package")
+PACKAGES = (LEAFLET, PLOTLY_BASIC)
+
+LEAFLET_VERSION = LEAFLET.version
 LEAFLET_JS = "/app/static/leaflet/leaflet.js"
 LEAFLET_CSS = "/app/static/leaflet/leaflet.css"
 LEAFLET_IMAGES = "/app/static/leaflet/images/"
+PLOTLY_BASIC_JS = "/app/static/plotly/plotly-basic.min.js"
 
 
-def installed() -> bool:
-    return MARKER.exists() and (TARGET / "leaflet.js").exists()
+def installed(package: Package = LEAFLET) -> bool:
+    first = package.files[0]
+    return package.marker.exists() and (package.target / Path(first).relative_to(
+        package.strip if first.startswith(package.strip + "/") else "package")).exists()
 
 
-def install(force: bool = False) -> Path:
-    """Fetch, verify and unpack Leaflet; a no-op when this version is already there."""
-    if installed() and not force:
-        return TARGET
+def install_package(package: Package, force: bool = False) -> Path:
+    """Fetch, verify and unpack one package; a no-op when this version is already there."""
+    if installed(package) and not force:
+        return package.target
     registry = os.environ.get("TRACKER_NPM_REGISTRY", "https://registry.npmjs.org").rstrip("/")
-    url = f"{registry}/leaflet/-/leaflet-{LEAFLET_VERSION}.tgz"
+    url = f"{registry}/{package.name}/-/{package.name}-{package.version}.tgz"
     with urllib.request.urlopen(url, timeout=60) as response:
         data = response.read()
     digest = base64.b64encode(hashlib.sha512(data).digest()).decode()
-    if digest != LEAFLET_SHA512:
+    if digest != package.sha512:
         raise RuntimeError(f"{url}: SHA-512 mismatch, refusing to install it")
-    TARGET.mkdir(parents=True, exist_ok=True)
+    package.target.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         for member in tar.getmembers():
             name = member.name
-            if not member.isfile() or not (name in WANTED or name.startswith(WANTED_DIRS)):
+            wanted = name in package.files or any(name.startswith(d) for d in package.dirs)
+            if not member.isfile() or not wanted:
                 continue
-            relative = Path(name).relative_to("package/dist" if name.startswith("package/dist/") else "package")
+            prefix = package.strip if name.startswith(package.strip + "/") else "package"
+            relative = Path(name).relative_to(prefix)
             if ".." in relative.parts:
                 continue
-            out = TARGET / relative
+            out = package.target / relative
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(tar.extractfile(member).read())
-    MARKER.write_text(url + "\n")
-    return TARGET
+    package.marker.write_text(url + "\n")
+    return package.target
+
+
+def install(force: bool = False) -> list[Path]:
+    """Every package the pages need; then the stamp the Makefile waits for."""
+    paths = [install_package(package, force) for package in PACKAGES]
+    STAMP.write_text("".join(f"{p.name} {p.version}\n" for p in PACKAGES))
+    return paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,11 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", action="store_true", help="download again even if present")
     args = parser.parse_args(argv)
     try:
-        path = install(force=args.force)
+        install(force=args.force)
     except (OSError, RuntimeError) as exc:
-        print(f"could not install Leaflet: {exc}", file=sys.stderr)
+        print(f"could not install the browser assets: {exc}", file=sys.stderr)
         return 1
-    print(f"Leaflet {LEAFLET_VERSION} in {path}")
+    for package in PACKAGES:
+        print(f"{package.name} {package.version} in {package.target}")
     return 0
 
 

@@ -89,7 +89,7 @@ if lat.size >= 2:
     fig.update_xaxes(title_text=f"distance ({unit})", row=len(rows), col=1)
     fig.update_layout(height=220 * len(rows), margin={"l": 10, "r": 10, "t": 10, "b": 10}, showlegend=False)
     st.subheader("Charts")
-    st.plotly_chart(fig, key=f"charts_{activity_id}", config={"displaylogo": False})
+    ui.plotly_chart(fig)
 
 splits = summary.get("splits") or []
 split_rows = []

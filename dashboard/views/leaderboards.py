@@ -44,7 +44,7 @@ fig = go.Figure(go.Bar(x=[e.distance_m / unit_m for e in lines], y=labels, orien
                        text=[f"{e.distance_m / unit_m:.1f}" for e in lines], textposition="auto"))
 fig.update_layout(height=60 + 34 * len(lines), margin={"l": 10, "r": 10, "t": 10, "b": 10},
                   yaxis={"autorange": "reversed"}, xaxis_title=f"distance ({unit})")
-st.plotly_chart(fig, key="leaderboard_chart", config={"displaylogo": False})
+ui.plotly_chart(fig)
 mine = next((k for k, e in enumerate(lines) if e.user_id == v.id), None)
 ui.table([{"rank": e.rank, "athlete": e.name, f"distance ({unit})": f"{e.distance_m / unit_m:.1f}",
            "": "you" if e.user_id == v.id else ""} for e in lines], highlight=mine)

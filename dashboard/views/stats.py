@@ -47,7 +47,7 @@ fig = px.bar(weekly, x="start_time", y="distance", color="sport",
              color_discrete_map={"run": "#fc4c02", "ride": "#2c7bb6"},
              labels={"start_time": "week", "distance": f"distance ({unit})"})
 fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, bargap=0.15)
-st.plotly_chart(fig, key="weekly_volume", config={"displaylogo": False})
+ui.plotly_chart(fig)
 
 st.subheader("Totals")
 monthly = (df.set_index("start_time").groupby(pd.Grouper(freq="MS")).agg(

@@ -99,6 +99,11 @@ def settle(pg) -> None:
     pg.wait_for_timeout(300)
 
 
+def chart(pg):
+    """The page's plotly chart, drawn in its own frame (dashboard.ui.plotly_chart)."""
+    return pg.frame_locator("iframe[srcdoc*='tracker-chart']").first.locator(".js-plotly-plot .main-svg")
+
+
 def decide(pg, item, note: str, button: str) -> None:
     """Write a moderator's note into an item's form and press one of its buttons."""
     from playwright.sync_api import expect
@@ -181,7 +186,9 @@ def test_athlete_journey(page, app_url, world, tmp_path):
     assert frame.locator("path.route-line").count() >= 1
     assert frame.locator(".km-marker").count() >= 3
     assert frame.locator("path.start-marker").count() == 1 and frame.locator("path.finish-marker").count() == 1
-    pg.locator(".js-plotly-plot").first.wait_for()
+    chart(pg).first.wait_for()
+    # One chart per recorded series (pace and elevation here), stacked on a shared distance axis.
+    assert chart(pg).locator("xpath=..").locator("g.trace.scatter").count() >= 2
     assert "Splits" in pg.inner_text("main")
     assert pg.locator("table.tracker-table").first.locator("tbody tr").count() >= 10  # about 10.8 km
     assert XSS_TITLE in pg.inner_text("h1")
@@ -221,7 +228,7 @@ def test_athlete_journey(page, app_url, world, tmp_path):
     pg.goto(f"{app_url}/leaderboards")
     pg.get_by_text("Your rank").wait_for()
     settle(pg)
-    pg.locator(".js-plotly-plot").first.wait_for()
+    chart(pg).first.wait_for()
     assert "Mallory <script>alert(2)</script>" in pg.inner_text("main")
     shot(pg, "04-leaderboards")
 
@@ -232,6 +239,7 @@ def test_athlete_journey(page, app_url, world, tmp_path):
         if name == "stats":
             pg.frame_locator("iframe[title='streamlit_folium.st_folium']").first.locator(
                 "path.heat-line").first.wait_for(state="attached")
+            chart(pg).first.wait_for()  # the weekly volume
         if name == "live":
             pg.get_by_text(LIVE_TITLE).wait_for()
             pg.frame_locator("iframe[title='streamlit_folium.st_folium']").first.locator(
