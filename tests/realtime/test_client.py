@@ -82,10 +82,14 @@ def server_points(engine) -> tuple[int, int, str]:
 
 
 def recorded(buffer_path: Path) -> int:
+    """Points the device has logged so far (0 until its buffer file and tables exist)."""
     if not buffer_path.exists():
         return 0
     with sqlite3.connect(buffer_path) as db:
-        row = db.execute("SELECT max(next_seq) FROM activities").fetchone()
+        try:
+            row = db.execute("SELECT max(next_seq) FROM activities").fetchone()
+        except sqlite3.OperationalError:  # the client has created the file, not yet its tables
+            return 0
         return row[0] or 0
 
 
