@@ -141,18 +141,29 @@ class LoadResult:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def point_message(device: Device, points: int, t0: float) -> str:
+METRES_PER_DEGREE = 111_195.0
+
+
+def point_message(device: Device, points: int, t0: float, every_s: float = 0.01, speed_mps: float = 11.1) -> str:
+    """The device's next ``points`` fixes, ``every_s`` apart, heading north at ``speed_mps``."""
     batch = []
+    step = speed_mps * every_s / METRES_PER_DEGREE
     for _ in range(points):
-        batch.append({"seq": device.seq, "t": t0 + device.seq * 0.01, "lat": 46.0 + device.seq * 1e-6,
+        batch.append({"seq": device.seq, "t": t0 + device.seq * every_s, "lat": 46.0 + device.seq * step,
                       "lon": 14.5})
         device.seq += 1
     return json.dumps({"type": "points", "id": device.seq, "activity_id": device.activity_id, "points": batch})
 
 
 async def drive(port: int, devices: list[Device], seconds: float, points_per_message: int = 1,
-                interval_s: float | None = None, connect_spread_s: float = 0.0) -> LoadResult:
-    """Each device sends point messages (closed loop, or one every ``interval_s``) and waits for acks."""
+                interval_s: float | None = None, connect_spread_s: float = 0.0,
+                point_every_s: float = 0.01, speed_mps: float = 11.1) -> LoadResult:
+    """Each device sends point messages (closed loop, or one every ``interval_s``) and waits for acks.
+
+    Fixes are ``point_every_s`` apart in the track's own time (a phone logs one every 3 s on a
+    ride, 5 s on a run) at ``speed_mps``; sync-mode loads pack them closer, as a device
+    catching up sends a long recording.
+    """
     from websockets.asyncio.client import connect
     result = LoadResult()
     t0 = time.time() - 86_000
@@ -176,7 +187,7 @@ async def drive(port: int, devices: list[Device], seconds: float, points_per_mes
             first = True
             while time.monotonic() < end:
                 sent = time.monotonic()
-                await ws.send(point_message(device, points_per_message, t0))
+                await ws.send(point_message(device, points_per_message, t0, point_every_s, speed_mps))
                 while True:
                     reply = json.loads(await ws.recv())
                     if reply.get("type") != "cue":

@@ -46,7 +46,9 @@ def main() -> None:
     async def run():
         watcher = asyncio.create_task(watch())
         await asyncio.sleep(1)
-        result = await drive(port, devices, args.seconds, interval_s=args.interval, connect_spread_s=10.0)
+        # Runners: a fix every interval (5 s, as the seed has phones log a run) at 3 m/s.
+        result = await drive(port, devices, args.seconds, interval_s=args.interval, connect_spread_s=10.0,
+                             point_every_s=args.interval, speed_mps=3.0)
         watcher.cancel()
         return result
 

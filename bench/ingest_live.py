@@ -20,6 +20,8 @@ from pathlib import Path
 from _ingest import cpu_seconds, drive, make_devices, port_is_ingest, start_echo, start_ingest
 
 SEED_USERS = 10_000_000
+# Each device rides at 27 km/h and logs a fix every 3 s, as the seed has phones do on a ride.
+RIDING = {"point_every_s": 3.0, "speed_mps": 7.5}
 POINT_EVERY_S = (3.0, 5.0)
 
 
@@ -43,7 +45,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for proc_, port_, rates, cpu in ((echo, echo_port, base_rates, base_cpu), (ingest, port, our_rates, our_cpu)):
                 before, gen_before, began = cpu_seconds(proc_.pid), time.process_time(), time.monotonic()
-                result = asyncio.run(drive(port_, devices, args.seconds))
+                result = asyncio.run(drive(port_, devices, args.seconds, **RIDING))
                 wall = time.monotonic() - began
                 rates.append(result.rate)
                 cpu.append(((cpu_seconds(proc_.pid) - before) / max(result.messages, 1),
@@ -53,7 +55,7 @@ def main() -> None:
         echo.kill()
         rate = statistics.median(our_rates)
         half_interval = args.connections / (rate / 2)
-        half = asyncio.run(drive(port, devices, args.seconds, interval_s=half_interval))
+        half = asyncio.run(drive(port, devices, args.seconds, interval_s=half_interval, **RIDING))
     finally:
         echo.kill()
         ingest.terminate()
