@@ -70,7 +70,10 @@ class Store:
 
     def _close_raw(self) -> None:
         if self._raw_conn is not None:
-            self._raw_conn.close()
+            if self.dialect == "sqlite":
+                self._raw_conn.invalidate()  # its foreign keys are off: never back into the pool
+            else:
+                self._raw_conn.close()
             self._raw_conn = None
             self._staging_ready = False
 
@@ -105,7 +108,7 @@ class Store:
     def commit_batches(self, batches: list[tuple[int, list[tuple]]]) -> list[object]:
         """Insert many batches in one transaction; per batch, the seqs newly stored or an error.
 
-        This is the ingest hot path, so it speaks to the driver directly: one status
+        This is the ingest hot path, so it speaks to the driver directly: one locked status
         check, one multi-row insert that skips (activity, seq) pairs already stored, one
         commit. A batch for an activity that is no longer open gets ActivityClosed.
         """
@@ -115,7 +118,16 @@ class Store:
         try:
             ids = sorted({activity_id for activity_id, _ in batches})
             marks = ",".join([self._mark] * len(ids))
-            cur.execute(f"SELECT id, status FROM activities WHERE id IN ({marks})", ids)
+            # The check and the insert are one transaction that no status change or deletion
+            # can enter: SQLite takes its write lock first, PostgreSQL share-locks the rows
+            # (a status change waits for this commit). So the check also stands for the
+            # foreign key, which the SQLite connection then need not look up row by row.
+            if self.dialect == "sqlite":
+                cur.execute("BEGIN IMMEDIATE")
+                lock = ""
+            else:
+                lock = " FOR SHARE"
+            cur.execute(f"SELECT id, status FROM activities WHERE id IN ({marks}){lock}", ids)
             statuses = dict(cur.fetchall())
             rows = []
             for k, (activity_id, batch_rows) in enumerate(batches):
@@ -150,6 +162,8 @@ class Store:
                 # page once for many commits instead of once for a few.
                 cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
                 cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
+                # Only point inserts run here, after the locked status check (commit_batches).
+                cur.execute("PRAGMA foreign_keys=OFF")
                 cur.close()
         return self._raw_conn
 

@@ -1,0 +1,62 @@
+"""The ingest store's group commit on its own, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from core.accounts import create_user
+from core.activities import ActivityClosed, NotFound, change_status, create_activity
+from core.models import RoutePoint
+from realtime.store import Store
+
+
+def rows(activity_id: int, seqs) -> list[tuple]:
+    now = time.time() - 600
+    return [(activity_id, seq, now + seq, 46.0 + seq * 1e-4, 14.5, None, None, None, None) for seq in seqs]
+
+
+def stored(engine, activity_id: int) -> list[int]:
+    with Session(engine) as s:
+        return list(s.scalars(select(RoutePoint.seq).where(RoutePoint.activity_id == activity_id)
+                              .order_by(RoutePoint.seq)))
+
+
+def test_one_commit_stores_open_activities_and_refuses_closed_and_missing_ones(engine, db_url):
+    with Session(engine) as s, s.begin():
+        user = create_user(s, f"store_{time.time_ns()}")
+        open_, closed = create_activity(s, user, "ride"), create_activity(s, user, "run")
+        change_status(s, open_, "start")
+        change_status(s, closed, "start")
+        change_status(s, closed, "stop")
+        change_status(s, closed, "complete")
+        ids = open_.id, closed.id
+    store = Store(db_url)
+    try:
+        missing = max(ids) + 1000
+        results = store.commit_batches([(ids[0], rows(ids[0], range(5))), (ids[1], rows(ids[1], range(3))),
+                                        (missing, rows(missing, range(2)))])
+        assert results[0] == set(range(5))
+        assert isinstance(results[1], ActivityClosed) and isinstance(results[2], NotFound)
+        # Sent again with two new points: only those are stored, the rest are known.
+        again = store.commit_batches([(ids[0], rows(ids[0], range(3, 7)))])
+        assert again == [{5, 6}]
+    finally:
+        store.close()
+    assert stored(engine, ids[0]) == list(range(7))
+    assert stored(engine, ids[1]) == []
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(RoutePoint).where(RoutePoint.activity_id == missing)) == 0
+
+
+def test_the_ingest_connection_leaves_no_connection_without_foreign_keys(sqlite_engine):
+    """On SQLite the hot connection skips the foreign-key lookups; it never goes back to the pool."""
+    store = Store(sqlite_engine.url.render_as_string(hide_password=False))
+    store.commit_batches([])
+    store._raw()
+    store._close_raw()
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+    store.close()
