@@ -31,7 +31,7 @@ from core.feed import CursorError
 from core.live import CuePrefs, LiveStats
 from realtime import protocol
 from realtime.protocol import Create, Cues, Feed, Points, ProtocolError, Status
-from realtime.store import ActivityInfo, Identity, Store
+from realtime.store import CHECKPOINT_EVERY_S, ActivityInfo, Identity, Store
 
 log = logging.getLogger("realtime")
 
@@ -352,6 +352,15 @@ class IngestServer:
                     self.last_seen.pop(ws, None)
                     asyncio.create_task(ws.close(CLOSE_IDLE, "idle timeout"))
 
+    async def checkpointer(self, every_s: float = CHECKPOINT_EVERY_S) -> None:
+        """Checkpoint the SQLite WAL now and then on the database thread, not in a commit."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.db(self.store.checkpoint)
+            except Exception:  # noqa: BLE001 - the next round tries again; commits are unaffected
+                log.warning("WAL checkpoint failed", exc_info=True)
+
     async def committer(self) -> None:
         """Write queued batches, many connections per transaction, then acknowledge them.
 
@@ -389,6 +398,7 @@ class IngestServer:
         """Serve until ``stop`` resolves, then drain pending commits and close with 1001."""
         committer = asyncio.create_task(self.committer())
         sweeper = asyncio.create_task(self.idle_sweeper())
+        checkpointer = asyncio.create_task(self.checkpointer())
         publisher = asyncio.create_task(self.live_publisher()) if self.redis_url else None
         async with serve(self.handler, host, port, process_request=self.process_request,
                          max_size=protocol.MAX_MESSAGE_BYTES, compression=None,
@@ -408,6 +418,7 @@ class IngestServer:
             await server.wait_closed()
         committer.cancel()
         sweeper.cancel()
+        checkpointer.cancel()
         if publisher is not None:
             publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -28,7 +28,7 @@ from core.models import User
 from core.schema import migrate
 
 SQLITE_CACHE_KIB = 64 * 1024
-SQLITE_CHECKPOINT_PAGES = 10_000
+CHECKPOINT_EVERY_S = 1.0  # how often the SQLite WAL is copied into the database, off the event loop
 
 
 @dataclass
@@ -157,15 +157,26 @@ class Store:
             if self.dialect == "sqlite":
                 cur = self._raw_conn.cursor()
                 # Every open activity appends to its own leaf of the (activity, seq) index, so
-                # a commit touches one page per activity: keep them all in memory (64 MiB)
-                # and checkpoint the WAL less often (every 40 MiB), which writes each hot
-                # page once for many commits instead of once for a few.
+                # a commit touches one page per activity: keep them all in memory (64 MiB).
+                # The WAL is not checkpointed by this connection's commits (that would stall
+                # the event loop while pages are copied); see ``checkpoint``.
                 cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-                cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
+                cur.execute("PRAGMA wal_autocheckpoint=0")
                 # Only point inserts run here, after the locked status check (commit_batches).
                 cur.execute("PRAGMA foreign_keys=OFF")
                 cur.close()
         return self._raw_conn
+
+    def checkpoint(self) -> tuple[int, int] | None:
+        """Copy committed WAL pages into the SQLite database (PASSIVE: never waits on readers
+        or writers). Run on the database thread every ``CHECKPOINT_EVERY_S``; the driver
+        releases the GIL while it writes, so ingest goes on meanwhile. Returns the frames in
+        the WAL and how many of them are now in the database."""
+        if self.dialect != "sqlite":
+            return None
+        with self.engine.connect() as conn:
+            _busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+            return frames, copied
 
     def _insert_new(self, cur, rows: list[tuple]) -> set[tuple[int, int]]:
         """Insert rows (tuples in POINT_COLUMNS order) not stored yet; return the new (activity_id, seq)."""

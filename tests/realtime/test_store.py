@@ -51,10 +51,18 @@ def test_one_commit_stores_open_activities_and_refuses_closed_and_missing_ones(e
         assert s.scalar(select(func.count()).select_from(RoutePoint).where(RoutePoint.activity_id == missing)) == 0
 
 
-def test_the_ingest_connection_leaves_no_connection_without_foreign_keys(sqlite_engine):
-    """On SQLite the hot connection skips the foreign-key lookups; it never goes back to the pool."""
+def test_the_sqlite_ingest_connection_is_checkpointed_apart_and_never_pooled(sqlite_engine):
+    """The hot connection skips foreign-key lookups and WAL checkpoints; it never goes back to the pool."""
     store = Store(sqlite_engine.url.render_as_string(hide_password=False))
-    store.commit_batches([])
+    with Session(sqlite_engine) as s, s.begin():
+        activity = create_activity(s, create_user(s, f"wal_{time.time_ns()}"), "run")
+        change_status(s, activity, "start")
+        activity_id = activity.id
+    store.commit_batches([(activity_id, rows(activity_id, range(50)))])
+    # Its commits leave the WAL to the checkpoint, which copies every committed page.
+    frames, copied = store.checkpoint()
+    assert frames > 0 and copied == frames
+    assert stored(sqlite_engine, activity_id) == list(range(50))
     store._raw()
     store._close_raw()
     with store.engine.connect() as conn:
