@@ -201,6 +201,20 @@ def _pace_words(sport: str, speed: float) -> str:
     return f"{speed * 3.6:.1f} km/h"
 
 
+# How each of the athlete's own metrics reads in a reason: (sport, this value, usual value).
+BASELINE_WORDS = {
+    "speed": lambda sport, v, u: f"{_pace_words(sport, v)} against your usual {_pace_words(sport, u)}",
+    "efficiency": lambda sport, v, u: (f"{v:.2f} m per heartbeat against your usual {u:.2f} m "
+                                       "(much faster for the same effort)"),
+    "watts_per_beat": lambda sport, v, u: (f"an estimated {v:.2f} W per heartbeat against your usual {u:.2f} W "
+                                           "(much more power for the same effort, as with a motor)"),
+    "climb_speed": lambda sport, v, u: (f"climbs ridden at {v * 100:.0f}% of your speed on the flat against "
+                                        f"your usual {u * 100:.0f}%"),
+    "climbing": lambda sport, v, u: f"climbing {v:.0f} m an hour against your usual {u:.0f} m",
+    "power": lambda sport, v, u: f"estimated 5-minute power {v:.1f} W/kg against your usual {u:.1f} W/kg",
+}
+
+
 @dataclass
 class Verdict:
     """The combined judgement on one activity."""
@@ -240,24 +254,7 @@ def judge(features: Features, hits: list[Hit], model: PopulationModel | None,
             p_athlete = max(p_athlete, p)
             if p < 0.5:
                 continue
-            if metric == "speed":
-                text = (f"{_pace_words(features.sport, math.exp(value))} against your usual "
-                        f"{_pace_words(features.sport, math.exp(usual))}")
-            elif metric == "efficiency":
-                text = (f"{math.exp(value):.2f} m per heartbeat against your usual {math.exp(usual):.2f} m "
-                        f"(much faster for the same effort)")
-            elif metric == "watts_per_beat":
-                text = (f"an estimated {math.exp(value):.2f} W per heartbeat against your usual "
-                        f"{math.exp(usual):.2f} W (much more power for the same effort, as with a motor)")
-            elif metric == "climb_speed":
-                text = (f"climbs ridden at {math.exp(value) * 100:.0f}% of your speed on the flat against your "
-                        f"usual {math.exp(usual) * 100:.0f}%")
-            elif metric == "climbing":
-                text = (f"climbing {math.exp(value):.0f} m an hour against your usual "
-                        f"{math.exp(usual):.0f} m")
-            else:
-                text = (f"estimated 5-minute power {math.exp(value):.1f} W/kg against your usual "
-                        f"{math.exp(usual):.1f} W/kg")
+            text = BASELINE_WORDS[metric](features.sport, math.exp(value), math.exp(usual))
             count = baseline.metrics[metric][2]
             reasons.append(f"{text} (z = {z:.1f} over {count} past {features.sport}s)")
     score = 1.0 - (1.0 - p_rules) * (1.0 - FOREST_WEIGHT * p_forest) * (1.0 - p_athlete)

@@ -279,3 +279,9 @@ def test_live_watch_needs_a_sustained_stretch_and_speaks_once_per_stretch():
     down = [1000.0 - 19.4 * 5 * 0.06 * k for k in range(n)]
     assert feed(VehicleWatch("ride"), [19.4] * n, ele=down) == []
     assert len(feed(VehicleWatch("ride"), [19.4] * n, ele=[100.0] * n)) == 1
+
+
+def test_every_baseline_metric_has_words_for_its_reason():
+    from core.anomaly.model import BASELINE_METRICS, BASELINE_WORDS
+    assert set(BASELINE_WORDS) == set(BASELINE_METRICS)
+    assert "against your usual" in BASELINE_WORDS["power"]("ride", 4.5, 3.0)
