@@ -22,7 +22,7 @@ from core.anomaly.limits import WORLD_RECORD_S
 from core.cleaning import MAX_SPEED_MPS, CleanTrack, clean_track
 from core.geo import local_xy, segment_lengths_m
 from core.points import Track
-from core.trackstats import pause_gap_s
+from core.trackstats import BEST_EFFORT_DISTANCES_M, pause_gap_s
 
 # A step this long and this much faster than the sport allows is a jump, not movement.
 TELEPORT_MIN_M = 200.0
@@ -37,7 +37,6 @@ CRR = 0.005
 CDA_M2 = 0.35
 RHO = 1.2
 G = 9.81
-EFFORT_DISTANCES_M = (400, 1000, 5000, 10000)
 POWER_WINDOWS_S = (15, 60, 300, 1200)
 # Descending faster than this grade, a ride's speed says nothing about the rider.
 RIDE_DESCENT_GRADE = -0.02
@@ -113,7 +112,7 @@ def _grid_speed(t: np.ndarray, dist: np.ndarray, grid: np.ndarray, window_s: flo
 def _best_efforts(t: np.ndarray, dist: np.ndarray, ele: np.ndarray | None, sport: str) -> dict[int, dict]:
     """Fastest wall-clock time over each effort distance (rides: not downhill)."""
     out = {}
-    for metres in EFFORT_DISTANCES_M:
+    for metres in BEST_EFFORT_DISTANCES_M:
         if dist.size < 2 or dist[-1] < metres:
             continue
         ends = np.flatnonzero(dist >= metres)
