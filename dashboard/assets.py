@@ -58,7 +58,6 @@ PLOTLY_BASIC = Package("plotly.js-basic-dist-min", "4.1.1",
                        ("package/plotly-basic.min.js", "package/LICENSE"), strip="package")
 PACKAGES = (LEAFLET, PLOTLY_BASIC)
 
-LEAFLET_VERSION = LEAFLET.version
 LEAFLET_JS = "/app/static/leaflet/leaflet.js"
 LEAFLET_CSS = "/app/static/leaflet/leaflet.css"
 LEAFLET_IMAGES = "/app/static/leaflet/images/"

@@ -168,13 +168,6 @@ def route_layers(lat: np.ndarray, lon: np.ndarray, speed: np.ndarray | None = No
     return out
 
 
-def route_map(lat: np.ndarray, lon: np.ndarray, speed: np.ndarray | None = None,
-              cum_distance_m: np.ndarray | None = None, km_markers: bool = True,
-              unit_m: float = 1000.0) -> LocalMap:
-    """The route coloured by pace or speed, with start, finish and distance markers."""
-    return map_of_route(route_layers(lat, lon, speed, cum_distance_m, km_markers, unit_m))
-
-
 def map_of_route(layers: dict) -> LocalMap:
     """A new folium map of ``route_layers`` output (a map object is rendered once: build one per page run)."""
     if layers["bounds"] is None:
