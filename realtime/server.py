@@ -398,7 +398,8 @@ class IngestServer:
         """Serve until ``stop`` resolves, then drain pending commits and close with 1001."""
         committer = asyncio.create_task(self.committer())
         sweeper = asyncio.create_task(self.idle_sweeper())
-        checkpointer = asyncio.create_task(self.checkpointer())
+        # PostgreSQL checkpoints by itself; only SQLite's WAL is left to this process.
+        checkpointer = asyncio.create_task(self.checkpointer()) if self.store.dialect == "sqlite" else None
         publisher = asyncio.create_task(self.live_publisher()) if self.redis_url else None
         async with serve(self.handler, host, port, process_request=self.process_request,
                          max_size=protocol.MAX_MESSAGE_BYTES, compression=None,
@@ -418,7 +419,8 @@ class IngestServer:
             await server.wait_closed()
         committer.cancel()
         sweeper.cancel()
-        checkpointer.cancel()
+        if checkpointer is not None:
+            checkpointer.cancel()
         if publisher is not None:
             publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -167,13 +167,11 @@ class Store:
                 cur.close()
         return self._raw_conn
 
-    def checkpoint(self) -> tuple[int, int] | None:
-        """Copy committed WAL pages into the SQLite database (PASSIVE: never waits on readers
+    def checkpoint(self) -> tuple[int, int]:
+        """SQLite only: copy committed WAL pages into the database (PASSIVE: never waits on readers
         or writers). Run on the database thread every ``CHECKPOINT_EVERY_S``; the driver
         releases the GIL while it writes, so ingest goes on meanwhile. Returns the frames in
         the WAL and how many of them are now in the database."""
-        if self.dialect != "sqlite":
-            return None
         with self.engine.connect() as conn:
             _busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
             return frames, copied
