@@ -46,6 +46,10 @@ class Package:
     def marker(self) -> Path:
         return self.target / f".version-{self.version}"
 
+    def local(self, name: str) -> Path:
+        """Where a file of the tarball goes: under ``target``, without its ``strip`` prefix."""
+        return self.target / Path(name).relative_to(self.strip if name.startswith(self.strip + "/") else "package")
+
 
 LEAFLET = Package("leaflet", "1.9.4",
                   "nxS1ynzJOmOlHp+iL3FyWqK89GtNL8U8rvlMOsQdTTssxZwCXh8N2NB3GDQOL+YR3XnWyZAxwQixURb+FA74PA==", "leaflet",
@@ -64,10 +68,8 @@ LEAFLET_IMAGES = "/app/static/leaflet/images/"
 PLOTLY_BASIC_JS = "/app/static/plotly/plotly-basic.min.js"
 
 
-def installed(package: Package = LEAFLET) -> bool:
-    first = package.files[0]
-    return package.marker.exists() and (package.target / Path(first).relative_to(
-        package.strip if first.startswith(package.strip + "/") else "package")).exists()
+def installed(package: Package) -> bool:
+    return package.marker.exists() and package.local(package.files[0]).exists()
 
 
 def install_package(package: Package, force: bool = False) -> Path:
@@ -88,11 +90,9 @@ def install_package(package: Package, force: bool = False) -> Path:
             wanted = name in package.files or any(name.startswith(d) for d in package.dirs)
             if not member.isfile() or not wanted:
                 continue
-            prefix = package.strip if name.startswith(package.strip + "/") else "package"
-            relative = Path(name).relative_to(prefix)
-            if ".." in relative.parts:
+            out = package.local(name)
+            if ".." in out.relative_to(package.target).parts:
                 continue
-            out = package.target / relative
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_bytes(tar.extractfile(member).read())
     package.marker.write_text(url + "\n")
