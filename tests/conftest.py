@@ -20,7 +20,9 @@ from core.db import make_engine
 from core.schema import migrate
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
-SHARED_TRACKS = Path(__file__).resolve().parents[2] / "shared" / "data" / "tracks"
+# Where the app itself looks (TRACKER_SHARED_TRACKS, else ../shared/data/tracks).
+SHARED_TRACKS = Path(os.environ.get("TRACKER_SHARED_TRACKS")
+                     or Path(__file__).resolve().parents[2] / "shared" / "data" / "tracks")
 
 
 def need(condition: bool, reason: str) -> None:
