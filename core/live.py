@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from math import floor
 
 from core.cleaning import MAX_SPEED_MPS
 from core.geo import distance_m
 from core.trackstats import PAUSE_GAP_S, THIN_DISTANCE_M, THIN_TIME_S
 
 CURRENT_PACE_WINDOW_S = 30.0
+MIN_PACE_SPEED_MPS = 0.3  # slower than this is standing still: no pace
 CUE_FIELDS = ("time", "distance", "pace")
 
 
@@ -43,7 +45,7 @@ class CuePrefs:
         return {"fields": list(self.fields), "every_km": self.every_km, "every_min": self.every_min}
 
 
-@dataclass
+@dataclass(slots=True)
 class LiveStats:
     """Running distance, times and pace of one activity, fed point by point."""
 
@@ -60,37 +62,44 @@ class LiveStats:
     _next_min: float | None = None
     _pending: list = field(default_factory=list)
 
+    _vmax: float = 0.0  # the sport's speed limit: a faster step is a GPS spike
+
     def __post_init__(self) -> None:
         self._next_km = self.prefs.every_km
         self._next_min = self.prefs.every_min
+        self._vmax = MAX_SPEED_MPS.get(self.sport, MAX_SPEED_MPS["other"])
 
     def add(self, t: float, lat: float | None, lon: float | None) -> None:
         """Take one point; points older than the last one are left to the final summary."""
-        if self.last_t is not None and t <= self.last_t:
-            return
-        if self.first_t is None:
+        last_t = self.last_t
+        if last_t is None:
             self.first_t = t
+        elif t <= last_t:
+            return
         before_moving, before_distance = self.moving_s, self.distance_m
-        if self.last_t is not None and not self.paused and t - self.last_t <= PAUSE_GAP_S:
-            self.moving_s += t - self.last_t
+        if last_t is not None and not self.paused and t - last_t <= PAUSE_GAP_S:
+            self.moving_s += t - last_t
         self.last_t = t
         self._advance(t, lat, lon)
-        self._schedule_cues(before_moving, before_distance)
+        # Most points cross no cue mark: one comparison each says so.
+        next_km, next_min = self._next_km, self._next_min
+        if (next_km and self.distance_m >= next_km * 1000) or (next_min and self.moving_s >= next_min * 60):
+            self._schedule_cues(before_moving, before_distance)
 
     def _advance(self, t: float, lat: float | None, lon: float | None) -> None:
         if lat is None or lon is None or self.paused:
             if self.paused:
                 self.anchor = None
             return
-        if self.anchor is None:
+        anchor = self.anchor
+        if anchor is None:
             self.anchor = (t, lat, lon)
             self._window.append((t, self.distance_m))
             return
-        at, alat, alon = self.anchor
+        at, alat, alon = anchor
         step = distance_m(alat, alon, lat, lon)
         dt = t - at
-        vmax = MAX_SPEED_MPS.get(self.sport, MAX_SPEED_MPS["other"])
-        if dt > 0 and step > vmax * dt:
+        if dt > 0 and step > self._vmax * dt:
             return  # a spike: wait for the fix to come back
         if dt > PAUSE_GAP_S:
             self.anchor = (t, lat, lon)
@@ -98,9 +107,10 @@ class LiveStats:
         if step >= THIN_DISTANCE_M or dt >= THIN_TIME_S:
             self.distance_m += step
             self.anchor = (t, lat, lon)
-            self._window.append((t, self.distance_m))
-            while len(self._window) > 2 and t - self._window[0][0] > CURRENT_PACE_WINDOW_S:
-                self._window.popleft()
+            window = self._window
+            window.append((t, self.distance_m))
+            while len(window) > 2 and t - window[0][0] > CURRENT_PACE_WINDOW_S:
+                window.popleft()
 
     def _schedule_cues(self, before_moving: float, before_distance: float) -> None:
         """Queue the cues whose mark this point crossed, with values at the mark itself."""
@@ -153,29 +163,30 @@ class LiveStats:
         current_speed = None
         window = self._window
         if len(window) >= 2:
-            (t0, d0), (t1, d1) = window[0], window[-1]
+            t0, d0 = window[0]
+            t1, d1 = window[-1]
             if t1 > t0:
                 current_speed = (d1 - d0) / (t1 - t0)
-        moving, distance = self.moving_s, self.distance_m
+        moving, distance, first_t = self.moving_s, self.distance_m, self.first_t
         avg_speed = distance / moving if moving > 0 else None
+        # Sent with every acknowledgement, so rounded with floor (half up; every value here
+        # is at least 0), a third of the cost of round(); paces inline (none when standing).
         return {
-            "elapsed_s": round(self.last_t - self.first_t, 1) if self.first_t is not None else 0.0,
-            "moving_s": round(moving, 1),
-            "distance_m": round(distance, 1),
-            "current_speed_mps": None if current_speed is None else round(current_speed, 2),
-            "avg_speed_mps": None if avg_speed is None else round(avg_speed, 2),
-            "current_pace_s_per_km": _pace(current_speed),
-            "avg_pace_s_per_km": _pace(avg_speed),
+            "elapsed_s": 0.0 if first_t is None else floor((self.last_t - first_t) * 10.0 + 0.5) / 10.0,
+            "moving_s": floor(moving * 10.0 + 0.5) / 10.0,
+            "distance_m": floor(distance * 10.0 + 0.5) / 10.0,
+            "current_speed_mps": None if current_speed is None else floor(current_speed * 100.0 + 0.5) / 100.0,
+            "avg_speed_mps": None if avg_speed is None else floor(avg_speed * 100.0 + 0.5) / 100.0,
+            "current_pace_s_per_km": floor(10_000.0 / current_speed + 0.5) / 10.0
+            if current_speed is not None and current_speed > MIN_PACE_SPEED_MPS else None,
+            "avg_pace_s_per_km": floor(10_000.0 / avg_speed + 0.5) / 10.0
+            if avg_speed is not None and avg_speed > MIN_PACE_SPEED_MPS else None,
         }
 
     def due_cues(self) -> list[str]:
         """Cue sentences that became due since the last call."""
         cues, self._pending = self._pending, []
         return cues
-
-
-def _pace(speed: float | None) -> float | None:
-    return round(1000.0 / speed, 1) if speed and speed > 0.3 else None
 
 
 def _plural(n: int, word: str) -> str:

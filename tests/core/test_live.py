@@ -23,6 +23,29 @@ def test_distance_time_and_pace_update_as_points_arrive():
     assert snap["current_pace_s_per_km"] == pytest.approx(333.3, rel=0.02)
 
 
+def test_the_snapshot_is_rounded_to_tenths_and_hundredths():
+    """Every figure sent with an ack is rounded to tenths or hundredths, and a
+    stationary athlete has no pace."""
+    live = LiveStats("ride")
+    feed(live, 37, step=3.0, speed=7.31)
+    snap = live.snapshot()
+    window = list(live._window)
+    current = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
+    avg = live.distance_m / live.moving_s
+    assert snap == {
+        "elapsed_s": round(live.last_t - live.first_t, 1), "moving_s": round(live.moving_s, 1),
+        "distance_m": round(live.distance_m, 1), "current_speed_mps": round(current, 2),
+        "avg_speed_mps": round(avg, 2), "current_pace_s_per_km": round(1000 / current, 1),
+        "avg_pace_s_per_km": round(1000 / avg, 1)}
+    assert all(len(repr(v).split(".")[1]) <= 2 for v in snap.values())
+    still = LiveStats("run")
+    for i in range(10):
+        still.add(T0 + 5 * i, 46.05, 14.5)
+    assert still.snapshot()["current_pace_s_per_km"] is None
+    assert still.snapshot()["avg_pace_s_per_km"] is None
+    assert LiveStats("run").snapshot()["elapsed_s"] == 0.0
+
+
 def test_a_cue_comes_at_each_kilometre_with_the_time_at_the_mark():
     """Cues every km carry the time when the mark was passed, not when the batch ended."""
     live = LiveStats("run")
