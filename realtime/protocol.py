@@ -297,6 +297,12 @@ def dumps(message: dict) -> str:
     return orjson.dumps(message).decode()
 
 
+def dumps_utf8(message: dict) -> bytes:
+    """Serialise an outgoing message as UTF-8, to send as a text frame (``send(..., text=True)``)
+    without decoding and encoding it again: every acknowledgement goes this way."""
+    return orjson.dumps(message)
+
+
 def error_message(code: str, message: str, request_id=None) -> dict:
     """An error for the client: a code from ERROR_CODES and a human message."""
     out = {"type": "error", "code": code, "message": message}

@@ -179,8 +179,11 @@ class IngestServer:
             await self.send_error(ws, exc)
             return
         try:
-            if isinstance(msg, Points):
-                await self.on_points(ws, me, msg)
+            if type(msg) is Points:  # the hot path: no coroutine of its own unless the activity is new here
+                info = self.activities.get(msg.activity_id)
+                if info is None or info.user_id != me.user_id:
+                    info = await self.activity_for(me, msg.activity_id)
+                self.enqueue(ws, info, msg)
                 return
             # Keep each connection's order: its earlier points are committed and
             # acknowledged before a later command runs.
@@ -257,11 +260,9 @@ class IngestServer:
         await ws.send(protocol.dumps({"type": "status", "id": msg.id, "activity_id": info.id,
                                       "status": info.status}))
 
-    async def on_points(self, ws, me: Identity, msg: Points) -> None:
-        """Queue a batch for the group commit; the committer acknowledges it once durable."""
-        info = self.activities.get(msg.activity_id)
-        if info is None or info.user_id != me.user_id:
-            info = await self.activity_for(me, msg.activity_id)
+    def enqueue(self, ws, info: ActivityInfo, msg: Points) -> None:
+        """Queue a batch of the activity's owner for the group commit; the committer
+        acknowledges it once durable."""
         if info.status not in ("created", "active", "paused", "stopped"):
             raise ActivityError(f"activity {info.id} is {info.status}: it takes no more points", "activity_closed")
         pending = PendingBatch(ws, msg, info.id, [p.row(info.id) for p in msg.points])
@@ -299,10 +300,10 @@ class IngestServer:
                 warning = None
         if self.redis_url:  # nobody drains the set without a publisher
             self.live_dirty.add(activity_id)
-        await ws.send(protocol.dumps({
+        await ws.send(protocol.dumps_utf8({
             "type": "ack", "id": msg.id, "activity_id": activity_id, "stored": len(stored),
             "duplicates": len(msg.points) - len(stored),
-            "stats": live.snapshot() if live is not None else None}))
+            "stats": live.snapshot() if live is not None else None}), text=True)
         for text in cues:
             await ws.send(protocol.dumps({"type": "cue", "activity_id": activity_id, "text": text}))
         if warning is not None:

@@ -145,9 +145,11 @@ class Store:
             raise
         finally:
             cur.close()
+        every_row_new = len(stored) == len(rows)  # the usual case: no resends
         for k, (activity_id, batch_rows) in enumerate(batches):
             if results[k] is None:
-                results[k] = {r[1] for r in batch_rows if (activity_id, r[1]) in stored}
+                results[k] = {r[1] for r in batch_rows} if every_row_new else \
+                    {r[1] for r in batch_rows if (activity_id, r[1]) in stored}
         return results
 
     def _raw(self):
