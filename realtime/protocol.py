@@ -85,7 +85,11 @@ class Point:
     cad: float | None = None
 
     def row(self, activity_id: int) -> tuple:
-        """The storage row for this point, in ``POINT_COLUMNS`` order."""
+        """The storage row for this point, in ``POINT_COLUMNS`` order. A plain fix (no
+        elevation, accuracy, heart rate or cadence, as most phones send) stops after ``lon``:
+        the store inserts those through a statement with five columns, which is cheaper."""
+        if self.ele is None and self.acc is None and self.hr is None and self.cad is None:
+            return (activity_id, self.seq, self.t, self.lat, self.lon)
         return (activity_id, self.seq, self.t, self.lat, self.lon, self.ele, self.acc, self.hr, self.cad)
 
 

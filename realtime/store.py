@@ -28,6 +28,7 @@ from core.models import User
 from core.schema import migrate
 
 SQLITE_CACHE_KIB = 64 * 1024
+NO_EXTRAS = (None, None, None, None)  # ele, acc, hr, cad of a plain fix
 CHECKPOINT_EVERY_S = 1.0  # how often the SQLite WAL is copied into the database, off the event loop
 
 
@@ -179,7 +180,10 @@ class Store:
             return frames, copied
 
     def _insert_new(self, cur, rows: list[tuple]) -> set[tuple[int, int]]:
-        """Insert rows (tuples in POINT_COLUMNS order) not stored yet; return the new (activity_id, seq)."""
+        """Insert rows not stored yet; return the new (activity_id, seq).
+
+        Rows are tuples in POINT_COLUMNS order, either all nine or the first five (a plain
+        fix, see ``Point.row``)."""
         if self.dialect == "postgresql":
             # COPY into a per-connection staging table, then one insert that skips what exists.
             if not self._staging_ready:
@@ -188,7 +192,7 @@ class Store:
                 self._staging_ready = True
             with cur.copy("COPY staging_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row(row)
+                    copy.write_row(row if len(row) == 9 else row + NO_EXTRAS)
             cur.execute("INSERT INTO route_points SELECT * FROM staging_points"
                         " ON CONFLICT DO NOTHING RETURNING activity_id, seq")
             return set(cur.fetchall())
@@ -200,8 +204,13 @@ class Store:
         cur.execute("SELECT coalesce(max(rowid), 0) FROM route_points")
         rowid_mark = cur.fetchone()[0]
         before = driver.total_changes
-        cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        plain = [r for r in rows if len(r) == 5]
+        if plain:
+            cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon)"
+                            " VALUES (?, ?, ?, ?, ?)", plain)
+        if len(plain) < len(rows):
+            cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [r for r in rows if len(r) == 9])
         unique = set(keys)
         if driver.total_changes - before == len(unique) == len(keys):
             return unique

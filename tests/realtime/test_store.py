@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from core.accounts import create_user
 from core.activities import ActivityClosed, NotFound, change_status, create_activity
 from core.models import RoutePoint
+from realtime.protocol import Point
 from realtime.store import Store
 
 
@@ -49,6 +50,32 @@ def test_one_commit_stores_open_activities_and_refuses_closed_and_missing_ones(e
     assert stored(engine, ids[1]) == []
     with Session(engine) as s:
         assert s.scalar(select(func.count()).select_from(RoutePoint).where(RoutePoint.activity_id == missing)) == 0
+
+
+def test_plain_fixes_and_fixes_with_sensor_values_store_alike_in_one_commit(engine, db_url):
+    """A plain fix takes the short row; one with elevation, accuracy, heart rate or cadence
+    the full one. Both land in one commit with every value, and resends of either are known."""
+    with Session(engine) as s, s.begin():
+        activity = create_activity(s, create_user(s, f"rows_{time.time_ns()}"), "ride")
+        change_status(s, activity, "start")
+        activity_id = activity.id
+    t0 = time.time() - 600
+    points = [Point(0, t0, 46.0, 14.5), Point(1, t0 + 3, 46.0001, 14.5, ele=301.5),
+              Point(2, t0 + 6, 46.0002, 14.5), Point(3, t0 + 9, None, None, hr=142.0, cad=88.0),
+              Point(4, t0 + 12, 46.0004, 14.5, acc=4.0)]
+    batch = [p.row(activity_id) for p in points]
+    assert [len(r) for r in batch] == [5, 9, 5, 9, 9]
+    store = Store(db_url)
+    try:
+        assert store.commit_batches([(activity_id, batch[:3]), (activity_id, batch[3:])]) == [{0, 1, 2}, {3, 4}]
+        assert store.commit_batches([(activity_id, [batch[0], batch[3]])]) == [set()]
+    finally:
+        store.close()
+    with Session(engine) as s:
+        got = s.execute(select(RoutePoint.seq, RoutePoint.t, RoutePoint.lat, RoutePoint.lon, RoutePoint.ele,
+                               RoutePoint.acc, RoutePoint.hr, RoutePoint.cad)
+                        .where(RoutePoint.activity_id == activity_id).order_by(RoutePoint.seq)).all()
+    assert [tuple(r) for r in got] == [(p.seq, p.t, p.lat, p.lon, p.ele, p.acc, p.hr, p.cad) for p in points]
 
 
 def test_the_sqlite_ingest_connection_is_checkpointed_apart_and_never_pooled(sqlite_engine):
