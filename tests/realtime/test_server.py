@@ -17,7 +17,7 @@ T0 = time.time() - 3600
 
 
 @contextmanager
-def open_device(ingest, username="runner_1"):
+def open_device(ingest, username="device_runner"):
     with connect(ingest.url, additional_headers={"Authorization": f"Bearer {ingest.token(username)}"},
                  open_timeout=10) as ws:
         welcome = json.loads(ws.recv(timeout=10))
