@@ -1,8 +1,12 @@
 """Migrations run up and down on SQLite and PostgreSQL; SQLite is set up to be crash-safe."""
 
-from sqlalchemy import text
+import sqlite3
 
-from core.db import make_engine
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from core.accounts import create_user
+from core.db import SQLITE_PAGE_BYTES, make_engine
 from core.schema import downgrade, migrate, table_names
 
 TABLES = {"users", "friends", "activities", "route_points", "activity_events", "comments", "kudos",
@@ -30,3 +34,23 @@ def test_sqlite_runs_in_wal_with_full_sync(sqlite_engine):
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 2
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_a_new_sqlite_database_has_small_pages_and_an_old_one_keeps_its_own(tmp_path, sqlite_engine):
+    """New files get SQLITE_PAGE_BYTES; a database made with SQLite's default 4 KiB pages
+    opens, migrates and takes writes with its page size unchanged."""
+    with sqlite_engine.connect() as conn:
+        assert conn.execute(text("PRAGMA page_size")).scalar() == SQLITE_PAGE_BYTES
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as conn:
+        conn.execute("PRAGMA page_size=4096")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE keep (x INTEGER)")
+    engine = make_engine(f"sqlite:///{old}")
+    migrate(engine)
+    with Session(engine) as s, s.begin():
+        create_user(s, "old_file_athlete")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA page_size")).scalar() == 4096
+        assert conn.execute(text("SELECT count(*) FROM users WHERE username = 'old_file_athlete'")).scalar() == 1
+    engine.dispose()
