@@ -61,8 +61,7 @@ class LiveStats:
     _next_km: float | None = None
     _next_min: float | None = None
     _pending: list = field(default_factory=list)
-
-    _vmax: float = 0.0  # the sport's speed limit: a faster step is a GPS spike
+    _vmax: float = field(init=False, repr=False, default=0.0)  # the sport's speed limit: faster is a spike
 
     def __post_init__(self) -> None:
         self._next_km = self.prefs.every_km

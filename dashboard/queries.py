@@ -14,7 +14,7 @@ import numpy as np
 from sqlalchemy import func, or_, select
 
 from core import livestate
-from core.activities import pause_intervals, record_track, stored_track
+from core.activities import OPEN_STATUSES, pause_intervals, record_track, stored_track
 from core.cleaning import clean_track
 from core.feed import can_view, feed_page
 from core.fileio import load_track, to_gpx
@@ -161,7 +161,7 @@ def live_activities(s, viewer_id: int, redis=None) -> list[dict]:
     configured and present; otherwise they are recomputed from the stored points."""
     follows = select(Friend.friend_id).where(Friend.user_id == viewer_id)
     rows = s.scalars(select(Activity).where(
-        Activity.status.in_(("created", "active", "paused", "stopped")),
+        Activity.status.in_(OPEN_STATUSES),
         (Activity.user_id == viewer_id) | (Activity.user_id.in_(follows) & (Activity.visibility != "private")),
     ).order_by(Activity.created_at.desc()).limit(50)).all()
     states = livestate.read(redis) if redis is not None and rows else {}

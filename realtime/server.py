@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from core import livestate
-from core.activities import ActivityError
+from core.activities import OPEN_STATUSES, ActivityError
 from core.anomaly.live import VehicleWatch
 from core.config import load_settings
 from core.feed import CursorError
@@ -270,7 +270,7 @@ class IngestServer:
     def enqueue(self, ws, info: ActivityInfo, msg: Points) -> None:
         """Queue a batch of the activity's owner for the group commit; the committer
         acknowledges it once durable."""
-        if info.status not in ("created", "active", "paused", "stopped"):
+        if info.status not in OPEN_STATUSES:
             raise ActivityError(f"activity {info.id} is {info.status}: it takes no more points", "activity_closed")
         pending = PendingBatch(ws, msg, info.id, [p.row(info.id) for p in msg.points])
         self.pending[ws] = pending
