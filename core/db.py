@@ -14,6 +14,10 @@ keeps the page size it was made with.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -24,6 +28,9 @@ from core.config import load_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_PAGE_BYTES = 1024  # for new databases only; see the module docstring
+# The longest a background job (the worker, a dashboard action) should keep a write
+# transaction open. SQLite has one writer: the ingest server's group commit waits for it.
+WRITE_LOCK_BUDGET_MS = 50.0
 
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:
@@ -54,3 +61,45 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """A session factory bound to ``engine`` whose objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+class WriteLocks:
+    """How long each job has held write transactions: count, longest and total, in ms."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.jobs: dict[str, dict] = {}
+
+    def record(self, job: str, ms: float) -> None:
+        with self._lock:
+            row = self.jobs.setdefault(job, {"count": 0, "max_ms": 0.0, "total_ms": 0.0})
+            row["count"] += 1
+            row["total_ms"] += ms
+            row["max_ms"] = max(row["max_ms"], ms)
+
+    def snapshot(self, reset: bool = False) -> dict[str, dict]:
+        """Each job's figures (rounded), optionally starting afresh."""
+        with self._lock:
+            out = {job: {"count": r["count"], "max_ms": round(r["max_ms"], 2),
+                         "mean_ms": round(r["total_ms"] / r["count"], 2)} for job, r in self.jobs.items()}
+            if reset:
+                self.jobs = {}
+            return out
+
+
+WRITE_LOCKS = WriteLocks()
+
+
+@contextmanager
+def write_transaction(Session: sessionmaker[Session], job: str) -> Iterator[Session]:
+    """A short write transaction for a background job, timed into ``WRITE_LOCKS``.
+
+    Compute first, then open this to write the result: the time from BEGIN to COMMIT is
+    what the job holds the database's write lock for (SQLite takes it with the first write;
+    on PostgreSQL it bounds the row locks the job holds)."""
+    began = time.perf_counter()
+    try:
+        with Session() as s, s.begin():
+            yield s
+    finally:
+        WRITE_LOCKS.record(job, (time.perf_counter() - began) * 1000)

@@ -218,7 +218,22 @@ class WebSession(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-FLAG_STATUSES = ("clear", "flagged", "dismissed", "confirmed", "crop_requested")
+# "cropped": the athlete cropped an activity a moderator had confirmed or asked to crop; it
+# waits in the moderators' queue again (core.anomaly.flags holds the allowed transitions).
+class LoginAttempt(Base):
+    """A failed sign-in, counted per account and per client to throttle password guessing."""
+
+    __tablename__ = "login_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # "user:<username>" or "client:<address>"
+    key: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_login_attempts_key_at", "key", "at"),)
+
+
+FLAG_STATUSES = ("clear", "flagged", "dismissed", "confirmed", "crop_requested", "cropped")
 MODERATION_ACTIONS = ("dismiss", "confirm", "request_crop")
 
 
@@ -241,6 +256,9 @@ class ActivityFlag(Base):
     centroid_lon: Mapped[float | None] = mapped_column(Float)
     model_version: Mapped[str] = mapped_column(String(64), default="")
     scored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The athlete's crops since the flag was raised: the range removed, the figures before
+    # and after, and the reasons the flag had before the first crop.
+    crop: Mapped[dict | None] = mapped_column(JSON)
 
     __table_args__ = (
         CheckConstraint(f"status IN {FLAG_STATUSES}", name="status"),
