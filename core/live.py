@@ -237,3 +237,21 @@ def cue_text(sport: str, prefs: CuePrefs, moving_s: float, distance_m: float, st
             else:
                 parts.append(f"Average pace {speak_pace(1000.0 / avg)}")
     return ". ".join(parts) + "."
+
+
+def replay_live(sport: str, points, pauses: list[tuple[float, float]], prefs: CuePrefs | None = None) -> LiveStats:
+    """Live stats rebuilt from stored points (t, lat, lon in time order) and the activity's
+    pause intervals: what the ingest server had before a restart or a reconnect to another
+    process, and what the dashboard shows without Redis. Points logged while paused move
+    the clock but add no time or distance, exactly as they did live."""
+    live = LiveStats(sport, prefs or CuePrefs())
+    for t, lat, lon in points:
+        inside = any(start < t < end for start, end in pauses)
+        if inside and not live.paused:
+            live.pause()
+        elif not inside and live.paused:
+            live.resume()
+        live.add(t, None if lat is None or lat != lat else lat, None if lon is None or lon != lon else lon)
+    if pauses and pauses[-1][1] == float("inf") and not live.paused:
+        live.pause()  # paused or stopped now
+    return live

@@ -8,6 +8,7 @@ Streamlit caches keyed by user.
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,8 +19,8 @@ from core.activities import OPEN_STATUSES, pause_intervals, record_track, stored
 from core.cleaning import clean_track
 from core.feed import can_view, feed_page
 from core.fileio import load_track, to_gpx
-from core.live import CuePrefs, LiveStats
 from core.models import Activity, ActivityFlag, DeviceToken, Friend, ModerationDecision, RoutePoint, User
+from core.openactivities import is_live, stored_live_stats
 from core.points import Track
 from core.trackstats import build_profile
 from dashboard.maps import drawable
@@ -156,14 +157,18 @@ def my_routes(s, user_id: int, sport: str | None = None) -> list[tuple[np.ndarra
 
 
 def live_activities(s, viewer_id: int, redis=None) -> list[dict]:
-    """Activities in progress that the viewer may see: their own, and those of athletes they follow
-    (unless private). Stats and position come from the ingest server's live state in Redis when
-    configured and present; otherwise they are recomputed from the stored points."""
+    """Activities being recorded now that the viewer may see: their own, and those of athletes
+    they follow (unless private), with a point in the last ``LIVE_RECENT_S`` (an activity whose
+    device went silent longer ago is not live, though it stays open). Stats and position come
+    from the ingest server's live state in Redis when configured and present; otherwise they
+    are recomputed from the stored points and pauses, as the ingest server does."""
     follows = select(Friend.friend_id).where(Friend.user_id == viewer_id)
     rows = s.scalars(select(Activity).where(
         Activity.status.in_(OPEN_STATUSES),
         (Activity.user_id == viewer_id) | (Activity.user_id.in_(follows) & (Activity.visibility != "private")),
-    ).order_by(Activity.created_at.desc()).limit(50)).all()
+    ).order_by(Activity.created_at.desc()).limit(200)).all()
+    now = time.time()
+    rows = [a for a in rows if is_live(s, a, now)][:50]
     states = livestate.read(redis) if redis is not None and rows else {}
     out = []
     for a in rows:
@@ -172,17 +177,7 @@ def live_activities(s, viewer_id: int, redis=None) -> list[dict]:
             position = tuple(state["position"]) if state.get("position") else None
             out.append({**card(a), "stats": state["stats"], "position": position, "source": "redis"})
             continue
-        pts = s.execute(select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon).where(RoutePoint.activity_id == a.id)
-                        .order_by(RoutePoint.t)).all()
-        live = LiveStats(a.sport, CuePrefs())
-        pauses = pause_intervals(s, a)
-        for t, lat, lon in pts:
-            inside = any(start < t < end for start, end in pauses)
-            if inside and not live.paused:
-                live.pause()
-            elif not inside and live.paused:
-                live.resume()
-            live.add(t, lat, lon)
+        live = stored_live_stats(s, a)
         position = (live.anchor[1], live.anchor[2], live.last_t) if live.anchor is not None else None
         out.append({**card(a), "stats": live.snapshot(), "position": position, "source": "database"})
     return out
