@@ -29,10 +29,10 @@ from core.activities import OPEN_STATUSES, ActivityError
 from core.anomaly.live import VehicleWatch
 from core.config import load_settings
 from core.feed import CursorError
-from core.live import CuePrefs, LiveStats
+from core.live import CuePrefs, LiveStats, replay_live
 from realtime import protocol
 from realtime.protocol import Create, Cues, Feed, Points, ProtocolError, Status
-from realtime.store import CHECKPOINT_EVERY_S, ActivityInfo, Identity, Store
+from realtime.store import CHECKPOINT_EVERY_S, ActivityInfo, DatabaseBusy, Identity, Store
 
 log = logging.getLogger("realtime")
 
@@ -51,6 +51,16 @@ LIVE_PUBLISH_S = 1.0  # how often live state goes to Redis for the dashboard
 # loop: up to 275 ms at 5,000 connections, which made the p99 ack latency 40 to 300 ms in
 # bench/connections.py. Young garbage still goes at every 50,000 net allocations.
 GC_THRESHOLDS = (50_000, 20, 10)
+# A busy database (another writer's transaction) delays the group commit, never fails it:
+# the batches wait, new ones join them, and the commit is tried again after a backoff.
+BUSY_RETRY_FIRST_S = 0.002
+BUSY_RETRY_MAX_S = 0.1
+BUSY_WARN_AFTER_S = 5.0
+TOKEN_CHECK_EVERY_S = 2.0  # how soon a revoked device token's connections are closed
+CLOSE_REVOKED = 4001
+# Per-activity state (live stats, the vehicle watch) is dropped when no message has
+# touched the activity for this long; a device that comes back gets it rebuilt from storage.
+ACTIVITY_IDLE_S = 900.0
 
 
 class JsonFormatter(logging.Formatter):
@@ -124,8 +134,10 @@ class IngestServer:
         # The live anomaly check: a sustained vehicle-speed stretch gets a pause suggestion.
         self.watch: dict[int, VehicleWatch] = {}
         self.prefs: dict[int, CuePrefs] = {}
+        self.touched: dict[int, float] = {}  # activity id -> when a message last touched it
         self.commits = 0
         self.batches_committed = 0
+        self.busy_retries = 0
         self.last_seen: dict[ServerConnection, float] = {}
         # The newest batch each connection has waiting for the group commit.
         self.pending: dict[ServerConnection, PendingBatch] = {}
@@ -222,10 +234,8 @@ class IngestServer:
         """The activity if it is the user's own, loading it (and its live state) on first use."""
         info = self.activities.get(activity_id)
         if info is None:
-            info, points = await self.db(self.store.activity, activity_id, me.user_id)
-            live = LiveStats(info.sport, self.prefs.get(me.user_id, CuePrefs()))
-            for t, lat, lon in points:
-                live.add(t, None if lat != lat else lat, None if lon != lon else lon)
+            info, points, pauses = await self.db(self.store.activity, activity_id, me.user_id)
+            live = replay_live(info.sport, points, pauses, self.prefs.get(me.user_id, CuePrefs()))
             live.due_cues()  # cues already spoken before a restart are not repeated
             self.activities[activity_id] = info
             self.live.setdefault(activity_id, live)
@@ -245,6 +255,7 @@ class IngestServer:
 
     async def on_status(self, ws, me: Identity, msg: Status) -> None:
         await self.activity_for(me, msg.activity_id)
+        self.touched[msg.activity_id] = time.monotonic()
         info = await self.db(self.store.change_status, msg.activity_id, me.user_id, msg.command, msg.at)
         self.activities[info.id] = info
         live = self.live.get(info.id)
@@ -256,8 +267,7 @@ class IngestServer:
         if info.status != "active":  # after a pause the watch starts afresh
             self.watch[info.id] = VehicleWatch(info.sport)
         if info.status in ("completed", "discarded"):
-            self.live.pop(info.id, None)
-            self.watch.pop(info.id, None)
+            self.forget(info.id)
             if self.redis_url:
                 self.live_dirty.discard(info.id)
                 self.live_ended.append(info.id)
@@ -273,6 +283,7 @@ class IngestServer:
         if info.status not in OPEN_STATUSES:
             raise ActivityError(f"activity {info.id} is {info.status}: it takes no more points", "activity_closed")
         pending = PendingBatch(ws, msg, info.id, [p.row(info.id) for p in msg.points])
+        self.touched[info.id] = self.last_seen.get(ws, 0.0)
         self.pending[ws] = pending
         self.queue.append(pending)
         self.unsettled += 1
@@ -350,15 +361,59 @@ class IngestServer:
         finally:
             await redis.aclose()
 
+    def forget(self, activity_id: int) -> None:
+        """Drop what this process keeps about an activity (rebuilt from storage if it returns)."""
+        self.activities.pop(activity_id, None)
+        self.live.pop(activity_id, None)
+        self.watch.pop(activity_id, None)
+        self.touched.pop(activity_id, None)
+
+    def evict_idle_activities(self, now: float) -> int:
+        """Forget activities no message has touched for ``ACTIVITY_IDLE_S`` and that have no
+        batch waiting; returns how many."""
+        waiting = {b.activity_id for b in self.queue}
+        stale = [aid for aid in self.activities
+                 if now - self.touched.get(aid, 0.0) > ACTIVITY_IDLE_S and aid not in waiting]
+        for activity_id in stale:
+            self.forget(activity_id)
+            if self.redis_url:
+                self.live_dirty.discard(activity_id)
+        return len(stale)
+
     async def idle_sweeper(self) -> None:
-        """Close connections that have sent nothing for ``idle_timeout_s`` (code 4000)."""
+        """Close connections that have sent nothing for ``idle_timeout_s`` (code 4000), and
+        forget activities nobody has touched for ``ACTIVITY_IDLE_S``."""
         while True:
             await asyncio.sleep(min(self.idle_timeout_s / 4, 30.0))
-            cutoff = time.monotonic() - self.idle_timeout_s
+            now = time.monotonic()
+            cutoff = now - self.idle_timeout_s
             for ws, seen in list(self.last_seen.items()):
                 if seen < cutoff:
                     self.last_seen.pop(ws, None)
                     asyncio.create_task(ws.close(CLOSE_IDLE, "idle timeout"))
+            self.evict_idle_activities(now)
+
+    async def token_watch(self, server, every_s: float = TOKEN_CHECK_EVERY_S) -> None:
+        """Close the connections of device tokens revoked (or deleted with their athlete)
+        since they connected, within ``every_s``: one indexed query for all of them."""
+        while True:
+            await asyncio.sleep(every_s)
+            by_token: dict[int, list[ServerConnection]] = {}
+            for ws in list(server.connections):
+                identity = getattr(ws, "identity", None)
+                if identity is not None and identity.token_id:
+                    by_token.setdefault(identity.token_id, []).append(ws)
+            if not by_token:
+                continue
+            try:
+                revoked = await self.db(self.store.revoked_tokens, list(by_token))
+            except Exception:  # noqa: BLE001 - checked again next round
+                log.warning("could not check device tokens", exc_info=True)
+                continue
+            for token_id in revoked:
+                for ws in by_token[token_id]:
+                    log.info("token revoked: closing", extra={"user": ws.identity.username})
+                    asyncio.create_task(ws.close(CLOSE_REVOKED, "device token revoked"))
 
     async def checkpointer(self, every_s: float = CHECKPOINT_EVERY_S) -> None:
         """Checkpoint the SQLite WAL now and then on the database thread, not in a commit."""
@@ -377,8 +432,12 @@ class IngestServer:
         contention is paid per batch (measured faster than a writer thread on both
         databases in bench/ingest_live.py and bench/ingest_sync.py).
         """
+        busy_since: float | None = None
+        warned = 0.0
+        retry_s = BUSY_RETRY_FIRST_S
         while True:
-            await self.queued.wait()
+            if not self.queue:
+                await self.queued.wait()
             # A millisecond lets the connections whose messages are already arriving queue
             # them too, so they join this transaction instead of paying for a commit each.
             await asyncio.sleep(GROUP_WAIT_S)
@@ -386,9 +445,24 @@ class IngestServer:
             self.queued.clear()
             try:
                 results = self.store.commit_batches([(b.activity_id, b.rows) for b in batch])
+            except DatabaseBusy:
+                # Nothing was written: the batches go back in front of any that arrived
+                # since (each connection's order is kept) and the commit is tried again.
+                self.queue = batch + self.queue
+                self.busy_retries += 1
+                now = time.monotonic()
+                if busy_since is None:
+                    busy_since, warned = now, now
+                elif now - warned >= BUSY_WARN_AFTER_S:
+                    warned = now
+                    log.warning(f"database busy for {now - busy_since:.1f} s: {len(self.queue)} batches waiting")
+                await asyncio.sleep(retry_s)
+                retry_s = min(retry_s * 2, BUSY_RETRY_MAX_S)
+                continue
             except Exception as exc:  # noqa: BLE001 - every waiting batch must hear about it
                 log.exception("commit failed")
                 results = [exc] * len(batch)
+            busy_since, retry_s = None, BUSY_RETRY_FIRST_S
             self.commits += 1
             self.batches_committed += len(batch)
             for pending, result in zip(batch, results):
@@ -412,6 +486,7 @@ class IngestServer:
         async with serve(self.handler, host, port, process_request=self.process_request,
                          max_size=protocol.MAX_MESSAGE_BYTES, compression=None,
                          ping_interval=20, ping_timeout=20, close_timeout=5) as server:
+            tokens = asyncio.create_task(self.token_watch(server))
             port = server.sockets[0].getsockname()[1]
             log.info(f"listening on {host}:{port}")
             if ready is not None and not ready.done():
@@ -427,6 +502,7 @@ class IngestServer:
             await server.wait_closed()
         committer.cancel()
         sweeper.cancel()
+        tokens.cancel()
         if checkpointer is not None:
             checkpointer.cancel()
         if publisher is not None:

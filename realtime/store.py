@@ -8,10 +8,15 @@ thread through ``executor``, so those calls never block the loop.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from core.accounts import user_for_token
+import psycopg.errors
+from sqlalchemy import select
+
+from core.accounts import token_digest, user_for_token
 from core.activities import (
     OPEN_STATUSES,
     ActivityClosed,
@@ -19,17 +24,35 @@ from core.activities import (
     change_status,
     create_activity,
     get_owned_activity,
+    pause_intervals,
     stored_track,
 )
 from core.db import make_engine, make_sessionmaker
 from core.feed import feed_page
 from core.live import CuePrefs
-from core.models import User
+from core.models import DeviceToken, User
 from core.schema import migrate
 
 SQLITE_CACHE_KIB = 64 * 1024
 NO_EXTRAS = (None, None, None, None)  # ele, acc, hr, cad of a plain fix
 CHECKPOINT_EVERY_S = 1.0  # how often the SQLite WAL is copied into the database, off the event loop
+# The group commit runs on the event loop, so it must never wait for a lock there: SQLite
+# answers "busy" at once and PostgreSQL gives up on a row lock after this long; the server
+# then retries with backoff while the loop goes on (see IngestServer.committer).
+PG_LOCK_TIMEOUT_MS = 20
+
+
+class DatabaseBusy(RuntimeError):
+    """Another writer holds the lock the group commit needs; nothing was written: retry."""
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a driver error means only that another transaction holds a lock."""
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return "locked" in text or "busy" in text
+    return isinstance(exc, (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected,
+                            psycopg.errors.SerializationFailure))
 
 
 @dataclass
@@ -39,6 +62,7 @@ class Identity:
     user_id: int
     username: str
     cue_prefs: CuePrefs
+    token_id: int = 0
 
 
 @dataclass
@@ -83,7 +107,18 @@ class Store:
             user = user_for_token(s, token)
             if user is None:
                 return None
-            return Identity(user.id, user.username, CuePrefs.from_settings(user.settings))
+            token_id = s.scalar(select(DeviceToken.id).where(DeviceToken.token_hash == token_digest(token)))
+            return Identity(user.id, user.username, CuePrefs.from_settings(user.settings), token_id)
+
+    def revoked_tokens(self, token_ids: list[int]) -> set[int]:
+        """Those of ``token_ids`` that are revoked or gone (their user deleted)."""
+        valid: set[int] = set()
+        with self.Session() as s:
+            for k in range(0, len(token_ids), 500):
+                part = token_ids[k:k + 500]
+                valid.update(s.scalars(select(DeviceToken.id).where(DeviceToken.id.in_(part),
+                                                                    DeviceToken.revoked.is_(False))))
+        return set(token_ids) - valid
 
     def create(self, user_id: int, sport: str, title: str | None, visibility: str | None,
                client_ref: str | None) -> ActivityInfo:
@@ -92,13 +127,14 @@ class Store:
             a = create_activity(s, user, sport, title=title, visibility=visibility, client_ref=client_ref)
             return ActivityInfo(a.id, a.user_id, a.sport, a.status)
 
-    def activity(self, activity_id: int, user_id: int) -> tuple[ActivityInfo, list[tuple]]:
-        """The activity (NotFound unless the user's own) and its stored points in time order."""
+    def activity(self, activity_id: int, user_id: int) -> tuple[ActivityInfo, list[tuple], list[tuple]]:
+        """The activity (NotFound unless the user's own), its stored points in time order and
+        its pause intervals."""
         with self.Session() as s:
             a = get_owned_activity(s, activity_id, user_id)
             track = stored_track(s, a)
             points = list(zip(track.t.tolist(), track.lat.tolist(), track.lon.tolist()))
-            return ActivityInfo(a.id, a.user_id, a.sport, a.status), points
+            return ActivityInfo(a.id, a.user_id, a.sport, a.status), points, pause_intervals(s, a)
 
     def change_status(self, activity_id: int, user_id: int, command: str, at: float | None) -> ActivityInfo:
         with self.Session() as s, s.begin():
@@ -111,7 +147,8 @@ class Store:
 
         This is the ingest hot path, so it speaks to the driver directly: one locked status
         check, one multi-row insert that skips (activity, seq) pairs already stored, one
-        commit. A batch for an activity that is no longer open gets ActivityClosed.
+        commit. A batch for an activity that is no longer open gets ActivityClosed. When
+        another writer holds the lock, nothing is written and DatabaseBusy is raised at once.
         """
         results: list[object] = [None] * len(batches)
         raw = self._raw()
@@ -141,11 +178,21 @@ class Store:
                     rows.extend(batch_rows)
             stored = self._insert_new(cur, rows) if rows else set()
             raw.commit()
-        except BaseException:
-            raw.rollback()
+        except BaseException as exc:
+            try:
+                raw.rollback()
+            except Exception:  # noqa: BLE001 - a broken connection is replaced below
+                self._close_raw()
+                raise exc from None
+            if is_busy(exc):
+                raise DatabaseBusy(str(exc)) from exc
+            if not isinstance(exc, Exception):
+                raise
+            self._close_raw()  # a real fault: the next commit starts on a fresh connection
             raise
         finally:
-            cur.close()
+            with contextlib.suppress(Exception):
+                cur.close()
         every_row_new = len(stored) == len(rows)  # the usual case: no resends
         for k, (activity_id, batch_rows) in enumerate(batches):
             if results[k] is None:
@@ -167,7 +214,14 @@ class Store:
                 cur.execute("PRAGMA wal_autocheckpoint=0")
                 # Only point inserts run here, after the locked status check (commit_batches).
                 cur.execute("PRAGMA foreign_keys=OFF")
+                # Never sleep on the event loop waiting for another writer: see DatabaseBusy.
+                cur.execute("PRAGMA busy_timeout=0")
                 cur.close()
+            else:
+                cur = self._raw_conn.cursor()
+                cur.execute(f"SET lock_timeout = {PG_LOCK_TIMEOUT_MS}")
+                cur.close()
+                self._raw_conn.commit()
         return self._raw_conn
 
     def checkpoint(self) -> tuple[int, int]:
