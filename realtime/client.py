@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from core.live import CuePrefs, LiveStats
 from realtime.protocol import MAX_POINTS_PER_BATCH
@@ -36,7 +36,7 @@ log = logging.getLogger("realtime.client")
 GPS_INTERVAL_S = {"run": 5.0, "ride": 3.0}
 SYNC_BATCH_POINTS = 500
 BACKOFF_START_S = 0.5
-BACKOFF_MAX_S = 30.0
+BACKOFF_MAX_S = 10.0  # a device that lost the server is back within seconds of its return
 REPLY_TIMEOUT_S = 30.0
 FINAL_COMMANDS = ("complete", "discard")
 
@@ -51,11 +51,34 @@ CREATE TABLE IF NOT EXISTS commands (
 CREATE TABLE IF NOT EXISTS points (
     local_id INTEGER NOT NULL, seq INTEGER NOT NULL, t REAL NOT NULL, lat REAL, lon REAL,
     ele REAL, acc REAL, hr REAL, cad REAL, PRIMARY KEY (local_id, seq));
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, local_id INTEGER NOT NULL, kind TEXT NOT NULL,
+    payload TEXT NOT NULL, code TEXT, reason TEXT, at REAL NOT NULL);
 """
+# Answers that say "not now": the client reconnects after a backoff and sends the same
+# again. Any code it does not know is treated the same way, so a newer server never makes
+# an older device drop data.
+RETRY_CODES = frozenset({"internal", "rate_limited"})
+# Answers that say the message itself can never be accepted: what it carried is set aside
+# in the buffer's ``rejected`` table (kept, with the reason) so the rest can sync.
+REFUSED_CODES = frozenset({"bad_json", "bad_message", "unknown_type", "unsupported_version", "missing_field",
+                           "wrong_type", "invalid_value", "invalid_point", "batch_too_large",
+                           "message_too_large", "not_found", "invalid_transition", "activity_closed",
+                           "unknown_command", "invalid_time"})
+REFUSED_SERVER_ID = 0  # an activity whose create was refused: nothing of it is sent again
 
 
 class ServerRefused(RuntimeError):
-    """The server answered a command with an error that resending will not fix."""
+    """The server refused this device (its token): syncing cannot go on."""
+
+
+class RetryLater(RuntimeError):
+    """The server could not take a message now; reconnect after a backoff and resend."""
+
+
+def refused(reply: dict) -> bool:
+    """Whether an error answer says the message can never be accepted (not "try later")."""
+    return reply.get("type") == "error" and reply.get("code") in REFUSED_CODES
 
 
 class LocalBuffer:
@@ -121,6 +144,17 @@ class LocalBuffer:
         keys = ("seq", "t", "lat", "lon", "ele", "acc", "hr", "cad")
         return [{k: v for k, v in zip(keys, row) if v is not None} for row in rows]
 
+    def set_aside(self, local_id: int, kind: str, payload, reply: dict) -> None:
+        """Keep something the server refused for good, with its reason, out of the outbox."""
+        self.db.execute("INSERT INTO rejected (local_id, kind, payload, code, reason, at) VALUES (?, ?, ?, ?, ?, ?)",
+                        (local_id, kind, json.dumps(payload), reply.get("code"), reply.get("message"), time.time()))
+
+    def rejected(self) -> list[dict]:
+        """What the server refused for good: kind, payload, code and reason."""
+        rows = self.db.execute("SELECT local_id, kind, payload, code, reason FROM rejected ORDER BY id").fetchall()
+        return [{"local_id": r[0], "kind": r[1], "payload": json.loads(r[2]), "code": r[3], "reason": r[4]}
+                for r in rows]
+
     def forget_points(self, local_id: int, seqs: list[int]) -> None:
         self.db.executemany("DELETE FROM points WHERE local_id = ? AND seq = ?", [(local_id, s) for s in seqs])
 
@@ -154,6 +188,7 @@ class DeviceClient:
         self.spoken: list[str] = []
         self._lives: dict[int, LiveStats] = {}
         self._request = 0
+        self.retries = 0  # reconnections after an error, a close or a network cut
 
     # Recording: local first, always works offline.
 
@@ -224,8 +259,12 @@ class DeviceClient:
                 if exc.response.status_code == 401:
                     raise ServerRefused("the server refused this device token") from None
                 log.info("connect refused (%s); retrying in %.1f s", exc.response.status_code, delay)
-            except (OSError, ConnectionClosed, TimeoutError) as exc:
-                log.info("offline (%s); retrying in %.1f s", type(exc).__name__, delay)
+            except (OSError, ConnectionClosed, TimeoutError, InvalidHandshake, RetryLater) as exc:
+                self.retries += 1
+                log.info("offline (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
+            except Exception:  # noqa: BLE001 - whatever happened, the buffer still holds the data: retry
+                self.retries += 1
+                log.exception("sync failed; retrying in %.1f s", delay)
             finally:
                 self.connected.clear()
                 self._ws = None
@@ -251,17 +290,23 @@ class DeviceClient:
                 return reply
 
     async def ask_patiently(self, ws, message: dict) -> dict:
-        """Ask, waiting and asking again while the server says we are too fast."""
+        """Ask, waiting and asking again while the server says we are too fast. An answer
+        that is neither a success nor a final refusal raises RetryLater (the run loop
+        reconnects after a backoff and sends the same again)."""
         delay = 0.2
         while True:
             reply = await self.ask(ws, dict(message))
             if reply.get("code") != "rate_limited":
-                return reply
+                break
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+        if reply.get("type") == "error" and not refused(reply):
+            raise RetryLater(f"{reply.get('code')}: {reply.get('message')}")
+        return reply
 
     async def sync(self, ws) -> None:
-        """Send everything the buffer holds, in order, removing each piece once acknowledged."""
+        """Send everything the buffer holds, in order, removing each piece once acknowledged
+        (or, when the server refuses it for good, once set aside with the reason)."""
         for local_id in self.buffer.unsynced_activities():
             act = self.buffer.activity(local_id)
             server_id = act["server_id"]
@@ -269,7 +314,8 @@ class DeviceClient:
                 reply = await self.ask_patiently(ws, {"type": "create", "sport": act["sport"],
                                                       "title": act["title"], "client_ref": act["client_ref"]})
                 if reply["type"] != "created":
-                    raise ServerRefused(f"create refused: {reply}")
+                    self._set_aside_activity(local_id, act, reply)
+                    continue
                 server_id = reply["activity_id"]
                 self.buffer.db.execute("UPDATE activities SET server_id = ? WHERE local_id = ?", (server_id, local_id))
             await self._send_commands(ws, local_id, server_id)
@@ -278,10 +324,43 @@ class DeviceClient:
                 if not batch:
                     break
                 reply = await self.ask_patiently(ws, {"type": "points", "activity_id": server_id, "points": batch})
-                if reply["type"] != "ack":
-                    raise ServerRefused(f"points refused: {reply}")
-                self.buffer.forget_points(local_id, [p["seq"] for p in batch])
+                if reply["type"] == "ack":
+                    self.buffer.forget_points(local_id, [p["seq"] for p in batch])
+                elif len(batch) > 1 and reply.get("code") in ("invalid_point", "batch_too_large",
+                                                              "message_too_large"):
+                    await self._send_one_by_one(ws, local_id, server_id, batch)
+                else:
+                    self._set_aside_points(local_id, batch, reply)
             await self._send_commands(ws, local_id, server_id)
+
+    async def _send_one_by_one(self, ws, local_id: int, server_id: int, batch: list[dict]) -> None:
+        """A batch refused for one bad point: send its points singly, setting aside only the bad."""
+        for p in batch:
+            reply = await self.ask_patiently(ws, {"type": "points", "activity_id": server_id, "points": [p]})
+            if reply["type"] == "ack":
+                self.buffer.forget_points(local_id, [p["seq"]])
+            else:
+                self._set_aside_points(local_id, [p], reply)
+
+    def _set_aside_points(self, local_id: int, batch: list[dict], reply: dict) -> None:
+        log.warning("server refused %d points of activity %d for good (%s: %s); kept aside",
+                    len(batch), local_id, reply.get("code"), reply.get("message"))
+        with self.buffer.db:
+            self.buffer.db.execute("BEGIN")
+            self.buffer.set_aside(local_id, "points", batch, reply)
+            self.buffer.forget_points(local_id, [p["seq"] for p in batch])
+
+    def _set_aside_activity(self, local_id: int, act: dict, reply: dict) -> None:
+        log.warning("server refused activity %d for good (%s: %s); kept aside",
+                    local_id, reply.get("code"), reply.get("message"))
+        db = self.buffer.db
+        with db:
+            db.execute("BEGIN")
+            self.buffer.set_aside(local_id, "activity", {k: act[k] for k in ("sport", "title", "client_ref")}, reply)
+            self.buffer.set_aside(local_id, "points", self.buffer.pending_points(local_id, 10**9), reply)
+            db.execute("DELETE FROM points WHERE local_id = ?", (local_id,))
+            db.execute("DELETE FROM commands WHERE local_id = ?", (local_id,))
+            db.execute("UPDATE activities SET server_id = ? WHERE local_id = ?", (REFUSED_SERVER_ID, local_id))
 
     async def _send_commands(self, ws, local_id: int, server_id: int) -> None:
         """Send queued status changes in order; completion waits until no point is pending."""
@@ -294,7 +373,9 @@ class DeviceClient:
             applied = reply["type"] == "status"
             # A command resent after a lost answer may already be behind the server's state.
             if not applied and not (reply.get("code") == "invalid_transition" and attempts > 0):
-                raise ServerRefused(f"{command} refused: {reply}")
+                self.buffer.set_aside(local_id, "command", {"command": command, "at": at}, reply)
+                log.warning("server refused %s of activity %d (%s: %s); kept aside",
+                            command, local_id, reply.get("code"), reply.get("message"))
             self.buffer.db.execute("DELETE FROM commands WHERE id = ?", (command_id,))
 
 

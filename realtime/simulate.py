@@ -114,6 +114,8 @@ async def simulate_device(index: int, server: str, username: str, token: str, sp
             client.command(local_id, "stop", at=points[-1]["t"] + 1)
             client.command(local_id, "complete", at=points[-1]["t"] + 2)
         while buffer.unsynced_activities():
+            if runner.done():
+                runner.result()  # the device was refused for good (its token): say why
             await asyncio.sleep(0.2)
     finally:
         stop.set()

@@ -98,3 +98,41 @@ def test_prefs_round_trip_through_settings():
     """Preferences survive being stored in a user's settings."""
     prefs = CuePrefs(fields=("time",), every_km=2.0, every_min=5.0)
     assert CuePrefs.from_settings({"cues": prefs.to_settings()}) == prefs
+
+
+def test_replayed_stats_match_the_live_ones_across_pauses():
+    """Stats rebuilt from stored points and pause intervals equal the ones kept live, where
+    points logged while paused add neither time nor distance."""
+    from core.live import replay_live
+
+    live = LiveStats("run")
+    points, pauses = [], []
+    t = T0
+    for k in range(120):
+        if k == 40:
+            live.pause()
+            paused_at = t - 0.5  # pressed between two fixes
+        if k == 70:
+            live.resume()
+            pauses.append((paused_at, t - 0.5))
+        p = (t, 46.05 + k * 15 / 111_180, 14.5)
+        live.add(*p)
+        points.append(p)
+        t += 5.0
+    replayed = replay_live("run", points, pauses)
+    assert replayed.snapshot() == live.snapshot()
+    assert replayed.moving_s < (points[-1][0] - points[0][0]) - 100
+
+
+def test_a_replay_of_a_paused_activity_stays_paused():
+    """An activity paused now (its last interval open-ended) is rebuilt paused."""
+    from core.live import replay_live
+
+    points = [(T0 + 5 * k, 46.05 + k * 1e-4, 14.5) for k in range(10)]
+    replayed = replay_live("run", points, [(T0 + 46, float("inf"))])
+    assert replayed.paused
+    before = replayed.snapshot()
+    replayed.add(T0 + 100, 46.06, 14.5)  # logged while paused: the clock moves, nothing else
+    after = replayed.snapshot()
+    assert after["distance_m"] == before["distance_m"] and after["moving_s"] == before["moving_s"]
+    assert after["elapsed_s"] > before["elapsed_s"]
