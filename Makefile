@@ -6,6 +6,9 @@ INGEST_HOST ?= 127.0.0.1
 INGEST_PORT ?= 8765
 SIM_DEVICES ?= 3
 DASHBOARD_PORT ?= 8501
+# This machine only by default: the README publishes the demo passwords.
+# DASHBOARD_ADDRESS=0.0.0.0 make run exposes the dashboard to the network.
+DASHBOARD_ADDRESS ?= 127.0.0.1
 ASSETS := dashboard/static/.installed
 
 .PHONY: setup run test lint bench clean
@@ -32,13 +35,13 @@ run: setup
 	@echo "alice's news feed:"
 	$(PY) -m core feed --user alice --limit 10
 	@echo
-	@echo "Starting the dashboard on http://localhost:$(DASHBOARD_PORT), the ingest server on"
+	@echo "Starting the dashboard on http://$(DASHBOARD_ADDRESS):$(DASHBOARD_PORT), the ingest server on"
 	@echo "ws://$(INGEST_HOST):$(INGEST_PORT) (health: http://$(INGEST_HOST):$(INGEST_PORT)/healthz), the worker,"
 	@echo "and $(SIM_DEVICES) simulated athletes recording live. Ctrl-C stops everything."
 	@bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \
 	  $(PY) -m realtime --host $(INGEST_HOST) --port $(INGEST_PORT) & \
 	  $(PY) -m core worker & \
-	  $(VENV)/bin/streamlit run dashboard/app.py --server.port $(DASHBOARD_PORT) --server.address 0.0.0.0 & \
+	  $(VENV)/bin/streamlit run dashboard/app.py --server.port $(DASHBOARD_PORT) --server.address $(DASHBOARD_ADDRESS) & \
 	  $(PY) -m realtime.health --url http://$(INGEST_HOST):$(INGEST_PORT)/healthz --wait 30; \
 	  $(PY) -m realtime.simulate --server ws://$(INGEST_HOST):$(INGEST_PORT) --devices $(SIM_DEVICES) \
 	    --speed 1 --rounds 1000 --workdir data/simulator & \

@@ -1,31 +1,55 @@
-"""Local accounts and device tokens.
+"""Local accounts, browser sign-ins, sign-in throttling and device tokens.
 
-Passwords are stored as salted scrypt hashes (slow by design). Device tokens are random
-secrets shown once; only their SHA-256 is stored, which is enough for a high-entropy token
-and lets the ingest server check one with a single indexed lookup.
+Passwords are stored as salted scrypt hashes (slow by design). Device tokens and web
+session secrets are random and shown once; only their SHA-256 is stored, which is enough
+for a high-entropy secret and lets a check be a single indexed lookup, cheap enough for the
+dashboard to repeat on every run (so a role change, a password change or "sign out
+everywhere" takes effect at once). Failed sign-ins are counted in the database per account
+and per client, so the limit holds across every dashboard process; the worker purges
+expired sessions and attempts that no longer count.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 import secrets
+import unicodedata
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from core.models import ROLES, DeviceToken, User, WebSession
+from core.models import ROLES, DeviceToken, LoginAttempt, User, WebSession
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
 MIN_PASSWORD_LENGTH = 8
+MAX_NAME_CHARS = 128  # users.name
+MAX_EMAIL_CHARS = 254  # the longest address SMTP can carry (RFC 5321); users.email holds 256
 WEB_SESSION_DAYS = 30
+SIGN_IN_FAILURE_LIMIT = 5
+SIGN_IN_WINDOW = timedelta(minutes=15)
+MAX_ATTEMPT_KEY_CHARS = 200  # login_attempts.key
+PURGE_BATCH_ROWS = 500
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_REGIONAL_INDICATORS = "".join(chr(c) for c in range(0x1F1E6, 0x1F200))
 
 
 class AccountError(ValueError):
     """A sign-up or sign-in problem the user can fix; the message says which."""
+
+
+class SignInThrottled(AccountError):
+    """Too many recent failed sign-ins for this account or client; the message says how long to wait."""
+
+    def __init__(self, wait: timedelta) -> None:
+        minutes = max(1, math.ceil(wait.total_seconds() / 60))
+        super().__init__(f"Too many failed sign-ins: try again in {minutes} minute{'' if minutes == 1 else 's'}.")
+        self.wait = wait
 
 
 def hash_password(password: str) -> str:
@@ -49,6 +73,46 @@ def verify_password(password: str, stored: str | None) -> bool:
     return hmac.compare_digest(got.hex(), digest)
 
 
+@cache
+def _unknown_user_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def _joins_previous(ch: str) -> bool:
+    return (unicodedata.category(ch) in ("Mn", "Mc", "Me") or ch in ("\u200d", "\ufe0e", "\ufe0f")
+            or "\U0001f3fb" <= ch <= "\U0001f3ff")  # skin tones modify the emoji before them
+
+
+def display_name(name: str | None, fallback: str) -> str:
+    """A display name that fits the column: blank gives ``fallback``, a long one is cut with an ellipsis.
+
+    Control characters and unpaired surrogates go first (PostgreSQL refuses NUL, SQLite
+    would keep it), so both databases store the same name."""
+    name = " ".join(_UNSTORABLE.sub(" ", name or "").split()) or fallback
+    if len(name) <= MAX_NAME_CHARS:
+        return name
+    end = MAX_NAME_CHARS - 1
+    # Cut between characters as a reader sees them: not before an accent or emoji modifier,
+    # not after a joiner, and not through a flag (a pair of regional indicators).
+    while end > 1 and (_joins_previous(name[end]) or name[end - 1] == "\u200d"):
+        end -= 1
+    flags = len(name[:end]) - len(name[:end].rstrip(_REGIONAL_INDICATORS))
+    end -= flags % 2
+    return name[:end].rstrip() + "…"
+
+
+def clean_email(email: str | None) -> str | None:
+    """The address as stored (trimmed, lower case); AccountError if it cannot be one."""
+    if email is None or not email.strip():
+        return None
+    email = email.strip().lower()
+    if len(email) > MAX_EMAIL_CHARS:
+        raise AccountError(f"e-mail address: at most {MAX_EMAIL_CHARS} characters")
+    if "@" not in email.strip("@") or any(c.isspace() for c in email) or _UNSTORABLE.search(email):
+        raise AccountError("e-mail address: it needs the form name@example.org")
+    return email
+
+
 def create_user(s: Session, username: str, name: str | None = None, password: str | None = None,
                 email: str | None = None, role: str = "athlete") -> User:
     """Create an account; AccountError says what is wrong with the details."""
@@ -59,9 +123,12 @@ def create_user(s: Session, username: str, name: str | None = None, password: st
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
     if password is not None and len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    email = clean_email(email)
     if s.scalars(select(User).where(User.username == username)).first() is not None:
         raise AccountError("that username is taken")
-    user = User(username=username, name=(name or username).strip()[:128], email=email, role=role,
+    if email is not None and s.scalars(select(User.id).where(User.email == email)).first() is not None:
+        raise AccountError("that e-mail address belongs to another account")
+    user = User(username=username, name=display_name(name, username), email=email, role=role,
                 password_hash=hash_password(password) if password else None, settings={})
     s.add(user)
     s.flush()
@@ -71,9 +138,77 @@ def create_user(s: Session, username: str, name: str | None = None, password: st
 def authenticate(s: Session, username: str, password: str) -> User | None:
     """The user if the username and password match, else None."""
     user = s.scalars(select(User).where(User.username == username.strip().lower())).first()
-    if user is None or not verify_password(password, user.password_hash):
+    if user is None:
+        # Hash anyway, so that the answer takes as long for a name that does not exist.
+        verify_password(password, _unknown_user_hash())
+        return None
+    if not verify_password(password, user.password_hash):
         return None
     return user
+
+
+def _attempt_keys(username: str, client: str | None) -> list[str]:
+    keys = [f"user:{username.strip().lower()}"]
+    if client:
+        keys.append(f"client:{client}")
+    return [k[:MAX_ATTEMPT_KEY_CHARS] for k in keys]
+
+
+def _now(now: datetime | None) -> datetime:
+    return now if now is not None else datetime.now(UTC)
+
+
+def check_sign_in_allowed(s: Session, username: str, client: str | None, now: datetime | None = None) -> None:
+    """Raise SignInThrottled if the account or the client has failed too often lately."""
+    now = _now(now)
+    waits = []
+    for key in _attempt_keys(username, client):
+        # The newest failures through the (key, at) index: once there are enough of them,
+        # sign-in opens again when the oldest of those leaves the window.
+        recent = s.scalars(select(LoginAttempt.at)
+                           .where(LoginAttempt.key == key, LoginAttempt.at > now - SIGN_IN_WINDOW)
+                           .order_by(LoginAttempt.at.desc()).limit(SIGN_IN_FAILURE_LIMIT)).all()
+        if len(recent) >= SIGN_IN_FAILURE_LIMIT:
+            waits.append(recent[-1] + SIGN_IN_WINDOW - now)
+    if waits:
+        raise SignInThrottled(max(waits))
+
+
+def record_failed_sign_in(s: Session, username: str, client: str | None, now: datetime | None = None) -> None:
+    """Count a failed sign-in against the account name and the client."""
+    now = _now(now)
+    s.add_all([LoginAttempt(key=key, at=now) for key in _attempt_keys(username, client)])
+    s.flush()
+
+
+def clear_failed_sign_ins(s: Session, username: str) -> int:
+    """Forget the account's failed sign-ins after a successful one; returns how many."""
+    key = _attempt_keys(username, None)[0]
+    return s.execute(delete(LoginAttempt).where(LoginAttempt.key == key)).rowcount or 0
+
+
+def sign_in(s: Session, username: str, password: str, client: str | None,
+            now: datetime | None = None) -> User | None:
+    """The user if the password matches, None if not (counted); SignInThrottled after too many failures.
+
+    A throttled attempt is refused before the password is checked, even a right one, and is
+    not counted, so waiting out the message is enough. A success clears the account's
+    failures but not the client's: otherwise one account the guesser owns would reset the
+    count between guesses at others. The caller commits ``s`` either way."""
+    check_sign_in_allowed(s, username, client, now)
+    user = authenticate(s, username, password)
+    if user is None:
+        record_failed_sign_in(s, username, client, now)
+        return None
+    clear_failed_sign_ins(s, username)
+    return user
+
+
+def purge_old_login_attempts(s: Session, now: datetime | None = None, limit: int = PURGE_BATCH_ROWS) -> int:
+    """Delete up to ``limit`` failed sign-ins older than the window; returns how many (repeat until fewer)."""
+    cutoff = _now(now) - SIGN_IN_WINDOW
+    batch = select(LoginAttempt.id).where(LoginAttempt.at <= cutoff).limit(limit)
+    return s.execute(delete(LoginAttempt).where(LoginAttempt.id.in_(batch))).rowcount or 0
 
 
 def user_by_name(s: Session, username: str) -> User | None:
@@ -125,14 +260,16 @@ def start_web_session(s: Session, user: User, days: int = WEB_SESSION_DAYS) -> s
     return secret
 
 
-def user_for_web_session(s: Session, secret: str | None) -> User | None:
-    """The user signed in with this cookie secret, unless it is unknown or expired."""
+def user_for_web_session(s: Session, secret: str | None, now: datetime | None = None) -> User | None:
+    """The user, as stored now, signed in with this cookie secret, unless it is unknown or expired.
+
+    One query (the session by its primary key joined to its user), so the dashboard runs it
+    on every rerun and sees a role change or an ended session at once."""
     if not secret:
         return None
-    row = s.get(WebSession, token_digest(secret))
-    if row is None or row.expires_at <= datetime.now(UTC):
-        return None
-    return s.get(User, row.user_id)
+    return s.scalars(select(User).join(WebSession, WebSession.user_id == User.id)
+                     .where(WebSession.token_hash == token_digest(secret),
+                            WebSession.expires_at > _now(now))).first()
 
 
 def end_web_session(s: Session, secret: str | None) -> None:
@@ -144,14 +281,18 @@ def end_web_session(s: Session, secret: str | None) -> None:
             s.flush()
 
 
-def change_password(s: Session, user: User, current: str, new: str) -> None:
-    """Set a new password after checking the current one; AccountError says what is wrong."""
+def change_password(s: Session, user: User, current: str, new: str, keep: str | None = None) -> int:
+    """Set a new password after checking the current one, ending every sign-in but ``keep``'s.
+
+    Whoever knew the old password may hold a session; it ends with it. Returns how many
+    sessions ended; AccountError says what is wrong with the passwords."""
     if user.password_hash and not verify_password(current, user.password_hash):
         raise AccountError("the current password is wrong")
     if len(new) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
     user.password_hash = hash_password(new)
     s.flush()
+    return end_other_web_sessions(s, user, keep=keep)
 
 
 def end_other_web_sessions(s: Session, user: User, keep: str | None = None) -> int:
@@ -160,3 +301,14 @@ def end_other_web_sessions(s: Session, user: User, keep: str | None = None) -> i
     if keep:
         q = q.where(WebSession.token_hash != token_digest(keep))
     return s.execute(q).rowcount or 0
+
+
+def end_all_web_sessions(s: Session, user: User) -> int:
+    """Sign the user out of every browser, this one included; returns how many ended."""
+    return end_other_web_sessions(s, user, keep=None)
+
+
+def purge_expired_web_sessions(s: Session, now: datetime | None = None, limit: int = PURGE_BATCH_ROWS) -> int:
+    """Delete up to ``limit`` expired web sessions; returns how many (repeat until fewer)."""
+    batch = select(WebSession.token_hash).where(WebSession.expires_at <= _now(now)).limit(limit)
+    return s.execute(delete(WebSession).where(WebSession.token_hash.in_(batch))).rowcount or 0

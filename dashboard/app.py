@@ -2,7 +2,9 @@
 
 It signs the visitor in (or shows the sign-in page), then builds the navigation from the
 pages the signed-in user's role may see; a page not in the navigation cannot be reached by
-URL either. The views live in ``dashboard/views``.
+URL either. The sign-in and the role are checked against the database on every run, so a
+session ended elsewhere or a changed role takes effect on the next click. The views live in
+``dashboard/views``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ VIEWS = Path(__file__).resolve().parent / "views"
 
 st.set_page_config(page_title="Tracker", page_icon=":material/directions_run:", layout="wide", initial_sidebar_state="auto")
 
-viewer = auth.current_viewer()
+viewer = auth.current_viewer()  # one indexed query per run; see dashboard/auth.py
 if viewer is None:
     page = st.navigation([st.Page(auth.sign_in_page, title="Sign in", icon=":material/login:",
                                   url_path="signin", default=True)], position="hidden")

@@ -1,11 +1,15 @@
 """Sign-up, sign-in, sign-out, and a sign-in that survives a page reload.
 
-Local accounts are checked against their scrypt hashes; a successful sign-in starts a web
-session whose random secret goes into the ``tracker_session`` cookie (SameSite=Strict; only
-its SHA-256 is stored), so a reload finds the athlete again. When the operator configures
-OpenID Connect in ``.streamlit/secrets.toml`` (an ``[auth]`` section), a "Sign in with ..."
-button uses ``st.login``, and the provider's verified e-mail address is linked to a local
-account (created on first sign-in).
+Local accounts are checked against their scrypt hashes, with failed attempts throttled per
+account and per client address (``core.accounts.sign_in``); a successful sign-in starts a
+web session whose random secret goes into the ``tracker_session`` cookie (SameSite=Strict;
+only its SHA-256 is stored), so a reload finds the athlete again. Every run checks that
+session against the database again (one indexed query), so a role change applies on the
+next click and a session ended elsewhere (sign out everywhere, a password change, expiry)
+signs this tab out. When the operator configures OpenID Connect in
+``.streamlit/secrets.toml`` (an ``[auth]`` section), a "Sign in with ..." button uses
+``st.login``, and the provider's verified e-mail address is linked to a local account
+(created on first sign-in).
 """
 
 from __future__ import annotations
@@ -19,9 +23,10 @@ from sqlalchemy import select
 from core.accounts import (
     WEB_SESSION_DAYS,
     AccountError,
-    authenticate,
     create_user,
+    end_all_web_sessions,
     end_web_session,
+    sign_in,
     start_web_session,
     user_for_web_session,
 )
@@ -30,6 +35,12 @@ from dashboard import data
 from dashboard.queries import Viewer, viewer_for
 
 COOKIE = "tracker_session"
+# The client key for sign-in throttling when Streamlit gives no address: connections from
+# this machine (st.context.ip_address is None for 127.0.0.1 and ::1, which includes a
+# reverse proxy running here), test runs, and Streamlit versions without the attribute.
+# All of those count as one client.
+LOCAL_CLIENT = "local"
+ENDED_NOTICE = "You were signed out: this sign-in ended (signed out everywhere, password changed, or expired)."
 
 
 def _cookie_script(value: str | None) -> str:
@@ -64,38 +75,81 @@ def _sign_in(user: User) -> None:
     st.session_state.pop("signed_out", None)
 
 
+def client_address() -> str:
+    """The browser's address as the sign-in throttle counts it (LOCAL_CLIENT when unknown)."""
+    return getattr(st.context, "ip_address", None) or LOCAL_CLIENT
+
+
 def _oidc_user() -> User | None:
     email = st.user.get("email")
     if not email or st.user.get("email_verified") is False:
         return None
-    with data.sessions()() as s, s.begin():
-        user = s.scalars(select(User).where(User.email == email.lower())).first()
-        if user is None:
-            base = (re.sub(r"[^a-z0-9_.-]", "", email.split("@")[0].lower())[:24] or "athlete").ljust(3, "_")
-            name, k = base, 1
-            while s.scalars(select(User).where(User.username == name)).first() is not None:
-                k += 1
-                name = f"{base}{k}"
-            user = create_user(s, name, name=st.user.get("name") or name, email=email.lower())
-        s.expunge(user)
+    try:
+        with data.sessions()() as s, s.begin():
+            user = s.scalars(select(User).where(User.email == email.strip().lower())).first()
+            if user is None:
+                base = (re.sub(r"[^a-z0-9_.-]", "", email.split("@")[0].lower())[:24] or "athlete").ljust(3, "_")
+                name, k = base, 1
+                while s.scalars(select(User).where(User.username == name)).first() is not None:
+                    k += 1
+                    name = f"{base}{k}"
+                user = create_user(s, name, name=st.user.get("name") or name, email=email)
+            s.expunge(user)
+            return user
+    except AccountError as exc:
+        st.session_state.sign_in_notice = f"Your organisation's account cannot be used here: {exc}."
+        return None
+
+
+def _signed_in_user(secret: str | None, viewer: Viewer | None) -> User | None:
+    """The user as stored now for this tab's sign-in, or None if it no longer holds."""
+    with data.sessions()() as s:
+        if secret:
+            user = user_for_web_session(s, secret)
+        else:
+            # A viewer put into the session state without a web session (as the page tests
+            # do) has no session to check; its user is still read afresh for the role.
+            user = s.get(User, viewer.id)
+        if user is not None:
+            s.expunge(user)
         return user
 
 
+def _forget_sign_in(notice: str | None = None) -> None:
+    for key in ("viewer", "session_secret"):
+        st.session_state.pop(key, None)
+    st.session_state.signed_out = True
+    st.session_state.cookie_op = None
+    if notice:
+        st.session_state.sign_in_notice = notice
+
+
 def current_viewer() -> Viewer | None:
-    """The signed-in athlete: from this session, the cookie, or the OpenID Connect login."""
+    """The signed-in athlete, checked against the database on every run.
+
+    From this tab's sign-in, the cookie, or the OpenID Connect login. A sign-in that no
+    longer holds (ended elsewhere, expired, the account gone) signs the tab out; the role,
+    name and units always come from the database, so a demoted moderator loses the
+    moderators' page on the next run."""
     viewer = st.session_state.get("viewer")
     if viewer is not None:
-        return viewer
+        user = _signed_in_user(st.session_state.get("session_secret"), viewer)
+        if user is None:
+            _forget_sign_in(ENDED_NOTICE)
+            return None
+        fresh = viewer_for(user)
+        if fresh != viewer:
+            st.session_state.viewer = fresh
+        return fresh
     if st.session_state.get("signed_out"):
         return None
     secret = st.context.cookies.get(COOKIE)
     if isinstance(secret, str) and 0 < len(secret) <= 100:
-        with data.sessions()() as s:
-            user = user_for_web_session(s, secret)
-            if user is not None:
-                st.session_state.viewer = viewer_for(user)
-                st.session_state.session_secret = secret
-                return st.session_state.viewer
+        user = _signed_in_user(secret, None)
+        if user is not None:
+            st.session_state.viewer = viewer_for(user)
+            st.session_state.session_secret = secret
+            return st.session_state.viewer
     if oidc_configured() and st.user.get("is_logged_in", False):
         user = _oidc_user()
         if user is not None:
@@ -112,8 +166,13 @@ def refresh_viewer() -> None:
             st.session_state.viewer = viewer_for(s.get(User, viewer.id))
 
 
-def sign_out() -> None:
+def sign_out(everywhere: bool = False) -> None:
+    """End this tab's sign-in (or, with ``everywhere``, every sign-in of the account) and forget it."""
+    viewer = st.session_state.get("viewer")
     with data.sessions()() as s, s.begin():
+        user = s.get(User, viewer.id) if everywhere and viewer is not None else None
+        if user is not None:
+            end_all_web_sessions(s, user)
         end_web_session(s, st.session_state.get("session_secret"))
     for key in list(st.session_state.keys()):
         del st.session_state[key]
@@ -132,27 +191,34 @@ def sign_in_page() -> None:
         if st.button("Sign in with your organisation's account", type="primary"):
             st.login()
         st.divider()
-    sign_in, sign_up = st.tabs(["Sign in", "Create an account"])
-    with sign_in:
+    if notice := st.session_state.pop("sign_in_notice", None):
+        st.info(notice)
+    sign_in_tab, sign_up = st.tabs(["Sign in", "Create an account"])
+    with sign_in_tab:
         with st.form("sign_in"):
-            username = st.text_input("Username", key="signin_username")
+            username = st.text_input("Username", key="signin_username", max_chars=64)
             password = st.text_input("Password", type="password", key="signin_password")
             submitted = st.form_submit_button("Sign in", type="primary")
         if submitted:
-            with data.sessions()() as s:
-                user = authenticate(s, username, password)
-                if user is not None:
-                    s.expunge(user)
-            if user is None:
-                st.error("Wrong username or password.")
+            try:
+                # Committed even when the password is wrong: the failure must count.
+                with data.sessions()() as s, s.begin():
+                    user = sign_in(s, username, password, client_address())
+                    if user is not None:
+                        s.expunge(user)
+            except AccountError as exc:
+                st.error(str(exc))
             else:
-                _sign_in(user)
-                st.rerun()
+                if user is None:
+                    st.error("Wrong username or password.")
+                else:
+                    _sign_in(user)
+                    st.rerun()
     with sign_up:
         with st.form("sign_up"):
             new_username = st.text_input("Username", help="3 to 32 characters: a-z, 0-9, _ . -",
                                          key="signup_username")
-            new_name = st.text_input("Display name", key="signup_name")
+            new_name = st.text_input("Display name", key="signup_name", max_chars=128)
             new_password = st.text_input("Password", type="password", help="at least 8 characters",
                                          key="signup_password")
             again = st.text_input("Password again", type="password", key="signup_again")

@@ -1,4 +1,4 @@
-"""Settings: profile, default visibility, units, spoken cues, and device pairing."""
+"""Settings: profile, default visibility, units, password and sign-ins, spoken cues, and device pairing."""
 
 import streamlit as st
 
@@ -6,6 +6,7 @@ from core.accounts import (
     AccountError,
     change_password,
     create_device_token,
+    display_name,
     end_other_web_sessions,
     revoke_device_token,
 )
@@ -48,29 +49,35 @@ with st.form("profile"):
         if not new_name.strip():
             st.error("The display name cannot be empty.")
         else:
-            save(name=new_name.strip()[:128], default_visibility=vis, units=units)
+            save(name=display_name(new_name, v.username), default_visibility=vis, units=units)
             st.success("Saved.")
 
 st.subheader("Password and sign-in")
 with st.form("password", clear_on_submit=True):
-    current = st.text_input("Current password", type="password")
-    new = st.text_input("New password", type="password", help="at least 8 characters")
-    again = st.text_input("New password again", type="password")
+    current = st.text_input("Current password", type="password", key="current_password")
+    new = st.text_input("New password", type="password", help="at least 8 characters", key="new_password")
+    again = st.text_input("New password again", type="password", key="new_password_again")
     if st.form_submit_button("Change password"):
         if new != again:
             st.error("The two new passwords differ.")
         else:
             try:
                 with data.sessions()() as s, s.begin():
-                    change_password(s, s.get(User, v.id), current, new)
+                    ended = change_password(s, s.get(User, v.id), current, new,
+                                            keep=st.session_state.get("session_secret"))
             except AccountError as exc:
                 st.error(str(exc))
             else:
-                st.success("Password changed.")
-if st.button("Sign out of every other browser"):
+                st.success(f"Password changed; signed out of {ended} other browser{'' if ended == 1 else 's'}.")
+c1, c2 = st.columns(2)
+if c1.button("Sign out of every other browser", icon=":material/devices_other:"):
     with data.sessions()() as s, s.begin():
         ended = end_other_web_sessions(s, s.get(User, v.id), keep=st.session_state.get("session_secret"))
     st.success(f"Signed out of {ended} other browser{'' if ended == 1 else 's'}.")
+if c2.button("Sign out everywhere", icon=":material/logout:",
+             help="Every browser signed in to this account, this one included"):
+    auth.sign_out(everywhere=True)
+    st.rerun()
 
 st.subheader("Spoken cues")
 st.caption("What your device says while you record, and how often.")

@@ -97,3 +97,201 @@ def test_change_password_and_sign_out_elsewhere(session):
     here, there = start_web_session(session, user), start_web_session(session, user)
     assert end_other_web_sessions(session, user, keep=here) == 1
     assert user_for_web_session(session, here) is not None and user_for_web_session(session, there) is None
+
+
+def _failures(session, key):
+    from sqlalchemy import func, select
+
+    from core.models import LoginAttempt
+    return session.scalar(select(func.count()).select_from(LoginAttempt).where(LoginAttempt.key == key))
+
+
+def test_five_wrong_passwords_lock_the_account_even_against_the_right_one(session):
+    """After five failures in fifteen minutes the right password is refused too, with the wait."""
+    from datetime import UTC, datetime, timedelta
+
+    from core.accounts import SignInThrottled, sign_in
+
+    user = create_user(session, "locked_out", password="right password")
+    t0 = datetime.now(UTC) - timedelta(minutes=3)
+    for i in range(5):
+        assert sign_in(session, "locked_out", "wrong password", f"10.0.0.{i}", now=t0 + timedelta(seconds=i)) is None
+    with pytest.raises(SignInThrottled, match=r"^Too many failed sign-ins: try again in 12 minutes\.$"):
+        sign_in(session, "Locked_Out", "right password", "10.0.0.99", now=t0 + timedelta(minutes=3))
+    # A throttled attempt is not counted, so the wait does not grow while it is refused.
+    assert _failures(session, "user:locked_out") == 5
+    # Once the oldest failure leaves the window, the right password works and clears the count.
+    later = t0 + timedelta(minutes=15, seconds=1)
+    assert sign_in(session, "locked_out", "right password", "10.0.0.99", now=later).id == user.id
+    assert _failures(session, "user:locked_out") == 0
+
+
+def test_one_client_guessing_at_many_accounts_is_throttled(session):
+    """Five failures from one address across accounts stop that address, not the others."""
+    from datetime import UTC, datetime
+
+    from core.accounts import SignInThrottled, sign_in
+
+    for i in range(5):
+        create_user(session, f"sprayed_{i}", password="right password")
+    now = datetime.now(UTC)
+    for i in range(5):
+        assert sign_in(session, f"sprayed_{i}", "guess", "203.0.113.7", now=now) is None
+    with pytest.raises(SignInThrottled, match="15 minutes"):
+        sign_in(session, "sprayed_0", "right password", "203.0.113.7", now=now)
+    assert sign_in(session, "sprayed_0", "right password", "198.51.100.1", now=now) is not None
+
+
+def test_a_success_clears_the_accounts_failures_but_not_the_clients(session):
+    """The account starts afresh; the client's failures age out instead of resetting."""
+    from datetime import UTC, datetime
+
+    from core.accounts import check_sign_in_allowed, sign_in
+
+    create_user(session, "clears", password="right password")
+    now = datetime.now(UTC)
+    for _ in range(4):
+        sign_in(session, "clears", "wrong", "192.0.2.5", now=now)
+    assert sign_in(session, "clears", "right password", "192.0.2.5", now=now) is not None
+    assert _failures(session, "user:clears") == 0
+    assert _failures(session, "client:192.0.2.5") == 4
+    check_sign_in_allowed(session, "clears", "192.0.2.5", now=now)
+
+
+def test_failures_for_names_that_do_not_exist_count_as_well(session):
+    """Guessing at an unknown name is throttled the same way, so it reveals nothing."""
+    from datetime import UTC, datetime
+
+    from core.accounts import SignInThrottled, sign_in
+
+    now = datetime.now(UTC)
+    for _ in range(5):
+        assert sign_in(session, "nobody_here", "guess", None, now=now) is None
+    with pytest.raises(SignInThrottled):
+        sign_in(session, "nobody_here", "guess", None, now=now)
+    long_name = "x" * 5000
+    assert sign_in(session, long_name, "guess", "c" * 5000, now=now) is None
+    assert _failures(session, ("user:" + long_name)[:200]) == 1
+
+
+def test_old_failed_sign_ins_are_purged_in_batches(session):
+    """Attempts older than the window go, newer ones stay; each call deletes at most one batch."""
+    from datetime import UTC, datetime, timedelta
+
+    from core.accounts import purge_old_login_attempts, record_failed_sign_in
+
+    now = datetime.now(UTC)
+    for minutes in (16, 20, 60, 24 * 60):
+        record_failed_sign_in(session, "purged", "198.51.100.9", now=now - timedelta(minutes=minutes))
+    record_failed_sign_in(session, "purged", "198.51.100.9", now=now - timedelta(minutes=5))
+    assert purge_old_login_attempts(session, now=now, limit=5) == 5
+    assert purge_old_login_attempts(session, now=now, limit=5) == 3
+    assert purge_old_login_attempts(session, now=now, limit=5) == 0
+    assert _failures(session, "user:purged") == 1 and _failures(session, "client:198.51.100.9") == 1
+
+
+def test_expired_web_sessions_are_purged_in_batches(session):
+    """Expired sessions go, live ones stay; each call deletes at most one batch."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from core.accounts import purge_expired_web_sessions, start_web_session, user_for_web_session
+    from core.models import WebSession
+
+    user = create_user(session, "stale_sessions")
+    live = start_web_session(session, user)
+    for days in (1, 2, 3):
+        start_web_session(session, user, days=-days)
+    now = datetime.now(UTC)
+    assert purge_expired_web_sessions(session, now=now, limit=2) == 2
+    assert purge_expired_web_sessions(session, now=now, limit=2) == 1
+    assert purge_expired_web_sessions(session, now=now, limit=2) == 0
+    assert len(session.scalars(select(WebSession).where(WebSession.user_id == user.id)).all()) == 1
+    assert user_for_web_session(session, live).id == user.id
+    assert purge_expired_web_sessions(session, now=now + timedelta(days=31)) >= 1
+    assert user_for_web_session(session, live, now=now) is None
+
+
+def test_a_password_change_ends_every_other_sign_in(session):
+    """The browser that changed the password stays signed in; the others are out."""
+    from core.accounts import change_password, start_web_session, user_for_web_session
+
+    user = create_user(session, "changes_pw", password="old password")
+    here, there, elsewhere = (start_web_session(session, user) for _ in range(3))
+    assert change_password(session, user, "old password", "new password", keep=here) == 2
+    assert user_for_web_session(session, here).id == user.id
+    assert user_for_web_session(session, there) is None and user_for_web_session(session, elsewhere) is None
+    assert change_password(session, user, "new password", "newer password") == 1
+    assert user_for_web_session(session, here) is None
+
+
+def test_sign_out_everywhere_ends_every_session_of_that_account_only(session):
+    """Every browser of the account is signed out; other athletes stay signed in."""
+    from core.accounts import end_all_web_sessions, start_web_session, user_for_web_session
+
+    user, other = create_user(session, "leaves_all"), create_user(session, "stays_in")
+    mine = [start_web_session(session, user) for _ in range(2)]
+    theirs = start_web_session(session, other)
+    assert end_all_web_sessions(session, user) == 2
+    assert all(user_for_web_session(session, secret) is None for secret in mine)
+    assert user_for_web_session(session, theirs).id == other.id
+
+
+def test_the_session_check_sees_a_role_change_made_elsewhere(engine):
+    """A moderator demoted by another connection is an athlete on the next check."""
+    from sqlalchemy.orm import Session
+
+    from core.accounts import end_web_session, start_web_session, user_for_web_session
+    from core.models import User
+
+    with Session(engine) as s, s.begin():
+        mod = create_user(s, "demoted_mod", role="moderator")
+        secret, mod_id = start_web_session(s, mod), mod.id
+    try:
+        with Session(engine) as s:
+            assert user_for_web_session(s, secret).role == "moderator"
+        with Session(engine) as s, s.begin():
+            s.get(User, mod_id).role = "athlete"
+        with Session(engine) as s:
+            assert user_for_web_session(s, secret).role == "athlete"
+        with Session(engine) as s, s.begin():
+            end_web_session(s, secret)
+        with Session(engine) as s:
+            assert user_for_web_session(s, secret) is None
+    finally:
+        with Session(engine) as s, s.begin():
+            s.delete(s.get(User, mod_id))
+
+
+def test_long_display_names_are_cut_with_an_ellipsis_and_long_emails_refused(session):
+    """Names fit the column the same way on both databases; an e-mail too long is refused."""
+    from core.accounts import MAX_NAME_CHARS, display_name
+
+    user = create_user(session, "long_name", name="Ana " + "Maria " * 40, email=" Ana@Example.ORG ")
+    session.expire(user)
+    assert len(user.name) == MAX_NAME_CHARS and user.name.endswith("…")
+    assert user.name.startswith("Ana Maria Maria")
+    assert user.email == "ana@example.org"
+    assert display_name("   ", "fallback_name") == "fallback_name"
+    with pytest.raises(AccountError, match="at most 254 characters"):
+        create_user(session, "long_mail", email="a" * 250 + "@example.org")
+    with pytest.raises(AccountError, match="name@example.org"):
+        create_user(session, "bad_mail", email="not an address")
+    with pytest.raises(AccountError, match="another account"):
+        create_user(session, "same_mail", email="ANA@example.org")
+
+
+@pytest.mark.parametrize("tail", ["e\u0301", "\U0001f44b\U0001f3fd", "\U0001f468\u200d\U0001f469\u200d\U0001f467",
+                                  "\U0001f1f5\U0001f1f9"])
+def test_a_long_name_is_never_cut_through_an_accent_an_emoji_or_a_flag(session, tail):
+    """The cut falls between characters as they are read, and NUL never reaches the database."""
+    name = "\x00Ana" + "a" * 122 + tail * 3
+    user = create_user(session, f"cut_{len(tail)}_{ord(tail[-1])}"[:32], name=name)
+    session.expire(user)
+    stored = user.name
+    assert len(stored) <= 128 and stored.endswith("…") and "\x00" not in stored
+    kept = stored[:-1]
+    assert name.replace("\x00", " ").strip().startswith(kept)
+    rest = name.replace("\x00", " ").strip()[len(kept):]
+    assert rest.startswith(tail) or rest.startswith("a")

@@ -1,0 +1,162 @@
+"""Sign-in that follows the account, through Streamlit's AppTest on the demo world's SQLite file.
+
+Each test signs in through the real form, then changes the account in the database the way
+another tab or an administrator would, and checks what the next run of the same tab shows.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+from streamlit.testing.v1 import AppTest
+
+from core.accounts import authenticate, create_user, end_all_web_sessions, user_by_name
+from core.db import make_engine
+from core.models import LoginAttempt, WebSession
+from tests.dashboard.conftest import APP
+
+PASSWORD = "right password"
+_names = itertools.count(1)
+
+
+@pytest.fixture
+def db(world):
+    """A session factory on the world's database; the sign-in throttle is emptied around each test.
+
+    Every AppTest run comes from the same unknown address, so failures left by one test
+    would count against the next (and against the browser tests' sign-ins)."""
+    engine = make_engine(world.url)
+
+    def clear_attempts():
+        with Session(engine) as s, s.begin():
+            s.execute(delete(LoginAttempt))
+
+    clear_attempts()
+    yield lambda: Session(engine, expire_on_commit=False)
+    clear_attempts()
+    engine.dispose()
+
+
+def new_account(db, role: str = "athlete") -> str:
+    """A fresh account of its own, so that changing it leaves the shared demo users alone."""
+    username = f"auth_{role}_{next(_names)}"
+    with db() as s, s.begin():
+        create_user(s, username, name=username.title(), password=PASSWORD, role=role)
+    return username
+
+
+def submit_sign_in(at: AppTest, username: str, password: str) -> AppTest:
+    at.text_input(key="signin_username").input(username)
+    at.text_input(key="signin_password").input(password)
+    next(b for b in at.get("form_submit_button") if b.label == "Sign in").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def signed_in_tab(username: str) -> AppTest:
+    """A new tab that signs in through the form."""
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    submit_sign_in(at, username, PASSWORD)
+    assert at.session_state["viewer"].username == username
+    return at
+
+
+def rerun(at: AppTest, page: str | None = None) -> AppTest:
+    if page:
+        at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def titles(at: AppTest) -> list[str]:
+    return [t.value for t in at.title]
+
+
+def shows_sign_in_form(at: AppTest) -> bool:
+    return any(t.key == "signin_username" for t in at.text_input)
+
+
+def test_a_demoted_moderator_loses_the_flagged_activities_page_on_the_next_run(db):
+    username = new_account(db, role="moderator")
+    at = signed_in_tab(username)
+    assert titles(rerun(at, "views/moderation.py")) == ["Flagged activities"]
+    with db() as s, s.begin():
+        user_by_name(s, username).role = "athlete"
+    rerun(at, "views/moderation.py")
+    assert "Flagged activities" not in titles(at)
+    assert at.session_state["viewer"].role == "athlete"
+    assert not any("moderator" in md.value for md in at.sidebar.markdown)
+
+
+def test_a_session_ended_in_the_database_signs_the_tab_out_on_the_next_run(db):
+    username = new_account(db)
+    at = signed_in_tab(username)
+    assert titles(rerun(at, "views/feed.py")) == ["Feed"]
+    with db() as s, s.begin():
+        assert end_all_web_sessions(s, user_by_name(s, username)) == 1
+    rerun(at)
+    assert shows_sign_in_form(at)
+    assert "viewer" not in at.session_state
+    assert any("You were signed out" in i.value for i in at.info)
+
+
+def test_an_expired_session_signs_the_tab_out(db):
+    from datetime import UTC, datetime, timedelta
+
+    username = new_account(db)
+    at = signed_in_tab(username)
+    with db() as s, s.begin():
+        user_id = user_by_name(s, username).id
+        for row in s.scalars(select(WebSession).where(WebSession.user_id == user_id)):
+            row.expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    rerun(at)
+    assert shows_sign_in_form(at)
+
+
+def test_five_wrong_passwords_then_even_the_right_one_gets_the_wait(db):
+    username = new_account(db)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    for _ in range(5):
+        submit_sign_in(at, username, "wrong password")
+        assert [e.value for e in at.error] == ["Wrong username or password."]
+    submit_sign_in(at, username, PASSWORD)
+    assert [e.value for e in at.error] == ["Too many failed sign-ins: try again in 15 minutes."]
+    assert "viewer" not in at.session_state
+
+
+def test_sign_out_everywhere_in_settings_signs_out_every_tab(db):
+    username = new_account(db)
+    here, there = signed_in_tab(username), signed_in_tab(username)
+    rerun(here, "views/settings.py")
+    next(b for b in here.button if b.label == "Sign out everywhere").click()
+    rerun(here)
+    assert shows_sign_in_form(here)
+    rerun(there)
+    assert shows_sign_in_form(there)
+    with db() as s:
+        user_id = user_by_name(s, username).id
+        assert s.scalars(select(WebSession).where(WebSession.user_id == user_id)).first() is None
+
+
+def test_a_password_change_in_settings_signs_out_the_other_tabs_only(db):
+    username = new_account(db)
+    here, there = signed_in_tab(username), signed_in_tab(username)
+    rerun(here, "views/settings.py")
+    here.text_input(key="current_password").input(PASSWORD)
+    here.text_input(key="new_password").input("a new password")
+    here.text_input(key="new_password_again").input("a new password")
+    next(b for b in here.get("form_submit_button") if b.label == "Change password").click()
+    rerun(here)
+    assert any(s.value == "Password changed; signed out of 1 other browser." for s in here.success)
+    assert titles(rerun(here, "views/feed.py")) == ["Feed"]
+    rerun(there)
+    assert shows_sign_in_form(there)
+    with db() as s:
+        assert authenticate(s, username, "a new password") is not None
