@@ -174,3 +174,72 @@ def test_offline_recording_still_speaks_cues(tmp_path):
     assert buffer.count_points(local_id) == 150
 
 
+
+
+class ScriptedServer:
+    """A websocket server that answers like the ingest server but fails on cue: an
+    ``internal`` error for the first points message, then refuses a point with latitude 91."""
+
+    def __init__(self):
+        self.stored: dict[int, dict] = {}
+        self.internal_errors = 0
+        self.connections = 0
+
+    async def handler(self, ws) -> None:
+        import json as _json
+        self.connections += 1
+        await ws.send(_json.dumps({"type": "welcome", "v": 1, "user": "scripted"}))
+        async for raw in ws:
+            msg = _json.loads(raw)
+            if msg["type"] == "create":
+                reply = {"type": "created", "id": msg["id"], "activity_id": 1, "status": "created"}
+            elif msg["type"] == "status":
+                reply = {"type": "status", "id": msg["id"], "activity_id": 1, "status": "active"}
+            elif self.internal_errors == 0:
+                self.internal_errors += 1
+                reply = {"type": "error", "id": msg["id"], "code": "internal", "message": "the server failed"}
+            elif any(p["lat"] > 90 for p in msg["points"]):
+                reply = {"type": "error", "id": msg["id"], "code": "invalid_point", "message": "latitude beyond 90"}
+            else:
+                self.stored.update({p["seq"]: p for p in msg["points"]})
+                reply = {"type": "ack", "id": msg["id"], "activity_id": 1, "stored": len(msg["points"]),
+                         "duplicates": 0, "stats": None}
+            await ws.send(_json.dumps(reply))
+
+
+def test_the_client_resends_after_an_internal_error_and_sets_aside_what_is_refused(tmp_path):
+    """An ``internal`` answer makes the client reconnect and send the same again; a batch
+    refused for one impossible point is sent point by point and only that point is set
+    aside (kept in the buffer with its reason); the client never stops."""
+    from websockets.asyncio.server import serve
+
+    scripted = ScriptedServer()
+
+    async def scenario():
+        async with serve(scripted.handler, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            buffer = LocalBuffer(tmp_path / "device.sqlite")
+            client = DeviceClient(buffer, f"ws://127.0.0.1:{port}", "token", batch_points=10)
+            local_id = client.start_activity("run")
+            for k in range(30):
+                client.record_point(local_id, {"t": 1_700_000_000 + 5 * k, "lat": 91.0 if k == 17 else 46 + k * 1e-4,
+                                               "lon": 14.5})
+            stop = asyncio.Event()
+            runner = asyncio.create_task(client.run(stop))
+            for _ in range(300):
+                if not buffer.count_points() and scripted.stored:
+                    break
+                assert not runner.done(), "the client gave up"
+                await asyncio.sleep(0.05)
+            stop.set()
+            await runner
+            return buffer, client
+
+    buffer, client = asyncio.run(scenario())
+    assert sorted(scripted.stored) == [k for k in range(30) if k != 17]
+    assert scripted.internal_errors == 1 and scripted.connections >= 2 and client.retries >= 1
+    aside = buffer.rejected()
+    assert [(r["kind"], r["code"], [p["seq"] for p in r["payload"]]) for r in aside] == \
+        [("points", "invalid_point", [17])]
+    assert buffer.count_points() == 0
+    buffer.close()
