@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from core.cleaning import clean_track
 from core.models import SPORTS, VISIBILITIES, Activity, ActivityEvent, RoutePoint, User
 from core.points import Track
+from core.text import CLIENT_REF_MAX_CHARS, TITLE_MAX_CHARS, TextRefused, check_identifier, fit
 from core.trackstats import Summary, summarise
 
 OPEN_STATUSES = ("created", "active", "paused", "stopped")
@@ -79,9 +80,14 @@ def create_activity(s: Session, user: User, sport: str, title: str | None = None
     """Create a new activity (not yet started) for ``user``.
 
     With ``client_ref`` (the device's own id for it) a repeated create returns the
-    activity made the first time, so a device may retry after a lost answer.
+    activity made the first time, so a device may retry after a lost answer. A title
+    longer than the column is cut with an ellipsis; a ``client_ref`` too long is refused.
     """
     if client_ref is not None:
+        try:
+            check_identifier(client_ref, CLIENT_REF_MAX_CHARS, "client_ref")
+        except TextRefused as exc:
+            raise ActivityError(str(exc), "invalid_value") from None
         existing = s.scalars(select(Activity).where(Activity.user_id == user.id,
                                                     Activity.client_ref == client_ref)).first()
         if existing is not None:
@@ -92,7 +98,7 @@ def create_activity(s: Session, user: User, sport: str, title: str | None = None
     if visibility not in VISIBILITIES:
         raise ActivityError(f"visibility must be one of {', '.join(VISIBILITIES)}", "invalid_visibility")
     activity = Activity(user_id=user.id, sport=sport, status="created", source=source,
-                        title=title or _default_title(sport), visibility=visibility,
+                        title=fit(title, TITLE_MAX_CHARS) or _default_title(sport), visibility=visibility,
                         client_ref=client_ref)
     s.add(activity)
     s.flush()
@@ -117,13 +123,12 @@ def get_owned_activity(s: Session, activity_id: int, user_id: int, lock: bool = 
 
 def edit_activity(s: Session, activity: Activity, title: str | None = None,
                   visibility: str | None = None) -> Activity:
-    """Change an activity's title or who may see it (the caller checked ownership)."""
+    """Change an activity's title (cut to fit with an ellipsis) or who may see it (the
+    caller checked ownership)."""
     if title is not None:
-        title = title.strip()
+        title = fit(title, TITLE_MAX_CHARS)
         if not title:
             raise ActivityError("a title cannot be empty", "invalid_value")
-        if len(title) > 200:
-            raise ActivityError("a title holds at most 200 characters", "invalid_value")
         activity.title = title
     if visibility is not None:
         if visibility not in VISIBILITIES:
@@ -302,7 +307,8 @@ def count_points(s: Session, activity_id: int) -> int:
 def record_track(s: Session, user: User, track: Track, sport: str | None = None,
                  title: str | None = None, visibility: str | None = None,
                  source: str = "upload", source_hash: str | None = None) -> Activity:
-    """Store a whole recorded track (an upload or demo data) as a completed activity."""
+    """Store a whole recorded track (an upload or demo data) as a completed activity; what
+    reading the file cut to fit (``track.meta["cut_chars"]``) is noted in its summary."""
     sport = sport or (track.sport if track.sport in SPORTS else None)
     if sport is None:
         raise ActivityError("this file's sport is not a run or a ride; choose one", "invalid_sport")
@@ -326,6 +332,9 @@ def record_track(s: Session, user: User, track: Track, sport: str | None = None,
         insert_points(s, rows[start:start + 5000])
     summary = summarise(clean_track(track), points=len(track))
     apply_summary(activity, summary)
+    if track.meta.get("cut_chars"):
+        # Kept with the figures so that the upload can tell the athlete their file's name was cut.
+        activity.summary = {**activity.summary, "cut_chars": dict(track.meta["cut_chars"])}
     activity.status = "completed"
     end = summary.end_time or time.time()
     activity.completed_at = datetime.fromtimestamp(end, tz=UTC)

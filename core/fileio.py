@@ -2,7 +2,8 @@
 
 Untrusted files are read defensively: a size cap before anything is parsed, XML parsed
 with DTDs forbidden (so no entity expansion and no external entities), a cap on the number
-of points, and every parser failure turned into a ``TrackFileError`` with a reason.
+of points, and every parser failure turned into a ``TrackFileError`` with a reason. The
+activity and device names a file carries are cut to what the database stores (``core.text``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from defusedxml import DefusedXmlException
 
 from core.config import load_settings
 from core.points import Track, normalise_sport, track_from_rows
+from core.text import DEVICE_NAME_MAX_CHARS, TITLE_MAX_CHARS, fit, one_line
 
 SEMICIRCLE_TO_DEG = 180.0 / 2**31
 FIT_INDOOR_SUB_SPORTS = {"indoor_cycling", "treadmill", "virtual_activity", "indoor_running",
@@ -66,7 +68,23 @@ def load_track(path: str | Path, data: bytes | None = None) -> Track:
         raise TrackFileError(f"not a readable {kind.upper()} file: {_reason(exc)}") from None
     if len(track) > settings.max_points_per_file:
         raise TrackFileError(f"file holds {len(track)} points, over the {settings.max_points_per_file} limit")
+    _fit_names(track)
     return track
+
+
+def _fit_names(track: Track) -> None:
+    """Cut the activity and device names read from the file to what the database stores,
+    noting each cut field's length in the file in ``track.meta["cut_chars"]``."""
+    cut = {}
+    for field, limit in (("name", TITLE_MAX_CHARS), ("device", DEVICE_NAME_MAX_CHARS)):
+        original = getattr(track, field)
+        if original is None:
+            continue
+        if len(one_line(original)) > limit:
+            cut[field] = len(original)
+        setattr(track, field, fit(original, limit) or None)
+    if cut:
+        track.meta["cut_chars"] = cut
 
 
 def detect_format(name: str, data: bytes) -> str:

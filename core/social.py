@@ -15,8 +15,7 @@ from sqlalchemy.orm import Session
 from core.activities import NotFound
 from core.feed import can_view
 from core.models import Activity, Comment, Kudos, User
-
-MAX_COMMENT_CHARS = 1000
+from core.text import COMMENT_MAX_CHARS, TextRefused, check_length, clean
 
 
 class SocialError(ValueError):
@@ -42,11 +41,14 @@ def visible_activity(s: Session, viewer_id: int, activity_id: int) -> Activity:
 
 
 def add_comment(s: Session, user: User, activity_id: int, text: str) -> Comment:
-    text = (text or "").strip()
+    """Comment on an activity one may see; an empty comment or one over COMMENT_MAX_CHARS is refused."""
+    text = clean(text or "").strip()
     if not text:
         raise SocialError("a comment cannot be empty")
-    if len(text) > MAX_COMMENT_CHARS:
-        raise SocialError(f"a comment holds at most {MAX_COMMENT_CHARS} characters")
+    try:
+        check_length(text, COMMENT_MAX_CHARS, "a comment")
+    except TextRefused as exc:
+        raise SocialError(str(exc)) from None
     visible_activity(s, user.id, activity_id)
     comment = Comment(activity_id=activity_id, user_id=user.id, text=text)
     s.add(comment)

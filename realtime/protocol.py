@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from core.text import CLIENT_REF_MAX_CHARS, TITLE_MAX_CHARS, TextRefused, check_identifier, fit
+
 PROTOCOL_VERSION = 1
 POINT_COLUMNS = ("activity_id", "seq", "t", "lat", "lon", "ele", "acc", "hr", "cad")
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -34,7 +36,7 @@ ERROR_CODES = {
     "unsupported_version": "the protocol version is not supported",
     "missing_field": "a required field is absent",
     "wrong_type": "a field has the wrong JSON type",
-    "invalid_value": "a field's value is out of its allowed set or range",
+    "invalid_value": "a field's value is out of its allowed set or range, or too long",
     "invalid_point": "a point is impossible (latitude beyond 90, time far in the future, ...)",
     "batch_too_large": f"a batch holds more than {MAX_POINTS_PER_BATCH} points",
     "message_too_large": f"the message is over {MAX_MESSAGE_BYTES} bytes",
@@ -169,6 +171,23 @@ def _string(data: dict, name: str, required: bool = False, max_len: int = 200) -
     return value
 
 
+def _title(data: dict, name: str) -> str | None:
+    # Any length the message size allows is read; what does not fit the column is cut with
+    # an ellipsis, as for a name in an uploaded file.
+    value = _string(data, name, max_len=MAX_MESSAGE_BYTES)
+    return None if value is None else fit(value, TITLE_MAX_CHARS)
+
+
+def _identifier(data: dict, name: str, limit: int) -> str | None:
+    value = _string(data, name, max_len=MAX_MESSAGE_BYTES)
+    if value is None:
+        return None
+    try:
+        return check_identifier(value, limit, f"'{name}'")
+    except TextRefused as exc:
+        raise ProtocolError("invalid_value", str(exc)) from None
+
+
 def _choice(data: dict, name: str, options: tuple[str, ...], required: bool = True) -> str | None:
     value = _string(data, name, required=required)
     if value is not None and value not in options:
@@ -204,8 +223,8 @@ def _activity_id(data: dict) -> int:
 
 def _parse_create(data: dict, request_id, now: float) -> Create:
     return Create(request_id, sport=_choice(data, "sport", SPORTS),
-                  title=_string(data, "title"), visibility=_choice(data, "visibility", VISIBILITIES, False),
-                  client_ref=_string(data, "client_ref", max_len=64))
+                  title=_title(data, "title"), visibility=_choice(data, "visibility", VISIBILITIES, False),
+                  client_ref=_identifier(data, "client_ref", CLIENT_REF_MAX_CHARS))
 
 
 def _parse_status(data: dict, request_id, now: float) -> Status:

@@ -1,14 +1,20 @@
-"""Upload GPX, TCX and FIT files: several at once, duplicates recognised, bad files explained."""
+"""Upload GPX, TCX and FIT files: several at once, duplicates recognised, bad files explained,
+and a name too long for a title shortened with a note saying so."""
+
+import logging
 
 import streamlit as st
+from sqlalchemy.exc import SQLAlchemyError
 
 from core.activities import ActivityError
 from core.config import load_settings
 from core.fileio import TrackFileError
 from core.models import User
+from core.text import TITLE_MAX_CHARS
 from dashboard import data, fmt, ui
 from dashboard.queries import import_file
 
+log = logging.getLogger(__name__)
 v = ui.viewer()
 st.title("Upload activities")
 settings = load_settings()
@@ -30,17 +36,24 @@ if submitted:
         results = []
         bar = st.progress(0.0, text="Importing…")
         for k, f in enumerate(files, start=1):
-            bar.progress((k - 1) / len(files), text=f"Importing {f.name} ({k} of {len(files)})")
+            bar.progress((k - 1) / len(files), text=f"Importing {ui.plain(f.name)} ({k} of {len(files)})")
             try:
                 with data.sessions()() as s, s.begin():
                     activity = import_file(s, s.get(User, v.id), f.name, f.getvalue(),
                                            sport=None if sport_choice == "from the file" else sport_choice,
                                            visibility=None if visibility == "my default" else visibility)
-                    results.append(("ok", f.name, activity.id, activity.sport, activity.distance_m, activity.title))
+                    name_chars = (activity.summary or {}).get("cut_chars", {}).get("name")
+                    results.append(("ok", f.name, activity.id, activity.sport, activity.distance_m, activity.title,
+                                    name_chars))
             except TrackFileError as exc:
                 results.append(("bad", f.name, str(exc)))
             except ActivityError as exc:
                 results.append(("duplicate" if exc.code == "duplicate" else "bad", f.name, str(exc)))
+            except SQLAlchemyError:
+                # Whatever the database refused, the athlete gets a sentence and the other files go on.
+                log.exception("storing an uploaded file failed")
+                results.append(("bad", f.name, "the database could not store this file; nothing of it was "
+                                 "imported. Try again, or report it if it keeps happening."))
         bar.progress(1.0, text=f"Done: {len(files)} file(s)")
         data.forget_activity_lists()
         st.session_state.upload_results = results
@@ -50,6 +63,10 @@ for r in st.session_state.get("upload_results", []):
         st.success(f"{ui.plain(r[1])}: imported as a {r[3]} of {fmt.distance(r[4], v.units)}")
         st.page_link("views/activity.py", label=f"Open {ui.plain(r[5] or 'the activity')}",
                      query_params={"id": r[2]}, icon=":material/route:")
+        if r[6]:
+            st.warning(f"{ui.plain(r[1])}: the activity's name in the file is {r[6]:,} characters long, so its "
+                       f"title is shortened to {TITLE_MAX_CHARS} characters, ending in “…”. You can edit it "
+                       "on the activity's page.")
     elif r[0] == "duplicate":
         st.info(f"{ui.plain(r[1])}: {ui.plain(r[2])}")
     else:

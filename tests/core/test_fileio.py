@@ -100,3 +100,23 @@ def test_stats_cli_prints_json_lines_and_fails_on_bad_files(shared_tracks, tmp_p
         assert key in first
     assert first["sport"] == "run" and abs(first["distance_m"] - 10010.82) / 10010.82 < 0.01
     assert second["file"] == str(bad) and "GPX" in second["error"]
+
+
+def test_names_in_a_file_are_read_on_one_line_and_cut_to_their_columns():
+    """A GPX name spread over lines reads as one line; a TCX creator longer than a device name
+    is cut with an ellipsis (a space before it dropped), and the cut is noted with the length
+    the file had."""
+    gpx = (GPX_HEAD + b"<metadata><name>\n    Sunday\n    long run\n  </name></metadata>"
+           b'<trk><trkseg><trkpt lat="46" lon="14"><time>2023-01-01T08:00:00Z</time></trkpt></trkseg></trk></gpx>')
+    track = load_track("named.gpx", gpx)
+    assert track.name == "Sunday long run" and "cut_chars" not in track.meta
+    creator = "Forerunner " * 50
+    tcx = ('<?xml version="1.0"?><TrainingCenterDatabase xmlns="http://www.garmin.com/xmlschemas/'
+           'TrainingCenterDatabase/v2"><Activities><Activity Sport="Running"><Lap><Track><Trackpoint>'
+           '<Time>2023-01-01T08:00:00Z</Time><Position><LatitudeDegrees>46</LatitudeDegrees>'
+           '<LongitudeDegrees>14</LongitudeDegrees></Position></Trackpoint></Track></Lap>'
+           f'<Creator><Name>{creator}</Name></Creator></Activity></Activities></TrainingCenterDatabase>')
+    track = load_track("long-device.tcx", tcx.encode())
+    # 99 characters and the ellipsis, less the space the cut left at the end.
+    assert track.device == ("Forerunner " * 9).rstrip() + "…"
+    assert track.meta["cut_chars"] == {"device": len(creator)}

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.text import CLIENT_REF_MAX_CHARS, TITLE_MAX_CHARS
 from realtime.protocol import ERROR_CODES, Create, Points, ProtocolError, Status, parse
 
 NOW = 1_800_000_000.0
@@ -50,6 +51,23 @@ def test_create_and_status_parse():
         Status(None, 3, "pause", 1.0)
 
 
+def test_a_create_title_longer_than_the_column_is_cut_with_an_ellipsis():
+    """Titles are names, not identifiers: a long one is shortened, not refused."""
+    msg = parse(json.dumps({"type": "create", "sport": "run", "title": "Long run " * 100}), now=NOW)
+    assert len(msg.title) == TITLE_MAX_CHARS and msg.title.endswith("…")
+    assert msg.title.startswith("Long run Long run")
+
+
+def test_a_create_client_ref_longer_than_the_column_is_refused_naming_the_limit():
+    """client_ref identifies the activity on the device, so it is never cut."""
+    raw = json.dumps({"type": "create", "id": "c1", "sport": "run", "client_ref": "r" * (CLIENT_REF_MAX_CHARS + 1)})
+    with pytest.raises(ProtocolError) as err:
+        parse(raw, now=NOW)
+    assert err.value.code == "invalid_value"
+    assert err.value.message == f"'client_ref' is longer than {CLIENT_REF_MAX_CHARS} characters"
+    assert err.value.request_id == "c1"
+
+
 @pytest.mark.parametrize("raw,code", [
     ('{"type": "points", "activity_id": 1, "points": [{"seq": 0, "t": 1e9, "lat": 10}]}', "invalid_point"),
     ('{"type": "points", "activity_id": 1, "points": [{"seq": 0, "t": 1e9, "lat": 1, "lon": 1, "hr": -5}]}',
@@ -81,7 +99,8 @@ message = st.fixed_dictionaries(
     {"type": st.sampled_from(["create", "status", "points", "feed", "cues", "junk"]) | st.text(max_size=5)},
     optional={"id": json_values, "activity_id": json_values, "sport": json_values, "command": json_values,
               "points": st.lists(point, max_size=5) | json_values, "at": json_values, "fields": json_values,
-              "limit": json_values, "cursor": json_values, "v": json_values})
+              "limit": json_values, "cursor": json_values, "v": json_values,
+              "title": json_values, "client_ref": json_values, "visibility": json_values})
 
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
@@ -98,3 +117,18 @@ def test_junk_yields_only_documented_errors(raw):
         for p in msg.points:
             assert math.isfinite(p.t) and p.t <= NOW + 300
             assert p.lat is None or -90 <= p.lat <= 90
+
+
+@settings(max_examples=300, deadline=None)
+@given(title=st.none() | st.text(max_size=400), client_ref=st.none() | st.text(max_size=80))
+def test_create_text_fields_fit_their_columns_or_are_refused(title, client_ref):
+    """Any title comes out fitting its column; a client_ref is kept exactly or refused with invalid_value."""
+    raw = json.dumps({"type": "create", "sport": "run", "title": title, "client_ref": client_ref})
+    try:
+        msg = parse(raw, now=NOW)
+    except ProtocolError as exc:
+        assert exc.code == "invalid_value" and exc.message.startswith("'client_ref' ")
+        return
+    assert msg.client_ref == client_ref
+    assert title is None or len(msg.title) <= TITLE_MAX_CHARS
+    assert title is None or "\x00" not in msg.title

@@ -1,0 +1,110 @@
+"""Length limits for text from outside (files, device messages, forms) and the one function that cuts it.
+
+SQLite ignores VARCHAR lengths and PostgreSQL refuses values over them, so every string that
+reaches a bounded column goes through here first and both databases store the same thing.
+The limits are read from the model columns, so they cannot drift from the schema. Titles
+and names are cut to fit with an ellipsis (``fit``): a long name in a GPX file is no
+reason to refuse a run. Identifiers (a device's ``client_ref``) are refused when too long
+(``check_identifier``): a cut identifier would name something else. Comments are free text
+the athlete typed and can shorten, so they are refused over ``COMMENT_MAX_CHARS`` rather
+than losing their end. Lengths are in characters (code points), as VARCHAR counts them in a
+UTF-8 database; a cut never separates an accent, an emoji's modifier or joiner, or half of
+a flag from the character it belongs to, and text is cleaned of NUL and other control
+characters (PostgreSQL refuses NUL in text) and of unpaired surrogates (not encodable).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from core.models import Activity, DeviceToken
+
+ELLIPSIS = "…"
+TITLE_MAX_CHARS: int = Activity.__table__.c.title.type.length
+CLIENT_REF_MAX_CHARS: int = Activity.__table__.c.client_ref.type.length
+DEVICE_NAME_MAX_CHARS: int = DeviceToken.__table__.c.name.type.length
+# comments.text is unbounded TEXT; a comment is a remark under an activity, not an essay,
+# and the feed shows each one in full.
+COMMENT_MAX_CHARS = 1000
+
+# C0 and C1 control characters other than tab, line feed and carriage return.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_ZWJ = "\u200d"
+
+
+class TextRefused(ValueError):
+    """Text that cannot be stored as given; the message names the field and the limit."""
+
+    def __init__(self, message: str, field: str, limit: int | None = None):
+        super().__init__(message)
+        self.field = field
+        self.limit = limit
+
+
+def clean(text: str) -> str:
+    """``text`` without control characters (tab and line breaks kept) and with unpaired
+    surrogates replaced, so that both databases can store it."""
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
+
+
+def one_line(text: str | None) -> str:
+    """``text`` cleaned, with every run of white space (line breaks included) made one space."""
+    return " ".join(clean(text or "").split())
+
+
+def fit(text: str | None, limit: int) -> str:
+    """``text`` on one line (see ``one_line``) and cut to at most ``limit`` characters ending in "…"."""
+    text = one_line(text)
+    if len(text) <= limit:
+        return text
+    head = text[:_boundary(text, limit - len(ELLIPSIS))].rstrip()
+    return head + ELLIPSIS
+
+
+def check_length(text: str, limit: int, field: str) -> str:
+    """``text`` unchanged if it holds at most ``limit`` characters; TextRefused otherwise."""
+    if len(text) > limit:
+        raise TextRefused(f"{field} is longer than {limit:,} characters", field, limit)
+    return text
+
+
+def check_identifier(text: str, limit: int, field: str) -> str:
+    """An identifier unchanged if it fits and holds no control characters; TextRefused otherwise."""
+    check_length(text, limit, field)
+    if _CONTROL.search(text) or _SURROGATE.search(text) or any(c in text for c in "\t\n\r"):
+        raise TextRefused(f"{field} may not hold control characters", field, limit)
+    return text
+
+
+def _boundary(text: str, end: int) -> int:
+    """The largest cut at or before ``end`` that leaves every character whole; ``end`` itself
+    when a single character sequence is longer than that (any code point boundary stores)."""
+    cut = end
+    while 0 < cut < len(text) and _joined(text, cut):
+        cut -= 1
+    return cut if cut > 0 else end
+
+
+def _joined(text: str, i: int) -> bool:
+    """Whether text[i - 1] and text[i] belong to one user-perceived character."""
+    before, after = text[i - 1], text[i]
+    if before == _ZWJ or after == _ZWJ:
+        return True
+    if unicodedata.category(after) in ("Mn", "Mc", "Me"):  # accents, variation selectors, keycaps
+        return True
+    if "\U0001f3fb" <= after <= "\U0001f3ff" or "\U000e0020" <= after <= "\U000e007f":
+        return True  # skin tone modifiers; tag characters of subdivision flags
+    if _regional(before) and _regional(after):
+        # Flags are pairs of regional indicators: the cut splits one if an odd number of
+        # indicators runs up to it.
+        run = 0
+        while i - 1 - run >= 0 and _regional(text[i - 1 - run]):
+            run += 1
+        return run % 2 == 1
+    return False
+
+
+def _regional(ch: str) -> bool:
+    return "\U0001f1e6" <= ch <= "\U0001f1ff"
