@@ -64,24 +64,27 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 class WriteLocks:
-    """How long each job has held write transactions: count, longest and total, in ms."""
+    """How long each job has held write transactions (count, longest and mean, in ms), and
+    the longest it waited to get one."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.jobs: dict[str, dict] = {}
 
-    def record(self, job: str, ms: float) -> None:
+    def record(self, job: str, ms: float, wait_ms: float = 0.0) -> None:
         with self._lock:
-            row = self.jobs.setdefault(job, {"count": 0, "max_ms": 0.0, "total_ms": 0.0})
+            row = self.jobs.setdefault(job, {"count": 0, "max_ms": 0.0, "total_ms": 0.0, "max_wait_ms": 0.0})
             row["count"] += 1
             row["total_ms"] += ms
             row["max_ms"] = max(row["max_ms"], ms)
+            row["max_wait_ms"] = max(row["max_wait_ms"], wait_ms)
 
     def snapshot(self, reset: bool = False) -> dict[str, dict]:
         """Each job's figures (rounded), optionally starting afresh."""
         with self._lock:
             out = {job: {"count": r["count"], "max_ms": round(r["max_ms"], 2),
-                         "mean_ms": round(r["total_ms"] / r["count"], 2)} for job, r in self.jobs.items()}
+                         "mean_ms": round(r["total_ms"] / r["count"], 2),
+                         "max_wait_ms": round(r["max_wait_ms"], 2)} for job, r in self.jobs.items()}
             if reset:
                 self.jobs = {}
             return out
@@ -94,12 +97,19 @@ WRITE_LOCKS = WriteLocks()
 def write_transaction(Session: sessionmaker[Session], job: str) -> Iterator[Session]:
     """A short write transaction for a background job, timed into ``WRITE_LOCKS``.
 
-    Compute first, then open this to write the result: the time from BEGIN to COMMIT is
-    what the job holds the database's write lock for (SQLite takes it with the first write;
-    on PostgreSQL it bounds the row locks the job holds)."""
+    Compute first, then open this to write the result. On SQLite the transaction takes the
+    write lock at once (BEGIN IMMEDIATE, waiting for the ingest server's commit if need be),
+    so what is recorded is exactly how long the lock was held, from BEGIN to the end of
+    COMMIT, and apart from it how long the job waited for it. On PostgreSQL it is the
+    transaction's length, which bounds the row locks the job holds."""
     began = time.perf_counter()
+    held = None
     try:
         with Session() as s, s.begin():
+            if s.get_bind().dialect.name == "sqlite":
+                s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            held = time.perf_counter()
             yield s
     finally:
-        WRITE_LOCKS.record(job, (time.perf_counter() - began) * 1000)
+        if held is not None:
+            WRITE_LOCKS.record(job, (time.perf_counter() - held) * 1000, (held - began) * 1000)

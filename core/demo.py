@@ -13,6 +13,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -170,3 +171,44 @@ def build_demo(s: Session, users: int = 300, activities: int = 2500, seed: int =
 def database_is_empty(s: Session) -> bool:
     """Whether there are no users yet (the demo loads only into an empty database)."""
     return (s.scalar(select(func.count()).select_from(User)) or 0) == 0
+
+
+def build_backlog(s: Session, count: int, athletes: int = 50, seed: int = 11) -> list[int]:
+    """``count`` completed activities that nobody has scored yet, inserted in bulk (a scoring
+    backlog for the worker in tests and benches: the demo's own size, quickly). Twelve
+    generated tracks of 10 to 20 minutes are summarised once and stored again shifted in
+    time and place. Returns the activity ids; the caller commits."""
+    from sqlalchemy import insert
+
+    from core.activities import apply_summary
+    from core.cleaning import clean_track
+    from core.models import Activity, RoutePoint
+    from core.trackstats import summarise
+
+    rng = random.Random(seed)
+    now = time.time()
+    people = [create_user(s, f"backlog{seed}_{k}_{rng.randrange(10**6)}", f"Backlog athlete {k}")
+              for k in range(athletes)]
+    templates = []
+    for k in range(12):
+        sport = "run" if k % 2 == 0 else "ride"
+        track = synthetic_track(rng, sport, 0.0, 46.05, 14.5, rng.uniform(10, 20), 3.0 if sport == "run" else 7.5)
+        templates.append((track, summarise(clean_track(track), points=len(track))))
+    ids = []
+    for k in range(count):
+        track, summary = templates[k % len(templates)]
+        start = now - rng.uniform(1, 60) * 86400
+        dlat, dlon = rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05)
+        a = Activity(user_id=people[k % athletes].id, sport=track.sport, status="completed",
+                     title=f"Backlog {track.sport} {k}", visibility="public", source="demo")
+        apply_summary(a, summary)
+        a.start_time = datetime.fromtimestamp(start, tz=UTC)
+        a.completed_at = datetime.fromtimestamp(start + float(track.t[-1]) + 60, tz=UTC)
+        s.add(a)
+        s.flush()
+        rows = [{"activity_id": a.id, "seq": i, "t": start + float(track.t[i]), "lat": float(track.lat[i]) + dlat,
+                 "lon": float(track.lon[i]) + dlon, "ele": float(track.ele[i]), "hr": float(track.hr[i])}
+                for i in range(len(track))]
+        s.execute(insert(RoutePoint), rows)
+        ids.append(a.id)
+    return ids
