@@ -16,7 +16,6 @@ import hmac
 import math
 import re
 import secrets
-import unicodedata
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
@@ -24,11 +23,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from core.models import ROLES, DeviceToken, LoginAttempt, User, WebSession
+from core.text import DEVICE_NAME_MAX_CHARS, fit
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
 MIN_PASSWORD_LENGTH = 8
-MAX_NAME_CHARS = 128  # users.name
+MAX_NAME_CHARS: int = User.__table__.c.name.type.length
 MAX_EMAIL_CHARS = 254  # the longest address SMTP can carry (RFC 5321); users.email holds 256
 WEB_SESSION_DAYS = 30
 SIGN_IN_FAILURE_LIMIT = 5
@@ -36,7 +36,6 @@ SIGN_IN_WINDOW = timedelta(minutes=15)
 MAX_ATTEMPT_KEY_CHARS = 200  # login_attempts.key
 PURGE_BATCH_ROWS = 500
 _UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_REGIONAL_INDICATORS = "".join(chr(c) for c in range(0x1F1E6, 0x1F200))
 
 
 class AccountError(ValueError):
@@ -78,27 +77,10 @@ def _unknown_user_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
-def _joins_previous(ch: str) -> bool:
-    return (unicodedata.category(ch) in ("Mn", "Mc", "Me") or ch in ("\u200d", "\ufe0e", "\ufe0f")
-            or "\U0001f3fb" <= ch <= "\U0001f3ff")  # skin tones modify the emoji before them
-
-
 def display_name(name: str | None, fallback: str) -> str:
-    """A display name that fits the column: blank gives ``fallback``, a long one is cut with an ellipsis.
-
-    Control characters and unpaired surrogates go first (PostgreSQL refuses NUL, SQLite
-    would keep it), so both databases store the same name."""
-    name = " ".join(_UNSTORABLE.sub(" ", name or "").split()) or fallback
-    if len(name) <= MAX_NAME_CHARS:
-        return name
-    end = MAX_NAME_CHARS - 1
-    # Cut between characters as a reader sees them: not before an accent or emoji modifier,
-    # not after a joiner, and not through a flag (a pair of regional indicators).
-    while end > 1 and (_joins_previous(name[end]) or name[end - 1] == "\u200d"):
-        end -= 1
-    flags = len(name[:end]) - len(name[:end].rstrip(_REGIONAL_INDICATORS))
-    end -= flags % 2
-    return name[:end].rstrip() + "…"
+    """A display name that fits the column: blank gives ``fallback``, a long one is cut with
+    an ellipsis between characters as a reader sees them (``core.text.fit``)."""
+    return fit(name, MAX_NAME_CHARS) or fallback
 
 
 def clean_email(email: str | None) -> str | None:
@@ -224,7 +206,7 @@ def token_digest(token: str) -> str:
 def create_device_token(s: Session, user: User, name: str = "device") -> tuple[DeviceToken, str]:
     """A new device token for ``user``: the row and the secret (shown once)."""
     secret = "trk_" + secrets.token_urlsafe(32)
-    row = DeviceToken(user_id=user.id, token_hash=token_digest(secret), name=name[:100])
+    row = DeviceToken(user_id=user.id, token_hash=token_digest(secret), name=fit(name, DEVICE_NAME_MAX_CHARS) or "device")
     s.add(row)
     s.flush()
     return row, secret
