@@ -35,11 +35,6 @@ from dashboard import data
 from dashboard.queries import Viewer, viewer_for
 
 COOKIE = "tracker_session"
-# The client key for sign-in throttling when Streamlit gives no address: connections from
-# this machine (st.context.ip_address is None for 127.0.0.1 and ::1, which includes a
-# reverse proxy running here), test runs, and Streamlit versions without the attribute.
-# All of those count as one client.
-LOCAL_CLIENT = "local"
 ENDED_NOTICE = "You were signed out: this sign-in ended (signed out everywhere, password changed, or expired)."
 
 
@@ -75,9 +70,12 @@ def _sign_in(user: User) -> None:
     st.session_state.pop("signed_out", None)
 
 
-def client_address() -> str:
-    """The browser's address as the sign-in throttle counts it (LOCAL_CLIENT when unknown)."""
-    return getattr(st.context, "ip_address", None) or LOCAL_CLIENT
+def client_address() -> str | None:
+    """The browser's address as the sign-in throttle counts it, or None when Streamlit gives
+    none: connections from this machine (127.0.0.1 and ::1, which includes a reverse proxy
+    running here). Those are throttled per account only; counting them all as one client
+    would let five mistakes by anyone lock everyone out."""
+    return getattr(st.context, "ip_address", None) or None
 
 
 def _oidc_user() -> User | None:
