@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 INGEST_HOST ?= 127.0.0.1
 INGEST_PORT ?= 8765
 SIM_DEVICES ?= 3
+# The simulated devices' offline buffers live beside the data.
+SIM_WORKDIR ?= $(or $(TRACKER_DATA_DIR),data)/simulator
 DASHBOARD_PORT ?= 8501
 # This machine only by default: the README publishes the demo passwords.
 # DASHBOARD_ADDRESS=0.0.0.0 make run exposes the dashboard to the network.
@@ -44,7 +46,7 @@ run: setup
 	  $(VENV)/bin/streamlit run dashboard/app.py --server.port $(DASHBOARD_PORT) --server.address $(DASHBOARD_ADDRESS) & \
 	  $(PY) -m realtime.health --url http://$(INGEST_HOST):$(INGEST_PORT)/healthz --wait 30; \
 	  $(PY) -m realtime.simulate --server ws://$(INGEST_HOST):$(INGEST_PORT) --devices $(SIM_DEVICES) \
-	    --speed 1 --rounds 1000 --workdir data/simulator & \
+	    --speed 1 --rounds 1000 --workdir $(SIM_WORKDIR) & \
 	  wait'
 
 test: setup
@@ -53,12 +55,20 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# Every bench the README lists; the PostgreSQL figures need TRACKER_BENCH_POSTGRES_URL.
 bench: setup
 	$(PY) bench/distance.py
 	$(PY) bench/devices.py
 	$(PY) bench/feed.py
 	$(PY) bench/ingest_live.py
+	@if [ -n "$$TRACKER_BENCH_POSTGRES_URL" ]; then $(PY) bench/ingest_sync.py; \
+	  else echo "bench/ingest_sync.py skipped: it needs TRACKER_BENCH_POSTGRES_URL"; fi
+	$(PY) bench/ingest_backlog.py
+	@if [ -n "$$TRACKER_BENCH_POSTGRES_URL" ]; then \
+	  $(PY) bench/ingest_backlog.py --postgres "$$TRACKER_BENCH_POSTGRES_URL"; fi
 	$(PY) bench/connections.py
+	$(PY) bench/dashboard.py
+	$(PY) -m bench.anomaly
 
 clean:
 	rm -rf $(VENV) data
