@@ -241,7 +241,7 @@ def own_flag(s, viewer_id: int, activity_id: int) -> dict | None:
     decision = s.scalars(select(ModerationDecision).where(ModerationDecision.activity_id == activity_id)
                          .order_by(ModerationDecision.id.desc()).limit(1)).first()
     return {"status": flag.status, "score": flag.score, "reasons": list(flag.reasons or []),
-            "note": decision.note if decision else ""}
+            "note": decision.note if decision else "", "crop": flag.crop}
 
 
 def review_item(s, activity_id: int) -> dict | None:
@@ -260,6 +260,7 @@ def review_item(s, activity_id: int) -> dict | None:
         "activity_id": a.id, "title": a.title, "sport": a.sport, "athlete": user.name, "username": user.username,
         "start_time": a.start_time, "distance_m": a.distance_m, "avg_speed_mps": a.avg_speed_mps,
         "score": flag.score, "status": flag.status, "reasons": list(flag.reasons or []), "codes": flag.codes,
+        "crop": flag.crop,  # the athlete's crops since the flag was raised, and the reasons before them
         "stretches": [(h["t0"], h["t1"]) for h in hits if h.get("t0") is not None and h.get("t1") is not None],
         "lat": profile.lat, "lon": profile.lon, "t": profile.t, "speed": profile.speed_mps,
         "usual": usual_figures(s, a.user_id, a.sport, a.id),

@@ -34,10 +34,26 @@ FLAG_TEXT = {
     "confirmed": "confirmed as irregular by a moderator: it stays out of leaderboards",
     "crop_requested": "held out of leaderboards: a moderator asks you to crop the part that was not "
                       "you running or riding (for example a car ride home)",
+    "cropped": "cropped, waiting for a moderator: it stays out of leaderboards until a moderator has "
+               "looked at the new version",
+}
+# What a crop does, told before the athlete crops.
+CROP_TEXT = {
+    "confirmed": "A moderator confirmed this activity as irregular. A crop sends it back to the moderators: "
+                 "it stays out of leaderboards until one of them has looked at the new version.",
+    "crop_requested": "Once cropped, the activity goes back to the moderators, who decide whether it returns "
+                      "to the leaderboards.",
+    "cropped": "Another crop goes to the moderators too; the activity stays out of leaderboards until then.",
 }
 flag = data.own_flag(v.id, activity_id) if detail["user_id"] == v.id else None
 if flag and flag["status"] in FLAG_TEXT:
-    why = "\n".join(f"- {ui.plain(r)}" for r in flag["reasons"])
+    cropped = flag["status"] == "cropped"
+    # Once cropped after a decision, the decision rests on the reasons the flag had before.
+    reasons = (flag["crop"] or {}).get("reasons_before", flag["reasons"]) if cropped else flag["reasons"]
+    why = "\n".join(f"- {ui.plain(r)}" for r in reasons) or "- (no reason recorded)"
+    if cropped:
+        why += "\n\nAfter your crop: " + ("; ".join(ui.plain(r) for r in flag["reasons"])
+                                           or "the detector finds nothing irregular any more") + "."
     note = f"\n\nModerator's note: {ui.plain(flag['note'])}" if flag["note"] else ""
     st.warning(f"This activity is {FLAG_TEXT[flag['status']]}. Why:\n\n{why}{note}", icon=":material/flag:")
 
@@ -134,13 +150,15 @@ st.download_button("Download GPX", lambda: data.activity_gpx(v.id, activity_id) 
                    icon=":material/download:")
 
 # Cropping: the owner removes a time range (the car ride home); the activity is recomputed
-# and scored again.
-if detail["user_id"] == v.id and lat.size >= 2 and st.toggle("Crop this activity", key="crop_mode",
-                                                             value=bool(flag and flag["status"] in FLAG_TEXT)):
+# and scored again, or, after a moderator's confirmation or crop request, sent back to them.
+status = flag["status"] if flag else None
+if (detail["user_id"] == v.id and detail["status"] == "completed" and lat.size >= 2
+        and st.toggle("Crop this activity", key="crop_mode", value=status in ("flagged", "crop_requested"))):
     t = np.asarray(detail["t"], dtype=float)
     total_min = max(1, int(np.ceil((t[-1] - t[0]) / 60)))
     with st.form("crop_activity"):
-        st.caption("Choose the minutes, from the start of the recording, to remove.")
+        st.caption("Choose the minutes, from the start of the recording, to remove. "
+                   + CROP_TEXT.get(status, "The activity is then scored again."))
         start_min, end_min = st.slider("Remove from minute to minute", 0, total_min, (max(0, total_min - 5), total_min))
         if st.form_submit_button("Remove this part", type="primary"):
             from core.anomaly.store import ModerationError, crop_activity, load_model, threshold
@@ -148,20 +166,21 @@ if detail["user_id"] == v.id and lat.size >= 2 and st.toggle("Crop this activity
 
             settings = load_settings()
             try:
-                with data.sessions()() as s, s.begin():
-                    new = crop_activity(s, get_owned_activity(s, activity_id, v.id), t[0] + start_min * 60,
-                                        t[0] + end_min * 60, load_model(settings), threshold(settings))
-                    status = new.status
+                new = crop_activity(data.sessions(), activity_id, v.id, t[0] + start_min * 60, t[0] + end_min * 60,
+                                    load_model(settings), threshold(settings))
             except (ModerationError, ActivityError) as exc:
                 st.error(str(exc))
             else:
                 data.forget_activity()
-                st.session_state["cropped"] = status
+                st.session_state["cropped"] = new.status
                 st.rerun()
+CROPPED_TEXT = {
+    "clear": "Cropped and scored again: it now looks regular.",
+    "flagged": "Cropped and scored again: it still looks irregular; see why above.",
+    "cropped": "Cropped. A moderator will look at the new version; until then it stays out of leaderboards.",
+}
 if st.session_state.get("cropped"):
-    status = st.session_state.pop("cropped")
-    st.success("Cropped and scored again: " + ("it now looks regular." if status == "clear"
-                                                else "it still looks irregular; see why above."))
+    st.success(CROPPED_TEXT.get(st.session_state.pop("cropped"), "Cropped."))
 
 # The owner's controls are built only when asked for: the page stays light to load.
 if detail["user_id"] == v.id and st.toggle("Edit or delete this activity", key="edit_mode"):

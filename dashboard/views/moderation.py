@@ -1,5 +1,6 @@
-"""Moderators' review queue: flagged activities, highest score first, with the evidence and
-the three decisions (dismiss, confirm, ask the athlete to crop)."""
+"""Moderators' review queue: flagged activities (and those cropped after a decision, beside
+the reasons they were flagged for), highest score first, with the evidence and the three
+decisions (dismiss, confirm, ask the athlete to crop)."""
 
 import numpy as np
 import plotly.graph_objects as go
@@ -9,6 +10,7 @@ from streamlit_folium import st_folium
 from core.anomaly import store
 from core.anomaly.limits import RIDE_LEVEL_SPEED_MPS, RUN_SUSTAINED_MPS
 from core.config import load_settings
+from core.db import write_transaction
 from core.models import User
 from dashboard import data, fmt, queries, ui
 from dashboard.maps import review_map
@@ -40,6 +42,41 @@ left, right = st.columns(2)
 sport = left.selectbox("Sport", ["", "run", "ride"], format_func=lambda x: x or "any sport")
 code = right.selectbox("Reason", list(REASONS), format_func=REASONS.get)
 
+STANDING = {"crop_requested": " · **waiting for the athlete's crop**", "cropped": " · **cropped, to review**"}
+
+
+def reason_list(reasons: list[str]) -> str:
+    """Reasons as a Markdown list, the athlete-influenced text escaped."""
+    return "\n".join(f"- {ui.plain(r)}" for r in reasons) or "- (no reason recorded)"
+
+
+def show_crop(item: dict, crop: dict) -> None:
+    """A cropped item: the reasons the flag was raised for beside what the crop removed and
+    changed (figures before the first crop and after the last)."""
+    crops = crop.get("crops") or [{}]
+    first, last = crops[0].get("before", {}), crops[-1].get("after", {})
+    sport = item["sport"]
+    was = {"confirmed": "confirmed", "crop_requested": "asked to crop"}.get(crop.get("status_before"), "")
+    left, right = st.columns(2)
+    with left:
+        st.markdown("**Reasons the flag was raised for**" + (f" (a moderator had {was} it)" if was else ""))
+        st.markdown(reason_list(crop.get("reasons_before") or []))
+        st.markdown("**After the crop**")
+        st.markdown(reason_list(item["reasons"]) if item["reasons"] else "- the detector finds nothing irregular")
+    with right:
+        st.markdown("**The athlete's crop**")
+        st.markdown("\n".join(f"- removed {fmt.duration(c.get('from_s'))} to {fmt.duration(c.get('to_s'))} of the "
+                               f"recording ({c.get('points_removed', 0):,} points)" for c in crops if c))
+        ui.table([{"": label, "before": show(first.get(key)), "after": show(last.get(key))}
+                  for label, key, show in (
+                      ("score", "score", lambda x: "–" if x is None else f"{x:.2f}"),
+                      ("distance", "distance_m", lambda x: fmt.distance(x, "metric")),
+                      ("moving time", "moving_time_s", fmt.duration),
+                      ("pace" if sport == "run" else "speed", "avg_speed_mps",
+                       lambda x: fmt.pace_or_speed(sport, x, "metric")),
+                      ("max speed", "max_speed_mps", lambda x: fmt.speed(x, "metric")))])
+
+
 with data.sessions()() as s:
     items = store.queue(s, sport or None, code or None, limit=20)
     pending = [(flag.activity_id, flag.score) for flag, _ in items]
@@ -53,12 +90,16 @@ for activity_id, score in pending:
     if item is None:
         continue
     with st.container(border=True, key=f"review_{activity_id}"):
-        st.markdown(f"#### {fmt.SPORT_ICON.get(item['sport'], '')} {ui.plain(item['title'])} · score {score:.2f}")
+        st.markdown(f"#### {fmt.SPORT_ICON.get(item['sport'], '')} {ui.plain(item['title']) or 'Untitled'} · score {score:.2f}")
         st.markdown(f"**{ui.plain(item['athlete'])}** (@{ui.plain(item['username'])}) · "
                     f"{fmt.when(item['start_time'])} · {fmt.distance(item['distance_m'], 'metric')} · "
                     f"{fmt.pace_or_speed(item['sport'], item['avg_speed_mps'], 'metric')}"
-                    + (" · **waiting for the athlete's crop**" if item["status"] == "crop_requested" else ""))
-        st.markdown("\n".join(f"- {ui.plain(r)}" for r in item["reasons"]) or "- (no reason recorded)")
+                    + STANDING.get(item["status"], ""))
+        crop = item["crop"] if item["status"] == "cropped" else None
+        if crop:
+            show_crop(item, crop)
+        else:
+            st.markdown(reason_list(item["reasons"]))
         usual = item["usual"]
         st.caption("Athlete's usual: " + (f"{fmt.pace_or_speed(item['sport'], usual['speed_mps'], 'metric')} "
                                           f"over {usual['count']} past {item['sport']}s" if usual
@@ -96,7 +137,9 @@ for activity_id, score in pending:
                 action = "request_crop"
             if action:
                 try:
-                    with data.sessions()() as s, s.begin():
+                    # A short write transaction that takes SQLite's write lock at once, so the
+                    # flag read is the one the decision changes (the athlete may be cropping).
+                    with write_transaction(data.sessions(), "moderation") as s:
                         store.decide(s, activity_id, s.get(User, v.id), action, note)
                 except store.ModerationError as exc:
                     st.error(str(exc))

@@ -164,7 +164,7 @@ def _world(s):
     return cheat, honest, mod, driven, fine
 
 
-def test_flag_hold_moderate_and_crop(session, small_model):
+def test_a_flagged_activity_is_held_queued_and_decided_only_by_moderators(session, small_model):
     s = session
     cheat, honest, mod, driven, fine = _world(s)
     for a in s.query(type(driven)).filter(type(driven).user_id.in_([cheat.id, honest.id])).order_by(type(driven).id):
@@ -187,25 +187,49 @@ def test_flag_hold_moderate_and_crop(session, small_model):
     with pytest.raises(ModerationError):
         decide(s, fine.id, mod, "confirm")
     decide(s, driven.id, mod, "request_crop", "please crop the drive")
-    assert driven.held
-    # The athlete crops the drive out: recomputed, re-scored, back on the boards.
-    flag_hits = flag.verdict["hits"]
-    stretch = next(h for h in flag_hits if h.get("t0"))
-    before = driven.distance_m
-    # The athlete knows when they got into the car: where the track moves faster than running.
-    from core.activities import stored_track
-    from core.geo import segment_lengths_m
+    assert driven.held and [f.status for f, _ in queue(s) if f.activity_id == driven.id] == ["crop_requested"]
 
-    track = stored_track(s, driven)
-    fast = track.t[1:][segment_lengths_m(track.lat, track.lon) / np.diff(track.t) > 6.0]
-    t0, t1 = float(fast.min()) - 60, float(fast.max()) + 60
-    assert t0 <= stretch["t0"] <= t1
-    with pytest.raises(ModerationError):
-        crop_activity(s, driven, t1, t0, small_model)
-    flag = crop_activity(s, driven, t0, t1, small_model)
-    assert driven.distance_m < before
-    assert flag.status == "clear" and not driven.held, flag.reasons
-    assert dict(totals(s, "all", "run"))[cheat.id] > held_total
+
+def test_a_drive_cropped_out_at_a_moderators_request_scores_clean_and_waits_for_them(engine, small_model):
+    """The crop opens its own transactions, so this world is committed (and deleted after)."""
+    from sqlalchemy import delete
+
+    from core.activities import stored_track
+    from core.db import make_sessionmaker
+    from core.geo import segment_lengths_m
+    from core.models import Activity, User
+
+    Sessions = make_sessionmaker(engine)
+    with Sessions() as s, s.begin():
+        cheat, honest, mod, driven, fine = _world(s)
+        for a in s.query(Activity).filter(Activity.user_id.in_([cheat.id, honest.id])).order_by(Activity.id):
+            score_activity(s, a, small_model)
+        flag = score_activity(s, driven, small_model)
+        stretch = next(h for h in flag.verdict["hits"] if h.get("t0"))
+        decide(s, driven.id, mod, "request_crop", "please crop the drive")
+        held_total = dict(totals(s, "all", "run"))[cheat.id]
+        # The athlete knows when they got into the car: where the track moves faster than running.
+        track = stored_track(s, driven)
+    try:
+        fast = track.t[1:][segment_lengths_m(track.lat, track.lon) / np.diff(track.t) > 6.0]
+        t0, t1 = float(fast.min()) - 60, float(fast.max()) + 60
+        assert t0 <= stretch["t0"] <= t1
+        with pytest.raises(ModerationError):
+            crop_activity(Sessions, driven.id, cheat.id, t1, t0, small_model)
+        flag = crop_activity(Sessions, driven.id, cheat.id, t0, t1, small_model)
+        # Recomputed and scored again: clean now, but a moderator asked, so it goes back to them.
+        assert flag.status == "cropped" and flag.score < 0.5, flag.reasons
+        with Sessions() as s, s.begin():
+            assert s.get(Activity, driven.id).distance_m < driven.distance_m and s.get(Activity, driven.id).held
+            assert [f.status for f, _ in queue(s, limit=1000) if f.activity_id == driven.id] == ["cropped"]
+            assert dict(totals(s, "all", "run"))[cheat.id] == pytest.approx(held_total)
+            decide(s, driven.id, s.get(User, mod.id), "dismiss", "fine without the drive")
+        with Sessions() as s:
+            assert not s.get(Activity, driven.id).held
+            assert dict(totals(s, "all", "run"))[cheat.id] > held_total
+    finally:
+        with Sessions() as s, s.begin():
+            s.execute(delete(User).where(User.id.in_([cheat.id, honest.id, mod.id])))
 
 
 def test_decisions_feed_precision_and_the_threshold(session, small_model, tmp_path, monkeypatch):

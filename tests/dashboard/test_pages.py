@@ -348,3 +348,75 @@ def test_moderators_review_and_dismiss_a_flag_athletes_cannot_reach_the_page(wor
         assert decision.action == "dismiss" and decision.moderator_id == mod_id
         assert not s.get(Activity, activity_id).held
     engine.dispose()
+
+
+def test_a_confirmed_drive_the_athlete_crops_goes_back_to_the_moderators_beside_its_original_reasons(world):
+    """The athlete may crop a confirmed activity (told it goes back to review); it then shows as
+    cropped, waiting for a moderator, and the moderators see the crop before and after beside
+    the reasons it was flagged for, and release it."""
+    import random
+    import time
+
+    import numpy as np
+    from sqlalchemy.orm import Session
+
+    from core.accounts import create_user, user_by_name
+    from core.activities import record_track, stored_track
+    from core.anomaly import evaluation
+    from core.anomaly.store import decide, score_activity
+    from core.db import make_engine
+    from core.demo import synthetic_track
+    from core.geo import segment_lengths_m
+    from core.models import Activity, ActivityFlag
+    from dashboard.ui import plain
+
+    engine = make_engine(world.url)
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        athlete = create_user(s, f"cropper{random.randrange(10**6)}", "Cody Cropper")
+        mod = user_by_name(s, "moderator")
+        run = synthetic_track(random.Random(80), "run", time.time() - 3 * 3600, 38.74, -9.16, 60, 3.0)
+        drive = record_track(s, athlete, evaluation.vehicle(run, random.Random(3)), title="Commute run",
+                             visibility="public", source="demo")
+        flag = score_activity(s, drive, None)
+        reason = flag.reasons[0]
+        decide(s, drive.id, mod, "confirm", "that was a car")
+        track = stored_track(s, drive)
+        fast = track.t[1:][segment_lengths_m(track.lat, track.lon) / np.diff(track.t) > 6.0]
+        minutes = (int((fast.min() - track.t[0]) // 60) - 1, int((fast.max() - track.t[0]) // 60) + 2)
+
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["viewer"] = Viewer(athlete.id, athlete.username, "Cody Cropper", "athlete", "metric")
+    at.switch_page("views/activity.py")
+    at.query_params["id"] = str(drive.id)
+    at.run()
+    assert "confirmed as irregular" in all_text(at)
+    at.toggle(key="crop_mode").set_value(True).run()
+    assert "A crop sends it back to the moderators" in all_text(at)
+    at.slider[0].set_value(minutes)
+    next(b for b in at.get("form_submit_button") if b.label == "Remove this part").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = all_text(at)
+    assert "A moderator will look at the new version" in text
+    assert "cropped, waiting for a moderator" in text and plain(reason) in text
+    assert "After your crop: the detector finds nothing irregular any more" in text
+    with Session(engine) as s:
+        assert s.get(ActivityFlag, drive.id).status == "cropped" and s.get(Activity, drive.id).held
+
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["viewer"] = Viewer(mod.id, "moderator", "Morgan Moderator", "moderator", "metric")
+    at.switch_page("views/moderation.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = all_text(at)
+    assert "cropped, to review" in text and "Reasons the flag was raised for" in text
+    assert "a moderator had confirmed it" in text and "The athlete's crop" in text
+    assert f"removed {minutes[0]}:00 to {minutes[1]}:00 of the recording" in text
+    figures = {row[0]: row[1:] for row in table_rows(at) if row and row[0] in ("score", "distance")}
+    assert float(figures["score"][0]) >= 0.5 > float(figures["score"][1])
+    assert float(figures["distance"][0].split()[0]) > float(figures["distance"][1].split()[0])
+    next(b for b in at.get("form_submit_button")
+         if b.label == "Dismiss: legitimate" and b.form_id == f"decide_{drive.id}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    with Session(engine) as s:
+        assert s.get(ActivityFlag, drive.id).status == "dismissed" and not s.get(Activity, drive.id).held
+    engine.dispose()
