@@ -6,26 +6,40 @@
   activity completed now counts at the next refresh (without Redis the boards are read
   from the database and there is nothing to rebuild), and recalibrate the flagging
   threshold from moderators' decisions;
+- every ten minutes, close activities their devices abandoned a day ago (completed from
+  their points, or discarded when they have none), delete expired web sessions and old
+  failed sign-ins;
 - once a day, retrain the anomaly model (also on demand: ``python -m core anomaly train``).
+
+No job holds a write transaction for long: each computes first (reading needs no lock on
+SQLite's WAL, nor on PostgreSQL) and writes each result in a short transaction of its own
+(``core.db.write_transaction``), so the ingest server's group commit never waits behind a
+job for more than a few tens of milliseconds. Each round logs the longest write
+transaction per job (``write locks``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import signal
 import threading
 import time
 
+from core.accounts import PURGE_BATCH_ROWS, purge_expired_web_sessions, purge_old_login_attempts
 from core.config import load_settings
-from core.db import make_engine, make_sessionmaker
+from core.db import WRITE_LOCKS, make_engine, make_sessionmaker, write_transaction
 from core.leaderboard import REFRESH_EVERY_S, connect_redis, refresh_redis
+from core.openactivities import close_abandoned
 from core.schema import migrate
 
 log = logging.getLogger("core.worker")
 
 
 SCORE_EVERY_S = 30.0
+SCORE_BATCH = 200  # activities scored per round; a full round means a backlog, so the next starts at once
+HOUSEKEEPING_EVERY_S = 600.0
 
 
 class Jobs:
@@ -36,6 +50,7 @@ class Jobs:
         self.model = None
         self.trained_at = 0.0
         self.boards_at = -math.inf
+        self.housekeeping_at = -math.inf
 
     def round(self, now: float | None = None) -> dict:
         """Run whatever is due; returns what it did."""
@@ -54,8 +69,7 @@ class Jobs:
             self.trained_at = now
             done["anomaly_model"] = "trained"
         began = time.monotonic()
-        with self.Session() as s, s.begin():
-            scored = store.score_pending(s, self.model, store.threshold(self.settings))
+        scored = store.score_pending(self.Session, self.model, store.threshold(self.settings), batch=SCORE_BATCH)
         if scored:
             done["scored"] = {"activities": scored, "seconds": round(time.monotonic() - began, 3)}
         if now - self.boards_at >= REFRESH_EVERY_S:
@@ -65,7 +79,26 @@ class Jobs:
                 calibration = store.recalibrate(s, self.settings)
             if calibration.get("changed"):
                 done["threshold"] = calibration["threshold"]
+        if now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S:
+            self.housekeeping_at = now
+            done.update(housekeeping(self.Session))
+        locks = WRITE_LOCKS.snapshot(reset=True)
+        if locks:
+            done["write_locks"] = locks
         return done
+
+
+def housekeeping(Session) -> dict:
+    """Close abandoned activities; delete expired web sessions and old failed sign-ins."""
+    done = {}
+    closed = close_abandoned(Session)
+    if any(closed.values()):
+        done["abandoned"] = closed
+    sessions = _purge(Session, "purge_sessions", purge_expired_web_sessions)
+    attempts = _purge(Session, "purge_sign_ins", purge_old_login_attempts)
+    if sessions or attempts:
+        done["purged"] = {"web_sessions": sessions, "failed_sign_ins": attempts}
+    return done
 
 
 def run_once(Session, redis) -> dict:
@@ -94,13 +127,26 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
             signal.signal(sig, lambda *_: stop.set())
     jobs = Jobs(settings, Session, redis)
     while not stop.is_set():
+        done = {}
         try:
             done = jobs.round()
             if done:
-                log.info("jobs done: %s", done)
+                log.info("jobs done: %s", json.dumps(done, default=str))
         except Exception:  # noqa: BLE001 - a failed round is logged and retried next time
             log.exception("worker round failed")
         if once:
             break
-        stop.wait(interval_s)
+        behind = done.get("scored", {}).get("activities", 0) >= SCORE_BATCH
+        stop.wait(0 if behind else interval_s)
     engine.dispose()
+
+
+def _purge(Session, job: str, purge) -> int:
+    """Run a purge one batch per short transaction until a batch comes back short."""
+    total = 0
+    while True:
+        with write_transaction(Session, job) as s:
+            n = purge(s)
+        total += n
+        if n < PURGE_BATCH_ROWS:
+            return total
