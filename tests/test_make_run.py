@@ -1,0 +1,83 @@
+"""``make run`` as a new user starts it, on the embedded default (a fresh SQLite file, no
+Redis): while the worker trains its model and scores the demo's backlog, the simulated
+athletes stay on alice's Live page for minutes, and the ingest server never fails a commit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session
+
+from core.accounts import user_by_name
+from core.db import make_engine
+from dashboard.queries import live_activities
+from tests.realtime.test_crash import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+WATCH_S = 180.0  # how long the Live page is watched once the athletes appear
+SIM_DEVICES = 3
+
+
+def healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.timeout(1200)
+def test_make_run_keeps_live_athletes_on_the_live_page(tmp_path):
+    """Every 10 s for three minutes, alice's Live page lists simulated athletes recording
+    now; the ingest server logs no failed commit or internal error, and the worker scores
+    the demo's activities meanwhile."""
+    db = tmp_path / "tracker.db"
+    ingest_port, dashboard_port = free_port(), free_port()
+    env = dict(os.environ, TRACKER_DATABASE_URL=f"sqlite:///{db}", TRACKER_DATA_DIR=str(tmp_path))
+    env.pop("TRACKER_REDIS_URL", None)
+    log = tmp_path / "make-run.log"
+    proc = subprocess.Popen(["make", "run", f"INGEST_PORT={ingest_port}", f"DASHBOARD_PORT={dashboard_port}",
+                             f"SIM_DEVICES={SIM_DEVICES}"], cwd=ROOT, env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    samples: list[int] = []
+    try:
+        deadline = time.time() + 600  # the demo load comes first
+        while not healthy(f"http://127.0.0.1:{ingest_port}/healthz"):
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.time() < deadline, "the ingest server did not start"
+            time.sleep(1)
+        engine = make_engine(f"sqlite:///{db}")
+
+        def live_now() -> int:
+            with Session(engine) as s:
+                return len(live_activities(s, user_by_name(s, "alice").id))
+
+        deadline = time.time() + 60
+        while live_now() == 0:
+            assert time.time() < deadline, "no simulated athlete appeared on the Live page"
+            time.sleep(1)
+        assert healthy(f"http://127.0.0.1:{dashboard_port}/_stcore/health")
+        end = time.time() + WATCH_S
+        while time.time() < end:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            samples.append(live_now())
+            time.sleep(10)
+        engine.dispose()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    output = log.read_text()
+    assert "commit failed" not in output and '"internal error"' not in output, output[-3000:]
+    assert "gave up" not in output and "Traceback" not in output, output[-3000:]
+    assert "jobs done" in output and '"scored"' in output  # the worker did score meanwhile
+    assert samples and min(samples) >= 1, samples
+    assert max(samples) == SIM_DEVICES, samples
