@@ -61,14 +61,15 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 def write_locks(log: Path) -> dict[str, dict]:
-    """The worst figures per job over every round the worker logged."""
+    """The worst figures per job over every round the worker logged (p99: the worst round's)."""
     worst: dict[str, dict] = {}
     for line in log.read_text().splitlines():
         if "jobs done: " not in line:
             continue
         for job, row in json.loads(line.split("jobs done: ", 1)[1]).get("write_locks", {}).items():
-            w = worst.setdefault(job, {"count": 0, "max_ms": 0.0, "max_wait_ms": 0.0})
+            w = worst.setdefault(job, {"count": 0, "p99_ms": 0.0, "max_ms": 0.0, "max_wait_ms": 0.0})
             w["count"] += row["count"]
+            w["p99_ms"] = max(w["p99_ms"], row.get("p99_ms", 0.0))
             w["max_ms"] = max(w["max_ms"], row["max_ms"])
             w["max_wait_ms"] = max(w["max_wait_ms"], row.get("max_wait_ms", 0.0))
     return worst
@@ -163,7 +164,8 @@ def run(args, url: str, work: Path) -> None:
           f"max {pct(busy, 1.0):.1f} ms ({len(busy)} acks, {errors['with']} errors; "
           f"{during} activities scored meanwhile)")
     for job, row in sorted(write_locks(log).items()):
-        print(f"worker write transactions, {job}: {row['count']}, longest {row['max_ms']:.1f} ms "
+        print(f"worker write transactions, {job}: {row['count']}, p99 {row['p99_ms']:.1f} ms, "
+              f"longest {row['max_ms']:.1f} ms "
               f"(longest wait for the lock {row['max_wait_ms']:.1f} ms)")
 
 

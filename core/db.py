@@ -64,8 +64,10 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 class WriteLocks:
-    """How long each job has held write transactions (count, longest and mean, in ms), and
-    the longest it waited to get one."""
+    """How long each job has held write transactions (count, median, 99th percentile and
+    longest, in ms), and the longest it waited to get one."""
+
+    SAMPLES = 10_000  # per job between resets; enough for the worker's rounds
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -73,18 +75,22 @@ class WriteLocks:
 
     def record(self, job: str, ms: float, wait_ms: float = 0.0) -> None:
         with self._lock:
-            row = self.jobs.setdefault(job, {"count": 0, "max_ms": 0.0, "total_ms": 0.0, "max_wait_ms": 0.0})
+            row = self.jobs.setdefault(job, {"count": 0, "samples": [], "max_ms": 0.0, "max_wait_ms": 0.0})
             row["count"] += 1
-            row["total_ms"] += ms
             row["max_ms"] = max(row["max_ms"], ms)
             row["max_wait_ms"] = max(row["max_wait_ms"], wait_ms)
+            if len(row["samples"]) < self.SAMPLES:
+                row["samples"].append(ms)
 
     def snapshot(self, reset: bool = False) -> dict[str, dict]:
         """Each job's figures (rounded), optionally starting afresh."""
         with self._lock:
-            out = {job: {"count": r["count"], "max_ms": round(r["max_ms"], 2),
-                         "mean_ms": round(r["total_ms"] / r["count"], 2),
-                         "max_wait_ms": round(r["max_wait_ms"], 2)} for job, r in self.jobs.items()}
+            out = {}
+            for job, r in self.jobs.items():
+                ordered = sorted(r["samples"])
+                out[job] = {"count": r["count"], "p50_ms": round(ordered[len(ordered) // 2], 2),
+                            "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2),
+                            "max_ms": round(r["max_ms"], 2), "max_wait_ms": round(r["max_wait_ms"], 2)}
             if reset:
                 self.jobs = {}
             return out
