@@ -4,12 +4,14 @@
 Leaflet copy that ``python -m dashboard.assets`` installs under ``dashboard/static``; the
 maps only use elements that need nothing else (lines, circle markers, div icons). With no
 tile server reachable the tiles stay grey but the route and its markers still draw.
+
+Text reaches a map's script in two ways, both through ``dashboard.escape``: fixed labels as
+folium tooltips (``tooltip``), and anything a person wrote (athletes' names, titles) as
+JSON data that the map's own script puts into the page with ``textContent``, never as markup.
 """
 
 from __future__ import annotations
 
-import html
-import json
 import warnings
 
 import folium
@@ -19,6 +21,7 @@ from jinja2 import Template
 
 from core.config import load_settings
 from core.geo import EARTH_MEAN_RADIUS_KM
+from dashboard import escape
 from dashboard.assets import LEAFLET_CSS, LEAFLET_IMAGES, LEAFLET_JS
 
 # Slow to fast: blue, teal, green, orange, red.
@@ -125,7 +128,14 @@ class _IconPath(MacroElement):
     """Points Leaflet's default marker images at the app's copy (it would guess a wrong URL)."""
 
     _template = Template("{% macro script(this, kwargs) %}L.Icon.Default.imagePath = "
-                         + repr(LEAFLET_IMAGES) + ";{% endmacro %}")
+                         + escape.js_string(LEAFLET_IMAGES) + ";{% endmacro %}")
+
+
+def tooltip(text: str) -> folium.Tooltip:
+    """A folium tooltip showing ``text`` as written (folium writes it as HTML into a template
+    literal). For fixed labels: the map script's text is rewritten by streamlit-folium, so
+    what people wrote goes in as data (see ``live_map``)."""
+    return folium.Tooltip(escape.folium_html(text))
 
 
 def _coords(lat: np.ndarray, lon: np.ndarray, idx: np.ndarray) -> list[list[float]]:
@@ -181,9 +191,11 @@ def map_of_route(layers: dict) -> LocalMap:
     if layers["marks"]:
         _DistanceMarks(layers["marks"]).add_to(m)
     folium.CircleMarker(layers["start"], radius=7, color="#ffffff", weight=2, fill=True,
-                        fill_color="#2e9e44", fill_opacity=1, tooltip="start", class_name="start-marker").add_to(m)
+                        fill_color="#2e9e44", fill_opacity=1, tooltip=tooltip("start"),
+                        class_name="start-marker").add_to(m)
     folium.CircleMarker(layers["finish"], radius=7, color="#ffffff", weight=2, fill=True,
-                        fill_color="#c0392b", fill_opacity=1, tooltip="finish", class_name="finish-marker").add_to(m)
+                        fill_color="#c0392b", fill_opacity=1, tooltip=tooltip("finish"),
+                        class_name="finish-marker").add_to(m)
     m.get_root().header.add_child(folium.Element(
         "<style>.km-marker{background:#fff;border:2px solid #242428;border-radius:50%;font:bold 10px/16px "
         "sans-serif;text-align:center;width:16px;height:16px}</style>"))
@@ -207,7 +219,7 @@ class _DistanceMarks(MacroElement):
     def __init__(self, marks: list[list]):
         super().__init__()
         self._name = "DistanceMarks"
-        self.marks_json = json.dumps(marks)
+        self.marks_json = escape.json_for_script(marks)
 
 
 def heatmap(routes: list[tuple[np.ndarray, np.ndarray]]) -> LocalMap:
@@ -225,17 +237,51 @@ def heatmap(routes: list[tuple[np.ndarray, np.ndarray]]) -> LocalMap:
     return m
 
 
-def live_map(positions: list[tuple[float, float, str]]) -> LocalMap:
-    """Athletes' current positions (lat, lon, label)."""
-    if not positions:
+def live_map(athletes: list[tuple[float, float, str, str]]) -> LocalMap:
+    """Athletes' current positions, one marker each at (lat, lon), with their name and
+    activity title as the marker's tooltip, shown as written."""
+    if not athletes:
         return base_map()
-    lat = np.array([p[0] for p in positions])
-    lon = np.array([p[1] for p in positions])
+    lat = np.array([a[0] for a in athletes])
+    lon = np.array([a[1] for a in athletes])
     m = base_map(lat, lon)
-    for la, lo, label in positions:
-        folium.CircleMarker([la, lo], radius=8, color="#ffffff", weight=2, fill=True, fill_color=ROUTE_COLOUR,
-                            fill_opacity=1, tooltip=html.escape(label), class_name="live-marker").add_to(m)
+    _LiveMarkers(athletes).add_to(m)
+    # A long name or title wraps inside the tooltip and is cut after three lines.
+    m.get_root().header.add_child(folium.Element(
+        "<style>.live-tooltip{width:max-content;max-width:18rem;white-space:normal;overflow-wrap:anywhere}"
+        ".live-name,.live-title{display:-webkit-box;-webkit-box-orient:vertical;-webkit-line-clamp:3;"
+        "overflow:hidden}.live-name{font-weight:600}</style>"))
     return m
+
+
+class _LiveMarkers(MacroElement):
+    """One circle marker per athlete, drawn by one script from JSON data; the tooltip's name
+    and title are set as ``textContent``, so no text can become markup or script."""
+
+    _template = Template("""{% macro script(this, kwargs) %}
+    {{ this.athletes_json }}.forEach(function (a) {
+        var tip = document.createElement("div");
+        var name = document.createElement("div");
+        name.className = "live-name";
+        name.textContent = a[2];
+        var title = document.createElement("div");
+        title.className = "live-title";
+        title.textContent = a[3];
+        tip.appendChild(name);
+        tip.appendChild(title);
+        L.circleMarker([a[0], a[1]], {radius: 8, color: "#ffffff", weight: 2, fill: true,
+                                      fillColor: {{ this.colour }}, fillOpacity: 1, className: "live-marker"})
+            .bindTooltip(tip, {sticky: true, className: "live-tooltip"})
+            .addTo({{ this._parent.get_name() }});
+    });
+    {% endmacro %}""")
+
+    def __init__(self, athletes: list[tuple[float, float, str, str]]):
+        super().__init__()
+        self._name = "LiveMarkers"
+        self.athletes_json = escape.json_for_script([[round(float(la), 6), round(float(lo), 6), name or "",
+                                                      title or ""] for la, lo, name, title in athletes])
+        self.colour = escape.js_string(ROUTE_COLOUR)
 
 
 def review_map(lat: np.ndarray, lon: np.ndarray, t: np.ndarray, stretches: list[tuple[float, float]]) -> LocalMap:
@@ -250,7 +296,8 @@ def review_map(lat: np.ndarray, lon: np.ndarray, t: np.ndarray, stretches: list[
         if inside.size >= 2:
             part = drawable(lat[inside], lon[inside])
             folium.PolyLine(_coords(lat[inside], lon[inside], part), color="#d7191c", weight=7, opacity=0.95,
-                            tooltip="suspicious stretch", class_name="suspicious-line").add_to(m)
+                            tooltip=tooltip("suspicious stretch"), class_name="suspicious-line").add_to(m)
     folium.CircleMarker([float(lat[0]), float(lon[0])], radius=6, color="#ffffff", weight=2, fill=True,
-                        fill_color="#2e9e44", fill_opacity=1, tooltip="start", class_name="start-marker").add_to(m)
+                        fill_color="#2e9e44", fill_opacity=1, tooltip=tooltip("start"),
+                        class_name="start-marker").add_to(m)
     return m

@@ -1,24 +1,42 @@
-"""Pieces every page uses: safe text, activity cards, the signed-in viewer."""
+"""Pieces every page uses: safe text, activity cards, tables, charts, the signed-in viewer."""
 
 from __future__ import annotations
-
-import html
-import re
 
 import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit as st
 import streamlit.components.v1 as components
 
-from dashboard import assets, fmt
+from dashboard import assets, escape, fmt
 from dashboard.queries import Viewer
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
+ELLIPSIS = "…"
+CHART_LABEL_CHARS = 40  # a longer name is cut in a chart's labels (a table beside it shows it whole)
 
 
 def plain(text: str | None) -> str:
-    """User-written text for st.markdown: every markup character escaped, so it shows literally."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text or "")
+    """User-written text for st.markdown, titles, captions and link labels, shown literally
+    (``dashboard.escape.markdown``)."""
+    return escape.markdown(text)
+
+
+def strong(text: str | None) -> str:
+    """User-written text in bold for st.markdown; nothing for blank text, whose ``****``
+    would show as four asterisks (Markdown's bold needs a letter after ``**``)."""
+    text = (text or "").strip()
+    return f"**{plain(text)}**" if text else ""
+
+
+def who(name: str | None, username: str) -> str:
+    """How an athlete is named on a page: their display name, or @username when it is blank."""
+    return name if name and name.strip() else f"@{username}"
+
+
+def abbreviate(text: str | None, limit: int) -> str:
+    """At most ``limit`` characters, the last an ellipsis when cut: for places with a fixed
+    width (chart labels) where the full text is shown elsewhere on the page."""
+    text = text or ""
+    return text if len(text) <= limit else text[:limit - 1] + ELLIPSIS
 
 
 def viewer() -> Viewer:
@@ -42,7 +60,7 @@ _TABLE_STYLE = (
     "<style>.tracker-table{border-collapse:collapse;width:100%;font-size:0.9rem;font-variant-numeric:tabular-nums}"
     ".tracker-table th{font-weight:600;color:#6b6b76;text-align:left;border-bottom:1px solid #d9d9de;"
     "padding:0.35rem 0.6rem}"
-    ".tracker-table td{border-bottom:1px solid #ececf0;padding:0.35rem 0.6rem}"
+    ".tracker-table td{border-bottom:1px solid #ececf0;padding:0.35rem 0.6rem;overflow-wrap:anywhere}"
     ".tracker-table tr.mine td{font-weight:600;color:#fc4c02}"
     ".tracker-table-wrap{max-height:var(--h);overflow-y:auto}</style>"
 )
@@ -55,17 +73,13 @@ def table_html(rows: list[dict], highlight: int | None = None) -> str:
     ``highlight`` is the index of a row to mark (the viewer's own).
     """
     columns = list(rows[0]) if rows else []
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    head = "".join(f"<th>{escape.html_text(c)}</th>" for c in columns)
     lines = []
     for k, row in enumerate(rows):
-        cells = "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in columns)
+        cells = "".join(f"<td>{escape.html_text(row.get(c))}</td>" for c in columns)
         lines.append(f"<tr class='mine'>{cells}</tr>" if k == highlight else f"<tr>{cells}</tr>")
     body = "".join(lines)
     return f"<table class='tracker-table'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _cell(value) -> str:
-    return "" if value is None else str(value)
 
 
 def table(rows: list[dict], highlight: int | None = None, max_height_px: int | None = None) -> None:
@@ -97,7 +111,7 @@ def plotly_chart(fig: go.Figure) -> None:
         st.plotly_chart(fig, config={"displaylogo": False})
         return
     height = int(fig.layout.height or 450)
-    spec = fig.to_json().replace("<", "\\u003c")  # nothing in the data can end the script early
+    spec = escape.json_text_for_script(fig.to_json())  # no text in the figure can end the script
     components.html(
         "<style>html,body{margin:0;padding:0}</style>"
         f"<div id='chart' class='tracker-chart' style='width:100%;height:{height}px'></div>"

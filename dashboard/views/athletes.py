@@ -29,7 +29,7 @@ if query.strip():
         st.info("Nobody by that name.")
     for a in found:
         c1, c2 = st.columns([4, 1], vertical_alignment="center")
-        c1.markdown(f"**{ui.plain(a['name'])}** · @{ui.plain(a['username'])}")
+        c1.markdown(f"{ui.strong(a['name'])} · @{ui.plain(a['username'])}")
         if a["following"]:
             c2.button("Unfollow", key=f"unfollow_{a['id']}", on_click=change, args=(a["id"], False))
         else:

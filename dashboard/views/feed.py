@@ -58,7 +58,7 @@ for c in items:
             if svg:
                 st.image(svg, width=120)
         with right:
-            st.markdown(f"**{ui.plain(c['athlete'])}** · {fmt.SPORT_ICON.get(c['sport'], '')} "
+            st.markdown(f"{ui.strong(ui.who(c['athlete'], c['username']))} · {fmt.SPORT_ICON.get(c['sport'], '')} "
                         f"{fmt.when(c['start_time'])}" + (" · :material/lock: only you" if c["visibility"] == "private" else ""))
             st.page_link("views/activity.py", label=ui.plain(c["title"]) or "Untitled", query_params={"id": c["id"]},
                          icon=":material/route:")
@@ -80,7 +80,7 @@ for c in items:
                              expanded=st.session_state.get("open_card") == c["id"]):
                 for cm in comments[c["id"]]:
                     line, action = st.columns([6, 1])
-                    line.markdown(f"**{ui.plain(cm.author)}** {ui.plain(cm.text)}")
+                    line.markdown(f"{ui.strong(cm.author)} {ui.plain(cm.text)}")
                     if cm.user_id == v.id or c["user_id"] == v.id:
                         action.button("Delete", key=f"delc_{cm.id}", on_click=act,
                                       args=(delete_comment, cm.id))

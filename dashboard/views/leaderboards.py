@@ -1,12 +1,10 @@
 """Leaderboards: distance this week, this month and all time, per sport, global or among the
 athletes you follow, with your own rank even outside the top."""
 
-import html
-
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import data, fmt, ui
+from dashboard import data, escape, fmt, ui
 
 v = ui.viewer()
 unit_m = fmt.MILE_M if v.units == "imperial" else 1000.0
@@ -38,7 +36,7 @@ lines = list(board.entries)
 if board.me is not None and board.me.rank > len(lines):
     lines.append(board.me)
 # Plotly reads a few HTML tags in labels: names are escaped so they show as written.
-labels = [f"#{e.rank} {html.escape(e.name)}" for e in lines]
+labels = [f"#{e.rank} {escape.plotly_text(ui.abbreviate(e.name, ui.CHART_LABEL_CHARS))}" for e in lines]
 colours = ["#fc4c02" if e.user_id == v.id else "#b8b8c0" for e in lines]
 fig = go.Figure(go.Bar(x=[e.distance_m / unit_m for e in lines], y=labels, orientation="h", marker_color=colours,
                        text=[f"{e.distance_m / unit_m:.1f}" for e in lines], textposition="auto"))

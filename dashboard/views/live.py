@@ -18,16 +18,17 @@ def live_panel() -> None:
     if not rows:
         st.info("Nobody you follow is recording right now.")
         return
-    positions = [(r["position"][0], r["position"][1], f"{r['athlete']}: {r['title']}")
-                 for r in rows if r["position"]]
-    if positions:
-        st_folium(live_map(positions), height=380, use_container_width=True, returned_objects=[],
-                  key=f"live_map_{len(positions)}")
+    # Names and titles go to the map as data and show as written in its tooltips
+    # (dashboard.maps.live_map); the map is drawn again when anyone has moved.
+    athletes = [(r["position"][0], r["position"][1], ui.who(r["athlete"], r["username"]), r["title"] or "Untitled")
+                for r in rows if r["position"]]
+    if athletes:
+        st_folium(live_map(athletes), height=380, use_container_width=True, returned_objects=[], key="live_map")
     for r in rows:
         stats = r["stats"]
-        with st.container(border=True):
-            st.markdown(f"**{ui.plain(r['athlete'])}** · {fmt.SPORT_ICON.get(r['sport'], '')} "
-                        f"{ui.plain(r['title'])} · *{r['status']}*")
+        with st.container(border=True, key=f"live_{r['id']}"):
+            st.markdown(f"{ui.strong(ui.who(r['athlete'], r['username']))} · {fmt.SPORT_ICON.get(r['sport'], '')} "
+                        f"{ui.plain(r['title']) or 'Untitled'} · *{r['status']}*")
             c = st.columns(4)
             c[0].metric("Elapsed", fmt.duration(stats["elapsed_s"]))
             c[1].metric("Distance", fmt.distance(stats["distance_m"], v.units))

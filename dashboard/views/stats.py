@@ -70,11 +70,12 @@ runs, rides = all_rows[all_rows["sport"] == "run"], all_rows[all_rows["sport"] =
 
 
 def best(frame: pd.DataFrame, column: str, smallest: bool = True) -> tuple[str, str]:
+    """The best value of ``column`` and, as Markdown, the activity that holds it."""
     frame = frame.dropna(subset=[column])
     if frame.empty:
         return "–", ""
     row = frame.loc[frame[column].idxmin() if smallest else frame[column].idxmax()]
-    return row[column], f"{row['title']} · {fmt.when(row['start_time'])}"
+    return row[column], f"{ui.plain(row['title']) or 'Untitled'} · {fmt.when(row['start_time'])}"
 
 
 pb_cols = st.columns(4)
@@ -83,11 +84,11 @@ for col, (label, column) in zip(pb_cols[:3], [("Fastest 1 km", "best_1k_s"), ("F
     value, where = best(runs, column)
     col.metric(label, fmt.duration(value) if value != "–" else "–")
     if where:
-        col.caption(ui.plain(where))
+        col.caption(where)
 value, where = best(rides, "distance_m", smallest=False)
 pb_cols[3].metric("Longest ride", fmt.distance(value, units) if value != "–" else "–")
 if where:
-    pb_cols[3].caption(ui.plain(where))
+    pb_cols[3].caption(where)
 
 st.subheader("Heatmap of my routes")
 routes = data.my_routes(v.id, None if sport == "all" else sport)

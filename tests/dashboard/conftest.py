@@ -1,33 +1,54 @@
-"""A small demo world in a real SQLite file for the dashboard's tests, with hostile text in it."""
+"""A small demo world in a real SQLite file for the dashboard's tests, with hostile text in it,
+and the browser (Debian's Chromium through Playwright) the page and escaping tests drive."""
 
 from __future__ import annotations
 
 import os
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.accounts import create_user, user_by_name
+from core.accounts import create_device_token, create_user, user_by_name
 from core.activities import change_status, create_activity, ingest_points, record_track
 from core.db import make_engine
 from core.demo import build_demo, synthetic_track
 from core.feed import follow
-from core.models import Activity
+from core.models import Activity, ActivityFlag, Comment
 from core.schema import migrate
 from core.social import add_comment
+from tests.conftest import need
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
+CHROMIUM = os.environ.get("TRACKER_TEST_CHROMIUM", "/usr/bin/chromium")
 XSS_TITLE = "<img src=x onerror=alert(1)>"
 XSS_NAME = "Mallory <script>alert(2)</script>"
 XSS_COMMENT = "**bold?** <b onmouseover=alert(3)>hi</b> [link](javascript:alert(4))"
 PRIVATE_TITLE = "Private recovery jog"
 LIVE_TITLE = "Lunch loop (live)"
 PRIVATE_LIVE_TITLE = "Secret intervals (live)"
+
+# Text people could type as a name, a title or a comment, each aimed at one place text lands.
+# Every alert says which one ran.
+HOSTILE = {
+    "backquote": "`+alert('backquote')+`",  # ends folium's template literal
+    "template": "${alert('template')}",  # runs inside any template literal
+    "script": "</script><script>alert('script')</script>",  # ends a script element
+    "link": "[tap](javascript:alert('link')) javascript:alert('href')",  # a Markdown link, a bare scheme
+    "braces": "{{7*7}} ${7*7} {% raw %}",  # template engines (Jinja and the like) evaluating text
+    "img": "<img src=x onerror=alert('img')>",  # HTML with an event handler
+    "attribute": "\"'><svg onload=alert('attribute')>",  # leaves a quoted attribute
+    "rtl": "Ann \u202egnp.exe",  # a right-to-left override: shows as "Ann exe.png"
+    "backslash": "C:\\users\\x0 \\u{zz} \\",  # invalid escapes in a template literal
+    "suffix": "runner_0 {{'map_div'}} alert(coords);",  # what streamlit-folium rewrites in a map script
+    "long": ("W" * 9 + " ") * 999 + "W" * 10,  # 10,000 characters
+    "empty": "",
+}
+WATCHER_PASSWORD = "watcher-pass-1"
 
 
 @dataclass
@@ -38,6 +59,19 @@ class World:
     xss_id: int  # mallory's public activity with a hostile title
     alice_id: int
     bob_id: int
+
+
+@dataclass
+class HostileWorld:
+    """One athlete per hostile string, whose name, titles and comment are that string, and
+    the athlete who follows them all (``watcher``)."""
+
+    watcher: str
+    watcher_run_id: int  # the watcher's own run: every hostile athlete commented on it
+    usernames: dict[str, str] = field(default_factory=dict)  # by HOSTILE key
+    runs: dict[str, int] = field(default_factory=dict)  # a completed public run each
+    flagged: dict[str, int] = field(default_factory=dict)  # a flagged run each, in the moderators' queue
+    live: dict[str, int] = field(default_factory=dict)  # an activity being recorded now each
 
 
 @pytest.fixture(scope="session")
@@ -58,13 +92,9 @@ def world(tmp_path_factory) -> World:
         # A public run this week, so alice has a rank on the weekly running board.
         record_track(s, alice, synthetic_track(random.Random(6), "run", time.time() - 5400, 38.71, -9.13, 40, 2.8),
                      title="Riverside tempo", visibility="public", source="demo")
-        # Recording right now: mallory in public, alice in private.
+        # Recording right now (the last point is from this moment): mallory in public, alice in private.
         for owner, title, visibility in ((mallory, LIVE_TITLE, "public"), (alice, PRIVATE_LIVE_TITLE, "private")):
-            live = create_activity(s, owner, "run", title=title, visibility=visibility)
-            t0 = time.time() - 600
-            change_status(s, live, "start", at=t0)
-            ingest_points(s, live, [{"seq": i, "t": t0 + 5 * i, "lat": 38.70 + i * 5 * 3.0 / 111_180, "lon": -9.14}
-                                    for i in range(100)])
+            record_live(s, owner, title, visibility, 38.70, -9.14, points=100)
         private = s.scalars(select(Activity).where(Activity.user_id == alice.id,
                                                    Activity.title == PRIVATE_TITLE)).one()
         out = World(url, data_dir, private.id, xss.id, alice.id, bob.id)
@@ -73,3 +103,69 @@ def world(tmp_path_factory) -> World:
     os.environ["TRACKER_DATA_DIR"] = str(data_dir)
     os.environ.pop("TRACKER_REDIS_URL", None)
     yield out
+
+
+def record_live(s: Session, owner, title: str, visibility: str, lat: float, lon: float, points: int) -> Activity:
+    """An activity being recorded: started ``5 * points`` seconds ago, a point every 5 s
+    running north at 3 m/s, the last one now."""
+    live = create_activity(s, owner, "run", title=title, visibility=visibility)
+    t0 = time.time() - 5 * (points - 1)
+    change_status(s, live, "start", at=t0)
+    ingest_points(s, live, [{"seq": i, "t": t0 + 5 * i, "lat": lat + i * 5 * 3.0 / 111_180, "lon": lon}
+                            for i in range(points)])
+    return live
+
+
+@pytest.fixture(scope="session")
+def hostile_world(world) -> HostileWorld:
+    """Hostile athletes added to the demo world, seen by ``watcher`` (who follows them all)
+    and by the moderator (their flagged runs wait in the queue).
+
+    Sign-up and the forms trim, cut or refuse some of these strings; the rows hold them as
+    written all the same (as an older version or another client could have stored them),
+    so the pages are shown to cope with anything stored.
+    """
+    engine = make_engine(world.url)
+    now = time.time()
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        watcher = create_user(s, "watcher", "Wendy Watcher", password=WATCHER_PASSWORD)
+        own = record_track(s, watcher, synthetic_track(random.Random(90), "run", now - 9000, 38.70, -9.10, 20, 3.0),
+                           title=HOSTILE["script"], visibility="public", source="demo")
+        create_device_token(s, watcher, HOSTILE["img"])
+        out = HostileWorld(watcher.username, own.id)
+        for k, (key, text) in enumerate(HOSTILE.items()):
+            user = create_user(s, f"hostile-{key}", text or None, password="hostile-pass-1")
+            user.name = text
+            follow(s, watcher, user)
+            lat, lon = 38.74 + (k // 4) * 0.01, -9.20 + (k % 4) * 0.012
+            run = record_track(s, user, synthetic_track(random.Random(100 + k), "run", now - 3600 - 60 * k, lat, lon,
+                                                        12, 3.0), visibility="public", source="demo")
+            flagged = record_track(s, user, synthetic_track(random.Random(200 + k), "run", now - 7200 - 60 * k, lat,
+                                                            lon, 12, 3.2), visibility="public", source="demo")
+            s.add(ActivityFlag(activity_id=flagged.id, user_id=user.id, sport="run", score=0.9 - k / 100,
+                               status="flagged", reasons=["400 m in 0:52, faster than this athlete has run it"],
+                               codes="", verdict={"hits": []}, features={}))
+            flagged.held = True
+            live = record_live(s, user, "untitled", "public", lat, lon, points=20)
+            for activity in (run, flagged, live):
+                activity.title = text
+            s.add(Comment(activity_id=own.id, user_id=user.id, text=text))
+            out.usernames[key], out.runs[key], out.flagged[key], out.live[key] = (user.username, run.id, flagged.id,
+                                                                                  live.id)
+    engine.dispose()
+    yield out
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, driven by Playwright: one per test module (Playwright's synchronous
+    API keeps an event loop of its own, stopped before the next module runs)."""
+    need(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        need(False, "playwright is not installed")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()

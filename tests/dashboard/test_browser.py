@@ -1,5 +1,6 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright against a running
-app on demo data. Screenshots of every page land in tests/artifacts/screenshots."""
+app on demo data, with athletes whose names, titles and comments are hostile text. Screenshots
+of every page land in tests/artifacts/screenshots."""
 
 from __future__ import annotations
 
@@ -15,19 +16,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_TRACKS, need
+from tests.conftest import SHARED_TRACKS
 from tests.dashboard.conftest import (
     APP,
+    HOSTILE,
     LIVE_TITLE,
     PRIVATE_LIVE_TITLE,
     PRIVATE_TITLE,
+    WATCHER_PASSWORD,
     XSS_COMMENT,
     XSS_TITLE,
 )
 
 ROOT = APP.parent.parent
 SHOTS = ROOT / "tests" / "artifacts" / "screenshots"
-CHROMIUM = os.environ.get("TRACKER_TEST_CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_MS = 120_000  # generous: CI machines are shared and sometimes slow
 
 
@@ -64,27 +66,19 @@ def app_url(world):
         proc.kill()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    need(Path(CHROMIUM).exists(), f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        need(False, "playwright is not installed")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        yield b
-        b.close()
-
-
 @pytest.fixture
 def page(browser, request):
+    SHOTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     pg = context.new_page()
-    pg.dialogs = []
+    pg.dialogs, pg.errors = [], []
     pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+    # Script errors in the page or any frame in it (maps, charts). Resources that fail to
+    # load are expected: the tile server is unreachable on purpose.
+    pg.on("pageerror", lambda e: pg.errors.append(f"uncaught: {e}"))
+    pg.on("console", lambda m: m.type == "error" and not m.text.startswith("Failed to load resource")
+          and pg.errors.append(m.text))
     yield pg
     try:  # the last state of every test, to see where a failure stopped
         pg.screenshot(path=str(SHOTS / f"last-{request.node.name}.png"), full_page=True)
@@ -116,6 +110,7 @@ def decide(pg, item, note: str, button: str) -> None:
 
 
 def shot(pg, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
     pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
@@ -253,7 +248,7 @@ def test_athlete_journey(page, app_url, world, tmp_path):
     pg.get_by_label("Username").first.wait_for()
     settle(pg)
     assert "Feed" not in pg.inner_text("body")
-    assert pg.dialogs == []
+    assert pg.dialogs == [] and pg.errors == []
 
 
 def test_private_activity_is_nowhere_for_another_athlete(page, app_url, world):
@@ -273,7 +268,7 @@ def test_private_activity_is_nowhere_for_another_athlete(page, app_url, world):
     pg.goto(f"{app_url}/activity?id={world.private_id}")
     pg.get_by_text("not shared with you").wait_for()
     shot(pg, "06-private-refused")
-    assert pg.dialogs == []
+    assert pg.dialogs == [] and pg.errors == []
 
 
 def test_usable_on_a_phone_width_screen(browser, app_url, world):
@@ -393,3 +388,187 @@ def test_moderator_dismisses_and_confirms_flags_and_the_athlete_sees_why(page, a
     text = pg.inner_text("main")
     assert "km/h" in text and "This was a car, not a run" in text
     shot(pg, "09-flagged-activity")
+
+
+# What the hostile athletes are called on the pages: the name as written, or @username when
+# it is blank; an activity without a title is "Untitled".
+def hostile_names(hw) -> dict[str, str]:
+    from dashboard.ui import who
+
+    return {key: who(text, hw.usernames[key]) for key, text in HOSTILE.items()}
+
+
+HOSTILE_TITLES = {key: text or "Untitled" for key, text in HOSTILE.items()}
+
+
+def frames_of(pg, url_part: str):
+    return [f for f in pg.frames[1:] if url_part in f.url]
+
+
+def nothing_ran(pg, where: str) -> None:
+    """No dialog, no script error, and no element made of hostile text, in the page or any
+    frame in it."""
+    assert pg.dialogs == [], (where, pg.dialogs)
+    assert pg.errors == [], (where, pg.errors)
+    for frame in pg.frames:
+        try:
+            made = frame.locator("img[src='x'], svg[onload], [onerror], [onmouseover], a[href^='javascript']").count()
+        except Exception:  # noqa: BLE001 - a frame drawn again as we looked has nothing left to check
+            continue
+        assert made == 0, (where, frame.url)
+
+
+def written(pg, texts, where: str) -> None:
+    """Every one of ``texts`` is on the page (or in a frame of it) exactly as written; waits
+    for a page still arriving (Streamlit sends its elements as the script runs)."""
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        seen = everything_text(pg)
+        missing = [t[:60] for t in texts if t and t not in seen]
+        if not missing or time.monotonic() > deadline:
+            break
+        pg.wait_for_timeout(500)
+    assert not missing, (where, missing)
+
+
+def visit(pg, url: str, where: str) -> None:
+    pg.goto(url)
+    pg.get_by_role("heading", level=1).first.wait_for()
+    settle(pg)
+    nothing_ran(pg, where)
+
+
+def test_hostile_text_shows_as_written_on_every_page_for_a_follower_and_a_moderator(page, app_url, world,
+                                                                                    hostile_world):
+    """Athletes named, titling and commenting with hostile text, seen by an athlete who follows
+    them all (feed, their activities, live, stats, upload, settings, athletes, leaderboards)
+    and by a moderator (the same pages and the flagged activities): nothing runs, every
+    text shows as written, in the maps' and charts' frames too."""
+    from sqlalchemy.orm import Session
+
+    from core.accounts import user_by_name
+    from core.db import make_engine
+    from core.leaderboard import leaderboard
+    from dashboard.ui import CHART_LABEL_CHARS, abbreviate
+
+    hw, pg = hostile_world, page
+    names = hostile_names(hw)
+    sign_in(pg, app_url, hw.watcher, WATCHER_PASSWORD)
+    nothing_ran(pg, "feed")
+
+    # The feed, every page of it: each athlete's two runs with their names and titles.
+    cards = "[class*='st-key-card_']"
+    while not pg.get_by_text("You have reached the end of your feed").count():
+        shown = pg.locator(cards).count()
+        pg.get_by_role("button", name="Load more").click()
+        pg.wait_for_function(f"() => document.querySelectorAll(\"{cards}\").length > {shown}")
+        settle(pg)
+    assert pg.locator(cards).count() == 1 + 2 * len(HOSTILE)  # the watcher's run and two of each athlete's
+    written(pg, list(names.values()) + list(HOSTILE_TITLES.values()), "feed")
+    # Their comments on the watcher's own run, each under its author's name.
+    card = pg.locator(f".st-key-card_{hw.watcher_run_id}")
+    card.get_by_text(f"{len(HOSTILE)} comments", exact=True).click()
+    card.get_by_text(HOSTILE["img"], exact=True).wait_for()
+    written(pg, list(HOSTILE.values()), "comments")  # each comment, and its author's name: the same text
+    nothing_ran(pg, "feed")
+    shot(pg, "10-hostile-feed")
+
+    # Each of their activities: title and name, the route drawn in its map frame.
+    for key, activity_id in hw.runs.items():
+        visit(pg, f"{app_url}/activity?id={activity_id}", f"activity {key}")
+        assert HOSTILE_TITLES[key] in pg.inner_text("h1"), key
+        written(pg, [HOSTILE[key]], f"activity {key}")  # the athlete's name as stored
+        if key == "backquote":
+            frame = pg.frame_locator("iframe[title='streamlit_folium.st_folium']").first
+            frame.locator("path.route-line").first.wait_for(state="attached")
+            chart(pg).first.wait_for()
+            nothing_ran(pg, f"activity {key}")
+            shot(pg, "11-hostile-activity")
+
+    # Live: a marker per athlete where they are, their name and title in its tooltip as written.
+    visit(pg, f"{app_url}/live", "live")
+    frame = pg.frame_locator("iframe[title='streamlit_folium.st_folium']").first
+    frame.locator("path.live-marker").nth(len(HOSTILE) - 1).wait_for(state="attached")
+    assert frame.locator("path.live-marker").count() == len(HOSTILE)
+    (live_frame,) = frames_of(pg, "streamlit_folium")
+    tips = live_frame.evaluate("""() => { const out = []; window.map.eachLayer(l => {
+        const t = l.getTooltip && l.getTooltip(); if (t) { const c = t.getContent();
+        out.push([l.getLatLng().lat, l.getLatLng().lng, c.querySelector('.live-name').textContent,
+                  c.querySelector('.live-title').textContent]); } }); return out; }""")
+    by_name = {name: (lat, lon, title) for lat, lon, name, title in tips}
+    assert sorted(by_name) == sorted(names.values())
+    for k, key in enumerate(HOSTILE):
+        lat, lon, title = by_name[names[key]]
+        assert title == HOSTILE_TITLES[key]
+        # Where this athlete recorded (conftest.hostile_world): each on a spot of their own.
+        assert abs(lat - (38.74 + (k // 4) * 0.01)) < 0.004 and abs(lon - (-9.20 + (k % 4) * 0.012)) < 0.001, key
+    frame.locator("path.live-marker").first.hover()
+    frame.locator(".leaflet-tooltip .live-name").wait_for()
+    assert frame.locator(".leaflet-tooltip .live-name").text_content() in names.values()
+    written(pg, list(names.values()) + list(HOSTILE_TITLES.values()), "live")
+    nothing_ran(pg, "live")
+    shot(pg, "12-hostile-live")
+
+    # My stats: the watcher's own hostile title beside their best kilometre.
+    visit(pg, f"{app_url}/stats", "stats")
+    chart(pg).first.wait_for()
+    written(pg, [HOSTILE["script"]], "stats")
+    for path in ("upload", "settings"):
+        visit(pg, f"{app_url}/{path}", path)
+    written(pg, [HOSTILE["img"]], "settings")  # the device's name
+
+    # Athletes: everyone followed, by name and @username.
+    visit(pg, f"{app_url}/athletes", "athletes")
+    written(pg, [t for t in HOSTILE.values() if t.strip()] + [f"@{u}" for u in hw.usernames.values()], "athletes")
+
+    # Leaderboards among the athletes followed: the chart's labels and the table.
+    visit(pg, f"{app_url}/leaderboards", "leaderboards")
+    pg.get_by_text("Athletes I follow", exact=True).click()
+    settle(pg)
+    engine = make_engine(world.url)
+    with Session(engine) as s:
+        board = leaderboard(s, None, "week", "run", "friends", user_by_name(s, hw.watcher).id, 10)
+    engine.dispose()
+    on_board = [e.name for e in board.entries if e.name.strip()]
+    assert len(on_board) >= 5
+    chart(pg).first.wait_for()
+    labels = pg.frame_locator("iframe[srcdoc*='tracker-chart']").first.locator(".ytick text").all_text_contents()
+    for name in on_board:
+        assert any(abbreviate(name, CHART_LABEL_CHARS) in label for label in labels), name[:60]
+    written(pg, on_board, "leaderboards")
+    nothing_ran(pg, "leaderboards")
+    shot(pg, "13-hostile-leaderboards")
+
+    pg.get_by_role("button", name="Sign out", exact=True).click()
+    pg.get_by_label("Username").first.wait_for()
+
+    # The moderator: every page, the flagged activities with their names and titles.
+    sign_in(pg, app_url, "moderator", "moderator-demo-pass")
+    nothing_ran(pg, "moderator feed")
+    for path in ("live", "stats", "upload", "settings", "leaderboards"):
+        visit(pg, f"{app_url}/{path}", f"moderator {path}")
+    visit(pg, f"{app_url}/athletes", "moderator athletes")
+    pg.get_by_label("Find athletes by name or username").fill("hostile-")
+    pg.get_by_label("Find athletes by name or username").press("Enter")
+    pg.get_by_text(f"@{hw.usernames['long']}").wait_for()
+    settle(pg)
+    written(pg, [t for t in HOSTILE.values() if t.strip()], "moderator athletes")
+    nothing_ran(pg, "moderator athletes")
+
+    visit(pg, f"{app_url}/moderation", "moderation")
+    for key, activity_id in hw.flagged.items():
+        item = pg.locator(f".st-key-review_{activity_id}")
+        item.wait_for()
+        text = item.inner_text()
+        assert HOSTILE_TITLES[key] in text and names[key] in text, key
+    for activity_id in hw.flagged.values():
+        item = pg.locator(f".st-key-review_{activity_id}")
+        item.frame_locator("iframe[title='streamlit_folium.st_folium']").first.locator(
+            "path.route-line").first.wait_for(state="attached")
+    settle(pg)
+    nothing_ran(pg, "moderation")
+    shot(pg, "14-hostile-moderation")
+    for key, activity_id in hw.flagged.items():
+        visit(pg, f"{app_url}/activity?id={activity_id}", f"moderator activity {key}")
+        assert HOSTILE_TITLES[key] in pg.inner_text("h1"), key
+        written(pg, [HOSTILE[key]], f"moderator activity {key}")
