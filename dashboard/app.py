@@ -59,7 +59,7 @@ if viewer.role == "moderator":
 
 page = st.navigation(PAGES, position="sidebar")
 with st.sidebar:
-    st.markdown(f"Signed in as **{ui.plain(viewer.name)}**" + (" · moderator" if viewer.role == "moderator" else ""))
+    st.markdown(f"Signed in as {ui.strong(ui.who(viewer.name, viewer.username))}" + (" · moderator" if viewer.role == "moderator" else ""))
     if st.button("Sign out", icon=":material/logout:", key="sign_out"):
         auth.sign_out()
         st.rerun()

@@ -27,7 +27,7 @@ unit = "mi" if units == "imperial" else "km"
 summary = detail["summary"]
 
 st.title(f"{fmt.SPORT_ICON.get(sport, '')} {ui.plain(detail['title']) or 'Untitled'}")
-st.markdown(f"**{ui.plain(detail['athlete'])}** · {fmt.when(detail['start_time'])} · {detail['visibility']}")
+st.markdown(f"{ui.strong(ui.who(detail['athlete'], detail['username']))} · {fmt.when(detail['start_time'])} · {detail['visibility']}")
 
 FLAG_TEXT = {
     "flagged": "flagged as irregular and held out of leaderboards until a moderator has looked at it",

@@ -91,7 +91,7 @@ for activity_id, score in pending:
         continue
     with st.container(border=True, key=f"review_{activity_id}"):
         st.markdown(f"#### {fmt.SPORT_ICON.get(item['sport'], '')} {ui.plain(item['title']) or 'Untitled'} · score {score:.2f}")
-        st.markdown(f"**{ui.plain(item['athlete'])}** (@{ui.plain(item['username'])}) · "
+        st.markdown(f"{ui.strong(item['athlete'])} (@{ui.plain(item['username'])}) · "
                     f"{fmt.when(item['start_time'])} · {fmt.distance(item['distance_m'], 'metric')} · "
                     f"{fmt.pace_or_speed(item['sport'], item['avg_speed_mps'], 'metric')}"
                     + STANDING.get(item["status"], ""))
