@@ -47,9 +47,10 @@ def scored(Session) -> int:
         return s.scalar(select(func.count()).select_from(ActivityFlag))
 
 
-def start_worker(env: dict, log: Path) -> subprocess.Popen:
+def start_worker(env: dict, log: Path, nice: int = 0) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "core", "worker"], cwd=ROOT, env=env,
-                            stdout=log.open("a"), stderr=subprocess.STDOUT)
+                            stdout=log.open("a"), stderr=subprocess.STDOUT,
+                            preexec_fn=(lambda: os.nice(nice)) if nice else None)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=2, help="pairs of rounds (without, with the worker)")
     parser.add_argument("--backlog", type=int, default=2000)
+    parser.add_argument("--nice", type=int, default=0, help="start the worker with this niceness")
     parser.add_argument("--postgres", help="a PostgreSQL server URL (default: a fresh SQLite file)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-backlog-"))
@@ -138,7 +140,7 @@ def run(args, url: str, work: Path) -> None:
             result = asyncio.run(drive(port, devices, args.seconds, interval_s=args.every, **RIDING))
             quiet.extend(result.latencies)
             errors["without"] += result.errors
-            worker = start_worker(env, log)
+            worker = start_worker(env, log, args.nice)
             try:
                 deadline = time.time() + 300
                 before = scored(Session)
