@@ -89,7 +89,11 @@ def close_abandoned(Session: sessionmaker[Session], now: float | None = None, li
             last_t = last_point_t(s, activity_id)
             summary = summarise_activity(s, activity) if count else None
         with write_transaction(Session, "close_abandoned") as s:
-            activity = s.get(Activity, activity_id)
+            # Locked first (PostgreSQL; SQLite's write lock is already held): the ingest
+            # server's commit share-locks the row, so no batch lands between the count and
+            # the status change.
+            activity = s.scalars(select(Activity).where(Activity.id == activity_id)
+                                 .with_for_update(of=Activity)).first()
             if activity is None or activity.status not in OPEN_STATUSES:
                 continue
             now_count = int(s.scalar(select(func.count()).select_from(RoutePoint)
