@@ -14,6 +14,7 @@ keeps the page size it was made with.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +32,8 @@ SQLITE_PAGE_BYTES = 1024  # for new databases only; see the module docstring
 # The longest a background job (the worker, a dashboard action) should keep a write
 # transaction open. SQLite has one writer: the ingest server's group commit waits for it.
 WRITE_LOCK_BUDGET_MS = 50.0
+
+log = logging.getLogger("core.db")
 
 
 def make_engine(url: str | None = None, **kwargs) -> Engine:
@@ -107,7 +110,8 @@ def write_transaction(Session: sessionmaker[Session], job: str) -> Iterator[Sess
     write lock at once (BEGIN IMMEDIATE, waiting for the ingest server's commit if need be),
     so what is recorded is exactly how long the lock was held, from BEGIN to the end of
     COMMIT, and apart from it how long the job waited for it. On PostgreSQL it is the
-    transaction's length, which bounds the row locks the job holds."""
+    transaction's length, which bounds the row locks the job holds. Do not nest two on one
+    thread: on SQLite the inner one would wait for the outer one's lock."""
     began = time.perf_counter()
     held = None
     try:
@@ -118,4 +122,7 @@ def write_transaction(Session: sessionmaker[Session], job: str) -> Iterator[Sess
             yield s
     finally:
         if held is not None:
-            WRITE_LOCKS.record(job, (time.perf_counter() - held) * 1000, (held - began) * 1000)
+            ms = (time.perf_counter() - held) * 1000
+            WRITE_LOCKS.record(job, ms, (held - began) * 1000)
+            if ms > WRITE_LOCK_BUDGET_MS:
+                log.warning("%s held a write transaction for %.0f ms (budget %.0f ms)", job, ms, WRITE_LOCK_BUDGET_MS)

@@ -1,5 +1,11 @@
 """Live statistics during an activity, updated point by point, and spoken-cue text.
 
+Pauses are time intervals (the device's clock, as the lifecycle events record them), not a
+switch: a point whose time falls inside one adds neither time nor distance, and time paused
+between two points is not moving time, whichever order the pause and the points arrive in
+(an offline device syncs its commands before its points). So the live figures, the ones a
+device computes offline, and the ones rebuilt from storage (``replay_live``) agree.
+
 Used by the ingest server after each acknowledged batch and by the device client while it
 is offline, so the athlete hears the same cues either way. Each point costs O(1): nothing
 rescans the track. The authoritative numbers come later, from the stored track at
@@ -10,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from math import floor
+from math import floor, inf
 
 from core.cleaning import MAX_SPEED_MPS
 from core.geo import distance_m
@@ -56,7 +62,7 @@ class LiveStats:
     anchor: tuple[float, float, float] | None = None  # t, lat, lon of the last counted fix
     distance_m: float = 0.0
     moving_s: float = 0.0
-    paused: bool = False
+    pauses: list = field(default_factory=list)  # [start, end] in time order; end is inf while paused
     _window: deque = field(default_factory=deque)
     _next_km: float | None = None
     _next_min: float | None = None
@@ -68,6 +74,11 @@ class LiveStats:
         self._next_min = self.prefs.every_min
         self._vmax = MAX_SPEED_MPS.get(self.sport, MAX_SPEED_MPS["other"])
 
+    @property
+    def paused(self) -> bool:
+        """Whether the athlete is paused now (the last pause is still open)."""
+        return bool(self.pauses) and self.pauses[-1][1] == inf
+
     def add(self, t: float, lat: float | None, lon: float | None) -> None:
         """Take one point; points older than the last one are left to the final summary."""
         last_t = self.last_t
@@ -76,19 +87,37 @@ class LiveStats:
         elif t <= last_t:
             return
         before_moving, before_distance = self.moving_s, self.distance_m
-        if last_t is not None and not self.paused and t - last_t <= PAUSE_GAP_S:
-            self.moving_s += t - last_t
+        inside, overlap = self._paused_between(last_t, t) if self.pauses else (False, 0.0)
+        # Time not explained by an explicit pause counts as moving unless the gap is long
+        # enough to be a pause of its own (the device stopped logging).
+        if last_t is not None and t - last_t - overlap <= PAUSE_GAP_S:
+            self.moving_s += t - last_t - overlap
         self.last_t = t
-        self._advance(t, lat, lon)
+        if inside or overlap:
+            self.anchor = None  # no distance across a pause
+        if not inside:
+            self._advance(t, lat, lon)
         # Most points cross no cue mark: one comparison each says so.
         next_km, next_min = self._next_km, self._next_min
         if (next_km and self.distance_m >= next_km * 1000) or (next_min and self.moving_s >= next_min * 60):
             self._schedule_cues(before_moving, before_distance)
 
+    def _paused_between(self, a: float | None, b: float) -> tuple[bool, float]:
+        """Whether time ``b`` falls inside a pause, and how much paused time lies between ``a`` and ``b``."""
+        inside, overlap = False, 0.0
+        for start, end in reversed(self.pauses):
+            if a is not None and end <= a:
+                break
+            if start < b < end:
+                inside = True
+            if a is not None:
+                lo, hi = max(start, a), min(end, b)
+                if hi > lo:
+                    overlap += hi - lo
+        return inside, overlap
+
     def _advance(self, t: float, lat: float | None, lon: float | None) -> None:
-        if lat is None or lon is None or self.paused:
-            if self.paused:
-                self.anchor = None
+        if lat is None or lon is None:
             return
         anchor = self.anchor
         if anchor is None:
@@ -134,7 +163,8 @@ class LiveStats:
         """What a device saves to resume these stats after a restart."""
         return {"sport": self.sport, "prefs": self.prefs.to_settings(), "first_t": self.first_t,
                 "last_t": self.last_t, "anchor": self.anchor, "distance_m": self.distance_m,
-                "moving_s": self.moving_s, "paused": self.paused, "next_km": self._next_km,
+                "moving_s": self.moving_s, "pauses": [[a, None if b == inf else b] for a, b in self.pauses],
+                "next_km": self._next_km,
                 "next_min": self._next_min, "window": list(self._window)}
 
     @classmethod
@@ -143,19 +173,28 @@ class LiveStats:
         live = cls(state["sport"], CuePrefs.from_settings({"cues": state["prefs"]}))
         live.first_t, live.last_t = state["first_t"], state["last_t"]
         live.anchor = tuple(state["anchor"]) if state["anchor"] else None
-        live.distance_m, live.moving_s, live.paused = state["distance_m"], state["moving_s"], state["paused"]
+        live.distance_m, live.moving_s = state["distance_m"], state["moving_s"]
+        if "pauses" in state:
+            live.pauses = [[a, inf if b is None else b] for a, b in state["pauses"]]
+        elif state.get("paused"):  # saved before pauses were intervals
+            live.pauses = [[live.last_t if live.last_t is not None else -inf, inf]]
         live._next_km, live._next_min = state["next_km"], state["next_min"]
         live._window = deque(tuple(w) for w in state["window"])
         return live
 
-    def pause(self) -> None:
-        """The athlete paused: time and distance stop counting."""
-        self.paused = True
+    def pause(self, at: float | None = None) -> None:
+        """The athlete paused at ``at`` (the device's clock; by default just after the last point)."""
+        if self.paused:
+            return
+        start = at if at is not None else (self.last_t if self.last_t is not None else -inf)
+        self.pauses.append([start, inf])
 
-    def resume(self) -> None:
-        """The athlete resumed."""
-        self.paused = False
-        self.anchor = None
+    def resume(self, at: float | None = None) -> None:
+        """The athlete resumed at ``at`` (by default just after the last point)."""
+        if not self.paused:
+            return
+        end = at if at is not None else (self.last_t if self.last_t is not None else -inf)
+        self.pauses[-1][1] = max(end, self.pauses[-1][0])
 
     def snapshot(self) -> dict:
         """The numbers a device shows and speaks now (sent with every acknowledgement)."""
@@ -242,16 +281,9 @@ def cue_text(sport: str, prefs: CuePrefs, moving_s: float, distance_m: float, st
 def replay_live(sport: str, points, pauses: list[tuple[float, float]], prefs: CuePrefs | None = None) -> LiveStats:
     """Live stats rebuilt from stored points (t, lat, lon in time order) and the activity's
     pause intervals: what the ingest server had before a restart or a reconnect to another
-    process, and what the dashboard shows without Redis. Points logged while paused move
-    the clock but add no time or distance, exactly as they did live."""
+    process, and what the dashboard shows without Redis."""
     live = LiveStats(sport, prefs or CuePrefs())
+    live.pauses = [[start, end] for start, end in pauses]
     for t, lat, lon in points:
-        inside = any(start < t < end for start, end in pauses)
-        if inside and not live.paused:
-            live.pause()
-        elif not inside and live.paused:
-            live.resume()
         live.add(t, None if lat is None or lat != lat else lat, None if lon is None or lon != lon else lon)
-    if pauses and pauses[-1][1] == float("inf") and not live.paused:
-        live.pause()  # paused or stopped now
     return live

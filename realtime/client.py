@@ -189,6 +189,7 @@ class DeviceClient:
         self._lives: dict[int, LiveStats] = {}
         self._request = 0
         self.retries = 0  # reconnections after an error, a close or a network cut
+        self.progress = 0  # answers that moved the sync on (acks, creates, applied commands)
 
     # Recording: local first, always works offline.
 
@@ -204,13 +205,14 @@ class DeviceClient:
 
     def command(self, local_id: int, command: str, at: float | None = None) -> None:
         live = self._live(local_id)
+        at = time.time() if at is None else at
         if command in ("pause", "stop"):
-            live.pause()
+            live.pause(at)
         elif command in ("resume", "start"):
-            live.resume()
+            live.resume(at)
         status = {"start": "active", "pause": "paused", "resume": "active", "stop": "stopped",
                   "complete": "completed", "discard": "discarded"}[command]
-        self.buffer.record_command(local_id, command, time.time() if at is None else at, status, live)
+        self.buffer.record_command(local_id, command, at, status, live)
         self.wakeup.set()
 
     def record_point(self, local_id: int, point: dict) -> list[str]:
@@ -236,6 +238,7 @@ class DeviceClient:
         """Stay connected (with backoff) and keep the server up to date until ``stop``."""
         delay = BACKOFF_START_S
         while not stop.is_set():
+            progress = self.progress
             try:
                 async with connect(self.server_url, additional_headers={"Authorization": f"Bearer {self.token}"},
                                    open_timeout=10, close_timeout=2) as ws:
@@ -244,7 +247,6 @@ class DeviceClient:
                         raise ServerRefused(f"unexpected greeting {hello}")
                     self.connected.set()
                     self._ws = ws
-                    delay = BACKOFF_START_S
                     while not stop.is_set():
                         await self.sync(ws)
                         self.wakeup.clear()
@@ -268,6 +270,10 @@ class DeviceClient:
             finally:
                 self.connected.clear()
                 self._ws = None
+                # The backoff starts afresh only after the server took something: a server
+                # that greets but keeps failing is not asked again twice a second.
+                if self.progress > progress:
+                    delay = BACKOFF_START_S
             if stop.is_set():
                 break
             try:
@@ -317,30 +323,77 @@ class DeviceClient:
                     self._set_aside_activity(local_id, act, reply)
                     continue
                 server_id = reply["activity_id"]
+                self.progress += 1
                 self.buffer.db.execute("UPDATE activities SET server_id = ? WHERE local_id = ?", (server_id, local_id))
             await self._send_commands(ws, local_id, server_id)
+            moved = False
             while True:
                 batch = self.buffer.pending_points(local_id, self.batch_points)
                 if not batch:
                     break
                 reply = await self.ask_patiently(ws, {"type": "points", "activity_id": server_id, "points": batch})
                 if reply["type"] == "ack":
+                    self.progress += 1
                     self.buffer.forget_points(local_id, [p["seq"] for p in batch])
+                elif reply.get("code") == "activity_closed" and self._continue_elsewhere(local_id, batch, reply):
+                    moved = True  # the rest goes to a new activity at the next pass
+                    break
                 elif len(batch) > 1 and reply.get("code") in ("invalid_point", "batch_too_large",
                                                               "message_too_large"):
                     await self._send_one_by_one(ws, local_id, server_id, batch)
                 else:
                     self._set_aside_points(local_id, batch, reply)
-            await self._send_commands(ws, local_id, server_id)
+            if not moved:
+                await self._send_commands(ws, local_id, server_id)
 
     async def _send_one_by_one(self, ws, local_id: int, server_id: int, batch: list[dict]) -> None:
         """A batch refused for one bad point: send its points singly, setting aside only the bad."""
         for p in batch:
             reply = await self.ask_patiently(ws, {"type": "points", "activity_id": server_id, "points": [p]})
             if reply["type"] == "ack":
+                self.progress += 1
                 self.buffer.forget_points(local_id, [p["seq"]])
             else:
                 self._set_aside_points(local_id, [p], reply)
+
+    def _continue_elsewhere(self, local_id: int, batch: list[dict], reply: dict) -> bool:
+        """The server closed this activity while the device still held points for it (it was
+        offline for longer than the server waits, and the server completed what it had):
+        the rest is recorded as a new activity, "(continued)", with its own start and the
+        device's own ending, so nothing is lost. Returns False when there is nothing to move."""
+        act = self.buffer.activity(local_id)
+        pending = self.buffer.pending_points(local_id, 10**9)
+        if not pending:
+            return False
+        log.warning("server closed activity %d (%s); the remaining %d points continue in a new activity",
+                    local_id, reply.get("message"), len(pending))
+        # Its ending: the commands still queued, and those the closed activity refused just
+        # before (they are superseded by the new activity's own, so no longer set aside).
+        refused_here = self.buffer.db.execute(
+            "SELECT id, payload FROM rejected WHERE local_id = ? AND kind = 'command' AND code = 'invalid_transition'",
+            (local_id,)).fetchall()
+        ending = {c["command"]: c["at"] for c in (json.loads(p) for _, p in refused_here)}
+        ending.update({c: at for _, c, at, _ in self.buffer.commands(local_id)})
+        last_t = pending[-1]["t"]
+        outbox = [("start", pending[0]["t"] - 1)]
+        if act["status"] == "paused":
+            outbox.append(("pause", ending.get("pause", last_t + 1)))
+        if act["status"] in ("stopped", "completed"):
+            outbox.append(("stop", ending.get("stop", last_t + 1)))
+        if act["status"] in ("completed", "discarded"):
+            final = "complete" if act["status"] == "completed" else "discard"
+            outbox.append((final, ending.get(final, last_t + 2)))
+        title = act["title"] or ("Run" if act["sport"] == "run" else "Ride")
+        db = self.buffer.db
+        with db:
+            db.execute("BEGIN")
+            db.execute("DELETE FROM commands WHERE local_id = ?", (local_id,))
+            db.executemany("DELETE FROM rejected WHERE id = ?", [(rid,) for rid, _ in refused_here])
+            db.executemany("INSERT INTO commands (local_id, command, at) VALUES (?, ?, ?)",
+                           [(local_id, c, at) for c, at in outbox])
+            db.execute("UPDATE activities SET server_id = NULL, client_ref = ?, title = ? WHERE local_id = ?",
+                       (uuid.uuid4().hex, f"{title} (continued)", local_id))
+        return True
 
     def _set_aside_points(self, local_id: int, batch: list[dict], reply: dict) -> None:
         log.warning("server refused %d points of activity %d for good (%s: %s); kept aside",
@@ -371,6 +424,7 @@ class DeviceClient:
             reply = await self.ask_patiently(ws, {"type": "status", "activity_id": server_id, "command": command,
                                                   "at": at})
             applied = reply["type"] == "status"
+            self.progress += 1
             # A command resent after a lost answer may already be behind the server's state.
             if not applied and not (reply.get("code") == "invalid_transition" and attempts > 0):
                 self.buffer.set_aside(local_id, "command", {"command": command, "at": at}, reply)

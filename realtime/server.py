@@ -32,7 +32,7 @@ from core.feed import CursorError
 from core.live import CuePrefs, LiveStats, replay_live
 from realtime import protocol
 from realtime.protocol import Create, Cues, Feed, Points, ProtocolError, Status
-from realtime.store import CHECKPOINT_EVERY_S, ActivityInfo, DatabaseBusy, Identity, Store
+from realtime.store import CHECKPOINT_EVERY_S, ActivityInfo, DatabaseBusy, Identity, Store, is_busy
 
 log = logging.getLogger("realtime")
 
@@ -56,6 +56,8 @@ GC_THRESHOLDS = (50_000, 20, 10)
 BUSY_RETRY_FIRST_S = 0.002
 BUSY_RETRY_MAX_S = 0.1
 BUSY_WARN_AFTER_S = 5.0
+DRAIN_TIMEOUT_S = 30.0  # the longest a shutdown waits for a locked database
+MAX_UNSETTLED_PER_CONNECTION = 64  # batches one connection may have waiting for the group commit
 TOKEN_CHECK_EVERY_S = 2.0  # how soon a revoked device token's connections are closed
 CLOSE_REVOKED = 4001
 # Per-activity state (live stats, the vehicle watch) is dropped when no message has
@@ -139,12 +141,26 @@ class IngestServer:
         self.batches_committed = 0
         self.busy_retries = 0
         self.last_seen: dict[ServerConnection, float] = {}
+        # How many batches each connection has waiting for the group commit.
+        self.inflight: dict[ServerConnection, int] = {}
         # The newest batch each connection has waiting for the group commit.
         self.pending: dict[ServerConnection, PendingBatch] = {}
 
     async def db(self, fn, *args):
-        """Run a Store method on the database thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.store.executor, fn, *args)
+        """Run a Store method on the database thread; a busy database (another writer held
+        its lock past the busy timeout) is tried again after a backoff, never answered as a
+        fault."""
+        delay = BUSY_RETRY_FIRST_S
+        while True:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self.store.executor, fn, *args)
+            except Exception as exc:
+                if not is_busy(exc):
+                    raise
+                self.busy_retries += 1
+                log.warning(f"database busy for {fn.__name__}; retrying")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer /healthz; refuse the upgrade (401) without a valid device token."""
@@ -188,6 +204,7 @@ class IngestServer:
         finally:
             self.last_seen.pop(ws, None)
             self.pending.pop(ws, None)
+            self.inflight.pop(ws, None)
             log.info("disconnected", extra={"user": me.username})
 
     async def dispatch(self, ws: ServerConnection, me: Identity, raw) -> None:
@@ -247,6 +264,7 @@ class IngestServer:
     async def on_create(self, ws, me: Identity, msg: Create) -> None:
         info = await self.db(self.store.create, me.user_id, msg.sport, msg.title, msg.visibility, msg.client_ref)
         self.activities[info.id] = info
+        self.touched[info.id] = time.monotonic()
         self.live.setdefault(info.id, LiveStats(info.sport, self.prefs.get(me.user_id, CuePrefs())))
         self.watch.setdefault(info.id, VehicleWatch(info.sport))
         log.info("created", extra={"user": me.username, "activity_id": info.id})
@@ -256,14 +274,17 @@ class IngestServer:
     async def on_status(self, ws, me: Identity, msg: Status) -> None:
         await self.activity_for(me, msg.activity_id)
         self.touched[msg.activity_id] = time.monotonic()
-        info = await self.db(self.store.change_status, msg.activity_id, me.user_id, msg.command, msg.at)
+        # The event's time, as stored: live stats pause by it, not by when the message came
+        # (an offline device syncs its commands before its points).
+        at = msg.at if msg.at is not None else time.time()
+        info = await self.db(self.store.change_status, msg.activity_id, me.user_id, msg.command, at)
         self.activities[info.id] = info
         live = self.live.get(info.id)
         if live is not None:
             if info.status in ("paused", "stopped"):
-                live.pause()
+                live.pause(at)
             elif info.status == "active":
-                live.resume()
+                live.resume(at)
         if info.status != "active":  # after a pause the watch starts afresh
             self.watch[info.id] = VehicleWatch(info.sport)
         if info.status in ("completed", "discarded"):
@@ -282,6 +303,11 @@ class IngestServer:
         acknowledges it once durable."""
         if info.status not in OPEN_STATUSES:
             raise ActivityError(f"activity {info.id} is {info.status}: it takes no more points", "activity_closed")
+        waiting = self.inflight.get(ws, 0)
+        if waiting >= MAX_UNSETTLED_PER_CONNECTION:  # a busy database must not let one connection pile up memory
+            raise ActivityError(f"{waiting} batches are waiting for the database: wait for their acks",
+                                "rate_limited")
+        self.inflight[ws] = waiting + 1
         pending = PendingBatch(ws, msg, info.id, [p.row(info.id) for p in msg.points])
         self.touched[info.id] = self.last_seen.get(ws, 0.0)
         self.pending[ws] = pending
@@ -360,6 +386,12 @@ class IngestServer:
                     log.warning("could not publish live state to Redis", exc_info=True)
         finally:
             await redis.aclose()
+
+    async def drain(self) -> None:
+        """Wait until every queued batch has been committed and answered."""
+        while self.unsettled:
+            self.drained.clear()
+            await self.drained.wait()
 
     def forget(self, activity_id: int) -> None:
         """Drop what this process keeps about an activity (rebuilt from storage if it returns)."""
@@ -473,6 +505,9 @@ class IngestServer:
                 finally:
                     pending.settle()
                     self.unsettled -= 1
+                    waiting = self.inflight.get(pending.ws)
+                    if waiting is not None:
+                        self.inflight[pending.ws] = waiting - 1
             if not self.unsettled:
                 self.drained.set()
 
@@ -494,9 +529,11 @@ class IngestServer:
             await stop
             log.info("shutting down: flushing pending commits")
             server.close(close_connections=False)
-            while self.unsettled:
-                self.drained.clear()
-                await self.drained.wait()
+            try:
+                await asyncio.wait_for(self.drain(), DRAIN_TIMEOUT_S)
+            except TimeoutError:
+                # The database stayed locked: what is not acknowledged the devices resend.
+                log.warning(f"{self.unsettled} batches not committed after {DRAIN_TIMEOUT_S:.0f} s; closing")
             for ws in list(server.connections):
                 await ws.close(1001, "server shutting down")
             await server.wait_closed()

@@ -47,7 +47,9 @@ class DatabaseBusy(RuntimeError):
 
 
 def is_busy(exc: BaseException) -> bool:
-    """Whether a driver error means only that another transaction holds a lock."""
+    """Whether a driver error (or SQLAlchemy's wrapper of one) means only that another
+    transaction holds a lock."""
+    exc = getattr(exc, "orig", None) or exc
     if isinstance(exc, sqlite3.OperationalError):
         text = str(exc).lower()
         return "locked" in text or "busy" in text
@@ -95,10 +97,9 @@ class Store:
 
     def _close_raw(self) -> None:
         if self._raw_conn is not None:
-            if self.dialect == "sqlite":
-                self._raw_conn.invalidate()  # its foreign keys are off: never back into the pool
-            else:
-                self._raw_conn.close()
+            # Never back into the pool: SQLite's has its foreign keys off and no busy wait,
+            # PostgreSQL's a 20 ms lock timeout, neither of which the other callers expect.
+            self._raw_conn.invalidate()
             self._raw_conn = None
             self._staging_ready = False
 
@@ -194,10 +195,20 @@ class Store:
             with contextlib.suppress(Exception):
                 cur.close()
         every_row_new = len(stored) == len(rows)  # the usual case: no resends
+        claimed: set[tuple[int, int]] = set()  # a point sent twice in one commit is stored by the first
         for k, (activity_id, batch_rows) in enumerate(batches):
-            if results[k] is None:
-                results[k] = {r[1] for r in batch_rows} if every_row_new else \
-                    {r[1] for r in batch_rows if (activity_id, r[1]) in stored}
+            if results[k] is not None:
+                continue
+            if every_row_new:
+                results[k] = {r[1] for r in batch_rows}
+                continue
+            mine = set()
+            for r in batch_rows:
+                key = (activity_id, r[1])
+                if key in stored and key not in claimed:
+                    claimed.add(key)
+                    mine.add(r[1])
+            results[k] = mine
         return results
 
     def _raw(self):

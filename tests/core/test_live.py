@@ -100,28 +100,64 @@ def test_prefs_round_trip_through_settings():
     assert CuePrefs.from_settings({"cues": prefs.to_settings()}) == prefs
 
 
-def test_replayed_stats_match_the_live_ones_across_pauses():
-    """Stats rebuilt from stored points and pause intervals equal the ones kept live, where
-    points logged while paused add neither time nor distance."""
+def run_with_pauses(pause_at: list[tuple[float, float]], n: int = 120) -> list[tuple]:
+    """A steady run's points, 5 s apart, none logged while paused (as phones do)."""
+    points = []
+    for k in range(n):
+        t = T0 + 5 * k
+        if not any(a < t < b for a, b in pause_at):
+            points.append((t, 46.05 + k * 15 / 111_180, 14.5))
+    return points
+
+
+@pytest.mark.parametrize("logged_while_paused", [True, False])
+def test_replayed_stats_match_the_live_ones_across_pauses(logged_while_paused):
+    """Stats rebuilt from stored points and pause intervals equal the ones kept live, and
+    paused time adds neither moving time nor distance, whether or not the device logged
+    points while paused."""
     from core.live import replay_live
 
+    pauses = [(T0 + 197.5, T0 + 347.5), (T0 + 452.5, T0 + 457.5)]
+    points = [(T0 + 5 * k, 46.05 + k * 15 / 111_180, 14.5) for k in range(120)] if logged_while_paused \
+        else run_with_pauses(pauses)
     live = LiveStats("run")
-    points, pauses = [], []
-    t = T0
-    for k in range(120):
-        if k == 40:
-            live.pause()
-            paused_at = t - 0.5  # pressed between two fixes
-        if k == 70:
-            live.resume()
-            pauses.append((paused_at, t - 0.5))
-        p = (t, 46.05 + k * 15 / 111_180, 14.5)
+    todo = list(pauses)
+    for p in points:
+        while todo and todo[0][0] < p[0]:
+            start, end = todo[0]
+            if not live.paused:
+                live.pause(at=start)
+            if end < p[0]:
+                live.resume(at=end)
+                todo.pop(0)
+            else:
+                break
         live.add(*p)
-        points.append(p)
-        t += 5.0
     replayed = replay_live("run", points, pauses)
     assert replayed.snapshot() == live.snapshot()
-    assert replayed.moving_s < (points[-1][0] - points[0][0]) - 100
+    paused = sum(b - a for a, b in pauses)
+    assert replayed.moving_s == pytest.approx(595 - paused)
+    # 3 m/s while moving; nothing counted across the pauses.
+    assert replayed.distance_m == pytest.approx(3 * (595 - paused), rel=0.05)
+
+
+def test_commands_synced_before_the_points_still_pause_them():
+    """An offline device sends its pause and resume before the points: the live figures
+    come out as if they had arrived in order."""
+    in_order = LiveStats("run")
+    commands_first = LiveStats("run")
+    commands_first.pause(at=T0 + 97.5)
+    commands_first.resume(at=T0 + 197.5)
+    for k in range(60):
+        t = T0 + 5 * k
+        if t > T0 + 97.5 and not in_order.paused and t < T0 + 197.5:
+            in_order.pause(at=T0 + 97.5)
+        if t > T0 + 197.5 and in_order.paused:
+            in_order.resume(at=T0 + 197.5)
+        for live in (in_order, commands_first):
+            live.add(t, 46.05 + k * 15 / 111_180, 14.5)
+    assert commands_first.snapshot() == in_order.snapshot()
+    assert commands_first.moving_s == pytest.approx(295 - 100)
 
 
 def test_a_replay_of_a_paused_activity_stays_paused():
@@ -134,5 +170,6 @@ def test_a_replay_of_a_paused_activity_stays_paused():
     before = replayed.snapshot()
     replayed.add(T0 + 100, 46.06, 14.5)  # logged while paused: the clock moves, nothing else
     after = replayed.snapshot()
-    assert after["distance_m"] == before["distance_m"] and after["moving_s"] == before["moving_s"]
+    # Only the second between the last point (45 s) and the pause (46 s) was moving.
+    assert after["distance_m"] == before["distance_m"] and after["moving_s"] == before["moving_s"] + 1
     assert after["elapsed_s"] > before["elapsed_s"]

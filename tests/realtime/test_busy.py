@@ -103,7 +103,7 @@ def test_an_idle_activity_is_forgotten_and_rebuilt_with_its_pauses(ingest, engin
                           "points": run_points(range(40, 50))})["stats"]
         server = ingest.server
         server.touched[activity_id] = time.monotonic() - 10_000
-        assert ingest.loop.call_soon_threadsafe(lambda: server.evict_idle_activities(time.monotonic())) is not None
+        ingest.loop.call_soon_threadsafe(lambda: server.evict_idle_activities(time.monotonic()))
         deadline = time.time() + 10
         while activity_id in server.live and time.time() < deadline:
             time.sleep(0.05)
@@ -115,3 +115,78 @@ def test_an_idle_activity_is_forgotten_and_rebuilt_with_its_pauses(ingest, engin
     with Session(engine) as s:
         assert s.scalar(select(func.count()).select_from(RoutePoint)
                         .where(RoutePoint.activity_id == activity_id)) == 51
+
+
+def test_a_connection_cannot_pile_up_batches_while_the_database_is_busy(ingest, engine):
+    """While the lock is held, a connection gets at most MAX_UNSETTLED_PER_CONNECTION batches
+    queued; the rest are answered rate_limited (resend later), and the queued ones are all
+    acknowledged once the lock goes."""
+    from realtime.server import MAX_UNSETTLED_PER_CONNECTION
+
+    with open_device(ingest) as ws:
+        activity_id = started_run(ws)
+        held = threading.Event()
+        holder = hold_write_lock(engine, activity_id, 2.0, held)
+        assert held.wait(10)
+        total = MAX_UNSETTLED_PER_CONNECTION + 20  # within the flood limiter's burst of 100
+        for k in range(total):
+            ws.send(json.dumps({"type": "points", "id": k, "activity_id": activity_id,
+                                "points": run_points(range(k, k + 1))}))
+        replies = [json.loads(ws.recv(timeout=30)) for _ in range(total)]
+        holder.join()
+    acked = [r for r in replies if r["type"] == "ack"]
+    refused = [r for r in replies if r.get("code") == "rate_limited"]
+    assert len(acked) == MAX_UNSETTLED_PER_CONNECTION and len(refused) == total - len(acked)
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(RoutePoint)
+                        .where(RoutePoint.activity_id == activity_id)) == MAX_UNSETTLED_PER_CONNECTION
+
+
+def test_shutdown_gives_up_waiting_for_a_locked_database(engine, db_url, monkeypatch):
+    """SIGTERM while the database stays locked: the server closes after DRAIN_TIMEOUT_S
+    instead of waiting for ever; the device resends what was not acknowledged."""
+    import realtime.server as server_module
+    from tests.realtime.conftest import RunningServer, make_token
+
+    monkeypatch.setattr(server_module, "DRAIN_TIMEOUT_S", 1.0)
+    running = RunningServer(db_url, idle_timeout_s=30).start()
+    running.token = lambda name: make_token(engine, name)
+    with open_device(running) as ws:
+        activity_id = started_run(ws)
+        held = threading.Event()
+        holder = hold_write_lock(engine, activity_id, 8.0, held)
+        assert held.wait(10)
+        ws.send(json.dumps({"type": "points", "id": 1, "activity_id": activity_id, "points": run_points(range(3))}))
+        time.sleep(0.2)
+        running.loop.call_soon_threadsafe(lambda: running.stop.done() or running.stop.set_result(None))
+        running.thread.join(6)
+        assert not running.thread.is_alive(), "the server still waits for the lock"
+        assert holder.is_alive()
+        with pytest.raises(ConnectionClosed):
+            while True:
+                assert json.loads(ws.recv(timeout=5))["type"] != "ack"
+    running.store.close()
+    holder.join()
+
+
+def test_a_command_outlasting_the_busy_timeout_is_answered_after_the_lock(ingest, engine):
+    """SQLite: a status change that waits longer than the 10 s busy timeout is tried again,
+    and answered once the lock goes, never with ``internal``."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL row locks wait without a timeout on this path")
+    from core.db import SQLITE_BUSY_TIMEOUT_MS
+
+    with open_device(ingest) as ws:
+        activity_id = started_run(ws)
+        held = threading.Event()
+        holder = hold_write_lock(engine, activity_id, SQLITE_BUSY_TIMEOUT_MS / 1000 + 2, held)
+        assert held.wait(10)
+        reply = ask_within(ws, {"type": "status", "id": 7, "activity_id": activity_id, "command": "pause"}, 60)
+        holder.join()
+    assert reply["type"] == "status" and reply["status"] == "paused", reply
+    assert ingest.server.busy_retries > 0
+
+
+def ask_within(ws, message: dict, timeout: float) -> dict:
+    ws.send(json.dumps(message))
+    return json.loads(ws.recv(timeout=timeout))

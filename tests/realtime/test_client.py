@@ -243,3 +243,57 @@ def test_the_client_resends_after_an_internal_error_and_sets_aside_what_is_refus
         [("points", "invalid_point", [17])]
     assert buffer.count_points() == 0
     buffer.close()
+
+
+def test_points_recorded_offline_after_the_server_closed_the_activity_continue_in_a_new_one(
+        ingest, engine, tmp_path):
+    """Offline for two days mid-run: the server's worker completes what it had; when the
+    device comes back, the rest of its points go to a new activity "(continued)", started,
+    stopped and completed as the device recorded it, and nothing is set aside or lost."""
+    from sqlalchemy.orm import sessionmaker
+
+    from core.openactivities import close_abandoned
+
+    token = ingest.token("offline_two_days")
+    buffer = LocalBuffer(tmp_path / "device.sqlite")
+    t0 = time.time() - 3 * 86400
+
+    def point(k):
+        return {"t": t0 + 5 * k, "lat": 46.05 + k * 15 / 111_180, "lon": 14.5}
+
+    async def sync_all(client):
+        stop = asyncio.Event()
+        runner = asyncio.create_task(client.run(stop))
+        for _ in range(400):
+            if not client.buffer.unsynced_activities():
+                break
+            assert not runner.done(), runner.exception()
+            await asyncio.sleep(0.05)
+        stop.set()
+        await runner
+
+    client = DeviceClient(buffer, ingest.url, token)
+    local_id = client.start_activity("run", title="Long run")
+    client.command(local_id, "start", at=t0 - 1)
+    for k in range(10):
+        client.record_point(local_id, point(k))
+    asyncio.run(sync_all(client))
+    first_id = buffer.activity(local_id)["server_id"]
+    for k in range(10, 40):  # recorded with no network
+        client.record_point(local_id, point(k))
+    client.command(local_id, "stop", at=point(39)["t"] + 1)
+    client.command(local_id, "complete", at=point(39)["t"] + 2)
+    close_abandoned(sessionmaker(engine), now=time.time() + 2 * 86400, limit=10_000)  # two days on
+    with Session(engine) as s:
+        assert s.get(Activity, first_id).status == "completed"
+    asyncio.run(sync_all(DeviceClient(buffer, ingest.url, token)))
+    continued_id = buffer.activity(local_id)["server_id"]
+    assert continued_id not in (None, first_id)
+    with Session(engine) as s:
+        first, continued = s.get(Activity, first_id), s.get(Activity, continued_id)
+        assert first.point_count == 10 and first.status == "completed"
+        assert continued.status == "completed" and continued.title == "Long run (continued)"
+        assert s.scalar(select(func.count()).select_from(RoutePoint)
+                        .where(RoutePoint.activity_id == continued_id)) == 30
+    assert buffer.rejected() == [] and buffer.count_points() == 0
+    buffer.close()

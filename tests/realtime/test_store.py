@@ -95,3 +95,24 @@ def test_the_sqlite_ingest_connection_is_checkpointed_apart_and_never_pooled(sql
     with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
     store.close()
+
+
+def test_a_batch_sent_twice_in_one_commit_is_stored_by_the_first_copy(engine, db_url):
+    """A device that resent a batch on a new connection while the first copy still waited:
+    both are in one commit, the first reports the points stored, the second as duplicates."""
+    with Session(engine) as s, s.begin():
+        user = create_user(s, f"store_twice_{time.time_ns()}")
+        activity = create_activity(s, user, "run")
+        change_status(s, activity, "start")
+        activity_id = activity.id
+    store = Store(db_url)
+    try:
+        first, second = store.commit_batches([(activity_id, rows(activity_id, range(5))),
+                                              (activity_id, rows(activity_id, range(3, 8)))])
+        assert first == set(range(5)) and second == {5, 6, 7}
+        same, again = store.commit_batches([(activity_id, rows(activity_id, range(8, 10))),
+                                            (activity_id, rows(activity_id, range(8, 10)))])
+        assert same == {8, 9} and again == set()
+    finally:
+        store.close()
+    assert stored(engine, activity_id) == list(range(10))
