@@ -23,7 +23,7 @@ from defusedxml import DefusedXmlException
 
 from core.config import load_settings
 from core.points import Track, normalise_sport, track_from_rows
-from core.text import DEVICE_NAME_MAX_CHARS, TITLE_MAX_CHARS, fit, one_line
+from core.text import DEVICE_NAME_MAX_CHARS, TITLE_MAX_CHARS, fit, one_line, xml_text
 
 SEMICIRCLE_TO_DEG = 180.0 / 2**31
 FIT_INDOOR_SUB_SPORTS = {"indoor_cycling", "treadmill", "virtual_activity", "indoor_running",
@@ -285,10 +285,11 @@ def _numeric(value):
 
 
 def to_gpx(track: Track, name: str | None = None) -> str:
-    """Serialise the points that carry a position and a time as a GPX 1.1 document."""
+    """Serialise the points that carry a position and a time as a GPX 1.1 document (the name
+    without the characters XML forbids, which an older title may hold)."""
     gpx = gpxpy.gpx.GPX()
     gpx.creator = "tracker"
-    trk = gpxpy.gpx.GPXTrack(name=name or track.name)
+    trk = gpxpy.gpx.GPXTrack(name=xml_text(name or track.name) or None)
     trk.type = track.sport
     gpx.tracks.append(trk)
     seg = gpxpy.gpx.GPXTrackSegment()

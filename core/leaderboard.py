@@ -34,6 +34,7 @@ class Entry:
     rank: int
     user_id: int
     name: str
+    username: str  # for a name that shows nothing: pages show @username instead
     distance_m: float
 
 
@@ -85,17 +86,19 @@ def _friends_of(s: Session, user_id: int) -> set[int]:
     return set(s.scalars(select(Friend.friend_id).where(Friend.user_id == user_id))) | {user_id}
 
 
-def _names(s: Session, ids) -> dict[int, str]:
+def _names(s: Session, ids) -> dict[int, tuple[str, str]]:
+    """(display name, username) by user id."""
     ids = list(ids)
-    return dict(s.execute(select(User.id, User.name).where(User.id.in_(ids))).all()) if ids else {}
+    rows = s.execute(select(User.id, User.name, User.username).where(User.id.in_(ids))).all() if ids else []
+    return {u: (name, username) for u, name, username in rows}
 
 
 def _lines(s: Session, top: list[tuple[int, float]], mine: tuple[int, float] | None,
            viewer_id: int | None) -> tuple[list[Entry], Entry | None]:
     """Entries for the top rows and the viewer's own (``mine`` is their 0-based rank and metres)."""
     names = _names(s, {u for u, _ in top} | ({viewer_id} if mine else set()))
-    entries = [Entry(k + 1, u, names.get(u, "?"), d) for k, (u, d) in enumerate(top)]
-    me = Entry(mine[0] + 1, viewer_id, names.get(viewer_id, "?"), mine[1]) if mine else None
+    entries = [Entry(k + 1, u, *names.get(u, ("?", "?")), d) for k, (u, d) in enumerate(top)]
+    me = Entry(mine[0] + 1, viewer_id, *names.get(viewer_id, ("?", "?")), mine[1]) if mine else None
     return entries, me
 
 

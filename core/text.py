@@ -10,7 +10,10 @@ the athlete typed and can shorten, so they are refused over ``COMMENT_MAX_CHARS`
 than losing their end. Lengths are in characters (code points), as VARCHAR counts them in a
 UTF-8 database; a cut never separates an accent, an emoji's modifier or joiner, or half of
 a flag from the character it belongs to, and text is cleaned of NUL and other control
-characters (PostgreSQL refuses NUL in text) and of unpaired surrogates (not encodable).
+characters (PostgreSQL refuses NUL in text), of byte-order marks (U+FEFF, left at the start
+of text copied from a file: never meant as text, and invisible) and of unpaired surrogates
+(not encodable). ``is_blank`` tells a name that shows nothing, and ``xml_text`` keeps only
+what an XML 1.0 document may hold.
 """
 
 from __future__ import annotations
@@ -30,7 +33,17 @@ COMMENT_MAX_CHARS = 1000
 
 # C0 and C1 control characters other than tab, line feed and carriage return.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_UNWANTED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff]")  # the controls and the byte-order mark
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# What XML 1.0 forbids in a document: the C0 controls but tab and line breaks, surrogates,
+# and U+FFFE and U+FFFF.
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Characters drawn with no ink that are not white space or format characters: the Hangul
+# fillers, the blank Braille pattern, the combining grapheme joiner, variation selectors and
+# the Mongolian ones, and the Khmer inherent vowels. A name made of them looks blank.
+_NO_INK = frozenset("\u115f\u1160\u3164\uffa0\u2800\u034f\u17b4\u17b5\u180b\u180c\u180d\u180f"
+                    + "".join(map(chr, range(0xFE00, 0xFE10))) + "".join(map(chr, range(0xE0100, 0xE01F0))))
+_BLANK_CATEGORIES = {"Zs", "Zl", "Zp", "Cc", "Cf"}  # white space, controls, format characters (bidi, zero widths)
 _ZWJ = "\u200d"
 
 
@@ -44,9 +57,21 @@ class TextRefused(ValueError):
 
 
 def clean(text: str) -> str:
-    """``text`` without control characters (tab and line breaks kept) and with unpaired
-    surrogates replaced, so that both databases can store it."""
-    return _SURROGATE.sub("\ufffd", _CONTROL.sub("", text))
+    """``text`` without control characters (tab and line breaks kept) or byte-order marks, and
+    with unpaired surrogates replaced, so that both databases can store it."""
+    return _SURROGATE.sub("\ufffd", _UNWANTED.sub("", text))
+
+
+def is_blank(text: str | None) -> bool:
+    """Whether ``text`` shows nothing on a page: empty, or only white space, zero-width and
+    other format characters (U+200B, U+FEFF, U+202E, ...) and fillers (U+3164, U+2800, ...)."""
+    return all(ch in _NO_INK or unicodedata.category(ch) in _BLANK_CATEGORIES for ch in text or "")
+
+
+def xml_text(text: str | None) -> str:
+    """``text`` without the characters an XML 1.0 document may not hold (NUL, the other C0
+    controls but tab and line breaks, unpaired surrogates, U+FFFE and U+FFFF)."""
+    return _NOT_XML.sub("", text or "")
 
 
 def one_line(text: str | None) -> str:

@@ -7,8 +7,17 @@ plotly figures), plotly's label markup and URLs. Each has its own rules: HTML es
 backquotes and ``${`` alone, a JSON string can still close the script element around it, a
 link may say ``javascript:``, and a right-to-left override in a name would reverse the rest of
 its line. Nothing here drops what people wrote: once the browser has read it, the text is the
-one written (Markdown alone shows a line break as a space, as it would anyway); the tests
-read every function's output back in Chromium (tests/dashboard/test_escape.py).
+one written (Markdown alone shows a line break as a space and drops white space at the ends,
+as a page would anyway); the tests read every function's output back in Chromium
+(tests/dashboard/test_escape.py).
+
+Backslashes are not enough for Streamlit's Markdown. Its renderer resolves the escapes and then
+rewrites the plain text it is left with: ``:material/lock:`` becomes an icon, ``:streamlit:``
+its logo, ``:smile:`` an emoji, ``->`` ``<-`` ``<->`` ``--`` ``>=`` ``<=`` ``~=`` arrows, a dash,
+≥ ≤ ≈, and ``http://…``, ``www.…`` and ``name@host`` live links. So ``markdown`` also breaks
+each of those patterns with U+2060 WORD JOINER, which draws nothing and does not let a line
+break there: after every ``:``, between two characters of ``-<>~=`` whose second is one of
+``-<>=``, inside ``www.`` and before ``@``. The text reads exactly as written.
 """
 
 from __future__ import annotations
@@ -23,6 +32,13 @@ from urllib.parse import quote
 # :red[...], $math$) gives a meaning to; each is shown literally after a backslash.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&=])")
 _LINE_BREAKS = re.compile(r"\r\n|[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+# What Streamlit rewrites after the escapes are resolved (see the module's docstring), and
+# where a word joiner breaks it.
+WORD_JOINER = "\u2060"
+_REWRITTEN = re.compile(r":|[-<>~=](?=[-<>=])|www(?=\.)|(?=@)", re.IGNORECASE)
+# White space as JavaScript's \s (and so Streamlit's Markdown) reads it, Python's besides:
+# Python's str.strip keeps U+FEFF, which JavaScript takes for a space.
+_EDGE_SPACE = re.compile(r"^[\s\ufeff]+|[\s\ufeff]+$")
 
 # Bidirectional classes that reorder text around them: right-to-left letters and the
 # explicit embeddings, overrides and isolates.
@@ -87,10 +103,19 @@ def isolate(text) -> str:
 
 def markdown(text) -> str:
     """Text for Streamlit Markdown (``st.markdown``, titles, captions, link labels) that shows
-    literally: markup characters escaped, line breaks as spaces (a break could start a
-    heading or a list), reordering text isolated."""
-    flat = _LINE_BREAKS.sub(" ", _text(text))
-    return isolate(_MARKDOWN_SPECIAL.sub(r"\\\1", flat))
+    literally: markup characters escaped, what Streamlit would still turn into icons, arrows
+    and links broken with word joiners, line breaks as spaces (a break could start a heading or
+    a list), white space at the ends dropped (four leading spaces or a tab start a code block,
+    and a page shows none there anyway), reordering text isolated."""
+    flat = trim(_LINE_BREAKS.sub(" ", _text(text)))
+    joined = _REWRITTEN.sub(lambda m: m.group() + WORD_JOINER, flat)
+    return isolate(_MARKDOWN_SPECIAL.sub(r"\\\1", joined))
+
+
+def trim(text) -> str:
+    """``text`` without the white space at its ends as JavaScript reads it (U+FEFF included),
+    so that Markdown's ``**`` around it makes bold rather than two literal asterisks."""
+    return _EDGE_SPACE.sub("", _text(text))
 
 
 def js_string(text) -> str:

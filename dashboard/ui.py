@@ -7,10 +7,10 @@ import plotly.io as pio
 import streamlit as st
 import streamlit.components.v1 as components
 
+from core.text import fit, is_blank
 from dashboard import assets, escape, fmt
 from dashboard.queries import Viewer
 
-ELLIPSIS = "…"
 CHART_LABEL_CHARS = 40  # a longer name is cut in a chart's labels (a table beside it shows it whole)
 
 
@@ -22,21 +22,23 @@ def plain(text: str | None) -> str:
 
 def strong(text: str | None) -> str:
     """User-written text in bold for st.markdown; nothing for blank text, whose ``****``
-    would show as four asterisks (Markdown's bold needs a letter after ``**``)."""
-    text = (text or "").strip()
+    would show as four asterisks (Markdown's bold needs a letter after ``**``). The ends are
+    trimmed as JavaScript trims them: a byte-order mark there would keep ``**`` from bolding."""
+    text = escape.trim(text)
     return f"**{plain(text)}**" if text else ""
 
 
 def who(name: str | None, username: str) -> str:
-    """How an athlete is named on a page: their display name, or @username when it is blank."""
-    return name if name and name.strip() else f"@{username}"
+    """How an athlete is named on a page: their display name, or @username when it shows
+    nothing (empty, white space, or only invisible characters such as U+200B or U+3164)."""
+    return f"@{username}" if is_blank(name) else name
 
 
 def abbreviate(text: str | None, limit: int) -> str:
-    """At most ``limit`` characters, the last an ellipsis when cut: for places with a fixed
-    width (chart labels) where the full text is shown elsewhere on the page."""
-    text = text or ""
-    return text if len(text) <= limit else text[:limit - 1] + ELLIPSIS
+    """At most ``limit`` characters on one line, the last an ellipsis when cut between whole
+    characters (never inside an emoji sequence or a flag): for places with a fixed width
+    (chart labels) where the full text is shown elsewhere on the page."""
+    return fit(text, limit)
 
 
 def viewer() -> Viewer:

@@ -1,5 +1,7 @@
 """One activity: route map coloured by pace or speed, charts, splits, summary, GPX download."""
 
+import re
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -13,7 +15,8 @@ from dashboard.maps import PACE_COLOURS
 
 v = ui.viewer()
 raw_id = st.query_params.get("id", "")
-activity_id = int(raw_id) if raw_id.isdigit() and len(raw_id) < 19 else None
+# ASCII digits only: str.isdigit() also takes "²" and "٢", which int() refuses or reads.
+activity_id = int(raw_id) if re.fullmatch(r"[0-9]{1,18}", raw_id) else None
 detail = data.activity_detail(v.id, activity_id) if activity_id else None
 if detail is None:
     st.title("Activity")

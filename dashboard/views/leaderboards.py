@@ -35,8 +35,10 @@ else:
 lines = list(board.entries)
 if board.me is not None and board.me.rank > len(lines):
     lines.append(board.me)
+names = [ui.who(e.name, e.username) for e in lines]
 # Plotly reads a few HTML tags in labels: names are escaped so they show as written.
-labels = [f"#{e.rank} {escape.plotly_text(ui.abbreviate(e.name, ui.CHART_LABEL_CHARS))}" for e in lines]
+labels = [f"#{e.rank} {escape.plotly_text(ui.abbreviate(name, ui.CHART_LABEL_CHARS))}"
+          for e, name in zip(lines, names)]
 colours = ["#fc4c02" if e.user_id == v.id else "#b8b8c0" for e in lines]
 fig = go.Figure(go.Bar(x=[e.distance_m / unit_m for e in lines], y=labels, orientation="h", marker_color=colours,
                        text=[f"{e.distance_m / unit_m:.1f}" for e in lines], textposition="auto"))
@@ -44,5 +46,5 @@ fig.update_layout(height=60 + 34 * len(lines), margin={"l": 10, "r": 10, "t": 10
                   yaxis={"autorange": "reversed"}, xaxis_title=f"distance ({unit})")
 ui.plotly_chart(fig)
 mine = next((k for k, e in enumerate(lines) if e.user_id == v.id), None)
-ui.table([{"rank": e.rank, "athlete": e.name, f"distance ({unit})": f"{e.distance_m / unit_m:.1f}",
-           "": "you" if e.user_id == v.id else ""} for e in lines], highlight=mine)
+ui.table([{"rank": e.rank, "athlete": name, f"distance ({unit})": f"{e.distance_m / unit_m:.1f}",
+           "": "you" if e.user_id == v.id else ""} for e, name in zip(lines, names)], highlight=mine)

@@ -116,7 +116,7 @@ with data.sessions()() as s:
 for t in tokens:
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
     used = t["last_used_at"].strftime("%d %b %Y %H:%M") if t["last_used_at"] else "never"
-    c1.markdown(f"**{ui.plain(t['name'])}** · created {t['created_at']:%d %b %Y} · last used {used}"
+    c1.markdown(f"{ui.strong(t['name'])} · created {t['created_at']:%d %b %Y} · last used {used}"
                 + (" · *revoked*" if t["revoked"] else ""))
     if not t["revoked"] and c2.button("Revoke", key=f"revoke_{t['id']}"):
         with data.sessions()() as s, s.begin():

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
@@ -120,3 +121,15 @@ def test_names_in_a_file_are_read_on_one_line_and_cut_to_their_columns():
     # 99 characters and the ellipsis, less the space the cut left at the end.
     assert track.device == ("Forerunner " * 9).rstrip() + "…"
     assert track.meta["cut_chars"] == {"device": len(creator)}
+
+
+def test_gpx_export_of_a_title_with_control_characters_is_well_formed_xml():
+    """A title stored before control characters were cleaned (NUL, escape, a form feed) is
+    written without them: the file parses, and the name keeps everything else."""
+    track = load_track("one.gpx", GPX_HEAD + b'<trk><trkseg><trkpt lat="46" lon="14"><time>2023-01-01T08:00:00Z'
+                                  b'</time></trkpt></trkseg></trk></gpx>')
+    gpx = to_gpx(track, "Tempo\x00 run\x1b[31m \x0c<b>&\ufffe\ud800 done\t")
+    root = ElementTree.fromstring(gpx.encode())
+    name = root.find("{http://www.topografix.com/GPX/1/1}trk/{http://www.topografix.com/GPX/1/1}name")
+    assert name.text == "Tempo run[31m <b>& done\t"
+    assert load_track("again.gpx", gpx.encode()).name == "Tempo run[31m <b>& done"

@@ -23,7 +23,10 @@ from core.text import (
     TITLE_MAX_CHARS,
     TextRefused,
     check_identifier,
+    clean,
     fit,
+    is_blank,
+    xml_text,
 )
 from realtime.protocol import Create, ProtocolError, parse
 
@@ -106,6 +109,31 @@ def test_fit_leaves_short_text_alone_but_on_one_line_and_without_control_charact
     assert fit("lone \ud800 surrogate", 200) == "lone \ufffd surrogate"
     assert fit(None, 200) == ""
     assert fit("x" * 200, 200) == "x" * 200
+
+
+def test_a_byte_order_mark_is_cleaned_away_wherever_it_stands():
+    """U+FEFF is never meant as text: it goes from the ends and from inside, so a name of
+    nothing else is blank and gets the default."""
+    assert clean("\ufeffBob\ufeff Lee\ufeff") == "Bob Lee"
+    assert fit("\ufeff Bob \ufeff", 200) == "Bob"
+    assert fit("\ufeff", 200) == ""
+
+
+def test_a_name_of_invisible_characters_only_is_blank():
+    """Zero-width and bidi format characters, fillers and the blank Braille pattern show nothing."""
+    for blank in (None, "", " \t\n", "\u200b", "\ufeff", "\u202e", "\u2060", "\u3164", "\u115f\u1160\uffa0",
+                  "\u2800", "\u00ad", "\u034f\ufe0f\U000e0100", "\u200b\u3000\u2800\u202e"):
+        assert is_blank(blank), repr(blank)
+    for shown in ("a", "\u3164a", ".", "\u202eabc", RUNNER, FLAG_SI, ACCENTED_E, "\u0301", "\ue000"):
+        assert not is_blank(shown), repr(shown)
+
+
+def test_xml_text_keeps_everything_an_xml_document_may_hold():
+    """Controls but tab and line breaks, surrogates and U+FFFE/U+FFFF go; the rest stays."""
+    assert xml_text("a\x00b\x01c\x1bd\x7fe\tf\ng\rh") == "abcd\x7fe\tf\ng\rh"
+    assert xml_text("lone \ud800 \ufffe\uffff end") == "lone   end"
+    assert xml_text(FAMILY + " \u2028 ü") == FAMILY + " \u2028 ü"
+    assert xml_text(None) == ""
 
 
 def test_identifiers_are_refused_not_cut():

@@ -1,11 +1,18 @@
 """A small demo world in a real SQLite file for the dashboard's tests, with hostile text in it,
-and the browser (Debian's Chromium through Playwright) the page and escaping tests drive."""
+the browser (Debian's Chromium through Playwright) the page and escaping tests drive, and a way
+to serve a Streamlit script on a loopback port for it."""
 
 from __future__ import annotations
 
 import os
 import random
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +25,7 @@ from core.activities import change_status, create_activity, ingest_points, recor
 from core.db import make_engine
 from core.demo import build_demo, synthetic_track
 from core.feed import follow
-from core.models import Activity, ActivityFlag, Comment
+from core.models import Activity, ActivityFlag, Comment, ModerationDecision
 from core.schema import migrate
 from core.social import add_comment
 from tests.conftest import need
@@ -47,6 +54,11 @@ HOSTILE = {
     "suffix": "runner_0 {{'map_div'}} alert(coords);",  # what streamlit-folium rewrites in a map script
     "long": ("W" * 9 + " ") * 999 + "W" * 10,  # 10,000 characters
     "empty": "",
+    # What Streamlit's Markdown rewrites after resolving escapes (an icon, its logo, an emoji,
+    # arrows, a dash, ≥, live links), between byte-order marks that would keep ** from bolding.
+    "rewrite": "\ufeffTempo -> 5 km >= goal · :material/lock: only you :streamlit: :smile: <-> a -- b ~= c "
+               "www.example.org mail@example.org http://evil.example/login\ufeff",
+    "blank": "\u200b\ufeff\u202e\u3164\u2800",  # looks blank: shown as @username
 }
 WATCHER_PASSWORD = "watcher-pass-1"
 
@@ -63,14 +75,15 @@ class World:
 
 @dataclass
 class HostileWorld:
-    """One athlete per hostile string, whose name, titles and comment are that string, and
-    the athlete who follows them all (``watcher``)."""
+    """One athlete per hostile string, whose name, titles, comment, device name and the
+    moderator's note on their flagged run are that string, and the athlete who follows them
+    all (``watcher``)."""
 
     watcher: str
     watcher_run_id: int  # the watcher's own run: every hostile athlete commented on it
     usernames: dict[str, str] = field(default_factory=dict)  # by HOSTILE key
     runs: dict[str, int] = field(default_factory=dict)  # a completed public run each
-    flagged: dict[str, int] = field(default_factory=dict)  # a flagged run each, in the moderators' queue
+    flagged: dict[str, int] = field(default_factory=dict)  # a run each the moderator asked them to crop
     live: dict[str, int] = field(default_factory=dict)  # an activity being recorded now each
 
 
@@ -129,6 +142,7 @@ def hostile_world(world) -> HostileWorld:
     now = time.time()
     with Session(engine, expire_on_commit=False) as s, s.begin():
         watcher = create_user(s, "watcher", "Wendy Watcher", password=WATCHER_PASSWORD)
+        moderator = user_by_name(s, "moderator")
         own = record_track(s, watcher, synthetic_track(random.Random(90), "run", now - 9000, 38.70, -9.10, 20, 3.0),
                            title=HOSTILE["script"], visibility="public", source="demo")
         create_device_token(s, watcher, HOSTILE["img"])
@@ -143,9 +157,13 @@ def hostile_world(world) -> HostileWorld:
             flagged = record_track(s, user, synthetic_track(random.Random(200 + k), "run", now - 7200 - 60 * k, lat,
                                                             lon, 12, 3.2), visibility="public", source="demo")
             s.add(ActivityFlag(activity_id=flagged.id, user_id=user.id, sport="run", score=0.9 - k / 100,
-                               status="flagged", reasons=["400 m in 0:52, faster than this athlete has run it"],
+                               status="crop_requested", reasons=["400 m in 0:52, faster than this athlete has run it"],
                                codes="", verdict={"hits": []}, features={}))
+            s.add(ModerationDecision(activity_id=flagged.id, moderator_id=moderator.id, action="request_crop",
+                                     note=text, score=0.9))
             flagged.held = True
+            device, _ = create_device_token(s, user)
+            device.name = text
             live = record_live(s, user, "untitled", "public", lat, lon, points=20)
             for activity in (run, flagged, live):
                 activity.title = text
@@ -154,6 +172,40 @@ def hostile_world(world) -> HostileWorld:
                                                                                   live.id)
     engine.dispose()
     yield out
+
+
+@contextmanager
+def streamlit_server(script: Path, *args: str, env: dict | None = None) -> Iterator[str]:
+    """``streamlit run script -- args`` on a free loopback port, headless: its URL once it
+    answers, the process ended afterwards."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(script), "--server.port", str(port),
+                             "--server.address", "127.0.0.1", "--server.headless", "true",
+                             "--server.fileWatcherType", "none", "--", *args],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"streamlit exited: {proc.stdout.read().decode()[-2000:]}")
+                if time.monotonic() > deadline:
+                    pytest.fail("streamlit did not answer within 90 s")
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -26,6 +22,7 @@ from tests.dashboard.conftest import (
     WATCHER_PASSWORD,
     XSS_COMMENT,
     XSS_TITLE,
+    streamlit_server,
 )
 
 ROOT = APP.parent.parent
@@ -33,37 +30,13 @@ SHOTS = ROOT / "tests" / "artifacts" / "screenshots"
 TIMEOUT_MS = 120_000  # generous: CI machines are shared and sometimes slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(world):
-    port = _free_port()
     env = dict(os.environ, TRACKER_DATABASE_URL=world.url, TRACKER_DATA_DIR=str(world.data_dir),
                TRACKER_TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png")  # no tiles: the route must still draw
     env.pop("TRACKER_REDIS_URL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-                             "--server.headless", "true", "--server.fileWatcherType", "none"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                break
-        except OSError:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited: {proc.stdout.read().decode()[-2000:]}")
-            time.sleep(0.3)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with streamlit_server(APP, env=env) as url:
+        yield url
 
 
 @pytest.fixture
@@ -123,6 +96,16 @@ def sign_in(pg, url: str, username: str, password: str) -> None:
     settle(pg)
 
 
+# Characters that draw nothing: the word joiners dashboard.escape.markdown puts into text
+# Streamlit would otherwise rewrite, and byte-order marks (trimmed from the ends of bold names).
+_INVISIBLE = str.maketrans("", "", "\u2060\ufeff")
+
+
+def visible(text: str) -> str:
+    """Text as a reader sees it: without the characters that draw nothing."""
+    return text.translate(_INVISIBLE)
+
+
 def everything_text(pg) -> str:
     """The visible text of the page and of every frame in it (maps, components)."""
     texts = [pg.inner_text("body")]
@@ -131,7 +114,7 @@ def everything_text(pg) -> str:
             texts.append(frame.inner_text("body"))
         except Exception:  # noqa: BLE001 - a frame that went away has no text to leak
             pass
-    return "\n".join(texts)
+    return visible("\n".join(texts))
 
 
 def test_athlete_journey(page, app_url, world, tmp_path):
@@ -166,7 +149,7 @@ def test_athlete_journey(page, app_url, world, tmp_path):
     # Comment on mallory's activity; the hostile comment already there stays text.
     card = pg.locator(f".st-key-card_{world.xss_id}")
     card.get_by_text("1 comment", exact=True).click()
-    assert XSS_COMMENT in card.inner_text()
+    assert XSS_COMMENT in visible(card.inner_text())
     card.get_by_label("Add a comment").fill("Lovely route <b>really</b>")
     card.get_by_role("button", name="Post").click()
     settle(pg)
@@ -424,7 +407,7 @@ def written(pg, texts, where: str) -> None:
     deadline = time.monotonic() + TIMEOUT_MS / 1000
     while True:
         seen = everything_text(pg)
-        missing = [t[:60] for t in texts if t and t not in seen]
+        missing = [t[:60] for t in texts if t and visible(t) not in seen]
         if not missing or time.monotonic() > deadline:
             break
         pg.wait_for_timeout(500)
@@ -449,7 +432,7 @@ def test_hostile_text_shows_as_written_on_every_page_for_a_follower_and_a_modera
     from core.accounts import user_by_name
     from core.db import make_engine
     from core.leaderboard import leaderboard
-    from dashboard.ui import CHART_LABEL_CHARS, abbreviate
+    from dashboard.ui import CHART_LABEL_CHARS, abbreviate, who
 
     hw, pg = hostile_world, page
     names = hostile_names(hw)
@@ -476,7 +459,7 @@ def test_hostile_text_shows_as_written_on_every_page_for_a_follower_and_a_modera
     # Each of their activities: title and name, the route drawn in its map frame.
     for key, activity_id in hw.runs.items():
         visit(pg, f"{app_url}/activity?id={activity_id}", f"activity {key}")
-        assert HOSTILE_TITLES[key] in pg.inner_text("h1"), key
+        assert visible(HOSTILE_TITLES[key]) in visible(pg.inner_text("h1")), key
         written(pg, [HOSTILE[key]], f"activity {key}")  # the athlete's name as stored
         if key == "backquote":
             frame = pg.frame_locator("iframe[title='streamlit_folium.st_folium']").first
@@ -529,7 +512,7 @@ def test_hostile_text_shows_as_written_on_every_page_for_a_follower_and_a_modera
     with Session(engine) as s:
         board = leaderboard(s, None, "week", "run", "friends", user_by_name(s, hw.watcher).id, 10)
     engine.dispose()
-    on_board = [e.name for e in board.entries if e.name.strip()]
+    on_board = [who(e.name, e.username) for e in board.entries]
     assert len(on_board) >= 5
     chart(pg).first.wait_for()
     labels = pg.frame_locator("iframe[srcdoc*='tracker-chart']").first.locator(".ytick text").all_text_contents()
@@ -559,8 +542,8 @@ def test_hostile_text_shows_as_written_on_every_page_for_a_follower_and_a_modera
     for key, activity_id in hw.flagged.items():
         item = pg.locator(f".st-key-review_{activity_id}")
         item.wait_for()
-        text = item.inner_text()
-        assert HOSTILE_TITLES[key] in text and names[key] in text, key
+        text = visible(item.inner_text())
+        assert visible(HOSTILE_TITLES[key]) in text and visible(names[key]) in text, key
     for activity_id in hw.flagged.values():
         item = pg.locator(f".st-key-review_{activity_id}")
         item.frame_locator("iframe[title='streamlit_folium.st_folium']").first.locator(
@@ -570,5 +553,51 @@ def test_hostile_text_shows_as_written_on_every_page_for_a_follower_and_a_modera
     shot(pg, "14-hostile-moderation")
     for key, activity_id in hw.flagged.items():
         visit(pg, f"{app_url}/activity?id={activity_id}", f"moderator activity {key}")
-        assert HOSTILE_TITLES[key] in pg.inner_text("h1"), key
+        assert visible(HOSTILE_TITLES[key]) in visible(pg.inner_text("h1")), key
         written(pg, [HOSTILE[key]], f"moderator activity {key}")
+
+
+def test_an_athlete_with_a_hostile_name_sees_their_name_note_and_device_as_written(page, app_url, hostile_world):
+    """Signed in as the athlete whose name, flagged run's title, the moderator's note on it
+    and device name are text Streamlit would rewrite (icons, its logo, arrows, links) between
+    byte-order marks: the sidebar, the activity page and the device list show it as written,
+    in bold where bold is meant; an athlete whose name looks blank is signed in as @username."""
+    hw, pg = hostile_world, page
+    text = HOSTILE["rewrite"]
+    sign_in(pg, app_url, hw.usernames["rewrite"], "hostile-pass-1")
+    signed_in = pg.locator("[data-testid='stSidebar'] [data-testid='stMarkdownContainer']").filter(
+        has_text="Signed in as")
+    assert visible(signed_in.inner_text()) == f"Signed in as {visible(text)}"
+    assert visible(signed_in.locator("strong").inner_text()) == visible(text)
+    # No link, image, icon or code made of the text (a heading's own anchor links to "#...").
+    markup = "a:not([href^='#']), img, code, [data-testid='stIconMaterial']"
+    assert signed_in.locator(markup).count() == 0
+
+    visit(pg, f"{app_url}/activity?id={hw.flagged['rewrite']}", "own flagged activity")
+    assert visible(pg.inner_text("h1")).endswith(visible(text))
+    warning = pg.locator("[data-testid='stAlert'] [data-testid='stMarkdownContainer']").filter(
+        has_text="Moderator's note")
+    assert visible(warning.inner_text()).endswith(f"Moderator's note: {visible(text)}")
+    assert pg.locator("h1").locator(markup).count() == 0 and warning.locator(markup).count() == 0
+    shot(pg, "15-hostile-own-flag")
+
+    visit(pg, f"{app_url}/settings", "own devices")
+    device = pg.locator("main [data-testid='stMarkdownContainer']").filter(has_text=" · created ")
+    assert device.count() == 1
+    assert visible(device.inner_text()).startswith(f"{visible(text)} · created ")
+    assert visible(device.locator("strong").inner_text()) == visible(text)
+    assert device.locator(markup).count() == 0
+
+    # An address whose id is not ASCII digits is no activity, not a traceback.
+    for raw in ("²", "٢", "9" * 20):
+        pg.goto(f"{app_url}/activity?id={raw}")
+        pg.get_by_text("No such activity").or_(pg.locator("[data-testid='stException']")).first.wait_for()
+        assert pg.locator("[data-testid='stException']").count() == 0, raw
+    nothing_ran(pg, "own pages")
+
+    pg.get_by_role("button", name="Sign out", exact=True).click()
+    pg.get_by_label("Username").first.wait_for()
+    sign_in(pg, app_url, hw.usernames["blank"], "hostile-pass-1")
+    signed_in = pg.locator("[data-testid='stSidebar'] [data-testid='stMarkdownContainer']").filter(
+        has_text="Signed in as")
+    assert visible(signed_in.inner_text()) == f"Signed in as @{hw.usernames['blank']}"

@@ -1,24 +1,37 @@
 """Escaping for each place user text lands (dashboard.escape), read back by a real browser:
-Chromium parses the HTML, runs the scripts and draws the plotly labels, and every hostile
-string must come out exactly as written, with no dialog and no script error."""
+Chromium parses the HTML, runs the scripts and draws the plotly labels, Streamlit's own
+renderer draws the Markdown, and every hostile string must come out exactly as written, with
+no dialog and no script error."""
 
 from __future__ import annotations
 
 import html
+import json
 import re
+from pathlib import Path
 from urllib.parse import unquote
 
 import plotly.graph_objects as go
 import pytest
 
-from dashboard import assets, escape
+from dashboard import assets, escape, ui
 from tests.conftest import need
-from tests.dashboard.conftest import HOSTILE
+from tests.dashboard.conftest import HOSTILE, streamlit_server
 
 WRITTEN = list(HOSTILE.values())
 EXTRA = ["a & b &amp; &lt;c&gt; &#96;", "line one\nline two", "tab\there", "emoji \U0001f3c3\u200d\u2640\ufe0f",
          "line\u2028separator", "</SCRIPT ><!-- <script>", "Zoë O'Brien-Ünal", "\\`${'\\'}`"]
-EVERYTHING = WRITTEN + EXTRA
+# What Streamlit's Markdown turns into something else once it has resolved the escapes (an
+# icon, its logo, emoji, arrows, a dash, signs, live links), and what Markdown takes for a
+# code block or keeps from bolding.
+REWRITTEN = ["Tempo -> 5 km >= goal · :material/lock: only you :streamlit: www.example.org",
+             "nice -- see http://evil.example/login :material/verified: <- me",
+             ":smile: :+1: :tada: :red[red] :blue-background[bg] :small[s] :help[x] :material_lock:",
+             "a <-> b <= c ~= d --> e <-- f ---- g ==> h >=< i",
+             "https://evil.example WWW.EVIL.EXAMPLE www.x.y mail@evil.example mailto:ann@example.org",
+             "    indented code", "\tTabbed", "\ufeffBob Builder\ufeff", "\u200b\u3164"]
+EVERYTHING = WRITTEN + EXTRA + REWRITTEN
+WORD_JOINER = escape.WORD_JOINER
 
 
 @pytest.fixture
@@ -58,12 +71,88 @@ def test_html_escaping_leaves_no_markup_and_no_backquote_in_attributes():
 def test_markdown_escapes_every_markup_character_and_keeps_the_text():
     for text in EVERYTHING:
         md = escape.markdown(text)
-        unescaped = re.sub(r"\\(.)", r"\1", md, flags=re.S).replace("\u2068", "").replace("\u2069", "")
-        assert unescaped == re.sub(r"\n|\u2028", " ", text)
+        unescaped = re.sub(r"\\(.)", r"\1", md, flags=re.S)
+        assert unescaped.replace(WORD_JOINER, "").replace("\u2068", "").replace("\u2069", "") == escape.trim(
+            re.sub(r"\n|\u2028", " ", text))
         assert not set(re.sub(r"\\.", "", md, flags=re.S)) & set("\\`*_{}[]()#+-.!|<>~$:&="), md
-    assert escape.markdown("[tap](javascript:alert(1))") == r"\[tap\]\(javascript\:alert\(1\)\)"
-    assert escape.markdown(":red[alarm] :material/flag:") == r"\:red\[alarm\] \:material/flag\:"
-    assert escape.markdown("a\n\n# b\n===") == r"a  \# b \=\=\="  # no heading, no paragraph break
+    j = WORD_JOINER
+    assert escape.markdown("[tap](javascript:alert(1))") == rf"\[tap\]\(javascript\:{j}alert\(1\)\)"
+    assert escape.markdown(":red[alarm] :material/flag:") == rf"\:{j}red\[alarm\] \:{j}material/flag\:{j}"
+    assert escape.markdown("a\n\n# b\n===") == rf"a  \# b \={j}\={j}\="  # no heading, no paragraph break
+
+
+def test_markdown_breaks_what_streamlit_would_rewrite_with_word_joiners():
+    j = WORD_JOINER
+    assert escape.markdown("5 km -> goal") == rf"5 km \-{j}\> goal"
+    assert escape.markdown("<->") == rf"\<{j}\-{j}\>"
+    assert escape.markdown("a--b ~= c >= d") == rf"a\-{j}\-b \~{j}\= c \>{j}\= d"
+    assert escape.markdown("a-b =x ~y") == r"a\-b \=x \~y"  # nothing Streamlit rewrites: no joiner
+    assert escape.markdown("http://x www.y WwW.z ann@host") == rf"http\:{j}//x www{j}\.y WwW{j}\.z ann{j}@host"
+    assert escape.markdown(":streamlit:") == rf"\:{j}streamlit\:{j}"
+
+
+def test_markdown_drops_white_space_at_the_ends_so_no_code_block_starts():
+    assert escape.markdown("    indented code") == "indented code"
+    assert escape.markdown("\tTabbed \n") == "Tabbed"
+    assert escape.markdown("\ufeff\u3000Bob\u00a0\ufeff") == "Bob"  # JavaScript's white space, the BOM included
+
+
+def test_bold_text_is_trimmed_as_javascript_trims_so_the_asterisks_bold():
+    assert ui.strong("\ufeffBob\ufeff") == "**Bob**"
+    assert ui.strong(" \ufeff ") == "" and ui.strong(None) == ""
+    assert ui.strong("\u200bZed") == "**\u200bZed**"  # a zero-width space is no white space to Markdown
+
+
+def test_a_name_that_shows_nothing_is_replaced_by_the_username():
+    for blank in (None, "", "  ", "\u200b", "\ufeff", "\u202e", "\u3164", "\u2800", "\u200b\u2060\u3164 \u2800\ufe0f"):
+        assert ui.who(blank, "ann") == "@ann", repr(blank)
+    for name in ("Ann", "\u3164A", "\u202eAnn", "\U0001f3c3", "e\u0301"):
+        assert ui.who(name, "ann") == name
+
+
+def test_a_chart_label_is_cut_between_whole_characters():
+    family, flag = "\U0001f469\u200d\U0001f469\u200d\U0001f467", "\U0001f1f8\U0001f1ee"
+    assert ui.abbreviate("Ann " + family, 6) == "Ann…"  # not the first woman of the family alone
+    assert ui.abbreviate("Ann" + flag * 3, 6) == "Ann" + flag + "…"  # not half a flag
+    assert ui.abbreviate("Ann Lee", 7) == "Ann Lee"
+    assert ui.abbreviate("Ann Lee", 6) == "Ann L…"
+
+
+# The texts the Markdown page shows (blank ones get a placeholder on real pages instead).
+ON_PAGE = [text for text in EVERYTHING if escape.trim(text)]
+_HTML_SPACE = re.compile(r"[ \t\n\r\f\v\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def reads(text: str) -> str:
+    """What a paragraph of ``text`` shows: white space at the ends dropped, line breaks and
+    runs of white space as one space (as HTML draws them), reordering text isolated."""
+    return escape.isolate(_HTML_SPACE.sub(" ", escape.trim(text)))
+
+
+@pytest.fixture(scope="module")
+def markdown_page(tmp_path_factory):
+    """tests/dashboard/markdown_page.py served by Streamlit, showing ``ON_PAGE``."""
+    texts = tmp_path_factory.mktemp("markdown") / "texts.json"
+    texts.write_text(json.dumps(ON_PAGE), encoding="utf-8")
+    with streamlit_server(Path(__file__).with_name("markdown_page.py"), str(texts)) as url:
+        yield url
+
+
+def test_streamlit_shows_escaped_markdown_as_written_with_no_icon_image_link_or_code(page, markdown_page):
+    """Each text as a paragraph, in bold, as a caption, in an alert and as a link's label,
+    drawn by Streamlit's renderer: the visible text is the text written (the word joiners
+    draw nothing), and the only elements are paragraphs and the one bold."""
+    page.goto(markdown_page)
+    page.get_by_text("All texts shown.").wait_for(timeout=90_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+    drawn = page.evaluate("""n => Array.from({length: n}, (_, k) => Array.from(document.querySelectorAll(
+        `.st-key-text_${k} :is([data-testid='stMarkdownContainer'], [data-testid='stCaptionContainer'])`),
+        box => [box.innerText, Array.from(box.querySelectorAll('*'), e => e.tagName)]))""", len(ON_PAGE))
+    for text, places in zip(ON_PAGE, drawn):
+        assert len(places) == 5, text[:60]
+        for where, (shown, tags) in zip(("paragraph", "bold", "caption", "alert", "link label"), places):
+            assert shown.replace(WORD_JOINER, "") == reads(text), (where, text[:60], shown[:120])
+            assert tags == (["P", "STRONG"] if where == "bold" else ["P"]), (where, text[:60], tags)
 
 
 def test_markdown_of_blank_text_is_empty_so_pages_can_show_a_placeholder():
