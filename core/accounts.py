@@ -4,9 +4,12 @@ Passwords are stored as salted scrypt hashes (slow by design). Device tokens and
 session secrets are random and shown once; only their SHA-256 is stored, which is enough
 for a high-entropy secret and lets a check be a single indexed lookup, cheap enough for the
 dashboard to repeat on every run (so a role change, a password change or "sign out
-everywhere" takes effect at once). Failed sign-ins are counted in the database per account
-and per client, so the limit holds across every dashboard process; the worker purges
-expired sessions and attempts that no longer count.
+everywhere" takes effect at once). Those also set the account's ``sessions_valid_after``
+(in ``User.settings``), so that a browser signed in through OpenID Connect, which may come
+back with the provider's identity alone, is refused until it signs in again. Sign-in
+attempts are counted in the database per account and per client, so the limit holds across
+every dashboard process and every thread of one; the worker purges expired sessions and
+attempts that no longer count.
 """
 
 from __future__ import annotations
@@ -16,14 +19,16 @@ import hmac
 import math
 import re
 import secrets
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from core.db import write_transaction
 from core.models import ROLES, DeviceToken, LoginAttempt, User, WebSession
-from core.text import DEVICE_NAME_MAX_CHARS, fit
+from core.text import DEVICE_NAME_MAX_CHARS, clean, fit
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
@@ -35,6 +40,9 @@ SIGN_IN_FAILURE_LIMIT = 5
 SIGN_IN_WINDOW = timedelta(minutes=15)
 MAX_ATTEMPT_KEY_CHARS = 200  # login_attempts.key
 PURGE_BATCH_ROWS = 500
+# In User.settings, Unix seconds: an identity the sign-on provider issued before then no
+# longer signs the account in (set by a password change and by ending other sign-ins).
+SESSIONS_VALID_AFTER = "sessions_valid_after"
 _UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -117,22 +125,30 @@ def create_user(s: Session, username: str, name: str | None = None, password: st
     return user
 
 
-def authenticate(s: Session, username: str, password: str) -> User | None:
-    """The user if the username and password match, else None."""
-    user = s.scalars(select(User).where(User.username == username.strip().lower())).first()
+def _username(username: str) -> str:
+    """The username as stored and as the throttle keys it: PostgreSQL refuses NUL in text,
+    so what was typed is cleaned of control characters before it reaches a query."""
+    return clean(username).strip().lower()
+
+
+def _password_matches(user: User | None, password: str) -> bool:
     if user is None:
         # Hash anyway, so that the answer takes as long for a name that does not exist.
         verify_password(password, _unknown_user_hash())
-        return None
-    if not verify_password(password, user.password_hash):
-        return None
-    return user
+        return False
+    return verify_password(password, user.password_hash)
+
+
+def authenticate(s: Session, username: str, password: str) -> User | None:
+    """The user if the username and password match, else None."""
+    user = user_by_name(s, username)
+    return user if _password_matches(user, password) else None
 
 
 def _attempt_keys(username: str, client: str | None) -> list[str]:
-    keys = [f"user:{username.strip().lower()}"]
+    keys = [f"user:{_username(username)}"]
     if client:
-        keys.append(f"client:{client}")
+        keys.append(f"client:{clean(client)}")
     return [k[:MAX_ATTEMPT_KEY_CHARS] for k in keys]
 
 
@@ -140,27 +156,36 @@ def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
 
 
-def check_sign_in_allowed(s: Session, username: str, client: str | None, now: datetime | None = None) -> None:
-    """Raise SignInThrottled if the account or the client has failed too often lately."""
+def check_sign_in_allowed(s: Session, username: str, client: str | None, now: datetime | None = None,
+                          exclude: Collection[int] = ()) -> None:
+    """Raise SignInThrottled if the account or the client has failed too often lately.
+
+    Attempts still being checked count as failures; ``exclude`` names the rows of the
+    attempt asking, which is not counted against itself."""
     now = _now(now)
     waits = []
     for key in _attempt_keys(username, client):
-        # The newest failures through the (key, at) index: once there are enough of them,
-        # sign-in opens again when the oldest of those leaves the window.
-        recent = s.scalars(select(LoginAttempt.at)
-                           .where(LoginAttempt.key == key, LoginAttempt.at > now - SIGN_IN_WINDOW)
-                           .order_by(LoginAttempt.at.desc()).limit(SIGN_IN_FAILURE_LIMIT)).all()
+        # The newest attempts through the (key, at) index: once there are enough of them,
+        # sign-in opens again when the oldest of those leaves the window (a parallel
+        # attempt may be stamped a moment after ``now``: the wait is never over the window).
+        q = select(LoginAttempt.at).where(LoginAttempt.key == key, LoginAttempt.at > now - SIGN_IN_WINDOW)
+        if exclude:
+            q = q.where(LoginAttempt.id.not_in(exclude))
+        recent = s.scalars(q.order_by(LoginAttempt.at.desc()).limit(SIGN_IN_FAILURE_LIMIT)).all()
         if len(recent) >= SIGN_IN_FAILURE_LIMIT:
-            waits.append(recent[-1] + SIGN_IN_WINDOW - now)
+            waits.append(min(recent[-1], now) + SIGN_IN_WINDOW - now)
     if waits:
         raise SignInThrottled(max(waits))
 
 
-def record_failed_sign_in(s: Session, username: str, client: str | None, now: datetime | None = None) -> None:
-    """Count a failed sign-in against the account name and the client."""
+def record_failed_sign_in(s: Session, username: str, client: str | None, now: datetime | None = None) -> list[int]:
+    """Count a sign-in attempt, a failure until it succeeds, against the account name and
+    the client; returns the rows' ids."""
     now = _now(now)
-    s.add_all([LoginAttempt(key=key, at=now) for key in _attempt_keys(username, client)])
+    rows = [LoginAttempt(key=key, at=now) for key in _attempt_keys(username, client)]
+    s.add_all(rows)
     s.flush()
+    return [row.id for row in rows]
 
 
 def clear_failed_sign_ins(s: Session, username: str) -> int:
@@ -169,20 +194,43 @@ def clear_failed_sign_ins(s: Session, username: str) -> int:
     return s.execute(delete(LoginAttempt).where(LoginAttempt.key == key)).rowcount or 0
 
 
-def sign_in(s: Session, username: str, password: str, client: str | None,
-            now: datetime | None = None) -> User | None:
-    """The user if the password matches, None if not (counted); SignInThrottled after too many failures.
+def _forget_attempt(s: Session, ids: Collection[int]) -> None:
+    s.execute(delete(LoginAttempt).where(LoginAttempt.id.in_(ids)))
 
-    A throttled attempt is refused before the password is checked, even a right one, and is
-    not counted, so waiting out the message is enough. A success clears the account's
-    failures but not the client's: otherwise one account the guesser owns would reset the
-    count between guesses at others. The caller commits ``s`` either way."""
-    check_sign_in_allowed(s, username, client, now)
-    user = authenticate(s, username, password)
-    if user is None:
-        record_failed_sign_in(s, username, client, now)
+
+def sign_in(Session: sessionmaker[Session], username: str, password: str, client: str | None,
+            now: datetime | None = None) -> User | None:
+    """The user (detached) if the password matches, None if not (counted); SignInThrottled
+    after too many failures.
+
+    The attempt is counted before the password is checked, in a transaction of its own that
+    commits at once, and only then are the attempts in the window counted, this one and those
+    still being checked included. Checking first and recording after would let parallel
+    attempts (one browser tab each, or a script) all pass the check before any of them was
+    recorded; in this order at most ``SIGN_IN_FAILURE_LIMIT`` attempts per account and per
+    client reach the password in a window. A throttled attempt is refused before the
+    password is checked, even a right one, and its row is removed, so waiting out the
+    message is enough. A failure keeps its row. A success removes it and clears the
+    account's failures but not the client's: otherwise one account the guesser owns would
+    reset the count between guesses at others."""
+    username, now = _username(username), _now(now)
+    with write_transaction(Session, "sign_in") as s:
+        attempt = record_failed_sign_in(s, username, client, now)
+    try:
+        with Session() as s:
+            check_sign_in_allowed(s, username, client, now, exclude=attempt)
+    except SignInThrottled:
+        with write_transaction(Session, "sign_in") as s:
+            _forget_attempt(s, attempt)
+        raise
+    with Session() as s:
+        user = user_by_name(s, username)
+    # scrypt is slow by design: no transaction stays open while it runs.
+    if not _password_matches(user, password):
         return None
-    clear_failed_sign_ins(s, username)
+    with write_transaction(Session, "sign_in") as s:
+        _forget_attempt(s, attempt)
+        clear_failed_sign_ins(s, username)
     return user
 
 
@@ -195,7 +243,7 @@ def purge_old_login_attempts(s: Session, now: datetime | None = None, limit: int
 
 def user_by_name(s: Session, username: str) -> User | None:
     """The user with this username, if any."""
-    return s.scalars(select(User).where(User.username == username.strip().lower())).first()
+    return s.scalars(select(User).where(User.username == _username(username))).first()
 
 
 def token_digest(token: str) -> str:
@@ -277,17 +325,46 @@ def change_password(s: Session, user: User, current: str, new: str, keep: str | 
     return end_other_web_sessions(s, user, keep=keep)
 
 
-def end_other_web_sessions(s: Session, user: User, keep: str | None = None) -> int:
-    """Sign the user out of every browser but the one holding ``keep``; returns how many ended."""
+def end_other_web_sessions(s: Session, user: User, keep: str | None = None, now: datetime | None = None) -> int:
+    """Sign the user out of every browser but the one holding ``keep``; returns how many ended.
+
+    A browser signed in through OpenID Connect keeps the provider's identity in a cookie of
+    its own and would be given a new session on its next visit; ``sessions_valid_after``
+    turns that identity away (see ``identity_still_valid``). The browser holding ``keep``
+    goes on with its own session."""
+    invalidate_identities(user, now)
     q = delete(WebSession).where(WebSession.user_id == user.id)
     if keep:
         q = q.where(WebSession.token_hash != token_digest(keep))
     return s.execute(q).rowcount or 0
 
 
-def end_all_web_sessions(s: Session, user: User) -> int:
+def end_all_web_sessions(s: Session, user: User, now: datetime | None = None) -> int:
     """Sign the user out of every browser, this one included; returns how many ended."""
-    return end_other_web_sessions(s, user, keep=None)
+    return end_other_web_sessions(s, user, keep=None, now=now)
+
+
+def invalidate_identities(user: User, now: datetime | None = None) -> None:
+    """Refuse from now on every identity the user's sign-on provider issued before ``now``."""
+    # A new dict: the JSON column does not notice a change made in place.
+    user.settings = {**(user.settings or {}), SESSIONS_VALID_AFTER: _now(now).timestamp()}
+
+
+def identity_still_valid(user: User, issued_at: object) -> bool:
+    """Whether a provider's identity issued at ``issued_at`` (the ID token's ``iat``, Unix
+    seconds) may still sign ``user`` in: always, until they sign out everywhere or change
+    their password; after that only if issued since. A missing or unreadable ``iat`` is
+    then refused, since nothing shows it is newer."""
+    valid_after = (user.settings or {}).get(SESSIONS_VALID_AFTER)
+    if valid_after is None:
+        return True
+    if isinstance(issued_at, bool):
+        return False
+    try:
+        issued = float(issued_at)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(issued) and issued >= float(valid_after)
 
 
 def purge_expired_web_sessions(s: Session, now: datetime | None = None, limit: int = PURGE_BATCH_ROWS) -> int:

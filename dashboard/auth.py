@@ -9,7 +9,10 @@ next click and a session ended elsewhere (sign out everywhere, a password change
 signs this tab out. When the operator configures OpenID Connect in
 ``.streamlit/secrets.toml`` (an ``[auth]`` section), a "Sign in with ..." button uses
 ``st.login``, and the provider's verified e-mail address is linked to a local account
-(created on first sign-in).
+(created on first sign-in). Streamlit keeps that identity in a cookie of its own, which
+would sign a browser in again after "sign out everywhere" or a password change; an identity
+issued before those (the ID token's ``iat``) is therefore turned away with ``st.logout``
+and the visitor is asked to sign in again.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from core.accounts import (
     create_user,
     end_all_web_sessions,
     end_web_session,
+    identity_still_valid,
     sign_in,
     start_web_session,
     user_for_web_session,
@@ -36,6 +40,8 @@ from dashboard.queries import Viewer, viewer_for
 
 COOKIE = "tracker_session"
 ENDED_NOTICE = "You were signed out: this sign-in ended (signed out everywhere, password changed, or expired)."
+IDENTITY_ENDED_NOTICE = ("Your sign-in with your organisation's account ended (signed out everywhere or "
+                         "password changed): please sign in again.")
 
 
 def _cookie_script(value: str | None) -> str:
@@ -74,8 +80,10 @@ def client_address() -> str | None:
     """The browser's address as the sign-in throttle counts it, or None when Streamlit gives
     none: connections from this machine (127.0.0.1 and ::1, which includes a reverse proxy
     running here). Those are throttled per account only; counting them all as one client
-    would let five mistakes by anyone lock everyone out."""
-    return getattr(st.context, "ip_address", None) or None
+    would let five mistakes by anyone lock everyone out. Anything but text (AppTest's
+    stand-in runtime answers with a mock) is no address either."""
+    address = getattr(st.context, "ip_address", None)
+    return address if isinstance(address, str) and address else None
 
 
 def _oidc_user() -> User | None:
@@ -150,6 +158,12 @@ def current_viewer() -> Viewer | None:
             return st.session_state.viewer
     if oidc_configured() and st.user.get("is_logged_in", False):
         user = _oidc_user()
+        if user is not None and not identity_still_valid(user, st.user.get("iat")):
+            # Issued before the account signed out everywhere (or changed its password):
+            # forget the provider's identity in this browser too, so it stays out.
+            st.session_state.sign_in_notice = IDENTITY_ENDED_NOTICE
+            st.logout()
+            return None
         if user is not None:
             _sign_in(user)
             return st.session_state.viewer
@@ -199,11 +213,8 @@ def sign_in_page() -> None:
             submitted = st.form_submit_button("Sign in", type="primary")
         if submitted:
             try:
-                # Committed even when the password is wrong: the failure must count.
-                with data.sessions()() as s, s.begin():
-                    user = sign_in(s, username, password, client_address())
-                    if user is not None:
-                        s.expunge(user)
+                # sign_in commits the attempt itself, before checking the password.
+                user = sign_in(data.sessions(), username, password, client_address())
             except AccountError as exc:
                 st.error(str(exc))
             else:

@@ -44,6 +44,7 @@ from core.models import (
     utcnow,
 )
 from core.points import Track
+from core.text import clean
 from core.trackstats import Summary, summarise
 
 log = logging.getLogger("core.anomaly")
@@ -303,7 +304,7 @@ def decide(s: Session, activity_id: int, moderator: User, action: str, note: str
     flag.status = apply_event(flag.status, action)
     activity.held = is_held(flag.status)
     s.add(ModerationDecision(activity_id=activity_id, moderator_id=moderator.id, action=action,
-                             note=(note or "").strip()[:2000], score=flag.score))
+                             note=(clean(note or "")).strip()[:2000], score=flag.score))
     s.flush()
     return flag
 

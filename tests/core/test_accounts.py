@@ -1,17 +1,28 @@
-"""Accounts and device tokens, on SQLite and PostgreSQL."""
+"""Accounts, sign-in throttling, web sessions and device tokens, on SQLite and PostgreSQL."""
+
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import delete
 
 from core.accounts import (
+    SIGN_IN_FAILURE_LIMIT,
     AccountError,
+    SignInThrottled,
     authenticate,
+    check_sign_in_allowed,
     create_device_token,
     create_user,
     revoke_device_token,
+    sign_in,
+    user_by_name,
     user_for_token,
     verify_password,
 )
-from core.models import DeviceToken
+from core.db import make_sessionmaker
+from core.models import DeviceToken, LoginAttempt, User
 
 
 def test_passwords_are_stored_as_salted_hashes_and_verified(session):
@@ -106,72 +117,139 @@ def _failures(session, key):
     return session.scalar(select(func.count()).select_from(LoginAttempt).where(LoginAttempt.key == key))
 
 
-def test_five_wrong_passwords_lock_the_account_even_against_the_right_one(session):
+@pytest.fixture
+def committed(engine):
+    """A session factory committing for real (``sign_in`` opens its own transactions) and a
+    tag for the test's usernames. Its accounts are deleted afterwards, and the sign-in
+    attempts are emptied before and after, so that no test counts another's failures."""
+    Sessions = make_sessionmaker(engine)
+    tag = f"t{uuid.uuid4().hex[:6]}"
+
+    def empty_attempts():
+        with Sessions() as s, s.begin():
+            s.execute(delete(LoginAttempt))
+
+    empty_attempts()
+    yield Sessions, tag
+    empty_attempts()
+    with Sessions() as s, s.begin():
+        s.execute(delete(User).where(User.username.like(f"{tag}%")))
+
+
+def account(Sessions, username: str, password: str = "right password") -> User:
+    with Sessions() as s, s.begin():
+        return create_user(s, username, password=password)
+
+
+def failures(Sessions, key: str) -> int:
+    with Sessions() as s:
+        return _failures(s, key)
+
+
+def test_five_wrong_passwords_lock_the_account_even_against_the_right_one(committed):
     """After five failures in fifteen minutes the right password is refused too, with the wait."""
-    from datetime import UTC, datetime, timedelta
-
-    from core.accounts import SignInThrottled, sign_in
-
-    user = create_user(session, "locked_out", password="right password")
+    Sessions, tag = committed
+    user = account(Sessions, f"{tag}_locked")
     t0 = datetime.now(UTC) - timedelta(minutes=3)
     for i in range(5):
-        assert sign_in(session, "locked_out", "wrong password", f"10.0.0.{i}", now=t0 + timedelta(seconds=i)) is None
+        assert sign_in(Sessions, f"{tag}_locked", "wrong password", f"10.0.0.{i}", now=t0 + timedelta(seconds=i)) is None
     with pytest.raises(SignInThrottled, match=r"^Too many failed sign-ins: try again in 12 minutes\.$"):
-        sign_in(session, "Locked_Out", "right password", "10.0.0.99", now=t0 + timedelta(minutes=3))
+        sign_in(Sessions, f"{tag}_LOCKED", "right password", "10.0.0.99", now=t0 + timedelta(minutes=3))
     # A throttled attempt is not counted, so the wait does not grow while it is refused.
-    assert _failures(session, "user:locked_out") == 5
+    assert failures(Sessions, f"user:{tag}_locked") == 5
+    assert failures(Sessions, "client:10.0.0.99") == 0
     # Once the oldest failure leaves the window, the right password works and clears the count.
     later = t0 + timedelta(minutes=15, seconds=1)
-    assert sign_in(session, "locked_out", "right password", "10.0.0.99", now=later).id == user.id
-    assert _failures(session, "user:locked_out") == 0
+    assert sign_in(Sessions, f"{tag}_locked", "right password", "10.0.0.99", now=later).id == user.id
+    assert failures(Sessions, f"user:{tag}_locked") == 0
 
 
-def test_one_client_guessing_at_many_accounts_is_throttled(session):
+def test_one_client_guessing_at_many_accounts_is_throttled(committed):
     """Five failures from one address across accounts stop that address, not the others."""
-    from datetime import UTC, datetime
-
-    from core.accounts import SignInThrottled, sign_in
-
+    Sessions, tag = committed
     for i in range(5):
-        create_user(session, f"sprayed_{i}", password="right password")
+        account(Sessions, f"{tag}_sprayed_{i}")
     now = datetime.now(UTC)
     for i in range(5):
-        assert sign_in(session, f"sprayed_{i}", "guess", "203.0.113.7", now=now) is None
+        assert sign_in(Sessions, f"{tag}_sprayed_{i}", "guess", "203.0.113.7", now=now) is None
     with pytest.raises(SignInThrottled, match="15 minutes"):
-        sign_in(session, "sprayed_0", "right password", "203.0.113.7", now=now)
-    assert sign_in(session, "sprayed_0", "right password", "198.51.100.1", now=now) is not None
+        sign_in(Sessions, f"{tag}_sprayed_0", "right password", "203.0.113.7", now=now)
+    assert sign_in(Sessions, f"{tag}_sprayed_0", "right password", "198.51.100.1", now=now) is not None
 
 
-def test_a_success_clears_the_accounts_failures_but_not_the_clients(session):
-    """The account starts afresh; the client's failures age out instead of resetting."""
-    from datetime import UTC, datetime
-
-    from core.accounts import check_sign_in_allowed, sign_in
-
-    create_user(session, "clears", password="right password")
+def test_a_success_clears_the_accounts_failures_but_not_the_clients(committed):
+    """The account starts afresh; the client's failures age out instead of resetting, and the
+    success itself is not counted against the client."""
+    Sessions, tag = committed
+    account(Sessions, f"{tag}_clears")
     now = datetime.now(UTC)
     for _ in range(4):
-        sign_in(session, "clears", "wrong", "192.0.2.5", now=now)
-    assert sign_in(session, "clears", "right password", "192.0.2.5", now=now) is not None
-    assert _failures(session, "user:clears") == 0
-    assert _failures(session, "client:192.0.2.5") == 4
-    check_sign_in_allowed(session, "clears", "192.0.2.5", now=now)
+        sign_in(Sessions, f"{tag}_clears", "wrong", "192.0.2.5", now=now)
+    assert sign_in(Sessions, f"{tag}_clears", "right password", "192.0.2.5", now=now) is not None
+    assert failures(Sessions, f"user:{tag}_clears") == 0
+    assert failures(Sessions, "client:192.0.2.5") == 4
+    with Sessions() as s:
+        check_sign_in_allowed(s, f"{tag}_clears", "192.0.2.5", now=now)
 
 
-def test_failures_for_names_that_do_not_exist_count_as_well(session):
+def test_failures_for_names_that_do_not_exist_count_as_well(committed):
     """Guessing at an unknown name is throttled the same way, so it reveals nothing."""
-    from datetime import UTC, datetime
-
-    from core.accounts import SignInThrottled, sign_in
-
+    Sessions, tag = committed
     now = datetime.now(UTC)
     for _ in range(5):
-        assert sign_in(session, "nobody_here", "guess", None, now=now) is None
+        assert sign_in(Sessions, f"{tag}_nobody", "guess", None, now=now) is None
     with pytest.raises(SignInThrottled):
-        sign_in(session, "nobody_here", "guess", None, now=now)
+        sign_in(Sessions, f"{tag}_nobody", "guess", None, now=now)
     long_name = "x" * 5000
-    assert sign_in(session, long_name, "guess", "c" * 5000, now=now) is None
-    assert _failures(session, ("user:" + long_name)[:200]) == 1
+    assert sign_in(Sessions, long_name, "guess", "c" * 5000, now=now) is None
+    assert failures(Sessions, ("user:" + long_name)[:200]) == 1
+
+
+def test_twenty_parallel_wrong_passwords_reach_the_password_check_at_most_five_times(committed):
+    """Attempts made at once (a browser tab each) are counted before any password is checked,
+    so no more of them get a guess than one after another would."""
+    Sessions, tag = committed
+    account(Sessions, f"{tag}_parallel")
+    start = threading.Barrier(20)
+    checked, refused, crashed = [], [], []
+
+    def attempt(i: int) -> None:
+        start.wait()
+        try:
+            assert sign_in(Sessions, f"{tag}_parallel", "wrong password", f"198.51.100.{i}") is None
+            checked.append(i)
+        except SignInThrottled as exc:
+            refused.append(str(exc))
+        except BaseException as exc:  # noqa: BLE001 - reported below, not lost in the thread
+            crashed.append(exc)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert crashed == []
+    assert len(checked) + len(refused) == 20
+    assert len(checked) <= SIGN_IN_FAILURE_LIMIT
+    assert set(refused) <= {"Too many failed sign-ins: try again in 15 minutes."}
+    # Failures stay counted; refused attempts leave nothing behind.
+    assert failures(Sessions, f"user:{tag}_parallel") == len(checked)
+    assert sum(failures(Sessions, f"client:198.51.100.{i}") for i in range(20)) == len(checked)
+
+
+def test_a_nul_in_the_username_is_cleaned_before_it_is_counted_or_looked_up(committed):
+    """PostgreSQL refuses NUL in text; a username typed with one is the name without it."""
+    Sessions, tag = committed
+    user = account(Sessions, f"{tag}_nul")
+    now = datetime.now(UTC)
+    assert sign_in(Sessions, f"{tag}_\x00nul", "wrong password", "192.0.2.\x0033", now=now) is None
+    assert failures(Sessions, f"user:{tag}_nul") == 1
+    assert failures(Sessions, "client:192.0.2.33") == 1
+    assert sign_in(Sessions, f"{tag}_nul\x00", "right password", "192.0.2.33", now=now).id == user.id
+    with Sessions() as s:
+        assert user_by_name(s, f"\x00{tag}_nul").id == user.id
+        assert authenticate(s, f"{tag}_nul\x00", "right password").id == user.id
+        assert user_by_name(s, "\x00") is None
 
 
 def test_old_failed_sign_ins_are_purged_in_batches(session):
@@ -295,3 +373,44 @@ def test_a_long_name_is_never_cut_through_an_accent_an_emoji_or_a_flag(session, 
     assert name.replace("\x00", " ").strip().startswith(kept)
     rest = name.replace("\x00", " ").strip()[len(kept):]
     assert rest.startswith(tail) or rest.startswith("a")
+
+
+def test_sign_out_everywhere_turns_away_provider_identities_issued_before_it(session):
+    """An OpenID Connect identity issued before "sign out everywhere" no longer signs in;
+    one issued since does, and other accounts and other settings are left alone."""
+    from core.accounts import SESSIONS_VALID_AFTER, end_all_web_sessions, identity_still_valid
+
+    user, other = create_user(session, "oidc_leaver"), create_user(session, "oidc_stayer")
+    user.settings = {"units": "imperial"}
+    session.flush()
+    # An account that never signed out everywhere takes any identity, even one without "iat".
+    assert identity_still_valid(user, 1) and identity_still_valid(user, None)
+    at = datetime(2025, 5, 1, 12, 0, 30, 500_000, tzinfo=UTC)
+    end_all_web_sessions(session, user, now=at)
+    session.expire_all()
+    assert session.get(User, user.id).settings == {"units": "imperial", SESSIONS_VALID_AFTER: at.timestamp()}
+    user = session.get(User, user.id)
+    issued_before, same_second, issued_after = at.timestamp() - 3600, int(at.timestamp()), at.timestamp() + 1
+    assert not identity_still_valid(user, issued_before)
+    assert not identity_still_valid(user, same_second)  # "iat" is whole seconds: 12:00:30 may be before
+    assert identity_still_valid(user, issued_after)
+    assert identity_still_valid(user, str(int(issued_after)))
+    for missing in (None, "", "soon", True, float("nan")):
+        assert not identity_still_valid(user, missing)
+    assert SESSIONS_VALID_AFTER not in (session.get(User, other.id).settings or {})
+    assert identity_still_valid(session.get(User, other.id), issued_before)
+
+
+def test_a_password_change_and_signing_out_other_browsers_turn_away_older_identities(session):
+    """Both end the other browsers' sign-ins, those held through the provider's identity too."""
+    from core.accounts import change_password, end_other_web_sessions, identity_still_valid
+
+    changer, leaver = create_user(session, "oidc_changer", password="old password"), create_user(session, "oidc_other")
+    before = datetime.now(UTC).timestamp() - 60
+    change_password(session, changer, "old password", "new password")
+    end_other_web_sessions(session, leaver, keep=None)
+    session.expire_all()
+    for user_id in (changer.id, leaver.id):
+        user = session.get(User, user_id)
+        assert not identity_still_valid(user, before)
+        assert identity_still_valid(user, datetime.now(UTC).timestamp() + 1)

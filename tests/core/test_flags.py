@@ -37,7 +37,7 @@ from core.db import WRITE_LOCKS, make_sessionmaker
 from core.demo import synthetic_track
 from core.geo import segment_lengths_m
 from core.leaderboard import totals
-from core.models import FLAG_STATUSES, Activity, ActivityEvent, ActivityFlag, User
+from core.models import FLAG_STATUSES, Activity, ActivityEvent, ActivityFlag, ModerationDecision, User
 
 NO_VERDICT = None
 STATES = (NO_VERDICT, *FLAG_STATUSES)
@@ -266,6 +266,16 @@ def test_a_moderator_cannot_decide_on_a_clear_or_confirmed_activity(committed):
         with pytest.raises(ModerationError, match="confirmed as irregular"):
             decide(s, w.drive_id, mod, "dismiss")
         assert s.get(Activity, w.drive_id).held
+
+
+def test_a_moderators_note_with_a_nul_in_it_is_stored_without_it(committed):
+    """PostgreSQL refuses NUL in text: the note is cleaned of control characters, line breaks kept."""
+    Sessions, tag = committed
+    w = drive_world(Sessions, tag)
+    moderate(Sessions, w, "confirm", " drove\x00 the middle part\nin a car\x07 ")
+    with Sessions() as s:
+        note = s.scalars(select(ModerationDecision.note).where(ModerationDecision.activity_id == w.drive_id)).one()
+    assert note == "drove the middle part\nin a car"
 
 
 def test_crops_that_cannot_be_honoured_are_refused_and_change_nothing(committed):

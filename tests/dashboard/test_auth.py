@@ -2,11 +2,14 @@
 
 Each test signs in through the real form, then changes the account in the database the way
 another tab or an administrator would, and checks what the next run of the same tab shows.
+A browser signed in through OpenID Connect is a tab whose ``st.user`` holds the provider's
+identity (AppTest's ``user``), as Streamlit's own sign-on cookie would give it.
 """
 
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 from sqlalchemy import delete, select
@@ -16,9 +19,13 @@ from streamlit.testing.v1 import AppTest
 from core.accounts import authenticate, create_user, end_all_web_sessions, user_by_name
 from core.db import make_engine
 from core.models import LoginAttempt, WebSession
+from dashboard.auth import IDENTITY_ENDED_NOTICE
 from tests.dashboard.conftest import APP
 
 PASSWORD = "right password"
+OIDC_SECRETS = {"auth": {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "not a secret",
+                         "client_id": "tracker", "client_secret": "not a secret either",
+                         "server_metadata_url": "https://accounts.example.org/.well-known/openid-configuration"}}
 _names = itertools.count(1)
 
 
@@ -41,10 +48,12 @@ def db(world):
 
 
 def new_account(db, role: str = "athlete") -> str:
-    """A fresh account of its own, so that changing it leaves the shared demo users alone."""
+    """A fresh account of its own, so that changing it leaves the shared demo users alone;
+    its e-mail address is ``<username>@example.org``."""
     username = f"auth_{role}_{next(_names)}"
     with db() as s, s.begin():
-        create_user(s, username, name=username.title(), password=PASSWORD, role=role)
+        create_user(s, username, name=username.title(), password=PASSWORD, role=role,
+                    email=f"{username}@example.org")
     return username
 
 
@@ -64,6 +73,16 @@ def signed_in_tab(username: str) -> AppTest:
     submit_sign_in(at, username, PASSWORD)
     assert at.session_state["viewer"].username == username
     return at
+
+
+def provider_tab(username: str, issued_at: int) -> AppTest:
+    """A new tab in a browser holding the organisation's identity for ``username``, issued
+    (the ID token's ``iat``) at ``issued_at``."""
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.secrets.update(OIDC_SECRETS)
+    at.user = {"is_logged_in": True, "email": f"{username}@example.org", "email_verified": True,
+               "name": username.title(), "iat": issued_at}
+    return rerun(at)
 
 
 def rerun(at: AppTest, page: str | None = None) -> AppTest:
@@ -160,3 +179,50 @@ def test_a_password_change_in_settings_signs_out_the_other_tabs_only(db):
     assert shows_sign_in_form(there)
     with db() as s:
         assert authenticate(s, username, "a new password") is not None
+
+
+def test_sign_out_everywhere_turns_away_a_browser_that_holds_the_organisations_identity(db):
+    username = new_account(db)
+    issued = int(time.time()) - 60
+    here = provider_tab(username, issued)
+    assert here.session_state["viewer"].username == username
+    rerun(here, "views/settings.py")
+    next(b for b in here.button if b.label == "Sign out everywhere").click()
+    rerun(here)
+    assert shows_sign_in_form(here)
+    # Another browser still holds the provider's identity from before: it is not let back in.
+    there = provider_tab(username, issued)
+    assert shows_sign_in_form(there)
+    assert "viewer" not in there.session_state
+    assert [i.value for i in there.info] == [IDENTITY_ENDED_NOTICE]
+    assert there.user.get("is_logged_in") is False  # st.logout() forgot the identity
+    # Signing in again with the organisation gives a new identity, which is let in.
+    assert provider_tab(username, int(time.time()) + 1).session_state["viewer"].username == username
+
+
+def test_a_password_change_turns_away_the_organisations_identity_in_other_browsers_only(db):
+    username = new_account(db)
+    issued = int(time.time()) - 60
+    assert provider_tab(username, issued).session_state["viewer"].username == username
+    here = signed_in_tab(username)
+    rerun(here, "views/settings.py")
+    here.text_input(key="current_password").input(PASSWORD)
+    here.text_input(key="new_password").input("a new password")
+    here.text_input(key="new_password_again").input("a new password")
+    next(b for b in here.get("form_submit_button") if b.label == "Change password").click()
+    rerun(here)
+    assert any(s.value.startswith("Password changed") for s in here.success)
+    assert titles(rerun(here, "views/feed.py")) == ["Feed"]
+    there = provider_tab(username, issued)
+    assert shows_sign_in_form(there)
+    assert [i.value for i in there.info] == [IDENTITY_ENDED_NOTICE]
+
+
+def test_a_nul_in_the_username_is_an_ordinary_wrong_sign_in(db):
+    username = new_account(db)
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.run()
+    submit_sign_in(at, username + "\x00", "wrong password")
+    assert [e.value for e in at.error] == ["Wrong username or password."]
+    submit_sign_in(at, "\x00" + username, PASSWORD)
+    assert at.session_state["viewer"].username == username
