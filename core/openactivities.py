@@ -4,8 +4,9 @@ the ones their devices abandoned.
 An activity is *live* while its device is sending: a point within ``LIVE_RECENT_S`` (or,
 before its first point, created within that time). An open activity whose newest point
 (or creation, without points) is older than ``ABANDONED_AFTER_S`` was abandoned: the worker
-stops and completes it from its points, or discards it when it has none. Every write is a
-short transaction of its own; the summary is computed before it opens.
+stops and completes it from its points, or discards it when it has none; a file import whose
+process died midway is deleted. Every write is a short transaction of its own; the summary is
+computed before it opens.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from core.activities import (
     OPEN_STATUSES,
     apply_summary,
     change_status,
+    delete_unfinished_import,
+    is_unfinished_import,
     pause_intervals,
     summarise_activity,
 )
@@ -62,19 +65,24 @@ def stored_live_stats(s: Session, activity: Activity, prefs: CuePrefs | None = N
 
 
 def abandoned(s: Session, now: float, limit: int = CLOSE_BATCH) -> list[int]:
-    """Ids of open activities silent for ``ABANDONED_AFTER_S``, oldest first."""
+    """Ids of open activities silent for ``ABANDONED_AFTER_S``, oldest first; an unfinished
+    import counts once it was created that long ago, whatever its points' times (they are the
+    file's, and say nothing of when its import was last heard of)."""
     cutoff = now - ABANDONED_AFTER_S
     newest = (select(func.max(RoutePoint.t)).where(RoutePoint.activity_id == Activity.id)
               .correlate(Activity).scalar_subquery())
     created_before = datetime.fromtimestamp(cutoff, tz=UTC)
-    rows = s.execute(select(Activity.id, newest)
+    rows = s.execute(select(Activity.id, Activity.status, Activity.source, newest)
                      .where(Activity.status.in_(OPEN_STATUSES), Activity.created_at < created_before)
                      .order_by(Activity.id).limit(limit * 4)).all()
-    return [aid for aid, t in rows if t is None or t < cutoff][:limit]
+    return [aid for aid, status, source, t in rows
+            if is_unfinished_import(status, source) or t is None or t < cutoff][:limit]
 
 
 def close_abandoned(Session: sessionmaker[Session], now: float | None = None, limit: int = CLOSE_BATCH) -> dict:
-    """Stop and complete (from its points) or discard each abandoned activity; returns counts."""
+    """Stop and complete (from its points) or discard each abandoned activity; an import whose
+    process died midway is deleted instead (counted as discarded), since its points are only
+    part of the file. Returns counts."""
     now = time.time() if now is None else now
     with Session() as s:
         ids = abandoned(s, now, limit)
@@ -84,10 +92,17 @@ def close_abandoned(Session: sessionmaker[Session], now: float | None = None, li
             activity = s.get(Activity, activity_id)
             if activity is None or activity.status not in OPEN_STATUSES:
                 continue
-            count = int(s.scalar(select(func.count()).select_from(RoutePoint)
-                                 .where(RoutePoint.activity_id == activity_id)) or 0)
-            last_t = last_point_t(s, activity_id)
-            summary = summarise_activity(s, activity) if count else None
+            orphan = is_unfinished_import(activity.status, activity.source)
+            if not orphan:
+                count = int(s.scalar(select(func.count()).select_from(RoutePoint)
+                                     .where(RoutePoint.activity_id == activity_id)) or 0)
+                last_t = last_point_t(s, activity_id)
+                summary = summarise_activity(s, activity) if count else None
+        if orphan:
+            # Its points are only part of its file: deleted, a chunk per short transaction.
+            if delete_unfinished_import(Session, activity_id, "close_abandoned"):
+                done["discarded"] += 1
+            continue
         with write_transaction(Session, "close_abandoned") as s:
             # Locked first (PostgreSQL; SQLite's write lock is already held): the ingest
             # server's commit share-locks the row, so no batch lands between the count and

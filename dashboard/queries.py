@@ -15,7 +15,7 @@ import numpy as np
 from sqlalchemy import func, or_, select
 
 from core import livestate
-from core.activities import OPEN_STATUSES, pause_intervals, record_track, stored_track
+from core.activities import OPEN_STATUSES, import_track, pause_intervals, stored_track
 from core.cleaning import clean_track
 from core.feed import can_view, feed_page
 from core.fileio import load_track, to_gpx
@@ -183,12 +183,13 @@ def live_activities(s, viewer_id: int, redis=None) -> list[dict]:
     return out
 
 
-def import_file(s, user: User, name: str, data: bytes, sport: str | None = None,
+def import_file(Session, user: User, name: str, data: bytes, sport: str | None = None,
                 visibility: str | None = None) -> Activity:
-    """Import one uploaded file; TrackFileError or ActivityError say why not."""
+    """Import one uploaded file in short write transactions of its own (``Session`` is the
+    session factory, ``user`` may be detached); TrackFileError or ActivityError say why not."""
     track: Track = load_track(name, data)
     digest = hashlib.sha256(data).hexdigest()
-    return record_track(s, user, track, sport=sport, title=track.name or None, visibility=visibility,
+    return import_track(Session, user, track, sport=sport, title=track.name or None, visibility=visibility,
                         source="upload", source_hash=digest)
 
 

@@ -38,13 +38,17 @@ if submitted:
         for k, f in enumerate(files, start=1):
             bar.progress((k - 1) / len(files), text=f"Importing {ui.plain(f.name)} ({k} of {len(files)})")
             try:
-                with data.sessions()() as s, s.begin():
-                    activity = import_file(s, s.get(User, v.id), f.name, f.getvalue(),
-                                           sport=None if sport_choice == "from the file" else sport_choice,
-                                           visibility=None if visibility == "my default" else visibility)
-                    name_chars = (activity.summary or {}).get("cut_chars", {}).get("name")
-                    results.append(("ok", f.name, activity.id, activity.sport, activity.distance_m, activity.title,
-                                    name_chars))
+                Session = data.sessions()
+                with Session() as s:
+                    user = s.get(User, v.id)
+                # The import opens its own short write transactions: SQLite has one writer, and
+                # the ingest server must not wait for a whole file.
+                activity = import_file(Session, user, f.name, f.getvalue(),
+                                       sport=None if sport_choice == "from the file" else sport_choice,
+                                       visibility=None if visibility == "my default" else visibility)
+                name_chars = (activity.summary or {}).get("cut_chars", {}).get("name")
+                results.append(("ok", f.name, activity.id, activity.sport, activity.distance_m, activity.title,
+                                name_chars))
             except TrackFileError as exc:
                 results.append(("bad", f.name, str(exc)))
             except ActivityError as exc:

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from core.accounts import create_user
-from core.activities import change_status, create_activity, insert_points, point_rows
+from core.activities import change_status, count_points, create_activity, insert_points, point_rows
 from core.db import WRITE_LOCKS
 from core.models import Activity, ActivityEvent
 from core.openactivities import ABANDONED_AFTER_S, LIVE_RECENT_S, close_abandoned, is_live
@@ -78,3 +78,35 @@ def test_the_worker_closes_activities_abandoned_for_a_day(engine):
     assert locks["count"] >= 3  # one short transaction per closed activity
     # A second pass finds nothing more to do.
     assert close_abandoned(Session, now=now, limit=10_000) == {"completed": 0, "discarded": 0}
+
+
+def unfinished_import(Session, created: float, t0: float, n: int = 60) -> int:
+    """What an upload whose process died midway leaves: a "created" activity from a file,
+    with the first ``n`` of its points (from ``t0``), created at ``created``."""
+    with Session() as s, s.begin():
+        user = create_user(s, f"imp_{uuid.uuid4().hex[:10]}")
+        a = create_activity(s, user, "ride", visibility="private", source="upload")
+        a.created_at = datetime.fromtimestamp(created, tz=UTC)
+        insert_points(s, point_rows(a.id, track(t0, n)))
+        return a.id
+
+
+def test_the_worker_deletes_an_import_that_died_a_day_ago(engine):
+    """An unfinished import created over a day ago is deleted with its points, whatever the
+    time of its points (a file recorded just now, or years ago); one created an hour ago may
+    still be running and is left alone."""
+    Session = sessionmaker(engine, expire_on_commit=False)
+    now = time.time()
+    old = now - ABANDONED_AFTER_S - 3600
+    years_old = unfinished_import(Session, old, now - 3 * 365 * 86400, n=2500)
+    recorded_late = unfinished_import(Session, old, now - 1800)
+    running = unfinished_import(Session, now - 3600, now - 7 * 86400)
+    WRITE_LOCKS.snapshot(reset=True)
+    done = close_abandoned(Session, now=now, limit=10_000)
+    assert done["discarded"] >= 2  # the database is shared with other tests
+    with Session() as s:
+        assert s.get(Activity, years_old) is None and count_points(s, years_old) == 0
+        assert s.get(Activity, recorded_late) is None and count_points(s, recorded_late) == 0
+        assert s.get(Activity, running).status == "created" and count_points(s, running) == 60
+    # The 2,500 points went in chunks: more than one transaction for that activity alone.
+    assert WRITE_LOCKS.snapshot()["close_abandoned"]["count"] >= 4
