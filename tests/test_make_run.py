@@ -32,6 +32,18 @@ def healthy(url: str) -> bool:
         return False
 
 
+def wait_until(check, seconds: float, proc: subprocess.Popen, log: Path, failure: str) -> None:
+    """Poll ``check`` once a second until it holds; fail with ``failure`` after ``seconds``
+    or as soon as ``make run`` exits."""
+    for _ in range(int(seconds)):
+        if proc.poll() is not None:
+            pytest.fail(f"make run exited: {log.read_text()[-3000:]}")
+        if check():
+            return
+        time.sleep(1)
+    pytest.fail(failure)
+
+
 @pytest.mark.timeout(1200)
 def test_make_run_keeps_live_athletes_on_the_live_page(tmp_path):
     """Every 10 s for three minutes, alice's Live page lists simulated athletes recording
@@ -47,21 +59,15 @@ def test_make_run_keeps_live_athletes_on_the_live_page(tmp_path):
                             stderr=subprocess.STDOUT, start_new_session=True)
     samples: list[int] = []
     try:
-        deadline = time.time() + 600  # the demo load comes first
-        while not healthy(f"http://127.0.0.1:{ingest_port}/healthz"):
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.time() < deadline, "the ingest server did not start"
-            time.sleep(1)
+        wait_until(lambda: healthy(f"http://127.0.0.1:{ingest_port}/healthz"), 600, proc, log,
+                   "the ingest server did not start")  # the demo load comes first
         engine = make_engine(f"sqlite:///{db}")
 
         def live_now() -> int:
             with Session(engine) as s:
                 return len(live_activities(s, user_by_name(s, "alice").id))
 
-        deadline = time.time() + 60
-        while live_now() == 0:
-            assert time.time() < deadline, "no simulated athlete appeared on the Live page"
-            time.sleep(1)
+        wait_until(lambda: live_now() > 0, 60, proc, log, "no simulated athlete appeared on the Live page")
         assert healthy(f"http://127.0.0.1:{dashboard_port}/_stcore/health")
         end = time.time() + WATCH_S
         while time.time() < end:
