@@ -4,7 +4,8 @@ Builds a database with a 2,000-activity scoring backlog (``core.demo.build_backl
 trained anomaly model, starts the ingest server, and drives it with ``--connections``
 devices each sending one fix per ``--every`` seconds. Rounds alternate: without the worker,
 then with ``python -m core worker`` scoring the backlog (the worker is started for each
-such round and stopped after it, so the backlog lasts). Prints ack latency p50/p99 with and
+such round and stopped after it, so the backlog lasts). Fifty open activities silent for
+three days give its housekeeping something to close. Prints ack latency p50/p99 with and
 without the backlog, errors, and the worker's longest write transaction per job.
 
     python bench/ingest_backlog.py [--connections 200] [--seconds 20] [--rounds 2] [--postgres SERVER_URL]
@@ -27,6 +28,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from _common import ROOT
@@ -34,12 +36,27 @@ from _ingest import drive, make_devices, port_is_ingest, start_ingest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from core.accounts import create_user
+from core.activities import change_status, create_activity, insert_points, point_rows
 from core.db import make_engine, make_sessionmaker
 from core.demo import build_backlog
 from core.models import ActivityFlag
 from core.schema import migrate
 
 RIDING = {"point_every_s": 3.0, "speed_mps": 7.5}
+
+
+def add_abandoned(Session, count: int = 50) -> None:
+    """Open activities silent for three days, for the worker's housekeeping to close."""
+    old = time.time() - 3 * 86400
+    with Session() as s, s.begin():
+        user = create_user(s, f"abandoned_{uuid.uuid4().hex[:8]}")
+        for _ in range(count):
+            activity = create_activity(s, user, "run")
+            activity.created_at = datetime.fromtimestamp(old, tz=UTC)
+            change_status(s, activity, "start", at=old)
+            insert_points(s, point_rows(activity.id, [{"seq": i, "t": old + 5 * i, "lat": 46.05 + i * 1e-4,
+                                                       "lon": 14.5} for i in range(200)]))
 
 
 def scored(Session) -> int:
@@ -124,6 +141,7 @@ def run(args, url: str, work: Path) -> None:
     print(f"building a backlog of {args.backlog} activities and training the model ...", flush=True)
     with Session() as s, s.begin():
         build_backlog(s, args.backlog)
+    add_abandoned(Session)
     env = dict(os.environ, TRACKER_DATABASE_URL=url, TRACKER_DATA_DIR=str(work / "data"), PYTHONPATH=str(ROOT))
     env.pop("TRACKER_REDIS_URL", None)
     train_env = dict(env, TRACKER_DATABASE_URL=f"sqlite:///{work / 'train.db'}")
