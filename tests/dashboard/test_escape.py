@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 import plotly.graph_objects as go
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from dashboard import assets, escape, ui
 from tests.conftest import need
@@ -145,8 +146,16 @@ def test_streamlit_shows_escaped_markdown_as_written_with_no_icon_image_link_or_
     page.goto(markdown_page)
     page.get_by_text("All texts shown.").wait_for(timeout=90_000)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
-    drawn = page.evaluate("""n => Array.from({length: n}, (_, k) => Array.from(document.querySelectorAll(
-        `.st-key-text_${k} :is([data-testid='stMarkdownContainer'], [data-testid='stCaptionContainer'])`),
+    boxes = """k => document.querySelectorAll(`.st-key-text_${k} :is([data-testid='stMarkdownContainer'],
+        [data-testid='stCaptionContainer'])`)"""
+    # The browser may still be drawing the last elements (page links come last): wait until
+    # every container holds its five boxes, or give up and let the assertion below say which.
+    try:
+        page.wait_for_function(f"n => Array.from({{length: n}}, (_, k) => ({boxes})(k).length)"
+                               ".every(count => count >= 5)", arg=len(ON_PAGE), timeout=30_000)
+    except PlaywrightTimeout:
+        pass
+    drawn = page.evaluate(f"""n => Array.from({{length: n}}, (_, k) => Array.from(({boxes})(k),
         box => [box.innerText, Array.from(box.querySelectorAll('*'), e => e.tagName)]))""", len(ON_PAGE))
     for text, places in zip(ON_PAGE, drawn):
         assert len(places) == 5, text[:60]
