@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from _common import ROOT
 from sqlalchemy.orm import Session
 
-from core.accounts import create_device_token, create_user
-from core.activities import change_status, create_activity
-from core.db import make_engine
-from core.schema import migrate
+from core.accounts.tokens import create_device_token
+from core.accounts.users import create_user
+from core.activities.lifecycle import change_status, create_activity
+from core.storage.engine import make_engine
+from core.storage.schema import migrate
 
 ECHO_SERVER = r"""
 import asyncio, json, sys

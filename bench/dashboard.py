@@ -30,12 +30,12 @@ from feed import build_users, insert_rows
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from core.accounts import hash_password
-from core.activities import record_track
-from core.db import make_engine
-from core.demo import synthetic_track
-from core.models import User
-from core.schema import migrate
+from core.accounts.tables import User
+from core.accounts.users import hash_password
+from core.activities.imports import record_track
+from core.storage.engine import make_engine
+from core.storage.schema import migrate
+from core.synthetic.tracks import synthetic_track
 
 CHROMIUM = os.environ.get("TRACKER_BENCH_CHROMIUM", "/usr/bin/chromium")
 BARE_PAGE = 'import streamlit as st\nst.write("Hello from a bare page")\n'

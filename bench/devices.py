@@ -16,10 +16,10 @@ import gpxpy.gpx
 import numpy as np
 from _common import shared_tracks
 
-from core.cleaning import clean_track
-from core.fileio import load_track
-from core.geo import track_length_m
-from core.trackstats import summarise
+from core.tracks.cleaning import clean_track
+from core.tracks.formats import load_track
+from core.tracks.geo import track_length_m
+from core.tracks.stats import summarise
 
 
 def gpxpy_moving_distance(track) -> float:

@@ -14,8 +14,8 @@ import numpy as np
 from _common import shared_tracks
 from geographiclib.geodesic import Geodesic
 
-from core.fileio import load_track
-from core.geo import haversine, track_length_m
+from core.tracks.formats import load_track
+from core.tracks.geo import haversine, track_length_m
 
 
 def corpus() -> list[tuple[str, np.ndarray, np.ndarray]]:

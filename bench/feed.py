@@ -25,9 +25,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from core.db import make_engine
-from core.feed import feed_page
-from core.schema import migrate
+from core.social.feed import feed_page
+from core.storage.engine import make_engine
+from core.storage.schema import migrate
 
 FOLLOWS_PER_USER = 100
 SAMPLE_USERS = 200

@@ -1,6 +1,6 @@
 """Live ingest while the worker scores a backlog, against the same load without it.
 
-Builds a database with a 2,000-activity scoring backlog (``core.demo.build_backlog``) and a
+Builds a database with a 2,000-activity scoring backlog (``core.synthetic.demo.build_backlog``) and a
 trained anomaly model, starts the ingest server, and drives it with ``--connections``
 devices each sending one fix per ``--every`` seconds. Rounds alternate: without the worker,
 then with ``python -m core worker`` scoring the backlog (the worker is started for each
@@ -36,12 +36,14 @@ from _ingest import drive, make_devices, port_is_ingest, start_ingest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from core.accounts import create_user
-from core.activities import change_status, create_activity, insert_points, point_rows
-from core.db import make_engine, make_sessionmaker
-from core.demo import build_backlog
-from core.models import ActivityFlag
-from core.schema import migrate
+from core.accounts.users import create_user
+from core.activities.ingest import point_rows
+from core.activities.lifecycle import change_status, create_activity
+from core.anomaly.tables import ActivityFlag
+from core.storage.engine import make_engine, make_sessionmaker
+from core.storage.points import insert_points
+from core.storage.schema import migrate
+from core.synthetic.demo import build_backlog
 
 RIDING = {"point_every_s": 3.0, "speed_mps": 7.5}
 

@@ -22,7 +22,7 @@ from _ingest import drive, make_devices, port_is_ingest, start_ingest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from core.db import make_engine
+from core.storage.engine import make_engine
 
 POINTS_PER_MESSAGE = 500
 

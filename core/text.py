@@ -21,7 +21,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from core.models import Activity, DeviceToken
+from core.accounts.tables import DeviceToken
+from core.activities.tables import Activity
 
 ELLIPSIS = "…"
 TITLE_MAX_CHARS: int = Activity.__table__.c.title.type.length

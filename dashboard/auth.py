@@ -1,7 +1,7 @@
 """Sign-up, sign-in, sign-out, and a sign-in that survives a page reload.
 
 Local accounts are checked against their scrypt hashes, with failed attempts throttled per
-account and per client address (``core.accounts.sign_in``); a successful sign-in starts a
+account and per client address (``core.accounts.signin.sign_in``); a successful sign-in starts a
 web session whose random secret goes into the ``tracker_session`` cookie (SameSite=Strict;
 only its SHA-256 is stored), so a reload finds the athlete again. Every run checks that
 session against the database again (one indexed query), so a role change applies on the
@@ -23,18 +23,17 @@ import re
 import streamlit as st
 from sqlalchemy import select
 
-from core.accounts import (
+from core.accounts.sessions import (
     WEB_SESSION_DAYS,
-    AccountError,
-    create_user,
     end_all_web_sessions,
     end_web_session,
     identity_still_valid,
-    sign_in,
     start_web_session,
     user_for_web_session,
 )
-from core.models import User
+from core.accounts.signin import sign_in
+from core.accounts.tables import User
+from core.accounts.users import AccountError, create_user
 from dashboard import data
 from dashboard.queries import Viewer, viewer_for
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 from core.config import load_settings
-from core.db import make_engine, make_sessionmaker
-from core.leaderboard import connect_redis, leaderboard
-from core.schema import migrate
+from core.social.leaderboards import connect_redis, leaderboard
+from core.storage.engine import make_engine, make_sessionmaker
+from core.storage.schema import migrate
 from dashboard import queries
 from dashboard.fmt import MILE_M
 from dashboard.maps import map_of_route, route_layers

@@ -20,7 +20,7 @@ from branca.element import MacroElement
 from jinja2 import Template
 
 from core.config import load_settings
-from core.geo import EARTH_MEAN_RADIUS_KM
+from core.tracks.geo import EARTH_MEAN_RADIUS_KM
 from dashboard import escape
 from dashboard.assets import LEAFLET_CSS, LEAFLET_IMAGES, LEAFLET_JS
 

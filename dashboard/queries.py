@@ -14,15 +14,23 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import func, or_, select
 
-from core import livestate
-from core.activities import OPEN_STATUSES, import_track, pause_intervals, stored_track
-from core.cleaning import clean_track
-from core.feed import can_view, feed_page
-from core.fileio import load_track, to_gpx
-from core.models import Activity, ActivityFlag, DeviceToken, Friend, ModerationDecision, RoutePoint, User
-from core.openactivities import is_live, stored_live_stats
-from core.points import Track
-from core.trackstats import build_profile
+from core.accounts.tables import DeviceToken, User
+from core.activities import live_board as livestate
+from core.activities.imports import import_track
+from core.activities.lifecycle import OPEN_STATUSES
+from core.activities.open import is_live, stored_live_stats
+from core.activities.summary import pause_intervals
+from core.activities.tables import Activity
+from core.anomaly.tables import ActivityFlag, ModerationDecision
+from core.social.feed import feed_page
+from core.social.tables import Friend
+from core.social.visibility import can_view
+from core.storage.points import RoutePoint, stored_track
+from core.tracks.cleaning import clean_track
+from core.tracks.formats import load_track
+from core.tracks.formats.gpx import to_gpx
+from core.tracks.stats import build_profile
+from core.tracks.track import Track
 from dashboard.maps import drawable
 
 PREVIEW_POINTS = 80
@@ -247,7 +255,7 @@ def own_flag(s, viewer_id: int, activity_id: int) -> dict | None:
 
 def review_item(s, activity_id: int) -> dict | None:
     """What a moderator sees of a flagged activity (the caller checked the role)."""
-    from core.anomaly.store import usual_figures
+    from core.anomaly.moderation import usual_figures
 
     row = s.execute(select(ActivityFlag, Activity, User).join(Activity, Activity.id == ActivityFlag.activity_id)
                     .join(User, User.id == Activity.user_id)

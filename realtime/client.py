@@ -28,7 +28,8 @@ import numpy as np
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from core.live import CuePrefs, LiveStats
+from core.activities.cues import CuePrefs
+from core.activities.live import LiveStats
 from realtime.protocol import MAX_POINTS_PER_BATCH
 
 log = logging.getLogger("realtime.client")
@@ -435,7 +436,7 @@ class DeviceClient:
 
 def replay_points(path: str, sport: str | None = None) -> tuple[str, list[dict]]:
     """The points of a recorded file resampled like a phone logs them (5 s runs, 3 s rides)."""
-    from core.fileio import load_track
+    from core.tracks.formats import load_track
     track = load_track(path)
     sport = sport or (track.sport if track.sport in GPS_INTERVAL_S else "run")
     return sport, device_points(track, sport)
@@ -443,7 +444,7 @@ def replay_points(path: str, sport: str | None = None) -> tuple[str, list[dict]]
 
 def device_points(track, sport: str) -> list[dict]:
     """A track's cleaned fixes, one every GPS_INTERVAL_S of the sport, as point dicts."""
-    from core.cleaning import clean_track
+    from core.tracks.cleaning import clean_track
     # Replay the cleaned fixes: a recording's clock glitch cannot be replayed in real time.
     clean = clean_track(track)
     t, lat, lon, ele = clean.t, clean.lat, clean.lon, clean.ele

@@ -24,12 +24,13 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from core import livestate
-from core.activities import OPEN_STATUSES, ActivityError
+from core.activities import live_board as livestate
+from core.activities.cues import CuePrefs
+from core.activities.lifecycle import OPEN_STATUSES, ActivityError
+from core.activities.live import LiveStats, replay_live
 from core.anomaly.live import VehicleWatch
 from core.config import load_settings
-from core.feed import CursorError
-from core.live import CuePrefs, LiveStats, replay_live
+from core.social.feed import CursorError
 from realtime import protocol
 from realtime.protocol import Create, Cues, Feed, Points, ProtocolError, Status
 from realtime.store import CHECKPOINT_EVERY_S, ActivityInfo, DatabaseBusy, Identity, Store, is_busy

@@ -20,13 +20,16 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from core.accounts import create_device_token, create_user
+from core.accounts.tables import User
+from core.accounts.tokens import create_device_token
+from core.accounts.users import create_user
 from core.config import load_settings
-from core.db import make_engine, make_sessionmaker
-from core.demo import synthetic_track
-from core.fileio import TrackFileError, load_track
-from core.models import Friend, User
-from core.schema import migrate
+from core.social.tables import Friend
+from core.storage.engine import make_engine, make_sessionmaker
+from core.storage.schema import migrate
+from core.synthetic.tracks import synthetic_track
+from core.tracks.formats import load_track
+from core.tracks.formats.common import TrackFileError
 from realtime.client import DeviceClient, LocalBuffer, device_points
 
 log = logging.getLogger("realtime.simulate")

@@ -16,22 +16,22 @@ from dataclasses import dataclass
 import psycopg.errors
 from sqlalchemy import select
 
-from core.accounts import token_digest, user_for_token
-from core.activities import (
+from core.accounts.tables import DeviceToken, User
+from core.accounts.tokens import token_digest, user_for_token
+from core.activities.cues import CuePrefs
+from core.activities.lifecycle import (
     OPEN_STATUSES,
     ActivityClosed,
     NotFound,
     change_status,
     create_activity,
     get_owned_activity,
-    pause_intervals,
-    stored_track,
 )
-from core.db import make_engine, make_sessionmaker
-from core.feed import feed_page
-from core.live import CuePrefs
-from core.models import DeviceToken, User
-from core.schema import migrate
+from core.activities.summary import pause_intervals
+from core.social.feed import feed_page
+from core.storage.engine import make_engine, make_sessionmaker
+from core.storage.points import stored_track
+from core.storage.schema import migrate
 
 SQLITE_CACHE_KIB = 64 * 1024
 NO_EXTRAS = (None, None, None, None)  # ele, acc, hr, cad of a plain fix

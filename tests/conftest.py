@@ -16,8 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from core.db import make_engine
-from core.schema import migrate
+from core.storage.engine import make_engine
+from core.storage.schema import migrate
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # Where the app itself looks (TRACKER_SHARED_TRACKS, else ../shared/data/tracks).
@@ -91,7 +91,7 @@ def redis_client():
     """A real Redis (TRACKER_TEST_REDIS_URL), emptied before and after the test."""
     url = os.environ.get("TRACKER_TEST_REDIS_URL")
     need(bool(url), "TRACKER_TEST_REDIS_URL is not set (Redis tests)")
-    from core.leaderboard import connect_redis
+    from core.social.leaderboards import connect_redis
 
     client = connect_redis(url)
     try:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from core.accounts import user_by_name
-from core.db import make_engine
+from core.accounts.users import user_by_name
+from core.storage.engine import make_engine
 from dashboard.queries import live_activities
 from tests.realtime.test_crash import free_port
 

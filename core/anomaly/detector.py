@@ -11,7 +11,7 @@ from core.anomaly.duplicates import find_copy, fingerprint, nearby
 from core.anomaly.features import Features, track_features
 from core.anomaly.model import Baseline, PopulationModel, Verdict, judge
 from core.anomaly.rules import Hit, check
-from core.points import Track
+from core.tracks.track import Track
 
 
 @dataclass

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from core.geo import local_xy
+from core.tracks.geo import local_xy
 
 FINGERPRINT_POINTS = 300
 MIN_SPACING_M = 25.0

@@ -38,10 +38,10 @@ from core.anomaly.detector import assess, fingerprint_of
 from core.anomaly.features import track_features
 from core.anomaly.model import Baseline, PopulationModel
 from core.anomaly.training import REAL_POSITIVES, feature_rows, population, real_recordings
-from core.cleaning import clock_glitch
-from core.fileio import load_track
-from core.geo import segment_lengths_m
-from core.points import COLUMNS, Track
+from core.tracks.cleaning import clock_glitch
+from core.tracks.formats import load_track
+from core.tracks.geo import segment_lengths_m
+from core.tracks.track import COLUMNS, Track
 
 KINDS = ("vehicle", "compressed", "ride_as_run", "teleport", "ebike", "copy", "real_vehicle")
 # How much an athlete's figures vary between outings (log scale).

@@ -19,10 +19,10 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from core.anomaly.limits import WORLD_RECORD_S
-from core.cleaning import MAX_SPEED_MPS, CleanTrack, clean_track
-from core.geo import local_xy, segment_lengths_m
-from core.points import Track
-from core.trackstats import BEST_EFFORT_DISTANCES_M, pause_gap_s
+from core.tracks.cleaning import MAX_SPEED_MPS, CleanTrack, clean_track
+from core.tracks.geo import local_xy, segment_lengths_m
+from core.tracks.stats import BEST_EFFORT_DISTANCES_M, pause_gap_s
+from core.tracks.track import Track
 
 # A step this long and this much faster than the sport allows is a jump, not movement.
 TELEPORT_MIN_M = 200.0

@@ -1,5 +1,5 @@
 """Where a flagged activity stands, and what may move it: the flag's states and their allowed
-transitions, written once as a table (as ``core.activities`` does for the lifecycle).
+transitions, written once as a table (as ``core.activities.lifecycle`` does for an activity).
 
 Three parties move a flag. Scoring sets ``clear`` or ``flagged``, but never overturns a
 moderator: it applies only to an activity with no verdict yet, or one that is clear or
@@ -12,7 +12,7 @@ to the moderators as ``cropped``, still held, and only a moderator releases it.
 
 from __future__ import annotations
 
-from core.models import FLAG_STATUSES, MODERATION_ACTIONS
+from core.anomaly.tables import FLAG_STATUSES, MODERATION_ACTIONS
 
 SCORE_CLEAR = "score_clear"
 SCORE_FLAGGED = "score_flagged"

@@ -18,8 +18,8 @@ from core.anomaly.limits import (
     RUN_SUSTAINED_MPS,
     RUN_SUSTAINED_S,
 )
-from core.cleaning import MAX_SPEED_MPS
-from core.geo import distance_m
+from core.tracks.cleaning import MAX_SPEED_MPS
+from core.tracks.geo import distance_m
 
 WINDOW_S = 30.0
 REARM_FACTOR = 0.7

@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from core.anomaly.features import track_features, vector
-from core.fileio import TrackFileError, load_track
-from core.points import Track
+from core.tracks.formats import load_track
+from core.tracks.formats.common import TrackFileError
+from core.tracks.track import Track
 
 # Recordings in the shared corpus that are not honest runs or rides, found by inspection.
 REAL_POSITIVES = {
@@ -58,7 +59,7 @@ def real_recordings(shared: Path | None) -> list[tuple[str, Track]]:
 
 def generated(count: int, seed: int = 11) -> list[Track]:
     """Demo-style generated runs and rides at many paces."""
-    from core.demo import TOWNS, synthetic_track
+    from core.synthetic.tracks import TOWNS, synthetic_track
 
     rng = random.Random(seed)
     out = []

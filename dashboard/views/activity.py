@@ -8,8 +8,8 @@ import streamlit as st
 from plotly.subplots import make_subplots
 from streamlit_folium import st_folium
 
-from core.activities import ActivityError, delete_activity, edit_activity, get_owned_activity
-from core.models import VISIBILITIES
+from core.activities.lifecycle import ActivityError, delete_activity, edit_activity, get_owned_activity
+from core.activities.tables import VISIBILITIES
 from dashboard import data, fmt, ui
 from dashboard.maps import PACE_COLOURS
 
@@ -164,7 +164,10 @@ if (detail["user_id"] == v.id and detail["status"] == "completed" and lat.size >
                    + CROP_TEXT.get(status, "The activity is then scored again."))
         start_min, end_min = st.slider("Remove from minute to minute", 0, total_min, (max(0, total_min - 5), total_min))
         if st.form_submit_button("Remove this part", type="primary"):
-            from core.anomaly.store import ModerationError, crop_activity, load_model, threshold
+            from core.anomaly.calibration import threshold
+            from core.anomaly.flags import ModerationError
+            from core.anomaly.moderation import crop_activity
+            from core.anomaly.registry import load_model
             from core.config import load_settings
 
             settings = load_settings()

@@ -3,8 +3,8 @@ appear in your feed, live view and friends' leaderboards)."""
 
 import streamlit as st
 
-from core.feed import follow, unfollow
-from core.models import User
+from core.accounts.tables import User
+from core.social.follows import follow, unfollow
 from dashboard import data, queries, ui
 
 v = ui.viewer()

@@ -2,17 +2,10 @@
 
 import streamlit as st
 
-from core.activities import ActivityError
-from core.models import User
-from core.social import (
-    SocialError,
-    add_comment,
-    comments_for,
-    delete_comment,
-    give_kudos,
-    kudos_for,
-    take_back_kudos,
-)
+from core.accounts.tables import User
+from core.activities.lifecycle import ActivityError
+from core.social.comments import SocialError, add_comment, comments_for, delete_comment
+from core.social.kudos import give_kudos, kudos_for, take_back_kudos
 from dashboard import data, fmt, ui
 from dashboard.queries import preview_svg
 

@@ -7,11 +7,13 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit_folium import st_folium
 
-from core.anomaly import store
+from core.accounts.tables import User
+from core.anomaly.calibration import CALIBRATION_MIN, calibration, flag_precision, threshold
+from core.anomaly.flags import ModerationError
 from core.anomaly.limits import RIDE_LEVEL_SPEED_MPS, RUN_SUSTAINED_MPS
+from core.anomaly.moderation import decide, queue
 from core.config import load_settings
-from core.db import write_transaction
-from core.models import User
+from core.storage.engine import write_transaction
 from dashboard import data, fmt, queries, ui
 from dashboard.maps import review_map
 
@@ -24,17 +26,17 @@ settings = load_settings()
 st.title("Flagged activities")
 
 with data.sessions()() as s:
-    precision = store.flag_precision(s)
-calibration = store.calibration(settings)  # the worker recalibrates; the page only reads
+    precision = flag_precision(s)
+calibrated = calibration(settings)  # the worker recalibrates; the page only reads
 cols = st.columns(4)
 cols[0].metric("Decided flags", precision["decided"])
 cols[1].metric("Confirmed", precision["confirmed"])
 cols[2].metric("Dismissed", precision["dismissed"])
 cols[3].metric("Precision of past flags", "–" if precision["precision"] is None else f"{precision['precision']:.0%}")
-st.caption(f"Flagging threshold {store.threshold(settings):.2f}"
-           + (f" (recalibrated from {calibration['positives']} confirmed and {calibration['negatives']} dismissed "
-              f"flags, F1 {calibration['f1']:.2f})" if calibration
-              else f" (the default, until {store.CALIBRATION_MIN} flags of each kind are decided)"))
+st.caption(f"Flagging threshold {threshold(settings):.2f}"
+           + (f" (recalibrated from {calibrated['positives']} confirmed and {calibrated['negatives']} dismissed "
+              f"flags, F1 {calibrated['f1']:.2f})" if calibrated
+              else f" (the default, until {CALIBRATION_MIN} flags of each kind are decided)"))
 
 REASONS = {"": "any reason", "faster_than_record": "faster than a world record", "vehicle_speed": "vehicle speed",
            "beyond_human_power": "beyond human power", "teleport": "GPS jumps", "copy": "copy of another athlete"}
@@ -78,7 +80,7 @@ def show_crop(item: dict, crop: dict) -> None:
 
 
 with data.sessions()() as s:
-    items = store.queue(s, sport or None, code or None, limit=20)
+    items = queue(s, sport or None, code or None, limit=20)
     pending = [(flag.activity_id, flag.score) for flag, _ in items]
 if not pending:
     st.info("Nothing waiting for review.")
@@ -140,8 +142,8 @@ for activity_id, score in pending:
                     # A short write transaction that takes SQLite's write lock at once, so the
                     # flag read is the one the decision changes (the athlete may be cropping).
                     with write_transaction(data.sessions(), "moderation") as s:
-                        store.decide(s, activity_id, s.get(User, v.id), action, note)
-                except store.ModerationError as exc:
+                        decide(s, activity_id, s.get(User, v.id), action, note)
+                except ModerationError as exc:
                     st.error(str(exc))
                 else:
                     data.forget_activity()

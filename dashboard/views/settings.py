@@ -2,16 +2,12 @@
 
 import streamlit as st
 
-from core.accounts import (
-    AccountError,
-    change_password,
-    create_device_token,
-    display_name,
-    end_other_web_sessions,
-    revoke_device_token,
-)
-from core.live import CUE_FIELDS, CuePrefs
-from core.models import VISIBILITIES, User
+from core.accounts.sessions import change_password, end_other_web_sessions
+from core.accounts.tables import User
+from core.accounts.tokens import create_device_token, revoke_device_token
+from core.accounts.users import AccountError, display_name
+from core.activities.cues import CUE_FIELDS, CuePrefs
+from core.activities.tables import VISIBILITIES
 from dashboard import auth, data, ui
 from dashboard.queries import device_tokens
 

@@ -6,11 +6,11 @@ import logging
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.activities import ActivityError
+from core.accounts.tables import User
+from core.activities.lifecycle import ActivityError
 from core.config import load_settings
-from core.fileio import TrackFileError
-from core.models import User
 from core.text import TITLE_MAX_CHARS
+from core.tracks.formats.common import TrackFileError
 from dashboard import data, fmt, ui
 from dashboard.queries import import_file
 

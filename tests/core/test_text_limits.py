@@ -11,11 +11,14 @@ from xml.sax.saxutils import escape, quoteattr
 import pytest
 from sqlalchemy import select
 
-from core.accounts import create_device_token, create_user
-from core.activities import ActivityError, create_activity, edit_activity, record_track
-from core.fileio import load_track
-from core.models import Activity, Comment, DeviceToken
-from core.social import SocialError, add_comment
+from core.accounts.tables import DeviceToken
+from core.accounts.tokens import create_device_token
+from core.accounts.users import create_user
+from core.activities.imports import record_track
+from core.activities.lifecycle import ActivityError, create_activity, edit_activity
+from core.activities.tables import Activity
+from core.social.comments import SocialError, add_comment
+from core.social.tables import Comment
 from core.text import (
     CLIENT_REF_MAX_CHARS,
     COMMENT_MAX_CHARS,
@@ -28,6 +31,7 @@ from core.text import (
     is_blank,
     xml_text,
 )
+from core.tracks.formats import load_track
 from realtime.protocol import Create, ProtocolError, parse
 
 T0 = 1_700_000_000.0

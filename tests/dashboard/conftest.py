@@ -20,14 +20,20 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.accounts import create_device_token, create_user, user_by_name
-from core.activities import change_status, create_activity, ingest_points, record_track
-from core.db import make_engine
-from core.demo import build_demo, synthetic_track
-from core.feed import follow
-from core.models import Activity, ActivityFlag, Comment, ModerationDecision
-from core.schema import migrate
-from core.social import add_comment
+from core.accounts.tokens import create_device_token
+from core.accounts.users import create_user, user_by_name
+from core.activities.imports import record_track
+from core.activities.ingest import ingest_points
+from core.activities.lifecycle import change_status, create_activity
+from core.activities.tables import Activity
+from core.anomaly.tables import ActivityFlag, ModerationDecision
+from core.social.comments import add_comment
+from core.social.follows import follow
+from core.social.tables import Comment
+from core.storage.engine import make_engine
+from core.storage.schema import migrate
+from core.synthetic.demo import build_demo
+from core.synthetic.tracks import synthetic_track
 from tests.conftest import need
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"

@@ -16,9 +16,10 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 from streamlit.testing.v1 import AppTest
 
-from core.accounts import authenticate, create_user, end_all_web_sessions, user_by_name
-from core.db import make_engine
-from core.models import LoginAttempt, WebSession
+from core.accounts.sessions import end_all_web_sessions
+from core.accounts.tables import LoginAttempt, WebSession
+from core.accounts.users import authenticate, create_user, user_by_name
+from core.storage.engine import make_engine
 from dashboard.auth import IDENTITY_ENDED_NOTICE
 from tests.dashboard.conftest import APP
 

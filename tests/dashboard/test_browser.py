@@ -179,8 +179,8 @@ def test_athlete_journey(page, app_url, world, tmp_path):
     assert gpx.count("<trkpt") > 100 and "&lt;img src=x onerror=alert(1)&gt;" in gpx
 
     # Upload: a real device file when the corpus is here, and a generated one; then a duplicate.
-    from core.demo import synthetic_track
-    from core.fileio import to_gpx
+    from core.synthetic.tracks import synthetic_track
+    from core.tracks.formats.gpx import to_gpx
     files = [tmp_path / "evening-ride.gpx"]
     files[0].write_text(to_gpx(synthetic_track(random.Random(42), "ride", time.time() - 9000, 46.05, 14.5, 45, 7.2),
                                "Evening ride"))
@@ -277,11 +277,11 @@ def _flagged_drives(world) -> dict:
     for review; returns their ids by title."""
     from sqlalchemy.orm import Session
 
-    from core.accounts import create_user
-    from core.activities import record_track
-    from core.anomaly.store import score_activity
-    from core.db import make_engine
-    from core.demo import synthetic_track
+    from core.accounts.users import create_user
+    from core.activities.imports import record_track
+    from core.anomaly.scoring import score_activity
+    from core.storage.engine import make_engine
+    from core.synthetic.tracks import synthetic_track
 
     engine = make_engine(world.url)
     ids = {}
@@ -301,8 +301,9 @@ def test_moderator_dismisses_and_confirms_flags_and_the_athlete_sees_why(page, a
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from core.db import make_engine
-    from core.models import Activity, ModerationDecision
+    from core.activities.tables import Activity
+    from core.anomaly.tables import ModerationDecision
+    from core.storage.engine import make_engine
 
     ids = _flagged_drives(world)
     pg = page
@@ -429,9 +430,9 @@ def test_hostile_text_shows_as_written_on_every_page_for_a_follower_and_a_modera
     text shows as written, in the maps' and charts' frames too."""
     from sqlalchemy.orm import Session
 
-    from core.accounts import user_by_name
-    from core.db import make_engine
-    from core.leaderboard import leaderboard
+    from core.accounts.users import user_by_name
+    from core.social.leaderboards import leaderboard
+    from core.storage.engine import make_engine
     from dashboard.ui import CHART_LABEL_CHARS, abbreviate, who
 
     hw, pg = hostile_world, page

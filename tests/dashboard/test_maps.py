@@ -12,9 +12,9 @@ import folium
 import numpy as np
 from streamlit_folium import _get_map_string
 
-from core.cleaning import clean_track
-from core.demo import synthetic_track
-from core.trackstats import build_profile
+from core.synthetic.tracks import synthetic_track
+from core.tracks.cleaning import clean_track
+from core.tracks.stats import build_profile
 from dashboard import assets
 from dashboard.maps import (
     MAX_DRAWN_POINTS,

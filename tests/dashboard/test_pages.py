@@ -145,8 +145,8 @@ def test_upload_page_imports_refuses_duplicates_and_bad_files(world, tmp_path):
     import random
     import time
 
-    from core.demo import synthetic_track
-    from core.fileio import to_gpx
+    from core.synthetic.tracks import synthetic_track
+    from core.tracks.formats.gpx import to_gpx
 
     gpx = to_gpx(synthetic_track(random.Random(99), "ride", time.time() - 7200, 46.0, 14.5, 40, 7.0), "Test ride")
     at = run_page(world, "bob", "views/upload.py")
@@ -175,8 +175,8 @@ def test_settings_page_saves_cues_and_pairs_a_device(world):
     assert token.startswith("trk_")
     from sqlalchemy.orm import Session
 
-    from core.accounts import user_for_token
-    from core.db import make_engine
+    from core.accounts.tokens import user_for_token
+    from core.storage.engine import make_engine
     engine = make_engine(world.url)
     with Session(engine) as s:
         assert user_for_token(s, token).username == "bob"
@@ -218,8 +218,8 @@ def test_no_page_shows_another_athletes_private_activity(world, page):
 def test_athletes_page_finds_follows_and_unfollows(world):
     from sqlalchemy.orm import Session
 
-    from core.accounts import create_user, user_by_name
-    from core.db import make_engine
+    from core.accounts.users import create_user, user_by_name
+    from core.storage.engine import make_engine
 
     engine = make_engine(world.url)
     with Session(engine, expire_on_commit=False) as s, s.begin():
@@ -256,8 +256,8 @@ def test_owner_edits_an_activity_and_others_cannot(world):
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from core.db import make_engine
-    from core.models import Activity
+    from core.activities.tables import Activity
+    from core.storage.engine import make_engine
     engine = make_engine(world.url)
     with Session(engine) as s:
         mine = s.scalars(select(Activity).where(Activity.user_id == world.alice_id,
@@ -293,9 +293,10 @@ def _flag_the_demo_drive(world):
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
-    from core.anomaly.store import score_activity
-    from core.db import make_engine
-    from core.models import Activity, ActivityFlag
+    from core.activities.tables import Activity
+    from core.anomaly.scoring import score_activity
+    from core.anomaly.tables import ActivityFlag
+    from core.storage.engine import make_engine
 
     engine = make_engine(world.url)
     with Session(engine) as s, s.begin():
@@ -307,8 +308,8 @@ def _flag_the_demo_drive(world):
 
 
 def test_moderators_review_and_dismiss_a_flag_athletes_cannot_reach_the_page(world):
-    from core.accounts import user_by_name
-    from core.db import make_engine
+    from core.accounts.users import user_by_name
+    from core.storage.engine import make_engine
 
     activity_id, owner_id, status = _flag_the_demo_drive(world)
     assert status == "flagged"
@@ -341,7 +342,8 @@ def test_moderators_review_and_dismiss_a_flag_athletes_cannot_reach_the_page(wor
     assert not at.exception, [e.value for e in at.exception]
     from sqlalchemy import select
 
-    from core.models import Activity, ModerationDecision
+    from core.activities.tables import Activity
+    from core.anomaly.tables import ModerationDecision
     engine = make_engine(world.url)
     with Session(engine) as s:
         decision = s.scalars(select(ModerationDecision).where(ModerationDecision.activity_id == activity_id)).one()
@@ -360,14 +362,17 @@ def test_a_confirmed_drive_the_athlete_crops_goes_back_to_the_moderators_beside_
     import numpy as np
     from sqlalchemy.orm import Session
 
-    from core.accounts import create_user, user_by_name
-    from core.activities import record_track, stored_track
+    from core.accounts.users import create_user, user_by_name
+    from core.activities.imports import record_track
+    from core.activities.tables import Activity
     from core.anomaly import evaluation
-    from core.anomaly.store import decide, score_activity
-    from core.db import make_engine
-    from core.demo import synthetic_track
-    from core.geo import segment_lengths_m
-    from core.models import Activity, ActivityFlag
+    from core.anomaly.moderation import decide
+    from core.anomaly.scoring import score_activity
+    from core.anomaly.tables import ActivityFlag
+    from core.storage.engine import make_engine
+    from core.storage.points import stored_track
+    from core.synthetic.tracks import synthetic_track
+    from core.tracks.geo import segment_lengths_m
     from dashboard.ui import plain
 
     engine = make_engine(world.url)

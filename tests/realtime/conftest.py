@@ -8,7 +8,8 @@ import threading
 import pytest
 from sqlalchemy.orm import Session
 
-from core.accounts import create_device_token, create_user
+from core.accounts.tokens import create_device_token
+from core.accounts.users import create_user
 from realtime.server import IngestServer
 from realtime.store import Store
 
@@ -49,7 +50,7 @@ class RunningServer:
 
 def make_token(engine, username: str) -> str:
     with Session(engine) as s, s.begin():
-        from core.accounts import user_by_name
+        from core.accounts.users import user_by_name
         user = user_by_name(s, username) or create_user(s, username)
         _, secret = create_device_token(s, user)
         return secret

@@ -19,11 +19,14 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from core.accounts import create_device_token, create_user
-from core.db import make_engine, make_sessionmaker
-from core.demo import build_backlog
-from core.models import Activity, ActivityFlag, RoutePoint
-from core.schema import migrate
+from core.accounts.tokens import create_device_token
+from core.accounts.users import create_user
+from core.activities.tables import Activity
+from core.anomaly.tables import ActivityFlag
+from core.storage.engine import make_engine, make_sessionmaker
+from core.storage.points import RoutePoint
+from core.storage.schema import migrate
+from core.synthetic.demo import build_backlog
 from realtime.client import DeviceClient, LocalBuffer
 from tests.conftest import need
 from tests.realtime.test_crash import free_port

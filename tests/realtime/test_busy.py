@@ -15,7 +15,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 from websockets.exceptions import ConnectionClosed
 
-from core.models import DeviceToken, RoutePoint
+from core.accounts.tables import DeviceToken
+from core.storage.points import RoutePoint
 from tests.realtime.test_server import ask, open_device, run_points, started_run
 
 
@@ -83,7 +84,7 @@ def test_revoking_a_device_token_closes_its_connection(ingest, engine):
 
 
 def _digest(token: str) -> str:
-    from core.accounts import token_digest
+    from core.accounts.tokens import token_digest
     return token_digest(token)
 
 
@@ -174,7 +175,7 @@ def test_a_command_outlasting_the_busy_timeout_is_answered_after_the_lock(ingest
     and answered once the lock goes, never with ``internal``."""
     if engine.dialect.name != "sqlite":
         pytest.skip("PostgreSQL row locks wait without a timeout on this path")
-    from core.db import SQLITE_BUSY_TIMEOUT_MS
+    from core.storage.engine import SQLITE_BUSY_TIMEOUT_MS
 
     with open_device(ingest) as ws:
         activity_id = started_run(ws)

@@ -14,7 +14,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.models import Activity, RoutePoint
+from core.activities.tables import Activity
+from core.storage.points import RoutePoint
 from realtime.client import DeviceClient, LocalBuffer, replay_points
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,7 +253,7 @@ def test_points_recorded_offline_after_the_server_closed_the_activity_continue_i
     stopped and completed as the device recorded it, and nothing is set aside or lost."""
     from sqlalchemy.orm import sessionmaker
 
-    from core.openactivities import close_abandoned
+    from core.activities.open import close_abandoned
 
     token = ingest.token("offline_two_days")
     buffer = LocalBuffer(tmp_path / "device.sqlite")

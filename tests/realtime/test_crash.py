@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
 
-from core.accounts import create_device_token, create_user
-from core.activities import change_status, create_activity
-from core.models import RoutePoint
+from core.accounts.tokens import create_device_token
+from core.accounts.users import create_user
+from core.activities.lifecycle import change_status, create_activity
+from core.storage.points import RoutePoint
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLS = 50

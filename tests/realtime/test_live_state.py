@@ -8,8 +8,8 @@ import time
 
 from sqlalchemy.orm import Session
 
-from core import livestate
-from core.accounts import user_by_name
+from core.accounts.users import user_by_name
+from core.activities import live_board as livestate
 from dashboard.queries import live_activities
 from tests.realtime.conftest import RunningServer, make_token
 from tests.realtime.test_server import T0, ask, open_device, run_points, started_run

@@ -6,7 +6,8 @@ import asyncio
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.models import Activity, RoutePoint
+from core.activities.tables import Activity
+from core.storage.points import RoutePoint
 from realtime.simulate import main_async
 
 

@@ -7,9 +7,9 @@ import time
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from core.accounts import create_user
-from core.activities import ActivityClosed, NotFound, change_status, create_activity
-from core.models import RoutePoint
+from core.accounts.users import create_user
+from core.activities.lifecycle import ActivityClosed, NotFound, change_status, create_activity
+from core.storage.points import RoutePoint
 from realtime.protocol import Point
 from realtime.store import Store
 

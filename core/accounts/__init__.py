@@ -1,0 +1,1 @@
+"""Accounts: users and passwords, sign-in throttling, device tokens and web sessions."""

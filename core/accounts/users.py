@@ -1,0 +1,130 @@
+"""Local accounts, browser sign-ins, sign-in throttling and device tokens.
+
+Passwords are stored as salted scrypt hashes (slow by design). Device tokens and web
+session secrets are random and shown once; only their SHA-256 is stored, which is enough
+for a high-entropy secret and lets a check be a single indexed lookup, cheap enough for the
+dashboard to repeat on every run (so a role change, a password change or "sign out
+everywhere" takes effect at once). Those also set the account's ``sessions_valid_after``
+(in ``User.settings``), so that a browser signed in through OpenID Connect, which may come
+back with the provider's identity alone, is refused until it signs in again. Sign-in
+attempts are counted in the database per account and per client, so the limit holds across
+every dashboard process and every thread of one; the worker purges expired sessions and
+attempts that no longer count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from functools import cache
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.accounts.tables import ROLES, User
+from core.text import clean, fit
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+USERNAME_RE = re.compile(r"^[a-z0-9_.-]{3,32}$")
+MIN_PASSWORD_LENGTH = 8
+MAX_NAME_CHARS: int = User.__table__.c.name.type.length
+MAX_EMAIL_CHARS = 254  # the longest address SMTP can carry (RFC 5321); users.email holds 256
+PURGE_BATCH_ROWS = 500
+_UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+class AccountError(ValueError):
+    """A sign-up or sign-in problem the user can fix; the message says which."""
+
+
+def hash_password(password: str) -> str:
+    """A salted scrypt hash of ``password`` with its parameters."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    """Whether ``password`` matches the stored hash (constant-time comparison)."""
+    if not stored:
+        return False
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got.hex(), digest)
+
+
+@cache
+def _unknown_user_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def display_name(name: str | None, fallback: str) -> str:
+    """A display name that fits the column: blank gives ``fallback``, a long one is cut with
+    an ellipsis between characters as a reader sees them (``core.text.fit``)."""
+    return fit(name, MAX_NAME_CHARS) or fallback
+
+
+def clean_email(email: str | None) -> str | None:
+    """The address as stored (trimmed, lower case); AccountError if it cannot be one."""
+    if email is None or not email.strip():
+        return None
+    email = email.strip().lower()
+    if len(email) > MAX_EMAIL_CHARS:
+        raise AccountError(f"e-mail address: at most {MAX_EMAIL_CHARS} characters")
+    if "@" not in email.strip("@") or any(c.isspace() for c in email) or _UNSTORABLE.search(email):
+        raise AccountError("e-mail address: it needs the form name@example.org")
+    return email
+
+
+def create_user(s: Session, username: str, name: str | None = None, password: str | None = None,
+                email: str | None = None, role: str = "athlete") -> User:
+    """Create an account; AccountError says what is wrong with the details."""
+    username = username.strip().lower()
+    if not USERNAME_RE.match(username):
+        raise AccountError("username: 3 to 32 characters among a-z, 0-9, '_', '.', '-'")
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    if password is not None and len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"password must have at least {MIN_PASSWORD_LENGTH} characters")
+    email = clean_email(email)
+    if s.scalars(select(User).where(User.username == username)).first() is not None:
+        raise AccountError("that username is taken")
+    if email is not None and s.scalars(select(User.id).where(User.email == email)).first() is not None:
+        raise AccountError("that e-mail address belongs to another account")
+    user = User(username=username, name=display_name(name, username), email=email, role=role,
+                password_hash=hash_password(password) if password else None, settings={})
+    s.add(user)
+    s.flush()
+    return user
+
+
+def _username(username: str) -> str:
+    """The username as stored and as the throttle keys it: PostgreSQL refuses NUL in text,
+    so what was typed is cleaned of control characters before it reaches a query."""
+    return clean(username).strip().lower()
+
+
+def _password_matches(user: User | None, password: str) -> bool:
+    if user is None:
+        # Hash anyway, so that the answer takes as long for a name that does not exist.
+        verify_password(password, _unknown_user_hash())
+        return False
+    return verify_password(password, user.password_hash)
+
+
+def authenticate(s: Session, username: str, password: str) -> User | None:
+    """The user if the username and password match, else None."""
+    user = user_by_name(s, username)
+    return user if _password_matches(user, password) else None
+
+
+def user_by_name(s: Session, username: str) -> User | None:
+    """The user with this username, if any."""
+    return s.scalars(select(User).where(User.username == _username(username))).first()

@@ -1,0 +1,188 @@
+"""Uploaded and imported files become activities, written in short transactions."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from itertools import repeat
+
+import numpy as np
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.accounts.tables import User
+from core.activities.lifecycle import ActivityError, check_visibility, create_activity
+from core.activities.summary import apply_summary
+from core.activities.tables import SPORTS, Activity
+from core.storage.engine import write_transaction
+from core.storage.points import POINT_FIELDS, RoutePoint, insert_new_points
+from core.tracks.cleaning import clean_track
+from core.tracks.stats import Summary, summarise
+from core.tracks.track import Track
+
+log = logging.getLogger(__name__)
+# Where an activity made from a file comes from; one of these still "created" is an import
+# being written, or one whose process died midway.
+IMPORT_SOURCES = ("upload", "import")
+# Points per write transaction of an import, against a 50 ms budget: importing the largest
+# real recording (24,239 points) on a busy two-core machine held SQLite's write lock a median
+# 11 ms per chunk, and took 25 ms per transaction on PostgreSQL.
+IMPORT_CHUNK_POINTS = 2000
+IMPORT_REST_S = 0.005  # added to each import transaction's rest on SQLite; see _import_transaction
+
+
+def is_unfinished_import(status: str, source: str) -> bool:
+    """An activity made from a file that is still being written, or whose import died midway."""
+    return status == "created" and source in IMPORT_SOURCES
+
+
+def refuse_duplicate(s: Session, user_id: int, source_hash: str) -> None:
+    """ActivityError ("duplicate") if the user has an activity made from the file with this
+    hash; an unfinished import of it does not count."""
+    for activity in s.scalars(select(Activity).where(Activity.user_id == user_id,
+                                                     Activity.source_hash == source_hash)):
+        if not is_unfinished_import(activity.status, activity.source):
+            raise ActivityError(f"this file is already imported as activity {activity.id}", "duplicate")
+
+
+def track_sport(track: Track, sport: str | None) -> str:
+    """The sport to record a file's track as: the one chosen, else the file's if it is a run or a ride."""
+    sport = sport or (track.sport if track.sport in SPORTS else None)
+    if sport is None:
+        raise ActivityError("this file's sport is not a run or a ride; choose one", "invalid_sport")
+    return sport
+
+
+def track_point_rows(activity_id: int, track: Track, positions: np.ndarray, first_seq: int) -> list[tuple]:
+    """Rows (tuples in POINT_COLUMNS order) for the track's points at ``positions`` (indices
+    of points with a finite time), numbered from ``first_seq``; a missing value becomes NULL."""
+    columns = [track.t[positions].tolist()]
+    for name in POINT_FIELDS:
+        values = getattr(track, name)[positions]
+        columns.append(np.where(np.isfinite(values), values, None).tolist())
+    seqs = range(first_seq, first_seq + len(positions))
+    return list(zip(repeat(activity_id), seqs, *columns))
+
+
+def _finish_from_file(activity: Activity, summary: Summary, cut_chars: dict | None) -> None:
+    apply_summary(activity, summary)
+    if cut_chars:
+        # Kept with the figures so that the upload can tell the athlete their file's name was cut.
+        activity.summary = {**activity.summary, "cut_chars": dict(cut_chars)}
+    activity.status = "completed"
+    activity.completed_at = datetime.fromtimestamp(summary.end_time or time.time(), tz=UTC)
+
+
+def record_track(s: Session, user: User, track: Track, sport: str | None = None,
+                 title: str | None = None, visibility: str | None = None,
+                 source: str = "upload", source_hash: str | None = None) -> Activity:
+    """Store a whole recorded track as a completed activity in the caller's transaction, for
+    bulk loads that run before anything else does (demo data, tests); an upload goes
+    through ``import_track``. What reading the file cut to fit (``track.meta["cut_chars"]``)
+    is noted in its summary."""
+    sport = track_sport(track, sport)
+    if source_hash is not None:
+        refuse_duplicate(s, user.id, source_hash)
+    activity = create_activity(s, user, sport, title=title or track.name, visibility=visibility,
+                               source=source)
+    activity.source_hash = source_hash
+    positions = np.flatnonzero(np.isfinite(track.t))
+    for start in range(0, len(positions), 5000):
+        insert_new_points(s, track_point_rows(activity.id, track, positions[start:start + 5000], start))
+    _finish_from_file(activity, summarise(clean_track(track), points=len(track)), track.meta.get("cut_chars"))
+    s.flush()
+    return activity
+
+
+def import_track(Session: sessionmaker[Session], user: User, track: Track, sport: str | None = None,
+                 title: str | None = None, visibility: str | None = None,
+                 source: str = "upload", source_hash: str | None = None) -> Activity:
+    """Store a whole recorded track as a completed activity, writing it in short transactions
+    of ``IMPORT_CHUNK_POINTS`` points; the same checks and result as ``record_track``.
+
+    Everything is checked and computed first, with no transaction open. The activity is
+    written "created" and private, so no feed, leaderboard, other athlete's Live page or
+    worker job sees it, together with its first points (so it is never a pointless fresh
+    activity, which the owner's Live page would list); then the other points; then one
+    transaction completes it with its summary and real visibility. If anything fails on the
+    way, what was written is deleted and the error raised again; an import whose process died
+    is deleted by ``core.activities.open.close_abandoned`` a day later. The activity comes back
+    detached, its columns loaded."""
+    if source not in IMPORT_SOURCES:
+        raise ValueError(f"an import's source is one of {', '.join(IMPORT_SOURCES)}, not {source!r}")
+    sport = track_sport(track, sport)
+    visibility = check_visibility(visibility or user.default_visibility)
+    if source_hash is not None:
+        with Session() as s:
+            refuse_duplicate(s, user.id, source_hash)
+    summary = summarise(clean_track(track), points=len(track))
+    positions = np.flatnonzero(np.isfinite(track.t))
+    starts = range(0, len(positions), IMPORT_CHUNK_POINTS)
+    with _import_transaction(Session, "import") as s:
+        activity = create_activity(s, user, sport, title=title or track.name, visibility="private",
+                                   source=source)
+        activity.source_hash = source_hash
+        activity_id = activity.id
+        if len(positions):
+            insert_new_points(s, track_point_rows(activity_id, track, positions[:IMPORT_CHUNK_POINTS], 0))
+    try:
+        for start in starts[1:]:
+            rows = track_point_rows(activity_id, track, positions[start:start + IMPORT_CHUNK_POINTS], start)
+            with _import_transaction(Session, "import") as s:
+                insert_new_points(s, rows)
+        with _import_transaction(Session, "import") as s:
+            activity = s.get(Activity, activity_id)
+            if activity is None:
+                raise ActivityError("the import was removed before it finished", "import_removed")
+            if source_hash is not None:
+                # The same file imported twice at once: the user's row lock makes the second
+                # completion wait for the first, and then see it.
+                s.execute(select(User.id).where(User.id == user.id).with_for_update(key_share=True))
+                refuse_duplicate(s, user.id, source_hash)
+            _finish_from_file(activity, summary, track.meta.get("cut_chars"))
+            activity.visibility = visibility
+            s.flush()
+            s.expunge(activity)  # readable after commit whatever the sessionmaker's expire_on_commit
+        return activity
+    except BaseException:
+        try:
+            delete_unfinished_import(Session, activity_id, "import")
+        except Exception:  # noqa: BLE001 - the first error is the one to raise; the worker cleans up
+            log.exception("could not delete the unfinished import %s; it is deleted once abandoned",
+                          activity_id)
+        raise
+
+
+def delete_unfinished_import(Session: sessionmaker[Session], activity_id: int, job: str) -> bool:
+    """Delete an unfinished import, its points ``IMPORT_CHUNK_POINTS`` per short write
+    transaction (newest first) and then the activity; False, deleting nothing, when the
+    activity is gone or is not an unfinished import."""
+    while True:
+        with _import_transaction(Session, job) as s:
+            activity = s.get(Activity, activity_id)
+            if activity is None or not is_unfinished_import(activity.status, activity.source):
+                return False
+            top = s.scalar(select(RoutePoint.seq).where(RoutePoint.activity_id == activity_id)
+                           .order_by(RoutePoint.seq.desc()).limit(1))
+            if top is None:
+                s.execute(delete(Activity).where(Activity.id == activity_id))
+                return True
+            s.execute(delete(RoutePoint).where(RoutePoint.activity_id == activity_id,
+                                               RoutePoint.seq > top - IMPORT_CHUNK_POINTS))
+
+
+@contextmanager
+def _import_transaction(Session: sessionmaker[Session], job: str) -> Iterator[Session]:
+    """``write_transaction``, then on SQLite a rest as long as the lock was held plus
+    ``IMPORT_REST_S``: the ingest server, which meets a held lock with a retry after 2 ms
+    doubling each time, retries within that rest, so it waits for one chunk at most and is
+    never shut out by a run of them."""
+    with write_transaction(Session, job) as s:
+        held = time.perf_counter()
+        sqlite = s.get_bind().dialect.name == "sqlite"
+        yield s
+    if sqlite:
+        time.sleep(time.perf_counter() - held + IMPORT_REST_S)

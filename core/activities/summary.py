@@ -1,0 +1,84 @@
+"""An activity's summary: its recorded track and pauses, summarised and applied."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.activities.tables import Activity, ActivityEvent
+from core.storage.points import stored_track
+from core.tracks.cleaning import clean_track
+from core.tracks.stats import Summary, summarise
+from core.tracks.track import Track
+
+log = logging.getLogger(__name__)
+
+
+def pause_intervals(s: Session, activity: Activity) -> list[tuple[float, float]]:
+    """Time ranges during which the activity was paused or stopped."""
+    events = s.execute(select(ActivityEvent.command, ActivityEvent.at)
+                       .where(ActivityEvent.activity_id == activity.id)
+                       .order_by(ActivityEvent.at, ActivityEvent.id)).all()
+    intervals = []
+    paused_at = None
+    for command, at in events:
+        if command in ("pause", "stop") and paused_at is None:
+            paused_at = at
+        elif command == "resume" and paused_at is not None:
+            intervals.append((paused_at, at))
+            paused_at = None
+    if paused_at is not None:
+        intervals.append((paused_at, math.inf))
+    return intervals
+
+
+def recorded_track(s: Session, activity: Activity) -> tuple[Track, list[tuple[float, float]], int]:
+    """The stored points recorded while the activity ran (those logged while paused taken
+    out), the pause intervals, and how many points were stored in all."""
+    track = stored_track(s, activity)
+    paused = np.zeros(len(track), dtype=bool)
+    intervals = pause_intervals(s, activity)
+    for start, end in intervals:
+        paused |= (track.t > start) & (track.t < end)
+    return track.take(~paused), intervals, len(track)
+
+
+def summarise_activity(s: Session, activity: Activity) -> Summary:
+    """Compute the summary of an activity from its stored points and pauses."""
+    track, intervals, count = recorded_track(s, activity)
+    summary = summarise(clean_track(track), points=count, pauses=intervals)
+    if count > len(track):
+        summary.dropped["paused"] = count - len(track)
+    return summary
+
+
+def apply_summary(activity: Activity, summary: Summary) -> None:
+    """Copy a summary onto the activity's columns."""
+    activity.distance_m = summary.distance_m
+    activity.moving_time_s = summary.moving_time_s
+    activity.elapsed_time_s = summary.elapsed_time_s
+    activity.avg_pace_s_per_km = summary.avg_pace_s_per_km
+    activity.avg_speed_mps = summary.avg_speed_mps
+    activity.max_speed_mps = summary.max_speed_mps
+    activity.best_1km_s = summary.best_pace_1km_s_per_km
+    activity.elevation_gain_m = summary.elevation_gain_m
+    activity.elevation_loss_m = summary.elevation_loss_m
+    activity.point_count = summary.points
+    activity.summary = summary.to_dict()
+    if summary.start_time is not None:
+        activity.start_time = datetime.fromtimestamp(summary.start_time, tz=UTC)
+
+
+def complete_activity(s: Session, activity: Activity, at: float | None = None) -> Summary:
+    """Compute the authoritative summary from the stored track and mark completion time."""
+    s.flush()
+    summary = summarise_activity(s, activity)
+    apply_summary(activity, summary)
+    activity.completed_at = datetime.fromtimestamp(at if at is not None else time.time(), tz=UTC)
+    return summary

@@ -1,0 +1,83 @@
+"""Activity tables: activities and their lifecycle events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    false,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.accounts.tables import User
+from core.storage.base import Base, UTCDateTime, utcnow
+
+SPORTS = ("run", "ride")
+STATUSES = ("created", "active", "paused", "stopped", "completed", "discarded")
+VISIBILITIES = ("public", "followers", "private")
+
+
+class Activity(Base):
+    __tablename__ = "activities"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    sport: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16), default="created")
+    title: Mapped[str] = mapped_column(String(200), default="")
+    visibility: Mapped[str] = mapped_column(String(16), default="followers")
+    source: Mapped[str] = mapped_column(String(16), default="device")
+    source_hash: Mapped[str | None] = mapped_column(String(64))
+    # The device's own id for an activity it created offline, so a retried create is idempotent.
+    client_ref: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    distance_m: Mapped[float | None] = mapped_column(Float)
+    moving_time_s: Mapped[float | None] = mapped_column(Float)
+    elapsed_time_s: Mapped[float | None] = mapped_column(Float)
+    avg_pace_s_per_km: Mapped[float | None] = mapped_column(Float)
+    avg_speed_mps: Mapped[float | None] = mapped_column(Float)
+    max_speed_mps: Mapped[float | None] = mapped_column(Float)
+    best_1km_s: Mapped[float | None] = mapped_column(Float)
+    elevation_gain_m: Mapped[float | None] = mapped_column(Float)
+    elevation_loss_m: Mapped[float | None] = mapped_column(Float)
+    point_count: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[dict | None] = mapped_column(JSON)
+    # Flagged as anomalous and not cleared by a moderator: kept out of leaderboards.
+    held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+    __table_args__ = (
+        CheckConstraint(f"sport IN {SPORTS}", name="sport"),
+        CheckConstraint(f"status IN {STATUSES}", name="status"),
+        CheckConstraint(f"visibility IN {VISIBILITIES}", name="visibility"),
+        # The feed reads one athlete's completed activities newest first.
+        Index("ix_activities_feed", "user_id", "status", "start_time", "id"),
+        # Leaderboards scan completed activities by time window and sport.
+        Index("ix_activities_board", "status", "sport", "start_time"),
+        Index("ix_activities_source", "user_id", "source_hash"),
+        Index("uq_activities_client_ref", "user_id", "client_ref", unique=True),
+    )
+
+
+class ActivityEvent(Base):
+    """A status change, with the time it happened (the device's clock when it says so)."""
+
+    __tablename__ = "activity_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), index=True)
+    command: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,141 @@
+"""Moderation: the review queue, decisions and crops."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.accounts.tables import User
+from core.activities.lifecycle import get_owned_activity
+from core.activities.summary import apply_summary, recorded_track
+from core.activities.tables import Activity, ActivityEvent
+from core.anomaly.flags import AWAITING_MODERATOR, ModerationError, apply_event, is_held
+from core.anomaly.model import DEFAULT_THRESHOLD, PopulationModel
+from core.anomaly.scoring import (
+    _figures,
+    _history,
+    _locked_activity,
+    assess_stored,
+    record_verdict,
+)
+from core.anomaly.tables import MODERATION_ACTIONS, ActivityFlag, ModerationDecision
+from core.storage.engine import write_transaction
+from core.storage.points import RoutePoint, count_points
+from core.text import clean
+from core.tracks.cleaning import clean_track
+from core.tracks.stats import Summary, summarise
+from core.tracks.track import Track
+
+log = logging.getLogger(__name__)
+
+
+def decide(s: Session, activity_id: int, moderator: User, action: str, note: str = "") -> ActivityFlag:
+    """A moderator's decision on a flag, logged with who and when."""
+    if moderator.role != "moderator":
+        raise ModerationError("only moderators decide on flagged activities")
+    if action not in MODERATION_ACTIONS:
+        raise ModerationError(f"action must be one of {', '.join(MODERATION_ACTIONS)}")
+    activity = _locked_activity(s, activity_id)
+    flag = s.get(ActivityFlag, activity_id)
+    if activity is None or flag is None:
+        raise ModerationError(f"activity {activity_id} is not flagged")
+    flag.status = apply_event(flag.status, action)
+    activity.held = is_held(flag.status)
+    s.add(ModerationDecision(activity_id=activity_id, moderator_id=moderator.id, action=action,
+                             note=(clean(note or "")).strip()[:2000], score=flag.score))
+    s.flush()
+    return flag
+
+
+def queue(s: Session, sport: str | None = None, code: str | None = None, limit: int = 50):
+    """Flags awaiting a decision (or a crop), highest score first, with their activities."""
+    q = (select(ActivityFlag, Activity).join(Activity, Activity.id == ActivityFlag.activity_id)
+         .where(ActivityFlag.status.in_(AWAITING_MODERATOR))
+         .order_by(ActivityFlag.score.desc(), ActivityFlag.activity_id).limit(limit))
+    if sport:
+        q = q.where(ActivityFlag.sport == sport)
+    if code:
+        q = q.where(ActivityFlag.codes.contains(code))
+    return s.execute(q).all()
+
+
+def usual_figures(s: Session, user_id: int, sport: str, exclude: int) -> dict | None:
+    """The athlete's usual average speed and count, for the review page."""
+    baseline = _history(s, user_id, sport, exclude)
+    if baseline is None:
+        return None
+    median, _, count = baseline.metrics["speed"]
+    return {"speed_mps": math.exp(median), "count": count}
+
+
+@dataclass
+class CropPlan:
+    """What a crop will change, worked out before anything is written."""
+
+    track: Track  # the recorded track without the range
+    summary: Summary
+    removed: int  # stored points in the range (those logged while paused included)
+    left: int
+    record: dict  # the range and the figures before and after, for the flag's history
+
+
+def plan_crop(s: Session, activity: Activity, t0: float, t1: float) -> CropPlan:
+    """Work out a crop of the points recorded from t0 to t1 (Unix seconds); reads only."""
+    t0, t1 = float(t0), float(t1)
+    if not (math.isfinite(t0) and math.isfinite(t1)) or t1 <= t0:
+        raise ModerationError("choose a time range to remove: its end must come after its start")
+    if activity.status != "completed":
+        raise ModerationError("only a completed activity can be cropped")
+    track, intervals, count = recorded_track(s, activity)
+    removed = int(s.scalar(select(func.count()).select_from(RoutePoint)
+                           .where(RoutePoint.activity_id == activity.id,
+                                  RoutePoint.t >= t0, RoutePoint.t <= t1)) or 0)
+    if not removed:
+        raise ModerationError("no points were recorded in that time range")
+    kept = track.take(~((track.t >= t0) & (track.t <= t1)))
+    if removed >= count or not len(kept):
+        raise ModerationError("that would remove every point; delete the activity instead")
+    # What summarise_activity will find once the points are gone and the range is a pause
+    # (see crop_activity), worked out without holding the write lock.
+    summary = summarise(clean_track(kept), points=count - removed, pauses=[*intervals, (t0, t1)])
+    if count - removed > len(kept):
+        summary.dropped["paused"] = count - removed - len(kept)
+    origin = float(track.t[0]) if len(track) else t0
+    record = {"at": time.time(), "t0": t0, "t1": t1, "from_s": max(0.0, t0 - origin), "to_s": max(0.0, t1 - origin),
+              "points_removed": removed,
+              "before": _figures(activity.distance_m, activity.moving_time_s, activity.avg_speed_mps,
+                                 activity.max_speed_mps),
+              "after": _figures(summary.distance_m, summary.moving_time_s, summary.avg_speed_mps,
+                                summary.max_speed_mps)}
+    return CropPlan(kept, summary, removed, count - removed, record)
+
+
+def crop_activity(Session: sessionmaker[Session], activity_id: int, owner_id: int, t0: float, t1: float,
+                  model: PopulationModel | None, limit: float = DEFAULT_THRESHOLD) -> ActivityFlag:
+    """Remove the points the owner recorded from t0 to t1, recompute the activity and score it
+    again: worked out with no write transaction open, then written in one short one.
+
+    A crop of an activity a moderator confirmed or asked to crop goes back to the moderators
+    (``cropped``, still held) with its new score; any other is scored afresh."""
+    t0, t1 = float(t0), float(t1)
+    with Session() as s:
+        activity = get_owned_activity(s, activity_id, owner_id)
+        plan = plan_crop(s, activity, t0, t1)
+        result = assess_stored(s, activity, model, limit, track=plan.track)
+    with write_transaction(Session, "crop") as s:
+        activity = get_owned_activity(s, activity_id, owner_id, lock=True)
+        removed = s.execute(delete(RoutePoint).where(RoutePoint.activity_id == activity_id,
+                                                     RoutePoint.t >= t0, RoutePoint.t <= t1)).rowcount
+        if removed != plan.removed or count_points(s, activity_id) != plan.left:
+            raise ModerationError("the activity changed while the crop was worked out; try again")
+        # The range removed is a pause: the straight line across it (the car ride home)
+        # counts for neither distance nor moving time, nor for best efforts.
+        s.add_all([ActivityEvent(activity_id=activity_id, command="pause", status="paused", at=t0),
+                   ActivityEvent(activity_id=activity_id, command="resume", status="active", at=t1)])
+        apply_summary(activity, plan.summary)
+        return record_verdict(s, activity_id, result, crop=plan.record)

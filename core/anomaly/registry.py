@@ -1,0 +1,100 @@
+"""The anomaly model's files: trained, signed, loaded, and retrained on the database."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.anomaly.model import ModelFileError, PopulationModel, train_sport
+from core.anomaly.tables import ActivityFlag
+from core.anomaly.training import feature_rows, population, real_recordings
+from core.config import Settings
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "anomaly.pkl"
+RETRAIN_EVERY_S = 24 * 3600
+DB_TRAINING_LIMIT = 3000
+
+
+def model_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "models"
+
+
+def load_model(settings: Settings) -> PopulationModel | None:
+    """The saved model, or None when there is none yet (a refused file raises)."""
+    path = model_dir(settings) / MODEL_FILE
+    if not path.exists():
+        return None
+    return PopulationModel.load(path)
+
+
+def train(settings: Settings, Session=None, say=None) -> PopulationModel:
+    """Train on everything available, save, and return the model."""
+    say = say or (lambda text: None)
+    real = real_recordings(settings.shared_tracks_dir)
+    rows = feature_rows(population(real))
+    sources = {"shared_recordings": len(real), "generated": True}
+    if Session is not None:
+        with Session() as s:
+            db_rows = _database_rows(s)
+        for sport, extra in db_rows.items():
+            rows[sport].extend(extra)
+        sources["database_activities"] = sum(len(v) for v in db_rows.values())
+    model = PopulationModel.train({sport: np.array(r) for sport, r in rows.items()}, sources)
+    # Validation: how often ordinary activities would be flagged by the forest alone, on a
+    # fifth of them that a second forest (trained on the rest) never saw.
+    rng = random.Random(1)
+    validation = {}
+    for sport, sport_rows in rows.items():
+        shuffled = list(sport_rows)
+        rng.shuffle(shuffled)
+        n = len(shuffled) // 5
+        validation[sport] = {"rows": len(shuffled)}
+        if n >= 5:
+            check = train_sport(np.array(shuffled[n:]))
+            flagged = check.probabilities(np.array(shuffled[:n])) >= 0.5
+            validation[sport] |= {"held_out": n, "held_out_flag_rate": round(float(flagged.mean()), 4)}
+    model.meta["validation"] = validation
+    model.save(model_dir(settings) / MODEL_FILE)
+    say(f"anomaly model trained on {sum(len(v) for v in rows.values())} activities "
+        f"({', '.join(f'{k}: {v}' for k, v in sources.items())}) and saved to {model_dir(settings) / MODEL_FILE}")
+    return model
+
+
+def ensure_model(settings: Settings, Session=None) -> PopulationModel:
+    """The saved model, training one first (and saying so on stderr) when there is none."""
+    try:
+        model = load_model(settings)
+    except ModelFileError as exc:
+        print(f"{exc}; training a new one", file=sys.stderr)
+        model = None
+    if model is None:
+        print("no trained anomaly model yet: training one from the data available", file=sys.stderr)
+        model = train(settings, Session, say=lambda text: print(text, file=sys.stderr))
+    return model
+
+
+def _database_rows(s: Session) -> dict[str, list]:
+    """Feature rows of activities the detector scored and nobody found wrong."""
+    from core.anomaly.features import MODEL_FEATURES
+
+    out = {"run": [], "ride": []}
+    rows = s.execute(select(ActivityFlag.sport, ActivityFlag.features)
+                     .where(ActivityFlag.status.in_(("clear", "dismissed")))
+                     .order_by(ActivityFlag.scored_at.desc()).limit(DB_TRAINING_LIMIT)).all()
+    for sport, values in rows:
+        if sport in out and values:
+            out[sport].append(np.array([_num(values.get(name)) for name in MODEL_FEATURES]))
+    return out
+
+
+def _num(value) -> float:
+    return float(value) if isinstance(value, (int, float)) else math.nan

@@ -1,0 +1,193 @@
+"""Anomaly detection in the running system: the saved model, scoring stored activities,
+the moderators' decisions and what they feed back, and the athlete's crop.
+
+A flagged activity is provisional: it stays visible to its athlete and followers, but its
+``held`` mark keeps it out of leaderboards until a moderator decides. A confirmed flag keeps
+it out for good (the athlete sees why); after a confirmation or a crop request the athlete's
+crop goes back to the moderators, still held, and only a moderator releases it (the states and
+what may move them are in ``core.anomaly.flags``). Scoring, the expensive part, runs with no
+write transaction open; each verdict is then written in a short one, because SQLite has one
+writer and the ingest server's commits wait for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.accounts.tables import User
+from core.activities.summary import recorded_track
+from core.activities.tables import Activity
+from core.anomaly.detector import assess
+from core.anomaly.flags import CROP, apply_event, is_held, score_event
+from core.anomaly.model import DEFAULT_THRESHOLD, Baseline, PopulationModel
+from core.anomaly.tables import ActivityFlag
+from core.storage.base import utcnow
+from core.storage.engine import write_transaction
+from core.tracks.track import Track
+
+log = logging.getLogger(__name__)
+HISTORY_LIMIT = 30
+CANDIDATE_LIMIT = 60
+
+
+def _history(s: Session, user_id: int, sport: str, exclude: int) -> Baseline | None:
+    rows = s.scalars(select(ActivityFlag.features)
+                     .where(ActivityFlag.user_id == user_id, ActivityFlag.sport == sport,
+                            ActivityFlag.activity_id != exclude,
+                            ActivityFlag.status.in_(("clear", "dismissed")))
+                     .order_by(ActivityFlag.scored_at.desc()).limit(HISTORY_LIMIT)).all()
+    return Baseline.from_history([r for r in rows if r])
+
+
+def _candidates(s: Session, activity: Activity, centroid) -> list[tuple[str, dict]]:
+    """Other athletes' activities stored before this one, whose routes lie near it."""
+    if centroid is None:
+        return []
+    lat, lon = centroid
+    rows = s.execute(select(ActivityFlag.activity_id, ActivityFlag.fingerprint, User.name)
+                     .join(User, User.id == ActivityFlag.user_id)
+                     .where(ActivityFlag.user_id != activity.user_id, ActivityFlag.activity_id < activity.id,
+                            ActivityFlag.fingerprint.is_not(None),
+                            ActivityFlag.centroid_lat.between(lat - 0.03, lat + 0.03),
+                            ActivityFlag.centroid_lon.between(lon - 0.06, lon + 0.06))
+                     .limit(CANDIDATE_LIMIT)).all()
+    return [(f"activity {aid} by {name}", fp) for aid, fp, name in rows]
+
+
+def _clean_json(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_json(v) for v in value]
+    return value
+
+
+@dataclass
+class Scoring:
+    """A verdict computed from an activity's track, ready to be written as its flag."""
+
+    flagged: bool
+    score: float
+    reasons: list
+    codes: str
+    verdict: dict
+    features: dict
+    fingerprint: dict | None
+    centroid: tuple[float, float] | None
+    model_version: str
+
+
+def assess_stored(s: Session, activity: Activity, model: PopulationModel | None,
+                  limit: float = DEFAULT_THRESHOLD, track: Track | None = None) -> Scoring:
+    """Judge a stored activity (or ``track``, a changed version of it); reads only."""
+    if track is None:
+        track, _, _ = recorded_track(s, activity)
+    result = assess(track, activity.sport, model, _history(s, activity.user_id, activity.sport, activity.id),
+                    lambda fp: _candidates(s, activity, fp["centroid"]), threshold=limit)
+    verdict = result.verdict
+    return Scoring(
+        flagged=bool(verdict.flagged), score=float(verdict.score), reasons=list(verdict.reasons),
+        codes=" ".join(sorted({h.code for h in verdict.hits}))[:200], verdict=_clean_json(verdict.to_dict()),
+        features=_clean_json(dict(result.features.values)), fingerprint=result.fingerprint,
+        centroid=tuple(result.fingerprint["centroid"]) if result.fingerprint else None,
+        model_version=(model.meta.get("trained_at", "") if model else "rules only")[:64])
+
+
+def _locked_activity(s: Session, activity_id: int) -> Activity | None:
+    """The activity, its row locked until the transaction ends (PostgreSQL; SQLite has one
+    writer anyway)."""
+    return s.scalars(select(Activity).where(Activity.id == activity_id).with_for_update(of=Activity)).first()
+
+
+def record_verdict(s: Session, activity_id: int, result: Scoring, crop: dict | None = None) -> ActivityFlag:
+    """Write a verdict as the activity's flag, its status moved through the transition table
+    (by the score, or by the athlete's crop when ``crop`` describes it); refusals raise."""
+    # The activity's row first, then its flag's: every writer of a flag locks in this order.
+    activity = _locked_activity(s, activity_id)
+    flag = s.get(ActivityFlag, activity_id)
+    status = flag.status if flag else None
+    new = (apply_event(status, score_event(result.flagged)) if crop is None
+           else apply_event(status, CROP, flagged=result.flagged))
+    if flag is None:
+        flag = ActivityFlag(activity_id=activity.id, user_id=activity.user_id)
+        s.add(flag)
+    if crop is not None:
+        flag.crop = _crop_history(flag, crop, result)
+    flag.sport = activity.sport
+    flag.score = result.score
+    flag.status = new
+    flag.reasons = result.reasons
+    flag.codes = result.codes
+    flag.verdict = result.verdict
+    flag.features = result.features
+    flag.fingerprint = result.fingerprint
+    flag.centroid_lat, flag.centroid_lon = result.centroid if result.centroid else (None, None)
+    flag.model_version = result.model_version
+    flag.scored_at = utcnow()
+    activity.held = is_held(new)
+    s.flush()
+    return flag
+
+
+def score_activity(s: Session, activity: Activity, model: PopulationModel | None,
+                   limit: float = DEFAULT_THRESHOLD) -> ActivityFlag:
+    """Score a completed activity and record the verdict, in the caller's transaction."""
+    return record_verdict(s, activity.id, assess_stored(s, activity, model, limit))
+
+
+def score_pending(Session: sessionmaker[Session], model: PopulationModel | None, limit: float,
+                  batch: int = 200) -> int:
+    """Score completed activities that have no verdict yet, oldest completion first; returns
+    how many verdicts were written.
+
+    Each is judged with no write transaction open, then written in a short one of its own:
+    SQLite has one writer, and the ingest server's commits wait for it.
+    """
+    with Session() as s:
+        ids = s.scalars(select(Activity.id).outerjoin(ActivityFlag, ActivityFlag.activity_id == Activity.id)
+                        .where(Activity.status == "completed", ActivityFlag.activity_id.is_(None))
+                        .order_by(Activity.completed_at, Activity.id).limit(batch)).all()
+    written = 0
+    for activity_id in ids:
+        # Closed before the write, so that SQLite's read snapshot is released.
+        with Session() as s:
+            activity = s.get(Activity, activity_id)
+            if activity is None or activity.status != "completed":
+                continue
+            result = assess_stored(s, activity, model, limit)
+        written += _write_if_pending(Session, activity_id, result)
+    return written
+
+
+def _write_if_pending(Session: sessionmaker[Session], activity_id: int, result: Scoring) -> int:
+    """Write a verdict unless the activity got one meanwhile (its athlete cropped it) or is
+    no longer a completed activity; 1 if written."""
+    with write_transaction(Session, "anomaly_scoring") as s:
+        activity = _locked_activity(s, activity_id)
+        if activity is None or activity.status != "completed" or s.get(ActivityFlag, activity_id) is not None:
+            return 0
+        record_verdict(s, activity_id, result)
+        return 1
+
+
+def _figures(distance_m, moving_time_s, avg_speed_mps, max_speed_mps) -> dict:
+    return _clean_json({"distance_m": distance_m, "moving_time_s": moving_time_s,
+                        "avg_speed_mps": avg_speed_mps, "max_speed_mps": max_speed_mps})
+
+
+def _crop_history(flag: ActivityFlag, crop: dict, result: Scoring) -> dict:
+    """The flag's crop history with this crop added (the reasons before the first kept)."""
+    history = dict(flag.crop or {})
+    if not history:
+        history = {"status_before": flag.status, "score_before": flag.score, "reasons_before": list(flag.reasons or [])}
+    entry = {**crop, "before": {**crop["before"], "score": flag.score},
+             "after": {**crop["after"], "score": result.score}}
+    # A new dict, not the old one changed in place: the JSON column is written when replaced.
+    return {**history, "crops": [*history.get("crops", []), _clean_json(entry)]}

@@ -1,0 +1,69 @@
+"""Anomaly tables: each activity's flag and the moderators' decisions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.storage.base import Base, UTCDateTime, utcnow
+
+FLAG_STATUSES = ("clear", "flagged", "dismissed", "confirmed", "crop_requested", "cropped")
+MODERATION_ACTIONS = ("dismiss", "confirm", "request_crop")
+
+
+class ActivityFlag(Base):
+    """The anomaly detector's verdict on an activity and where moderation stands."""
+
+    __tablename__ = "activity_flags"
+
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    sport: Mapped[str] = mapped_column(String(8))
+    score: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))
+    reasons: Mapped[list] = mapped_column(JSON, default=list)
+    codes: Mapped[str] = mapped_column(String(200), default="")  # rule codes, space separated
+    verdict: Mapped[dict] = mapped_column(JSON, default=dict)  # hits, parts, threshold
+    features: Mapped[dict] = mapped_column(JSON, default=dict)
+    fingerprint: Mapped[dict | None] = mapped_column(JSON)
+    centroid_lat: Mapped[float | None] = mapped_column(Float)
+    centroid_lon: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str] = mapped_column(String(64), default="")
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The athlete's crops since the flag was raised: the range removed, the figures before
+    # and after, and the reasons the flag had before the first crop.
+    crop: Mapped[dict | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {FLAG_STATUSES}", name="status"),
+        Index("ix_activity_flags_queue", "status", "score"),
+        Index("ix_activity_flags_user", "user_id", "sport"),
+        Index("ix_activity_flags_centroid", "centroid_lat"),
+    )
+
+
+class ModerationDecision(Base):
+    """A moderator's decision on a flagged activity: who, when, what, and the score then."""
+
+    __tablename__ = "moderation_decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), index=True)
+    moderator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    score: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint(f"action IN {MODERATION_ACTIONS}", name="action"),)

@@ -1,0 +1,38 @@
+"""Accounts: create users and device tokens."""
+
+from __future__ import annotations
+
+import sys
+
+from core.cli.admin import _session
+
+
+def cmd_create_user(args) -> int:
+    """Create an account."""
+    from core.accounts.users import AccountError, create_user
+
+    Session = _session()
+    try:
+        with Session() as s, s.begin():
+            user = create_user(s, args.username, args.name, password=args.password, role=args.role)
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"created {user.role} {user.username} (id {user.id})")
+    return 0
+
+
+def cmd_device_token(args) -> int:
+    """Create a device token for a user and print it (it is shown only this once)."""
+    from core.accounts.tokens import create_device_token
+    from core.accounts.users import user_by_name
+
+    Session = _session()
+    with Session() as s, s.begin():
+        user = user_by_name(s, args.user)
+        if user is None:
+            print(f"error: no user {args.user!r}", file=sys.stderr)
+            return 2
+        _, secret = create_device_token(s, user, name=args.name)
+    print(secret)
+    return 0

@@ -1,0 +1,76 @@
+"""Anomaly detection: score files, train, evaluate."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from core.cli.admin import _session
+from core.cli.tracks import _tracks
+from core.config import load_settings
+
+
+def _database_sessions():
+    """A sessionmaker for the configured database, or None when it holds nothing yet."""
+    from pathlib import Path
+
+    settings = load_settings()
+    url = settings.database_url
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
+        return None
+    try:
+        return _session()
+    except Exception as exc:  # noqa: BLE001 - scoring files works without a database
+        print(f"database unavailable ({exc.__class__.__name__}); scoring without it", file=sys.stderr)
+        return None
+
+
+def cmd_anomaly_score(args) -> int:
+    """Score files on their own against the population model and the rules."""
+    from core.anomaly.calibration import threshold
+    from core.anomaly.detector import assess
+    from core.anomaly.registry import ensure_model
+
+    settings = load_settings()
+    model = ensure_model(settings, _database_sessions())
+    limit = threshold(settings)
+    failed = 0
+    for name, track in _tracks(args.files):
+        if track is None:
+            failed += 1
+            continue
+        sport = args.sport or (track.sport if track.sport in ("run", "ride") else None)
+        if sport is None:
+            failed += 1
+            print(json.dumps({"file": name, "error": f"the file's sport is {track.sport!r}; "
+                                                     "say --sport run or --sport ride"}), flush=True)
+            continue
+        verdict = assess(track, sport, model, threshold=limit).verdict
+        print(json.dumps({"file": name, "sport": sport, "score": round(verdict.score, 4),
+                          "flagged": verdict.flagged, "reasons": verdict.reasons}), flush=True)
+    return 1 if failed else 0
+
+
+def cmd_anomaly_train(_args) -> int:
+    from core.anomaly.registry import train
+
+    model = train(load_settings(), _database_sessions(), say=print)
+    print(json.dumps(model.meta["validation"]))
+    return 0
+
+
+def cmd_anomaly_evaluate(args) -> int:
+    from core.anomaly.evaluation import print_report, run
+
+    shared = load_settings().shared_tracks_dir
+    if shared is None:
+        print("the evaluation is built from the real recordings in ../shared/data/tracks "
+              "(or TRACKER_SHARED_TRACKS); none found", file=sys.stderr)
+        return 2
+    report = run(shared, folds=args.folds,
+                 progress=lambda k, n: print(f"fold {k}/{n} scored", file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps({"table": report["table"], "limits_mps": report["limits"]}, indent=2))
+    else:
+        print_report(report)
+    return 0

@@ -1,0 +1,58 @@
+"""The news feed and leaderboards."""
+
+from __future__ import annotations
+
+import sys
+
+from core.cli.admin import _session
+from core.config import load_settings
+
+
+def cmd_feed(args) -> int:
+    """Print a page of an athlete's news feed."""
+    from core.accounts.users import user_by_name
+    from core.social.feed import CursorError, feed_page
+
+    Session = _session()
+    with Session() as s:
+        user = user_by_name(s, args.user)
+        if user is None:
+            print(f"error: no user {args.user!r}", file=sys.stderr)
+            return 2
+        try:
+            page = feed_page(s, user.id, cursor=args.cursor, limit=args.limit)
+        except CursorError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for a in page.items:
+            pace = a.avg_pace_s_per_km
+            if a.sport == "ride":
+                pace_text = f"{a.avg_speed_mps * 3.6:.1f} km/h" if a.avg_speed_mps else "-"
+            else:
+                pace_text = f"{int(pace // 60)}:{int(pace % 60):02d}/km" if pace else "-"
+            print(f"{a.start_time:%Y-%m-%d %H:%M}  {a.user.name:<20.20} {a.sport:<4} "
+                  f"{(a.distance_m or 0) / 1000:6.2f} km  {pace_text:>9}  {a.title}")
+        if page.next_cursor:
+            print(f"next page: python -m core feed --user {user.username} --cursor {page.next_cursor}")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    """Print one board (from Redis when configured)."""
+    from core.accounts.users import user_by_name
+    from core.social.leaderboards import connect_redis, leaderboard
+
+    Session = _session()
+    with Session() as s:
+        viewer = user_by_name(s, args.user) if args.user else None
+        if args.user and viewer is None:
+            print(f"no user {args.user!r}", file=sys.stderr)
+            return 1
+        board = leaderboard(s, connect_redis(load_settings().redis_url), args.period, args.sport, args.scope,
+                            viewer.id if viewer else None, args.limit)
+    print(f"{board.period} {board.sport} {board.scope} ({board.athletes} athletes, from {board.source})")
+    for e in board.entries:
+        print(f"{e.rank:>5}  {e.name:<30} {e.distance_m / 1000:9.1f} km")
+    if board.me is not None and board.me.rank > len(board.entries):
+        print(f"{board.me.rank:>5}  {board.me.name:<30} {board.me.distance_m / 1000:9.1f} km  (you)")
+    return 0

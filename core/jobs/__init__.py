@@ -1,0 +1,1 @@
+"""Scheduled jobs: the worker loop and one module per job."""

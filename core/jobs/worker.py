@@ -1,0 +1,101 @@
+"""The scheduled jobs of ``python -m core worker``:
+
+- every 30 s, score the activities completed since (anomaly detection), so a flagged one
+  is held out of leaderboards within a minute of completion;
+- every three minutes (the seed's refresh interval), rebuild the Redis leaderboards, so an
+  activity completed now counts at the next refresh (without Redis the boards are read
+  from the database and there is nothing to rebuild), and recalibrate the flagging
+  threshold from moderators' decisions;
+- every ten minutes, close activities their devices abandoned a day ago (completed from
+  their points, or discarded when they have none), delete expired web sessions and old
+  failed sign-ins;
+- once a day, retrain the anomaly model (also on demand: ``python -m core anomaly train``).
+
+No job holds a write transaction for long: each computes first (reading needs no lock on
+SQLite's WAL, nor on PostgreSQL) and writes each result in a short transaction of its own
+(``core.storage.engine.write_transaction``), so the ingest server's group commit never waits behind a
+job for more than a few tens of milliseconds. Each round logs the longest write
+transaction per job (``write locks``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import signal
+import threading
+import time
+
+from core.config import load_settings
+from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
+from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
+from core.jobs.scoring import SCORE_BATCH, ModelKeeper, calibrate, score
+from core.social.leaderboards import connect_redis
+from core.storage.engine import WRITE_LOCKS, make_engine, make_sessionmaker
+from core.storage.schema import migrate
+
+log = logging.getLogger(__name__)
+
+SCORE_EVERY_S = 30.0
+
+__all__ = ["Jobs", "housekeeping", "run", "run_once"]
+
+
+class Jobs:
+    """The worker's state between rounds: the model and when each job last ran."""
+
+    def __init__(self, settings, Session, redis):
+        self.settings, self.Session, self.redis = settings, Session, redis
+        self.keeper = ModelKeeper(settings, Session)
+        self.boards_at = -math.inf
+        self.housekeeping_at = -math.inf
+
+    @property
+    def model(self):
+        return self.keeper.model
+
+    def round(self, now: float | None = None) -> dict:
+        """Run whatever is due; returns what it did."""
+        now = time.monotonic() if now is None else now
+        done = {}
+        score(self.Session, self.settings, self.keeper.current(now, done), done)
+        if now - self.boards_at >= REFRESH_EVERY_S:
+            self.boards_at = now
+            done.update(run_once(self.Session, self.redis))
+            calibrate(self.Session, self.settings, done)
+        if now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S:
+            self.housekeeping_at = now
+            done.update(housekeeping(self.Session))
+        locks = WRITE_LOCKS.snapshot(reset=True)
+        if locks:
+            done["write_locks"] = locks
+        return done
+
+
+def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.Event | None = None) -> None:
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    migrate(engine)
+    Session = make_sessionmaker(engine)
+    redis = connect_redis(settings.redis_url)
+    if redis is None:
+        log.info("no TRACKER_REDIS_URL: leaderboards are read from the database, nothing to rebuild")
+    stop = stop or threading.Event()
+    if not once:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    jobs = Jobs(settings, Session, redis)
+    while not stop.is_set():
+        done = {}
+        try:
+            done = jobs.round()
+            if done:
+                log.info("jobs done: %s", json.dumps(done, default=str))
+        except Exception:  # noqa: BLE001 - a failed round is logged and retried next time
+            log.exception("worker round failed")
+        if once:
+            break
+        behind = done.get("scored", {}).get("activities", 0) >= SCORE_BATCH
+        stop.wait(0 if behind else interval_s)
+    engine.dispose()

@@ -1,0 +1,33 @@
+"""Who may see an activity: the owner, everyone for public ones, followers for theirs."""
+
+from __future__ import annotations
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from core.activities.tables import Activity
+from core.social.tables import Friend
+
+
+def can_view(s: Session, viewer_id: int | None, activity: Activity) -> bool:
+    """Whether ``viewer_id`` may see ``activity`` (visibility and follow graph)."""
+    if viewer_id is not None and activity.user_id == viewer_id:
+        return True
+    if activity.status != "completed":
+        return False
+    if activity.visibility == "public":
+        return True
+    if activity.visibility == "followers" and viewer_id is not None:
+        return s.get(Friend, (viewer_id, activity.user_id)) is not None
+    return False
+
+
+def visible_filter(viewer_id: int):
+    """A SQL condition: activities ``viewer_id`` may see (for lists beyond the feed)."""
+    follows = select(Friend.friend_id).where(Friend.user_id == viewer_id)
+    return or_(
+        Activity.user_id == viewer_id,
+        and_(Activity.status == "completed",
+             or_(Activity.visibility == "public",
+                 and_(Activity.visibility == "followers", Activity.user_id.in_(follows)))),
+    )

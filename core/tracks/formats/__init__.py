@@ -1,0 +1,78 @@
+"""Import GPX, TCX and FIT files into the point model, and export GPX.
+
+Untrusted files are read defensively: a size cap before anything is parsed, XML parsed
+with DTDs forbidden (so no entity expansion and no external entities), a cap on the number
+of points, and every parser failure turned into a ``TrackFileError`` with a reason. The
+activity and device names a file carries are cut to what the database stores (``core.text``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import defusedxml.ElementTree as safe_et
+import fitdecode
+import gpxpy
+import gpxpy.gpx
+from defusedxml import DefusedXmlException
+
+from core.config import load_settings
+from core.tracks.formats.common import TrackFileError, _reason
+from core.tracks.formats.fit import _fit_names, _read_fit
+from core.tracks.formats.gpx import _read_gpx
+from core.tracks.formats.tcx import _read_tcx
+from core.tracks.track import Track
+
+
+def load_track(path: str | Path, data: bytes | None = None) -> Track:
+    """Read a GPX, TCX or FIT file (from disk, or from ``data``) into a Track."""
+    settings = load_settings()
+    name = str(path)
+    if data is None:
+        try:
+            size = Path(path).stat().st_size
+            if size > settings.max_upload_bytes:
+                raise TrackFileError(f"file is {size} bytes, over the {settings.max_upload_bytes}-byte limit")
+            data = Path(path).read_bytes()
+        except OSError as exc:  # missing, unreadable, a directory, ...
+            raise TrackFileError(f"cannot read file: {exc.strerror or exc}") from None
+    elif len(data) > settings.max_upload_bytes:
+        raise TrackFileError(f"file is {len(data)} bytes, over the {settings.max_upload_bytes}-byte limit")
+    if not data:
+        raise TrackFileError("file is empty")
+    kind = detect_format(name, data)
+    try:
+        if kind == "fit":
+            track = _read_fit(data)
+        elif kind == "tcx":
+            track = _read_tcx(data)
+        else:
+            track = _read_gpx(data)
+    except TrackFileError:
+        raise
+    except DefusedXmlException:
+        raise TrackFileError(f"refused {kind.upper()} file: a DTD or entity declaration is not "
+                             "allowed in track files") from None
+    except (fitdecode.FitError, ValueError, TypeError, KeyError, IndexError, OverflowError,
+            AttributeError, gpxpy.gpx.GPXException, safe_et.ParseError) as exc:
+        raise TrackFileError(f"not a readable {kind.upper()} file: {_reason(exc)}") from None
+    if len(track) > settings.max_points_per_file:
+        raise TrackFileError(f"file holds {len(track)} points, over the {settings.max_points_per_file} limit")
+    _fit_names(track)
+    return track
+
+
+def detect_format(name: str, data: bytes) -> str:
+    """Tell fit, tcx or gpx from the content, falling back on the file name."""
+    if len(data) >= 12 and data[8:12] == b".FIT":
+        return "fit"
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith(b"<") or b"<?xml" in head:
+        if b"<trainingcenterdatabase" in head:
+            return "tcx"
+        if b"<gpx" in head:
+            return "gpx"
+    suffix = Path(name).suffix.lower().lstrip(".")
+    if suffix in ("fit", "tcx", "gpx"):
+        return suffix
+    raise TrackFileError("unknown file type: expected GPX, TCX or FIT")

@@ -1,0 +1,57 @@
+"""GPX: reading tracks and writing them."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import gpxpy
+import gpxpy.gpx
+import numpy as np
+
+from core.text import xml_text
+from core.tracks.formats.common import _epoch, _extension_values, _parse_xml
+from core.tracks.track import Track, normalise_sport, track_from_rows
+
+
+def _read_gpx(data: bytes) -> Track:
+    _parse_xml(data)  # refuses DTDs and entities before gpxpy sees the text
+    gpx = gpxpy.parse(io.StringIO(data.decode("utf-8", errors="replace")))
+    rows = []
+    sport_label = None
+    name = gpx.name
+    for trk in gpx.tracks:
+        sport_label = sport_label or trk.type
+        name = name or trk.name
+        for seg in trk.segments:
+            for p in seg.points:
+                hr, cad = _extension_values(p.extensions)
+                acc = None
+                if p.horizontal_dilution is not None:
+                    acc = 5.0 * p.horizontal_dilution  # HDOP times a typical 5 m receiver error
+                rows.append((_epoch(p.time), p.latitude, p.longitude, p.elevation, acc, hr, cad))
+    if not gpx.tracks:
+        for route in gpx.routes:
+            for p in route.points:
+                rows.append((_epoch(p.time), p.latitude, p.longitude, p.elevation, None, None, None))
+    sport = normalise_sport(sport_label) if sport_label else normalise_sport(name)
+    return track_from_rows(rows, sport=sport, name=name, device=gpx.creator)
+
+
+def to_gpx(track: Track, name: str | None = None) -> str:
+    """Serialise the points that carry a position and a time as a GPX 1.1 document (the name
+    without the characters XML forbids, which an older title may hold)."""
+    gpx = gpxpy.gpx.GPX()
+    gpx.creator = "tracker"
+    trk = gpxpy.gpx.GPXTrack(name=xml_text(name or track.name) or None)
+    trk.type = track.sport
+    gpx.tracks.append(trk)
+    seg = gpxpy.gpx.GPXTrackSegment()
+    trk.segments.append(seg)
+    ok = np.isfinite(track.lat) & np.isfinite(track.lon) & np.isfinite(track.t)
+    for i in np.flatnonzero(ok):
+        ele = float(track.ele[i]) if np.isfinite(track.ele[i]) else None
+        seg.points.append(gpxpy.gpx.GPXTrackPoint(
+            float(track.lat[i]), float(track.lon[i]), elevation=ele,
+            time=datetime.fromtimestamp(float(track.t[i]), tz=UTC)))
+    return gpx.to_xml(version="1.1")

@@ -1,0 +1,200 @@
+"""Importing a file in short write transactions, on SQLite and PostgreSQL: a real recording
+ends up exactly as ``record_track`` stores it, written a chunk of points per transaction; an
+import in progress is seen by nobody; a failure midway, or the same file finishing first
+elsewhere, leaves nothing of it behind."""
+
+from __future__ import annotations
+
+import csv
+import random
+import time
+import uuid
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+import core.activities.imports as imports_module
+from core.accounts.tables import User
+from core.accounts.users import create_user
+from core.activities.imports import IMPORT_CHUNK_POINTS, import_track, record_track
+from core.activities.ingest import point_rows
+from core.activities.lifecycle import ActivityError, create_activity
+from core.activities.tables import Activity
+from core.social.feed import feed_page
+from core.social.follows import follow
+from core.social.visibility import can_view
+from core.storage.engine import WRITE_LOCKS
+from core.storage.points import count_points, insert_points, stored_track
+from core.synthetic.tracks import synthetic_track
+from core.tracks.formats import load_track
+
+SUMMARY_COLUMNS = ("sport", "status", "title", "visibility", "start_time", "completed_at", "distance_m",
+                   "moving_time_s", "elapsed_time_s", "avg_pace_s_per_km", "avg_speed_mps", "max_speed_mps",
+                   "best_1km_s", "elevation_gain_m", "elevation_loss_m", "point_count", "summary")
+
+
+@pytest.fixture(scope="module")
+def largest_track(shared_tracks):
+    """The real recording with the most points (the manifest says which), as a ride if the
+    file's sport is neither a run nor a ride."""
+    with open(shared_tracks / "manifest.csv", newline="") as fh:
+        row = max(csv.DictReader(fh), key=lambda r: int(r["points"]))
+    track = load_track(shared_tracks / row["file"])
+    sport = track.sport if track.sport in ("run", "ride") else "ride"
+    return row["file"], track, sport
+
+
+def athlete(Session, *, followed_by: str | None = None):
+    """A new athlete (detached), optionally followed by another new one."""
+    with Session() as s, s.begin():
+        user = create_user(s, f"imp_{uuid.uuid4().hex[:10]}")
+        if followed_by is not None:
+            follow(s, create_user(s, followed_by), user)
+    return user
+
+
+def small_ride(seed: int = 1):
+    return synthetic_track(random.Random(seed), "ride", time.time() - 7200, 46.0, 14.5, 30, 7.0)
+
+
+def long_ride(seed: int):
+    """Seven hours logged every 3 s: more than four chunks of points."""
+    return synthetic_track(random.Random(seed), "ride", time.time() - 8 * 3600, 46.0, 14.5, 420, 7.0)
+
+
+def test_a_real_recording_imported_in_chunks_matches_record_track(engine, largest_track):
+    """Same summary columns, same points, as storing it in one transaction."""
+    name, track, sport = largest_track
+    Session = sessionmaker(engine, expire_on_commit=False)
+    with Session() as s, s.begin():
+        at_once = record_track(s, create_user(s, f"imp_{uuid.uuid4().hex[:10]}"), track, sport=sport,
+                               visibility="public", source_hash="a" * 64)
+    imported = import_track(Session, athlete(Session), track, sport=sport, visibility="public",
+                            source_hash="a" * 64)
+    for column in SUMMARY_COLUMNS:
+        assert getattr(imported, column) == getattr(at_once, column), column
+    assert imported.point_count == len(track)
+    with Session() as s:
+        stored = stored_track(s, s.get(Activity, imported.id))
+        expected = stored_track(s, s.get(Activity, at_once.id))
+        assert count_points(s, imported.id) == count_points(s, at_once.id) > IMPORT_CHUNK_POINTS
+    for column in ("t", "lat", "lon", "ele", "acc", "hr", "cad"):
+        np.testing.assert_array_equal(getattr(stored, column), getattr(expected, column), err_msg=column)
+
+
+def test_a_long_track_is_written_in_more_than_one_transaction(engine, largest_track):
+    """One transaction per chunk of points, plus the completion; the longest is printed."""
+    name, track, sport = largest_track
+    Session = sessionmaker(engine, expire_on_commit=False)
+    user = athlete(Session)
+    WRITE_LOCKS.snapshot(reset=True)
+    imported = import_track(Session, user, track, sport=sport)
+    locks = WRITE_LOCKS.snapshot()["import"]
+    chunks = -(-imported.point_count // IMPORT_CHUNK_POINTS)
+    assert locks["count"] == chunks + 1 > 2
+    print(f"\n{engine.dialect.name}: {name}, {len(track):,} points in {locks['count']} import write "
+          f"transactions: longest {locks['max_ms']} ms, median {locks['p50_ms']} ms")
+
+
+def test_an_import_in_progress_is_seen_by_nobody(engine, monkeypatch):
+    """Between chunks the activity is created and private: a follower can neither open it nor
+    find it in their feed; once complete it has the visibility asked for."""
+    Session = sessionmaker(engine, expire_on_commit=False)
+    fan_name = f"fan_{uuid.uuid4().hex[:10]}"
+    user = athlete(Session, followed_by=fan_name)
+    seen = []
+    real_insert = imports_module.insert_new_points
+
+    def insert_and_look(s, rows):
+        real_insert(s, rows)
+        with Session() as other:  # another connection: what the rest of the world sees now
+            fan = other.scalars(select(User).where(User.username == fan_name)).one()
+            mine = other.scalars(select(Activity).where(Activity.user_id == user.id)).all()
+            feed = feed_page(other, fan.id, cursor=None, limit=50).items
+            seen.append([(a.status, a.visibility, can_view(other, fan.id, a), a in feed) for a in mine])
+
+    monkeypatch.setattr(imports_module, "insert_new_points", insert_and_look)
+    imported = import_track(Session, user, long_ride(4), visibility="public")
+    assert len(seen) > 2
+    assert all(row == [("created", "private", False, False)] for row in seen[1:])
+    with Session() as s:
+        fan = s.scalars(select(User).where(User.username == fan_name)).one()
+        assert (imported.status, imported.visibility) == ("completed", "public")
+        assert can_view(s, fan.id, s.get(Activity, imported.id))
+
+
+def test_a_failure_midway_leaves_no_activity_behind(engine, monkeypatch):
+    """The third chunk's insert fails: the error comes out, and the activity and the points
+    already written are gone."""
+    Session = sessionmaker(engine, expire_on_commit=False)
+    user = athlete(Session)
+    calls = []
+    real_insert = imports_module.insert_new_points
+
+    def fail_third(s, rows):
+        calls.append(rows[0][0])  # the activity id
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        real_insert(s, rows)
+
+    monkeypatch.setattr(imports_module, "insert_new_points", fail_third)
+    track = long_ride(5)
+    assert len(track) > 3 * IMPORT_CHUNK_POINTS
+    with pytest.raises(RuntimeError, match="disk full"):
+        import_track(Session, user, track)
+    with Session() as s:
+        assert s.scalars(select(Activity).where(Activity.user_id == user.id)).all() == []
+        assert count_points(s, calls[0]) == 0
+
+
+def test_the_same_file_finished_first_elsewhere_is_refused_at_completion(engine, monkeypatch):
+    """Another import of the same file completes while this one writes its points: this one is
+    refused as a duplicate when it completes, and only the other is left."""
+    Session = sessionmaker(engine, expire_on_commit=False)
+    user = athlete(Session)
+    real_summarise = imports_module.summarise
+
+    def summarise_while_the_other_finishes(*args, **kwargs):
+        monkeypatch.setattr(imports_module, "summarise", real_summarise)  # once: record_track summarises too
+        with Session() as s, s.begin():
+            record_track(s, s.get(User, user.id), small_ride(), source_hash="b" * 64)
+        return real_summarise(*args, **kwargs)
+
+    monkeypatch.setattr(imports_module, "summarise", summarise_while_the_other_finishes)
+    with pytest.raises(ActivityError, match="already imported") as refused:
+        import_track(Session, user, small_ride(), source_hash="b" * 64)
+    assert refused.value.code == "duplicate"
+    with Session() as s:
+        left = s.scalars(select(Activity).where(Activity.user_id == user.id)).all()
+        assert [a.status for a in left] == ["completed"]
+
+
+def test_a_file_is_refused_the_second_time_but_not_for_an_unfinished_import_of_it(engine):
+    """An import that died midway does not make the file a duplicate; a completed one does."""
+    Session = sessionmaker(engine, expire_on_commit=False)
+    user = athlete(Session)
+    with Session() as s, s.begin():
+        orphan = create_activity(s, user, "ride", source="upload")
+        orphan.source_hash = "c" * 64
+        insert_points(s, point_rows(orphan.id, [{"seq": 0, "t": time.time() - 60, "lat": 46.0, "lon": 14.5}]))
+    first = import_track(Session, user, small_ride(), source_hash="c" * 64)
+    assert first.status == "completed"
+    with pytest.raises(ActivityError, match=f"already imported as activity {first.id}"):
+        import_track(Session, user, small_ride(), source_hash="c" * 64)
+
+
+def test_an_import_checks_sport_and_visibility_before_writing_anything(engine):
+    """A file whose sport is neither a run nor a ride, or a visibility not on offer, is refused
+    with the reason, and nothing is stored."""
+    Session = sessionmaker(engine, expire_on_commit=False)
+    user = athlete(Session)
+    swim = small_ride()
+    swim.sport = "other"
+    with pytest.raises(ActivityError, match="choose one"):
+        import_track(Session, user, swim)
+    with pytest.raises(ActivityError, match="visibility"):
+        import_track(Session, user, small_ride(), visibility="everyone")
+    with Session() as s:
+        assert s.scalars(select(Activity).where(Activity.user_id == user.id)).all() == []

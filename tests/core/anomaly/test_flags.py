@@ -1,0 +1,370 @@
+"""A moderator's verdict sticks: the flag's transition table walked state by state (every
+allowed transition and every refusal, against the design written out here once more), and
+the store following it on both databases: a confirmed activity the athlete crops stays held
+and goes back to the moderators' queue as cropped, until a moderator releases it; scoring
+writes each verdict in a short transaction of its own."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from sqlalchemy import delete, event, select
+
+from core.accounts.tables import User
+from core.accounts.users import create_user
+from core.activities.imports import record_track
+from core.activities.lifecycle import NotFound
+from core.activities.summary import summarise_activity
+from core.activities.tables import Activity, ActivityEvent
+from core.anomaly import evaluation
+from core.anomaly.flags import (
+    AWAITING_MODERATOR,
+    CONFIRM,
+    CROP,
+    DISMISS,
+    EVENTS,
+    HELD,
+    REQUEST_CROP,
+    SCORE_CLEAR,
+    SCORE_FLAGGED,
+    ModerationError,
+    apply_event,
+    is_held,
+)
+from core.anomaly.moderation import crop_activity, decide, queue
+from core.anomaly.scoring import score_activity, score_pending
+from core.anomaly.tables import FLAG_STATUSES, ActivityFlag, ModerationDecision
+from core.social.leaderboards import totals
+from core.storage.engine import WRITE_LOCKS, make_sessionmaker
+from core.storage.points import stored_track
+from core.synthetic.tracks import synthetic_track
+from core.tracks.geo import segment_lengths_m
+
+NO_VERDICT = None
+STATES = (NO_VERDICT, *FLAG_STATUSES)
+# The design, written out independently of core.anomaly.flags: (from, event) -> to, where
+# "rescored" means the crop's new score decides.
+ALLOWED = {
+    # Scoring never overturns a moderator.
+    (NO_VERDICT, SCORE_CLEAR): "clear", ("clear", SCORE_CLEAR): "clear", ("flagged", SCORE_CLEAR): "clear",
+    (NO_VERDICT, SCORE_FLAGGED): "flagged", ("clear", SCORE_FLAGGED): "flagged",
+    ("flagged", SCORE_FLAGGED): "flagged",
+    # A moderator decides on what waits in the queue.
+    ("flagged", DISMISS): "dismissed", ("crop_requested", DISMISS): "dismissed", ("cropped", DISMISS): "dismissed",
+    ("flagged", CONFIRM): "confirmed", ("crop_requested", CONFIRM): "confirmed", ("cropped", CONFIRM): "confirmed",
+    ("flagged", REQUEST_CROP): "crop_requested", ("crop_requested", REQUEST_CROP): "crop_requested",
+    ("cropped", REQUEST_CROP): "crop_requested",
+    # The athlete's crop: scored again, unless a moderator has ruled; then back to them.
+    (NO_VERDICT, CROP): "rescored", ("clear", CROP): "rescored", ("flagged", CROP): "rescored",
+    ("dismissed", CROP): "rescored", ("confirmed", CROP): "cropped", ("crop_requested", CROP): "cropped",
+    ("cropped", CROP): "cropped",
+}
+REFUSED = [(state, ev) for state in STATES for ev in EVENTS if (state, ev) not in ALLOWED]
+
+
+@pytest.mark.parametrize(("state", "event", "new"), [(s, e, n) for (s, e), n in ALLOWED.items()],
+                         ids=[f"{s}-{e}" for s, e in ALLOWED])
+def test_an_allowed_event_moves_the_flag_where_the_design_says(state, event, new):
+    if new == "rescored":
+        assert apply_event(state, event, flagged=True) == "flagged"
+        assert apply_event(state, event, flagged=False) == "clear"
+    else:
+        assert apply_event(state, event) == new
+
+
+@pytest.mark.parametrize(("state", "event"), REFUSED, ids=[f"{s}-{e}" for s, e in REFUSED])
+def test_an_event_the_design_does_not_allow_is_refused_with_the_reason(state, event):
+    with pytest.raises(ModerationError) as refused:
+        apply_event(state, event, flagged=True)
+    message = str(refused.value)
+    assert message.startswith("this activity ") and ": " in message
+    if event in (SCORE_CLEAR, SCORE_FLAGGED):
+        assert "moderator's decision" in message
+    else:
+        assert "only a flag waiting for review" in message
+
+
+def test_the_refusals_are_the_moderators_decisions_standing_and_decisions_outside_the_queue():
+    assert sorted(REFUSED, key=str) == sorted(
+        [(s, e) for s in ("dismissed", "confirmed", "crop_requested", "cropped") for e in (SCORE_CLEAR, SCORE_FLAGGED)]
+        + [(s, e) for s in (NO_VERDICT, "clear", "dismissed", "confirmed") for e in (DISMISS, CONFIRM, REQUEST_CROP)],
+        key=str)
+
+
+def test_held_states_and_the_queue_are_the_ones_awaiting_or_after_a_ruling():
+    assert HELD == {"flagged", "confirmed", "crop_requested", "cropped"}
+    assert [s for s in STATES if is_held(s)] == ["flagged", "confirmed", "crop_requested", "cropped"]
+    assert AWAITING_MODERATOR == ("flagged", "crop_requested", "cropped")
+
+
+def test_a_crop_that_needs_a_new_score_without_one_and_unknown_words_are_refused():
+    with pytest.raises(ModerationError, match="needs its new score"):
+        apply_event("flagged", CROP)
+    with pytest.raises(ModerationError, match="unknown event"):
+        apply_event("flagged", "forgive")
+    with pytest.raises(ModerationError, match="unknown flag status"):
+        apply_event("pending", DISMISS)
+
+
+@pytest.fixture
+def committed(engine):
+    """A session factory committing for real (the crop and the worker open their own
+    transactions); the athletes a test makes are named with its tag and deleted afterwards,
+    their activities and flags with them."""
+    tag = f"w{uuid.uuid4().hex[:8]}"
+    yield make_sessionmaker(engine), tag
+    with make_sessionmaker(engine)() as s, s.begin():
+        s.execute(delete(User).where(User.username.like(f"{tag}%")))
+
+
+@dataclass
+class DriveWorld:
+    runner_id: int
+    mod_id: int
+    drive_id: int
+
+
+def drive_world(Sessions, tag: str) -> DriveWorld:
+    """A runner with four ordinary runs and one with a car drive in it, all scored (the drive
+    flagged by the rules), and a moderator."""
+    with Sessions() as s, s.begin():
+        runner = create_user(s, f"{tag}_runner", "Rhea Runner")
+        mod = create_user(s, f"{tag}_mod", "Moe Moderator", role="moderator")
+        now = time.time() - 3600
+        for k in range(4):
+            track = synthetic_track(random.Random(40 + k), "run", now - (k + 1) * 86400, 45.2, 13.6, 40, 3.0)
+            score_activity(s, record_track(s, runner, track, visibility="public"), None)
+        base = synthetic_track(random.Random(50), "run", now, 45.2, 13.6, 60, 3.0)
+        drive = record_track(s, runner, evaluation.vehicle(base, random.Random(3)), title="Morning run",
+                             visibility="public")
+        assert score_activity(s, drive, None).status == "flagged" and drive.held
+        return DriveWorld(runner.id, mod.id, drive.id)
+
+
+def moderate(Sessions, w: DriveWorld, action: str, note: str = "") -> None:
+    with Sessions() as s, s.begin():
+        decide(s, w.drive_id, s.get(User, w.mod_id), action, note)
+
+
+def drive_range(Sessions, w: DriveWorld) -> tuple[float, float]:
+    """The minutes the athlete spent in the car, with a minute either side."""
+    with Sessions() as s:
+        track = stored_track(s, s.get(Activity, w.drive_id))
+    fast = track.t[1:][segment_lengths_m(track.lat, track.lon) / np.diff(track.t) > 6.0]
+    return float(fast.min()) - 60, float(fast.max()) + 60
+
+
+def drive_times(Sessions, w: DriveWorld) -> np.ndarray:
+    with Sessions() as s:
+        return stored_track(s, s.get(Activity, w.drive_id)).t
+
+
+def board(s, user_id: int) -> float:
+    return dict(totals(s, "all", "run")).get(user_id, 0.0)
+
+
+def waiting(s, activity_id: int) -> list[str]:
+    """The drive's place in the moderators' queue: its status there, or nothing."""
+    return [f.status for f, _ in queue(s, limit=1000) if f.activity_id == activity_id]
+
+
+def test_a_confirmed_activity_cropped_stays_held_and_waits_as_cropped_until_a_moderator_releases_it(committed):
+    Sessions, tag = committed
+    w = drive_world(Sessions, tag)
+    with Sessions() as s:
+        reasons = list(s.get(ActivityFlag, w.drive_id).reasons)
+        before = s.get(Activity, w.drive_id).distance_m
+        others = board(s, w.runner_id)
+    assert reasons
+    moderate(Sessions, w, "confirm", "that was a car")
+
+    t0, t1 = drive_range(Sessions, w)
+    assert crop_activity(Sessions, w.drive_id, w.runner_id, t0, t1, None).status == "cropped"
+    with Sessions() as s:
+        flag, drive = s.get(ActivityFlag, w.drive_id), s.get(Activity, w.drive_id)
+        # The drive is gone and the new version scores clean, but the confirmation is not undone.
+        assert flag.status == "cropped" and drive.held
+        assert drive.distance_m < before and flag.score < 0.5 and not flag.reasons
+        assert board(s, w.runner_id) == pytest.approx(others)
+        assert waiting(s, w.drive_id) == ["cropped"]
+        # What the moderators see beside the crop: the reasons it was flagged for, the range and the figures.
+        assert flag.crop["reasons_before"] == reasons and flag.crop["status_before"] == "confirmed"
+        (cut,) = flag.crop["crops"]
+        assert (cut["t0"], cut["t1"]) == (t0, t1) and cut["points_removed"] > 0
+        assert cut["before"]["distance_m"] == pytest.approx(before)
+        assert cut["after"]["distance_m"] == pytest.approx(drive.distance_m)
+        assert cut["before"]["score"] >= 0.5 > cut["after"]["score"]
+        # The crop's figures are what the stored track gives, and the straight line across the
+        # range removed counts for nothing: no car-speed maximum, no record-breaking 400 m.
+        assert drive.summary == summarise_activity(s, drive).to_dict()
+        assert drive.max_speed_mps < 31 / 3.6 and drive.summary["best_efforts_s"]["400"] > 43.03
+        assert drive.point_count == len(stored_track(s, drive))
+        # Scoring again cannot release it either.
+        with pytest.raises(ModerationError, match="moderator's decision"):
+            score_activity(s, drive, None)
+
+    moderate(Sessions, w, "dismiss", "fine without the drive")
+    with Sessions() as s:
+        drive = s.get(Activity, w.drive_id)
+        assert s.get(ActivityFlag, w.drive_id).status == "dismissed" and not drive.held
+        assert board(s, w.runner_id) == pytest.approx(others + drive.distance_m)
+        assert waiting(s, w.drive_id) == []
+
+
+def test_a_crop_the_moderator_asked_for_goes_back_to_them_and_a_second_crop_adds_to_the_record(committed):
+    Sessions, tag = committed
+    w = drive_world(Sessions, tag)
+    moderate(Sessions, w, "request_crop", "please crop the drive")
+    t0, t1 = drive_range(Sessions, w)
+    first = crop_activity(Sessions, w.drive_id, w.runner_id, t0, t1, None)
+    assert first.status == "cropped"
+    t = drive_times(Sessions, w)
+    second = crop_activity(Sessions, w.drive_id, w.runner_id, float(t[-30]), float(t[-1]) + 1, None)
+    assert second.status == "cropped" and second.crop["status_before"] == "crop_requested"
+    assert len(second.crop["crops"]) == 2
+    assert second.crop["crops"][1]["before"]["distance_m"] == pytest.approx(first.crop["crops"][0]["after"]["distance_m"])
+    moderate(Sessions, w, "confirm", "still not a run")
+    with Sessions() as s:
+        assert s.get(ActivityFlag, w.drive_id).status == "confirmed" and s.get(Activity, w.drive_id).held
+
+
+def test_a_flagged_activity_cropped_before_any_decision_is_scored_again_and_released_when_clean(committed):
+    Sessions, tag = committed
+    w = drive_world(Sessions, tag)
+    with Sessions() as s:
+        others = board(s, w.runner_id)
+    t0, t1 = drive_range(Sessions, w)
+    assert crop_activity(Sessions, w.drive_id, w.runner_id, t0, t1, None).status == "clear"
+    with Sessions() as s:
+        drive = s.get(Activity, w.drive_id)
+        assert not drive.held and board(s, w.runner_id) == pytest.approx(others + drive.distance_m)
+        assert waiting(s, w.drive_id) == []
+
+
+def test_a_crop_of_an_activity_a_moderator_cleared_is_scored_again(committed):
+    """Flagged, then dismissed: the athlete's crop changes the track, so it is scored afresh
+    (a drive still in it: flagged, held and in the queue again)."""
+    Sessions, tag = committed
+    w = drive_world(Sessions, tag)
+    moderate(Sessions, w, "dismiss")
+    t = drive_times(Sessions, w)
+    flag = crop_activity(Sessions, w.drive_id, w.runner_id, float(t[0]) - 1, float(t[20]), None)
+    assert flag.status == "flagged"
+    with Sessions() as s:
+        assert s.get(Activity, w.drive_id).held and waiting(s, w.drive_id) == ["flagged"]
+
+
+def test_a_moderator_cannot_decide_on_a_clear_or_confirmed_activity(committed):
+    Sessions, tag = committed
+    w = drive_world(Sessions, tag)
+    with Sessions() as s, s.begin():
+        mod = s.get(User, w.mod_id)
+        ordinary = s.scalars(select(Activity.id).where(Activity.user_id == w.runner_id,
+                                                       Activity.id != w.drive_id)).first()
+        with pytest.raises(ModerationError, match="is not flagged"):
+            decide(s, ordinary, mod, "confirm")
+        decide(s, w.drive_id, mod, "confirm")
+        with pytest.raises(ModerationError, match="confirmed as irregular"):
+            decide(s, w.drive_id, mod, "dismiss")
+        assert s.get(Activity, w.drive_id).held
+
+
+def test_a_moderators_note_with_a_nul_in_it_is_stored_without_it(committed):
+    """PostgreSQL refuses NUL in text: the note is cleaned of control characters, line breaks kept."""
+    Sessions, tag = committed
+    w = drive_world(Sessions, tag)
+    moderate(Sessions, w, "confirm", " drove\x00 the middle part\nin a car\x07 ")
+    with Sessions() as s:
+        note = s.scalars(select(ModerationDecision.note).where(ModerationDecision.activity_id == w.drive_id)).one()
+    assert note == "drove the middle part\nin a car"
+
+
+def test_crops_that_cannot_be_honoured_are_refused_and_change_nothing(committed):
+    Sessions, tag = committed
+    w = drive_world(Sessions, tag)
+    t = drive_times(Sessions, w)
+    with pytest.raises(ModerationError, match="end must come after"):
+        crop_activity(Sessions, w.drive_id, w.runner_id, float(t[10]), float(t[5]), None)
+    with pytest.raises(ModerationError, match="no points"):
+        crop_activity(Sessions, w.drive_id, w.runner_id, float(t[-1]) + 10, float(t[-1]) + 20, None)
+    with pytest.raises(ModerationError, match="every point"):
+        crop_activity(Sessions, w.drive_id, w.runner_id, float(t[0]), float(t[-1]), None)
+    with pytest.raises(NotFound):
+        crop_activity(Sessions, w.drive_id, w.mod_id, float(t[0]), float(t[5]), None)
+    assert len(drive_times(Sessions, w)) == len(t)
+    with Sessions() as s:
+        flag = s.get(ActivityFlag, w.drive_id)
+        assert flag.status == "flagged" and flag.crop is None
+
+
+def test_scoring_writes_each_verdict_in_a_transaction_of_its_own_that_reads_no_track(committed):
+    Sessions, tag = committed
+    with Sessions() as s, s.begin():
+        athlete = create_user(s, f"{tag}_athlete", "Wendy Writer")
+        now = time.time() - 7200
+        mine = [record_track(s, athlete, synthetic_track(random.Random(60 + k), sport, now - k * 86400, 44.8, 20.4,
+                                                         30, speed), visibility="public").id
+                for k, (sport, speed) in enumerate((("run", 3.0), ("ride", 7.0), ("run", 14.0)))]
+    transactions, reads, open_ = [], [], {}
+    engine = Sessions.kw["bind"]
+
+    def began(conn):
+        open_[conn] = []
+
+    def statement(conn, cursor, sql, params, context, executemany):
+        open_.setdefault(conn, []).append(sql)
+
+    def committed_(conn):
+        transactions.append(open_.pop(conn, []))
+
+    def rolled_back(conn):
+        reads.extend(open_.pop(conn, []))
+
+    listeners = (("begin", began), ("before_cursor_execute", statement), ("commit", committed_),
+                 ("rollback", rolled_back))
+    for name, fn in listeners:
+        event.listen(engine, name, fn)
+    locks_before = WRITE_LOCKS.snapshot().get("anomaly_scoring", {"count": 0})["count"]
+    try:
+        written = score_pending(Sessions, None, 0.5)
+    finally:
+        for name, fn in listeners:
+            event.remove(engine, name, fn)
+    assert written >= len(mine)
+    # One write transaction per verdict, and the tracks were read outside them all.
+    assert WRITE_LOCKS.snapshot()["anomaly_scoring"]["count"] - locks_before == written
+    assert len(transactions) == written
+    assert all("activity_flags" in " ".join(sqls) for sqls in transactions)
+    assert not [sql for sqls in transactions for sql in sqls if "route_points" in sql]
+    assert [sql for sql in reads if "route_points" in sql]  # read in the sessions that only read
+    with Sessions() as s:
+        status = {a: s.get(ActivityFlag, a).status for a in mine}
+        assert status == {mine[0]: "clear", mine[1]: "clear", mine[2]: "flagged"}
+        assert s.get(Activity, mine[2]).held
+    assert score_pending(Sessions, None, 0.5) == 0  # nothing left to score
+
+
+def test_a_crop_writes_in_one_short_transaction_and_its_summary_is_what_the_stored_track_gives(committed):
+    Sessions, tag = committed
+    track = synthetic_track(random.Random(70), "run", time.time() - 7200, 44.8, 20.4, 50, 3.0)
+    with Sessions() as s, s.begin():
+        athlete = create_user(s, f"{tag}_cropper", "Cora Cropper")
+        activity_id = record_track(s, athlete, track, visibility="public").id
+        # A pause in the middle, with points logged during it (they count for nothing).
+        s.add_all([ActivityEvent(activity_id=activity_id, command="pause", status="paused", at=float(track.t[300])),
+                   ActivityEvent(activity_id=activity_id, command="resume", status="active",
+                                 at=float(track.t[400]))])
+    locks_before = WRITE_LOCKS.snapshot().get("crop", {"count": 0})["count"]
+    flag = crop_activity(Sessions, activity_id, athlete.id, float(track.t[100]), float(track.t[200]), None)
+    assert WRITE_LOCKS.snapshot()["crop"]["count"] - locks_before == 1
+    assert flag.status == "clear" and flag.crop["crops"][0]["points_removed"] == 101
+    with Sessions() as s:
+        activity = s.get(Activity, activity_id)
+        fresh = summarise_activity(s, activity).to_dict()
+        assert activity.point_count == len(track) - 101 and fresh["dropped"]["paused"] == 99
+        assert activity.summary == fresh
