@@ -9,8 +9,8 @@ from core.config import load_settings
 from core.social.leaderboards import connect_redis, leaderboard
 from core.storage.engine import make_engine, make_sessionmaker
 from core.storage.schema import migrate
+from core.units import MILE_M
 from dashboard import queries
-from dashboard.fmt import MILE_M
 from dashboard.maps import map_of_route, route_layers
 
 

@@ -8,9 +8,10 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from core.text import fit, is_blank
-from dashboard import assets, escape, fmt
+from dashboard import assets, escape
 from dashboard.queries import Viewer
 
+SPORT_ICON = {"run": ":material/directions_run:", "ride": ":material/directions_bike:"}
 CHART_LABEL_CHARS = 40  # a longer name is cut in a chart's labels (a table beside it shows it whole)
 
 
@@ -51,9 +52,9 @@ def viewer() -> Viewer:
 def headline_figures(card: dict, units: str) -> list[tuple[str, str]]:
     sport = card["sport"]
     speed = card.get("avg_speed_mps")
-    return [("Distance", fmt.distance(card.get("distance_m"), units)),
-            ("Moving time", fmt.duration(card.get("moving_time_s"))),
-            ("Pace" if sport == "run" else "Speed", fmt.pace_or_speed(sport, speed, units))]
+    return [("Distance", units.distance(card.get("distance_m"), units)),
+            ("Moving time", units.duration(card.get("moving_time_s"))),
+            ("Pace" if sport == "run" else "Speed", units.pace_or_speed(sport, speed, units))]
 
 
 # One static HTML table: st.table renders every cell through the Markdown renderer, which

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.units import speak_distance, speak_duration, speak_pace
+
 CUE_FIELDS = ("time", "distance", "pace")
 
 
@@ -29,39 +31,6 @@ class CuePrefs:
     def to_settings(self) -> dict:
         """The JSON form stored under a user's settings["cues"]."""
         return {"fields": list(self.fields), "every_km": self.every_km, "every_min": self.every_min}
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def speak_duration(seconds: float) -> str:
-    """'1 hour 5 minutes 3 seconds' style."""
-    total = int(round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = []
-    if hours:
-        parts.append(_plural(hours, "hour"))
-    if minutes or hours:
-        parts.append(_plural(minutes, "minute"))
-    parts.append(_plural(secs, "second"))
-    return " ".join(parts)
-
-
-def speak_distance(metres: float) -> str:
-    """'5 kilometres' for whole kilometres, '3.4 kilometres' otherwise."""
-    km = metres / 1000.0
-    if abs(km - round(km)) < 0.005:
-        return _plural(int(round(km)), "kilometre")
-    return f"{km:.1f} kilometres"
-
-
-def speak_pace(seconds_per_km: float) -> str:
-    """'5 minutes 26 per kilometre'."""
-    minutes, secs = divmod(int(round(seconds_per_km)), 60)
-    return f"{_plural(minutes, 'minute')} {secs:02d} per kilometre" if secs else \
-        f"{_plural(minutes, 'minute')} per kilometre"
 
 
 def cue_text(sport: str, prefs: CuePrefs, moving_s: float, distance_m: float, stats: dict,

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
+from core import units
 from core.anomaly.features import MODEL_FEATURES, Features, vector
-from core.anomaly.rules import Hit, clock
+from core.anomaly.rules import Hit
 
 FORMAT = b"TRACKER-ANOMALY-MODEL-1\n"
 FOREST_WEIGHT = 0.75
@@ -196,9 +197,7 @@ class Baseline:
 
 
 def _pace_words(sport: str, speed: float) -> str:
-    if sport == "run":
-        return f"pace {clock(1000.0 / speed)}/km"
-    return f"{speed * 3.6:.1f} km/h"
+    return f"pace {units.pace(speed)}" if sport == "run" else units.speed(speed)
 
 
 # How each of the athlete's own metrics reads in a reason: (sport, this value, usual value).

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core import units
 from core.anomaly.features import RIDER_KG, Features, best_window, reference_speed
 from core.anomaly.limits import (
     RIDE_FLAT_SPEED_MPS,
@@ -45,14 +46,6 @@ class Hit:
                 "t0": self.t0, "t1": self.t1}
 
 
-def clock(seconds: float) -> str:
-    """1:09, 12:35 or 1:02:03."""
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
 def _stretches(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
     """[start, end) index ranges where ``mask`` holds for at least ``min_len`` samples."""
     if not mask.any():
@@ -67,13 +60,13 @@ def _stretch_hit(f: Features, a: int, b: int, code: str, why: str) -> Hit:
     metres = float(s.dist_m[b - 1] - s.dist_m[a])
     seconds = float(s.t[b - 1] - s.t[a])
     speed = metres / seconds * 3.6 if seconds > 0 else 0.0
-    reason = f"{metres / 1000:.1f} km at {speed:.0f} km/h for {clock(seconds)} {_when(s, s.t[a])} ({why})"
+    reason = f"{metres / 1000:.1f} km at {speed:.0f} km/h for {units.duration(seconds)} {_when(s, s.t[a])} ({why})"
     return Hit(code, reason, 1.0, float(s.t[a]), float(s.t[b - 1]))
 
 
 def _when(series, t: float) -> str:
     """Where a stretch starts, as time into the recording."""
-    return f"from {clock(t - series.t[0])} in"
+    return f"from {units.duration(t - series.t[0])} in"
 
 
 def check(f: Features) -> list[Hit]:
@@ -93,7 +86,7 @@ def check(f: Features) -> list[Hit]:
             if ref and speed > ref:
                 hits.append(Hit(
                     "faster_than_record",
-                    f"{EFFORT_NAME[metres]} in {clock(effort['seconds'])} ({speed * 3.6:.0f} km/h) "
+                    f"{EFFORT_NAME[metres]} in {units.duration(effort['seconds'])} ({speed * 3.6:.0f} km/h) "
                     f"{_when(s, effort['t0'])}, faster than "
                     f"any {noun} has run it (world record {WORLD_RECORD_TEXT[sport][metres]})",
                     1.0, effort["t0"], effort["t1"]))
@@ -123,7 +116,7 @@ def check(f: Features) -> list[Hit]:
                     metres = float(s.dist_m[b - 1] - s.dist_m[a])
                     hits.append(Hit(
                         "beyond_human_power",
-                        f"{metres / 1000:.1f} km at {metres / window * 3.6:.0f} km/h for {clock(window)} "
+                        f"{metres / 1000:.1f} km at {metres / window * 3.6:.0f} km/h for {units.duration(window)} "
                         f"{_when(s, s.t[a])} needs "
                         f"about {watts / RIDER_KG:.1f} W/kg, more than any {noun} holds ({limit:g} W/kg)",
                         1.0, float(s.t[a]), float(s.t[b - 1])))

@@ -8,9 +8,10 @@ import streamlit as st
 from plotly.subplots import make_subplots
 from streamlit_folium import st_folium
 
+from core import units
 from core.activities.lifecycle import ActivityError, delete_activity, edit_activity, get_owned_activity
 from core.activities.tables import VISIBILITIES
-from dashboard import data, fmt, ui
+from dashboard import data, ui
 from dashboard.maps import PACE_COLOURS
 
 v = ui.viewer()
@@ -24,13 +25,13 @@ if detail is None:
     st.page_link("views/feed.py", label="Back to the feed", icon=":material/dynamic_feed:")
     st.stop()
 
-sport, units = detail["sport"], v.units
-unit_m = fmt.MILE_M if units == "imperial" else 1000.0
-unit = "mi" if units == "imperial" else "km"
+sport, unit_system = detail["sport"], v.unit_system
+unit_m = units.MILE_M if unit_system == "imperial" else 1000.0
+unit = "mi" if unit_system == "imperial" else "km"
 summary = detail["summary"]
 
-st.title(f"{fmt.SPORT_ICON.get(sport, '')} {ui.plain(detail['title']) or 'Untitled'}")
-st.markdown(f"{ui.strong(ui.who(detail['athlete'], detail['username']))} · {fmt.when(detail['start_time'])} · {detail['visibility']}")
+st.title(f"{ui.SPORT_ICON.get(sport, '')} {ui.plain(detail['title']) or 'Untitled'}")
+st.markdown(f"{ui.strong(ui.who(detail['athlete'], detail['username']))} · {units.when(detail['start_time'])} · {detail['visibility']}")
 
 FLAG_TEXT = {
     "flagged": "flagged as irregular and held out of leaderboards until a moderator has looked at it",
@@ -61,12 +62,12 @@ if flag and flag["status"] in FLAG_TEXT:
     st.warning(f"This activity is {FLAG_TEXT[flag['status']]}. Why:\n\n{why}{note}", icon=":material/flag:")
 
 figures = [
-    ("Distance", fmt.distance(detail["distance_m"], units)),
-    ("Moving time", fmt.duration(detail["moving_time_s"])),
-    ("Elapsed", fmt.duration(detail["elapsed_time_s"])),
-    ("Avg pace" if sport == "run" else "Avg speed", fmt.pace_or_speed(sport, detail["avg_speed_mps"], units)),
-    ("Elevation gain", fmt.elevation(detail["elevation_gain_m"], units)),
-    ("Max speed", fmt.speed(summary.get("max_speed_mps"), units)),
+    ("Distance", units.distance(detail["distance_m"], unit_system)),
+    ("Moving time", units.duration(detail["moving_time_s"])),
+    ("Elapsed", units.duration(detail["elapsed_time_s"])),
+    ("Avg pace" if sport == "run" else "Avg speed", units.pace_or_speed(sport, detail["avg_speed_mps"], unit_system)),
+    ("Elevation gain", units.elevation(detail["elevation_gain_m"], unit_system)),
+    ("Max speed", units.speed(summary.get("max_speed_mps"), unit_system)),
 ]
 for row in (figures[:3], figures[3:]):
     for col, (label, value) in zip(st.columns(3), row):
@@ -77,7 +78,7 @@ if lat.size >= 2:
     st.subheader("Route")
     st.caption("Coloured by " + ("pace" if sport == "run" else "speed") + ": blue slowest, red fastest. "
                f"Numbered markers every {unit}" + (" (every 5 when long)" if detail["distance"][-1] / unit_m > 60 else ""))
-    st_folium(data.activity_map(v.id, activity_id, units), height=440, use_container_width=True, returned_objects=[], key=f"map_{activity_id}")
+    st_folium(data.activity_map(v.id, activity_id, unit_system), height=440, use_container_width=True, returned_objects=[], key=f"map_{activity_id}")
     legend = " ".join(f'<span style="color:{c}">■</span>' for c in PACE_COLOURS)
     st.html(f"<div style='font-size:0.8rem'>slow {legend} fast</div>")
 else:
@@ -86,19 +87,19 @@ else:
 dist = detail["distance"] / unit_m
 if lat.size >= 2:
     speed = np.asarray(detail["speed"], dtype=float)
-    pace_series = np.array([fmt.pace_value(sport, s_, units) if np.isfinite(s_) and s_ > 0 else np.nan
+    pace_series = np.array([units.pace_value(sport, s_, unit_system) if np.isfinite(s_) and s_ > 0 else np.nan
                             for s_ in speed], dtype=float)
     ele = np.asarray(detail["ele"], dtype=float)
     hr = np.asarray(detail["hr"], dtype=float)
-    rows = [("pace", fmt.pace_axis(sport, units))]
+    rows = [("pace", units.pace_axis(sport, unit_system))]
     if np.isfinite(ele).sum() >= 2:
-        rows.append(("ele", "elevation (ft)" if units == "imperial" else "elevation (m)"))
+        rows.append(("ele", "elevation (ft)" if unit_system == "imperial" else "elevation (m)"))
     if np.isfinite(hr).sum() >= 2:
         rows.append(("hr", "heart rate (bpm)"))
     step = max(1, lat.size // 800)  # ~800 points a line draw the same picture and load faster
     fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.06)
     for k, (name, title) in enumerate(rows, start=1):
-        y = {"pace": pace_series, "ele": ele * (3.28084 if units == "imperial" else 1.0), "hr": hr}[name]
+        y = {"pace": pace_series, "ele": ele * (3.28084 if unit_system == "imperial" else 1.0), "hr": hr}[name]
         fig.add_trace(go.Scatter(x=np.round(dist[::step], 3), y=np.round(y[::step], 2), mode="lines", name=title,
                                  line={"color": {"pace": "#fc4c02", "ele": "#6b6b76", "hr": "#c0392b"}[name],
                                        "width": 1.6}, fill="tozeroy" if name == "ele" else None,
@@ -112,21 +113,21 @@ if lat.size >= 2:
 
 splits = summary.get("splits") or []
 split_rows = []
-if splits and units == "metric":
+if splits and unit_system == "metric":
     split_rows = [{
-        "km": s_["index"], "distance": fmt.distance(s_["distance_m"], units),
-        "time": fmt.duration(s_["moving_time_s"]),
-        ("pace" if sport == "run" else "speed"): fmt.pace_or_speed(
-            sport, s_["distance_m"] / s_["moving_time_s"] if s_["moving_time_s"] else None, units),
+        "km": s_["index"], "distance": units.distance(s_["distance_m"], unit_system),
+        "time": units.duration(s_["moving_time_s"]),
+        ("pace" if sport == "run" else "speed"): units.pace_or_speed(
+            sport, s_["distance_m"] / s_["moving_time_s"] if s_["moving_time_s"] else None, unit_system),
     } for s_ in splits]
-elif units == "imperial" and lat.size >= 2 and dist[-1] > 0:
+elif unit_system == "imperial" and lat.size >= 2 and dist[-1] > 0:
     marks = np.concatenate([[0.0], np.arange(1.0, dist[-1], 1.0), [dist[-1]]])
     moving = np.interp(marks, dist, detail["moving"])
     for k in range(len(marks) - 1):
         d_m, secs = (marks[k + 1] - marks[k]) * unit_m, moving[k + 1] - moving[k]
-        split_rows.append({"mi": k + 1, "distance": fmt.distance(d_m, units), "time": fmt.duration(secs),
-                           ("pace" if sport == "run" else "speed"): fmt.pace_or_speed(
-                               sport, d_m / secs if secs else None, units)})
+        split_rows.append({"mi": k + 1, "distance": units.distance(d_m, unit_system), "time": units.duration(secs),
+                           ("pace" if sport == "run" else "speed"): units.pace_or_speed(
+                               sport, d_m / secs if secs else None, unit_system)})
 if split_rows:
     st.subheader("Splits")
     # A long ride's splits scroll inside the table instead of stretching the page.
@@ -136,8 +137,8 @@ bests = summary.get("best_efforts_s") or {}
 if bests:
     st.subheader("Best efforts")
     names = {"400": "400 m", "1000": "1 km", "5000": "5 km", "10000": "10 km"}
-    ui.table([{"distance": names.get(k, k), "time": fmt.duration(t_),
-               "pace": fmt.pace(float(k) / t_, units) if t_ else "–"} for k, t_ in bests.items()])
+    ui.table([{"distance": names.get(k, k), "time": units.duration(t_),
+               "pace": units.pace(float(k) / t_, unit_system) if t_ else "–"} for k, t_ in bests.items()])
 
 with st.expander("Details"):
     dropped = ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in (summary.get("dropped") or {}).items())

@@ -2,11 +2,12 @@
 
 import streamlit as st
 
+from core import units
 from core.accounts.tables import User
 from core.activities.lifecycle import ActivityError
 from core.social.comments import SocialError, add_comment, comments_for, delete_comment
 from core.social.kudos import give_kudos, kudos_for, take_back_kudos
-from dashboard import data, fmt, ui
+from dashboard import data, ui
 from dashboard.queries import preview_svg
 
 PAGE = 10
@@ -51,8 +52,8 @@ for c in items:
             if svg:
                 st.image(svg, width=120)
         with right:
-            st.markdown(f"{ui.strong(ui.who(c['athlete'], c['username']))} · {fmt.SPORT_ICON.get(c['sport'], '')} "
-                        f"{fmt.when(c['start_time'])}" + (" · :material/lock: only you" if c["visibility"] == "private" else ""))
+            st.markdown(f"{ui.strong(ui.who(c['athlete'], c['username']))} · {ui.SPORT_ICON.get(c['sport'], '')} "
+                        f"{units.when(c['start_time'])}" + (" · :material/lock: only you" if c["visibility"] == "private" else ""))
             st.page_link("views/activity.py", label=ui.plain(c["title"]) or "Untitled", query_params={"id": c["id"]},
                          icon=":material/route:")
             st.markdown(" · ".join(f"{label} **{value}**" for label, value in ui.headline_figures(c, v.units)))

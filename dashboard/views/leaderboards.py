@@ -4,10 +4,11 @@ athletes you follow, with your own rank even outside the top."""
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import data, escape, fmt, ui
+from core import units
+from dashboard import data, escape, ui
 
 v = ui.viewer()
-unit_m = fmt.MILE_M if v.units == "imperial" else 1000.0
+unit_m = units.MILE_M if v.units == "imperial" else 1000.0
 unit = "mi" if v.units == "imperial" else "km"
 st.title("Leaderboards")
 

@@ -4,7 +4,8 @@ their positions and live stats, refreshing every few seconds."""
 import streamlit as st
 from streamlit_folium import st_folium
 
-from dashboard import data, fmt, ui
+from core import units
+from dashboard import data, ui
 from dashboard.maps import live_map
 
 v = ui.viewer()
@@ -27,14 +28,14 @@ def live_panel() -> None:
     for r in rows:
         stats = r["stats"]
         with st.container(border=True, key=f"live_{r['id']}"):
-            st.markdown(f"{ui.strong(ui.who(r['athlete'], r['username']))} · {fmt.SPORT_ICON.get(r['sport'], '')} "
+            st.markdown(f"{ui.strong(ui.who(r['athlete'], r['username']))} · {ui.SPORT_ICON.get(r['sport'], '')} "
                         f"{ui.plain(r['title']) or 'Untitled'} · *{r['status']}*")
             c = st.columns(4)
-            c[0].metric("Elapsed", fmt.duration(stats["elapsed_s"]))
-            c[1].metric("Distance", fmt.distance(stats["distance_m"], v.units))
+            c[0].metric("Elapsed", units.duration(stats["elapsed_s"]))
+            c[1].metric("Distance", units.distance(stats["distance_m"], v.units))
             c[2].metric("Now" if r["sport"] == "run" else "Speed now",
-                        fmt.pace_or_speed(r["sport"], stats["current_speed_mps"], v.units))
-            c[3].metric("Average", fmt.pace_or_speed(r["sport"], stats["avg_speed_mps"], v.units))
+                        units.pace_or_speed(r["sport"], stats["current_speed_mps"], v.units))
+            c[3].metric("Average", units.pace_or_speed(r["sport"], stats["avg_speed_mps"], v.units))
 
 
 live_panel()

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from streamlit_folium import st_folium
 
+from core import units
 from core.accounts.tables import User
 from core.anomaly.calibration import CALIBRATION_MIN, calibration, flag_precision, threshold
 from core.anomaly.flags import ModerationError
@@ -14,7 +15,7 @@ from core.anomaly.limits import RIDE_LEVEL_SPEED_MPS, RUN_SUSTAINED_MPS
 from core.anomaly.moderation import decide, queue
 from core.config import load_settings
 from core.storage.engine import write_transaction
-from dashboard import data, fmt, queries, ui
+from dashboard import data, queries, ui
 from dashboard.maps import review_map
 
 v = ui.viewer()
@@ -67,16 +68,16 @@ def show_crop(item: dict, crop: dict) -> None:
         st.markdown(reason_list(item["reasons"]) if item["reasons"] else "- the detector finds nothing irregular")
     with right:
         st.markdown("**The athlete's crop**")
-        st.markdown("\n".join(f"- removed {fmt.duration(c.get('from_s'))} to {fmt.duration(c.get('to_s'))} of the "
+        st.markdown("\n".join(f"- removed {units.duration(c.get('from_s'))} to {units.duration(c.get('to_s'))} of the "
                                f"recording ({c.get('points_removed', 0):,} points)" for c in crops if c))
         ui.table([{"": label, "before": show(first.get(key)), "after": show(last.get(key))}
                   for label, key, show in (
                       ("score", "score", lambda x: "–" if x is None else f"{x:.2f}"),
-                      ("distance", "distance_m", lambda x: fmt.distance(x, "metric")),
-                      ("moving time", "moving_time_s", fmt.duration),
+                      ("distance", "distance_m", lambda x: units.distance(x, "metric")),
+                      ("moving time", "moving_time_s", units.duration),
                       ("pace" if sport == "run" else "speed", "avg_speed_mps",
-                       lambda x: fmt.pace_or_speed(sport, x, "metric")),
-                      ("max speed", "max_speed_mps", lambda x: fmt.speed(x, "metric")))])
+                       lambda x: units.pace_or_speed(sport, x, "metric")),
+                      ("max speed", "max_speed_mps", lambda x: units.speed(x, "metric")))])
 
 
 with data.sessions()() as s:
@@ -92,10 +93,10 @@ for activity_id, score in pending:
     if item is None:
         continue
     with st.container(border=True, key=f"review_{activity_id}"):
-        st.markdown(f"#### {fmt.SPORT_ICON.get(item['sport'], '')} {ui.plain(item['title']) or 'Untitled'} · score {score:.2f}")
+        st.markdown(f"#### {ui.SPORT_ICON.get(item['sport'], '')} {ui.plain(item['title']) or 'Untitled'} · score {score:.2f}")
         st.markdown(f"{ui.strong(item['athlete'])} (@{ui.plain(item['username'])}) · "
-                    f"{fmt.when(item['start_time'])} · {fmt.distance(item['distance_m'], 'metric')} · "
-                    f"{fmt.pace_or_speed(item['sport'], item['avg_speed_mps'], 'metric')}"
+                    f"{units.when(item['start_time'])} · {units.distance(item['distance_m'], 'metric')} · "
+                    f"{units.pace_or_speed(item['sport'], item['avg_speed_mps'], 'metric')}"
                     + STANDING.get(item["status"], ""))
         crop = item["crop"] if item["status"] == "cropped" else None
         if crop:
@@ -103,7 +104,7 @@ for activity_id, score in pending:
         else:
             st.markdown(reason_list(item["reasons"]))
         usual = item["usual"]
-        st.caption("Athlete's usual: " + (f"{fmt.pace_or_speed(item['sport'], usual['speed_mps'], 'metric')} "
+        st.caption("Athlete's usual: " + (f"{units.pace_or_speed(item['sport'], usual['speed_mps'], 'metric')} "
                                           f"over {usual['count']} past {item['sport']}s" if usual
                                           else "not enough history yet"))
         lat, lon, t = item["lat"], item["lon"], item["t"]

@@ -6,13 +6,14 @@ import plotly.express as px
 import streamlit as st
 from streamlit_folium import st_folium
 
-from dashboard import data, fmt, ui
+from core import units
+from dashboard import data, ui
 from dashboard.maps import heatmap
 
 v = ui.viewer()
-units = v.units
-unit_m = fmt.MILE_M if units == "imperial" else 1000.0
-unit = "mi" if units == "imperial" else "km"
+unit_system = v.unit_system
+unit_m = units.MILE_M if unit_system == "imperial" else 1000.0
+unit = "mi" if unit_system == "imperial" else "km"
 st.title("My stats")
 
 rows = data.my_activities(v.id)
@@ -37,7 +38,7 @@ cols = st.columns(3)
 for col, (label, start) in zip(cols, spans.items()):
     part = df[df["start_time"] >= start]
     col.metric(label, f"{part['distance'].sum():.1f} {unit}")
-    col.caption(f"{len(part)} activities · {fmt.duration(part['moving_time_s'].fillna(0).sum())} moving")
+    col.caption(f"{len(part)} activities · {units.duration(part['moving_time_s'].fillna(0).sum())} moving")
 
 st.subheader("Weekly volume")
 weekly = (df.set_index("start_time").groupby([pd.Grouper(freq="W-MON", label="left", closed="left"), "sport"])
@@ -75,18 +76,18 @@ def best(frame: pd.DataFrame, column: str, smallest: bool = True) -> tuple[str, 
     if frame.empty:
         return "–", ""
     row = frame.loc[frame[column].idxmin() if smallest else frame[column].idxmax()]
-    return row[column], f"{ui.plain(row['title']) or 'Untitled'} · {fmt.when(row['start_time'])}"
+    return row[column], f"{ui.plain(row['title']) or 'Untitled'} · {units.when(row['start_time'])}"
 
 
 pb_cols = st.columns(4)
 for col, (label, column) in zip(pb_cols[:3], [("Fastest 1 km", "best_1k_s"), ("Fastest 5 km", "best_5k_s"),
                                                 ("Fastest 10 km", "best_10k_s")]):
     value, where = best(runs, column)
-    col.metric(label, fmt.duration(value) if value != "–" else "–")
+    col.metric(label, units.duration(value) if value != "–" else "–")
     if where:
         col.caption(where)
 value, where = best(rides, "distance_m", smallest=False)
-pb_cols[3].metric("Longest ride", fmt.distance(value, units) if value != "–" else "–")
+pb_cols[3].metric("Longest ride", units.distance(value, unit_system) if value != "–" else "–")
 if where:
     pb_cols[3].caption(where)
 

@@ -6,12 +6,13 @@ import logging
 import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
+from core import units
 from core.accounts.tables import User
 from core.activities.lifecycle import ActivityError
 from core.config import load_settings
 from core.text import TITLE_MAX_CHARS
 from core.tracks.formats.common import TrackFileError
-from dashboard import data, fmt, ui
+from dashboard import data, ui
 from dashboard.queries import import_file
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ if submitted:
 
 for r in st.session_state.get("upload_results", []):
     if r[0] == "ok":
-        st.success(f"{ui.plain(r[1])}: imported as a {r[3]} of {fmt.distance(r[4], v.units)}")
+        st.success(f"{ui.plain(r[1])}: imported as a {r[3]} of {units.distance(r[4], v.units)}")
         st.page_link("views/activity.py", label=f"Open {ui.plain(r[5] or 'the activity')}",
                      query_params={"id": r[2]}, icon=":material/route:")
         if r[6]:

@@ -2,8 +2,9 @@
 
 import pytest
 
-from core.activities.cues import CuePrefs, cue_text, speak_duration
+from core.activities.cues import CuePrefs, cue_text
 from core.activities.live import LiveStats
+from core.units import speak_duration
 
 T0 = 1_700_000_000.0
 

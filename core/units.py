@@ -1,5 +1,6 @@
-"""Units and formatting, one place for every page: km and min/km for runs, km/h for rides
-(miles, min/mi and mph for athletes who chose imperial units)."""
+"""Units and formatting, the one place for every page, command and spoken cue: km and min/km
+for runs, km/h for rides (miles, min/mi and mph for athletes who chose imperial units), and
+the same figures as words for the cues a device speaks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from datetime import UTC, datetime
 
 MILE_M = 1609.344
 UNITS = ("metric", "imperial")
-SPORT_ICON = {"run": ":material/directions_run:", "ride": ":material/directions_bike:"}
 
 
 def distance(metres: float | None, units: str = "metric", digits: int = 2) -> str:
@@ -16,6 +16,11 @@ def distance(metres: float | None, units: str = "metric", digits: int = 2) -> st
     if units == "imperial":
         return f"{metres / MILE_M:.{digits}f} mi"
     return f"{metres / 1000:.{digits}f} km"
+
+
+def unit_length_m(units: str = "metric") -> float:
+    """Metres in one unit of distance: a kilometre, or a mile for imperial units."""
+    return MILE_M if units == "imperial" else 1000.0
 
 
 def duration(seconds: float | None) -> str:
@@ -32,9 +37,8 @@ def pace(speed_mps: float | None, units: str = "metric") -> str:
     """Minutes per km (or mile), e.g. 5:26 /km."""
     if not speed_mps or speed_mps <= 0.3:
         return "–"
-    unit_m, label = (MILE_M, "/mi") if units == "imperial" else (1000.0, "/km")
-    seconds = unit_m / speed_mps
-    minutes, secs = divmod(int(round(seconds)), 60)
+    label = "/mi" if units == "imperial" else "/km"
+    minutes, secs = divmod(int(round(unit_length_m(units) / speed_mps)), 60)
     return f"{minutes}:{secs:02d} {label}"
 
 
@@ -53,7 +57,7 @@ def pace_or_speed(sport: str, speed_mps: float | None, units: str = "metric") ->
 
 def pace_value(sport: str, speed_mps: float, units: str = "metric") -> float | None:
     """The number a chart plots: minutes per km/mile for runs, km/h or mph for rides."""
-    unit_m = MILE_M if units == "imperial" else 1000.0
+    unit_m = unit_length_m(units)
     if sport == "run":
         return unit_m / speed_mps / 60 if speed_mps and speed_mps > 0.3 else None
     return speed_mps * 3600 / unit_m
@@ -76,3 +80,38 @@ def elevation(metres: float | None, units: str = "metric") -> str:
     if metres is None:
         return "–"
     return f"{metres * 3.28084:.0f} ft" if units == "imperial" else f"{metres:.0f} m"
+
+
+# Spoken: the words a device's voice cue says.
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def speak_duration(seconds: float) -> str:
+    """'1 hour 5 minutes 3 seconds' style."""
+    total = int(round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = []
+    if hours:
+        parts.append(_plural(hours, "hour"))
+    if minutes or hours:
+        parts.append(_plural(minutes, "minute"))
+    parts.append(_plural(secs, "second"))
+    return " ".join(parts)
+
+
+def speak_distance(metres: float) -> str:
+    """'5 kilometres' for whole kilometres, '3.4 kilometres' otherwise."""
+    km = metres / 1000.0
+    if abs(km - round(km)) < 0.005:
+        return _plural(int(round(km)), "kilometre")
+    return f"{km:.1f} kilometres"
+
+
+def speak_pace(seconds_per_km: float) -> str:
+    """'5 minutes 26 per kilometre'."""
+    minutes, secs = divmod(int(round(seconds_per_km)), 60)
+    return f"{_plural(minutes, 'minute')} {secs:02d} per kilometre" if secs else \
+        f"{_plural(minutes, 'minute')} per kilometre"
