@@ -4,6 +4,7 @@ the same figures as words for the cues a device speaks."""
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 MILE_M = 1609.344
@@ -80,6 +81,18 @@ def elevation(metres: float | None, units: str = "metric") -> str:
     if metres is None:
         return "–"
     return f"{metres * 3.28084:.0f} ft" if units == "imperial" else f"{metres:.0f} m"
+
+
+def json_safe(value):
+    """``value`` with every NaN or infinity (in nested dicts and lists too) as None, so it is
+    valid JSON for the database and for the command line."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
 
 
 # Spoken: the words a device's voice cue says.

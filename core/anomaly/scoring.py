@@ -13,7 +13,6 @@ writer and the ingest server's commits wait for it.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -29,6 +28,7 @@ from core.anomaly.tables import ActivityFlag
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.tracks.track import Track
+from core.units import json_safe
 
 log = logging.getLogger(__name__)
 HISTORY_LIMIT = 30
@@ -59,16 +59,6 @@ def _candidates(s: Session, activity: Activity, centroid) -> list[tuple[str, dic
     return [(f"activity {aid} by {name}", fp) for aid, fp, name in rows]
 
 
-def _clean_json(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _clean_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean_json(v) for v in value]
-    return value
-
-
 @dataclass
 class Scoring:
     """A verdict computed from an activity's track, ready to be written as its flag."""
@@ -94,8 +84,8 @@ def assess_stored(s: Session, activity: Activity, model: PopulationModel | None,
     verdict = result.verdict
     return Scoring(
         flagged=bool(verdict.flagged), score=float(verdict.score), reasons=list(verdict.reasons),
-        codes=" ".join(sorted({h.code for h in verdict.hits}))[:200], verdict=_clean_json(verdict.to_dict()),
-        features=_clean_json(dict(result.features.values)), fingerprint=result.fingerprint,
+        codes=" ".join(sorted({h.code for h in verdict.hits}))[:200], verdict=json_safe(verdict.to_dict()),
+        features=json_safe(dict(result.features.values)), fingerprint=result.fingerprint,
         centroid=tuple(result.fingerprint["centroid"]) if result.fingerprint else None,
         model_version=(model.meta.get("trained_at", "") if model else "rules only")[:64])
 
@@ -178,7 +168,7 @@ def _write_if_pending(Session: sessionmaker[Session], activity_id: int, result: 
 
 
 def _figures(distance_m, moving_time_s, avg_speed_mps, max_speed_mps) -> dict:
-    return _clean_json({"distance_m": distance_m, "moving_time_s": moving_time_s,
+    return json_safe({"distance_m": distance_m, "moving_time_s": moving_time_s,
                         "avg_speed_mps": avg_speed_mps, "max_speed_mps": max_speed_mps})
 
 
@@ -190,4 +180,4 @@ def _crop_history(flag: ActivityFlag, crop: dict, result: Scoring) -> dict:
     entry = {**crop, "before": {**crop["before"], "score": flag.score},
              "after": {**crop["after"], "score": result.score}}
     # A new dict, not the old one changed in place: the JSON column is written when replaced.
-    return {**history, "crops": [*history.get("crops", []), _clean_json(entry)]}
+    return {**history, "crops": [*history.get("crops", []), json_safe(entry)]}

@@ -3,17 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
-
-
-def _json_safe(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _tracks(files):
@@ -60,7 +49,7 @@ def cmd_stats(args) -> int:
             "gps_points": summary.gps_points,
             "dropped": summary.dropped,
         }
-        print(json.dumps(_json_safe(record)), flush=True)
+        print(json.dumps(json_safe(record)), flush=True)
     return 1 if failed else 0
 
 
