@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from core.units import json_safe
+
 
 def _tracks(files):
     """(name, track) per file; a file that cannot be read gets its JSON error line printed
