@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from core.accounts.tables import ROLES
 from core.cli.admin import _session
 
 
@@ -36,3 +37,17 @@ def cmd_device_token(args) -> int:
         _, secret = create_device_token(s, user, name=args.name)
     print(secret)
     return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("create-user", help="create an account")
+    p.add_argument("username")
+    p.add_argument("--name")
+    p.add_argument("--password")
+    p.add_argument("--role", default="athlete", choices=ROLES)
+    p.set_defaults(func=cmd_create_user)
+
+    p = sub.add_parser("device-token", help="create a device token for the ingest server")
+    p.add_argument("--user", required=True)
+    p.add_argument("--name", default="device")
+    p.set_defaults(func=cmd_device_token)

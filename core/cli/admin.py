@@ -47,3 +47,22 @@ def cmd_worker(args) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     run(interval_s=args.interval, once=args.once)
     return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("migrate", help="create or upgrade the database schema")
+    p.set_defaults(func=cmd_migrate)
+
+    p = sub.add_parser("demo", help="load the demo dataset into an empty database")
+    p.add_argument("--users", type=int, default=300)
+    p.add_argument("--activities", type=int, default=2500)
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--no-shared", action="store_true", help="do not use ../shared/data/tracks")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("worker", help="run the scheduled jobs (anomaly scoring, leaderboards every 3 minutes)")
+    p.add_argument("--once", action="store_true", help="run each job once and exit")
+    p.add_argument("--interval", type=float, default=30.0, help="seconds between rounds")
+    p.set_defaults(func=cmd_worker)

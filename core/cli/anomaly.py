@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from core.activities.tables import SPORTS
 from core.cli.admin import _session
 from core.cli.tracks import _tracks
 from core.config import load_settings
@@ -74,3 +75,18 @@ def cmd_anomaly_evaluate(args) -> int:
     else:
         print_report(report)
     return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("anomaly", help="anomaly detection: score files, train the model, evaluate")
+    anomaly = p.add_subparsers(dest="anomaly_command", required=True)
+    q = anomaly.add_parser("score", help="score GPX, TCX or FIT files; one JSON line per file")
+    q.add_argument("files", nargs="+")
+    q.add_argument("--sport", choices=SPORTS, help="judge as this sport (default: the file's)")
+    q.set_defaults(func=cmd_anomaly_score)
+    q = anomaly.add_parser("train", help="retrain the population model now")
+    q.set_defaults(func=cmd_anomaly_train)
+    q = anomaly.add_parser("evaluate", help="print precision, recall and F1 on the labelled evaluation set")
+    q.add_argument("--folds", type=int, default=5)
+    q.add_argument("--json", action="store_true", help="print the table as JSON")
+    q.set_defaults(func=cmd_anomaly_evaluate)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 
+from core.activities.tables import SPORTS
 from core.cli.admin import _session
 from core.config import load_settings
+from core.social.leaderboards import PERIODS, SCOPES
 
 
 def cmd_feed(args) -> int:
@@ -56,3 +58,19 @@ def cmd_leaderboard(args) -> int:
     if board.me is not None and board.me.rank > len(board.entries):
         print(f"{board.me.rank:>5}  {board.me.name:<30} {board.me.distance_m / 1000:9.1f} km  (you)")
     return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("leaderboard", help="print a leaderboard")
+    p.add_argument("--period", choices=PERIODS, default="week")
+    p.add_argument("--sport", choices=SPORTS, default="run")
+    p.add_argument("--scope", choices=SCOPES, default="global")
+    p.add_argument("--user", help="whose rank and friends")
+    p.add_argument("--limit", type=int, default=10)
+    p.set_defaults(func=cmd_leaderboard)
+
+    p = sub.add_parser("feed", help="print a page of an athlete's news feed")
+    p.add_argument("--user", required=True)
+    p.add_argument("--cursor")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_feed)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from core.tracks.track import SPORTS
 from core.units import json_safe
 
 
@@ -57,3 +58,10 @@ def cmd_stats(args) -> int:
 
 def _round(value, digits: int = 1):
     return None if value is None else round(value, digits)
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("stats", help="print statistics of GPX, TCX or FIT files as JSON lines")
+    p.add_argument("files", nargs="+", type=str)
+    p.add_argument("--sport", choices=SPORTS, help="override the file's sport")
+    p.set_defaults(func=cmd_stats)
