@@ -45,3 +45,85 @@ def test_the_check_sees_an_import_inside_a_function(tmp_path):
     module = tmp_path / "lazy.py"
     module.write_text("def f():\n    from realtime.server import IngestServer\n    import streamlit as st\n")
     assert imported_packages(module) == {"realtime", "streamlit"}
+
+
+# Inside core: what each package may import from core (docs/architecture.md draws the same
+# table). A module's package is its first name under core/ (core/units.py is "units").
+CORE_MAY_IMPORT = {
+    "config": set(),
+    "units": set(),
+    "storage": {"config"},
+    "text": {"accounts", "activities"},
+    "tracks": {"config", "text", "units"},
+    "accounts": {"storage", "text"},
+    "activities": {"accounts", "storage", "tracks", "text", "units"},
+    "social": {"accounts", "activities", "storage", "text"},
+    "anomaly": {"accounts", "activities", "storage", "tracks", "text", "units", "config"},
+    "synthetic": {"accounts", "activities", "social", "storage", "tracks"},
+    "jobs": {"accounts", "activities", "anomaly", "config", "social", "storage", "tracks", "text", "units"},
+    "cli": {"accounts", "activities", "anomaly", "config", "jobs", "social", "storage", "synthetic", "tracks",
+            "text", "units"},
+}
+# The one module allowed above its package's floor: reads by viewer are filtered where the
+# points are read, so the points module knows the tables and who may see what. The
+# migrations' environment imports every table so that Alembic sees the whole schema.
+CORE_EXCEPTIONS = {
+    "core/storage/points.py": {"activities", "accounts", "social", "tracks"},
+    "core/storage/migrations/env.py": {"accounts", "activities", "anomaly", "social"},
+}
+# Modules that exist for the command line and the tests only, and what may import them.
+OFFLINE_ONLY = {"core.anomaly.evaluation": {"core/cli/anomaly.py", "core/anomaly/evaluation.py"}}
+
+
+def core_imports(path: Path) -> set[str]:
+    """The ``core`` packages a module imports (``core.units`` counts as "units")."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        modules = []
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            modules = [node.module] if node.module != "core" else [f"core.{a.name}" for a in node.names]
+        names.update(m.split(".")[1] for m in modules if m.startswith("core.") and m.count(".") >= 1)
+    return names
+
+
+def _package(path: Path) -> str:
+    return path.relative_to(ROOT / "core").parts[0].removesuffix(".py")
+
+
+def test_core_packages_import_only_the_floors_below():
+    offenders = {}
+    for path in sorted((ROOT / "core").rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        package = _package(path)
+        if package in ("__init__", "__main__") or "versions" in path.parts:
+            continue
+        allowed = CORE_MAY_IMPORT[package] | CORE_EXCEPTIONS.get(rel, set()) | {package}
+        bad = core_imports(path) - allowed
+        if bad:
+            offenders[rel] = sorted(bad)
+    assert offenders == {}
+
+
+def test_evaluation_and_generated_tracks_stay_out_of_production():
+    """The evaluation is imported only by its command; production training (anomaly) never
+    imports the generated tracks of core.synthetic."""
+    offenders = []
+    for path in sorted(ROOT.glob("*/**/*.py")):
+        rel = str(path.relative_to(ROOT))
+        if rel.startswith(("tests/", "bench/", ".venv/")) or "static" in path.parts:
+            continue
+        text = path.read_text(encoding="utf-8")
+        for module, users in OFFLINE_ONLY.items():
+            if module in text and rel not in users:
+                offenders.append((rel, module))
+        if rel.startswith("core/anomaly/") and rel != "core/anomaly/evaluation.py" and "synthetic" in core_imports(path):
+            offenders.append((rel, "core.synthetic"))
+    assert offenders == []
+
+
+def test_the_core_check_sees_a_package_imported_from_core(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("from core import units\nimport core.storage.points\nfrom core.tracks.geo import haversine\n")
+    assert core_imports(module) == {"units", "storage", "tracks"}
