@@ -16,12 +16,20 @@ import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from core.anomaly.limits import WORLD_RECORD_S
+from core.anomaly.signals import (
+    RIDER_KG,
+    best_efforts,
+    best_window,
+    grid_speed,
+    ride_power,
+    rolling_mean,
+    smooth_elevation,
+)
 from core.tracks.cleaning import MAX_SPEED_MPS, CleanTrack, clean_track
 from core.tracks.geo import local_xy, segment_lengths_m
-from core.tracks.stats import BEST_EFFORT_DISTANCES_M, pause_gap_s
+from core.tracks.stats import pause_gap_s
 from core.tracks.track import Track
 
 # A step this long and this much faster than the sport allows is a jump, not movement.
@@ -30,16 +38,6 @@ TELEPORT_SPEED_FACTOR = 3.0
 SPIKE_FIXES = 3  # a jump whose track comes back within this many fixes is a spike
 GRID_MAX_POINTS = 60_000
 MOVING_MPS = {"run": 1.0, "ride": 2.0}
-# Rider and bike (kg), rolling resistance, drag area (m^2), air density: a solo road rider.
-RIDER_KG = 75.0
-SYSTEM_KG = 85.0
-CRR = 0.005
-CDA_M2 = 0.35
-RHO = 1.2
-G = 9.81
-POWER_WINDOWS_S = (15, 60, 300, 1200)
-# Descending faster than this grade, a ride's speed says nothing about the rider.
-RIDE_DESCENT_GRADE = -0.02
 
 
 @dataclass
@@ -78,69 +76,6 @@ MODEL_FEATURES = (
     "lat_accel_p95", "log_median_dt", "teleport_km", "vam_5min", "wkg_60",
     "wkg_300", "wkg_1200", "m_per_beat", "hr_speed_corr", "stride_m", "climb_flat_ratio",
 )
-
-
-def _rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average over ``window`` samples, NaN-aware (NaN where none is valid)."""
-    ok = np.isfinite(x)
-    values = np.where(ok, x, 0.0)
-    kernel = np.ones(window)
-    total = np.convolve(values, kernel, mode="same")
-    count = np.convolve(ok.astype(float), kernel, mode="same")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count >= window * 0.6, total / count, np.nan)
-
-
-def best_window(x: np.ndarray, window: int) -> tuple[float, int]:
-    """The best mean of ``x`` over any full window of samples (NaNs count as zero), and the
-    index where that window starts; (NaN, -1) when ``x`` is shorter than the window."""
-    if window < 1 or x.size < window:
-        return math.nan, -1
-    cs = np.concatenate([[0.0], np.cumsum(np.nan_to_num(x))])
-    means = (cs[window:] - cs[:-window]) / window
-    k = int(np.argmax(means))
-    return float(means[k]), k
-
-
-def _grid_speed(t: np.ndarray, dist: np.ndarray, grid: np.ndarray, window_s: float) -> np.ndarray:
-    half = window_s / 2.0
-    ahead = np.interp(grid + half, t, dist)
-    behind = np.interp(grid - half, t, dist)
-    return (ahead - behind) / window_s
-
-
-def _best_efforts(t: np.ndarray, dist: np.ndarray, ele: np.ndarray | None, sport: str) -> dict[int, dict]:
-    """Fastest wall-clock time over each effort distance (rides: not downhill)."""
-    out = {}
-    for metres in BEST_EFFORT_DISTANCES_M:
-        if dist.size < 2 or dist[-1] < metres:
-            continue
-        ends = np.flatnonzero(dist >= metres)
-        start_d = dist[ends] - metres
-        started = np.interp(start_d, dist, t)
-        seconds = t[ends] - started
-        ok = seconds > 0
-        if sport == "ride" and ele is not None:
-            climb = ele[ends] - np.interp(start_d, dist, ele)
-            ok &= climb / metres >= RIDE_DESCENT_GRADE
-        if not ok.any():
-            continue
-        k = int(np.argmin(np.where(ok, seconds, np.inf)))
-        out[metres] = {"seconds": float(seconds[k]), "t0": float(started[k]), "t1": float(t[ends[k]])}
-    return out
-
-
-def _smooth_elevation(t: np.ndarray, ele: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
-    ok = np.isfinite(ele)
-    if ok.sum() < max(10, 0.8 * ele.size):
-        return None
-    g = np.interp(grid, t[ok], ele[ok])
-    # A 9 s median removes barometer and GPS steps, a 60 s mean the rest of the noise.
-    if g.size >= 9:
-        med = np.median(sliding_window_view(np.pad(g, 4, mode="edge"), 9), axis=1)
-    else:
-        med = g
-    return _rolling_mean(med, 61)
 
 
 def reference_speed(sport: str, metres: int) -> float | None:
@@ -193,6 +128,24 @@ def jumps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, sport: str) -> list[d
     return out
 
 
+@dataclass
+class _Grid:
+    """A cleaned track on its regular grid: what every feature group reads."""
+
+    t: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    dts: np.ndarray  # seconds between fixes
+    gap: float  # a step longer than this is a recording gap
+    dist: np.ndarray  # cumulative metres at each fix, jumps and gaps excluded
+    span: float  # seconds from first fix to last
+    step: float  # grid spacing in seconds
+    grid: np.ndarray  # Unix seconds
+    speed30: np.ndarray  # 30 s centred speed on the grid, NaN inside gaps
+    speed6: np.ndarray  # 6 s centred speed on the grid, NaN inside gaps
+    moving: np.ndarray  # grid seconds moving faster than a walk (or a slow roll)
+
+
 def extract(clean: CleanTrack, sport: str | None = None) -> Features:
     """Compute every feature of a cleaned track, judged as ``sport`` (default: its own)."""
     sport = sport or clean.sport
@@ -200,9 +153,37 @@ def extract(clean: CleanTrack, sport: str | None = None) -> Features:
     # gap_share is shown, not modelled: recording gaps are a device's doing, not a cheat.
     # w_per_beat is for the athlete's own history only (fitness varies too much between people).
     values = {name: math.nan for name in MODEL_FEATURES} | {"gap_share": math.nan, "w_per_beat": math.nan}
-    t, lat, lon = clean.t, clean.lat, clean.lon
-    if t.size < 12 or t[-1] - t[0] < 60:
+    if clean.t.size < 12 or clean.t[-1] - clean.t[0] < 60:
         return Features(sport, values, None)
+    g = _on_grid(clean, sport)
+    ele_g = smooth_elevation(g.t, clean.ele, g.grid)
+    ele_pts = np.interp(g.t, g.grid, ele_g) if ele_g is not None else None
+    efforts = best_efforts(g.t, g.dist, ele_pts, sport)
+
+    values.update(_speed_features(g, efforts, sport))
+    values.update(_acceleration_features(g))
+    values.update(_launch_features(g, sport))
+    values.update(_cornering_features(g, sport))
+    values.update(_sampling_features(g))
+    power = None
+    if ele_g is not None:
+        values.update(_climbing_features(g, ele_g))
+        if sport == "ride":
+            power = ride_power(g.speed30, ele_g, g.step)
+            values.update(_power_features(power, g.step))
+    values.update(_heart_features(g, clean.hr, power))
+    if sport == "run":
+        values.update(_cadence_features(g, clean.cad))
+
+    series = Series(g.grid, np.interp(g.grid, g.t, g.lat), np.interp(g.grid, g.t, g.lon),
+                    np.interp(g.grid, g.t, g.dist), g.speed30, power, ele_g)
+    return Features(sport, values, series, efforts=efforts)
+
+
+def _on_grid(clean: CleanTrack, sport: str) -> _Grid:
+    """Distance without jumps and gaps, and the speeds on a regular grid (every second, or
+    coarser so that it holds at most GRID_MAX_POINTS points)."""
+    t, lat, lon = clean.t, clean.lat, clean.lon
     vmax = MAX_SPEED_MPS[sport]
     steps = segment_lengths_m(lat, lon)
     dts = np.diff(t)
@@ -222,20 +203,25 @@ def extract(clean: CleanTrack, sport: str | None = None) -> Features:
     # Grid seconds inside a recording gap: unknown, not "moving at the average speed".
     after = np.clip(np.searchsorted(t, grid, side="right"), 1, t.size - 1)
     in_gap = dts[after - 1] > gap
-    speed30 = _grid_speed(t, dist, grid, 30.0)
+    speed30 = grid_speed(t, dist, grid, 30.0)
     speed30[in_gap] = np.nan
-    speed6 = _grid_speed(t, dist, grid, 6.0)
+    speed6 = grid_speed(t, dist, grid, 6.0)
     speed6[in_gap] = np.nan
     moving = np.isfinite(speed30) & (speed30 > MOVING_MPS[sport])
+    return _Grid(t, lat, lon, dts, gap, dist, span, step, grid, speed30, speed6, moving)
 
-    ele_g = _smooth_elevation(t, clean.ele, grid)
-    ele_pts = np.interp(t, grid, ele_g) if ele_g is not None else None
-    efforts = _best_efforts(t, dist, ele_pts, sport)
 
-    moving_s = float(moving.sum() * step)
-    if moving_s >= 30 and dist[-1] > 50:
-        v = speed30[moving]
-        values["log_avg_speed"] = math.log(max(dist[-1] / moving_s, 0.1))
+def _moving_s(g: _Grid) -> float:
+    return float(g.moving.sum() * g.step)
+
+
+def _speed_features(g: _Grid, efforts: dict[int, dict], sport: str) -> dict[str, float]:
+    """Average and percentile speeds while moving; best efforts against the world record."""
+    values = {}
+    moving_s = _moving_s(g)
+    if moving_s >= 30 and g.dist[-1] > 50:
+        v = g.speed30[g.moving]
+        values["log_avg_speed"] = math.log(max(g.dist[-1] / moving_s, 0.1))
         p50, p90, p99 = np.percentile(v, [50, 90, 99])
         values["log_v50"] = math.log(max(p50, 0.1))
         values["log_v90"] = math.log(max(p90, 0.1))
@@ -244,114 +230,130 @@ def extract(clean: CleanTrack, sport: str | None = None) -> Features:
         ref = reference_speed(sport, metres)
         if metres in efforts and ref:
             values[f"wr_{metres}"] = (metres / efforts[metres]["seconds"]) / ref
+    return values
 
-    # Acceleration and jerk from the 6 s speed, smoothed again over 5 s.
-    accel = np.gradient(_rolling_mean(speed6, max(1, int(5 / step))), step)
-    jerk = np.gradient(accel, step)
-    a_mov = np.abs(accel[moving & np.isfinite(accel)])
+
+def _acceleration_features(g: _Grid) -> dict[str, float]:
+    """Acceleration and jerk from the 6 s speed, smoothed again over 5 s."""
+    values = {}
+    accel = np.gradient(rolling_mean(g.speed6, max(1, int(5 / g.step))), g.step)
+    jerk = np.gradient(accel, g.step)
+    a_mov = np.abs(accel[g.moving & np.isfinite(accel)])
     if a_mov.size >= 30:
         values["accel_p99"] = float(np.percentile(a_mov, 99))
-        values["accel_std"] = float(np.std(accel[moving & np.isfinite(accel)]))
-        j = jerk[moving & np.isfinite(jerk)]
+        values["accel_std"] = float(np.std(accel[g.moving & np.isfinite(accel)]))
+        j = jerk[g.moving & np.isfinite(jerk)]
         values["jerk_std"] = float(np.std(j)) if j.size else math.nan
+    return values
 
-    # Launches: from standing to vehicle-like speed within 20 s.
+
+def _launch_features(g: _Grid, sport: str) -> dict[str, float]:
+    """Launches (from standing to vehicle-like speed within 20 s) and time at that speed."""
+    values = {}
     fast = {"run": 7.0, "ride": 14.0}[sport]
-    lag = max(1, int(20 / step))
-    if speed6.size > lag:
-        slow_then = np.nan_to_num(speed6[:-lag], nan=99.0) < 1.0
-        fast_now = np.nan_to_num(speed6[lag:]) > fast
+    lag = max(1, int(20 / g.step))
+    if g.speed6.size > lag:
+        slow_then = np.nan_to_num(g.speed6[:-lag], nan=99.0) < 1.0
+        fast_now = np.nan_to_num(g.speed6[lag:]) > fast
         launches = np.flatnonzero(slow_then & fast_now)
         count = int((np.diff(launches) > lag).sum() + 1) if launches.size else 0
-        values["launches_per_h"] = count / max(span / 3600.0, 0.25)
-    fast_mask = moving & (np.nan_to_num(speed30) > fast)
-    values["share_fast"] = float(fast_mask.sum() / max(moving.sum(), 1))
+        values["launches_per_h"] = count / max(g.span / 3600.0, 0.25)
+    fast_mask = g.moving & (np.nan_to_num(g.speed30) > fast)
+    values["share_fast"] = float(fast_mask.sum() / max(g.moving.sum(), 1))
     if fast_mask.sum() >= 30:
-        v6 = speed6[fast_mask]
+        v6 = g.speed6[fast_mask]
         values["fast_cv"] = float(np.nanstd(v6) / max(np.nanmean(v6), 0.1))
+    return values
 
-    # Cornering: lateral acceleration v * turn rate over 10 s headings.
-    x, y = local_xy(lat, lon)
-    gx, gy = np.interp(grid, t, x), np.interp(grid, t, y)
-    w = max(1, int(5 / step))
+
+def _cornering_features(g: _Grid, sport: str) -> dict[str, float]:
+    """Cornering: lateral acceleration v * turn rate over 10 s headings."""
+    values = {}
+    x, y = local_xy(g.lat, g.lon)
+    gx, gy = np.interp(g.grid, g.t, x), np.interp(g.grid, g.t, y)
+    w = max(1, int(5 / g.step))
     if gx.size > 2 * w + 2:
         heading = np.unwrap(np.arctan2(gy[2 * w:] - gy[:-2 * w], gx[2 * w:] - gx[:-2 * w]))
-        turn = np.gradient(heading, step)
-        v_mid = speed6[w:-w]
+        turn = np.gradient(heading, g.step)
+        v_mid = g.speed6[w:-w]
         lateral = np.abs(turn * v_mid)
         sel = np.isfinite(lateral) & (np.nan_to_num(v_mid) > MOVING_MPS[sport] * 2)
         if sel.sum() >= 30:
             values["lat_accel_p95"] = float(np.percentile(lateral[sel], 95))
+    return values
 
+
+def _sampling_features(g: _Grid) -> dict[str, float]:
+    """How often the device logged, and the share of time lost in recording gaps."""
+    dts = g.dts
     median_dt = float(np.median(dts[dts > 0])) if (dts > 0).any() else 1.0
-    values["log_median_dt"] = math.log(max(median_dt, 0.1))
-    values["gap_share"] = float(dts[dts > gap].sum() / span)
+    return {"log_median_dt": math.log(max(median_dt, 0.1)), "gap_share": float(dts[dts > g.gap].sum() / g.span)}
 
-    power = None
-    if ele_g is not None:
-        win = max(1, int(300 / step))
-        if ele_g.size > win:
-            climb = np.nan_to_num(ele_g[win:] - ele_g[:-win])
-            values["vam_5min"] = float(max(climb.max(), 0.0) / (win * step) * 3600.0)
-        # Speed on climbs against speed on the flat: legs slow right down uphill, motors don't.
-        dist_g = np.interp(grid, t, dist)
-        w200 = max(1, int(60 / step))
-        if ele_g.size > 2 * w200:
-            rise = ele_g[2 * w200:] - ele_g[:-2 * w200]
-            run_m = dist_g[2 * w200:] - dist_g[:-2 * w200]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                grade = np.where(run_m > 50, rise / run_m, np.nan)
-            v_mid = speed30[w200:-w200]
-            ok = moving[w200:-w200] & np.isfinite(grade)
-            climbing = ok & (grade > 0.03)
-            flat = ok & (np.abs(grade) < 0.01)
-            if climbing.sum() * step >= 120 and flat.sum() * step >= 120:
-                values["climb_flat_ratio"] = float(np.median(v_mid[climbing]) / max(np.median(v_mid[flat]), 0.1))
-        if sport == "ride":
-            power = _ride_power(speed30, ele_g, step)
-            for seconds in (60, 300, 1200):
-                window = max(1, int(seconds / step))
-                values[f"wkg_{seconds}"] = best_window(power, window)[0] / RIDER_KG
 
-    hr = clean.hr
+def _climbing_features(g: _Grid, ele_g: np.ndarray) -> dict[str, float]:
+    """The fastest 5-minute climbing rate, and speed on climbs against speed on the flat."""
+    values = {}
+    step = g.step
+    win = max(1, int(300 / step))
+    if ele_g.size > win:
+        climb = np.nan_to_num(ele_g[win:] - ele_g[:-win])
+        values["vam_5min"] = float(max(climb.max(), 0.0) / (win * step) * 3600.0)
+    # Speed on climbs against speed on the flat: legs slow right down uphill, motors don't.
+    dist_g = np.interp(g.grid, g.t, g.dist)
+    w200 = max(1, int(60 / step))
+    if ele_g.size > 2 * w200:
+        rise = ele_g[2 * w200:] - ele_g[:-2 * w200]
+        run_m = dist_g[2 * w200:] - dist_g[:-2 * w200]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grade = np.where(run_m > 50, rise / run_m, np.nan)
+        v_mid = g.speed30[w200:-w200]
+        ok = g.moving[w200:-w200] & np.isfinite(grade)
+        climbing = ok & (grade > 0.03)
+        flat = ok & (np.abs(grade) < 0.01)
+        if climbing.sum() * step >= 120 and flat.sum() * step >= 120:
+            values["climb_flat_ratio"] = float(np.median(v_mid[climbing]) / max(np.median(v_mid[flat]), 0.1))
+    return values
+
+
+def _power_features(power: np.ndarray, step: float) -> dict[str, float]:
+    """A ride's best estimated 1-, 5- and 20-minute power per kilogram."""
+    values = {}
+    for seconds in (60, 300, 1200):
+        window = max(1, int(seconds / step))
+        values[f"wkg_{seconds}"] = best_window(power, window)[0] / RIDER_KG
+    return values
+
+
+def _heart_features(g: _Grid, hr: np.ndarray, power: np.ndarray | None) -> dict[str, float]:
+    """Distance (and estimated watts) per heartbeat, and how heart rate follows speed."""
+    values = {}
     hr_ok = np.isfinite(hr) & (hr > 40) & (hr < 230)
-    if hr_ok.sum() >= max(30, 0.5 * hr.size) and moving_s > 60:
-        hr_g = np.interp(grid, t[hr_ok], hr[hr_ok])
-        both = moving & np.isfinite(speed30)
+    if hr_ok.sum() >= max(30, 0.5 * hr.size) and _moving_s(g) > 60:
+        hr_g = np.interp(g.grid, g.t[hr_ok], hr[hr_ok])
+        both = g.moving & np.isfinite(g.speed30)
         if both.sum() >= 60:
-            values["m_per_beat"] = float(np.mean(speed30[both]) * 60.0 / np.mean(hr_g[both]))
+            values["m_per_beat"] = float(np.mean(g.speed30[both]) * 60.0 / np.mean(hr_g[both]))
             if power is not None:
                 # Estimated watts per heartbeat: a motor adds watts the heart never paid for.
                 values["w_per_beat"] = float(np.nanmean(power[both]) / np.mean(hr_g[both]))
-            if np.std(hr_g[both]) > 0 and np.std(speed30[both]) > 0:
-                values["hr_speed_corr"] = float(np.corrcoef(hr_g[both], speed30[both])[0, 1])
-    cad = clean.cad
+            if np.std(hr_g[both]) > 0 and np.std(g.speed30[both]) > 0:
+                values["hr_speed_corr"] = float(np.corrcoef(hr_g[both], g.speed30[both])[0, 1])
+    return values
+
+
+def _cadence_features(g: _Grid, cad: np.ndarray) -> dict[str, float]:
+    """A run's stride length from speed and step rate."""
+    values = {}
     cad_ok = np.isfinite(cad) & (cad > 20)
-    if sport == "run" and cad_ok.sum() >= max(30, 0.5 * cad.size):
-        cad_g = np.interp(grid, t[cad_ok], cad[cad_ok])
+    if cad_ok.sum() >= max(30, 0.5 * cad.size):
+        cad_g = np.interp(g.grid, g.t[cad_ok], cad[cad_ok])
         # Some devices count one foot (strides per minute): about half a runner's step rate.
         if np.median(cad_g) < 120:
             cad_g = cad_g * 2
-        both = moving & np.isfinite(speed30)
+        both = g.moving & np.isfinite(g.speed30)
         if both.sum() >= 60:
-            values["stride_m"] = float(np.median(speed30[both] * 60.0 / cad_g[both]))
-
-    series = Series(grid, np.interp(grid, t, lat), np.interp(grid, t, lon), np.interp(grid, t, dist),
-                    speed30, power, ele_g)
-    return Features(sport, values, series, efforts=efforts)
-
-
-def _ride_power(speed: np.ndarray, ele: np.ndarray, step: float) -> np.ndarray:
-    """Estimated rider power (W) from speed, gradient and acceleration; NaN where unknown."""
-    v = np.nan_to_num(speed)
-    ds = np.maximum(v * step, 0.5)
-    grade = np.clip(np.gradient(np.nan_to_num(ele), step) * step / ds, -0.2, 0.2)
-    grade = np.where(v > 1.0, grade, 0.0)
-    accel = np.gradient(_rolling_mean(speed, max(1, int(10 / step))), step)
-    p = (SYSTEM_KG * G * v * (grade + CRR) + 0.5 * RHO * CDA_M2 * v ** 3
-         + SYSTEM_KG * np.nan_to_num(accel) * v)
-    p = np.clip(p, 0.0, None)
-    return np.where(np.isfinite(speed), p, np.nan)
+            values["stride_m"] = float(np.median(g.speed30[both] * 60.0 / cad_g[both]))
+    return values
 
 
 def vector(features: Features) -> np.ndarray:

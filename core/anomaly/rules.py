@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core import units
-from core.anomaly.features import RIDER_KG, Features, best_window, reference_speed
+from core.anomaly.features import Features, Series, reference_speed
 from core.anomaly.limits import (
     RIDE_FLAT_SPEED_MPS,
     RIDE_FLAT_SPEED_S,
@@ -24,6 +24,7 @@ from core.anomaly.limits import (
     RUN_SUSTAINED_S,
     WORLD_RECORD_TEXT,
 )
+from core.anomaly.signals import RIDER_KG, best_window
 
 NOUN = {"run": "runner", "ride": "rider"}
 EFFORT_NAME = {400: "400 m", 1000: "1 km", 5000: "5 km", 10000: "10 km"}
@@ -55,8 +56,7 @@ def _stretches(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(starts, ends) if b - a >= min_len]
 
 
-def _stretch_hit(f: Features, a: int, b: int, code: str, why: str) -> Hit:
-    s = f.series
+def _stretch_hit(s: Series, a: int, b: int, code: str, why: str) -> Hit:
     metres = float(s.dist_m[b - 1] - s.dist_m[a])
     seconds = float(s.t[b - 1] - s.t[a])
     speed = metres / seconds * 3.6 if seconds > 0 else 0.0
@@ -64,7 +64,7 @@ def _stretch_hit(f: Features, a: int, b: int, code: str, why: str) -> Hit:
     return Hit(code, reason, 1.0, float(s.t[a]), float(s.t[b - 1]))
 
 
-def _when(series, t: float) -> str:
+def _when(series: Series, t: float) -> str:
     """Where a stretch starts, as time into the recording."""
     return f"from {units.duration(t - series.t[0])} in"
 
@@ -73,66 +73,83 @@ def check(f: Features) -> list[Hit]:
     """Every limit the activity breaks, most certain first."""
     if not f.usable:
         return []
-    hits: list[Hit] = []
-    sport = f.sport
-    noun = NOUN[sport]
     s = f.series
     step = float(s.t[1] - s.t[0]) if s.t.size > 1 else 1.0
-
-    if sport == "run":
-        for metres, effort in sorted(f.efforts.items()):
-            ref = reference_speed(sport, metres)
-            speed = metres / effort["seconds"]
-            if ref and speed > ref:
-                hits.append(Hit(
-                    "faster_than_record",
-                    f"{EFFORT_NAME[metres]} in {units.duration(effort['seconds'])} ({speed * 3.6:.0f} km/h) "
-                    f"{_when(s, effort['t0'])}, faster than "
-                    f"any {noun} has run it (world record {WORLD_RECORD_TEXT[sport][metres]})",
-                    1.0, effort["t0"], effort["t1"]))
-                break
-        fast = np.nan_to_num(s.speed_mps) > RUN_SUSTAINED_MPS
-        for a, b in _stretches(fast, int(RUN_SUSTAINED_S / step)):
-            hits.append(_stretch_hit(f, a, b, "vehicle_speed",
-                                     f"no {noun} holds {RUN_SUSTAINED_MPS * 3.6:.0f} km/h for a minute"))
-    else:
-        if s.ele is not None:
-            # Vehicle speed on level or rising road: descents are where riders go this fast.
-            fast = np.nan_to_num(s.speed_mps) > RIDE_LEVEL_SPEED_MPS
-            for a, b in _stretches(fast, int(RIDE_LEVEL_SPEED_S / step)):
-                metres = float(s.dist_m[b - 1] - s.dist_m[a])
-                drop = float(s.ele[a] - s.ele[b - 1]) if np.isfinite(s.ele[[a, b - 1]]).all() else 0.0
-                if metres > 0 and drop / metres <= RIDE_LEVEL_MAX_DESCENT:
-                    hits.append(_stretch_hit(f, a, b, "vehicle_speed",
-                                             f"on level or rising road; no {noun} holds "
-                                             f"{RIDE_LEVEL_SPEED_MPS * 3.6:.0f} km/h there for "
-                                             f"{RIDE_LEVEL_SPEED_S:.0f} s"))
-        if s.power_w is not None:
-            for window, limit in RIDE_WKG_LIMIT.items():
-                n = int(window / step)
-                watts, a = best_window(s.power_w, n)
-                if a >= 0 and watts / RIDER_KG > limit:
-                    b = a + n
-                    metres = float(s.dist_m[b - 1] - s.dist_m[a])
-                    hits.append(Hit(
-                        "beyond_human_power",
-                        f"{metres / 1000:.1f} km at {metres / window * 3.6:.0f} km/h for {units.duration(window)} "
-                        f"{_when(s, s.t[a])} needs "
-                        f"about {watts / RIDER_KG:.1f} W/kg, more than any {noun} holds ({limit:g} W/kg)",
-                        1.0, float(s.t[a]), float(s.t[b - 1])))
-                    break
-        else:
-            fast = np.nan_to_num(s.speed_mps) > RIDE_FLAT_SPEED_MPS
-            for a, b in _stretches(fast, int(RIDE_FLAT_SPEED_S / step)):
-                hits.append(_stretch_hit(f, a, b, "vehicle_speed",
-                                         f"no {noun} holds {RIDE_FLAT_SPEED_MPS * 3.6:.0f} km/h for a minute"))
-
-    total = sum(tp["metres"] for tp in f.teleports)
-    if total >= TELEPORT_TOTAL_M:
-        biggest = max(f.teleports, key=lambda tp: tp["metres"])
-        many = len(f.teleports)
-        reason = (f"{many} jump{'s' if many > 1 else ''} of {total / 1000:.1f} km in all; the largest "
-                  f"{biggest['metres'] / 1000:.1f} km in {biggest['seconds']:.0f} s {_when(s, biggest['t'])}")
-        hits.append(Hit("teleport", reason, 1.0 if many > 1 or total >= 1000 else 0.9,
-                        biggest["t"], biggest["t1"]))
+    hits = _run_hits(f, step) if f.sport == "run" else _ride_hits(s, step)
+    jumped = _teleport_hit(f)
+    if jumped is not None:
+        hits.append(jumped)
     return hits
+
+
+def _run_hits(f: Features, step: float) -> list[Hit]:
+    """A best effort faster than the world record; minutes at a speed no runner holds."""
+    hits = []
+    sport, noun, s = f.sport, NOUN[f.sport], f.series
+    for metres, effort in sorted(f.efforts.items()):
+        ref = reference_speed(sport, metres)
+        speed = metres / effort["seconds"]
+        if ref and speed > ref:
+            hits.append(Hit(
+                "faster_than_record",
+                f"{EFFORT_NAME[metres]} in {units.duration(effort['seconds'])} ({speed * 3.6:.0f} km/h) "
+                f"{_when(s, effort['t0'])}, faster than "
+                f"any {noun} has run it (world record {WORLD_RECORD_TEXT[sport][metres]})",
+                1.0, effort["t0"], effort["t1"]))
+            break
+    fast = np.nan_to_num(s.speed_mps) > RUN_SUSTAINED_MPS
+    for a, b in _stretches(fast, int(RUN_SUSTAINED_S / step)):
+        hits.append(_stretch_hit(s, a, b, "vehicle_speed",
+                                 f"no {noun} holds {RUN_SUSTAINED_MPS * 3.6:.0f} km/h for a minute"))
+    return hits
+
+
+def _ride_hits(s: Series, step: float) -> list[Hit]:
+    """Vehicle speed on level or rising road, and power beyond the best professionals'
+    (with elevation); without elevation, vehicle speed anywhere."""
+    hits = []
+    noun = NOUN["ride"]
+    if s.ele is not None:
+        # Vehicle speed on level or rising road: descents are where riders go this fast.
+        fast = np.nan_to_num(s.speed_mps) > RIDE_LEVEL_SPEED_MPS
+        for a, b in _stretches(fast, int(RIDE_LEVEL_SPEED_S / step)):
+            metres = float(s.dist_m[b - 1] - s.dist_m[a])
+            drop = float(s.ele[a] - s.ele[b - 1]) if np.isfinite(s.ele[[a, b - 1]]).all() else 0.0
+            if metres > 0 and drop / metres <= RIDE_LEVEL_MAX_DESCENT:
+                hits.append(_stretch_hit(s, a, b, "vehicle_speed",
+                                         f"on level or rising road; no {noun} holds "
+                                         f"{RIDE_LEVEL_SPEED_MPS * 3.6:.0f} km/h there for "
+                                         f"{RIDE_LEVEL_SPEED_S:.0f} s"))
+    if s.power_w is not None:
+        for window, limit in RIDE_WKG_LIMIT.items():
+            n = int(window / step)
+            watts, a = best_window(s.power_w, n)
+            if a >= 0 and watts / RIDER_KG > limit:
+                b = a + n
+                metres = float(s.dist_m[b - 1] - s.dist_m[a])
+                hits.append(Hit(
+                    "beyond_human_power",
+                    f"{metres / 1000:.1f} km at {metres / window * 3.6:.0f} km/h for {units.duration(window)} "
+                    f"{_when(s, s.t[a])} needs "
+                    f"about {watts / RIDER_KG:.1f} W/kg, more than any {noun} holds ({limit:g} W/kg)",
+                    1.0, float(s.t[a]), float(s.t[b - 1])))
+                break
+    else:
+        fast = np.nan_to_num(s.speed_mps) > RIDE_FLAT_SPEED_MPS
+        for a, b in _stretches(fast, int(RIDE_FLAT_SPEED_S / step)):
+            hits.append(_stretch_hit(s, a, b, "vehicle_speed",
+                                     f"no {noun} holds {RIDE_FLAT_SPEED_MPS * 3.6:.0f} km/h for a minute"))
+    return hits
+
+
+def _teleport_hit(f: Features) -> Hit | None:
+    """The jumps of the activity, when they add up to more than a GPS slip."""
+    total = sum(tp["metres"] for tp in f.teleports)
+    if total < TELEPORT_TOTAL_M:
+        return None
+    s = f.series
+    biggest = max(f.teleports, key=lambda tp: tp["metres"])
+    many = len(f.teleports)
+    reason = (f"{many} jump{'s' if many > 1 else ''} of {total / 1000:.1f} km in all; the largest "
+              f"{biggest['metres'] / 1000:.1f} km in {biggest['seconds']:.0f} s {_when(s, biggest['t'])}")
+    return Hit("teleport", reason, 1.0 if many > 1 or total >= 1000 else 0.9, biggest["t"], biggest["t1"])

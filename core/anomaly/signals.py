@@ -1,0 +1,100 @@
+"""Per-second signals under the features: moving averages, best windows, speed on a regular
+grid, smoothed elevation, a ride's estimated power and the best efforts over set distances."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from core.tracks.stats import BEST_EFFORT_DISTANCES_M
+
+# Rider and bike (kg), rolling resistance, drag area (m^2), air density: a solo road rider.
+RIDER_KG = 75.0
+SYSTEM_KG = 85.0
+CRR = 0.005
+CDA_M2 = 0.35
+RHO = 1.2
+G = 9.81
+POWER_WINDOWS_S = (15, 60, 300, 1200)
+# Descending faster than this grade, a ride's speed says nothing about the rider.
+RIDE_DESCENT_GRADE = -0.02
+
+
+def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
+    """Centred moving average over ``window`` samples, NaN-aware (NaN where none is valid)."""
+    ok = np.isfinite(x)
+    values = np.where(ok, x, 0.0)
+    kernel = np.ones(window)
+    total = np.convolve(values, kernel, mode="same")
+    count = np.convolve(ok.astype(float), kernel, mode="same")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count >= window * 0.6, total / count, np.nan)
+
+
+def best_window(x: np.ndarray, window: int) -> tuple[float, int]:
+    """The best mean of ``x`` over any full window of samples (NaNs count as zero), and the
+    index where that window starts; (NaN, -1) when ``x`` is shorter than the window."""
+    if window < 1 or x.size < window:
+        return math.nan, -1
+    cs = np.concatenate([[0.0], np.cumsum(np.nan_to_num(x))])
+    means = (cs[window:] - cs[:-window]) / window
+    k = int(np.argmax(means))
+    return float(means[k]), k
+
+
+def grid_speed(t: np.ndarray, dist: np.ndarray, grid: np.ndarray, window_s: float) -> np.ndarray:
+    """Speed (m/s) at each grid time over a centred window of ``window_s`` seconds."""
+    half = window_s / 2.0
+    ahead = np.interp(grid + half, t, dist)
+    behind = np.interp(grid - half, t, dist)
+    return (ahead - behind) / window_s
+
+
+def best_efforts(t: np.ndarray, dist: np.ndarray, ele: np.ndarray | None, sport: str) -> dict[int, dict]:
+    """Fastest wall-clock time over each effort distance (rides: not downhill)."""
+    out = {}
+    for metres in BEST_EFFORT_DISTANCES_M:
+        if dist.size < 2 or dist[-1] < metres:
+            continue
+        ends = np.flatnonzero(dist >= metres)
+        start_d = dist[ends] - metres
+        started = np.interp(start_d, dist, t)
+        seconds = t[ends] - started
+        ok = seconds > 0
+        if sport == "ride" and ele is not None:
+            climb = ele[ends] - np.interp(start_d, dist, ele)
+            ok &= climb / metres >= RIDE_DESCENT_GRADE
+        if not ok.any():
+            continue
+        k = int(np.argmin(np.where(ok, seconds, np.inf)))
+        out[metres] = {"seconds": float(seconds[k]), "t0": float(started[k]), "t1": float(t[ends[k]])}
+    return out
+
+
+def smooth_elevation(t: np.ndarray, ele: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
+    """Elevation on the grid with its steps and noise smoothed out; None when too little was recorded."""
+    ok = np.isfinite(ele)
+    if ok.sum() < max(10, 0.8 * ele.size):
+        return None
+    g = np.interp(grid, t[ok], ele[ok])
+    # A 9 s median removes barometer and GPS steps, a 60 s mean the rest of the noise.
+    if g.size >= 9:
+        med = np.median(sliding_window_view(np.pad(g, 4, mode="edge"), 9), axis=1)
+    else:
+        med = g
+    return rolling_mean(med, 61)
+
+
+def ride_power(speed: np.ndarray, ele: np.ndarray, step: float) -> np.ndarray:
+    """Estimated rider power (W) from speed, gradient and acceleration; NaN where unknown."""
+    v = np.nan_to_num(speed)
+    ds = np.maximum(v * step, 0.5)
+    grade = np.clip(np.gradient(np.nan_to_num(ele), step) * step / ds, -0.2, 0.2)
+    grade = np.where(v > 1.0, grade, 0.0)
+    accel = np.gradient(rolling_mean(speed, max(1, int(10 / step))), step)
+    p = (SYSTEM_KG * G * v * (grade + CRR) + 0.5 * RHO * CDA_M2 * v ** 3
+         + SYSTEM_KG * np.nan_to_num(accel) * v)
+    p = np.clip(p, 0.0, None)
+    return np.where(np.isfinite(speed), p, np.nan)
