@@ -72,26 +72,7 @@ def compare(a: dict, b: dict) -> dict | None:
     nb = len(pb)
     if na < 5 or nb < 5:
         return None
-    # For each point of a, the nearest spot on b's route near where it should be, and the
-    # elapsed time of b there.
-    window = max(3, int(SEARCH_WINDOW * nb))
-    expected = np.linspace(0, nb - 2, na)
-    tb_all = np.asarray(b["t"], dtype=float)
-    near = np.empty(na)
-    tb = np.empty(na)
-    for i in range(na):
-        lo = max(0, int(expected[i]) - window)
-        hi = min(nb - 1, int(expected[i]) + window + 1)
-        start, end = pb[lo:hi], pb[lo + 1:hi + 1]
-        seg = end - start
-        length2 = np.maximum((seg ** 2).sum(axis=1), 1e-9)
-        u = np.clip(((pa[i] - start) * seg).sum(axis=1) / length2, 0.0, 1.0)
-        d = np.hypot(*(start + seg * u[:, None] - pa[i]).T)
-        # Where the route passes the same spot twice (laps, out and back), prefer the pass
-        # nearest to where this point should be along the route.
-        k = int(np.argmin(d + INDEX_PENALTY_M * np.abs(np.arange(lo, hi) - expected[i])))
-        near[i] = d[k]
-        tb[i] = tb_all[lo + k] + u[k] * (tb_all[lo + k + 1] - tb_all[lo + k])
+    near, tb = _nearest_on_route(pa, pb, np.asarray(b["t"], dtype=float))
     share = float(np.mean(near <= MATCH_RADIUS_M))
     if share < MATCH_SHARE:
         return {"share": share, "timing": math.inf, "same": False}
@@ -116,6 +97,30 @@ def compare(a: dict, b: dict) -> dict | None:
     same = (timing <= TIMING_CLOSE or (corr >= TIMING_CORR and timing <= TIMING_LOOSE)) \
         and SLOPE_RANGE[0] <= slope <= SLOPE_RANGE[1]
     return {"share": share, "timing": timing, "corr": corr, "same": bool(same), "slope": slope}
+
+
+def _nearest_on_route(pa: np.ndarray, pb: np.ndarray, tb_all: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each point of route ``pa`` (metres), the distance to the nearest spot on route ``pb``
+    near where it should be, and ``pb``'s elapsed time there."""
+    na, nb = len(pa), len(pb)
+    window = max(3, int(SEARCH_WINDOW * nb))
+    expected = np.linspace(0, nb - 2, na)
+    near = np.empty(na)
+    tb = np.empty(na)
+    for i in range(na):
+        lo = max(0, int(expected[i]) - window)
+        hi = min(nb - 1, int(expected[i]) + window + 1)
+        start, end = pb[lo:hi], pb[lo + 1:hi + 1]
+        seg = end - start
+        length2 = np.maximum((seg ** 2).sum(axis=1), 1e-9)
+        u = np.clip(((pa[i] - start) * seg).sum(axis=1) / length2, 0.0, 1.0)
+        d = np.hypot(*(start + seg * u[:, None] - pa[i]).T)
+        # Where the route passes the same spot twice (laps, out and back), prefer the pass
+        # nearest to where this point should be along the route.
+        k = int(np.argmin(d + INDEX_PENALTY_M * np.abs(np.arange(lo, hi) - expected[i])))
+        near[i] = d[k]
+        tb[i] = tb_all[lo + k] + u[k] * (tb_all[lo + k + 1] - tb_all[lo + k])
+    return near, tb
 
 
 def find_copy(fp: dict | None, candidates) -> tuple[object, dict] | None:
