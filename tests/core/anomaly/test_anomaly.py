@@ -19,7 +19,7 @@ import pytest
 
 from core.accounts.users import create_user
 from core.activities.imports import record_track
-from core.anomaly import evaluation
+from core.anomaly import cheats, evaluation
 from core.anomaly.calibration import flag_precision, recalibrate
 from core.anomaly.detector import assess, fingerprint_of
 from core.anomaly.features import MODEL_FEATURES, track_features
@@ -43,7 +43,7 @@ def run_track(seed: int = 1, minutes: float = 40, speed: float = 3.0):
 
 
 def with_drive(track, rng_seed: int = 3):
-    return evaluation.vehicle(track, random.Random(rng_seed))
+    return cheats.vehicle(track, random.Random(rng_seed))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_single_fix_gps_spikes_are_not_a_cheat():
 
 def test_spoofed_jumps_are_teleports(shared_tracks):
     track = load_track(shared_tracks / "goldencheetah" / "Garmin920_withFirstbeat.fit")
-    spoofed = evaluation.teleport(track, random.Random(2), shortcut=False)
+    spoofed = cheats.teleport(track, random.Random(2), shortcut=False)
     hits = check(track_features(spoofed, "run"))
     assert "teleport" in {h.code for h in hits}
     assert check(track_features(track, "run")) == []
@@ -101,7 +101,7 @@ def test_baseline_flags_a_run_far_faster_than_the_athletes_usual(small_model):
     track = run_track(seed=8, speed=3.0)
     usual = [{"log_avg_speed": math.log(2.75 * math.exp(0.03 * k))} for k in range(-3, 4)]
     baseline = Baseline.from_history(usual)
-    fast = evaluation.compressed(track, random.Random(1))  # 1.2-1.5 times faster
+    fast = cheats.compressed(track, random.Random(1))  # 1.2-1.5 times faster
     verdict = assess(fast, "run", small_model, baseline).verdict
     assert verdict.athlete > 0.5 and verdict.flagged
     assert any("against your usual" in r and "/km" in r for r in verdict.reasons)
@@ -113,7 +113,7 @@ def test_a_copy_of_someone_elses_activity_is_found_and_an_honest_one_is_not(smal
     original = run_track(seed=12, minutes=50)
     other = run_track(seed=13, minutes=50)
     prints = [("activity 1 by someone", fingerprint_of(track_features(original, "run")))]
-    copy = evaluation.copy_of(original, random.Random(5))
+    copy = cheats.copy_of(original, random.Random(5))
     verdict = assess(copy, "run", small_model, candidates=prints).verdict
     assert verdict.flagged and any("a copy of activity 1" in r for r in verdict.reasons)
     assert not any(h.code == "copy" for h in assess(other, "run", small_model, candidates=prints).verdict.hits)

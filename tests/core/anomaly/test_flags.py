@@ -21,7 +21,7 @@ from core.activities.imports import record_track
 from core.activities.lifecycle import NotFound
 from core.activities.summary import summarise_activity
 from core.activities.tables import Activity, ActivityEvent
-from core.anomaly import evaluation
+from core.anomaly import cheats
 from core.anomaly.flags import (
     AWAITING_MODERATOR,
     CONFIRM,
@@ -140,7 +140,7 @@ def drive_world(Sessions, tag: str) -> DriveWorld:
             track = synthetic_track(random.Random(40 + k), "run", now - (k + 1) * 86400, 45.2, 13.6, 40, 3.0)
             score_activity(s, record_track(s, runner, track, visibility="public"), None)
         base = synthetic_track(random.Random(50), "run", now, 45.2, 13.6, 60, 3.0)
-        drive = record_track(s, runner, evaluation.vehicle(base, random.Random(3)), title="Morning run",
+        drive = record_track(s, runner, cheats.vehicle(base, random.Random(3)), title="Morning run",
                              visibility="public")
         assert score_activity(s, drive, None).status == "flagged" and drive.held
         return DriveWorld(runner.id, mod.id, drive.id)
