@@ -37,11 +37,11 @@ def load_model(settings: Settings) -> PopulationModel | None:
 
 
 def train(settings: Settings, Session=None, say=None) -> PopulationModel:
-    """Train on everything available, save, and return the model."""
+    """Train on the real recordings and the database's activities, save, and return the model."""
     say = say or (lambda text: None)
     real = real_recordings(settings.shared_tracks_dir)
     rows = feature_rows(population(real))
-    sources = {"shared_recordings": len(real), "generated": True}
+    sources = {"shared_recordings": len(real)}
     if Session is not None:
         with Session() as s:
             db_rows = _database_rows(s)

@@ -1,9 +1,11 @@
 """Where the population model learns what ordinary activities look like.
 
-Three sources, used as far as they exist: the database's completed activities (their stored
-features, or features computed from their points), the real recordings in
-``../shared/data/tracks`` (each also cut into a few shorter windows, so the model sees
-real GPS behaviour at many lengths), and generated demo tracks, always available.
+Real activities only, from two sources used as far as they exist: the database's activities
+that were scored and found fine (their stored features, read by ``registry``), and the real
+recordings in ``../shared/data/tracks`` (each also cut into a few shorter windows, so the
+model sees real GPS behaviour at many lengths). Generated tracks (``core.synthetic``) are
+never used: changing the demo must not change the model. With neither source the model has
+no forest, and activities are judged by the rules and the athlete's own history.
 """
 
 from __future__ import annotations
@@ -57,21 +59,6 @@ def real_recordings(shared: Path | None) -> list[tuple[str, Track]]:
     return out
 
 
-def generated(count: int, seed: int = 11) -> list[Track]:
-    """Demo-style generated runs and rides at many paces."""
-    from core.synthetic.tracks import TOWNS, synthetic_track
-
-    rng = random.Random(seed)
-    out = []
-    for k in range(count):
-        sport = "run" if k % 2 == 0 else "ride"
-        speed = rng.uniform(2.2, 4.6) if sport == "run" else rng.uniform(4.5, 10.5)
-        minutes = rng.uniform(20, 90) if sport == "run" else rng.uniform(30, 150)
-        _, lat, lon = rng.choice(TOWNS)
-        out.append(synthetic_track(rng, sport, 1.7e9 + k * 86400, lat, lon, minutes, speed))
-    return out
-
-
 def windows(track: Track, rng: random.Random, count: int) -> list[Track]:
     """Shorter stretches (40-90% of the recording) of a track."""
     n = len(track)
@@ -93,13 +80,11 @@ def feature_rows(tracks) -> dict[str, list[np.ndarray]]:
     return rows
 
 
-def population(real: list[tuple[str, Track]], generated_count: int = 160, window_count: int = 4,
-               seed: int = 5) -> list[tuple[Track, str]]:
-    """The real recordings, windows of them, and generated tracks, each with its sport."""
+def population(real: list[tuple[str, Track]], window_count: int = 4, seed: int = 5) -> list[tuple[Track, str]]:
+    """The real recordings and windows of them, each with its sport."""
     rng = random.Random(seed)
     out = []
     for _, track in real:
         out.append((track, track.sport))
         out.extend((w, track.sport) for w in windows(track, rng, window_count))
-    out.extend((track, track.sport) for track in generated(generated_count))
     return out

@@ -28,12 +28,13 @@ from core.anomaly.model import Baseline, ModelFileError, PopulationModel
 from core.anomaly.moderation import crop_activity, decide, queue
 from core.anomaly.rules import check
 from core.anomaly.scoring import score_activity
-from core.anomaly.training import feature_rows, generated
+from core.anomaly.training import feature_rows
 from core.config import load_settings
 from core.social.leaderboards import totals
 from core.synthetic.tracks import synthetic_track
 from core.tracks.formats import load_track
 from core.tracks.formats.gpx import to_gpx
+from tests.core.anomaly.generated_tracks import generated
 
 ROOT = Path(__file__).resolve().parents[3]
 
