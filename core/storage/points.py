@@ -1,4 +1,32 @@
-"""Route points: the one module that writes and reads them."""
+"""Route points: the one module that writes and reads them.
+
+Every read of a track's points, for any purpose (map, chart, GPX, stats, scoring, live view,
+export), and every write goes through the functions here, so how points are stored, and
+which of them a viewer may see, is decided in this module alone.
+
+Write
+    ``insert_points``      device batches: rows already stored (same activity and seq) are skipped
+    ``insert_new_points``  bulk file imports: rows none of whose seqs are stored yet
+    ``FastInsert``         the ingest server's group commit, on a DBAPI connection of its own
+
+Read by activity
+    ``stored_track``       the whole track in time order, as a Track
+    ``positions``          (t, lat, lon) rows in time order, for live statistics
+    ``last_point_t``       the time of the newest point by sequence
+    ``count_points``       how many points, optionally within a time range
+
+Read by viewer (None when ``core.social.visibility`` says the viewer may not see the activity)
+    ``viewer_track``       the track as ``stored_track``
+    ``viewer_route``       the positions as ``routes`` has them
+
+Read in bulk
+    ``routes``             the positions of many activities at once (heatmaps, previews)
+    ``newest_point_times`` the newest point's time of many activities at once
+
+Delete
+    ``delete_range``       the points recorded within a time range (a crop)
+    ``delete_newest``      the newest points of an activity (an unfinished import, a chunk at a time)
+"""
 
 from __future__ import annotations
 
@@ -9,6 +37,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    delete,
     func,
     select,
 )
@@ -17,6 +46,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from core.activities.tables import Activity
+from core.social.visibility import can_view
 from core.storage.base import Base
 from core.tracks.track import Track
 
@@ -38,11 +68,15 @@ class RoutePoint(Base):
     cad: Mapped[float | None] = mapped_column(Float)
 
 
-
 log = logging.getLogger(__name__)
 
 POINT_FIELDS = ("lat", "lon", "ele", "acc", "hr", "cad")
 POINT_COLUMNS = ("activity_id", "seq", "t", *POINT_FIELDS)
+NO_EXTRAS = (None, None, None, None)  # ele, acc, hr, cad of a plain fix (a five-value row)
+BULK_CHUNK = 200  # activities per query of a bulk read
+
+# ---------------------------------------------------------------------------------------
+# Write
 
 
 def insert_points(s: Session, rows: list[dict]) -> int:
@@ -53,25 +87,6 @@ def insert_points(s: Session, rows: list[dict]) -> int:
             .returning(RoutePoint.seq))
     # RETURNING names the rows really inserted; executemany's rowcount is not reliable.
     return len(s.execute(stmt, rows).all())
-
-
-def stored_track(s: Session, activity: Activity) -> Track:
-    """The stored points of an activity in time order, as a Track."""
-    rows = s.execute(
-        select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon, RoutePoint.ele, RoutePoint.acc,
-               RoutePoint.hr, RoutePoint.cad)
-        .where(RoutePoint.activity_id == activity.id)
-        .order_by(RoutePoint.t, RoutePoint.seq)
-    ).all()
-    data = np.array(rows, dtype=np.float64) if rows else np.empty((0, 7))
-    cols = [np.ascontiguousarray(data[:, i]) for i in range(7)]
-    return Track(*cols, sport=activity.sport, name=activity.title)
-
-
-def count_points(s: Session, activity_id: int) -> int:
-    """How many points are stored for an activity."""
-    return int(s.scalar(select(func.count()).select_from(RoutePoint)
-                        .where(RoutePoint.activity_id == activity_id)) or 0)
 
 
 def insert_new_points(s: Session, rows: list[tuple]) -> None:
@@ -88,3 +103,179 @@ def insert_new_points(s: Session, rows: list[tuple]) -> None:
     else:
         marks = ", ".join("?" * len(POINT_COLUMNS))
         conn.exec_driver_sql(f"INSERT INTO route_points ({columns}) VALUES ({marks})", rows)
+
+
+class FastInsert:
+    """The ingest server's hot path: inserts on one DBAPI connection, in the caller's
+    transaction, that skip (activity, seq) pairs already stored and tell which were new.
+
+    Rows are tuples in POINT_COLUMNS order, either all nine or the first five (a plain fix,
+    see ``realtime.protocol.Point.row``). PostgreSQL: COPY into a per-connection staging
+    table, then one insert that skips what exists. SQLite: INSERT OR IGNORE, counted by the
+    connection's changes. Make a new one for every new connection."""
+
+    def __init__(self, driver_connection, dialect: str):
+        self.driver = driver_connection
+        self.dialect = dialect
+        self._staging_ready = False
+
+    def __call__(self, cur, rows: list[tuple]) -> set[tuple[int, int]]:
+        """Insert ``rows`` on ``cur`` (a cursor of this connection); the new (activity_id, seq)."""
+        if self.dialect == "postgresql":
+            return self._postgres(cur, rows)
+        return self._sqlite(cur, rows)
+
+    def _postgres(self, cur, rows: list[tuple]) -> set[tuple[int, int]]:
+        if not self._staging_ready:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS staging_points"
+                        " (LIKE route_points INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+            self._staging_ready = True
+        with cur.copy("COPY staging_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row if len(row) == 9 else row + NO_EXTRAS)
+        cur.execute("INSERT INTO route_points SELECT * FROM staging_points"
+                    " ON CONFLICT DO NOTHING RETURNING activity_id, seq")
+        return set(cur.fetchall())
+
+    def _sqlite(self, cur, rows: list[tuple]) -> set[tuple[int, int]]:
+        # The ingest connection is the only writer while it holds the lock, so counting the
+        # changes the insert made tells whether every row was new (the usual case: no
+        # resends). Only when some were not does it look up which pairs were stored before.
+        keys = [(r[0], r[1]) for r in rows]
+        cur.execute("SELECT coalesce(max(rowid), 0) FROM route_points")
+        rowid_mark = cur.fetchone()[0]
+        before = self.driver.total_changes
+        plain = [r for r in rows if len(r) == 5]
+        if plain:
+            cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon)"
+                            " VALUES (?, ?, ?, ?, ?)", plain)
+        if len(plain) < len(rows):
+            cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [r for r in rows if len(r) == 9])
+        unique = set(keys)
+        if self.driver.total_changes - before == len(unique) == len(keys):
+            return unique
+        # Some rows were already there: recover which ones this transaction added.
+        inserted = set()
+        for activity_id, seq in unique:
+            cur.execute("SELECT rowid FROM route_points WHERE activity_id = ? AND seq = ?", (activity_id, seq))
+            row = cur.fetchone()
+            if row is not None and row[0] > rowid_mark:
+                inserted.add((activity_id, seq))
+        return inserted
+
+# ---------------------------------------------------------------------------------------
+# Read by activity
+
+
+def stored_track(s: Session, activity: Activity) -> Track:
+    """The stored points of an activity in time order, as a Track."""
+    rows = s.execute(
+        select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon, RoutePoint.ele, RoutePoint.acc,
+               RoutePoint.hr, RoutePoint.cad)
+        .where(RoutePoint.activity_id == activity.id)
+        .order_by(RoutePoint.t, RoutePoint.seq)
+    ).all()
+    data = np.array(rows, dtype=np.float64) if rows else np.empty((0, 7))
+    cols = [np.ascontiguousarray(data[:, i]) for i in range(7)]
+    return Track(*cols, sport=activity.sport, name=activity.title)
+
+
+def positions(s: Session, activity_id: int) -> list[tuple[float, float | None, float | None]]:
+    """(t, lat, lon) of the activity's points in time order (lat and lon None without a fix)."""
+    return [tuple(r) for r in s.execute(select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon)
+                                        .where(RoutePoint.activity_id == activity_id)
+                                        .order_by(RoutePoint.t, RoutePoint.seq))]
+
+
+def last_point_t(s: Session, activity_id: int) -> float | None:
+    """The time of the activity's newest point by sequence (one index probe), or None."""
+    return s.scalar(select(RoutePoint.t).where(RoutePoint.activity_id == activity_id)
+                    .order_by(RoutePoint.seq.desc()).limit(1))
+
+
+def count_points(s: Session, activity_id: int, t0: float | None = None, t1: float | None = None) -> int:
+    """How many points are stored for an activity; with ``t0`` and ``t1``, how many were
+    recorded from ``t0`` to ``t1`` (both included)."""
+    q = select(func.count()).select_from(RoutePoint).where(RoutePoint.activity_id == activity_id)
+    if t0 is not None:
+        q = q.where(RoutePoint.t >= t0)
+    if t1 is not None:
+        q = q.where(RoutePoint.t <= t1)
+    return int(s.scalar(q) or 0)
+
+# ---------------------------------------------------------------------------------------
+# Read by viewer: where what a viewer may see of a track is decided
+
+
+def viewer_track(s: Session, viewer_id: int | None, activity: Activity | None) -> Track | None:
+    """The activity's track as ``stored_track`` has it, if ``viewer_id`` may see the activity;
+    else None."""
+    if activity is None or not can_view(s, viewer_id, activity):
+        return None
+    return stored_track(s, activity)
+
+
+def viewer_route(s: Session, viewer_id: int | None,
+                 activity: Activity | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The activity's positions (latitudes, longitudes) as ``routes`` has them, if
+    ``viewer_id`` may see the activity; else None (two empty arrays when it has none)."""
+    if activity is None or not can_view(s, viewer_id, activity):
+        return None
+    empty = np.empty(0), np.empty(0)
+    return routes(s, [activity.id]).get(activity.id, empty)
+
+# ---------------------------------------------------------------------------------------
+# Read in bulk
+
+
+def routes(s: Session, activity_ids: list[int]) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """The positions of each activity, as (latitudes, longitudes) in sequence order (points
+    without a latitude left out); an activity with none is missing. Read ``BULK_CHUNK``
+    activities per query."""
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    ids = list(activity_ids)
+    for start in range(0, len(ids), BULK_CHUNK):
+        rows = s.execute(select(RoutePoint.activity_id, RoutePoint.lat, RoutePoint.lon)
+                         .where(RoutePoint.activity_id.in_(ids[start:start + BULK_CHUNK]),
+                                RoutePoint.lat.is_not(None))
+                         .order_by(RoutePoint.activity_id, RoutePoint.seq)).all()
+        if not rows:
+            continue
+        arr = np.array(rows, dtype=float)
+        # Sorted by activity: each activity's rows are one run, cut where the id changes.
+        cuts = np.flatnonzero(np.diff(arr[:, 0])) + 1
+        for part in np.split(arr, cuts):
+            out[int(part[0, 0])] = (np.ascontiguousarray(part[:, 1]), np.ascontiguousarray(part[:, 2]))
+    return out
+
+
+def newest_point_times(s: Session, activity_ids: list[int]) -> dict[int, float]:
+    """The latest point time of each activity (one without points is missing)."""
+    out: dict[int, float] = {}
+    ids = list(activity_ids)
+    for start in range(0, len(ids), BULK_CHUNK):
+        out.update(s.execute(select(RoutePoint.activity_id, func.max(RoutePoint.t))
+                             .where(RoutePoint.activity_id.in_(ids[start:start + BULK_CHUNK]))
+                             .group_by(RoutePoint.activity_id)).all())
+    return out
+
+# ---------------------------------------------------------------------------------------
+# Delete
+
+
+def delete_range(s: Session, activity_id: int, t0: float, t1: float) -> int:
+    """Delete the points recorded from ``t0`` to ``t1`` (both included); how many were."""
+    return s.execute(delete(RoutePoint).where(RoutePoint.activity_id == activity_id,
+                                              RoutePoint.t >= t0, RoutePoint.t <= t1)).rowcount
+
+
+def delete_newest(s: Session, activity_id: int, count: int) -> int:
+    """Delete the newest ``count`` sequence numbers of an activity's points (fewer points when
+    some are missing); how many points were deleted, 0 when it had none."""
+    top = s.scalar(select(RoutePoint.seq).where(RoutePoint.activity_id == activity_id)
+                   .order_by(RoutePoint.seq.desc()).limit(1))
+    if top is None:
+        return 0
+    return s.execute(delete(RoutePoint).where(RoutePoint.activity_id == activity_id,
+                                              RoutePoint.seq > top - count)).rowcount
