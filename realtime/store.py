@@ -30,11 +30,10 @@ from core.activities.lifecycle import (
 from core.activities.summary import pause_intervals
 from core.social.feed import feed_page
 from core.storage.engine import make_engine, make_sessionmaker
-from core.storage.points import stored_track
+from core.storage.points import FastInsert, positions
 from core.storage.schema import migrate
 
 SQLITE_CACHE_KIB = 64 * 1024
-NO_EXTRAS = (None, None, None, None)  # ele, acc, hr, cad of a plain fix
 CHECKPOINT_EVERY_S = 1.0  # how often the SQLite WAL is copied into the database, off the event loop
 # The group commit runs on the event loop, so it must never wait for a lock there: SQLite
 # answers "busy" at once and PostgreSQL gives up on a row lock after this long; the server
@@ -77,6 +76,45 @@ class ActivityInfo:
     status: str
 
 
+def refuse_closed(batches: list[tuple[int, list[tuple]]],
+                  statuses: dict[int, str]) -> tuple[list[object], list[tuple]]:
+    """Per batch, NotFound or ActivityClosed for an activity that is missing or no longer
+    open (else None), and the rows of the other batches, to insert."""
+    results: list[object] = [None] * len(batches)
+    rows = []
+    for k, (activity_id, batch_rows) in enumerate(batches):
+        status = statuses.get(activity_id)
+        if status is None:
+            results[k] = NotFound(f"no activity {activity_id}")
+        elif status not in OPEN_STATUSES:
+            results[k] = ActivityClosed(f"activity {activity_id} is {status}: it takes no more points")
+        else:
+            rows.extend(batch_rows)
+    return results, rows
+
+
+def share_out(batches: list[tuple[int, list[tuple]]], results: list[object], stored: set[tuple[int, int]],
+              every_row_new: bool) -> list[object]:
+    """Fill in, for each batch not refused, the seqs it stored: all of them when every row
+    was new (the usual case: no resends); else those in ``stored``, a point sent twice in
+    one commit counting for the first batch that sent it."""
+    claimed: set[tuple[int, int]] = set()
+    for k, (activity_id, batch_rows) in enumerate(batches):
+        if results[k] is not None:
+            continue
+        if every_row_new:
+            results[k] = {r[1] for r in batch_rows}
+            continue
+        mine = set()
+        for r in batch_rows:
+            key = (activity_id, r[1])
+            if key in stored and key not in claimed:
+                claimed.add(key)
+                mine.add(r[1])
+        results[k] = mine
+    return results
+
+
 class Store:
     """Database operations for the ingest server."""
 
@@ -87,7 +125,7 @@ class Store:
         self.dialect = self.engine.dialect.name
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
         self._raw_conn = None
-        self._staging_ready = False
+        self._insert: FastInsert | None = None  # the point inserts of the raw connection
         self._mark = "%s" if self.dialect == "postgresql" else "?"
 
     def close(self) -> None:
@@ -101,7 +139,7 @@ class Store:
             # PostgreSQL's a 20 ms lock timeout, neither of which the other callers expect.
             self._raw_conn.invalidate()
             self._raw_conn = None
-            self._staging_ready = False
+            self._insert = None
 
     def authenticate(self, token: str) -> Identity | None:
         with self.Session() as s, s.begin():
@@ -129,13 +167,11 @@ class Store:
             return ActivityInfo(a.id, a.user_id, a.sport, a.status)
 
     def activity(self, activity_id: int, user_id: int) -> tuple[ActivityInfo, list[tuple], list[tuple]]:
-        """The activity (NotFound unless the user's own), its stored points in time order and
-        its pause intervals."""
+        """The activity (NotFound unless the user's own), its stored points as (t, lat, lon)
+        in time order, and its pause intervals: what its live stats are replayed from."""
         with self.Session() as s:
             a = get_owned_activity(s, activity_id, user_id)
-            track = stored_track(s, a)
-            points = list(zip(track.t.tolist(), track.lat.tolist(), track.lon.tolist()))
-            return ActivityInfo(a.id, a.user_id, a.sport, a.status), points, pause_intervals(s, a)
+            return ActivityInfo(a.id, a.user_id, a.sport, a.status), positions(s, a.id), pause_intervals(s, a)
 
     def change_status(self, activity_id: int, user_id: int, command: str, at: float | None) -> ActivityInfo:
         with self.Session() as s, s.begin():
@@ -147,69 +183,55 @@ class Store:
         """Insert many batches in one transaction; per batch, the seqs newly stored or an error.
 
         This is the ingest hot path, so it speaks to the driver directly: one locked status
-        check, one multi-row insert that skips (activity, seq) pairs already stored, one
-        commit. A batch for an activity that is no longer open gets ActivityClosed. When
-        another writer holds the lock, nothing is written and DatabaseBusy is raised at once.
+        check, one multi-row insert that skips (activity, seq) pairs already stored
+        (``core.storage.points.FastInsert``), one commit. A batch for an activity that is no
+        longer open gets ActivityClosed. When another writer holds the lock, nothing is
+        written and DatabaseBusy is raised at once.
         """
-        results: list[object] = [None] * len(batches)
         raw = self._raw()
         cur = raw.cursor()
         try:
-            ids = sorted({activity_id for activity_id, _ in batches})
-            marks = ",".join([self._mark] * len(ids))
-            # The check and the insert are one transaction that no status change or deletion
-            # can enter: SQLite takes its write lock first, PostgreSQL share-locks the rows
-            # (a status change waits for this commit). So the check also stands for the
-            # foreign key, which the SQLite connection then need not look up row by row.
-            if self.dialect == "sqlite":
-                cur.execute("BEGIN IMMEDIATE")
-                lock = ""
-            else:
-                lock = " FOR SHARE"
-            cur.execute(f"SELECT id, status FROM activities WHERE id IN ({marks}){lock}", ids)
-            statuses = dict(cur.fetchall())
-            rows = []
-            for k, (activity_id, batch_rows) in enumerate(batches):
-                status = statuses.get(activity_id)
-                if status is None:
-                    results[k] = NotFound(f"no activity {activity_id}")
-                elif status not in OPEN_STATUSES:
-                    results[k] = ActivityClosed(f"activity {activity_id} is {status}: it takes no more points")
-                else:
-                    rows.extend(batch_rows)
-            stored = self._insert_new(cur, rows) if rows else set()
+            statuses = self._lock_statuses(cur, sorted({activity_id for activity_id, _ in batches}))
+            results, rows = refuse_closed(batches, statuses)
+            stored = self._insert(cur, rows) if rows else set()
             raw.commit()
         except BaseException as exc:
-            try:
-                raw.rollback()
-            except Exception:  # noqa: BLE001 - a broken connection is replaced below
-                self._close_raw()
-                raise exc from None
-            if is_busy(exc):
-                raise DatabaseBusy(str(exc)) from exc
-            if not isinstance(exc, Exception):
-                raise
-            self._close_raw()  # a real fault: the next commit starts on a fresh connection
+            self._abandon_commit(raw, exc)
             raise
         finally:
             with contextlib.suppress(Exception):
                 cur.close()
-        every_row_new = len(stored) == len(rows)  # the usual case: no resends
-        claimed: set[tuple[int, int]] = set()  # a point sent twice in one commit is stored by the first
-        for k, (activity_id, batch_rows) in enumerate(batches):
-            if results[k] is not None:
-                continue
-            if every_row_new:
-                results[k] = {r[1] for r in batch_rows}
-                continue
-            mine = set()
-            for r in batch_rows:
-                key = (activity_id, r[1])
-                if key in stored and key not in claimed:
-                    claimed.add(key)
-                    mine.add(r[1])
-            results[k] = mine
-        return results
+        return share_out(batches, results, stored, every_row_new=len(stored) == len(rows))
+
+    def _lock_statuses(self, cur, ids: list[int]) -> dict[int, str]:
+        """Begin the commit's transaction and read the activities' statuses, locked.
+
+        The check and the insert are one transaction that no status change or deletion can
+        enter: SQLite takes its write lock first, PostgreSQL share-locks the rows (a status
+        change waits for this commit). So the check also stands for the foreign key, which
+        the SQLite connection then need not look up row by row."""
+        marks = ",".join([self._mark] * len(ids))
+        if self.dialect == "sqlite":
+            cur.execute("BEGIN IMMEDIATE")
+            lock = ""
+        else:
+            lock = " FOR SHARE"
+        cur.execute(f"SELECT id, status FROM activities WHERE id IN ({marks}){lock}", ids)
+        return dict(cur.fetchall())
+
+    def _abandon_commit(self, raw, exc: BaseException) -> None:
+        """Roll back a failed group commit. DatabaseBusy (raised from ``exc``) when another
+        writer held the lock; after a real fault the connection is dropped, so the next
+        commit starts on a fresh one. The caller raises ``exc`` itself otherwise."""
+        try:
+            raw.rollback()
+        except Exception:  # noqa: BLE001 - a broken connection is replaced below
+            self._close_raw()
+            raise exc from None
+        if is_busy(exc):
+            raise DatabaseBusy(str(exc)) from exc
+        if isinstance(exc, Exception):
+            self._close_raw()
 
     def _raw(self):
         # The committing thread keeps one driver connection for the hot path.
@@ -233,6 +255,7 @@ class Store:
                 cur.execute(f"SET lock_timeout = {PG_LOCK_TIMEOUT_MS}")
                 cur.close()
                 self._raw_conn.commit()
+            self._insert = FastInsert(self._raw_conn.driver_connection, self.dialect)
         return self._raw_conn
 
     def checkpoint(self) -> tuple[int, int]:
@@ -243,50 +266,6 @@ class Store:
         with self.engine.connect() as conn:
             _busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
             return frames, copied
-
-    def _insert_new(self, cur, rows: list[tuple]) -> set[tuple[int, int]]:
-        """Insert rows not stored yet; return the new (activity_id, seq).
-
-        Rows are tuples in POINT_COLUMNS order, either all nine or the first five (a plain
-        fix, see ``Point.row``)."""
-        if self.dialect == "postgresql":
-            # COPY into a per-connection staging table, then one insert that skips what exists.
-            if not self._staging_ready:
-                cur.execute("CREATE TEMP TABLE IF NOT EXISTS staging_points"
-                            " (LIKE route_points INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-                self._staging_ready = True
-            with cur.copy("COPY staging_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row if len(row) == 9 else row + NO_EXTRAS)
-            cur.execute("INSERT INTO route_points SELECT * FROM staging_points"
-                        " ON CONFLICT DO NOTHING RETURNING activity_id, seq")
-            return set(cur.fetchall())
-        # SQLite: this thread is the only writer, so counting the changes the insert made
-        # tells whether every row was new (the usual case: no resends). Only when some
-        # were not does it look up which (activity, seq) pairs were stored before.
-        keys = [(r[0], r[1]) for r in rows]
-        driver = self._raw_conn.driver_connection
-        cur.execute("SELECT coalesce(max(rowid), 0) FROM route_points")
-        rowid_mark = cur.fetchone()[0]
-        before = driver.total_changes
-        plain = [r for r in rows if len(r) == 5]
-        if plain:
-            cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon)"
-                            " VALUES (?, ?, ?, ?, ?)", plain)
-        if len(plain) < len(rows):
-            cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [r for r in rows if len(r) == 9])
-        unique = set(keys)
-        if driver.total_changes - before == len(unique) == len(keys):
-            return unique
-        # Some rows were already there: recover which ones this transaction added.
-        inserted = set()
-        for activity_id, seq in unique:
-            cur.execute("SELECT rowid FROM route_points WHERE activity_id = ? AND seq = ?", (activity_id, seq))
-            row = cur.fetchone()
-            if row is not None and row[0] > rowid_mark:
-                inserted.add((activity_id, seq))
-        return inserted
 
     def feed(self, user_id: int, cursor: str | None, limit: int) -> dict:
         with self.Session() as s:

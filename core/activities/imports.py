@@ -18,7 +18,7 @@ from core.activities.lifecycle import ActivityError, check_visibility, create_ac
 from core.activities.summary import apply_summary
 from core.activities.tables import SPORTS, Activity
 from core.storage.engine import write_transaction
-from core.storage.points import POINT_FIELDS, RoutePoint, insert_new_points
+from core.storage.points import POINT_FIELDS, delete_newest, insert_new_points
 from core.tracks.cleaning import clean_track
 from core.tracks.stats import Summary, summarise
 from core.tracks.track import Track
@@ -165,13 +165,9 @@ def delete_unfinished_import(Session: sessionmaker[Session], activity_id: int, j
             activity = s.get(Activity, activity_id)
             if activity is None or not is_unfinished_import(activity.status, activity.source):
                 return False
-            top = s.scalar(select(RoutePoint.seq).where(RoutePoint.activity_id == activity_id)
-                           .order_by(RoutePoint.seq.desc()).limit(1))
-            if top is None:
+            if not delete_newest(s, activity_id, IMPORT_CHUNK_POINTS):
                 s.execute(delete(Activity).where(Activity.id == activity_id))
                 return True
-            s.execute(delete(RoutePoint).where(RoutePoint.activity_id == activity_id,
-                                               RoutePoint.seq > top - IMPORT_CHUNK_POINTS))
 
 
 @contextmanager

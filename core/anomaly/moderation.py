@@ -7,7 +7,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
@@ -25,7 +25,7 @@ from core.anomaly.scoring import (
 )
 from core.anomaly.tables import MODERATION_ACTIONS, ActivityFlag, ModerationDecision
 from core.storage.engine import write_transaction
-from core.storage.points import RoutePoint, count_points
+from core.storage.points import count_points, delete_range
 from core.text import clean
 from core.tracks.cleaning import clean_track
 from core.tracks.stats import Summary, summarise
@@ -92,9 +92,7 @@ def plan_crop(s: Session, activity: Activity, t0: float, t1: float) -> CropPlan:
     if activity.status != "completed":
         raise ModerationError("only a completed activity can be cropped")
     track, intervals, count = recorded_track(s, activity)
-    removed = int(s.scalar(select(func.count()).select_from(RoutePoint)
-                           .where(RoutePoint.activity_id == activity.id,
-                                  RoutePoint.t >= t0, RoutePoint.t <= t1)) or 0)
+    removed = count_points(s, activity.id, t0, t1)
     if not removed:
         raise ModerationError("no points were recorded in that time range")
     kept = track.take(~((track.t >= t0) & (track.t <= t1)))
@@ -129,8 +127,7 @@ def crop_activity(Session: sessionmaker[Session], activity_id: int, owner_id: in
         result = assess_stored(s, activity, model, limit, track=plan.track)
     with write_transaction(Session, "crop") as s:
         activity = get_owned_activity(s, activity_id, owner_id, lock=True)
-        removed = s.execute(delete(RoutePoint).where(RoutePoint.activity_id == activity_id,
-                                                     RoutePoint.t >= t0, RoutePoint.t <= t1)).rowcount
+        removed = delete_range(s, activity_id, t0, t1)
         if removed != plan.removed or count_points(s, activity_id) != plan.left:
             raise ModerationError("the activity changed while the crop was worked out; try again")
         # The range removed is a pause: the straight line across it (the car ride home)

@@ -149,11 +149,9 @@ def build_backlog(s: Session, count: int, athletes: int = 50, seed: int = 11) ->
     backlog for the worker in tests and benches: the demo's own size, quickly). Twelve
     generated tracks of 10 to 20 minutes are summarised once and stored again shifted in
     time and place. Returns the activity ids; the caller commits."""
-    from sqlalchemy import insert
-
     from core.activities.summary import apply_summary
     from core.activities.tables import Activity
-    from core.storage.points import RoutePoint
+    from core.storage.points import insert_new_points
     from core.tracks.cleaning import clean_track
     from core.tracks.stats import summarise
 
@@ -178,9 +176,8 @@ def build_backlog(s: Session, count: int, athletes: int = 50, seed: int = 11) ->
         a.completed_at = datetime.fromtimestamp(start + float(track.t[-1]) + 60, tz=UTC)
         s.add(a)
         s.flush()
-        rows = [{"activity_id": a.id, "seq": i, "t": start + float(track.t[i]), "lat": float(track.lat[i]) + dlat,
-                 "lon": float(track.lon[i]) + dlon, "ele": float(track.ele[i]), "hr": float(track.hr[i])}
-                for i in range(len(track))]
-        s.execute(insert(RoutePoint), rows)
+        rows = [(a.id, i, start + float(track.t[i]), float(track.lat[i]) + dlat, float(track.lon[i]) + dlon,
+                 float(track.ele[i]), None, float(track.hr[i]), None) for i in range(len(track))]
+        insert_new_points(s, rows)
         ids.append(a.id)
     return ids
