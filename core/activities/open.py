@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.activities import live_board
 from core.activities.cues import CuePrefs
 from core.activities.imports import delete_unfinished_import, is_unfinished_import
 from core.activities.lifecycle import OPEN_STATUSES, change_status
@@ -25,19 +27,26 @@ from core.activities.live import LiveStats, replay_live
 from core.activities.summary import apply_summary, pause_intervals, summarise_activity
 from core.activities.tables import Activity, ActivityEvent
 from core.storage.engine import write_transaction
-from core.storage.points import RoutePoint
+from core.storage.points import count_points, last_point_t, newest_point_times, positions
 
 log = logging.getLogger(__name__)
 
 LIVE_RECENT_S = 600.0  # an activity with a point this recent shows on the Live page
 ABANDONED_AFTER_S = 24 * 3600.0  # an open activity silent this long is closed by the worker
 CLOSE_BATCH = 100
+LIVE_CANDIDATES = 200  # open activities looked at, newest first, for the live list
+LIVE_LIST = 50  # live activities listed at most
 
 
-def last_point_t(s: Session, activity_id: int) -> float | None:
-    """The time of the activity's newest point by sequence (one index probe), or None."""
-    return s.scalar(select(RoutePoint.t).where(RoutePoint.activity_id == activity_id)
-                    .order_by(RoutePoint.seq.desc()).limit(1))
+@dataclass
+class LiveActivity:
+    """An activity being recorded now, with its live figures and where they come from:
+    ``"redis"`` (the ingest server's published state) or ``"database"`` (rebuilt)."""
+
+    activity: Activity
+    stats: dict
+    position: tuple | None  # (lat, lon, t) of the last counted fix
+    source: str
 
 
 def last_activity_t(s: Session, activity: Activity) -> float:
@@ -54,10 +63,31 @@ def is_live(s: Session, activity: Activity, now: float | None = None) -> bool:
 
 def stored_live_stats(s: Session, activity: Activity, prefs: CuePrefs | None = None) -> LiveStats:
     """The activity's live stats recomputed from its stored points and pauses."""
-    points = s.execute(select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon)
-                       .where(RoutePoint.activity_id == activity.id)
-                       .order_by(RoutePoint.t, RoutePoint.seq)).all()
-    return replay_live(activity.sport, points, pause_intervals(s, activity), prefs)
+    return replay_live(activity.sport, positions(s, activity.id), pause_intervals(s, activity), prefs)
+
+
+def live_activities(s: Session, visible, redis=None, now: float | None = None) -> list[LiveActivity]:
+    """Open activities matching ``visible`` (a SQL condition on activities, such as
+    ``core.social.visibility.live_filter``) with a point (or their creation) within
+    ``LIVE_RECENT_S``, newest first. Stats and position come from the ingest server's live
+    state in Redis when ``redis`` is given and has them; otherwise they are recomputed from
+    the stored points and pauses, as the ingest server does."""
+    rows = s.scalars(select(Activity).where(Activity.status.in_(OPEN_STATUSES), visible)
+                     .order_by(Activity.created_at.desc()).limit(LIVE_CANDIDATES)).all()
+    now = time.time() if now is None else now
+    rows = [a for a in rows if is_live(s, a, now)][:LIVE_LIST]
+    states = live_board.read(redis) if redis is not None and rows else {}
+    out = []
+    for a in rows:
+        state = states.get(a.id)
+        if state is not None and state.get("stats"):
+            position = tuple(state["position"]) if state.get("position") else None
+            out.append(LiveActivity(a, state["stats"], position, "redis"))
+            continue
+        live = stored_live_stats(s, a)
+        position = (live.anchor[1], live.anchor[2], live.last_t) if live.anchor is not None else None
+        out.append(LiveActivity(a, live.snapshot(), position, "database"))
+    return out
 
 
 def abandoned(s: Session, now: float, limit: int = CLOSE_BATCH) -> list[int]:
@@ -65,14 +95,13 @@ def abandoned(s: Session, now: float, limit: int = CLOSE_BATCH) -> list[int]:
     import counts once it was created that long ago, whatever its points' times (they are the
     file's, and say nothing of when its import was last heard of)."""
     cutoff = now - ABANDONED_AFTER_S
-    newest = (select(func.max(RoutePoint.t)).where(RoutePoint.activity_id == Activity.id)
-              .correlate(Activity).scalar_subquery())
     created_before = datetime.fromtimestamp(cutoff, tz=UTC)
-    rows = s.execute(select(Activity.id, Activity.status, Activity.source, newest)
+    rows = s.execute(select(Activity.id, Activity.status, Activity.source)
                      .where(Activity.status.in_(OPEN_STATUSES), Activity.created_at < created_before)
                      .order_by(Activity.id).limit(limit * 4)).all()
-    return [aid for aid, status, source, t in rows
-            if is_unfinished_import(status, source) or t is None or t < cutoff][:limit]
+    newest = newest_point_times(s, [aid for aid, _, _ in rows])
+    return [aid for aid, status, source in rows
+            if is_unfinished_import(status, source) or newest.get(aid) is None or newest[aid] < cutoff][:limit]
 
 
 def close_abandoned(Session: sessionmaker[Session], now: float | None = None, limit: int = CLOSE_BATCH) -> dict:
@@ -90,8 +119,7 @@ def close_abandoned(Session: sessionmaker[Session], now: float | None = None, li
                 continue
             orphan = is_unfinished_import(activity.status, activity.source)
             if not orphan:
-                count = int(s.scalar(select(func.count()).select_from(RoutePoint)
-                                     .where(RoutePoint.activity_id == activity_id)) or 0)
+                count = count_points(s, activity_id)
                 last_t = last_point_t(s, activity_id)
                 summary = summarise_activity(s, activity) if count else None
         if orphan:
@@ -107,9 +135,7 @@ def close_abandoned(Session: sessionmaker[Session], now: float | None = None, li
                                  .with_for_update(of=Activity)).first()
             if activity is None or activity.status not in OPEN_STATUSES:
                 continue
-            now_count = int(s.scalar(select(func.count()).select_from(RoutePoint)
-                                     .where(RoutePoint.activity_id == activity_id)) or 0)
-            if now_count != count:
+            if count_points(s, activity_id) != count:
                 continue  # the device came back meanwhile: leave it open
             if summary is None:
                 change_status(s, activity, "discard", at=now)

@@ -1,10 +1,17 @@
-"""An activity's summary: its recorded track and pauses, summarised and applied."""
+"""An activity's summary: its recorded track and pauses, summarised and applied; its
+per-point profile and splits for display.
+
+``pause_intervals`` is the one place that works out when an activity was paused, from its
+stored lifecycle events: the summary, the profile, the live statistics rebuilt from storage
+(``core.activities.open``) and the ingest server's replay all take their pauses from it.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 import numpy as np
@@ -13,15 +20,17 @@ from sqlalchemy.orm import Session
 
 from core.activities.tables import Activity, ActivityEvent
 from core.storage.points import stored_track
-from core.tracks.cleaning import clean_track
-from core.tracks.stats import Summary, summarise
+from core.tracks.cleaning import CleanTrack, clean_track
+from core.tracks.stats import Profile, Summary, build_profile, splits, summarise
 from core.tracks.track import Track
+from core.units import unit_length_m
 
 log = logging.getLogger(__name__)
 
 
 def pause_intervals(s: Session, activity: Activity) -> list[tuple[float, float]]:
-    """Time ranges during which the activity was paused or stopped."""
+    """Time ranges during which the activity was paused or stopped, from its stored events:
+    a pause or stop opens one, a resume closes it; one still open ends at infinity."""
     events = s.execute(select(ActivityEvent.command, ActivityEvent.at)
                        .where(ActivityEvent.activity_id == activity.id)
                        .order_by(ActivityEvent.at, ActivityEvent.id)).all()
@@ -82,3 +91,20 @@ def complete_activity(s: Session, activity: Activity, at: float | None = None) -
     apply_summary(activity, summary)
     activity.completed_at = datetime.fromtimestamp(at if at is not None else time.time(), tz=UTC)
     return summary
+
+
+def activity_profile(s: Session, activity: Activity, track: Track | None = None) -> tuple[CleanTrack, Profile]:
+    """The cleaned points of the activity's track (``track``, else the stored one) and their
+    per-point profile with its pauses respected, for charts, maps and splits."""
+    clean = clean_track(stored_track(s, activity) if track is None else track)
+    profile, _ = build_profile(clean, pause_intervals(s, activity))
+    return clean, profile
+
+
+def splits_in(units: str, summary: dict, profile: Profile) -> list[dict]:
+    """The activity's splits per kilometre, or per mile for imperial ``units``: per kilometre
+    those worked out with its summary at completion, per mile those of its profile; both by
+    ``core.tracks.stats.splits``."""
+    if units != "imperial":
+        return list(summary.get("splits") or [])
+    return [asdict(split) for split in splits(profile, unit_length_m(units))]

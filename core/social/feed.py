@@ -5,7 +5,7 @@ followed athlete's newest activities are read through the (user_id, status, star
 id) index with a per-athlete limit and merged, so a page reads at most
 ``page size x (followings + 1)`` index entries whatever the table's size. PostgreSQL does
 this with one LATERAL join; SQLite, which has no LATERAL, with a UNION ALL of per-author
-subqueries.
+subqueries. ``own_activities`` lists an athlete's own, for their stats.
 """
 
 from __future__ import annotations
@@ -108,3 +108,12 @@ def feed_page(s: Session, user_id: int, cursor: str | None = None, limit: int = 
     more = len(items) > limit
     items = items[:limit]
     return FeedPage(items, encode_cursor(items[-1]) if more and items else None)
+
+
+def own_activities(s: Session, user_id: int, sport: str | None = None) -> list[Activity]:
+    """The athlete's own completed activities (of one sport, if given), oldest first: what
+    their stats page sums and draws."""
+    q = select(Activity).where(Activity.user_id == user_id, Activity.status == "completed")
+    if sport:
+        q = q.where(Activity.sport == sport)
+    return list(s.scalars(q.order_by(Activity.start_time, Activity.id)))

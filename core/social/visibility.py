@@ -1,4 +1,8 @@
-"""Who may see an activity: the owner, everyone for public ones, followers for theirs."""
+"""Who may see an activity: the owner, everyone for public ones, followers for theirs; and
+who may watch one being recorded: the owner, and followers unless it is private.
+
+``can_view`` answers for one activity, ``visible_filter`` and ``live_filter`` are the same
+rules as SQL conditions for lists; nothing else spells them out."""
 
 from __future__ import annotations
 
@@ -31,3 +35,11 @@ def visible_filter(viewer_id: int):
              or_(Activity.visibility == "public",
                  and_(Activity.visibility == "followers", Activity.user_id.in_(follows)))),
     )
+
+
+def live_filter(viewer_id: int):
+    """A SQL condition: activities ``viewer_id`` may watch while they are recorded (the Live
+    page): their own, and those of athletes they follow unless private."""
+    follows = select(Friend.friend_id).where(Friend.user_id == viewer_id)
+    return or_(Activity.user_id == viewer_id,
+               and_(Activity.user_id.in_(follows), Activity.visibility != "private"))

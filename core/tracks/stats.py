@@ -48,7 +48,8 @@ BEST_EFFORT_DISTANCES_M = (400, 1000, 5000, 10000)
 
 @dataclass
 class Split:
-    """One kilometre (or the final part of one) of the activity."""
+    """One kilometre or mile (or the final part of one) of the activity; its pace is per
+    kilometre whatever the split's length."""
 
     index: int
     distance_m: float
@@ -262,7 +263,8 @@ def best_effort_s(profile: Profile, distance_m: float) -> float | None:
 
 
 def splits(profile: Profile, split_m: float = 1000.0) -> list[Split]:
-    """Moving time of each whole kilometre, then of the remainder."""
+    """Moving time of each whole ``split_m`` (a kilometre, or ``core.units.MILE_M`` for
+    imperial splits), then of the remainder (left out when under a metre)."""
     d, m = profile.cum_distance_m, profile.cum_moving_s
     if d.size < 2 or d[-1] <= 0:
         return []
