@@ -9,7 +9,7 @@ from core.config import load_settings
 from core.social.leaderboards import connect_redis, leaderboard
 from core.storage.engine import make_engine, make_sessionmaker
 from core.storage.schema import migrate
-from core.units import MILE_M
+from core.units import unit_length_m
 from dashboard import queries
 from dashboard.maps import map_of_route, route_layers
 
@@ -51,8 +51,8 @@ def activity_map_layers(viewer_id: int, activity_id: int, units: str) -> dict | 
     detail = activity_detail(viewer_id, activity_id)
     if detail is None or detail["lat"].size < 2:
         return None
-    unit_m = MILE_M if units == "imperial" else 1000.0
-    return route_layers(detail["lat"], detail["lon"], detail["speed"], detail["distance"], unit_m=unit_m)
+    return route_layers(detail["lat"], detail["lon"], detail["speed"], detail["distance"],
+                        unit_m=unit_length_m(units))
 
 
 def activity_map(viewer_id: int, activity_id: int, units: str):

@@ -1,36 +1,34 @@
-"""What the pages read and write, as plain functions of a database session.
+"""What the pages read and write, as plain functions of a database session: calls to
+``core``, shaped for display.
 
-Every read takes the viewer's id and applies the feed's visibility rules, so no page can
-show another athlete's private data by asking for it. ``dashboard.data`` wraps the reads in
-Streamlit caches keyed by user.
+Every read takes the viewer's id and goes through ``core``'s visibility rules (route points
+through ``core.storage.points``' reads by viewer), so no page can show another athlete's
+private data by asking for it. ``dashboard.data`` wraps the reads in Streamlit caches keyed
+by user.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func, or_, select
 
 from core.accounts.tables import DeviceToken, User
-from core.activities import live_board as livestate
+from core.activities import open as open_activities
 from core.activities.imports import import_track
-from core.activities.lifecycle import OPEN_STATUSES
-from core.activities.open import is_live, stored_live_stats
-from core.activities.summary import pause_intervals
+from core.activities.summary import activity_profile, splits_in
 from core.activities.tables import Activity
 from core.anomaly.tables import ActivityFlag, ModerationDecision
-from core.social.feed import feed_page
+from core.social.feed import feed_page, own_activities
 from core.social.tables import Friend
-from core.social.visibility import can_view
-from core.storage.points import RoutePoint, stored_track
-from core.tracks.cleaning import clean_track
+from core.social.visibility import live_filter
+from core.storage.points import routes, viewer_route, viewer_track
 from core.tracks.formats import load_track
 from core.tracks.formats.gpx import to_gpx
-from core.tracks.stats import build_profile
 from core.tracks.track import Track
+from core.units import UNITS
 from dashboard.maps import drawable
 
 PREVIEW_POINTS = 80
@@ -67,16 +65,10 @@ def feed(s, viewer_id: int, cursor: str | None, limit: int = 10) -> dict:
 
 def route_preview(s, viewer_id: int, activity_id: int) -> list[tuple[float, float]]:
     """A few dozen points of the route, for the feed card's sketch."""
-    a = s.get(Activity, activity_id)
-    if a is None or not can_view(s, viewer_id, a):
+    route = viewer_route(s, viewer_id, s.get(Activity, activity_id))
+    if route is None or len(route[0]) < 2:
         return []
-    rows = s.execute(select(RoutePoint.lat, RoutePoint.lon).where(RoutePoint.activity_id == activity_id,
-                                                                 RoutePoint.lat.is_not(None))
-                     .order_by(RoutePoint.seq)).all()
-    if len(rows) < 2:
-        return []
-    lat = np.array([r[0] for r in rows])
-    lon = np.array([r[1] for r in rows])
+    lat, lon = route
     idx = drawable(lat, lon, PREVIEW_POINTS)
     return list(zip(lat[idx].round(5).tolist(), lon[idx].round(5).tolist()))
 
@@ -97,44 +89,35 @@ def preview_svg(points: list[tuple[float, float]], width: int = 120, height: int
             f'stroke-linejoin="round"/></svg>')
 
 
-def _profile(s, a: Activity):
-    """The stored track, its cleaned points and their per-point profile (pauses respected)."""
-    track = stored_track(s, a)
-    clean = clean_track(track)
-    profile, _ = build_profile(clean, pause_intervals(s, a))
-    return track, clean, profile
-
-
 def activity_detail(s, viewer_id: int, activity_id: int) -> dict | None:
     """Everything the activity page draws, or None if the viewer may not see it."""
     a = s.get(Activity, activity_id)
-    if a is None or not can_view(s, viewer_id, a):
+    track = viewer_track(s, viewer_id, a)
+    if track is None:
         return None
-    track, clean, profile = _profile(s, a)
+    clean, profile = activity_profile(s, a, track)
+    summary = a.summary or {}
     return {
         **card(a),
-        "summary": a.summary or {},
+        "summary": summary,
         "lat": profile.lat, "lon": profile.lon, "t": profile.t,
         "distance": profile.cum_distance_m, "moving": profile.cum_moving_s, "speed": profile.speed_mps,
         "ele": clean.ele, "hr": clean.hr,
         "points": len(track),
+        "splits": {units: splits_in(units, summary, profile) for units in UNITS},
     }
 
 
 def activity_gpx(s, viewer_id: int, activity_id: int) -> str | None:
     a = s.get(Activity, activity_id)
-    if a is None or not can_view(s, viewer_id, a):
-        return None
-    track = stored_track(s, a)
-    return to_gpx(track, name=a.title)
+    track = viewer_track(s, viewer_id, a)
+    return None if track is None else to_gpx(track, name=a.title)
 
 
 def my_activities(s, user_id: int) -> list[dict]:
     """The athlete's own completed activities with the figures the stats page sums."""
-    rows = s.scalars(select(Activity).where(Activity.user_id == user_id, Activity.status == "completed")
-                     .order_by(Activity.start_time)).all()
     out = []
-    for a in rows:
+    for a in own_activities(s, user_id):
         bests = (a.summary or {}).get("best_efforts_s", {})
         out.append({**card(a), "best_1k_s": bests.get("1000"), "best_5k_s": bests.get("5000"),
                     "best_10k_s": bests.get("10000")})
@@ -143,52 +126,21 @@ def my_activities(s, user_id: int) -> list[dict]:
 
 def my_routes(s, user_id: int, sport: str | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Every route of the athlete's own completed activities, simplified for drawing."""
-    q = select(Activity.id).where(Activity.user_id == user_id, Activity.status == "completed")
-    if sport:
-        q = q.where(Activity.sport == sport)
-    ids = list(s.scalars(q))
-    routes = []
-    for chunk in range(0, len(ids), 200):
-        part = ids[chunk:chunk + 200]
-        rows = s.execute(select(RoutePoint.activity_id, RoutePoint.lat, RoutePoint.lon)
-                         .where(RoutePoint.activity_id.in_(part), RoutePoint.lat.is_not(None))
-                         .order_by(RoutePoint.activity_id, RoutePoint.seq)).all()
-        if not rows:
-            continue
-        arr = np.array([(r[0], r[1], r[2]) for r in rows], dtype=float)
-        for aid in np.unique(arr[:, 0]):
-            sel = arr[arr[:, 0] == aid]
-            if len(sel) >= 2:
-                idx = drawable(sel[:, 1], sel[:, 2], 300)
-                routes.append((sel[idx, 1], sel[idx, 2]))
-    return routes
+    found = routes(s, [a.id for a in own_activities(s, user_id, sport)])
+    drawn = []
+    for activity_id in sorted(found):
+        lat, lon = found[activity_id]
+        if len(lat) >= 2:
+            idx = drawable(lat, lon, 300)
+            drawn.append((lat[idx], lon[idx]))
+    return drawn
 
 
 def live_activities(s, viewer_id: int, redis=None) -> list[dict]:
-    """Activities being recorded now that the viewer may see: their own, and those of athletes
-    they follow (unless private), with a point in the last ``LIVE_RECENT_S`` (an activity whose
-    device went silent longer ago is not live, though it stays open). Stats and position come
-    from the ingest server's live state in Redis when configured and present; otherwise they
-    are recomputed from the stored points and pauses, as the ingest server does."""
-    follows = select(Friend.friend_id).where(Friend.user_id == viewer_id)
-    rows = s.scalars(select(Activity).where(
-        Activity.status.in_(OPEN_STATUSES),
-        (Activity.user_id == viewer_id) | (Activity.user_id.in_(follows) & (Activity.visibility != "private")),
-    ).order_by(Activity.created_at.desc()).limit(200)).all()
-    now = time.time()
-    rows = [a for a in rows if is_live(s, a, now)][:50]
-    states = livestate.read(redis) if redis is not None and rows else {}
-    out = []
-    for a in rows:
-        state = states.get(a.id)
-        if state is not None and state.get("stats"):
-            position = tuple(state["position"]) if state.get("position") else None
-            out.append({**card(a), "stats": state["stats"], "position": position, "source": "redis"})
-            continue
-        live = stored_live_stats(s, a)
-        position = (live.anchor[1], live.anchor[2], live.last_t) if live.anchor is not None else None
-        out.append({**card(a), "stats": live.snapshot(), "position": position, "source": "database"})
-    return out
+    """Activities being recorded now that the viewer may watch (``core.social.visibility.
+    live_filter``), as ``core.activities.open.live_activities`` finds them, as cards."""
+    return [{**card(live.activity), "stats": live.stats, "position": live.position, "source": live.source}
+            for live in open_activities.live_activities(s, live_filter(viewer_id), redis)]
 
 
 def import_file(Session, user: User, name: str, data: bytes, sport: str | None = None,
@@ -263,7 +215,7 @@ def review_item(s, activity_id: int) -> dict | None:
     if row is None:
         return None
     flag, a, user = row
-    _, _, profile = _profile(s, a)
+    _, profile = activity_profile(s, a)
     hits = (flag.verdict or {}).get("hits", [])
     return {
         "activity_id": a.id, "title": a.title, "sport": a.sport, "athlete": user.name, "username": user.username,

@@ -25,8 +25,8 @@ if detail is None:
     st.page_link("views/feed.py", label="Back to the feed", icon=":material/dynamic_feed:")
     st.stop()
 
-sport, unit_system = detail["sport"], v.unit_system
-unit_m = units.MILE_M if unit_system == "imperial" else 1000.0
+sport, unit_system = detail["sport"], v.units
+unit_m = units.unit_length_m(unit_system)
 unit = "mi" if unit_system == "imperial" else "km"
 summary = detail["summary"]
 
@@ -111,23 +111,12 @@ if lat.size >= 2:
     st.subheader("Charts")
     ui.plotly_chart(fig)
 
-splits = summary.get("splits") or []
-split_rows = []
-if splits and unit_system == "metric":
-    split_rows = [{
-        "km": s_["index"], "distance": units.distance(s_["distance_m"], unit_system),
-        "time": units.duration(s_["moving_time_s"]),
-        ("pace" if sport == "run" else "speed"): units.pace_or_speed(
-            sport, s_["distance_m"] / s_["moving_time_s"] if s_["moving_time_s"] else None, unit_system),
-    } for s_ in splits]
-elif unit_system == "imperial" and lat.size >= 2 and dist[-1] > 0:
-    marks = np.concatenate([[0.0], np.arange(1.0, dist[-1], 1.0), [dist[-1]]])
-    moving = np.interp(marks, dist, detail["moving"])
-    for k in range(len(marks) - 1):
-        d_m, secs = (marks[k + 1] - marks[k]) * unit_m, moving[k + 1] - moving[k]
-        split_rows.append({"mi": k + 1, "distance": units.distance(d_m, unit_system), "time": units.duration(secs),
-                           ("pace" if sport == "run" else "speed"): units.pace_or_speed(
-                               sport, d_m / secs if secs else None, unit_system)})
+split_rows = [{
+    unit: s_["index"], "distance": units.distance(s_["distance_m"], unit_system),
+    "time": units.duration(s_["moving_time_s"]),
+    ("pace" if sport == "run" else "speed"): units.pace_or_speed(
+        sport, s_["distance_m"] / s_["moving_time_s"] if s_["moving_time_s"] else None, unit_system),
+} for s_ in detail["splits"][unit_system]]
 if split_rows:
     st.subheader("Splits")
     # A long ride's splits scroll inside the table instead of stretching the page.

@@ -11,8 +11,8 @@ from dashboard import data, ui
 from dashboard.maps import heatmap
 
 v = ui.viewer()
-unit_system = v.unit_system
-unit_m = units.MILE_M if unit_system == "imperial" else 1000.0
+unit_system = v.units
+unit_m = units.unit_length_m(unit_system)
 unit = "mi" if unit_system == "imperial" else "km"
 st.title("My stats")
 
