@@ -7,6 +7,7 @@ import plotly.io as pio
 import streamlit as st
 import streamlit.components.v1 as components
 
+from core import units
 from core.text import fit, is_blank
 from dashboard import assets, escape
 from dashboard.queries import Viewer
@@ -49,12 +50,12 @@ def viewer() -> Viewer:
     return v
 
 
-def headline_figures(card: dict, units: str) -> list[tuple[str, str]]:
+def headline_figures(card: dict, unit_system: str) -> list[tuple[str, str]]:
     sport = card["sport"]
     speed = card.get("avg_speed_mps")
-    return [("Distance", units.distance(card.get("distance_m"), units)),
+    return [("Distance", units.distance(card.get("distance_m"), unit_system)),
             ("Moving time", units.duration(card.get("moving_time_s"))),
-            ("Pace" if sport == "run" else "Speed", units.pace_or_speed(sport, speed, units))]
+            ("Pace" if sport == "run" else "Speed", units.pace_or_speed(sport, speed, unit_system))]
 
 
 # One static HTML table: st.table renders every cell through the Markdown renderer, which

@@ -8,7 +8,7 @@ from core import units
 from dashboard import data, escape, ui
 
 v = ui.viewer()
-unit_m = units.MILE_M if v.units == "imperial" else 1000.0
+unit_m = units.unit_length_m(v.units)
 unit = "mi" if v.units == "imperial" else "km"
 st.title("Leaderboards")
 
