@@ -8,6 +8,7 @@ import math
 from datetime import UTC, datetime
 
 MILE_M = 1609.344
+FEET_PER_M = 3.28084
 UNITS = ("metric", "imperial")
 
 
@@ -77,10 +78,15 @@ def when(dt: datetime | None) -> str:
     return dt.astimezone(UTC).strftime("%a %d %b %Y, %H:%M UTC")
 
 
+def elevation_value(metres, units: str = "metric"):
+    """Elevation (a number or an array of metres) in feet for imperial units, else metres."""
+    return metres * FEET_PER_M if units == "imperial" else metres
+
+
 def elevation(metres: float | None, units: str = "metric") -> str:
     if metres is None:
         return "–"
-    return f"{metres * 3.28084:.0f} ft" if units == "imperial" else f"{metres:.0f} m"
+    return f"{elevation_value(metres, units):.0f} ft" if units == "imperial" else f"{metres:.0f} m"
 
 
 def json_safe(value):

@@ -99,7 +99,7 @@ if lat.size >= 2:
     step = max(1, lat.size // 800)  # ~800 points a line draw the same picture and load faster
     fig = make_subplots(rows=len(rows), cols=1, shared_xaxes=True, vertical_spacing=0.06)
     for k, (name, title) in enumerate(rows, start=1):
-        y = {"pace": pace_series, "ele": ele * (3.28084 if unit_system == "imperial" else 1.0), "hr": hr}[name]
+        y = {"pace": pace_series, "ele": units.elevation_value(ele, unit_system), "hr": hr}[name]
         fig.add_trace(go.Scatter(x=np.round(dist[::step], 3), y=np.round(y[::step], 2), mode="lines", name=title,
                                  line={"color": {"pace": "#fc4c02", "ele": "#6b6b76", "hr": "#c0392b"}[name],
                                        "width": 1.6}, fill="tozeroy" if name == "ele" else None,
