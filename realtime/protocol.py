@@ -14,19 +14,18 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from core.activities.cues import CUE_FIELDS
+from core.activities.lifecycle import TRANSITIONS
+from core.activities.tables import SPORTS, VISIBILITIES
 from core.text import CLIENT_REF_MAX_CHARS, TITLE_MAX_CHARS, TextRefused, check_identifier, fit
 
 PROTOCOL_VERSION = 1
-POINT_COLUMNS = ("activity_id", "seq", "t", "lat", "lon", "ele", "acc", "hr", "cad")
 MAX_MESSAGE_BYTES = 256 * 1024
 MAX_POINTS_PER_BATCH = 1000
 MAX_FUTURE_S = 300.0
 MAX_SEQ = 2**31 - 1
 MIN_TIME_S = 946_684_800.0  # 2000-01-01: older points come from a device with no clock set
-SPORTS = ("run", "ride")
-COMMANDS = ("start", "pause", "resume", "stop", "complete", "discard")
-VISIBILITIES = ("public", "followers", "private")
-CUE_FIELDS = ("time", "distance", "pace")
+COMMANDS = tuple(TRANSITIONS)  # the lifecycle's commands, in its order
 
 # Error codes a client may receive, each with what it means.
 ERROR_CODES = {
@@ -87,7 +86,7 @@ class Point:
     cad: float | None = None
 
     def row(self, activity_id: int) -> tuple:
-        """The storage row for this point, in ``POINT_COLUMNS`` order. A plain fix (no
+        """The storage row for this point, in ``core.storage.points.POINT_COLUMNS`` order. A plain fix (no
         elevation, accuracy, heart rate or cadence, as most phones send) stops after ``lon``:
         the store inserts those through a statement with five columns, which is cheaper."""
         if self.ele is None and self.acc is None and self.hr is None and self.cad is None:
@@ -118,8 +117,6 @@ class Cues:
 
 
 Message = Create | Status | Points | Feed | Cues
-
-
 
 
 def parse(raw: str | bytes, now: float | None = None) -> Message:

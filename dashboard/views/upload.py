@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core import units
 from core.accounts.tables import User
 from core.activities.lifecycle import ActivityError
+from core.activities.tables import SPORTS, VISIBILITIES
 from core.config import load_settings
 from core.text import TITLE_MAX_CHARS
 from core.tracks.formats.common import TrackFileError
@@ -26,8 +27,8 @@ with st.form("upload", clear_on_submit=True):
     files = st.file_uploader("Activity files", type=["gpx", "tcx", "fit"], accept_multiple_files=True,
                              max_upload_size=max(1, settings.max_upload_bytes // (1024 * 1024)))
     c1, c2 = st.columns(2)
-    sport_choice = c1.selectbox("Sport", ["from the file", "run", "ride"])
-    visibility = c2.selectbox("Who can see them", ["my default", "public", "followers", "private"])
+    sport_choice = c1.selectbox("Sport", ["from the file", *SPORTS])
+    visibility = c2.selectbox("Who can see them", ["my default", *VISIBILITIES])
     submitted = st.form_submit_button("Import", type="primary")
 
 if submitted:
