@@ -7,10 +7,9 @@ import random
 
 import numpy as np
 
+from core.activities.recording import GPS_INTERVAL_S
 from core.tracks.track import Track
 
-GPS_INTERVAL_RUN_S = 5.0
-GPS_INTERVAL_RIDE_S = 3.0
 GPS_NOISE_M = 2.5
 TOWNS = [("Lisbon", 38.7223, -9.1393), ("Ljubljana", 46.0569, 14.5058),
          ("Portland", 45.5152, -122.6784), ("Bristol", 51.4545, -2.5879),
@@ -20,7 +19,7 @@ TOWNS = [("Lisbon", 38.7223, -9.1393), ("Ljubljana", 46.0569, 14.5058),
 def synthetic_track(rng: random.Random, sport: str, start: float, lat0: float, lon0: float,
                     minutes: float, speed_mps: float) -> Track:
     """A smooth wandering route at a steady effort, logged like a phone would."""
-    step = GPS_INTERVAL_RUN_S if sport == "run" else GPS_INTERVAL_RIDE_S
+    step = GPS_INTERVAL_S["run"] if sport == "run" else GPS_INTERVAL_S["ride"]
     n = max(20, int(minutes * 60 / step))
     nprng = np.random.default_rng(rng.getrandbits(32))
     heading = np.cumsum(nprng.normal(0, 0.12, n)) + rng.uniform(0, 2 * math.pi)
