@@ -122,7 +122,7 @@ def test_a_connection_cannot_pile_up_batches_while_the_database_is_busy(ingest, 
     """While the lock is held, a connection gets at most MAX_UNSETTLED_PER_CONNECTION batches
     queued; the rest are answered rate_limited (resend later), and the queued ones are all
     acknowledged once the lock goes."""
-    from realtime.server import MAX_UNSETTLED_PER_CONNECTION
+    from realtime.commit import MAX_UNSETTLED_PER_CONNECTION
 
     with open_device(ingest) as ws:
         activity_id = started_run(ws)

@@ -1,0 +1,156 @@
+"""What the ingest server keeps about each activity between messages, and publishes for the
+dashboard.
+
+An activity's row, its live stats, the live vehicle watch and its athlete's cue
+preferences stay in memory while messages touch it; dropped after ``ACTIVITY_IDLE_S``
+(or when it closes), they are rebuilt from storage when the device comes back, as after a
+reconnect to another process. With Redis configured, activities whose stats changed are
+published once a second for the dashboard's Live page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from core.activities import live_board
+from core.activities.cues import CuePrefs
+from core.activities.lifecycle import OPEN_STATUSES, ActivityError
+from core.activities.live import LiveStats, replay_live
+from core.anomaly.live import VehicleWatch
+from realtime.protocol import Point
+from realtime.store import ActivityInfo, Identity
+
+log = logging.getLogger("realtime")
+
+SUGGEST_PAUSE_WITHIN_S = 120.0  # a vehicle stretch older than this gets no pause suggestion
+LIVE_PUBLISH_S = 1.0  # how often live state goes to Redis for the dashboard
+# Per-activity state (live stats, the vehicle watch) is dropped when no message has
+# touched the activity for this long; a device that comes back gets it rebuilt from storage.
+ACTIVITY_IDLE_S = 900.0
+
+
+class LiveState:
+    """The per-activity state of an ingest server (a base of ``IngestServer``, which supplies
+    ``db`` and ``queued_activities``)."""
+
+    def __init__(self, redis_url: str | None = None):
+        # Live state for the dashboard, through Redis when configured: activities whose
+        # stats changed are published once a second by ``live_publisher``.
+        self.redis_url = redis_url
+        self.live_dirty: set[int] = set()
+        self.live_ended: list[int] = []
+        self.activities: dict[int, ActivityInfo] = {}
+        self.live: dict[int, LiveStats] = {}
+        # The live anomaly check: a sustained vehicle-speed stretch gets a pause suggestion.
+        self.watch: dict[int, VehicleWatch] = {}
+        self.prefs: dict[int, CuePrefs] = {}
+        self.touched: dict[int, float] = {}  # activity id -> when a message last touched it
+
+    async def activity_for(self, me: Identity, activity_id: int) -> ActivityInfo:
+        """The activity if it is the user's own, loading it (and its live state) on first use."""
+        info = self.activities.get(activity_id)
+        if info is None:
+            info, points, pauses = await self.db(self.store.activity, activity_id, me.user_id)
+            live = replay_live(info.sport, points, pauses, self.prefs.get(me.user_id, CuePrefs()))
+            live.due_cues()  # cues already spoken before a restart are not repeated
+            self.activities[activity_id] = info
+            self.live.setdefault(activity_id, live)
+            self.watch.setdefault(activity_id, VehicleWatch(info.sport))
+        if info.user_id != me.user_id:
+            raise ActivityError(f"no activity {activity_id} for this user", "not_found")
+        return info
+
+    def created(self, info: ActivityInfo) -> None:
+        """Keep a new activity, with fresh live stats in its athlete's cue preferences."""
+        self.activities[info.id] = info
+        self.touched[info.id] = time.monotonic()
+        self.live.setdefault(info.id, LiveStats(info.sport, self.prefs.get(info.user_id, CuePrefs())))
+        self.watch.setdefault(info.id, VehicleWatch(info.sport))
+
+    def status_changed(self, info: ActivityInfo, at: float) -> None:
+        """Follow a stored status change: live stats pause or resume at the event's time, and
+        a closed activity is forgotten."""
+        self.activities[info.id] = info
+        live = self.live.get(info.id)
+        if live is not None:
+            if info.status in ("paused", "stopped"):
+                live.pause(at)
+            elif info.status == "active":
+                live.resume(at)
+        if info.status != "active":  # after a pause the watch starts afresh
+            self.watch[info.id] = VehicleWatch(info.sport)
+        if info.status not in OPEN_STATUSES:
+            self.forget(info.id)
+            if self.redis_url:
+                self.live_dirty.discard(info.id)
+                self.live_ended.append(info.id)
+        elif self.redis_url:
+            self.live_dirty.add(info.id)
+
+    def add_points(self, activity_id: int, points: list[Point], stored) -> tuple[dict | None, list[str], dict | None]:
+        """Feed a committed batch's newly stored points (``stored``: their seqs) to the live
+        stats and the vehicle watch: the stats now, the cues now due and any pause suggestion."""
+        live = self.live.get(activity_id)
+        cues: list[str] = []
+        warning = None
+        if live is not None:
+            watch = self.watch.get(activity_id)
+            if len(points) > 1:
+                points = sorted((p for p in points if p.seq in stored), key=lambda p: p.t)
+            elif points and points[0].seq not in stored:
+                points = ()
+            for p in points:
+                live.add(p.t, p.lat, p.lon)
+                if watch is not None and not live.paused:
+                    warning = watch.add(p.t, p.lat, p.lon, p.ele) or warning
+            cues = live.due_cues()
+            # Only while it matters: a stretch synced long after the fact gets no suggestion.
+            if warning is not None and time.time() - points[-1].t > SUGGEST_PAUSE_WITHIN_S:
+                warning = None
+        if self.redis_url:  # nobody drains the set without a publisher
+            self.live_dirty.add(activity_id)
+        return (live.snapshot() if live is not None else None), cues, warning
+
+    def forget(self, activity_id: int) -> None:
+        """Drop what this process keeps about an activity (rebuilt from storage if it returns)."""
+        self.activities.pop(activity_id, None)
+        self.live.pop(activity_id, None)
+        self.watch.pop(activity_id, None)
+        self.touched.pop(activity_id, None)
+
+    def evict_idle_activities(self, now: float) -> int:
+        """Forget activities no message has touched for ``ACTIVITY_IDLE_S`` and that have no
+        batch waiting; returns how many."""
+        waiting = self.queued_activities()
+        stale = [aid for aid in self.activities
+                 if now - self.touched.get(aid, 0.0) > ACTIVITY_IDLE_S and aid not in waiting]
+        for activity_id in stale:
+            self.forget(activity_id)
+            if self.redis_url:
+                self.live_dirty.discard(activity_id)
+        return len(stale)
+
+    async def live_publisher(self, every_s: float = LIVE_PUBLISH_S) -> None:
+        """Publish the live state of changed activities to Redis, once per ``every_s``."""
+        from redis.asyncio import Redis
+
+        redis = Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            while True:
+                await asyncio.sleep(every_s)
+                dirty, self.live_dirty = self.live_dirty, set()
+                ended, self.live_ended = self.live_ended, []
+                records = []
+                for activity_id in dirty:
+                    info = self.activities.get(activity_id)
+                    if info is not None:
+                        records.append(live_board.record(info.id, info.user_id, info.sport, info.status,
+                                                         self.live.get(activity_id)))
+                try:
+                    await live_board.publish(redis, records, ended)
+                except Exception:  # noqa: BLE001 - Redis is a cache here: log, carry on ingesting
+                    log.warning("could not publish live state to Redis", exc_info=True)
+        finally:
+            await redis.aclose()
