@@ -23,14 +23,17 @@ from sqlalchemy import select
 from core.accounts.tables import User
 from core.accounts.tokens import create_device_token
 from core.accounts.users import create_user
+from core.activities.tables import SPORTS
 from core.config import load_settings
 from core.social.tables import Friend
 from core.storage.engine import make_engine, make_sessionmaker
 from core.storage.schema import migrate
-from core.synthetic.tracks import synthetic_track
+from core.synthetic.tracks import TOWNS, synthetic_track
 from core.tracks.formats import load_track
 from core.tracks.formats.common import TrackFileError
-from realtime.client import DeviceClient, LocalBuffer, device_points
+from realtime.buffer import LocalBuffer
+from realtime.device import DeviceClient
+from realtime.replay import device_points
 
 log = logging.getLogger("realtime.simulate")
 
@@ -67,10 +70,11 @@ def track_points(rng: random.Random, real: list[Path]) -> tuple[str, list[dict]]
             track = load_track(path)
         except TrackFileError:
             track = None
-        if track is not None and track.sport in ("run", "ride") and track.gps_points > 100 and not track.indoor:
+        if track is not None and track.sport in SPORTS and track.gps_points > 100 and not track.indoor:
             return _sampled(track, now)
-    sport = rng.choice(("run", "ride"))
-    track = synthetic_track(rng, sport, now, 46.0569 + rng.uniform(-0.05, 0.05), 14.5058 + rng.uniform(-0.05, 0.05),
+    sport = rng.choice(SPORTS)
+    _, lat0, lon0 = next(town for town in TOWNS if town[0] == "Ljubljana")
+    track = synthetic_track(rng, sport, now, lat0 + rng.uniform(-0.05, 0.05), lon0 + rng.uniform(-0.05, 0.05),
                             minutes=rng.uniform(20, 60), speed_mps=3.0 if sport == "run" else 7.5)
     return _sampled(track, now)
 

@@ -27,7 +27,8 @@ from core.storage.engine import make_engine, make_sessionmaker
 from core.storage.points import RoutePoint
 from core.storage.schema import migrate
 from core.synthetic.demo import build_backlog
-from realtime.client import DeviceClient, LocalBuffer
+from realtime.buffer import LocalBuffer
+from realtime.device import DeviceClient
 from tests.conftest import need
 from tests.realtime.test_crash import free_port
 

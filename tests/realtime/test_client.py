@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from core.activities.tables import Activity
 from core.storage.points import RoutePoint
-from realtime.client import DeviceClient, LocalBuffer, replay_points
+from realtime.buffer import LocalBuffer
+from realtime.device import DeviceClient
+from realtime.replay import replay_points
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACK = "goldencheetah/10kUNLP2014-Garmin15.fit"
