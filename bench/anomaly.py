@@ -17,8 +17,9 @@ import numpy as np
 
 from core.anomaly.detector import assess
 from core.anomaly.model import PopulationModel
-from core.anomaly.training import feature_rows, generated, population, real_recordings
+from core.anomaly.training import feature_rows, population, real_recordings
 from core.config import load_settings
+from core.synthetic.tracks import generated
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ from core.accounts.users import hash_password
 from core.activities.imports import record_track
 from core.storage.engine import make_engine
 from core.storage.schema import migrate
-from core.synthetic.tracks import synthetic_track
+from core.synthetic.tracks import TYPICAL_SPEED_MPS, synthetic_track
 
 CHROMIUM = os.environ.get("TRACKER_BENCH_CHROMIUM", "/usr/bin/chromium")
 BARE_PAGE = 'import streamlit as st\nst.write("Hello from a bare page")\n'
@@ -64,7 +64,7 @@ def build(url: str, users: int, activities: int) -> int:
             start = now - timedelta(seconds=rng.randrange(0, 365 * 86400))
             sport = "run" if rng.random() < 0.6 else "ride"
             distance = (5000 + rng.random() * 10000) * (1 if sport == "run" else 3)
-            moving = distance / (3.0 if sport == "run" else 7.5)
+            moving = distance / TYPICAL_SPEED_MPS[sport]
             yield (i, rng.randrange(1, users + 1), sport, "completed", sport.title(), rng.choice(vis), "demo",
                    now, start.strftime("%Y-%m-%d %H:%M:%S.%f"), distance, moving, moving, distance / moving, 0)
     insert_rows(engine, "activities", ["id", "user_id", "sport", "status", "title", "visibility", "source",
@@ -73,10 +73,10 @@ def build(url: str, users: int, activities: int) -> int:
     with Session(engine) as s, s.begin():
         athlete = s.get(User, 1)
         athlete.username, athlete.password_hash = "bench", hash_password(PASSWORD)
-        ride = synthetic_track(rng, "ride", time.time() - 3 * 3600, 46.05, 14.5, 13_000 * 3 / 60, 7.5)
+        ride = synthetic_track(rng, "ride", time.time() - 3 * 3600, 46.05, 14.5, 13_000 * 3 / 60, TYPICAL_SPEED_MPS["ride"])
         ride_id = record_track(s, athlete, ride, title=RIDE_TITLE, visibility="public",
                                source="demo").id
-        run = synthetic_track(rng, "run", time.time() - 8 * 3600, 46.05, 14.5, 45, 3.0)
+        run = synthetic_track(rng, "run", time.time() - 8 * 3600, 46.05, 14.5, 45, TYPICAL_SPEED_MPS["run"])
         record_track(s, athlete, run, title="Morning run", visibility="public", source="demo")
     with engine.begin() as conn:
         conn.execute(text("ANALYZE"))

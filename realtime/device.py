@@ -19,7 +19,7 @@ import time
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from core.activities.lifecycle import OPEN_STATUSES, TARGET
+from core.activities.lifecycle import OPEN_STATUSES, TARGET, default_title
 from core.activities.live import LiveStats
 from realtime.buffer import LocalBuffer
 from realtime.protocol import MAX_POINTS_PER_BATCH
@@ -263,7 +263,7 @@ class DeviceClient:
         if act["status"] in ("completed", "discarded"):
             final = "complete" if act["status"] == "completed" else "discard"
             outbox.append((final, ending.get(final, last_t + 2)))
-        title = act["title"] or ("Run" if act["sport"] == "run" else "Ride")
+        title = act["title"] or default_title(act["sport"])
         self.buffer.continue_as_new(local_id, f"{title} (continued)", outbox, [rid for rid, _ in refused_here])
         return True
 

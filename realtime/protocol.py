@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from core.activities.cues import CUE_FIELDS
+from core.activities.cues import CUE_FIELDS, MAX_EVERY_KM, MAX_EVERY_MIN
 from core.activities.lifecycle import TRANSITIONS
 from core.activities.tables import SPORTS, VISIBILITIES
 from core.text import CLIENT_REF_MAX_CHARS, TITLE_MAX_CHARS, TextRefused, check_identifier, fit
@@ -302,9 +302,9 @@ def _parse_cues(data: dict, request_id, now: float) -> Cues:
         raise ProtocolError("invalid_value", f"'fields' may hold {', '.join(CUE_FIELDS)}")
     every_km = _number(data.get("every_km"), "every_km")
     every_min = _number(data.get("every_min"), "every_min")
-    for name, value, high in (("every_km", every_km, 100), ("every_min", every_min, 600)):
+    for name, value, high in (("every_km", every_km, MAX_EVERY_KM), ("every_min", every_min, MAX_EVERY_MIN)):
         if value is not None and not 0 < value <= high:
-            raise ProtocolError("invalid_value", f"'{name}' must be above 0 and at most {high}")
+            raise ProtocolError("invalid_value", f"'{name}' must be above 0 and at most {high:g}")
     return Cues(request_id, tuple(fields), every_km, every_min)
 
 

@@ -28,7 +28,7 @@ from core.config import load_settings
 from core.social.tables import Friend
 from core.storage.engine import make_engine, make_sessionmaker
 from core.storage.schema import migrate
-from core.synthetic.tracks import TOWNS, synthetic_track
+from core.synthetic.tracks import TOWNS, TYPICAL_SPEED_MPS, synthetic_track
 from core.tracks.formats import load_track
 from core.tracks.formats.common import TrackFileError
 from realtime.buffer import LocalBuffer
@@ -75,7 +75,7 @@ def track_points(rng: random.Random, real: list[Path]) -> tuple[str, list[dict]]
     sport = rng.choice(SPORTS)
     _, lat0, lon0 = next(town for town in TOWNS if town[0] == "Ljubljana")
     track = synthetic_track(rng, sport, now, lat0 + rng.uniform(-0.05, 0.05), lon0 + rng.uniform(-0.05, 0.05),
-                            minutes=rng.uniform(20, 60), speed_mps=3.0 if sport == "run" else 7.5)
+                            minutes=rng.uniform(20, 60), speed_mps=TYPICAL_SPEED_MPS[sport])
     return _sampled(track, now)
 
 

@@ -8,6 +8,9 @@ from core.units import speak_distance, speak_duration, speak_pace
 
 CUE_FIELDS = ("time", "distance", "pace")
 
+MAX_EVERY_KM = 100.0  # the longest distance between two cues
+MAX_EVERY_MIN = 600.0  # the longest time between two cues
+
 
 @dataclass
 class CuePrefs:

@@ -91,14 +91,15 @@ def create_activity(s: Session, user: User, sport: str, title: str | None = None
         raise ActivityError(f"sport must be one of {', '.join(SPORTS)}, not {sport!r}", "invalid_sport")
     visibility = check_visibility(visibility or user.default_visibility)
     activity = Activity(user_id=user.id, sport=sport, status="created", source=source,
-                        title=fit(title, TITLE_MAX_CHARS) or _default_title(sport), visibility=visibility,
+                        title=fit(title, TITLE_MAX_CHARS) or default_title(sport), visibility=visibility,
                         client_ref=client_ref)
     s.add(activity)
     s.flush()
     return activity
 
 
-def _default_title(sport: str) -> str:
+def default_title(sport: str) -> str:
+    """The title of an activity its athlete did not name."""
     return "Run" if sport == "run" else "Ride"
 
 

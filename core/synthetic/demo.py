@@ -24,7 +24,7 @@ from core.accounts.tables import User
 from core.accounts.users import create_user
 from core.activities.imports import record_track
 from core.social.follows import follow
-from core.synthetic.tracks import TOWNS, synthetic_track
+from core.synthetic.tracks import TOWNS, TYPICAL_SPEED_MPS, synthetic_track
 from core.tracks.formats import load_track
 from core.tracks.formats.common import TrackFileError
 from core.tracks.track import Track
@@ -162,7 +162,7 @@ def build_backlog(s: Session, count: int, athletes: int = 50, seed: int = 11) ->
     templates = []
     for k in range(12):
         sport = "run" if k % 2 == 0 else "ride"
-        track = synthetic_track(rng, sport, 0.0, 46.05, 14.5, rng.uniform(10, 20), 3.0 if sport == "run" else 7.5)
+        track = synthetic_track(rng, sport, 0.0, 46.05, 14.5, rng.uniform(10, 20), TYPICAL_SPEED_MPS[sport])
         templates.append((track, summarise(clean_track(track), points=len(track))))
     ids = []
     for k in range(count):

@@ -11,6 +11,7 @@ from core.activities.recording import GPS_INTERVAL_S
 from core.tracks.track import Track
 
 GPS_NOISE_M = 2.5
+TYPICAL_SPEED_MPS = {"run": 3.0, "ride": 7.5}  # an easy run and ride, for demos and benches
 TOWNS = [("Lisbon", 38.7223, -9.1393), ("Ljubljana", 46.0569, 14.5058),
          ("Portland", 45.5152, -122.6784), ("Bristol", 51.4545, -2.5879),
          ("Grenoble", 45.1885, 5.7245)]
@@ -38,3 +39,16 @@ def synthetic_track(rng: random.Random, sport: str, start: float, lat0: float, l
     hr = np.clip(140 + 12 * (effort / speed_mps - 1) * 10 + nprng.normal(0, 3, n), 90, 200)
     nan = np.full(n, np.nan)
     return Track(t, lat, lon, ele, nan.copy(), hr, nan, sport=sport)
+
+
+def generated(count: int, seed: int = 11) -> list[Track]:
+    """Demo-style generated runs and rides at many paces."""
+    rng = random.Random(seed)
+    out = []
+    for k in range(count):
+        sport = "run" if k % 2 == 0 else "ride"
+        speed = rng.uniform(2.2, 4.6) if sport == "run" else rng.uniform(4.5, 10.5)
+        minutes = rng.uniform(20, 90) if sport == "run" else rng.uniform(30, 150)
+        _, lat, lon = rng.choice(TOWNS)
+        out.append(synthetic_track(rng, sport, 1.7e9 + k * 86400, lat, lon, minutes, speed))
+    return out

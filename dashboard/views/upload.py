@@ -12,6 +12,7 @@ from core.activities.lifecycle import ActivityError
 from core.activities.tables import SPORTS, VISIBILITIES
 from core.config import load_settings
 from core.text import TITLE_MAX_CHARS
+from core.tracks.formats import FORMATS
 from core.tracks.formats.common import TrackFileError
 from dashboard import data, ui
 from dashboard.queries import import_file
@@ -24,7 +25,7 @@ st.caption(f"GPX, TCX or FIT files from any device, up to {settings.max_upload_b
            "A file you already imported is recognised and not added twice.")
 
 with st.form("upload", clear_on_submit=True):
-    files = st.file_uploader("Activity files", type=["gpx", "tcx", "fit"], accept_multiple_files=True,
+    files = st.file_uploader("Activity files", type=list(FORMATS), accept_multiple_files=True,
                              max_upload_size=max(1, settings.max_upload_bytes // (1024 * 1024)))
     c1, c2 = st.columns(2)
     sport_choice = c1.selectbox("Sport", ["from the file", *SPORTS])

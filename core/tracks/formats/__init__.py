@@ -23,6 +23,8 @@ from core.tracks.formats.gpx import _read_gpx
 from core.tracks.formats.tcx import _read_tcx
 from core.tracks.track import Track
 
+FORMATS = ("gpx", "tcx", "fit")  # the track files read (and by their name suffix recognised)
+
 
 def load_track(path: str | Path, data: bytes | None = None) -> Track:
     """Read a GPX, TCX or FIT file (from disk, or from ``data``) into a Track."""
@@ -73,6 +75,6 @@ def detect_format(name: str, data: bytes) -> str:
         if b"<gpx" in head:
             return "gpx"
     suffix = Path(name).suffix.lower().lstrip(".")
-    if suffix in ("fit", "tcx", "gpx"):
+    if suffix in FORMATS:
         return suffix
     raise TrackFileError("unknown file type: expected GPX, TCX or FIT")

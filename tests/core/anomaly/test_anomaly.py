@@ -31,10 +31,9 @@ from core.anomaly.scoring import score_activity
 from core.anomaly.training import feature_rows
 from core.config import load_settings
 from core.social.leaderboards import totals
-from core.synthetic.tracks import synthetic_track
+from core.synthetic.tracks import generated, synthetic_track
 from core.tracks.formats import load_track
 from core.tracks.formats.gpx import to_gpx
-from tests.core.anomaly.generated_tracks import generated
 
 ROOT = Path(__file__).resolve().parents[3]
 
