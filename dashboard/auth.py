@@ -18,10 +18,8 @@ and the visitor is asked to sign in again.
 from __future__ import annotations
 
 import json
-import re
 
 import streamlit as st
-from sqlalchemy import select
 
 from core.accounts.sessions import (
     WEB_SESSION_DAYS,
@@ -33,7 +31,7 @@ from core.accounts.sessions import (
 )
 from core.accounts.signin import sign_in
 from core.accounts.tables import User
-from core.accounts.users import AccountError, create_user
+from core.accounts.users import AccountError, create_user, user_by_id, user_for_identity
 from dashboard import data
 from dashboard.queries import Viewer, viewer_for
 
@@ -68,7 +66,7 @@ def oidc_configured() -> bool:
 
 def _sign_in(user: User) -> None:
     with data.sessions()() as s, s.begin():
-        secret = start_web_session(s, s.get(User, user.id))
+        secret = start_web_session(s, user_by_id(s, user.id))
     st.session_state.viewer = viewer_for(user)
     st.session_state.session_secret = secret
     st.session_state.cookie_op = secret
@@ -91,14 +89,7 @@ def _oidc_user() -> User | None:
         return None
     try:
         with data.sessions()() as s, s.begin():
-            user = s.scalars(select(User).where(User.email == email.strip().lower())).first()
-            if user is None:
-                base = (re.sub(r"[^a-z0-9_.-]", "", email.split("@")[0].lower())[:24] or "athlete").ljust(3, "_")
-                name, k = base, 1
-                while s.scalars(select(User).where(User.username == name)).first() is not None:
-                    k += 1
-                    name = f"{base}{k}"
-                user = create_user(s, name, name=st.user.get("name") or name, email=email)
+            user = user_for_identity(s, email, st.user.get("name"))
             s.expunge(user)
             return user
     except AccountError as exc:
@@ -114,7 +105,7 @@ def _signed_in_user(secret: str | None, viewer: Viewer | None) -> User | None:
         else:
             # A viewer put into the session state without a web session (as the page tests
             # do) has no session to check; its user is still read afresh for the role.
-            user = s.get(User, viewer.id)
+            user = user_by_id(s, viewer.id)
         if user is not None:
             s.expunge(user)
         return user
@@ -174,14 +165,14 @@ def refresh_viewer() -> None:
     viewer = st.session_state.get("viewer")
     if viewer is not None:
         with data.sessions()() as s:
-            st.session_state.viewer = viewer_for(s.get(User, viewer.id))
+            st.session_state.viewer = viewer_for(user_by_id(s, viewer.id))
 
 
 def sign_out(everywhere: bool = False) -> None:
     """End this tab's sign-in (or, with ``everywhere``, every sign-in of the account) and forget it."""
     viewer = st.session_state.get("viewer")
     with data.sessions()() as s, s.begin():
-        user = s.get(User, viewer.id) if everywhere and viewer is not None else None
+        user = user_by_id(s, viewer.id) if everywhere and viewer is not None else None
         if user is not None:
             end_all_web_sessions(s, user)
         end_web_session(s, st.session_state.get("session_secret"))

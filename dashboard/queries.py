@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import func, or_, select
 
-from core.accounts.tables import DeviceToken, User
+from core.accounts import tokens
+from core.accounts.tables import User
 from core.activities import open as open_activities
 from core.activities.imports import import_track
 from core.activities.summary import activity_profile, splits_in
@@ -154,9 +155,9 @@ def import_file(Session, user: User, name: str, data: bytes, sport: str | None =
 
 
 def device_tokens(s, user_id: int) -> list[dict]:
-    rows = s.scalars(select(DeviceToken).where(DeviceToken.user_id == user_id).order_by(DeviceToken.id)).all()
+    """The athlete's device tokens (``core.accounts.tokens.device_tokens``) for the settings page."""
     return [{"id": r.id, "name": r.name, "created_at": r.created_at, "last_used_at": r.last_used_at,
-             "revoked": r.revoked} for r in rows]
+             "revoked": r.revoked} for r in tokens.device_tokens(s, user_id)]
 
 
 def _like_pattern(text: str) -> str:

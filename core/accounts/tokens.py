@@ -27,6 +27,11 @@ def create_device_token(s: Session, user: User, name: str = "device") -> tuple[D
     return row, secret
 
 
+def device_tokens(s: Session, user_id: int) -> list[DeviceToken]:
+    """Every device token of the user, revoked ones included, in the order they were made."""
+    return list(s.scalars(select(DeviceToken).where(DeviceToken.user_id == user_id).order_by(DeviceToken.id)))
+
+
 def user_for_token(s: Session, token: str) -> User | None:
     """The owner of a valid, unrevoked device token, else None."""
     if not token:

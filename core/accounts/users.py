@@ -32,6 +32,8 @@ MIN_PASSWORD_LENGTH = 8
 MAX_NAME_CHARS: int = User.__table__.c.name.type.length
 MAX_EMAIL_CHARS = 254  # the longest address SMTP can carry (RFC 5321); users.email holds 256
 PURGE_BATCH_ROWS = 500
+# A username made from an e-mail address (single sign-on): its local part, at most this long.
+IDENTITY_USERNAME_CHARS = 24
 _UNSTORABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
@@ -128,3 +130,52 @@ def authenticate(s: Session, username: str, password: str) -> User | None:
 def user_by_name(s: Session, username: str) -> User | None:
     """The user with this username, if any."""
     return s.scalars(select(User).where(User.username == _username(username))).first()
+
+
+def user_by_id(s: Session, user_id: int) -> User | None:
+    """The user with this id as stored now, if any."""
+    return s.get(User, user_id)
+
+
+def user_by_email(s: Session, email: str) -> User | None:
+    """The user whose address this is (compared as stored: trimmed, lower case), if any."""
+    return s.scalars(select(User).where(User.email == email.strip().lower())).first()
+
+
+def username_for_email(s: Session, email: str) -> str:
+    """A free username made from the address's local part: only the characters a username may
+    hold, at most ``IDENTITY_USERNAME_CHARS`` of them ("athlete" if none is left), padded
+    with "_" to the shortest length, numbered from 2 when taken."""
+    local = re.sub(r"[^a-z0-9_.-]", "", email.split("@")[0].lower())[:IDENTITY_USERNAME_CHARS]
+    base = (local or "athlete").ljust(3, "_")
+    name, k = base, 1
+    while s.scalars(select(User).where(User.username == name)).first() is not None:
+        k += 1
+        name = f"{base}{k}"
+    return name
+
+
+def user_for_identity(s: Session, email: str, name: str | None = None) -> User:
+    """The account a sign-on provider's verified address signs in: the one with that address,
+    else a new athlete named from it (``username_for_email``; ``name`` is the display name,
+    the username when none). AccountError if the address cannot be stored."""
+    user = user_by_email(s, email)
+    if user is None:
+        username = username_for_email(s, email)
+        user = create_user(s, username, name=name or username, email=email)
+    return user
+
+
+def update_profile(s: Session, user: User, name: str | None = None, default_visibility: str | None = None,
+                   **settings) -> User:
+    """Change the user's display name or default visibility, and set the given keys of their
+    settings (``units``, ``cues``, ...); the others are kept. ``name`` is stored as given
+    (``display_name`` fits one to the column)."""
+    if name is not None:
+        user.name = name
+    if default_visibility is not None:
+        user.default_visibility = default_visibility
+    # A new dict: the JSON column does not notice a change made in place.
+    user.settings = {**(user.settings or {}), **settings}
+    s.flush()
+    return user

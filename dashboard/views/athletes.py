@@ -3,7 +3,7 @@ appear in your feed, live view and friends' leaderboards)."""
 
 import streamlit as st
 
-from core.accounts.tables import User
+from core.accounts.users import user_by_id
 from core.social.follows import follow, unfollow
 from dashboard import data, queries, ui
 
@@ -13,7 +13,7 @@ st.title("Athletes")
 
 def change(other_id: int, on: bool) -> None:
     with data.sessions()() as s, s.begin():
-        me, other = s.get(User, v.id), s.get(User, other_id)
+        me, other = user_by_id(s, v.id), user_by_id(s, other_id)
         if other is not None:
             (follow if on else unfollow)(s, me, other)
     data.forget_activity_lists()

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import units
-from core.accounts.tables import User
+from core.accounts.users import user_by_id
 from core.activities.lifecycle import ActivityError
 from core.social.comments import SocialError, add_comment, comments_for, delete_comment
 from core.social.kudos import give_kudos, kudos_for, take_back_kudos
@@ -36,7 +36,7 @@ def act(fn, *args) -> None:
     """Run a kudos or comment change; say why if it is refused."""
     try:
         with data.sessions()() as s, s.begin():
-            fn(s, s.get(User, v.id), *args)
+            fn(s, user_by_id(s, v.id), *args)
     except (SocialError, ActivityError) as exc:
         st.session_state.feed_error = str(exc)
 

@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from core import units
-from core.accounts.tables import User
+from core.accounts.users import user_by_id
 from core.anomaly.calibration import CALIBRATION_MIN, calibration, flag_precision, threshold
 from core.anomaly.flags import ModerationError
 from core.anomaly.limits import RIDE_LEVEL_SPEED_MPS, RUN_SUSTAINED_MPS
@@ -143,7 +143,7 @@ for activity_id, score in pending:
                     # A short write transaction that takes SQLite's write lock at once, so the
                     # flag read is the one the decision changes (the athlete may be cropping).
                     with write_transaction(data.sessions(), "moderation") as s:
-                        decide(s, activity_id, s.get(User, v.id), action, note)
+                        decide(s, activity_id, user_by_id(s, v.id), action, note)
                 except ModerationError as exc:
                     st.error(str(exc))
                 else:

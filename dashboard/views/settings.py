@@ -3,9 +3,8 @@
 import streamlit as st
 
 from core.accounts.sessions import change_password, end_other_web_sessions
-from core.accounts.tables import User
 from core.accounts.tokens import create_device_token, revoke_device_token
-from core.accounts.users import AccountError, display_name
+from core.accounts.users import AccountError, display_name, update_profile, user_by_id
 from core.activities.cues import CUE_FIELDS, CuePrefs
 from core.activities.tables import VISIBILITIES
 from dashboard import auth, data, ui
@@ -15,21 +14,14 @@ v = ui.viewer()
 st.title("Settings")
 
 with data.sessions()() as s:
-    me = s.get(User, v.id)
+    me = user_by_id(s, v.id)
     name, default_visibility, settings = me.name, me.default_visibility, dict(me.settings or {})
 prefs = CuePrefs.from_settings(settings)
 
 
 def save(**changes) -> None:
     with data.sessions()() as s, s.begin():
-        user = s.get(User, v.id)
-        merged = dict(user.settings or {})
-        for key, value in changes.items():
-            if key in ("name", "default_visibility"):
-                setattr(user, key, value)
-            else:
-                merged[key] = value
-        user.settings = merged
+        update_profile(s, user_by_id(s, v.id), **changes)
     auth.refresh_viewer()
     data.forget_activity_lists()
 
@@ -59,7 +51,7 @@ with st.form("password", clear_on_submit=True):
         else:
             try:
                 with data.sessions()() as s, s.begin():
-                    ended = change_password(s, s.get(User, v.id), current, new,
+                    ended = change_password(s, user_by_id(s, v.id), current, new,
                                             keep=st.session_state.get("session_secret"))
             except AccountError as exc:
                 st.error(str(exc))
@@ -68,7 +60,7 @@ with st.form("password", clear_on_submit=True):
 c1, c2 = st.columns(2)
 if c1.button("Sign out of every other browser", icon=":material/devices_other:"):
     with data.sessions()() as s, s.begin():
-        ended = end_other_web_sessions(s, s.get(User, v.id), keep=st.session_state.get("session_secret"))
+        ended = end_other_web_sessions(s, user_by_id(s, v.id), keep=st.session_state.get("session_secret"))
     st.success(f"Signed out of {ended} other browser{'' if ended == 1 else 's'}.")
 if c2.button("Sign out everywhere", icon=":material/logout:",
              help="Every browser signed in to this account, this one included"):
@@ -104,7 +96,7 @@ with st.form("pair", clear_on_submit=True):
     device_name = st.text_input("Device name", placeholder="e.g. my watch", max_chars=100)
     if st.form_submit_button("Create device token"):
         with data.sessions()() as s, s.begin():
-            _, secret = create_device_token(s, s.get(User, v.id), device_name.strip() or "device")
+            _, secret = create_device_token(s, user_by_id(s, v.id), device_name.strip() or "device")
         st.session_state.new_token = secret
         st.rerun()
 with data.sessions()() as s:
@@ -116,7 +108,7 @@ for t in tokens:
                 + (" · *revoked*" if t["revoked"] else ""))
     if not t["revoked"] and c2.button("Revoke", key=f"revoke_{t['id']}"):
         with data.sessions()() as s, s.begin():
-            revoke_device_token(s, s.get(User, v.id), t["id"])
+            revoke_device_token(s, user_by_id(s, v.id), t["id"])
         st.rerun()
 if not tokens:
     st.caption("No devices paired yet.")
