@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
 from core.accounts import tokens
 from core.accounts.tables import User
@@ -22,8 +22,8 @@ from core.activities.imports import import_track
 from core.activities.summary import activity_profile, splits_in
 from core.activities.tables import Activity
 from core.anomaly.tables import ActivityFlag, ModerationDecision
+from core.social import follows
 from core.social.feed import feed_page, own_activities
-from core.social.tables import Friend
 from core.social.visibility import live_filter
 from core.storage.points import routes, viewer_route, viewer_track
 from core.tracks.formats import load_track
@@ -47,8 +47,10 @@ class Viewer:
 
 
 def viewer_for(user: User) -> Viewer:
+    """The pages' view of a user: their unit system is the one in their settings, metric when
+    unset or unknown."""
     units = (user.settings or {}).get("units", "metric")
-    return Viewer(user.id, user.username, user.name, user.role, units if units in ("metric", "imperial") else "metric")
+    return Viewer(user.id, user.username, user.name, user.role, units if units in UNITS else "metric")
 
 
 def card(a: Activity) -> dict:
@@ -160,39 +162,18 @@ def device_tokens(s, user_id: int) -> list[dict]:
              "revoked": r.revoked} for r in tokens.device_tokens(s, user_id)]
 
 
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def search_athletes(s, viewer_id: int, text: str, limit: int = 20) -> list[dict]:
-    """Athletes whose username or name contains ``text`` (names are public), with whether the
-    viewer follows them."""
-    text = (text or "").strip()[:64]
-    if not text:
-        return []
-    pattern = _like_pattern(text.lower())
-    rows = s.scalars(select(User).where(User.id != viewer_id,
-                                        or_(User.username.ilike(pattern, escape="\\"),
-                                            User.name.ilike(pattern, escape="\\")))
-                     .order_by(User.username).limit(limit)).all()
-    following = _following_ids(s, viewer_id, [u.id for u in rows])
-    return [{"id": u.id, "username": u.username, "name": u.name, "following": u.id in following} for u in rows]
-
-
-def _following_ids(s, viewer_id: int, ids: list[int]) -> set[int]:
-    if not ids:
-        return set()
-    return set(s.scalars(select(Friend.friend_id).where(Friend.user_id == viewer_id, Friend.friend_id.in_(ids))))
+    """Athletes whose username or name contains ``text`` (``core.social.follows.search_athletes``),
+    with whether the viewer follows them."""
+    return [{"id": u.id, "username": u.username, "name": u.name, "following": following}
+            for u, following in follows.search_athletes(s, viewer_id, text, limit)]
 
 
 def follow_lists(s, viewer_id: int) -> dict:
     """Who the viewer follows, and how many follow them."""
-    following = s.execute(select(User.id, User.username, User.name).join(Friend, Friend.friend_id == User.id)
-                          .where(Friend.user_id == viewer_id).order_by(User.name)).all()
-    followers = s.scalar(select(func.count()).select_from(Friend).where(Friend.friend_id == viewer_id)) or 0
-    return {"following": [{"id": i, "username": u, "name": n} for i, u, n in following],
-            "followers": int(followers)}
+    return {"following": [{"id": u.id, "username": u.username, "name": u.name}
+                          for u in follows.followed_athletes(s, viewer_id)],
+            "followers": follows.follower_count(s, viewer_id)}
 
 
 def own_flag(s, viewer_id: int, activity_id: int) -> dict | None:
