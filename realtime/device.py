@@ -90,10 +90,7 @@ class DeviceClient:
         live = self._live(local_id)
         at = time.time() if at is None else at
         status = TARGET[command]
-        if status in ("paused", "stopped"):
-            live.pause(at)
-        elif status == "active":
-            live.resume(at)
+        live.follow_status(status, at)
         self.buffer.record_command(local_id, command, at, status, live)
         self.wakeup.set()
 

@@ -75,10 +75,7 @@ class LiveState:
         self.activities[info.id] = info
         live = self.live.get(info.id)
         if live is not None:
-            if info.status in ("paused", "stopped"):
-                live.pause(at)
-            elif info.status == "active":
-                live.resume(at)
+            live.follow_status(info.status, at)
         if info.status != "active":  # after a pause the watch starts afresh
             self.watch[info.id] = VehicleWatch(info.sport)
         if info.status not in OPEN_STATUSES:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from core.accounts.tables import User
 from core.activities.summary import complete_activity
-from core.activities.tables import SPORTS, VISIBILITIES, Activity, ActivityEvent
+from core.activities.tables import COMMAND_STATUS, SPORTS, VISIBILITIES, Activity, ActivityEvent
 from core.text import CLIENT_REF_MAX_CHARS, TITLE_MAX_CHARS, TextRefused, check_identifier, fit
 
 log = logging.getLogger(__name__)
@@ -42,8 +42,7 @@ TRANSITIONS = {
     "discard": {s: "discarded" for s in OPEN_STATUSES},
 }
 # The status each command leads to, so a repeated command is recognised as a no-op.
-TARGET = {"start": "active", "pause": "paused", "resume": "active", "stop": "stopped",
-          "complete": "completed", "discard": "discarded"}
+TARGET = COMMAND_STATUS
 
 
 class ActivityError(ValueError):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from math import floor, inf
 
 from core.activities.cues import CuePrefs, cue_text
+from core.activities.tables import HALTED_STATUSES
 from core.tracks.cleaning import MAX_SPEED_MPS
 from core.tracks.geo import distance_m
 from core.tracks.stats import PAUSE_GAP_S, THIN_DISTANCE_M, THIN_TIME_S
@@ -171,6 +172,14 @@ class LiveStats:
             return
         end = at if at is not None else (self.last_t if self.last_t is not None else -inf)
         self.pauses[-1][1] = max(end, self.pauses[-1][0])
+
+    def follow_status(self, status: str, at: float | None = None) -> None:
+        """Follow the activity's new status: a halted one pauses the stats, an active one
+        resumes them (the same rule ``summary.pause_intervals`` reads from stored events)."""
+        if status in HALTED_STATUSES:
+            self.pause(at)
+        elif status == "active":
+            self.resume(at)
 
     def snapshot(self) -> dict:
         """The numbers a device shows and speaks now (sent with every acknowledgement)."""

@@ -18,7 +18,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.activities.tables import Activity, ActivityEvent
+from core.activities.tables import COMMAND_STATUS, HALTED_STATUSES, Activity, ActivityEvent
 from core.storage.points import stored_track
 from core.tracks.cleaning import CleanTrack, clean_track
 from core.tracks.stats import Profile, Summary, build_profile, splits, summarise
@@ -37,9 +37,9 @@ def pause_intervals(s: Session, activity: Activity) -> list[tuple[float, float]]
     intervals = []
     paused_at = None
     for command, at in events:
-        if command in ("pause", "stop") and paused_at is None:
+        if COMMAND_STATUS.get(command) in HALTED_STATUSES and paused_at is None:
             paused_at = at
-        elif command == "resume" and paused_at is not None:
+        elif COMMAND_STATUS.get(command) == "active" and paused_at is not None:
             intervals.append((paused_at, at))
             paused_at = None
     if paused_at is not None:

@@ -23,6 +23,10 @@ from core.storage.base import Base, UTCDateTime, utcnow
 
 SPORTS = ("run", "ride")
 STATUSES = ("created", "active", "paused", "stopped", "completed", "discarded")
+HALTED_STATUSES = ("paused", "stopped")  # moving time stands still; "active" runs it again
+# The status each lifecycle command leads to (core.activities.lifecycle says from which).
+COMMAND_STATUS = {"start": "active", "pause": "paused", "resume": "active", "stop": "stopped",
+                  "complete": "completed", "discard": "discarded"}
 VISIBILITIES = ("public", "followers", "private")
 
 
