@@ -13,7 +13,6 @@ import hashlib
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
 
 from core.accounts import tokens
 from core.accounts.tables import User
@@ -21,7 +20,7 @@ from core.activities import open as open_activities
 from core.activities.imports import import_track
 from core.activities.summary import activity_profile, splits_in
 from core.activities.tables import Activity
-from core.anomaly.tables import ActivityFlag, ModerationDecision
+from core.anomaly import moderation
 from core.social import follows
 from core.social.feed import feed_page, own_activities
 from core.social.visibility import live_filter
@@ -177,34 +176,28 @@ def follow_lists(s, viewer_id: int) -> dict:
 
 
 def own_flag(s, viewer_id: int, activity_id: int) -> dict | None:
-    """The anomaly verdict on one of the viewer's own activities (None for others')."""
-    flag = s.get(ActivityFlag, activity_id)
-    if flag is None or flag.user_id != viewer_id:
+    """The anomaly verdict on one of the viewer's own activities (None for others'), with the
+    latest moderator's note."""
+    flag = moderation.own_flag(s, viewer_id, activity_id)
+    if flag is None:
         return None
-    decision = s.scalars(select(ModerationDecision).where(ModerationDecision.activity_id == activity_id)
-                         .order_by(ModerationDecision.id.desc()).limit(1)).first()
+    decision = moderation.latest_decision(s, activity_id)
     return {"status": flag.status, "score": flag.score, "reasons": list(flag.reasons or []),
             "note": decision.note if decision else "", "crop": flag.crop}
 
 
 def review_item(s, activity_id: int) -> dict | None:
     """What a moderator sees of a flagged activity (the caller checked the role)."""
-    from core.anomaly.moderation import usual_figures
-
-    row = s.execute(select(ActivityFlag, Activity, User).join(Activity, Activity.id == ActivityFlag.activity_id)
-                    .join(User, User.id == Activity.user_id)
-                    .where(ActivityFlag.activity_id == activity_id)).first()
-    if row is None:
+    item = moderation.review_item(s, activity_id)
+    if item is None:
         return None
-    flag, a, user = row
-    _, profile = activity_profile(s, a)
-    hits = (flag.verdict or {}).get("hits", [])
+    flag, a, user, profile = item.flag, item.activity, item.athlete, item.profile
     return {
         "activity_id": a.id, "title": a.title, "sport": a.sport, "athlete": user.name, "username": user.username,
         "start_time": a.start_time, "distance_m": a.distance_m, "avg_speed_mps": a.avg_speed_mps,
         "score": flag.score, "status": flag.status, "reasons": list(flag.reasons or []), "codes": flag.codes,
         "crop": flag.crop,  # the athlete's crops since the flag was raised, and the reasons before them
-        "stretches": [(h["t0"], h["t1"]) for h in hits if h.get("t0") is not None and h.get("t1") is not None],
+        "stretches": item.stretches,
         "lat": profile.lat, "lon": profile.lon, "t": profile.t, "speed": profile.speed_mps,
-        "usual": usual_figures(s, a.user_id, a.sport, a.id),
+        "usual": item.usual,
     }

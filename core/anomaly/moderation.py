@@ -1,4 +1,5 @@
-"""Moderation: the review queue, decisions and crops."""
+"""Moderation: the review queue and what a moderator sees of an item, decisions, what the
+athlete sees of their own flag, and crops."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.lifecycle import get_owned_activity
-from core.activities.summary import apply_summary, recorded_track
+from core.activities.summary import activity_profile, apply_summary, recorded_track
 from core.activities.tables import Activity, ActivityEvent
 from core.anomaly.flags import AWAITING_MODERATOR, ModerationError, apply_event, is_held
 from core.anomaly.model import DEFAULT_THRESHOLD, PopulationModel
@@ -28,7 +29,7 @@ from core.storage.engine import write_transaction
 from core.storage.points import count_points, delete_range
 from core.text import clean
 from core.tracks.cleaning import clean_track
-from core.tracks.stats import Summary, summarise
+from core.tracks.stats import Profile, Summary, summarise
 from core.tracks.track import Track
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,54 @@ def usual_figures(s: Session, user_id: int, sport: str, exclude: int) -> dict | 
         return None
     median, _, count = baseline.metrics["speed"]
     return {"speed_mps": math.exp(median), "count": count}
+
+
+def own_flag(s: Session, owner_id: int, activity_id: int) -> ActivityFlag | None:
+    """The anomaly verdict on an activity of ``owner_id``'s; None when it has none or is
+    someone else's (an athlete sees only their own flags)."""
+    flag = s.get(ActivityFlag, activity_id)
+    if flag is None or flag.user_id != owner_id:
+        return None
+    return flag
+
+
+def latest_decision(s: Session, activity_id: int) -> ModerationDecision | None:
+    """The newest moderator's decision on an activity (its note is for the athlete), if any."""
+    return s.scalars(select(ModerationDecision).where(ModerationDecision.activity_id == activity_id)
+                     .order_by(ModerationDecision.id.desc()).limit(1)).first()
+
+
+def flagged_stretches(verdict: dict | None) -> list[tuple[float, float]]:
+    """The time ranges (Unix seconds) the verdict's rule hits point at; hits without a range
+    are left out."""
+    hits = (verdict or {}).get("hits", [])
+    return [(h["t0"], h["t1"]) for h in hits if h.get("t0") is not None and h.get("t1") is not None]
+
+
+@dataclass
+class ReviewItem:
+    """What a moderator sees of a flagged activity."""
+
+    flag: ActivityFlag
+    activity: Activity
+    athlete: User
+    profile: Profile  # the activity's per-point profile, pauses respected
+    stretches: list[tuple[float, float]]  # where the rules found something (``flagged_stretches``)
+    usual: dict | None  # the athlete's usual figures (``usual_figures``)
+
+
+def review_item(s: Session, activity_id: int) -> ReviewItem | None:
+    """A flagged activity as the moderators' page shows it, or None if it has no flag (the
+    caller checks that the viewer is a moderator)."""
+    row = s.execute(select(ActivityFlag, Activity, User).join(Activity, Activity.id == ActivityFlag.activity_id)
+                    .join(User, User.id == Activity.user_id)
+                    .where(ActivityFlag.activity_id == activity_id)).first()
+    if row is None:
+        return None
+    flag, activity, athlete = row
+    _, profile = activity_profile(s, activity)
+    return ReviewItem(flag, activity, athlete, profile, flagged_stretches(flag.verdict),
+                      usual_figures(s, activity.user_id, activity.sport, activity.id))
 
 
 @dataclass

@@ -36,7 +36,15 @@ from core.anomaly.flags import (
     apply_event,
     is_held,
 )
-from core.anomaly.moderation import crop_activity, decide, queue
+from core.anomaly.moderation import (
+    crop_activity,
+    decide,
+    flagged_stretches,
+    latest_decision,
+    own_flag,
+    queue,
+    review_item,
+)
 from core.anomaly.scoring import score_activity, score_pending
 from core.anomaly.tables import FLAG_STATUSES, ActivityFlag, ModerationDecision
 from core.social.leaderboards import totals
@@ -368,3 +376,65 @@ def test_a_crop_writes_in_one_short_transaction_and_its_summary_is_what_the_stor
         fresh = summarise_activity(s, activity).to_dict()
         assert activity.point_count == len(track) - 101 and fresh["dropped"]["paused"] == 99
         assert activity.summary == fresh
+
+
+def session_drive(s, tag: str) -> DriveWorld:
+    """``drive_world`` inside one session (rolled back by the fixture)."""
+    runner = create_user(s, f"{tag}_runner", "Rhea Runner")
+    mod = create_user(s, f"{tag}_mod", "Moe Moderator", role="moderator")
+    now = time.time() - 3600
+    for k in range(4):
+        track = synthetic_track(random.Random(40 + k), "run", now - (k + 1) * 86400, 45.2, 13.6, 40, 3.0)
+        score_activity(s, record_track(s, runner, track, visibility="public"), None)
+    base = synthetic_track(random.Random(50), "run", now, 45.2, 13.6, 60, 3.0)
+    drive = record_track(s, runner, cheats.vehicle(base, random.Random(3)), title="Morning run",
+                         visibility="public")
+    assert score_activity(s, drive, None).status == "flagged"
+    return DriveWorld(runner.id, mod.id, drive.id)
+
+
+def test_an_athlete_sees_their_own_flag_and_the_latest_moderators_note_only(session):
+    w = session_drive(session, f"o{uuid.uuid4().hex[:8]}")
+    other = create_user(session, f"o{uuid.uuid4().hex[:8]}_other")
+    unscored = record_track(session, other, synthetic_track(random.Random(5), "run", time.time() - 7200,
+                                                            45.2, 13.6, 20, 3.0))
+    flag = own_flag(session, w.runner_id, w.drive_id)
+    assert flag is not None and flag.activity_id == w.drive_id and flag.status == "flagged" and flag.reasons
+    assert own_flag(session, other.id, w.drive_id) is None  # someone else's flag
+    assert own_flag(session, w.mod_id, w.drive_id) is None  # a moderator reads it through the review item
+    assert own_flag(session, other.id, unscored.id) is None  # no verdict yet
+    assert own_flag(session, w.runner_id, 10**12) is None
+
+    assert latest_decision(session, w.drive_id) is None
+    mod = session.get(User, w.mod_id)
+    decide(session, w.drive_id, mod, "request_crop", "please crop the drive")
+    decide(session, w.drive_id, mod, "confirm", "that was a car")
+    decision = latest_decision(session, w.drive_id)
+    assert (decision.action, decision.note) == ("confirm", "that was a car")
+    assert own_flag(session, w.runner_id, w.drive_id).status == "confirmed"
+
+
+def test_the_review_item_holds_the_flag_the_activity_its_athlete_the_profile_and_the_athletes_usual(session):
+    w = session_drive(session, f"r{uuid.uuid4().hex[:8]}")
+    item = review_item(session, w.drive_id)
+    assert item.flag.activity_id == item.activity.id == w.drive_id
+    assert item.athlete.id == w.runner_id and item.athlete.name == "Rhea Runner"
+    assert item.profile.lat.size == item.profile.t.size == item.profile.speed_mps.size > 100
+    # The stretches are the rule hits' ranges, inside the recording.
+    assert item.stretches and item.stretches == flagged_stretches(item.flag.verdict)
+    t = stored_track(session, item.activity).t
+    assert all(t[0] <= t0 < t1 <= t[-1] for t0, t1 in item.stretches)
+    # The four ordinary runs make the athlete's usual.
+    assert item.usual["count"] == 4 and 2.5 < item.usual["speed_mps"] < 3.5
+    other = create_user(session, f"r{uuid.uuid4().hex[:8]}_other")
+    unscored = record_track(session, other, synthetic_track(random.Random(6), "run", time.time() - 7200,
+                                                            45.2, 13.6, 20, 3.0))
+    assert review_item(session, unscored.id) is None
+    assert review_item(session, 10**12) is None
+
+
+def test_flagged_stretches_are_the_hits_with_a_range():
+    verdict = {"hits": [{"code": "vehicle_speed", "t0": 10.0, "t1": 20.5}, {"code": "copy"},
+                        {"code": "teleport", "t0": 30.0, "t1": None}, {"code": "x", "t0": 40, "t1": 41}]}
+    assert flagged_stretches(verdict) == [(10.0, 20.5), (40, 41)]
+    assert flagged_stretches({}) == flagged_stretches(None) == []
