@@ -122,6 +122,77 @@ def map_frame(page):
     return page.frame_locator("iframe[title='streamlit_folium.st_folium']").first
 
 
+def sign_in(context, app_url: str) -> None:
+    """Sign in once: the cookie signs in every later load."""
+    page = context.new_page()
+    page.goto(app_url)
+    page.get_by_label("Username").first.fill("bench")
+    page.get_by_label("Password").first.fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Feed").wait_for()
+    page.wait_for_timeout(1000)
+    page.close()
+
+
+def page_loads(context, pages: dict, loads: int) -> dict[str, dict]:
+    """Each page's first load (the feed's was the sign-in) and ``loads`` more, interleaved
+    so that machine noise hits every page alike."""
+    first = {name: timed(context, u, ready) for name, (u, ready) in pages.items() if name != "feed"}
+    runs: dict[str, list[float]] = {name: [] for name in pages}
+    for _ in range(loads):
+        for name, (u, ready) in pages.items():
+            runs[name].append(timed(context, u, ready))
+    return {name: {"first": first.get(name), "median": statistics.median(runs[name]), "runs": runs[name]}
+            for name in pages}
+
+
+def in_app_moves(context, pages: dict, app_url: str, loads: int) -> dict[str, list[float]]:
+    """Inside the app, as an athlete moves: from the feed to the ride by its link, and on to
+    the leaderboard from the menu (the page's scripts are already loaded then)."""
+    moves = {"feed -> activity": [], "activity -> leaderboard": []}
+    for _ in range(loads):
+        page = context.new_page()
+        page.goto(app_url)
+        pages["feed"][1](page)
+        began = time.perf_counter()
+        page.get_by_role("link", name=RIDE_TITLE).first.click()
+        pages["activity (13,000 points)"][1](page)
+        moves["feed -> activity"].append(time.perf_counter() - began)
+        began = time.perf_counter()
+        page.get_by_role("link", name="Leaderboards").first.click()
+        pages["leaderboard"][1](page)
+        moves["activity -> leaderboard"].append(time.perf_counter() - began)
+        page.close()
+    return moves
+
+
+def report(args, results: dict[str, dict], in_app: dict[str, list[float]]) -> None:
+    bare_median = results["bare page"]["median"]
+    print(f"{args.activities:,} activities, SQLite, leaderboards from {'Redis' if args.redis_url else 'the database'};"
+          f" {args.loads} loads per page, each a new session")
+    for name, r in results.items():
+        first = f"first load {r['first']:.2f} s, " if r["first"] is not None else ""
+        print(f"{name:<26} {first}median {r['median']:.2f} s = {r['median'] / bare_median:.2f}x the bare page "
+              f"(runs: {', '.join(f'{x:.2f}' for x in r['runs'])})")
+    print("in-app navigation (the app already loaded in the tab):")
+    for name, values in in_app.items():
+        print(f"{name:<26} median {statistics.median(values):.2f} s "
+              f"(runs: {', '.join(f'{x:.2f}' for x in values)})")
+
+
+def bench_env(args, workdir: Path, url: str) -> dict:
+    """The platform's environment for the bench (tiles unreachable, Redis only if asked);
+    with Redis, the worker builds the boards first."""
+    env = dict(os.environ, TRACKER_DATABASE_URL=url, TRACKER_DATA_DIR=str(workdir),
+               TRACKER_TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png", PYTHONPATH=str(ROOT))
+    env.pop("TRACKER_REDIS_URL", None)
+    if args.redis_url:
+        env["TRACKER_REDIS_URL"] = args.redis_url
+        subprocess.run([sys.executable, "-m", "core", "worker", "--once"], cwd=ROOT, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return env
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--users", type=int, default=100_000)
@@ -134,13 +205,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="dashbench-"))
     url = f"sqlite:///{workdir / 'tracker.db'}"
     ride_id = build(url, args.users, args.activities)
-    env = dict(os.environ, TRACKER_DATABASE_URL=url, TRACKER_DATA_DIR=str(workdir),
-               TRACKER_TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png", PYTHONPATH=str(ROOT))
-    env.pop("TRACKER_REDIS_URL", None)
-    if args.redis_url:
-        env["TRACKER_REDIS_URL"] = args.redis_url
-        subprocess.run([sys.executable, "-m", "core", "worker", "--once"], cwd=ROOT, env=env, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = bench_env(args, workdir, url)
     bare_script = workdir / "bare.py"
     bare_script.write_text(BARE_PAGE)
     app, app_url = start_streamlit(ROOT / "dashboard" / "app.py", env)
@@ -155,60 +220,19 @@ def main() -> None:
         "leaderboard": (f"{app_url}/leaderboards", lambda p: (
             p.get_by_text("Your rank").wait_for(), chart(p).first.wait_for())),
     }
-    results: dict[str, dict] = {}
-    in_app: dict[str, list[float]] = {}
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             context = browser.new_context(viewport={"width": 1280, "height": 900})
             context.set_default_timeout(120_000)
-            page = context.new_page()  # sign in once: the cookie signs in every later load
-            page.goto(app_url)
-            page.get_by_label("Username").first.fill("bench")
-            page.get_by_label("Password").first.fill(PASSWORD)
-            page.get_by_role("button", name="Sign in").click()
-            page.get_by_role("heading", name="Feed").wait_for()
-            page.wait_for_timeout(1000)
-            page.close()
-            first = {name: timed(context, u, ready) for name, (u, ready) in pages.items() if name != "feed"}
-            runs: dict[str, list[float]] = {name: [] for name in pages}
-            for _ in range(args.loads):  # interleaved, so machine noise hits every page alike
-                for name, (u, ready) in pages.items():
-                    runs[name].append(timed(context, u, ready))
-            # Inside the app, as an athlete moves: from the feed to the ride by its link, and on to
-            # the leaderboard from the menu (the page's scripts are already loaded then).
-            in_app = {"feed -> activity": [], "activity -> leaderboard": []}
-            for _ in range(args.loads):
-                page = context.new_page()
-                page.goto(app_url)
-                pages["feed"][1](page)
-                began = time.perf_counter()
-                page.get_by_role("link", name=RIDE_TITLE).first.click()
-                pages["activity (13,000 points)"][1](page)
-                in_app["feed -> activity"].append(time.perf_counter() - began)
-                began = time.perf_counter()
-                page.get_by_role("link", name="Leaderboards").first.click()
-                pages["leaderboard"][1](page)
-                in_app["activity -> leaderboard"].append(time.perf_counter() - began)
-                page.close()
+            sign_in(context, app_url)
+            results = page_loads(context, pages, args.loads)
+            in_app = in_app_moves(context, pages, app_url, args.loads)
             browser.close()
-        for name in pages:
-            results[name] = {"first": first.get(name), "median": statistics.median(runs[name]),
-                             "runs": runs[name]}
     finally:
         app.terminate()
         bare.terminate()
-    bare_median = results["bare page"]["median"]
-    print(f"{args.activities:,} activities, SQLite, leaderboards from {'Redis' if args.redis_url else 'the database'};"
-          f" {args.loads} loads per page, each a new session")
-    for name, r in results.items():
-        first = f"first load {r['first']:.2f} s, " if r["first"] is not None else ""
-        print(f"{name:<26} {first}median {r['median']:.2f} s = {r['median'] / bare_median:.2f}x the bare page "
-              f"(runs: {', '.join(f'{x:.2f}' for x in r['runs'])})")
-    print("in-app navigation (the app already loaded in the tab):")
-    for name, values in in_app.items():
-        print(f"{name:<26} median {statistics.median(values):.2f} s "
-              f"(runs: {', '.join(f'{x:.2f}' for x in values)})")
+    report(args, results, in_app)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ by user.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,17 +16,14 @@ import numpy as np
 from core.accounts import tokens
 from core.accounts.tables import User
 from core.activities import open as open_activities
-from core.activities.imports import import_track
 from core.activities.summary import activity_profile, splits_in
 from core.activities.tables import Activity
 from core.anomaly import moderation
 from core.social import follows
 from core.social.feed import feed_page, own_activities
-from core.social.visibility import live_filter
+from core.social.visibility import live_filter, viewable
 from core.storage.points import routes, viewer_route, viewer_track
-from core.tracks.formats import load_track
 from core.tracks.formats.gpx import to_gpx
-from core.tracks.track import Track
 from core.units import UNITS
 from dashboard.maps import drawable
 
@@ -67,7 +63,7 @@ def feed(s, viewer_id: int, cursor: str | None, limit: int = 10) -> dict:
 
 def route_preview(s, viewer_id: int, activity_id: int) -> list[tuple[float, float]]:
     """A few dozen points of the route, for the feed card's sketch."""
-    route = viewer_route(s, viewer_id, s.get(Activity, activity_id))
+    route = viewer_route(s, viewer_id, viewable(s, viewer_id, activity_id))
     if route is None or len(route[0]) < 2:
         return []
     lat, lon = route
@@ -93,7 +89,7 @@ def preview_svg(points: list[tuple[float, float]], width: int = 120, height: int
 
 def activity_detail(s, viewer_id: int, activity_id: int) -> dict | None:
     """Everything the activity page draws, or None if the viewer may not see it."""
-    a = s.get(Activity, activity_id)
+    a = viewable(s, viewer_id, activity_id)
     track = viewer_track(s, viewer_id, a)
     if track is None:
         return None
@@ -111,7 +107,7 @@ def activity_detail(s, viewer_id: int, activity_id: int) -> dict | None:
 
 
 def activity_gpx(s, viewer_id: int, activity_id: int) -> str | None:
-    a = s.get(Activity, activity_id)
+    a = viewable(s, viewer_id, activity_id)
     track = viewer_track(s, viewer_id, a)
     return None if track is None else to_gpx(track, name=a.title)
 
@@ -143,16 +139,6 @@ def live_activities(s, viewer_id: int, redis=None) -> list[dict]:
     live_filter``), as ``core.activities.open.live_activities`` finds them, as cards."""
     return [{**card(live.activity), "stats": live.stats, "position": live.position, "source": live.source}
             for live in open_activities.live_activities(s, live_filter(viewer_id), redis)]
-
-
-def import_file(Session, user: User, name: str, data: bytes, sport: str | None = None,
-                visibility: str | None = None) -> Activity:
-    """Import one uploaded file in short write transactions of its own (``Session`` is the
-    session factory, ``user`` may be detached); TrackFileError or ActivityError say why not."""
-    track: Track = load_track(name, data)
-    digest = hashlib.sha256(data).hexdigest()
-    return import_track(Session, user, track, sport=sport, title=track.name or None, visibility=visibility,
-                        source="upload", source_hash=digest)
 
 
 def device_tokens(s, user_id: int) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from core.activities.tables import SPORTS, Activity
 from core.storage.engine import write_transaction
 from core.storage.points import POINT_FIELDS, delete_newest, insert_new_points
 from core.tracks.cleaning import clean_track
+from core.tracks.formats import load_track
 from core.tracks.stats import Summary, summarise
 from core.tracks.track import Track
 
@@ -182,3 +184,13 @@ def _import_transaction(Session: sessionmaker[Session], job: str) -> Iterator[Se
         yield s
     if sqlite:
         time.sleep(time.perf_counter() - held + IMPORT_REST_S)
+
+
+def import_file(Session: sessionmaker[Session], user: User, name: str, data: bytes, sport: str | None = None,
+                visibility: str | None = None) -> Activity:
+    """Import one uploaded file in short write transactions of its own (``Session`` is the
+    session factory, ``user`` may be detached); TrackFileError or ActivityError say why not."""
+    track: Track = load_track(name, data)
+    digest = hashlib.sha256(data).hexdigest()  # the same file twice is refused
+    return import_track(Session, user, track, sport=sport, title=track.name or None, visibility=visibility,
+                        source="upload", source_hash=digest)

@@ -16,7 +16,7 @@ from core.accounts.tables import User
 from core.activities.lifecycle import NotFound
 from core.activities.tables import Activity
 from core.social.tables import Comment
-from core.social.visibility import can_view
+from core.social.visibility import viewable
 from core.text import COMMENT_MAX_CHARS, TextRefused, check_length, clean
 
 
@@ -36,8 +36,8 @@ class CommentView:
 
 def visible_activity(s: Session, viewer_id: int, activity_id: int) -> Activity:
     """The activity if ``viewer_id`` may see it; NotFound otherwise (existence is not revealed)."""
-    activity = s.get(Activity, activity_id)
-    if activity is None or not can_view(s, viewer_id, activity):
+    activity = viewable(s, viewer_id, activity_id)
+    if activity is None:
         raise NotFound(f"no activity {activity_id}")
     return activity
 

@@ -43,3 +43,9 @@ def live_filter(viewer_id: int):
     follows = select(Friend.friend_id).where(Friend.user_id == viewer_id)
     return or_(Activity.user_id == viewer_id,
                and_(Activity.user_id.in_(follows), Activity.visibility != "private"))
+
+
+def viewable(s: Session, viewer_id: int | None, activity_id: int) -> Activity | None:
+    """The activity if ``viewer_id`` may see it, else None (whether it exists is not told)."""
+    activity = s.get(Activity, activity_id)
+    return activity if activity is not None and can_view(s, viewer_id, activity) else None

@@ -5,7 +5,7 @@ import streamlit as st
 from core.accounts.sessions import change_password, end_other_web_sessions
 from core.accounts.tokens import create_device_token, revoke_device_token
 from core.accounts.users import AccountError, display_name, update_profile, user_by_id
-from core.activities.cues import CUE_FIELDS, CuePrefs
+from core.activities.cues import CUE_FIELDS, MAX_EVERY_KM, MAX_EVERY_MIN, CuePrefs
 from core.activities.tables import VISIBILITIES
 from dashboard import auth, data, ui
 from dashboard.queries import device_tokens
@@ -73,9 +73,9 @@ with st.form("cues"):
     fields = st.multiselect("Say", list(CUE_FIELDS), default=list(prefs.fields),
                             help="time, distance, and pace (runs) or speed (rides)")
     c1, c2 = st.columns(2)
-    by_km = c1.number_input("Every … km (0 = never)", min_value=0.0, max_value=100.0, step=0.5,
+    by_km = c1.number_input("Every … km (0 = never)", min_value=0.0, max_value=MAX_EVERY_KM, step=0.5,
                             value=float(prefs.every_km or 0.0))
-    by_min = c2.number_input("Every … minutes (0 = never)", min_value=0.0, max_value=600.0, step=1.0,
+    by_min = c2.number_input("Every … minutes (0 = never)", min_value=0.0, max_value=MAX_EVERY_MIN, step=1.0,
                              value=float(prefs.every_min or 0.0))
     if st.form_submit_button("Save cues"):
         if not fields:

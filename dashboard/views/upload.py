@@ -7,7 +7,8 @@ import streamlit as st
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import units
-from core.accounts.tables import User
+from core.accounts.users import user_by_id
+from core.activities.imports import import_file
 from core.activities.lifecycle import ActivityError
 from core.activities.tables import SPORTS, VISIBILITIES
 from core.config import load_settings
@@ -15,7 +16,6 @@ from core.text import TITLE_MAX_CHARS
 from core.tracks.formats import FORMATS
 from core.tracks.formats.common import TrackFileError
 from dashboard import data, ui
-from dashboard.queries import import_file
 
 log = logging.getLogger(__name__)
 v = ui.viewer()
@@ -43,7 +43,7 @@ if submitted:
             try:
                 Session = data.sessions()
                 with Session() as s:
-                    user = s.get(User, v.id)
+                    user = user_by_id(s, v.id)
                 # The import opens its own short write transactions: SQLite has one writer, and
                 # the ingest server must not wait for a whole file.
                 activity = import_file(Session, user, f.name, f.getvalue(),
