@@ -39,7 +39,7 @@ def pause_intervals(s: Session, activity: Activity) -> list[tuple[float, float]]
     for command, at in events:
         if COMMAND_STATUS.get(command) in HALTED_STATUSES and paused_at is None:
             paused_at = at
-        elif COMMAND_STATUS.get(command) == "active" and paused_at is not None:
+        elif command == "resume" and paused_at is not None:
             intervals.append((paused_at, at))
             paused_at = None
     if paused_at is not None:
