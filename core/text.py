@@ -2,7 +2,8 @@
 
 SQLite ignores VARCHAR lengths and PostgreSQL refuses values over them, so every string that
 reaches a bounded column goes through here first and both databases store the same thing.
-The limits are read from the model columns, so they cannot drift from the schema. Titles
+The tables size their columns with these limits (and a test checks each migrated column
+against them), so they cannot drift from the schema. Titles
 and names are cut to fit with an ellipsis (``fit``): a long name in a GPX file is no
 reason to refuse a run. Identifiers (a device's ``client_ref``) are refused when too long
 (``check_identifier``): a cut identifier would name something else. Comments are free text
@@ -21,13 +22,10 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from core.accounts.tables import DeviceToken
-from core.activities.tables import Activity
-
 ELLIPSIS = "…"
-TITLE_MAX_CHARS: int = Activity.__table__.c.title.type.length
-CLIENT_REF_MAX_CHARS: int = Activity.__table__.c.client_ref.type.length
-DEVICE_NAME_MAX_CHARS: int = DeviceToken.__table__.c.name.type.length
+TITLE_MAX_CHARS = 200  # activities.title
+CLIENT_REF_MAX_CHARS = 64  # activities.client_ref
+DEVICE_NAME_MAX_CHARS = 100  # device_tokens.name
 # comments.text is unbounded TEXT; a comment is a remark under an activity, not an essay,
 # and the feed shows each one in full.
 COMMENT_MAX_CHARS = 1000

@@ -53,7 +53,7 @@ CORE_MAY_IMPORT = {
     "config": set(),
     "units": set(),
     "storage": {"config"},
-    "text": {"accounts", "activities"},
+    "text": set(),
     "tracks": {"config", "text", "units"},
     "accounts": {"storage", "text"},
     "activities": {"accounts", "storage", "tracks", "text", "units"},

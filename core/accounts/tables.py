@@ -16,6 +16,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.storage.base import Base, UTCDateTime, utcnow
+from core.text import DEVICE_NAME_MAX_CHARS
 
 ROLES = ("athlete", "moderator")
 
@@ -44,7 +45,7 @@ class DeviceToken(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(100), default="device")
+    name: Mapped[str] = mapped_column(String(DEVICE_NAME_MAX_CHARS), default="device")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.accounts.tables import User
 from core.storage.base import Base, UTCDateTime, utcnow
+from core.text import CLIENT_REF_MAX_CHARS, TITLE_MAX_CHARS
 
 SPORTS = ("run", "ride")
 STATUSES = ("created", "active", "paused", "stopped", "completed", "discarded")
@@ -37,12 +38,12 @@ class Activity(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     sport: Mapped[str] = mapped_column(String(8))
     status: Mapped[str] = mapped_column(String(16), default="created")
-    title: Mapped[str] = mapped_column(String(200), default="")
+    title: Mapped[str] = mapped_column(String(TITLE_MAX_CHARS), default="")
     visibility: Mapped[str] = mapped_column(String(16), default="followers")
     source: Mapped[str] = mapped_column(String(16), default="device")
     source_hash: Mapped[str | None] = mapped_column(String(64))
     # The device's own id for an activity it created offline, so a retried create is idempotent.
-    client_ref: Mapped[str | None] = mapped_column(String(64))
+    client_ref: Mapped[str | None] = mapped_column(String(CLIENT_REF_MAX_CHARS))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -259,3 +259,14 @@ def test_a_websocket_create_with_a_bad_client_ref_is_refused(client_ref, problem
     with pytest.raises(ProtocolError) as err:
         parse(json.dumps({"type": "create", "id": 7, "sport": "run", "client_ref": client_ref}))
     assert (err.value.code, err.value.message, err.value.request_id) == ("invalid_value", problem, 7)
+
+
+def test_the_limits_are_the_lengths_of_the_migrated_columns(engine):
+    """The tables are sized from core.text's limits; the migrations must agree with them."""
+    from sqlalchemy import inspect
+
+    columns = {(table, c["name"]): c["type"] for table in ("activities", "device_tokens")
+               for c in inspect(engine).get_columns(table)}
+    assert columns[("activities", "title")].length == TITLE_MAX_CHARS
+    assert columns[("activities", "client_ref")].length == CLIENT_REF_MAX_CHARS
+    assert columns[("device_tokens", "name")].length == DEVICE_NAME_MAX_CHARS
