@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from core import units
 from core.activities.tables import SPORTS
 from core.cli.admin import _session
 from core.config import load_settings
@@ -27,13 +28,9 @@ def cmd_feed(args) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         for a in page.items:
-            pace = a.avg_pace_s_per_km
-            if a.sport == "ride":
-                pace_text = f"{a.avg_speed_mps * 3.6:.1f} km/h" if a.avg_speed_mps else "-"
-            else:
-                pace_text = f"{int(pace // 60)}:{int(pace % 60):02d}/km" if pace else "-"
             print(f"{a.start_time:%Y-%m-%d %H:%M}  {a.user.name:<20.20} {a.sport:<4} "
-                  f"{(a.distance_m or 0) / 1000:6.2f} km  {pace_text:>9}  {a.title}")
+                  f"{units.distance(a.distance_m or 0):>9}  {units.pace_or_speed(a.sport, a.avg_speed_mps):>10}  "
+                  f"{a.title}")
         if page.next_cursor:
             print(f"next page: python -m core feed --user {user.username} --cursor {page.next_cursor}")
     return 0
@@ -54,9 +51,9 @@ def cmd_leaderboard(args) -> int:
                             viewer.id if viewer else None, args.limit)
     print(f"{board.period} {board.sport} {board.scope} ({board.athletes} athletes, from {board.source})")
     for e in board.entries:
-        print(f"{e.rank:>5}  {e.name:<30} {e.distance_m / 1000:9.1f} km")
+        print(f"{e.rank:>5}  {e.name:<30} {units.distance(e.distance_m, digits=1):>12}")
     if board.me is not None and board.me.rank > len(board.entries):
-        print(f"{board.me.rank:>5}  {board.me.name:<30} {board.me.distance_m / 1000:9.1f} km  (you)")
+        print(f"{board.me.rank:>5}  {board.me.name:<30} {units.distance(board.me.distance_m, digits=1):>12}  (you)")
     return 0
 
 
