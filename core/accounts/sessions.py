@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from core.accounts.tables import User, WebSession, _now
+from core.accounts.tables import User, WebSession, utc_now
 from core.accounts.tokens import token_digest
 from core.accounts.users import (
     MIN_PASSWORD_LENGTH,
@@ -44,7 +44,7 @@ def user_for_web_session(s: Session, secret: str | None, now: datetime | None = 
         return None
     return s.scalars(select(User).join(WebSession, WebSession.user_id == User.id)
                      .where(WebSession.token_hash == token_digest(secret),
-                            WebSession.expires_at > _now(now))).first()
+                            WebSession.expires_at > utc_now(now))).first()
 
 
 def end_web_session(s: Session, secret: str | None) -> None:
@@ -78,7 +78,7 @@ def end_all_web_sessions(s: Session, user: User, now: datetime | None = None) ->
 def invalidate_identities(user: User, now: datetime | None = None) -> None:
     """Refuse from now on every identity the user's sign-on provider issued before ``now``."""
     # A new dict: the JSON column does not notice a change made in place.
-    user.settings = {**(user.settings or {}), SESSIONS_VALID_AFTER: _now(now).timestamp()}
+    user.settings = {**(user.settings or {}), SESSIONS_VALID_AFTER: utc_now(now).timestamp()}
 
 
 def identity_still_valid(user: User, issued_at: object) -> bool:
@@ -100,7 +100,7 @@ def identity_still_valid(user: User, issued_at: object) -> bool:
 
 def purge_expired_web_sessions(s: Session, now: datetime | None = None, limit: int = PURGE_BATCH_ROWS) -> int:
     """Delete up to ``limit`` expired web sessions; returns how many (repeat until fewer)."""
-    batch = select(WebSession.token_hash).where(WebSession.expires_at <= _now(now)).limit(limit)
+    batch = select(WebSession.token_hash).where(WebSession.expires_at <= utc_now(now)).limit(limit)
     return s.execute(delete(WebSession).where(WebSession.token_hash.in_(batch))).rowcount or 0
 
 

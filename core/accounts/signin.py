@@ -9,8 +9,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.accounts.tables import LoginAttempt, User, _now
-from core.accounts.users import PURGE_BATCH_ROWS, AccountError, _password_matches, _username, user_by_name
+from core.accounts.tables import LoginAttempt, User, utc_now
+from core.accounts.users import (
+    PURGE_BATCH_ROWS,
+    AccountError,
+    normal_username,
+    password_matches,
+    user_by_name,
+)
 from core.storage.engine import write_transaction
 from core.text import clean
 
@@ -29,7 +35,7 @@ class SignInThrottled(AccountError):
 
 
 def _attempt_keys(username: str, client: str | None) -> list[str]:
-    keys = [f"user:{_username(username)}"]
+    keys = [f"user:{normal_username(username)}"]
     if client:
         keys.append(f"client:{clean(client)}")
     return [k[:MAX_ATTEMPT_KEY_CHARS] for k in keys]
@@ -41,7 +47,7 @@ def check_sign_in_allowed(s: Session, username: str, client: str | None, now: da
 
     Attempts still being checked count as failures; ``exclude`` names the rows of the
     attempt asking, which is not counted against itself."""
-    now = _now(now)
+    now = utc_now(now)
     waits = []
     for key in _attempt_keys(username, client):
         # The newest attempts through the (key, at) index: once there are enough of them,
@@ -60,7 +66,7 @@ def check_sign_in_allowed(s: Session, username: str, client: str | None, now: da
 def record_failed_sign_in(s: Session, username: str, client: str | None, now: datetime | None = None) -> list[int]:
     """Count a sign-in attempt, a failure until it succeeds, against the account name and
     the client; returns the rows' ids."""
-    now = _now(now)
+    now = utc_now(now)
     rows = [LoginAttempt(key=key, at=now) for key in _attempt_keys(username, client)]
     s.add_all(rows)
     s.flush()
@@ -92,7 +98,7 @@ def sign_in(Session: sessionmaker[Session], username: str, password: str, client
     message is enough. A failure keeps its row. A success removes it and clears the
     account's failures but not the client's: otherwise one account the guesser owns would
     reset the count between guesses at others."""
-    username, now = _username(username), _now(now)
+    username, now = normal_username(username), utc_now(now)
     with write_transaction(Session, "sign_in") as s:
         attempt = record_failed_sign_in(s, username, client, now)
     try:
@@ -105,7 +111,7 @@ def sign_in(Session: sessionmaker[Session], username: str, password: str, client
     with Session() as s:
         user = user_by_name(s, username)
     # scrypt is slow by design: no transaction stays open while it runs.
-    if not _password_matches(user, password):
+    if not password_matches(user, password):
         return None
     with write_transaction(Session, "sign_in") as s:
         _forget_attempt(s, attempt)
@@ -115,6 +121,6 @@ def sign_in(Session: sessionmaker[Session], username: str, password: str, client
 
 def purge_old_login_attempts(s: Session, now: datetime | None = None, limit: int = PURGE_BATCH_ROWS) -> int:
     """Delete up to ``limit`` failed sign-ins older than the window; returns how many (repeat until fewer)."""
-    cutoff = _now(now) - SIGN_IN_WINDOW
+    cutoff = utc_now(now) - SIGN_IN_WINDOW
     batch = select(LoginAttempt.id).where(LoginAttempt.at <= cutoff).limit(limit)
     return s.execute(delete(LoginAttempt).where(LoginAttempt.id.in_(batch))).rowcount or 0

@@ -107,13 +107,13 @@ def create_user(s: Session, username: str, name: str | None = None, password: st
     return user
 
 
-def _username(username: str) -> str:
+def normal_username(username: str) -> str:
     """The username as stored and as the throttle keys it: PostgreSQL refuses NUL in text,
     so what was typed is cleaned of control characters before it reaches a query."""
     return clean(username).strip().lower()
 
 
-def _password_matches(user: User | None, password: str) -> bool:
+def password_matches(user: User | None, password: str) -> bool:
     if user is None:
         # Hash anyway, so that the answer takes as long for a name that does not exist.
         verify_password(password, _unknown_user_hash())
@@ -124,12 +124,12 @@ def _password_matches(user: User | None, password: str) -> bool:
 def authenticate(s: Session, username: str, password: str) -> User | None:
     """The user if the username and password match, else None."""
     user = user_by_name(s, username)
-    return user if _password_matches(user, password) else None
+    return user if password_matches(user, password) else None
 
 
 def user_by_name(s: Session, username: str) -> User | None:
     """The user with this username, if any."""
-    return s.scalars(select(User).where(User.username == _username(username))).first()
+    return s.scalars(select(User).where(User.username == normal_username(username))).first()
 
 
 def user_by_id(s: Session, user_id: int) -> User | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import sys
 
 from core.accounts.tables import ROLES
-from core.cli.admin import _session
+from core.cli.admin import open_sessions
 
 
 def cmd_create_user(args) -> int:
     """Create an account."""
     from core.accounts.users import AccountError, create_user
 
-    Session = _session()
+    Session = open_sessions()
     try:
         with Session() as s, s.begin():
             user = create_user(s, args.username, args.name, password=args.password, role=args.role)
@@ -28,7 +28,7 @@ def cmd_device_token(args) -> int:
     from core.accounts.tokens import create_device_token
     from core.accounts.users import user_by_name
 
-    Session = _session()
+    Session = open_sessions()
     with Session() as s, s.begin():
         user = user_by_name(s, args.user)
         if user is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from core.config import load_settings
 
 
-def _session():
+def open_sessions():
     from core.storage.engine import make_engine, make_sessionmaker
     from core.storage.schema import migrate
 
@@ -16,7 +16,7 @@ def _session():
 
 def cmd_migrate(_args) -> int:
     """Create or upgrade the schema."""
-    _session()
+    open_sessions()
     print(f"database ready: {load_settings().database_url}")
     return 0
 
@@ -25,7 +25,7 @@ def cmd_demo(args) -> int:
     """Load the demo dataset if the database is empty (or always with --force)."""
     from core.synthetic.demo import build_demo, database_is_empty
 
-    Session = _session()
+    Session = open_sessions()
     with Session() as s, s.begin():
         if not database_is_empty(s) and not args.force:
             print("database already has data; demo not loaded (use --force to add it anyway)")

@@ -6,8 +6,8 @@ import json
 import sys
 
 from core.activities.tables import SPORTS
-from core.cli.admin import _session
-from core.cli.tracks import _tracks
+from core.cli.admin import open_sessions
+from core.cli.tracks import read_tracks
 from core.config import load_settings
 
 
@@ -20,7 +20,7 @@ def _database_sessions():
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).exists():
         return None
     try:
-        return _session()
+        return open_sessions()
     except Exception as exc:  # noqa: BLE001 - scoring files works without a database
         print(f"database unavailable ({exc.__class__.__name__}); scoring without it", file=sys.stderr)
         return None
@@ -36,7 +36,7 @@ def cmd_anomaly_score(args) -> int:
     model = ensure_model(settings, _database_sessions())
     limit = threshold(settings)
     failed = 0
-    for name, track in _tracks(args.files):
+    for name, track in read_tracks(args.files):
         if track is None:
             failed += 1
             continue

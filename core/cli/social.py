@@ -6,7 +6,7 @@ import sys
 
 from core import units
 from core.activities.tables import SPORTS
-from core.cli.admin import _session
+from core.cli.admin import open_sessions
 from core.config import load_settings
 from core.social.leaderboards import PERIODS, SCOPES
 
@@ -16,7 +16,7 @@ def cmd_feed(args) -> int:
     from core.accounts.users import user_by_name
     from core.social.feed import CursorError, feed_page
 
-    Session = _session()
+    Session = open_sessions()
     with Session() as s:
         user = user_by_name(s, args.user)
         if user is None:
@@ -41,7 +41,7 @@ def cmd_leaderboard(args) -> int:
     from core.accounts.users import user_by_name
     from core.social.leaderboards import connect_redis, leaderboard
 
-    Session = _session()
+    Session = open_sessions()
     with Session() as s:
         viewer = user_by_name(s, args.user) if args.user else None
         if args.user and viewer is None:

@@ -8,7 +8,7 @@ from core.tracks.track import SPORTS
 from core.units import json_safe
 
 
-def _tracks(files):
+def read_tracks(files):
     """(name, track) per file; a file that cannot be read gets its JSON error line printed
     and comes back as (name, None)."""
     from core.tracks.formats import load_track
@@ -28,7 +28,7 @@ def cmd_stats(args) -> int:
     from core.tracks.stats import summarise
 
     failed = 0
-    for name, track in _tracks(args.files):
+    for name, track in read_tracks(args.files):
         if track is None:
             failed += 1
             continue

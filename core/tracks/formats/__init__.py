@@ -17,10 +17,10 @@ import gpxpy.gpx
 from defusedxml import DefusedXmlException
 
 from core.config import load_settings
-from core.tracks.formats.common import TrackFileError, _reason
-from core.tracks.formats.fit import _fit_names, _read_fit
-from core.tracks.formats.gpx import _read_gpx
-from core.tracks.formats.tcx import _read_tcx
+from core.tracks.formats.common import TrackFileError, reason
+from core.tracks.formats.fit import fit_names, read_fit
+from core.tracks.formats.gpx import read_gpx
+from core.tracks.formats.tcx import read_tcx
 from core.tracks.track import Track
 
 FORMATS = ("gpx", "tcx", "fit")  # the track files read (and by their name suffix recognised)
@@ -45,11 +45,11 @@ def load_track(path: str | Path, data: bytes | None = None) -> Track:
     kind = detect_format(name, data)
     try:
         if kind == "fit":
-            track = _read_fit(data)
+            track = read_fit(data)
         elif kind == "tcx":
-            track = _read_tcx(data)
+            track = read_tcx(data)
         else:
-            track = _read_gpx(data)
+            track = read_gpx(data)
     except TrackFileError:
         raise
     except DefusedXmlException:
@@ -57,10 +57,10 @@ def load_track(path: str | Path, data: bytes | None = None) -> Track:
                              "allowed in track files") from None
     except (fitdecode.FitError, ValueError, TypeError, KeyError, IndexError, OverflowError,
             AttributeError, gpxpy.gpx.GPXException, safe_et.ParseError) as exc:
-        raise TrackFileError(f"not a readable {kind.upper()} file: {_reason(exc)}") from None
+        raise TrackFileError(f"not a readable {kind.upper()} file: {reason(exc)}") from None
     if len(track) > settings.max_points_per_file:
         raise TrackFileError(f"file holds {len(track)} points, over the {settings.max_points_per_file} limit")
-    _fit_names(track)
+    fit_names(track)
     return track
 
 

@@ -14,21 +14,21 @@ class TrackFileError(ValueError):
     """A file that cannot be imported; the message says why."""
 
 
-def _reason(exc: Exception) -> str:
+def reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
 
 
-def _parse_xml(data: bytes) -> Element:
+def parse_xml(data: bytes) -> Element:
     # forbid_dtd refuses any DOCTYPE, which rules out entity expansion and external entities.
     return safe_et.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
 
 
-def _local(tag: str) -> str:
+def local_name(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _epoch(value: datetime | None) -> float | None:
+def epoch(value: datetime | None) -> float | None:
     if value is None:
         return None
     if value.tzinfo is None:
@@ -36,16 +36,16 @@ def _epoch(value: datetime | None) -> float | None:
     return value.timestamp()
 
 
-def _parse_time(text: str | None) -> float | None:
+def parse_time(text: str | None) -> float | None:
     if not text:
         return None
     try:
-        return _epoch(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+        return epoch(datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
     except ValueError:
         return None
 
 
-def _float(text: str | None) -> float | None:
+def float_or_none(text: str | None) -> float | None:
     if text is None:
         return None
     try:
@@ -55,23 +55,23 @@ def _float(text: str | None) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _extension_values(elements) -> tuple[float | None, float | None]:
+def extension_values(elements) -> tuple[float | None, float | None]:
     """Heart rate and cadence from GPX extension elements (Garmin, Cluetrust and others)."""
     hr = cad = None
     for root in elements:
         for el in root.iter():
-            tag = _local(el.tag).lower()
+            tag = local_name(el.tag).lower()
             if tag in ("hr", "heartrate") and hr is None:
-                hr = _float(el.text)
+                hr = float_or_none(el.text)
             elif tag in ("cad", "cadence") and cad is None:
-                cad = _float(el.text)
+                cad = float_or_none(el.text)
     return hr, cad
 
 
-def _child_text(el: Element, *path: str) -> str | None:
+def child_text(el: Element, *path: str) -> str | None:
     node = el
     for part in path:
-        node = next((c for c in node if _local(c.tag) == part), None)
+        node = next((c for c in node if local_name(c.tag) == part), None)
         if node is None:
             return None
     return node.text

@@ -9,7 +9,7 @@ from datetime import datetime
 import fitdecode
 
 from core.text import DEVICE_NAME_MAX_CHARS, TITLE_MAX_CHARS, fit, one_line
-from core.tracks.formats.common import _epoch
+from core.tracks.formats.common import epoch
 from core.tracks.track import Track, normalise_sport, track_from_rows
 
 SEMICIRCLE_TO_DEG = 180.0 / 2**31
@@ -17,7 +17,7 @@ FIT_INDOOR_SUB_SPORTS = {"indoor_cycling", "treadmill", "virtual_activity", "ind
                          "spin", "indoor_rowing", "indoor_walking", "track_cycling"}
 
 
-def _fit_names(track: Track) -> None:
+def fit_names(track: Track) -> None:
     """Cut the activity and device names read from the file to what the database stores,
     noting each cut field's length in the file in ``track.meta["cut_chars"]``."""
     cut = {}
@@ -32,7 +32,7 @@ def _fit_names(track: Track) -> None:
         track.meta["cut_chars"] = cut
 
 
-def _read_fit(data: bytes) -> Track:
+def read_fit(data: bytes) -> Track:
     rows = []
     sessions = []
     device = None
@@ -83,7 +83,7 @@ def _fit_record(frame) -> tuple:
     acc = _fit_value(frame, "gps_accuracy")
     hr = _fit_value(frame, "heart_rate")
     cad = _fit_value(frame, "cadence")
-    return (_epoch(stamp) if isinstance(stamp, datetime) else None, lat, lon,
+    return (epoch(stamp) if isinstance(stamp, datetime) else None, lat, lon,
             _numeric(ele), _numeric(acc), _numeric(hr), _numeric(cad))
 
 

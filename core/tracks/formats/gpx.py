@@ -10,12 +10,12 @@ import gpxpy.gpx
 import numpy as np
 
 from core.text import xml_text
-from core.tracks.formats.common import _epoch, _extension_values, _parse_xml
+from core.tracks.formats.common import epoch, extension_values, parse_xml
 from core.tracks.track import Track, normalise_sport, track_from_rows
 
 
-def _read_gpx(data: bytes) -> Track:
-    _parse_xml(data)  # refuses DTDs and entities before gpxpy sees the text
+def read_gpx(data: bytes) -> Track:
+    parse_xml(data)  # refuses DTDs and entities before gpxpy sees the text
     gpx = gpxpy.parse(io.StringIO(data.decode("utf-8", errors="replace")))
     rows = []
     sport_label = None
@@ -25,15 +25,15 @@ def _read_gpx(data: bytes) -> Track:
         name = name or trk.name
         for seg in trk.segments:
             for p in seg.points:
-                hr, cad = _extension_values(p.extensions)
+                hr, cad = extension_values(p.extensions)
                 acc = None
                 if p.horizontal_dilution is not None:
                     acc = 5.0 * p.horizontal_dilution  # HDOP times a typical 5 m receiver error
-                rows.append((_epoch(p.time), p.latitude, p.longitude, p.elevation, acc, hr, cad))
+                rows.append((epoch(p.time), p.latitude, p.longitude, p.elevation, acc, hr, cad))
     if not gpx.tracks:
         for route in gpx.routes:
             for p in route.points:
-                rows.append((_epoch(p.time), p.latitude, p.longitude, p.elevation, None, None, None))
+                rows.append((epoch(p.time), p.latitude, p.longitude, p.elevation, None, None, None))
     sport = normalise_sport(sport_label) if sport_label else normalise_sport(name)
     return track_from_rows(rows, sport=sport, name=name, device=gpx.creator)
 
