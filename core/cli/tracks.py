@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from core.tracks.track import SPORTS
+from core.tracks.track import TRACK_SPORTS
 from core.units import json_safe
 
 
@@ -63,5 +63,5 @@ def _round(value, digits: int = 1):
 def add_commands(sub) -> None:
     p = sub.add_parser("stats", help="print statistics of GPX, TCX or FIT files as JSON lines")
     p.add_argument("files", nargs="+", type=str)
-    p.add_argument("--sport", choices=SPORTS, help="override the file's sport")
+    p.add_argument("--sport", choices=TRACK_SPORTS, help="override the file's sport")
     p.set_defaults(func=cmd_stats)

@@ -13,7 +13,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-SPORTS = ("run", "ride", "walk", "other")
+# What a track file may say it records; activities are runs or rides (core.activities.tables.SPORTS),
+# and an import refuses a file that says walk or other unless the athlete chooses.
+TRACK_SPORTS = ("run", "ride", "walk", "other")
 COLUMNS = ("t", "lat", "lon", "ele", "acc", "hr", "cad")
 
 
