@@ -25,6 +25,21 @@ def unit_length_m(units: str = "metric") -> float:
     return MILE_M if units == "imperial" else 1000.0
 
 
+def distance_unit(units: str = "metric") -> str:
+    """The unit of distance as a page writes it: km, or mi for imperial units."""
+    return "mi" if units == "imperial" else "km"
+
+
+def elevation_unit(units: str = "metric") -> str:
+    """The unit of elevation as a page writes it: m, or ft for imperial units."""
+    return "ft" if units == "imperial" else "m"
+
+
+def effort_name(metres: float) -> str:
+    """A best effort's distance as pages and reasons name it: 400 m, 1 km, 5 km, 10 km."""
+    return f"{metres:g} m" if metres < 1000 else f"{metres / 1000:g} km"
+
+
 def duration(seconds: float | None) -> str:
     """1:05:03 or 27:10."""
     if seconds is None:
@@ -55,6 +70,17 @@ def speed(speed_mps: float | None, units: str = "metric") -> str:
 def pace_or_speed(sport: str, speed_mps: float | None, units: str = "metric") -> str:
     """Pace for runs, speed for rides."""
     return pace(speed_mps, units) if sport == "run" else speed(speed_mps, units)
+
+
+def pace_or_speed_word(sport: str) -> str:
+    """What ``pace_or_speed`` gives for the sport: "pace" for runs, "speed" for rides."""
+    return "pace" if sport == "run" else "speed"
+
+
+def speed_value(speed_mps, units: str = "metric"):
+    """Speed (a number or an array of m/s) in km/h, or mph for imperial units, as ``speed``
+    writes it."""
+    return speed_mps * 3600 / MILE_M if units == "imperial" else speed_mps * 3.6
 
 
 def pace_value(sport: str, speed_mps: float, units: str = "metric") -> float | None:

@@ -55,7 +55,7 @@ def headline_figures(card: dict, unit_system: str) -> list[tuple[str, str]]:
     speed = card.get("avg_speed_mps")
     return [("Distance", units.distance(card.get("distance_m"), unit_system)),
             ("Moving time", units.duration(card.get("moving_time_s"))),
-            ("Pace" if sport == "run" else "Speed", units.pace_or_speed(sport, speed, unit_system))]
+            (units.pace_or_speed_word(sport).capitalize(), units.pace_or_speed(sport, speed, unit_system))]
 
 
 # One static HTML table: st.table renders every cell through the Markdown renderer, which

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.activities.tables import SPORTS
 from core.anomaly.cheats import compressed, copy_of, ebike, finite, teleport, vehicle
 from core.anomaly.detector import assess, fingerprint_of
 from core.anomaly.features import track_features
@@ -60,7 +61,7 @@ def build_samples(real: list[tuple[str, Track]], shared: Path, seed: int = 2026)
     """The clean recordings and their cheating copies, labelled."""
     rng = random.Random(seed)
     samples: list[Sample] = []
-    by_sport = {"run": [n for n, t in real if t.sport == "run"], "ride": [n for n, t in real if t.sport == "ride"]}
+    by_sport = {sport: [n for n, t in real if t.sport == sport] for sport in SPORTS}
     for name, track in real:
         samples.append(Sample(name, "clean", track, track.sport, name, name, cheat=False))
         samples.append(Sample(f"{name}+vehicle", "vehicle", vehicle(track, rng), track.sport, name, name))
@@ -81,7 +82,7 @@ def build_samples(real: list[tuple[str, Track]], shared: Path, seed: int = 2026)
         if path is None:
             continue
         track = load_track(path)
-        sports = ("run", "ride") if track.sport not in ("run", "ride") else (track.sport,)
+        sports = SPORTS if track.sport not in SPORTS else (track.sport,)
         for sport in sports:
             athlete = rng.choice(by_sport[sport])
             samples.append(Sample(f"{path.parent.name}/{file_name} as {sport}", "real_vehicle", track, sport,
@@ -146,7 +147,7 @@ def run(shared: Path, folds: int = 5, seed: int = 2026, progress=None) -> dict:
     # The fixed speed limit, at whichever limit per sport gives it the best F1 here while
     # flagging no more of the clean recordings than our own target allows.
     limits = {}
-    for sport in ("run", "ride"):
+    for sport in SPORTS:
         subset = [s for s in samples if s.sport == sport]
         clean = [s for s in subset if not s.cheat]
         best = (-1.0, math.inf)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from core.activities.tables import SPORTS
 from core.anomaly.limits import WORLD_RECORD_S
 from core.anomaly.signals import (
     RIDER_KG,
@@ -149,7 +150,7 @@ class _Grid:
 def extract(clean: CleanTrack, sport: str | None = None) -> Features:
     """Compute every feature of a cleaned track, judged as ``sport`` (default: its own)."""
     sport = sport or clean.sport
-    sport = sport if sport in ("run", "ride") else "ride" if sport == "other" else "run"
+    sport = sport if sport in SPORTS else "ride" if sport == "other" else "run"
     # gap_share is shown, not modelled: recording gaps are a device's doing, not a cheat.
     # w_per_beat is for the athlete's own history only (fitness varies too much between people).
     values = {name: math.nan for name in MODEL_FEATURES} | {"gap_share": math.nan, "w_per_beat": math.nan}

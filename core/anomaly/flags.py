@@ -36,6 +36,12 @@ TRANSITIONS: dict[str, dict[str | None, str]] = {
 HELD = frozenset({"flagged", "confirmed", "crop_requested", "cropped"})
 # Statuses a moderator may decide on: the review queue.
 AWAITING_MODERATOR = tuple(s for s in FLAG_STATUSES if s in TRANSITIONS[DISMISS])
+# Statuses of activities found fine: scored clear, or dismissed by a moderator. Their features
+# are the athlete's history and the model's training rows from the database.
+FOUND_FINE = ("clear", "dismissed")
+# Statuses in which the athlete is invited to crop: the detector flagged the activity, or a
+# moderator asked for a crop.
+CROP_INVITED = ("flagged", "crop_requested")
 
 _STANDING = {
     None: "has no verdict yet",

@@ -17,13 +17,7 @@ from core.activities.summary import activity_profile, apply_summary, recorded_tr
 from core.activities.tables import Activity, ActivityEvent
 from core.anomaly.flags import AWAITING_MODERATOR, ModerationError, apply_event, is_held
 from core.anomaly.model import DEFAULT_THRESHOLD, PopulationModel
-from core.anomaly.scoring import (
-    _figures,
-    _history,
-    _locked_activity,
-    assess_stored,
-    record_verdict,
-)
+from core.anomaly.scoring import assess_stored, history, locked_activity, record_verdict
 from core.anomaly.tables import MODERATION_ACTIONS, ActivityFlag, ModerationDecision
 from core.storage.engine import write_transaction
 from core.storage.points import count_points, delete_range
@@ -31,6 +25,7 @@ from core.text import clean
 from core.tracks.cleaning import clean_track
 from core.tracks.stats import Profile, Summary, summarise
 from core.tracks.track import Track
+from core.units import json_safe
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +36,7 @@ def decide(s: Session, activity_id: int, moderator: User, action: str, note: str
         raise ModerationError("only moderators decide on flagged activities")
     if action not in MODERATION_ACTIONS:
         raise ModerationError(f"action must be one of {', '.join(MODERATION_ACTIONS)}")
-    activity = _locked_activity(s, activity_id)
+    activity = locked_activity(s, activity_id)
     flag = s.get(ActivityFlag, activity_id)
     if activity is None or flag is None:
         raise ModerationError(f"activity {activity_id} is not flagged")
@@ -67,7 +62,7 @@ def queue(s: Session, sport: str | None = None, code: str | None = None, limit: 
 
 def usual_figures(s: Session, user_id: int, sport: str, exclude: int) -> dict | None:
     """The athlete's usual average speed and count, for the review page."""
-    baseline = _history(s, user_id, sport, exclude)
+    baseline = history(s, user_id, sport, exclude)
     if baseline is None:
         return None
     median, _, count = baseline.metrics["speed"]
@@ -120,6 +115,12 @@ def review_item(s: Session, activity_id: int) -> ReviewItem | None:
     _, profile = activity_profile(s, activity)
     return ReviewItem(flag, activity, athlete, profile, flagged_stretches(flag.verdict),
                       usual_figures(s, activity.user_id, activity.sport, activity.id))
+
+
+def _figures(distance_m, moving_time_s, avg_speed_mps, max_speed_mps) -> dict:
+    """An activity's headline figures, as a crop's record keeps them from before and after."""
+    return json_safe({"distance_m": distance_m, "moving_time_s": moving_time_s,
+                      "avg_speed_mps": avg_speed_mps, "max_speed_mps": max_speed_mps})
 
 
 @dataclass

@@ -12,6 +12,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.activities.tables import SPORTS
+from core.anomaly.flags import FOUND_FINE
 from core.anomaly.model import ModelFileError, PopulationModel, train_sport
 from core.anomaly.tables import ActivityFlag
 from core.anomaly.training import feature_rows, population, real_recordings
@@ -86,9 +88,9 @@ def _database_rows(s: Session) -> dict[str, list]:
     """Feature rows of activities the detector scored and nobody found wrong."""
     from core.anomaly.features import MODEL_FEATURES
 
-    out = {"run": [], "ride": []}
+    out = {sport: [] for sport in SPORTS}
     rows = s.execute(select(ActivityFlag.sport, ActivityFlag.features)
-                     .where(ActivityFlag.status.in_(("clear", "dismissed")))
+                     .where(ActivityFlag.status.in_(FOUND_FINE))
                      .order_by(ActivityFlag.scored_at.desc()).limit(DB_TRAINING_LIMIT)).all()
     for sport, values in rows:
         if sport in out and values:

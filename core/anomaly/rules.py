@@ -27,7 +27,6 @@ from core.anomaly.limits import (
 from core.anomaly.signals import RIDER_KG, best_window
 
 NOUN = {"run": "runner", "ride": "rider"}
-EFFORT_NAME = {400: "400 m", 1000: "1 km", 5000: "5 km", 10000: "10 km"}
 # A single jump shorter than this is a GPS slip, whatever its speed.
 TELEPORT_TOTAL_M = 300.0
 
@@ -92,7 +91,7 @@ def _run_hits(f: Features, step: float) -> list[Hit]:
         if ref and speed > ref:
             hits.append(Hit(
                 "faster_than_record",
-                f"{EFFORT_NAME[metres]} in {units.duration(effort['seconds'])} ({speed * 3.6:.0f} km/h) "
+                f"{units.effort_name(metres)} in {units.duration(effort['seconds'])} ({speed * 3.6:.0f} km/h) "
                 f"{_when(s, effort['t0'])}, faster than "
                 f"any {noun} has run it (world record {WORLD_RECORD_TEXT[sport][metres]})",
                 1.0, effort["t0"], effort["t1"]))

@@ -1,5 +1,5 @@
-"""Anomaly detection in the running system: the saved model, scoring stored activities,
-the moderators' decisions and what they feed back, and the athlete's crop.
+"""Scoring stored activities: the verdict on an activity's track (against the model, the
+athlete's history and nearby routes of others) and writing it as the activity's flag.
 
 A flagged activity is provisional: it stays visible to its athlete and followers, but its
 ``held`` mark keeps it out of leaderboards until a moderator decides. A confirmed flag keeps
@@ -22,7 +22,7 @@ from core.accounts.tables import User
 from core.activities.summary import recorded_track
 from core.activities.tables import Activity
 from core.anomaly.detector import assess
-from core.anomaly.flags import CROP, apply_event, is_held, score_event
+from core.anomaly.flags import CROP, FOUND_FINE, apply_event, is_held, score_event
 from core.anomaly.model import DEFAULT_THRESHOLD, Baseline, PopulationModel
 from core.anomaly.tables import ActivityFlag
 from core.storage.base import utcnow
@@ -35,11 +35,13 @@ HISTORY_LIMIT = 30
 CANDIDATE_LIMIT = 60
 
 
-def _history(s: Session, user_id: int, sport: str, exclude: int) -> Baseline | None:
+def history(s: Session, user_id: int, sport: str, exclude: int) -> Baseline | None:
+    """The athlete's usual figures in a sport, from their newest activities found fine
+    (``exclude`` left out); None without enough of them."""
     rows = s.scalars(select(ActivityFlag.features)
                      .where(ActivityFlag.user_id == user_id, ActivityFlag.sport == sport,
                             ActivityFlag.activity_id != exclude,
-                            ActivityFlag.status.in_(("clear", "dismissed")))
+                            ActivityFlag.status.in_(FOUND_FINE))
                      .order_by(ActivityFlag.scored_at.desc()).limit(HISTORY_LIMIT)).all()
     return Baseline.from_history([r for r in rows if r])
 
@@ -79,7 +81,7 @@ def assess_stored(s: Session, activity: Activity, model: PopulationModel | None,
     """Judge a stored activity (or ``track``, a changed version of it); reads only."""
     if track is None:
         track, _, _ = recorded_track(s, activity)
-    result = assess(track, activity.sport, model, _history(s, activity.user_id, activity.sport, activity.id),
+    result = assess(track, activity.sport, model, history(s, activity.user_id, activity.sport, activity.id),
                     lambda fp: _candidates(s, activity, fp["centroid"]), threshold=limit)
     verdict = result.verdict
     return Scoring(
@@ -90,7 +92,7 @@ def assess_stored(s: Session, activity: Activity, model: PopulationModel | None,
         model_version=(model.meta.get("trained_at", "") if model else "rules only")[:64])
 
 
-def _locked_activity(s: Session, activity_id: int) -> Activity | None:
+def locked_activity(s: Session, activity_id: int) -> Activity | None:
     """The activity, its row locked until the transaction ends (PostgreSQL; SQLite has one
     writer anyway)."""
     return s.scalars(select(Activity).where(Activity.id == activity_id).with_for_update(of=Activity)).first()
@@ -100,7 +102,7 @@ def record_verdict(s: Session, activity_id: int, result: Scoring, crop: dict | N
     """Write a verdict as the activity's flag, its status moved through the transition table
     (by the score, or by the athlete's crop when ``crop`` describes it); refusals raise."""
     # The activity's row first, then its flag's: every writer of a flag locks in this order.
-    activity = _locked_activity(s, activity_id)
+    activity = locked_activity(s, activity_id)
     flag = s.get(ActivityFlag, activity_id)
     status = flag.status if flag else None
     new = (apply_event(status, score_event(result.flagged)) if crop is None
@@ -160,16 +162,11 @@ def _write_if_pending(Session: sessionmaker[Session], activity_id: int, result: 
     """Write a verdict unless the activity got one meanwhile (its athlete cropped it) or is
     no longer a completed activity; 1 if written."""
     with write_transaction(Session, "anomaly_scoring") as s:
-        activity = _locked_activity(s, activity_id)
+        activity = locked_activity(s, activity_id)
         if activity is None or activity.status != "completed" or s.get(ActivityFlag, activity_id) is not None:
             return 0
         record_verdict(s, activity_id, result)
         return 1
-
-
-def _figures(distance_m, moving_time_s, avg_speed_mps, max_speed_mps) -> dict:
-    return json_safe({"distance_m": distance_m, "moving_time_s": moving_time_s,
-                        "avg_speed_mps": avg_speed_mps, "max_speed_mps": max_speed_mps})
 
 
 def _crop_history(flag: ActivityFlag, crop: dict, result: Scoring) -> dict:

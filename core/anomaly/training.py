@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.activities.tables import SPORTS
 from core.anomaly.features import track_features, vector
 from core.tracks.formats import load_track
 from core.tracks.formats.common import TrackFileError
@@ -43,7 +44,7 @@ def real_recordings(shared: Path | None) -> list[tuple[str, Track]]:
             track = load_track(path)
         except TrackFileError:
             continue
-        if track.sport not in ("run", "ride") or track.indoor or track.meta.get("multisport"):
+        if track.sport not in SPORTS or track.indoor or track.meta.get("multisport"):
             continue
         if track.gps_points < 100:
             continue
@@ -72,7 +73,7 @@ def windows(track: Track, rng: random.Random, count: int) -> list[Track]:
 
 def feature_rows(tracks) -> dict[str, list[np.ndarray]]:
     """Feature rows per sport of (track, sport) pairs."""
-    rows: dict[str, list[np.ndarray]] = {"run": [], "ride": []}
+    rows: dict[str, list[np.ndarray]] = {sport: [] for sport in SPORTS}
     for track, sport in tracks:
         features = track_features(track, sport)
         if features.usable and math.isfinite(features.values.get("log_avg_speed", math.nan)):

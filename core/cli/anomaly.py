@@ -40,7 +40,7 @@ def cmd_anomaly_score(args) -> int:
         if track is None:
             failed += 1
             continue
-        sport = args.sport or (track.sport if track.sport in ("run", "ride") else None)
+        sport = args.sport or (track.sport if track.sport in SPORTS else None)
         if sport is None:
             failed += 1
             print(json.dumps({"file": name, "error": f"the file's sport is {track.sport!r}; "

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from core.accounts.tables import User
 from core.accounts.users import create_user
 from core.activities.imports import record_track
+from core.activities.tables import SPORTS
 from core.social.follows import follow
 from core.synthetic.tracks import TOWNS, TYPICAL_SPEED_MPS, synthetic_track
 from core.tracks.formats import load_track
@@ -62,7 +63,7 @@ def _real_tracks(shared: Path | None) -> list[Track]:
             track = load_track(path)
         except TrackFileError:
             continue
-        if track.sport in ("run", "ride") and not track.indoor and track.gps_points >= 100 \
+        if track.sport in SPORTS and not track.indoor and track.gps_points >= 100 \
                 and not track.meta.get("multisport"):
             tracks.append(track)
     return tracks

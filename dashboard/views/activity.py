@@ -11,6 +11,8 @@ from streamlit_folium import st_folium
 from core import units
 from core.activities.lifecycle import ActivityError, delete_activity, edit_activity, get_owned_activity
 from core.activities.tables import VISIBILITIES
+from core.anomaly.flags import CROP_INVITED
+from core.text import TITLE_MAX_CHARS
 from dashboard import data, ui
 from dashboard.maps import PACE_COLOURS
 
@@ -27,7 +29,8 @@ if detail is None:
 
 sport, unit_system = detail["sport"], v.units
 unit_m = units.unit_length_m(unit_system)
-unit = "mi" if unit_system == "imperial" else "km"
+unit = units.distance_unit(unit_system)
+word = units.pace_or_speed_word(sport)  # "pace" for runs, "speed" for rides
 summary = detail["summary"]
 
 st.title(f"{ui.SPORT_ICON.get(sport, '')} {ui.plain(detail['title']) or 'Untitled'}")
@@ -65,7 +68,7 @@ figures = [
     ("Distance", units.distance(detail["distance_m"], unit_system)),
     ("Moving time", units.duration(detail["moving_time_s"])),
     ("Elapsed", units.duration(detail["elapsed_time_s"])),
-    ("Avg pace" if sport == "run" else "Avg speed", units.pace_or_speed(sport, detail["avg_speed_mps"], unit_system)),
+    (f"Avg {word}", units.pace_or_speed(sport, detail["avg_speed_mps"], unit_system)),
     ("Elevation gain", units.elevation(detail["elevation_gain_m"], unit_system)),
     ("Max speed", units.speed(summary.get("max_speed_mps"), unit_system)),
 ]
@@ -76,7 +79,7 @@ for row in (figures[:3], figures[3:]):
 lat, lon = detail["lat"], detail["lon"]
 if lat.size >= 2:
     st.subheader("Route")
-    st.caption("Coloured by " + ("pace" if sport == "run" else "speed") + ": blue slowest, red fastest. "
+    st.caption(f"Coloured by {word}: blue slowest, red fastest. "
                f"Numbered markers every {unit}" + (" (every 5 when long)" if detail["distance"][-1] / unit_m > 60 else ""))
     st_folium(data.activity_map(v.id, activity_id, unit_system), height=440, use_container_width=True, returned_objects=[], key=f"map_{activity_id}")
     legend = " ".join(f'<span style="color:{c}">■</span>' for c in PACE_COLOURS)
@@ -93,7 +96,7 @@ if lat.size >= 2:
     hr = np.asarray(detail["hr"], dtype=float)
     rows = [("pace", units.pace_axis(sport, unit_system))]
     if np.isfinite(ele).sum() >= 2:
-        rows.append(("ele", "elevation (ft)" if unit_system == "imperial" else "elevation (m)"))
+        rows.append(("ele", f"elevation ({units.elevation_unit(unit_system)})"))
     if np.isfinite(hr).sum() >= 2:
         rows.append(("hr", "heart rate (bpm)"))
     step = max(1, lat.size // 800)  # ~800 points a line draw the same picture and load faster
@@ -114,7 +117,7 @@ if lat.size >= 2:
 split_rows = [{
     unit: s_["index"], "distance": units.distance(s_["distance_m"], unit_system),
     "time": units.duration(s_["moving_time_s"]),
-    ("pace" if sport == "run" else "speed"): units.pace_or_speed(
+    word: units.pace_or_speed(
         sport, s_["distance_m"] / s_["moving_time_s"] if s_["moving_time_s"] else None, unit_system),
 } for s_ in detail["splits"][unit_system]]
 if split_rows:
@@ -125,8 +128,7 @@ if split_rows:
 bests = summary.get("best_efforts_s") or {}
 if bests:
     st.subheader("Best efforts")
-    names = {"400": "400 m", "1000": "1 km", "5000": "5 km", "10000": "10 km"}
-    ui.table([{"distance": names.get(k, k), "time": units.duration(t_),
+    ui.table([{"distance": units.effort_name(float(k)), "time": units.duration(t_),
                "pace": units.pace(float(k) / t_, unit_system) if t_ else "–"} for k, t_ in bests.items()])
 
 with st.expander("Details"):
@@ -146,7 +148,7 @@ st.download_button("Download GPX", lambda: data.activity_gpx(v.id, activity_id) 
 # and scored again, or, after a moderator's confirmation or crop request, sent back to them.
 status = flag["status"] if flag else None
 if (detail["user_id"] == v.id and detail["status"] == "completed" and lat.size >= 2
-        and st.toggle("Crop this activity", key="crop_mode", value=status in ("flagged", "crop_requested"))):
+        and st.toggle("Crop this activity", key="crop_mode", value=status in CROP_INVITED)):
     t = np.asarray(detail["t"], dtype=float)
     total_min = max(1, int(np.ceil((t[-1] - t[0]) / 60)))
     with st.form("crop_activity"):
@@ -182,7 +184,7 @@ if st.session_state.get("cropped"):
 if detail["user_id"] == v.id and st.toggle("Edit or delete this activity", key="edit_mode"):
     with st.container(border=True):
         with st.form("edit_activity"):
-            title = st.text_input("Title", value=detail["title"], max_chars=200)
+            title = st.text_input("Title", value=detail["title"], max_chars=TITLE_MAX_CHARS)
             visibility = st.selectbox("Who can see it", VISIBILITIES, index=VISIBILITIES.index(detail["visibility"]))
             if st.form_submit_button("Save"):
                 try:

@@ -4,7 +4,7 @@ appear in your feed, live view and friends' leaderboards)."""
 import streamlit as st
 
 from core.accounts.users import user_by_id
-from core.social.follows import follow, unfollow
+from core.social.follows import SEARCH_MAX_CHARS, follow, unfollow
 from dashboard import data, queries, ui
 
 v = ui.viewer()
@@ -20,7 +20,7 @@ def change(other_id: int, on: bool) -> None:
     data.live.clear()
 
 
-query = st.text_input("Find athletes by name or username", key="athlete_query", max_chars=64,
+query = st.text_input("Find athletes by name or username", key="athlete_query", max_chars=SEARCH_MAX_CHARS,
                       placeholder="e.g. rosa")
 if query.strip():
     with data.sessions()() as s:

@@ -7,6 +7,7 @@ from core.accounts.users import user_by_id
 from core.activities.lifecycle import ActivityError
 from core.social.comments import SocialError, add_comment, comments_for, delete_comment
 from core.social.kudos import give_kudos, kudos_for, take_back_kudos
+from core.text import COMMENT_MAX_CHARS
 from dashboard import data, ui
 from dashboard.queries import preview_svg
 
@@ -79,7 +80,7 @@ for c in items:
                         action.button("Delete", key=f"delc_{cm.id}", on_click=act,
                                       args=(delete_comment, cm.id))
                 with st.form(f"comment_{c['id']}", clear_on_submit=True, border=False):
-                    text = st.text_input("Add a comment", key=f"ctext_{c['id']}", max_chars=1000)
+                    text = st.text_input("Add a comment", key=f"ctext_{c['id']}", max_chars=COMMENT_MAX_CHARS)
                     if st.form_submit_button("Post"):
                         act(add_comment, c["id"], text)
                         st.session_state.open_card = c["id"]

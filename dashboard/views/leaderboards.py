@@ -5,23 +5,30 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import units
+from core.activities.tables import SPORTS
+from core.social.leaderboards import PERIODS, REFRESH_EVERY_S, SCOPES
 from dashboard import data, escape, ui
+
+# What each of core's boards is called on the page.
+PERIOD_LABELS = {"week": "This week", "month": "This month", "all": "All time"}
+SPORT_LABELS = {"run": "Run", "ride": "Ride"}
+SCOPE_LABELS = {"global": "Everyone", "friends": "Athletes I follow"}
 
 v = ui.viewer()
 unit_m = units.unit_length_m(v.units)
-unit = "mi" if v.units == "imperial" else "km"
+unit = units.distance_unit(v.units)
 st.title("Leaderboards")
 
 c1, c2, c3 = st.columns(3)
-period = c1.segmented_control("Period", ["week", "month", "all"], default="week", key="lb_period",
-                              format_func={"week": "This week", "month": "This month", "all": "All time"}.get) or "week"
-sport = c2.segmented_control("Sport", ["run", "ride"], default="run", key="lb_sport",
-                             format_func={"run": "Run", "ride": "Ride"}.get) or "run"
-scope = c3.segmented_control("Among", ["global", "friends"], default="global", key="lb_scope",
-                             format_func={"global": "Everyone", "friends": "Athletes I follow"}.get) or "global"
+period = c1.segmented_control("Period", PERIODS, default=PERIODS[0], key="lb_period",
+                              format_func=lambda x: PERIOD_LABELS.get(x, x)) or PERIODS[0]
+sport = c2.segmented_control("Sport", SPORTS, default=SPORTS[0], key="lb_sport",
+                             format_func=lambda x: SPORT_LABELS.get(x, x)) or SPORTS[0]
+scope = c3.segmented_control("Among", SCOPES, default=SCOPES[0], key="lb_scope",
+                             format_func=lambda x: SCOPE_LABELS.get(x, x)) or SCOPES[0]
 
 board = data.board(period, sport, scope, v.id, 10)
-st.caption(f"{board.athletes} athletes ranked · refreshed every 3 minutes"
+st.caption(f"{board.athletes} athletes ranked · refreshed every {REFRESH_EVERY_S // 60} minutes"
            + (" (Redis)" if board.source == "redis" else ""))
 if not board.entries:
     st.info("No activities on this board yet.")

@@ -33,7 +33,7 @@ def live_panel() -> None:
             c = st.columns(4)
             c[0].metric("Elapsed", units.duration(stats["elapsed_s"]))
             c[1].metric("Distance", units.distance(stats["distance_m"], v.units))
-            c[2].metric("Now" if r["sport"] == "run" else "Speed now",
+            c[2].metric({"pace": "Now", "speed": "Speed now"}[units.pace_or_speed_word(r["sport"])],
                         units.pace_or_speed(r["sport"], stats["current_speed_mps"], v.units))
             c[3].metric("Average", units.pace_or_speed(r["sport"], stats["avg_speed_mps"], v.units))
 

@@ -9,9 +9,10 @@ from streamlit_folium import st_folium
 
 from core import units
 from core.accounts.users import user_by_id
+from core.activities.tables import SPORTS
 from core.anomaly.calibration import CALIBRATION_MIN, calibration, flag_precision, threshold
 from core.anomaly.flags import ModerationError
-from core.anomaly.limits import RIDE_LEVEL_SPEED_MPS, RUN_SUSTAINED_MPS
+from core.anomaly.live import LIMITS
 from core.anomaly.moderation import decide, queue
 from core.config import load_settings
 from core.storage.engine import write_transaction
@@ -42,7 +43,7 @@ st.caption(f"Flagging threshold {threshold(settings):.2f}"
 REASONS = {"": "any reason", "faster_than_record": "faster than a world record", "vehicle_speed": "vehicle speed",
            "beyond_human_power": "beyond human power", "teleport": "GPS jumps", "copy": "copy of another athlete"}
 left, right = st.columns(2)
-sport = left.selectbox("Sport", ["", "run", "ride"], format_func=lambda x: x or "any sport")
+sport = left.selectbox("Sport", ["", *SPORTS], format_func=lambda x: x or "any sport")
 code = right.selectbox("Reason", list(REASONS), format_func=REASONS.get)
 
 STANDING = {"crop_requested": " · **waiting for the athlete's crop**", "cropped": " · **cropped, to review**"}
@@ -75,7 +76,7 @@ def show_crop(item: dict, crop: dict) -> None:
                       ("score", "score", lambda x: "–" if x is None else f"{x:.2f}"),
                       ("distance", "distance_m", lambda x: units.distance(x, "metric")),
                       ("moving time", "moving_time_s", units.duration),
-                      ("pace" if sport == "run" else "speed", "avg_speed_mps",
+                      (units.pace_or_speed_word(sport), "avg_speed_mps",
                        lambda x: units.pace_or_speed(sport, x, "metric")),
                       ("max speed", "max_speed_mps", lambda x: units.speed(x, "metric")))])
 
@@ -115,8 +116,8 @@ for activity_id, score in pending:
                           returned_objects=[], key=f"review_map_{activity_id}")
             with chart_col:
                 minutes = (t - t[0]) / 60.0
-                speed = np.asarray(item["speed"], dtype=float) * 3.6
-                limit = (RUN_SUSTAINED_MPS if item["sport"] == "run" else RIDE_LEVEL_SPEED_MPS) * 3.6
+                speed = units.speed_value(np.asarray(item["speed"], dtype=float))
+                limit = units.speed_value(LIMITS[item["sport"]][0])  # the vehicle watch's limit
                 fig = go.Figure(go.Scatter(x=minutes, y=speed, mode="lines", name="speed", line={"color": "#2c7bb6"}))
                 fig.add_hline(y=limit, line={"color": "#d7191c", "dash": "dash"},
                               annotation_text=f"{item['sport']} limit {limit:.0f} km/h")

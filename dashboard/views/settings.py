@@ -4,9 +4,11 @@ import streamlit as st
 
 from core.accounts.sessions import change_password, end_other_web_sessions
 from core.accounts.tokens import create_device_token, revoke_device_token
-from core.accounts.users import AccountError, display_name, update_profile, user_by_id
+from core.accounts.users import MAX_NAME_CHARS, AccountError, display_name, update_profile, user_by_id
 from core.activities.cues import CUE_FIELDS, MAX_EVERY_KM, MAX_EVERY_MIN, CuePrefs
 from core.activities.tables import VISIBILITIES
+from core.text import DEVICE_NAME_MAX_CHARS
+from core.units import UNITS
 from dashboard import auth, data, ui
 from dashboard.queries import device_tokens
 
@@ -28,10 +30,10 @@ def save(**changes) -> None:
 
 st.subheader("Profile")
 with st.form("profile"):
-    new_name = st.text_input("Display name", value=name, max_chars=128)
+    new_name = st.text_input("Display name", value=name, max_chars=MAX_NAME_CHARS)
     vis = st.selectbox("Who sees my new activities", VISIBILITIES, index=VISIBILITIES.index(default_visibility),
                        help="public: everyone · followers: athletes who follow you · private: only you")
-    units = st.radio("Units", ["metric", "imperial"], index=0 if v.units == "metric" else 1, horizontal=True,
+    units = st.radio("Units", UNITS, index=UNITS.index(v.units), horizontal=True,
                      help="metric: km, min/km, km/h · imperial: mi, min/mi, mph")
     if st.form_submit_button("Save profile"):
         if not new_name.strip():
@@ -93,7 +95,7 @@ if token := st.session_state.pop("new_token", None):
     st.success("New device token: copy it now, it will not be shown again.")
     st.code(token, language=None)
 with st.form("pair", clear_on_submit=True):
-    device_name = st.text_input("Device name", placeholder="e.g. my watch", max_chars=100)
+    device_name = st.text_input("Device name", placeholder="e.g. my watch", max_chars=DEVICE_NAME_MAX_CHARS)
     if st.form_submit_button("Create device token"):
         with data.sessions()() as s, s.begin():
             _, secret = create_device_token(s, user_by_id(s, v.id), device_name.strip() or "device")

@@ -7,13 +7,14 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from core import units
+from core.activities.tables import SPORTS
 from dashboard import data, ui
 from dashboard.maps import heatmap
 
 v = ui.viewer()
 unit_system = v.units
 unit_m = units.unit_length_m(unit_system)
-unit = "mi" if unit_system == "imperial" else "km"
+unit = units.distance_unit(unit_system)
 st.title("My stats")
 
 rows = data.my_activities(v.id)
@@ -26,7 +27,7 @@ df["start_time"] = pd.to_datetime(df["start_time"], utc=True)
 df = df.dropna(subset=["start_time"])
 df["distance"] = df["distance_m"].fillna(0) / unit_m
 df["hours"] = df["moving_time_s"].fillna(0) / 3600
-sport = st.segmented_control("Sport", ["all", "run", "ride"], default="all", key="stats_sport") or "all"
+sport = st.segmented_control("Sport", ["all", *SPORTS], default="all", key="stats_sport") or "all"
 if sport != "all":
     df = df[df["sport"] == sport]
 
@@ -80,10 +81,9 @@ def best(frame: pd.DataFrame, column: str, smallest: bool = True) -> tuple[str, 
 
 
 pb_cols = st.columns(4)
-for col, (label, column) in zip(pb_cols[:3], [("Fastest 1 km", "best_1k_s"), ("Fastest 5 km", "best_5k_s"),
-                                                ("Fastest 10 km", "best_10k_s")]):
+for col, (metres, column) in zip(pb_cols[:3], [(1000, "best_1k_s"), (5000, "best_5k_s"), (10000, "best_10k_s")]):
     value, where = best(runs, column)
-    col.metric(label, units.duration(value) if value != "–" else "–")
+    col.metric(f"Fastest {units.effort_name(metres)}", units.duration(value) if value != "–" else "–")
     if where:
         col.caption(where)
 value, where = best(rides, "distance_m", smallest=False)
