@@ -1,15 +1,8 @@
-"""Local accounts, browser sign-ins, sign-in throttling and device tokens.
-
-Passwords are stored as salted scrypt hashes (slow by design). Device tokens and web
-session secrets are random and shown once; only their SHA-256 is stored, which is enough
-for a high-entropy secret and lets a check be a single indexed lookup, cheap enough for the
-dashboard to repeat on every run (so a role change, a password change or "sign out
-everywhere" takes effect at once). Those also set the account's ``sessions_valid_after``
-(in ``User.settings``), so that a browser signed in through OpenID Connect, which may come
-back with the provider's identity alone, is refused until it signs in again. Sign-in
-attempts are counted in the database per account and per client, so the limit holds across
-every dashboard process and every thread of one; the worker purges expired sessions and
-attempts that no longer count.
+"""Accounts: passwords (salted scrypt hashes, slow by design), creating an account, display
+names and e-mail addresses as stored, finding an athlete by username, id or address (and the
+account a single sign-on identity signs in), and profile changes. Signing in is in
+``core.accounts.signin``, device tokens in ``core.accounts.tokens``, web sessions in
+``core.accounts.sessions``.
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
-"""The activity lifecycle and point ingest.
+"""The activity lifecycle: creating an activity, the commands that move it from state to
+state, and its owner's edits and deletion.
 
 Create (run or ride) -> start -> pause <-> resume -> stop -> complete, or discard from any
 open state; a stopped activity may still be resumed. A command that asks for the state the
-activity is already in is a no-op that returns it. Point batches are idempotent on
-(activity, seq), may arrive in any order, and are kept even while paused (those points
-then count for neither distance nor moving time). Completion recomputes the summary from
-the stored track.
-
-A file (an upload) is stored by ``import_track`` in short write transactions, since SQLite
-has one writer and the ingest server commits every few milliseconds: summary first, then the
-activity, unseen ("created", private) while a few thousand points at a time are written, then
-completed in one step. ``record_track`` does the same in the caller's one transaction, for
-bulk loads that run alone.
+activity is already in is a no-op that returns it. Completion recomputes the summary from
+the stored track (``core.activities.summary``). Points are stored elsewhere: a device's by
+``core.activities.ingest``, a file's by ``core.activities.imports``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Live statistics during an activity, updated point by point, and spoken-cue text.
+"""Live statistics during an activity, updated point by point, and the spoken cues each point
+makes due (their words are ``core.activities.cues``'s).
 
 Pauses are time intervals (the device's clock, as the lifecycle events record them), not a
 switch: a point whose time falls inside one adds neither time nor distance, and time paused

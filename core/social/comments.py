@@ -1,7 +1,10 @@
-"""Comments and kudos on activities (the seed's Comments entity), with the feed's visibility rules.
+"""Comments on activities (the seed's Comments entity), and what kudos share with them: the
+activity one may see (``visible_activity``) and ``SocialError``. Kudos themselves are in
+``core.social.kudos``.
 
-Anyone who may see an activity may read its comments, comment on it and give kudos; a
-comment can be deleted by its author (and by the activity's owner, on their own activity).
+Anyone who may see an activity (``core.social.visibility``) may read its comments and comment
+on it; a comment can be deleted by its author (and by the activity's owner, on their own
+activity).
 """
 
 from __future__ import annotations
