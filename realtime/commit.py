@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from core.activities.lifecycle import OPEN_STATUSES, ActivityError
+from core.activities.ingest import require_open
+from core.activities.lifecycle import ActivityError
 from realtime.protocol import Points
 from realtime.store import ActivityInfo, DatabaseBusy, Store, is_busy
 
@@ -114,9 +115,9 @@ class GroupCommit:
 
     def enqueue(self, ws, info: ActivityInfo, msg: Points) -> None:
         """Queue a batch of the activity's owner for the group commit; the committer
-        acknowledges it once durable."""
-        if info.status not in OPEN_STATUSES:
-            raise ActivityError(f"activity {info.id} is {info.status}: it takes no more points", "activity_closed")
+        acknowledges it once durable. An activity known to be closed is refused at once
+        (``core.activities.ingest.require_open``)."""
+        require_open(info.id, info.status)
         waiting = self.inflight.get(ws, 0)
         if waiting >= MAX_UNSETTLED_PER_CONNECTION:  # a busy database must not let one connection pile up memory
             raise ActivityError(f"{waiting} batches are waiting for the database: wait for their acks",

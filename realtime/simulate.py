@@ -18,14 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import select
-
-from core.accounts.tables import User
 from core.accounts.tokens import create_device_token
-from core.accounts.users import create_user
+from core.accounts.users import create_user, user_by_name, users_with_role
 from core.activities.tables import SPORTS
 from core.config import load_settings
-from core.social.tables import Friend
+from core.social.follows import followed_ids
 from core.storage.engine import make_engine, make_sessionmaker
 from core.storage.schema import migrate
 from core.synthetic.tracks import TOWNS, TYPICAL_SPEED_MPS, synthetic_track
@@ -46,10 +43,10 @@ def device_tokens(count: int, seed: int) -> list[tuple[str, str]]:
     rng = random.Random(seed)
     out = []
     with Session() as s, s.begin():
-        athletes = list(s.scalars(select(User).where(User.role == "athlete").limit(500)))
+        athletes = users_with_role(s, "athlete", limit=500)
         # On the demo data, record as athletes alice follows, so her Live page shows them.
-        followed = set(s.scalars(select(Friend.friend_id).join(User, User.id == Friend.user_id)
-                                 .where(User.username == "alice")))
+        alice = user_by_name(s, "alice")
+        followed = set(followed_ids(s, alice.id)) if alice is not None else set()
         if len([a for a in athletes if a.id in followed]) >= count:
             athletes = [a for a in athletes if a.id in followed]
         while len(athletes) < count:

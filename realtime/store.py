@@ -14,30 +14,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psycopg.errors
-from sqlalchemy import select
 
-from core.accounts.tables import DeviceToken, User
-from core.accounts.tokens import token_digest, user_for_token
-from core.activities.cues import CuePrefs
-from core.activities.lifecycle import (
-    OPEN_STATUSES,
-    ActivityClosed,
-    NotFound,
-    change_status,
-    create_activity,
-    get_owned_activity,
-)
+from core.accounts.tokens import device_identity, revoked_among
+from core.accounts.users import user_by_id
+from core.activities.cues import CuePrefs, save_cue_prefs
+from core.activities.ingest import lock_statuses, refusal
+from core.activities.lifecycle import change_status, create_activity, get_owned_activity
 from core.activities.summary import pause_intervals
 from core.social.feed import feed_page
-from core.storage.engine import make_engine, make_sessionmaker
-from core.storage.points import FastInsert, positions
+from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker
+from core.storage.points import FastInsert, fast_insert_connection, positions
 from core.storage.schema import migrate
 
-SQLITE_CACHE_KIB = 64 * 1024
+SQLITE_CACHE_KIB = 64 * 1024  # the hot connection's page cache: one index page per open activity
 CHECKPOINT_EVERY_S = 1.0  # how often the SQLite WAL is copied into the database, off the event loop
 # The group commit runs on the event loop, so it must never wait for a lock there: SQLite
 # answers "busy" at once and PostgreSQL gives up on a row lock after this long; the server
-# then retries with backoff while the loop goes on (see IngestServer.committer).
+# then retries with backoff while the loop goes on (see realtime.commit.GroupCommit.committer).
 PG_LOCK_TIMEOUT_MS = 20
 
 
@@ -78,16 +71,15 @@ class ActivityInfo:
 
 def refuse_closed(batches: list[tuple[int, list[tuple]]],
                   statuses: dict[int, str]) -> tuple[list[object], list[tuple]]:
-    """Per batch, NotFound or ActivityClosed for an activity that is missing or no longer
-    open (else None), and the rows of the other batches, to insert."""
+    """Per batch, the error of ``core.activities.ingest.refusal`` for an activity that takes
+    no points (missing or no longer open; else None), and the rows of the other batches, to
+    insert."""
     results: list[object] = [None] * len(batches)
     rows = []
     for k, (activity_id, batch_rows) in enumerate(batches):
-        status = statuses.get(activity_id)
-        if status is None:
-            results[k] = NotFound(f"no activity {activity_id}")
-        elif status not in OPEN_STATUSES:
-            results[k] = ActivityClosed(f"activity {activity_id} is {status}: it takes no more points")
+        error = refusal(activity_id, statuses.get(activity_id))
+        if error is not None:
+            results[k] = error
         else:
             rows.extend(batch_rows)
     return results, rows
@@ -126,7 +118,6 @@ class Store:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
         self._raw_conn = None
         self._insert: FastInsert | None = None  # the point inserts of the raw connection
-        self._mark = "%s" if self.dialect == "postgresql" else "?"
 
     def close(self) -> None:
         self._close_raw()
@@ -143,26 +134,21 @@ class Store:
 
     def authenticate(self, token: str) -> Identity | None:
         with self.Session() as s, s.begin():
-            user = user_for_token(s, token)
-            if user is None:
+            found = device_identity(s, token)
+            if found is None:
                 return None
-            token_id = s.scalar(select(DeviceToken.id).where(DeviceToken.token_hash == token_digest(token)))
+            user, token_id = found
             return Identity(user.id, user.username, CuePrefs.from_settings(user.settings), token_id)
 
     def revoked_tokens(self, token_ids: list[int]) -> set[int]:
         """Those of ``token_ids`` that are revoked or gone (their user deleted)."""
-        valid: set[int] = set()
         with self.Session() as s:
-            for k in range(0, len(token_ids), 500):
-                part = token_ids[k:k + 500]
-                valid.update(s.scalars(select(DeviceToken.id).where(DeviceToken.id.in_(part),
-                                                                    DeviceToken.revoked.is_(False))))
-        return set(token_ids) - valid
+            return revoked_among(s, token_ids)
 
     def create(self, user_id: int, sport: str, title: str | None, visibility: str | None,
                client_ref: str | None) -> ActivityInfo:
         with self.Session() as s, s.begin():
-            user = s.get(User, user_id)
+            user = user_by_id(s, user_id)
             a = create_activity(s, user, sport, title=title, visibility=visibility, client_ref=client_ref)
             return ActivityInfo(a.id, a.user_id, a.sport, a.status)
 
@@ -183,15 +169,16 @@ class Store:
         """Insert many batches in one transaction; per batch, the seqs newly stored or an error.
 
         This is the ingest hot path, so it speaks to the driver directly: one locked status
-        check, one multi-row insert that skips (activity, seq) pairs already stored
-        (``core.storage.points.FastInsert``), one commit. A batch for an activity that is no
-        longer open gets ActivityClosed. When another writer holds the lock, nothing is
+        check (``core.activities.ingest.lock_statuses``), one multi-row insert that skips
+        (activity, seq) pairs already stored (``core.storage.points.FastInsert``), one
+        commit. A batch for an activity that takes no points gets the error of
+        ``core.activities.ingest.refusal``. When another writer holds the lock, nothing is
         written and DatabaseBusy is raised at once.
         """
         raw = self._raw()
         cur = raw.cursor()
         try:
-            statuses = self._lock_statuses(cur, sorted({activity_id for activity_id, _ in batches}))
+            statuses = lock_statuses(cur, self.dialect, sorted({activity_id for activity_id, _ in batches}))
             results, rows = refuse_closed(batches, statuses)
             stored = self._insert(cur, rows) if rows else set()
             raw.commit()
@@ -202,22 +189,6 @@ class Store:
             with contextlib.suppress(Exception):
                 cur.close()
         return share_out(batches, results, stored, every_row_new=len(stored) == len(rows))
-
-    def _lock_statuses(self, cur, ids: list[int]) -> dict[int, str]:
-        """Begin the commit's transaction and read the activities' statuses, locked.
-
-        The check and the insert are one transaction that no status change or deletion can
-        enter: SQLite takes its write lock first, PostgreSQL share-locks the rows (a status
-        change waits for this commit). So the check also stands for the foreign key, which
-        the SQLite connection then need not look up row by row."""
-        marks = ",".join([self._mark] * len(ids))
-        if self.dialect == "sqlite":
-            cur.execute("BEGIN IMMEDIATE")
-            lock = ""
-        else:
-            lock = " FOR SHARE"
-        cur.execute(f"SELECT id, status FROM activities WHERE id IN ({marks}){lock}", ids)
-        return dict(cur.fetchall())
 
     def _abandon_commit(self, raw, exc: BaseException) -> None:
         """Roll back a failed group commit. DatabaseBusy (raised from ``exc``) when another
@@ -234,27 +205,11 @@ class Store:
             self._close_raw()
 
     def _raw(self):
-        # The committing thread keeps one driver connection for the hot path.
+        # The committing thread keeps one driver connection for the hot path: it never waits
+        # for a lock (see DatabaseBusy), and on SQLite its commits leave the WAL to
+        # ``checkpoint`` and keep every open activity's index page in memory.
         if self._raw_conn is None:
-            self._raw_conn = self.engine.raw_connection()
-            if self.dialect == "sqlite":
-                cur = self._raw_conn.cursor()
-                # Every open activity appends to its own leaf of the (activity, seq) index, so
-                # a commit touches one page per activity: keep them all in memory (64 MiB).
-                # The WAL is not checkpointed by this connection's commits (that would stall
-                # the event loop while pages are copied); see ``checkpoint``.
-                cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-                cur.execute("PRAGMA wal_autocheckpoint=0")
-                # Only point inserts run here, after the locked status check (commit_batches).
-                cur.execute("PRAGMA foreign_keys=OFF")
-                # Never sleep on the event loop waiting for another writer: see DatabaseBusy.
-                cur.execute("PRAGMA busy_timeout=0")
-                cur.close()
-            else:
-                cur = self._raw_conn.cursor()
-                cur.execute(f"SET lock_timeout = {PG_LOCK_TIMEOUT_MS}")
-                cur.close()
-                self._raw_conn.commit()
+            self._raw_conn = fast_insert_connection(self.engine, PG_LOCK_TIMEOUT_MS, SQLITE_CACHE_KIB)
             self._insert = FastInsert(self._raw_conn.driver_connection, self.dialect)
         return self._raw_conn
 
@@ -263,9 +218,7 @@ class Store:
         or writers). Run on the database thread every ``CHECKPOINT_EVERY_S``; the driver
         releases the GIL while it writes, so ingest goes on meanwhile. Returns the frames in
         the WAL and how many of them are now in the database."""
-        with self.engine.connect() as conn:
-            _busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
-            return frames, copied
+        return checkpoint_wal(self.engine)
 
     def feed(self, user_id: int, cursor: str | None, limit: int) -> dict:
         with self.Session() as s:
@@ -280,7 +233,4 @@ class Store:
 
     def save_cues(self, user_id: int, prefs: CuePrefs) -> None:
         with self.Session() as s, s.begin():
-            user = s.get(User, user_id)
-            settings = dict(user.settings or {})
-            settings["cues"] = prefs.to_settings()
-            user.settings = settings
+            save_cue_prefs(s, user_by_id(s, user_id), prefs)

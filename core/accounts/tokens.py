@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from core.accounts.tables import DeviceToken, User
 from core.text import DEVICE_NAME_MAX_CHARS, fit
 
+TOKEN_LOOKUP_CHUNK = 500  # token ids per query of ``revoked_among``
+
 
 def token_digest(token: str) -> str:
     """The stored form of a device token."""
@@ -34,13 +36,33 @@ def device_tokens(s: Session, user_id: int) -> list[DeviceToken]:
 
 def user_for_token(s: Session, token: str) -> User | None:
     """The owner of a valid, unrevoked device token, else None."""
+    found = device_identity(s, token)
+    return found[0] if found is not None else None
+
+
+def device_identity(s: Session, token: str) -> tuple[User, int] | None:
+    """The owner of a valid, unrevoked device token and the token's id (what a device's
+    connection acts for, and what tells later whether the token was revoked), else None.
+    Marks the token used now."""
     if not token:
         return None
     row = s.scalars(select(DeviceToken).where(DeviceToken.token_hash == token_digest(token))).first()
     if row is None or row.revoked:
         return None
     row.last_used_at = datetime.now(UTC)
-    return s.get(User, row.user_id)
+    user = s.get(User, row.user_id)
+    return (user, row.id) if user is not None else None
+
+
+def revoked_among(s: Session, token_ids: list[int]) -> set[int]:
+    """Those of ``token_ids`` that no longer let a device in: revoked, or gone (deleted with
+    their user). Looked up ``TOKEN_LOOKUP_CHUNK`` ids per query."""
+    valid: set[int] = set()
+    for k in range(0, len(token_ids), TOKEN_LOOKUP_CHUNK):
+        part = token_ids[k:k + TOKEN_LOOKUP_CHUNK]
+        valid.update(s.scalars(select(DeviceToken.id).where(DeviceToken.id.in_(part),
+                                                            DeviceToken.revoked.is_(False))))
+    return set(token_ids) - valid
 
 
 def revoke_device_token(s: Session, user: User, token_id: int) -> bool:

@@ -130,6 +130,14 @@ def user_by_id(s: Session, user_id: int) -> User | None:
     return s.get(User, user_id)
 
 
+def users_with_role(s: Session, role: str, limit: int | None = None) -> list[User]:
+    """The accounts with ``role`` (an entry of ``ROLES``), oldest first, at most ``limit``."""
+    q = select(User).where(User.role == role).order_by(User.id)
+    if limit is not None:
+        q = q.limit(limit)
+    return list(s.scalars(q))
+
+
 def user_by_email(s: Session, email: str) -> User | None:
     """The user whose address this is (compared as stored: trimmed, lower case), if any."""
     return s.scalars(select(User).where(User.email == email.strip().lower())).first()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
+from core.accounts.tables import User
+from core.accounts.users import update_profile
 from core.units import speak_distance, speak_duration, speak_pace
 
 CUE_FIELDS = ("time", "distance", "pace")
@@ -34,6 +38,11 @@ class CuePrefs:
     def to_settings(self) -> dict:
         """The JSON form stored under a user's settings["cues"]."""
         return {"fields": list(self.fields), "every_km": self.every_km, "every_min": self.every_min}
+
+
+def save_cue_prefs(s: Session, user: User, prefs: CuePrefs) -> None:
+    """Store ``prefs`` as the athlete's cue preferences (their other settings are kept)."""
+    update_profile(s, user, cues=prefs.to_settings())
 
 
 def cue_text(sport: str, prefs: CuePrefs, moving_s: float, distance_m: float, stats: dict,

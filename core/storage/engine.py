@@ -61,6 +61,15 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def checkpoint_wal(engine: Engine) -> tuple[int, int]:
+    """SQLite only: copy committed WAL pages into the database, PASSIVE (never waiting on
+    readers or writers). Returns the frames in the WAL and how many of them are now in the
+    database."""
+    with engine.connect() as conn:
+        _busy, frames, copied = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        return frames, copied
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     """A session factory bound to ``engine`` whose objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)

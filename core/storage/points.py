@@ -8,6 +8,7 @@ Write
     ``insert_points``      device batches: rows already stored (same activity and seq) are skipped
     ``insert_new_points``  bulk file imports: rows none of whose seqs are stored yet
     ``FastInsert``         the ingest server's group commit, on a DBAPI connection of its own
+                           (``fast_insert_connection``)
 
 Read by activity
     ``stored_track``       the whole track in time order, as a Track
@@ -34,6 +35,7 @@ import logging
 
 import numpy as np
 from sqlalchemy import (
+    Engine,
     Float,
     ForeignKey,
     Integer,
@@ -44,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.pool import PoolProxiedConnection
 
 from core.activities.tables import Activity
 from core.social.visibility import can_view
@@ -110,9 +113,10 @@ class FastInsert:
     transaction, that skip (activity, seq) pairs already stored and tell which were new.
 
     Rows are tuples in POINT_COLUMNS order, either all nine or the first five (a plain fix,
-    see ``realtime.protocol.Point.row``). PostgreSQL: COPY into a per-connection staging
-    table, then one insert that skips what exists. SQLite: INSERT OR IGNORE, counted by the
-    connection's changes. Make a new one for every new connection."""
+    whose elevation, accuracy, heart rate and cadence are all None). PostgreSQL: COPY into a
+    per-connection staging table, then one insert that skips what exists. SQLite: INSERT OR
+    IGNORE, counted by the connection's changes. Make a new one for every new connection
+    (``fast_insert_connection`` makes one set up for it)."""
 
     def __init__(self, driver_connection, dialect: str):
         self.driver = driver_connection
@@ -163,6 +167,37 @@ class FastInsert:
             if row is not None and row[0] > rowid_mark:
                 inserted.add((activity_id, seq))
         return inserted
+
+
+def fast_insert_connection(engine: Engine, lock_timeout_ms: int, sqlite_cache_kib: int) -> PoolProxiedConnection:
+    """A driver connection of its own for ``FastInsert``, for a writer that must never wait
+    for a lock (the ingest server's group commit, which runs on its event loop).
+
+    SQLite: no busy wait (another writer's lock answers "busy" at once); its commits never
+    checkpoint the WAL (that would stall the writer while pages are copied: the caller runs
+    ``core.storage.engine.checkpoint_wal`` elsewhere); a page cache of ``sqlite_cache_kib``
+    (every open activity appends to its own leaf of the (activity, seq) index, so a commit
+    touches one page per activity); and foreign keys off: only point inserts run on it, each
+    after the locked status check of ``core.activities.ingest.lock_statuses``, which stands
+    for the foreign key. PostgreSQL: a row lock is given up on after ``lock_timeout_ms``.
+
+    Never give it back to the pool (``invalidate()`` it when done): no other caller expects
+    those settings."""
+    raw = engine.raw_connection()
+    cur = raw.cursor()
+    try:
+        if engine.dialect.name == "sqlite":
+            cur.execute(f"PRAGMA cache_size=-{int(sqlite_cache_kib)}")
+            cur.execute("PRAGMA wal_autocheckpoint=0")
+            cur.execute("PRAGMA foreign_keys=OFF")
+            cur.execute("PRAGMA busy_timeout=0")
+        else:
+            cur.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
+    finally:
+        cur.close()
+    if engine.dialect.name != "sqlite":
+        raw.commit()
+    return raw
 
 # ---------------------------------------------------------------------------------------
 # Read by activity
