@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import sys
 from pathlib import Path
 
@@ -14,9 +13,14 @@ from sqlalchemy.orm import Session
 
 from core.activities.tables import SPORTS
 from core.anomaly.flags import FOUND_FINE
-from core.anomaly.model import ModelFileError, PopulationModel, train_sport
+from core.anomaly.model import ModelFileError, PopulationModel
 from core.anomaly.tables import ActivityFlag
-from core.anomaly.training import feature_rows, population, real_recordings
+from core.anomaly.training import (
+    grouped_feature_rows,
+    held_out_validation,
+    population_groups,
+    real_recordings,
+)
 from core.config import Settings
 
 log = logging.getLogger(__name__)
@@ -42,29 +46,18 @@ def train(settings: Settings, Session=None, say=None) -> PopulationModel:
     """Train on the real recordings and the database's activities, save, and return the model."""
     say = say or (lambda text: None)
     real = real_recordings(settings.shared_tracks_dir)
-    rows = feature_rows(population(real))
+    rows, groups = grouped_feature_rows(population_groups(real))
     sources = {"shared_recordings": len(real)}
     if Session is not None:
         with Session() as s:
             db_rows = _database_rows(s)
         for sport, extra in db_rows.items():
             rows[sport].extend(extra)
+            groups[sport].extend(("database", k) for k in range(len(extra)))
         sources["database_activities"] = sum(len(v) for v in db_rows.values())
     model = PopulationModel.train({sport: np.array(r) for sport, r in rows.items()}, sources)
-    # Validation: how often ordinary activities would be flagged by the forest alone, on a
-    # fifth of them that a second forest (trained on the rest) never saw.
-    rng = random.Random(1)
-    validation = {}
-    for sport, sport_rows in rows.items():
-        shuffled = list(sport_rows)
-        rng.shuffle(shuffled)
-        n = len(shuffled) // 5
-        validation[sport] = {"rows": len(shuffled)}
-        if n >= 5:
-            check = train_sport(np.array(shuffled[n:]))
-            flagged = check.probabilities(np.array(shuffled[:n])) >= 0.5
-            validation[sport] |= {"held_out": n, "held_out_flag_rate": round(float(flagged.mean()), 4)}
-    model.meta["validation"] = validation
+    # Validation: the forest alone on a fifth of the activities, whole recordings held out.
+    model.meta["validation"] = held_out_validation(rows, groups)
     model.save(model_dir(settings) / MODEL_FILE)
     say(f"anomaly model trained on {sum(len(v) for v in rows.values())} activities "
         f"({', '.join(f'{k}: {v}' for k, v in sources.items())}) and saved to {model_dir(settings) / MODEL_FILE}")

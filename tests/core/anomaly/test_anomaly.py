@@ -306,3 +306,33 @@ def test_every_baseline_metric_has_words_for_its_reason():
     from core.anomaly.model import BASELINE_METRICS, BASELINE_WORDS
     assert set(BASELINE_WORDS) == set(BASELINE_METRICS)
     assert "against your usual" in BASELINE_WORDS["power"]("ride", 4.5, 3.0)
+
+
+def test_the_models_validation_holds_out_whole_recordings_with_their_windows():
+    from core.anomaly.training import (
+        feature_rows,
+        grouped_feature_rows,
+        held_out_groups,
+        held_out_validation,
+        population,
+        population_groups,
+    )
+
+    real = [(f"recording {k}", track) for k, track in enumerate(generated(30))]
+    rows, groups = grouped_feature_rows(population_groups(real))
+    # The same rows the model is trained on, each with the recording it came from.
+    for sport, plain in feature_rows(population(real)).items():
+        assert np.array_equal(np.array(rows[sport]), np.array(plain), equal_nan=True)
+        assert len(groups[sport]) == len(plain)
+    sport = max(rows, key=lambda s: len(rows[s]))
+    held = held_out_groups(groups[sport], 0.2, random.Random(1))
+    held_rows = sum(g in held for g in groups[sport])
+    assert 0.2 * len(groups[sport]) <= held_rows < len(groups[sport])
+    # Every window of a held-out recording is held out with it: none is left to train on.
+    assert held <= set(groups[sport])
+    trained = {g for g in groups[sport] if g not in held}
+    assert trained and not trained & held
+    validation = held_out_validation(rows, groups)
+    assert validation[sport]["rows"] == len(rows[sport])
+    assert validation[sport]["held_out"] == held_rows
+    assert 0.0 <= validation[sport]["held_out_flag_rate"] <= 1.0
