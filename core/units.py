@@ -50,6 +50,23 @@ def duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def duration_short(seconds: float | None) -> str:
+    """A span as words read in a sentence: 45 s, 6 min 30 s, 25 min, 1 h 5 min (seconds
+    shown only under ten minutes)."""
+    if seconds is None:
+        return "–"
+    total = int(round(seconds))
+    if total < 60:
+        return f"{total} s"
+    if total < 600:
+        minutes, secs = divmod(total, 60)
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(int(round(total / 60)), 60)
+    if not hours:
+        return f"{minutes} min"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
 def pace(speed_mps: float | None, units: str = "metric") -> str:
     """Minutes per km (or mile), e.g. 5:26 /km."""
     if not speed_mps or speed_mps <= 0.3:

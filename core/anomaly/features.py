@@ -7,7 +7,8 @@ windows of a given length mean the same on a 1 s and a 5 s logger.
 
 Alongside the named numbers that the models see, the result keeps the per-second series
 (speed, estimated power, position) so rules can name the stretch they object to and the
-moderators' page can draw it.
+moderators' page can draw it, and the recording gaps whose ends lie far apart (a gap's
+distance and time count nowhere else: see ``gaps``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from core.activities.tables import SPORTS
-from core.anomaly.limits import WORLD_RECORD_S
+from core.anomaly.limits import GAP_MIN_M, WORLD_RECORD_S
 from core.anomaly.signals import (
     RIDER_KG,
     best_efforts,
@@ -63,6 +64,7 @@ class Features:
     series: Series | None
     teleports: list[dict] = field(default_factory=list)
     efforts: dict[int, dict] = field(default_factory=dict)  # metres -> {seconds, t0, t1}
+    gaps: list[dict] = field(default_factory=list)  # recording gaps ending GAP_MIN_M or more away
 
     @property
     def usable(self) -> bool:
@@ -129,6 +131,32 @@ def jumps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, sport: str) -> list[d
     return out
 
 
+def gaps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, ele: np.ndarray, gap_s: float) -> list[dict]:
+    """Recording gaps whose ends lie at least GAP_MIN_M apart in a straight line: fixes more
+    than ``gap_s`` apart in time, the path between them unseen. Each has its straight line,
+    its duration and the elevation either side (the median of up to five fixes; NaN when
+    not recorded).
+
+    Nothing else reads them: the distance and speeds leave a gap out (nobody saw how it was
+    crossed), and a jump needs a step several times faster than the sport allows, which a
+    gap of minutes never is, whatever vehicle crossed it.
+    """
+    if t.size < 2:
+        return []
+    steps = segment_lengths_m(lat, lon)
+    dts = np.diff(t)
+    out = []
+    for i in np.flatnonzero((dts > gap_s) & (steps >= GAP_MIN_M)):
+        sides = []
+        for side in (ele[max(0, i - 4):i + 1], ele[i + 1:i + 6]):
+            side = side[np.isfinite(side)]
+            sides.append(float(np.median(side)) if side.size else math.nan)
+        out.append({"t": float(t[i]), "t1": float(t[i + 1]), "metres": float(steps[i]), "seconds": float(dts[i]),
+                    "lat": float(lat[i]), "lon": float(lon[i]), "lat1": float(lat[i + 1]), "lon1": float(lon[i + 1]),
+                    "ele": sides[0], "ele1": sides[1]})
+    return out
+
+
 @dataclass
 class _Grid:
     """A cleaned track on its regular grid: what every feature group reads."""
@@ -178,7 +206,7 @@ def extract(clean: CleanTrack, sport: str | None = None) -> Features:
 
     series = Series(g.grid, np.interp(g.grid, g.t, g.lat), np.interp(g.grid, g.t, g.lon),
                     np.interp(g.grid, g.t, g.dist), g.speed30, power, ele_g)
-    return Features(sport, values, series, efforts=efforts)
+    return Features(sport, values, series, efforts=efforts, gaps=gaps(g.t, g.lat, g.lon, clean.ele, g.gap))
 
 
 def _on_grid(clean: CleanTrack, sport: str) -> _Grid:

@@ -4,6 +4,11 @@ Runs: outdoor world records (men's, the faster), in seconds. Rides: what the bes
 can hold on flat or rising ground, from track records (flying 200 m, 1 km time trial,
 individual pursuit, hour record). Road rides downhill go faster than any of these, so the
 ride rules read speed only where the road does not descend, and power otherwise.
+
+Gaps in the recording (the fixes stop and resume elsewhere) are read against the fastest
+average speed anyone holds for about the gap's duration: for runs the record pace of the
+race lasting about that long, from 200 m to the marathon; for rides the track records up
+to the hour, never below the level-road speed limit below.
 """
 
 from __future__ import annotations
@@ -30,3 +35,19 @@ RIDE_FLAT_SPEED_S = 60.0
 RIDE_LEVEL_SPEED_MPS = 16.7
 RIDE_LEVEL_SPEED_S = 90.0
 RIDE_LEVEL_MAX_DESCENT = 0.01
+
+# A gap shorter than this in a straight line is GPS noise or a short signal loss (a tunnel).
+GAP_MIN_M = 1000.0
+# Each end of a gap may sit up to 50 m off (the cleaner drops fixes reported less accurate),
+# so the straight line across a gap is shortened by this much before it is judged.
+GAP_POSITION_ERROR_M = 100.0
+# Runs: world records (men's, outdoor) in seconds, from 200 m (Bolt, 19.19 s, 2009) to the
+# half marathon (Kejelcha, 57:30, Valencia 2024; Kiplimo's 56:42 in Barcelona 2025 was not
+# ratified) and the marathon (Kiptum, 2:00:35, Chicago 2023). Held speed is interpolated
+# in log duration between the records; past the marathon the marathon's pace is kept.
+GAP_RUN_RECORD_S = {200: 19.19, **WORLD_RECORD_S["run"], 21097.5: 3450.0, 42195: 7235.0}
+# Rides: the track records above plus the hour record (Ganna, 56.792 km, 2022); the bound
+# never drops below RIDE_LEVEL_SPEED_MPS (60 km/h, above the hour record's 56.8 km/h).
+# That holds where the gap does not descend more than RIDE_LEVEL_MAX_DESCENT; across a
+# descent, or without elevation on both sides, RIDE_FLAT_SPEED_MPS whatever the duration.
+GAP_RIDE_RECORD_S = {**WORLD_RECORD_S["ride"], 56792: 3600.0}

@@ -1,8 +1,9 @@
 """Physical-limit rules: each hit names the stretch and the limit it breaks, in plain words.
 
 A rule speaks only when the evidence is beyond doubt (faster than the world record, more
-power than the best professionals, a jump of hundreds of metres in seconds); everything
-subtler is left to the population model and the athlete's own history.
+power than the best professionals, a jump of hundreds of metres in seconds, a recording gap
+whose ends lie further apart than anyone covers in its time); everything subtler is left to
+the population model and the athlete's own history.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import numpy as np
 from core import units
 from core.anomaly.features import Features, Series, reference_speed
 from core.anomaly.limits import (
+    GAP_POSITION_ERROR_M,
+    GAP_RIDE_RECORD_S,
+    GAP_RUN_RECORD_S,
     RIDE_FLAT_SPEED_MPS,
     RIDE_FLAT_SPEED_S,
     RIDE_LEVEL_MAX_DESCENT,
@@ -24,7 +28,7 @@ from core.anomaly.limits import (
     RUN_SUSTAINED_S,
     WORLD_RECORD_TEXT,
 )
-from core.anomaly.signals import RIDER_KG, best_window
+from core.anomaly.signals import RIDER_KG, best_window, held_speed
 
 NOUN = {"run": "runner", "ride": "rider"}
 # A single jump shorter than this is a GPS slip, whatever its speed.
@@ -78,6 +82,7 @@ def check(f: Features) -> list[Hit]:
     jumped = _teleport_hit(f)
     if jumped is not None:
         hits.append(jumped)
+    hits.extend(_gap_hits(f, jumped is not None))
     return hits
 
 
@@ -152,3 +157,36 @@ def _teleport_hit(f: Features) -> Hit | None:
     reason = (f"{many} jump{'s' if many > 1 else ''} of {total / 1000:.1f} km in all; the largest "
               f"{biggest['metres'] / 1000:.1f} km in {biggest['seconds']:.0f} s {_when(s, biggest['t'])}")
     return Hit("teleport", reason, 1.0 if many > 1 or total >= 1000 else 0.9, biggest["t"], biggest["t1"])
+
+
+def gap_speed_limit(sport: str, seconds: float, metres: float, drop_m: float = float("nan")) -> float:
+    """The fastest average speed (m/s) a runner or rider holds across a recording gap of
+    ``seconds`` that ends ``metres`` away in a straight line, ``drop_m`` lower (NaN: unknown)."""
+    if sport == "run":
+        return held_speed(GAP_RUN_RECORD_S, seconds)
+    if not np.isfinite(drop_m) or drop_m / metres > RIDE_LEVEL_MAX_DESCENT:
+        return RIDE_FLAT_SPEED_MPS
+    return max(held_speed(GAP_RIDE_RECORD_S, seconds), RIDE_LEVEL_SPEED_MPS)
+
+
+def _gap_hits(f: Features, teleported: bool) -> list[Hit]:
+    """Recording gaps whose ends lie further apart than the sport's fastest athletes cover in
+    the gap's time: the straight line, less the fixes' possible error, over the gap's
+    duration is the least average speed the athlete held. A gap holding a jump the teleport
+    rule already reports is left to it."""
+    hits = []
+    noun, s = NOUN[f.sport], f.series
+    for gap in f.gaps:
+        if teleported and any(gap["t"] <= tp["t"] and tp["t1"] <= gap["t1"] for tp in f.teleports):
+            continue
+        limit = gap_speed_limit(f.sport, gap["seconds"], gap["metres"], gap["ele"] - gap["ele1"])
+        if (gap["metres"] - GAP_POSITION_ERROR_M) / gap["seconds"] <= limit:
+            continue
+        held = units.duration_short(gap["seconds"])
+        hits.append(Hit(
+            "gap_speed",
+            f"the points stop for {held} {_when(s, gap['t'])} and resume {units.distance(gap['metres'], digits=1)} "
+            f"away: at least {units.speed(gap['metres'] / gap['seconds'])}, faster than any {noun} holds for "
+            f"{held} (about {units.speed(limit)} at most)",
+            1.0, gap["t"], gap["t1"]))
+    return hits

@@ -1,5 +1,6 @@
 """Per-second signals under the features: moving averages, best windows, speed on a regular
-grid, smoothed elevation, a ride's estimated power and the best efforts over set distances."""
+grid, smoothed elevation, a ride's estimated power, the best efforts over set distances and
+the fastest speed held for a given time."""
 
 from __future__ import annotations
 
@@ -98,3 +99,11 @@ def ride_power(speed: np.ndarray, ele: np.ndarray, step: float) -> np.ndarray:
          + SYSTEM_KG * np.nan_to_num(accel) * v)
     p = np.clip(p, 0.0, None)
     return np.where(np.isfinite(speed), p, np.nan)
+
+
+def held_speed(records_s: dict[float, float], seconds: float) -> float:
+    """The fastest average speed (m/s) held for ``seconds``, from records (metres -> seconds):
+    interpolated in log duration between them, the nearest record's speed outside them."""
+    durations = np.array(sorted(records_s.values()))
+    speeds = np.array([metres / records_s[metres] for metres in sorted(records_s, key=records_s.get)])
+    return float(np.interp(math.log(max(seconds, 1e-3)), np.log(durations), speeds))
