@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 
 def decide(s: Session, activity_id: int, moderator: User, action: str, note: str = "") -> ActivityFlag:
-    """A moderator's decision on a flag, logged with who and when."""
+    """A moderator's decision on a flag, logged with who and when, and whether the activity
+    came to the queue as a random sample (a later decision on it, after a crop request, too)."""
     if moderator.role != "moderator":
         raise ModerationError("only moderators decide on flagged activities")
     if action not in MODERATION_ACTIONS:
@@ -40,16 +41,21 @@ def decide(s: Session, activity_id: int, moderator: User, action: str, note: str
     flag = s.get(ActivityFlag, activity_id)
     if activity is None or flag is None:
         raise ModerationError(f"activity {activity_id} is not flagged")
+    previous = latest_decision(s, activity_id)
+    # Back in the queue after a moderator asked for a crop: it came there as what it was then.
+    sample = flag.status == "sampled" or bool(previous and previous.sample
+                                              and flag.status in ("crop_requested", "cropped"))
     flag.status = apply_event(flag.status, action)
     activity.held = is_held(flag.status)
     s.add(ModerationDecision(activity_id=activity_id, moderator_id=moderator.id, action=action,
-                             note=(clean(note or "")).strip()[:2000], score=flag.score))
+                             note=(clean(note or "")).strip()[:2000], score=flag.score, sample=sample))
     s.flush()
     return flag
 
 
 def queue(s: Session, sport: str | None = None, code: str | None = None, limit: int = 50):
-    """Flags awaiting a decision (or a crop), highest score first, with their activities."""
+    """Flags awaiting a decision (or a crop), highest score first, with their activities (the
+    random samples, scored below the threshold, after the flags)."""
     q = (select(ActivityFlag, Activity).join(Activity, Activity.id == ActivityFlag.activity_id)
          .where(ActivityFlag.status.in_(AWAITING_MODERATOR))
          .order_by(ActivityFlag.score.desc(), ActivityFlag.activity_id).limit(limit))

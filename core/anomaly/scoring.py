@@ -5,13 +5,22 @@ A flagged activity is provisional: it stays visible to its athlete and followers
 ``held`` mark keeps it out of leaderboards until a moderator decides. A confirmed flag keeps
 it out for good (the athlete sees why); after a confirmation or a crop request the athlete's
 crop goes back to the moderators, still held, and only a moderator releases it (the states and
-what may move them are in ``core.anomaly.flags``). Scoring, the expensive part, runs with no
+what may move them are in ``core.anomaly.flags``).
+
+Moderators see only what scoring flags, so their decisions alone could show the threshold too
+low but never too high. Scoring therefore draws a random sample of the activities it clears
+just below the threshold (within ``SAMPLE_BAND`` of it), ``SAMPLE_RATE`` of them, into the
+moderators' queue as ``sampled``: not held, and nothing is shown to the athlete. The draw
+depends on the activity's id alone, so scoring an activity again (after a crop) draws the
+same. ``core.anomaly.calibration`` weighs each decided sample as the cleared activities it
+stands for. Scoring, the expensive part, runs with no
 write transaction open; each verdict is then written in a short one, because SQLite has one
 writer and the ingest server's commits wait for it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -33,6 +42,25 @@ from core.units import json_safe
 log = logging.getLogger(__name__)
 HISTORY_LIMIT = 30
 CANDIDATE_LIMIT = 60
+# The random sample of cleared activities sent to the moderators: those scored within
+# SAMPLE_BAND below the threshold (the ones a somewhat lower threshold would flag; scores run
+# 0-1 and calibration keeps the threshold within 0.3-0.95), one in twenty of them: a few extra
+# items per hundred activities cleared near the threshold, so the queue stays mostly flags.
+# Calibration weighs a decided sample as 1/SAMPLE_RATE activities: change the rate and the
+# samples decided before it are weighed by the new one.
+SAMPLE_BAND = 0.15
+SAMPLE_RATE = 0.05
+SAMPLE_SALT = "anomaly-sample-v1"
+
+
+def drawn_for_sample(activity_id: int, score: float, limit: float) -> bool:
+    """Whether an activity scored clear at ``score`` goes to the moderators as a random sample:
+    it lies within SAMPLE_BAND below ``limit`` and its id's draw (a hash, the same at every
+    scoring) falls within SAMPLE_RATE."""
+    if not limit - SAMPLE_BAND <= score < limit:
+        return False
+    digest = hashlib.sha256(f"{SAMPLE_SALT}:{int(activity_id)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2.0**64 < SAMPLE_RATE
 
 
 def history(s: Session, user_id: int, sport: str, exclude: int) -> Baseline | None:
@@ -74,6 +102,7 @@ class Scoring:
     fingerprint: dict | None
     centroid: tuple[float, float] | None
     model_version: str
+    sampled: bool = False  # scored clear and drawn for the moderators' random sample
 
 
 def assess_stored(s: Session, activity: Activity, model: PopulationModel | None,
@@ -84,12 +113,14 @@ def assess_stored(s: Session, activity: Activity, model: PopulationModel | None,
     result = assess(track, activity.sport, model, history(s, activity.user_id, activity.sport, activity.id),
                     lambda fp: _candidates(s, activity, fp["centroid"]), threshold=limit)
     verdict = result.verdict
+    flagged, score = bool(verdict.flagged), float(verdict.score)
     return Scoring(
-        flagged=bool(verdict.flagged), score=float(verdict.score), reasons=list(verdict.reasons),
+        flagged=flagged, score=score, reasons=list(verdict.reasons),
         codes=" ".join(sorted({h.code for h in verdict.hits}))[:200], verdict=json_safe(verdict.to_dict()),
         features=json_safe(dict(result.features.values)), fingerprint=result.fingerprint,
         centroid=tuple(result.fingerprint["centroid"]) if result.fingerprint else None,
-        model_version=(model.meta.get("trained_at", "") if model else "rules only")[:64])
+        model_version=(model.meta.get("trained_at", "") if model else "rules only")[:64],
+        sampled=not flagged and drawn_for_sample(activity.id, score, limit))
 
 
 def locked_activity(s: Session, activity_id: int) -> Activity | None:
@@ -100,13 +131,14 @@ def locked_activity(s: Session, activity_id: int) -> Activity | None:
 
 def record_verdict(s: Session, activity_id: int, result: Scoring, crop: dict | None = None) -> ActivityFlag:
     """Write a verdict as the activity's flag, its status moved through the transition table
-    (by the score, or by the athlete's crop when ``crop`` describes it); refusals raise."""
+    (by the score and the sample's draw, or by the athlete's crop when ``crop`` describes it);
+    refusals raise."""
     # The activity's row first, then its flag's: every writer of a flag locks in this order.
     activity = locked_activity(s, activity_id)
     flag = s.get(ActivityFlag, activity_id)
     status = flag.status if flag else None
-    new = (apply_event(status, score_event(result.flagged)) if crop is None
-           else apply_event(status, CROP, flagged=result.flagged))
+    new = (apply_event(status, score_event(result.flagged, result.sampled)) if crop is None
+           else apply_event(status, CROP, flagged=result.flagged, sampled=result.sampled))
     if flag is None:
         flag = ActivityFlag(activity_id=activity.id, user_id=activity.user_id)
         s.add(flag)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -15,10 +16,13 @@ from sqlalchemy import (
     Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from core.storage.base import Base, UTCDateTime, utcnow
 
-FLAG_STATUSES = ("clear", "flagged", "dismissed", "confirmed", "crop_requested", "cropped")
+# "sampled": scored clear near the threshold and drawn at random for the moderators' review
+# (core.anomaly.flags), neither held nor shown to the athlete.
+FLAG_STATUSES = ("clear", "flagged", "dismissed", "confirmed", "crop_requested", "cropped", "sampled")
 MODERATION_ACTIONS = ("dismiss", "confirm", "request_crop")
 
 
@@ -54,7 +58,8 @@ class ActivityFlag(Base):
 
 
 class ModerationDecision(Base):
-    """A moderator's decision on a flagged activity: who, when, what, and the score then."""
+    """A moderator's decision on a flagged activity: who, when, what, and the score then;
+    ``sample`` when the activity came to the queue as a random sample of cleared ones."""
 
     __tablename__ = "moderation_decisions"
 
@@ -64,6 +69,7 @@ class ModerationDecision(Base):
     action: Mapped[str] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="")
     score: Mapped[float] = mapped_column(Float)
+    sample: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (CheckConstraint(f"action IN {MODERATION_ACTIONS}", name="action"),)

@@ -174,6 +174,8 @@ if (detail["user_id"] == v.id and detail["status"] == "completed" and lat.size >
                 st.rerun()
 CROPPED_TEXT = {
     "clear": "Cropped and scored again: it now looks regular.",
+    # Drawn for the moderators' random sample of cleared activities: the athlete is told nothing of it.
+    "sampled": "Cropped and scored again: it now looks regular.",
     "flagged": "Cropped and scored again: it still looks irregular; see why above.",
     "cropped": "Cropped. A moderator will look at the new version; until then it stays out of leaderboards.",
 }

@@ -1,6 +1,7 @@
 """Moderators' review queue: flagged activities (and those cropped after a decision, beside
-the reasons they were flagged for), highest score first, with the evidence and the three
-decisions (dismiss, confirm, ask the athlete to crop)."""
+the reasons they were flagged for), highest score first, then the random sample of cleared
+activities near the threshold, marked as such, with the evidence and the three decisions
+(dismiss, confirm, ask the athlete to crop)."""
 
 import numpy as np
 import plotly.graph_objects as go
@@ -14,6 +15,7 @@ from core.anomaly.calibration import CALIBRATION_MIN, calibration, flag_precisio
 from core.anomaly.flags import ModerationError
 from core.anomaly.live import LIMITS
 from core.anomaly.moderation import decide, queue
+from core.anomaly.scoring import SAMPLE_BAND, SAMPLE_RATE
 from core.config import load_settings
 from core.storage.engine import write_transaction
 from dashboard import data, queries, ui
@@ -39,6 +41,10 @@ st.caption(f"Flagging threshold {threshold(settings):.2f}"
            + (f" (recalibrated from {calibrated['positives']} confirmed and {calibrated['negatives']} dismissed "
               f"flags, F1 {calibrated['f1']:.2f})" if calibrated
               else f" (the default, until {CALIBRATION_MIN} flags of each kind are decided)"))
+st.caption(f"The queue also holds a random sample ({SAMPLE_RATE:.0%}) of the activities cleared within "
+           f"{SAMPLE_BAND:.2f} below the threshold: they are not held and their athletes are told nothing. "
+           f"Confirming one holds it like a confirmed flag; decided samples can lower the threshold "
+           f"({precision['samples']} decided, {precision['samples_confirmed']} found irregular).")
 
 REASONS = {"": "any reason", "faster_than_record": "faster than a world record", "vehicle_speed": "vehicle speed",
            "beyond_human_power": "beyond human power", "teleport": "GPS jumps", "copy": "copy of another athlete"}
@@ -46,7 +52,9 @@ left, right = st.columns(2)
 sport = left.selectbox("Sport", ["", *SPORTS], format_func=lambda x: x or "any sport")
 code = right.selectbox("Reason", list(REASONS), format_func=REASONS.get)
 
-STANDING = {"crop_requested": " · **waiting for the athlete's crop**", "cropped": " · **cropped, to review**"}
+SAMPLE_MARK = "random sample of a cleared activity, near the threshold"
+STANDING = {"crop_requested": " · **waiting for the athlete's crop**", "cropped": " · **cropped, to review**",
+            "sampled": f" · **{SAMPLE_MARK}**"}
 
 
 def reason_list(reasons: list[str]) -> str:
@@ -102,6 +110,13 @@ for activity_id, score in pending:
         crop = item["crop"] if item["status"] == "cropped" else None
         if crop:
             show_crop(item, crop)
+        elif item["status"] == "sampled":
+            st.info(f"A {SAMPLE_MARK}: the detector cleared it (score {score:.2f}, threshold "
+                    f"{threshold(settings):.2f}) and it stays on the leaderboards; its athlete sees nothing of "
+                    "this review. Dismiss it if it looks fine; confirming holds it as irregular.",
+                    icon=":material/shuffle:")
+            if item["reasons"]:
+                st.markdown(reason_list(item["reasons"]))
         else:
             st.markdown(reason_list(item["reasons"]))
         usual = item["usual"]

@@ -425,3 +425,65 @@ def test_a_confirmed_drive_the_athlete_crops_goes_back_to_the_moderators_beside_
     with Session(engine) as s:
         assert s.get(ActivityFlag, drive.id).status == "dismissed" and not s.get(Activity, drive.id).held
     engine.dispose()
+
+
+def test_a_random_sample_shows_marked_to_moderators_and_not_at_all_to_its_athlete(world, monkeypatch):
+    """An activity scored clear near the threshold and drawn for the moderators' sample: its
+    athlete's page says nothing of it; the moderators' queue shows it marked as a sample; a
+    confirmation holds it like a confirmed flag, and only then does the athlete see it."""
+    import random
+    import time
+
+    from sqlalchemy.orm import Session
+
+    from core.accounts.users import create_user, user_by_name
+    from core.activities.imports import record_track
+    from core.activities.tables import Activity
+    from core.anomaly import scoring
+    from core.anomaly.moderation import latest_decision
+    from core.anomaly.tables import ActivityFlag
+    from core.storage.engine import make_engine
+    from core.synthetic.tracks import synthetic_track
+
+    monkeypatch.setattr(scoring, "SAMPLE_RATE", 1.0)  # drawn whatever its id
+    engine = make_engine(world.url)
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        athlete = create_user(s, f"sandy{random.randrange(10**6)}", "Sandy Runner")
+        mod = user_by_name(s, "moderator")
+        run = record_track(s, athlete, synthetic_track(random.Random(90), "run", time.time() - 5 * 3600, 38.74, -9.16,
+                                                       40, 3.0), title="Tuesday run", visibility="public")
+        # Rules only, an ordinary run scores 0: within the band below a threshold of 0.1.
+        assert scoring.score_activity(s, run, None, 0.1).status == "sampled" and not run.held
+
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["viewer"] = Viewer(athlete.id, athlete.username, "Sandy Runner", "athlete", "metric")
+    at.switch_page("views/activity.py")
+    at.query_params["id"] = str(run.id)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = all_text(at).lower()
+    assert "tuesday run" in text and not at.warning
+    assert "sample" not in text and "moderator" not in text and "flag" not in text
+
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["viewer"] = Viewer(mod.id, "moderator", "Morgan Moderator", "moderator", "metric")
+    at.switch_page("views/moderation.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    card = next(md.value for md in at.markdown if "Sandy Runner" in md.value)
+    assert "random sample of a cleared activity, near the threshold" in card
+    assert any("the detector cleared it" in i.value and "stays on the leaderboards" in i.value for i in at.info)
+    next(b for b in at.get("form_submit_button")
+         if b.label == "Confirm: irregular" and b.form_id == f"decide_{run.id}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    with Session(engine) as s:
+        assert s.get(ActivityFlag, run.id).status == "confirmed" and s.get(Activity, run.id).held
+        assert latest_decision(s, run.id).sample
+
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["viewer"] = Viewer(athlete.id, athlete.username, "Sandy Runner", "athlete", "metric")
+    at.switch_page("views/activity.py")
+    at.query_params["id"] = str(run.id)
+    at.run()
+    assert "confirmed as irregular by a moderator" in all_text(at)
+    engine.dispose()

@@ -28,10 +28,12 @@ from core.anomaly.flags import (
     CROP,
     DISMISS,
     EVENTS,
+    FOUND_FINE,
     HELD,
     REQUEST_CROP,
     SCORE_CLEAR,
     SCORE_FLAGGED,
+    SCORE_SAMPLED,
     ModerationError,
     apply_event,
     is_held,
@@ -58,17 +60,24 @@ STATES = (NO_VERDICT, *FLAG_STATUSES)
 # The design, written out independently of core.anomaly.flags: (from, event) -> to, where
 # "rescored" means the crop's new score decides.
 ALLOWED = {
-    # Scoring never overturns a moderator.
+    # Scoring never overturns a moderator; a random sample of cleared activities is no ruling.
     (NO_VERDICT, SCORE_CLEAR): "clear", ("clear", SCORE_CLEAR): "clear", ("flagged", SCORE_CLEAR): "clear",
+    ("sampled", SCORE_CLEAR): "clear",
     (NO_VERDICT, SCORE_FLAGGED): "flagged", ("clear", SCORE_FLAGGED): "flagged",
-    ("flagged", SCORE_FLAGGED): "flagged",
-    # A moderator decides on what waits in the queue.
+    ("flagged", SCORE_FLAGGED): "flagged", ("sampled", SCORE_FLAGGED): "flagged",
+    (NO_VERDICT, SCORE_SAMPLED): "sampled", ("clear", SCORE_SAMPLED): "sampled",
+    ("flagged", SCORE_SAMPLED): "sampled", ("sampled", SCORE_SAMPLED): "sampled",
+    # A moderator decides on what waits in the queue, samples among it: a confirmed sample is
+    # held as any confirmed flag.
     ("flagged", DISMISS): "dismissed", ("crop_requested", DISMISS): "dismissed", ("cropped", DISMISS): "dismissed",
+    ("sampled", DISMISS): "dismissed",
     ("flagged", CONFIRM): "confirmed", ("crop_requested", CONFIRM): "confirmed", ("cropped", CONFIRM): "confirmed",
+    ("sampled", CONFIRM): "confirmed",
     ("flagged", REQUEST_CROP): "crop_requested", ("crop_requested", REQUEST_CROP): "crop_requested",
-    ("cropped", REQUEST_CROP): "crop_requested",
+    ("cropped", REQUEST_CROP): "crop_requested", ("sampled", REQUEST_CROP): "crop_requested",
     # The athlete's crop: scored again, unless a moderator has ruled; then back to them.
     (NO_VERDICT, CROP): "rescored", ("clear", CROP): "rescored", ("flagged", CROP): "rescored",
+    ("sampled", CROP): "rescored",
     ("dismissed", CROP): "rescored", ("confirmed", CROP): "cropped", ("crop_requested", CROP): "cropped",
     ("cropped", CROP): "cropped",
 }
@@ -80,7 +89,9 @@ REFUSED = [(state, ev) for state in STATES for ev in EVENTS if (state, ev) not i
 def test_an_allowed_event_moves_the_flag_where_the_design_says(state, event, new):
     if new == "rescored":
         assert apply_event(state, event, flagged=True) == "flagged"
+        assert apply_event(state, event, flagged=True, sampled=True) == "flagged"
         assert apply_event(state, event, flagged=False) == "clear"
+        assert apply_event(state, event, flagged=False, sampled=True) == "sampled"
     else:
         assert apply_event(state, event) == new
 
@@ -91,7 +102,7 @@ def test_an_event_the_design_does_not_allow_is_refused_with_the_reason(state, ev
         apply_event(state, event, flagged=True)
     message = str(refused.value)
     assert message.startswith("this activity ") and ": " in message
-    if event in (SCORE_CLEAR, SCORE_FLAGGED):
+    if event in (SCORE_CLEAR, SCORE_FLAGGED, SCORE_SAMPLED):
         assert "moderator's decision" in message
     else:
         assert "only a flag waiting for review" in message
@@ -99,7 +110,8 @@ def test_an_event_the_design_does_not_allow_is_refused_with_the_reason(state, ev
 
 def test_the_refusals_are_the_moderators_decisions_standing_and_decisions_outside_the_queue():
     assert sorted(REFUSED, key=str) == sorted(
-        [(s, e) for s in ("dismissed", "confirmed", "crop_requested", "cropped") for e in (SCORE_CLEAR, SCORE_FLAGGED)]
+        [(s, e) for s in ("dismissed", "confirmed", "crop_requested", "cropped")
+         for e in (SCORE_CLEAR, SCORE_FLAGGED, SCORE_SAMPLED)]
         + [(s, e) for s in (NO_VERDICT, "clear", "dismissed", "confirmed") for e in (DISMISS, CONFIRM, REQUEST_CROP)],
         key=str)
 
@@ -107,7 +119,8 @@ def test_the_refusals_are_the_moderators_decisions_standing_and_decisions_outsid
 def test_held_states_and_the_queue_are_the_ones_awaiting_or_after_a_ruling():
     assert HELD == {"flagged", "confirmed", "crop_requested", "cropped"}
     assert [s for s in STATES if is_held(s)] == ["flagged", "confirmed", "crop_requested", "cropped"]
-    assert AWAITING_MODERATOR == ("flagged", "crop_requested", "cropped")
+    assert AWAITING_MODERATOR == ("flagged", "crop_requested", "cropped", "sampled")
+    assert not is_held("sampled") and "sampled" in FOUND_FINE
 
 
 def test_a_crop_that_needs_a_new_score_without_one_and_unknown_words_are_refused():
@@ -438,3 +451,90 @@ def test_flagged_stretches_are_the_hits_with_a_range():
                         {"code": "teleport", "t0": 30.0, "t1": None}, {"code": "x", "t0": 40, "t1": 41}]}
     assert flagged_stretches(verdict) == [(10.0, 20.5), (40, 41)]
     assert flagged_stretches({}) == flagged_stretches(None) == []
+
+
+def test_the_sample_draw_is_fixed_by_the_activity_id_and_takes_a_twentieth_of_the_band_only():
+    from core.anomaly.scoring import SAMPLE_BAND, SAMPLE_RATE, drawn_for_sample
+
+    limit = 0.6
+    drawn = [i for i in range(1, 20001) if drawn_for_sample(i, limit - SAMPLE_BAND / 2, limit)]
+    assert len(drawn) / 20000 == pytest.approx(SAMPLE_RATE, abs=0.01)
+    # The same ids at every scoring, wherever in the band the new score lies.
+    assert drawn == [i for i in range(1, 20001) if drawn_for_sample(i, limit - SAMPLE_BAND, limit)]
+    # Never at or above the threshold (that is a flag), nor below the band.
+    assert not any(drawn_for_sample(i, score, limit) for i in drawn
+                   for score in (limit, limit + 0.1, limit - SAMPLE_BAND - 0.001, 0.0))
+
+
+def test_a_cleared_activity_drawn_for_the_sample_waits_unheld_and_a_confirmation_holds_it(committed, monkeypatch):
+    """Scored clear within the band and drawn: the sample waits in the queue, counts on the
+    boards, a crop scores it again into the sample (the same draw), and a moderator's
+    confirmation holds it like a confirmed flag, the decision marked as a sample's."""
+    from core.anomaly import scoring
+
+    monkeypatch.setattr(scoring, "SAMPLE_RATE", 1.0)  # every activity in the band is drawn
+    Sessions, tag = committed
+    limit = 0.1  # rules only, an ordinary run scores 0: within the band below this threshold
+    with Sessions() as s, s.begin():
+        runner = create_user(s, f"{tag}_runner", "Sam Sample")
+        mod = create_user(s, f"{tag}_mod", "Moe Moderator", role="moderator")
+        run = record_track(s, runner, synthetic_track(random.Random(61), "run", time.time() - 7200, 45.3, 13.7, 40,
+                                                      3.0), visibility="public")
+        flag = score_activity(s, run, None, limit)
+        assert flag.status == "sampled" and not run.held and flag.score < limit
+        run_id, runner_id, mod_id, distance = run.id, runner.id, mod.id, run.distance_m
+    with Sessions() as s:
+        assert waiting(s, run_id) == ["sampled"]
+        assert board(s, runner_id) == pytest.approx(distance)  # not suspected: on the boards
+    track = drive_times(Sessions, DriveWorld(runner_id, mod_id, run_id))
+    flag = crop_activity(Sessions, run_id, runner_id, float(track[-120]), float(track[-1]), None, limit)
+    assert flag.status == "sampled"
+    with Sessions() as s, s.begin():
+        decide(s, run_id, s.get(User, mod_id), "confirm", "not a run")
+    with Sessions() as s:
+        assert s.get(ActivityFlag, run_id).status == "confirmed" and s.get(Activity, run_id).held
+        assert board(s, runner_id) == 0.0 and waiting(s, run_id) == []
+        decision = latest_decision(s, run_id)
+        assert decision.sample and decision.action == "confirm" and decision.score < limit
+
+
+def test_a_dismissed_sample_stays_on_the_boards_and_a_sample_asked_to_crop_is_still_a_sample(session, monkeypatch):
+    from core.anomaly import scoring
+
+    monkeypatch.setattr(scoring, "SAMPLE_RATE", 1.0)
+    tag = f"d{uuid.uuid4().hex[:8]}"
+    runner = create_user(session, f"{tag}_runner")
+    mod = create_user(session, f"{tag}_mod", role="moderator")
+    runs = [record_track(session, runner, synthetic_track(random.Random(70 + k), "run", time.time() - (k + 2) * 3600,
+                                                          45.3, 13.7, 30, 3.0), visibility="public") for k in range(2)]
+    assert [score_activity(session, r, None, 0.1).status for r in runs] == ["sampled", "sampled"]
+    assert score_activity(session, record_track(session, runner, synthetic_track(
+        random.Random(72), "run", time.time() - 3600, 45.3, 13.7, 30, 3.0)), None, 0.5).status == "clear"  # far below
+    decide(session, runs[0].id, mod, "dismiss")
+    assert session.get(ActivityFlag, runs[0].id).status == "dismissed" and not runs[0].held
+    decide(session, runs[1].id, mod, "request_crop", "crop the bus ride")
+    assert runs[1].held
+    decide(session, runs[1].id, mod, "confirm")
+    assert [d.sample for d in session.scalars(select(ModerationDecision).where(
+        ModerationDecision.activity_id.in_([r.id for r in runs])).order_by(ModerationDecision.id))] == [True] * 3
+
+
+def test_migration_0006_takes_samples_and_its_downgrade_turns_undecided_ones_back_to_clear(tmp_path):
+    from sqlalchemy import inspect, text
+
+    from core.storage.engine import make_engine
+    from core.storage.schema import downgrade, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate(engine)
+    with make_sessionmaker(engine)() as s, s.begin():
+        runner = create_user(s, "sam")
+        run = record_track(s, runner, synthetic_track(random.Random(9), "run", time.time() - 3600, 45.3, 13.7, 20, 3.0))
+        s.add(ActivityFlag(activity_id=run.id, user_id=runner.id, sport="run", score=0.4, status="sampled"))
+    downgrade(engine, "0005")
+    assert "sample" not in {c["name"] for c in inspect(engine).get_columns("moderation_decisions")}
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT status FROM activity_flags")).scalar_one() == "clear"
+    migrate(engine)
+    assert "sample" in {c["name"] for c in inspect(engine).get_columns("moderation_decisions")}
+    engine.dispose()

@@ -74,3 +74,35 @@ def test_worker_rounds_score_new_activities_and_hold_the_flagged(tmp_path, monke
         assert dict(totals(s, "all", "run"))[user.id] == honest.distance_m
     assert "scored" not in jobs.round(now=60.0)  # nothing new
     engine.dispose()
+
+
+def test_the_scoring_round_sends_a_drawn_cleared_activity_to_the_moderators_unheld(tmp_path, monkeypatch):
+    """Scored clear near the threshold and drawn (every one, here): sampled, in the moderators'
+    queue, not held, on the boards; the next round leaves it as it is."""
+    from core.anomaly import scoring
+    from core.anomaly.moderation import queue
+    from core.anomaly.tables import ActivityFlag
+    from core.config import load_settings
+    from core.jobs.scoring import score
+    from core.social.leaderboards import totals
+    from core.storage.engine import make_engine
+    from core.storage.schema import migrate
+
+    monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(scoring, "SAMPLE_RATE", 1.0)
+    monkeypatch.setattr(scoring, "SAMPLE_BAND", 1.0)  # the whole range below the threshold
+    engine = make_engine(f"sqlite:///{tmp_path / 's.db'}")
+    migrate(engine)
+    Sessions = sessionmaker(engine, expire_on_commit=False)
+    with Sessions() as s, s.begin():
+        user = create_user(s, "steady", "Steady")
+        run = record_track(s, user, synthetic_track(random.Random(5), "run", time.time() - 7200, 46, 14, 40, 3.0),
+                           visibility="public", source="demo")
+    done = {}
+    assert score(Sessions, load_settings(), None, done) == 1 and done["scored"]["activities"] == 1
+    with Sessions() as s:
+        assert s.get(ActivityFlag, run.id).status == "sampled" and not s.get(type(run), run.id).held
+        assert [f.activity_id for f, _ in queue(s)] == [run.id]
+        assert dict(totals(s, "all", "run"))[user.id] == run.distance_m
+    assert score(Sessions, load_settings(), None, {}) == 0
+    engine.dispose()
