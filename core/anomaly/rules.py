@@ -34,6 +34,11 @@ NOUN = {"run": "runner", "ride": "rider"}
 # A single jump shorter than this is a GPS slip, whatever its speed.
 TELEPORT_TOTAL_M = 300.0
 
+# Every reason code a hit can carry (the detector adds "copy"), with the words a filter shows.
+REASON_LABELS = {"faster_than_record": "faster than a world record", "vehicle_speed": "vehicle speed",
+                 "beyond_human_power": "beyond human power", "teleport": "GPS jumps",
+                 "gap_speed": "gap crossed too fast", "copy": "copy of another athlete"}
+
 
 @dataclass
 class Hit:

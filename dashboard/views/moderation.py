@@ -15,6 +15,7 @@ from core.anomaly.calibration import CALIBRATION_MIN, calibration, flag_precisio
 from core.anomaly.flags import ModerationError
 from core.anomaly.live import LIMITS
 from core.anomaly.moderation import decide, queue
+from core.anomaly.rules import REASON_LABELS
 from core.anomaly.scoring import SAMPLE_BAND, SAMPLE_RATE
 from core.config import load_settings
 from core.storage.engine import write_transaction
@@ -46,8 +47,7 @@ st.caption(f"The queue also holds a random sample ({SAMPLE_RATE:.0%}) of the act
            f"Confirming one holds it like a confirmed flag; decided samples can lower the threshold "
            f"({precision['samples']} decided, {precision['samples_confirmed']} found irregular).")
 
-REASONS = {"": "any reason", "faster_than_record": "faster than a world record", "vehicle_speed": "vehicle speed",
-           "beyond_human_power": "beyond human power", "teleport": "GPS jumps", "copy": "copy of another athlete"}
+REASONS = {"": "any reason", **REASON_LABELS}
 left, right = st.columns(2)
 sport = left.selectbox("Sport", ["", *SPORTS], format_func=lambda x: x or "any sport")
 code = right.selectbox("Reason", list(REASONS), format_func=REASONS.get)
