@@ -9,7 +9,9 @@ not held and its athlete is told nothing, but it waits in the queue so that deci
 show the threshold too high as well as too low. A moderator decides on what waits in the queue
 (``flagged``, ``crop_requested``, ``cropped``, ``sampled``): dismiss, confirm, or ask the
 athlete to crop; confirming a sample holds the activity as any confirmed flag (the athlete
-then sees the confirmation), dismissing it leaves it as it was, found fine. The athlete's
+then sees the confirmation), dismissing it leaves it as it was, found fine. A sample cannot
+be sent for a crop: the request would hold it and tell the athlete, revealing a review they
+are not to know of; the moderator confirms or dismisses it. The athlete's
 crop changes the track: an activity nobody has ruled against (no verdict, clear, flagged,
 sampled, dismissed) is scored again and takes the new score's status; one a moderator
 confirmed or asked to crop goes back to the moderators as ``cropped``, still held, and only a
@@ -37,8 +39,8 @@ TRANSITIONS: dict[str, dict[str | None, str]] = {
               "sampled": "dismissed"},
     CONFIRM: {"flagged": "confirmed", "crop_requested": "confirmed", "cropped": "confirmed",
               "sampled": "confirmed"},
-    REQUEST_CROP: {"flagged": "crop_requested", "crop_requested": "crop_requested", "cropped": "crop_requested",
-                   "sampled": "crop_requested"},
+    # Not from "sampled": a crop request is held and shown to the athlete.
+    REQUEST_CROP: {"flagged": "crop_requested", "crop_requested": "crop_requested", "cropped": "crop_requested"},
     CROP: {None: RESCORED, "clear": RESCORED, "flagged": RESCORED, "sampled": RESCORED, "dismissed": RESCORED,
            "confirmed": "cropped", "crop_requested": "cropped", "cropped": "cropped"},
 }
@@ -70,7 +72,7 @@ _WHY_NOT = {
     SCORE_SAMPLED: "a new score does not overturn a moderator's decision",
     DISMISS: "only a flag waiting for review can be dismissed",
     CONFIRM: "only a flag waiting for review can be confirmed",
-    REQUEST_CROP: "only a flag waiting for review can lead to a crop request",
+    REQUEST_CROP: "only a flag waiting for review, not a random sample, can lead to a crop request",
     CROP: "it cannot be cropped",
 }
 

@@ -1,7 +1,8 @@
 """Moderators' review queue: flagged activities (and those cropped after a decision, beside
-the reasons they were flagged for), highest score first, then the random sample of cleared
-activities near the threshold, marked as such, with the evidence and the three decisions
-(dismiss, confirm, ask the athlete to crop)."""
+the reasons they were flagged for), highest score first, then, in a section of their own, the
+random sample of cleared activities near the threshold, marked as such; each with the
+evidence and the decisions (dismiss, confirm, and for a flag, ask the athlete to crop: a
+crop request would reveal a sample to its athlete)."""
 
 import numpy as np
 import plotly.graph_objects as go
@@ -11,7 +12,14 @@ from streamlit_folium import st_folium
 from core import units
 from core.accounts.users import user_by_id
 from core.activities.tables import SPORTS
-from core.anomaly.calibration import CALIBRATION_MIN, calibration, flag_precision, threshold
+from core.anomaly.calibration import (
+    CALIBRATION_MIN,
+    MAX_STEP,
+    SAMPLE_MIN,
+    calibration,
+    flag_precision,
+    threshold,
+)
 from core.anomaly.flags import ModerationError
 from core.anomaly.live import LIMITS
 from core.anomaly.moderation import decide, queue
@@ -40,12 +48,15 @@ cols[2].metric("Dismissed", precision["dismissed"])
 cols[3].metric("Precision of past flags", "–" if precision["precision"] is None else f"{precision['precision']:.0%}")
 st.caption(f"Flagging threshold {threshold(settings):.2f}"
            + (f" (recalibrated from {calibrated['positives']} confirmed and {calibrated['negatives']} dismissed "
-              f"flags, F1 {calibrated['f1']:.2f})" if calibrated
-              else f" (the default, until {CALIBRATION_MIN} flags of each kind are decided)"))
+              f"decisions, {calibrated.get('samples', 0)} of them on samples, F1 {calibrated['f1']:.2f}; "
+              f"it moves at most {MAX_STEP:.2f} per recalibration)" if calibrated
+              else f" (the default, until {CALIBRATION_MIN} confirmed and {CALIBRATION_MIN} dismissed "
+                   "decisions)"))
 st.caption(f"The queue also holds a random sample ({SAMPLE_RATE:.0%}) of the activities cleared within "
            f"{SAMPLE_BAND:.2f} below the threshold: they are not held and their athletes are told nothing. "
-           f"Confirming one holds it like a confirmed flag; decided samples can lower the threshold "
-           f"({precision['samples']} decided, {precision['samples_confirmed']} found irregular).")
+           f"Confirming one holds it like a confirmed flag; decided samples can lower the threshold once "
+           f"{SAMPLE_MIN} are decided ({precision['samples']} decided, {precision['samples_confirmed']} found "
+           "irregular). A sample cannot be sent back for a crop: that would tell its athlete.")
 
 REASONS = {"": "any reason", **REASON_LABELS}
 left, right = st.columns(2)
@@ -89,18 +100,12 @@ def show_crop(item: dict, crop: dict) -> None:
                       ("max speed", "max_speed_mps", lambda x: units.speed(x, "metric")))])
 
 
-with data.sessions()() as s:
-    items = queue(s, sport or None, code or None, limit=20)
-    pending = [(flag.activity_id, flag.score) for flag, _ in items]
-if not pending:
-    st.info("Nothing waiting for review.")
-    st.stop()
-
-for activity_id, score in pending:
+def review_card(activity_id: int, score: float) -> None:
+    """One waiting activity: the evidence and the decisions."""
     with data.sessions()() as s:
         item = queries.review_item(s, activity_id)
     if item is None:
-        continue
+        return
     with st.container(border=True, key=f"review_{activity_id}"):
         st.markdown(f"#### {ui.SPORT_ICON.get(item['sport'], '')} {ui.plain(item['title']) or 'Untitled'} · score {score:.2f}")
         st.markdown(f"{ui.strong(item['athlete'])} (@{ui.plain(item['username'])}) · "
@@ -146,13 +151,15 @@ for activity_id, score in pending:
                      query_params={"id": str(activity_id)})
         with st.form(f"decide_{activity_id}"):
             note = st.text_input("Note to the athlete (optional)", max_chars=500)
-            b1, b2, b3 = st.columns(3)
+            sampled = item["status"] == "sampled"  # no crop request: it would tell the athlete
+            buttons = st.columns(2 if sampled else 3)
             action = None
-            if b1.form_submit_button("Dismiss: legitimate", icon=":material/check:"):
+            if buttons[0].form_submit_button("Dismiss: legitimate", icon=":material/check:"):
                 action = "dismiss"
-            if b2.form_submit_button("Confirm: irregular", icon=":material/block:", type="primary"):
+            if buttons[1].form_submit_button("Confirm: irregular", icon=":material/block:", type="primary"):
                 action = "confirm"
-            if b3.form_submit_button("Ask the athlete to crop", icon=":material/content_cut:"):
+            if not sampled and buttons[2].form_submit_button("Ask the athlete to crop",
+                                                             icon=":material/content_cut:"):
                 action = "request_crop"
             if action:
                 try:
@@ -165,3 +172,28 @@ for activity_id, score in pending:
                 else:
                     data.forget_activity()
                     st.rerun()
+
+
+# Flags and samples apart: the queue sorts by score, and samples (scored below the threshold)
+# come after every flag, so a page of the highest scores would never reach them. The core
+# queue filters by sport and reason only, so all that waits is read and split here.
+PAGE = 20
+with data.sessions()() as s:
+    waiting = [(flag.activity_id, flag.score, flag.status == "sampled")
+               for flag, _ in queue(s, sport or None, code or None, limit=None)]
+flags = [(a, score) for a, score, sampled in waiting if not sampled]
+samples = [(a, score) for a, score, sampled in waiting if sampled]
+if not waiting:
+    st.info("Nothing waiting for review.")
+    st.stop()
+
+st.subheader(f"Flags ({len(flags)} waiting)")
+if not flags:
+    st.caption("No flag waiting.")
+for activity_id, score in flags[:PAGE]:
+    review_card(activity_id, score)
+if samples:
+    st.subheader(f"Random samples ({len(samples)} waiting)")
+    st.caption(f"Each a {SAMPLE_MARK}; its athlete sees nothing of the review.")
+    for activity_id, score in samples[:PAGE]:
+        review_card(activity_id, score)

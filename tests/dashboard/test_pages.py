@@ -487,3 +487,62 @@ def test_a_random_sample_shows_marked_to_moderators_and_not_at_all_to_its_athlet
     at.run()
     assert "confirmed as irregular by a moderator" in all_text(at)
     engine.dispose()
+
+
+def test_samples_have_their_own_section_below_a_full_page_of_flags_and_no_crop_button(world, monkeypatch):
+    """More flags wait than a page shows, all scoring above any sample: the samples still show,
+    in their own section below the flags, marked, with dismiss and confirm but no crop request
+    (it would tell the athlete); the caption counts decisions, samples among them."""
+    import random
+    import time
+
+    from sqlalchemy import update
+    from sqlalchemy.orm import Session
+
+    from core.accounts.users import create_user, user_by_name
+    from core.activities.imports import record_track
+    from core.anomaly import scoring
+    from core.anomaly.tables import ActivityFlag
+    from core.storage.engine import make_engine
+    from core.synthetic.tracks import synthetic_track
+
+    monkeypatch.setattr(scoring, "SAMPLE_RATE", 1.0)  # drawn whatever its id
+    engine = make_engine(world.url)
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        athlete = create_user(s, f"flo{random.randrange(10**6)}", "Flo Flagged")
+        mod = user_by_name(s, "moderator")
+        flagged = []
+        for k in range(21):
+            run = record_track(s, athlete, synthetic_track(random.Random(200 + k), "run", time.time() - (k + 10) * 3600,
+                                                           38.74, -9.16, 5, 3.0), title=f"Flagged run {k}")
+            scoring.record_verdict(s, run.id, scoring.Scoring(
+                flagged=True, score=0.97, reasons=["test flag"], codes="", verdict={}, features={}, fingerprint=None,
+                centroid=None, model_version="test"))
+            flagged.append(run.id)
+        sample = record_track(s, athlete, synthetic_track(random.Random(250), "run", time.time() - 8 * 3600,
+                                                          38.74, -9.16, 5, 3.0), title="Sampled run")
+        assert scoring.score_activity(s, sample, None, 0.1).status == "sampled"
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=120)
+        at.session_state["viewer"] = Viewer(mod.id, "moderator", "Morgan Moderator", "moderator", "metric")
+        at.switch_page("views/moderation.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        headers = [h.value for h in at.subheader]
+        assert any(h.startswith("Flags (") for h in headers)
+        assert any(h.startswith("Random samples (") for h in headers)
+        assert [h.split(" (")[0] for h in headers].index("Flags") < [h.split(" (")[0] for h in headers].index(
+            "Random samples")
+        assert any("Sampled run" in md.value for md in at.markdown)
+        assert any("Flo Flagged" in md.value and "random sample of a cleared activity, near the threshold" in md.value
+                   for md in at.markdown)
+        labels = {b.label for b in at.get("form_submit_button") if b.form_id == f"decide_{sample.id}"}
+        assert labels == {"Dismiss: legitimate", "Confirm: irregular"}
+        flag_labels = {b.label for b in at.get("form_submit_button") if b.form_id == f"decide_{flagged[0]}"}
+        assert "Ask the athlete to crop" in flag_labels
+        assert not any("recalibrated" in c.value and " flags, F1" in c.value for c in at.caption)
+    finally:
+        with Session(engine) as s, s.begin():  # out of the queue for the other tests
+            s.execute(update(ActivityFlag).where(ActivityFlag.activity_id.in_([*flagged, sample.id]))
+                      .values(status="dismissed"))
+        engine.dispose()

@@ -1,6 +1,7 @@
 """Recalibration learns from moderators in both directions: dismissed flags above the
 threshold raise it, confirmed samples of cleared activities below it lower it (each sample
-weighed as the cleared activities it stands for); on both databases."""
+weighed as the cleared activities it stands for, once SAMPLE_MIN samples are decided), by
+at most MAX_STEP per recalibration; on both databases."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from core.accounts.users import create_user
 from core.activities.tables import Activity
 from core.anomaly.calibration import (
     CALIBRATION_MIN,
+    MAX_STEP,
+    SAMPLE_MIN,
     SAMPLE_WEIGHT,
     calibration,
     decided_cases,
@@ -62,6 +65,11 @@ class Moderation:
             decide(self.s, activity_id, self.moderator, action)
 
 
+def recalibrated(session, settings, times: int) -> list[float]:
+    """The thresholds ``times`` recalibrations in a row arrive at."""
+    return [recalibrate(session, settings)["threshold"] for _ in range(times)]
+
+
 def test_the_sample_weight_is_the_sample_rate_inverted():
     assert SAMPLE_WEIGHT == pytest.approx(1 / SAMPLE_RATE) and 0 < SAMPLE_RATE < 1 and 0 < SAMPLE_BAND < 0.3
 
@@ -72,8 +80,12 @@ def test_dismissed_flags_above_the_threshold_raise_it(session, settings):
     assert limit == DEFAULT_THRESHOLD
     m.decided("confirm", [0.75, 0.8, 0.85, 0.9, 0.95], limit)
     m.decided("dismiss", [0.5, 0.55, 0.6, 0.62, 0.65], limit)
+    # Up towards 0.75, where the decisions separate perfectly, MAX_STEP at a time.
     result = recalibrate(session, settings)
-    assert result["changed"] and result["threshold"] == pytest.approx(0.75) and result["f1"] == 1.0
+    assert result["changed"] and result["threshold"] == pytest.approx(0.55) and result["target"] == pytest.approx(0.75)
+    assert recalibrated(session, settings, 5) == pytest.approx([0.6, 0.65, 0.7, 0.75, 0.75])
+    result = recalibrate(session, settings)
+    assert not result["changed"] and result["threshold"] == pytest.approx(0.75) and result["f1"] == 1.0
     assert threshold(settings) == pytest.approx(0.75)
     precision = flag_precision(session)
     assert precision["decided"] >= 10 and precision["samples"] == 0
@@ -84,19 +96,26 @@ def test_confirmed_samples_scored_below_the_threshold_lower_it(session, settings
     # First the flags alone: the false alarms near the threshold raise it to 0.6.
     m.decided("confirm", [0.6, 0.7, 0.8, 0.9, 0.95], 0.5)
     m.decided("dismiss", [0.5, 0.52, 0.54, 0.56, 0.58], 0.5)
-    assert recalibrate(session, settings)["threshold"] == pytest.approx(0.6)
+    assert recalibrated(session, settings, 2) == pytest.approx([0.55, 0.6])
     limit = threshold(settings)
     # Then the random sample of what it cleared: moderators find cheats scored just below it.
     m.decided("confirm", [0.47, 0.5, 0.55], limit, sampled=True)
     m.decided("dismiss", [0.46], limit, sampled=True)
     cases = [c for c in decided_cases(session) if c.sample]
     assert sorted((c.score, c.cheat) for c in cases) == [(0.46, False), (0.47, True), (0.5, True), (0.55, True)]
+    # Fewer than SAMPLE_MIN decided samples do not count yet.
+    assert SAMPLE_MIN == 5
     result = recalibrate(session, settings)
-    assert result["changed"] and result["threshold"] == pytest.approx(0.47) and result["threshold"] < limit
-    assert calibration(settings)["samples"] == 4
+    assert not result["changed"] and result["threshold"] == pytest.approx(limit)
+    assert calibration(settings)["samples"] == 0 and calibration(settings)["samples_decided"] == 4
+    m.decided("confirm", [0.52], limit, sampled=True)
+    result = recalibrate(session, settings)
+    assert result["changed"] and result["threshold"] == pytest.approx(0.55) and result["target"] == pytest.approx(0.47)
+    assert calibration(settings)["samples"] == 5
+    assert recalibrated(session, settings, 3) == pytest.approx([0.5, 0.47, 0.47])
     # The samples are not flags: the precision of past flags leaves them out.
     precision = flag_precision(session)
-    assert (precision["samples"], precision["samples_confirmed"]) == (4, 3)
+    assert (precision["samples"], precision["samples_confirmed"]) == (5, 4)
     assert precision["decided"] == 10 and precision["precision"] == 0.5
 
 
@@ -106,7 +125,7 @@ def test_samples_moderators_find_fine_keep_the_threshold_where_it_is(session, se
     m = Moderation(session)
     m.decided("confirm", [0.6, 0.7, 0.8, 0.9, 0.95], 0.5)
     m.decided("dismiss", [0.5, 0.52, 0.54, 0.56, 0.58], 0.5)
-    assert recalibrate(session, settings)["threshold"] == pytest.approx(0.6)
+    assert recalibrated(session, settings, 2) == pytest.approx([0.55, 0.6])
     m.decided("confirm", [0.46], 0.6, sampled=True)
     m.decided("dismiss", [0.47, 0.49, 0.52, 0.54, 0.55, 0.58], 0.6, sampled=True)
     result = recalibrate(session, settings)
@@ -119,3 +138,58 @@ def test_recalibration_waits_for_enough_decisions_of_each_kind(session, settings
     m.decided("dismiss", [0.7] * CALIBRATION_MIN, 0.5)
     result = recalibrate(session, settings)
     assert not result["changed"] and "needs" in result["why"] and calibration(settings) == {}
+
+
+def review_flags(m: Moderation, session, settings) -> None:
+    """Five confirmed flags (0.7 to 0.9) and five dismissed (0.51 to 0.62): the threshold
+    settles at 0.7."""
+    m.decided("confirm", [0.7, 0.75, 0.8, 0.85, 0.9], 0.5)
+    m.decided("dismiss", [0.51, 0.55, 0.58, 0.6, 0.62], 0.5)
+    assert recalibrated(session, settings, 5) == pytest.approx([0.55, 0.6, 0.65, 0.7, 0.7])
+
+
+def test_one_or_two_confirmed_samples_cannot_move_the_threshold(session, settings):
+    m = Moderation(session)
+    review_flags(m, session, settings)
+    m.decided("confirm", [0.36], 0.7, sampled=True)
+    result = recalibrate(session, settings)
+    assert not result["changed"] and result["threshold"] == pytest.approx(0.7)
+    m.decided("confirm", [0.31], 0.7, sampled=True)
+    result = recalibrate(session, settings)
+    assert not result["changed"] and result["threshold"] == pytest.approx(0.7)
+
+
+def test_a_sample_does_not_make_up_for_a_missing_flag_decision(session, settings):
+    """Four confirmed flags and one confirmed sample are not five confirmed decisions."""
+    m = Moderation(session)
+    m.decided("confirm", [0.7, 0.75, 0.8, 0.85], 0.5)
+    m.decided("confirm", [0.45], 0.5, sampled=True)
+    m.decided("dismiss", [0.51, 0.55, 0.58, 0.6, 0.62], 0.5)
+    result = recalibrate(session, settings)
+    assert not result["changed"] and "needs" in result["why"] and calibration(settings) == {}
+
+
+def test_one_recalibration_moves_the_threshold_at_most_max_step(session, settings):
+    m = Moderation(session)
+    review_flags(m, session, settings)
+    # Five confirmed samples far below: the decisions point at 0.36, one step goes 0.05.
+    m.decided("confirm", [0.36, 0.31, 0.4, 0.45, 0.5], 0.7, sampled=True)
+    result = recalibrate(session, settings)
+    assert MAX_STEP == 0.05
+    assert result["changed"] and result["threshold"] == pytest.approx(0.7 - MAX_STEP)
+    assert result["target"] < 0.5 and threshold(settings) == pytest.approx(0.65)
+
+
+def test_the_threshold_goes_down_step_by_step_while_moderators_confirm_samples_below_it(session, settings):
+    m = Moderation(session)
+    review_flags(m, session, settings)
+    limit = threshold(settings)
+    # Moderators confirm five samples within the band below; then, after each recalibration,
+    # one more just below the new threshold.
+    m.decided("confirm", [0.6, 0.62, 0.64, 0.66, 0.68], limit, sampled=True)
+    steps = [limit]
+    for _ in range(4):
+        steps.append(recalibrate(session, settings)["threshold"])
+        m.decided("confirm", [round(steps[-1] - 0.04, 4)], steps[-1], sampled=True)
+    assert all(0 < a - b <= MAX_STEP + 1e-9 for a, b in zip(steps, steps[1:])), steps
+    assert steps == pytest.approx([0.7, 0.65, 0.6, 0.56, 0.52])

@@ -73,8 +73,9 @@ ALLOWED = {
     ("sampled", DISMISS): "dismissed",
     ("flagged", CONFIRM): "confirmed", ("crop_requested", CONFIRM): "confirmed", ("cropped", CONFIRM): "confirmed",
     ("sampled", CONFIRM): "confirmed",
+    # A crop request is held and shown to the athlete: never on a sample, which they must not see.
     ("flagged", REQUEST_CROP): "crop_requested", ("crop_requested", REQUEST_CROP): "crop_requested",
-    ("cropped", REQUEST_CROP): "crop_requested", ("sampled", REQUEST_CROP): "crop_requested",
+    ("cropped", REQUEST_CROP): "crop_requested",
     # The athlete's crop: scored again, unless a moderator has ruled; then back to them.
     (NO_VERDICT, CROP): "rescored", ("clear", CROP): "rescored", ("flagged", CROP): "rescored",
     ("sampled", CROP): "rescored",
@@ -112,8 +113,14 @@ def test_the_refusals_are_the_moderators_decisions_standing_and_decisions_outsid
     assert sorted(REFUSED, key=str) == sorted(
         [(s, e) for s in ("dismissed", "confirmed", "crop_requested", "cropped")
          for e in (SCORE_CLEAR, SCORE_FLAGGED, SCORE_SAMPLED)]
-        + [(s, e) for s in (NO_VERDICT, "clear", "dismissed", "confirmed") for e in (DISMISS, CONFIRM, REQUEST_CROP)],
+        + [(s, e) for s in (NO_VERDICT, "clear", "dismissed", "confirmed") for e in (DISMISS, CONFIRM, REQUEST_CROP)]
+        + [("sampled", REQUEST_CROP)],
         key=str)
+
+
+def test_a_crop_request_on_a_sample_is_refused_saying_it_is_a_sample():
+    with pytest.raises(ModerationError, match="not a random sample"):
+        apply_event("sampled", REQUEST_CROP)
 
 
 def test_held_states_and_the_queue_are_the_ones_awaiting_or_after_a_ruling():
@@ -466,6 +473,34 @@ def test_the_sample_draw_is_fixed_by_the_activity_id_and_takes_a_twentieth_of_th
                    for score in (limit, limit + 0.1, limit - SAMPLE_BAND - 0.001, 0.0))
 
 
+def test_the_sample_draw_is_keyed_by_the_installations_secret(tmp_path, monkeypatch):
+    """The draw is HMAC-SHA256 of the id under the installation's key: fixed for one key (a
+    re-scoring draws the same), a twentieth of the band either way, but another key draws
+    other ids, so an athlete who sees their ids cannot tell which ones are safe."""
+    import os
+
+    from core.anomaly import scoring
+    from core.anomaly.scoring import SAMPLE_BAND, SAMPLE_RATE, drawn_for_sample
+
+    limit, ids = 0.6, range(1, 20001)
+    one, two = os.urandom(32), os.urandom(32)
+    drawn = {i for i in ids if drawn_for_sample(i, limit - SAMPLE_BAND / 2, limit, key=one)}
+    assert drawn == {i for i in ids if drawn_for_sample(i, limit - 0.01, limit, key=one)}
+    other = {i for i in ids if drawn_for_sample(i, limit - SAMPLE_BAND / 2, limit, key=two)}
+    for chosen in (drawn, other):
+        assert len(chosen) / len(ids) == pytest.approx(SAMPLE_RATE, abs=0.01)
+    assert len(drawn & other) < 0.2 * len(drawn)  # chance overlap (5% of them), not the same ids
+    # By default the key is the installation's own, made once in its model folder,
+    # owner-readable only: the same draw at every scoring, here and in a fresh process.
+    monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path))
+    key_file = tmp_path / "models" / "anomaly.key"
+    first = {i for i in ids if drawn_for_sample(i, limit - 0.01, limit)}
+    assert key_file.exists() and key_file.stat().st_mode & 0o777 == 0o600
+    scoring._SAMPLE_KEYS.clear()
+    assert first == {i for i in ids if drawn_for_sample(i, limit - 0.01, limit)}
+    assert first == {i for i in ids if drawn_for_sample(i, limit - 0.01, limit, key=key_file.read_bytes().strip())}
+
+
 def test_a_cleared_activity_drawn_for_the_sample_waits_unheld_and_a_confirmation_holds_it(committed, monkeypatch):
     """Scored clear within the band and drawn: the sample waits in the queue, counts on the
     boards, a crop scores it again into the sample (the same draw), and a moderator's
@@ -498,7 +533,7 @@ def test_a_cleared_activity_drawn_for_the_sample_waits_unheld_and_a_confirmation
         assert decision.sample and decision.action == "confirm" and decision.score < limit
 
 
-def test_a_dismissed_sample_stays_on_the_boards_and_a_sample_asked_to_crop_is_still_a_sample(session, monkeypatch):
+def test_a_dismissed_sample_stays_on_the_boards_and_a_crop_request_on_a_sample_is_refused(session, monkeypatch):
     from core.anomaly import scoring
 
     monkeypatch.setattr(scoring, "SAMPLE_RATE", 1.0)
@@ -512,11 +547,13 @@ def test_a_dismissed_sample_stays_on_the_boards_and_a_sample_asked_to_crop_is_st
         random.Random(72), "run", time.time() - 3600, 45.3, 13.7, 30, 3.0)), None, 0.5).status == "clear"  # far below
     decide(session, runs[0].id, mod, "dismiss")
     assert session.get(ActivityFlag, runs[0].id).status == "dismissed" and not runs[0].held
-    decide(session, runs[1].id, mod, "request_crop", "crop the bus ride")
-    assert runs[1].held
+    with pytest.raises(ModerationError, match="not a random sample"):
+        decide(session, runs[1].id, mod, "request_crop", "crop the bus ride")
+    assert session.get(ActivityFlag, runs[1].id).status == "sampled" and not runs[1].held
     decide(session, runs[1].id, mod, "confirm")
+    assert runs[1].held
     assert [d.sample for d in session.scalars(select(ModerationDecision).where(
-        ModerationDecision.activity_id.in_([r.id for r in runs])).order_by(ModerationDecision.id))] == [True] * 3
+        ModerationDecision.activity_id.in_([r.id for r in runs])).order_by(ModerationDecision.id))] == [True] * 2
 
 
 def test_migration_0006_takes_samples_and_its_downgrade_turns_undecided_ones_back_to_clear(tmp_path):
