@@ -27,13 +27,14 @@ def fingerprint_of(features: Features) -> dict | None:
 
 
 def assess(track: Track, sport: str, model: PopulationModel | None, baseline: Baseline | None = None,
-           candidates=(), threshold: float | None = None, now: float | None = None) -> Assessment:
-    """Judge ``track`` as an activity of ``sport``.
+           candidates=(), threshold: float | None = None, now: float | None = None, pauses=()) -> Assessment:
+    """Judge ``track`` as an activity of ``sport``; ``pauses`` are the (start, end) times the
+    athlete paused the recording (a recording gap across one is no reason to flag).
 
     ``candidates``: (label, fingerprint) of other athletes' activities to check for a copy,
     or a function of this track's fingerprint that returns them.
     """
-    features = track_features(track, sport, now)
+    features = track_features(track, sport, now, pauses)
     hits = check(features)
     fp = fingerprint_of(features)
     if fp is not None:

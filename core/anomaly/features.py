@@ -31,7 +31,7 @@ from core.anomaly.signals import (
 )
 from core.tracks.cleaning import MAX_SPEED_MPS, CleanTrack, clean_track
 from core.tracks.geo import local_xy, segment_lengths_m
-from core.tracks.stats import pause_gap_s
+from core.tracks.stats import _crosses_pause, pause_gap_s
 from core.tracks.track import Track
 
 # A step this long and this much faster than the sport allows is a jump, not movement.
@@ -87,15 +87,16 @@ def reference_speed(sport: str, metres: int) -> float | None:
     return metres / seconds if seconds else None
 
 
-def track_features(track: Track, sport: str, now: float | None = None) -> Features:
+def track_features(track: Track, sport: str, now: float | None = None, pauses=()) -> Features:
     """Clean a raw track and extract its features as ``sport``: what scoring, training and
-    the evaluation all call.
+    the evaluation all call. ``pauses`` are the (start, end) times the athlete paused the
+    recording (a crop's removed range among them): a gap across one is no reason to flag.
 
     Cleaned with the ride's glitch limit whatever the sport: a run's limit would cut a
     stop-and-go drive into "spikes" and hide it; glitches beyond 108 km/h still go.
     """
     clean = clean_track(replace(track, sport="ride"), now=now)
-    features = extract(clean, sport)
+    features = extract(clean, sport, pauses)
     if features.usable:
         # Jumps are judged on every valid fix: the spike filter would smear a spoofed
         # location that stays put for a while into a run of "reachable" steps.
@@ -131,11 +132,13 @@ def jumps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, sport: str) -> list[d
     return out
 
 
-def gaps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, ele: np.ndarray, gap_s: float) -> list[dict]:
+def gaps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, ele: np.ndarray, gap_s: float,
+         pauses=()) -> list[dict]:
     """Recording gaps whose ends lie at least GAP_MIN_M apart in a straight line: fixes more
     than ``gap_s`` apart in time, the path between them unseen. Each has its straight line,
     its duration and the elevation either side (the median of up to five fixes; NaN when
-    not recorded).
+    not recorded). A gap overlapping one of ``pauses`` (start, end), an explicit pause, is
+    left out: the athlete said they stopped, and the summary counts nothing across it.
 
     Nothing else reads them: the distance and speeds leave a gap out (nobody saw how it was
     crossed), and a jump needs a step several times faster than the sport allows, which a
@@ -146,7 +149,10 @@ def gaps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, ele: np.ndarray, gap_s
     steps = segment_lengths_m(lat, lon)
     dts = np.diff(t)
     out = []
-    for i in np.flatnonzero((dts > gap_s) & (steps >= GAP_MIN_M)):
+    found = (dts > gap_s) & (steps >= GAP_MIN_M)
+    if pauses:
+        found &= ~_crosses_pause(t[:-1], t[1:], pauses)
+    for i in np.flatnonzero(found):
         sides = []
         for side in (ele[max(0, i - 4):i + 1], ele[i + 1:i + 6]):
             side = side[np.isfinite(side)]
@@ -175,8 +181,9 @@ class _Grid:
     moving: np.ndarray  # grid seconds moving faster than a walk (or a slow roll)
 
 
-def extract(clean: CleanTrack, sport: str | None = None) -> Features:
-    """Compute every feature of a cleaned track, judged as ``sport`` (default: its own)."""
+def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
+    """Compute every feature of a cleaned track, judged as ``sport`` (default: its own);
+    ``pauses`` (start, end) only take the gaps across them out of ``gaps``."""
     sport = sport or clean.sport
     sport = sport if sport in SPORTS else "ride" if sport == "other" else "run"
     # gap_share is shown, not modelled: recording gaps are a device's doing, not a cheat.
@@ -206,7 +213,7 @@ def extract(clean: CleanTrack, sport: str | None = None) -> Features:
 
     series = Series(g.grid, np.interp(g.grid, g.t, g.lat), np.interp(g.grid, g.t, g.lon),
                     np.interp(g.grid, g.t, g.dist), g.speed30, power, ele_g)
-    return Features(sport, values, series, efforts=efforts, gaps=gaps(g.t, g.lat, g.lon, clean.ele, g.gap))
+    return Features(sport, values, series, efforts=efforts, gaps=gaps(g.t, g.lat, g.lon, clean.ele, g.gap, pauses))
 
 
 def _on_grid(clean: CleanTrack, sport: str) -> _Grid:

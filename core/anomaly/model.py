@@ -333,6 +333,12 @@ def _digest(rows) -> str:
     return hashlib.sha256(np.ascontiguousarray(np.asarray(rows, dtype=np.float64)).tobytes()).hexdigest()
 
 
+def installation_key(folder: Path) -> bytes:
+    """The installation's secret key kept in the model folder (see ``_key``): it signs the
+    model files and keys the moderators' random sample."""
+    return _key(folder)
+
+
 def _key(folder: Path) -> bytes:
     """The installation's signing key, created (owner-readable only) on first use."""
     key_file = Path(folder) / "anomaly.key"

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.lifecycle import get_owned_activity
-from core.activities.summary import activity_profile, apply_summary, recorded_track
+from core.activities.summary import activity_profile, apply_summary, pause_intervals, recorded_track
 from core.activities.tables import Activity, ActivityEvent
 from core.anomaly.flags import AWAITING_MODERATOR, ModerationError, apply_event, is_held
 from core.anomaly.model import DEFAULT_THRESHOLD, PopulationModel
@@ -180,7 +180,9 @@ def crop_activity(Session: sessionmaker[Session], activity_id: int, owner_id: in
     with Session() as s:
         activity = get_owned_activity(s, activity_id, owner_id)
         plan = plan_crop(s, activity, t0, t1)
-        result = assess_stored(s, activity, model, limit, track=plan.track)
+        # Scored as it will be stored: the removed range a pause beside the athlete's own.
+        result = assess_stored(s, activity, model, limit, track=plan.track,
+                               pauses=[*pause_intervals(s, activity), (t0, t1)])
     with write_transaction(Session, "crop") as s:
         activity = get_owned_activity(s, activity_id, owner_id, lock=True)
         removed = delete_range(s, activity_id, t0, t1)

@@ -11,8 +11,9 @@ Moderators see only what scoring flags, so their decisions alone could show the 
 low but never too high. Scoring therefore draws a random sample of the activities it clears
 just below the threshold (within ``SAMPLE_BAND`` of it), ``SAMPLE_RATE`` of them, into the
 moderators' queue as ``sampled``: not held, and nothing is shown to the athlete. The draw
-depends on the activity's id alone, so scoring an activity again (after a crop) draws the
-same. ``core.anomaly.calibration`` weighs each decided sample as the cleared activities it
+is a keyed hash of the activity's id under the installation's secret key, so scoring an
+activity again (after a crop) draws the same, and an athlete who sees their ids cannot tell
+which ones would be drawn (nor re-upload until one is safe). ``core.anomaly.calibration`` weighs each decided sample as the cleared activities it
 stands for. Scoring, the expensive part, runs with no
 write transaction open; each verdict is then written in a short one, because SQLite has one
 writer and the ingest server's commits wait for it.
@@ -21,8 +22,10 @@ writer and the ingest server's commits wait for it.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,8 +35,10 @@ from core.activities.summary import recorded_track
 from core.activities.tables import Activity
 from core.anomaly.detector import assess
 from core.anomaly.flags import CROP, FOUND_FINE, apply_event, is_held, score_event
-from core.anomaly.model import DEFAULT_THRESHOLD, Baseline, PopulationModel
+from core.anomaly.model import DEFAULT_THRESHOLD, Baseline, PopulationModel, installation_key
+from core.anomaly.registry import model_dir
 from core.anomaly.tables import ActivityFlag
+from core.config import load_settings
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.tracks.track import Track
@@ -50,16 +55,27 @@ CANDIDATE_LIMIT = 60
 # samples decided before it are weighed by the new one.
 SAMPLE_BAND = 0.15
 SAMPLE_RATE = 0.05
-SAMPLE_SALT = "anomaly-sample-v1"
+_SAMPLE_KEYS: dict[Path, bytes] = {}
 
 
-def drawn_for_sample(activity_id: int, score: float, limit: float) -> bool:
+def sample_key() -> bytes:
+    """The installation's secret key for the sample's draw: the model folder's signing key
+    (created, owner-readable only, on first use), read once per folder."""
+    folder = model_dir(load_settings())
+    key = _SAMPLE_KEYS.get(folder)
+    if key is None:
+        key = _SAMPLE_KEYS[folder] = installation_key(folder)
+    return key
+
+
+def drawn_for_sample(activity_id: int, score: float, limit: float, key: bytes | None = None) -> bool:
     """Whether an activity scored clear at ``score`` goes to the moderators as a random sample:
-    it lies within SAMPLE_BAND below ``limit`` and its id's draw (a hash, the same at every
-    scoring) falls within SAMPLE_RATE."""
+    it lies within SAMPLE_BAND below ``limit`` and its id's draw (HMAC-SHA256 of the id under
+    ``key``, by default the installation's secret: the same at every scoring, unpredictable
+    without the key) falls within SAMPLE_RATE."""
     if not limit - SAMPLE_BAND <= score < limit:
         return False
-    digest = hashlib.sha256(f"{SAMPLE_SALT}:{int(activity_id)}".encode()).digest()
+    digest = hmac.new(sample_key() if key is None else key, str(int(activity_id)).encode(), hashlib.sha256).digest()
     return int.from_bytes(digest[:8], "big") / 2.0**64 < SAMPLE_RATE
 
 
@@ -106,12 +122,15 @@ class Scoring:
 
 
 def assess_stored(s: Session, activity: Activity, model: PopulationModel | None,
-                  limit: float = DEFAULT_THRESHOLD, track: Track | None = None) -> Scoring:
-    """Judge a stored activity (or ``track``, a changed version of it); reads only."""
+                  limit: float = DEFAULT_THRESHOLD, track: Track | None = None, pauses=None) -> Scoring:
+    """Judge a stored activity (or ``track``, a changed version of it, paused at ``pauses``);
+    reads only. The stored activity is judged with its own pauses (the athlete's pause and
+    resume, and a crop's removed range): a recording gap across one is no reason to flag."""
     if track is None:
-        track, _, _ = recorded_track(s, activity)
+        track, intervals, _ = recorded_track(s, activity)
+        pauses = intervals if pauses is None else pauses
     result = assess(track, activity.sport, model, history(s, activity.user_id, activity.sport, activity.id),
-                    lambda fp: _candidates(s, activity, fp["centroid"]), threshold=limit)
+                    lambda fp: _candidates(s, activity, fp["centroid"]), threshold=limit, pauses=pauses or ())
     verdict = result.verdict
     flagged, score = bool(verdict.flagged), float(verdict.score)
     return Scoring(

@@ -473,6 +473,34 @@ def test_the_sample_draw_is_fixed_by_the_activity_id_and_takes_a_twentieth_of_th
                    for score in (limit, limit + 0.1, limit - SAMPLE_BAND - 0.001, 0.0))
 
 
+def test_the_sample_draw_is_keyed_by_the_installations_secret(tmp_path, monkeypatch):
+    """The draw is HMAC-SHA256 of the id under the installation's key: fixed for one key (a
+    re-scoring draws the same), a twentieth of the band either way, but another key draws
+    other ids, so an athlete who sees their ids cannot tell which ones are safe."""
+    import os
+
+    from core.anomaly import scoring
+    from core.anomaly.scoring import SAMPLE_BAND, SAMPLE_RATE, drawn_for_sample
+
+    limit, ids = 0.6, range(1, 20001)
+    one, two = os.urandom(32), os.urandom(32)
+    drawn = {i for i in ids if drawn_for_sample(i, limit - SAMPLE_BAND / 2, limit, key=one)}
+    assert drawn == {i for i in ids if drawn_for_sample(i, limit - 0.01, limit, key=one)}
+    other = {i for i in ids if drawn_for_sample(i, limit - SAMPLE_BAND / 2, limit, key=two)}
+    for chosen in (drawn, other):
+        assert len(chosen) / len(ids) == pytest.approx(SAMPLE_RATE, abs=0.01)
+    assert len(drawn & other) < 0.2 * len(drawn)  # chance overlap (5% of them), not the same ids
+    # By default the key is the installation's own, made once in its model folder,
+    # owner-readable only: the same draw at every scoring, here and in a fresh process.
+    monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path))
+    key_file = tmp_path / "models" / "anomaly.key"
+    first = {i for i in ids if drawn_for_sample(i, limit - 0.01, limit)}
+    assert key_file.exists() and key_file.stat().st_mode & 0o777 == 0o600
+    scoring._SAMPLE_KEYS.clear()
+    assert first == {i for i in ids if drawn_for_sample(i, limit - 0.01, limit)}
+    assert first == {i for i in ids if drawn_for_sample(i, limit - 0.01, limit, key=key_file.read_bytes().strip())}
+
+
 def test_a_cleared_activity_drawn_for_the_sample_waits_unheld_and_a_confirmation_holds_it(committed, monkeypatch):
     """Scored clear within the band and drawn: the sample waits in the queue, counts on the
     boards, a crop scores it again into the sample (the same draw), and a moderator's

@@ -134,3 +134,83 @@ def test_no_real_recording_has_a_gap_hit(shared_tracks):
             assert gap_codes(track, sport) == [], f"{path.parent.name}/{path.name} as {sport}"
             judged += 1
     assert judged >= 78
+
+
+def drive_with_pause(real_run: Track) -> tuple[Track, tuple[float, float]]:
+    """The real run with a 5-minute, 3 km drive to another trailhead hidden in a gap (36 km/h),
+    and the pause the athlete pressed around it."""
+    t0 = float(np.nanmin(real_run.t))
+    start = 0.4 * float(np.nanmax(real_run.t) - t0)
+    return with_gap(real_run, start, 300.0, 3000.0), (t0 + start + 5.0, t0 + start + 295.0)
+
+
+def test_a_gap_across_an_explicit_pause_is_no_reason_to_flag(real_run):
+    driven, pause = drive_with_pause(real_run)
+    assert gap_codes(driven, "run") == ["gap_speed"]
+    paused = track_features(driven, "run", pauses=[pause])
+    assert paused.gaps == [] and check(paused) == []
+    # A pause elsewhere leaves the gap, and every feature, exactly as without one.
+    elsewhere = track_features(driven, "run", pauses=[(pause[0] - 900.0, pause[0] - 600.0)])
+    plain = track_features(driven, "run")
+    assert elsewhere.gaps == plain.gaps and len(plain.gaps) == 1
+    assert np.array_equal(np.array(list(elsewhere.values.values())), np.array(list(plain.values.values())),
+                          equal_nan=True)
+
+
+@pytest.mark.parametrize("paused", [False, True])
+def test_a_stored_drive_between_pause_and_resume_is_not_flagged_for_the_gap(session, real_run, paused):
+    import uuid
+
+    from core.accounts.users import create_user
+    from core.activities.imports import record_track
+    from core.activities.tables import ActivityEvent
+    from core.anomaly.scoring import assess_stored
+
+    driven, (p0, p1) = drive_with_pause(real_run)
+    runner = create_user(session, f"g{uuid.uuid4().hex[:8]}_runner")
+    activity = record_track(session, runner, driven, sport="run")
+    if paused:
+        session.add_all([ActivityEvent(activity_id=activity.id, command="pause", status="paused", at=p0),
+                         ActivityEvent(activity_id=activity.id, command="resume", status="active", at=p1)])
+        session.flush()
+    result = assess_stored(session, activity, None)
+    assert ("gap_speed" in result.codes.split()) is not paused
+    assert result.flagged is not paused
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
+def test_a_drive_cropped_out_is_not_flagged_for_the_gap_the_crop_leaves(engine, seed):
+    """The crop's removed range is stored as a pause: the gap it leaves, however far its ends
+    lie apart, is scored as the pause it is."""
+    import random
+    import time
+    import uuid
+
+    from sqlalchemy import delete
+
+    from core.accounts.tables import User
+    from core.accounts.users import create_user
+    from core.activities.imports import record_track
+    from core.anomaly import cheats
+    from core.anomaly.moderation import crop_activity
+    from core.anomaly.scoring import score_activity
+    from core.storage.engine import make_sessionmaker
+    from core.synthetic.tracks import synthetic_track
+    from core.tracks.geo import segment_lengths_m
+
+    Sessions = make_sessionmaker(engine)
+    tag = f"c{uuid.uuid4().hex[:8]}"
+    try:
+        with Sessions() as s, s.begin():
+            runner = create_user(s, f"{tag}_runner")
+            base = synthetic_track(random.Random(50 + seed), "run", time.time() - 3600, 45.2, 13.6, 60, 3.0)
+            track = cheats.vehicle(base, random.Random(seed))
+            drive = record_track(s, runner, track, visibility="public")
+            assert score_activity(s, drive, None).status == "flagged"
+            runner_id, drive_id = runner.id, drive.id
+        fast = track.t[1:][segment_lengths_m(track.lat, track.lon) / np.diff(track.t) > 6.0]
+        flag = crop_activity(Sessions, drive_id, runner_id, float(fast.min()) - 60, float(fast.max()) + 60, None)
+        assert "gap_speed" not in flag.codes.split()
+    finally:
+        with Sessions() as s, s.begin():
+            s.execute(delete(User).where(User.username.like(f"{tag}%")))
