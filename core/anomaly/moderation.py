@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def decide(s: Session, activity_id: int, moderator: User, action: str, note: str = "") -> ActivityFlag:
     """A moderator's decision on a flag, logged with who and when, and whether the activity
-    came to the queue as a random sample (a later decision on it, after a crop request, too)."""
+    came to the queue as a random sample (a later decision on the same activity keeps that mark)."""
     if moderator.role != "moderator":
         raise ModerationError("only moderators decide on flagged activities")
     if action not in MODERATION_ACTIONS:
