@@ -177,3 +177,11 @@ def speak_pace(seconds_per_km: float) -> str:
     minutes, secs = divmod(int(round(seconds_per_km)), 60)
     return f"{_plural(minutes, 'minute')} {secs:02d} per kilometre" if secs else \
         f"{_plural(minutes, 'minute')} per kilometre"
+
+
+def climb_rate(metres_per_hour: float | None, units: str = "metric") -> str:
+    """An ascent rate in words: 2,340 m per hour (7,677 ft per hour)."""
+    if metres_per_hour is None:
+        return "–"
+    unit = "ft" if units == "imperial" else "m"
+    return f"{elevation_value(metres_per_hour, units):,.0f} {unit} per hour"

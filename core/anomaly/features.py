@@ -7,8 +7,9 @@ windows of a given length mean the same on a 1 s and a 5 s logger.
 
 Alongside the named numbers that the models see, the result keeps the per-second series
 (speed, estimated power, position) so rules can name the stretch they object to and the
-moderators' page can draw it, and the recording gaps whose ends lie far apart (a gap's
-distance and time count nowhere else: see ``gaps``).
+moderators' page can draw it, the recording gaps whose ends lie far apart (a gap's
+distance and time count nowhere else: see ``gaps``), and the most metres climbed over each
+window the climbing-rate rule reads (``climbs``, on the same smoothed elevation).
 """
 
 from __future__ import annotations
@@ -19,12 +20,20 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from core.activities.tables import SPORTS
-from core.anomaly.limits import GAP_MIN_M, WORLD_RECORD_S
+from core.anomaly.limits import (
+    CLIMB_PART_SHARE,
+    CLIMB_PARTS,
+    CLIMB_RATE_LIMIT_M_PER_H,
+    GAP_MIN_M,
+    WORLD_RECORD_S,
+)
 from core.anomaly.signals import (
     RIDER_KG,
+    best_climbs,
     best_efforts,
     best_window,
     grid_speed,
+    recorded_elevation,
     ride_power,
     rolling_mean,
     smooth_elevation,
@@ -65,6 +74,7 @@ class Features:
     teleports: list[dict] = field(default_factory=list)
     efforts: dict[int, dict] = field(default_factory=dict)  # metres -> {seconds, t0, t1}
     gaps: list[dict] = field(default_factory=list)  # recording gaps ending GAP_MIN_M or more away
+    climbs: dict[int, dict] = field(default_factory=dict)  # seconds -> {metres, t0, t1}: most gained
 
     @property
     def usable(self) -> bool:
@@ -202,8 +212,12 @@ def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
     values.update(_cornering_features(g, sport))
     values.update(_sampling_features(g))
     power = None
+    climbs = {}
     if ele_g is not None:
         values.update(_climbing_features(g, ele_g))
+        # The steepest climbs for the climbing-rate rule, on the same smoothed elevation.
+        climbs = best_climbs(g.grid, ele_g, recorded_elevation(g.t, clean.ele, g.grid, g.gap),
+                             sorted(CLIMB_RATE_LIMIT_M_PER_H), CLIMB_PARTS, CLIMB_PART_SHARE)
         if sport == "ride":
             power = ride_power(g.speed30, ele_g, g.step)
             values.update(_power_features(power, g.step))
@@ -213,7 +227,8 @@ def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
 
     series = Series(g.grid, np.interp(g.grid, g.t, g.lat), np.interp(g.grid, g.t, g.lon),
                     np.interp(g.grid, g.t, g.dist), g.speed30, power, ele_g)
-    return Features(sport, values, series, efforts=efforts, gaps=gaps(g.t, g.lat, g.lon, clean.ele, g.gap, pauses))
+    return Features(sport, values, series, efforts=efforts, gaps=gaps(g.t, g.lat, g.lon, clean.ele, g.gap, pauses),
+                    climbs=climbs)
 
 
 def _on_grid(clean: CleanTrack, sport: str) -> _Grid:

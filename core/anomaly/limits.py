@@ -51,3 +51,27 @@ GAP_RUN_RECORD_S = {200: 19.19, **WORLD_RECORD_S["run"], 21097.5: 3450.0, 42195:
 # That holds where the gap does not descend more than RIDE_LEVEL_MAX_DESCENT; across a
 # descent, or without elevation on both sides, RIDE_FLAT_SPEED_MPS whatever the duration.
 GAP_RIDE_RECORD_S = {**WORLD_RECORD_S["ride"], 56792: 3600.0}
+
+# Climbing: the best ascent rate (metres gained per hour, "VAM") over windows of 5, 10, 20
+# and 40 minutes of smoothed elevation. What the best humans hold, roughly:
+# - riders: about 1,800-1,900 m/h for 30-40 min (Pogacar up Plateau de Beille, Tour de
+#   France 2024: 15.8 km at 7.9% in 39:41, about 1,890 m/h; Pantani's Alpe d'Huez, 1997:
+#   about 1,070 m in 37:35, about 1,710 m/h), about 2,000-2,100 m/h on climbs of about
+#   10 minutes, and up to about 2,500 m/h for three minutes up the Mur de Huy (1.3 km at
+#   9.6% in under 3 min at the Fleche Wallonne);
+# - runners: the vertical-kilometre record at Fully (1,000 m up in under 30 min, about
+#   2,000-2,100 m/h) and stair races (Empire State Building Run-Up, about 320 m in 9:33,
+#   Crake 2003: about 2,000 m/h for 10 min).
+# One table serves both sports (the higher of the two for each duration), with a margin
+# of 10-15% for what smoothed GPS or barometric altitude can add over a window; no real
+# recording of ours climbs faster than about 1,400 m/h for 5 min or 1,300 m/h for 10 min.
+CLIMB_RATE_LIMIT_M_PER_H = {300: 2800.0, 600: 2300.0, 1200: 2250.0, 2400: 2150.0}
+# A climb smaller than this is never judged, whatever its rate: altitude noise and steps.
+CLIMB_MIN_M = 150.0
+# Each quarter of a judged window must gain at least a fifth of its climb (a steady climb
+# gains a quarter in each): an altitude step (a barometer recalibrating, GPS altitude
+# jumping) gains it all in a minute or two, and one added to a hard but human climb breaks
+# this before it lifts the climb over a limit (1,800 m/h for 10 min and a 75 m step stay
+# under 2,300 m/h).
+CLIMB_PARTS = 4
+CLIMB_PART_SHARE = 1 / 5

@@ -2,7 +2,8 @@
 
 A rule speaks only when the evidence is beyond doubt (faster than the world record, more
 power than the best professionals, a jump of hundreds of metres in seconds, a recording gap
-whose ends lie further apart than anyone covers in its time); everything subtler is left to
+whose ends lie further apart than anyone covers in its time, a climb gained faster than the
+best riders and runners climb); everything subtler is left to
 the population model and the athlete's own history.
 """
 
@@ -15,6 +16,8 @@ import numpy as np
 from core import units
 from core.anomaly.features import Features, Series, reference_speed
 from core.anomaly.limits import (
+    CLIMB_MIN_M,
+    CLIMB_RATE_LIMIT_M_PER_H,
     GAP_POSITION_ERROR_M,
     GAP_RIDE_RECORD_S,
     GAP_RUN_RECORD_S,
@@ -37,7 +40,8 @@ TELEPORT_TOTAL_M = 300.0
 # Every reason code a hit can carry (the detector adds "copy"), with the words a filter shows.
 REASON_LABELS = {"faster_than_record": "faster than a world record", "vehicle_speed": "vehicle speed",
                  "beyond_human_power": "beyond human power", "teleport": "GPS jumps",
-                 "gap_speed": "gap crossed too fast", "copy": "copy of another athlete"}
+                 "gap_speed": "gap crossed too fast", "climb_rate": "climbed faster than anyone",
+                 "copy": "copy of another athlete"}
 
 
 @dataclass
@@ -84,6 +88,9 @@ def check(f: Features) -> list[Hit]:
     s = f.series
     step = float(s.t[1] - s.t[0]) if s.t.size > 1 else 1.0
     hits = _run_hits(f, step) if f.sport == "run" else _ride_hits(s, step)
+    climbed = _climb_hit(f)
+    if climbed is not None:
+        hits.append(climbed)
     jumped = _teleport_hit(f)
     if jumped is not None:
         hits.append(jumped)
@@ -149,6 +156,26 @@ def _ride_hits(s: Series, step: float) -> list[Hit]:
             hits.append(_stretch_hit(s, a, b, "vehicle_speed",
                                      f"no {noun} holds {RIDE_FLAT_SPEED_MPS * 3.6:.0f} km/h for a minute"))
     return hits
+
+
+def _climb_hit(f: Features) -> Hit | None:
+    """The steepest climb gained faster than the best runners or riders climb for as long
+    (a motor, or a tow up the hill): the shortest window that breaks its limit. Only climbs
+    of CLIMB_MIN_M or more, recorded throughout and gained in every quarter (features.py)."""
+    for seconds, limit in sorted(CLIMB_RATE_LIMIT_M_PER_H.items()):
+        climb = f.climbs.get(seconds)
+        if climb is None or climb["metres"] < CLIMB_MIN_M:
+            continue
+        rate = climb["metres"] / seconds * 3600.0
+        if rate > limit:
+            held = units.duration_short(seconds)
+            return Hit(
+                "climb_rate",
+                f"climbed {climb['metres']:.0f} m in {held} {_when(f.series, climb['t0'])}: "
+                f"{units.climb_rate(rate)}, more than the best {NOUN[f.sport]}s hold for {held} "
+                f"(about {units.climb_rate(limit)})",
+                1.0, climb["t0"], climb["t1"])
+    return None
 
 
 def _teleport_hit(f: Features) -> Hit | None:

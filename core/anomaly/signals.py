@@ -107,3 +107,38 @@ def held_speed(records_s: dict[float, float], seconds: float) -> float:
     durations = np.array(sorted(records_s.values()))
     speeds = np.array([metres / records_s[metres] for metres in sorted(records_s, key=records_s.get)])
     return float(np.interp(math.log(max(seconds, 1e-3)), np.log(durations), speeds))
+
+
+def recorded_elevation(t: np.ndarray, ele: np.ndarray, grid: np.ndarray, gap_s: float) -> np.ndarray:
+    """Grid times whose elevation was measured: between two fixes with elevation no more than
+    ``gap_s`` apart (elsewhere the smoothed elevation is only drawn across a hole)."""
+    te = t[np.isfinite(ele)]
+    if te.size < 2:
+        return np.zeros(grid.size, dtype=bool)
+    after = np.clip(np.searchsorted(te, grid, side="left"), 1, te.size - 1)
+    return (grid >= te[0]) & (grid <= te[-1]) & (te[after] - te[after - 1] <= gap_s)
+
+
+def best_climbs(grid: np.ndarray, ele: np.ndarray, recorded: np.ndarray, windows_s,
+                parts: int, part_share: float) -> dict[int, dict]:
+    """The most metres gained over each window of seconds on the smoothed elevation grid
+    ``ele``: only windows recorded throughout, and whose ``parts`` equal parts each gain at
+    least ``part_share`` of the climb (a step in the altitude gains it all at once)."""
+    out = {}
+    step = float(grid[1] - grid[0]) if grid.size > 1 else 1.0
+    holes = np.concatenate([[0], np.cumsum(~(recorded & np.isfinite(ele)))])
+    for seconds in windows_s:
+        n = int(round(seconds / step))
+        if n < parts or ele.size <= n:
+            continue
+        m = ele.size - n  # windows [k, k + n] for k < m
+        rise = ele[n:] - ele[:-n]
+        ok = (holes[n + 1:] - holes[:-n - 1] == 0) & np.isfinite(rise)
+        cuts = [round(j * n / parts) for j in range(parts + 1)]
+        for a, b in zip(cuts, cuts[1:]):
+            ok &= ele[b:b + m] - ele[a:a + m] >= part_share * rise
+        rise = np.where(ok, rise, -np.inf)
+        k = int(np.argmax(rise))
+        if rise[k] > 0:
+            out[int(seconds)] = {"metres": float(rise[k]), "t0": float(grid[k]), "t1": float(grid[k + n])}
+    return out
