@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,7 +135,7 @@ def run(shared: Path, folds: int = 5, seed: int = 2026, progress=None) -> dict:
         rows = feature_rows(population(train))
         model = PopulationModel.train({s: np.array(r) for s, r in rows.items()})
         for sample in samples:
-            if fold_of.get(sample.origin, hash(sample.origin) % folds) != k:
+            if fold_of.get(sample.origin, zlib.crc32(sample.origin.encode()) % folds) != k:  # stable across runs
                 continue
             candidates = [(n, fp) for n, fp in prints.items() if n != sample.athlete]
             a = assess(sample.track, sample.sport, model, histories.get(sample.athlete), candidates,
