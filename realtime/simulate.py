@@ -26,7 +26,7 @@ from core.social.follows import followed_ids
 from core.storage.engine import make_engine, make_sessionmaker
 from core.storage.schema import migrate
 from core.synthetic.tracks import TOWNS, TYPICAL_SPEED_MPS, synthetic_track
-from core.tracks.formats import load_track
+from core.tracks.formats import load_track, track_files
 from core.tracks.formats.common import TrackFileError
 from realtime.buffer import LocalBuffer
 from realtime.device import DeviceClient
@@ -131,7 +131,7 @@ async def simulate_device(index: int, server: str, username: str, token: str, sp
 
 async def main_async(args) -> None:
     shared = load_settings().shared_tracks_dir
-    real = [p for p in sorted(shared.glob("*/*")) if p.suffix.lower() in (".gpx", ".tcx", ".fit")] if shared else []
+    real = track_files(shared)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="simulate-"))
     workdir.mkdir(parents=True, exist_ok=True)
     tokens = device_tokens(args.devices, args.seed)

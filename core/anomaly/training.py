@@ -23,8 +23,7 @@ import numpy as np
 from core.activities.tables import SPORTS
 from core.anomaly.features import track_features, vector
 from core.anomaly.model import train_sport
-from core.tracks.formats import load_track
-from core.tracks.formats.common import TrackFileError
+from core.tracks.formats import readable_tracks
 from core.tracks.track import Track
 
 # Recordings in the shared corpus that are not honest runs or rides, found by inspection.
@@ -38,16 +37,10 @@ MIN_DURATION_S = 300.0
 
 def real_recordings(shared: Path | None) -> list[tuple[str, Track]]:
     """Outdoor runs and rides with GPS from the shared corpus (one copy of each recording)."""
-    if shared is None or not Path(shared).is_dir():
-        return []
     out: list[tuple[str, Track]] = []
     seen = set()
-    for path in sorted(Path(shared).glob("*/*")):
-        if path.suffix.lower() not in (".gpx", ".tcx", ".fit") or path.name in REAL_POSITIVES:
-            continue
-        try:
-            track = load_track(path)
-        except TrackFileError:
+    for path, track in readable_tracks(shared):
+        if path.name in REAL_POSITIVES:
             continue
         if track.sport not in SPORTS or track.indoor or track.meta.get("multisport"):
             continue

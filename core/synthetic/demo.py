@@ -26,8 +26,7 @@ from core.activities.imports import record_track
 from core.activities.tables import SPORTS
 from core.social.follows import follow
 from core.synthetic.tracks import TOWNS, TYPICAL_SPEED_MPS, synthetic_track
-from core.tracks.formats import load_track
-from core.tracks.formats.common import TrackFileError
+from core.tracks.formats import readable_tracks
 from core.tracks.track import Track
 
 DEMO_LOGINS = {
@@ -53,16 +52,8 @@ class DemoReport:
 
 
 def _real_tracks(shared: Path | None) -> list[Track]:
-    if shared is None:
-        return []
     tracks = []
-    for path in sorted(shared.glob("*/*")):
-        if path.suffix.lower() not in (".gpx", ".tcx", ".fit"):
-            continue
-        try:
-            track = load_track(path)
-        except TrackFileError:
-            continue
+    for _, track in readable_tracks(shared):
         if track.sport in SPORTS and not track.indoor and track.gps_points >= 100 \
                 and not track.meta.get("multisport"):
             tracks.append(track)

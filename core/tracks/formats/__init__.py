@@ -8,6 +8,7 @@ activity and device names a file carries are cut to what the database stores (``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import defusedxml.ElementTree as safe_et
@@ -78,3 +79,20 @@ def detect_format(name: str, data: bytes) -> str:
     if suffix in FORMATS:
         return suffix
     raise TrackFileError("unknown file type: expected GPX, TCX or FIT")
+
+
+def track_files(folder: str | Path | None) -> list[Path]:
+    """The track files (by ``FORMATS`` suffix) one level down in ``folder``, as the shared
+    recordings are laid out (``source/file``), in name order; none when there is no folder."""
+    if folder is None or not Path(folder).is_dir():
+        return []
+    return [p for p in sorted(Path(folder).glob("*/*")) if p.suffix.lower().lstrip(".") in FORMATS]
+
+
+def readable_tracks(folder: str | Path | None) -> Iterator[tuple[Path, Track]]:
+    """Each of ``track_files(folder)`` that reads, with its track; files that do not are skipped."""
+    for path in track_files(folder):
+        try:
+            yield path, load_track(path)
+        except TrackFileError:
+            continue

@@ -14,7 +14,7 @@ import pytest
 from core.anomaly.features import track_features
 from core.anomaly.limits import GAP_POSITION_ERROR_M, RIDE_FLAT_SPEED_MPS, RIDE_LEVEL_SPEED_MPS
 from core.anomaly.rules import check, gap_speed_limit
-from core.tracks.formats import TrackFileError, load_track
+from core.tracks.formats import load_track, readable_tracks
 from core.tracks.track import Track
 
 M_PER_DEG_LAT = 111_320.0
@@ -122,13 +122,7 @@ def test_a_gap_the_teleport_rule_reports_is_not_reported_twice():
 
 def test_no_real_recording_has_a_gap_hit(shared_tracks):
     judged = 0
-    for path in sorted(shared_tracks.glob("*/*")):
-        if path.suffix.lower() not in (".gpx", ".tcx", ".fit"):
-            continue
-        try:
-            track = load_track(path)
-        except TrackFileError:
-            continue
+    for path, track in readable_tracks(shared_tracks):
         # Each as its own sport; a run also as a ride (a ride as a run is a cheat of its own).
         for sport in (track.sport, "ride") if track.sport in ("run", "walk") else (track.sport,):
             assert gap_codes(track, sport) == [], f"{path.parent.name}/{path.name} as {sport}"
