@@ -161,17 +161,9 @@ def drive_world(Sessions, tag: str) -> DriveWorld:
     """A runner with four ordinary runs and one with a car drive in it, all scored (the drive
     flagged by the rules), and a moderator."""
     with Sessions() as s, s.begin():
-        runner = create_user(s, f"{tag}_runner", "Rhea Runner")
-        mod = create_user(s, f"{tag}_mod", "Moe Moderator", role="moderator")
-        now = time.time() - 3600
-        for k in range(4):
-            track = synthetic_track(random.Random(40 + k), "run", now - (k + 1) * 86400, 45.2, 13.6, 40, 3.0)
-            score_activity(s, record_track(s, runner, track, visibility="public"), None)
-        base = synthetic_track(random.Random(50), "run", now, 45.2, 13.6, 60, 3.0)
-        drive = record_track(s, runner, cheats.vehicle(base, random.Random(3)), title="Morning run",
-                             visibility="public")
-        assert score_activity(s, drive, None).status == "flagged" and drive.held
-        return DriveWorld(runner.id, mod.id, drive.id)
+        world = session_drive(s, tag)
+        assert s.get(Activity, world.drive_id).held
+        return world
 
 
 def moderate(Sessions, w: DriveWorld, action: str, note: str = "") -> None:
