@@ -12,6 +12,18 @@
   climbs give a motor less than 1.5 km or 2 minutes to gain are not used).
 - ``copy_of``: another athlete's recording re-uploaded: new date, positions jittered by 1-2 m,
   every second or third fix kept, ends trimmed, timing scaled by up to 3%.
+- ``traffic``: 1.5-4 km of a ride driven in town traffic: cruising at 22-45 km/h, pulling
+  away at 1.8-2.8 m/s² (easing off near the cruising speed), stopping every 150-600 m for
+  5-45 s, the stopped car logged in place with 1-3 m of GPS jitter.
+- ``gap_lift``: a run whose points stop and resume 2-8 km further along the route and at
+  least 1.5 km away in a straight line: the hidden kilometres driven at 20-60 km/h after a
+  wait of 30-240 s, so that the straight line was crossed faster than the athlete's average
+  pace (a slower "lift" gains nothing); a lift hidden in a "lost signal"; the rest of the
+  run shifted in time.
+
+This is the development family: the held-out family (``heldout_cheats``) makes the same kinds by
+other recipes and other ranges, and the detector is never tuned on it. ``make`` is the
+entry point both families share.
 """
 
 from __future__ import annotations
@@ -216,3 +228,118 @@ def copy_of(track: Track, rng: random.Random) -> Track:
     scale = rng.uniform(0.97, 1.03)
     out.t = out.t[0] + (out.t - out.t[0]) * scale + rng.uniform(30, 400) * 86400
     return out
+
+
+def _stop_and_go(rng: random.Random, length: float, step: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Time and distance of a car in town traffic covering ``length`` metres."""
+    cruise = rng.uniform(22, 45) / 3.6
+    accel, brake = rng.uniform(1.8, 2.8), rng.uniform(2.0, 3.0)
+    stops = []
+    pos = rng.uniform(150, 600)
+    while pos < length - 100:
+        stops.append(pos)
+        pos += rng.uniform(150, 600)
+    stops.append(length)
+    t, s = 0.0, 0.0
+    ts, ss = [0.0], [0.0]
+    for stop in stops:
+        v = 0.0
+        top = cruise * rng.uniform(0.85, 1.1)
+        while s < stop - 0.3:
+            if v * v / (2 * brake) >= stop - s:
+                v = max(v - brake * step, 0.4)
+            else:
+                v = min(v + accel * step * max(0.15, 1 - (v / top) ** 2), top)
+            s = min(s + v * step, stop)
+            t += step
+            ts.append(t)
+            ss.append(s)
+        wait = rng.uniform(5, 45) if stop < length else 0.0
+        t += wait
+        ts.append(t)
+        ss.append(s)
+    return np.asarray(ts), np.asarray(ss)
+
+
+def traffic(track: Track, rng: random.Random) -> Track | None:
+    """A stretch of a ride driven through town traffic; None for a run or a short ride."""
+    track = finite(track)
+    dist = _cumdist(track)
+    if track.sport != "ride" or dist[-1] < 5000 or len(track) < 100:
+        return None
+    length = min(rng.uniform(1500, 4000), 0.4 * dist[-1])
+    d0 = rng.uniform(0.2, 0.8) * (dist[-1] - length)
+    a, b = int(np.searchsorted(dist, d0)), int(np.searchsorted(dist, d0 + length))
+    if b - a < 5:
+        return None
+    interval = _median_dt(track.t)
+    dt_drive, ds_drive = _stop_and_go(rng, float(dist[b] - dist[a]))
+    sample_t = np.arange(0.0, dt_drive[-1], interval)
+    where = dist[a] + np.interp(sample_t, dt_drive, ds_drive)
+    mid = _along(track, dist, where)
+    jitter = rng.uniform(1.0, 3.0)
+    nrng = np.random.default_rng(rng.getrandbits(32))
+    lat0 = float(mid["lat"][0])
+    mid["lat"] = mid["lat"] + nrng.normal(0, jitter, sample_t.size) / 111_320
+    mid["lon"] = mid["lon"] + nrng.normal(0, jitter, sample_t.size) / (111_320 * math.cos(math.radians(lat0)))
+    drive = {"t": track.t[a] + sample_t, "lat": mid["lat"], "lon": mid["lon"], "ele": mid["ele"],
+             "acc": np.full(sample_t.size, np.nan), "hr": mid["hr"], "cad": np.full(sample_t.size, np.nan)}
+    shift = (track.t[a] + sample_t[-1] + interval) - track.t[b]
+    return _join([_slice(track, 0, a), drive, _slice(track, b, len(track), shift)], track.sport, track.name)
+
+
+def gap_lift(track: Track, rng: random.Random) -> Track | None:
+    """A run that stops logging and resumes kilometres away; None for a ride or a run with
+    no stretch whose ends lie 1.5 km apart."""
+    track = finite(track)
+    dist = _cumdist(track)
+    if track.sport != "run" or dist[-1] < 4000:
+        return None
+    x = (track.lon - track.lon[0]) * 111_320 * math.cos(math.radians(float(track.lat[0])))
+    y = (track.lat - track.lat[0]) * 111_320
+    stride = max(1, len(track) // 400)
+    idx = np.arange(0, len(track), stride)
+    pairs = [(int(a), int(b)) for a in idx for b in idx
+             if 2000 <= dist[b] - dist[a] <= 8000 and math.hypot(x[b] - x[a], y[b] - y[a]) >= 1500
+             and 0 < a and b < len(track) - 1]
+    if not pairs:
+        return None
+    # The hidden kilometres at a car's pace, after a wait for the lift: a lift only when it
+    # crossed the straight line faster than the athlete's own average pace.
+    pace = dist[-1] / max(float(track.t[-1] - track.t[0]), 1.0)
+    for _ in range(20):
+        a, b = pairs[rng.randrange(len(pairs))]
+        gap = (dist[b] - dist[a]) / (rng.uniform(20, 60) / 3.6) + rng.uniform(30, 240)
+        if math.hypot(x[b] - x[a], y[b] - y[a]) / gap > pace:
+            break
+    else:
+        return None
+    shift = (track.t[a] + gap) - track.t[b]
+    return _join([_slice(track, 0, a + 1), _slice(track, b, len(track), shift)], track.sport, track.name)
+
+
+KINDS = ("vehicle", "traffic", "gap_lift", "compressed", "ride_as_run", "teleport", "climb_motor", "copy")
+
+
+def make(kind: str, track: Track, rng: random.Random) -> Track | None:
+    """The altered track for ``kind`` made from real recording ``track`` (its ``sport`` is
+    what it is uploaded as); None when this recording cannot make that kind."""
+    if kind == "vehicle":
+        return vehicle(track, rng)
+    if kind == "traffic":
+        return traffic(track, rng)
+    if kind == "gap_lift":
+        return gap_lift(track, rng)
+    if kind == "compressed":
+        return compressed(track, rng)
+    if kind == "ride_as_run":
+        if track.sport != "ride" or "running" in (track.name or "").lower():
+            return None
+        return replace(finite(track), sport="run")
+    if kind == "teleport":
+        return teleport(track, rng, shortcut=rng.random() < 0.5)
+    if kind == "climb_motor":
+        return ebike(track, rng) if track.sport == "ride" else None
+    if kind == "copy":
+        return copy_of(track, rng)
+    raise ValueError(f"unknown cheat kind {kind!r}")
