@@ -144,15 +144,18 @@ def train_sport(rows: np.ndarray) -> SportModel:
     return model
 
 
-# What an athlete's own history is compared on. Route-bound figures (power and climbing
-# depend on the hills of the day) get wide floors on their spread.
-SPREAD_FLOOR = {"speed": HISTORY_SD_FLOOR, "efficiency": HISTORY_SD_FLOOR, "power": 0.15, "climbing": 0.35,
-                "watts_per_beat": 0.08, "climb_speed": 0.15}
+# What an athlete's own history is compared on: how fast, and how much speed or power each
+# heartbeat or each climb buys, which a motor changes and a hard day does not. Effort itself
+# (the best 5-minute power, the fastest climbing) is no such figure: a race or a hilly day
+# beats a usual week by far, honestly. Spreads have floors (an athlete varies at least this
+# much between outings, log scale), and a figure only counts when it is also at least
+# MIN_RATIO times the usual: a race is commonly 20-25% faster than training.
+SPREAD_FLOOR = {"speed": HISTORY_SD_FLOOR, "efficiency": HISTORY_SD_FLOOR, "watts_per_beat": 0.08,
+                "climb_speed": 0.15}
+MIN_RATIO = {"speed": 1.3, "efficiency": 1.3, "watts_per_beat": 1.5, "climb_speed": 1.5}
 BASELINE_METRICS = {
     "speed": "log_avg_speed",
     "efficiency": "m_per_beat",  # distance per heartbeat: faster for the same effort
-    "power": "wkg_300",  # rides: estimated best 5-minute power
-    "climbing": "vam_5min",  # fastest 5-minute climbing rate
     "watts_per_beat": "w_per_beat",  # rides: estimated power for the heart rate
     "climb_speed": "climb_flat_ratio",  # speed on climbs against speed on the flat
 }
@@ -192,7 +195,10 @@ class Baseline:
                 if value <= 0:
                     continue
                 value = math.log(value)
-            out[metric] = ((value - median) / sd, value, median)
+            z = (value - median) / sd
+            if value - median < math.log(MIN_RATIO[metric]):
+                z = min(z, BASELINE_Z - 1.0)  # within what honest days differ by: never a reason
+            out[metric] = (z, value, median)
         return out
 
 
@@ -209,8 +215,6 @@ BASELINE_WORDS = {
                                            "(much more power for the same effort, as with a motor)"),
     "climb_speed": lambda sport, v, u: (f"climbs ridden at {v * 100:.0f}% of your speed on the flat against "
                                         f"your usual {u * 100:.0f}%"),
-    "climbing": lambda sport, v, u: f"climbing {v:.0f} m an hour against your usual {u:.0f} m",
-    "power": lambda sport, v, u: f"estimated 5-minute power {v:.1f} W/kg against your usual {u:.1f} W/kg",
 }
 
 
