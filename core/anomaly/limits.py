@@ -51,6 +51,12 @@ GAP_RUN_RECORD_S = {200: 19.19, **WORLD_RECORD_S["run"], 21097.5: 3450.0, 42195:
 # That holds where the gap does not descend more than RIDE_LEVEL_MAX_DESCENT; across a
 # descent, or without elevation on both sides, RIDE_FLAT_SPEED_MPS whatever the duration.
 GAP_RIDE_RECORD_S = {**WORLD_RECORD_S["ride"], 56792: 3600.0}
+# A gap is also read against the athlete's own pace in the same activity: the straight line
+# is never longer than the path, so an honest signal loss never crosses faster than the
+# athlete moves elsewhere. Beyond GAP_OWN_FACTOR times their 95th-percentile 30-second
+# speed while moving (and at least GAP_OWN_FLOOR_MPS: a walker may jog a while), it was not them.
+GAP_OWN_FACTOR = 1.3
+GAP_OWN_FLOOR_MPS = {"run": 3.0, "ride": 8.0}
 
 # Climbing: the best ascent rate (metres gained per hour, "VAM") over windows of 5, 10, 20
 # and 40 minutes of smoothed elevation. What the best humans hold, roughly:

@@ -18,6 +18,8 @@ from core.anomaly.features import Features, Series, reference_speed
 from core.anomaly.limits import (
     CLIMB_MIN_M,
     CLIMB_RATE_LIMIT_M_PER_H,
+    GAP_OWN_FACTOR,
+    GAP_OWN_FLOOR_MPS,
     GAP_POSITION_ERROR_M,
     GAP_RIDE_RECORD_S,
     GAP_RUN_RECORD_S,
@@ -201,24 +203,36 @@ def gap_speed_limit(sport: str, seconds: float, metres: float, drop_m: float = f
     return max(held_speed(GAP_RIDE_RECORD_S, seconds), RIDE_LEVEL_SPEED_MPS)
 
 
+def own_speed(s: Series) -> float:
+    """The athlete's 95th-percentile 30-second speed while moving in this activity (NaN when
+    it hardly moved)."""
+    v = s.speed_mps[np.isfinite(s.speed_mps) & (s.speed_mps > 1.0)]
+    return float(np.percentile(v, 95)) if v.size >= 60 else float("nan")
+
+
 def _gap_hits(f: Features, teleported: bool) -> list[Hit]:
     """Recording gaps whose ends lie further apart than the sport's fastest athletes cover in
-    the gap's time: the straight line, less the fixes' possible error, over the gap's
-    duration is the least average speed the athlete held. A gap holding a jump the teleport
-    rule already reports is left to it."""
+    the gap's time, or than this athlete moves anywhere else in the activity: the straight
+    line, less the fixes' possible error, over the gap's duration is the least average speed
+    held across it. A gap holding a jump the teleport rule already reports is left to it."""
     hits = []
     noun, s = NOUN[f.sport], f.series
+    own = own_speed(s)
+    own_limit = max(GAP_OWN_FACTOR * own, GAP_OWN_FLOOR_MPS[f.sport]) if np.isfinite(own) else np.inf
     for gap in f.gaps:
         if teleported and any(gap["t"] <= tp["t"] and tp["t1"] <= gap["t1"] for tp in f.teleports):
             continue
         limit = gap_speed_limit(f.sport, gap["seconds"], gap["metres"], gap["ele"] - gap["ele1"])
-        if (gap["metres"] - GAP_POSITION_ERROR_M) / gap["seconds"] <= limit:
+        least = (gap["metres"] - GAP_POSITION_ERROR_M) / gap["seconds"]
+        if least <= min(limit, own_limit):
             continue
         held = units.duration_short(gap["seconds"])
-        hits.append(Hit(
-            "gap_speed",
-            f"the points stop for {held} {_when(s, gap['t'])} and resume {units.distance(gap['metres'], digits=1)} "
-            f"away: at least {units.speed(gap['metres'] / gap['seconds'])}, faster than any {noun} holds for "
-            f"{held} (about {units.speed(limit)} at most)",
-            1.0, gap["t"], gap["t1"]))
+        start = (f"the points stop for {held} {_when(s, gap['t'])} and resume "
+                 f"{units.distance(gap['metres'], digits=1)} away: at least {units.speed(least)}")
+        if least > limit:
+            why = f"faster than any {noun} holds for {held} (about {units.speed(limit)} at most)"
+        else:
+            why = (f"{least / own:.1f} times your own pace elsewhere in this {f.sport} "
+                   f"({units.speed(own)} for your fastest stretches)")
+        hits.append(Hit("gap_speed", f"{start}, {why}", 1.0, gap["t"], gap["t1"]))
     return hits

@@ -88,8 +88,23 @@ def straight_line(gap_s: float, gap_m: float, speed: float = 3.0, sport: str = "
 def test_the_limit_is_the_record_pace_for_the_gaps_duration(gap_s):
     limit = gap_speed_limit("run", gap_s, 1.0)
     edge = limit * gap_s + GAP_POSITION_ERROR_M
-    assert gap_codes(straight_line(gap_s, 0.98 * edge), "run") == []
-    assert gap_codes(straight_line(gap_s, 1.02 * edge), "run") == ["gap_speed"]
+    # A fast runner (7 m/s either side), so that the record, not their own pace, is the bound.
+    assert gap_codes(straight_line(gap_s, 0.98 * edge, speed=7.0), "run") == []
+    assert gap_codes(straight_line(gap_s, 1.02 * edge, speed=7.0), "run") == ["gap_speed"]
+
+
+def test_a_gap_crossed_far_faster_than_the_athlete_moves_elsewhere_is_flagged():
+    # A 9 km/h jogger either side; ten minutes lost and 2.5 km away in a straight line: 15 km/h,
+    # well within the record pace but 1.6 times the athlete's own fastest stretches.
+    hits = [h for h in check(track_features(straight_line(600.0, 2500.0, speed=2.5), "run"))
+            if h.code == "gap_speed"]
+    assert len(hits) == 1
+    assert "times your own pace elsewhere in this run" in hits[0].reason
+    assert "the points stop for 10 min" in hits[0].reason
+    # The same gap ending 1.5 km away is the jogger's own pace: a lost signal, nothing more.
+    assert gap_codes(straight_line(600.0, 1500.0, speed=2.5), "run") == []
+    # A walker (1.4 m/s) may jog across a gap: below GAP_OWN_FLOOR_MPS nothing is read.
+    assert gap_codes(straight_line(600.0, 1800.0 + GAP_POSITION_ERROR_M, speed=1.4), "run") == []
 
 
 def test_the_limits_come_from_the_records():
