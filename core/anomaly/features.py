@@ -25,6 +25,10 @@ from core.anomaly.limits import (
     CLIMB_PARTS,
     CLIMB_RATE_LIMIT_M_PER_H,
     GAP_MIN_M,
+    LAUNCH_HOLD_S,
+    LAUNCH_STOP_MPS,
+    LAUNCH_TO_MPS,
+    LAUNCH_WITHIN_S,
     WORLD_RECORD_S,
 )
 from core.anomaly.signals import (
@@ -32,7 +36,9 @@ from core.anomaly.signals import (
     best_climbs,
     best_efforts,
     best_window,
+    displacement_speed,
     grid_speed,
+    launches,
     recorded_elevation,
     ride_power,
     rolling_mean,
@@ -75,6 +81,7 @@ class Features:
     efforts: dict[int, dict] = field(default_factory=dict)  # metres -> {seconds, t0, t1}
     gaps: list[dict] = field(default_factory=list)  # recording gaps ending GAP_MIN_M or more away
     climbs: dict[int, dict] = field(default_factory=dict)  # seconds -> {metres, t0, t1}: most gained
+    launches: list[dict] = field(default_factory=list)  # rides: pull-aways from a standstill
 
     @property
     def usable(self) -> bool:
@@ -188,6 +195,7 @@ class _Grid:
     grid: np.ndarray  # Unix seconds
     speed30: np.ndarray  # 30 s centred speed on the grid, NaN inside gaps
     speed6: np.ndarray  # 6 s centred speed on the grid, NaN inside gaps
+    speed3: np.ndarray  # 3 s centred speed on the grid, NaN inside gaps (pull-aways)
     moving: np.ndarray  # grid seconds moving faster than a walk (or a slow roll)
 
 
@@ -213,6 +221,15 @@ def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
     values.update(_sampling_features(g))
     power = None
     climbs = {}
+    pulls = []
+    if sport == "ride" and g.step == 1.0:
+        # Stops and pull-aways from displacement: standing still, jitter adds path, not distance.
+        x, y = local_xy(g.lat, g.lon)
+        v3 = displacement_speed(g.grid, g.t, x, y, 3.0)
+        v3[np.isnan(g.speed3)] = np.nan
+        still = displacement_speed(g.grid, g.t, x, y, 6.0) < LAUNCH_STOP_MPS
+        pulls = launches(g.grid, v3, still, np.interp(g.grid, g.t, g.dist), ele_g, LAUNCH_TO_MPS, LAUNCH_WITHIN_S,
+                         LAUNCH_HOLD_S)
     if ele_g is not None:
         values.update(_climbing_features(g, ele_g))
         # The steepest climbs for the climbing-rate rule, on the same smoothed elevation.
@@ -228,7 +245,7 @@ def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
     series = Series(g.grid, np.interp(g.grid, g.t, g.lat), np.interp(g.grid, g.t, g.lon),
                     np.interp(g.grid, g.t, g.dist), g.speed30, power, ele_g)
     return Features(sport, values, series, efforts=efforts, gaps=gaps(g.t, g.lat, g.lon, clean.ele, g.gap, pauses),
-                    climbs=climbs)
+                    climbs=climbs, launches=pulls)
 
 
 def _on_grid(clean: CleanTrack, sport: str) -> _Grid:
@@ -258,8 +275,10 @@ def _on_grid(clean: CleanTrack, sport: str) -> _Grid:
     speed30[in_gap] = np.nan
     speed6 = grid_speed(t, dist, grid, 6.0)
     speed6[in_gap] = np.nan
+    speed3 = grid_speed(t, dist, grid, 3.0)
+    speed3[in_gap] = np.nan
     moving = np.isfinite(speed30) & (speed30 > MOVING_MPS[sport])
-    return _Grid(t, lat, lon, dts, gap, dist, span, step, grid, speed30, speed6, moving)
+    return _Grid(t, lat, lon, dts, gap, dist, span, step, grid, speed30, speed6, speed3, moving)
 
 
 def _moving_s(g: _Grid) -> float:

@@ -81,3 +81,19 @@ CLIMB_MIN_M = 150.0
 # under 2,300 m/h).
 CLIMB_PARTS = 4
 CLIMB_PART_SHARE = 1 / 5
+
+# Pull-aways from a standstill (rides): a car in town traffic leaves every junction at
+# 2-3 m/s², which at 20-40 km/h takes about twice the power a strong rider sprints with for
+# a few seconds, and it does so at every junction. A launch counts when it reaches
+# LAUNCH_TO_MPS within LAUNCH_WITHIN_S of leaving a stop (under LAUNCH_STOP_MPS), stays above
+# 80% of it for LAUNCH_HOLD_S (a GPS slip does not), and needs at least LAUNCH_WKG W/kg over
+# 3-8 s (kinetic energy gained less what a descent gave, plus rolling and air resistance):
+# a hard sprint for a trained amateur. LAUNCH_COUNT of them within LAUNCH_SPAN_M is a reason
+# to flag. No real ride of ours has more than two such launches anywhere.
+LAUNCH_STOP_MPS = 1.5
+LAUNCH_TO_MPS = 25 / 3.6
+LAUNCH_WITHIN_S = 15.0
+LAUNCH_HOLD_S = 10.0
+LAUNCH_WKG = 8.0
+LAUNCH_COUNT = 4
+LAUNCH_SPAN_M = 3000.0

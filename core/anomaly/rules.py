@@ -23,6 +23,10 @@ from core.anomaly.limits import (
     GAP_POSITION_ERROR_M,
     GAP_RIDE_RECORD_S,
     GAP_RUN_RECORD_S,
+    LAUNCH_COUNT,
+    LAUNCH_SPAN_M,
+    LAUNCH_TO_MPS,
+    LAUNCH_WKG,
     RIDE_FLAT_SPEED_MPS,
     RIDE_FLAT_SPEED_S,
     RIDE_LEVEL_MAX_DESCENT,
@@ -39,11 +43,13 @@ NOUN = {"run": "runner", "ride": "rider"}
 # A single jump shorter than this is a GPS slip, whatever its speed.
 TELEPORT_TOTAL_M = 300.0
 
-# Every reason code a hit can carry (the detector adds "copy"), with the words a filter shows.
+# Every reason code a hit can carry (the detector adds "copy" and "vehicle_model"), with the
+# words a filter shows.
 REASON_LABELS = {"faster_than_record": "faster than a world record", "vehicle_speed": "vehicle speed",
                  "beyond_human_power": "beyond human power", "teleport": "GPS jumps",
                  "gap_speed": "gap crossed too fast", "climb_rate": "climbed faster than anyone",
-                 "copy": "copy of another athlete"}
+                 "launches": "pulls away like a car", "copy": "copy of another athlete",
+                 "vehicle_model": "moves like a vehicle"}
 
 
 @dataclass
@@ -90,6 +96,9 @@ def check(f: Features) -> list[Hit]:
     s = f.series
     step = float(s.t[1] - s.t[0]) if s.t.size > 1 else 1.0
     hits = _run_hits(f, step) if f.sport == "run" else _ride_hits(s, step)
+    pulled = _launch_hit(f)
+    if pulled is not None:
+        hits.append(pulled)
     climbed = _climb_hit(f)
     if climbed is not None:
         hits.append(climbed)
@@ -158,6 +167,34 @@ def _ride_hits(s: Series, step: float) -> list[Hit]:
             hits.append(_stretch_hit(s, a, b, "vehicle_speed",
                                      f"no {noun} holds {RIDE_FLAT_SPEED_MPS * 3.6:.0f} km/h for a minute"))
     return hits
+
+
+# A pattern of launches, not one broken limit: flagged for a moderator, short of certain.
+LAUNCH_SEVERITY = 0.9
+
+
+def _launch_hit(f: Features) -> Hit | None:
+    """LAUNCH_COUNT or more hard pull-aways from a standstill within LAUNCH_SPAN_M: the
+    stretch with the most of them, in the words a moderator reads."""
+    hard = [p for p in f.launches if p["wkg"] >= LAUNCH_WKG]
+    best: list[dict] = []
+    for k, first in enumerate(hard):
+        run = [p for p in hard[k:] if p["metres"] - first["metres"] <= LAUNCH_SPAN_M]
+        if len(run) > len(best):
+            best = run
+    if len(best) < LAUNCH_COUNT:
+        return None
+    span = best[-1]["metres"] - best[0]["metres"]
+    top = np.median([p["speed"] for p in best])
+    seconds = np.median([p["seconds"] for p in best])
+    wkg = np.median([p["wkg"] for p in best])
+    return Hit(
+        "launches",
+        f"pulled away from a standstill past {units.speed(LAUNCH_TO_MPS)} within {seconds:.0f} s, on to about "
+        f"{units.speed(top)}, {len(best)} times in "
+        f"{units.distance(span, digits=1)} {_when(f.series, best[0]['t0'])}: about {wkg:.0f} W/kg each time, "
+        f"a sprint no {NOUN['ride']} repeats at every junction (a car in traffic pulls away like this)",
+        LAUNCH_SEVERITY, best[0]["t0"], best[-1]["t1"])
 
 
 def _climb_hit(f: Features) -> Hit | None:

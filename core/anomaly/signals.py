@@ -142,3 +142,63 @@ def best_climbs(grid: np.ndarray, ele: np.ndarray, recorded: np.ndarray, windows
         if rise[k] > 0:
             out[int(seconds)] = {"metres": float(rise[k]), "t0": float(grid[k]), "t1": float(grid[k + n])}
     return out
+
+
+def displacement_speed(grid: np.ndarray, t: np.ndarray, x: np.ndarray, y: np.ndarray, window_s: float) -> np.ndarray:
+    """Speed (m/s) at each grid time from the straight line between the positions half a
+    window either side: GPS jitter at a standstill adds path length, not displacement."""
+    half = window_s / 2.0
+    dx = np.interp(grid + half, t, x) - np.interp(grid - half, t, x)
+    dy = np.interp(grid + half, t, y) - np.interp(grid - half, t, y)
+    return np.hypot(dx, dy) / window_s
+
+
+def launches(t: np.ndarray, speed: np.ndarray, still: np.ndarray, dist: np.ndarray, ele: np.ndarray | None,
+             to_mps: float, within_s: float, hold_s: float, windows_s=(3, 5, 8)) -> list[dict]:
+    """Pull-aways from a standstill: each time the athlete leaves a stop (``still``, per grid
+    second) and ``speed`` (a per-second grid, NaN in gaps) reaches ``to_mps`` within
+    ``within_s`` seconds and stays above 80% of it for ``hold_s`` more. Each launch has its start, the speed reached, the
+    seconds it took, and the least power per kilogram of rider it needs: the most, over
+    windows of ``windows_s`` seconds inside it, of the kinetic energy gained less what a
+    descent gave (a climb's height is never counted: noise in the elevation would read as
+    power), plus rolling resistance and air drag, per second."""
+    out = []
+    if speed.size < 3:
+        return out
+    step = float(t[1] - t[0])
+    v = np.nan_to_num(speed, nan=-1.0)
+    stopped = still & (v >= 0)
+    starts = np.flatnonzero(stopped[:-1] & ~stopped[1:] & (v[1:] >= 0)) + 1
+    kinetic = 0.5 * SYSTEM_KG * np.maximum(v, 0.0) ** 2
+    height = np.nan_to_num(ele) * SYSTEM_KG * G if ele is not None else np.zeros(v.size)
+    reach, hold = int(within_s / step), int(hold_s / step)
+    for a in starts:
+        ahead = v[a:a + reach + 1]
+        fast = np.flatnonzero(ahead >= to_mps)
+        if not fast.size or (ahead[:fast[0]] < 0).any():
+            continue
+        b = a + int(fast[0])
+        # Set off at the last second under 1 m/s before reaching speed (a stop's edge is blurred).
+        slow = np.flatnonzero((v[max(a - 6, 0):b] >= 0) & (v[max(a - 6, 0):b] < 1.0))
+        a = max(a - 6, 0) + int(slow[-1]) if slow.size else a
+        after = v[b:b + hold + 1]
+        if after.size <= hold or (after < 0.8 * to_mps).any():
+            continue
+        best = 0.0
+        for w in windows_s:
+            n = max(1, int(round(w / step)))
+            lo, hi = max(a - 1, 0), b + 1
+            if hi - lo <= n:
+                n = hi - lo - 1
+            if n < 1:
+                continue
+            gain = kinetic[lo + n:hi] - kinetic[lo:hi - n]
+            fall = np.minimum(height[lo + n:hi] - height[lo:hi - n], 0.0)
+            mean_v = 0.5 * (np.maximum(v[lo + n:hi], 0) + np.maximum(v[lo:hi - n], 0))
+            watts = (np.maximum(gain + fall, 0.0) / (n * step) + SYSTEM_KG * G * CRR * mean_v
+                     + 0.5 * RHO * CDA_M2 * mean_v ** 3)
+            if watts.size:
+                best = max(best, float(watts.max()))
+        out.append({"t0": float(t[a]), "t1": float(t[b]), "metres": float(dist[a]), "speed": float(v[b:b + hold + 1].max()),
+                    "seconds": float((b - a) * step), "wkg": best / RIDER_KG})
+    return out
