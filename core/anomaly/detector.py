@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core import units
 from core.anomaly.duplicates import find_copy, fingerprint, nearby
 from core.anomaly.features import Features, track_features
 from core.anomaly.model import Baseline, PopulationModel, Verdict, judge
@@ -46,4 +47,31 @@ def assess(track: Track, sport: str, model: PopulationModel | None, baseline: Ba
             label, result = found
             hits.append(Hit("copy", f"a copy of {label}: the same route within metres and the same "
                                     f"timing stretch by stretch", 1.0))
+    hits.extend(vehicle_hits(track, features, model, hits))
     return Assessment(judge(features, hits, model, baseline, threshold), features, fp)
+
+
+# How sure a stretch the vehicle model finds makes the verdict: beyond the default threshold
+# on its own, though short of a broken physical limit.
+VEHICLE_SEVERITY = 0.9
+
+
+def vehicle_hits(track: Track, features: Features, model: PopulationModel | None, hits=()) -> list[Hit]:
+    """Stretches the learned vehicle model finds, each named with where it starts; a stretch
+    that a speed or power limit already reports is left to it."""
+    vehicle = getattr(model, "vehicle", None)
+    if vehicle is None or not features.usable:
+        return []
+    start = float(features.series.t[0])
+    out = []
+    for stretch in vehicle.stretches(track):
+        if any(h.t0 is not None and h.t0 <= stretch["t1"] and stretch["t0"] <= h.t1 for h in hits):
+            continue
+        minutes = units.duration(stretch["t1"] - stretch["t0"])
+        out.append(Hit(
+            "vehicle_model",
+            f"{stretch['metres'] / 1000:.1f} km over {minutes} from {units.duration(stretch['t0'] - start)} in "
+            f"moves like a motor vehicle: its accelerations, stops and cornering match real drives, not "
+            f"runners or riders (vehicle model {stretch['max_probability']:.2f})",
+            VEHICLE_SEVERITY, stretch["t0"], stretch["t1"]))
+    return out

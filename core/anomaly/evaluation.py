@@ -16,6 +16,10 @@ recording sped up, a ride uploaded as a run, spoofed jumps, a motor up the climb
 another athlete's recording re-uploaded. ``real_vehicle`` adds the corpus's own car drive
 (as a run and as a ride) and a run that ends in a car (``training.REAL_POSITIVES``).
 
+The learned vehicle model (``core.anomaly.vehicle``) is also reported alone: on the samples
+above, and on the real drives in ``../shared/data/vehicles`` against the recordings, in
+grouped folds (a drive or recording wholly on one side).
+
 Nothing a sample is scored with has seen the sample:
 - Folds group by recording (a CRC of its name, so the same on every run): a sample is
   scored by a population model trained without the recording it was made from.
@@ -25,6 +29,8 @@ Nothing a sample is scored with has seen the sample:
 - Copy candidates are the other athletes' recordings: the recording a sample was made from
   is the uploader's own and never a candidate, except for ``copy``, whose whole point is
   that the original belongs to someone else.
+- The vehicle model of each fold is trained on the real drives and on the clean recordings
+  outside the fold.
 - The fixed-speed baseline's limits are chosen on the development family's training folds
   and applied to the held-out fold.
 - The detector's threshold and weights are constants of ``core.anomaly.model``.
@@ -48,6 +54,8 @@ from core.anomaly.detector import assess, fingerprint_of
 from core.anomaly.features import track_features
 from core.anomaly.model import Baseline, PopulationModel
 from core.anomaly.training import REAL_POSITIVES, feature_rows, population, real_recordings
+from core.anomaly.vehicle import VehicleModel, grouped_evaluation, training_rows, vehicle_examples
+from core.anomaly.vehicle import report as vehicle_report
 from core.tracks.formats import load_track
 from core.tracks.geo import segment_lengths_m
 from core.tracks.track import Track
@@ -58,6 +66,7 @@ FAMILIES = {"development": "core.anomaly.cheats", "held-out": "core.anomaly.held
 HISTORY_COUNT = 8
 HISTORY_SPEED_RANGE = 0.12  # "similar": average speed within 12% (log scale) of the athlete's
 CLEAN_BUDGET = 0.02  # at most this share of clean recordings flagged
+DETECTORS = ("ours", "fixed_speed", "forest", "vehicle_model")
 Z95 = 1.959964
 
 
@@ -150,8 +159,10 @@ def max_raw_speed(track: Track) -> float:
     return float((d[ok] / dt[ok]).max()) if ok.any() else 0.0
 
 
-def run(shared: Path, folds: int = 5, seed: int = 2026, progress=None, families=tuple(FAMILIES)) -> dict:
-    """Score every sample with our detector and both baselines; return the tables."""
+def run(shared: Path, folds: int = 5, seed: int = 2026, progress=None, families=tuple(FAMILIES),
+        vehicle_table: bool = True) -> dict:
+    """Score every sample with our detector and the baselines; return the tables (and, with
+    ``vehicle_table``, the vehicle model's own grouped evaluation on the real drives)."""
     real = real_recordings(shared)
     if len(real) < 10:
         raise RuntimeError(f"the evaluation needs the real recordings in {shared}; found {len(real)}")
@@ -160,10 +171,16 @@ def run(shared: Path, folds: int = 5, seed: int = 2026, progress=None, families=
     values = {name: f.values for name, f in clean_features.items()}
     sports = {name: track.sport for name, track in real}
     prints = {name: fingerprint_of(f) for name, f in clean_features.items()}
+    # The vehicle model: the real drives (never samples) against the clean recordings; each
+    # fold's model leaves that fold's recordings out.
+    drives = vehicle_examples(shared, humans=[])
+    vehicle_rows = training_rows(drives + [(n, t, 0) for n, t in real]) if drives else None
     for k in range(folds):
         train = [(n, t) for n, t in real if fold_of(n, folds) != k]
         rows = feature_rows(population(train))
         model = PopulationModel.train({s: np.array(r) for s, r in rows.items()})
+        if vehicle_rows is not None:
+            model.vehicle = VehicleModel.train_without(vehicle_rows, {n for n, _ in real if fold_of(n, folds) == k})
         for sample in samples:
             if fold_of(sample.origin, folds) != k:
                 continue
@@ -171,6 +188,7 @@ def run(shared: Path, folds: int = 5, seed: int = 2026, progress=None, families=
             a = assess(sample.track, sample.sport, model, history_for(sample, values, sports), candidates,
                        now=float("inf"))
             sample.verdict = {"ours": a.verdict.flagged, "forest": a.verdict.forest >= 0.5,
+                              "vehicle_model": bool(model.vehicle.stretches(sample.track)) if model.vehicle else False,
                               "score": a.verdict.score, "reasons": a.verdict.reasons,
                               "codes": sorted({h.code for h in a.verdict.hits}),
                               "max_speed": max_raw_speed(sample.track)}
@@ -186,7 +204,11 @@ def run(shared: Path, folds: int = 5, seed: int = 2026, progress=None, families=
             if fold_of(s.origin, folds) == k:
                 s.verdict["fixed_speed"] = s.verdict["max_speed"] > limits[k][s.sport]
     tables = {family: table([s for s in samples if s.family in ("", family)]) for family in families}
-    return {"samples": samples, "limits": limits, "tables": tables, "families": list(families)}
+    # The vehicle model on its own data: drives against people's recordings, grouped folds.
+    drives_table = (grouped_evaluation(drives + [(n, t, 0) for n, t in real], folds=folds)
+                    if drives and vehicle_table else None)
+    return {"samples": samples, "limits": limits, "tables": tables, "families": list(families),
+            "vehicle": drives_table}
 
 
 def _best_limit(subset: list[Sample]) -> float:
@@ -226,7 +248,7 @@ def table(samples: list[Sample]) -> dict:
     overall, per detector."""
     out = {}
     clean = [s for s in samples if s.kind == "clean"]
-    for detector in ("ours", "fixed_speed", "forest"):
+    for detector in DETECTORS:
         rows = {}
         for kind in KINDS:
             subset = clean + [s for s in samples if s.kind == kind]
@@ -240,7 +262,8 @@ def table(samples: list[Sample]) -> dict:
     return out
 
 
-NAMES = {"ours": "our detector", "fixed_speed": "fixed maximum speed", "forest": "IsolationForest alone"}
+NAMES = {"ours": "our detector", "fixed_speed": "fixed maximum speed", "forest": "IsolationForest alone",
+         "vehicle_model": "vehicle model alone"}
 
 
 def print_report(report: dict) -> None:
@@ -275,6 +298,10 @@ def print_report(report: dict) -> None:
         missed = [s for s in samples if s.family == family and s.cheat and not s.verdict["ours"]]
         if missed:
             print(f"  missed by our detector: {', '.join(s.name for s in missed)}")
+    if report.get("vehicle"):
+        print()
+        print("=== the vehicle model on real drives against people's recordings")
+        print(vehicle_report(report["vehicle"]))
     wrong = [s for s in clean if s.verdict["ours"]]
     print()
     for s in wrong:

@@ -6,6 +6,8 @@
   population (the training set's 99th percentile maps to one half).
 - Athlete: the z-score of this activity's average speed against the athlete's own past
   activities of the sport (the seed's example: a 2 min/km run from a 6 min/km runner).
+- Vehicle: a classifier of stretches driven by a motor vehicle, trained on real drives
+  against real runs and rides (``core.anomaly.vehicle``); its stretches are rule-like hits.
 - Combined: ``1 - (1 - rules) (1 - w * forest) (1 - athlete)``, from 0 to 1, flagged at
   the threshold (recalibrated from moderators' decisions).
 
@@ -271,6 +273,7 @@ class PopulationModel:
 
     sports: dict[str, SportModel]
     meta: dict
+    vehicle: object | None = None  # core.anomaly.vehicle.VehicleModel, trained on real drives
 
     @classmethod
     def train(cls, rows_by_sport: dict[str, np.ndarray], sources: dict | None = None) -> PopulationModel:
@@ -303,7 +306,8 @@ class PopulationModel:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
-        pickle.dump({"sports": self.sports, "meta": self.meta}, buf, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump({"sports": self.sports, "meta": self.meta, "vehicle": self.vehicle}, buf,
+                    protocol=pickle.HIGHEST_PROTOCOL)
         body = buf.getvalue()
         signature = hmac.new(_key(path.parent), body, hashlib.sha256).hexdigest().encode()
         tmp = path.with_suffix(".tmp")
@@ -330,7 +334,7 @@ class PopulationModel:
         if not hmac.compare_digest(signature, expected):
             raise ModelFileError(f"{path} was not written by this installation (bad signature); refusing to load it")
         data = pickle.loads(body)  # noqa: S301 - signed by our own key above
-        return cls(data["sports"], data["meta"])
+        return cls(data["sports"], data["meta"], data.get("vehicle"))
 
 
 def _digest(rows) -> str:

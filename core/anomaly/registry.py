@@ -21,6 +21,7 @@ from core.anomaly.training import (
     population_groups,
     real_recordings,
 )
+from core.anomaly.vehicle import VehicleModel, vehicle_examples
 from core.config import Settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,12 @@ def train(settings: Settings, Session=None, say=None) -> PopulationModel:
     model = PopulationModel.train({sport: np.array(r) for sport, r in rows.items()}, sources)
     # Validation: the forest alone on a fifth of the activities, whole recordings held out.
     model.meta["validation"] = held_out_validation(rows, groups)
+    # The vehicle model: the real drives beside the recordings against the real recordings.
+    examples = vehicle_examples(settings.shared_tracks_dir, humans=real)
+    if any(label == 1 for _, _, label in examples) and any(label == 0 for _, _, label in examples):
+        model.vehicle = VehicleModel.train(examples)
+        model.meta["vehicle"] = {**model.vehicle.meta, "threshold": round(model.vehicle.threshold, 4)}
+        sources["real_drives"] = sum(1 for _, _, label in examples if label == 1)
     model.save(model_dir(settings) / MODEL_FILE)
     say(f"anomaly model trained on {sum(len(v) for v in rows.values())} activities "
         f"({', '.join(f'{k}: {v}' for k, v in sources.items())}) and saved to {model_dir(settings) / MODEL_FILE}")

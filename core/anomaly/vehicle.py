@@ -401,6 +401,12 @@ class _Rows:
     seq: np.ndarray
 
 
+def training_rows(examples) -> _Rows:
+    """The feature rows of ``(group, track, label)`` examples with their thinned copies, as
+    ``VehicleModel.train`` makes them."""
+    return _example_rows(examples)
+
+
 def _example_rows(examples, augment: bool = True) -> _Rows:
     xs, ys, gs, ss, ps, qs = [], [], [], [], [], []
     for group, track, label in examples:
@@ -562,6 +568,13 @@ class VehicleModel:
         }
         return cls(clf, threshold, MODEL_FEATURES, meta)
 
+    @classmethod
+    def train_without(cls, rows: _Rows, groups: set, seed: int = 0, classifier: str = "gb") -> VehicleModel:
+        """Fit on rows made once by ``training_rows``, leaving out every window of ``groups``
+        (for cross-fitting: one set of rows, a model per fold)."""
+        keep = np.array([g not in groups for g in rows.groups.tolist()], dtype=bool)
+        return cls._from_rows(_subset(rows, keep), seed, classifier)
+
     def _predict(self, rows: np.ndarray) -> np.ndarray:
         if not len(rows):
             return np.empty(0)
@@ -616,10 +629,12 @@ def default_vehicles_dir(tracks_dir: Path | None) -> Path | None:
     return None
 
 
-def vehicle_examples(tracks_dir: Path | None, vehicles_dir: Path | None = None) -> list[tuple[str, Track, int]]:
+def vehicle_examples(tracks_dir: Path | None, vehicles_dir: Path | None = None,
+                     humans: list[tuple[str, Track]] | None = None) -> list[tuple[str, Track, int]]:
     """The drives in ``vehicles_dir`` (default: ``default_vehicles_dir``) as label 1, grouped
-    by file name, and the clean runs and rides of ``real_recordings(tracks_dir)`` as label 0,
-    grouped by recording; the files in ``REAL_POSITIVES`` are left out (kept for evaluation)."""
+    by file name, and the clean runs and rides of ``real_recordings(tracks_dir)`` (or
+    ``humans``, when the caller has read them already) as label 0, grouped by recording; the
+    files in ``REAL_POSITIVES`` are left out (kept for evaluation)."""
     out: list[tuple[str, Track, int]] = []
     vehicles_dir = default_vehicles_dir(tracks_dir) if vehicles_dir is None else Path(vehicles_dir)
     if vehicles_dir is not None and vehicles_dir.is_dir():
@@ -630,8 +645,9 @@ def vehicle_examples(tracks_dir: Path | None, vehicles_dir: Path | None = None) 
                 out.append((path.name, load_track(path), 1))
             except TrackFileError:
                 continue
-    if tracks_dir is not None:
-        out.extend((name, track, 0) for name, track in real_recordings(Path(tracks_dir)))
+    if humans is None and tracks_dir is not None:
+        humans = real_recordings(Path(tracks_dir))
+    out.extend((name, track, 0) for name, track in humans or ())
     return out
 
 

@@ -151,3 +151,27 @@ def test_default_vehicles_dir(tmp_path, monkeypatch):
     assert vehicle_examples(None, tmp_path / "vehicles") == []
 
 
+
+
+def test_the_detector_names_the_stretches_the_vehicle_model_finds(split):
+    from core.anomaly.detector import assess
+    from core.anomaly.model import PopulationModel
+
+    model, held = split
+    judged = PopulationModel({}, {}, vehicle=model)
+    named = 0
+    for name, track in drives(held):
+        verdict = assess(track, "ride", judged, now=float("inf")).verdict
+        assert verdict.flagged, name
+        found = [h for h in verdict.hits if h.code == "vehicle_model"]
+        for hit in found:
+            assert "moves like a motor vehicle" in hit.reason and " km over " in hit.reason
+            assert hit.t0 < hit.t1 and verdict.score >= 0.9
+        named += bool(found)
+    # Drives at town speeds break no speed or power limit: only the model names them.
+    assert named >= 4
+    for name, track in humans(held):
+        verdict = assess(track, track.sport, judged, now=float("inf")).verdict
+        assert "vehicle_model" not in {h.code for h in verdict.hits}, name
+    # Without a vehicle model (an older saved model), nothing changes.
+    assert assess(drives(held)[0][1], "ride", PopulationModel({}, {}), now=float("inf")).verdict is not None
