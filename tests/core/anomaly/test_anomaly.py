@@ -361,3 +361,17 @@ def test_the_models_validation_holds_out_whole_recordings_with_their_windows():
     assert validation[sport]["rows"] == len(rows[sport])
     assert validation[sport]["held_out"] == held_rows
     assert 0.0 <= validation[sport]["held_out_flag_rate"] <= 1.0
+
+
+def test_the_forest_score_tree_by_tree_is_scikit_learns(small_model):
+    from sklearn.ensemble import IsolationForest
+
+    for sport, model in small_model.sports.items():
+        rows = model.prepare(np.vstack([model.median, model.median + 4 * model.scale, model.median - 9 * model.scale]))
+        np.testing.assert_allclose(model.anomaly(rows), -model.forest.score_samples(rows), rtol=1e-12)
+    # A forest over a subset of the features takes the same path.
+    rng = np.random.default_rng(0)
+    forest = IsolationForest(n_estimators=20, max_features=0.5, random_state=0).fit(rng.normal(size=(200, 6)))
+    sub = replace(next(iter(small_model.sports.values())), forest=forest)
+    x = rng.normal(size=(7, 6)) * 3
+    np.testing.assert_allclose(sub.anomaly(x), -forest.score_samples(x), rtol=1e-12)
