@@ -366,7 +366,7 @@ def test_the_models_validation_holds_out_whole_recordings_with_their_windows():
 def test_the_forest_score_tree_by_tree_is_scikit_learns(small_model):
     from sklearn.ensemble import IsolationForest
 
-    for sport, model in small_model.sports.items():
+    for model in small_model.sports.values():
         rows = model.prepare(np.vstack([model.median, model.median + 4 * model.scale, model.median - 9 * model.scale]))
         np.testing.assert_allclose(model.anomaly(rows), -model.forest.score_samples(rows), rtol=1e-12)
     # A forest over a subset of the features takes the same path.
