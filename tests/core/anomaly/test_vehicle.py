@@ -175,3 +175,14 @@ def test_the_detector_names_the_stretches_the_vehicle_model_finds(split):
         assert "vehicle_model" not in {h.code for h in verdict.hits}, name
     # Without a vehicle model (an older saved model), nothing changes.
     assert assess(drives(held)[0][1], "ride", PopulationModel({}, {}), now=float("inf")).verdict is not None
+
+
+def test_a_file_of_fixes_hours_apart_makes_no_grid_of_empty_seconds(split):
+    model, _ = split
+    n = 3000
+    t = 1.6e9 + np.arange(n) * 11.9 * 3600.0  # within the cleaner's clock-jump limit
+    sparse = Track(t, 45.0 + np.arange(n) * 1e-3, np.full(n, 7.0), *(np.full(n, np.nan) for _ in range(4)),
+                   sport="ride")
+    rows, spans = stretch_features(sparse)
+    assert len(rows) == 0 and spans == []
+    assert model.stretches(sparse) == []
