@@ -249,9 +249,9 @@ def own_speed(s: Series) -> float:
 
 def _gap_hits(f: Features, teleported: bool) -> list[Hit]:
     """Recording gaps whose ends lie further apart than the sport's fastest athletes cover in
-    the gap's time, or than this athlete moves anywhere else in the activity: the straight
-    line, less the fixes' possible error, over the gap's duration is the least average speed
-    held across it. A gap holding a jump the teleport rule already reports is left to it."""
+    the gap's time, or (where the gap does not descend) than this athlete moves anywhere else
+    in the activity: the straight line, less the fixes' possible error, over the gap's
+    duration is the least average speed held across it. A gap holding a jump the teleport rule already reports is left to it."""
     hits = []
     noun, s = NOUN[f.sport], f.series
     own = own_speed(s)
@@ -259,9 +259,13 @@ def _gap_hits(f: Features, teleported: bool) -> list[Hit]:
     for gap in f.gaps:
         if teleported and any(gap["t"] <= tp["t"] and tp["t1"] <= gap["t1"] for tp in f.teleports):
             continue
-        limit = gap_speed_limit(f.sport, gap["seconds"], gap["metres"], gap["ele"] - gap["ele1"])
+        drop = gap["ele"] - gap["ele1"]
+        limit = gap_speed_limit(f.sport, gap["seconds"], gap["metres"], drop)
         least = (gap["metres"] - GAP_POSITION_ERROR_M) / gap["seconds"]
-        if least <= min(limit, own_limit):
+        # Downhill anyone goes faster than their own pace elsewhere: the own-pace bound holds
+        # only where the gap is known not to descend (a run's gap with no elevation, too).
+        level = drop / gap["metres"] <= RIDE_LEVEL_MAX_DESCENT if np.isfinite(drop) else f.sport == "run"
+        if least <= min(limit, own_limit if level else np.inf):
             continue
         held = units.duration_short(gap["seconds"])
         start = (f"the points stop for {held} {_when(s, gap['t'])} and resume "

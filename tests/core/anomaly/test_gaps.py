@@ -103,6 +103,13 @@ def test_a_gap_crossed_far_faster_than_the_athlete_moves_elsewhere_is_flagged():
     assert "the points stop for 10 min" in hits[0].reason
     # The same gap ending 1.5 km away is the jogger's own pace: a lost signal, nothing more.
     assert gap_codes(straight_line(600.0, 1500.0, speed=2.5), "run") == []
+    # A rider at 25 km/h who loses the signal on a long descent and comes out at 56 km/h: downhill
+    # is no evidence against the rider's own pace (the record bound still holds there).
+    ride = straight_line(240.0, 3800.0, speed=7.0, sport="ride")
+    descent = np.where(np.arange(ride.t.size) < 600, 1000.0, 1000.0 - 0.06 * 3800.0)
+    assert gap_codes(replace(ride, ele=descent), "ride") == []
+    # The same gap on the level: 2.1 times the rider's own pace.
+    assert gap_codes(replace(ride, ele=np.full(ride.t.size, 1000.0)), "ride") == ["gap_speed"]
     # A walker (1.4 m/s) may jog across a gap: below GAP_OWN_FLOOR_MPS nothing is read.
     assert gap_codes(straight_line(600.0, 1800.0 + GAP_POSITION_ERROR_M, speed=1.4), "run") == []
 
