@@ -269,12 +269,16 @@ def test_evaluation_meets_its_targets(shared_tracks):
     report = evaluation.run(shared_tracks, vehicle_table=False)
     assert report["families"] == ["development", "held-out"]
     for family in report["families"]:
-        ours, fixed = report["tables"][family]["ours"], report["tables"][family]["fixed_speed"]
-        assert ours["clean_flagged"]["rate"] <= 0.02
-        assert ours["overall"]["recall"] >= fixed["overall"]["recall"] + 0.3
         kinds = {s.kind for s in report["samples"] if s.family == family}
         assert kinds == set(evaluation.CHEAT_KINDS)
-        assert ours["real_vehicle"]["recall"] == 1.0
+    # Targets on the development family only: the held-out family is reported, never a gate
+    # (a gate is something to tune against). Its clean recordings are the same.
+    ours, fixed = report["tables"]["development"]["ours"], report["tables"]["development"]["fixed_speed"]
+    assert ours["clean_flagged"]["rate"] <= 0.02
+    assert ours["overall"]["recall"] >= 0.75
+    assert ours["overall"]["recall"] >= fixed["overall"]["recall"] + 0.4
+    for kind in ("vehicle", "ride_as_run", "teleport", "copy", "real_vehicle"):
+        assert ours[kind]["recall"] >= 0.85, kind
 
 
 def test_evaluation_histories_and_candidates_never_hold_the_sample_itself(shared_tracks):
@@ -292,7 +296,8 @@ def test_evaluation_histories_and_candidates_never_hold_the_sample_itself(shared
         names = evaluation.history_names(sample, values, sports)
         assert sample.origin not in names and not sample.own & set(names)
         assert all(sports[n] == sample.sport for n in names)
-        reference = values[sample.athlete]["log_avg_speed"]
+        assert 1.0 <= sample.day <= 1.25
+        reference = values[sample.athlete]["log_avg_speed"] - math.log(sample.day)
         assert all(abs(values[n]["log_avg_speed"] - reference) <= evaluation.HISTORY_SPEED_RANGE for n in names)
         seen += len(names) >= 3
     assert seen > len(samples) // 3
