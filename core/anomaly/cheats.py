@@ -94,16 +94,22 @@ def _slice(track: Track, a: int, b: int, shift: float = 0.0) -> dict:
     return cols
 
 
+def _stops(rng: random.Random, length: float, first: tuple, spacing: tuple, margin: float) -> list[float]:
+    """Where a car stops along ``length`` metres: the first stop ``first`` metres in, then
+    every ``spacing`` metres, none within ``margin`` of the end, and the end itself."""
+    stops = []
+    pos = rng.uniform(*first)
+    while pos < length - margin:
+        stops.append(pos)
+        pos += rng.uniform(*spacing)
+    return [*stops, length]
+
+
 def _drive(rng: random.Random, length: float, step: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Time and distance of a car covering ``length`` metres with stops on the way."""
     cruise = rng.uniform(40, 75) / 3.6
     accel, brake = rng.uniform(1.5, 2.6), rng.uniform(2.0, 3.2)
-    stops = []
-    pos = rng.uniform(500, 1500)
-    while pos < length - 300:
-        stops.append(pos)
-        pos += rng.uniform(700, 2200)
-    stops.append(length)
+    stops = _stops(rng, length, (500, 1500), (700, 2200), 300)
     t, s, v = 0.0, 0.0, 0.0
     ts, ss = [0.0], [0.0]
     target = cruise
@@ -234,12 +240,7 @@ def _stop_and_go(rng: random.Random, length: float, step: float = 0.5) -> tuple[
     """Time and distance of a car in town traffic covering ``length`` metres."""
     cruise = rng.uniform(22, 45) / 3.6
     accel, brake = rng.uniform(1.8, 2.8), rng.uniform(2.0, 3.0)
-    stops = []
-    pos = rng.uniform(150, 600)
-    while pos < length - 100:
-        stops.append(pos)
-        pos += rng.uniform(150, 600)
-    stops.append(length)
+    stops = _stops(rng, length, (150, 600), (150, 600), 100)
     t, s = 0.0, 0.0
     ts, ss = [0.0], [0.0]
     for stop in stops:
