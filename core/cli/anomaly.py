@@ -71,7 +71,8 @@ def cmd_anomaly_evaluate(args) -> int:
     report = run(shared, folds=args.folds, families=tuple(args.family or FAMILIES),
                  progress=lambda k, n: print(f"fold {k}/{n} scored", file=sys.stderr, flush=True))
     if args.json:
-        print(json.dumps({"tables": report["tables"], "limits_mps": report["limits"]}, indent=2))
+        print(json.dumps({"tables": report["tables"], "limits_mps": report["limits"],
+                          "vehicle_model": report["vehicle"]}, indent=2))
     else:
         print_report(report)
     return 0
