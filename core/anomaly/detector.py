@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from core import units
 from core.anomaly.duplicates import find_copy, fingerprint, nearby
 from core.anomaly.features import Features, track_features
+from core.anomaly.limits import RIDE_LEVEL_MAX_DESCENT
 from core.anomaly.model import Baseline, PopulationModel, Verdict, judge
 from core.anomaly.rules import Hit, check
 from core.tracks.track import Track
@@ -58,15 +61,22 @@ VEHICLE_SEVERITY = 0.9
 
 def vehicle_hits(track: Track, features: Features, model: PopulationModel | None, hits=()) -> list[Hit]:
     """Stretches the learned vehicle model finds, each named with where it starts; a stretch
-    that a speed or power limit already reports is left to it."""
+    that a speed or power limit already reports is left to it, and so is a ride's stretch
+    that descends more than 1% overall."""
     vehicle = getattr(model, "vehicle", None)
     if vehicle is None or not features.usable:
         return []
-    start = float(features.series.t[0])
+    series = features.series
+    start = float(series.t[0])
     out = []
     for stretch in vehicle.stretches(track):
         if any(h.t0 is not None and h.t0 <= stretch["t1"] and stretch["t0"] <= h.t1 for h in hits):
             continue
+        if features.sport == "ride" and series.ele is not None and stretch["metres"] > 0:
+            # A ride's descent is where riders reach a car's speeds and brake like one.
+            ends = np.interp([stretch["t0"], stretch["t1"]], series.t, series.ele)
+            if np.isfinite(ends).all() and (ends[0] - ends[1]) / stretch["metres"] > RIDE_LEVEL_MAX_DESCENT:
+                continue
         minutes = units.duration(stretch["t1"] - stretch["t0"])
         out.append(Hit(
             "vehicle_model",
