@@ -365,7 +365,7 @@ def test_a_confirmed_drive_the_athlete_crops_goes_back_to_the_moderators_beside_
     from core.accounts.users import create_user, user_by_name
     from core.activities.imports import record_track
     from core.activities.tables import Activity
-    from core.anomaly import evaluation
+    from core.anomaly import cheats
     from core.anomaly.moderation import decide
     from core.anomaly.scoring import score_activity
     from core.anomaly.tables import ActivityFlag
@@ -380,7 +380,7 @@ def test_a_confirmed_drive_the_athlete_crops_goes_back_to_the_moderators_beside_
         athlete = create_user(s, f"cropper{random.randrange(10**6)}", "Cody Cropper")
         mod = user_by_name(s, "moderator")
         run = synthetic_track(random.Random(80), "run", time.time() - 3 * 3600, 38.74, -9.16, 60, 3.0)
-        drive = record_track(s, athlete, evaluation.vehicle(run, random.Random(3)), title="Commute run",
+        drive = record_track(s, athlete, cheats.vehicle(run, random.Random(3)), title="Commute run",
                              visibility="public", source="demo")
         flag = score_activity(s, drive, None)
         reason = flag.reasons[0]
