@@ -2,6 +2,8 @@
 
 - every 30 s, score the activities completed since (anomaly detection), so a flagged one
   is held out of leaderboards within a minute of completion;
+- every round too, match the activities completed or changed since against the routes
+  near them (``core.routes``), 50 at a time, after scoring, so a held activity forms no route;
 - every three minutes (the seed's refresh interval), rebuild the Redis leaderboards, so an
   activity completed now counts at the next refresh (without Redis the boards are read
   from the database and there is nothing to rebuild), and recalibrate the flagging
@@ -30,6 +32,7 @@ import time
 from core.config import load_settings
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
 from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
+from core.jobs.routes import ROUTE_BATCH, match_routes
 from core.jobs.scoring import SCORE_BATCH, ModelKeeper, calibrate, score
 from core.social.leaderboards import connect_redis
 from core.storage.engine import WRITE_LOCKS, make_engine, make_sessionmaker
@@ -60,6 +63,7 @@ class Jobs:
         now = time.monotonic() if now is None else now
         done = {}
         score(self.Session, self.settings, self.keeper.current(now, done), done)
+        done.update(match_routes(self.Session))
         if now - self.boards_at >= REFRESH_EVERY_S:
             self.boards_at = now
             done.update(run_once(self.Session, self.redis))
@@ -96,6 +100,7 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
             log.exception("worker round failed")
         if once:
             break
-        behind = done.get("scored", {}).get("activities", 0) >= SCORE_BATCH
+        routed = sum(v for k, v in done.get("routes", {}).items() if k in ("matched", "new", "none"))
+        behind = done.get("scored", {}).get("activities", 0) >= SCORE_BATCH or routed >= ROUTE_BATCH
         stop.wait(0 if behind else interval_s)
     engine.dispose()

@@ -1,0 +1,322 @@
+"""Finding routes: each completed activity is matched, once, against the routes near it.
+
+- A public activity not held as anomalous *counts*: it joins the route it follows, or
+  starts a new one when it follows none.
+- Any other activity (followers-only, private, held) may follow an existing route, which
+  its own athlete alone is told, but changes nothing of it: no route, figure, polyline or
+  name ever comes from it.
+- An activity whose visibility, hold or points change (a crop, a late sync) is matched
+  again; the route it leaves is recomputed from what still counts, gets another
+  representative when its own stops counting, and is deleted when nothing counts.
+
+Each activity is planned with no transaction open (reading its points, shaping and
+comparing) and written in one short transaction; a route's figures are recomputed the
+same way.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core import units
+from core.activities.lifecycle import default_title
+from core.activities.tables import Activity
+from core.routes.shape import (
+    MIN_SHARED_CELLS,
+    Shape,
+    cells,
+    longest_run,
+    match,
+    samples_from_bytes,
+    shape_of,
+    simplify,
+    trim,
+)
+from core.routes.tables import ROUTE_NAME_MAX_CHARS, Route, RouteActivity, RouteCell
+from core.storage.base import utcnow
+from core.storage.engine import write_transaction
+from core.storage.points import stored_track
+
+JOB = "routes"
+MAX_CANDIDATES = 20  # routes compared in full per activity, those sharing the most cells first
+REQUEUE_MARGIN_DEG = 0.01  # a new route re-matches the unmatched activities that began this near it
+FIGURES_FROM = 200  # a route's medians come from its newest counting activities
+KIND_WORDS = {"loop": "loop", "out_and_back": "out and back", "one_way": "one way"}
+
+
+@dataclass
+class Plan:
+    activity_id: int
+    user_id: int
+    visibility: str
+    held: bool
+    point_count: int
+    counted: bool
+    shape: Shape | None
+    route_id: int | None
+    direction: int
+
+
+def counts(activity: Activity) -> bool:
+    """Whether an activity may shape public routes."""
+    return activity.visibility == "public" and not activity.held
+
+
+def pending(s: Session, limit: int) -> list[int]:
+    """Completed activities the matcher has not seen, then those changed since it saw them."""
+    seen = exists().where(RouteActivity.activity_id == Activity.id)
+    new = s.scalars(select(Activity.id).where(Activity.status == "completed", ~seen)
+                    .order_by(Activity.id).limit(limit)).all()
+    if len(new) >= limit:
+        return list(new)
+    changed = s.scalars(
+        select(RouteActivity.activity_id).join(Activity, Activity.id == RouteActivity.activity_id)
+        .where(or_(RouteActivity.visibility != Activity.visibility, RouteActivity.held != Activity.held,
+                   RouteActivity.points != Activity.point_count))
+        .order_by(RouteActivity.activity_id).limit(limit - len(new))).all()
+    return list(new) + list(changed)
+
+
+def candidates(s: Session, keys: set[int]) -> list[int]:
+    """Routes that share at least ``MIN_SHARED_CELLS`` of the larger cell set, most shared first."""
+    if not keys:
+        return []
+    shared = func.count().label("shared")
+    rows = s.execute(select(RouteCell.route_id, shared, Route.cells)
+                     .join(Route, Route.id == RouteCell.route_id)
+                     .where(RouteCell.cell.in_(sorted(keys)))
+                     .group_by(RouteCell.route_id, Route.cells)
+                     .order_by(shared.desc(), RouteCell.route_id)).all()
+    return [r.route_id for r in rows if r.shared >= MIN_SHARED_CELLS * max(len(keys), r.cells)][:MAX_CANDIDATES]
+
+
+def find_route(s: Session, shape: Shape) -> tuple[int | None, int]:
+    """The route the shape follows best (and which way), or (None, 1)."""
+    best, best_cover, direction = None, 0.0, 1
+    ids = candidates(s, cells(shape.lat, shape.lon))
+    rows = s.execute(select(Route.id, Route.shape, Route.kind, RouteActivity.start_lat, RouteActivity.start_lon,
+                            RouteActivity.end_lat, RouteActivity.end_lon)
+                     .outerjoin(RouteActivity, RouteActivity.activity_id == Route.representative_id)
+                     .where(Route.id.in_(ids)))
+    for route_id, raw, kind, s_lat, s_lon, e_lat, e_lon in rows:
+        lat, lon = samples_from_bytes(raw)
+        ends = [e for e in ((s_lat, s_lon), (e_lat, e_lon)) if e[0] is not None]
+        found = match(shape, lat, lon, ends, b_closed=kind != "one_way")
+        if found is not None and found.coverage > best_cover:
+            # Along an out-and-back either way is the way the route goes.
+            best, best_cover = route_id, found.coverage
+            direction = found.direction if kind != "out_and_back" else 1
+    return best, direction
+
+
+def plan(s: Session, activity: Activity, now: float | None = None) -> Plan:
+    """What to write for one activity (reads only)."""
+    shape = shape_of(stored_track(s, activity), now=now)
+    route_id, direction = find_route(s, shape) if shape is not None else (None, 1)
+    return Plan(activity.id, activity.user_id, activity.visibility, bool(activity.held), activity.point_count,
+                counts(activity), shape, route_id, direction)
+
+
+def _new_route(s: Session, shape: Shape, activity_id: int) -> int:
+    keys = cells(shape.lat, shape.lon)
+    route = Route(kind=shape.kind, shape=shape.to_bytes(), representative_id=activity_id, path_m=shape.path_m,
+                  turns_per_km=shape.turns_per_km, stops_per_km=shape.stops_per_km, cells=len(keys), polyline=[])
+    s.add(route)
+    s.flush()
+    s.execute(RouteCell.__table__.insert(), [{"cell": k, "route_id": route.id} for k in keys])
+    # Activities that followed no route before may follow this one: back to the matcher with
+    # those that began near it.
+    margin = REQUEUE_MARGIN_DEG
+    s.execute(delete(RouteActivity).where(
+        RouteActivity.route_id.is_(None), RouteActivity.activity_id != activity_id,
+        RouteActivity.start_lat.between(float(shape.lat.min()) - margin, float(shape.lat.max()) + margin),
+        RouteActivity.start_lon.between(float(shape.lon.min()) - margin, float(shape.lon.max()) + margin)))
+    return route.id
+
+
+def write(Session: sessionmaker[Session], p: Plan) -> set[int]:
+    """Store a plan in one short transaction; returns the routes whose figures changed."""
+    touched = set()
+    with write_transaction(Session, JOB) as s:
+        activity = s.get(Activity, p.activity_id)
+        old = s.get(RouteActivity, p.activity_id)
+        if old is not None:
+            if old.counted and old.route_id is not None:
+                touched.add(old.route_id)
+            s.delete(old)
+            s.flush()
+        if activity is None or activity.status != "completed":
+            return touched
+        route_id = p.route_id
+        if route_id is not None and s.get(Route, route_id) is None:
+            route_id = None  # deleted since it was planned
+        if route_id is None and p.counted and p.shape is not None:
+            route_id = _new_route(s, p.shape, p.activity_id)
+        start = p.shape.start if p.shape is not None else (None, None)
+        end = p.shape.end if p.shape is not None else (None, None)
+        s.add(RouteActivity(activity_id=p.activity_id, route_id=route_id, user_id=p.user_id,
+                            direction=p.direction, counted=p.counted and route_id is not None,
+                            visibility=p.visibility, held=p.held, points=p.point_count,
+                            start_lat=start[0], start_lon=start[1], end_lat=end[0], end_lon=end[1]))
+        if p.counted and route_id is not None:
+            touched.add(route_id)
+    return touched
+
+
+# ---------------------------------------------------------------------------------------
+# A route's figures, from what counts
+
+
+def _median(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(statistics.median(values)) if values else None
+
+
+def _name(titles: list[str], distance_m: float | None, path_m: float, kind: str) -> str:
+    named = Counter(t.strip() for t in titles if t and t.strip() and t.strip() not in (default_title("run"),
+                                                                                         default_title("ride")))
+    if named:
+        title, _ = max(named.items(), key=lambda kv: (kv[1], -len(kv[0]), kv[0]))
+        return title[:ROUTE_NAME_MAX_CHARS]
+    return f"{units.distance(distance_m or path_m, digits=1)} {KIND_WORDS[kind]}"
+
+
+def _usual_speeds(s: Session, user_ids: list[int]) -> dict[tuple[int, str], float]:
+    rows = s.execute(select(Activity.user_id, Activity.sport, func.avg(Activity.avg_speed_mps))
+                     .where(Activity.user_id.in_(user_ids), Activity.status == "completed",
+                            Activity.avg_speed_mps > 0)
+                     .group_by(Activity.user_id, Activity.sport)).all()
+    return {(u, sport): float(v) for u, sport, v in rows if v}
+
+
+def _replacement(s: Session, route: Route, members: list) -> tuple[int, Shape] | None:
+    """A counting member whose shape can stand for the route, newest first."""
+    for m in members:
+        activity = s.get(Activity, m.activity_id)
+        shape = shape_of(stored_track(s, activity)) if activity is not None else None
+        if shape is not None:
+            return activity.id, shape
+    return None
+
+
+def refresh(Session: sessionmaker[Session], route_id: int) -> str:
+    """Recompute a route's figures and polyline from its counting activities: "updated",
+    "deleted" (nothing counts any more) or "gone"."""
+    with Session() as s:
+        route = s.get(Route, route_id)
+        if route is None:
+            return "gone"
+        members = s.execute(
+            select(RouteActivity.activity_id, RouteActivity.user_id, RouteActivity.start_lat,
+                   RouteActivity.start_lon, RouteActivity.end_lat, RouteActivity.end_lon,
+                   Activity.sport, Activity.distance_m, Activity.elevation_gain_m, Activity.avg_speed_mps,
+                   Activity.start_time, Activity.title)
+            .join(Activity, Activity.id == RouteActivity.activity_id)
+            .where(RouteActivity.route_id == route_id, RouteActivity.counted)
+            .order_by(Activity.start_time.desc(), Activity.id.desc())).all()
+        replaced = None
+        if members and route.representative_id not in {m.activity_id for m in members}:
+            replaced = _replacement(s, route, members)
+            if replaced is None:
+                members = []
+        if not members:
+            with write_transaction(Session, JOB) as w:
+                w.execute(delete(Route).where(Route.id == route_id))
+            return "deleted"
+        if replaced is not None:
+            lat, lon = replaced[1].lat, replaced[1].lon
+        else:
+            lat, lon = samples_from_bytes(route.shape)
+        recent = members[:FIGURES_FROM]
+        athletes = s.scalar(select(func.count(func.distinct(RouteActivity.user_id)))
+                            .where(RouteActivity.route_id == route_id, RouteActivity.counted))
+        total = s.scalar(select(func.count()).select_from(RouteActivity)
+                         .where(RouteActivity.route_id == route_id, RouteActivity.counted))
+        by_sport = Counter(m.sport for m in members)
+        speeds = {sport: _median(m.avg_speed_mps for m in recent if m.sport == sport) for sport in by_sport}
+        usual = _usual_speeds(s, sorted({m.user_id for m in recent}))
+        ratios = [m.avg_speed_mps / usual[(m.user_id, m.sport)] for m in recent
+                  if m.avg_speed_mps and usual.get((m.user_id, m.sport))]
+        ends = [(m.start_lat, m.start_lon) for m in members if m.start_lat is not None]
+        ends += [(m.end_lat, m.end_lon) for m in members if m.end_lat is not None]
+        keep = trim(lat, lon, ends)
+        run = longest_run(keep)
+        polyline = simplify(lat[run], lon[run])
+        distance = _median(m.distance_m for m in recent)
+        gain = _median(m.elevation_gain_m for m in recent)
+        kind = replaced[1].kind if replaced else route.kind
+        path_m = replaced[1].path_m if replaced else route.path_m
+        values = dict(
+            name=_name([m.title for m in recent], distance, path_m, kind), polyline=polyline,
+            start_lat=polyline[0][0] if polyline else None, start_lon=polyline[0][1] if polyline else None,
+            distance_m=distance, elevation_gain_m=gain,
+            hilliness_m_per_km=gain / (distance / 1000.0) if gain is not None and distance else None,
+            pace_ratio=_median(ratios), speeds={k: v for k, v in speeds.items() if v is not None},
+            sports=dict(by_sport), athletes=int(athletes or 0), activities=int(total or 0),
+            last_done_at=max((m.start_time for m in members if m.start_time), default=None),
+            updated_at=utcnow())
+    if replaced is not None:
+        shape = replaced[1]
+        keys = cells(shape.lat, shape.lon)
+        values.update(representative_id=replaced[0], shape=shape.to_bytes(), kind=shape.kind, path_m=shape.path_m,
+                      turns_per_km=shape.turns_per_km, stops_per_km=shape.stops_per_km, cells=len(keys))
+    with write_transaction(Session, JOB) as w:
+        if w.get(Route, route_id) is None:
+            return "gone"
+        w.execute(update(Route).where(Route.id == route_id).values(**values))
+        if replaced is not None:
+            w.execute(delete(RouteCell).where(RouteCell.route_id == route_id))
+            w.execute(RouteCell.__table__.insert(), [{"cell": k, "route_id": route_id} for k in keys])
+    return "updated"
+
+
+def match_pending(Session: sessionmaker[Session], limit: int = 50, now: float | None = None) -> dict:
+    """Match up to ``limit`` pending activities; returns what was done."""
+    done = Counter()
+    with Session() as s:
+        ids = pending(s, limit)
+    touched: set[int] = set()
+    for activity_id in ids:
+        with Session() as s:
+            activity = s.get(Activity, activity_id)
+            if activity is None:
+                continue
+            p = plan(s, activity, now=now)
+        touched |= write(Session, p)
+        done["matched" if p.route_id is not None else ("new" if p.counted and p.shape else "none")] += 1
+    for route_id in sorted(touched):
+        done["route_" + refresh(Session, route_id)] += 1
+    return dict(done)
+
+
+def route_of(s: Session, activity_id: int) -> RouteActivity | None:
+    """How the matcher saw an activity (None before it has)."""
+    return s.get(RouteActivity, activity_id)
+
+
+def routes_near(s: Session, lat: float, lon: float, radius_deg: float = 0.1, limit: int = 50) -> list[Route]:
+    """Routes starting within ``radius_deg`` degrees of a point, most done first."""
+    return list(s.scalars(select(Route).where(and_(Route.start_lat.between(lat - radius_deg, lat + radius_deg),
+                                                   Route.start_lon.between(lon - radius_deg, lon + radius_deg)))
+                          .order_by(Route.activities.desc(), Route.id).limit(limit)))
+
+
+def athlete_routes(s: Session, user_id: int) -> list[tuple[Route, int, datetime | None]]:
+    """The routes an athlete has followed (any visibility: for their own eyes), with how
+    often and when last."""
+    rows = s.execute(select(Route, func.count(), func.max(Activity.start_time))
+                     .join(RouteActivity, RouteActivity.route_id == Route.id)
+                     .join(Activity, Activity.id == RouteActivity.activity_id)
+                     .where(RouteActivity.user_id == user_id)
+                     .group_by(Route.id).order_by(func.count().desc(), Route.id)).all()
+    return [(r, int(n), last) for r, n, last in rows]
+
+
+__all__ = ["Plan", "athlete_routes", "counts", "find_route", "match_pending", "pending", "plan", "refresh",
+           "route_of", "routes_near", "write"]
