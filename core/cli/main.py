@@ -1,15 +1,16 @@
 """The command line, ``python -m core COMMAND``: each command group's module adds its own
 commands (tracks: stats; admin: migrate, demo, worker; accounts: create-user, device-token;
-social: feed, leaderboard; anomaly: score, train, evaluate)."""
+social: feed, leaderboard; anomaly: score, train, evaluate; population: import, follow;
+jobs: jobs run)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from core.cli import accounts, admin, anomaly, social, tracks
+from core.cli import accounts, admin, anomaly, jobs, population, social, tracks
 
-GROUPS = (tracks, admin, accounts, social, anomaly)
+GROUPS = (tracks, admin, accounts, social, anomaly, population, jobs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,150 @@
+"""``python -m core jobs run NAME...``: run one of the worker's jobs once, now, to completion
+where it works in batches, printing one JSON line per job. The worker's own schedule stays
+in ``core.jobs.worker``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import traceback
+
+from core.cli.admin import open_sessions
+from core.config import load_settings
+
+# The jobs, in the order the worker runs them (scoring first, so a held activity forms no route).
+JOBS = ("scoring", "routes", "leaderboards", "housekeeping")
+# Names that stand for several jobs. Recommendation training will join ``routes`` here.
+ALIASES = {"all": JOBS, "recommendations": ("routes",)}
+
+
+def _add(total: dict, more: dict) -> None:
+    """Add ``more`` into ``total``: numbers summed, dicts merged the same way, anything else replaced."""
+    for key, value in more.items():
+        if isinstance(value, dict):
+            _add(total.setdefault(key, {}), value)
+        elif isinstance(value, int | float) and not isinstance(value, bool) \
+                and isinstance(total.get(key), int | float):
+            total[key] += value
+        else:
+            total[key] = value
+
+
+def run_scoring(Session, settings) -> dict:
+    """The saved model (trained if there is none or it is refused), every activity completed
+    since scored a batch at a time until a batch comes back short, then the threshold
+    recalibrated from moderators' decisions."""
+    from core.jobs.scoring import SCORE_BATCH, ModelKeeper, calibrate, score
+
+    done: dict = {}
+    model = ModelKeeper(settings, Session).current(time.monotonic(), done)
+    batches = scored = 0
+    while True:
+        n = score(Session, settings, model, {})
+        batches += 1
+        scored += n
+        if n < SCORE_BATCH:
+            break
+    done["scored"] = scored
+    calibrate(Session, settings, done)
+    return {"done": done, "batches": batches}
+
+
+def run_routes(Session, _settings) -> dict:
+    """Match the pending activities against the routes, a batch at a time until none is left."""
+    from core.jobs.routes import match_routes
+
+    done: dict = {}
+    batches = 0
+    while True:
+        result = match_routes(Session).get("routes")
+        if not result:
+            break
+        batches += 1
+        _add(done, {k: v for k, v in result.items() if k != "seconds"})
+    return {"done": done, "batches": batches}
+
+
+def run_leaderboards(Session, settings) -> dict:
+    """Rebuild the Redis boards (nothing to do without Redis)."""
+    from core.jobs.leaderboards import run_once
+    from core.social.leaderboards import connect_redis
+
+    redis = connect_redis(settings.redis_url)
+    out = {"done": run_once(Session, redis).get("leaderboards", {})}
+    if redis is None:
+        out["note"] = "no TRACKER_REDIS_URL: the boards are read from the database, nothing to rebuild"
+    return out
+
+
+def run_housekeeping(Session, _settings) -> dict:
+    """Close abandoned activities a batch at a time until a batch comes back short; purge
+    expired web sessions and old failed sign-ins."""
+    from core.activities.open import CLOSE_BATCH
+    from core.jobs.housekeeping import housekeeping
+
+    done: dict = {}
+    batches = 0
+    while True:
+        result = housekeeping(Session)
+        batches += 1
+        _add(done, result)
+        if sum(result.get("abandoned", {}).values()) < CLOSE_BATCH:
+            break
+    return {"done": done, "batches": batches}
+
+
+RUNNERS = {"scoring": run_scoring, "routes": run_routes, "leaderboards": run_leaderboards,
+           "housekeeping": run_housekeeping}
+
+
+def job_names(names: list[str]) -> list[str]:
+    """The jobs the names stand for, aliases expanded, each once, in the worker's order."""
+    wanted = set()
+    for name in names:
+        wanted.update(ALIASES.get(name, (name,)))
+    return [job for job in JOBS if job in wanted]
+
+
+def cmd_jobs_run(args) -> int:
+    """Run the named jobs once now; one JSON line per job; exit 1 if any failed."""
+    from core.storage.engine import WRITE_LOCKS
+
+    settings = load_settings()
+    Session = open_sessions()
+    # After the migration, whose own messages are of no interest here; what the jobs say goes to stderr.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    failed = 0
+    for job in job_names(args.names):
+        began = time.monotonic()
+        WRITE_LOCKS.snapshot(reset=True)
+        try:
+            line = {"job": job, **RUNNERS[job](Session, settings)}
+        except Exception as exc:  # noqa: BLE001 - the job's failure is its line; the other jobs still run
+            traceback.print_exc(file=sys.stderr)
+            line = {"job": job, "error": f"{exc.__class__.__name__}: {exc}"}
+            failed += 1
+        line["seconds"] = round(time.monotonic() - began, 3)
+        locks = WRITE_LOCKS.snapshot(reset=True)
+        if locks:
+            line["write_locks"] = locks
+        print(json.dumps(line, default=str), flush=True)
+    return 1 if failed else 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("jobs", help="run the worker's jobs by hand")
+    jobs = p.add_subparsers(dest="jobs_command", required=True)
+    r = jobs.add_parser(
+        "run", help="run jobs once now, to completion (one JSON line per job)",
+        description="Run each named job once now, to completion where it works in batches, and print one "
+                    "JSON line per job with what it did. scoring: the anomaly model (trained if there is "
+                    "none), every activity completed since scored, the threshold recalibrated; routes: "
+                    "pending activities matched against routes; leaderboards: the Redis boards rebuilt; "
+                    "housekeeping: abandoned activities closed, expired sessions purged; recommendations: "
+                    "routes and, once added, recommendation models; all: every job.")
+    r.add_argument("names", nargs="+", metavar="NAME", choices=(*JOBS, *ALIASES),
+                   help=f"one of {', '.join((*JOBS, *ALIASES))}")
+    r.set_defaults(func=cmd_jobs_run)

@@ -1,0 +1,122 @@
+"""The command line that fills the platform: ``import`` (files for an athlete, as an upload),
+``follow`` and ``jobs run``, each run as a subprocess on a database of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.accounts.users import create_user, user_by_name
+from core.activities.tables import Activity
+from core.social.follows import followed_ids
+from core.storage.engine import make_engine, make_sessionmaker
+from core.storage.schema import migrate
+
+ROOT = Path(__file__).resolve().parents[2]
+RIDES = ("goldencheetah/2018-10-03-07-45-28.fit", "goldencheetah/2018-10-03-08-05-11.fit")
+
+
+@pytest.fixture
+def db(tmp_path):
+    """A migrated SQLite database with the athletes ann and ben: its session factory, with ``env``
+    for the commands run on it."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'population.db'}")
+    migrate(engine)
+    Session = make_sessionmaker(engine)
+    with Session() as s, s.begin():
+        create_user(s, "ann", "Ann")
+        create_user(s, "ben", "Ben")
+    env = dict(os.environ, TRACKER_DATABASE_URL=engine.url.render_as_string(hide_password=False),
+               TRACKER_DATA_DIR=str(tmp_path / "data"))
+    env.pop("TRACKER_REDIS_URL", None)
+    Session.env = env
+    yield Session
+    engine.dispose()
+
+
+def core(Session, *args: str) -> tuple[int, list[dict], str]:
+    """Run ``python -m core ARGS`` on the database; (exit status, stdout's JSON lines, stderr)."""
+    out = subprocess.run([sys.executable, "-m", "core", *args], cwd=ROOT, env=Session.env, capture_output=True,
+                         text=True, timeout=300)
+    assert "Traceback" not in out.stderr, out.stderr
+    return out.returncode, [json.loads(line) for line in out.stdout.splitlines()], out.stderr
+
+
+def test_import_stores_the_good_files_and_explains_the_bad(db, shared_tracks, tmp_path):
+    garbage = tmp_path / "x.gpx"
+    garbage.write_bytes(bytes(range(256)) * 4)
+    missing = tmp_path / "missing.fit"
+    files = [str(shared_tracks / RIDES[0]), str(garbage), str(shared_tracks / RIDES[1]), str(missing)]
+    code, lines, _ = core(db, "import", *files, "--user", "ann", "--visibility", "followers")
+    assert code == 1
+    assert [line["file"] for line in lines] == files
+    assert isinstance(lines[0]["activity_id"], int) and isinstance(lines[2]["activity_id"], int)
+    assert "activity_id" not in lines[1] and lines[1]["error"].startswith("not a readable GPX file")
+    assert "activity_id" not in lines[3] and lines[3]["error"].startswith("cannot read file")
+    with db() as s:
+        ann = user_by_name(s, "ann")
+        for line in (lines[0], lines[2]):
+            activity = s.get(Activity, line["activity_id"])
+            assert (activity.user_id, activity.status, activity.visibility, activity.sport) == \
+                (ann.id, "completed", "followers", "ride")
+
+    first = lines[0]["activity_id"]
+    code, lines, _ = core(db, "import", str(shared_tracks / RIDES[0]), "--user", "ann")
+    assert (code, lines) == (1, [{"file": str(shared_tracks / RIDES[0]),
+                                  "error": f"this file is already imported as activity {first}"}])
+
+
+def test_import_for_an_unknown_athlete_is_a_usage_error(db, shared_tracks):
+    code, lines, err = core(db, "import", str(shared_tracks / RIDES[0]), "--user", "nobody")
+    assert (code, lines) == (2, []) and "no user 'nobody'" in err
+    with db() as s:
+        assert s.query(Activity).count() == 0
+
+
+def test_follow_and_unfollow(db):
+    assert core(db, "follow", "ben", "--user", "ann")[:2] == (0, [{"user": "ann", "follows": "ben",
+                                                                    "following": True}])
+    assert core(db, "follow", "ben", "--user", "ann")[:2] == (0, [{"user": "ann", "follows": "ben",
+                                                                    "following": True}])  # idempotent
+    with db() as s:
+        ann, ben = user_by_name(s, "ann"), user_by_name(s, "ben")
+        assert followed_ids(s, ann.id) == [ben.id] and followed_ids(s, ben.id) == []
+
+    code, lines, err = core(db, "follow", "ann", "--user", "ann")
+    assert (code, lines) == (2, []) and "cannot follow themselves" in err
+    code, lines, err = core(db, "follow", "zed", "--user", "ann")
+    assert (code, lines) == (2, []) and "no user 'zed'" in err
+    code, lines, err = core(db, "follow", "ben", "--user", "zed")
+    assert (code, lines) == (2, []) and "no user 'zed'" in err
+
+    assert core(db, "follow", "ben", "--user", "ann", "--undo")[:2] == (0, [{"user": "ann", "follows": "ben",
+                                                                             "following": False}])
+    with db() as s:
+        assert followed_ids(s, ann.id) == []
+
+
+def test_jobs_run_routes_forms_a_route_from_two_public_rides_and_then_has_nothing_to_do(db, shared_tracks):
+    code, lines, _ = core(db, "import", *(str(shared_tracks / r) for r in RIDES), "--user", "ann",
+                          "--visibility", "public")
+    assert code == 0 and all("activity_id" in line for line in lines)
+
+    code, lines, _ = core(db, "jobs", "run", "routes")
+    assert code == 0 and len(lines) == 1
+    assert lines[0]["job"] == "routes" and lines[0]["batches"] == 1
+    assert lines[0]["done"]["new"] == 1 and lines[0]["done"]["matched"] == 1
+    assert "none" not in lines[0]["done"]
+
+    # The alias runs the same job, and finds nothing left to do.
+    code, lines, _ = core(db, "jobs", "run", "recommendations")
+    assert code == 0
+    assert [(line["job"], line["done"], line["batches"]) for line in lines] == [("routes", {}, 0)]
+
+
+def test_jobs_run_names_are_checked(db):
+    code, lines, err = core(db, "jobs", "run", "nothing")
+    assert (code, lines) == (2, []) and "invalid choice" in err
