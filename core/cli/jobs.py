@@ -14,9 +14,9 @@ from core.cli.admin import open_sessions
 from core.config import load_settings
 
 # The jobs, in the order the worker runs them (scoring first, so a held activity forms no route).
-JOBS = ("scoring", "routes", "leaderboards", "housekeeping")
-# Names that stand for several jobs. Recommendation training will join ``routes`` here.
-ALIASES = {"all": JOBS, "recommendations": ("routes",)}
+JOBS = ("scoring", "routes", "recommendations", "leaderboards", "housekeeping")
+# Names that stand for several jobs: suggestions are trained on routes brought up to date first.
+ALIASES = {"all": JOBS, "recommendations": ("routes", "recommendations")}
 
 
 def _add(total: dict, more: dict) -> None:
@@ -95,7 +95,17 @@ def run_housekeeping(Session, _settings) -> dict:
     return {"done": done, "batches": batches}
 
 
-RUNNERS = {"scoring": run_scoring, "routes": run_routes, "leaderboards": run_leaderboards,
+def run_recommendations(Session, _settings) -> dict:
+    """Retrain the route suggestions and precompute each active athlete's list."""
+    from core.jobs.recommendations import train_recommendations
+
+    done = train_recommendations(Session)["recommendations"]
+    done.pop("seconds", None)
+    return {"done": done}
+
+
+RUNNERS = {"scoring": run_scoring, "routes": run_routes, "recommendations": run_recommendations,
+           "leaderboards": run_leaderboards,
            "housekeeping": run_housekeeping}
 
 
@@ -144,7 +154,8 @@ def add_commands(sub) -> None:
                     "none), every activity completed since scored, the threshold recalibrated; routes: "
                     "pending activities matched against routes; leaderboards: the Redis boards rebuilt; "
                     "housekeeping: abandoned activities closed, expired sessions purged; recommendations: "
-                    "routes and, once added, recommendation models; all: every job.")
-    r.add_argument("names", nargs="+", metavar="NAME", choices=(*JOBS, *ALIASES),
-                   help=f"one of {', '.join((*JOBS, *ALIASES))}")
+                    "routes, then the suggestion model retrained and each athlete's list precomputed; "
+                    "all: every job.")
+    names = tuple(dict.fromkeys((*JOBS, *ALIASES)))
+    r.add_argument("names", nargs="+", metavar="NAME", choices=names, help=f"one of {', '.join(names)}")
     r.set_defaults(func=cmd_jobs_run)

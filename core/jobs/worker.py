@@ -4,6 +4,8 @@
   is held out of leaderboards within a minute of completion;
 - every round too, match the activities completed or changed since against the routes
   near them (``core.routes``), 50 at a time, after scoring, so a held activity forms no route;
+- every six hours, retrain the route suggestions and precompute each active athlete's
+  list (``core.recommend``);
 - every three minutes (the seed's refresh interval), rebuild the Redis leaderboards, so an
   activity completed now counts at the next refresh (without Redis the boards are read
   from the database and there is nothing to rebuild), and recalibrate the flagging
@@ -32,6 +34,7 @@ import time
 from core.config import load_settings
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
 from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
+from core.jobs.recommendations import RECOMMEND_EVERY_S, train_recommendations
 from core.jobs.routes import ROUTE_BATCH, match_routes
 from core.jobs.scoring import SCORE_BATCH, ModelKeeper, calibrate, score
 from core.social.leaderboards import connect_redis
@@ -53,6 +56,7 @@ class Jobs:
         self.keeper = ModelKeeper(settings, Session)
         self.boards_at = -math.inf
         self.housekeeping_at = -math.inf
+        self.recommend_at = -math.inf
 
     @property
     def model(self):
@@ -68,6 +72,9 @@ class Jobs:
             self.boards_at = now
             done.update(run_once(self.Session, self.redis))
             calibrate(self.Session, self.settings, done)
+        if now - self.recommend_at >= RECOMMEND_EVERY_S:
+            self.recommend_at = now
+            done.update(train_recommendations(self.Session))
         if now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S:
             self.housekeeping_at = now
             done.update(housekeeping(self.Session))
