@@ -21,6 +21,7 @@ from core.text import CLIENT_REF_MAX_CHARS, TITLE_MAX_CHARS, TextRefused, check_
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024
+RECOMMENDATION_KINDS = ("routes", "athletes")
 MAX_POINTS_PER_BATCH = 1000
 MAX_FUTURE_S = 300.0
 MAX_SEQ = 2**31 - 1
@@ -109,6 +110,13 @@ class Feed:
 
 
 @dataclass
+class Recommendations:
+    id: object
+    kind: str = "routes"  # or "athletes"
+    limit: int = 10
+
+
+@dataclass
 class Cues:
     id: object
     fields: tuple[str, ...]
@@ -116,7 +124,7 @@ class Cues:
     every_min: float | None
 
 
-Message = Create | Status | Points | Feed | Cues
+Message = Create | Status | Points | Feed | Cues | Recommendations
 
 
 def parse(raw: str | bytes, now: float | None = None) -> Message:
@@ -294,6 +302,11 @@ def _parse_feed(data: dict, request_id, now: float) -> Feed:
     return Feed(request_id, cursor=_string(data, "cursor", max_len=200), limit=_integer(limit, "limit", 1, 100))
 
 
+def _parse_recommendations(data: dict, request_id, now: float) -> Recommendations:
+    return Recommendations(request_id, kind=_choice(data, "kind", RECOMMENDATION_KINDS, required=False) or "routes",
+                           limit=_integer(data.get("limit", 10), "limit", 1, 50))
+
+
 def _parse_cues(data: dict, request_id, now: float) -> Cues:
     fields = _require(data, "fields")
     if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
@@ -309,7 +322,7 @@ def _parse_cues(data: dict, request_id, now: float) -> Cues:
 
 
 PARSERS = {"create": _parse_create, "status": _parse_status, "points": _parse_points,
-           "feed": _parse_feed, "cues": _parse_cues}
+           "feed": _parse_feed, "cues": _parse_cues, "recommendations": _parse_recommendations}
 
 
 def dumps(message: dict) -> str:

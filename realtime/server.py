@@ -28,7 +28,7 @@ from core.social.feed import CursorError
 from realtime import protocol
 from realtime.commit import GroupCommit, PendingBatch
 from realtime.live_state import LiveState
-from realtime.protocol import Create, Cues, Feed, Points, ProtocolError, Status
+from realtime.protocol import Create, Cues, Feed, Points, ProtocolError, Recommendations, Status
 from realtime.store import Identity, Store
 from realtime.watchers import Watchers
 
@@ -134,7 +134,7 @@ class IngestServer(LiveState, GroupCommit, Watchers):
             # acknowledged before a later command runs.
             await self.settled(ws)
             handler = {Status: self.on_status, Create: self.on_create, Feed: self.on_feed,
-                       Cues: self.on_cues}[type(msg)]
+                       Cues: self.on_cues, Recommendations: self.on_recommendations}[type(msg)]
             await handler(ws, me, msg)
         except ActivityError as exc:
             await self.send_error(ws, ProtocolError(exc.code, str(exc), msg.id))
@@ -168,6 +168,10 @@ class IngestServer(LiveState, GroupCommit, Watchers):
         log.info("status", extra={"user": me.username, "activity_id": info.id, "status": info.status})
         await ws.send(protocol.dumps({"type": "status", "id": msg.id, "activity_id": info.id,
                                       "status": info.status}))
+
+    async def on_recommendations(self, ws, me: Identity, msg: Recommendations) -> None:
+        items = await self.db(self.store.recommendations, me.user_id, msg.kind, msg.limit)
+        await ws.send(protocol.dumps({"type": "recommendations", "id": msg.id, "kind": msg.kind, "items": items}))
 
     async def on_feed(self, ws, me: Identity, msg: Feed) -> None:
         page = await self.db(self.store.feed, me.user_id, msg.cursor, msg.limit)

@@ -231,6 +231,19 @@ class Store:
             } for a in page.items]
             return {"items": items, "next_cursor": page.next_cursor}
 
+    def recommendations(self, user_id: int, kind: str, limit: int) -> list[dict]:
+        """Suggested routes (with their trimmed polyline) or athletes, best first."""
+        from core.recommend.athletes import suggest_athletes
+        from core.recommend.service import suggestions_for
+
+        with self.Session() as s:
+            if kind == "athletes":
+                return [{"username": a.user.username, "name": a.user.name, "reason": a.reason}
+                        for a in suggest_athletes(s, user_id, limit)]
+            return [{"route_id": r.id, "name": r.name, "distance_m": r.distance_m or r.path_m,
+                     "elevation_gain_m": r.elevation_gain_m, "kind": r.kind, "polyline": r.polyline,
+                     "reason": sug.reason} for r, sug in suggestions_for(s, user_id, limit)]
+
     def save_cues(self, user_id: int, prefs: CuePrefs) -> None:
         with self.Session() as s, s.begin():
             save_cue_prefs(s, user_by_id(s, user_id), prefs)

@@ -124,7 +124,21 @@ BAD = [
     ('{"type": "points", "activity_id": 1, "points": [{"seq": 0, "t": 4102444800, "lat": 1, "lon": 1}]}',
      "invalid_point"),
     ('{"type": "feed", "cursor": "forged"}', "invalid_value"),
+    ('{"type": "recommendations", "kind": "friends"}', "invalid_value"),
+    ('{"type": "recommendations", "limit": 500}', "invalid_value"),
+    ('{"type": "recommendations", "limit": "ten"}', "wrong_type"),
 ]
+
+
+def test_recommendations_are_asked_for_over_the_websocket(ingest):
+    """Routes (the default) and athletes, each answered as a list; a new athlete with
+    nothing to go on gets an empty one, not an error."""
+    with open_device(ingest, "device_recommend") as ws:
+        routes = ask(ws, {"type": "recommendations", "id": "r"})
+        assert routes == {"type": "recommendations", "id": "r", "kind": "routes", "items": []}
+        athletes = ask(ws, {"type": "recommendations", "id": 2, "kind": "athletes", "limit": 5})
+        assert athletes["type"] == "recommendations" and athletes["kind"] == "athletes"
+        assert isinstance(athletes["items"], list)
 
 
 @pytest.mark.parametrize("raw,code", BAD)
