@@ -27,6 +27,7 @@ import numpy as np
 from core.recommend.model import (
     COLLABORATIVE,
     FEATURES,
+    SEED,
     Catalogue,
     Event,
     Profile,
@@ -36,6 +37,8 @@ from core.recommend.model import (
 K = 10
 METHODS = ("hybrid", "svd", "knn_user", "knn_item", "content", "popular", "friends", "random")
 MIN_VALIDATION_ATHLETES = 30
+MAX_VALIDATION_ATHLETES = 3000
+KNN_MAX = 5000
 
 
 @dataclass
@@ -92,10 +95,11 @@ def score_lists(lists: dict[int, list[int]], targets: dict[int, set[int]], catal
 
 
 def _profiles(users, sports, train, cat, starts, stated):
-    out = {}
-    for u in users:
-        out[u] = history_profile(u, sports[u], train, cat, starts) if u not in stated else stated[u]
-    return out
+    mine = defaultdict(list)
+    for e in train:
+        mine[e.user].append(e)
+    return {u: stated[u] if u in stated else history_profile(u, sports[u], mine.get(u, []), cat, starts)
+            for u in users}
 
 
 def fit_blend(rows: list[tuple[np.ndarray, np.ndarray, set]]) -> dict[str, float]:
@@ -127,9 +131,17 @@ def choose(cat: Catalogue, events: list[Event], sports: dict, starts: dict, vali
     sp = split(events, validate_at, test_at)
     if len(sp.warm) < MIN_VALIDATION_ATHLETES:
         return {"collaborative": "svd", "blend": None, "validation_athletes": len(sp.warm)}
+    if len(sp.warm) > MAX_VALIDATION_ATHLETES:  # a fixed sample judges as well, at a bounded cost
+        rng = np.random.default_rng(SEED)
+        sp.warm = sorted(rng.choice(sp.warm, MAX_VALIDATION_ATHLETES, replace=False).tolist())
     profiles = _profiles(sp.warm, sports, sp.train, cat, starts, {})
     best = (-1.0, None, None)
+    users = {e.user for e in sp.train}
     for algo in COLLABORATIVE:
+        # Surprise's neighbourhood models hold a dense similarity matrix (8 bytes per pair):
+        # 20,000 routes would need 3.2 GB, 100,000 athletes 80 GB. Past KNN_MAX they are not tried.
+        if algo == "knn_item" and len(cat) > KNN_MAX or algo == "knn_user" and len(users) > KNN_MAX:
+            continue
         rec = Recommender(cat, sp.train, collaborative=algo, follows=follows)
         rows = {}
         for u in sp.warm:
