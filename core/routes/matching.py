@@ -7,7 +7,8 @@
   name ever comes from it.
 - An activity whose visibility, hold or points change (a crop, a late sync) is matched
   again; the route it leaves is recomputed from what still counts, gets another
-  representative when its own stops counting, and is deleted when nothing counts.
+  representative when its own stops counting (or is deleted, with its account), and is
+  deleted when nothing counts.
 
 Each activity is planned with no transaction open (reading its points, shaping and
 comparing) and written in one short transaction; a route's figures are recomputed the
@@ -290,6 +291,8 @@ def match_pending(Session: sessionmaker[Session], limit: int = 50, now: float | 
             p = plan(s, activity, now=now)
         touched |= write(Session, p)
         done["matched" if p.route_id is not None else ("new" if p.counted and p.shape else "none")] += 1
+    with Session() as s:  # representatives deleted with their activity or account
+        touched |= set(s.scalars(select(Route.id).where(Route.representative_id.is_(None)).limit(limit)))
     for route_id in sorted(touched):
         done["route_" + refresh(Session, route_id)] += 1
     return dict(done)

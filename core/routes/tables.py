@@ -63,6 +63,9 @@ class Route(Base):
     __table_args__ = (
         CheckConstraint(f"kind IN {KINDS}", name="kind"),
         Index("ix_routes_start", "start_lat", "start_lon"),
+        # A route whose representative was deleted (an account or an activity gone) is
+        # recomputed by the next round, found through this index.
+        Index("ix_routes_representative", "representative_id"),
     )
 
 

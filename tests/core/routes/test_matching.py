@@ -199,3 +199,24 @@ def test_real_rides_over_the_same_road_form_one_route(Sessions, shared_tracks):
     assert len({route_ids[n] for n in names[:3]}) == 1 and len({route_ids[n] for n in names[3:]}) == 1
     assert {r.kind for r in found} == {"out_and_back"}
     assert sorted(r.activities for r in found) == [2, 3]
+
+
+def test_a_deleted_account_takes_its_activities_out_of_routes(Sessions):
+    """Deleting an account deletes its activities; the route they stood for is recomputed
+    from what remains, or deleted when nothing does."""
+    from core.accounts.tables import User
+
+    first = add(Sessions, "gone", loop_run(0.0, seed=1), title="Gone's loop")
+    second = add(Sessions, "stays", loop_run(0.5, seed=2, t0=1_760_100_000.0), title="Stays' loop")
+    match_all(Sessions)
+    (route,) = routes(Sessions)
+    assert route.representative_id == first
+    with Sessions() as s, s.begin():
+        s.execute(User.__table__.delete().where(User.username == "gone"))
+    match_all(Sessions)
+    (route,) = routes(Sessions)
+    assert route.representative_id == second and route.activities == 1 and route.name == "Stays' loop"
+    with Sessions() as s, s.begin():
+        s.execute(User.__table__.delete().where(User.username == "stays"))
+    match_all(Sessions)
+    assert routes(Sessions) == []

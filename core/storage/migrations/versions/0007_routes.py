@@ -46,6 +46,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_routes'))
     )
     with op.batch_alter_table('routes', schema=None) as batch_op:
+        batch_op.create_index('ix_routes_representative', ['representative_id'], unique=False)
         batch_op.create_index('ix_routes_start', ['start_lat', 'start_lon'], unique=False)
 
     op.create_table('route_activities',
@@ -94,5 +95,6 @@ def downgrade() -> None:
     op.drop_table('route_activities')
     with op.batch_alter_table('routes', schema=None) as batch_op:
         batch_op.drop_index('ix_routes_start')
+        batch_op.drop_index('ix_routes_representative')
 
     op.drop_table('routes')
