@@ -85,15 +85,17 @@ def pending(s: Session, limit: int) -> list[int]:
 
 
 def candidates(s: Session, keys: set[int]) -> list[int]:
-    """Routes that share at least ``MIN_SHARED_CELLS`` of the larger cell set, most shared first."""
+    """Routes that share at least ``MIN_SHARED_CELLS`` of the larger cell set, most shared
+    first. The cells are counted first and only the routes that pass join ``routes`` (its
+    rows are wide: the shape and polyline come before ``cells``)."""
     if not keys:
         return []
     shared = func.count().label("shared")
-    rows = s.execute(select(RouteCell.route_id, shared, Route.cells)
-                     .join(Route, Route.id == RouteCell.route_id)
-                     .where(RouteCell.cell.in_(sorted(keys)))
-                     .group_by(RouteCell.route_id, Route.cells)
-                     .order_by(shared.desc(), RouteCell.route_id)).all()
+    counted = (select(RouteCell.route_id, shared).where(RouteCell.cell.in_(sorted(keys)))
+               .group_by(RouteCell.route_id).having(func.count() >= MIN_SHARED_CELLS * len(keys)).subquery())
+    rows = s.execute(select(counted.c.route_id, counted.c.shared, Route.cells)
+                     .join(Route, Route.id == counted.c.route_id)
+                     .order_by(counted.c.shared.desc(), counted.c.route_id)).all()
     return [r.route_id for r in rows if r.shared >= MIN_SHARED_CELLS * max(len(keys), r.cells)][:MAX_CANDIDATES]
 
 

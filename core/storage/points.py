@@ -211,7 +211,9 @@ def stored_track(s: Session, activity: Activity) -> Track:
         .where(RoutePoint.activity_id == activity.id)
         .order_by(RoutePoint.t, RoutePoint.seq)
     ).all()
-    data = np.array(rows, dtype=np.float64) if rows else np.empty((0, 7))
+    # Plain tuples: numpy probes each SQLAlchemy Row for array hooks, which costs more than
+    # the query itself on a long track.
+    data = np.array([tuple(r) for r in rows], dtype=np.float64) if rows else np.empty((0, 7))
     cols = [np.ascontiguousarray(data[:, i]) for i in range(7)]
     return Track(*cols, sport=activity.sport, name=activity.title)
 
@@ -277,7 +279,7 @@ def routes(s: Session, activity_ids: list[int]) -> dict[int, tuple[np.ndarray, n
                          .order_by(RoutePoint.activity_id, RoutePoint.seq)).all()
         if not rows:
             continue
-        arr = np.array(rows, dtype=float)
+        arr = np.array([tuple(r) for r in rows], dtype=float)
         # Sorted by activity: each activity's rows are one run, cut where the id changes.
         cuts = np.flatnonzero(np.diff(arr[:, 0])) + 1
         for part in np.split(arr, cuts):
