@@ -105,4 +105,6 @@ class RouteActivity(Base):
     __table_args__ = (
         Index("ix_route_activities_route", "route_id", "counted"),
         Index("ix_route_activities_user", "user_id", "route_id"),
+        # A new route sends the unmatched activities that began near it back to the matcher.
+        Index("ix_route_activities_unmatched", "route_id", "start_lat"),
     )

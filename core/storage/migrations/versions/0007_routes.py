@@ -70,6 +70,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('route_activities', schema=None) as batch_op:
         batch_op.create_index('ix_route_activities_route', ['route_id', 'counted'], unique=False)
+        batch_op.create_index('ix_route_activities_unmatched', ['route_id', 'start_lat'], unique=False)
         batch_op.create_index('ix_route_activities_user', ['user_id', 'route_id'], unique=False)
 
     op.create_table('route_cells',
@@ -90,6 +91,7 @@ def downgrade() -> None:
     op.drop_table('route_cells')
     with op.batch_alter_table('route_activities', schema=None) as batch_op:
         batch_op.drop_index('ix_route_activities_user')
+        batch_op.drop_index('ix_route_activities_unmatched')
         batch_op.drop_index('ix_route_activities_route')
 
     op.drop_table('route_activities')
