@@ -58,7 +58,7 @@ def run_routes(Session, _settings) -> dict:
     done: dict = {}
     batches = 0
     while True:
-        result = match_routes(Session).get("routes")
+        result = match_routes(Session, audit=batches == 0).get("routes")
         if not result:
             break
         batches += 1

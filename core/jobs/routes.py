@@ -13,10 +13,11 @@ ROUTE_BATCH = 50  # activities per round; a full batch means the worker is behin
 __all__ = ["ROUTE_BATCH", "match_routes"]
 
 
-def match_routes(Session, limit: int = ROUTE_BATCH) -> dict:
-    """One batch of route matching; returns what it did (nothing when nothing was pending)."""
+def match_routes(Session, limit: int = ROUTE_BATCH, audit: bool = False) -> dict:
+    """One batch of route matching; returns what it did (nothing when nothing was pending).
+    With ``audit``, routes that lost activities to a deletion are recomputed too."""
     began = time.monotonic()
-    done = match_pending(Session, limit=limit)
+    done = match_pending(Session, limit=limit, audit=audit)
     if not done:
         return {}
     return {"routes": {**done, "seconds": round(time.monotonic() - began, 3)}}

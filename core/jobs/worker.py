@@ -67,7 +67,8 @@ class Jobs:
         now = time.monotonic() if now is None else now
         done = {}
         score(self.Session, self.settings, self.keeper.current(now, done), done)
-        done.update(match_routes(self.Session))
+        audit = now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S  # with housekeeping, every ten minutes
+        done.update(match_routes(self.Session, audit=audit))
         if now - self.boards_at >= REFRESH_EVERY_S:
             self.boards_at = now
             done.update(run_once(self.Session, self.redis))

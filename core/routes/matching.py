@@ -17,11 +17,14 @@ same way.
 
 from __future__ import annotations
 
+import math
+import random
 import statistics
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
 from sqlalchemy import and_, delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,9 +33,10 @@ from core.activities.lifecycle import default_title
 from core.activities.tables import Activity
 from core.routes.shape import (
     MIN_SHARED_CELLS,
+    TRIM_M,
     Shape,
     cells,
-    longest_run,
+    longest_piece,
     match,
     samples_from_bytes,
     shape_of,
@@ -45,7 +49,10 @@ from core.storage.engine import write_transaction
 from core.storage.points import stored_track
 
 JOB = "routes"
-MAX_CANDIDATES = 20  # routes compared in full per activity, those sharing the most cells first
+MAX_CANDIDATES = 50  # routes compared in full per activity, the most alike by cells first
+_SECRET = random.SystemRandom()
+TRIM_OFFSET_M = 200.0  # how far the trimming circles' centres may sit from an activity's ends
+M_PER_DEG = 111_320.0
 REQUEUE_MARGIN_DEG = 0.01  # a new route re-matches the unmatched activities that began this near it
 FIGURES_FROM = 200  # a route's medians come from its newest counting activities
 KIND_WORDS = {"loop": "loop", "out_and_back": "out and back", "one_way": "one way"}
@@ -96,7 +103,11 @@ def candidates(s: Session, keys: set[int]) -> list[int]:
     rows = s.execute(select(counted.c.route_id, counted.c.shared, Route.cells)
                      .join(Route, Route.id == counted.c.route_id)
                      .order_by(counted.c.shared.desc(), counted.c.route_id)).all()
-    return [r.route_id for r in rows if r.shared >= MIN_SHARED_CELLS * max(len(keys), r.cells)][:MAX_CANDIDATES]
+    ok = [r for r in rows if r.shared >= MIN_SHARED_CELLS * max(len(keys), r.cells)]
+    # Most alike first (shared over all cells of both), so that among many routes through
+    # the same cells the one of the same size and place is compared, not the oldest.
+    ok.sort(key=lambda r: (-r.shared / (len(keys) + r.cells - r.shared), r.route_id))
+    return [r.route_id for r in ok[:MAX_CANDIDATES]]
 
 
 def find_route(s: Session, shape: Shape) -> tuple[int | None, int]:
@@ -166,10 +177,46 @@ def write(Session: sessionmaker[Session], p: Plan) -> set[int]:
         s.add(RouteActivity(activity_id=p.activity_id, route_id=route_id, user_id=p.user_id,
                             direction=p.direction, counted=p.counted and route_id is not None,
                             visibility=p.visibility, held=p.held, points=p.point_count,
-                            start_lat=start[0], start_lon=start[1], end_lat=end[0], end_lon=end[1]))
+                            start_lat=start[0], start_lon=start[1], end_lat=end[0], end_lon=end[1],
+                            **_offset()))
         if p.counted and route_id is not None:
             touched.add(route_id)
+            route = s.get(Route, route_id)
+            if route.representative_id == p.activity_id and p.shape is not None:
+                # Its points changed (a crop, a late sync): the route is drawn from what is left.
+                _set_shape(route, p.shape)
+                s.execute(delete(RouteCell).where(RouteCell.route_id == route_id))
+                s.execute(RouteCell.__table__.insert(),
+                          [{"cell": k, "route_id": route_id} for k in cells(p.shape.lat, p.shape.lon)])
+        if touched:
+            s.execute(update(Route).where(Route.id.in_(touched)).values(dirty=True))
     return touched
+
+
+def _set_shape(route: Route, shape: Shape) -> None:
+    route.shape, route.kind, route.path_m = shape.to_bytes(), shape.kind, shape.path_m
+    route.turns_per_km, route.stops_per_km = shape.turns_per_km, shape.stops_per_km
+    route.cells = len(cells(shape.lat, shape.lon))
+
+
+def _offset() -> dict:
+    angle, dist = _SECRET.uniform(0, 2 * math.pi), TRIM_OFFSET_M * math.sqrt(_SECRET.random())
+    return {"trim_dx_m": dist * math.cos(angle), "trim_dy_m": dist * math.sin(angle)}
+
+
+def trim_ends(m) -> list[tuple[tuple[float, float], float]]:
+    """The circles a member's polyline keeps out of: around where the activity began and
+    ended, each centred a secret offset away (the end's turned a quarter) with the radius
+    grown by as much, so that everything within TRIM_M of the door stays out while the cut
+    ends of the polyline, equidistant from the centre, no longer point at the door."""
+    dx, dy = m.trim_dx_m or 0.0, m.trim_dy_m or 0.0
+    radius = TRIM_M + math.hypot(dx, dy)
+    out = []
+    for lat, lon, (ex, ny) in ((m.start_lat, m.start_lon, (dx, dy)), (m.end_lat, m.end_lon, (-dy, dx))):
+        if lat is not None:
+            centre = (lat + ny / M_PER_DEG, lon + ex / (M_PER_DEG * max(math.cos(math.radians(lat)), 1e-6)))
+            out.append((centre, radius))
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -217,7 +264,8 @@ def refresh(Session: sessionmaker[Session], route_id: int) -> str:
             return "gone"
         members = s.execute(
             select(RouteActivity.activity_id, RouteActivity.user_id, RouteActivity.start_lat,
-                   RouteActivity.start_lon, RouteActivity.end_lat, RouteActivity.end_lon,
+                   RouteActivity.start_lon, RouteActivity.end_lat, RouteActivity.end_lon, RouteActivity.trim_dx_m,
+                   RouteActivity.trim_dy_m,
                    Activity.sport, Activity.distance_m, Activity.elevation_gain_m, Activity.avg_speed_mps,
                    Activity.start_time, Activity.title)
             .join(Activity, Activity.id == RouteActivity.activity_id)
@@ -246,10 +294,11 @@ def refresh(Session: sessionmaker[Session], route_id: int) -> str:
         usual = _usual_speeds(s, sorted({m.user_id for m in recent}))
         ratios = [m.avg_speed_mps / usual[(m.user_id, m.sport)] for m in recent
                   if m.avg_speed_mps and usual.get((m.user_id, m.sport))]
-        ends = [(m.start_lat, m.start_lon) for m in members if m.start_lat is not None]
-        ends += [(m.end_lat, m.end_lon) for m in members if m.end_lat is not None]
-        keep = trim(lat, lon, ends)
-        run = longest_run(keep)
+        keep = np.ones(lat.size, dtype=bool)
+        for m in members:
+            for point, radius in trim_ends(m):
+                keep &= trim(lat, lon, [point], radius)
+        run = longest_piece(lat, lon, keep)
         polyline = simplify(lat[run], lon[run])
         distance = _median(m.distance_m for m in recent)
         gain = _median(m.elevation_gain_m for m in recent)
@@ -257,13 +306,16 @@ def refresh(Session: sessionmaker[Session], route_id: int) -> str:
         path_m = replaced[1].path_m if replaced else route.path_m
         values = dict(
             name=_name([m.title for m in recent], distance, path_m, kind), polyline=polyline,
-            start_lat=polyline[0][0] if polyline else None, start_lon=polyline[0][1] if polyline else None,
+            # With every point near someone's door, the route has no map; it is placed by its
+            # middle, rounded to about a kilometre.
+            start_lat=polyline[0][0] if polyline else round(float(np.mean(lat)), 2),
+            start_lon=polyline[0][1] if polyline else round(float(np.mean(lon)), 2),
             distance_m=distance, elevation_gain_m=gain,
             hilliness_m_per_km=gain / (distance / 1000.0) if gain is not None and distance else None,
             pace_ratio=_median(ratios), speeds={k: v for k, v in speeds.items() if v is not None},
             sports=dict(by_sport), athletes=int(athletes or 0), activities=int(total or 0),
             last_done_at=max((m.start_time for m in members if m.start_time), default=None),
-            updated_at=utcnow())
+            updated_at=utcnow(), dirty=False)
     if replaced is not None:
         shape = replaced[1]
         keys = cells(shape.lat, shape.lon)
@@ -279,8 +331,20 @@ def refresh(Session: sessionmaker[Session], route_id: int) -> str:
     return "updated"
 
 
-def match_pending(Session: sessionmaker[Session], limit: int = 50, now: float | None = None) -> dict:
-    """Match up to ``limit`` pending activities; returns what was done."""
+def stale(s: Session, limit: int) -> set[int]:
+    """Routes whose counting activities are fewer than their figures say (deleted with an
+    account or by their athlete: a cascade tells the matcher nothing). A scan of all routes:
+    the worker runs it every ten minutes."""
+    n = (select(RouteActivity.route_id, func.count().label("n")).where(RouteActivity.counted)
+         .group_by(RouteActivity.route_id).subquery())
+    return set(s.scalars(select(Route.id).outerjoin(n, n.c.route_id == Route.id)
+                         .where(func.coalesce(n.c.n, 0) != Route.activities).limit(limit)))
+
+
+def match_pending(Session: sessionmaker[Session], limit: int = 50, now: float | None = None,
+                  audit: bool = False) -> dict:
+    """Match up to ``limit`` pending activities, then recompute the routes they touched and
+    any left dirty; with ``audit``, also the routes that lost activities unseen."""
     done = Counter()
     with Session() as s:
         ids = pending(s, limit)
@@ -293,8 +357,11 @@ def match_pending(Session: sessionmaker[Session], limit: int = 50, now: float | 
             p = plan(s, activity, now=now)
         touched |= write(Session, p)
         done["matched" if p.route_id is not None else ("new" if p.counted and p.shape else "none")] += 1
-    with Session() as s:  # representatives deleted with their activity or account
+    with Session() as s:  # dirty (a crash before recomputing), or their representative deleted
+        touched |= set(s.scalars(select(Route.id).where(Route.dirty).limit(limit)))
         touched |= set(s.scalars(select(Route.id).where(Route.representative_id.is_(None)).limit(limit)))
+        if audit:
+            touched |= stale(s, limit)
     for route_id in sorted(touched):
         done["route_" + refresh(Session, route_id)] += 1
     return dict(done)

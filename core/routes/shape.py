@@ -223,6 +223,27 @@ def simplify(lat: np.ndarray, lon: np.ndarray, max_points: int = POLYLINE_MAX_PO
     return [[round(float(lat[i]), 5), round(float(lon[i]), 5)] for i in pick]
 
 
+def longest_piece(lat: np.ndarray, lon: np.ndarray, keep: np.ndarray) -> slice:
+    """The longest stretch of kept samples with no gap between neighbours (a stored shape
+    has its trimmed stretches cut out: joining across a cut would draw a line over it)."""
+    if lat.size == 0:
+        return slice(0, 0)
+    joined = np.ones(lat.size, dtype=bool)
+    joined[1:] = segment_lengths_m(lat, lon) <= 2.5 * STEP_M
+    mask = keep.copy()
+    best, start, best_span = slice(0, 0), None, 0
+    for i in range(lat.size + 1):
+        ok = i < lat.size and mask[i] and (start is None or joined[i])
+        if ok and start is None:
+            start = i
+            continue
+        if not ok and start is not None:
+            if i - start > best_span:
+                best, best_span = slice(start, i), i - start
+            start = i if i < lat.size and mask[i] else None
+    return best
+
+
 def longest_run(mask: np.ndarray) -> slice:
     """The longest stretch of True in ``mask`` (an empty slice when there is none)."""
     best, start, best_span = slice(0, 0), None, 0

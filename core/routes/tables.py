@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
 )
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 from core.routes.shape import KINDS
 from core.storage.base import Base, UTCDateTime, utcnow
@@ -59,9 +60,13 @@ class Route(Base):
     last_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set in the same transaction as a change of its members, cleared when its figures and
+    # polyline are recomputed: a crash in between leaves it for the next round.
+    dirty: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (
         CheckConstraint(f"kind IN {KINDS}", name="kind"),
+        Index("ix_routes_dirty", "dirty"),
         Index("ix_routes_start", "start_lat", "start_lon"),
         # A route whose representative was deleted (an account or an activity gone) is
         # recomputed by the next round, found through this index.
@@ -100,6 +105,11 @@ class RouteActivity(Base):
     start_lon: Mapped[float | None] = mapped_column(Float)
     end_lat: Mapped[float | None] = mapped_column(Float)
     end_lon: Mapped[float | None] = mapped_column(Float)
+    # A secret offset (metres east and north) of the circles the polyline keeps out of around
+    # its start and end, so that the polyline's cut ends do not point at the door
+    # (``matching.trim_ends``). Never shown.
+    trim_dx_m: Mapped[float | None] = mapped_column(Float)
+    trim_dy_m: Mapped[float | None] = mapped_column(Float)
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (

@@ -220,3 +220,78 @@ def test_a_deleted_account_takes_its_activities_out_of_routes(Sessions):
         s.execute(User.__table__.delete().where(User.username == "stays"))
     match_all(Sessions)
     assert routes(Sessions) == []
+
+
+def _segment_distance(p, a, b, lat0):
+    """Metres from p to the segment a-b (lat, lon pairs) on a local plane."""
+    import math
+
+    k = 111_320.0
+    c = math.cos(math.radians(lat0))
+    px, py = (p[1] - a[1]) * k * c, (p[0] - a[0]) * k
+    bx, by = (b[1] - a[1]) * k * c, (b[0] - a[0]) * k
+    t = max(0.0, min(1.0, (px * bx + py * by) / max(bx * bx + by * by, 1e-9)))
+    return math.hypot(px - t * bx, py - t * by)
+
+
+def test_the_drawn_line_never_crosses_a_door(Sessions):
+    """Out west and back, then out east and back, from one door: the kept samples lie on
+    both sides of the cut, and no segment of the polyline is drawn across it."""
+    import numpy as np
+
+    street = np.array([(-3000.0, 0.0), (3000.0, 0.0)])
+    there_w = walk(np.array([(0.0, 0.0), (-3000.0, 0.0)]), 3.0, 5.0)
+    there_e = walk(np.array([(0.0, 0.0), (3000.0, 0.0)]), 3.0, 5.0)
+    xy = np.vstack([there_w, there_w[::-1], there_e, there_e[::-1]])
+    door = (LAT0, LON0)
+    add(Sessions, "door", track(xy, LAT0, LON0, 5.0, seed=1))
+    add(Sessions, "door", track(xy, LAT0, LON0, 5.0, seed=2, t0=1_760_100_000.0))
+    match_all(Sessions)
+    (route,) = routes(Sessions)
+    line = route.polyline
+    assert len(line) >= 2 and street is not None
+    assert min(_segment_distance(door, a, b, LAT0) for a, b in zip(line, line[1:])) > TRIM_M
+
+
+def test_a_route_left_half_done_is_finished_by_the_next_round(Sessions):
+    """The matcher's write marks the route dirty in the same transaction; if the worker dies
+    before recomputing it, the next round does."""
+    from core.routes.matching import plan, write
+
+    a = add(Sessions, "ann", loop_run(0.0, seed=1), title="Half done")
+    with Sessions() as s:
+        p = plan(s, s.get(Activity, a))
+    write(Sessions, p)  # ... and the worker stops here
+    (route,) = routes(Sessions)
+    assert route.dirty and route.polyline == [] and route.activities == 0
+    match_pending(Sessions)
+    (route,) = routes(Sessions)
+    assert not route.dirty and route.polyline and route.activities == 1 and route.name == "Half done"
+
+
+def test_a_crop_redraws_the_route_and_a_deleted_activity_leaves_its_counts(Sessions):
+    from core.storage.points import delete_range, positions
+
+    first = add(Sessions, "cro", loop_run(0.0, seed=1), title="Crop loop")
+    second = add(Sessions, "cro", loop_run(0.5, seed=2, t0=1_760_100_000.0))
+    match_all(Sessions)
+    (route,) = routes(Sessions)
+    assert route.representative_id == first and route.activities == 2
+    before = route.polyline
+    # The athlete crops the last tenth of the representative's run away: it still follows the
+    # route, which is drawn again from what is left.
+    with Sessions() as s, s.begin():
+        fixes = positions(s, first)
+        cut = delete_range(s, first, fixes[-len(fixes) // 10][0], fixes[-1][0])
+        s.execute(update(Activity).where(Activity.id == first).values(point_count=Activity.point_count - cut))
+    match_all(Sessions)
+    (route,) = routes(Sessions)
+    assert route.representative_id == first and route.activities == 2
+    assert route.polyline != before
+    # An activity deleted outright (a cascade tells nobody): the audit recounts.
+    with Sessions() as s, s.begin():
+        s.execute(Activity.__table__.delete().where(Activity.id == second))
+    assert match_pending(Sessions) == {}
+    match_pending(Sessions, audit=True)
+    (route,) = routes(Sessions)
+    assert route.activities == 1 and route.athletes == 1

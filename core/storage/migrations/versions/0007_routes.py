@@ -41,11 +41,13 @@ def upgrade() -> None:
     sa.Column('last_done_at', core.storage.base.UTCDateTime(), nullable=True),
     sa.Column('created_at', core.storage.base.UTCDateTime(), nullable=False),
     sa.Column('updated_at', core.storage.base.UTCDateTime(), nullable=False),
+    sa.Column('dirty', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.CheckConstraint("kind IN ('loop', 'out_and_back', 'one_way')", name=op.f('ck_routes_kind')),
     sa.ForeignKeyConstraint(['representative_id'], ['activities.id'], name=op.f('fk_routes_representative_id_activities'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_routes'))
     )
     with op.batch_alter_table('routes', schema=None) as batch_op:
+        batch_op.create_index('ix_routes_dirty', ['dirty'], unique=False)
         batch_op.create_index('ix_routes_representative', ['representative_id'], unique=False)
         batch_op.create_index('ix_routes_start', ['start_lat', 'start_lon'], unique=False)
 
@@ -62,6 +64,8 @@ def upgrade() -> None:
     sa.Column('start_lon', sa.Float(), nullable=True),
     sa.Column('end_lat', sa.Float(), nullable=True),
     sa.Column('end_lon', sa.Float(), nullable=True),
+    sa.Column('trim_dx_m', sa.Float(), nullable=True),
+    sa.Column('trim_dy_m', sa.Float(), nullable=True),
     sa.Column('matched_at', core.storage.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['activity_id'], ['activities.id'], name=op.f('fk_route_activities_activity_id_activities'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['route_id'], ['routes.id'], name=op.f('fk_route_activities_route_id_routes'), ondelete='SET NULL'),
@@ -98,5 +102,6 @@ def downgrade() -> None:
     with op.batch_alter_table('routes', schema=None) as batch_op:
         batch_op.drop_index('ix_routes_start')
         batch_op.drop_index('ix_routes_representative')
+        batch_op.drop_index('ix_routes_dirty')
 
     op.drop_table('routes')
