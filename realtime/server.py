@@ -70,6 +70,7 @@ class IngestServer(LiveState, GroupCommit, Watchers):
         self.idle_timeout_s = idle_timeout_s
         self.rate_per_s = rate_per_s
         self.last_seen: dict[ServerConnection, float] = {}
+        self.suggesting: dict[ServerConnection, bool] = {}  # a recommendations request in flight
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         """Answer /healthz; refuse the upgrade (401) without a valid device token."""
@@ -170,7 +171,14 @@ class IngestServer(LiveState, GroupCommit, Watchers):
                                       "status": info.status}))
 
     async def on_recommendations(self, ws, me: Identity, msg: Recommendations) -> None:
-        items = await self.db(self.store.recommendations, me.user_id, msg.kind, msg.limit)
+        if self.suggesting.get(ws):
+            raise ActivityError("one recommendations request at a time: wait for its answer", "rate_limited")
+        self.suggesting[ws] = True
+        try:
+            items = await asyncio.get_running_loop().run_in_executor(
+                self.store.slow_executor, self.store.recommendations, me.user_id, msg.kind, msg.limit)
+        finally:
+            self.suggesting.pop(ws, None)
         await ws.send(protocol.dumps({"type": "recommendations", "id": msg.id, "kind": msg.kind, "items": items}))
 
     async def on_feed(self, ws, me: Identity, msg: Feed) -> None:

@@ -116,11 +116,15 @@ class Store:
         self.Session = make_sessionmaker(self.engine)
         self.dialect = self.engine.dialect.name
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db")
+        # Suggestions read much more than a device's commands: a thread of their own, so that
+        # a queue of them never delays sign-ins, creates or status changes.
+        self.slow_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="suggest")
         self._raw_conn = None
         self._insert: FastInsert | None = None  # the point inserts of the raw connection
 
     def close(self) -> None:
         self._close_raw()
+        self.slow_executor.shutdown(wait=True, cancel_futures=True)
         self.executor.shutdown(wait=True)
         self.engine.dispose()
 

@@ -149,13 +149,14 @@ def choose(cat: Catalogue, events: list[Event], sports: dict, starts: dict, vali
             if idx.size:
                 rows[u] = (cat.ids[idx], rec.features(profiles[u], idx), sp.targets[u])
         halves = [[r for u, r in rows.items() if u % 2 == h] for h in (0, 1)]
-        if not all(halves):
+        # Each half must hold a target among its candidates, or there is nothing to fit.
+        if not all(any(np.isin(ids, list(t)).any() for ids, _, t in half) for half in halves):
             continue
         rate = (_hit_rate(halves[1], fit_blend(halves[0])) * len(halves[1])
                 + _hit_rate(halves[0], fit_blend(halves[1])) * len(halves[0])) / len(sp.warm)
         if rate > best[0] + 1e-12:
             best = (rate, algo, fit_blend(list(rows.values())))
-    return {"collaborative": best[1] or "svd", "blend": best[2], "validation_hit_rate": round(best[0], 4),
+    return {"collaborative": best[1] or "svd", "blend": best[2],  # None: the defaults "validation_hit_rate": round(best[0], 4),
             "validation_athletes": len(sp.warm)}
 
 
@@ -212,14 +213,24 @@ def run_database(s, min_athletes: int = MIN_VALIDATION_ATHLETES) -> dict:
     from sqlalchemy import select
 
     from core.activities.tables import Activity
-    from core.recommend.service import catalogue, events, follows, settings_of
+    from core.recommend.service import catalogue, events, settings_of
     from core.routes.tables import RouteActivity
+    from core.social.tables import Friend
 
-    cat, evs, graph = catalogue(s), events(s), follows(s)
+    cat, evs = catalogue(s), events(s)
     times = sorted(e.at for e in evs if e.kind == "done")
     if not len(cat) or len(times) < 10:
         return {"skipped": f"too little history: {len(cat)} routes, {len(times)} completions"}
     validate_at, test_at = float(np.quantile(times, 0.6)), float(np.quantile(times, 0.8))
+    # Only what existed before the split: routes someone had done, follows already made.
+    known = {e.route for e in evs if e.kind == "done" and e.at < test_at}
+    keep = np.isin(cat.ids, list(known))
+    cat = Catalogue(cat.ids[keep], cat.lat[keep], cat.lon[keep], cat.distance_m[keep], cat.climb_m_per_km[keep],
+                    cat.run_share[keep], [n for n, k in zip(cat.names, keep) if k])
+    graph = defaultdict(set)
+    for u, f, at in s.execute(select(Friend.user_id, Friend.friend_id, Friend.created_at)):
+        if at is None or at.timestamp() < test_at:
+            graph[u].add(f)
     sports, starts, stated = {}, {}, {}
     rows = s.execute(select(RouteActivity.user_id, Activity.sport, RouteActivity.start_lat, RouteActivity.start_lon,
                             Activity.start_time)

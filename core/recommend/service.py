@@ -39,6 +39,7 @@ STATE = "routes"
 KEEP = 50  # suggestions precomputed per athlete
 ACTIVE_DAYS = 120  # athletes with an activity this recent get precomputed suggestions
 VALIDATION_DAYS = 28
+ON_THE_FLY_MAX = 5000  # routes read for a list computed on the spot (the nearest box of them)
 
 
 class SignalError(ValueError):
@@ -50,10 +51,7 @@ class SignalError(ValueError):
 # What the model reads
 
 
-def catalogue(s: Session) -> Catalogue:
-    rows = s.execute(select(Route.id, Route.start_lat, Route.start_lon, Route.distance_m, Route.path_m,
-                            Route.hilliness_m_per_km, Route.sports, Route.name)
-                     .where(Route.start_lat.is_not(None)).order_by(Route.id)).all()
+def _catalogue(rows) -> Catalogue:
     runs = [(r.sports or {}).get("run", 0) / max(sum((r.sports or {}).values()), 1) for r in rows]
     return Catalogue(np.array([r.id for r in rows], dtype=np.int64),
                      np.array([r.start_lat for r in rows], dtype=float),
@@ -61,6 +59,12 @@ def catalogue(s: Session) -> Catalogue:
                      np.array([r.distance_m or r.path_m for r in rows], dtype=float),
                      np.array([r.hilliness_m_per_km or 0.0 for r in rows], dtype=float),
                      np.array(runs, dtype=float), [r.name for r in rows])
+
+
+def catalogue(s: Session) -> Catalogue:
+    return _catalogue(s.execute(select(Route.id, Route.start_lat, Route.start_lon, Route.distance_m, Route.path_m,
+                                       Route.hilliness_m_per_km, Route.sports, Route.name)
+                                .where(Route.start_lat.is_not(None)).order_by(Route.id)).all())
 
 
 def _ts(dt: datetime | None) -> float:
@@ -188,19 +192,16 @@ def on_the_fly(s: Session, p: Profile, limit: int) -> list[Suggestion]:
 
     reach_deg = REACH_M.get(p.sport, REACH_M["run"]) / 111_320.0
     cos = max(math.cos(math.radians(p.lat)), 0.05)
-    rows = s.execute(select(Route.id, Route.athletes).where(
+    rows = s.execute(select(Route.id, Route.start_lat, Route.start_lon, Route.distance_m, Route.path_m,
+                            Route.hilliness_m_per_km, Route.sports, Route.name, Route.athletes).where(
         Route.start_lat.between(p.lat - reach_deg, p.lat + reach_deg),
-        Route.start_lon.between(p.lon - reach_deg / cos, p.lon + reach_deg / cos))).all()
+        Route.start_lon.between(p.lon - reach_deg / cos, p.lon + reach_deg / cos))
+        .order_by(Route.id).limit(ON_THE_FLY_MAX)).all()
     if not rows:
         return []
-    ids = {r.id for r in rows}
-    full = catalogue(s)
-    keep = np.isin(full.ids, list(ids))
-    cat = Catalogue(full.ids[keep], full.lat[keep], full.lon[keep], full.distance_m[keep],
-                    full.climb_m_per_km[keep], full.run_share[keep], [n for n, k in zip(full.names, keep) if k])
+    cat = _catalogue(rows)
     rec = Recommender(cat, [], blend=_state(s).get("blend"))
-    counts = {r.id: r.athletes for r in rows}
-    rec.popularity = np.array([counts.get(int(r), 0) for r in cat.ids], dtype=float)
+    rec.popularity = np.array([r.athletes for r in rows], dtype=float)
     return rec.rank(p, limit)
 
 
@@ -214,7 +215,7 @@ def suggestions_for(s: Session, user_id: int, limit: int = 10) -> list[tuple[Rou
     rows = s.execute(select(Route, RouteSuggestion).join(RouteSuggestion, RouteSuggestion.route_id == Route.id)
                      .where(RouteSuggestion.user_id == user_id).order_by(RouteSuggestion.rank)).all()
     picked = [(route, sug) for route, sug in rows if route.id not in excluded and route.start_lat is not None]
-    if not rows:
+    if not picked:  # nothing stored yet, or all of it done or dismissed since
         fresh = on_the_fly(s, p, limit)
         routes = {r.id: r for r in s.scalars(select(Route).where(Route.id.in_([x.route for x in fresh])))}
         picked = [(routes[x.route], x) for x in fresh if x.route in routes]
@@ -229,8 +230,11 @@ def give(s: Session, user_id: int, route_id: int, kind: str, value: float = 1.0)
     """Record a rating (1-5, only of a route the athlete completed), a save or a "not for me"."""
     if kind not in SIGNALS:
         raise SignalError(f"unknown signal {kind!r}; one of {', '.join(SIGNALS)}")
-    if s.get(Route, route_id) is None:
+    if isinstance(route_id, bool) or not isinstance(route_id, int) or not 0 < route_id < 2 ** 63 \
+            or s.get(Route, route_id) is None:
         raise SignalError("no such route")
+    if kind != "rating":
+        value = 1.0
     if kind == "rating":
         if not (isinstance(value, int | float) and not isinstance(value, bool) and 1 <= value <= 5
                 and float(value).is_integer()):
@@ -267,25 +271,36 @@ def update_settings(s: Session, user_id: int, *, sport: str | None = None, usual
     """Store the answers to the settings question; the area is kept rounded to about a
     kilometre. Invalid answers raise ValueError with the reason."""
     row = s.get(DiscoverySettings, user_id) or DiscoverySettings(user_id=user_id, terrain="any", discoverable=True)
+
+    def number(x, what: str) -> float:
+        if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+            raise ValueError(f"{what} must be a number")
+        return float(x)
+
     if sport is not None:
-        if sport not in SPORTS:
+        if not isinstance(sport, str) or sport not in SPORTS:
             raise ValueError(f"sport must be one of {', '.join(SPORTS)}")
         row.sport = sport
     if usual_distance_m is not None:
-        if not (math.isfinite(usual_distance_m) and 500 <= usual_distance_m <= 500_000):
+        usual_distance_m = number(usual_distance_m, "usual distance")
+        if not 500 <= usual_distance_m <= 500_000:
             raise ValueError("usual distance must be between 0.5 and 500 km")
         row.usual_distance_m = float(usual_distance_m)
     if terrain is not None:
-        if terrain not in TERRAINS:
+        if not isinstance(terrain, str) or terrain not in TERRAINS:
             raise ValueError(f"terrain must be one of {', '.join(TERRAINS)}")
         row.terrain = terrain
     if area is not None:
-        lat, lon = area
-        if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        if not isinstance(area, tuple | list) or len(area) != 2:
+            raise ValueError("the area must be a latitude and a longitude")
+        lat, lon = number(area[0], "the latitude"), number(area[1], "the longitude")
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise ValueError("the area must be a latitude and a longitude")
         row.area_lat, row.area_lon = round(lat, 2), round(lon, 2)
     if discoverable is not None:
-        row.discoverable = bool(discoverable)
+        if not isinstance(discoverable, bool):
+            raise ValueError("'let others find me' is yes or no")
+        row.discoverable = discoverable
     row.updated_at = datetime.now(UTC)
     s.add(row)
     s.flush()

@@ -234,3 +234,19 @@ def test_the_stored_list_is_what_serving_filters(town):
     settle(town)
     with town() as s:
         assert suggestions_for(s, ann) == []
+
+
+def test_hostile_signals_and_settings_are_refused_with_a_reason(town):
+    with town() as s, s.begin():
+        ann = user_by_name(s, "ann").id
+        for route_id in (2 ** 70, -1, True, "1", None, 1.5):
+            with pytest.raises(SignalError, match="no such route"):
+                give(s, ann, route_id, "save")
+        with pytest.raises(SignalError, match="unknown signal"):
+            give(s, ann, 1, "like")
+        give(s, ann, 1, "save", float("nan"))  # a save carries no value of its own
+        for bad in ({"usual_distance_m": "5"}, {"usual_distance_m": float("inf")}, {"usual_distance_m": True},
+                    {"area": (True, False)}, {"area": ("52", "4")}, {"area": (52.0,)}, {"area": (float("nan"), 4.0)},
+                    {"discoverable": "false"}, {"sport": ["run"]}, {"terrain": 3}):
+            with pytest.raises(ValueError):
+                update_settings(s, ann, **bad)
