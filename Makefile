@@ -69,6 +69,8 @@ bench: setup
 	$(PY) bench/connections.py
 	$(PY) bench/dashboard.py
 	$(PY) -m bench.anomaly
+	$(PY) -m bench.routes
+	$(PY) -m bench.recommend
 
 clean:
 	rm -rf $(VENV) data

@@ -213,7 +213,8 @@ def suggestions_for(s: Session, user_id: int, limit: int = 10) -> list[tuple[Rou
         return []
     excluded = set(p.done) | p.dismissed
     rows = s.execute(select(Route, RouteSuggestion).join(RouteSuggestion, RouteSuggestion.route_id == Route.id)
-                     .where(RouteSuggestion.user_id == user_id).order_by(RouteSuggestion.rank)).all()
+                     .where(RouteSuggestion.user_id == user_id).order_by(RouteSuggestion.rank)
+                     .limit(limit + len(excluded))).all()
     picked = [(route, sug) for route, sug in rows if route.id not in excluded and route.start_lat is not None]
     if not picked:  # nothing stored yet, or all of it done or dismissed since
         fresh = on_the_fly(s, p, limit)
