@@ -45,6 +45,7 @@ ATHLETE_PAGES = {
     ],
     "Community": [
         st.Page(VIEWS / "athletes.py", title="Athletes", icon=":material/group:", url_path="athletes"),
+        st.Page(VIEWS / "discover.py", title="Discover", icon=":material/explore:", url_path="discover"),
         st.Page(VIEWS / "leaderboards.py", title="Leaderboards", icon=":material/leaderboard:",
                 url_path="leaderboards"),
     ],

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from core.accounts.users import user_by_id
 from core.config import load_settings
+from core.recommend.service import give, take_back, update_settings
+from core.social.follows import follow
 from core.social.leaderboards import connect_redis, leaderboard
 from core.storage.engine import make_engine, make_sessionmaker
 from core.storage.schema import migrate
@@ -98,6 +101,56 @@ def live(viewer_id: int) -> list[dict]:
         return queries.live_activities(s, viewer_id, redis())
 
 
+@st.cache_data(ttl=300, show_spinner=False, max_entries=2000)
+def route_suggestions(viewer_id: int, limit: int = 10) -> dict:
+    with sessions()() as s:
+        return queries.route_suggestions(s, viewer_id, limit)
+
+
+@st.cache_data(ttl=300, show_spinner=False, max_entries=2000)
+def athlete_suggestions(viewer_id: int, limit: int = 10) -> list[dict]:
+    with sessions()() as s:
+        return queries.athlete_suggestions(s, viewer_id, limit)
+
+
+def route_signal(viewer_id: int, route_id: int, kind: str, value: float | None = 1.0) -> None:
+    """A rating, a save or a "not for me" (``core.recommend.service.give``: a refused one
+    raises SignalError with the reason); the suggestions are read again."""
+    with sessions()() as s, s.begin():
+        give(s, viewer_id, route_id, kind, value)
+    forget_suggestions()
+
+
+def take_back_route_signal(viewer_id: int, route_id: int, kind: str) -> None:
+    """Unsave a route, or undo a "not for me"."""
+    with sessions()() as s, s.begin():
+        take_back(s, viewer_id, route_id, kind)
+    forget_suggestions()
+
+
+def save_discovery_settings(viewer_id: int, **answers) -> None:
+    """The answers to the suggestions question (``core.recommend.service.update_settings``:
+    an invalid one raises ValueError with the reason, and nothing is stored)."""
+    with sessions()() as s, s.begin():
+        update_settings(s, viewer_id, **answers)
+    forget_suggestions()
+
+
+def follow_athlete(viewer_id: int, other_id: int) -> None:
+    with sessions()() as s, s.begin():
+        me, other = user_by_id(s, viewer_id), user_by_id(s, other_id)
+        if other is not None:
+            follow(s, me, other)
+    forget_activity_lists()
+    live.clear()
+
+
+def forget_suggestions() -> None:
+    """After a signal, a change of settings, a follow or a new activity: suggestions read again."""
+    route_suggestions.clear()
+    athlete_suggestions.clear()
+
+
 def forget_activity() -> None:
     """After an owner edited or deleted an activity: every cached view of it goes."""
     activity_detail.clear()
@@ -109,8 +162,9 @@ def forget_activity() -> None:
 
 
 def forget_activity_lists() -> None:
-    """After an upload or a change of an activity: lists and stats read again."""
+    """After an upload or a change of an activity, or a follow: lists, stats and suggestions read again."""
     feed.clear()
     my_activities.clear()
     my_routes.clear()
     board.clear()
+    forget_suggestions()

@@ -222,6 +222,21 @@ class _DistanceMarks(MacroElement):
         self.marks_json = escape.json_for_script(marks)
 
 
+def route_sketch(polyline: list) -> LocalMap:
+    """A small map of a suggested route: its line alone, as ``core.routes`` keeps it (clear of
+    every athlete's start and end), with no start or finish marker. The wheel scrolls the
+    page past it rather than zooming it (a page shows ten); it still drags and zooms on a
+    double click."""
+    points = np.asarray(polyline, dtype=float).reshape(-1, 2)
+    if len(points) < 2:
+        return base_map()
+    lat, lon = points[:, 0], points[:, 1]
+    m = base_map(lat, lon, scroll_wheel_zoom=False, zoom_control=False)
+    folium.PolyLine(_coords(lat, lon, drawable(lat, lon, 400)), color=ROUTE_COLOUR, weight=4, opacity=0.9,
+                    class_name="suggested-route-line").add_to(m)
+    return m
+
+
 def heatmap(routes: list[tuple[np.ndarray, np.ndarray]]) -> LocalMap:
     """Every route drawn thin and translucent: where they overlap, the colour deepens."""
     if not routes:

@@ -19,6 +19,10 @@ from core.activities import open as open_activities
 from core.activities.summary import activity_profile, splits_in
 from core.activities.tables import Activity
 from core.anomaly import moderation
+from core.recommend import service as recommend
+from core.recommend.athletes import suggest_athletes
+from core.routes.matching import athlete_routes
+from core.routes.tables import Route
 from core.social import follows
 from core.social.feed import feed_page, own_activities
 from core.social.visibility import live_filter, viewable
@@ -187,3 +191,50 @@ def review_item(s, activity_id: int) -> dict | None:
         "lat": profile.lat, "lon": profile.lon, "t": profile.t, "speed": profile.speed_mps,
         "usual": item.usual,
     }
+
+
+def route_card(route: Route) -> dict:
+    """What a page shows of a route: its name (from activity titles: user text), its polyline
+    (kept clear of every start and end by ``core.routes``: the only geometry shown), figures."""
+    return {"id": route.id, "name": route.name or "", "kind": route.kind,
+            "polyline": [[float(lat), float(lon)] for lat, lon in (route.polyline or [])],
+            "distance_m": route.distance_m, "elevation_gain_m": route.elevation_gain_m,
+            "athletes": route.athletes, "activities": route.activities}
+
+
+def route_suggestions(s, viewer_id: int, limit: int = 10) -> dict:
+    """Routes suggested to the viewer (``core.recommend.service.suggestions_for``), best first,
+    each with the reason in plain words; with none, whether that is because nothing is known
+    of where they start (no activity of theirs on a route, no area stated in settings)."""
+    routes = [{**route_card(r), "reason": x.reason, "score": float(x.score)}
+              for r, x in recommend.suggestions_for(s, viewer_id, limit)]
+    located = bool(routes) or recommend.profile(s, viewer_id) is not None
+    return {"routes": routes, "located": located}
+
+
+def saved_routes(s, viewer_id: int) -> list[dict]:
+    """The routes the viewer saved, newest save first."""
+    return [route_card(r) for r in recommend.saved_routes(s, viewer_id)]
+
+
+def completed_routes(s, viewer_id: int) -> list[dict]:
+    """The routes the viewer has followed (``core.routes.matching.athlete_routes``), most often
+    first, with how often and when last: the ones they may rate."""
+    return [{**route_card(r), "times": n, "last": last} for r, n, last in athlete_routes(s, viewer_id)]
+
+
+def athlete_suggestions(s, viewer_id: int, limit: int = 10) -> list[dict]:
+    """Athletes suggested to the viewer to follow (``core.recommend.athletes``), with why."""
+    return [{"id": a.user.id, "username": a.user.username, "name": a.user.name, "reason": a.reason,
+             "score": float(a.score)} for a in suggest_athletes(s, viewer_id, limit)]
+
+
+def discovery_settings(s, viewer_id: int) -> dict:
+    """The viewer's answers to the suggestions question; nothing stated, and findable, when
+    they never answered."""
+    row = recommend.settings_of(s, viewer_id)
+    if row is None:
+        return {"sport": None, "usual_distance_m": None, "terrain": "any", "area": None, "discoverable": True}
+    area = (row.area_lat, row.area_lon) if row.area_lat is not None and row.area_lon is not None else None
+    return {"sport": row.sport, "usual_distance_m": row.usual_distance_m, "terrain": row.terrain or "any",
+            "area": area, "discoverable": recommend.is_discoverable(s, viewer_id)}

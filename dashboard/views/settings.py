@@ -1,4 +1,5 @@
-"""Settings: profile, default visibility, units, password and sign-ins, spoken cues, and device pairing."""
+"""Settings: profile, default visibility, units, the route suggestions question, password and sign-ins,
+spoken cues, and device pairing."""
 
 import streamlit as st
 
@@ -6,11 +7,12 @@ from core.accounts.sessions import change_password, end_other_web_sessions
 from core.accounts.tokens import create_device_token, revoke_device_token
 from core.accounts.users import MAX_NAME_CHARS, AccountError, display_name, update_profile, user_by_id
 from core.activities.cues import CUE_FIELDS, MAX_EVERY_KM, MAX_EVERY_MIN, CuePrefs
-from core.activities.tables import VISIBILITIES
+from core.activities.tables import SPORTS, VISIBILITIES
+from core.recommend.tables import TERRAINS
 from core.text import DEVICE_NAME_MAX_CHARS
-from core.units import UNITS
+from core.units import UNITS, distance_unit, unit_length_m
 from dashboard import auth, data, ui
-from dashboard.queries import device_tokens
+from dashboard.queries import device_tokens, discovery_settings
 
 v = ui.viewer()
 st.title("Settings")
@@ -18,6 +20,7 @@ st.title("Settings")
 with data.sessions()() as s:
     me = user_by_id(s, v.id)
     name, default_visibility, settings = me.name, me.default_visibility, dict(me.settings or {})
+    stated = discovery_settings(s, v.id)
 prefs = CuePrefs.from_settings(settings)
 
 
@@ -41,6 +44,55 @@ with st.form("profile"):
         else:
             save(name=display_name(new_name, v.username), default_visibility=vis, units=units)
             st.success("Saved.")
+
+st.subheader("Route suggestions")
+st.caption("A short question for the Discover page: until your own activities say more, suggestions start "
+           "from your answers. Each is optional.")
+SPORT_WORDS = {"run": "Run", "ride": "Ride"}
+TERRAIN_WORDS = {"hilly": "Hills", "flat": "Flat", "any": "Either"}
+terrains = [t for t in TERRAIN_WORDS if t in TERRAINS] + [t for t in TERRAINS if t not in TERRAIN_WORDS]
+unit_m, unit = unit_length_m(v.units), distance_unit(v.units)
+area = stated["area"] or (None, None)
+with st.form("discovery"):
+    sport = st.radio("Sport", SPORTS, index=SPORTS.index(stated["sport"]) if stated["sport"] in SPORTS else None,
+                     format_func=lambda x: SPORT_WORDS.get(x, x), horizontal=True, key="discovery_sport")
+    usual = st.number_input(f"Usual distance ({unit})", value=round(stated["usual_distance_m"] / unit_m, 1)
+                            if stated["usual_distance_m"] else None, step=0.5, format="%.1f",
+                            placeholder="e.g. 10", key="discovery_distance")
+    terrain = st.radio("Hills or flat", terrains,
+                       index=terrains.index(stated["terrain"]) if stated["terrain"] in terrains else None,
+                       format_func=lambda x: TERRAIN_WORDS.get(x, x), horizontal=True, key="discovery_terrain")
+    c1, c2 = st.columns(2)
+    lat = c1.number_input("Your area: latitude", value=area[0], step=0.01, format="%.2f", placeholder="e.g. 52.37",
+                          key="discovery_lat")
+    lon = c2.number_input("Your area: longitude", value=area[1], step=0.01, format="%.2f",
+                          placeholder="e.g. 4.89", key="discovery_lon")
+    st.caption("Where you would like to start, kept rounded to about a kilometre.")
+    discoverable = st.checkbox("Let other athletes find me in suggestions", value=stated["discoverable"],
+                               key="discovery_discoverable")
+    st.caption("Others may see your name suggested as a training partner; never where your activities "
+               "are, and nothing of your private activities.")
+    if st.form_submit_button("Save suggestion settings"):
+        # core keeps an answer until it is changed: an emptied field leaves it as it was.
+        emptied = [what for what, now, before in (("usual distance", usual, stated["usual_distance_m"]),
+                                                   ("area", None if lat is None and lon is None else (lat, lon),
+                                                    stated["area"]))
+                   if now is None and before is not None]
+        if (lat is None) != (lon is None):
+            st.error("Give both a latitude and a longitude for your area, or neither.")
+        else:
+            try:
+                data.save_discovery_settings(
+                    v.id, sport=sport, terrain=terrain, discoverable=discoverable,
+                    usual_distance_m=None if usual is None else usual * unit_m,
+                    area=None if lat is None else (lat, lon))
+            except ValueError as exc:
+                st.error(f"Not saved: {exc}.")
+            else:
+                st.success("Saved: the Discover page suggests from these answers.")
+                if emptied:
+                    st.info(f"Your {' and '.join(emptied)} {'stays' if len(emptied) == 1 else 'stay'} as before: "
+                            "an answer can be changed, not removed.")
 
 st.subheader("Password and sign-in")
 with st.form("password", clear_on_submit=True):

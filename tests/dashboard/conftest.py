@@ -27,14 +27,18 @@ from core.activities.ingest import ingest_points
 from core.activities.lifecycle import change_status, create_activity
 from core.activities.tables import Activity
 from core.anomaly.tables import ActivityFlag, ModerationDecision
+from core.recommend.service import train
+from core.routes.matching import match_pending
+from core.routes.tables import Route, RouteActivity
 from core.social.comments import add_comment
 from core.social.follows import follow
 from core.social.tables import Comment
-from core.storage.engine import make_engine
+from core.storage.engine import make_engine, make_sessionmaker
 from core.storage.schema import migrate
 from core.synthetic.demo import build_demo
 from core.synthetic.tracks import synthetic_track
 from tests.conftest import need
+from tests.core.routes.ways import polygon, track, walk
 
 APP = Path(__file__).resolve().parents[2] / "dashboard" / "app.py"
 CHROMIUM = os.environ.get("TRACKER_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -67,6 +71,7 @@ HOSTILE = {
     "blank": "\u200b\ufeff\u202e\u3164\u2800",  # looks blank: shown as @username
 }
 WATCHER_PASSWORD = "watcher-pass-1"
+DISCOVER_PASSWORD = "discover-pass-1"
 
 
 @dataclass
@@ -178,6 +183,77 @@ def hostile_world(world) -> HostileWorld:
                                                                                   live.id)
     engine.dispose()
     yield out
+
+
+def _loop(east: float, north: float, w: float = 1600, h: float = 900):
+    return polygon((east, north), (east + w, north), (east + w, north + h), (east, north + h))
+
+
+# The town of the route suggestions: loops in metres east and north of DISCOVER_AT, far from
+# every demo town. Four are run under hostile titles, so their routes are named with them.
+DISCOVER_AT = (52.37, 4.89)
+DISCOVER_LOOPS = {
+    "North": (_loop(0, 1200), "North Loop"), "East": (_loop(2200, 0), "East Loop"),
+    "South": (_loop(0, -1500), "South Loop"), "West": (_loop(-2500, 0), "West Loop"),
+    "Centre": (_loop(0, 0, 1200, 700), "Centre Loop"),
+    "img": (_loop(2200, 1500), HOSTILE["img"]), "script": (_loop(-2500, 1500), HOSTILE["script"]),
+    "braces": (_loop(2200, -1500), HOSTILE["braces"]), "link": (_loop(-2500, -1500), HOSTILE["link"]),
+}
+# Who ran which loops (in this order, the first longest ago).
+DISCOVER_PLAN = {
+    "dora": ["North", "North", "Centre"],  # saves, sets aside and follows (the page tests)
+    "eli": ["North", "East"],  # rates
+    "hugo": ["Centre", "South", "link"],  # the browser test's athlete
+    "ivy": ["North", "East", "South", "img", "script"],
+    "jon": ["Centre", "East", "img", "West", "link"],
+    "kim": ["North", "Centre", "script", "img", "South", "braces"],
+    "lea": ["East", "West", "img", "link", "braces"],
+}
+
+
+@dataclass
+class DiscoverWorld:
+    """Athletes of the suggestions town (username ``discover-<name>``, password
+    ``DISCOVER_PASSWORD``), their runs and the routes those became."""
+
+    users: dict[str, int] = field(default_factory=dict)  # user id by name in DISCOVER_PLAN
+    usernames: dict[str, str] = field(default_factory=dict)
+    runs: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (name, loop): activity ids
+    routes: dict[str, int] = field(default_factory=dict)  # route id by loop
+    names: dict[str, str] = field(default_factory=dict)  # route name by loop
+
+
+@pytest.fixture(scope="session")
+def discover_world(world) -> DiscoverWorld:
+    """Runs of the suggestions town's loops in public (10 to 40 days ago: off this week's
+    leaderboards), every pending activity of the world matched into routes, and the
+    recommender trained, as the worker would."""
+    engine = make_engine(world.url)
+    Sessions = make_sessionmaker(engine)
+    now, seed = time.time(), 0
+    out = DiscoverWorld()
+    with Sessions() as s, s.begin():
+        for name, loops in DISCOVER_PLAN.items():
+            user = create_user(s, f"discover-{name}", f"{name.title()} Discover", password=DISCOVER_PASSWORD)
+            out.users[name], out.usernames[name] = user.id, user.username
+            for k, loop in enumerate(loops):
+                seed += 1
+                shape, title = DISCOVER_LOOPS[loop]
+                days_ago = 38 - 4 * k - seed % 3
+                run = record_track(s, user, track(walk(shape, 3.0, 5.0, start_frac=(seed % 5) / 5), *DISCOVER_AT, 5.0,
+                                                  seed=seed, t0=now - days_ago * 86400),
+                                   title=title, visibility="public", source="demo")
+                out.runs.setdefault((name, loop), []).append(run.id)
+    while match_pending(Sessions):
+        pass
+    train(Sessions)
+    with Sessions() as s:
+        for loop in DISCOVER_LOOPS:
+            first = out.runs[next((n, loop) for n, loops in DISCOVER_PLAN.items() if loop in loops)][0]
+            route = s.get(Route, s.get(RouteActivity, first).route_id)
+            out.routes[loop], out.names[loop] = route.id, route.name
+    engine.dispose()
+    return out
 
 
 @contextmanager

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import SHARED_TRACKS
 from tests.dashboard.conftest import (
     APP,
+    DISCOVER_PASSWORD,
     HOSTILE,
     LIVE_TITLE,
     PRIVATE_LIVE_TITLE,
@@ -241,7 +242,7 @@ def test_private_activity_is_nowhere_for_another_athlete(page, app_url, world):
     assert "Alice Runner" in seen  # bob follows alice: her shared activities are there
     assert PRIVATE_TITLE not in seen
     for path in ("", f"activity?id={world.private_id}", "live", "stats", "upload", "settings", "athletes",
-                 "leaderboards"):
+                 "leaderboards", "discover"):
         pg.goto(f"{app_url}/{path}")
         pg.get_by_role("heading", level=1).first.wait_for()
         settle(pg)
@@ -584,6 +585,7 @@ def test_an_athlete_with_a_hostile_name_sees_their_name_note_and_device_as_writt
 
     visit(pg, f"{app_url}/settings", "own devices")
     device = pg.locator("main [data-testid='stMarkdownContainer']").filter(has_text=" · created ")
+    device.first.wait_for()  # below the forms: on a busy machine it may arrive after the page has settled
     assert device.count() == 1
     assert visible(device.inner_text()).startswith(f"{visible(text)} · created ")
     assert visible(device.locator("strong").inner_text()) == visible(text)
@@ -602,3 +604,71 @@ def test_an_athlete_with_a_hostile_name_sees_their_name_note_and_device_as_writt
     signed_in = pg.locator("[data-testid='stSidebar'] [data-testid='stMarkdownContainer']").filter(
         has_text="Signed in as")
     assert visible(signed_in.inner_text()) == f"Signed in as @{hw.usernames['blank']}"
+
+
+def test_discover_shows_hostile_route_names_as_written_and_not_for_me_takes_one_away(page, app_url, world,
+                                                                                    discover_world):
+    """Routes named with hostile text (from their runs' titles) suggested to an athlete: each
+    card shows the name as written beside the route's line on its map, nothing runs, and
+    "Not for me" takes the card away for good. Her own route named with hostile text shows
+    as written among the routes she may rate."""
+    from sqlalchemy.orm import Session
+
+    from core.recommend.service import suggestions_for
+    from core.recommend.tables import RouteSignal
+    from core.storage.engine import make_engine
+
+    dw, pg = discover_world, page
+    uid = dw.users["hugo"]
+    hostile_ids = {dw.routes[k] for k in ("img", "script", "braces")}
+    engine = make_engine(world.url)
+    with Session(engine) as s:
+        suggested = [(r.id, r.name) for r, _ in suggestions_for(s, uid, 10)]
+    hostile = [(rid, name) for rid, name in suggested if rid in hostile_ids]
+    assert len(hostile) >= 2, suggested
+
+    sign_in(pg, app_url, dw.usernames["hugo"], DISCOVER_PASSWORD)
+    pg.get_by_role("link", name="Discover").click()
+    pg.get_by_role("heading", name="Discover", level=1).wait_for()
+    settle(pg)
+    for rid, name in hostile:
+        card = pg.locator(f".st-key-suggestion_{rid}")
+        card.wait_for()
+        assert visible(name) in visible(card.inner_text()), name
+        frame = card.frame_locator("iframe[title='streamlit_folium.st_folium']").first
+        frame.locator("path.suggested-route-line").wait_for(state="attached")
+        assert frame.locator("path.start-marker, path.finish-marker").count() == 0
+    assert pg.locator("[class*='st-key-suggestion_']").filter(has=pg.get_by_role("button", name="Not for me")).count() \
+        == len(suggested)
+    written(pg, [name for _, name in hostile], "discover")
+    # Her own route with a hostile name, among those she may rate: plain text in the select box.
+    box = pg.locator("[data-testid='stSelectbox'] input")
+    box.scroll_into_view_if_needed()
+    settle(pg)
+    box.focus()
+    pg.keyboard.press("ArrowDown")  # opens the list
+    option = pg.get_by_role("option").filter(has_text=dw.names["link"][:10])
+    option.wait_for()
+    assert visible(option.inner_text()).startswith(visible(dw.names["link"]) + " · ")
+    assert option.locator("a").count() == 0
+    pg.keyboard.press("Escape")
+    nothing_ran(pg, "discover")
+    shot(pg, "16-discover")
+
+    rid, name = hostile[0]
+    pg.locator(f".st-key-suggestion_{rid}").get_by_role("button", name="Not for me").click()
+    pg.locator(f".st-key-suggestion_{rid}").wait_for(state="detached")
+    pg.get_by_text("that route will not be suggested again").wait_for()
+    settle(pg)
+    assert visible(name) not in everything_text(pg)
+    for other, other_name in hostile[1:]:
+        assert visible(other_name) in visible(pg.locator(f".st-key-suggestion_{other}").inner_text())
+    with Session(engine) as s:
+        assert s.get(RouteSignal, (uid, rid, "dismiss")) is not None
+    engine.dispose()
+    pg.reload()  # and still gone on the next visit
+    pg.get_by_role("heading", name="Discover", level=1).wait_for()
+    settle(pg)
+    pg.locator(f".st-key-suggestion_{hostile[1][0]}").wait_for()
+    assert pg.locator(f".st-key-suggestion_{rid}").count() == 0
+    nothing_ran(pg, "discover after not for me")

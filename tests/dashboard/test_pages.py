@@ -16,7 +16,7 @@ from dashboard.queries import Viewer
 from tests.dashboard.conftest import APP, PRIVATE_TITLE, XSS_COMMENT, XSS_TITLE
 
 PAGES = ["views/feed.py", "views/activity.py", "views/live.py", "views/stats.py", "views/upload.py",
-         "views/settings.py", "views/athletes.py", "views/leaderboards.py"]
+         "views/settings.py", "views/athletes.py", "views/leaderboards.py", "views/discover.py"]
 
 
 def run_page(world, username: str, page: str | None = None, params: dict | None = None) -> AppTest:
@@ -166,7 +166,8 @@ def test_upload_page_imports_refuses_duplicates_and_bad_files(world, tmp_path):
 
 def test_settings_page_saves_cues_and_pairs_a_device(world):
     at = run_page(world, "bob", "views/settings.py")
-    assert [s.value for s in at.subheader] == ["Profile", "Password and sign-in", "Spoken cues", "Devices"]
+    assert [s.value for s in at.subheader] == ["Profile", "Route suggestions", "Password and sign-in", "Spoken cues",
+                                               "Devices"]
     for b in at.get("form_submit_button"):
         if b.label == "Create device token":
             b.click()
@@ -546,3 +547,213 @@ def test_samples_have_their_own_section_below_a_full_page_of_flags_and_no_crop_b
             s.execute(update(ActivityFlag).where(ActivityFlag.activity_id.in_([*flagged, sample.id]))
                       .values(status="dismissed"))
         engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------
+# Discover: route suggestions, saved routes, ratings, athletes to follow; the settings question
+
+
+def as_athlete(user_id: int, username: str, page: str) -> AppTest:
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["viewer"] = Viewer(user_id, username, username, "athlete", "metric")
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def suggested_ids(at: AppTest) -> list[int]:
+    """The routes suggested on the page, in order (one "Not for me" button each)."""
+    return [int(b.key.removeprefix("dismiss_")) for b in at.button if b.key and b.key.startswith("dismiss_")]
+
+
+def saved_ids(at: AppTest) -> list[int]:
+    return [int(b.key.removeprefix("unsave_")) for b in at.button if b.key and b.key.startswith("unsave_")]
+
+
+def test_discover_suggests_routes_with_reasons_and_save_and_not_for_me_change_the_list(world, discover_world):
+    from sqlalchemy.orm import Session
+
+    from core.recommend.service import saved_routes, suggestions_for
+    from core.storage.engine import make_engine
+    from dashboard.ui import plain
+
+    dw = discover_world
+    uid = dw.users["dora"]
+    engine = make_engine(world.url)
+    with Session(engine) as s:
+        expected = [(r.id, r.name, x.reason) for r, x in suggestions_for(s, uid, 10)]
+    at = as_athlete(uid, dw.usernames["dora"], "views/discover.py")
+    assert at.title[0].value == "Discover"
+    assert [h.value for h in at.subheader] == ["Suggested routes", "Saved routes", "Rate a route you completed",
+                                               "Suggested athletes"]
+    shown = suggested_ids(at)
+    assert len(shown) >= 4 and shown == [r for r, _, _ in expected]
+    assert dw.routes["North"] not in shown and dw.routes["Centre"] not in shown  # she ran those
+    text = all_text(at)
+    for _, name, reason in expected:
+        assert plain(name) in text and plain(reason[:1].upper() + reason[1:]) in text
+    # The hostile route names are escaped for Markdown: shown literally, never as markup.
+    hostile = [loop for loop in ("img", "script", "braces", "link") if dw.routes[loop] in shown]
+    assert len(hostile) >= 2
+    for loop in hostile:
+        assert f"**{plain(dw.names[loop])}**" in text and dw.names[loop] not in text
+    # Distance and climbing in her units, and a small map of each route: its line, no start or finish.
+    assert re.search(r"\d+\.\d km · \d+ m climbing · loop · done by \d+ athletes", text)
+    maps = [el.proto.json_args for el in at.get("component_instance")]
+    assert len(maps) == len(shown)
+    assert all("suggested-route-line" in m and "start-marker" not in m and "finish-marker" not in m for m in maps)
+
+    # "Not for me": gone from the list, recorded, and said so.
+    dismissed, kept = shown[0], shown[1]
+    at.button(key=f"dismiss_{dismissed}").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert dismissed not in suggested_ids(at) and kept in suggested_ids(at)
+    assert any("will not be suggested again" in s_.value for s_ in at.success)
+    # Save: off the list, into the saved routes; Unsave takes it out again.
+    at.button(key=f"save_{kept}").click().run()
+    assert kept not in suggested_ids(at) and saved_ids(at) == [kept]
+    with Session(engine) as s:
+        assert [r.id for r in saved_routes(s, uid)] == [kept]
+        assert dismissed not in [r.id for r, _ in suggestions_for(s, uid, 10)]
+    at = as_athlete(uid, dw.usernames["dora"], "views/discover.py")  # a fresh visit reads the same
+    assert dismissed not in suggested_ids(at) and kept not in suggested_ids(at) and saved_ids(at) == [kept]
+    at.button(key=f"unsave_{kept}").click().run()
+    assert saved_ids(at) == [] and any("Save a suggested route" in c.value for c in at.caption)
+    with Session(engine) as s:
+        assert saved_routes(s, uid) == []
+    engine.dispose()
+
+
+def test_discover_suggests_athletes_to_follow_with_reasons(world, discover_world):
+    from sqlalchemy.orm import Session
+
+    from core.social.follows import followed_athletes
+    from core.storage.engine import make_engine
+
+    dw = discover_world
+    uid = dw.users["dora"]
+    at = as_athlete(uid, dw.usernames["dora"], "views/discover.py")
+    follows = [b for b in at.button if b.key and b.key.startswith("suggested_follow_")]
+    assert follows, "no athlete suggested"
+    others = set(dw.users.values()) - {uid}
+    picked = int(follows[0].key.removeprefix("suggested_follow_"))
+    assert picked in others
+    assert any(md.value.startswith("**") and " Discover** · @discover" in md.value for md in at.markdown)
+    assert any("like you" in c.value or "near where you start" in c.value for c in at.caption)
+    follows[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"suggested_follow_{picked}" not in [b.key for b in at.button]
+    engine = make_engine(world.url)
+    with Session(engine) as s:
+        assert picked in [u.id for u in followed_athletes(s, uid)]
+    engine.dispose()
+
+
+def test_discover_rates_a_completed_route_and_says_why_a_rating_is_refused(world, discover_world):
+    from sqlalchemy.orm import Session
+
+    from core.activities.lifecycle import delete_activity
+    from core.activities.tables import Activity
+    from core.recommend.tables import RouteSignal
+    from core.storage.engine import make_engine
+
+    dw = discover_world
+    uid = dw.users["eli"]
+    north, east = dw.routes["North"], dw.routes["East"]
+    at = as_athlete(uid, dw.usernames["eli"], "views/discover.py")
+    options = at.selectbox(key="rate_route").options  # her routes as plain text: name, distance, times
+    assert len(options) == 2
+    assert any(re.fullmatch(r"North Loop · \d+\.\d km · 1 time", o) for o in options), options
+
+    def rate(route_id: int, stars: int | None) -> AppTest:
+        at.selectbox(key="rate_route").set_value(route_id)
+        if stars is not None:
+            at.radio(key="rate_stars").set_value(stars)
+        next(b for b in at.get("form_submit_button") if b.label == "Rate").click()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    # No stars chosen: core's reason, said so.
+    rate(north, None)
+    assert any(e.value == "Rating not saved: a rating is a whole number of stars from 1 to 5." for e in at.error)
+    rate(north, 4)
+    assert any(s_.value == "Rated **North Loop** 4 stars." for s_ in at.success), [s_.value for s_ in at.success]
+    engine = make_engine(world.url)
+    with Session(engine) as s:
+        assert s.get(RouteSignal, (uid, north, "rating")).value == 4.0
+    # The run on East deleted (in another tab, say) after the page showed it: refused, with the reason.
+    at.selectbox(key="rate_route").set_value(east)
+    at.radio(key="rate_stars").set_value(5)
+    with Session(engine) as s, s.begin():
+        for activity_id in dw.runs[("eli", "East")]:
+            delete_activity(s, s.get(Activity, activity_id))
+    next(b for b in at.get("form_submit_button") if b.label == "Rate").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(e.value == "Rating not saved: rate a route after completing it." for e in at.error), \
+        [e.value for e in at.error]
+    with Session(engine) as s:
+        assert s.get(RouteSignal, (uid, east, "rating")) is None
+    assert len(at.selectbox(key="rate_route").options) == 1  # East is no longer hers to rate
+    engine.dispose()
+
+
+def test_settings_question_stores_its_answers_and_discover_suggests_from_them(world, discover_world):
+    from sqlalchemy.orm import Session
+
+    from core.accounts.users import create_user
+    from core.recommend.service import settings_of
+    from core.storage.engine import make_engine
+
+    engine = make_engine(world.url)
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        fern = create_user(s, "discover-fern", "Fern New")
+    # Nothing known of her: the page says why there is nothing, and where to answer.
+    at = as_athlete(fern.id, fern.username, "views/discover.py")
+    assert suggested_ids(at) == []
+    assert any("Nothing to suggest yet" in i.value and "Settings" in i.value for i in at.info)
+    assert any(p.label == "Answer the route question in Settings" for p in at.get("page_link"))
+
+    at = as_athlete(fern.id, fern.username, "views/settings.py")
+    assert "Route suggestions" in [h.value for h in at.subheader]
+    assert at.checkbox(key="discovery_discoverable").value is True  # findable unless she says otherwise
+
+    def submit(at: AppTest) -> AppTest:
+        next(b for b in at.get("form_submit_button") if b.label == "Save suggestion settings").click()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    # A refused answer: core's reason, and nothing stored.
+    at.number_input(key="discovery_distance").set_value(0.1)
+    submit(at)
+    assert any(e.value == "Not saved: usual distance must be between 0.5 and 500 km." for e in at.error), \
+        [e.value for e in at.error]
+    with Session(engine) as s:
+        assert settings_of(s, fern.id) is None
+    # Only half an area.
+    at.number_input(key="discovery_distance").set_value(6.0)
+    at.number_input(key="discovery_lat").set_value(52.3712)
+    submit(at)
+    assert any("both a latitude and a longitude" in e.value for e in at.error)
+    at.radio(key="discovery_sport").set_value("run")
+    at.radio(key="discovery_terrain").set_value("flat")
+    at.number_input(key="discovery_lon").set_value(4.8934)
+    at.checkbox(key="discovery_discoverable").uncheck()
+    submit(at)
+    assert any(s_.value.startswith("Saved") for s_ in at.success), [e.value for e in at.error]
+    with Session(engine) as s:
+        row = settings_of(s, fern.id)
+        assert (row.sport, row.usual_distance_m, row.terrain) == ("run", 6000.0, "flat")
+        assert (row.area_lat, row.area_lon) == (52.37, 4.89) and row.discoverable is False
+    # Shown again as stored.
+    at = as_athlete(fern.id, fern.username, "views/settings.py")
+    assert at.radio(key="discovery_sport").value == "run" and at.radio(key="discovery_terrain").value == "flat"
+    assert at.number_input(key="discovery_distance").value == 6.0
+    assert at.number_input(key="discovery_lat").value == 52.37 and at.checkbox(key="discovery_discoverable").value is False
+    # From her answers alone, routes near her area.
+    at = as_athlete(fern.id, fern.username, "views/discover.py")
+    assert len(suggested_ids(at)) >= 3 and not at.info
+    engine.dispose()
