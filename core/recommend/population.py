@@ -70,12 +70,9 @@ def _dist(a, b_lat, b_lon):
     return np.hypot((b_lat - a[0]) * M_PER_DEG, (b_lon - a[1]) * M_PER_DEG * math.cos(math.radians(a[0])))
 
 
-def generate(seed: int = 1, athletes: int = 1200, routes: int = 1500, weeks: int = 26,
-             late_share: float = 0.1, late_week: int = 20) -> Population:
-    rng = np.random.default_rng(seed)
-    n_areas = len(AREAS)
-    # Routes.
-    area = rng.integers(0, n_areas, routes)
+def _routes(rng, routes: int) -> tuple[Catalogue, np.ndarray, np.ndarray]:
+    """The catalogue, each route's area and its hidden fame."""
+    area = rng.integers(0, len(AREAS), routes)
     is_run = rng.random(routes) < 0.6
     starts = np.array([_offset(rng, AREAS[a], 7000 if r else 11000) for a, r in zip(area, is_run)])
     distance = np.where(is_run, rng.lognormal(math.log(8500), 0.5, routes), rng.lognormal(math.log(42000), 0.45, routes))
@@ -85,19 +82,28 @@ def generate(seed: int = 1, athletes: int = 1200, routes: int = 1500, weeks: int
     names = [f"{'Run' if r else 'Ride'} route {i}" for i, r in enumerate(is_run)]
     cat = Catalogue(np.arange(1, routes + 1), starts[:, 0], starts[:, 1], distance, climb,
                     is_run.astype(float), names)
-    # Clubs: a centre and five favourite routes of the club's sport near it.
+    return cat, area, fame
+
+
+def _clubs(rng, cat: Catalogue, area: np.ndarray) -> list[tuple[int, bool, set]]:
+    """Twelve clubs per area: a centre and five favourite routes of the club's sport near it."""
     clubs = []
-    for c in range(12 * n_areas):
-        a, run = c % n_areas, bool(rng.random() < 0.6)
+    is_run = cat.run_share >= 0.5
+    for c in range(12 * len(AREAS)):
+        a, run = c % len(AREAS), bool(rng.random() < 0.6)
         centre = _offset(rng, AREAS[a], 5000)
         pool = np.flatnonzero((area == a) & (is_run == run))
-        near = pool[np.argsort(_dist(centre, starts[pool, 0], starts[pool, 1]))[:25]]
+        near = pool[np.argsort(_dist(centre, cat.lat[pool], cat.lon[pool]))[:25]]
         clubs.append((a, run, set(rng.choice(near, size=min(5, near.size), replace=False).tolist())))
-    # Athletes.
+    return clubs
+
+
+def _athletes(rng, athletes: int, clubs, late_share: float, late_week: int) -> dict[int, Athlete]:
+    """The athletes and their ties: club members follow each other, plus a few ties outside."""
     people: dict[int, Athlete] = {}
     for u in range(1, athletes + 1):
         run = bool(rng.random() < 0.6)
-        a = int(rng.integers(0, n_areas))
+        a = int(rng.integers(0, len(AREAS)))
         options = [c for c, (ca, cr, _) in enumerate(clubs) if ca == a and cr == run]
         club = int(rng.choice(options)) if options and rng.random() < 0.4 else None
         people[u] = Athlete(
@@ -116,56 +122,83 @@ def generate(seed: int = 1, athletes: int = 1200, routes: int = 1500, weeks: int
                 if u != v and rng.random() < 0.3:
                     people[u].friends.add(v)
                     people[v].friends.add(u)
-    for u in people:  # a few ties outside clubs
+    for u in people:
         v = int(rng.integers(1, athletes + 1))
         if v != u:
             people[u].friends.add(v)
             people[v].friends.add(u)
-    # Weeks of activity.
-    events: list[Event] = []
-    done: dict[int, Counter] = defaultdict(Counter)
-    done_by: dict[int, set] = defaultdict(set)
+    return people
+
+
+@dataclass
+class _World:
+    cat: Catalogue
+    fame: np.ndarray
+    clubs: list
+    people: dict[int, Athlete]
+    done: dict[int, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    done_by: dict[int, set] = field(default_factory=lambda: defaultdict(set))
+
+
+def _utility(w: _World, a: Athlete, pool: np.ndarray) -> np.ndarray:
+    """What the athlete would get from each route of the pool: near home, of their distance
+    and climbing, famous, their club's, done by friends."""
+    cat = w.cat
+    ratio = np.log(cat.distance_m[pool] / a.distance_m)
+    friends_done = np.array([len(w.done_by[int(cat.ids[i])] & a.friends) for i in pool])
+    club_routes = w.clubs[a.club][2] if a.club is not None else set()
+    return (-_dist(a.home, cat.lat[pool], cat.lon[pool]) / 3000.0 - 0.5 * (ratio / 0.3) ** 2
+            - 0.5 * ((cat.climb_m_per_km[pool] - a.climb_m_per_km) / 5.0) ** 2 + 0.7 * w.fame[pool]
+            + 1.5 * np.isin(pool, list(club_routes)) + 0.8 * np.log1p(friends_done))
+
+
+def _outing(rng, w: _World, a: Athlete, pool: np.ndarray, week: int, events: list[Event]) -> None:
+    """One activity: a known route again, or a new one drawn by utility (then maybe rated,
+    and given kudos by friends)."""
+    t = T0 + (week + rng.random()) * WEEK_S
+    mine = w.done[a.user]
+    if mine and rng.random() > a.explore:
+        keys = list(mine)
+        weights = np.array([mine[k] for k in keys], dtype=float) ** 0.7
+        r = int(rng.choice(keys, p=weights / weights.sum()))
+        events.append(Event(a.user, r, t, "done"))
+        mine[r] += 1
+        return
+    utility = _utility(w, a, pool)
+    fresh = np.array([int(w.cat.ids[i]) not in mine for i in pool])
+    noisy = np.where(fresh, utility + rng.gumbel(0, 1.0, pool.size), -np.inf)
+    if not np.isfinite(noisy).any():
+        return
+    j = int(np.argmax(noisy))
+    r = int(w.cat.ids[pool[j]])
+    events.append(Event(a.user, r, t, "done"))
+    mine[r] += 1
+    w.done_by[r].add(a.user)
+    if rng.random() < 0.3:
+        z = (utility[j] - utility[fresh].mean()) / (utility[fresh].std() + 1e-9)
+        stars = float(np.clip(round(3.3 + 0.8 * z + rng.normal(0, 0.8)), 1, 5))
+        events.append(Event(a.user, r, t + 3600, "rating", stars))
+    for f in a.friends:
+        if week >= w.people[f].joins_week and rng.random() < 0.15:
+            events.append(Event(f, r, t + 7200, "kudos"))
+
+
+def generate(seed: int = 1, athletes: int = 1200, routes: int = 1500, weeks: int = 26,
+             late_share: float = 0.1, late_week: int = 20) -> Population:
+    rng = np.random.default_rng(seed)
+    cat, area, fame = _routes(rng, routes)
+    clubs = _clubs(rng, cat, area)
+    people = _athletes(rng, athletes, clubs, late_share, late_week)
+    world = _World(cat, fame, clubs, people)
+    is_run = cat.run_share >= 0.5
     reach = {u: np.flatnonzero((_dist(a.home, cat.lat, cat.lon) < (18000 if a.sport == "run" else 45000))
                                & (is_run == (a.sport == "run"))) for u, a in people.items()}
+    events: list[Event] = []
     for week in range(weeks):
         for u, a in people.items():
-            if week < a.joins_week:
-                continue
-            pool = reach[u]
-            if pool.size == 0:
+            if week < a.joins_week or reach[u].size == 0:
                 continue
             for _ in range(rng.poisson(a.per_week)):
-                t = T0 + (week + rng.random()) * WEEK_S
-                mine = done[u]
-                if mine and rng.random() > a.explore:
-                    keys = list(mine)
-                    w = np.array([mine[k] for k in keys], dtype=float) ** 0.7
-                    r = int(rng.choice(keys, p=w / w.sum()))
-                    events.append(Event(u, r, t, "done"))
-                    mine[r] += 1
-                    continue
-                d_home = _dist(a.home, cat.lat[pool], cat.lon[pool])
-                ratio = np.log(distance[pool] / a.distance_m)
-                friends_done = np.array([len(done_by[int(cat.ids[i])] & a.friends) for i in pool])
-                club_routes = clubs[a.club][2] if a.club is not None else set()
-                utility = (-d_home / 3000.0 - 0.5 * (ratio / 0.3) ** 2
-                           - 0.5 * ((climb[pool] - a.climb_m_per_km) / 5.0) ** 2 + 0.7 * fame[pool]
-                           + 1.5 * np.isin(pool, list(club_routes)) + 0.8 * np.log1p(friends_done))
-                fresh = np.array([int(cat.ids[i]) not in mine for i in pool])
-                noisy = np.where(fresh, utility + rng.gumbel(0, 1.0, pool.size), -np.inf)
-                if not np.isfinite(noisy).any():
-                    continue
-                j = int(np.argmax(noisy))
-                r = int(cat.ids[pool[j]])
-                events.append(Event(u, r, t, "done"))
-                mine[r] += 1
-                done_by[r].add(u)
-                if rng.random() < 0.3:
-                    z = (utility[j] - utility[fresh].mean()) / (utility[fresh].std() + 1e-9)
-                    events.append(Event(u, r, t + 3600, "rating", float(np.clip(round(3.3 + 0.8 * z
-                                                                                      + rng.normal(0, 0.8)), 1, 5))))
-                for f in a.friends:
-                    if week >= people[f].joins_week and rng.random() < 0.15:
-                        events.append(Event(f, r, t + 7200, "kudos"))
+                _outing(rng, world, a, reach[u], week, events)
     events.sort(key=lambda e: e.at)
     return Population(cat, events, people, weeks)
