@@ -245,7 +245,7 @@ def _usual_speeds(s: Session, user_ids: list[int]) -> dict[tuple[int, str], floa
     return {(u, sport): float(v) for u, sport, v in rows if v}
 
 
-def _replacement(s: Session, route: Route, members: list) -> tuple[int, Shape] | None:
+def _replacement(s: Session, members: list) -> tuple[int, Shape] | None:
     """A counting member whose shape can stand for the route, newest first."""
     for m in members:
         activity = s.get(Activity, m.activity_id)
@@ -273,7 +273,7 @@ def refresh(Session: sessionmaker[Session], route_id: int) -> str:
             .order_by(Activity.start_time.desc(), Activity.id.desc())).all()
         replaced = None
         if members and route.representative_id not in {m.activity_id for m in members}:
-            replaced = _replacement(s, route, members)
+            replaced = _replacement(s, members)
             if replaced is None:
                 members = []
         if not members:
