@@ -28,6 +28,8 @@ class Settings:
     max_points_per_file: int
     tile_url: str
     tile_attribution: str
+    # A fix stream's activity is completed once its device has sent nothing new this long.
+    device_idle_complete_s: float = 600.0
 
 
 def _shared_tracks_dir() -> Path | None:
@@ -52,4 +54,5 @@ def load_settings() -> Settings:
         max_points_per_file=int(os.environ.get("TRACKER_MAX_POINTS_PER_FILE", 500_000)),
         tile_url=os.environ.get("TRACKER_TILE_URL", OSM_TILES),
         tile_attribution=os.environ.get("TRACKER_TILE_ATTRIBUTION", OSM_ATTRIBUTION),
+        device_idle_complete_s=float(os.environ.get("TRACKER_DEVICE_IDLE_COMPLETE_S", 600.0)),
     )

@@ -19,6 +19,9 @@ from core.storage.base import Base, UTCDateTime, utcnow
 from core.text import DEVICE_NAME_MAX_CHARS
 
 ROLES = ("athlete", "moderator")
+# What a device token may say its fixes record (core.activities.tables.SPORTS, which this
+# package may not import); None: inferred from the speeds when the activity completes.
+DEVICE_SPORTS = ("run", "ride")
 
 
 class User(Base):
@@ -49,6 +52,11 @@ class DeviceToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The sport of the activities made from this device's fixes (phone apps that send bare
+    # fixes, core.devices); None: inferred from the speeds at completion.
+    sport: Mapped[str | None] = mapped_column(String(8))
+
+    __table_args__ = (CheckConstraint(f"sport IS NULL OR sport IN {DEVICE_SPORTS}", name="sport"),)
 
 
 class WebSession(Base):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.accounts.tables import DeviceToken, User
+from core.accounts.tables import DEVICE_SPORTS, DeviceToken, User
 from core.text import DEVICE_NAME_MAX_CHARS, fit
 
 TOKEN_LOOKUP_CHUNK = 500  # token ids per query of ``revoked_among``
@@ -20,10 +20,16 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_device_token(s: Session, user: User, name: str = "device") -> tuple[DeviceToken, str]:
-    """A new device token for ``user``: the row and the secret (shown once)."""
+def create_device_token(s: Session, user: User, name: str = "device",
+                        sport: str | None = None) -> tuple[DeviceToken, str]:
+    """A new device token for ``user``: the row and the secret (shown once). ``sport`` (run or
+    ride) is the sport of the activities made from the device's bare fixes (``core.devices``);
+    None leaves it to be inferred from their speeds. ValueError for another sport."""
+    if sport is not None and sport not in DEVICE_SPORTS:
+        raise ValueError(f"sport must be one of {', '.join(DEVICE_SPORTS)}, not {sport!r}")
     secret = "trk_" + secrets.token_urlsafe(32)
-    row = DeviceToken(user_id=user.id, token_hash=token_digest(secret), name=fit(name, DEVICE_NAME_MAX_CHARS) or "device")
+    row = DeviceToken(user_id=user.id, token_hash=token_digest(secret), name=fit(name, DEVICE_NAME_MAX_CHARS) or "device",
+                      sport=sport)
     s.add(row)
     s.flush()
     return row, secret

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from core.accounts.tables import ROLES
+from core.accounts.tables import DEVICE_SPORTS, ROLES
 from core.cli.admin import open_sessions
 
 
@@ -34,7 +34,7 @@ def cmd_device_token(args) -> int:
         if user is None:
             print(f"error: no user {args.user!r}", file=sys.stderr)
             return 2
-        _, secret = create_device_token(s, user, name=args.name)
+        _, secret = create_device_token(s, user, name=args.name, sport=args.sport)
     print(secret)
     return 0
 
@@ -50,4 +50,7 @@ def add_commands(sub) -> None:
     p = sub.add_parser("device-token", help="create a device token for the ingest server")
     p.add_argument("--user", required=True)
     p.add_argument("--name", default="device")
+    p.add_argument("--sport", choices=DEVICE_SPORTS, default=None,
+                   help="the sport of the activities made from this device's fixes (phone apps); "
+                        "left out: inferred from their speeds")
     p.set_defaults(func=cmd_device_token)

@@ -6,6 +6,8 @@ which of them a viewer may see, is decided in this module alone.
 
 Write
     ``insert_points``      device batches: rows already stored (same activity and seq) are skipped
+    ``insert_new_keys``    as ``insert_points``, telling which (activity_id, seq) were new
+                           (phone apps' fixes, ``core.devices``)
     ``insert_new_points``  bulk file imports: rows none of whose seqs are stored yet
     ``FastInsert``         the ingest server's group commit, on a DBAPI connection of its own
                            (``fast_insert_connection``)
@@ -90,6 +92,18 @@ def insert_points(s: Session, rows: list[dict]) -> int:
             .returning(RoutePoint.seq))
     # RETURNING names the rows really inserted; executemany's rowcount is not reliable.
     return len(s.execute(stmt, rows).all())
+
+
+def insert_new_keys(s: Session, rows: list[dict]) -> set[tuple[int, int]]:
+    """Insert point rows of one or more activities, skipping (activity_id, seq) pairs already
+    stored; return the pairs this insert stored (RETURNING, on SQLite and PostgreSQL)."""
+    if not rows:
+        return set()
+    dialect = s.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (insert(RoutePoint).on_conflict_do_nothing(index_elements=["activity_id", "seq"])
+            .returning(RoutePoint.activity_id, RoutePoint.seq))
+    return {(int(a), int(q)) for a, q in s.execute(stmt, rows).all()}
 
 
 def insert_new_points(s: Session, rows: list[tuple]) -> None:

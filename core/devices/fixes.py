@@ -1,0 +1,309 @@
+"""Phone apps' fixes: checked, assigned to the device's activity their time belongs to, and
+stored through ``core.storage.points``.
+
+A phone app (Traccar Client, OsmAnd, OwnTracks) sends a stream of fixes and no activities.
+A fix goes to the device's activity whose span of fix times, widened by the idle time on
+each side, holds its time (the nearest such activity when several do); otherwise it starts
+a new activity for the token's user. The worker (``core.jobs.devices``) completes an
+activity once its device has sent nothing new for the idle time.
+
+A fix's sequence number is ``SEQ_BASE`` plus the deciseconds from its activity's anchor (the
+first fix's time): sequence order is time order, the same fix sent twice gets the same
+number and is stored once, and a late fix older than the anchor still fits. A fix that
+lands in a completed activity (an app flushing its offline buffer late) is stored all the
+same and the activity is marked for the worker to recompute.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.accounts.tables import DeviceToken, User
+from core.activities.lifecycle import OPEN_STATUSES, change_status, create_activity
+from core.activities.tables import Activity, ActivityEvent
+from core.config import load_settings
+from core.devices.tables import MOTION_MAX_CHARS, DeviceTrack, FixHint
+from core.storage.engine import write_transaction
+from core.storage.points import insert_new_keys
+
+MAX_FUTURE_S = 300.0  # as the device protocol: a fix further ahead comes from a wrong clock
+MIN_TIME_S = 946_684_800.0  # 2000-01-01: older fixes come from a device with no clock set
+MAX_SPEED_MPS = 350.0
+UNKNOWN_SPEED = -1.0  # what apps send for "no speed"
+SEQ_BASE = 1_000_000_000  # route_points.seq of a fix at its activity's anchor time
+SEQ_PER_S = 10  # deciseconds
+SEQ_MAX = 2**31 - 1
+PROVISIONAL_SPORT = "run"  # an activity's sport until inferred at completion
+
+
+@dataclass(slots=True)
+class Fix:
+    """One fix as a phone app sent it."""
+
+    t: float                      # Unix seconds (UTC), fractions allowed
+    lat: float
+    lon: float
+    ele: float | None = None      # m
+    acc: float | None = None      # horizontal accuracy, m
+    speed_mps: float | None = None
+    bearing: float | None = None  # degrees
+    battery: float | None = None  # percent 0..100
+    is_moving: bool | None = None  # the app's own motion hint
+    motion: str | None = None     # the app's activity type (still, on_foot, in_vehicle, ...)
+
+
+class FixError(ValueError):
+    """An impossible fix: ``code`` is "invalid_point" (a value out of what is possible) or
+    "invalid_value" (not a number, not a flag); ``message`` says why in plain words."""
+
+    def __init__(self, message: str, code: str = "invalid_point"):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _number(value, name: str, required: bool = False) -> float | None:
+    if value is None:
+        if required:
+            raise FixError(f"'{name}' is required", "invalid_value")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise FixError(f"'{name}' must be a number", "invalid_value")
+    try:
+        value = float(value)
+    except OverflowError:
+        raise FixError(f"'{name}' is too large", "invalid_value") from None
+    if not math.isfinite(value):
+        raise FixError(f"'{name}' must be finite", "invalid_value")
+    return value
+
+
+def check_fix(fix: Fix, now: float | None = None) -> Fix:
+    """The fix with its values checked and tidied, or FixError for an impossible one.
+
+    Refused, with the device protocol's limits: a latitude beyond ±90 or a longitude beyond
+    ±180, numbers that are not finite, a time more than 300 s in the future or before
+    2000-01-01, a negative accuracy, an elevation outside -1000..10000 m, a speed over 350 m/s
+    or negative (but -1, which apps send for "unknown", is stored as no speed). Tidied: a
+    battery level is clipped to 0..100, a bearing outside 0..360 dropped, the activity type
+    cut to 24 characters (lower case, blank dropped)."""
+    now = time.time() if now is None else now
+    t = _number(fix.t, "t", required=True)
+    if t > now + MAX_FUTURE_S:
+        raise FixError("time is in the future")
+    if t < MIN_TIME_S:
+        raise FixError("time is before the year 2000")
+    lat, lon = _number(fix.lat, "lat", required=True), _number(fix.lon, "lon", required=True)
+    if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+        raise FixError("latitude must be within ±90 and longitude ±180")
+    ele, acc = _number(fix.ele, "ele"), _number(fix.acc, "acc")
+    if ele is not None and not -1000.0 <= ele <= 10000.0:
+        raise FixError("elevation must be within -1000..10000 m")
+    if acc is not None and acc < 0:
+        raise FixError("accuracy cannot be negative")
+    speed = _number(fix.speed_mps, "speed")
+    if speed == UNKNOWN_SPEED:
+        speed = None
+    if speed is not None and not 0.0 <= speed <= MAX_SPEED_MPS:
+        raise FixError(f"speed must be within 0..{MAX_SPEED_MPS:g} m/s")
+    bearing = _number(fix.bearing, "bearing")
+    if bearing is not None and not 0.0 <= bearing <= 360.0:
+        bearing = None
+    battery = _number(fix.battery, "battery")
+    if battery is not None:
+        battery = min(100.0, max(0.0, battery))
+    if fix.is_moving is not None and not isinstance(fix.is_moving, bool):
+        raise FixError("'is_moving' must be true or false", "invalid_value")
+    motion = fix.motion
+    if motion is not None:
+        if not isinstance(motion, str):
+            raise FixError("'motion' must be text", "invalid_value")
+        motion = motion.strip().lower()[:MOTION_MAX_CHARS] or None
+    return replace(fix, t=t, lat=lat, lon=lon, ele=ele, acc=acc, speed_mps=speed, bearing=bearing,
+                   battery=battery, motion=motion)
+
+
+@dataclass(slots=True)
+class Device:
+    """Who sends fixes: the device token, its user, and the token's sport."""
+
+    token_id: int
+    user_id: int
+    sport: str | None  # the device token's sport; None: inferred from speeds at completion
+
+
+@dataclass(slots=True)
+class Stored:
+    """What became of one fix."""
+
+    activity_id: int
+    seq: int
+    status: str     # the activity's status after the write ("active", or "completed" for a late fix)
+    sport: str
+    new: bool       # False: this fix was already stored (same device and time)
+    created: bool   # True when this write started the activity
+
+
+def device_sport(s: Session, token_id: int) -> str | None:
+    """The sport a device token's activities record (run or ride), None when inferred."""
+    return s.scalar(select(DeviceToken.sport).where(DeviceToken.id == token_id))
+
+
+def fix_seq(t: float, anchor_t: float) -> int:
+    """A fix's sequence number in the activity anchored at ``anchor_t``."""
+    return SEQ_BASE + round((t - anchor_t) * SEQ_PER_S)
+
+
+def has_hints(fix: Fix) -> bool:
+    return (fix.is_moving is not None or fix.motion is not None or fix.speed_mps is not None
+            or fix.bearing is not None or fix.battery is not None)
+
+
+def idle_complete_s() -> float:
+    """How long a device may send nothing new before its activity completes."""
+    return load_settings().device_idle_complete_s
+
+
+@dataclass(slots=True)
+class _Open:
+    """A device track as the write sees it."""
+
+    row: DeviceTrack
+    status: str
+    sport: str
+
+
+def _nearest(tracks: list[_Open], t: float, idle: float) -> _Open | None:
+    best, best_d = None, math.inf
+    for track in tracks:
+        first, last = track.row.first_t, track.row.last_t
+        if not first - idle <= t <= last + idle:
+            continue
+        d = 0.0 if first <= t <= last else min(abs(t - first), abs(t - last))
+        if d < best_d or (d == best_d and best is not None and track.row.activity_id > best.row.activity_id):
+            best, best_d = track, d
+    return best
+
+
+def store_fixes(Session: sessionmaker[Session], batch: list[tuple[Device, Fix]], now: float | None = None,
+                idle_s: float | None = None) -> list[Stored]:
+    """Store many devices' fixes (each checked by ``check_fix`` first) in one short write
+    transaction; one result per input, in order. ``idle_s``: the idle time (the settings'
+    ``device_idle_complete_s`` by default)."""
+    if not batch:
+        return []
+    now = time.time() if now is None else float(now)
+    idle = idle_complete_s() if idle_s is None else float(idle_s)
+    by_token: dict[int, list[int]] = {}
+    devices: dict[int, Device] = {}
+    for i, (device, _fix) in enumerate(batch):
+        by_token.setdefault(device.token_id, []).append(i)
+        devices.setdefault(device.token_id, device)
+    for idxs in by_token.values():
+        idxs.sort(key=lambda i: batch[i][1].t)
+    results: list[Stored | None] = [None] * len(batch)
+    with write_transaction(Session, "device_fixes") as s:
+        for token_id in sorted(by_token):
+            _store_device(s, devices[token_id], [(i, batch[i][1]) for i in by_token[token_id]], now, idle, results)
+    return results  # type: ignore[return-value]
+
+
+def _store_device(s: Session, device: Device, fixes: list[tuple[int, Fix]], now: float, idle: float,
+                  results: list) -> None:
+    """Assign and store one device's fixes (sorted by time), writing into ``results``."""
+    # One writer per device at a time (PostgreSQL; SQLite's write lock is held already), so
+    # two batches of one device never both start an activity for the same time.
+    s.execute(select(DeviceToken.id).where(DeviceToken.id == device.token_id).with_for_update())
+    t_lo, t_hi = fixes[0][1].t, fixes[-1][1].t
+    # Share-locked like the ingest server's commit: the worker's completion re-counts the
+    # points under its own lock, so no fix lands between its count and the status change.
+    rows = s.execute(select(DeviceTrack, Activity.status, Activity.sport)
+                     .join(Activity, Activity.id == DeviceTrack.activity_id)
+                     .where(DeviceTrack.token_id == device.token_id, DeviceTrack.last_t >= t_lo - idle,
+                            DeviceTrack.first_t <= t_hi + idle)
+                     .with_for_update(read=True, of=Activity)).all()
+    tracks = [_Open(row, status, sport) for row, status, sport in rows]
+    first_before = {track.row.activity_id: track.row.first_t for track in tracks}
+    placed: list[tuple[int, Fix, _Open, int, bool]] = []  # (input index, fix, track, seq, created)
+    user = None
+    for i, fix in fixes:
+        track = _nearest(tracks, fix.t, idle)
+        created = False
+        if track is None:
+            if user is None:
+                user = s.get(User, device.user_id)
+            track = _start(s, device, user, fix.t, now)
+            tracks.append(track)
+            created = True
+        placed.append((i, fix, track, fix_seq(fix.t, track.row.anchor_t), created))
+        if track.status != "discarded":
+            track.row.first_t = min(track.row.first_t, fix.t)
+            track.row.last_t = max(track.row.last_t, fix.t)
+    rows_out, seen = [], set()
+    for _i, fix, track, seq, _created in placed:
+        key = (track.row.activity_id, seq)
+        if track.status == "discarded" or key in seen or not 0 <= seq <= SEQ_MAX:
+            continue
+        seen.add(key)
+        rows_out.append({"activity_id": key[0], "seq": seq, "t": fix.t, "lat": fix.lat, "lon": fix.lon,
+                         "ele": fix.ele, "acc": fix.acc, "hr": None, "cad": None})
+    new_keys = insert_new_keys(s, rows_out)
+    hints, counted, late = [], {}, {}
+    for i, fix, track, seq, created in placed:
+        key = (track.row.activity_id, seq)
+        new = key in new_keys
+        if new:
+            new_keys.discard(key)  # a second copy in this batch is not new
+            counted[key[0]] = counted.get(key[0], 0) + 1
+            track.row.heard_at = now
+            if has_hints(fix):
+                hints.append({"activity_id": key[0], "seq": seq, "is_moving": fix.is_moving, "motion": fix.motion,
+                              "speed_mps": fix.speed_mps, "bearing": fix.bearing, "battery": fix.battery})
+            if track.status == "completed":
+                track.row.recompute = True
+                late[key[0]] = max(late.get(key[0], -math.inf), fix.t)
+        results[i] = Stored(key[0], seq, track.status, track.sport, new, created)
+    if hints:
+        s.add_all([FixHint(**h) for h in hints])
+    for track in tracks:
+        aid = track.row.activity_id
+        if aid in counted and track.status != "completed":
+            s.execute(update(Activity).where(Activity.id == aid)
+                      .values(point_count=Activity.point_count + counted[aid]))
+    for track in tracks:
+        aid, first = track.row.activity_id, track.row.first_t
+        if track.status in OPEN_STATUSES and first < first_before.get(aid, first):
+            # A late fix before the first: the activity (and its start) begins there.
+            s.execute(update(Activity).where(Activity.id == aid)
+                      .values(start_time=datetime.fromtimestamp(first, tz=UTC)))
+            s.execute(update(ActivityEvent).where(ActivityEvent.activity_id == aid, ActivityEvent.command == "start",
+                                                  ActivityEvent.at > first).values(at=first))
+    for aid, t in late.items():
+        # A late fix after the stop would fall in the stopped interval (``pause_intervals``):
+        # the stop and completion move to just after it, so the recompute counts it.
+        s.execute(update(ActivityEvent).where(ActivityEvent.activity_id == aid,
+                                              ActivityEvent.command.in_(("stop", "complete")),
+                                              ActivityEvent.at <= t)
+                  .values(at=t + 1.0))
+    s.flush()
+
+
+def _start(s: Session, device: Device, user: User, t: float, now: float) -> _Open:
+    """A new activity for the device's user, started at ``t``, and its device track."""
+    sport = device.sport or PROVISIONAL_SPORT
+    activity = create_activity(s, user, sport, source="device", client_ref=f"fixes:{device.token_id}:{int(t)}")
+    if activity.status == "created":
+        change_status(s, activity, "start", at=t)
+    row = s.get(DeviceTrack, activity.id)
+    if row is None:
+        row = DeviceTrack(activity_id=activity.id, token_id=device.token_id, anchor_t=t, first_t=t, last_t=t,
+                          heard_at=now, sport_inferred=device.sport is None, recompute=False)
+        s.add(row)
+        s.flush()
+    return _Open(row, activity.status, activity.sport)
