@@ -136,6 +136,12 @@ def parse(raw: str | bytes, now: float | None = None) -> Message:
         data = orjson.loads(raw)
     except (orjson.JSONDecodeError, RecursionError) as exc:
         raise ProtocolError("bad_json", f"invalid JSON: {str(exc)[:120]}") from None
+    return parse_data(data, now)
+
+
+def parse_data(data, now: float | None = None) -> Message:
+    """Validate one decoded client message (what ``parse`` does after decoding JSON; the
+    HTTP API's requests come here with their ``type`` set by the endpoint)."""
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("bad_message", ERROR_CODES["bad_message"])
     request_id = data.get("id")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import psycopg.errors
 
+from core.accounts.tables import DeviceToken
 from core.accounts.tokens import device_identity, revoked_among
 from core.accounts.users import user_by_id
 from core.activities.cues import CuePrefs, save_cue_prefs
@@ -57,6 +58,7 @@ class Identity:
     username: str
     cue_prefs: CuePrefs
     token_id: int = 0
+    sport: str | None = None  # the device token's sport, for phone apps' fixes (None: from speeds)
 
 
 @dataclass
@@ -142,7 +144,8 @@ class Store:
             if found is None:
                 return None
             user, token_id = found
-            return Identity(user.id, user.username, CuePrefs.from_settings(user.settings), token_id)
+            sport = getattr(s.get(DeviceToken, token_id), "sport", None)
+            return Identity(user.id, user.username, CuePrefs.from_settings(user.settings), token_id, sport)
 
     def revoked_tokens(self, token_ids: list[int]) -> set[int]:
         """Those of ``token_ids`` that are revoked or gone (their user deleted)."""

@@ -1,0 +1,289 @@
+"""What the HTTP service keeps between requests: device tokens it has seen, each token's rate
+limit, the two group commits and the live state.
+
+``HttpIngest`` is built from the websocket server's parts, so both services share one ingest
+path: ``GroupCommit`` (realtime/commit.py) writes the REST API's GPS logs of many requests in
+shared transactions, and ``LiveState`` (realtime/live_state.py) keeps live stats, cues and the
+vehicle watch and publishes them to Redis for the Live page. A request waits for its batch's
+commit: nothing is answered ``200`` before it is durable.
+
+Phone apps' fixes (the OsmAnd and OwnTracks endpoints) belong to no activity until
+``core.devices.fixes.store_fixes`` assigns them one; they have a group commit of their own
+(``fix_committer``), which hands many requests' fixes to that function at once on a thread of
+its own, so the event loop goes on parsing requests while the database writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from core.activities.lifecycle import OPEN_STATUSES
+from core.devices.fixes import Device, Fix, Stored, store_fixes
+from realtime.commit import BUSY_RETRY_FIRST_S, BUSY_RETRY_MAX_S, GROUP_WAIT_S, GroupCommit, PendingBatch
+from realtime.live_state import LiveState
+from realtime.protocol import Point
+from realtime.server import RATE_BURST, RATE_PER_S, TokenBucket
+from realtime.store import CHECKPOINT_EVERY_S, Identity, Store, is_busy
+
+log = logging.getLogger("realtime")
+
+TOKEN_CACHE_S = 60.0  # how long a device token, once checked, is taken without asking the database
+UNKNOWN_CACHE_S = 10.0  # how long an unknown token is answered 401 without asking again
+TOKEN_CACHE_MAX = 20_000  # tokens remembered at most (known and unknown); the cache starts afresh beyond
+TOKEN_CHECK_EVERY_S = 2.0  # how soon a revoked token stops being taken
+MAX_FIX_BATCH = 500  # fixes per transaction of the fix commit
+EVICT_EVERY_S = 60.0
+
+
+class Unauthorized(Exception):
+    """No valid device token; the answer never says whether the id exists."""
+
+
+class RateLimited(Exception):
+    """The token sent more than its share; resend after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float):
+        super().__init__("too many requests for this device token; slow down and resend")
+        self.retry_after = retry_after
+
+
+class Reply:
+    """Where a REST request waits for its GPS log's commit: stands in for the websocket
+    connection of ``realtime.commit.PendingBatch``."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future = asyncio.get_running_loop().create_future()
+
+
+@dataclass(slots=True)
+class FixJob:
+    identity: Identity
+    fix: Fix
+    future: asyncio.Future
+
+
+class HttpIngest(LiveState, GroupCommit):
+    """One HTTP ingest process: its store, token cache, rate limits, commits and live state."""
+
+    def __init__(self, store: Store, redis_url: str | None = None, rate_per_s: float = RATE_PER_S):
+        GroupCommit.__init__(self, store)
+        LiveState.__init__(self, redis_url)
+        self.rate_per_s = rate_per_s
+        self.burst = max(rate_per_s * RATE_BURST / RATE_PER_S, 1.0)
+        # token -> (identity or None for an unknown one, when it was looked up)
+        self.tokens: dict[str, tuple[Identity | None, float]] = {}
+        self.buckets: dict[int, TokenBucket] = {}
+        self.suggesting: set[int] = set()  # tokens with a recommendations request in flight
+        self.fix_queue: list[FixJob] = []
+        self.fix_queued = asyncio.Event()
+        self.fix_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fixes")
+        self.loading: set[int] = set()  # activities whose live state is being rebuilt
+        self.fixes_stored = 0
+        self.tasks: list[asyncio.Task] = []
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the commits and the rounds (on the running event loop)."""
+        self.tasks = [asyncio.create_task(self.committer()), asyncio.create_task(self.fix_committer()),
+                      asyncio.create_task(self.token_watch()), asyncio.create_task(self.evictor())]
+        if self.store.dialect == "sqlite":
+            self.tasks.append(asyncio.create_task(self.checkpointer()))
+        if self.redis_url:
+            self.tasks.append(asyncio.create_task(self.live_publisher()))
+
+    async def stop(self) -> None:
+        """Commit and answer what was received, then stop the rounds."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drain_all(), 30)
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self.fix_executor.shutdown(wait=True)
+
+    async def _drain_all(self) -> None:
+        await self.drain()
+        while self.fix_queue:
+            await asyncio.sleep(0.01)
+
+    # -- who is asking -------------------------------------------------------------------
+
+    async def identify(self, token: str | None) -> Identity:
+        """The identity of a device token (cached for ``TOKEN_CACHE_S``); Unauthorized when
+        it is missing, unknown or revoked, with the same answer in every case."""
+        if not token or len(token) > 200:
+            raise Unauthorized()
+        now = time.monotonic()
+        cached = self.tokens.get(token)
+        if cached is not None:
+            identity, at = cached
+            if now - at < (TOKEN_CACHE_S if identity is not None else UNKNOWN_CACHE_S):
+                if identity is None:
+                    raise Unauthorized()
+                return identity
+        identity = await self.db(self.store.authenticate, token)
+        if len(self.tokens) >= TOKEN_CACHE_MAX:
+            self.tokens.clear()
+        self.tokens[token] = (identity, now)
+        if identity is None:
+            raise Unauthorized()
+        self.prefs.setdefault(identity.user_id, identity.cue_prefs)
+        return identity
+
+    def take(self, identity: Identity) -> None:
+        """Count a request against its token's rate limit, as the websocket server counts
+        messages: ``rate_per_s`` a second in bursts of twice that; RateLimited beyond."""
+        bucket = self.buckets.get(identity.token_id)
+        if bucket is None:
+            bucket = self.buckets[identity.token_id] = TokenBucket(rate=self.rate_per_s, burst=self.burst,
+                                                                    tokens=self.burst)
+        if not bucket.take(time.monotonic()):
+            raise RateLimited(max(1.0, (1 - bucket.tokens) / bucket.rate))
+
+    async def token_watch(self) -> None:
+        """Forget tokens revoked (or deleted with their athlete) since they were checked."""
+        while True:
+            await asyncio.sleep(TOKEN_CHECK_EVERY_S)
+            known = {identity.token_id for identity, _ in list(self.tokens.values()) if identity is not None}
+            if not known:
+                continue
+            try:
+                revoked = await self.db(self.store.revoked_tokens, sorted(known))
+            except Exception:  # noqa: BLE001 - checked again next round
+                log.warning("could not check device tokens", exc_info=True)
+                continue
+            if revoked:
+                for token, (identity, _) in list(self.tokens.items()):
+                    if identity is not None and identity.token_id in revoked:
+                        del self.tokens[token]
+                        self.buckets.pop(identity.token_id, None)
+
+    # -- the REST API's GPS logs ---------------------------------------------------------
+
+    async def acknowledge(self, pending: PendingBatch, stored) -> None:
+        """Hand one committed batch's result to the request waiting for it."""
+        reply: Reply = pending.ws
+        if reply.future.done():
+            return
+        if isinstance(stored, Exception):
+            reply.future.set_exception(stored)
+            return
+        stats, cues, warning = self.add_points(pending.activity_id, pending.msg.points, stored)
+        reply.future.set_result({"activity_id": pending.activity_id, "stored": len(stored),
+                                 "duplicates": len(pending.msg.points) - len(stored), "stats": stats,
+                                 "cues": cues, "suggest_pause": warning})
+
+    async def log_points(self, identity: Identity, msg) -> dict:
+        """Store a REST GPS log through the group commit; answers once it is durable."""
+        info = await self.activity_for(identity, msg.activity_id)
+        reply = Reply()
+        try:
+            self.enqueue(reply, info, msg)
+            self.touched[info.id] = time.monotonic()
+            return await reply.future
+        finally:
+            self.forget_connection(reply)
+
+    # -- phone apps' fixes ---------------------------------------------------------------
+
+    async def save_fixes(self, identity: Identity, fixes: list[Fix]) -> list[Stored]:
+        """Queue fixes for the fix commit; returns once they are durable, one result each."""
+        loop = asyncio.get_running_loop()
+        jobs = [FixJob(identity, fix, loop.create_future()) for fix in fixes]
+        self.fix_queue.extend(jobs)
+        self.fix_queued.set()
+        return list(await asyncio.gather(*(job.future for job in jobs)))
+
+    async def fix_committer(self) -> None:
+        """Write queued fixes, many requests per transaction, on the fix thread."""
+        loop = asyncio.get_running_loop()
+        delay = BUSY_RETRY_FIRST_S
+        while True:
+            if not self.fix_queue:
+                self.fix_queued.clear()
+                await self.fix_queued.wait()
+            await asyncio.sleep(GROUP_WAIT_S)
+            batch, self.fix_queue = self.fix_queue[:MAX_FIX_BATCH], self.fix_queue[MAX_FIX_BATCH:]
+            work = [(Device(j.identity.token_id, j.identity.user_id, j.identity.sport), j.fix) for j in batch]
+            try:
+                results = await loop.run_in_executor(self.fix_executor, store_fixes, self.store.Session, work)
+            except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it
+                if is_busy(exc):
+                    # Nothing was written: the fixes go back in front and are tried again.
+                    self.fix_queue = batch + self.fix_queue
+                    self.busy_retries += 1
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, BUSY_RETRY_MAX_S)
+                    continue
+                log.exception("fix commit failed")
+                for job in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            delay = BUSY_RETRY_FIRST_S
+            self.fixes_stored += sum(r.new for r in results)
+            for job, result in zip(batch, results):
+                if not job.future.done():
+                    job.future.set_result(result)
+            self.follow_fixes(batch, results)
+
+    def follow_fixes(self, batch: list[FixJob], results: list[Stored]) -> None:
+        """Feed newly stored fixes of open activities to their live stats; an activity this
+        process has not seen yet is rebuilt from storage (which holds these fixes already)."""
+        by_activity: dict[int, list[tuple[FixJob, Stored]]] = defaultdict(list)
+        for job, result in zip(batch, results):
+            if result.new:
+                by_activity[result.activity_id].append((job, result))
+        now = time.monotonic()
+        for activity_id, items in by_activity.items():
+            result = items[-1][1]
+            if result.status not in OPEN_STATUSES:
+                if activity_id in self.activities:
+                    self.forget(activity_id)
+                    if self.redis_url:
+                        self.live_ended.append(activity_id)
+                continue
+            self.touched[activity_id] = now
+            if activity_id not in self.activities:
+                if activity_id not in self.loading:
+                    self.loading.add(activity_id)
+                    asyncio.create_task(self._load(items[0][0].identity, activity_id))
+                continue
+            points = [Point(r.seq, j.fix.t, j.fix.lat, j.fix.lon, j.fix.ele) for j, r in items]
+            self.add_points(activity_id, points, {p.seq for p in points})
+
+    async def _load(self, identity: Identity, activity_id: int) -> None:
+        try:
+            await self.activity_for(identity, activity_id)
+            if self.redis_url:
+                self.live_dirty.add(activity_id)
+        except Exception:  # noqa: BLE001 - live stats only; the fixes are stored
+            log.warning("could not load live state", exc_info=True)
+        finally:
+            self.loading.discard(activity_id)
+
+    # -- rounds --------------------------------------------------------------------------
+
+    async def evictor(self) -> None:
+        while True:
+            await asyncio.sleep(EVICT_EVERY_S)
+            self.evict_idle_activities(time.monotonic())
+
+    async def checkpointer(self) -> None:
+        """SQLite only: checkpoint the WAL on the database thread, off the commit path."""
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            try:
+                await self.db(self.store.checkpoint)
+            except Exception:  # noqa: BLE001 - tried again next round
+                log.warning("WAL checkpoint failed", exc_info=True)
