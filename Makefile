@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INGEST_HOST ?= 127.0.0.1
 INGEST_PORT ?= 8765
+# The HTTP service: phone apps (OsmAnd protocol, OwnTracks) and the REST API (/api/v1).
+HTTP_PORT ?= 8766
 SIM_DEVICES ?= 3
 # The simulated devices' offline buffers live beside the data.
 SIM_WORKDIR ?= $(or $(TRACKER_DATA_DIR),data)/simulator
@@ -38,10 +40,12 @@ run: setup
 	$(PY) -m core feed --user alice --limit 10
 	@echo
 	@echo "Starting the dashboard on http://$(DASHBOARD_ADDRESS):$(DASHBOARD_PORT), the ingest server on"
-	@echo "ws://$(INGEST_HOST):$(INGEST_PORT) (health: http://$(INGEST_HOST):$(INGEST_PORT)/healthz), the worker,"
+	@echo "ws://$(INGEST_HOST):$(INGEST_PORT) (health: http://$(INGEST_HOST):$(INGEST_PORT)/healthz), the HTTP service"
+	@echo "for phone apps and the REST API on http://$(INGEST_HOST):$(HTTP_PORT) (docs: /api/v1/docs), the worker,"
 	@echo "and $(SIM_DEVICES) simulated athletes recording live. Ctrl-C stops everything."
 	@bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \
 	  $(PY) -m realtime --host $(INGEST_HOST) --port $(INGEST_PORT) & \
+	  $(PY) -m realtime.http --host $(INGEST_HOST) --port $(HTTP_PORT) & \
 	  $(PY) -m core worker & \
 	  $(VENV)/bin/streamlit run dashboard/app.py --server.port $(DASHBOARD_PORT) --server.address $(DASHBOARD_ADDRESS) & \
 	  $(PY) -m realtime.health --url http://$(INGEST_HOST):$(INGEST_PORT)/healthz --wait 30; \

@@ -50,12 +50,12 @@ def test_make_run_keeps_live_athletes_on_the_live_page(tmp_path):
     now; the ingest server logs no failed commit or internal error, and the worker scores
     the demo's activities meanwhile."""
     db = tmp_path / "tracker.db"
-    ingest_port, dashboard_port = free_port(), free_port()
+    ingest_port, dashboard_port, http_port = free_port(), free_port(), free_port()
     env = dict(os.environ, TRACKER_DATABASE_URL=f"sqlite:///{db}", TRACKER_DATA_DIR=str(tmp_path))
     env.pop("TRACKER_REDIS_URL", None)
     log = tmp_path / "make-run.log"
     proc = subprocess.Popen(["make", "run", f"INGEST_PORT={ingest_port}", f"DASHBOARD_PORT={dashboard_port}",
-                             f"SIM_DEVICES={SIM_DEVICES}"], cwd=ROOT, env=env, stdout=log.open("w"),
+                             f"HTTP_PORT={http_port}", f"SIM_DEVICES={SIM_DEVICES}"], cwd=ROOT, env=env, stdout=log.open("w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     samples: list[int] = []
     try:
@@ -69,6 +69,8 @@ def test_make_run_keeps_live_athletes_on_the_live_page(tmp_path):
 
         wait_until(lambda: live_now() > 0, 60, proc, log, "no simulated athlete appeared on the Live page")
         assert healthy(f"http://127.0.0.1:{dashboard_port}/_stcore/health")
+        wait_until(lambda: healthy(f"http://127.0.0.1:{http_port}/healthz"), 60, proc, log,
+                   "the HTTP service did not start")
         end = time.time() + WATCH_S
         while time.time() < end:
             assert proc.poll() is None, log.read_text()[-3000:]
