@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import DeviceToken, User
@@ -270,7 +270,7 @@ def _store_device(s: Session, device: Device, fixes: list[tuple[int, Fix]], now:
                 late[key[0]] = max(late.get(key[0], -math.inf), fix.t)
         results[i] = Stored(key[0], seq, track.status, track.sport, new, created)
     if hints:
-        s.add_all([FixHint(**h) for h in hints])
+        s.execute(insert(FixHint), hints)  # no ORM objects: keeps the write short
     for track in tracks:
         aid = track.row.activity_id
         if aid in counted and track.status != "completed":

@@ -1,5 +1,8 @@
 """The scheduled jobs of ``python -m core worker``:
 
+- every round (30 s), first complete the activities made from phone apps' fixes whose device
+  went quiet for ``TRACKER_DEVICE_IDLE_COMPLETE_S``, and recompute those a late fix changed
+  after completion (``core.jobs.devices``);
 - every 30 s, score the activities completed since (anomaly detection), so a flagged one
   is held out of leaderboards within a minute of completion;
 - every round too, match the activities completed or changed since against the routes
@@ -31,7 +34,9 @@ import signal
 import threading
 import time
 
+from core.anomaly.calibration import threshold
 from core.config import load_settings
+from core.jobs.devices import device_activities
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
 from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
 from core.jobs.recommendations import RECOMMEND_EVERY_S, train_recommendations
@@ -62,11 +67,15 @@ class Jobs:
     def model(self):
         return self.keeper.model
 
-    def round(self, now: float | None = None) -> dict:
-        """Run whatever is due; returns what it did."""
+    def round(self, now: float | None = None, wall: float | None = None) -> dict:
+        """Run whatever is due; returns what it did. ``now`` is the schedule's clock
+        (monotonic), ``wall`` the time of day (Unix seconds) the fix-stream job goes by."""
         now = time.monotonic() if now is None else now
         done = {}
-        score(self.Session, self.settings, self.keeper.current(now, done), done)
+        model = self.keeper.current(now, done)
+        done.update(device_activities(self.Session, self.settings.device_idle_complete_s, model,
+                                      threshold(self.settings), now=wall))
+        score(self.Session, self.settings, model, done)
         audit = now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S  # with housekeeping, every ten minutes
         done.update(match_routes(self.Session, audit=audit))
         if now - self.boards_at >= REFRESH_EVERY_S:

@@ -1,0 +1,170 @@
+"""The fix-stream job: activities made from phone apps' fixes (``core.devices``) are
+completed once their device has gone quiet, and recomputed when a late fix lands after that.
+
+Every round, before scoring:
+
+- an open activity whose device sent nothing new for the idle time (its newest fix and the
+  arrival of its last new fix both older than ``TRACKER_DEVICE_IDLE_COMPLETE_S``) is stopped
+  just after its newest fix and completed, its sport inferred from its speeds when the device
+  token names none (``core.devices.sport``); one with no points is discarded;
+- a completed activity a late fix landed in has its summary recomputed and, when it already
+  had a verdict that scoring may change (clear, flagged, sampled), is scored again; a
+  moderator's decision stands. Routes re-match by themselves when the point count changes.
+
+Each summary and score is computed with no transaction open and written in a short one that
+first checks the point count it was computed from: a fix that arrived meanwhile leaves the
+activity for the next round.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.activities.lifecycle import OPEN_STATUSES, change_status, default_title
+from core.activities.summary import apply_summary, recorded_track, summarise_activity
+from core.activities.tables import Activity, ActivityEvent
+from core.anomaly.flags import ModerationError
+from core.anomaly.scoring import assess_stored, locked_activity, record_verdict
+from core.anomaly.tables import ActivityFlag
+from core.devices.hints import stored_hints
+from core.devices.sport import infer_sport
+from core.devices.tables import DeviceTrack
+from core.storage.engine import write_transaction
+from core.storage.points import count_points
+from core.tracks.cleaning import clean_track
+from core.tracks.stats import Summary, summarise
+
+log = logging.getLogger(__name__)
+
+DEVICE_BATCH = 50  # activities completed, and recomputed, per round at most
+RESCORED_STATUSES = ("clear", "flagged", "sampled")  # verdicts a new score may change
+
+
+def quiet(s: Session, now: float, idle: float, limit: int = DEVICE_BATCH) -> list[int]:
+    """Open activities made from fixes whose device has sent nothing new for ``idle`` seconds."""
+    cutoff = now - idle
+    return list(s.scalars(select(DeviceTrack.activity_id).join(Activity, Activity.id == DeviceTrack.activity_id)
+                          .where(Activity.status.in_(OPEN_STATUSES), DeviceTrack.last_t < cutoff,
+                                 DeviceTrack.heard_at < cutoff)
+                          .order_by(DeviceTrack.activity_id).limit(limit)))
+
+
+def _summary_as(s: Session, activity: Activity, sport: str) -> Summary:
+    """The activity's summary as ``summarise_activity`` computes it, as an activity of ``sport``
+    (the cleaning's limits depend on it), without changing the activity."""
+    track, intervals, count = recorded_track(s, activity)
+    track.sport = sport
+    summary = summarise(clean_track(track), points=count, pauses=intervals)
+    if count > len(track):
+        summary.dropped["paused"] = count - len(track)
+    return summary
+
+
+def complete_quiet(Session: sessionmaker[Session], idle: float, now: float | None = None,
+                   limit: int = DEVICE_BATCH) -> dict:
+    """Stop and complete (or discard, without points) each activity whose device went quiet."""
+    now = time.time() if now is None else now
+    with Session() as s:
+        ids = quiet(s, now, idle, limit)
+    done = {"completed": 0, "discarded": 0, "sports_inferred": 0}
+    for activity_id in ids:
+        with Session() as s:  # read and compute with no write transaction open
+            activity = s.get(Activity, activity_id)
+            track_row = s.get(DeviceTrack, activity_id)
+            if activity is None or track_row is None or activity.status not in OPEN_STATUSES:
+                continue
+            count = count_points(s, activity_id)
+            sport, summary = activity.sport, None
+            if count:
+                if track_row.sport_inferred:
+                    track, intervals, _ = recorded_track(s, activity)
+                    hints = stored_hints(s, activity_id)
+                    sport = infer_sport(track, hints.motion if hints is not None else (), intervals)
+                summary = _summary_as(s, activity, sport)
+            last_t = track_row.last_t
+        with write_transaction(Session, "device_complete") as s:
+            # Locked first (PostgreSQL; SQLite's write lock is already held): a batch of fixes
+            # share-locks the row, so none lands between the count and the status change.
+            activity = locked_activity(s, activity_id)
+            track_row = s.get(DeviceTrack, activity_id)
+            if activity is None or track_row is None or activity.status not in OPEN_STATUSES:
+                continue
+            if count_points(s, activity_id) != count or max(track_row.last_t, track_row.heard_at) >= now - idle:
+                continue  # the device came back meanwhile: leave it open
+            if summary is None:
+                change_status(s, activity, "discard", at=now)
+                done["discarded"] += 1
+                continue
+            at = max(last_t, track_row.last_t) + 1.0
+            if activity.status == "created":
+                change_status(s, activity, "start", at=summary.start_time or at)
+            if activity.status in ("active", "paused"):
+                change_status(s, activity, "stop", at=at)
+            if sport != activity.sport:
+                if activity.title == default_title(activity.sport):
+                    activity.title = default_title(sport)
+                activity.sport = sport
+                done["sports_inferred"] += 1
+            # Computed from these same points before the transaction; a stop after the newest
+            # fix changes none of it.
+            apply_summary(activity, summary)
+            activity.completed_at = datetime.fromtimestamp(at, tz=UTC)
+            activity.status = "completed"
+            s.add(ActivityEvent(activity_id=activity.id, command="complete", status="completed", at=at))
+            done["completed"] += 1
+    return done
+
+
+def recompute_late(Session: sessionmaker[Session], model, limit: float, batch: int = DEVICE_BATCH) -> dict:
+    """Recompute the summary of each completed activity a late fix landed in, and score it
+    again when its verdict is one a score may change; ``model`` and ``limit`` as scoring's."""
+    with Session() as s:
+        ids = list(s.scalars(select(DeviceTrack.activity_id).join(Activity, Activity.id == DeviceTrack.activity_id)
+                             .where(DeviceTrack.recompute.is_(True), Activity.status == "completed")
+                             .order_by(DeviceTrack.activity_id).limit(batch)))
+    done = {"recomputed": 0, "rescored": 0}
+    for activity_id in ids:
+        with Session() as s:
+            activity = s.get(Activity, activity_id)
+            if activity is None or activity.status != "completed":
+                continue
+            count = count_points(s, activity_id)
+            summary = summarise_activity(s, activity)
+            flag = s.get(ActivityFlag, activity_id)
+            status = flag.status if flag is not None else None
+            # Scored as it will be stored (the track with the late fixes, the points counted).
+            result = assess_stored(s, activity, model, limit) if status in RESCORED_STATUSES else None
+        with write_transaction(Session, "device_recompute") as s:
+            activity = locked_activity(s, activity_id)
+            track_row = s.get(DeviceTrack, activity_id)
+            if activity is None or track_row is None or activity.status != "completed":
+                continue
+            if count_points(s, activity_id) != count:
+                continue  # more late fixes meanwhile: the next round
+            apply_summary(activity, summary)
+            track_row.recompute = False
+            done["recomputed"] += 1
+            flag = s.get(ActivityFlag, activity_id)
+            if result is not None and flag is not None and flag.status == status:
+                try:
+                    record_verdict(s, activity_id, result)
+                    done["rescored"] += 1
+                except ModerationError:  # decided meanwhile: the decision stands
+                    pass
+    return done
+
+
+def device_activities(Session: sessionmaker[Session], idle: float, model, limit: float,
+                      now: float | None = None) -> dict:
+    """The job's round: complete what went quiet, recompute what late fixes changed."""
+    completed = complete_quiet(Session, idle, now)
+    recomputed = recompute_late(Session, model, limit)
+    out = {k: v for k, v in {**completed, **recomputed}.items() if v}
+    if out:
+        log.info("fix-stream activities: %s", out)
+    return {"devices": out} if out else {}
