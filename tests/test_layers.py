@@ -59,7 +59,7 @@ CORE_MAY_IMPORT = {
     "activities": {"accounts", "storage", "tracks", "text", "units"},
     "social": {"accounts", "activities", "storage", "text"},
     "devices": {"accounts", "activities", "storage", "tracks", "text", "units", "config"},
-    "anomaly": {"accounts", "activities", "storage", "tracks", "text", "units", "config"},
+    "anomaly": {"accounts", "activities", "devices", "storage", "tracks", "text", "units", "config"},
     "routes": {"activities", "storage", "tracks", "units"},
     "recommend": {"accounts", "activities", "routes", "social", "storage", "text", "units"},
     "synthetic": {"accounts", "activities", "social", "storage", "tracks"},

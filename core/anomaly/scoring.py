@@ -39,6 +39,7 @@ from core.anomaly.model import DEFAULT_THRESHOLD, Baseline, PopulationModel, ins
 from core.anomaly.registry import model_dir
 from core.anomaly.tables import ActivityFlag
 from core.config import load_settings
+from core.devices.hints import stored_hints
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.tracks.track import Track
@@ -129,8 +130,12 @@ def assess_stored(s: Session, activity: Activity, model: PopulationModel | None,
     if track is None:
         track, intervals, _ = recorded_track(s, activity)
         pauses = intervals if pauses is None else pauses
+    # A phone app's own motion hints, when its fixes carried them: one signal for the vehicle
+    # model, never a reason alone (``core.anomaly.detector.vehicle_hits``).
+    hints = stored_hints(s, activity.id)
     result = assess(track, activity.sport, model, history(s, activity.user_id, activity.sport, activity.id),
-                    lambda fp: _candidates(s, activity, fp["centroid"]), threshold=limit, pauses=pauses or ())
+                    lambda fp: _candidates(s, activity, fp["centroid"]), threshold=limit, pauses=pauses or (),
+                    hints=hints)
     verdict = result.verdict
     flagged, score = bool(verdict.flagged), float(verdict.score)
     return Scoring(
