@@ -95,7 +95,12 @@ class LiveState:
         if live is not None:
             watch = self.watch.get(activity_id)
             if len(points) > 1:
-                points = sorted((p for p in points if p.seq in stored), key=lambda p: p.t)
+                # The first copy of a seq is the one stored (a batch may hold two).
+                first: dict[int, Point] = {}
+                for p in points:
+                    if p.seq in stored and p.seq not in first:
+                        first[p.seq] = p
+                points = sorted(first.values(), key=lambda p: p.t)
             elif points and points[0].seq not in stored:
                 points = ()
             for p in points:

@@ -17,6 +17,8 @@ class JsonFormatter(logging.Formatter):
         for name in self.FIELDS:
             if hasattr(record, name):
                 out[name] = getattr(record, name)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out)
 
 

@@ -27,6 +27,7 @@ MAX_FUTURE_S = 300.0
 MAX_SEQ = 2**31 - 1
 MIN_TIME_S = 946_684_800.0  # 2000-01-01: older points come from a device with no clock set
 COMMANDS = tuple(TRANSITIONS)  # the lifecycle's commands, in its order
+RESERVED_CLIENT_REF = "fixes:"  # core.devices names the activities it starts so
 
 # Error codes a client may receive, each with what it means.
 ERROR_CODES = {
@@ -233,15 +234,21 @@ def _activity_id(data: dict) -> int:
 
 
 def _parse_create(data: dict, request_id, now: float) -> Create:
+    client_ref = _identifier(data, "client_ref", CLIENT_REF_MAX_CHARS)
+    if client_ref is not None and client_ref.startswith(RESERVED_CLIENT_REF):
+        raise ProtocolError("invalid_value", f"'client_ref' may not start with {RESERVED_CLIENT_REF!r}: "
+                                             "those name the activities of phone apps' fixes")
     return Create(request_id, sport=_choice(data, "sport", SPORTS),
                   title=_title(data, "title"), visibility=_choice(data, "visibility", VISIBILITIES, False),
-                  client_ref=_identifier(data, "client_ref", CLIENT_REF_MAX_CHARS))
+                  client_ref=client_ref)
 
 
 def _parse_status(data: dict, request_id, now: float) -> Status:
     at = _number(data.get("at"), "at")
     if at is not None and at > now + MAX_FUTURE_S:
         raise ProtocolError("invalid_value", "'at' is in the future")
+    if at is not None and at < MIN_TIME_S:
+        raise ProtocolError("invalid_value", "'at' is before the year 2000")
     return Status(request_id, _activity_id(data), _choice(data, "command", COMMANDS), at)
 
 

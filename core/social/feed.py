@@ -48,7 +48,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     """The (start_time, id) a cursor points after."""
     try:
         stamp, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
-        return datetime.fromtimestamp(float(stamp), tz=UTC), int(ident)
+        ident = int(ident)
+        if not 0 <= ident < 2**63:  # an id no activity can have (a forged cursor)
+            raise ValueError("cursor id out of range")
+        return datetime.fromtimestamp(float(stamp), tz=UTC), ident
     except (ValueError, UnicodeDecodeError, OverflowError, OSError) as exc:
         raise CursorError("invalid feed cursor") from exc
 

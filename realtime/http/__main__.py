@@ -14,6 +14,8 @@ from realtime.logs import configure_logging
 from realtime.server import RATE_PER_S
 from realtime.store import Store
 
+LIMIT_CONCURRENCY = 10_000
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m realtime.http",
@@ -32,7 +34,10 @@ def main() -> None:
     tune_gc()
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=logging.getLevelName(
         logging.getLogger("realtime").level).lower(), access_log=False, proxy_headers=False,
-        server_header=False, timeout_keep_alive=30, timeout_graceful_shutdown=30)
+        server_header=False, timeout_keep_alive=30, timeout_graceful_shutdown=30,
+        # Beyond this many connections and requests at once, new ones get 503 (the process
+        # may open 20,000 files); a slow body is cut after 30 s by the app itself.
+        limit_concurrency=LIMIT_CONCURRENCY)
     try:
         uvicorn.Server(config).run()
     finally:

@@ -9,20 +9,21 @@ The OpenAPI document (realtime/http/openapi.py) describes every answer.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from core.activities.lifecycle import ActivityError
 from realtime import protocol
 from realtime.http.app import account, bearer, decode_json, guarded
 from realtime.http.openapi import docs_page, openapi_document
-from realtime.http.service import HttpIngest
+from realtime.http.service import HttpIngest, RateLimited
 from realtime.protocol import ProtocolError
 
 PREFIX = "/api/v1"
+INTEGER = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only: int() also reads "²" and "١"
 
 
 def _object(body: bytes) -> dict:
@@ -40,10 +41,7 @@ def _query_int(request: Request, name: str):
     value = request.query_params.get(name)
     if value is None:
         return None
-    stripped = value.strip()
-    if stripped.lstrip("-").isdigit() and len(stripped) < 20:
-        return int(stripped)
-    return value
+    return int(value) if INTEGER.fullmatch(value) else value
 
 
 def _message(data: dict, kind: str):
@@ -51,7 +49,7 @@ def _message(data: dict, kind: str):
 
 
 async def _create(svc: HttpIngest, request: Request, body: bytes) -> Response:
-    identity = await account(svc, bearer(request))
+    identity = await account(svc, request, bearer(request))
     msg = _message(_object(body), "create")
     info = await svc.db(svc.store.create, identity.user_id, msg.sport, msg.title, msg.visibility, msg.client_ref)
     svc.created(info)
@@ -64,10 +62,10 @@ async def create_activity(request: Request) -> Response:
 
 
 async def _status(svc: HttpIngest, request: Request, body: bytes) -> Response:
-    identity = await account(svc, bearer(request))
+    identity = await account(svc, request, bearer(request))
     data = _object(body)
     raw_id = request.path_params["activity_id"]
-    data["activity_id"] = int(raw_id) if raw_id.isdigit() and len(raw_id) < 20 else raw_id
+    data["activity_id"] = int(raw_id) if INTEGER.fullmatch(raw_id) else raw_id
     msg = _message(data, "status")
     await svc.activity_for(identity, msg.activity_id)
     svc.touched[msg.activity_id] = time.monotonic()
@@ -82,7 +80,7 @@ async def change_status(request: Request) -> Response:
 
 
 async def _gps_logs(svc: HttpIngest, request: Request, body: bytes) -> Response:
-    identity = await account(svc, bearer(request))
+    identity = await account(svc, request, bearer(request))
     msg = _message(_object(body), "points")
     return JSONResponse(await svc.log_points(identity, msg))
 
@@ -92,7 +90,7 @@ async def gps_logs(request: Request) -> Response:
 
 
 async def _feed(svc: HttpIngest, request: Request, body: bytes) -> Response:
-    identity = await account(svc, bearer(request))
+    identity = await account(svc, request, bearer(request))
     msg = _message({"limit": _query_int(request, "limit"), "cursor": request.query_params.get("cursor")}, "feed")
     return JSONResponse(await svc.db(svc.store.feed, identity.user_id, msg.cursor, msg.limit))
 
@@ -102,11 +100,11 @@ async def news_feed(request: Request) -> Response:
 
 
 async def _recommendations(svc: HttpIngest, request: Request, body: bytes) -> Response:
-    identity = await account(svc, bearer(request))
+    identity = await account(svc, request, bearer(request))
     msg = _message({"kind": request.query_params.get("kind"), "limit": _query_int(request, "limit")},
                    "recommendations")
     if identity.token_id in svc.suggesting:
-        raise ActivityError("one recommendations request at a time: wait for its answer", "rate_limited")
+        raise RateLimited(1.0, "one recommendations request at a time: wait for its answer")
     svc.suggesting.add(identity.token_id)
     try:
         items = await asyncio.get_running_loop().run_in_executor(

@@ -13,6 +13,7 @@ revoked token gets 401 with the same words in every case.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -35,6 +37,7 @@ from realtime.store import Identity, Store
 log = logging.getLogger("realtime")
 
 MAX_BODY_BYTES = MAX_MESSAGE_BYTES
+BODY_TIMEOUT_S = 30.0  # a body not received within this is refused (408): a slow client holds nothing longer
 MAX_PARAMS = 50  # query or form parameters read from one request
 UNAUTHORIZED = "unknown or revoked device token"
 
@@ -42,10 +45,15 @@ UNAUTHORIZED = "unknown or revoked device token"
 STATUS = {"bad_json": 400, "bad_message": 400, "unknown_type": 400, "unsupported_version": 400,
           "missing_field": 400, "wrong_type": 400, "invalid_value": 400, "invalid_point": 400,
           "unauthorized": 401, "not_found": 404, "invalid_transition": 409, "activity_closed": 409,
-          "batch_too_large": 413, "message_too_large": 413, "rate_limited": 429, "internal": 500}
+          "batch_too_large": 413, "message_too_large": 413, "rate_limited": 429, "internal": 500,
+          "request_timeout": 408, "no_route": 404, "method_not_allowed": 405}
 
 
 class BodyTooLarge(Exception):
+    pass
+
+
+class BodyTooSlow(Exception):
     pass
 
 
@@ -59,11 +67,15 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
         except ValueError:
             raise ProtocolError("bad_message", "Content-Length is not a number") from None
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge()
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge()
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyTooSlow() from None
     return b"".join(chunks)
 
 
@@ -100,6 +112,9 @@ async def guarded(request: Request, handler, plain: bool = False) -> Response:
         return await handler(svc, request, body)
     except BodyTooLarge:
         return error("message_too_large", f"the body is over {MAX_BODY_BYTES} bytes", plain)
+    except BodyTooSlow:
+        return error("request_timeout", f"the body did not arrive within {BODY_TIMEOUT_S:.0f} s", plain,
+                     headers={"Connection": "close"})
     except Unauthorized:
         return error("unauthorized", UNAUTHORIZED, plain, headers={"WWW-Authenticate": 'Bearer realm="tracker"'})
     except RateLimited as exc:
@@ -134,8 +149,9 @@ def form(body: bytes) -> dict[str, str]:
     return dict(pairs)
 
 
-async def account(svc: HttpIngest, token: str | None) -> Identity:
-    identity = await svc.identify(token)
+async def account(svc: HttpIngest, request: Request, token: str | None) -> Identity:
+    """Who the request is for (its token), counted against the token's rate limit."""
+    identity = await svc.identify(token, request.client.host if request.client else "")
     svc.take(identity)
     return identity
 
@@ -157,18 +173,20 @@ async def _osmand(svc: HttpIngest, request: Request, body: bytes) -> Response:
             raise ProtocolError("missing_field", "send 'id', 'lat', 'lon' and 'timestamp' (the OsmAnd protocol)")
         device, fix = formats.osmand_params(params)
         fixes = [fix]
-    identity = await account(svc, bearer(request) or device)
+    identity = await account(svc, request, bearer(request) or device)
     await svc.save_fixes(identity, fixes)
     return PlainTextResponse("OK\n")
 
 
 async def osmand(request: Request) -> Response:
+    if request.method == "HEAD":  # what Starlette adds to a GET route: answered, nothing stored
+        return PlainTextResponse("")
     return await guarded(request, _osmand, plain=True)
 
 
 async def _owntracks(svc: HttpIngest, request: Request, body: bytes) -> Response:
     data = decode_json(body)
-    identity = await account(svc, bearer(request))
+    identity = await account(svc, request, bearer(request))
     fix = formats.owntracks(data)
     if fix is not None:
         await svc.save_fixes(identity, [fix])
@@ -202,4 +220,16 @@ def create_app(store: Store, redis_url: str | None = None, rate_per_s: float | N
               Route("/owntracks", owntracks, methods=["POST"]),
               Route("/healthz", healthz, methods=["GET"]),
               *api.routes()]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: http_error})
+    app.router.redirect_slashes = False  # /api/v1/activities/ is not found, not redirected
+    return app
+
+
+async def http_error(request: Request, exc: HTTPException) -> Response:
+    """Starlette's own refusals (no such path, a method the path does not take) in the same
+    shape as every other error."""
+    code = {404: "no_route", 405: "method_not_allowed"}.get(exc.status_code, "bad_message")
+    response = JSONResponse({"code": code, "message": str(exc.detail)}, status_code=exc.status_code,
+                            headers=exc.headers)
+    return response

@@ -9,16 +9,22 @@ request it cannot use; docs/phone-apps.md describes what is read from each.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from core.devices.fixes import Fix, FixError, check_fix
+from core.text import clean
 from realtime.protocol import MAX_POINTS_PER_BATCH, ProtocolError
 
 KNOTS = 1852.0 / 3600.0  # m/s per knot: the OsmAnd protocol's speeds are in knots
 KMH = 1.0 / 3.6
 MAX_TEXT = 64  # the longest motion hint or device id kept from a request
+# A number as a parameter's text: digits, a point, an exponent (no "1_0", no "0x1", no "inf").
+NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+# An ISO time whose "+hh:mm" arrived as " hh:mm" (a plus left unencoded in a query).
+LOST_PLUS = re.compile(r"(T\d\d:\d\d(:\d\d(\.\d+)?)?) (\d\d:?\d\d)$")
 
 
 # -- values ------------------------------------------------------------------------------
@@ -34,10 +40,12 @@ def number(value, name: str, required: bool = False) -> float | None:
     if isinstance(value, str):
         if len(value) > 40:
             raise ProtocolError("invalid_value", f"'{name}' is too long for a number")
-        try:
-            value = float(value)
-        except ValueError:
-            raise ProtocolError("wrong_type", f"'{name}' must be a number") from None
+        value = value.strip()
+        if value.lower() in ("nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"):
+            raise ProtocolError("invalid_value", f"'{name}' must be finite")
+        if not NUMBER_TEXT.fullmatch(value):
+            raise ProtocolError("wrong_type", f"'{name}' must be a number")
+        value = float(value)
     elif not isinstance(value, int | float):
         raise ProtocolError("wrong_type", f"'{name}' must be a number")
     try:
@@ -54,11 +62,11 @@ def timestamp(value, name: str, now: float) -> float:
     ISO 8601 time (UTC unless it says otherwise); the server's time when absent."""
     if value is None or value == "":
         return now
-    if isinstance(value, str) and not _numeric(value):
+    if isinstance(value, str) and not NUMBER_TEXT.fullmatch(value.strip()):
         if len(value) > 40:
             raise ProtocolError("invalid_value", f"'{name}' is too long for a time")
         try:
-            moment = datetime.fromisoformat(value.strip())
+            moment = datetime.fromisoformat(LOST_PLUS.sub(r"\1+\4", value.strip()))
         except ValueError:
             raise ProtocolError("invalid_value", f"'{name}' must be Unix seconds or an ISO 8601 time") from None
         if moment.tzinfo is None:
@@ -68,20 +76,12 @@ def timestamp(value, name: str, now: float) -> float:
     return t / 1000.0 if t > 1e11 else t
 
 
-def _numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def text(value, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
         raise ProtocolError("wrong_type", f"'{name}' must be a string")
-    return value.strip()[:MAX_TEXT] or None
+    return clean(value[:MAX_TEXT * 4]).strip()[:MAX_TEXT] or None  # no NUL or other controls: both databases store it
 
 
 def flag(value, name: str) -> bool | None:

@@ -14,6 +14,7 @@ from realtime.protocol import (
     ERROR_CODES,
     MAX_POINTS_PER_BATCH,
     MAX_SEQ,
+    MIN_TIME_S,
     RECOMMENDATION_KINDS,
 )
 
@@ -23,13 +24,20 @@ ERROR_STATUSES = {"400": "Invalid request: the code and message say what and whe
                   "404": "No such activity for this athlete",
                   "409": "The activity's status does not allow it",
                   "413": "Body or batch too large",
-                  "429": "Too many requests for this token: resend after Retry-After seconds"}
+                  "408": "The body did not arrive in time",
+                  "429": "Too many requests for this token: resend after Retry-After seconds",
+                  "500": "The server failed: nothing was acknowledged; resend"}
 
 
 def _error_responses(*codes: str, plain: bool = False) -> dict:
+    """The error answers of an operation: ``codes`` and, for every one, 408 and 500."""
     content = ({"text/plain": {"schema": {"type": "string"}}} if plain
                else {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}})
-    return {code: {"description": ERROR_STATUSES[code], "content": content} for code in codes}
+    out = {code: {"description": ERROR_STATUSES[code], "content": content} for code in (*codes, "408", "500")}
+    if "429" in out:
+        out["429"] = {**out["429"], "headers": {"Retry-After": {"schema": {"type": "integer"},
+                                                                "description": "seconds"}}}
+    return out
 
 
 def _json(schema_ref: str) -> dict:
@@ -39,7 +47,8 @@ def _json(schema_ref: str) -> dict:
 SCHEMAS = {
     "Error": {
         "type": "object", "required": ["code", "message"],
-        "properties": {"code": {"type": "string", "enum": [*ERROR_CODES, "unauthorized"]},
+        "properties": {"code": {"type": "string", "enum": [*ERROR_CODES, "unauthorized", "request_timeout",
+                                                            "no_route", "method_not_allowed"]},
                        "message": {"type": "string"}}},
     "CreateActivity": {
         "type": "object", "required": ["sport"],
@@ -47,7 +56,8 @@ SCHEMAS = {
                        "title": {"type": "string", "description": "cut to 200 characters, on one line"},
                        "visibility": {"type": "string", "enum": list(VISIBILITIES)},
                        "client_ref": {"type": "string", "maxLength": 64,
-                                      "description": "the device's own id: the same create again returns the same activity"}}},
+                                      "description": "the device's own id: the same create again returns the same "
+                                                     "activity; no control characters, not starting with 'fixes:'"}}},
     "Created": {
         "type": "object", "required": ["activity_id", "status", "sport"],
         "properties": {"activity_id": {"type": "integer"}, "status": {"type": "string", "enum": list(STATUSES)},
@@ -56,14 +66,16 @@ SCHEMAS = {
     "StatusChange": {
         "type": "object", "required": ["command"],
         "properties": {"command": {"type": "string", "enum": list(COMMANDS)},
-                       "at": {"type": "number", "description": "when it happened on the device (Unix seconds)"}}},
+                       "at": {"type": "number", "minimum": MIN_TIME_S,
+                              "description": "when it happened on the device (Unix seconds; at most 5 minutes ahead)"}}},
     "ActivityStatus": {
         "type": "object", "required": ["activity_id", "status"],
         "properties": {"activity_id": {"type": "integer"}, "status": {"type": "string", "enum": list(STATUSES)}}},
     "Point": {
         "type": "object", "required": ["seq", "t"],
         "properties": {"seq": {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
-                       "t": {"type": "number", "description": "Unix seconds; at most 5 minutes ahead, from 2000 on"},
+                       "t": {"type": "number", "minimum": MIN_TIME_S,
+                             "description": "Unix seconds; at most 5 minutes ahead, from 2000 on"},
                        "lat": {**NUMBER_OR_NULL, "minimum": -90, "maximum": 90},
                        "lon": {**NUMBER_OR_NULL, "minimum": -180, "maximum": 180},
                        "ele": {**NUMBER_OR_NULL, "minimum": -1000, "maximum": 10000},
@@ -113,6 +125,7 @@ SCHEMAS = {
     "TraccarLocation": {
         "type": "object",
         "description": "Traccar Client 9's JSON body; 'location' may also be a list of locations",
+        "required": ["location"],
         "properties": {"device_id": {"type": "string"}, "location": {"type": "object", "properties": {
             "timestamp": {"type": "string", "format": "date-time"},
             "coords": {"type": "object", "required": ["latitude", "longitude"], "properties": {

@@ -24,8 +24,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from core.activities.lifecycle import OPEN_STATUSES
+from core.config import load_settings
 from core.devices.fixes import Device, Fix, Stored, store_fixes
-from realtime.commit import BUSY_RETRY_FIRST_S, BUSY_RETRY_MAX_S, GROUP_WAIT_S, GroupCommit, PendingBatch
+from realtime.commit import (
+    BUSY_RETRY_FIRST_S,
+    BUSY_RETRY_MAX_S,
+    GROUP_WAIT_S,
+    MAX_UNSETTLED_PER_CONNECTION,
+    GroupCommit,
+    PendingBatch,
+)
 from realtime.live_state import LiveState
 from realtime.protocol import Point
 from realtime.server import RATE_BURST, RATE_PER_S, TokenBucket
@@ -37,7 +45,15 @@ TOKEN_CACHE_S = 60.0  # how long a device token, once checked, is taken without 
 UNKNOWN_CACHE_S = 10.0  # how long an unknown token is answered 401 without asking again
 TOKEN_CACHE_MAX = 20_000  # tokens remembered at most (known and unknown); the cache starts afresh beyond
 TOKEN_CHECK_EVERY_S = 2.0  # how soon a revoked token stops being taken
-MAX_FIX_BATCH = 500  # fixes per transaction of the fix commit
+MAX_FIX_BATCH = 200  # fixes per transaction of the fix commit
+MAX_QUEUED_FIXES = 50_000  # fixes waiting for the fix commit; beyond, requests are answered 429
+MAX_QUEUED_PER_TOKEN = 5_000  # of which one device token's
+# A device that starts more activities than this in ``STARTS_WINDOW_S`` (a replay of fixes
+# spaced beyond the idle time, each starting an activity) is answered 429 for the rest of it.
+MAX_STARTS = 30
+STARTS_WINDOW_S = 600.0
+MAX_SPANS = 64  # fix time spans remembered per token
+FAILURE_RATE_PER_S = 5.0  # unknown-token requests one client address may make, in bursts of 4x
 EVICT_EVERY_S = 60.0
 
 
@@ -48,8 +64,9 @@ class Unauthorized(Exception):
 class RateLimited(Exception):
     """The token sent more than its share; resend after ``retry_after`` seconds."""
 
-    def __init__(self, retry_after: float):
-        super().__init__("too many requests for this device token; slow down and resend")
+    def __init__(self, retry_after: float, message: str = "too many requests for this device token; "
+                                                          "slow down and resend"):
+        super().__init__(message)
         self.retry_after = retry_after
 
 
@@ -81,7 +98,14 @@ class HttpIngest(LiveState, GroupCommit):
         # token -> (identity or None for an unknown one, when it was looked up)
         self.tokens: dict[str, tuple[Identity | None, float]] = {}
         self.buckets: dict[int, TokenBucket] = {}
+        self.failures: dict[str, TokenBucket] = {}  # client address -> its unknown-token requests
         self.suggesting: set[int] = set()  # tokens with a recommendations request in flight
+        self.logs_waiting: dict[int, int] = defaultdict(int)  # token -> REST GPS logs not yet committed
+        self.fixes_waiting: dict[int, int] = defaultdict(int)  # token -> fixes not yet committed
+        # token -> when it (may have) started activities, and the fix time spans seen of it
+        self.starts: dict[int, list[float]] = defaultdict(list)
+        self.spans: dict[int, list[list[float]]] = {}
+        self.idle_s = load_settings().device_idle_complete_s
         self.fix_queue: list[FixJob] = []
         self.fix_queued = asyncio.Event()
         self.fix_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fixes")
@@ -118,27 +142,48 @@ class HttpIngest(LiveState, GroupCommit):
 
     # -- who is asking -------------------------------------------------------------------
 
-    async def identify(self, token: str | None) -> Identity:
+    async def identify(self, token: str | None, client: str = "") -> Identity:
         """The identity of a device token (cached for ``TOKEN_CACHE_S``); Unauthorized when
-        it is missing, unknown or revoked, with the same answer in every case."""
-        if not token or len(token) > 200:
-            raise Unauthorized()
+        it is missing, unknown or revoked, with the same answer in every case. A client
+        address sending unknown tokens faster than ``FAILURE_RATE_PER_S`` gets RateLimited
+        without a database lookup, so a flood of made-up tokens cannot slow everyone."""
         now = time.monotonic()
+        if not token or len(token) > 200:
+            self._failed(client, now)
+            raise Unauthorized()
         cached = self.tokens.get(token)
         if cached is not None:
             identity, at = cached
             if now - at < (TOKEN_CACHE_S if identity is not None else UNKNOWN_CACHE_S):
                 if identity is None:
+                    self._failed(client, now)
                     raise Unauthorized()
                 return identity
+        bucket = self.failures.get(client)
+        if bucket is not None and bucket.tokens < 1 and not bucket.take(now):
+            raise RateLimited(1.0, "too many requests with unknown device tokens from this address; slow down")
         identity = await self.db(self.store.authenticate, token)
         if len(self.tokens) >= TOKEN_CACHE_MAX:
-            self.tokens.clear()
+            # Unknown tokens go first; the known ones only if the cache is still full.
+            self.tokens = {t: v for t, v in self.tokens.items() if v[0] is not None}
+            if len(self.tokens) >= TOKEN_CACHE_MAX:
+                self.tokens.clear()
         self.tokens[token] = (identity, now)
         if identity is None:
+            self._failed(client, now)
             raise Unauthorized()
         self.prefs.setdefault(identity.user_id, identity.cue_prefs)
         return identity
+
+    def _failed(self, client: str, now: float) -> None:
+        """Count a request with no valid token against its client address."""
+        bucket = self.failures.get(client)
+        if bucket is None:
+            if len(self.failures) >= TOKEN_CACHE_MAX:
+                self.failures.clear()
+            bucket = self.failures[client] = TokenBucket(rate=FAILURE_RATE_PER_S, burst=4 * FAILURE_RATE_PER_S,
+                                                         tokens=4 * FAILURE_RATE_PER_S, stamp=now)
+        bucket.take(now)
 
     def take(self, identity: Identity) -> None:
         """Count a request against its token's rate limit, as the websocket server counts
@@ -186,23 +231,75 @@ class HttpIngest(LiveState, GroupCommit):
     async def log_points(self, identity: Identity, msg) -> dict:
         """Store a REST GPS log through the group commit; answers once it is durable."""
         info = await self.activity_for(identity, msg.activity_id)
+        token = identity.token_id
+        if self.logs_waiting[token] >= MAX_UNSETTLED_PER_CONNECTION:  # as for one websocket connection
+            raise RateLimited(1.0, f"{self.logs_waiting[token]} GPS logs of this device token are waiting "
+                                   "for the database: wait for their answers")
         reply = Reply()
+        self.logs_waiting[token] += 1
         try:
             self.enqueue(reply, info, msg)
             self.touched[info.id] = time.monotonic()
             return await reply.future
         finally:
             self.forget_connection(reply)
+            self.logs_waiting[token] -= 1
+            if not self.logs_waiting[token]:
+                del self.logs_waiting[token]
 
     # -- phone apps' fixes ---------------------------------------------------------------
 
     async def save_fixes(self, identity: Identity, fixes: list[Fix]) -> list[Stored]:
         """Queue fixes for the fix commit; returns once they are durable, one result each."""
+        token = identity.token_id
+        now = time.monotonic()
+        starts = self.starts[token]
+        starts[:] = [t for t in starts if now - t < STARTS_WINDOW_S]
+        spans, new = self.new_spans(token, fixes)
+        if len(starts) + new > MAX_STARTS:
+            raise RateLimited(STARTS_WINDOW_S - (now - starts[0]) if starts else STARTS_WINDOW_S,
+                              f"this device's fixes would start more than {MAX_STARTS} activities in "
+                              f"{STARTS_WINDOW_S / 60:.0f} minutes; they are refused for a while")
+        starts.extend([now] * new)
+        if not starts:
+            del self.starts[token]
+        self.spans[token] = spans
+        if len(self.fix_queue) + len(fixes) > MAX_QUEUED_FIXES:
+            raise RateLimited(1.0, "the service is busy; resend later")
+        if self.fixes_waiting[token] + len(fixes) > MAX_QUEUED_PER_TOKEN:
+            raise RateLimited(1.0, "this device token's fixes are waiting for the database: wait for their answers")
         loop = asyncio.get_running_loop()
         jobs = [FixJob(identity, fix, loop.create_future()) for fix in fixes]
+        self.fixes_waiting[token] += len(jobs)
         self.fix_queue.extend(jobs)
         self.fix_queued.set()
-        return list(await asyncio.gather(*(job.future for job in jobs)))
+        try:
+            return list(await asyncio.gather(*(job.future for job in jobs)))
+        finally:
+            self.fixes_waiting[token] -= len(jobs)
+            if not self.fixes_waiting[token]:
+                del self.fixes_waiting[token]
+
+    def new_spans(self, token: int, fixes: list[Fix]) -> tuple[list[list[float]], int]:
+        """The token's fix time spans with ``fixes`` added, and how many of them lie beyond
+        the idle time of every fix this process has taken of the token: each may start an
+        activity (counted before the database says, so that a device cannot make one
+        transaction start hundreds). Kept only once the fixes are taken."""
+        if token not in self.spans and len(self.spans) >= TOKEN_CACHE_MAX:
+            self.spans.clear()
+        spans = [list(span) for span in self.spans.get(token, ())]
+        new = 0
+        for t in sorted(fix.t for fix in fixes):
+            for span in spans:
+                if span[0] - self.idle_s <= t <= span[1] + self.idle_s:
+                    span[0], span[1] = min(span[0], t), max(span[1], t)
+                    break
+            else:
+                spans.append([t, t])
+                new += 1
+        if len(spans) > MAX_SPANS:
+            del spans[:-MAX_SPANS]
+        return spans, new
 
     async def fix_committer(self) -> None:
         """Write queued fixes, many requests per transaction, on the fix thread."""
@@ -214,9 +311,8 @@ class HttpIngest(LiveState, GroupCommit):
                 await self.fix_queued.wait()
             await asyncio.sleep(GROUP_WAIT_S)
             batch, self.fix_queue = self.fix_queue[:MAX_FIX_BATCH], self.fix_queue[MAX_FIX_BATCH:]
-            work = [(Device(j.identity.token_id, j.identity.user_id, j.identity.sport), j.fix) for j in batch]
             try:
-                results = await loop.run_in_executor(self.fix_executor, store_fixes, self.store.Session, work)
+                await self._commit_fixes(loop, batch)
             except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it
                 if is_busy(exc):
                     # Nothing was written: the fixes go back in front and are tried again.
@@ -225,17 +321,43 @@ class HttpIngest(LiveState, GroupCommit):
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, BUSY_RETRY_MAX_S)
                     continue
-                log.exception("fix commit failed")
-                for job in batch:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                continue
+                await self._commit_each_token(loop, batch, exc)
             delay = BUSY_RETRY_FIRST_S
-            self.fixes_stored += sum(r.new for r in results)
-            for job, result in zip(batch, results):
+
+    async def _commit_fixes(self, loop, batch: list[FixJob]) -> None:
+        """Store one batch in one transaction and answer its fixes."""
+        work = [(Device(j.identity.token_id, j.identity.user_id, j.identity.sport), j.fix) for j in batch]
+        results = await loop.run_in_executor(self.fix_executor, store_fixes, self.store.Session, work)
+        self.fixes_stored += sum(r.new for r in results)
+        for job, result in zip(batch, results):
+            if not job.future.done():
+                job.future.set_result(result)
+        self.follow_fixes(batch, results)
+
+    async def _commit_each_token(self, loop, batch: list[FixJob], exc: Exception) -> None:
+        """After a failed transaction, each device token's fixes alone, so a fault one
+        device's data causes fails only that device's requests."""
+        tokens = {job.identity.token_id for job in batch}
+        if len(tokens) == 1:
+            log.error("fix commit failed", exc_info=exc)
+            for job in batch:
                 if not job.future.done():
-                    job.future.set_result(result)
-            self.follow_fixes(batch, results)
+                    job.future.set_exception(exc)
+            return
+        for token in sorted(tokens):
+            part = [job for job in batch if job.identity.token_id == token]
+            while True:
+                try:
+                    await self._commit_fixes(loop, part)
+                except Exception as again:  # noqa: BLE001 - answered below
+                    if is_busy(again):
+                        await asyncio.sleep(BUSY_RETRY_MAX_S)
+                        continue
+                    log.error("fix commit failed", exc_info=again)
+                    for job in part:
+                        if not job.future.done():
+                            job.future.set_exception(again)
+                break
 
     def follow_fixes(self, batch: list[FixJob], results: list[Stored]) -> None:
         """Feed newly stored fixes of open activities to their live stats; an activity this
@@ -269,6 +391,7 @@ class HttpIngest(LiveState, GroupCommit):
                 self.live_dirty.add(activity_id)
         except Exception:  # noqa: BLE001 - live stats only; the fixes are stored
             log.warning("could not load live state", exc_info=True)
+            self.touched.pop(activity_id, None)
         finally:
             self.loading.discard(activity_id)
 

@@ -47,8 +47,21 @@ def test_create_and_status_parse():
     """The lifecycle messages carry sport, command and time."""
     assert parse('{"type": "create", "sport": "ride", "client_ref": "abc"}', now=NOW) == \
         Create(None, "ride", None, None, "abc")
-    assert parse('{"type": "status", "activity_id": 3, "command": "pause", "at": 1}', now=NOW) == \
-        Status(None, 3, "pause", 1.0)
+    assert parse('{"type": "status", "activity_id": 3, "command": "pause", "at": 1795700000}', now=NOW) == \
+        Status(None, 3, "pause", 1795700000.0)
+
+
+def test_a_status_time_before_2000_or_far_ahead_is_refused():
+    for at in (1, -1e12, NOW + 3600):
+        with pytest.raises(ProtocolError) as exc:
+            parse(json.dumps({"type": "status", "activity_id": 3, "command": "start", "at": at}), now=NOW)
+        assert exc.value.code == "invalid_value"
+
+
+def test_a_client_ref_in_the_phone_apps_namespace_is_refused():
+    with pytest.raises(ProtocolError) as exc:
+        parse('{"type": "create", "sport": "run", "client_ref": "fixes:3:1796245646"}', now=NOW)
+    assert exc.value.code == "invalid_value" and "fixes:" in exc.value.message
 
 
 def test_a_create_title_longer_than_the_column_is_cut_with_an_ellipsis():

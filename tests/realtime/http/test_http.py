@@ -261,3 +261,70 @@ def test_recommendations_and_openapi(http):
     assert doc["openapi"].startswith("3.") and "/api/v1/gps-logs" in doc["paths"]
     page = http.session.get(http.url + "/api/v1/docs")
     assert page.status_code == 200 and "<script" not in page.text and "/api/v1/news-feed" in page.text
+
+
+def test_hostile_ids_limits_and_times_get_400_not_500(http):
+    token = http.token("web-nia")
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    aid = http.session.post(http.url + "/api/v1/activities", json={"sport": "run"}, headers=auth).json()["activity_id"]
+    for path in ("/api/v1/activities/%C2%B2", "/api/v1/activities/%EF%BC%91", "/api/v1/activities/--5"):
+        r = http.session.patch(http.url + path, data=b'{"command": "start"}', headers=auth)
+        assert r.status_code == 400 and r.json()["code"] == "wrong_type", (path, r.text)
+    for query in ("limit=--5", "limit=%C2%B2", "limit=1_0"):
+        r = http.session.get(http.url + "/api/v1/news-feed?" + query, headers=auth)
+        assert r.status_code == 400, (query, r.text)
+    forged = base64.urlsafe_b64encode(b"1.0:99999999999999999999999").decode()
+    r = http.session.get(http.url + "/api/v1/news-feed", params={"cursor": forged}, headers=auth)
+    assert r.status_code == 400 and r.json()["code"] == "invalid_value"
+    for at in (-1e12, -1e300, 1.0):
+        r = http.session.patch(f"{http.url}/api/v1/activities/{aid}", json={"command": "start", "at": at}, headers=auth)
+        assert r.status_code == 400 and r.json()["code"] == "invalid_value", (at, r.text)
+    r = http.session.post(http.url + "/api/v1/activities", json={"sport": "run", "client_ref": "fixes:1:2"}, headers=auth)
+    assert r.status_code == 400
+
+
+def test_unknown_paths_and_methods_answer_in_the_error_shape(http):
+    r = http.session.get(http.url + "/api/v1/nothing")
+    assert r.status_code == 404 and r.json()["code"] == "no_route"
+    r = http.session.delete(http.url + "/api/v1/gps-logs")
+    assert r.status_code == 405 and r.json()["code"] == "method_not_allowed"
+    r = http.session.patch(http.url + "/api/v1/activities/", json={"command": "start"}, allow_redirects=False)
+    assert r.status_code == 404
+
+
+def test_head_stores_nothing(http, engine):
+    token = http.token("web-oli")
+    r = http.session.head(http.url + "/", params={"id": token, "lat": LAT, "lon": LON})
+    assert r.status_code == 200
+    assert stored_points(engine, "web-oli") == 0
+
+
+def test_a_flood_of_made_up_tokens_is_slowed_per_address(http):
+    codes = [http.session.get(http.url + "/api/v1/news-feed", headers={"Authorization": f"Bearer junk{k}"}).status_code
+             for k in range(60)]
+    assert codes[0] == 401 and 429 in codes
+
+
+def test_fixes_that_would_start_too_many_activities_are_refused(http, engine):
+    token = http.token("web-pat")
+    t0 = time.time() - 86_400
+    locations = [{"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 700 * k)),
+                  "coords": {"latitude": LAT, "longitude": LON + 0.001 * k}} for k in range(100)]
+    r = http.session.post(http.url + "/", json={"device_id": token, "location": locations})
+    assert r.status_code == 429 and "activities" in r.text
+    assert activities_of(engine, "web-pat") == []
+    r = http.session.post(http.url + "/", json={"device_id": token, "location": locations})
+    assert r.status_code == 429  # sent again: still refused
+    r = http.session.post(http.url + "/", json={"device_id": token, "location": locations[:5]})
+    assert r.status_code == 200  # five sessions in one flush are a phone's, not a flood
+    assert len(activities_of(engine, "web-pat")) == 5
+
+
+def test_a_body_that_never_arrives_is_cut(http, monkeypatch):
+    import realtime.http.app as app_module
+
+    monkeypatch.setattr(app_module, "BODY_TIMEOUT_S", 1.0)
+    with socket.create_connection(("127.0.0.1", http.port), timeout=10) as sock:
+        sock.sendall(b"POST /owntracks HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+                     b"Content-Type: application/json\r\n\r\n{")
+        assert b" 408 " in sock.recv(4096).split(b"\r\n", 1)[0] + b" "
