@@ -7,6 +7,8 @@ INGEST_PORT ?= 8765
 # The HTTP service: phone apps (OsmAnd protocol, OwnTracks) and the REST API (/api/v1).
 HTTP_PORT ?= 8766
 SIM_DEVICES ?= 3
+# Simulated phones sending to the HTTP service as Traccar Client does.
+SIM_PHONES ?= 1
 # The simulated devices' offline buffers live beside the data.
 SIM_WORKDIR ?= $(or $(TRACKER_DATA_DIR),data)/simulator
 DASHBOARD_PORT ?= 8501
@@ -42,7 +44,7 @@ run: setup
 	@echo "Starting the dashboard on http://$(DASHBOARD_ADDRESS):$(DASHBOARD_PORT), the ingest server on"
 	@echo "ws://$(INGEST_HOST):$(INGEST_PORT) (health: http://$(INGEST_HOST):$(INGEST_PORT)/healthz), the HTTP service"
 	@echo "for phone apps and the REST API on http://$(INGEST_HOST):$(HTTP_PORT) (docs: /api/v1/docs), the worker,"
-	@echo "and $(SIM_DEVICES) simulated athletes recording live. Ctrl-C stops everything."
+	@echo "and $(SIM_DEVICES) simulated athletes recording live (and $(SIM_PHONES) with a phone app). Ctrl-C stops everything."
 	@bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \
 	  $(PY) -m realtime --host $(INGEST_HOST) --port $(INGEST_PORT) & \
 	  $(PY) -m realtime.http --host $(INGEST_HOST) --port $(HTTP_PORT) & \
@@ -50,6 +52,7 @@ run: setup
 	  $(VENV)/bin/streamlit run dashboard/app.py --server.port $(DASHBOARD_PORT) --server.address $(DASHBOARD_ADDRESS) & \
 	  $(PY) -m realtime.health --url http://$(INGEST_HOST):$(INGEST_PORT)/healthz --wait 30; \
 	  $(PY) -m realtime.simulate --server ws://$(INGEST_HOST):$(INGEST_PORT) --devices $(SIM_DEVICES) \
+	    --phones $(SIM_PHONES) --http http://$(INGEST_HOST):$(HTTP_PORT) \
 	    --speed 1 --rounds 1000 --workdir $(SIM_WORKDIR) & \
 	  wait'
 

@@ -3,8 +3,11 @@
 Each simulated device is an ordinary ``DeviceClient`` with its own offline buffer,
 recording a track (a real one from ../shared/data/tracks when present, a generated one
 otherwise) at ``--speed`` times real time, optionally dropping its network now and then.
+Simulated phones (``--phones``) send their fixes to the HTTP service as Traccar Client does
+(the OsmAnd protocol, one fix per request, kept in the phone until it is answered 200).
 
     python -m realtime.simulate --server ws://127.0.0.1:8765 --devices 5 --speed 1 [--drop-every 60]
+    python -m realtime.simulate --devices 0 --phones 2 --http http://127.0.0.1:8766
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import random
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 from core.accounts.tokens import create_device_token
@@ -34,8 +40,10 @@ from realtime.replay import device_points
 
 log = logging.getLogger("realtime.simulate")
 
+PHONE_RETRY_S = 2.0  # how long a phone waits before sending its buffer again after a failure
 
-def device_tokens(count: int, seed: int) -> list[tuple[str, str]]:
+
+def device_tokens(count: int, seed: int, name: str = "simulator") -> list[tuple[str, str]]:
     """(username, token) for ``count`` athletes: demo athletes when there are any."""
     engine = make_engine()
     migrate(engine)
@@ -52,7 +60,7 @@ def device_tokens(count: int, seed: int) -> list[tuple[str, str]]:
         while len(athletes) < count:
             athletes.append(create_user(s, f"sim{len(athletes)}_{rng.randrange(10**6)}", "Simulated athlete"))
         for user in rng.sample(athletes, count):
-            _, token = create_device_token(s, user, name="simulator")
+            _, token = create_device_token(s, user, name=name)
             out.append((user.username, token))
     engine.dispose()
     return out
@@ -129,23 +137,76 @@ async def simulate_device(index: int, server: str, username: str, token: str, sp
     return recorded
 
 
+def _send_fix(url: str, params: dict) -> int:
+    """One OsmAnd-protocol request; the HTTP status (0 when the service is unreachable)."""
+    try:
+        with urllib.request.urlopen(f"{url}/?{urllib.parse.urlencode(params)}", timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+async def simulate_phone(index: int, url: str, username: str, token: str, speed: float, real: list[Path],
+                         seed: int, rounds: int, quiet_s: float) -> int:
+    """One phone recording ``rounds`` activities through the HTTP service, quiet for
+    ``quiet_s`` between them (the service completes an activity once its phone goes quiet);
+    returns fixes the service stored."""
+    rng = random.Random(seed + 10_000 + index)
+    buffer: list[dict] = []  # the phone's offline buffer: a fix leaves it once answered 200
+    stored = 0
+    for _ in range(rounds):
+        _, points = track_points(rng, real)
+        if speed != 1:
+            shift = time.time() - points[-1]["t"] - 1
+            points = [dict(p, t=p["t"] + shift) for p in points]
+        for k, p in enumerate(points):
+            if k and speed > 0:
+                await asyncio.sleep((p["t"] - points[k - 1]["t"]) / speed)
+            if p.get("lat") is None:
+                continue
+            fix = {"id": token, "timestamp": round(p["t"], 1), "lat": p["lat"], "lon": p["lon"]}
+            if p.get("ele") is not None:
+                fix["altitude"] = p["ele"]
+            buffer.append(fix)
+            while buffer:
+                status = await asyncio.to_thread(_send_fix, url, buffer[0])
+                if status == 200:
+                    buffer.pop(0)
+                    stored += 1
+                elif 400 <= status < 500 and status not in (401, 429):
+                    log.warning("phone %d: fix refused (%d), dropped", index, status)
+                    buffer.pop(0)
+                else:  # unreachable, busy or failing: kept, sent again with the next fix
+                    break
+        await asyncio.sleep(quiet_s / speed if speed > 0 else 0)
+    log.info("phone %d (%s) done: %d fixes stored", index, username, stored)
+    return stored
+
+
 async def main_async(args) -> None:
     shared = load_settings().shared_tracks_dir
     real = track_files(shared)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="simulate-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    tokens = device_tokens(args.devices, args.seed)
-    totals = await asyncio.gather(*[
-        simulate_device(i, args.server, user, token, args.speed, args.drop_every, workdir, real, args.seed,
-                        args.rounds)
-        for i, (user, token) in enumerate(tokens)])
-    print(f"simulated {args.devices} devices, {sum(totals)} points recorded and synced")
+    tokens = device_tokens(args.devices + args.phones, args.seed) if args.devices + args.phones else []
+    devices, phones = tokens[:args.devices], tokens[args.devices:]
+    quiet_s = load_settings().device_idle_complete_s + 60
+    totals = await asyncio.gather(
+        *[simulate_device(i, args.server, user, token, args.speed, args.drop_every, workdir, real, args.seed,
+                          args.rounds) for i, (user, token) in enumerate(devices)],
+        *[simulate_phone(i, args.http.rstrip("/"), user, token, args.speed, real, args.seed, args.rounds, quiet_s)
+          for i, (user, token) in enumerate(phones)])
+    print(f"simulated {args.devices} devices and {args.phones} phones, {sum(totals)} points recorded and synced")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m realtime.simulate", description="simulated live devices")
     parser.add_argument("--server", default="ws://127.0.0.1:8765")
     parser.add_argument("--devices", type=int, default=3)
+    parser.add_argument("--phones", type=int, default=0, help="phones sending to the HTTP service (--http)")
+    parser.add_argument("--http", default="http://127.0.0.1:8766", help="the HTTP service, for --phones")
     parser.add_argument("--speed", type=float, default=1.0, help="times real time; 0 = as fast as possible")
     parser.add_argument("--rounds", type=int, default=1, help="activities per device, one after another")
     parser.add_argument("--drop-every", type=float, help="drop the network every this many seconds")

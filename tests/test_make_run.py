@@ -22,6 +22,7 @@ from tests.realtime.test_crash import free_port
 ROOT = Path(__file__).resolve().parents[1]
 WATCH_S = 180.0  # how long the Live page is watched once the athletes appear
 SIM_DEVICES = 3
+SIM_PHONES = 1  # a phone app sending to the HTTP service
 
 
 def healthy(url: str) -> bool:
@@ -47,7 +48,7 @@ def wait_until(check, seconds: float, proc: subprocess.Popen, log: Path, failure
 @pytest.mark.timeout(1200)
 def test_make_run_keeps_live_athletes_on_the_live_page(tmp_path):
     """Every 10 s for three minutes, alice's Live page lists simulated athletes recording
-    now; the ingest server logs no failed commit or internal error, and the worker scores
+    now, the one with a phone app (through the HTTP service) among them; the ingest server logs no failed commit or internal error, and the worker scores
     the demo's activities meanwhile."""
     db = tmp_path / "tracker.db"
     ingest_port, dashboard_port, http_port = free_port(), free_port(), free_port()
@@ -55,7 +56,8 @@ def test_make_run_keeps_live_athletes_on_the_live_page(tmp_path):
     env.pop("TRACKER_REDIS_URL", None)
     log = tmp_path / "make-run.log"
     proc = subprocess.Popen(["make", "run", f"INGEST_PORT={ingest_port}", f"DASHBOARD_PORT={dashboard_port}",
-                             f"HTTP_PORT={http_port}", f"SIM_DEVICES={SIM_DEVICES}"], cwd=ROOT, env=env, stdout=log.open("w"),
+                             f"HTTP_PORT={http_port}", f"SIM_DEVICES={SIM_DEVICES}",
+                             f"SIM_PHONES={SIM_PHONES}"], cwd=ROOT, env=env, stdout=log.open("w"),
                             stderr=subprocess.STDOUT, start_new_session=True)
     samples: list[int] = []
     try:
@@ -88,4 +90,4 @@ def test_make_run_keeps_live_athletes_on_the_live_page(tmp_path):
     assert "gave up" not in output and "Traceback" not in output, output[-3000:]
     assert "jobs done" in output and '"scored"' in output  # the worker did score meanwhile
     assert samples and min(samples) >= 1, samples
-    assert max(samples) == SIM_DEVICES, samples
+    assert max(samples) == SIM_DEVICES + SIM_PHONES, samples
