@@ -68,6 +68,8 @@ bench: setup
 	$(PY) bench/devices.py
 	$(PY) bench/feed.py
 	$(PY) bench/ingest_live.py
+	$(PY) bench/http_ingest.py
+	$(PY) bench/http_schema.py
 	@if [ -n "$$TRACKER_BENCH_POSTGRES_URL" ]; then $(PY) bench/ingest_sync.py; \
 	  else echo "bench/ingest_sync.py skipped: it needs TRACKER_BENCH_POSTGRES_URL"; fi
 	$(PY) bench/ingest_backlog.py
