@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import DeviceToken, User
@@ -40,6 +40,12 @@ SEQ_BASE = 1_000_000_000  # route_points.seq of a fix at its activity's anchor t
 SEQ_PER_S = 10  # deciseconds
 SEQ_MAX = 2**31 - 1
 PROVISIONAL_SPORT = "run"  # an activity's sport until inferred at completion
+# A track's stored span and arrival time are written back when a fix extends the span by
+# more than this or this long has passed since they were written (or the start moves, or a
+# recompute is due): a phone's every fix would otherwise rewrite its row. Completion comes
+# at most this much earlier than the idle time, and a fix after it lands in the completed
+# activity, which is recomputed.
+TRACK_WRITE_EVERY_S = 30.0
 
 
 @dataclass(slots=True)
@@ -171,22 +177,39 @@ def idle_complete_s() -> float:
 
 
 @dataclass(slots=True)
-class _Open:
-    """A device track as the write sees it."""
+class _Track:
+    """A device track as the write sees it: its row's values, its activity's status and sport,
+    and what this write changes."""
 
-    row: DeviceTrack
+    activity_id: int
+    token_id: int
+    anchor_t: float
+    first_t: float
+    last_t: float
+    recompute: bool
     status: str
     sport: str
+    first_before: float = math.inf  # first_t, last_t, heard_at and recompute as stored
+    last_before: float = -math.inf
+    heard_before: float = -math.inf
+    recompute_before: bool = False
+    touched: bool = False  # a new fix landed
+
+    def stale(self, now: float) -> bool:
+        """Whether the stored row must be written back (see ``TRACK_WRITE_EVERY_S``)."""
+        return (self.first_t < self.first_before or self.recompute != self.recompute_before
+                or self.last_t - self.last_before > TRACK_WRITE_EVERY_S
+                or now - self.heard_before > TRACK_WRITE_EVERY_S)
 
 
-def _nearest(tracks: list[_Open], t: float, idle: float) -> _Open | None:
+def _nearest(tracks: list[_Track], t: float, idle: float) -> _Track | None:
     best, best_d = None, math.inf
     for track in tracks:
-        first, last = track.row.first_t, track.row.last_t
+        first, last = track.first_t, track.last_t
         if not first - idle <= t <= last + idle:
             continue
         d = 0.0 if first <= t <= last else min(abs(t - first), abs(t - last))
-        if d < best_d or (d == best_d and best is not None and track.row.activity_id > best.row.activity_id):
+        if d < best_d or (d == best_d and best is not None and track.activity_id > best.activity_id):
             best, best_d = track, d
     return best
 
@@ -195,90 +218,114 @@ def store_fixes(Session: sessionmaker[Session], batch: list[tuple[Device, Fix]],
                 idle_s: float | None = None) -> list[Stored]:
     """Store many devices' fixes (each checked by ``check_fix`` first) in one short write
     transaction; one result per input, in order. ``idle_s``: the idle time (the settings'
-    ``device_idle_complete_s`` by default)."""
+    ``device_idle_complete_s`` by default).
+
+    A batch of many phones' fixes costs a fixed number of statements, not a few per phone:
+    one read of their tracks, one insert of points and one of hints, one update of the
+    tracks and one of the point counts (executemany). Only starting an activity, which
+    happens once per outing, goes through the lifecycle's ORM code."""
     if not batch:
         return []
     now = time.time() if now is None else float(now)
     idle = idle_complete_s() if idle_s is None else float(idle_s)
-    by_token: dict[int, list[int]] = {}
     devices: dict[int, Device] = {}
-    for i, (device, _fix) in enumerate(batch):
-        by_token.setdefault(device.token_id, []).append(i)
+    for device, _fix in batch:
         devices.setdefault(device.token_id, device)
-    for idxs in by_token.values():
-        idxs.sort(key=lambda i: batch[i][1].t)
+    order = sorted(range(len(batch)), key=lambda i: (batch[i][0].token_id, batch[i][1].t))
     results: list[Stored | None] = [None] * len(batch)
     with write_transaction(Session, "device_fixes") as s:
-        for token_id in sorted(by_token):
-            _store_device(s, devices[token_id], [(i, batch[i][1]) for i in by_token[token_id]], now, idle, results)
+        tracks = _tracks(s, sorted(devices), min(f.t for _, f in batch) - idle, max(f.t for _, f in batch) + idle)
+        placed = _place(s, devices, tracks, [(i, batch[i][0].token_id, batch[i][1]) for i in order], idle, now)
+        _write(s, placed, tracks, now, results)
     return results  # type: ignore[return-value]
 
 
-def _store_device(s: Session, device: Device, fixes: list[tuple[int, Fix]], now: float, idle: float,
-                  results: list) -> None:
-    """Assign and store one device's fixes (sorted by time), writing into ``results``."""
-    # One writer per device at a time (PostgreSQL; SQLite's write lock is held already), so
-    # two batches of one device never both start an activity for the same time.
-    s.execute(select(DeviceToken.id).where(DeviceToken.id == device.token_id).with_for_update())
-    t_lo, t_hi = fixes[0][1].t, fixes[-1][1].t
+def _tracks(s: Session, token_ids: list[int], t_lo: float, t_hi: float) -> dict[int, list[_Track]]:
+    """The devices' tracks whose span comes within ``t_lo``..``t_hi``, by token."""
+    if s.get_bind().dialect.name == "postgresql":
+        # One writer per device at a time (SQLite's write lock is held already), so two
+        # batches of one device never both start an activity for the same time.
+        s.execute(select(DeviceToken.id).where(DeviceToken.id.in_(token_ids)).order_by(DeviceToken.id)
+                  .with_for_update())
     # Share-locked like the ingest server's commit: the worker's completion re-counts the
     # points under its own lock, so no fix lands between its count and the status change.
-    rows = s.execute(select(DeviceTrack, Activity.status, Activity.sport)
+    rows = s.execute(select(DeviceTrack.activity_id, DeviceTrack.token_id, DeviceTrack.anchor_t,
+                            DeviceTrack.first_t, DeviceTrack.last_t, DeviceTrack.recompute,
+                            DeviceTrack.heard_at, Activity.status, Activity.sport)
                      .join(Activity, Activity.id == DeviceTrack.activity_id)
-                     .where(DeviceTrack.token_id == device.token_id, DeviceTrack.last_t >= t_lo - idle,
-                            DeviceTrack.first_t <= t_hi + idle)
+                     .where(DeviceTrack.token_id.in_(token_ids), DeviceTrack.last_t >= t_lo,
+                            DeviceTrack.first_t <= t_hi)
                      .with_for_update(read=True, of=Activity)).all()
-    tracks = [_Open(row, status, sport) for row, status, sport in rows]
-    first_before = {track.row.activity_id: track.row.first_t for track in tracks}
-    placed: list[tuple[int, Fix, _Open, int, bool]] = []  # (input index, fix, track, seq, created)
-    user = None
-    for i, fix in fixes:
-        track = _nearest(tracks, fix.t, idle)
+    out: dict[int, list[_Track]] = {}
+    for aid, token_id, anchor, first, last, recompute, heard, status, sport in rows:
+        out.setdefault(token_id, []).append(_Track(aid, token_id, anchor, first, last, bool(recompute), status,
+                                                   sport, first_before=first, last_before=last, heard_before=heard,
+                                                   recompute_before=bool(recompute)))
+    return out
+
+
+def _place(s: Session, devices: dict[int, Device], tracks: dict[int, list[_Track]],
+           fixes: list[tuple[int, int, Fix]], idle: float, now: float) -> list[tuple[int, Fix, _Track, int, bool]]:
+    """Each fix's track (starting an activity where none is near) and sequence number, for
+    (input index, token, fix) in device and time order: (input index, fix, track, seq, created)."""
+    placed = []
+    for i, token_id, fix in fixes:
+        mine = tracks.setdefault(token_id, [])
+        track = _nearest(mine, fix.t, idle)
         created = False
         if track is None:
-            if user is None:
-                user = s.get(User, device.user_id)
-            track = _start(s, device, user, fix.t, now)
-            tracks.append(track)
+            track = _start(s, devices[token_id], fix.t, now)
+            mine.append(track)
             created = True
-        placed.append((i, fix, track, fix_seq(fix.t, track.row.anchor_t), created))
+        placed.append((i, fix, track, fix_seq(fix.t, track.anchor_t), created))
         if track.status != "discarded":
-            track.row.first_t = min(track.row.first_t, fix.t)
-            track.row.last_t = max(track.row.last_t, fix.t)
+            track.first_t = min(track.first_t, fix.t)
+            track.last_t = max(track.last_t, fix.t)
+    return placed
+
+
+def _write(s: Session, placed: list[tuple[int, Fix, _Track, int, bool]], tracks: dict[int, list[_Track]],
+           now: float, results: list) -> None:
+    """Insert the placed fixes' points and hints, and write back what changed of their tracks
+    and activities, filling in ``results``."""
     rows_out, seen = [], set()
     for _i, fix, track, seq, _created in placed:
-        key = (track.row.activity_id, seq)
+        key = (track.activity_id, seq)
         if track.status == "discarded" or key in seen or not 0 <= seq <= SEQ_MAX:
             continue
         seen.add(key)
         rows_out.append({"activity_id": key[0], "seq": seq, "t": fix.t, "lat": fix.lat, "lon": fix.lon,
                          "ele": fix.ele, "acc": fix.acc, "hr": None, "cad": None})
     new_keys = insert_new_keys(s, rows_out)
-    hints, counted, late = [], {}, {}
+    hints, late = [], {}
     for i, fix, track, seq, created in placed:
-        key = (track.row.activity_id, seq)
+        key = (track.activity_id, seq)
         new = key in new_keys
         if new:
             new_keys.discard(key)  # a second copy in this batch is not new
-            counted[key[0]] = counted.get(key[0], 0) + 1
-            track.row.heard_at = now
+            track.touched = True
             if has_hints(fix):
                 hints.append({"activity_id": key[0], "seq": seq, "is_moving": fix.is_moving, "motion": fix.motion,
                               "speed_mps": fix.speed_mps, "bearing": fix.bearing, "battery": fix.battery})
             if track.status == "completed":
-                track.row.recompute = True
+                track.recompute = True
                 late[key[0]] = max(late.get(key[0], -math.inf), fix.t)
         results[i] = Stored(key[0], seq, track.status, track.sport, new, created)
+    conn = s.connection()
     if hints:
-        s.execute(insert(FixHint), hints)  # no ORM objects: keeps the write short
-    for track in tracks:
-        aid = track.row.activity_id
-        if aid in counted and track.status != "completed":
-            s.execute(update(Activity).where(Activity.id == aid)
-                      .values(point_count=Activity.point_count + counted[aid]))
-    for track in tracks:
-        aid, first = track.row.activity_id, track.row.first_t
-        if track.status in OPEN_STATUSES and first < first_before.get(aid, first):
+        conn.execute(insert(FixHint.__table__), hints)  # no ORM objects: keeps the write short
+    touched = [t for mine in tracks.values() for t in mine if t.touched]
+    stale = [t for t in touched if t.stale(now)]
+    if stale:
+        table = DeviceTrack.__table__
+        conn.execute(table.update().where(table.c.activity_id == bindparam("b_id"))
+                     .values(first_t=bindparam("b_first"), last_t=bindparam("b_last"), heard_at=bindparam("b_heard"),
+                             recompute=bindparam("b_recompute")),
+                     [{"b_id": t.activity_id, "b_first": t.first_t, "b_last": t.last_t, "b_heard": now,
+                       "b_recompute": t.recompute} for t in stale])
+    for track in touched:
+        aid, first = track.activity_id, track.first_t
+        if track.status in OPEN_STATUSES and first < track.first_before:
             # A late fix before the first: the activity (and its start) begins there.
             s.execute(update(Activity).where(Activity.id == aid)
                       .values(start_time=datetime.fromtimestamp(first, tz=UTC)))
@@ -291,11 +338,11 @@ def _store_device(s: Session, device: Device, fixes: list[tuple[int, Fix]], now:
                                               ActivityEvent.command.in_(("stop", "complete")),
                                               ActivityEvent.at <= t)
                   .values(at=t + 1.0))
-    s.flush()
 
 
-def _start(s: Session, device: Device, user: User, t: float, now: float) -> _Open:
+def _start(s: Session, device: Device, t: float, now: float) -> _Track:
     """A new activity for the device's user, started at ``t``, and its device track."""
+    user = s.get(User, device.user_id)
     sport = device.sport or PROVISIONAL_SPORT
     activity = create_activity(s, user, sport, source="device", client_ref=f"fixes:{device.token_id}:{int(t)}")
     if activity.status == "created":
@@ -305,5 +352,7 @@ def _start(s: Session, device: Device, user: User, t: float, now: float) -> _Ope
         row = DeviceTrack(activity_id=activity.id, token_id=device.token_id, anchor_t=t, first_t=t, last_t=t,
                           heard_at=now, sport_inferred=device.sport is None, recompute=False)
         s.add(row)
-        s.flush()
-    return _Open(row, activity.status, activity.sport)
+    s.flush()
+    return _Track(activity.id, device.token_id, row.anchor_t, row.first_t, row.last_t, bool(row.recompute),
+                  activity.status, activity.sport, first_before=row.first_t, last_before=row.last_t,
+                  heard_before=row.heard_at, recompute_before=bool(row.recompute))
