@@ -55,8 +55,9 @@ from core.anomaly.detector import assess, fingerprint_of
 from core.anomaly.features import track_features
 from core.anomaly.model import Baseline, PopulationModel
 from core.anomaly.training import REAL_POSITIVES, feature_rows, population, real_recordings
-from core.anomaly.vehicle import VehicleModel, grouped_evaluation, training_rows, vehicle_examples
-from core.anomaly.vehicle import report as vehicle_report
+from core.anomaly.vehicle import VehicleModel, training_rows, vehicle_examples
+from core.anomaly.vehicle_evaluation import grouped_evaluation
+from core.anomaly.vehicle_evaluation import report as vehicle_report
 from core.tracks.formats import load_track
 from core.tracks.geo import segment_lengths_m
 from core.tracks.track import Track

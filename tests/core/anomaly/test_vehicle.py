@@ -9,17 +9,9 @@ import pickle
 import numpy as np
 import pytest
 
-from core.anomaly.vehicle import (
-    FEATURES,
-    VehicleModel,
-    default_vehicles_dir,
-    fold_of,
-    grouped_evaluation,
-    report,
-    stretch_features,
-    thinned,
-    vehicle_examples,
-)
+from core.anomaly.vehicle import VehicleModel, default_vehicles_dir, fold_of, thinned, vehicle_examples
+from core.anomaly.vehicle_evaluation import grouped_evaluation, report
+from core.anomaly.vehicle_features import FEATURES, stretch_features
 from core.tracks.formats import load_track
 from core.tracks.track import Track
 
