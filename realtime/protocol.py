@@ -215,7 +215,8 @@ def _integer(value, name: str, low: int, high: int) -> int:
     return value
 
 
-def _number(value, name: str, code: str = "wrong_type") -> float | None:
+def number(value, name: str, code: str = "wrong_type") -> float | None:
+    """A JSON number as a finite float (None when absent); ProtocolError otherwise."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -244,7 +245,7 @@ def _parse_create(data: dict, request_id, now: float) -> Create:
 
 
 def _parse_status(data: dict, request_id, now: float) -> Status:
-    at = _number(data.get("at"), "at")
+    at = number(data.get("at"), "at")
     if at is not None and at > now + MAX_FUTURE_S:
         raise ProtocolError("invalid_value", "'at' is in the future")
     if at is not None and at < MIN_TIME_S:
@@ -272,16 +273,16 @@ def _parse_point(p, now: float) -> Point:
         seq = _integer(_require(p, "seq"), "seq", 0, MAX_SEQ)
     t = p.get("t")
     if type(t) is not float:
-        t = _number(_require(p, "t"), "t")
+        t = number(_require(p, "t"), "t")
     if t > now + MAX_FUTURE_S:
         raise ProtocolError("invalid_point", f"point {seq}: time is in the future")
     if t < MIN_TIME_S:
         raise ProtocolError("invalid_point", f"point {seq}: time is before the year 2000")
     lat, lon = p.get("lat"), p.get("lon")
     if type(lat) is not float:
-        lat = _number(lat, "lat")
+        lat = number(lat, "lat")
     if type(lon) is not float:
-        lon = _number(lon, "lon")
+        lon = number(lon, "lon")
     if lat is None or lon is None:
         if lat is not lon:
             raise ProtocolError("invalid_point", f"point {seq}: lat and lon come together")
@@ -293,7 +294,7 @@ def _parse_point(p, now: float) -> Point:
     for name, low, high, problem in _POINT_EXTRAS:
         value = p.get(name)
         if value is not None:
-            value = _number(value, name)
+            value = number(value, name)
             if not low <= value <= high:
                 raise ProtocolError("invalid_point", f"point {seq}: {problem}")
         extras.append(value)
@@ -326,8 +327,8 @@ def _parse_cues(data: dict, request_id, now: float) -> Cues:
         raise ProtocolError("wrong_type", "'fields' must be a list of strings")
     if not set(fields) <= set(CUE_FIELDS):
         raise ProtocolError("invalid_value", f"'fields' may hold {', '.join(CUE_FIELDS)}")
-    every_km = _number(data.get("every_km"), "every_km")
-    every_min = _number(data.get("every_min"), "every_min")
+    every_km = number(data.get("every_km"), "every_km")
+    every_min = number(data.get("every_min"), "every_min")
     for name, value, high in (("every_km", every_km, MAX_EVERY_KM), ("every_min", every_min, MAX_EVERY_MIN)):
         if value is not None and not 0 < value <= high:
             raise ProtocolError("invalid_value", f"'{name}' must be above 0 and at most {high:g}")

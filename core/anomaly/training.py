@@ -23,7 +23,7 @@ import numpy as np
 from core.activities.tables import SPORTS
 from core.anomaly.features import track_features, vector
 from core.anomaly.model import train_sport
-from core.tracks.formats import readable_tracks
+from core.tracks.formats import outdoor_recordings
 from core.tracks.track import Track
 
 # Recordings in the shared corpus that are not honest runs or rides, found by inspection.
@@ -36,26 +36,9 @@ MIN_DURATION_S = 300.0
 
 
 def real_recordings(shared: Path | None) -> list[tuple[str, Track]]:
-    """Outdoor runs and rides with GPS from the shared corpus (one copy of each recording)."""
-    out: list[tuple[str, Track]] = []
-    seen = set()
-    for path, track in readable_tracks(shared):
-        if path.name in REAL_POSITIVES:
-            continue
-        if track.sport not in SPORTS or track.indoor or track.meta.get("multisport"):
-            continue
-        if track.gps_points < 100:
-            continue
-        t = track.t[np.isfinite(track.t)]
-        if t.size == 0 or np.ptp(t) < MIN_DURATION_S:
-            continue
-        # The same recording exported twice (FIT and TCX of one race) counts once.
-        key = (round(float(t.min())), track.gps_points)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append((f"{path.parent.name}/{path.name}", track))
-    return out
+    """Outdoor runs and rides with GPS from the shared corpus (one copy of each recording),
+    the known cheats of ``REAL_POSITIVES`` left out."""
+    return outdoor_recordings(shared, MIN_DURATION_S, skip=REAL_POSITIVES)
 
 
 def windows(track: Track, rng: random.Random, count: int) -> list[Track]:

@@ -82,21 +82,9 @@ def infer_sport(track: Track, motions: Iterable[str | None] = (), pauses=None) -
 def labelled_recordings(folder: Path) -> list[tuple[str, Track]]:
     """Outdoor runs and rides with GPS (at least 100 fixes over 5 minutes) whose file says
     its sport, one copy of each recording."""
-    from core.tracks.formats import readable_tracks
+    from core.tracks.formats import outdoor_recordings
 
-    out, seen = [], set()
-    for path, track in readable_tracks(folder):
-        if track.sport not in ("run", "ride") or track.indoor or track.meta.get("multisport"):
-            continue
-        t = track.t[np.isfinite(track.t)]
-        if track.gps_points < 100 or t.size == 0 or np.ptp(t) < 300:
-            continue
-        key = (round(float(t.min())), track.gps_points)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append((f"{path.parent.name}/{path.name}", track))
-    return out
+    return outdoor_recordings(folder, 300.0)
 
 
 def every(track: Track, seconds: float) -> Track:

@@ -60,6 +60,8 @@ class BodyTooSlow(Exception):
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The request's body, refused (BodyTooLarge) past ``limit`` bytes without reading more."""
     declared = request.headers.get("content-length")
+    if declared is None and request.method in ("GET", "HEAD") and "transfer-encoding" not in request.headers:
+        return b""  # no body (a phone's every OsmAnd GET): nothing to wait for
     if declared is not None:
         try:
             if int(declared) > limit:

@@ -8,7 +8,6 @@ request it cannot use; docs/phone-apps.md describes what is read from each.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from datetime import UTC, datetime
 from core.devices.fixes import Fix, FixError, check_fix
 from core.text import clean
 from realtime.protocol import MAX_POINTS_PER_BATCH, ProtocolError
+from realtime.protocol import number as protocol_number
 
 KNOTS = 1852.0 / 3600.0  # m/s per knot: the OsmAnd protocol's speeds are in knots
 KMH = 1.0 / 3.6
@@ -35,8 +35,6 @@ def number(value, name: str, required: bool = False) -> float | None:
         if required:
             raise ProtocolError("missing_field", f"'{name}' is required")
         return None
-    if isinstance(value, bool):
-        raise ProtocolError("wrong_type", f"'{name}' must be a number")
     if isinstance(value, str):
         if len(value) > 40:
             raise ProtocolError("invalid_value", f"'{name}' is too long for a number")
@@ -46,15 +44,7 @@ def number(value, name: str, required: bool = False) -> float | None:
         if not NUMBER_TEXT.fullmatch(value):
             raise ProtocolError("wrong_type", f"'{name}' must be a number")
         value = float(value)
-    elif not isinstance(value, int | float):
-        raise ProtocolError("wrong_type", f"'{name}' must be a number")
-    try:
-        value = float(value)
-    except OverflowError:
-        raise ProtocolError("invalid_value", f"'{name}' is too large") from None
-    if not math.isfinite(value):
-        raise ProtocolError("invalid_value", f"'{name}' must be finite")
-    return value
+    return protocol_number(value, name)  # a JSON number's checks: not a flag, finite, in range
 
 
 def timestamp(value, name: str, now: float) -> float:

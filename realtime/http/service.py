@@ -37,7 +37,8 @@ from realtime.commit import (
 from realtime.live_state import LiveState
 from realtime.protocol import Point
 from realtime.server import RATE_BURST, RATE_PER_S, TokenBucket
-from realtime.store import CHECKPOINT_EVERY_S, Identity, Store, is_busy
+from realtime.store import Identity, Store, is_busy
+from realtime.watchers import Watchers
 
 log = logging.getLogger("realtime")
 
@@ -120,7 +121,8 @@ class HttpIngest(LiveState, GroupCommit):
         self.tasks = [asyncio.create_task(self.committer()), asyncio.create_task(self.fix_committer()),
                       asyncio.create_task(self.token_watch()), asyncio.create_task(self.evictor())]
         if self.store.dialect == "sqlite":
-            self.tasks.append(asyncio.create_task(self.checkpointer()))
+            # SQLite's WAL checkpointed off the commit path, as the websocket server does.
+            self.tasks.append(asyncio.create_task(Watchers.checkpointer(self)))
         if self.redis_url:
             self.tasks.append(asyncio.create_task(self.live_publisher()))
 
@@ -274,6 +276,8 @@ class HttpIngest(LiveState, GroupCommit):
         self.fix_queue.extend(jobs)
         self.fix_queued.set()
         try:
+            if len(jobs) == 1:  # a phone's usual request: one fix
+                return [await jobs[0].future]
             return list(await asyncio.gather(*(job.future for job in jobs)))
         finally:
             self.fixes_waiting[token] -= len(jobs)
@@ -401,12 +405,3 @@ class HttpIngest(LiveState, GroupCommit):
         while True:
             await asyncio.sleep(EVICT_EVERY_S)
             self.evict_idle_activities(time.monotonic())
-
-    async def checkpointer(self) -> None:
-        """SQLite only: checkpoint the WAL on the database thread, off the commit path."""
-        while True:
-            await asyncio.sleep(CHECKPOINT_EVERY_S)
-            try:
-                await self.db(self.store.checkpoint)
-            except Exception:  # noqa: BLE001 - tried again next round
-                log.warning("WAL checkpoint failed", exc_info=True)

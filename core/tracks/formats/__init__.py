@@ -8,13 +8,14 @@ activity and device names a file carries are cut to what the database stores (``
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from pathlib import Path
 
 import defusedxml.ElementTree as safe_et
 import fitdecode
 import gpxpy
 import gpxpy.gpx
+import numpy as np
 from defusedxml import DefusedXmlException
 
 from core.config import load_settings
@@ -96,3 +97,25 @@ def readable_tracks(folder: str | Path | None) -> Iterator[tuple[Path, Track]]:
             yield path, load_track(path)
         except TrackFileError:
             continue
+
+
+def outdoor_recordings(folder: str | Path | None, min_duration_s: float = 300.0,
+                       skip: Container[str] = ()) -> list[tuple[str, Track]]:
+    """The outdoor runs and rides with GPS among ``folder``'s recordings (at least 100 fixes
+    over ``min_duration_s``), each as ("parent/name", track), their file names not in
+    ``skip``; the same recording exported twice (the FIT and the TCX of one race) once."""
+    out, seen = [], set()
+    for path, track in readable_tracks(folder):
+        if path.name in skip or track.sport not in ("run", "ride") or track.indoor or track.meta.get("multisport"):
+            continue
+        if track.gps_points < 100:
+            continue
+        t = track.t[np.isfinite(track.t)]
+        if t.size == 0 or np.ptp(t) < min_duration_s:
+            continue
+        key = (round(float(t.min())), track.gps_points)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append((f"{path.parent.name}/{path.name}", track))
+    return out
