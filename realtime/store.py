@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psycopg.errors
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import DeviceToken
 from core.accounts.tokens import device_identity, revoked_among
@@ -123,8 +125,36 @@ class Store:
         self.slow_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="suggest")
         self._raw_conn = None
         self._insert: FastInsert | None = None  # the point inserts of the raw connection
+        self._nowait_engine: Engine | None = None
+        self._nowait: sessionmaker[Session] | None = None
+
+    def nowait_sessions(self) -> sessionmaker[Session]:
+        """Sessions for a writer on the event loop's thread (the HTTP service's fix commit),
+        on a connection of their own that never waits for a lock: SQLite answers "busy" at
+        once (and leaves the WAL to ``checkpoint``), PostgreSQL gives up on a row lock after
+        ``PG_LOCK_TIMEOUT_MS``. The caller puts the work back and retries after a backoff, as
+        the group commit does, so a job's write transaction never stalls the loop."""
+        if self._nowait is None:
+            engine = make_engine(self.engine.url.render_as_string(hide_password=False), pool_size=1,
+                                 max_overflow=0)
+
+            @event.listens_for(engine, "connect")
+            def _no_wait(dbapi_conn, _record) -> None:
+                cur = dbapi_conn.cursor()
+                if engine.dialect.name == "sqlite":
+                    cur.execute("PRAGMA busy_timeout=0")
+                    cur.execute("PRAGMA wal_autocheckpoint=0")
+                else:
+                    cur.execute(f"SET lock_timeout = {PG_LOCK_TIMEOUT_MS}")
+                    dbapi_conn.commit()
+                cur.close()
+
+            self._nowait_engine, self._nowait = engine, make_sessionmaker(engine)
+        return self._nowait
 
     def close(self) -> None:
+        if self._nowait_engine is not None:
+            self._nowait_engine.dispose()
         self._close_raw()
         self.slow_executor.shutdown(wait=True, cancel_futures=True)
         self.executor.shutdown(wait=True)

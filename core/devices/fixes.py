@@ -21,14 +21,14 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import DeviceToken, User
 from core.activities.lifecycle import OPEN_STATUSES, change_status, create_activity
 from core.activities.tables import Activity, ActivityEvent
 from core.config import load_settings
-from core.devices.tables import MOTION_MAX_CHARS, DeviceTrack, FixHint
+from core.devices.tables import MOTION_MAX_CHARS, DeviceTrack
 from core.storage.engine import write_transaction
 from core.storage.points import insert_new_keys
 
@@ -39,6 +39,7 @@ UNKNOWN_SPEED = -1.0  # what apps send for "no speed"
 SEQ_BASE = 1_000_000_000  # route_points.seq of a fix at its activity's anchor time
 SEQ_PER_S = 10  # deciseconds
 SEQ_MAX = 2**31 - 1
+HINT_COLUMNS = ("activity_id", "seq", "is_moving", "motion", "speed_mps", "bearing", "battery")
 PROVISIONAL_SPORT = "run"  # an activity's sport until inferred at completion
 # A track's stored span and arrival time are written back when a fix extends the span by
 # more than this or this long has passed since they were written (or the start moves, or a
@@ -75,6 +76,8 @@ class FixError(ValueError):
 
 
 def _number(value, name: str, required: bool = False) -> float | None:
+    if type(value) is float and value - value == 0.0:  # the usual case: a finite float (inf - inf is nan)
+        return value
     if value is None:
         if required:
             raise FixError(f"'{name}' is required", "invalid_value")
@@ -131,6 +134,9 @@ def check_fix(fix: Fix, now: float | None = None) -> Fix:
         if not isinstance(motion, str):
             raise FixError("'motion' must be text", "invalid_value")
         motion = motion.strip().lower()[:MOTION_MAX_CHARS] or None
+    if (t, lat, lon, ele, acc, speed, bearing, battery, motion) == (
+            fix.t, fix.lat, fix.lon, fix.ele, fix.acc, fix.speed_mps, fix.bearing, fix.battery, fix.motion):
+        return fix  # nothing tidied (an int equal to its float counts as unchanged): no copy
     return replace(fix, t=t, lat=lat, lon=lon, ele=ele, acc=acc, speed_mps=speed, bearing=bearing,
                    battery=battery, motion=motion)
 
@@ -294,8 +300,7 @@ def _write(s: Session, placed: list[tuple[int, Fix, _Track, int, bool]], tracks:
         if track.status == "discarded" or key in seen or not 0 <= seq <= SEQ_MAX:
             continue
         seen.add(key)
-        rows_out.append({"activity_id": key[0], "seq": seq, "t": fix.t, "lat": fix.lat, "lon": fix.lon,
-                         "ele": fix.ele, "acc": fix.acc, "hr": None, "cad": None})
+        rows_out.append((key[0], seq, fix.t, fix.lat, fix.lon, fix.ele, fix.acc, None, None))
     new_keys = insert_new_keys(s, rows_out)
     hints, late = [], {}
     for i, fix, track, seq, created in placed:
@@ -305,15 +310,17 @@ def _write(s: Session, placed: list[tuple[int, Fix, _Track, int, bool]], tracks:
             new_keys.discard(key)  # a second copy in this batch is not new
             track.touched = True
             if has_hints(fix):
-                hints.append({"activity_id": key[0], "seq": seq, "is_moving": fix.is_moving, "motion": fix.motion,
-                              "speed_mps": fix.speed_mps, "bearing": fix.bearing, "battery": fix.battery})
+                hints.append((key[0], seq, fix.is_moving, fix.motion, fix.speed_mps, fix.bearing, fix.battery))
             if track.status == "completed":
                 track.recompute = True
                 late[key[0]] = max(late.get(key[0], -math.inf), fix.t)
         results[i] = Stored(key[0], seq, track.status, track.sport, new, created)
     conn = s.connection()
     if hints:
-        conn.execute(insert(FixHint.__table__), hints)  # no ORM objects: keeps the write short
+        # Written for the driver, as the points are: no per-row work but the database's.
+        mark = "%s" if conn.dialect.name == "postgresql" else "?"
+        conn.exec_driver_sql(f"INSERT INTO fix_hints ({', '.join(HINT_COLUMNS)}) "
+                             f"VALUES ({', '.join([mark] * len(HINT_COLUMNS))})", hints)
     touched = [t for mine in tracks.values() for t in mine if t.touched]
     stale = [t for t in touched if t.stale(now)]
     if stale:

@@ -19,6 +19,7 @@ activity for the next round.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import UTC, datetime
 
@@ -35,7 +36,7 @@ from core.devices.hints import stored_hints
 from core.devices.sport import infer_sport
 from core.devices.tables import DeviceTrack
 from core.storage.engine import write_transaction
-from core.storage.points import count_points
+from core.storage.points import count_points, last_point_t
 from core.tracks.cleaning import clean_track
 from core.tracks.stats import Summary, summarise
 
@@ -86,7 +87,9 @@ def complete_quiet(Session: sessionmaker[Session], idle: float, now: float | Non
                     hints = stored_hints(s, activity_id)
                     sport = infer_sport(track, hints.motion if hints is not None else (), intervals)
                 summary = _summary_as(s, activity, sport)
-            last_t = track_row.last_t
+            # The newest fix itself: the track's row is written back only now and then
+            # (core.devices.fixes.TRACK_WRITE_EVERY_S), so its last_t may lag behind.
+            last_t = max(track_row.last_t, last_point_t(s, activity_id) or -math.inf)
         with write_transaction(Session, "device_complete") as s:
             # Locked first (PostgreSQL; SQLite's write lock is already held): a batch of fixes
             # share-locks the row, so none lands between the count and the status change.

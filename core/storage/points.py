@@ -94,16 +94,29 @@ def insert_points(s: Session, rows: list[dict]) -> int:
     return len(s.execute(stmt, rows).all())
 
 
-def insert_new_keys(s: Session, rows: list[dict]) -> set[tuple[int, int]]:
-    """Insert point rows of one or more activities, skipping (activity_id, seq) pairs already
-    stored; return the pairs this insert stored (RETURNING, on SQLite and PostgreSQL)."""
+NEW_KEYS_CHUNK = 100  # rows per statement of ``insert_new_keys`` (900 parameters)
+
+
+def insert_new_keys(s: Session, rows: list[tuple]) -> set[tuple[int, int]]:
+    """Insert point rows (tuples in POINT_COLUMNS order) of one or more activities, skipping
+    (activity_id, seq) pairs already stored; return the pairs this insert stored. One
+    multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per ``NEW_KEYS_CHUNK`` rows,
+    written for the driver (SQLite and PostgreSQL both take it): the phones' fixes come this
+    way, and SQLAlchemy's per-row work would cost more than the database's."""
     if not rows:
         return set()
-    dialect = s.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (insert(RoutePoint).on_conflict_do_nothing(index_elements=["activity_id", "seq"])
-            .returning(RoutePoint.activity_id, RoutePoint.seq))
-    return {(int(a), int(q)) for a, q in s.execute(stmt, rows).all()}
+    conn = s.connection()
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    one = "(" + ", ".join([mark] * len(POINT_COLUMNS)) + ")"
+    columns = ", ".join(POINT_COLUMNS)
+    stored: set[tuple[int, int]] = set()
+    for k in range(0, len(rows), NEW_KEYS_CHUNK):
+        part = rows[k:k + NEW_KEYS_CHUNK]
+        sql = (f"INSERT INTO route_points ({columns}) VALUES {', '.join([one] * len(part))} "
+               "ON CONFLICT (activity_id, seq) DO NOTHING RETURNING activity_id, seq")
+        flat = [value for row in part for value in row]
+        stored.update((int(a), int(q)) for a, q in conn.exec_driver_sql(sql, tuple(flat)).all())
+    return stored
 
 
 def insert_new_points(s: Session, rows: list[tuple]) -> None:

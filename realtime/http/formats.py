@@ -20,9 +20,8 @@ from realtime.protocol import number as protocol_number
 
 KNOTS = 1852.0 / 3600.0  # m/s per knot: the OsmAnd protocol's speeds are in knots
 KMH = 1.0 / 3.6
+INF = float("inf")
 MAX_TEXT = 64  # the longest motion hint or device id kept from a request
-# A number as a parameter's text: digits, a point, an exponent (no "1_0", no "0x1", no "inf").
-NUMBER_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 # An ISO time whose "+hh:mm" arrived as " hh:mm" (a plus left unencoded in a query).
 LOST_PLUS = re.compile(r"(T\d\d:\d\d(:\d\d(\.\d+)?)?) (\d\d:?\d\d)$")
 
@@ -36,15 +35,24 @@ def number(value, name: str, required: bool = False) -> float | None:
             raise ProtocolError("missing_field", f"'{name}' is required")
         return None
     if isinstance(value, str):
-        if len(value) > 40:
-            raise ProtocolError("invalid_value", f"'{name}' is too long for a number")
-        value = value.strip()
-        if value.lower() in ("nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"):
-            raise ProtocolError("invalid_value", f"'{name}' must be finite")
-        if not NUMBER_TEXT.fullmatch(value):
-            raise ProtocolError("wrong_type", f"'{name}' must be a number")
-        value = float(value)
+        return _number_text(value, name)
     return protocol_number(value, name)  # a JSON number's checks: not a flag, finite, in range
+
+
+def _number_text(value: str, name: str) -> float:
+    """A parameter's text as a finite number: ASCII digits, a sign, a point and an exponent
+    (``float`` alone would also take "1_0", "inf" and other scripts' digits)."""
+    if len(value) > 40:
+        raise ProtocolError("invalid_value", f"'{name}' is too long for a number")
+    try:
+        number = float(value)  # the usual case: a plain decimal, checked below without a regex
+    except ValueError:
+        raise ProtocolError("wrong_type", f"'{name}' must be a number") from None
+    if number != number or number in (INF, -INF):  # "nan", "inf", "1e999"
+        raise ProtocolError("invalid_value", f"'{name}' must be finite")
+    if "_" in value or not value.isascii():
+        raise ProtocolError("wrong_type", f"'{name}' must be a number")
+    return number
 
 
 def timestamp(value, name: str, now: float) -> float:
@@ -52,7 +60,7 @@ def timestamp(value, name: str, now: float) -> float:
     ISO 8601 time (UTC unless it says otherwise); the server's time when absent."""
     if value is None or value == "":
         return now
-    if isinstance(value, str) and not NUMBER_TEXT.fullmatch(value.strip()):
+    if isinstance(value, str) and ("-" in value[1:] or ":" in value or "T" in value):
         if len(value) > 40:
             raise ProtocolError("invalid_value", f"'{name}' is too long for a time")
         try:

@@ -328,3 +328,30 @@ def test_a_body_that_never_arrives_is_cut(http, monkeypatch):
         sock.sendall(b"POST /owntracks HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
                      b"Content-Type: application/json\r\n\r\n{")
         assert b" 408 " in sock.recv(4096).split(b"\r\n", 1)[0] + b" "
+
+
+def test_a_busy_database_delays_a_fix_never_fails_it(http, engine):
+    """Another writer holds the lock the fix commit needs: the answer waits (the loop goes on
+    serving) and comes once the lock is released."""
+    import threading
+
+    from sqlalchemy import text
+
+    token = http.token("web-quin")
+    answers = []
+    with engine.connect() as other:
+        if engine.dialect.name == "sqlite":
+            other.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            other.begin()
+            other.execute(text("SELECT id FROM device_tokens FOR UPDATE"))
+        sender = threading.Thread(target=lambda: answers.append(requests.get(
+            http.url + "/", params={"id": token, "lat": LAT, "lon": LON}, timeout=30)))
+        sender.start()
+        time.sleep(0.6)
+        assert not answers  # still waiting for the lock
+        assert requests.get(http.url + "/healthz", timeout=5).status_code == 200  # the loop is not stalled
+        other.rollback()
+    sender.join(30)
+    assert answers and answers[0].status_code == 200, answers
+    assert stored_points(engine, "web-quin") == 1
