@@ -140,15 +140,24 @@ def decode_json(body: bytes):
         raise ProtocolError("bad_json", f"invalid JSON: {str(exc)[:120]}") from None
 
 
-def form(body: bytes) -> dict[str, str]:
+def form(raw: bytes) -> dict[str, str]:
+    """Query or form parameters (``a=1&b=2``), the last of a repeated name winning; at most
+    ``MAX_PARAMS``. A phone's usual query has nothing escaped and is split directly, which
+    costs a tenth of ``parse_qsl``."""
     try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_PARAMS,
-                          strict_parsing=False)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ProtocolError("bad_message", "the form is not UTF-8") from None
-    except ValueError:
-        raise ProtocolError("bad_message", f"more than {MAX_PARAMS} parameters") from None
-    return dict(pairs)
+        raise ProtocolError("bad_message", "the parameters are not UTF-8") from None
+    if text.count("&") >= MAX_PARAMS:
+        raise ProtocolError("bad_message", f"more than {MAX_PARAMS} parameters")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    out = {}
+    for pair in text.split("&"):
+        if pair:
+            name, _, value = pair.partition("=")
+            out[name] = value
+    return out
 
 
 async def account(svc: HttpIngest, request: Request, token: str | None) -> Identity:
@@ -160,10 +169,11 @@ async def account(svc: HttpIngest, request: Request, token: str | None) -> Ident
 
 # -- phone apps ----------------------------------------------------------------------------
 
+OK = PlainTextResponse("OK\n")  # the same answer to every stored fix
+
+
 async def _osmand(svc: HttpIngest, request: Request, body: bytes) -> Response:
-    if len(request.query_params) > MAX_PARAMS:
-        raise ProtocolError("bad_message", f"more than {MAX_PARAMS} parameters")
-    params = dict(request.query_params)
+    params = form(request.scope["query_string"])
     stripped = body.lstrip()
     if stripped[:1] in (b"{", b"["):
         device, fixes = formats.osmand_json(decode_json(body))
@@ -177,7 +187,7 @@ async def _osmand(svc: HttpIngest, request: Request, body: bytes) -> Response:
         fixes = [fix]
     identity = await account(svc, request, bearer(request) or device)
     await svc.save_fixes(identity, fixes)
-    return PlainTextResponse("OK\n")
+    return OK
 
 
 async def osmand(request: Request) -> Response:
