@@ -42,11 +42,17 @@ SEQ_MAX = 2**31 - 1
 HINT_COLUMNS = ("activity_id", "seq", "is_moving", "motion", "speed_mps", "bearing", "battery")
 PROVISIONAL_SPORT = "run"  # an activity's sport until inferred at completion
 # A track's stored span and arrival time are written back when a fix extends the span by
-# more than this or this long has passed since they were written (or the start moves, or a
-# recompute is due): a phone's every fix would otherwise rewrite its row. Completion comes
-# at most this much earlier than the idle time, and a fix after it lands in the completed
-# activity, which is recomputed.
+# more than this (at most a quarter of the idle time) or this long has passed since they were
+# written (or the start moves, or a recompute is due): a phone's every fix would otherwise
+# rewrite its row. A stored end may therefore lag the newest fix by that much: a fix is
+# matched against the stored end widened by it, completion may come that much before the
+# idle time is over, and a fix after it lands in the completed activity (recomputed).
 TRACK_WRITE_EVERY_S = 30.0
+
+
+def write_every(idle: float) -> float:
+    """How far a track's stored end may lag its newest fix, for an idle time of ``idle``."""
+    return min(TRACK_WRITE_EVERY_S, idle / 4)
 
 
 @dataclass(slots=True)
@@ -201,18 +207,19 @@ class _Track:
     recompute_before: bool = False
     touched: bool = False  # a new fix landed
 
-    def stale(self, now: float) -> bool:
+    def stale(self, now: float, every: float) -> bool:
         """Whether the stored row must be written back (see ``TRACK_WRITE_EVERY_S``)."""
         return (self.first_t < self.first_before or self.recompute != self.recompute_before
-                or self.last_t - self.last_before > TRACK_WRITE_EVERY_S
-                or now - self.heard_before > TRACK_WRITE_EVERY_S)
+                or self.last_t - self.last_before > every or now - self.heard_before > every)
 
 
-def _nearest(tracks: list[_Track], t: float, idle: float) -> _Track | None:
+def _nearest(tracks: list[_Track], t: float, idle: float, lag: float) -> _Track | None:
+    """The track whose span, widened by the idle time (and its end by ``lag``, how far a
+    stored end may be behind), holds ``t``; the nearest when several do."""
     best, best_d = None, math.inf
     for track in tracks:
         first, last = track.first_t, track.last_t
-        if not first - idle <= t <= last + idle:
+        if not first - idle <= t <= last + idle + lag:
             continue
         d = 0.0 if first <= t <= last else min(abs(t - first), abs(t - last))
         if d < best_d or (d == best_d and best is not None and track.activity_id > best.activity_id):
@@ -221,10 +228,12 @@ def _nearest(tracks: list[_Track], t: float, idle: float) -> _Track | None:
 
 
 def store_fixes(Session: sessionmaker[Session], batch: list[tuple[Device, Fix]], now: float | None = None,
-                idle_s: float | None = None) -> list[Stored]:
+                idle_s: float | None = None, max_starts: int | None = None) -> list[Stored | None]:
     """Store many devices' fixes (each checked by ``check_fix`` first) in one short write
     transaction; one result per input, in order. ``idle_s``: the idle time (the settings'
-    ``device_idle_complete_s`` by default).
+    ``device_idle_complete_s`` by default). ``max_starts``: at most this many activities
+    are started (each costs a few milliseconds of the transaction); a fix that would start
+    one more is left out, its result None, for the caller to send again.
 
     A batch of many phones' fixes costs a fixed number of statements, not a few per phone:
     one read of their tracks, one insert of points and one of hints, one update of the
@@ -239,11 +248,14 @@ def store_fixes(Session: sessionmaker[Session], batch: list[tuple[Device, Fix]],
         devices.setdefault(device.token_id, device)
     order = sorted(range(len(batch)), key=lambda i: (batch[i][0].token_id, batch[i][1].t))
     results: list[Stored | None] = [None] * len(batch)
+    lag = write_every(idle)
     with write_transaction(Session, "device_fixes") as s:
-        tracks = _tracks(s, sorted(devices), min(f.t for _, f in batch) - idle, max(f.t for _, f in batch) + idle)
-        placed = _place(s, devices, tracks, [(i, batch[i][0].token_id, batch[i][1]) for i in order], idle, now)
-        _write(s, placed, tracks, now, results)
-    return results  # type: ignore[return-value]
+        tracks = _tracks(s, sorted(devices), min(f.t for _, f in batch) - idle - lag,
+                         max(f.t for _, f in batch) + idle)
+        placed = _place(s, devices, tracks, [(i, batch[i][0].token_id, batch[i][1]) for i in order], idle, lag,
+                        now, max_starts)
+        _write(s, placed, tracks, now, lag, results)
+    return results
 
 
 def _tracks(s: Session, token_ids: list[int], t_lo: float, t_hi: float) -> dict[int, list[_Track]]:
@@ -271,15 +283,21 @@ def _tracks(s: Session, token_ids: list[int], t_lo: float, t_hi: float) -> dict[
 
 
 def _place(s: Session, devices: dict[int, Device], tracks: dict[int, list[_Track]],
-           fixes: list[tuple[int, int, Fix]], idle: float, now: float) -> list[tuple[int, Fix, _Track, int, bool]]:
-    """Each fix's track (starting an activity where none is near) and sequence number, for
-    (input index, token, fix) in device and time order: (input index, fix, track, seq, created)."""
+           fixes: list[tuple[int, int, Fix]], idle: float, lag: float, now: float,
+           max_starts: int | None) -> list[tuple[int, Fix, _Track, int, bool]]:
+    """Each fix's track (starting an activity where none is near, at most ``max_starts``)
+    and sequence number, for (input index, token, fix) in device and time order: (input
+    index, fix, track, seq, created). A fix that would start one too many is left out."""
     placed = []
+    started = 0
     for i, token_id, fix in fixes:
         mine = tracks.setdefault(token_id, [])
-        track = _nearest(mine, fix.t, idle)
+        track = _nearest(mine, fix.t, idle, lag)
         created = False
         if track is None:
+            if max_starts is not None and started >= max_starts:
+                continue
+            started += 1
             track = _start(s, devices[token_id], fix.t, now)
             mine.append(track)
             created = True
@@ -291,7 +309,7 @@ def _place(s: Session, devices: dict[int, Device], tracks: dict[int, list[_Track
 
 
 def _write(s: Session, placed: list[tuple[int, Fix, _Track, int, bool]], tracks: dict[int, list[_Track]],
-           now: float, results: list) -> None:
+           now: float, lag: float, results: list) -> None:
     """Insert the placed fixes' points and hints, and write back what changed of their tracks
     and activities, filling in ``results``."""
     rows_out, seen = [], set()
@@ -319,10 +337,12 @@ def _write(s: Session, placed: list[tuple[int, Fix, _Track, int, bool]], tracks:
     if hints:
         # Written for the driver, as the points are: no per-row work but the database's.
         mark = "%s" if conn.dialect.name == "postgresql" else "?"
+        # A crop leaves a removed point's hints behind; the point sent again keeps them.
         conn.exec_driver_sql(f"INSERT INTO fix_hints ({', '.join(HINT_COLUMNS)}) "
-                             f"VALUES ({', '.join([mark] * len(HINT_COLUMNS))})", hints)
+                             f"VALUES ({', '.join([mark] * len(HINT_COLUMNS))}) "
+                             "ON CONFLICT (activity_id, seq) DO NOTHING", hints)
     touched = [t for mine in tracks.values() for t in mine if t.touched]
-    stale = [t for t in touched if t.stale(now)]
+    stale = [t for t in touched if t.stale(now, lag)]
     if stale:
         table = DeviceTrack.__table__
         conn.execute(table.update().where(table.c.activity_id == bindparam("b_id"))

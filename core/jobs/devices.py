@@ -104,6 +104,7 @@ def complete_quiet(Session: sessionmaker[Session], idle: float, now: float | Non
                 done["discarded"] += 1
                 continue
             at = max(last_t, track_row.last_t) + 1.0
+            track_row.last_t = max(last_t, track_row.last_t)  # exact from now on
             if activity.status == "created":
                 change_status(s, activity, "start", at=summary.start_time or at)
             if activity.status in ("active", "paused"):

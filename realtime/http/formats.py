@@ -21,6 +21,7 @@ from realtime.protocol import number as protocol_number
 KNOTS = 1852.0 / 3600.0  # m/s per knot: the OsmAnd protocol's speeds are in knots
 KMH = 1.0 / 3.6
 INF = float("inf")
+ISO_DATE = re.compile(r"\s*\d{4}-\d\d-\d\d")  # a time that starts with its date
 MAX_TEXT = 64  # the longest motion hint or device id kept from a request
 # An ISO time whose "+hh:mm" arrived as " hh:mm" (a plus left unencoded in a query).
 LOST_PLUS = re.compile(r"(T\d\d:\d\d(:\d\d(\.\d+)?)?) (\d\d:?\d\d)$")
@@ -60,7 +61,7 @@ def timestamp(value, name: str, now: float) -> float:
     ISO 8601 time (UTC unless it says otherwise); the server's time when absent."""
     if value is None or value == "":
         return now
-    if isinstance(value, str) and ("-" in value[1:] or ":" in value or "T" in value):
+    if isinstance(value, str) and (":" in value or "T" in value or ISO_DATE.match(value)):
         if len(value) > 40:
             raise ProtocolError("invalid_value", f"'{name}' is too long for a time")
         try:

@@ -53,6 +53,7 @@ MAX_QUEUED_PER_TOKEN = 5_000  # of which one device token's
 # spaced beyond the idle time, each starting an activity) is answered 429 for the rest of it.
 MAX_STARTS = 30
 STARTS_WINDOW_S = 600.0
+MAX_STARTS_PER_WRITE = 8  # activities started in one transaction of the fix commit
 MAX_SPANS = 64  # fix time spans remembered per token
 FAILURE_RATE_PER_S = 5.0  # unknown-token requests one client address may make, in bursts of 4x
 EVICT_EVERY_S = 60.0
@@ -338,12 +339,20 @@ class HttpIngest(LiveState, GroupCommit):
         # On the loop's own thread, as the group commit: a few milliseconds for a hundred
         # fixes, and no hand-off to a thread per batch (measured: a thread cost a third of
         # the throughput in bench/http_ingest.py). The connection never waits for a lock.
-        results = store_fixes(self.fixes_Session, work)
-        self.fixes_stored += sum(r.new for r in results)
-        for job, result in zip(batch, results):
+        # Each activity started costs a few milliseconds: at most MAX_STARTS_PER_WRITE per
+        # transaction, so that a mass start (a race's phones all at once) never stalls the loop
+        # for long; the fixes left out go back in front of the queue for the next one.
+        results = store_fixes(self.fixes_Session, work, max_starts=MAX_STARTS_PER_WRITE)
+        done = [(job, result) for job, result in zip(batch, results) if result is not None]
+        left = [job for job, result in zip(batch, results) if result is None]
+        if left:
+            self.fix_queue = left + self.fix_queue
+            self.fix_queued.set()
+        self.fixes_stored += sum(result.new for _, result in done)
+        for job, result in done:
             if not job.future.done():
                 job.future.set_result(result)
-        self.follow_fixes(batch, results)
+        self.follow_fixes([job for job, _ in done], [result for _, result in done])
 
     async def _commit_each_token(self, batch: list[FixJob], exc: Exception) -> None:
         """After a failed transaction, each device token's fixes alone, so a fault one

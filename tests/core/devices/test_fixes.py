@@ -269,3 +269,35 @@ def test_hints_are_stored_only_for_fixes_that_carry_them(Sessions, make_device):
         assert list(hints.vehicle) == [False, True, True]  # in a vehicle; still while at 12 m/s
         assert hints.vehicle_share(T0, T0 + 100) == (pytest.approx(2 / 3), 3)
         assert stored_hints(s, out[0].activity_id + 10_000) is None
+
+
+# The stored end lags; starts per transaction; a crop and a resend ------------------------
+
+def test_a_fix_within_the_idle_time_of_the_newest_fix_joins_though_the_stored_end_lags(Sessions, make_device):
+    device = make_device("run")
+    first = [store_fixes(Sessions, [(device, Fix(T0 + k, 45.0 + k * 1e-5, 7.0))], now=T0 + k, idle_s=IDLE)[0]
+             for k in range(60)]  # one a second: the stored end is written back only now and then
+    later = store_fixes(Sessions, [(device, Fix(T0 + 59 + 590, 45.01, 7.0))], now=T0 + 650, idle_s=IDLE)[0]
+    assert {r.activity_id for r in first} == {later.activity_id} and not later.created
+
+
+def test_at_most_max_starts_activities_per_write_and_the_rest_left_out(Sessions, make_device):
+    device = make_device("run")
+    fixes = [(device, Fix(T0 + 700 * k, 45.0, 7.0 + k * 1e-3)) for k in range(12)]  # each starts one
+    results = store_fixes(Sessions, fixes, now=NOW, idle_s=IDLE, max_starts=5)
+    assert sum(r is not None for r in results) == 5 and all(r is None for r in results[5:])
+    rest = store_fixes(Sessions, fixes[5:], now=NOW, idle_s=IDLE, max_starts=5)
+    assert sum(r is not None for r in rest) == 5
+    assert all(r.created for r in results[:5] + rest[:5])
+
+
+def test_a_point_sent_again_after_a_crop_keeps_its_hints(Sessions, make_device):
+    from core.storage.points import delete_range
+
+    device = make_device("run")
+    fixes = [(device, f) for f in walk(T0, 20, step_s=1.0, speed_mps=3.0)]
+    results = store_fixes(Sessions, fixes, now=NOW, idle_s=IDLE)
+    with Sessions() as s, s.begin():
+        delete_range(s, results[0].activity_id, T0 + 5, T0 + 8)
+    again = store_fixes(Sessions, fixes[4:10], now=NOW, idle_s=IDLE)
+    assert [r.new for r in again] == [False, True, True, True, True, False]

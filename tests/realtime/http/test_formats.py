@@ -70,3 +70,8 @@ def test_owntracks():
         with pytest.raises(ProtocolError) as exc:
             formats.owntracks(bad, NOW)
         assert exc.value.code == code, bad
+
+
+def test_a_unix_time_with_an_exponent_is_a_number():
+    _, fix = formats.osmand_params({"id": "a", "timestamp": "1795699990e-0", "lat": "1", "lon": "2"}, NOW)
+    assert fix.t == 1795699990.0

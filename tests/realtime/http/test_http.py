@@ -355,3 +355,21 @@ def test_a_busy_database_delays_a_fix_never_fails_it(http, engine):
     sender.join(30)
     assert answers and answers[0].status_code == 200, answers
     assert stored_points(engine, "web-quin") == 1
+
+
+def test_a_mass_start_is_stored_whole_a_few_starts_per_transaction(http, engine):
+    """Thirty phones send their first fix at once (a race start): every one is stored, in
+    transactions that start at most a few activities each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tokens = [http.token(f"web-race{k:02d}") for k in range(30)]
+    t0 = int(time.time()) - 10
+
+    def first_fix(token: str) -> int:
+        return requests.get(http.url + "/", params={"id": token, "timestamp": t0, "lat": LAT, "lon": LON},
+                            timeout=60).status_code
+
+    with ThreadPoolExecutor(30) as pool:
+        codes = list(pool.map(first_fix, tokens))
+    assert codes == [200] * 30
+    assert all(len(activities_of(engine, f"web-race{k:02d}")) == 1 for k in range(30))
