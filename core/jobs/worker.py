@@ -36,7 +36,7 @@ import time
 
 from core.anomaly.calibration import threshold
 from core.config import load_settings
-from core.jobs.devices import device_activities
+from core.jobs.devices import DEVICE_BATCH, device_activities
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
 from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
 from core.jobs.recommendations import RECOMMEND_EVERY_S, train_recommendations
@@ -118,6 +118,9 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
         if once:
             break
         routed = sum(v for k, v in done.get("routes", {}).items() if k in ("matched", "new", "none"))
-        behind = done.get("scored", {}).get("activities", 0) >= SCORE_BATCH or routed >= ROUTE_BATCH
+        devices = done.get("devices", {})
+        closed = devices.get("completed", 0) + devices.get("discarded", 0)
+        behind = (done.get("scored", {}).get("activities", 0) >= SCORE_BATCH or routed >= ROUTE_BATCH
+                  or closed >= DEVICE_BATCH or devices.get("recomputed", 0) >= DEVICE_BATCH)
         stop.wait(0 if behind else interval_s)
     engine.dispose()

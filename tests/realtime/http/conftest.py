@@ -11,6 +11,7 @@ import pytest
 import requests
 import uvicorn
 
+from core.jobs.devices import complete_quiet
 from realtime.http.app import create_app
 from realtime.store import Store
 from tests.realtime.conftest import make_token
@@ -66,3 +67,12 @@ def http(engine, db_url):
     yield running
     running.session.close()
     running.close()
+
+
+def complete_all(Session, idle: float, now: float) -> int:
+    """The worker's completion, round after round until nothing is left (the shared test
+    database holds other tests' quiet phones too, and a round takes at most DEVICE_BATCH)."""
+    total = 0
+    while (done := complete_quiet(Session, idle, now=now))["completed"] + done["discarded"]:
+        total += done["completed"]
+    return total

@@ -8,10 +8,10 @@ from sqlalchemy.orm import Session
 
 from core.activities.tables import Activity
 from core.devices.tables import DeviceTrack
-from core.jobs.devices import complete_quiet
 from core.storage.engine import make_sessionmaker
 from core.storage.points import RoutePoint
 from realtime.simulate import main_async
+from tests.realtime.http.conftest import complete_all
 
 
 def test_a_simulated_phone_records_an_activity(http, engine, db_url, tmp_path, monkeypatch):
@@ -28,7 +28,7 @@ def test_a_simulated_phone_records_an_activity(http, engine, db_url, tmp_path, m
         track = s.get(DeviceTrack, activity_id)
         quiet_at = max(track.last_t, track.heard_at) + 3600
     assert stored > 100
-    complete_quiet(make_sessionmaker(engine), 600.0, now=quiet_at)
+    complete_all(make_sessionmaker(engine), 600.0, now=quiet_at)
     with Session(engine) as s:
         activity = s.get(Activity, activity_id)
         assert activity.status == "completed" and activity.point_count == stored and activity.distance_m > 500
