@@ -36,6 +36,12 @@ def feed(viewer_id: int, cursor: str | None, limit: int = 10) -> dict:
         return queries.feed(s, viewer_id, cursor, limit)
 
 
+@st.cache_data(ttl=30, show_spinner=False, max_entries=2000)
+def badges(viewer_id: int) -> dict:
+    with sessions()() as s:
+        return queries.badge_standing(s, viewer_id)
+
+
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=20000)
 def route_preview(viewer_id: int, activity_id: int) -> list:
     with sessions()() as s:

@@ -19,6 +19,8 @@ from core.activities import open as open_activities
 from core.activities.summary import activity_profile, splits_in
 from core.activities.tables import Activity
 from core.anomaly import moderation
+from core.challenges.awards import awards_for, standing
+from core.challenges.badges import left as badge_left
 from core.recommend import service as recommend
 from core.recommend.athletes import suggest_athletes
 from core.routes.matching import athlete_routes
@@ -60,9 +62,17 @@ def card(a: Activity) -> dict:
             "elevation_gain_m": a.elevation_gain_m}
 
 
+def badge_cards(badges) -> list[dict]:
+    """Badges as the pages show them (catalogue data: code, name, icon, description)."""
+    return [{"code": b.code, "name": b.name, "icon": b.icon, "description": b.description} for b in badges]
+
+
 def feed(s, viewer_id: int, cursor: str | None, limit: int = 10) -> dict:
+    """A page of the feed, each card with the badges its activity earned."""
     page = feed_page(s, viewer_id, cursor=cursor, limit=limit)
-    return {"items": [card(a) for a in page.items], "next_cursor": page.next_cursor}
+    earned = awards_for(s, [a.id for a in page.items])
+    return {"items": [{**card(a), "badges": badge_cards(earned[a.id])} for a in page.items],
+            "next_cursor": page.next_cursor}
 
 
 def route_preview(s, viewer_id: int, activity_id: int) -> list[tuple[float, float]]:
@@ -101,6 +111,7 @@ def activity_detail(s, viewer_id: int, activity_id: int) -> dict | None:
     summary = a.summary or {}
     return {
         **card(a),
+        "badges": badge_cards(awards_for(s, [a.id])[a.id]),
         "summary": summary,
         "lat": profile.lat, "lon": profile.lon, "t": profile.t,
         "distance": profile.cum_distance_m, "moving": profile.cum_moving_s, "speed": profile.speed_mps,
@@ -190,6 +201,22 @@ def review_item(s, activity_id: int) -> dict | None:
         "stretches": item.stretches,
         "lat": profile.lat, "lon": profile.lon, "t": profile.t, "speed": profile.speed_mps,
         "usual": item.usual,
+    }
+
+
+def badge_standing(s, viewer_id: int) -> dict:
+    """The Badges page: earned (newest first, with the activity), withdrawn (with why), the
+    next ones with the athlete's progress and what is left, and activities per week."""
+    user = s.get(User, viewer_id)
+    st = standing(s, user)
+    system = (user.settings or {}).get("units", "metric")
+    return {
+        "earned": [{**badge_cards([b])[0], "activity_id": a.activity_id, "earned_at": a.earned_at} for a, b in st.earned],
+        "withdrawn": [{**badge_cards([b])[0], "withdrawn_at": a.withdrawn_at, "reason": a.withdrawn_reason or ""}
+                      for a, b in st.withdrawn],
+        "next": [{**badge_cards([b])[0], "share": min(figure / b.at_least, 1.0), "left": badge_left(b, figure, system)}
+                 for b, figure in st.next],
+        "weeks": st.weeks, "streak": st.streak, "time_zone": st.time_zone,
     }
 
 

@@ -50,6 +50,15 @@ def viewer() -> Viewer:
     return v
 
 
+def badges_line(badges: list[dict], lead: str = "New badge") -> str:
+    """Markdown for the badges an activity earned: icon and name of each (names are the
+    catalogue's, escaped all the same)."""
+    if not badges:
+        return ""
+    names = " · ".join(f":material/{b['icon']}: {strong(b['name'])}" for b in badges)
+    return f"{lead}{'s' if len(badges) > 1 else ''}: {names}"
+
+
 def headline_figures(card: dict, unit_system: str) -> list[tuple[str, str]]:
     sport = card["sport"]
     speed = card.get("avg_speed_mps")

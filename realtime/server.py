@@ -167,8 +167,22 @@ class IngestServer(LiveState, GroupCommit, Watchers):
         info = await self.db(self.store.change_status, msg.activity_id, me.user_id, msg.command, at)
         self.status_changed(info, at)
         log.info("status", extra={"user": me.username, "activity_id": info.id, "status": info.status})
+        if info.status == "completed" and msg.command == "complete":
+            # Before the answer, so that a device waiting for it has heard them.
+            for cue in await self.badge_cues(me, info.id):
+                await ws.send(protocol.dumps({"type": "cue", "activity_id": info.id, **cue}))
         await ws.send(protocol.dumps({"type": "status", "id": msg.id, "activity_id": info.id,
                                       "status": info.status}))
+
+    async def badge_cues(self, me: Identity, activity_id: int) -> list[dict]:
+        """The badge cues for a completed activity; none (and a log line) if working them out
+        fails: the completion itself stands."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self.store.slow_executor, self.store.badge_cues, me.user_id, activity_id)
+        except Exception:  # noqa: BLE001 - a cue is a courtesy; the status answer must go out
+            log.exception("badge cues failed", extra={"user": me.username, "activity_id": activity_id})
+            return []
 
     async def on_recommendations(self, ws, me: Identity, msg: Recommendations) -> None:
         if self.suggesting.get(ws):

@@ -24,6 +24,7 @@ from core.activities.cues import CuePrefs, save_cue_prefs
 from core.activities.ingest import lock_statuses, refusal
 from core.activities.lifecycle import change_status, create_activity, get_owned_activity
 from core.activities.summary import pause_intervals
+from core.challenges.awards import awards_for
 from core.social.feed import feed_page
 from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker
 from core.storage.points import FastInsert, fast_insert_connection, positions
@@ -260,13 +261,23 @@ class Store:
     def feed(self, user_id: int, cursor: str | None, limit: int) -> dict:
         with self.Session() as s:
             page = feed_page(s, user_id, cursor=cursor, limit=limit)
+            earned = awards_for(s, [a.id for a in page.items])
             items = [{
                 "activity_id": a.id, "athlete": a.user.name, "sport": a.sport, "title": a.title,
                 "start_time": a.start_time.isoformat() if a.start_time else None,
                 "distance_m": a.distance_m, "moving_time_s": a.moving_time_s,
                 "avg_pace_s_per_km": a.avg_pace_s_per_km, "avg_speed_mps": a.avg_speed_mps,
+                "badges": [b.code for b in earned[a.id]],
             } for a in page.items]
             return {"items": items, "next_cursor": page.next_cursor}
+
+    def badge_cues(self, user_id: int, activity_id: int) -> list[dict]:
+        """The badges a just-completed activity earns if it stands, as cues to speak."""
+        from core.challenges.awards import new_badges
+
+        with self.Session() as s:
+            return [{"badge": b.code, "text": f"New badge: {b.name}. {b.description}"}
+                    for b in new_badges(s, user_id, activity_id)]
 
     def recommendations(self, user_id: int, kind: str, limit: int) -> list[dict]:
         """Suggested routes (with their trimmed polyline) or athletes, best first."""

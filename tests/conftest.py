@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.storage.engine import make_engine
 from core.storage.schema import migrate
@@ -32,6 +34,34 @@ def need(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"CI=true but {reason}")
     pytest.skip(reason)
+
+
+@contextmanager
+def database_of_its_own(kind: str, folder: Path, prefix: str) -> Iterator[sessionmaker]:
+    """A migrated database for one test or module alone (jobs that read every row must not
+    see other tests' data), as a session factory: an SQLite file in ``folder``, or a new
+    PostgreSQL database named after ``prefix``, dropped afterwards."""
+    if kind == "sqlite":
+        engine = make_engine(f"sqlite:///{folder / f'{prefix}.db'}")
+        migrate(engine)
+        yield sessionmaker(engine, expire_on_commit=False)
+        engine.dispose()
+        return
+    server = os.environ.get("TRACKER_TEST_POSTGRES_URL")
+    need(bool(server), "TRACKER_TEST_POSTGRES_URL is not set (PostgreSQL tests)")
+    admin = make_engine(server, isolation_level="AUTOCOMMIT")
+    name = f"tracker_{prefix}_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine = make_engine(make_url(server).set(database=name).render_as_string(hide_password=False))
+    migrate(engine)
+    try:
+        yield sessionmaker(engine, expire_on_commit=False)
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(scope="session")

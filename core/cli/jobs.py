@@ -14,7 +14,7 @@ from core.cli.admin import open_sessions
 from core.config import load_settings
 
 # The jobs, in the order the worker runs them (scoring first, so a held activity forms no route).
-JOBS = ("scoring", "routes", "recommendations", "leaderboards", "housekeeping")
+JOBS = ("scoring", "routes", "badges", "recommendations", "leaderboards", "housekeeping")
 # Names that stand for several jobs: suggestions are trained on routes brought up to date first.
 ALIASES = {"all": JOBS, "recommendations": ("routes", "recommendations")}
 
@@ -66,6 +66,22 @@ def run_routes(Session, _settings) -> dict:
     return {"done": done, "batches": batches}
 
 
+def run_badges(Session, _settings) -> dict:
+    """Recount the badges of every athlete due for it, a batch at a time until none is left
+    (activities are counted once scored and matched: run scoring and routes first)."""
+    from core.jobs.badges import award_badges
+
+    done: dict = {}
+    batches = 0
+    while True:
+        result = award_badges(Session).get("badges")
+        if not result or not result["athletes"]:
+            break
+        batches += 1
+        _add(done, {k: v for k, v in result.items() if k != "seconds"})
+    return {"done": done, "batches": batches}
+
+
 def run_leaderboards(Session, settings) -> dict:
     """Rebuild the Redis boards (nothing to do without Redis)."""
     from core.jobs.leaderboards import run_once
@@ -104,7 +120,7 @@ def run_recommendations(Session, _settings) -> dict:
     return {"done": done}
 
 
-RUNNERS = {"scoring": run_scoring, "routes": run_routes, "recommendations": run_recommendations,
+RUNNERS = {"scoring": run_scoring, "routes": run_routes, "badges": run_badges, "recommendations": run_recommendations,
            "leaderboards": run_leaderboards,
            "housekeeping": run_housekeeping}
 
@@ -152,7 +168,8 @@ def add_commands(sub) -> None:
         description="Run each named job once now, to completion where it works in batches, and print one "
                     "JSON line per job with what it did. scoring: the anomaly model (trained if there is "
                     "none), every activity completed since scored, the threshold recalibrated; routes: "
-                    "pending activities matched against routes; leaderboards: the Redis boards rebuilt; "
+                    "pending activities matched against routes; badges: the badges of athletes whose scored and "
+                    "matched activities changed recounted; leaderboards: the Redis boards rebuilt; "
                     "housekeeping: abandoned activities closed, expired sessions purged; recommendations: "
                     "routes, then the suggestion model retrained and each athlete's list precomputed; "
                     "all: every job.")

@@ -7,6 +7,9 @@
   is held out of leaderboards within a minute of completion;
 - every round too, match the activities completed or changed since against the routes
   near them (``core.routes``), 50 at a time, after scoring, so a held activity forms no route;
+- every round too, after routes, recount the badges of up to 50 athletes whose activities
+  were scored, released, held, cropped or deleted since (``core.challenges``), so a flagged
+  activity earns nothing and a confirmed cheat's badges are withdrawn;
 - every six hours, retrain the route suggestions and precompute each active athlete's
   list (``core.recommend``);
 - every three minutes (the seed's refresh interval), rebuild the Redis leaderboards, so an
@@ -36,6 +39,7 @@ import time
 
 from core.anomaly.calibration import threshold
 from core.config import load_settings
+from core.jobs.badges import BADGE_BATCH, award_badges
 from core.jobs.devices import DEVICE_BATCH, device_activities
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
 from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
@@ -78,6 +82,7 @@ class Jobs:
         score(self.Session, self.settings, model, done)
         audit = now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S  # with housekeeping, every ten minutes
         done.update(match_routes(self.Session, audit=audit))
+        done.update(award_badges(self.Session))
         if now - self.boards_at >= REFRESH_EVERY_S:
             self.boards_at = now
             done.update(run_once(self.Session, self.redis))
@@ -121,6 +126,7 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
         devices = done.get("devices", {})
         closed = devices.get("completed", 0) + devices.get("discarded", 0)
         behind = (done.get("scored", {}).get("activities", 0) >= SCORE_BATCH or routed >= ROUTE_BATCH
+                  or done.get("badges", {}).get("athletes", 0) >= BADGE_BATCH
                   or closed >= DEVICE_BATCH or devices.get("recomputed", 0) >= DEVICE_BATCH)
         stop.wait(0 if behind else interval_s)
     engine.dispose()

@@ -35,6 +35,14 @@ summary = detail["summary"]
 
 st.title(f"{ui.SPORT_ICON.get(sport, '')} {ui.plain(detail['title']) or 'Untitled'}")
 st.markdown(f"{ui.strong(ui.who(detail['athlete'], detail['username']))} · {units.when(detail['start_time'])} · {detail['visibility']}")
+if detail["badges"]:
+    st.markdown(ui.badges_line(detail["badges"], lead="Badge"))
+    # The athlete's own new badges are celebrated once per visit.
+    toasted = st.session_state.setdefault("badges_toasted", set())
+    if detail["user_id"] == v.id and activity_id not in toasted:
+        toasted.add(activity_id)
+        for b in detail["badges"]:
+            st.toast(f"New badge: {ui.plain(b['name'])}", icon=f":material/{b['icon']}:")
 
 FLAG_TEXT = {
     "flagged": "flagged as irregular and held out of leaderboards until a moderator has looked at it",

@@ -58,6 +58,8 @@ for c in items:
             st.page_link("views/activity.py", label=ui.plain(c["title"]) or "Untitled", query_params={"id": c["id"]},
                          icon=":material/route:")
             st.markdown(" · ".join(f"{label} **{value}**" for label, value in ui.headline_figures(c, v.units)))
+            if c.get("badges"):
+                st.markdown(ui.badges_line(c["badges"]))
         count, mine = kudos[c["id"]]
         k1, k2 = st.columns([1.3, 4])
         with k1:

@@ -25,6 +25,7 @@ from core.anomaly.live import LIMITS
 from core.anomaly.moderation import decide, queue
 from core.anomaly.rules import REASON_LABELS
 from core.anomaly.scoring import SAMPLE_BAND, SAMPLE_RATE
+from core.challenges.awards import recent_withdrawals, withdrawals_for
 from core.config import load_settings
 from core.storage.engine import write_transaction
 from dashboard import data, queries, ui
@@ -57,6 +58,20 @@ st.caption(f"The queue also holds a random sample ({SAMPLE_RATE:.0%}) of the act
            f"Confirming one holds it like a confirmed flag; decided samples can lower the threshold once "
            f"{SAMPLE_MIN} are decided ({precision['samples']} decided, {precision['samples_confirmed']} found "
            "irregular). A sample cannot be sent back for a crop: that would tell its athlete.")
+
+with data.sessions()() as s:
+    withdrawn = recent_withdrawals(s, 20)
+with st.expander(f"Badges withdrawn lately ({len(withdrawn)})", icon=":material/military_tech:"):
+    if not withdrawn:
+        st.caption("No badge has been withdrawn.")
+    for award, badge, athlete in withdrawn:
+        line, link = st.columns([5, 1])
+        line.markdown(f":material/{badge.icon}: {ui.strong(badge.name)} from {ui.strong(ui.who(athlete.name, athlete.username))} "
+                      f"(@{ui.plain(athlete.username)}) · {units.when(award.withdrawn_at)}: "
+                      f"{ui.plain(award.withdrawn_reason or '')}")
+        if award.withdrawn_activity_id:
+            link.page_link("views/activity.py", label="Activity", icon=":material/route:",
+                           query_params={"id": str(award.withdrawn_activity_id)})
 
 REASONS = {"": "any reason", **REASON_LABELS}
 left, right = st.columns(2)
@@ -124,6 +139,12 @@ def review_card(activity_id: int, score: float) -> None:
                 st.markdown(reason_list(item["reasons"]))
         else:
             st.markdown(reason_list(item["reasons"]))
+        with data.sessions()() as s:
+            lost = withdrawals_for(s, activity_id)
+        if lost:
+            st.caption("Badges withdrawn: " + "; ".join(
+                f"{ui.plain(b.name)} ({units.when(a.withdrawn_at)}: {ui.plain(a.withdrawn_reason or '')})"
+                for a, b in lost))
         usual = item["usual"]
         st.caption("Athlete's usual: " + (f"{units.pace_or_speed(item['sport'], usual['speed_mps'], 'metric')} "
                                           f"over {usual['count']} past {item['sport']}s" if usual

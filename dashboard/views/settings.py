@@ -1,6 +1,8 @@
 """Settings: profile, default visibility, units, the route suggestions question, password and sign-ins,
 spoken cues, and device pairing."""
 
+from zoneinfo import available_timezones
+
 import streamlit as st
 
 from core.accounts.sessions import change_password, end_other_web_sessions
@@ -8,6 +10,8 @@ from core.accounts.tokens import create_device_token, revoke_device_token
 from core.accounts.users import MAX_NAME_CHARS, AccountError, display_name, update_profile, user_by_id
 from core.activities.cues import CUE_FIELDS, MAX_EVERY_KM, MAX_EVERY_MIN, CuePrefs
 from core.activities.tables import SPORTS, VISIBILITIES
+from core.challenges.awards import recount_user
+from core.challenges.badges import time_zone
 from core.recommend.tables import TERRAINS
 from core.text import DEVICE_NAME_MAX_CHARS
 from core.units import UNITS, distance_unit, unit_length_m
@@ -24,9 +28,16 @@ with data.sessions()() as s:
 prefs = CuePrefs.from_settings(settings)
 
 
+ZONES = sorted(available_timezones() | {"UTC"})
+
+
 def save(**changes) -> None:
     with data.sessions()() as s, s.begin():
-        update_profile(s, user_by_id(s, v.id), **changes)
+        user = user_by_id(s, v.id)
+        moved = "time_zone" in changes and changes["time_zone"] != str(time_zone(user.settings))
+        update_profile(s, user, **changes)
+        if moved:  # the calendar badges (weeks, months, hours) are counted again
+            recount_user(s, user.id)
     auth.refresh_viewer()
     data.forget_activity_lists()
 
@@ -38,11 +49,13 @@ with st.form("profile"):
                        help="public: everyone · followers: athletes who follow you · private: only you")
     units = st.radio("Units", UNITS, index=UNITS.index(v.units), horizontal=True,
                      help="metric: km, min/km, km/h · imperial: mi, min/mi, mph")
+    zone = st.selectbox("Time zone", ZONES, index=ZONES.index(str(time_zone(settings))),
+                        help="Weeks (Monday to Sunday), months and the hours of early-bird badges go by it.")
     if st.form_submit_button("Save profile"):
         if not new_name.strip():
             st.error("The display name cannot be empty.")
         else:
-            save(name=display_name(new_name, v.username), default_visibility=vis, units=units)
+            save(name=display_name(new_name, v.username), default_visibility=vis, units=units, time_zone=zone)
             st.success("Saved.")
 
 st.subheader("Route suggestions")

@@ -107,7 +107,9 @@ SCHEMAS = {
                        "sport": {"type": "string"}, "title": {"type": "string"},
                        "start_time": {"type": "string", "format": "date-time", "nullable": True},
                        "distance_m": NUMBER_OR_NULL, "moving_time_s": NUMBER_OR_NULL,
-                       "avg_pace_s_per_km": NUMBER_OR_NULL, "avg_speed_mps": NUMBER_OR_NULL}},
+                       "avg_pace_s_per_km": NUMBER_OR_NULL, "avg_speed_mps": NUMBER_OR_NULL,
+                       "badges": {"type": "array", "items": {"type": "string"},
+                                  "description": "codes of the badges the activity earned and still holds"}}},
     "FeedPage": {
         "type": "object", "required": ["items", "next_cursor"],
         "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/FeedItem"}},

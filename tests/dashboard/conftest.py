@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -181,6 +182,44 @@ def hostile_world(world) -> HostileWorld:
             s.add(Comment(activity_id=own.id, user_id=user.id, text=text))
             out.usernames[key], out.runs[key], out.flagged[key], out.live[key] = (user.username, run.id, flagged.id,
                                                                                   live.id)
+    engine.dispose()
+    yield out
+
+
+@dataclass
+class BadgeWorld:
+    run_id: int  # alice's newest public run: it earned "First steps" and "First 5 km"
+    withdrawn_ids: dict[str, int] = field(default_factory=dict)  # by HOSTILE key: the flagged run
+
+
+@pytest.fixture(scope="session")
+def badge_world(world, hostile_world) -> BadgeWorld:
+    """Awards as the badge job leaves them (the job itself is tested in tests/core/challenges):
+    alice's two badges from her newest public run and one withdrawn, and for each hostile
+    athlete a badge withdrawn because of their flagged run (the moderators' page lists it
+    under their name)."""
+    from core.challenges.tables import BadgeAward
+
+    engine = make_engine(world.url)
+    now = datetime.now(UTC)
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        alice = user_by_name(s, "alice")
+        run = s.scalars(select(Activity).where(Activity.user_id == alice.id, Activity.sport == "run",
+                                               Activity.visibility == "public", Activity.status == "completed")
+                        .order_by(Activity.start_time.desc())).first()
+        for code in ("first_activity", "run_5k"):
+            s.add(BadgeAward(user_id=alice.id, code=code, activity_id=run.id, earned_at=run.start_time, awarded_at=now))
+        s.add(BadgeAward(user_id=alice.id, code="run_half", activity_id=None, earned_at=run.start_time,
+                         awarded_at=now, withdrawn_at=now, withdrawn_activity_id=run.id,
+                         withdrawn_reason=f"activity {run.id} was cropped"))
+        out = BadgeWorld(run.id)
+        for key, username in hostile_world.usernames.items():
+            user = user_by_name(s, username)
+            flagged = hostile_world.flagged[key]
+            s.add(BadgeAward(user_id=user.id, code="run_10k", activity_id=flagged, earned_at=now, awarded_at=now,
+                             withdrawn_at=now, withdrawn_activity_id=flagged,
+                             withdrawn_reason=f"a moderator confirmed activity {flagged} as irregular"))
+            out.withdrawn_ids[key] = flagged
     engine.dispose()
     yield out
 

@@ -672,3 +672,39 @@ def test_discover_shows_hostile_route_names_as_written_and_not_for_me_takes_one_
     pg.locator(f".st-key-suggestion_{hostile[1][0]}").wait_for()
     assert pg.locator(f".st-key-suggestion_{rid}").count() == 0
     nothing_ran(pg, "discover after not for me")
+
+
+def test_badges_page_a_badge_in_the_feed_and_withdrawals_for_moderators(page, app_url, world, hostile_world,
+                                                                         badge_world):
+    """Alice sees her run's badges on its feed card, her Badges page (earned, withdrawn with
+    the reason, next with progress, the streak chart) and a toast on the activity's page; the
+    moderator sees the badges withdrawn lately under each athlete's name, hostile names as
+    written, and nothing runs."""
+    pg = page
+    sign_in(pg, app_url, "alice", "alice-demo-pass")
+    card = pg.locator(f".st-key-card_{badge_world.run_id}")
+    card.get_by_text("First 5 km").wait_for()
+    assert "New badges:" in card.inner_text()
+    visit(pg, f"{app_url}/badges", "badges")
+    pg.get_by_role("heading", name="Earned").wait_for()
+    written(pg, ["First steps", "First 5 km", f"activity {badge_world.run_id} was cropped", "Streak calendar"],
+            "badges")
+    assert pg.locator("[data-testid='stProgress']").count() >= 5
+    chart(pg).first.wait_for()
+    shot(pg, "30-badges")
+    visit(pg, f"{app_url}/activity?id={badge_world.run_id}", "activity with badges")
+    pg.get_by_text("New badge: First 5 km").wait_for()
+    shot(pg, "31-badge-toast")
+    nothing_ran(pg, "activity with badges")
+
+    pg.context.clear_cookies()
+    sign_in(pg, app_url, "moderator", "moderator-demo-pass")
+    visit(pg, f"{app_url}/moderation", "moderation")
+    pg.get_by_text("Badges withdrawn lately").click()
+    settle(pg)
+    names = hostile_names(hostile_world)
+    written(pg, [names[k] for k in badge_world.withdrawn_ids], "withdrawn badges")
+    written(pg, [f"a moderator confirmed activity {a} as irregular" for a in badge_world.withdrawn_ids.values()],
+            "withdrawn badges")
+    nothing_ran(pg, "withdrawn badges")
+    shot(pg, "32-withdrawn-badges")

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.queries import Viewer
 from tests.dashboard.conftest import APP, PRIVATE_TITLE, XSS_COMMENT, XSS_TITLE
 
-PAGES = ["views/feed.py", "views/activity.py", "views/live.py", "views/stats.py", "views/upload.py",
+PAGES = ["views/feed.py", "views/activity.py", "views/live.py", "views/stats.py", "views/badges.py", "views/upload.py",
          "views/settings.py", "views/athletes.py", "views/leaderboards.py", "views/discover.py"]
 
 
@@ -183,6 +183,31 @@ def test_settings_page_saves_cues_and_pairs_a_device(world):
         assert user_for_token(s, token).username == "bob"
     engine.dispose()
     assert any(b.label == "Revoke" for b in at.button)
+
+
+def test_badges_page_shows_earned_withdrawn_next_and_the_streak_calendar(world, badge_world):
+    at = run_page(world, "alice", "views/badges.py")
+    text = all_text(at)
+    assert "First steps" in text and "First 5 km" in text
+    assert {m.label: m.value for m in at.metric}["Badges earned"] == "2"
+    assert f"activity {badge_world.run_id} was cropped" in text  # the withdrawn half marathon, and why
+    progress = [el.proto.text for el in at.get("progress")]
+    assert progress and all(" · " in p for p in progress)  # each next badge with what is left
+    assert not any("First 5 km" in p for p in progress)  # earned ones are not "next"
+    assert "Streak calendar" in text
+    # Bob's page is his own: none of alice's badges.
+    bob = all_text(run_page(world, "bob", "views/badges.py"))
+    assert "was cropped" not in bob
+
+
+def test_feed_and_activity_page_show_the_badges_an_activity_earned(world, badge_world):
+    text = all_text(run_page(world, "alice"))
+    assert "New badges: :material/flag: **First steps** · :material/directions_run: **First 5 km**" in text
+    at = run_page(world, "bob", "views/activity.py", {"id": str(badge_world.run_id)})
+    assert "First 5 km" in all_text(at)  # bob follows alice and sees what her run earned
+    assert not at.toast  # only its athlete gets the toast
+    at = run_page(world, "alice", "views/activity.py", {"id": str(badge_world.run_id)})
+    assert [t.proto.body for t in at.toast] == ["New badge: First steps", "New badge: First 5 km"]
 
 
 def test_leaderboard_page_shows_the_board_and_my_rank(world):

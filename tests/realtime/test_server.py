@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+import uuid
 from contextlib import contextmanager
 
 import pytest
@@ -25,9 +26,16 @@ def open_device(ingest, username="device_runner"):
         yield ws
 
 
-def ask(ws, message: dict) -> dict:
+def ask(ws, message: dict, heard: list | None = None) -> dict:
+    """Send, and return the answer; spoken cues that come before it (those due after an
+    earlier ack, a completion's badges) go to ``heard``."""
     ws.send(json.dumps(message))
-    return json.loads(ws.recv(timeout=10))
+    while True:
+        reply = json.loads(ws.recv(timeout=10))
+        if reply.get("type") == "cue":
+            (heard if heard is not None else []).append(reply)
+            continue
+        return reply
 
 
 def run_points(seqs, step=5.0, speed=3.0):
@@ -78,12 +86,38 @@ def test_a_whole_run_over_the_websocket(ingest):
         assert any(c.startswith("1 kilometre. Time 5 minutes") for c in cues)
         assert len(cues) >= 5
         assert ask(ws, {"type": "status", "activity_id": activity_id, "command": "stop"})["status"] == "stopped"
-        assert ask(ws, {"type": "status", "activity_id": activity_id, "command": "complete"})["status"] == "completed"
+        heard = []
+        assert ask(ws, {"type": "status", "activity_id": activity_id, "command": "complete"},
+                   heard)["status"] == "completed"
         feed = ask(ws, {"type": "feed", "id": 9})
         assert feed["items"][0]["activity_id"] == activity_id
         assert feed["items"][0]["distance_m"] == pytest.approx(399 * 15, rel=0.02)
         closed = ask(ws, {"type": "points", "id": 10, "activity_id": activity_id, "points": run_points([400])})
         assert closed["code"] == "activity_closed"
+
+
+def test_a_completion_speaks_the_badges_it_earns_before_its_answer(ingest):
+    """A new athlete's first run (1.6 km) is heard to earn "First steps", as a cue marked with
+    its badge before the completion's answer; their second (6 km) earns "First 5 km"."""
+    name = f"badge_{uuid.uuid4().hex[:8]}"
+    with open_device(ingest, username=name) as ws:
+        short = started_run(ws)
+        ask(ws, {"type": "points", "id": "p", "activity_id": short, "points": run_points(range(110))})
+        ask(ws, {"type": "status", "activity_id": short, "command": "stop"})
+        heard = []
+        assert ask(ws, {"type": "status", "activity_id": short, "command": "complete"}, heard)["status"] == "completed"
+        codes = [c["badge"] for c in heard if "badge" in c]  # an early bird or night owl too, by the hour it runs
+        assert codes[0] == "first_activity" and "run_5k" not in codes
+        assert heard[0]["activity_id"] == short and heard[0]["text"].startswith("New badge: First steps.")
+        long = started_run(ws)
+        for start in range(0, 400, 100):
+            ask(ws, {"type": "points", "id": start, "activity_id": long, "points": run_points(range(start, start + 100))})
+        ask(ws, {"type": "status", "activity_id": long, "command": "stop"})
+        heard = []
+        done = ask(ws, {"type": "status", "activity_id": long, "command": "complete"}, heard)
+        assert done.get("status") == "completed", done
+        codes = [c["badge"] for c in heard if "badge" in c]
+        assert "run_5k" in codes and "first_activity" not in codes  # the first run's, not this one's
 
 
 def test_a_resent_batch_is_acknowledged_again_and_stored_once(ingest):

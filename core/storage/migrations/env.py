@@ -5,6 +5,7 @@ from alembic import context
 import core.accounts.tables  # noqa: F401  (every table, for autogenerate)
 import core.activities.tables  # noqa: F401
 import core.anomaly.tables  # noqa: F401
+import core.challenges.tables  # noqa: F401
 import core.devices.tables  # noqa: F401
 import core.recommend.tables  # noqa: F401
 import core.routes.tables  # noqa: F401

@@ -4,13 +4,8 @@ door is on one, a change of visibility withdraws what an activity gave)."""
 
 from __future__ import annotations
 
-import os
-import uuid
-
 import pytest
-from sqlalchemy import select, text, update
-from sqlalchemy.engine import make_url
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy import select, update
 
 from core.accounts.users import create_user
 from core.activities.imports import record_track
@@ -18,10 +13,8 @@ from core.activities.tables import Activity
 from core.routes.matching import athlete_routes, match_pending, routes_near
 from core.routes.shape import TRIM_M
 from core.routes.tables import Route, RouteActivity, RouteCell
-from core.storage.engine import make_engine
-from core.storage.schema import migrate
 from core.tracks.formats import load_track
-from tests.conftest import need
+from tests.conftest import database_of_its_own
 from tests.core.routes.ways import LONG_RIDE, LOOP, metres_from, track, walk
 
 LAT0, LON0 = 51.50, -0.12
@@ -30,25 +23,8 @@ LAT0, LON0 = 51.50, -0.12
 @pytest.fixture(params=["sqlite", "postgres"])
 def Sessions(request, tmp_path):
     """A session factory on a database of its own (the matcher reads every activity)."""
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'routes.db'}")
-        migrate(engine)
-        yield sessionmaker(engine, expire_on_commit=False)
-        engine.dispose()
-        return
-    server = os.environ.get("TRACKER_TEST_POSTGRES_URL")
-    need(bool(server), "TRACKER_TEST_POSTGRES_URL is not set (PostgreSQL tests)")
-    admin = make_engine(server, isolation_level="AUTOCOMMIT")
-    name = f"tracker_routes_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine = make_engine(make_url(server).set(database=name).render_as_string(hide_password=False))
-    migrate(engine)
-    yield sessionmaker(engine, expire_on_commit=False)
-    engine.dispose()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with database_of_its_own(request.param, tmp_path, "routes") as Sessions:
+        yield Sessions
 
 
 def add(Sessions, username, tr, visibility="public", title=None):

@@ -1,0 +1,293 @@
+"""Awarding badges: a job that recounts the badges of athletes whose activities changed,
+and the reads the pages, the command line and the ingest server make of them.
+
+An athlete is due for a recount when one of their completed activities has been scored
+(a flagged one is held, and a held activity never counts) and matched against the routes
+but the job has not seen it, or has seen it otherwise (held or released by a moderator,
+cropped, changed by a late fix), or when one it saw was deleted. The recount evaluates the
+whole catalogue on all their counting activities (``core.challenges.badges``) and brings
+the awards to match: a badge is awarded once per athlete (a unique index; a re-scored or
+re-synced activity finds it there), withdrawn with the reason when it is no longer earned
+(a confirmed cheat, a crop below the mark, a deletion), and reinstated if earned again.
+Each athlete is worked out with no transaction open and written in one short one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import delete, exists, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.accounts.tables import User
+from core.activities.tables import Activity
+from core.anomaly.tables import ActivityFlag
+from core.challenges.badges import Badge, Entry, Outcome, badge, catalogue, evaluate, time_zone
+from core.challenges.tables import BadgeActivity, BadgeAward
+from core.routes.tables import RouteActivity
+from core.storage.base import utcnow
+from core.storage.engine import write_transaction
+
+log = logging.getLogger(__name__)
+
+BADGE_BATCH = 50  # athletes recounted per round; a full batch means the worker is behind
+
+
+def _scored():
+    return exists().where(ActivityFlag.activity_id == Activity.id)
+
+
+def _routed():
+    return exists().where(RouteActivity.activity_id == Activity.id)
+
+
+def pending_users(s: Session, limit: int = BADGE_BATCH) -> list[int]:
+    """Athletes whose badges are due for a recount, at most ``limit``."""
+    changed = or_(BadgeActivity.activity_id.is_(None), BadgeActivity.held != Activity.held,
+                  BadgeActivity.points != Activity.point_count,
+                  BadgeActivity.distance_m.is_distinct_from(Activity.distance_m),
+                  BadgeActivity.start_time.is_distinct_from(Activity.start_time))
+    users = list(s.scalars(
+        select(Activity.user_id).outerjoin(BadgeActivity, BadgeActivity.activity_id == Activity.id)
+        .where(Activity.status == "completed", _scored(), _routed(), changed).distinct().limit(limit)))
+    if len(users) < limit:
+        gone = ~exists().where(Activity.id == BadgeActivity.activity_id)
+        users += [u for u in s.scalars(select(BadgeActivity.user_id).where(gone).distinct().limit(limit))
+                  if u not in users]
+    if len(users) < limit:
+        orphaned = select(BadgeAward.user_id).where(BadgeAward.activity_id.is_(None),
+                                                     BadgeAward.withdrawn_at.is_(None)).distinct().limit(limit)
+        users += [u for u in s.scalars(orphaned) if u not in users]
+    return users[:limit]
+
+
+@dataclass
+class Plan:
+    """One athlete's recount, worked out: the snapshots to write, those to drop, and the
+    awards to add, move, withdraw or reinstate."""
+
+    user_id: int
+    snapshots: list[dict] = field(default_factory=list)
+    gone: list[int] = field(default_factory=list)
+    award: list[tuple[Badge, Entry]] = field(default_factory=list)
+    move: list[tuple[int, Entry]] = field(default_factory=list)  # (award id, new earning activity)
+    withdraw: list[tuple[int, str, int | None]] = field(default_factory=list)  # (award id, reason, activity)
+
+
+def _rows(s: Session, user_id: int):
+    """The athlete's completed activities, with whether each is scored, its flag's status
+    and its route."""
+    return s.execute(
+        select(Activity.id, Activity.sport, Activity.start_time, Activity.distance_m, Activity.elevation_gain_m,
+               Activity.moving_time_s, Activity.held, Activity.point_count, ActivityFlag.status.label("flag"),
+               RouteActivity.route_id, RouteActivity.activity_id.label("routed"))
+        .outerjoin(ActivityFlag, ActivityFlag.activity_id == Activity.id)
+        .outerjoin(RouteActivity, RouteActivity.activity_id == Activity.id)
+        .where(Activity.user_id == user_id, Activity.status == "completed")).all()
+
+
+def _entry(r) -> Entry:
+    return Entry(id=r.id, sport=r.sport, start=r.start_time, distance_m=r.distance_m or 0.0,
+                 climb_m=r.elevation_gain_m or 0.0, moving_s=r.moving_time_s or 0.0, route_id=r.route_id)
+
+
+def counting_entries(rows, include_unscored: bool = False) -> list[Entry]:
+    """The activities that count: scored (or any, with ``include_unscored``), not held, dated."""
+    return [_entry(r) for r in rows
+            if (include_unscored or r.flag is not None) and not r.held and r.start_time is not None]
+
+
+def _cause(rows_by_id: dict, seen: dict[int, BadgeActivity], gone: list[int]) -> tuple[str, int | None]:
+    """Why badges are withdrawn in this recount: the first change that took something away."""
+    for activity_id, r in rows_by_id.items():
+        if r.flag == "confirmed":
+            before = seen.get(activity_id)
+            if before is None or not before.held:
+                return f"a moderator confirmed activity {activity_id} as irregular", activity_id
+    for activity_id, r in rows_by_id.items():
+        before = seen.get(activity_id)
+        if r.held and (before is None or not before.held):
+            return f"activity {activity_id} is held for review", activity_id
+    if gone:
+        return f"activity {gone[0]} was deleted", gone[0]
+    for activity_id, r in rows_by_id.items():
+        before = seen.get(activity_id)
+        if before is not None and (r.distance_m or 0.0) < (before.distance_m or 0.0):
+            return f"activity {activity_id} was cropped", activity_id
+    for activity_id, r in rows_by_id.items():
+        if r.held and r.flag == "confirmed":
+            return f"a moderator confirmed activity {activity_id} as irregular", activity_id
+    return "the activities that earned it no longer reach the mark", None
+
+
+def plan(s: Session, user_id: int, now: datetime | None = None) -> Plan | None:
+    """Work out one athlete's recount (reads only); None when the athlete is gone."""
+    user = s.get(User, user_id)
+    if user is None:
+        return None
+    rows = [r for r in _rows(s, user_id) if r.flag is not None and r.routed is not None]
+    by_id = {r.id: r for r in rows}
+    seen = {b.activity_id: b for b in s.scalars(select(BadgeActivity).where(BadgeActivity.user_id == user_id))}
+    existing = set(s.scalars(select(Activity.id).where(Activity.id.in_(list(seen))))) if seen else set()
+    p = Plan(user_id)
+    p.gone = [a for a in seen if a not in existing]
+    for r in rows:
+        b = seen.get(r.id)
+        if (b is None or b.held != r.held or b.points != r.point_count or b.distance_m != r.distance_m
+                or b.start_time != r.start_time):
+            p.snapshots.append({"activity_id": r.id, "user_id": user_id, "held": bool(r.held),
+                                "points": r.point_count, "distance_m": r.distance_m, "start_time": r.start_time})
+    outcome: Outcome = evaluate(counting_entries(rows), time_zone(user.settings), now=now)
+    counting = {e.id for e in counting_entries(rows)}
+    awards = {a.code: a for a in s.scalars(select(BadgeAward).where(BadgeAward.user_id == user_id))}
+    known = {b.code for b in catalogue()}
+    for code, e in outcome.earned.items():
+        a = awards.get(code)
+        if a is None or a.withdrawn_at is not None:
+            p.award.append((badge(code), e))
+        elif a.activity_id not in counting:
+            p.move.append((a.id, e))
+    # A badge dropped from the catalogue stays with its athlete, unless its activity is gone.
+    lost = [a for code, a in awards.items() if a.withdrawn_at is None and code not in outcome.earned
+            and (code in known or a.activity_id is None)]
+    if lost:
+        reason, cause = _cause(by_id, seen, p.gone)
+        p.withdraw = [(a.id, reason, cause) for a in lost]
+    return p
+
+
+def write(Session: sessionmaker[Session], p: Plan) -> dict:
+    """Write one athlete's recount in one short transaction; returns what changed."""
+    now = utcnow()
+    with write_transaction(Session, "badges") as s:
+        if p.gone:
+            s.execute(delete(BadgeActivity).where(BadgeActivity.activity_id.in_(p.gone)))
+        for snap in p.snapshots:
+            row = s.get(BadgeActivity, snap["activity_id"])
+            if row is None:
+                s.add(BadgeActivity(**snap, seen_at=now))
+            else:
+                for key, value in snap.items():
+                    setattr(row, key, value)
+                row.seen_at = now
+        awards = {a.code: a for a in s.scalars(select(BadgeAward).where(BadgeAward.user_id == p.user_id))}
+        for b, e in p.award:
+            a = awards.get(b.code)
+            if a is None:
+                s.add(BadgeAward(user_id=p.user_id, code=b.code, activity_id=e.id, earned_at=e.start, awarded_at=now))
+            else:
+                a.activity_id, a.earned_at, a.awarded_at = e.id, e.start, now
+                a.withdrawn_at = a.withdrawn_reason = a.withdrawn_activity_id = None
+        by_id = {a.id: a for a in awards.values()}
+        for award_id, e in p.move:
+            a = by_id.get(award_id)
+            if a is not None:
+                a.activity_id, a.earned_at = e.id, e.start
+        for award_id, reason, cause in p.withdraw:
+            a = by_id.get(award_id)
+            if a is not None and a.withdrawn_at is None:
+                a.withdrawn_at, a.withdrawn_reason, a.withdrawn_activity_id = now, reason, cause
+    return {"awarded": len(p.award), "withdrawn": len(p.withdraw)}
+
+
+def award_pending(Session: sessionmaker[Session], limit: int = BADGE_BATCH, now: datetime | None = None) -> dict:
+    """Recount up to ``limit`` athletes due for it; returns counts of what changed."""
+    with Session() as s:
+        users = pending_users(s, limit)
+    done = {"athletes": 0, "awarded": 0, "withdrawn": 0}
+    for user_id in users:
+        with Session() as s:
+            p = plan(s, user_id, now=now)
+        if p is None:
+            continue
+        changed = write(Session, p)
+        done["athletes"] += 1
+        done["awarded"] += changed["awarded"]
+        done["withdrawn"] += changed["withdrawn"]
+    return done if users else {}
+
+
+def recount_user(s: Session, user_id: int) -> None:
+    """Make the athlete's badges due for a recount (their time zone changed): forget what the
+    job saw of their activities, in the caller's transaction."""
+    s.execute(delete(BadgeActivity).where(BadgeActivity.user_id == user_id))
+
+
+# Reads -----------------------------------------------------------------------------------
+
+
+def awards_for(s: Session, activity_ids: list[int]) -> dict[int, list[Badge]]:
+    """The badges each of ``activity_ids`` earned and still holds."""
+    out: dict[int, list[Badge]] = {i: [] for i in activity_ids}
+    if not activity_ids:
+        return out
+    for a in s.scalars(select(BadgeAward).where(BadgeAward.activity_id.in_(activity_ids),
+                                                BadgeAward.withdrawn_at.is_(None)).order_by(BadgeAward.id)):
+        b = badge(a.code)
+        if b is not None:
+            out[a.activity_id].append(b)
+    return out
+
+
+def withdrawals_for(s: Session, activity_id: int) -> list[tuple[BadgeAward, Badge]]:
+    """The badges withdrawn because of ``activity_id`` (for the moderators' page)."""
+    rows = s.scalars(select(BadgeAward).where(BadgeAward.withdrawn_activity_id == activity_id,
+                                              BadgeAward.withdrawn_at.is_not(None)).order_by(BadgeAward.id))
+    return [(a, badge(a.code)) for a in rows if badge(a.code) is not None]
+
+
+def recent_withdrawals(s: Session, limit: int = 20) -> list[tuple[BadgeAward, Badge, User]]:
+    """The badges withdrawn lately, newest first, with their athletes (for the moderators)."""
+    rows = s.execute(select(BadgeAward, User).join(User, User.id == BadgeAward.user_id)
+                     .where(BadgeAward.withdrawn_at.is_not(None))
+                     .order_by(BadgeAward.withdrawn_at.desc(), BadgeAward.id.desc()).limit(limit)).all()
+    return [(a, badge(a.code), u) for a, u in rows if badge(a.code) is not None]
+
+
+@dataclass
+class Standing:
+    """An athlete's badges: earned (newest first), withdrawn, and the rest with the
+    athlete's figure against each mark; activities per week for the streak calendar."""
+
+    earned: list[tuple[BadgeAward, Badge]]
+    withdrawn: list[tuple[BadgeAward, Badge]]
+    next: list[tuple[Badge, float]]
+    weeks: dict
+    streak: int
+    time_zone: str
+
+
+def standing(s: Session, user: User, now: datetime | None = None) -> Standing:
+    from core.challenges.badges import weeks_active
+
+    tz = time_zone(user.settings)
+    entries = counting_entries(_rows(s, user.id))
+    outcome = evaluate(entries, tz, now=now)
+    awards = list(s.scalars(select(BadgeAward).where(BadgeAward.user_id == user.id)
+                            .order_by(BadgeAward.earned_at.desc(), BadgeAward.id.desc())))
+    earned = [(a, badge(a.code)) for a in awards if a.withdrawn_at is None and badge(a.code)]
+    withdrawn = [(a, badge(a.code)) for a in awards if a.withdrawn_at is not None and badge(a.code)]
+    have = {a.code for a, _ in earned}
+    rest = [(b, outcome.progress.get(b.code, 0.0)) for b in catalogue() if b.code not in have]
+    rest.sort(key=lambda bf: -min(bf[1] / bf[0].at_least, 1.0))
+    streak_badge = next((b for b in catalogue() if b.kind == "weekly_streak"), None)
+    streak = int(outcome.progress.get(streak_badge.code, 0)) if streak_badge else 0
+    return Standing(earned, withdrawn, rest, weeks_active(entries, tz), streak, str(tz))
+
+
+def new_badges(s: Session, user_id: int, activity_id: int) -> list[Badge]:
+    """The badges ``activity_id`` earns now, if it stands (for the cue when it completes):
+    evaluated on the athlete's activities that are not held, scored or not yet. The award
+    itself waits for the anomaly check: a held activity earns nothing."""
+    user = s.get(User, user_id)
+    if user is None:
+        return []
+    rows = _rows(s, user_id)
+    if not any(r.id == activity_id for r in rows):
+        return []
+    outcome = evaluate(counting_entries(rows, include_unscored=True), time_zone(user.settings))
+    have = set(s.scalars(select(BadgeAward.code).where(BadgeAward.user_id == user_id,
+                                                       BadgeAward.withdrawn_at.is_(None))))
+    return [badge(code) for code, e in outcome.earned.items() if e.id == activity_id and code not in have]

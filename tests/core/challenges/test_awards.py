@@ -1,0 +1,253 @@
+"""The badge job on SQLite and PostgreSQL: awards once scored and matched, never for a
+held activity, idempotent, withdrawn (with the reason) when a moderator confirms a cheat,
+when a crop takes an activity below the mark or when it is deleted, and reinstated when a
+moderator releases it; late syncs move nothing already earned."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from core.accounts.users import create_user, update_profile, user_by_name
+from core.activities.imports import record_track
+from core.activities.lifecycle import delete_activity
+from core.activities.tables import Activity
+from core.anomaly.flags import is_held
+from core.anomaly.moderation import crop_activity, decide
+from core.anomaly.scoring import score_pending
+from core.anomaly.tables import ActivityFlag
+from core.challenges.awards import (
+    award_pending,
+    awards_for,
+    new_badges,
+    recount_user,
+    standing,
+    withdrawals_for,
+)
+from core.challenges.tables import BadgeAward
+from core.routes.matching import match_pending
+from core.routes.tables import RouteActivity
+from tests.conftest import database_of_its_own
+from tests.core.routes.ways import track, walk
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def Sessions(request, tmp_path_factory):
+    """A database of this module's own: the job reads every athlete's activities."""
+    with database_of_its_own(request.param, tmp_path_factory.mktemp("badges"), "badges") as Sessions:
+        yield Sessions
+
+
+def athlete(Sessions, role="athlete") -> str:
+    name = f"a{uuid.uuid4().hex[:10]}"
+    with Sessions() as s, s.begin():
+        create_user(s, name, role=role)
+    return name
+
+
+def add(Sessions, username, km, when=T0, sport="run", flag="clear", routed=True, climb=0.0) -> int:
+    """A completed activity as scoring (``flag``: its status, None for not yet scored) and
+    the route matcher (``routed``) left it."""
+    with Sessions() as s, s.begin():
+        user = user_by_name(s, username)
+        a = Activity(user_id=user.id, sport=sport, status="completed", title="t", visibility="public",
+                     source="demo", start_time=when, completed_at=when, distance_m=km * 1000.0,
+                     moving_time_s=km * 330.0, elevation_gain_m=climb, point_count=int(km * 100),
+                     held=is_held(flag))
+        s.add(a)
+        s.flush()
+        if flag is not None:
+            s.add(ActivityFlag(activity_id=a.id, user_id=user.id, sport=sport, score=0.5 if a.held else 0.1,
+                               status=flag, reasons=[], codes="", verdict={}, features={}))
+        if routed:
+            s.add(RouteActivity(activity_id=a.id, user_id=user.id, visibility="public", held=a.held,
+                                points=a.point_count))
+        return a.id
+
+
+def run_job(Sessions) -> dict:
+    total = {"athletes": 0, "awarded": 0, "withdrawn": 0}
+    for _ in range(50):
+        done = award_pending(Sessions, limit=5)
+        if not done:
+            return total
+        for k in total:
+            total[k] += done[k]
+    raise AssertionError("the badge job never ran dry")
+
+
+def awards(Sessions, username) -> dict[str, BadgeAward]:
+    with Sessions() as s:
+        uid = user_by_name(s, username).id
+        return {a.code: a for a in s.scalars(select(BadgeAward).where(BadgeAward.user_id == uid))}
+
+
+def active(Sessions, username) -> set[str]:
+    return {c for c, a in awards(Sessions, username).items() if a.withdrawn_at is None}
+
+
+def test_an_activity_earns_once_scored_and_matched_and_only_once(Sessions):
+    name = athlete(Sessions)
+    a = add(Sessions, name, 10.2, flag=None, routed=False)
+    run_job(Sessions)
+    assert active(Sessions, name) == set()  # not scored yet: nothing
+    with Sessions() as s, s.begin():
+        s.add(ActivityFlag(activity_id=a, user_id=s.get(Activity, a).user_id, sport="run", score=0.1,
+                           status="clear", reasons=[], codes="", verdict={}, features={}))
+    run_job(Sessions)
+    assert active(Sessions, name) == set()  # not matched yet: nothing
+    with Sessions() as s, s.begin():
+        s.add(RouteActivity(activity_id=a, user_id=s.get(Activity, a).user_id, visibility="public", held=False,
+                            points=1020))
+    run_job(Sessions)
+    got = awards(Sessions, name)
+    assert set(got) == {"first_activity", "run_5k", "run_10k"}
+    assert {x.activity_id for x in got.values()} == {a}
+    # Again, and after a rescore that changes nothing: no second award, no change.
+    assert run_job(Sessions)["awarded"] == 0
+    with Sessions() as s, s.begin():
+        s.get(ActivityFlag, a).score = 0.2
+    assert run_job(Sessions)["awarded"] == 0
+    assert awards(Sessions, name)["run_10k"].id == got["run_10k"].id
+
+
+def test_a_flagged_activity_earns_nothing_until_a_moderator_dismisses_it(Sessions):
+    name, mod = athlete(Sessions), athlete(Sessions, role="moderator")
+    a = add(Sessions, name, 42.5, flag="flagged")
+    run_job(Sessions)
+    assert active(Sessions, name) == set()
+    with Sessions() as s, s.begin():
+        decide(s, a, user_by_name(s, mod), "dismiss")
+    run_job(Sessions)
+    assert {"run_marathon", "run_half", "run_10k", "run_5k", "first_activity"} <= active(Sessions, name)
+
+
+def test_a_confirmed_cheat_withdraws_what_it_earned_with_the_reason(Sessions):
+    name, mod = athlete(Sessions), athlete(Sessions, role="moderator")
+    honest = add(Sessions, name, 6.0, when=T0)
+    cheat = add(Sessions, name, 25.0, when=T0 + timedelta(days=1), flag="sampled")  # cleared, but sampled
+    run_job(Sessions)
+    assert {"run_half", "run_10k"} <= active(Sessions, name)
+    with Sessions() as s, s.begin():
+        decide(s, cheat, user_by_name(s, mod), "confirm")
+    done = run_job(Sessions)
+    assert done["withdrawn"] >= 2
+    got = awards(Sessions, name)
+    assert got["run_half"].withdrawn_at is not None and got["run_10k"].withdrawn_at is not None
+    assert got["run_half"].withdrawn_reason == f"a moderator confirmed activity {cheat} as irregular"
+    assert got["run_half"].withdrawn_activity_id == cheat
+    assert got["run_5k"].withdrawn_at is None and got["run_5k"].activity_id == honest
+    with Sessions() as s:
+        assert {b.code for _, b in withdrawals_for(s, cheat)} >= {"run_half", "run_10k"}
+        assert awards_for(s, [cheat])[cheat] == []
+
+
+def test_a_withdrawn_badge_comes_back_when_earned_again(Sessions):
+    name, mod = athlete(Sessions), athlete(Sessions, role="moderator")
+    a = add(Sessions, name, 11.0, flag="sampled")
+    run_job(Sessions)
+    with Sessions() as s, s.begin():
+        decide(s, a, user_by_name(s, mod), "confirm")
+    run_job(Sessions)
+    assert "run_10k" not in active(Sessions, name)
+    b = add(Sessions, name, 10.5, when=T0 + timedelta(days=3))
+    run_job(Sessions)
+    got = awards(Sessions, name)
+    assert got["run_10k"].withdrawn_at is None and got["run_10k"].activity_id == b
+    assert got["run_10k"].withdrawn_reason is None
+
+
+def test_a_late_sync_of_an_older_activity_moves_nothing_already_earned(Sessions):
+    name = athlete(Sessions)
+    newer = add(Sessions, name, 10.0, when=T0 + timedelta(days=5))
+    run_job(Sessions)
+    older = add(Sessions, name, 10.0, when=T0)
+    done = run_job(Sessions)
+    assert done["awarded"] == 0
+    got = awards(Sessions, name)
+    assert got["run_10k"].activity_id == newer and older != newer
+
+
+def test_a_streak_and_a_monthly_total_are_earned_by_the_activity_that_completes_them(Sessions):
+    name = athlete(Sessions)
+    ids = [add(Sessions, name, 13.0, when=T0 + timedelta(weeks=k)) for k in range(4)]
+    run_job(Sessions)
+    got = awards(Sessions, name)
+    assert got["streak_4w"].activity_id == ids[3]
+    assert got["month_50k"].activity_id == ids[3]  # 4 x 13 km in November
+
+
+def test_a_deleted_activity_takes_its_badges_and_totals_with_it(Sessions):
+    name = athlete(Sessions)
+    keep = add(Sessions, name, 30.0, when=T0)
+    gone = add(Sessions, name, 30.0, when=T0 + timedelta(days=1))
+    run_job(Sessions)
+    assert awards(Sessions, name)["month_50k"].activity_id == gone
+    with Sessions() as s, s.begin():
+        delete_activity(s, s.get(Activity, gone))
+    run_job(Sessions)
+    got = awards(Sessions, name)
+    assert got["month_50k"].withdrawn_at is not None
+    assert got["month_50k"].withdrawn_reason == f"activity {gone} was deleted"
+    assert got["run_half"].withdrawn_at is None and got["run_half"].activity_id == keep
+
+
+def test_a_new_time_zone_recounts_the_calendar_badges(Sessions):
+    name = athlete(Sessions)
+    add(Sessions, name, 5.0, when=datetime(2026, 11, 3, 11, 30, tzinfo=UTC))  # 06:30 in New York
+    run_job(Sessions)
+    assert "early_bird" not in active(Sessions, name)
+    with Sessions() as s, s.begin():
+        user = user_by_name(s, name)
+        update_profile(s, user, time_zone="America/New_York")  # 06:30 there
+        recount_user(s, user.id)
+    run_job(Sessions)
+    assert "early_bird" in active(Sessions, name)
+
+
+def test_the_completion_cue_names_the_badges_the_activity_earns_if_it_stands(Sessions):
+    name = athlete(Sessions)
+    add(Sessions, name, 6.0, when=T0)
+    run_job(Sessions)
+    b = add(Sessions, name, 10.1, when=T0 + timedelta(days=1), flag=None, routed=False)
+    with Sessions() as s:
+        assert [x.code for x in new_badges(s, user_by_name(s, name).id, b)] == ["run_10k"]
+        st = standing(s, user_by_name(s, name), now=T0 + timedelta(days=2))
+        assert {b.code for _, b in st.earned} == {"first_activity", "run_5k"}
+        assert st.streak == 1
+        assert st.next[0][0].code in {"run_10k", "month_50k", "streak_4w"}
+
+
+def test_a_crop_below_the_mark_withdraws_the_badge(Sessions):
+    """End to end: a recorded 5.4 km run, scored and matched for real, earns its 5 km; the
+    athlete crops 600 m out of it and the badge goes, with the crop as the reason."""
+    name = athlete(Sessions)
+    from tests.core.routes.ways import LOOP
+
+    tr = track(walk(LOOP, 3.0, 5.0, 0.0, laps=0.9), 51.5, -0.12, 5.0, noise_m=1.0, seed=3, t0=T0.timestamp())
+    with Sessions() as s, s.begin():
+        user = user_by_name(s, name)
+        a = record_track(s, user, tr, sport="run", visibility="public", source="demo").id
+        uid = user.id
+    while score_pending(Sessions, None, 1.0, batch=50):
+        pass
+    while match_pending(Sessions, limit=50):
+        pass
+    run_job(Sessions)
+    with Sessions() as s:
+        distance = s.get(Activity, a).distance_m
+        held = s.get(Activity, a).held
+    assert 5000 <= distance < 5700 and not held
+    assert awards(Sessions, name)["run_5k"].activity_id == a
+    t0 = T0.timestamp() + 600
+    crop_activity(Sessions, a, uid, t0, t0 + 240, None, 1.0)
+    with Sessions() as s:
+        assert s.get(Activity, a).distance_m < 5000
+    run_job(Sessions)
+    got = awards(Sessions, name)["run_5k"]
+    assert got.withdrawn_at is not None and got.withdrawn_reason == f"activity {a} was cropped"
