@@ -40,7 +40,7 @@ ATHLETE_PAGES = {
     ],
     "You": [
         st.Page(VIEWS / "stats.py", title="My stats", icon=":material/insights:", url_path="stats"),
-        st.Page(VIEWS / "badges.py", title="Badges", icon=":material/military_tech:", url_path="badges"),
+        st.Page(VIEWS / "challenges.py", title="Challenges", icon=":material/military_tech:", url_path="challenges"),
         st.Page(VIEWS / "upload.py", title="Upload", icon=":material/upload_file:", url_path="upload"),
         st.Page(VIEWS / "settings.py", title="Settings", icon=":material/settings:", url_path="settings"),
     ],

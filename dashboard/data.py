@@ -10,7 +10,7 @@ from core.config import load_settings
 from core.recommend.service import give, take_back, update_settings
 from core.social.follows import follow
 from core.social.leaderboards import connect_redis, leaderboard
-from core.storage.engine import make_engine, make_sessionmaker
+from core.storage.engine import make_engine, make_sessionmaker, write_transaction
 from core.storage.schema import migrate
 from core.units import unit_length_m
 from dashboard import queries
@@ -40,6 +40,15 @@ def feed(viewer_id: int, cursor: str | None, limit: int = 10) -> dict:
 def badges(viewer_id: int) -> dict:
     with sessions()() as s:
         return queries.badge_standing(s, viewer_id)
+
+
+def decline_challenge(viewer_id: int, challenge_id: int, reason: str) -> None:
+    """The viewer declines one of their challenges (ChallengeError says why not)."""
+    from core.challenges.assign import decline
+
+    with write_transaction(sessions(), "challenges") as s:
+        decline(s, viewer_id, challenge_id, reason)
+    badges.clear()
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=20000)

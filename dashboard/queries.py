@@ -19,8 +19,10 @@ from core.activities import open as open_activities
 from core.activities.summary import activity_profile, splits_in
 from core.activities.tables import Activity
 from core.anomaly import moderation
-from core.challenges.awards import awards_for, standing
+from core.challenges.assign import challenges_of
+from core.challenges.awards import awards_for, completed_by, standing
 from core.challenges.badges import left as badge_left
+from core.challenges.badges import shown
 from core.recommend import service as recommend
 from core.recommend.athletes import suggest_athletes
 from core.routes.matching import athlete_routes
@@ -67,11 +69,21 @@ def badge_cards(badges) -> list[dict]:
     return [{"code": b.code, "name": b.name, "icon": b.icon, "description": b.description} for b in badges]
 
 
+def challenge_cards(challenges) -> list[dict]:
+    """Challenges as the pages show them (the words are made in the viewer's units)."""
+    return [{"id": c.id, "week": c.week, "kind": c.kind, "sport": c.sport, "target": c.target, "progress": c.progress,
+             "status": c.status, "deadline": c.deadline, "decline_reason": c.decline_reason, "level": c.level,
+             "usual": c.usual} for c in challenges]
+
+
 def feed(s, viewer_id: int, cursor: str | None, limit: int = 10) -> dict:
     """A page of the feed, each card with the badges its activity earned."""
     page = feed_page(s, viewer_id, cursor=cursor, limit=limit)
-    earned = awards_for(s, [a.id for a in page.items])
-    return {"items": [{**card(a), "badges": badge_cards(earned[a.id])} for a in page.items],
+    ids = [a.id for a in page.items]
+    earned, completed = awards_for(s, ids), completed_by(s, ids)
+    own = {a.id: a.user_id == viewer_id for a in page.items}
+    return {"items": [{**card(a), "badges": badge_cards(shown(earned[a.id], own[a.id])),
+                       "challenges": challenge_cards(completed[a.id] if own[a.id] else [])} for a in page.items],
             "next_cursor": page.next_cursor}
 
 
@@ -111,7 +123,8 @@ def activity_detail(s, viewer_id: int, activity_id: int) -> dict | None:
     summary = a.summary or {}
     return {
         **card(a),
-        "badges": badge_cards(awards_for(s, [a.id])[a.id]),
+        "badges": badge_cards(shown(awards_for(s, [a.id])[a.id], a.user_id == viewer_id)),
+        "challenges": challenge_cards(completed_by(s, [a.id])[a.id] if a.user_id == viewer_id else []),
         "summary": summary,
         "lat": profile.lat, "lon": profile.lon, "t": profile.t,
         "distance": profile.cum_distance_m, "moving": profile.cum_moving_s, "speed": profile.speed_mps,
@@ -205,8 +218,9 @@ def review_item(s, activity_id: int) -> dict | None:
 
 
 def badge_standing(s, viewer_id: int) -> dict:
-    """The Badges page: earned (newest first, with the activity), withdrawn (with why), the
-    next ones with the athlete's progress and what is left, and activities per week."""
+    """The Challenges page: the challenges of the last weeks, the badges earned (newest
+    first, with the activity), withdrawn (with why), the next ones with the athlete's
+    progress and what is left, and activities per week."""
     user = s.get(User, viewer_id)
     st = standing(s, user)
     system = (user.settings or {}).get("units", "metric")
@@ -217,6 +231,7 @@ def badge_standing(s, viewer_id: int) -> dict:
         "next": [{**badge_cards([b])[0], "share": min(figure / b.at_least, 1.0), "left": badge_left(b, figure, system)}
                  for b, figure in st.next],
         "weeks": st.weeks, "streak": st.streak, "time_zone": st.time_zone,
+        "challenges": challenge_cards(challenges_of(s, viewer_id, weeks=6)),
     }
 
 

@@ -59,6 +59,16 @@ def badges_line(badges: list[dict], lead: str = "New badge") -> str:
     return f"{lead}{'s' if len(badges) > 1 else ''}: {names}"
 
 
+def challenges_line(challenges: list[dict], unit_system: str) -> str:
+    """Markdown for the challenges an activity completed."""
+    from core.challenges.personal import describe
+
+    if not challenges:
+        return ""
+    done = " · ".join(strong(describe(c["kind"], c["sport"], c["target"], unit_system)) for c in challenges)
+    return f":material/task_alt: Challenge{'s' if len(challenges) > 1 else ''} completed: {done}"
+
+
 def headline_figures(card: dict, unit_system: str) -> list[tuple[str, str]]:
     sport = card["sport"]
     speed = card.get("avg_speed_mps")

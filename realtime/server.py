@@ -159,7 +159,7 @@ class IngestServer(LiveState, GroupCommit, Watchers):
                                       "status": info.status, "client_ref": msg.client_ref}))
 
     async def on_status(self, ws, me: Identity, msg: Status) -> None:
-        await self.activity_for(me, msg.activity_id)
+        before = (await self.activity_for(me, msg.activity_id)).status
         self.touched[msg.activity_id] = time.monotonic()
         # The event's time, as stored: live stats pause by it, not by when the message came
         # (an offline device syncs its commands before its points).
@@ -167,7 +167,7 @@ class IngestServer(LiveState, GroupCommit, Watchers):
         info = await self.db(self.store.change_status, msg.activity_id, me.user_id, msg.command, at)
         self.status_changed(info, at)
         log.info("status", extra={"user": me.username, "activity_id": info.id, "status": info.status})
-        if info.status == "completed" and msg.command == "complete":
+        if info.status == "completed" and before != "completed":
             # Before the answer, so that a device waiting for it has heard them.
             for cue in await self.badge_cues(me, info.id):
                 await ws.send(protocol.dumps({"type": "cue", "activity_id": info.id, **cue}))

@@ -25,6 +25,7 @@ from core.activities.ingest import lock_statuses, refusal
 from core.activities.lifecycle import change_status, create_activity, get_owned_activity
 from core.activities.summary import pause_intervals
 from core.challenges.awards import awards_for
+from core.challenges.badges import shown
 from core.social.feed import feed_page
 from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker
 from core.storage.points import FastInsert, fast_insert_connection, positions
@@ -267,17 +268,22 @@ class Store:
                 "start_time": a.start_time.isoformat() if a.start_time else None,
                 "distance_m": a.distance_m, "moving_time_s": a.moving_time_s,
                 "avg_pace_s_per_km": a.avg_pace_s_per_km, "avg_speed_mps": a.avg_speed_mps,
-                "badges": [b.code for b in earned[a.id]],
+                "badges": [b.code for b in shown(earned[a.id], a.user_id == user_id)],
             } for a in page.items]
             return {"items": items, "next_cursor": page.next_cursor}
 
     def badge_cues(self, user_id: int, activity_id: int) -> list[dict]:
-        """The badges a just-completed activity earns if it stands, as cues to speak."""
-        from core.challenges.awards import new_badges
+        """The challenges a just-completed activity completes and the badges it earns, if it
+        stands, as cues to speak."""
+        from core.challenges.awards import new_badges, new_completions
+        from core.challenges.personal import describe
 
         with self.Session() as s:
-            return [{"badge": b.code, "text": f"New badge: {b.name}. {b.description}"}
-                    for b in new_badges(s, user_id, activity_id)]
+            units = (user_by_id(s, user_id).settings or {}).get("units", "metric")
+            done = [{"challenge": c.id, "text": f"Challenge completed: {describe(c.kind, c.sport, c.target, units)}."}
+                    for c in new_completions(s, user_id, activity_id)]
+            return done + [{"badge": b.code, "text": f"New badge: {b.name}. {b.description}"}
+                           for b in new_badges(s, user_id, activity_id)]
 
     def recommendations(self, user_id: int, kind: str, limit: int) -> list[dict]:
         """Suggested routes (with their trimmed polyline) or athletes, best first."""

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.tables import Activity
 from core.anomaly.tables import ActivityFlag
 from core.challenges.badges import Badge, Entry, Outcome, badge, catalogue, evaluate, time_zone
-from core.challenges.tables import BadgeActivity, BadgeAward
+from core.challenges.personal import measure
+from core.challenges.tables import BadgeActivity, BadgeAward, Challenge
 from core.routes.tables import RouteActivity
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
@@ -33,10 +34,8 @@ from core.storage.engine import write_transaction
 log = logging.getLogger(__name__)
 
 BADGE_BATCH = 50  # athletes recounted per round; a full batch means the worker is behind
-
-
-def _scored():
-    return exists().where(ActivityFlag.activity_id == Activity.id)
+CHALLENGE_RECOUNT_WEEKS = 12  # challenges older than this keep how they ended
+SNAPSHOT_CHUNK = 500  # snapshots written per transaction
 
 
 def _routed():
@@ -48,10 +47,12 @@ def pending_users(s: Session, limit: int = BADGE_BATCH) -> list[int]:
     changed = or_(BadgeActivity.activity_id.is_(None), BadgeActivity.held != Activity.held,
                   BadgeActivity.points != Activity.point_count,
                   BadgeActivity.distance_m.is_distinct_from(Activity.distance_m),
-                  BadgeActivity.start_time.is_distinct_from(Activity.start_time))
+                  BadgeActivity.start_time.is_distinct_from(Activity.start_time),
+                  BadgeActivity.flag.is_distinct_from(ActivityFlag.status))
     users = list(s.scalars(
-        select(Activity.user_id).outerjoin(BadgeActivity, BadgeActivity.activity_id == Activity.id)
-        .where(Activity.status == "completed", _scored(), _routed(), changed).distinct().limit(limit)))
+        select(Activity.user_id).join(ActivityFlag, ActivityFlag.activity_id == Activity.id)
+        .outerjoin(BadgeActivity, BadgeActivity.activity_id == Activity.id)
+        .where(Activity.status == "completed", _routed(), changed).distinct().limit(limit)))
     if len(users) < limit:
         gone = ~exists().where(Activity.id == BadgeActivity.activity_id)
         users += [u for u in s.scalars(select(BadgeActivity.user_id).where(gone).distinct().limit(limit))
@@ -74,6 +75,8 @@ class Plan:
     award: list[tuple[Badge, Entry]] = field(default_factory=list)
     move: list[tuple[int, Entry]] = field(default_factory=list)  # (award id, new earning activity)
     withdraw: list[tuple[int, str, int | None]] = field(default_factory=list)  # (award id, reason, activity)
+    reasons: list[tuple[int, str]] = field(default_factory=list)  # withdrawn awards whose reason firmed up
+    challenges: list[dict] = field(default_factory=list)  # progress, status and completion changed
 
 
 def _rows(s: Session, user_id: int):
@@ -93,32 +96,52 @@ def _entry(r) -> Entry:
                  climb_m=r.elevation_gain_m or 0.0, moving_s=r.moving_time_s or 0.0, route_id=r.route_id)
 
 
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # an activity dated before counts for nothing (a device's bad clock)
+
+
 def counting_entries(rows, include_unscored: bool = False) -> list[Entry]:
-    """The activities that count: scored (or any, with ``include_unscored``), not held, dated."""
+    """The activities that count: scored (or any, with ``include_unscored``), not held, dated
+    between 2000 and tomorrow (a date outside is a device's bad clock, not a run)."""
+    latest = utcnow() + timedelta(days=1)
     return [_entry(r) for r in rows
-            if (include_unscored or r.flag is not None) and not r.held and r.start_time is not None]
+            if (include_unscored or r.flag is not None) and not r.held and r.start_time is not None
+            and EARLIEST <= r.start_time <= latest]
 
 
-def _cause(rows_by_id: dict, seen: dict[int, BadgeActivity], gone: list[int]) -> tuple[str, int | None]:
-    """Why badges are withdrawn in this recount: the first change that took something away."""
-    for activity_id, r in rows_by_id.items():
-        if r.flag == "confirmed":
-            before = seen.get(activity_id)
-            if before is None or not before.held:
-                return f"a moderator confirmed activity {activity_id} as irregular", activity_id
-    for activity_id, r in rows_by_id.items():
-        before = seen.get(activity_id)
-        if r.held and (before is None or not before.held):
-            return f"activity {activity_id} is held for review", activity_id
+def _what_happened(activity_id: int, r, before: BadgeActivity | None, gone: list[int]) -> str | None:
+    """What took an activity's part in the badges away, in words (None: nothing)."""
+    if activity_id in gone:
+        return f"activity {activity_id} was deleted"
+    if r is None:
+        return None
+    if r.flag == "confirmed":
+        return f"a moderator confirmed activity {activity_id} as irregular"
+    if r.held:
+        return f"activity {activity_id} is held for review"
+    if before is not None and before.points >= 0 and (r.distance_m or 0.0) < (before.distance_m or 0.0):
+        return f"activity {activity_id} was cropped"
+    return None
+
+
+def _cause(a: BadgeAward, rows_by_id: dict, seen: dict[int, BadgeActivity], gone: list[int],
+           new_zone: bool) -> tuple[str, int | None]:
+    """Why badge ``a`` is withdrawn: what happened to the activity that earned it; else to an
+    activity that counted before this recount (a total or a streak it was part of); else the
+    athlete's new time zone; else that the activities no longer reach the mark."""
+    if a.activity_id is not None:
+        why = _what_happened(a.activity_id, rows_by_id.get(a.activity_id), seen.get(a.activity_id), gone)
+        if why:
+            return why, a.activity_id
     if gone:
         return f"activity {gone[0]} was deleted", gone[0]
-    for activity_id, r in rows_by_id.items():
-        before = seen.get(activity_id)
-        if before is not None and (r.distance_m or 0.0) < (before.distance_m or 0.0):
-            return f"activity {activity_id} was cropped", activity_id
-    for activity_id, r in rows_by_id.items():
-        if r.held and r.flag == "confirmed":
-            return f"a moderator confirmed activity {activity_id} as irregular", activity_id
+    for activity_id, before in seen.items():
+        r = rows_by_id.get(activity_id)
+        counted = not before.held and before.points >= 0
+        why = _what_happened(activity_id, r, before, gone) if counted else None
+        if why:
+            return why, activity_id
+    if new_zone:
+        return "your time zone changed, and with it your weeks, months and hours", None
     return "the activities that earned it no longer reach the mark", None
 
 
@@ -133,45 +156,85 @@ def plan(s: Session, user_id: int, now: datetime | None = None) -> Plan | None:
     existing = set(s.scalars(select(Activity.id).where(Activity.id.in_(list(seen))))) if seen else set()
     p = Plan(user_id)
     p.gone = [a for a in seen if a not in existing]
+    new_zone = any(b.points < 0 for b in seen.values())
     for r in rows:
         b = seen.get(r.id)
         if (b is None or b.held != r.held or b.points != r.point_count or b.distance_m != r.distance_m
-                or b.start_time != r.start_time):
-            p.snapshots.append({"activity_id": r.id, "user_id": user_id, "held": bool(r.held),
-                                "points": r.point_count, "distance_m": r.distance_m, "start_time": r.start_time})
-    outcome: Outcome = evaluate(counting_entries(rows), time_zone(user.settings), now=now)
-    counting = {e.id for e in counting_entries(rows)}
+                or b.start_time != r.start_time or b.flag != r.flag):
+            p.snapshots.append({"activity_id": r.id, "user_id": user_id, "held": bool(r.held), "flag": r.flag,
+                                "points": r.point_count, "distance_m": r.distance_m, "start_time": r.start_time,
+                                "new": b is None})
+    entries = counting_entries(rows)
+    p.challenges, completions = _challenges(s, user_id, entries, now or utcnow())
+    outcome: Outcome = evaluate(entries, time_zone(user.settings), now=now, completions=completions)
     awards = {a.code: a for a in s.scalars(select(BadgeAward).where(BadgeAward.user_id == user_id))}
     known = {b.code for b in catalogue()}
     for code, e in outcome.earned.items():
         a = awards.get(code)
         if a is None or a.withdrawn_at is not None:
             p.award.append((badge(code), e))
-        elif a.activity_id not in counting:
+        elif a.activity_id != e.id:  # a crop, a late sync or a new time zone: the first to reach it now
             p.move.append((a.id, e))
     # A badge dropped from the catalogue stays with its athlete, unless its activity is gone.
     lost = [a for code, a in awards.items() if a.withdrawn_at is None and code not in outcome.earned
             and (code in known or a.activity_id is None)]
-    if lost:
-        reason, cause = _cause(by_id, seen, p.gone)
-        p.withdraw = [(a.id, reason, cause) for a in lost]
+    p.withdraw = [(a.id, *_cause(a, by_id, seen, p.gone, new_zone)) for a in lost]
+    # Withdrawn while held for review, then confirmed by a moderator: say so.
+    for a in awards.values():
+        r = by_id.get(a.withdrawn_activity_id) if a.withdrawn_at is not None else None
+        if r is not None and r.flag == "confirmed":
+            reason = f"a moderator confirmed activity {a.withdrawn_activity_id} as irregular"
+            if a.withdrawn_reason != reason:
+                p.reasons.append((a.id, reason))
     return p
 
 
+def _challenges(s: Session, user_id: int, entries: list[Entry], now: datetime) -> tuple[list[dict], list[Entry]]:
+    """The athlete's challenges of the last CHALLENGE_RECOUNT_WEEKS weeks measured again on
+    their counting activities (a confirmed cheat or a crop can take a completion back; a
+    late sync can make one): the changes, and the activities that completed a challenge
+    (for the badges that count them)."""
+    by_id = {e.id: e for e in entries}
+    changes, completions = [], []
+    since = now - timedelta(weeks=CHALLENGE_RECOUNT_WEEKS)
+    for c in s.scalars(select(Challenge).where(Challenge.user_id == user_id)):
+        if c.deadline > since:
+            progress, reached = measure(c.kind, c.sport, c.target, entries, c.starts_at, c.deadline)
+            status = c.status if c.status == "declined" else (
+                "completed" if reached else ("missed" if c.deadline <= now else "active"))
+            done_by = reached.id if reached else None
+            if (progress, status, done_by) != (c.progress, c.status, c.completed_by):
+                changes.append({"id": c.id, "progress": progress, "status": status, "completed_by": done_by,
+                                "completed_at": reached.start if reached else None})
+        else:
+            status, done_by = c.status, c.completed_by
+        if status == "completed" and done_by in by_id:
+            completions.append(by_id[done_by])
+    return changes, completions
+
+
+def _write_snapshots(s: Session, snapshots: list[dict], now: datetime) -> None:
+    """What the job saw, in two statements (new rows, changed rows)."""
+    rows = [{**{k: v for k, v in snap.items() if k != "new"}, "seen_at": now} for snap in snapshots]
+    new = [r for r, snap in zip(rows, snapshots) if snap["new"]]
+    changed = [r for r, snap in zip(rows, snapshots) if not snap["new"]]
+    if new:
+        s.execute(insert(BadgeActivity), new)
+    if changed:
+        s.execute(update(BadgeActivity), changed)
+
+
 def write(Session: sessionmaker[Session], p: Plan) -> dict:
-    """Write one athlete's recount in one short transaction; returns what changed."""
+    """Write one athlete's recount: the awards and challenges with the first SNAPSHOT_CHUNK
+    snapshots in one short transaction, the other snapshots a chunk per transaction after
+    (an athlete with a long history holds the write lock no longer; a crash in between
+    leaves them due, and the recount again changes nothing). Returns what changed."""
     now = utcnow()
+    first, rest = p.snapshots[:SNAPSHOT_CHUNK], p.snapshots[SNAPSHOT_CHUNK:]
     with write_transaction(Session, "badges") as s:
         if p.gone:
             s.execute(delete(BadgeActivity).where(BadgeActivity.activity_id.in_(p.gone)))
-        for snap in p.snapshots:
-            row = s.get(BadgeActivity, snap["activity_id"])
-            if row is None:
-                s.add(BadgeActivity(**snap, seen_at=now))
-            else:
-                for key, value in snap.items():
-                    setattr(row, key, value)
-                row.seen_at = now
+        _write_snapshots(s, first, now)
         awards = {a.code: a for a in s.scalars(select(BadgeAward).where(BadgeAward.user_id == p.user_id))}
         for b, e in p.award:
             a = awards.get(b.code)
@@ -185,34 +248,52 @@ def write(Session: sessionmaker[Session], p: Plan) -> dict:
             a = by_id.get(award_id)
             if a is not None:
                 a.activity_id, a.earned_at = e.id, e.start
+        for change in p.challenges:
+            c = s.get(Challenge, change["id"])
+            if c is not None:
+                for key, value in change.items():
+                    setattr(c, key, value)
         for award_id, reason, cause in p.withdraw:
             a = by_id.get(award_id)
             if a is not None and a.withdrawn_at is None:
                 a.withdrawn_at, a.withdrawn_reason, a.withdrawn_activity_id = now, reason, cause
-    return {"awarded": len(p.award), "withdrawn": len(p.withdraw)}
+        for award_id, reason in p.reasons:
+            a = by_id.get(award_id)
+            if a is not None and a.withdrawn_at is not None:
+                a.withdrawn_reason = reason
+    for k in range(0, len(rest), SNAPSHOT_CHUNK):
+        with write_transaction(Session, "badges") as s:
+            _write_snapshots(s, rest[k:k + SNAPSHOT_CHUNK], now)
+    return {"awarded": len(p.award), "withdrawn": len(p.withdraw), "challenges": len(p.challenges)}
 
 
 def award_pending(Session: sessionmaker[Session], limit: int = BADGE_BATCH, now: datetime | None = None) -> dict:
     """Recount up to ``limit`` athletes due for it; returns counts of what changed."""
     with Session() as s:
         users = pending_users(s, limit)
-    done = {"athletes": 0, "awarded": 0, "withdrawn": 0}
+    done = {"athletes": 0, "awarded": 0, "withdrawn": 0, "challenges": 0}
     for user_id in users:
-        with Session() as s:
-            p = plan(s, user_id, now=now)
-        if p is None:
+        try:
+            with Session() as s:
+                p = plan(s, user_id, now=now)
+            if p is None:
+                continue
+            changed = write(Session, p)
+        except Exception:  # noqa: BLE001 - one athlete's failure (a race with a deletion) waits for the next round
+            log.exception("badge recount failed", extra={"user_id": user_id})
+            done["failed"] = done.get("failed", 0) + 1
             continue
-        changed = write(Session, p)
         done["athletes"] += 1
         done["awarded"] += changed["awarded"]
         done["withdrawn"] += changed["withdrawn"]
+        done["challenges"] += changed["challenges"]
     return done if users else {}
 
 
 def recount_user(s: Session, user_id: int) -> None:
-    """Make the athlete's badges due for a recount (their time zone changed): forget what the
-    job saw of their activities, in the caller's transaction."""
-    s.execute(delete(BadgeActivity).where(BadgeActivity.user_id == user_id))
+    """Make the athlete's badges due for a recount (their time zone changed), in the caller's
+    transaction: one statement marks what the job saw of their activities as out of date."""
+    s.execute(update(BadgeActivity).where(BadgeActivity.user_id == user_id).values(points=-1))
 
 
 # Reads -----------------------------------------------------------------------------------
@@ -246,6 +327,14 @@ def recent_withdrawals(s: Session, limit: int = 20) -> list[tuple[BadgeAward, Ba
     return [(a, badge(a.code), u) for a, u in rows if badge(a.code) is not None]
 
 
+def _completions(s: Session, user_id: int, entries: list[Entry]) -> list[Entry]:
+    """The counting activities that completed the athlete's challenges, as stored."""
+    by_id = {e.id: e for e in entries}
+    done = s.scalars(select(Challenge.completed_by).where(Challenge.user_id == user_id,
+                                                          Challenge.status == "completed"))
+    return [by_id[a] for a in done if a in by_id]
+
+
 @dataclass
 class Standing:
     """An athlete's badges: earned (newest first), withdrawn, and the rest with the
@@ -264,7 +353,7 @@ def standing(s: Session, user: User, now: datetime | None = None) -> Standing:
 
     tz = time_zone(user.settings)
     entries = counting_entries(_rows(s, user.id))
-    outcome = evaluate(entries, tz, now=now)
+    outcome = evaluate(entries, tz, now=now, completions=_completions(s, user.id, entries))
     awards = list(s.scalars(select(BadgeAward).where(BadgeAward.user_id == user.id)
                             .order_by(BadgeAward.earned_at.desc(), BadgeAward.id.desc())))
     earned = [(a, badge(a.code)) for a in awards if a.withdrawn_at is None and badge(a.code)]
@@ -287,7 +376,36 @@ def new_badges(s: Session, user_id: int, activity_id: int) -> list[Badge]:
     rows = _rows(s, user_id)
     if not any(r.id == activity_id for r in rows):
         return []
-    outcome = evaluate(counting_entries(rows, include_unscored=True), time_zone(user.settings))
+    entries = counting_entries(rows, include_unscored=True)
+    outcome = evaluate(entries, time_zone(user.settings), completions=_completions(s, user_id, entries))
     have = set(s.scalars(select(BadgeAward.code).where(BadgeAward.user_id == user_id,
                                                        BadgeAward.withdrawn_at.is_(None))))
     return [badge(code) for code, e in outcome.earned.items() if e.id == activity_id and code not in have]
+
+
+def new_completions(s: Session, user_id: int, activity_id: int) -> list[Challenge]:
+    """The athlete's active challenges that ``activity_id`` completes now, if it stands (for
+    the cue when it completes): measured on their activities that are not held, scored or
+    not yet. The badge job records the completion once the activity is scored."""
+    rows = _rows(s, user_id)
+    entries = counting_entries(rows, include_unscored=True)
+    mine = next((e for e in entries if e.id == activity_id), None)
+    if mine is None:
+        return []
+    out = []
+    for c in s.scalars(select(Challenge).where(Challenge.user_id == user_id, Challenge.status == "active",
+                                               Challenge.starts_at <= mine.start, Challenge.deadline > mine.start)):
+        _, reached = measure(c.kind, c.sport, c.target, entries, c.starts_at, c.deadline)
+        if reached is not None and reached.id == activity_id:
+            out.append(c)
+    return out
+
+
+def completed_by(s: Session, activity_ids: list[int]) -> dict[int, list[Challenge]]:
+    """The challenges each of ``activity_ids`` completed."""
+    out: dict[int, list[Challenge]] = {i: [] for i in activity_ids}
+    if activity_ids:
+        for c in s.scalars(select(Challenge).where(Challenge.completed_by.in_(activity_ids),
+                                                   Challenge.status == "completed").order_by(Challenge.id)):
+            out[c.completed_by].append(c)
+    return out

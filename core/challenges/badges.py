@@ -24,9 +24,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from core import units
 
 CATALOGUE_FILE = Path(__file__).resolve().parent / "badges.json"
-KINDS = ("single", "total", "month_total", "count", "weekly_streak", "start_hour", "routes")
+KINDS = ("single", "total", "month_total", "count", "weekly_streak", "start_hour", "routes", "challenges")
 METRICS = ("distance_m", "climb_m", "moving_s")
 SPORTS = ("run", "ride")
+
+
+# What others see of an athlete's badges on an activity: only those the activity earned on
+# its own. A total, a month, a streak, a count or a challenge also tells of the athlete's
+# other activities, some of which the viewer may not be allowed to see (private ones).
+SHOWN_TO_OTHERS = frozenset({"single"})
+
+
+def shown(badges, own: bool) -> list:
+    """The badges a viewer sees on an activity: all of them on their own, else only those
+    the activity earned on its own."""
+    return list(badges) if own else [b for b in badges if b.kind in SHOWN_TO_OTHERS]
 
 
 class CatalogueError(ValueError):
@@ -139,19 +151,21 @@ def _applies(b: Badge, e: Entry) -> bool:
 
 
 def evaluate(entries: list[Entry], tz: ZoneInfo, now: datetime | None = None,
-             badges: tuple[Badge, ...] | None = None) -> Outcome:
+             badges: tuple[Badge, ...] | None = None, completions: list[Entry] = ()) -> Outcome:
     """Which of ``badges`` (the catalogue by default) the counting activities ``entries``
     earn, and the athlete's figure for each: the best single activity, the all-time total,
     this month's total, the count, the current weekly streak (this week or last week
-    ending it), or the routes followed. ``now`` (aware; default: now) places "this month"
-    and "this week"."""
+    ending it), the routes followed, or the challenges completed (``completions``: the
+    activity that completed each). ``now`` (aware; default: now) places "this month" and
+    "this week"."""
     badges = catalogue() if badges is None else badges
     now = now or datetime.now(tz)
     done = sorted(entries, key=lambda e: (e.start, e.id))
     out = Outcome()
     streaks = _streaks(done, tz)
     for b in badges:
-        mine = [e for e in done if _applies(b, e)]
+        mine = ([e for e in sorted(completions, key=lambda e: (e.start, e.id))] if b.kind == "challenges"
+                else [e for e in done if _applies(b, e)])
         if b.kind == "weekly_streak":
             completed = streaks["firsts"].get(int(b.at_least))
             if completed:
@@ -170,7 +184,7 @@ def evaluate(entries: list[Entry], tz: ZoneInfo, now: datetime | None = None,
             elif b.kind == "month_total":
                 per_month[_month_key(e, tz)] += getattr(e, b.metric)
                 figure = per_month[_month_key(e, tz)]
-            elif b.kind == "count":
+            elif b.kind in ("count", "challenges"):
                 figure += 1
             elif b.kind == "start_hour":
                 figure += b.from_hour <= e.start.astimezone(tz).hour < b.to_hour
@@ -235,6 +249,8 @@ def left(b: Badge, figure: float, system: str = "metric") -> str:
         return f"{gap:.0f} more activit{'ies' if gap != 1 else 'y'}"
     if b.kind == "routes":
         return f"{gap:.0f} more route{'s' if gap != 1 else ''}"
+    if b.kind == "challenges":
+        return f"{gap:.0f} more challenge{'s' if gap != 1 else ''} completed"
     # Rounded up, so that what is left never reads as nothing before the mark is reached.
     if b.metric == "distance_m":
         unit_m = units.unit_length_m(system)

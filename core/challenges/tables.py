@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false
 
@@ -42,7 +42,7 @@ class BadgeAward(Base):
 
 class BadgeActivity(Base):
     """What the awarding job last saw of a completed activity: a difference from the
-    activity's row (held, points, distance, start) or a row whose activity is gone makes
+    activity's row (held, points, distance, start) or its flag, or a row whose activity is gone, makes
     its athlete's badges due for a recount. No foreign key to ``activities`` on purpose:
     a deleted activity leaves its row behind, and that is how the deletion is noticed."""
 
@@ -51,8 +51,49 @@ class BadgeActivity(Base):
     activity_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    points: Mapped[int] = mapped_column(Integer, default=0)
+    flag: Mapped[str | None] = mapped_column(String(16))  # the anomaly flag's status then
+    points: Mapped[int] = mapped_column(Integer, default=0)  # -1: recount asked for (a new time zone)
     distance_m: Mapped[float | None] = mapped_column(Float)
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+
+CHALLENGE_KINDS = ("sessions", "distance", "climb")
+CHALLENGE_STATUSES = ("active", "completed", "missed", "declined")
+DECLINE_REASONS = ("too_hard", "too_easy", "not_now")
+
+
+class Challenge(Base):
+    """A personal challenge for one week of the athlete's calendar (Monday to Sunday in
+    their time zone): a target built from their own recent weeks, the progress their
+    counting activities of that week make towards it, and how it ended."""
+
+    __tablename__ = "challenges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    week: Mapped[str] = mapped_column(String(8))  # ISO week in the athlete's time zone, "2026-W49"
+    kind: Mapped[str] = mapped_column(String(12))
+    sport: Mapped[str | None] = mapped_column(String(8))  # None: any sport counts
+    target: Mapped[float] = mapped_column(Float)
+    usual: Mapped[float] = mapped_column(Float)  # the athlete's usual week it was built from
+    level: Mapped[int] = mapped_column(Integer, default=1)  # steps above the usual week (negative: gentler)
+    policy: Mapped[str] = mapped_column(String(16), default="fixed")
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)  # Monday 00:00, the athlete's time
+    deadline: Mapped[datetime] = mapped_column(UTCDateTime)  # the next Monday 00:00, the athlete's time
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    status: Mapped[str] = mapped_column(String(12), default="active")
+    decline_reason: Mapped[str | None] = mapped_column(String(12))
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the completing activity's start
+    completed_by: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("activities.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(f"kind IN {CHALLENGE_KINDS}", name="kind"),
+        CheckConstraint(f"status IN {CHALLENGE_STATUSES}", name="status"),
+        CheckConstraint(f"decline_reason IS NULL OR decline_reason IN {DECLINE_REASONS}", name="decline_reason"),
+        Index("uq_challenges_user_week_kind", "user_id", "week", "kind", unique=True),
+        Index("ix_challenges_status_deadline", "status", "deadline"),
+        Index("ix_challenges_completed_by", "completed_by"),
+    )

@@ -14,6 +14,18 @@ def open_sessions():
     return make_sessionmaker(engine)
 
 
+def named_user(s, username: str):
+    """The user called ``username``, or None after saying on stderr that there is none."""
+    import sys
+
+    from core.accounts.users import user_by_name
+
+    user = user_by_name(s, username)
+    if user is None:
+        print(f"error: no user {username!r}", file=sys.stderr)
+    return user
+
+
 def cmd_migrate(_args) -> int:
     """Create or upgrade the schema."""
     open_sessions()

@@ -1,25 +1,25 @@
-"""Badges: ``python -m core badges --user NAME`` prints one JSON line per badge of the
-catalogue: earned (with the activity and when), withdrawn (with why), or next (the
-athlete's figure against the mark, and what is left)."""
+"""Badges and challenges: ``python -m core badges --user NAME`` prints one JSON line per
+badge of the catalogue: earned (with the activity and when), withdrawn (with why), or next
+(the athlete's figure against the mark, and what is left). ``python -m core challenges
+assign [--week YYYY-Www]`` assigns a week's challenges (with a progress bar);
+``python -m core challenges show --user NAME`` prints one JSON line per challenge."""
 
 from __future__ import annotations
 
 import json
 import sys
 
-from core.cli.admin import open_sessions
+from core.cli.admin import named_user, open_sessions
 
 
 def cmd_badges(args) -> int:
-    from core.accounts.users import user_by_name
     from core.challenges.awards import standing
     from core.challenges.badges import left
 
     Session = open_sessions()
     with Session() as s:
-        user = user_by_name(s, args.user)
+        user = named_user(s, args.user)
         if user is None:
-            print(f"error: no user {args.user!r}", file=sys.stderr)
             return 2
         st = standing(s, user)
         system = (user.settings or {}).get("units", "metric")
@@ -35,9 +35,69 @@ def cmd_badges(args) -> int:
     return 0
 
 
+def cmd_assign(args) -> int:
+    from datetime import UTC, datetime
+
+    from tqdm import tqdm
+
+    from core.challenges.assign import assign_week, end_weeks
+    from core.challenges.personal import iso_week
+
+    week = args.week or iso_week(datetime.now(UTC).date())
+    Session = open_sessions()
+    try:
+        from core.challenges.assign import athletes_for_week
+        from core.challenges.personal import week_monday
+
+        week_monday(week)
+        with Session() as s:
+            total = len(athletes_for_week(s, week))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    with tqdm(total=total, desc=f"challenges {week}", unit="athlete", file=sys.stderr) as bar:
+        done = assign_week(Session, week, progress=bar.update)
+    done["missed"] = end_weeks(Session)
+    print(json.dumps(done))
+    return 0
+
+
+def cmd_show(args) -> int:
+    from core.challenges.assign import challenges_of
+    from core.challenges.personal import describe
+
+    Session = open_sessions()
+    with Session() as s:
+        user = named_user(s, args.user)
+        if user is None:
+            return 2
+        system = (user.settings or {}).get("units", "metric")
+        for c in challenges_of(s, user.id, weeks=args.weeks):
+            print(json.dumps({"challenge": describe(c.kind, c.sport, c.target, system), "id": c.id, "week": c.week,
+                              "kind": c.kind, "sport": c.sport, "target": c.target, "progress": c.progress,
+                              "deadline": c.deadline.isoformat(), "status": c.status,
+                              "decline_reason": c.decline_reason, "usual": c.usual, "level": c.level,
+                              "completed_by": c.completed_by}))
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("badges", help="an athlete's badges as JSON lines",
                        description="Print one JSON line per badge of the catalogue for an athlete: earned "
                                    "(activity, when), withdrawn (when, why) or next (figure, mark, what is left).")
     p.add_argument("--user", required=True, help="the athlete's username")
     p.set_defaults(func=cmd_badges)
+
+    c = sub.add_parser("challenges", help="weekly personal challenges")
+    cs = c.add_subparsers(dest="challenges_command", required=True)
+    a = cs.add_parser("assign", help="assign a week's challenges to every athlete due for them",
+                      description="Assign the challenges of an ISO week (this week by default) to every athlete with "
+                                  "an activity in the eight weeks before it who has none yet; print one JSON line.")
+    a.add_argument("--week", help="ISO week, e.g. 2026-W49 (default: this week)")
+    a.set_defaults(func=cmd_assign)
+    w = cs.add_parser("show", help="an athlete's challenges as JSON lines",
+                      description="Print one JSON line per challenge of the athlete's recent weeks: challenge, "
+                                  "target, progress, deadline, status.")
+    w.add_argument("--user", required=True, help="the athlete's username")
+    w.add_argument("--weeks", type=int, default=8, help="how many weeks back (default 8)")
+    w.set_defaults(func=cmd_show)

@@ -14,7 +14,7 @@ from core.cli.admin import open_sessions
 from core.config import load_settings
 
 # The jobs, in the order the worker runs them (scoring first, so a held activity forms no route).
-JOBS = ("scoring", "routes", "badges", "recommendations", "leaderboards", "housekeeping")
+JOBS = ("scoring", "routes", "challenges", "badges", "recommendations", "leaderboards", "housekeeping")
 # Names that stand for several jobs: suggestions are trained on routes brought up to date first.
 ALIASES = {"all": JOBS, "recommendations": ("routes", "recommendations")}
 
@@ -63,6 +63,24 @@ def run_routes(Session, _settings) -> dict:
             break
         batches += 1
         _add(done, {k: v for k, v in result.items() if k != "seconds"})
+    return {"done": done, "batches": batches}
+
+
+def run_challenges(Session, _settings) -> dict:
+    """Assign this week's challenges to every athlete due for them, and mark those of weeks
+    that are over as missed."""
+    from core.challenges.assign import end_weeks
+    from core.jobs.badges import assign_challenges
+
+    done: dict = {}
+    batches = 0
+    while True:
+        result = assign_challenges(Session).get("challenges")
+        if not result or not result["athletes"]:
+            break
+        batches += 1
+        _add(done, {k: v for k, v in result.items() if k != "seconds"})
+    done["missed"] = end_weeks(Session)
     return {"done": done, "batches": batches}
 
 
@@ -120,7 +138,7 @@ def run_recommendations(Session, _settings) -> dict:
     return {"done": done}
 
 
-RUNNERS = {"scoring": run_scoring, "routes": run_routes, "badges": run_badges, "recommendations": run_recommendations,
+RUNNERS = {"scoring": run_scoring, "routes": run_routes, "challenges": run_challenges, "badges": run_badges, "recommendations": run_recommendations,
            "leaderboards": run_leaderboards,
            "housekeeping": run_housekeeping}
 
@@ -168,7 +186,8 @@ def add_commands(sub) -> None:
         description="Run each named job once now, to completion where it works in batches, and print one "
                     "JSON line per job with what it did. scoring: the anomaly model (trained if there is "
                     "none), every activity completed since scored, the threshold recalibrated; routes: "
-                    "pending activities matched against routes; badges: the badges of athletes whose scored and "
+                    "pending activities matched against routes; challenges: this week's challenges assigned to the "
+                    "athletes due for them; badges: the badges and challenge progress of athletes whose scored and "
                     "matched activities changed recounted; leaderboards: the Redis boards rebuilt; "
                     "housekeeping: abandoned activities closed, expired sessions purged; recommendations: "
                     "routes, then the suggestion model retrained and each athlete's list precomputed; "

@@ -6,21 +6,19 @@ import sys
 
 from core import units
 from core.activities.tables import SPORTS
-from core.cli.admin import open_sessions
+from core.cli.admin import named_user, open_sessions
 from core.config import load_settings
 from core.social.leaderboards import PERIODS, SCOPES
 
 
 def cmd_feed(args) -> int:
     """Print a page of an athlete's news feed."""
-    from core.accounts.users import user_by_name
     from core.social.feed import CursorError, feed_page
 
     Session = open_sessions()
     with Session() as s:
-        user = user_by_name(s, args.user)
+        user = named_user(s, args.user)
         if user is None:
-            print(f"error: no user {args.user!r}", file=sys.stderr)
             return 2
         try:
             page = feed_page(s, user.id, cursor=args.cursor, limit=args.limit)

@@ -1,14 +1,17 @@
-"""The badge job: recount the badges of athletes whose activities were scored, matched,
-released, held, cropped or deleted since the last round (``core.challenges.awards``), in
-batches, each athlete worked out with no transaction open and written in one short one."""
+"""The gamification jobs: assign the weekly challenges of athletes who have none for their
+current week, and recount the badges and challenge progress of athletes whose activities
+were scored, matched, released, held, cropped or deleted since the last round
+(``core.challenges``), in batches, each athlete worked out with no transaction open and
+written in one short one; every ten minutes, mark the challenges of weeks that are over."""
 
 from __future__ import annotations
 
 import time
 
+from core.challenges.assign import ASSIGN_BATCH, assign_due, end_weeks
 from core.challenges.awards import BADGE_BATCH, award_pending
 
-__all__ = ["BADGE_BATCH", "award_badges"]
+__all__ = ["ASSIGN_BATCH", "BADGE_BATCH", "assign_challenges", "award_badges", "end_challenge_weeks"]
 
 
 def award_badges(Session, limit: int = BADGE_BATCH) -> dict:
@@ -18,3 +21,17 @@ def award_badges(Session, limit: int = BADGE_BATCH) -> dict:
     if not done:
         return {}
     return {"badges": {**done, "seconds": round(time.monotonic() - began, 3)}}
+
+
+def assign_challenges(Session, limit: int = ASSIGN_BATCH) -> dict:
+    """One batch of weekly challenge assignments (nothing when nobody was due)."""
+    began = time.monotonic()
+    done = assign_due(Session, limit=limit)
+    if not done:
+        return {}
+    return {"challenges": {**done, "seconds": round(time.monotonic() - began, 3)}}
+
+
+def end_challenge_weeks(Session) -> dict:
+    missed = end_weeks(Session)
+    return {"challenges_missed": missed} if missed else {}

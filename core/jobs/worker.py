@@ -7,9 +7,11 @@
   is held out of leaderboards within a minute of completion;
 - every round too, match the activities completed or changed since against the routes
   near them (``core.routes``), 50 at a time, after scoring, so a held activity forms no route;
-- every round too, after routes, recount the badges of up to 50 athletes whose activities
-  were scored, released, held, cropped or deleted since (``core.challenges``), so a flagged
-  activity earns nothing and a confirmed cheat's badges are withdrawn;
+- every round too, after routes, assign this week's challenges to up to 500 athletes who
+  have none for their current week, then recount the badges and challenge progress of up to
+  50 athletes whose activities were scored, released, held, cropped or deleted since
+  (``core.challenges``), so a flagged activity earns nothing and a confirmed cheat's badges
+  and completions are withdrawn;
 - every six hours, retrain the route suggestions and precompute each active athlete's
   list (``core.recommend``);
 - every three minutes (the seed's refresh interval), rebuild the Redis leaderboards, so an
@@ -18,7 +20,7 @@
   threshold from moderators' decisions;
 - every ten minutes, close activities their devices abandoned a day ago (completed from
   their points, or discarded when they have none), delete expired web sessions and old
-  failed sign-ins;
+  failed sign-ins, and mark the challenges of weeks that are over as missed;
 - once a day, retrain the anomaly model (also on demand: ``python -m core anomaly train``).
 
 No job holds a write transaction for long: each computes first (reading needs no lock on
@@ -39,7 +41,7 @@ import time
 
 from core.anomaly.calibration import threshold
 from core.config import load_settings
-from core.jobs.badges import BADGE_BATCH, award_badges
+from core.jobs.badges import ASSIGN_BATCH, BADGE_BATCH, assign_challenges, award_badges, end_challenge_weeks
 from core.jobs.devices import DEVICE_BATCH, device_activities
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
 from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
@@ -82,6 +84,7 @@ class Jobs:
         score(self.Session, self.settings, model, done)
         audit = now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S  # with housekeeping, every ten minutes
         done.update(match_routes(self.Session, audit=audit))
+        done.update(assign_challenges(self.Session))
         done.update(award_badges(self.Session))
         if now - self.boards_at >= REFRESH_EVERY_S:
             self.boards_at = now
@@ -93,6 +96,7 @@ class Jobs:
         if now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S:
             self.housekeeping_at = now
             done.update(housekeeping(self.Session))
+            done.update(end_challenge_weeks(self.Session))
         locks = WRITE_LOCKS.snapshot(reset=True)
         if locks:
             done["write_locks"] = locks
@@ -127,6 +131,7 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
         closed = devices.get("completed", 0) + devices.get("discarded", 0)
         behind = (done.get("scored", {}).get("activities", 0) >= SCORE_BATCH or routed >= ROUTE_BATCH
                   or done.get("badges", {}).get("athletes", 0) >= BADGE_BATCH
+                  or done.get("challenges", {}).get("athletes", 0) >= ASSIGN_BATCH
                   or closed >= DEVICE_BATCH or devices.get("recomputed", 0) >= DEVICE_BATCH)
         stop.wait(0 if behind else interval_s)
     engine.dispose()

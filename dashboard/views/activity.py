@@ -35,6 +35,8 @@ summary = detail["summary"]
 
 st.title(f"{ui.SPORT_ICON.get(sport, '')} {ui.plain(detail['title']) or 'Untitled'}")
 st.markdown(f"{ui.strong(ui.who(detail['athlete'], detail['username']))} · {units.when(detail['start_time'])} · {detail['visibility']}")
+if detail["challenges"]:
+    st.markdown(ui.challenges_line(detail["challenges"], unit_system))
 if detail["badges"]:
     st.markdown(ui.badges_line(detail["badges"], lead="Badge"))
     # The athlete's own new badges are celebrated once per visit.

@@ -58,6 +58,8 @@ for c in items:
             st.page_link("views/activity.py", label=ui.plain(c["title"]) or "Untitled", query_params={"id": c["id"]},
                          icon=":material/route:")
             st.markdown(" · ".join(f"{label} **{value}**" for label, value in ui.headline_figures(c, v.units)))
+            if c.get("challenges"):
+                st.markdown(ui.challenges_line(c["challenges"], v.units))
             if c.get("badges"):
                 st.markdown(ui.badges_line(c["badges"]))
         count, mine = kudos[c["id"]]

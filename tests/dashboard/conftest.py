@@ -189,6 +189,7 @@ def hostile_world(world) -> HostileWorld:
 @dataclass
 class BadgeWorld:
     run_id: int  # alice's newest public run: it earned "First steps" and "First 5 km"
+    active_challenge_id: int = 0  # alice's distance challenge this week, under way
     withdrawn_ids: dict[str, int] = field(default_factory=dict)  # by HOSTILE key: the flagged run
 
 
@@ -212,7 +213,20 @@ def badge_world(world, hostile_world) -> BadgeWorld:
         s.add(BadgeAward(user_id=alice.id, code="run_half", activity_id=None, earned_at=run.start_time,
                          awarded_at=now, withdrawn_at=now, withdrawn_activity_id=run.id,
                          withdrawn_reason=f"activity {run.id} was cropped"))
-        out = BadgeWorld(run.id)
+        # This week: one challenge under way, and one the run completed.
+        from core.challenges.personal import current_week, week_bounds
+        from core.challenges.tables import Challenge
+
+        week = current_week(now, UTC)
+        start, end = week_bounds(week, UTC)
+        active = Challenge(user_id=alice.id, week=week, kind="distance", sport="run", target=20000.0, usual=18000.0,
+                           level=1, starts_at=start, deadline=end, progress=5000.0, status="active")
+        done = Challenge(user_id=alice.id, week=week, kind="sessions", sport=None, target=1.0, usual=1.0, level=0,
+                         starts_at=start, deadline=end, progress=1.0, status="completed",
+                         completed_at=run.start_time, completed_by=run.id)
+        s.add_all([active, done])
+        s.flush()
+        out = BadgeWorld(run.id, active_challenge_id=active.id)
         for key, username in hostile_world.usernames.items():
             user = user_by_name(s, username)
             flagged = hostile_world.flagged[key]
@@ -221,6 +235,9 @@ def badge_world(world, hostile_world) -> BadgeWorld:
                              withdrawn_reason=f"a moderator confirmed activity {flagged} as irregular"))
             out.withdrawn_ids[key] = flagged
     engine.dispose()
+    import streamlit as st
+
+    st.cache_data.clear()  # pages run in this process (AppTest) read these afresh
     yield out
 
 

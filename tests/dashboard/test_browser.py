@@ -32,7 +32,7 @@ TIMEOUT_MS = 120_000  # generous: CI machines are shared and sometimes slow
 
 
 @pytest.fixture(scope="module")
-def app_url(world):
+def app_url(world, badge_world):  # the awards exist before the server caches anything
     env = dict(os.environ, TRACKER_DATABASE_URL=world.url, TRACKER_DATA_DIR=str(world.data_dir),
                TRACKER_TILE_URL="http://127.0.0.1:9/{z}/{x}/{y}.png")  # no tiles: the route must still draw
     env.pop("TRACKER_REDIS_URL", None)
@@ -676,17 +676,19 @@ def test_discover_shows_hostile_route_names_as_written_and_not_for_me_takes_one_
 
 def test_badges_page_a_badge_in_the_feed_and_withdrawals_for_moderators(page, app_url, world, hostile_world,
                                                                          badge_world):
-    """Alice sees her run's badges on its feed card, her Badges page (earned, withdrawn with
-    the reason, next with progress, the streak chart) and a toast on the activity's page; the
+    """Alice sees her run's badges and completed challenge on its feed card, her Challenges
+    page (this week's challenges; badges earned, withdrawn with the reason, next with
+    progress; the streak chart) and a toast on the activity's page; the
     moderator sees the badges withdrawn lately under each athlete's name, hostile names as
     written, and nothing runs."""
     pg = page
     sign_in(pg, app_url, "alice", "alice-demo-pass")
     card = pg.locator(f".st-key-card_{badge_world.run_id}")
     card.get_by_text("First 5 km").wait_for()
-    assert "New badges:" in card.inner_text()
-    visit(pg, f"{app_url}/badges", "badges")
-    pg.get_by_role("heading", name="Earned").wait_for()
+    assert "New badges:" in card.inner_text() and "Challenge completed: 1 activity this week" in card.inner_text()
+    visit(pg, f"{app_url}/challenges", "challenges")
+    pg.get_by_role("heading", name="Badges earned").wait_for()
+    written(pg, ["1 activity this week", "completed"], "challenges")
     written(pg, ["First steps", "First 5 km", f"activity {badge_world.run_id} was cropped", "Streak calendar"],
             "badges")
     assert pg.locator("[data-testid='stProgress']").count() >= 5

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.queries import Viewer
 from tests.dashboard.conftest import APP, PRIVATE_TITLE, XSS_COMMENT, XSS_TITLE
 
-PAGES = ["views/feed.py", "views/activity.py", "views/live.py", "views/stats.py", "views/badges.py", "views/upload.py",
+PAGES = ["views/feed.py", "views/activity.py", "views/live.py", "views/stats.py", "views/challenges.py", "views/upload.py",
          "views/settings.py", "views/athletes.py", "views/leaderboards.py", "views/discover.py"]
 
 
@@ -185,26 +185,47 @@ def test_settings_page_saves_cues_and_pairs_a_device(world):
     assert any(b.label == "Revoke" for b in at.button)
 
 
+def test_challenges_page_shows_this_weeks_challenges_and_a_decline_takes_one_away(world, badge_world):
+    at = run_page(world, "alice", "views/challenges.py")
+    bars = [el.proto.text for el in at.get("progress")]
+    assert any(t.startswith("**20.0 km of running this week** · 5.0 km of 20.0 km · in progress") for t in bars)
+    assert any(t.startswith("**1 activity this week** · 1 of 1 · completed") for t in bars)
+    at.button(key=f"decline_{badge_world.active_challenge_id}_too_hard").click().run()
+    assert not at.exception
+    bars = [el.proto.text for el in at.get("progress")]
+    assert any("20.0 km of running this week" in t and "declined (Too hard)" in t for t in bars)
+    assert not [b for b in at.button if b.key and b.key.startswith("decline_")]  # nothing left to decline
+    # Bob sees none of it, and cannot decline alice's challenge even by its key.
+    bob = run_page(world, "bob", "views/challenges.py")
+    assert "20.0 km of running" not in all_text(bob) + " ".join(el.proto.text for el in bob.get("progress"))
+
+
 def test_badges_page_shows_earned_withdrawn_next_and_the_streak_calendar(world, badge_world):
-    at = run_page(world, "alice", "views/badges.py")
+    at = run_page(world, "alice", "views/challenges.py")
     text = all_text(at)
     assert "First steps" in text and "First 5 km" in text
     assert {m.label: m.value for m in at.metric}["Badges earned"] == "2"
     assert f"activity {badge_world.run_id} was cropped" in text  # the withdrawn half marathon, and why
     progress = [el.proto.text for el in at.get("progress")]
-    assert progress and all(" · " in p for p in progress)  # each next badge with what is left
+    assert len(progress) >= 5 and all(" · " in p for p in progress)  # each next badge with what is left
     assert not any("First 5 km" in p for p in progress)  # earned ones are not "next"
     assert "Streak calendar" in text
     # Bob's page is his own: none of alice's badges.
-    bob = all_text(run_page(world, "bob", "views/badges.py"))
+    bob = all_text(run_page(world, "bob", "views/challenges.py"))
     assert "was cropped" not in bob
 
 
 def test_feed_and_activity_page_show_the_badges_an_activity_earned(world, badge_world):
     text = all_text(run_page(world, "alice"))
     assert "New badges: :material/flag: **First steps** · :material/directions_run: **First 5 km**" in text
+    assert ":material/task_alt: Challenge completed: **1 activity this week**" in text
     at = run_page(world, "bob", "views/activity.py", {"id": str(badge_world.run_id)})
-    assert "First 5 km" in all_text(at)  # bob follows alice and sees what her run earned
+    seen = all_text(at)
+    assert "First 5 km" in seen  # bob follows alice and sees what her run earned on its own,
+    # not what tells of her other activities (some may be private): a count, a challenge
+    assert "First steps" not in seen and "Challenge completed" not in seen
+    bob_feed = all_text(run_page(world, "bob"))
+    assert "First 5 km" in bob_feed and "First steps" not in bob_feed and "Challenge completed" not in bob_feed
     assert not at.toast  # only its athlete gets the toast
     at = run_page(world, "alice", "views/activity.py", {"id": str(badge_world.run_id)})
     assert [t.proto.body for t in at.toast] == ["New badge: First steps", "New badge: First 5 km"]

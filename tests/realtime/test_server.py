@@ -118,6 +118,10 @@ def test_a_completion_speaks_the_badges_it_earns_before_its_answer(ingest):
         assert done.get("status") == "completed", done
         codes = [c["badge"] for c in heard if "badge" in c]
         assert "run_5k" in codes and "first_activity" not in codes  # the first run's, not this one's
+        # Sent again (the device missed the answer): the answer again, the cues not.
+        heard = []
+        again = ask(ws, {"type": "status", "activity_id": long, "command": "complete"}, heard)
+        assert again["status"] == "completed" and heard == []
 
 
 def test_a_resent_batch_is_acknowledged_again_and_stored_once(ingest):
@@ -280,3 +284,37 @@ def test_a_drive_during_a_run_gets_one_pause_suggestion_and_a_spike_none(ingest)
         assert 60 <= start < 96 and msg["activity_id"] == activity_id
         assert 40 <= msg["speed_kmh"] <= 60
         assert "pause the activity" in msg["text"] and "km/h" in msg["reason"]
+
+
+def test_a_completion_that_completes_a_weekly_challenge_is_heard(ingest, engine):
+    """An athlete with a challenge of one activity this week hears it completed."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from core.accounts.users import user_by_name
+    from core.challenges.personal import current_week, week_bounds
+    from core.challenges.tables import Challenge
+
+    name = f"challenge_{uuid.uuid4().hex[:8]}"
+    token = ingest.token(name)
+    t = time.time() - 600  # the run starts ten minutes ago: the challenge is for that week
+    week = current_week(datetime.fromtimestamp(t, UTC), UTC)
+    start, end = week_bounds(week, UTC)
+    with Session(engine) as s, s.begin():
+        uid = user_by_name(s, name).id
+        s.add(Challenge(user_id=uid, week=week, kind="sessions", target=1.0, usual=1.0, level=0, starts_at=start,
+                        deadline=end, status="active"))
+    with connect(ingest.url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=10) as ws:
+        json.loads(ws.recv(timeout=10))
+        created = ask(ws, {"type": "create", "id": 1, "sport": "run"})
+        activity_id = created["activity_id"]
+        ask(ws, {"type": "status", "id": 2, "activity_id": activity_id, "command": "start", "at": t})
+        points = [{"seq": i, "t": t + i * 5, "lat": 46.05 + i * 15 / 111_180, "lon": 14.5} for i in range(60)]
+        ask(ws, {"type": "points", "id": 3, "activity_id": activity_id, "points": points})
+        ask(ws, {"type": "status", "id": 4, "activity_id": activity_id, "command": "stop"})
+        heard = []
+        assert ask(ws, {"type": "status", "id": 5, "activity_id": activity_id, "command": "complete"},
+                   heard)["status"] == "completed"
+    done = [c for c in heard if "challenge" in c]
+    assert [c["text"] for c in done] == ["Challenge completed: 1 activity this week."]

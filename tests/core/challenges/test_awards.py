@@ -5,90 +5,28 @@ moderator releases it; late syncs move nothing already earned."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import select
 
-from core.accounts.users import create_user, update_profile, user_by_name
+from core.accounts.users import update_profile, user_by_name
 from core.activities.imports import record_track
 from core.activities.lifecycle import delete_activity
 from core.activities.tables import Activity
-from core.anomaly.flags import is_held
 from core.anomaly.moderation import crop_activity, decide
 from core.anomaly.scoring import score_pending
 from core.anomaly.tables import ActivityFlag
 from core.challenges.awards import (
-    award_pending,
     awards_for,
     new_badges,
     recount_user,
     standing,
     withdrawals_for,
 )
-from core.challenges.tables import BadgeAward
 from core.routes.matching import match_pending
 from core.routes.tables import RouteActivity
-from tests.conftest import database_of_its_own
+from tests.core.challenges.conftest import T0, active, add, athlete, awards, run_job
 from tests.core.routes.ways import track, walk
-
-T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def Sessions(request, tmp_path_factory):
-    """A database of this module's own: the job reads every athlete's activities."""
-    with database_of_its_own(request.param, tmp_path_factory.mktemp("badges"), "badges") as Sessions:
-        yield Sessions
-
-
-def athlete(Sessions, role="athlete") -> str:
-    name = f"a{uuid.uuid4().hex[:10]}"
-    with Sessions() as s, s.begin():
-        create_user(s, name, role=role)
-    return name
-
-
-def add(Sessions, username, km, when=T0, sport="run", flag="clear", routed=True, climb=0.0) -> int:
-    """A completed activity as scoring (``flag``: its status, None for not yet scored) and
-    the route matcher (``routed``) left it."""
-    with Sessions() as s, s.begin():
-        user = user_by_name(s, username)
-        a = Activity(user_id=user.id, sport=sport, status="completed", title="t", visibility="public",
-                     source="demo", start_time=when, completed_at=when, distance_m=km * 1000.0,
-                     moving_time_s=km * 330.0, elevation_gain_m=climb, point_count=int(km * 100),
-                     held=is_held(flag))
-        s.add(a)
-        s.flush()
-        if flag is not None:
-            s.add(ActivityFlag(activity_id=a.id, user_id=user.id, sport=sport, score=0.5 if a.held else 0.1,
-                               status=flag, reasons=[], codes="", verdict={}, features={}))
-        if routed:
-            s.add(RouteActivity(activity_id=a.id, user_id=user.id, visibility="public", held=a.held,
-                                points=a.point_count))
-        return a.id
-
-
-def run_job(Sessions) -> dict:
-    total = {"athletes": 0, "awarded": 0, "withdrawn": 0}
-    for _ in range(50):
-        done = award_pending(Sessions, limit=5)
-        if not done:
-            return total
-        for k in total:
-            total[k] += done[k]
-    raise AssertionError("the badge job never ran dry")
-
-
-def awards(Sessions, username) -> dict[str, BadgeAward]:
-    with Sessions() as s:
-        uid = user_by_name(s, username).id
-        return {a.code: a for a in s.scalars(select(BadgeAward).where(BadgeAward.user_id == uid))}
-
-
-def active(Sessions, username) -> set[str]:
-    return {c for c, a in awards(Sessions, username).items() if a.withdrawn_at is None}
 
 
 def test_an_activity_earns_once_scored_and_matched_and_only_once(Sessions):
@@ -108,11 +46,15 @@ def test_an_activity_earns_once_scored_and_matched_and_only_once(Sessions):
     got = awards(Sessions, name)
     assert set(got) == {"first_activity", "run_5k", "run_10k"}
     assert {x.activity_id for x in got.values()} == {a}
-    # Again, and after a rescore that changes nothing: no second award, no change.
+    # Again, and after a rescore that changes its verdict (cleared, then drawn as a sample)
+    # and a re-sync that adds points: recounted each time, no second award, no change.
     assert run_job(Sessions)["awarded"] == 0
     with Sessions() as s, s.begin():
-        s.get(ActivityFlag, a).score = 0.2
-    assert run_job(Sessions)["awarded"] == 0
+        s.get(ActivityFlag, a).status = "sampled"
+    assert run_job(Sessions) == {"athletes": 1, "awarded": 0, "withdrawn": 0, "challenges": 0}
+    with Sessions() as s, s.begin():
+        s.get(Activity, a).point_count += 10
+    assert run_job(Sessions) == {"athletes": 1, "awarded": 0, "withdrawn": 0, "challenges": 0}
     assert awards(Sessions, name)["run_10k"].id == got["run_10k"].id
 
 
@@ -162,15 +104,96 @@ def test_a_withdrawn_badge_comes_back_when_earned_again(Sessions):
     assert got["run_10k"].withdrawn_reason is None
 
 
-def test_a_late_sync_of_an_older_activity_moves_nothing_already_earned(Sessions):
+def test_a_late_sync_of_an_older_activity_takes_the_badge_without_awarding_it_again(Sessions):
+    """The earning activity is the first done: a late offline sync of an older 10 km run
+    takes the badge over (same award, its date the older run's), nothing is awarded twice."""
     name = athlete(Sessions)
     newer = add(Sessions, name, 10.0, when=T0 + timedelta(days=5))
     run_job(Sessions)
+    first = awards(Sessions, name)["run_10k"]
     older = add(Sessions, name, 10.0, when=T0)
     done = run_job(Sessions)
-    assert done["awarded"] == 0
+    assert done["awarded"] == 0 and done["withdrawn"] == 0
+    got = awards(Sessions, name)["run_10k"]
+    assert (got.id, got.activity_id, got.earned_at) == (first.id, older, T0) and newer != older
+
+
+def test_a_crop_below_the_mark_moves_the_badge_to_the_next_activity_that_reaches_it(Sessions):
+    name = athlete(Sessions)
+    a = add(Sessions, name, 10.5, when=T0)
+    b = add(Sessions, name, 12.0, when=T0 + timedelta(days=2))
+    run_job(Sessions)
+    assert awards(Sessions, name)["run_10k"].activity_id == a
+    with Sessions() as s, s.begin():
+        s.get(Activity, a).distance_m = 9000.0  # what a crop leaves
+    run_job(Sessions)
+    got = awards(Sessions, name)["run_10k"]
+    assert got.activity_id == b and got.withdrawn_at is None
+    with Sessions() as s:
+        assert [x.code for x in awards_for(s, [a])[a]] == ["first_activity", "run_5k"]
+
+
+def test_each_withdrawn_badge_gets_its_own_reason(Sessions):
+    """A ride deleted and a run confirmed as a cheat in the same round: the ride's badges say
+    it was deleted, the run's that it was confirmed; a flag confirmed later firms up the
+    reason given while it was only held."""
+    name, mod = athlete(Sessions), athlete(Sessions, role="moderator")
+    ride = add(Sessions, name, 120.0, when=T0, sport="ride")
+    run = add(Sessions, name, 11.0, when=T0 + timedelta(days=1), flag="sampled")
+    run_job(Sessions)
+    with Sessions() as s, s.begin():
+        delete_activity(s, s.get(Activity, ride))
+        decide(s, run, user_by_name(s, mod), "confirm")
+    run_job(Sessions)
     got = awards(Sessions, name)
-    assert got["run_10k"].activity_id == newer and older != newer
+    assert got["ride_100k"].withdrawn_reason == f"activity {ride} was deleted"
+    assert got["run_10k"].withdrawn_reason == f"a moderator confirmed activity {run} as irregular"
+    # Held first, confirmed after: the reason follows.
+    other = athlete(Sessions)
+    held = add(Sessions, other, 10.0, when=T0)
+    run_job(Sessions)
+    with Sessions() as s, s.begin():
+        s.get(Activity, held).held = True
+        s.get(ActivityFlag, held).status = "flagged"
+    run_job(Sessions)
+    assert awards(Sessions, other)["run_10k"].withdrawn_reason == f"activity {held} is held for review"
+    with Sessions() as s, s.begin():
+        s.get(ActivityFlag, held).status = "confirmed"
+    run_job(Sessions)
+    assert awards(Sessions, other)["run_10k"].withdrawn_reason == f"a moderator confirmed activity {held} as irregular"
+
+
+def test_a_device_clock_in_year_one_counts_for_nothing_and_stops_nothing(Sessions):
+    """An activity dated 0001 in an athlete's time zone west of UTC (a date Python cannot
+    shift) is left out; the job still converges and counts everyone else."""
+    from datetime import datetime as dt
+
+    name, other = athlete(Sessions), athlete(Sessions)
+    with Sessions() as s, s.begin():
+        update_profile(s, user_by_name(s, name), time_zone="America/New_York")
+    add(Sessions, name, 10.0, when=dt(1, 1, 1, 3, tzinfo=UTC))
+    add(Sessions, name, 5.0, when=dt(2099, 1, 1, tzinfo=UTC))  # and one from the future
+    add(Sessions, other, 5.0)
+    run_job(Sessions)  # fails if any athlete's recount failed
+    assert active(Sessions, name) == set() and "run_5k" in active(Sessions, other)
+    with Sessions() as s:
+        assert standing(s, user_by_name(s, name)).earned == []
+
+
+def test_a_long_history_is_written_a_chunk_per_transaction(Sessions, monkeypatch):
+    from core.challenges import awards as module
+    from core.challenges.tables import BadgeActivity
+    from core.storage.engine import WRITE_LOCKS
+
+    monkeypatch.setattr(module, "SNAPSHOT_CHUNK", 5)
+    name = athlete(Sessions)
+    ids = [add(Sessions, name, 3.0, when=T0 + timedelta(hours=k)) for k in range(12)]
+    WRITE_LOCKS.snapshot(reset=True)
+    run_job(Sessions)
+    assert WRITE_LOCKS.snapshot(reset=True)["badges"]["count"] == 3  # 5 + 5 + 2
+    with Sessions() as s:
+        seen = s.scalars(select(BadgeActivity.activity_id).where(BadgeActivity.activity_id.in_(ids))).all()
+        assert sorted(seen) == ids
 
 
 def test_a_streak_and_a_monthly_total_are_earned_by_the_activity_that_completes_them(Sessions):
@@ -208,6 +231,13 @@ def test_a_new_time_zone_recounts_the_calendar_badges(Sessions):
         recount_user(s, user.id)
     run_job(Sessions)
     assert "early_bird" in active(Sessions, name)
+    with Sessions() as s, s.begin():
+        user = user_by_name(s, name)
+        update_profile(s, user, time_zone="Asia/Tokyo")  # 20:30 there
+        recount_user(s, user.id)
+    run_job(Sessions)
+    got = awards(Sessions, name)["early_bird"]
+    assert got.withdrawn_reason == "your time zone changed, and with it your weeks, months and hours"
 
 
 def test_the_completion_cue_names_the_badges_the_activity_earns_if_it_stands(Sessions):

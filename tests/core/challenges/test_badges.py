@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from core.challenges.badges import (
+    KINDS,
     CatalogueError,
     Entry,
     catalogue,
@@ -40,8 +41,7 @@ def test_the_catalogue_is_data_every_badge_has_a_rule_an_icon_and_words():
     badges = catalogue()
     assert len(badges) >= 20
     assert len({b.code for b in badges}) == len(badges)
-    assert {b.kind for b in badges} == {"single", "total", "month_total", "count", "weekly_streak", "start_hour",
-                                        "routes"}
+    assert {b.kind for b in badges} == set(KINDS)  # every kind of rule has a badge
     assert all(b.name and b.icon and b.description for b in badges)
 
 
@@ -116,6 +116,18 @@ def test_weekly_streaks_follow_local_weeks_across_a_daylight_saving_change():
     assert "streak_4w" not in earned(entries[:3], tz=LONDON)
 
 
+def test_late_sunday_evenings_stay_in_their_week_across_the_change():
+    """Sunday evenings at 23:30 in London, from 18 October (summer time: 22:30 UTC) to
+    8 November (winter time: 23:30 UTC): four local weeks in a row; a clock that kept the
+    summer offset after the change would put the winter ones on Mondays."""
+    evenings = [day(2026, 10, d, 23, 30, tz=LONDON) for d in (18, 25)] + [day(2026, 11, d, 23, 30, tz=LONDON)
+                                                                          for d in (1, 8)]
+    entries = [run(i, when.astimezone(UTC)) for i, when in enumerate(evenings, 1)]
+    assert earned(entries, tz=LONDON)["streak_4w"].id == 4
+    assert [week.isoformat() for week in weeks_active(entries, LONDON)] == [
+        "2026-10-12", "2026-10-19", "2026-10-26", "2026-11-02"]
+
+
 def test_a_week_starts_on_monday_at_midnight_local_time():
     """Monday 19 October 00:30 in London (summer time) is Sunday 23:30 in UTC: a fourth
     local week after three Sundays, but the same UTC week as the third."""
@@ -158,6 +170,13 @@ def test_explorer_counts_distinct_routes():
     entries = [run(i, day(2026, 4, i), route=1 + i % 4) for i in range(1, 9)] + [run(20, day(2026, 4, 20))]
     assert "explorer_5" not in earned(entries)
     assert earned(entries + [run(21, day(2026, 4, 21), route=99)])["explorer_5"].id == 21
+
+
+def test_challenge_badges_count_completed_challenges_by_the_activity_that_completed_each():
+    done = [run(i, day(2026, 3, 1) + timedelta(weeks=i)) for i in range(10)]
+    got = evaluate([], UTC_TZ, now=NOW, completions=done[:9])
+    assert got.earned["challenge_1"].id == 0 and "challenge_10" not in got.earned and got.progress["challenge_10"] == 9
+    assert evaluate([], UTC_TZ, now=NOW, completions=done[::-1]).earned["challenge_10"].id == 9
 
 
 def test_counts_and_progress():

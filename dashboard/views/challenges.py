@@ -1,0 +1,118 @@
+"""Challenges: this week's personal challenges with progress bars, their deadline and a way
+to decline each (with a reason); the last weeks' outcomes; the badges the athlete earned
+(each with the activity that earned it), those withdrawn and why, the next ones with a
+progress bar and what is left, and a calendar of the weekly streak in the athlete's time zone."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from core import units
+from core.challenges.assign import ChallengeError
+from core.challenges.personal import amount, describe
+from core.challenges.tables import DECLINE_REASONS
+from dashboard import data, ui
+
+REASON_WORDS = {"too_hard": "Too hard", "too_easy": "Too easy", "not_now": "Not now"}
+STATUS_WORDS = {"active": "in progress", "completed": "completed", "missed": "missed", "declined": "declined"}
+
+WEEKS_SHOWN = 26
+NEXT_SHOWN = 9
+
+v = ui.viewer()
+st.title("Challenges")
+b = data.badges(v.id)
+
+
+def decline(challenge_id: int, reason: str) -> None:
+    try:
+        data.decline_challenge(v.id, challenge_id, reason)
+    except ChallengeError as exc:
+        st.session_state.challenge_error = str(exc)
+
+
+if err := st.session_state.pop("challenge_error", None):
+    st.error(err)
+
+zone = ZoneInfo(b["time_zone"])
+now = datetime.now(zone)
+current = [c for c in b["challenges"] if c["deadline"] > now]
+st.subheader("This week")
+if not current:
+    st.info("No challenge this week yet: they come each week from your activities of the last eight weeks. "
+            "Record an activity to get yours.")
+for c in current:
+    with st.container(border=True, key=f"challenge_{c['id']}"):
+        what = describe(c["kind"], c["sport"], c["target"], v.units)
+        left = c["deadline"] - now
+        days = left.days + (left.seconds > 0)
+        status = STATUS_WORDS[c["status"]] + (f" ({REASON_WORDS[c['decline_reason']]})" if c["decline_reason"] else "")
+        st.progress(min(c["progress"] / c["target"], 1.0),
+                    text=f"**{what[0].upper() + what[1:]}** · {amount(c['kind'], c['progress'], v.units)} of "
+                         f"{amount(c['kind'], c['target'], v.units)} · {status}")
+        last_day = (c["deadline"] - timedelta(minutes=1)).astimezone(zone)
+        st.caption(f"Until the end of {last_day:%A %d %B} ({days} day{'s' if days != 1 else ''} "
+                   "left)" + (f" · your usual week: {amount(c['kind'], c['usual'], v.units)}" if c["usual"] else ""))
+        if c["status"] == "active":
+            cols = st.columns(len(DECLINE_REASONS) + 2)
+            cols[0].caption("Decline:")
+            for col, reason in zip(cols[1:], DECLINE_REASONS):
+                col.button(REASON_WORDS[reason], key=f"decline_{c['id']}_{reason}", on_click=decline,
+                           args=(c["id"], reason))
+past = [c for c in b["challenges"] if c["deadline"] <= now]
+if past:
+    with st.expander(f"Past weeks ({len(past)} challenges, {sum(c['status'] == 'completed' for c in past)} completed)"):
+        for c in past:
+            st.markdown(f"{ui.plain(c['week'])} · {describe(c['kind'], c['sport'], c['target'], v.units)} · "
+                        f"{amount(c['kind'], c['progress'], v.units)} done · **{STATUS_WORDS[c['status']]}**")
+
+c1, c2, c3 = st.columns(3)
+c1.metric("Badges earned", len(b["earned"]))
+c2.metric("Weekly streak", f"{b['streak']} week{'' if b['streak'] == 1 else 's'}")
+c3.metric("Still to earn", len(b["next"]))
+st.caption("Badges count completed activities that are not held for review; a badge whose activity a moderator "
+           "confirms as irregular, or that a crop or a deletion takes below the mark, is withdrawn. "
+           f"Weeks run Monday to Sunday in your time zone ({ui.plain(b['time_zone'])}; change it in Settings).")
+
+st.subheader("Badges earned")
+if not b["earned"]:
+    st.info("No badge yet: your first activity earns one.")
+cols = st.columns(3)
+for i, e in enumerate(b["earned"]):
+    with cols[i % 3].container(border=True, key=f"badge_{e['code']}"):
+        st.markdown(f"### :material/{e['icon']}: {ui.plain(e['name'])}")
+        st.caption(f"{ui.plain(e['description'])} · {units.when(e['earned_at'])}")
+        if e["activity_id"]:
+            st.page_link("views/activity.py", label="The activity", icon=":material/route:",
+                         query_params={"id": str(e["activity_id"])})
+
+if b["withdrawn"]:
+    st.subheader("Withdrawn")
+    for w in b["withdrawn"]:
+        st.markdown(f":material/{w['icon']}: {ui.strong(w['name'])} · {units.when(w['withdrawn_at'])}: "
+                    f"{ui.plain(w['reason'])}")
+
+st.subheader("Next")
+for n in b["next"][:NEXT_SHOWN]:
+    st.progress(n["share"], text=f":material/{n['icon']}: **{ui.plain(n['name'])}** · {ui.plain(n['description'])} "
+                                  f"· {ui.plain(n['left'])}")
+if len(b["next"]) > NEXT_SHOWN:
+    with st.expander(f"{len(b['next']) - NEXT_SHOWN} more"):
+        for n in b["next"][NEXT_SHOWN:]:
+            st.markdown(f":material/{n['icon']}: {ui.strong(n['name'])} · {ui.plain(n['description'])} · "
+                        f"{ui.plain(n['left'])}")
+
+st.subheader("Streak calendar")
+today = now.date()
+this_week = today - timedelta(days=today.weekday())
+weeks = [this_week - timedelta(weeks=k) for k in range(WEEKS_SHOWN - 1, -1, -1)]
+counts = [b["weeks"].get(w, 0) for w in weeks]
+fig = go.Figure(go.Bar(x=[w.isoformat() for w in weeks], y=counts,
+                       marker_color=["#fc4c02" if c else "#d9d9de" for c in counts],
+                       hovertemplate="week of %{x}: %{y} activities<extra></extra>"))
+fig.update_layout(height=260, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis_title="activities",
+                  xaxis_title="week (Monday)", yaxis_rangemode="tozero", bargap=0.15)
+ui.plotly_chart(fig)
+st.caption(f"The last {WEEKS_SHOWN} weeks; a week with an activity keeps the streak going.")
