@@ -16,9 +16,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from datetime import UTC, datetime  # noqa: E402
+
 import streamlit as st  # noqa: E402
 
-from dashboard import auth, ui  # noqa: E402
+from core.challenges import engagement  # noqa: E402
+from dashboard import auth, data, ui  # noqa: E402
 
 VIEWS = Path(__file__).resolve().parent / "views"
 
@@ -58,6 +61,13 @@ PAGES = dict(ATHLETE_PAGES)
 if viewer.role == "moderator":
     PAGES["Moderation"] = [st.Page(VIEWS / "moderation.py", title="Flagged activities", icon=":material/flag:",
                                    url_path="moderation")]
+
+# A visit a day per browser session, counted for the engagement signals.
+today = datetime.now(UTC).date()
+if st.session_state.get("visit_day") != today:
+    with data.sessions()() as s, s.begin():
+        engagement.record(s, viewer.id, visits=1, day=today)
+    st.session_state.visit_day = today
 
 page = st.navigation(PAGES, position="sidebar")
 with st.sidebar:

@@ -32,6 +32,7 @@ from core.accounts.sessions import (
 from core.accounts.signin import sign_in
 from core.accounts.tables import User
 from core.accounts.users import AccountError, create_user, user_by_id, user_for_identity
+from core.challenges import engagement
 from dashboard import data
 from dashboard.queries import Viewer, viewer_for
 
@@ -67,6 +68,7 @@ def oidc_configured() -> bool:
 def _sign_in(user: User) -> None:
     with data.sessions()() as s, s.begin():
         secret = start_web_session(s, user_by_id(s, user.id))
+        engagement.record(s, user.id, sign_ins=1)
     st.session_state.viewer = viewer_for(user)
     st.session_state.session_secret = secret
     st.session_state.cookie_op = secret

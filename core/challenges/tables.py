@@ -3,9 +3,20 @@ awarding job last saw of each activity."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false
 
@@ -97,3 +108,15 @@ class Challenge(Base):
         Index("ix_challenges_status_deadline", "status", "deadline"),
         Index("ix_challenges_completed_by", "completed_by"),
     )
+
+
+class EngagementDay(Base):
+    """How often an athlete signed in and visited the dashboard on a day (UTC): engagement
+    signals beside activities, kudos and comments, which have tables of their own."""
+
+    __tablename__ = "engagement_days"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    sign_ins: Mapped[int] = mapped_column(Integer, default=0)
+    visits: Mapped[int] = mapped_column(Integer, default=0)

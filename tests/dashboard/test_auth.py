@@ -227,3 +227,24 @@ def test_a_nul_in_the_username_is_an_ordinary_wrong_sign_in(db):
     assert [e.value for e in at.error] == ["Wrong username or password."]
     submit_sign_in(at, "\x00" + username, PASSWORD)
     assert at.session_state["viewer"].username == username
+
+
+def test_sign_ins_and_visits_are_counted_per_day_for_the_engagement_signals(db):
+    """A sign-in counts one sign-in and one visit; more runs of the same tab count nothing
+    more; a second tab (another browser session) is another visit."""
+    from datetime import UTC, datetime
+
+    from core.challenges.tables import EngagementDay
+
+    username = new_account(db)
+    at = signed_in_tab(username)
+    rerun(at, "views/stats.py")
+    rerun(at, "views/feed.py")
+    with db() as s:
+        uid = user_by_name(s, username).id
+        day = s.get(EngagementDay, (uid, datetime.now(UTC).date()))
+        assert (day.sign_ins, day.visits) == (1, 1)
+    signed_in_tab(username)
+    with db() as s:
+        day = s.get(EngagementDay, (uid, datetime.now(UTC).date()))
+        assert (day.sign_ins, day.visits) == (2, 2)
