@@ -51,6 +51,30 @@ def decline_challenge(viewer_id: int, challenge_id: int, reason: str) -> None:
     badges.clear()
 
 
+@st.cache_data(ttl=30, show_spinner=False, max_entries=2000)
+def groups(viewer_id: int) -> dict:
+    with sessions()() as s:
+        return queries.group_standing(s, viewer_id)
+
+
+def create_group(viewer_id: int, kind: str, invitees: list[int], sport: str | None, target: float | None) -> None:
+    """A new group challenge by the viewer (GroupError says why not)."""
+    from core.challenges.groups import create_group as create
+
+    with write_transaction(sessions(), "challenges") as s:
+        create(s, user_by_id(s, viewer_id), kind, invitees, sport=sport, target=target)
+    groups.clear()
+
+
+def answer_group(viewer_id: int, group_id: int, join: bool) -> None:
+    """The viewer joins or declines a group challenge they were invited to."""
+    from core.challenges.groups import respond
+
+    with write_transaction(sessions(), "challenges") as s:
+        respond(s, viewer_id, group_id, join)
+    groups.clear()
+
+
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=20000)
 def route_preview(viewer_id: int, activity_id: int) -> list:
     with sessions()() as s:

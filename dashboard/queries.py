@@ -235,6 +235,22 @@ def badge_standing(s, viewer_id: int) -> dict:
     }
 
 
+def group_standing(s, viewer_id: int) -> dict:
+    """The viewer's group challenges (invitations and joined, with each board) and the
+    athletes they could invite (those who follow them and whom they follow)."""
+    from core.challenges.groups import board, describe_group, groups_of, mutual_follows
+
+    out = []
+    for g, status in groups_of(s, viewer_id):
+        b = board(s, g.id, viewer_id)
+        out.append({"id": g.id, "kind": g.kind, "status": status, "what": describe_group(g), "creator": b.creator,
+                    "starts_at": g.starts_at, "ends_at": g.ends_at, "target": g.target, "complete": b.complete,
+                    "rows": [{"user_id": r.user_id, "name": r.name, "username": r.username, "status": r.status,
+                              "value": r.value, "done": r.done} for r in b.rows]})
+    friends = [{"id": u.id, "name": u.name, "username": u.username} for u in mutual_follows(s, viewer_id)]
+    return {"groups": out, "friends": friends}
+
+
 def route_card(route: Route) -> dict:
     """What a page shows of a route: its name (from activity titles: user text), its polyline
     (kept clear of every start and end by ``core.routes``: the only geometry shown), figures."""

@@ -63,7 +63,7 @@ CORE_MAY_IMPORT = {
     "routes": {"activities", "storage", "tracks", "units"},
     "recommend": {"accounts", "activities", "routes", "social", "storage", "text", "units"},
     "synthetic": {"accounts", "activities", "social", "storage", "tracks"},
-    "challenges": {"accounts", "activities", "anomaly", "routes", "storage", "units"},
+    "challenges": {"accounts", "activities", "anomaly", "routes", "social", "storage", "units"},
     "jobs": {"accounts", "activities", "anomaly", "challenges", "config", "devices", "recommend", "routes", "social", "storage", "tracks", "text",
              "units"},
     "cli": {"accounts", "activities", "anomaly", "challenges", "config", "devices", "jobs", "recommend", "routes", "social", "storage", "synthetic",

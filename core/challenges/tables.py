@@ -120,3 +120,40 @@ class EngagementDay(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     sign_ins: Mapped[int] = mapped_column(Integer, default=0)
     visits: Mapped[int] = mapped_column(Integer, default=0)
+
+
+GROUP_KINDS = ("most_distance", "everyone_sessions")
+MEMBER_STATUSES = ("invited", "joined", "declined")
+
+
+class GroupChallenge(Base):
+    """A challenge among athletes who follow each other: the most distance this month, or
+    everyone doing ``target`` activities this week (the creator's month or week, in their
+    time zone)."""
+
+    __tablename__ = "group_challenges"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    creator_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    sport: Mapped[str | None] = mapped_column(String(8))  # None: both count
+    target: Mapped[float | None] = mapped_column(Float)  # activities each, for everyone_sessions
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint(f"kind IN {GROUP_KINDS}", name="kind"),)
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("group_challenges.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(10), default="invited")
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        CheckConstraint(f"status IN {MEMBER_STATUSES}", name="status"),
+        Index("ix_group_members_user", "user_id", "status"),
+    )

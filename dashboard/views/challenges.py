@@ -1,5 +1,6 @@
 """Challenges: this week's personal challenges with progress bars, their deadline and a way
-to decline each (with a reason); the last weeks' outcomes; the badges the athlete earned
+to decline each (with a reason); group challenges with friends (invitations, a small board
+each, starting one); the last weeks' outcomes; the badges the athlete earned
 (each with the activity that earned it), those withdrawn and why, the next ones with a
 progress bar and what is left, and a calendar of the weekly streak in the athlete's time zone."""
 
@@ -11,8 +12,10 @@ import streamlit as st
 
 from core import units
 from core.challenges.assign import ChallengeError
+from core.challenges.groups import KIND_WORDS as GROUP_WORDS
+from core.challenges.groups import MAX_INVITED, MAX_SESSIONS, GroupError
 from core.challenges.personal import amount, describe
-from core.challenges.tables import DECLINE_REASONS
+from core.challenges.tables import DECLINE_REASONS, GROUP_KINDS
 from dashboard import data, ui
 
 REASON_WORDS = {"too_hard": "Too hard", "too_easy": "Too easy", "not_now": "Not now"}
@@ -61,6 +64,58 @@ for c in current:
             for col, reason in zip(cols[1:], DECLINE_REASONS):
                 col.button(REASON_WORDS[reason], key=f"decline_{c['id']}_{reason}", on_click=decline,
                            args=(c["id"], reason))
+st.subheader("With friends")
+g = data.groups(v.id)
+
+
+def answer(group_id: int, join: bool) -> None:
+    try:
+        data.answer_group(v.id, group_id, join)
+    except GroupError as exc:
+        st.session_state.challenge_error = str(exc)
+
+
+for grp in g["groups"]:
+    with st.container(border=True, key=f"group_{grp['id']}"):
+        ended = grp["ends_at"] <= now
+        st.markdown(f"**{grp['what'][0].upper() + grp['what'][1:]}** · started by {ui.strong(grp['creator'])}"
+                    + (" · ended" if ended else f" · until the end of "
+                       f"{(grp['ends_at'] - timedelta(minutes=1)).astimezone(zone):%A %d %B}")
+                    + (" · everyone made it" if grp["complete"] else ""))
+        if grp["status"] == "invited":
+            j, d, _ = st.columns([1, 1, 4])
+            j.button("Join", key=f"join_{grp['id']}", on_click=answer, args=(grp["id"], True))
+            d.button("Decline", key=f"refuse_{grp['id']}", on_click=answer, args=(grp["id"], False))
+        rows = []
+        for rank, r in enumerate(grp["rows"], 1):
+            figure = (f"{r['value']:.0f} of {grp['target']:.0f}" + (" ✓" if r["done"] else "")
+                      if grp["kind"] == "everyone_sessions" else units.distance(r["value"], v.units, digits=1))
+            rows.append({"#": rank if r["status"] == "joined" else "", "Athlete": ui.who(r["name"], r["username"]),
+                         "So far": figure if r["status"] == "joined" else "invited"})
+        mine = next((i for i, r in enumerate(grp["rows"]) if r["user_id"] == v.id), None)
+        ui.table(rows, highlight=mine)
+
+if not g["friends"]:
+    st.caption("Group challenges are among athletes who follow each other: follow someone who follows you to "
+               "start one.")
+else:
+    with st.expander("Start a group challenge", icon=":material/groups:"):
+        with st.form("new_group", clear_on_submit=True):
+            kind = st.radio("Challenge", GROUP_KINDS, format_func=lambda k: GROUP_WORDS[k], horizontal=True)
+            sport = st.radio("Sport", ["", "run", "ride"], format_func=lambda x: {"": "both", "run": "running",
+                                                                                  "ride": "riding"}[x], horizontal=True)
+            target = st.number_input("Activities each (for \"everyone active this week\")", 1, MAX_SESSIONS, 3)
+            names = {f["id"]: f"{ui.who(f['name'], f['username'])} (@{f['username']})" for f in g["friends"]}
+            invited = st.multiselect("Invite", list(names), format_func=names.get, max_selections=MAX_INVITED)
+            if st.form_submit_button("Start"):
+                try:
+                    data.create_group(v.id, kind, invited, sport or None,
+                                      float(target) if kind == "everyone_sessions" else None)
+                except GroupError as exc:
+                    st.error(str(exc))
+                else:
+                    st.rerun()
+
 past = [c for c in b["challenges"] if c["deadline"] <= now]
 if past:
     with st.expander(f"Past weeks ({len(past)} challenges, {sum(c['status'] == 'completed' for c in past)} completed)"):

@@ -190,6 +190,7 @@ def hostile_world(world) -> HostileWorld:
 class BadgeWorld:
     run_id: int  # alice's newest public run: it earned "First steps" and "First 5 km"
     active_challenge_id: int = 0  # alice's distance challenge this week, under way
+    group_id: int = 0  # mallory's "most distance this month", alice invited
     withdrawn_ids: dict[str, int] = field(default_factory=dict)  # by HOSTILE key: the flagged run
 
 
@@ -227,6 +228,12 @@ def badge_world(world, hostile_world) -> BadgeWorld:
         s.add_all([active, done])
         s.flush()
         out = BadgeWorld(run.id, active_challenge_id=active.id)
+        # Mallory (a hostile name) and alice follow each other; mallory invites her to a group.
+        from core.challenges.groups import create_group
+
+        mallory = user_by_name(s, "mallory")
+        follow(s, mallory, alice)
+        out.group_id = create_group(s, mallory, "most_distance", [alice.id]).id
         for key, username in hostile_world.usernames.items():
             user = user_by_name(s, username)
             flagged = hostile_world.flagged[key]

@@ -22,6 +22,7 @@ from tests.dashboard.conftest import (
     PRIVATE_TITLE,
     WATCHER_PASSWORD,
     XSS_COMMENT,
+    XSS_NAME,
     XSS_TITLE,
     streamlit_server,
 )
@@ -689,6 +690,11 @@ def test_badges_page_a_badge_in_the_feed_and_withdrawals_for_moderators(page, ap
     visit(pg, f"{app_url}/challenges", "challenges")
     pg.get_by_role("heading", name="Badges earned").wait_for()
     written(pg, ["1 activity this week", "completed"], "challenges")
+    # Mallory's group challenge: her hostile name as written, on the card and on its board.
+    group = pg.locator(f".st-key-group_{badge_world.group_id}")
+    group.get_by_text("Most distance this month").wait_for()
+    assert XSS_NAME in visible(group.inner_text())
+    nothing_ran(pg, "group challenge")
     written(pg, ["First steps", "First 5 km", f"activity {badge_world.run_id} was cropped", "Streak calendar"],
             "badges")
     assert pg.locator("[data-testid='stProgress']").count() >= 5

@@ -200,6 +200,23 @@ def test_challenges_page_shows_this_weeks_challenges_and_a_decline_takes_one_awa
     assert "20.0 km of running" not in all_text(bob) + " ".join(el.proto.text for el in bob.get("progress"))
 
 
+def test_group_challenges_invite_join_and_board_for_members_only(world, badge_world):
+    at = run_page(world, "alice", "views/challenges.py")
+    text = all_text(at)
+    assert "**Most distance this month** · started by **Mallory \\<script\\>alert\\(2\\)\\</script\\>**" in text
+    board = [r for r in table_rows(at) if "Alice Runner" in r]
+    assert board and board[0][2] == "invited"
+    at.button(key=f"join_{badge_world.group_id}").click().run()
+    assert not at.exception
+    rows = [r for r in table_rows(at) if r[1] in ("Alice Runner", "Mallory <script>alert(2)</script>")]
+    assert len(rows) == 2 and all(r[0] in ("1", "2") and r[2].endswith(" km") for r in rows)
+    assert not [b for b in at.button if b.key == f"join_{badge_world.group_id}"]
+    # Bob is not a member: he sees nothing of it.
+    bob = run_page(world, "bob", "views/challenges.py")
+    assert not [r for r in table_rows(bob) if "Mallory <script>alert(2)</script>" in r]
+    assert "Most distance this month" not in all_text(bob)
+
+
 def test_badges_page_shows_earned_withdrawn_next_and_the_streak_calendar(world, badge_world):
     at = run_page(world, "alice", "views/challenges.py")
     text = all_text(at)

@@ -1,0 +1,162 @@
+"""Group challenges among athletes who follow each other: the most distance this month, or
+everyone doing so many activities this week, each with its own small board.
+
+Only athletes who follow each other can be invited (at most MAX_INVITED, by their
+creator); an invitation is joined or declined. The board reads the members' activities
+of the period that count (completed, not held for review) and that their friends may see
+(not private): a private activity adds nothing, so the board tells nobody about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from core.accounts.tables import User
+from core.activities.tables import Activity
+from core.challenges.badges import time_zone
+from core.challenges.personal import current_week, week_bounds
+from core.challenges.tables import GROUP_KINDS, GroupChallenge, GroupMember
+from core.social.tables import Friend
+
+MAX_INVITED = 20
+MAX_SESSIONS = 14
+MAX_OPEN_CREATED = 5  # groups an athlete may have running at once as their creator
+KIND_WORDS = {"most_distance": "most distance this month", "everyone_sessions": "everyone active this week"}
+
+
+class GroupError(ValueError):
+    """A group challenge request that cannot be honoured."""
+
+
+def mutual_follows(s: Session, user_id: int) -> list[User]:
+    """The athletes ``user_id`` follows who follow them back, by name."""
+    back = select(Friend.user_id).where(Friend.friend_id == user_id)
+    return list(s.scalars(select(User).join(Friend, and_(Friend.friend_id == User.id, Friend.user_id == user_id))
+                          .where(User.id.in_(back)).order_by(User.name, User.id)))
+
+
+def _period(kind: str, now: datetime, user: User) -> tuple[datetime, datetime]:
+    tz = time_zone(user.settings)
+    if kind == "everyone_sessions":
+        return week_bounds(current_week(now, tz), tz)
+    local = now.astimezone(tz).date()
+    first = date(local.year, local.month, 1)
+    following = date(local.year + (local.month == 12), local.month % 12 + 1, 1)
+    return (datetime.combine(first, time(), tzinfo=tz).astimezone(UTC),
+            datetime.combine(following, time(), tzinfo=tz).astimezone(UTC))
+
+
+def create_group(s: Session, creator: User, kind: str, invitees: list[int], sport: str | None = None,
+                 target: float | None = None, now: datetime | None = None) -> GroupChallenge:
+    """A new group challenge, its creator a member and ``invitees`` invited; GroupError says
+    what is wrong (an unknown kind or sport, a target out of range, nobody or too many
+    invited, someone invited who does not follow the creator back, too many running)."""
+    now = now or datetime.now(UTC)
+    if kind not in GROUP_KINDS:
+        raise GroupError(f"kind must be one of {', '.join(GROUP_KINDS)}")
+    if sport not in (None, "run", "ride"):
+        raise GroupError("sport must be run, ride or none (both)")
+    if kind == "everyone_sessions":
+        if target is None or target != int(target) or not 1 <= target <= MAX_SESSIONS:
+            raise GroupError(f"the number of activities must be a whole number from 1 to {MAX_SESSIONS}")
+    else:
+        target = None
+    invited = sorted(set(invitees) - {creator.id})
+    if not invited:
+        raise GroupError("invite at least one athlete")
+    if len(invited) > MAX_INVITED:
+        raise GroupError(f"at most {MAX_INVITED} athletes can be invited")
+    allowed = {u.id for u in mutual_follows(s, creator.id)}
+    if not set(invited) <= allowed:
+        raise GroupError("only athletes who follow you and whom you follow can be invited")
+    running = s.scalar(select(func.count()).select_from(GroupChallenge)
+                       .where(GroupChallenge.creator_id == creator.id, GroupChallenge.ends_at > now))
+    if running >= MAX_OPEN_CREATED:
+        raise GroupError(f"you already run {MAX_OPEN_CREATED} group challenges: wait for one to end")
+    start, end = _period(kind, now, creator)
+    group = GroupChallenge(creator_id=creator.id, kind=kind, sport=sport, target=target, starts_at=start, ends_at=end)
+    s.add(group)
+    s.flush()
+    s.add(GroupMember(group_id=group.id, user_id=creator.id, status="joined", answered_at=now))
+    s.add_all([GroupMember(group_id=group.id, user_id=u, status="invited") for u in invited])
+    s.flush()
+    return group
+
+
+def respond(s: Session, user_id: int, group_id: int, join: bool) -> GroupMember:
+    """Join or decline an invitation."""
+    m = s.get(GroupMember, (group_id, user_id), with_for_update=True)
+    if m is None:
+        raise GroupError("no such invitation")
+    if m.status != "invited":
+        raise GroupError(f"you have already {m.status} this group challenge")
+    m.status, m.answered_at = ("joined" if join else "declined"), datetime.now(UTC)
+    s.flush()
+    return m
+
+
+@dataclass
+class Standing:
+    user_id: int
+    name: str
+    username: str
+    status: str  # joined or invited
+    value: float  # metres, or activities
+    done: bool  # reached the target (everyone_sessions)
+
+
+@dataclass
+class Board:
+    group: GroupChallenge
+    creator: str
+    rows: list[Standing]
+    complete: bool  # everyone who joined reached the target
+
+
+def board(s: Session, group_id: int, viewer_id: int) -> Board:
+    """The group's board, best first; only for its members (joined or invited)."""
+    group = s.get(GroupChallenge, group_id)
+    members = {m.user_id: m for m in s.scalars(select(GroupMember).where(GroupMember.group_id == group_id))}
+    if group is None or viewer_id not in members or members[viewer_id].status == "declined":
+        raise GroupError("no such group challenge")
+    shown = [u for u, m in members.items() if m.status != "declined"]
+    value = func.count() if group.kind == "everyone_sessions" else func.coalesce(func.sum(Activity.distance_m), 0.0)
+    q = (select(Activity.user_id, value).where(Activity.user_id.in_(shown), Activity.status == "completed",
+                                                Activity.held.is_(False), Activity.visibility != "private",
+                                                Activity.start_time >= group.starts_at,
+                                                Activity.start_time < group.ends_at)
+         .group_by(Activity.user_id))
+    if group.sport:
+        q = q.where(Activity.sport == group.sport)
+    totals = dict(s.execute(q).all())
+    users = {u.id: u for u in s.scalars(select(User).where(User.id.in_(shown)))}
+    rows = [Standing(u, users[u].name, users[u].username, members[u].status, float(totals.get(u, 0.0)),
+                     group.target is not None and float(totals.get(u, 0.0)) >= group.target) for u in shown]
+    rows.sort(key=lambda r: (r.status != "joined", -r.value, r.name, r.user_id))
+    joined = [r for r in rows if r.status == "joined"]
+    creator = users.get(group.creator_id)
+    return Board(group, creator.name if creator else "", rows,
+                 group.target is not None and all(r.done for r in joined))
+
+
+def groups_of(s: Session, user_id: int, now: datetime | None = None, days_after: int = 7) -> list[tuple[GroupChallenge, str]]:
+    """The group challenges the athlete was invited to or joined, running or ended in the
+    last ``days_after`` days, newest first, with their status in each."""
+    now = now or datetime.now(UTC)
+    rows = s.execute(select(GroupChallenge, GroupMember.status).join(GroupMember, GroupMember.group_id == GroupChallenge.id)
+                     .where(GroupMember.user_id == user_id, GroupMember.status != "declined",
+                            GroupChallenge.ends_at > now - timedelta(days=days_after))
+                     .order_by(GroupChallenge.starts_at.desc(), GroupChallenge.id.desc())).all()
+    return [(g, status) for g, status in rows]
+
+
+def describe_group(group: GroupChallenge) -> str:
+    what = {"run": " (running)", "ride": " (riding)"}.get(group.sport or "", "")
+    if group.kind == "everyone_sessions":
+        n = int(group.target or 0)
+        return f"everyone: {n} activit{'y' if n == 1 else 'ies'} this week{what}"
+    return f"most distance this month{what}"

@@ -1,0 +1,119 @@
+"""Group challenges: only athletes who follow each other, invitations joined or declined,
+a board for members only that counts what counts and nothing private; on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.accounts.users import update_profile, user_by_name
+from core.activities.tables import Activity
+from core.challenges.groups import (
+    GroupError,
+    board,
+    create_group,
+    describe_group,
+    groups_of,
+    mutual_follows,
+    respond,
+)
+from core.social.follows import follow
+from tests.core.challenges.conftest import add, athlete
+
+NOW = datetime(2026, 12, 9, 12, 0, tzinfo=UTC)  # Wednesday of ISO week 50
+
+
+def friends(Sessions, *names):
+    with Sessions() as s, s.begin():
+        users = [user_by_name(s, n) for n in names]
+        for a in users:
+            for b in users:
+                if a.id != b.id:
+                    follow(s, a, b)
+        return [u.id for u in users]
+
+
+def test_only_mutual_follows_can_be_invited_and_bad_requests_say_why(Sessions):
+    a, b, c = athlete(Sessions), athlete(Sessions), athlete(Sessions)
+    ida, idb = friends(Sessions, a, b)
+    with Sessions() as s, s.begin():
+        follow(s, user_by_name(s, a), user_by_name(s, c))  # a follows c, c does not follow back
+        idc = user_by_name(s, c).id
+        assert [u.id for u in mutual_follows(s, ida)] == [idb]
+        me = user_by_name(s, a)
+        for kwargs, why in [({"kind": "fastest", "invitees": [idb]}, "kind"),
+                            ({"kind": "most_distance", "invitees": [idc]}, "follow you"),
+                            ({"kind": "most_distance", "invitees": []}, "at least one"),
+                            ({"kind": "most_distance", "invitees": [ida]}, "at least one"),
+                            ({"kind": "most_distance", "invitees": [idb], "sport": "swim"}, "sport"),
+                            ({"kind": "everyone_sessions", "invitees": [idb], "target": 0}, "whole number"),
+                            ({"kind": "everyone_sessions", "invitees": [idb], "target": 2.5}, "whole number"),
+                            ({"kind": "everyone_sessions", "invitees": [idb], "target": 15}, "whole number")]:
+            with pytest.raises(GroupError, match=why):
+                create_group(s, me, now=NOW, **kwargs)
+
+
+def test_a_months_distance_board_counts_what_friends_may_see_for_members_only(Sessions):
+    a, b, c, outsider = (athlete(Sessions) for _ in range(4))
+    ida, idb, idc = friends(Sessions, a, b, c)
+    with Sessions() as s, s.begin():
+        g = create_group(s, user_by_name(s, a), "most_distance", [idb, idc], sport="run", now=NOW)
+        gid = g.id
+        assert (g.starts_at, g.ends_at) == (datetime(2026, 12, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+        assert describe_group(g) == "most distance this month (running)"
+    add(Sessions, a, 10.0, when=datetime(2026, 12, 2, 8, tzinfo=UTC))
+    add(Sessions, b, 12.0, when=datetime(2026, 12, 3, 8, tzinfo=UTC))
+    add(Sessions, b, 30.0, when=datetime(2026, 11, 30, 8, tzinfo=UTC))  # last month
+    add(Sessions, b, 50.0, when=datetime(2026, 12, 4, 8, tzinfo=UTC), sport="ride")  # not a run
+    add(Sessions, b, 40.0, when=datetime(2026, 12, 5, 8, tzinfo=UTC), flag="flagged")  # held
+    secret = add(Sessions, a, 25.0, when=datetime(2026, 12, 6, 8, tzinfo=UTC))
+    with Sessions() as s, s.begin():
+        s.get(Activity, secret).visibility = "private"  # tells the board nothing
+    with Sessions() as s, s.begin():
+        respond(s, idb, gid, join=True)
+        respond(s, idc, gid, join=False)
+        with pytest.raises(GroupError, match="already declined"):
+            respond(s, idc, gid, join=True)
+    with Sessions() as s:
+        got = board(s, gid, idb)
+        assert [(r.username, r.status, r.value) for r in got.rows] == [(b, "joined", 12000.0), (a, "joined", 10000.0)]
+        with pytest.raises(GroupError, match="no such"):
+            board(s, gid, user_by_name(s, outsider).id)
+        with pytest.raises(GroupError, match="no such"):
+            board(s, gid, idc)  # declined
+        assert [g.id for g, status in groups_of(s, idb, now=NOW)] == [gid]
+        assert groups_of(s, idc, now=NOW) == []
+
+
+def test_everyone_active_this_week_in_the_creators_week(Sessions):
+    a, b = athlete(Sessions), athlete(Sessions)
+    ida, idb = friends(Sessions, a, b)
+    with Sessions() as s, s.begin():
+        update_profile(s, user_by_name(s, a), time_zone="Pacific/Auckland")
+        g = create_group(s, user_by_name(s, a), "everyone_sessions", [idb], target=2, now=NOW)
+        gid = g.id
+        assert g.starts_at == datetime(2026, 12, 6, 11, 0, tzinfo=UTC)  # Monday 7 December 00:00 NZDT
+        respond(s, idb, gid, join=True)
+    for name in (a, b):
+        add(Sessions, name, 5.0, when=NOW - timedelta(days=1))
+    add(Sessions, a, 5.0, when=NOW)
+    with Sessions() as s:
+        got = board(s, gid, ida)
+        assert [(r.username, r.value, r.done) for r in got.rows] == [(a, 2.0, True), (b, 1.0, False)]
+        assert not got.complete
+    add(Sessions, b, 5.0, when=NOW + timedelta(hours=1))
+    with Sessions() as s:
+        assert board(s, gid, ida).complete
+
+
+def test_an_athlete_runs_at_most_five_group_challenges_at_once(Sessions):
+    a, b = athlete(Sessions), athlete(Sessions)
+    _, idb = friends(Sessions, a, b)
+    with Sessions() as s, s.begin():
+        me = user_by_name(s, a)
+        for _ in range(5):
+            create_group(s, me, "most_distance", [idb], now=NOW)
+        with pytest.raises(GroupError, match="already run 5"):
+            create_group(s, me, "most_distance", [idb], now=NOW)
