@@ -15,6 +15,7 @@ Each athlete is worked out with no transaction open and written in one short one
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -57,6 +58,10 @@ def pending_users(s: Session, limit: int = BADGE_BATCH) -> list[int]:
         gone = ~exists().where(Activity.id == BadgeActivity.activity_id)
         users += [u for u in s.scalars(select(BadgeActivity.user_id).where(gone).distinct().limit(limit))
                   if u not in users]
+    if len(users) < limit:  # a challenge reached when it was assigned: the recount completes it
+        reached = select(Challenge.user_id).where(Challenge.status == "active",
+                                                  Challenge.progress >= Challenge.target).distinct().limit(limit)
+        users += [u for u in s.scalars(reached) if u not in users]
     if len(users) < limit:
         orphaned = select(BadgeAward.user_id).where(BadgeAward.activity_id.is_(None),
                                                      BadgeAward.withdrawn_at.is_(None)).distinct().limit(limit)
@@ -91,9 +96,14 @@ def _rows(s: Session, user_id: int):
         .where(Activity.user_id == user_id, Activity.status == "completed")).all()
 
 
+def _figure(value) -> float:
+    """A stored figure as the rules take it: missing, negative or not finite is nothing."""
+    return float(value) if value is not None and math.isfinite(value) and value > 0 else 0.0
+
+
 def _entry(r) -> Entry:
-    return Entry(id=r.id, sport=r.sport, start=r.start_time, distance_m=r.distance_m or 0.0,
-                 climb_m=r.elevation_gain_m or 0.0, moving_s=r.moving_time_s or 0.0, route_id=r.route_id)
+    return Entry(id=r.id, sport=r.sport, start=r.start_time, distance_m=_figure(r.distance_m),
+                 climb_m=_figure(r.elevation_gain_m), moving_s=_figure(r.moving_time_s), route_id=r.route_id)
 
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # an activity dated before counts for nothing (a device's bad clock)
@@ -251,6 +261,8 @@ def write(Session: sessionmaker[Session], p: Plan) -> dict:
         for change in p.challenges:
             c = s.get(Challenge, change["id"])
             if c is not None:
+                if c.status == "declined":  # declined since the plan was made: it stays declined
+                    change = {**change, "status": "declined"}
                 for key, value in change.items():
                     setattr(c, key, value)
         for award_id, reason, cause in p.withdraw:
@@ -396,7 +408,9 @@ def new_completions(s: Session, user_id: int, activity_id: int) -> list[Challeng
     for c in s.scalars(select(Challenge).where(Challenge.user_id == user_id, Challenge.status == "active",
                                                Challenge.starts_at <= mine.start, Challenge.deadline > mine.start)):
         _, reached = measure(c.kind, c.sport, c.target, entries, c.starts_at, c.deadline)
-        if reached is not None and reached.id == activity_id:
+        others = [e for e in entries if e.id != activity_id]
+        _, without = measure(c.kind, c.sport, c.target, others, c.starts_at, c.deadline)
+        if reached is not None and without is None:  # this activity makes the difference (a late sync too)
             out.append(c)
     return out
 

@@ -157,3 +157,14 @@ class GroupMember(Base):
         CheckConstraint(f"status IN {MEMBER_STATUSES}", name="status"),
         Index("ix_group_members_user", "user_id", "status"),
     )
+
+
+class ChallengeSchedule(Base):
+    """When an athlete is next due for the weekly assignment: the end of the week just
+    assigned (their next Monday), or a little later when there was nothing to assign (no
+    activity counted yet), so that nobody is looked at again every round."""
+
+    __tablename__ = "challenge_schedule"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    next_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

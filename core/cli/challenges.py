@@ -6,6 +6,7 @@ assign [--week YYYY-Www]`` assigns a week's challenges (with a progress bar);
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -36,30 +37,52 @@ def cmd_badges(args) -> int:
 
 
 def cmd_assign(args) -> int:
-    from datetime import UTC, datetime
-
+    """With --week, that week for everyone who may get it; without, each athlete's own
+    current week (their time zone's), as the worker does."""
     from tqdm import tqdm
 
-    from core.challenges.assign import assign_week, end_weeks
-    from core.challenges.personal import iso_week
+    from core.challenges.assign import (
+        ASSIGN_BATCH,
+        assign_due,
+        assign_week,
+        athletes_for_week,
+        canonical_week,
+        end_weeks,
+    )
 
-    week = args.week or iso_week(datetime.now(UTC).date())
     Session = open_sessions()
-    try:
-        from core.challenges.assign import athletes_for_week
-        from core.challenges.personal import week_monday
-
-        week_monday(week)
+    if args.week is None:
+        done = {"week": "each athlete's current week", "athletes": 0, "challenges": 0, "failed": 0}
+        with tqdm(desc="challenges", unit="athlete", file=sys.stderr) as bar:
+            while True:
+                batch = assign_due(Session)
+                if not batch:
+                    break
+                for key in ("athletes", "challenges", "failed"):
+                    done[key] += batch.get(key, 0)
+                bar.update(batch["athletes"])
+                if batch["athletes"] < ASSIGN_BATCH:
+                    break
+    else:
+        try:
+            week = canonical_week(args.week)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         with Session() as s:
             total = len(athletes_for_week(s, week))
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    with tqdm(total=total, desc=f"challenges {week}", unit="athlete", file=sys.stderr) as bar:
-        done = assign_week(Session, week, progress=bar.update)
+        with tqdm(total=total, desc=f"challenges {week}", unit="athlete", file=sys.stderr) as bar:
+            done = assign_week(Session, week, progress=bar.update)
     done["missed"] = end_weeks(Session)
     print(json.dumps(done))
-    return 0
+    return 1 if done.get("failed") else 0
+
+
+def weeks_back(text: str) -> int:
+    n = int(text)
+    if not 1 <= n <= 520:
+        raise argparse.ArgumentTypeError("weeks must be from 1 to 520")
+    return n
 
 
 def cmd_show(args) -> int:
@@ -91,13 +114,14 @@ def add_commands(sub) -> None:
     c = sub.add_parser("challenges", help="weekly personal challenges")
     cs = c.add_subparsers(dest="challenges_command", required=True)
     a = cs.add_parser("assign", help="assign a week's challenges to every athlete due for them",
-                      description="Assign the challenges of an ISO week (this week by default) to every athlete with "
-                                  "an activity in the eight weeks before it who has none yet; print one JSON line.")
-    a.add_argument("--week", help="ISO week, e.g. 2026-W49 (default: this week)")
+                      description="Assign the challenges of an ISO week to every athlete with an activity in the eight "
+                                  "weeks before it who has none yet (without --week: each athlete's current week, as "
+                                  "the worker does); print one JSON line. Exit 1 if any athlete's assignment failed.")
+    a.add_argument("--week", help="ISO week, e.g. 2026-W49 (default: each athlete's current week, in their time zone)")
     a.set_defaults(func=cmd_assign)
     w = cs.add_parser("show", help="an athlete's challenges as JSON lines",
                       description="Print one JSON line per challenge of the athlete's recent weeks: challenge, "
                                   "target, progress, deadline, status.")
     w.add_argument("--user", required=True, help="the athlete's username")
-    w.add_argument("--weeks", type=int, default=8, help="how many weeks back (default 8)")
+    w.add_argument("--weeks", type=weeks_back, default=8, help="how many weeks back, 1 to 520 (default 8)")
     w.set_defaults(func=cmd_show)

@@ -10,6 +10,7 @@ from core.accounts.tokens import create_device_token, revoke_device_token
 from core.accounts.users import MAX_NAME_CHARS, AccountError, display_name, update_profile, user_by_id
 from core.activities.cues import CUE_FIELDS, MAX_EVERY_KM, MAX_EVERY_MIN, CuePrefs
 from core.activities.tables import SPORTS, VISIBILITIES
+from core.challenges.assign import reschedule
 from core.challenges.awards import recount_user
 from core.challenges.badges import time_zone
 from core.recommend.tables import TERRAINS
@@ -36,8 +37,9 @@ def save(**changes) -> None:
         user = user_by_id(s, v.id)
         moved = "time_zone" in changes and changes["time_zone"] != str(time_zone(user.settings))
         update_profile(s, user, **changes)
-        if moved:  # the calendar badges (weeks, months, hours) are counted again
+        if moved:  # the calendar badges (weeks, months, hours) are counted again, the week too
             recount_user(s, user.id)
+            reschedule(s, user.id)
     auth.refresh_viewer()
     data.forget_activity_lists()
 

@@ -99,7 +99,7 @@ def test_the_worker_assigns_once_progress_follows_late_syncs_and_cheats(Sessions
     add(Sessions, name, 5.0, when=MONDAY + timedelta(hours=7))
     add(Sessions, name, 5.0, when=MONDAY + timedelta(days=1, hours=7))
     cheat = add(Sessions, name, 5.0, when=MONDAY + timedelta(days=1, hours=18), flag="sampled")
-    run_job(Sessions)
+    run_job(Sessions, now=now)
     with Sessions() as s:
         c = s.get(Challenge, mine["sessions"].id)
         assert (c.progress, c.status, c.completed_by) == (3.0, "completed", cheat)
@@ -107,7 +107,7 @@ def test_the_worker_assigns_once_progress_follows_late_syncs_and_cheats(Sessions
     # The third was a cheat: the completion and its badge go.
     with Sessions() as s, s.begin():
         decide(s, cheat, user_by_name(s, mod), "confirm")
-    run_job(Sessions)
+    run_job(Sessions, now=now)
     with Sessions() as s:
         c = s.get(Challenge, mine["sessions"].id)
         assert (c.progress, c.status, c.completed_by) == (2.0, "active", None)
@@ -154,19 +154,125 @@ def test_weeks_are_assigned_in_the_athletes_time_zone(Sessions):
 
 
 def test_a_new_athlete_gets_the_welcome_challenge_and_nobody_stays_due(Sessions):
-    """First activity this week (not yet scored): two activities this week; after one round
-    the athlete is no longer due, so the worker never loops over them."""
+    """First activity this week: two activities this week, one done; after one round the
+    athlete is not due again before next week, so the worker never loops over them. An
+    athlete whose only activity is not scored yet, or comes from a device clock in the
+    future, gets nothing and is looked at again in an hour, not every round."""
     from core.challenges.assign import due_athletes
 
-    name = athlete(Sessions)
-    add(Sessions, name, 3.0, when=MONDAY + timedelta(hours=9), flag=None, routed=False)
-    now = MONDAY + timedelta(days=1)
+    name, unscored, future = athlete(Sessions), athlete(Sessions), athlete(Sessions)
+    add(Sessions, name, 3.0, when=MONDAY + timedelta(hours=9))
+    add(Sessions, unscored, 3.0, when=MONDAY + timedelta(hours=9), flag=None, routed=False)
+    add(Sessions, future, 3.0, when=MONDAY + timedelta(hours=20))
+    now = MONDAY + timedelta(hours=12)
     assign_due(Sessions, now=now)
     with Sessions() as s:
         uid = user_by_name(s, name).id
         (c,) = challenges_of(s, uid, now=now)
-        assert (c.kind, c.target, c.progress, c.status) == ("sessions", 2.0, 0.0, "active")  # unscored: no progress
-        assert uid not in due_athletes(s, now, limit=10_000)
+        assert (c.kind, c.target, c.progress, c.status) == ("sessions", 2.0, 1.0, "active")
+        due = set(due_athletes(s, now, limit=10_000))
+        assert uid not in due and user_by_name(s, unscored).id not in due
+        assert challenges_of(s, user_by_name(s, unscored).id, now=now) == []
+        assert user_by_name(s, future).id not in due
+        assert uid not in due_athletes(s, MONDAY + timedelta(days=6, hours=23), limit=10_000)
+        assert uid in due_athletes(s, MONDAY + timedelta(days=7, minutes=1), limit=10_000)
+        assert user_by_name(s, unscored).id in due_athletes(s, now + timedelta(hours=1, minutes=1), limit=10_000)
+
+
+def test_declining_as_too_hard_lowers_next_weeks_level_and_too_easy_raises_it(Sessions):
+    name = athlete(Sessions)
+    for w in range(1, 5):
+        for k in range(3):
+            add(Sessions, name, 5.0, when=MONDAY - timedelta(weeks=w) + timedelta(days=k, hours=8))
+    assign_due(Sessions, now=MONDAY + timedelta(hours=1))
+    with Sessions() as s:
+        uid = user_by_name(s, name).id
+        first = {c.kind: c for c in challenges_of(s, uid, now=MONDAY)}
+    assert (first["sessions"].level, first["sessions"].target) == (1, 4.0)
+    with Sessions() as s, s.begin():
+        decline(s, uid, first["sessions"].id, "too_hard")
+    nxt = MONDAY + timedelta(weeks=1, hours=1)
+    add(Sessions, name, 5.0, when=MONDAY + timedelta(days=1))
+    assign_due(Sessions, now=nxt)
+    with Sessions() as s:
+        second = {c.kind: c for c in challenges_of(s, uid, now=nxt) if c.week == "2026-W50"}
+    assert second["sessions"].level == 0 and second["sessions"].target == 3.0  # 13 in 4... usual 3.25 -> 3
+
+
+def test_a_challenge_cannot_be_declined_once_its_week_is_over_or_it_is_reached(Sessions):
+    name = athlete(Sessions)
+    add(Sessions, name, 5.0, when=MONDAY - timedelta(days=3))
+    assign_due(Sessions, now=MONDAY + timedelta(hours=1))
+    with Sessions() as s:
+        uid = user_by_name(s, name).id
+        c = challenges_of(s, uid, now=MONDAY)[0]
+    with Sessions() as s, s.begin():
+        s.get(Challenge, c.id).deadline = datetime.now(UTC) - timedelta(minutes=1)
+    with Sessions() as s, s.begin():
+        with pytest.raises(ChallengeError, match="week is over"):
+            decline(s, uid, c.id, "not_now")
+    with Sessions() as s, s.begin():
+        got = s.get(Challenge, c.id)
+        got.deadline, got.progress = datetime.now(UTC) + timedelta(days=1), got.target
+    with Sessions() as s, s.begin():
+        with pytest.raises(ChallengeError, match="reached already"):
+            decline(s, uid, c.id, "not_now")
+
+
+def test_a_challenge_reached_when_assigned_is_completed_by_the_recount_with_its_badge(Sessions):
+    name = athlete(Sessions)
+    add(Sessions, name, 5.0, when=MONDAY - timedelta(days=3))
+    a = add(Sessions, name, 5.0, when=MONDAY + timedelta(hours=7))
+    b = add(Sessions, name, 5.0, when=MONDAY + timedelta(hours=9))
+    now = MONDAY + timedelta(hours=12)
+    run_job(Sessions, now=now)  # the activities seen before any challenge exists
+    assign_due(Sessions, now=now)
+    with Sessions() as s:
+        uid = user_by_name(s, name).id
+        c = next(c for c in challenges_of(s, uid, now=now) if c.kind == "sessions")
+        assert (c.target, c.progress, c.status) == (2.0, 2.0, "active")
+    run_job(Sessions, now=now)
+    with Sessions() as s:
+        c = s.get(Challenge, c.id)
+        assert (c.status, c.completed_by) == ("completed", b) and a != b
+    assert "challenge_1" in active(Sessions, name)
+
+
+def test_a_late_sync_that_completes_a_challenge_is_heard_though_a_later_run_is_credited(Sessions):
+    from core.challenges.awards import new_completions
+
+    name = athlete(Sessions)
+    add(Sessions, name, 5.0, when=MONDAY - timedelta(days=3))
+    assign_due(Sessions, now=MONDAY + timedelta(hours=1))
+    tuesday = add(Sessions, name, 5.0, when=MONDAY + timedelta(days=1))
+    run_job(Sessions, now=MONDAY + timedelta(days=2))
+    monday = add(Sessions, name, 5.0, when=MONDAY + timedelta(hours=8), flag=None, routed=False)  # synced late
+    with Sessions() as s:
+        uid = user_by_name(s, name).id
+        assert sorted(c.kind for c in new_completions(s, uid, monday)) == ["distance", "sessions"]  # 2 runs, 10 km
+        assert tuesday != monday
+
+
+def test_weeks_end_in_chunks(Sessions):
+    name = athlete(Sessions)
+    add(Sessions, name, 5.0, when=MONDAY - timedelta(days=3), climb=400)
+    assign_due(Sessions, now=MONDAY + timedelta(hours=1))
+    with Sessions() as s:
+        mine = [c.id for c in challenges_of(s, user_by_name(s, name).id, now=MONDAY)]
+    assert len(mine) == 3
+    end_weeks(Sessions, now=MONDAY + timedelta(days=7, minutes=1), chunk=2)
+    with Sessions() as s:
+        assert {s.get(Challenge, i).status for i in mine} == {"missed"}
+
+
+@pytest.mark.parametrize("week", ["2026-W49 ", "+2026-W49", "2026-W4_9", "0001-W01", "2026-W54", "2026-W00",
+                                  "2026-49", "", "2101-W01"])
+def test_only_a_canonical_iso_week_is_taken(week):
+    from core.challenges.assign import canonical_week
+
+    with pytest.raises(ValueError, match="ISO week"):
+        canonical_week(week)
+    assert canonical_week("2026-W53") == "2026-W53"
 
 
 def test_the_command_line_assigns_a_week_and_shows_it(Sessions, tmp_path, monkeypatch, capsys):
@@ -188,3 +294,27 @@ def test_the_command_line_assigns_a_week_and_shows_it(Sessions, tmp_path, monkey
     assert {r["challenge"] for r in rows} == {"2 activities this week", "13.5 km of running this week"}
     assert cli.main(["challenges", "assign", "--week", "2026-49"]) == 2
     assert "not an ISO week" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["challenges", "show", "--user", name, "--weeks", "1000000000"])
+    assert "1 to 520" in capsys.readouterr().err
+
+
+def test_a_decline_made_while_the_recount_works_stays_declined(Sessions):
+    from core.challenges.awards import plan, write
+
+    name = athlete(Sessions)
+    add(Sessions, name, 5.0, when=MONDAY - timedelta(days=3))
+    now = MONDAY + timedelta(hours=1)
+    assign_due(Sessions, now=now)
+    add(Sessions, name, 2.0, when=MONDAY + timedelta(minutes=30))
+    with Sessions() as s:
+        uid = user_by_name(s, name).id
+        c = next(c for c in challenges_of(s, uid, now=now) if c.kind == "sessions")
+        p = plan(s, uid, now=now)
+    assert any(ch["id"] == c.id for ch in p.challenges)  # the recount would set its progress
+    with Sessions() as s, s.begin():
+        decline(s, uid, c.id, "not_now")
+    write(Sessions, p)
+    with Sessions() as s:
+        got = s.get(Challenge, c.id)
+        assert (got.status, got.decline_reason, got.progress) == ("declined", "not_now", 1.0)
