@@ -195,9 +195,14 @@ def test_challenges_page_shows_this_weeks_challenges_and_a_decline_takes_one_awa
     bars = [el.proto.text for el in at.get("progress")]
     assert any("20.0 km of running this week" in t and "declined (Too hard)" in t for t in bars)
     assert not [b for b in at.button if b.key and b.key.startswith("decline_")]  # nothing left to decline
-    # Bob sees none of it, and cannot decline alice's challenge even by its key.
+    # Bob sees none of it, and cannot decline alice's challenge by its id either.
     bob = run_page(world, "bob", "views/challenges.py")
     assert "20.0 km of running" not in all_text(bob) + " ".join(el.proto.text for el in bob.get("progress"))
+    from core.challenges.assign import ChallengeError
+    from dashboard import data
+
+    with pytest.raises(ChallengeError, match="no such challenge"):
+        data.decline_challenge(world.bob_id, badge_world.active_challenge_id, "too_easy")
 
 
 def test_group_challenges_invite_join_and_board_for_members_only(world, badge_world):
