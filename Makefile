@@ -80,6 +80,7 @@ bench: setup
 	$(PY) -m bench.anomaly
 	$(PY) -m bench.routes
 	$(PY) -m bench.recommend
+	$(PY) -m bench.challenges
 
 clean:
 	rm -rf $(VENV) data
