@@ -62,12 +62,12 @@ if viewer.role == "moderator":
     PAGES["Moderation"] = [st.Page(VIEWS / "moderation.py", title="Flagged activities", icon=":material/flag:",
                                    url_path="moderation")]
 
-# A visit a day per browser session, counted for the engagement signals.
+# A visit a day per browser session, counted for the engagement signals: best effort, a
+# failure (a database busy past its timeout) is logged and the page goes on.
 today = datetime.now(UTC).date()
 if st.session_state.get("visit_day") != today:
-    with data.sessions()() as s, s.begin():
-        engagement.record(s, viewer.id, visits=1, day=today)
     st.session_state.visit_day = today
+    engagement.record_safely(data.sessions(), viewer.id, visits=1, day=today)
 
 page = st.navigation(PAGES, position="sidebar")
 with st.sidebar:

@@ -68,7 +68,7 @@ def oidc_configured() -> bool:
 def _sign_in(user: User) -> None:
     with data.sessions()() as s, s.begin():
         secret = start_web_session(s, user_by_id(s, user.id))
-        engagement.record(s, user.id, sign_ins=1)
+    engagement.record_safely(data.sessions(), user.id, sign_ins=1)  # after the sign-in, never failing it
     st.session_state.viewer = viewer_for(user)
     st.session_state.session_secret = secret
     st.session_state.cookie_op = secret

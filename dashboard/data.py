@@ -75,6 +75,15 @@ def answer_group(viewer_id: int, group_id: int, join: bool) -> None:
     groups.clear()
 
 
+def leave_group(viewer_id: int, group_id: int) -> None:
+    """The viewer leaves a group challenge."""
+    from core.challenges.groups import leave
+
+    with write_transaction(sessions(), "challenges") as s:
+        leave(s, viewer_id, group_id)
+    groups.clear()
+
+
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=20000)
 def route_preview(viewer_id: int, activity_id: int) -> list:
     with sessions()() as s:

@@ -244,6 +244,7 @@ def group_standing(s, viewer_id: int) -> dict:
     for g, status in groups_of(s, viewer_id):
         b = board(s, g.id, viewer_id)
         out.append({"id": g.id, "kind": g.kind, "status": status, "what": describe_group(g), "creator": b.creator,
+                    "creator_username": b.creator_username,
                     "starts_at": g.starts_at, "ends_at": g.ends_at, "target": g.target, "complete": b.complete,
                     "rows": [{"user_id": r.user_id, "name": r.name, "username": r.username, "status": r.status,
                               "value": r.value, "done": r.done} for r in b.rows]})

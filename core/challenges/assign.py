@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,13 +64,13 @@ def due_athletes(s: Session, now: datetime, limit: int = ASSIGN_BATCH) -> list[i
 
 def _level(s: Session, user_id: int, lapsed: bool, before: datetime) -> int:
     """The week's level: one step above the usual week, one below when lapsing, moved by
-    what the athlete said when declining in the last four weeks ("too hard" one step down,
-    "too easy" one up), between -1 and +3."""
+    what the athlete said when declining any of a week's challenges in the last four weeks
+    ("too hard" one step down, "too easy" one up), between -1 and +3."""
     level = -1 if lapsed else 1
-    said = s.scalars(select(Challenge.decline_reason).where(
-        Challenge.user_id == user_id, Challenge.kind == "sessions", Challenge.status == "declined",
-        Challenge.starts_at < before, Challenge.starts_at >= before - timedelta(weeks=4)))
-    for reason in said:
+    said = s.execute(select(Challenge.week, Challenge.decline_reason).where(
+        Challenge.user_id == user_id, Challenge.status == "declined",
+        Challenge.starts_at < before, Challenge.starts_at >= before - timedelta(weeks=4))).all()
+    for _, reason in set(said):  # one step per week and reason, whichever of the week's challenges it was
         level += {"too_hard": -1, "too_easy": 1}.get(reason, 0)
     return max(-1, min(3, level))
 
@@ -100,6 +100,11 @@ def plan_week(s: Session, user_id: int, now: datetime, week: str | None = None) 
     start, end = week_bounds(week, tz)
     if s.scalars(select(Challenge.id).where(Challenge.user_id == user_id, Challenge.week == week)).first():
         return WeekPlan(user_id, None, [], end)
+    # Another week still running (the athlete moved east across a week's end): after it.
+    running = s.scalar(select(func.max(Challenge.deadline)).where(Challenge.user_id == user_id,
+                                                                   Challenge.deadline > now))
+    if running is not None:
+        return WeekPlan(user_id, None, [], running)
     entries = counting_entries(_rows(s, user_id))
     u = usual_week(entries, tz, week_monday(week))
     if u is None and not any(start <= e.start < end for e in entries):
@@ -129,7 +134,10 @@ def assign_due(Session: sessionmaker[Session], now: datetime | None = None, limi
         except Exception:  # noqa: BLE001 - one athlete's odd data must not stop everyone's week
             log.exception("challenge assignment failed", extra={"user_id": user_id})
             done["failed"] = done.get("failed", 0) + 1
-            write_week(Session, WeekPlan(user_id, None, [], now + RETRY))
+            try:
+                write_week(Session, WeekPlan(user_id, None, [], now + RETRY))
+            except Exception:  # noqa: BLE001 - deleted meanwhile, or the database busy: the next round
+                log.exception("could not put off the athlete's assignment", extra={"user_id": user_id})
     return done if users else {}
 
 

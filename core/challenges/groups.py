@@ -2,13 +2,16 @@
 everyone doing so many activities this week, each with its own small board.
 
 Only athletes who follow each other can be invited (at most MAX_INVITED, by their
-creator); an invitation is joined or declined. The board reads the members' activities
-of the period that count (completed, not held for review) and that their friends may see
-(not private): a private activity adds nothing, so the board tells nobody about it.
+creator); an invitation is joined (while the two still follow each other) or declined, and
+a member can leave. The board reads the members' activities of the period that count
+(scored, completed, not held for review) and that the viewer may see (public, or
+followers-only of athletes they follow): a private activity adds nothing, so the board
+tells nobody about it, and each viewer's board shows only what they could see anyway.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -17,10 +20,13 @@ from sqlalchemy.orm import Session
 
 from core.accounts.tables import User
 from core.activities.tables import Activity
+from core.anomaly.tables import ActivityFlag
+from core.challenges.awards import _figure
 from core.challenges.badges import time_zone
 from core.challenges.personal import current_week, week_bounds
 from core.challenges.tables import GROUP_KINDS, GroupChallenge, GroupMember
 from core.social.tables import Friend
+from core.social.visibility import visible_filter
 
 MAX_INVITED = 20
 MAX_SESSIONS = 14
@@ -61,7 +67,8 @@ def create_group(s: Session, creator: User, kind: str, invitees: list[int], spor
     if sport not in (None, "run", "ride"):
         raise GroupError("sport must be run, ride or none (both)")
     if kind == "everyone_sessions":
-        if target is None or target != int(target) or not 1 <= target <= MAX_SESSIONS:
+        if (not isinstance(target, int | float) or not math.isfinite(target) or target != int(target)
+                or not 1 <= target <= MAX_SESSIONS):
             raise GroupError(f"the number of activities must be a whole number from 1 to {MAX_SESSIONS}")
     else:
         target = None
@@ -73,6 +80,7 @@ def create_group(s: Session, creator: User, kind: str, invitees: list[int], spor
     allowed = {u.id for u in mutual_follows(s, creator.id)}
     if not set(invited) <= allowed:
         raise GroupError("only athletes who follow you and whom you follow can be invited")
+    s.scalars(select(User.id).where(User.id == creator.id).with_for_update()).first()  # one creation at a time
     running = s.scalar(select(func.count()).select_from(GroupChallenge)
                        .where(GroupChallenge.creator_id == creator.id, GroupChallenge.ends_at > now))
     if running >= MAX_OPEN_CREATED:
@@ -94,6 +102,9 @@ def respond(s: Session, user_id: int, group_id: int, join: bool) -> GroupMember:
         raise GroupError("no such invitation")
     if m.status != "invited":
         raise GroupError(f"you have already {m.status} this group challenge")
+    group = s.get(GroupChallenge, group_id)
+    if join and user_id not in {u.id for u in mutual_follows(s, group.creator_id)}:
+        raise GroupError("you and the athlete who invited you no longer follow each other")
     m.status, m.answered_at = ("joined" if join else "declined"), datetime.now(UTC)
     s.flush()
     return m
@@ -113,34 +124,54 @@ class Standing:
 class Board:
     group: GroupChallenge
     creator: str
+    creator_username: str
     rows: list[Standing]
     complete: bool  # everyone who joined reached the target
 
 
-def board(s: Session, group_id: int, viewer_id: int) -> Board:
-    """The group's board, best first; only for its members (joined or invited)."""
+def board(s: Session, group_id: int, viewer_id: int, now: datetime | None = None) -> Board:
+    """The group's board, best first; only for its members (joined or invited). Each member's
+    figure counts only what the viewer may see of them (their own activities, public ones,
+    and followers-only ones of athletes the viewer follows), and only what counts for the
+    badges too: scored, not held, dated no later than tomorrow, with a real distance."""
+    now = now or datetime.now(UTC)
     group = s.get(GroupChallenge, group_id)
     members = {m.user_id: m for m in s.scalars(select(GroupMember).where(GroupMember.group_id == group_id))}
     if group is None or viewer_id not in members or members[viewer_id].status == "declined":
         raise GroupError("no such group challenge")
     shown = [u for u, m in members.items() if m.status != "declined"]
-    value = func.count() if group.kind == "everyone_sessions" else func.coalesce(func.sum(Activity.distance_m), 0.0)
-    q = (select(Activity.user_id, value).where(Activity.user_id.in_(shown), Activity.status == "completed",
-                                                Activity.held.is_(False), Activity.visibility != "private",
-                                                Activity.start_time >= group.starts_at,
-                                                Activity.start_time < group.ends_at)
-         .group_by(Activity.user_id))
+    q = (select(Activity.user_id, Activity.distance_m)
+         .join(ActivityFlag, ActivityFlag.activity_id == Activity.id)
+         .where(Activity.user_id.in_(shown), Activity.status == "completed", Activity.held.is_(False),
+                visible_filter(viewer_id), Activity.start_time >= group.starts_at,
+                Activity.start_time < min(group.ends_at, now + timedelta(days=1))))
     if group.sport:
         q = q.where(Activity.sport == group.sport)
-    totals = dict(s.execute(q).all())
+    totals: dict[int, float] = {}
+    for user_id, distance in s.execute(q):
+        metres = _figure(distance)
+        if group.kind == "everyone_sessions":
+            totals[user_id] = totals.get(user_id, 0.0) + 1.0
+        elif metres > 0:
+            totals[user_id] = totals.get(user_id, 0.0) + metres
     users = {u.id: u for u in s.scalars(select(User).where(User.id.in_(shown)))}
-    rows = [Standing(u, users[u].name, users[u].username, members[u].status, float(totals.get(u, 0.0)),
-                     group.target is not None and float(totals.get(u, 0.0)) >= group.target) for u in shown]
+    rows = [Standing(u, users[u].name, users[u].username, members[u].status, totals.get(u, 0.0),
+                     group.target is not None and totals.get(u, 0.0) >= group.target) for u in shown]
     rows.sort(key=lambda r: (r.status != "joined", -r.value, r.name, r.user_id))
     joined = [r for r in rows if r.status == "joined"]
     creator = users.get(group.creator_id)
-    return Board(group, creator.name if creator else "", rows,
+    return Board(group, creator.name if creator else "", creator.username if creator else "", rows,
                  group.target is not None and all(r.done for r in joined))
+
+
+def leave(s: Session, user_id: int, group_id: int) -> GroupMember:
+    """Leave a group challenge (the creator too): the board no longer lists the athlete."""
+    m = s.get(GroupMember, (group_id, user_id), with_for_update=True)
+    if m is None or m.status == "declined":
+        raise GroupError("no such group challenge")
+    m.status, m.answered_at = "declined", datetime.now(UTC)
+    s.flush()
+    return m
 
 
 def groups_of(s: Session, user_id: int, now: datetime | None = None, days_after: int = 7) -> list[tuple[GroupChallenge, str]]:

@@ -75,10 +75,18 @@ def answer(group_id: int, join: bool) -> None:
         st.session_state.challenge_error = str(exc)
 
 
+def leave(group_id: int) -> None:
+    try:
+        data.leave_group(v.id, group_id)
+    except GroupError as exc:
+        st.session_state.challenge_error = str(exc)
+
+
 for grp in g["groups"]:
     with st.container(border=True, key=f"group_{grp['id']}"):
         ended = grp["ends_at"] <= now
-        st.markdown(f"**{grp['what'][0].upper() + grp['what'][1:]}** · started by {ui.strong(grp['creator'])}"
+        who = ui.who(grp["creator"], grp["creator_username"])
+        st.markdown(f"**{grp['what'][0].upper() + grp['what'][1:]}** · started by {ui.strong(who)}"
                     + (" · ended" if ended else f" · until the end of "
                        f"{(grp['ends_at'] - timedelta(minutes=1)).astimezone(zone):%A %d %B}")
                     + (" · everyone made it" if grp["complete"] else ""))
@@ -86,6 +94,8 @@ for grp in g["groups"]:
             j, d, _ = st.columns([1, 1, 4])
             j.button("Join", key=f"join_{grp['id']}", on_click=answer, args=(grp["id"], True))
             d.button("Decline", key=f"refuse_{grp['id']}", on_click=answer, args=(grp["id"], False))
+        elif not ended:
+            st.button("Leave", key=f"leave_{grp['id']}", on_click=leave, args=(grp["id"],))
         rows = []
         for rank, r in enumerate(grp["rows"], 1):
             figure = (f"{r['value']:.0f} of {grp['target']:.0f}" + (" ✓" if r["done"] else "")

@@ -21,3 +21,18 @@ def test_a_days_sign_ins_and_visits_add_up(session):
     assert (session.get(EngagementDay, (a.id, day)).sign_ins, session.get(EngagementDay, (a.id, day)).visits) == (1, 2)
     assert session.get(EngagementDay, (a.id, date(2026, 12, 2))).visits == 1
     assert (session.get(EngagementDay, (b.id, day)).sign_ins, session.get(EngagementDay, (b.id, day)).visits) == (1, 0)
+
+
+def test_a_signal_that_cannot_be_recorded_is_logged_not_raised(tmp_path, caplog):
+    from sqlalchemy.orm import sessionmaker
+
+    from core.challenges.engagement import record_safely
+    from core.storage.engine import make_engine
+    from core.storage.schema import migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'signals.db'}")
+    migrate(engine)
+    Session = sessionmaker(engine)
+    assert record_safely(Session, 999_999, visits=1) is False  # no such athlete: the foreign key refuses it
+    assert "engagement signal not recorded" in caplog.text
+    engine.dispose()

@@ -77,12 +77,12 @@ def test_a_months_distance_board_counts_what_friends_may_see_for_members_only(Se
         with pytest.raises(GroupError, match="already declined"):
             respond(s, idc, gid, join=True)
     with Sessions() as s:
-        got = board(s, gid, idb)
+        got = board(s, gid, idb, now=NOW)
         assert [(r.username, r.status, r.value) for r in got.rows] == [(b, "joined", 12000.0), (a, "joined", 10000.0)]
         with pytest.raises(GroupError, match="no such"):
             board(s, gid, user_by_name(s, outsider).id)
         with pytest.raises(GroupError, match="no such"):
-            board(s, gid, idc)  # declined
+            board(s, gid, idc, now=NOW)  # declined
         assert [g.id for g, status in groups_of(s, idb, now=NOW)] == [gid]
         assert groups_of(s, idc, now=NOW) == []
 
@@ -100,12 +100,12 @@ def test_everyone_active_this_week_in_the_creators_week(Sessions):
         add(Sessions, name, 5.0, when=NOW - timedelta(days=1))
     add(Sessions, a, 5.0, when=NOW)
     with Sessions() as s:
-        got = board(s, gid, ida)
+        got = board(s, gid, ida, now=NOW)
         assert [(r.username, r.value, r.done) for r in got.rows] == [(a, 2.0, True), (b, 1.0, False)]
         assert not got.complete
     add(Sessions, b, 5.0, when=NOW + timedelta(hours=1))
     with Sessions() as s:
-        assert board(s, gid, ida).complete
+        assert board(s, gid, ida, now=NOW).complete
 
 
 def test_an_athlete_runs_at_most_five_group_challenges_at_once(Sessions):
@@ -117,3 +117,56 @@ def test_an_athlete_runs_at_most_five_group_challenges_at_once(Sessions):
             create_group(s, me, "most_distance", [idb], now=NOW)
         with pytest.raises(GroupError, match="already run 5"):
             create_group(s, me, "most_distance", [idb], now=NOW)
+
+
+def test_each_member_sees_on_the_board_only_what_they_may_see_and_what_counts(Sessions):
+    """Carol was invited by alice, but does not follow bob: bob's followers-only run is not
+    on her board, while alice (who follows bob) sees it. Unscored, future-dated and
+    impossible (infinite) distances count for nobody."""
+    a, b, c = athlete(Sessions), athlete(Sessions), athlete(Sessions)
+    ida, idb = friends(Sessions, a, b)
+    _, idc = friends(Sessions, a, c)
+    with Sessions() as s, s.begin():
+        gid = create_group(s, user_by_name(s, a), "most_distance", [idb, idc], now=NOW).id
+        respond(s, idb, gid, join=True)
+        respond(s, idc, gid, join=True)
+    shared = add(Sessions, b, 10.0, when=datetime(2026, 12, 2, 8, tzinfo=UTC))
+    add(Sessions, b, 3.0, when=datetime(2026, 12, 3, 8, tzinfo=UTC))  # public
+    add(Sessions, b, 7.0, when=datetime(2026, 12, 4, 8, tzinfo=UTC), flag=None)  # not scored yet
+    add(Sessions, b, 50.0, when=NOW + timedelta(days=5))  # a device clock ahead
+    odd = add(Sessions, b, 1.0, when=datetime(2026, 12, 5, 8, tzinfo=UTC))
+    with Sessions() as s, s.begin():
+        s.get(Activity, shared).visibility = "followers"
+        s.get(Activity, odd).distance_m = float("inf")
+    with Sessions() as s:
+        by = {r.username: r.value for r in board(s, gid, ida, now=NOW).rows}
+        assert by[b] == 13000.0
+        by = {r.username: r.value for r in board(s, gid, idc, now=NOW).rows}
+        assert by[b] == 3000.0
+
+
+def test_an_invitation_lapses_with_the_follow_and_a_member_can_leave(Sessions):
+    from core.challenges.groups import leave
+    from core.social.follows import unfollow
+
+    a, b, c = athlete(Sessions), athlete(Sessions), athlete(Sessions)
+    _, idb, idc = friends(Sessions, a, b, c)
+    with Sessions() as s, s.begin():
+        gid = create_group(s, user_by_name(s, a), "most_distance", [idb, idc], now=NOW).id
+        unfollow(s, user_by_name(s, b), user_by_name(s, a))
+    with Sessions() as s, s.begin():
+        with pytest.raises(GroupError, match="no longer follow"):
+            respond(s, idb, gid, join=True)
+        respond(s, idc, gid, join=True)
+        leave(s, idc, gid)
+        with pytest.raises(GroupError, match="no such"):
+            board(s, gid, idc, now=NOW)
+
+
+@pytest.mark.parametrize("target", [float("nan"), float("inf"), "3", None])
+def test_a_target_that_is_not_a_whole_number_is_refused_with_the_reason(Sessions, target):
+    a, b = athlete(Sessions), athlete(Sessions)
+    _, idb = friends(Sessions, a, b)
+    with Sessions() as s, s.begin():
+        with pytest.raises(GroupError, match="whole number"):
+            create_group(s, user_by_name(s, a), "everyone_sessions", [idb], target=target, now=NOW)

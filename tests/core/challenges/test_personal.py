@@ -318,3 +318,47 @@ def test_a_decline_made_while_the_recount_works_stays_declined(Sessions):
     with Sessions() as s:
         got = s.get(Challenge, c.id)
         assert (got.status, got.decline_reason, got.progress) == ("declined", "not_now", 1.0)
+
+
+def test_declining_a_distance_as_too_hard_lowers_the_whole_next_week(Sessions):
+    name = athlete(Sessions)
+    for w in range(1, 5):
+        for k in range(3):
+            add(Sessions, name, 8.0, when=MONDAY - timedelta(weeks=w) + timedelta(days=k, hours=8))
+    assign_due(Sessions, now=MONDAY + timedelta(hours=1))
+    with Sessions() as s:
+        uid = user_by_name(s, name).id
+        distance = next(c for c in challenges_of(s, uid, now=MONDAY) if c.kind == "distance")
+    with Sessions() as s, s.begin():
+        decline(s, uid, distance.id, "too_hard")
+    add(Sessions, name, 8.0, when=MONDAY + timedelta(days=1))
+    nxt = MONDAY + timedelta(weeks=1, hours=1)
+    assign_due(Sessions, now=nxt)
+    with Sessions() as s:
+        second = {c.kind: c for c in challenges_of(s, uid, now=nxt) if c.week == "2026-W50"}
+    assert second["distance"].level == 0 and second["sessions"].level == 0
+
+
+def test_a_move_east_across_a_weeks_end_waits_for_the_running_week(Sessions):
+    """Assigned week 49 in Pago Pago (UTC-11); on Sunday evening there it is already Monday
+    of week 50 in Kiritimati (UTC+14): week 50 comes once week 49's deadline has passed."""
+    from core.challenges.assign import reschedule
+
+    name = athlete(Sessions)
+    with Sessions() as s, s.begin():
+        update_profile(s, user_by_name(s, name), time_zone="Pacific/Pago_Pago")
+    add(Sessions, name, 5.0, when=MONDAY - timedelta(days=3))
+    assign_due(Sessions, now=MONDAY + timedelta(hours=12))
+    sunday_evening = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)  # Sunday 19:00 in Pago Pago
+    with Sessions() as s, s.begin():
+        user = user_by_name(s, name)
+        update_profile(s, user, time_zone="Pacific/Kiritimati")
+        reschedule(s, user.id)
+    assign_due(Sessions, now=sunday_evening)
+    with Sessions() as s:
+        uid = user_by_name(s, name).id
+        weeks = {c.week for c in challenges_of(s, uid, now=sunday_evening)}
+        assert weeks == {"2026-W49"}
+    assign_due(Sessions, now=datetime(2026, 12, 7, 11, 1, tzinfo=UTC))  # W49 over in Pago Pago
+    with Sessions() as s:
+        assert {c.week for c in challenges_of(s, uid, now=sunday_evening)} == {"2026-W49", "2026-W50"}
