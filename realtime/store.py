@@ -24,8 +24,9 @@ from core.activities.cues import CuePrefs, save_cue_prefs
 from core.activities.ingest import lock_statuses, refusal
 from core.activities.lifecycle import change_status, create_activity, get_owned_activity
 from core.activities.summary import pause_intervals
-from core.challenges.awards import awards_for
+from core.challenges.awards import activity_rows, awards_for, new_badges, new_completions
 from core.challenges.badges import shown
+from core.challenges.personal import describe
 from core.social.feed import feed_page
 from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker
 from core.storage.points import FastInsert, fast_insert_connection, positions
@@ -275,15 +276,13 @@ class Store:
     def badge_cues(self, user_id: int, activity_id: int) -> list[dict]:
         """The challenges a just-completed activity completes and the badges it earns, if it
         stands, as cues to speak."""
-        from core.challenges.awards import new_badges, new_completions
-        from core.challenges.personal import describe
-
         with self.Session() as s:
             units = (user_by_id(s, user_id).settings or {}).get("units", "metric")
+            rows = activity_rows(s, user_id)  # the athlete's history, read once for both
             done = [{"challenge": c.id, "text": f"Challenge completed: {describe(c.kind, c.sport, c.target, units)}."}
-                    for c in new_completions(s, user_id, activity_id)]
+                    for c in new_completions(s, user_id, activity_id, rows)]
             return done + [{"badge": b.code, "text": f"New badge: {b.name}. {b.description}"}
-                           for b in new_badges(s, user_id, activity_id)]
+                           for b in new_badges(s, user_id, activity_id, rows)]
 
     def recommendations(self, user_id: int, kind: str, limit: int) -> list[dict]:
         """Suggested routes (with their trimmed polyline) or athletes, best first."""

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.tables import Activity
+from core.challenges.awards import activity_rows, counting_entries
 from core.challenges.badges import time_zone
 from core.challenges.personal import (
     HISTORY_WEEKS,
@@ -90,8 +91,6 @@ def plan_week(s: Session, user_id: int, now: datetime, week: str | None = None) 
     have that week's challenges already, or no activity counts yet (then they are due again
     in an hour). A challenge reached already is left for the recount to complete (it
     completes it, and the badges that count completions, at once)."""
-    from core.challenges.awards import _rows, counting_entries
-
     user = s.get(User, user_id)
     if user is None:
         return WeekPlan(user_id, None, [], now + RETRY)
@@ -105,7 +104,7 @@ def plan_week(s: Session, user_id: int, now: datetime, week: str | None = None) 
                                                                    Challenge.deadline > now))
     if running is not None:
         return WeekPlan(user_id, None, [], running)
-    entries = counting_entries(_rows(s, user_id))
+    entries = counting_entries(activity_rows(s, user_id))
     u = usual_week(entries, tz, week_monday(week))
     if u is None and not any(start <= e.start < end for e in entries):
         return WeekPlan(user_id, None, [], now + RETRY)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.accounts.tables import User
 from core.activities.tables import Activity
 from core.anomaly.tables import ActivityFlag
-from core.challenges.badges import Badge, Entry, Outcome, badge, catalogue, evaluate, time_zone
+from core.challenges.badges import Badge, Entry, Outcome, badge, catalogue, evaluate, time_zone, weeks_active
 from core.challenges.personal import measure
 from core.challenges.tables import BadgeActivity, BadgeAward, Challenge
 from core.routes.tables import RouteActivity
@@ -84,7 +84,7 @@ class Plan:
     challenges: list[dict] = field(default_factory=list)  # progress, status and completion changed
 
 
-def _rows(s: Session, user_id: int):
+def activity_rows(s: Session, user_id: int):
     """The athlete's completed activities, with whether each is scored, its flag's status
     and its route."""
     return s.execute(
@@ -96,14 +96,14 @@ def _rows(s: Session, user_id: int):
         .where(Activity.user_id == user_id, Activity.status == "completed")).all()
 
 
-def _figure(value) -> float:
+def counted_figure(value) -> float:
     """A stored figure as the rules take it: missing, negative or not finite is nothing."""
     return float(value) if value is not None and math.isfinite(value) and value > 0 else 0.0
 
 
 def _entry(r) -> Entry:
-    return Entry(id=r.id, sport=r.sport, start=r.start_time, distance_m=_figure(r.distance_m),
-                 climb_m=_figure(r.elevation_gain_m), moving_s=_figure(r.moving_time_s), route_id=r.route_id)
+    return Entry(id=r.id, sport=r.sport, start=r.start_time, distance_m=counted_figure(r.distance_m),
+                 climb_m=counted_figure(r.elevation_gain_m), moving_s=counted_figure(r.moving_time_s), route_id=r.route_id)
 
 
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # an activity dated before counts for nothing (a device's bad clock)
@@ -160,7 +160,7 @@ def plan(s: Session, user_id: int, now: datetime | None = None) -> Plan | None:
     user = s.get(User, user_id)
     if user is None:
         return None
-    rows = [r for r in _rows(s, user_id) if r.flag is not None and r.routed is not None]
+    rows = [r for r in activity_rows(s, user_id) if r.flag is not None and r.routed is not None]
     by_id = {r.id: r for r in rows}
     seen = {b.activity_id: b for b in s.scalars(select(BadgeActivity).where(BadgeActivity.user_id == user_id))}
     existing = set(s.scalars(select(Activity.id).where(Activity.id.in_(list(seen))))) if seen else set()
@@ -361,10 +361,8 @@ class Standing:
 
 
 def standing(s: Session, user: User, now: datetime | None = None) -> Standing:
-    from core.challenges.badges import weeks_active
-
     tz = time_zone(user.settings)
-    entries = counting_entries(_rows(s, user.id))
+    entries = counting_entries(activity_rows(s, user.id))
     outcome = evaluate(entries, tz, now=now, completions=_completions(s, user.id, entries))
     awards = list(s.scalars(select(BadgeAward).where(BadgeAward.user_id == user.id)
                             .order_by(BadgeAward.earned_at.desc(), BadgeAward.id.desc())))
@@ -378,14 +376,14 @@ def standing(s: Session, user: User, now: datetime | None = None) -> Standing:
     return Standing(earned, withdrawn, rest, weeks_active(entries, tz), streak, str(tz))
 
 
-def new_badges(s: Session, user_id: int, activity_id: int) -> list[Badge]:
+def new_badges(s: Session, user_id: int, activity_id: int, rows=None) -> list[Badge]:
     """The badges ``activity_id`` earns now, if it stands (for the cue when it completes):
     evaluated on the athlete's activities that are not held, scored or not yet. The award
     itself waits for the anomaly check: a held activity earns nothing."""
     user = s.get(User, user_id)
     if user is None:
         return []
-    rows = _rows(s, user_id)
+    rows = activity_rows(s, user_id) if rows is None else rows
     if not any(r.id == activity_id for r in rows):
         return []
     entries = counting_entries(rows, include_unscored=True)
@@ -395,11 +393,11 @@ def new_badges(s: Session, user_id: int, activity_id: int) -> list[Badge]:
     return [badge(code) for code, e in outcome.earned.items() if e.id == activity_id and code not in have]
 
 
-def new_completions(s: Session, user_id: int, activity_id: int) -> list[Challenge]:
+def new_completions(s: Session, user_id: int, activity_id: int, rows=None) -> list[Challenge]:
     """The athlete's active challenges that ``activity_id`` completes now, if it stands (for
     the cue when it completes): measured on their activities that are not held, scored or
     not yet. The badge job records the completion once the activity is scored."""
-    rows = _rows(s, user_id)
+    rows = activity_rows(s, user_id) if rows is None else rows
     entries = counting_entries(rows, include_unscored=True)
     mine = next((e for e in entries if e.id == activity_id), None)
     if mine is None:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from core.accounts.tables import User
 from core.activities.tables import Activity
 from core.anomaly.tables import ActivityFlag
-from core.challenges.awards import _figure
+from core.challenges.awards import counted_figure
 from core.challenges.badges import time_zone
 from core.challenges.personal import current_week, week_bounds
 from core.challenges.tables import GROUP_KINDS, GroupChallenge, GroupMember
@@ -149,7 +149,7 @@ def board(s: Session, group_id: int, viewer_id: int, now: datetime | None = None
         q = q.where(Activity.sport == group.sport)
     totals: dict[int, float] = {}
     for user_id, distance in s.execute(q):
-        metres = _figure(distance)
+        metres = counted_figure(distance)
         if group.kind == "everyone_sessions":
             totals[user_id] = totals.get(user_id, 0.0) + 1.0
         elif metres > 0:

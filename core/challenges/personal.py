@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from core import units
 from core.challenges.badges import Entry, week_start
 
 HISTORY_WEEKS = 8
@@ -127,8 +128,6 @@ def measure(kind: str, sport: str | None, target: float, entries: list[Entry], s
 
 def describe(kind: str, sport: str | None, target: float, system: str = "metric") -> str:
     """The challenge in words: "4 activities this week", "25.0 km of running this week"."""
-    from core import units
-
     if kind == "sessions":
         n = int(target)
         return f"{n} activit{'y' if n == 1 else 'ies'} this week"
@@ -139,8 +138,6 @@ def describe(kind: str, sport: str | None, target: float, system: str = "metric"
 
 
 def amount(kind: str, value: float, system: str = "metric") -> str:
-    from core import units
-
     if kind == "sessions":
         return f"{value:.0f}"
     if kind == "distance":
