@@ -6,6 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.accounts.users import user_by_id
+from core.challenges import groups as groups_module
+from core.challenges.assign import decline
 from core.config import load_settings
 from core.recommend.service import give, take_back, update_settings
 from core.social.follows import follow
@@ -44,8 +46,6 @@ def badges(viewer_id: int) -> dict:
 
 def decline_challenge(viewer_id: int, challenge_id: int, reason: str) -> None:
     """The viewer declines one of their challenges (ChallengeError says why not)."""
-    from core.challenges.assign import decline
-
     with write_transaction(sessions(), "challenges") as s:
         decline(s, viewer_id, challenge_id, reason)
     badges.clear()
@@ -59,28 +59,22 @@ def groups(viewer_id: int) -> dict:
 
 def create_group(viewer_id: int, kind: str, invitees: list[int], sport: str | None, target: float | None) -> None:
     """A new group challenge by the viewer (GroupError says why not)."""
-    from core.challenges.groups import create_group as create
-
     with write_transaction(sessions(), "challenges") as s:
-        create(s, user_by_id(s, viewer_id), kind, invitees, sport=sport, target=target)
+        groups_module.create_group(s, user_by_id(s, viewer_id), kind, invitees, sport=sport, target=target)
     groups.clear()
 
 
 def answer_group(viewer_id: int, group_id: int, join: bool) -> None:
     """The viewer joins or declines a group challenge they were invited to."""
-    from core.challenges.groups import respond
-
     with write_transaction(sessions(), "challenges") as s:
-        respond(s, viewer_id, group_id, join)
+        groups_module.respond(s, viewer_id, group_id, join)
     groups.clear()
 
 
 def leave_group(viewer_id: int, group_id: int) -> None:
     """The viewer leaves a group challenge."""
-    from core.challenges.groups import leave
-
     with write_transaction(sessions(), "challenges") as s:
-        leave(s, viewer_id, group_id)
+        groups_module.leave(s, viewer_id, group_id)
     groups.clear()
 
 

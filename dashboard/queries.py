@@ -23,6 +23,7 @@ from core.challenges.assign import challenges_of
 from core.challenges.awards import awards_for, completed_by, standing
 from core.challenges.badges import left as badge_left
 from core.challenges.badges import shown
+from core.challenges.groups import board, describe_group, groups_of, mutual_follows
 from core.recommend import service as recommend
 from core.recommend.athletes import suggest_athletes
 from core.routes.matching import athlete_routes
@@ -238,7 +239,6 @@ def badge_standing(s, viewer_id: int) -> dict:
 def group_standing(s, viewer_id: int) -> dict:
     """The viewer's group challenges (invitations and joined, with each board) and the
     athletes they could invite (those who follow them and whom they follow)."""
-    from core.challenges.groups import board, describe_group, groups_of, mutual_follows
 
     out = []
     for g, status in groups_of(s, viewer_id):

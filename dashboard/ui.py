@@ -8,6 +8,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from core import units
+from core.challenges.personal import describe
 from core.text import fit, is_blank
 from dashboard import assets, escape
 from dashboard.queries import Viewer
@@ -61,8 +62,6 @@ def badges_line(badges: list[dict], lead: str = "New badge") -> str:
 
 def challenges_line(challenges: list[dict], unit_system: str) -> str:
     """Markdown for the challenges an activity completed."""
-    from core.challenges.personal import describe
-
     if not challenges:
         return ""
     done = " · ".join(strong(describe(c["kind"], c["sport"], c["target"], unit_system)) for c in challenges)

@@ -164,7 +164,7 @@ def evaluate(entries: list[Entry], tz: ZoneInfo, now: datetime | None = None,
     out = Outcome()
     streaks = _streaks(done, tz)
     for b in badges:
-        mine = ([e for e in sorted(completions, key=lambda e: (e.start, e.id))] if b.kind == "challenges"
+        mine = (sorted(completions, key=lambda e: (e.start, e.id)) if b.kind == "challenges"
                 else [e for e in done if _applies(b, e)])
         if b.kind == "weekly_streak":
             completed = streaks["firsts"].get(int(b.at_least))

@@ -29,10 +29,11 @@ st.title("Challenges")
 b = data.badges(v.id)
 
 
-def decline(challenge_id: int, reason: str) -> None:
+def attempt(fn, *args) -> None:
+    """Run a change the viewer asked for; say why if it is refused."""
     try:
-        data.decline_challenge(v.id, challenge_id, reason)
-    except ChallengeError as exc:
+        fn(v.id, *args)
+    except (ChallengeError, GroupError) as exc:
         st.session_state.challenge_error = str(exc)
 
 
@@ -62,24 +63,10 @@ for c in current:
             cols = st.columns(len(DECLINE_REASONS) + 2)
             cols[0].caption("Decline:")
             for col, reason in zip(cols[1:], DECLINE_REASONS):
-                col.button(REASON_WORDS[reason], key=f"decline_{c['id']}_{reason}", on_click=decline,
-                           args=(c["id"], reason))
+                col.button(REASON_WORDS[reason], key=f"decline_{c['id']}_{reason}", on_click=attempt,
+                           args=(data.decline_challenge, c["id"], reason))
 st.subheader("With friends")
 g = data.groups(v.id)
-
-
-def answer(group_id: int, join: bool) -> None:
-    try:
-        data.answer_group(v.id, group_id, join)
-    except GroupError as exc:
-        st.session_state.challenge_error = str(exc)
-
-
-def leave(group_id: int) -> None:
-    try:
-        data.leave_group(v.id, group_id)
-    except GroupError as exc:
-        st.session_state.challenge_error = str(exc)
 
 
 for grp in g["groups"]:
@@ -92,10 +79,13 @@ for grp in g["groups"]:
                     + (" · everyone made it" if grp["complete"] else ""))
         if grp["status"] == "invited":
             j, d, _ = st.columns([1, 1, 4])
-            j.button("Join", key=f"join_{grp['id']}", on_click=answer, args=(grp["id"], True))
-            d.button("Decline", key=f"refuse_{grp['id']}", on_click=answer, args=(grp["id"], False))
+            j.button("Join", key=f"join_{grp['id']}", on_click=attempt,
+                     args=(data.answer_group, grp["id"], True))
+            d.button("Decline", key=f"refuse_{grp['id']}", on_click=attempt,
+                     args=(data.answer_group, grp["id"], False))
         elif not ended:
-            st.button("Leave", key=f"leave_{grp['id']}", on_click=leave, args=(grp["id"],))
+            st.button("Leave", key=f"leave_{grp['id']}", on_click=attempt,
+                      args=(data.leave_group, grp["id"]))
         rows = []
         for rank, r in enumerate(grp["rows"], 1):
             figure = (f"{r['value']:.0f} of {grp['target']:.0f}" + (" ✓" if r["done"] else "")
