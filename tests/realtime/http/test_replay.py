@@ -247,7 +247,6 @@ CASES = [(app, recording, "before") for app in sorted(FORMATS) for recording in 
     (app, "run", "after") for app in sorted(FORMATS)]
 
 
-@pytest.mark.timeout(300)
 @pytest.mark.parametrize(("app", "recording", "when"), CASES)
 def test_replay_of_a_real_recording(http, shared_tracks, app, recording, when):
     path, every, sport = RECORDINGS[recording]
@@ -262,7 +261,6 @@ def test_replay_of_a_real_recording(http, shared_tracks, app, recording, when):
     assert activity.distance_m == pytest.approx(expected, rel=0.005), (activity.distance_m, expected)
 
 
-@pytest.mark.timeout(300)
 @pytest.mark.xfail(strict=True, reason="an offline stretch longer than the idle time leaves two activities even "
                                        "once the flushed fixes fill the gap between them")
 def test_offline_longer_than_the_idle_time_still_one_activity(http, shared_tracks):
