@@ -30,6 +30,9 @@ class Settings:
     tile_attribution: str
     # A fix stream's activity is completed once its device has sent nothing new this long.
     device_idle_complete_s: float = 600.0
+    # How weekly challenges choose their difficulty: "adaptive" (a contextual bandit that
+    # learns from outcomes, core.challenges.adaptive) or "fixed" (one step above the usual week).
+    challenge_policy: str = "adaptive"
 
 
 def _shared_tracks_dir() -> Path | None:
@@ -55,4 +58,12 @@ def load_settings() -> Settings:
         tile_url=os.environ.get("TRACKER_TILE_URL", OSM_TILES),
         tile_attribution=os.environ.get("TRACKER_TILE_ATTRIBUTION", OSM_ATTRIBUTION),
         device_idle_complete_s=float(os.environ.get("TRACKER_DEVICE_IDLE_COMPLETE_S", 600.0)),
+        challenge_policy=_choice("TRACKER_CHALLENGE_POLICY", ("adaptive", "fixed"), "adaptive"),
     )
+
+
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = os.environ.get(name) or default
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return value

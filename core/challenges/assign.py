@@ -14,19 +14,23 @@ challenge still active when its week is over is marked missed.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.tables import Activity
+from core.challenges import adaptive
 from core.challenges.awards import activity_rows, counting_entries
 from core.challenges.badges import time_zone
+from core.challenges.bandit import LinearThompson
 from core.challenges.personal import (
     HISTORY_WEEKS,
     WELCOME,
@@ -84,13 +88,19 @@ class WeekPlan:
     next_at: datetime  # when the athlete is next due
 
 
-def plan_week(s: Session, user_id: int, now: datetime, week: str | None = None) -> WeekPlan:
+def plan_week(s: Session, user_id: int, now: datetime, week: str | None = None,
+              bandit: LinearThompson | None = None, rng: np.random.Generator | None = None) -> WeekPlan:
     """The athlete's challenges for ``week`` (their current week by default) with their
     progress so far: from their usual week (scored activities not held), or, for an
     athlete whose first activity is in this week, the welcome challenge. Nothing when they
     have that week's challenges already, or no activity counts yet (then they are due again
     in an hour). A challenge reached already is left for the recount to complete (it
-    completes it, and the badges that count completions, at once)."""
+    completes it, and the badges that count completions, at once).
+
+    The level is the adaptive policy's (``bandit``, drawing with ``rng``) or, without one, the
+    fixed rule's (``_level``). An athlete the engagement model puts at risk of dropping off
+    gets one gentler challenge instead: sessions only, at most their usual week (one below it
+    under the fixed rule)."""
     user = s.get(User, user_id)
     if user is None:
         return WeekPlan(user_id, None, [], now + RETRY)
@@ -108,27 +118,43 @@ def plan_week(s: Session, user_id: int, now: datetime, week: str | None = None) 
     u = usual_week(entries, tz, week_monday(week))
     if u is None and not any(start <= e.start < end for e in entries):
         return WeekPlan(user_id, None, [], now + RETRY)
-    specs = build(u, _level(s, user_id, u.lapsed, start)) if u is not None else [WELCOME]
+    policy, ctx = "fixed", None
+    if u is None:
+        specs = [WELCOME]
+    else:
+        risk = adaptive.risk_of(s, user_id, now)
+        at_risk = risk is not None and risk >= adaptive.AT_RISK
+        if bandit is not None:
+            X = adaptive.athlete_context(s, user_id, entries, tz, week_monday(week), start, u.sessions, risk)
+            level = adaptive.choose(bandit, X, risk, rng or np.random.default_rng())
+            policy, ctx = adaptive.POLICY, json.dumps([round(float(v), 6) for v in X[0]])
+        else:
+            level = min(-1, _level(s, user_id, u.lapsed, start)) if at_risk else _level(s, user_id, u.lapsed, start)
+        specs = build(u, level)[:1] if at_risk else build(u, level)
     rows = []
     for spec in specs:
         progress, _ = measure(spec["kind"], spec["sport"], spec["target"], entries, start, end)
         rows.append(Challenge(user_id=user_id, week=week, starts_at=start, deadline=end, progress=progress,
-                              status="missed" if end <= now else "active", policy="fixed", **spec))
+                              status="missed" if end <= now else "active", policy=policy,
+                              context=ctx if spec["kind"] == "sessions" else None, **spec))
     return WeekPlan(user_id, week, rows, end)
 
 
-def assign_due(Session: sessionmaker[Session], now: datetime | None = None, limit: int = ASSIGN_BATCH) -> dict:
-    """One batch: the challenges of up to ``limit`` athletes due for this week's. One
-    athlete's failure is logged and leaves the others to go on (they are due again in an hour)."""
+def assign_due(Session: sessionmaker[Session], now: datetime | None = None, limit: int = ASSIGN_BATCH,
+               policy: str = "fixed", rng: np.random.Generator | None = None) -> dict:
+    """One batch: the challenges of up to ``limit`` athletes due for this week's, at levels
+    ``policy`` ("adaptive" or "fixed") chooses. One athlete's failure is logged and leaves
+    the others to go on (they are due again in an hour)."""
     now = now or datetime.now(UTC)
     with Session() as s:
         users = due_athletes(s, now, limit)
+        bandit = adaptive.load(s) if policy == adaptive.POLICY and users else None
     done = {"athletes": 0, "challenges": 0}
     for user_id in users:
         done["athletes"] += 1
         try:
             with Session() as s:
-                p = plan_week(s, user_id, now)
+                p = plan_week(s, user_id, now, bandit=bandit, rng=rng)
             done["challenges"] += write_week(Session, p)
         except Exception:  # noqa: BLE001 - one athlete's odd data must not stop everyone's week
             log.exception("challenge assignment failed", extra={"user_id": user_id})
@@ -151,18 +177,21 @@ def athletes_for_week(s: Session, week: str) -> list[int]:
                           .distinct().order_by(Activity.user_id)))
 
 
-def assign_week(Session: sessionmaker[Session], week: str, now: datetime | None = None, progress=None) -> dict:
-    """Assign ``week``'s challenges to every athlete who may get them and has none yet;
-    ``progress`` (if given) is called with the number of athletes done after each."""
+def assign_week(Session: sessionmaker[Session], week: str, now: datetime | None = None, progress=None,
+                policy: str = "fixed", rng: np.random.Generator | None = None) -> dict:
+    """Assign ``week``'s challenges to every athlete who may get them and has none yet, at
+    levels ``policy`` chooses; ``progress`` (if given) is called with the number of athletes
+    done after each."""
     now = now or datetime.now(UTC)
     week = canonical_week(week)
     with Session() as s:
         users = athletes_for_week(s, week)
+        bandit = adaptive.load(s) if policy == adaptive.POLICY and users else None
     done = {"week": week, "athletes": len(users), "assigned": 0, "challenges": 0, "failed": 0}
     for user_id in users:
         try:
             with Session() as s:
-                p = plan_week(s, user_id, now, week)
+                p = plan_week(s, user_id, now, week, bandit=bandit, rng=rng)
             written = write_week(Session, p, schedule=False)
             done["challenges"] += written
             done["assigned"] += bool(written)

@@ -99,6 +99,10 @@ class Challenge(Base):
     completed_by: Mapped[int | None] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("activities.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The adaptive policy's decision (on the week's sessions challenge): the athlete's context
+    # as a JSON list, and when the week's outcome was learnt from.
+    context: Mapped[str | None] = mapped_column(Text)
+    learned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         CheckConstraint(f"kind IN {CHALLENGE_KINDS}", name="kind"),
@@ -107,7 +111,31 @@ class Challenge(Base):
         Index("uq_challenges_user_week_kind", "user_id", "week", "kind", unique=True),
         Index("ix_challenges_status_deadline", "status", "deadline"),
         Index("ix_challenges_completed_by", "completed_by"),
+        Index("ix_challenges_policy_learned", "policy", "learned_at", "deadline"),
     )
+
+
+class ChallengePolicy(Base):
+    """What an adaptive challenge policy has learnt (``core.challenges.bandit``'s state as
+    JSON), so that learning survives restarts and goes on from every outcome."""
+
+    __tablename__ = "challenge_policies"
+
+    name: Mapped[str] = mapped_column(String(16), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+    outcomes: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EngagementRisk(Base):
+    """An athlete's latest churn risk: the engagement model's probability of no activity in
+    the seven days after ``scored_at``."""
+
+    __tablename__ = "engagement_risks"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    risk: Mapped[float] = mapped_column(Float)
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class EngagementDay(Base):

@@ -2,7 +2,8 @@
 badge of the catalogue: earned (with the activity and when), withdrawn (with why), or next
 (the athlete's figure against the mark, and what is left). ``python -m core challenges
 assign [--week YYYY-Www]`` assigns a week's challenges (with a progress bar);
-``python -m core challenges show --user NAME`` prints one JSON line per challenge."""
+``python -m core challenges show --user NAME`` prints one JSON line per challenge;
+``python -m core challenges simulate`` compares challenge policies on a simulated population."""
 
 from __future__ import annotations
 
@@ -49,13 +50,15 @@ def cmd_assign(args) -> int:
         canonical_week,
         end_weeks,
     )
+    from core.config import load_settings
 
     Session = open_sessions()
+    policy = load_settings().challenge_policy
     if args.week is None:
         done = {"week": "each athlete's current week", "athletes": 0, "challenges": 0, "failed": 0}
         with tqdm(desc="challenges", unit="athlete", file=sys.stderr) as bar:
             while True:
-                batch = assign_due(Session)
+                batch = assign_due(Session, policy=policy)
                 if not batch:
                     break
                 for key in ("athletes", "challenges", "failed"):
@@ -72,7 +75,7 @@ def cmd_assign(args) -> int:
         with Session() as s:
             total = len(athletes_for_week(s, week))
         with tqdm(total=total, desc=f"challenges {week}", unit="athlete", file=sys.stderr) as bar:
-            done = assign_week(Session, week, progress=bar.update)
+            done = assign_week(Session, week, progress=bar.update, policy=policy)
     done["missed"] = end_weeks(Session)
     print(json.dumps(done))
     return 1 if done.get("failed") else 0
@@ -104,6 +107,53 @@ def cmd_show(args) -> int:
     return 0
 
 
+def bounded(low: int, high: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"{what} must be from {low} to {high}")
+        return n
+    return parse
+
+
+def cmd_simulate(args) -> int:
+    """Print the default world, or run the policies on a world and print one JSON object per
+    policy (and, for all of them, a table on standard error)."""
+    from core.challenges.simulate import DEFAULT_WORLD, POLICIES, load_world, run
+
+    if args.print_world:
+        print(json.dumps(DEFAULT_WORLD, indent=2))
+        return 0
+    try:
+        text = None if args.world is None else open(args.world, encoding="utf-8").read(1_000_000)
+        world = load_world(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read world file: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    policies = POLICIES if args.policy == "all" else (args.policy,)
+    results = run(world, policies, weeks=args.weeks, athletes=args.athletes, seed=args.seed)
+    for r in results:
+        print(json.dumps(r))
+    if len(results) > 1:
+        fixed = next(r["mean_active_share"] for r in results if r["policy"] == "fixed")
+        print(f"world {world['name']}, {args.athletes} athletes, {args.weeks} weeks, seed {args.seed}",
+              file=sys.stderr)
+        print(f"{'policy':9} {'active':>7} {'vs fixed':>9} {'completed':>10} {'regret':>7} {'growth':>7}",
+              file=sys.stderr)
+        for r in results:
+            g = r["regret_growth"]["exponent"]
+            print(f"{r['policy']:9} {r['mean_active_share']:7.3f} {r['mean_active_share'] / fixed - 1:+9.1%} "
+                  f"{r['completion_rate']:10.3f} {r['cumulative_regret'][-1]:7.2f} "
+                  f"{'-' if g is None else f'{g:.2f}':>7}", file=sys.stderr)
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("badges", help="an athlete's badges as JSON lines",
                        description="Print one JSON line per badge of the catalogue for an athlete: earned "
@@ -125,3 +175,20 @@ def add_commands(sub) -> None:
     w.add_argument("--user", required=True, help="the athlete's username")
     w.add_argument("--weeks", type=weeks_back, default=8, help="how many weeks back, 1 to 520 (default 8)")
     w.set_defaults(func=cmd_show)
+    from core.challenges.simulate import MAX_ATHLETES, MAX_WEEKS, POLICIES
+
+    m = cs.add_parser("simulate", help="compare challenge policies on a simulated population",
+                      description="Run a simulated population (hidden ability and motivation; see "
+                                  "docs/challenges.md) under a challenge policy and print one JSON object per "
+                                  "policy: completion_rate, weekly_active_share and cumulative_regret (per week), "
+                                  "against the best fixed difficulty per athlete.")
+    m.add_argument("--policy", choices=(*POLICIES, "all"), default="all",
+                   help="adaptive (contextual bandit), fixed (one session more than usual), random, none, or all "
+                        "of them on the same draws (default)")
+    m.add_argument("--weeks", type=bounded(1, MAX_WEEKS, "weeks"), default=26, help="weeks to simulate (default 26)")
+    m.add_argument("--athletes", type=bounded(1, MAX_ATHLETES, "athletes"), default=2000,
+                   help="simulated athletes (default 2000)")
+    m.add_argument("--seed", type=bounded(0, 2**32 - 1, "seed"), default=0, help="random seed (default 0)")
+    m.add_argument("--world", metavar="FILE", help="a JSON world file (default: the built-in world)")
+    m.add_argument("--print-world", action="store_true", help="print the default world as JSON and exit")
+    m.set_defaults(func=cmd_simulate)

@@ -2,16 +2,19 @@
 current week, and recount the badges and challenge progress of athletes whose activities
 were scored, matched, released, held, cropped or deleted since the last round
 (``core.challenges``), in batches, each athlete worked out with no transaction open and
-written in one short one; every ten minutes, mark the challenges of weeks that are over."""
+written in one short one; every ten minutes, mark the challenges of weeks that are over;
+and let the adaptive policy learn from weeks whose following week is over."""
 
 from __future__ import annotations
 
 import time
 
+from core.challenges import adaptive
 from core.challenges.assign import ASSIGN_BATCH, assign_due, end_weeks
 from core.challenges.awards import BADGE_BATCH, award_pending
 
-__all__ = ["ASSIGN_BATCH", "BADGE_BATCH", "assign_challenges", "award_badges", "end_challenge_weeks"]
+__all__ = ["ASSIGN_BATCH", "BADGE_BATCH", "assign_challenges", "award_badges", "end_challenge_weeks",
+           "learn_challenge_levels"]
 
 
 def award_badges(Session, limit: int = BADGE_BATCH) -> dict:
@@ -23,10 +26,10 @@ def award_badges(Session, limit: int = BADGE_BATCH) -> dict:
     return {"badges": {**done, "seconds": round(time.monotonic() - began, 3)}}
 
 
-def assign_challenges(Session, limit: int = ASSIGN_BATCH) -> dict:
+def assign_challenges(Session, limit: int = ASSIGN_BATCH, policy: str = "fixed") -> dict:
     """One batch of weekly challenge assignments (nothing when nobody was due)."""
     began = time.monotonic()
-    done = assign_due(Session, limit=limit)
+    done = assign_due(Session, limit=limit, policy=policy)
     if not done:
         return {}
     return {"challenges": {**done, "seconds": round(time.monotonic() - began, 3)}}
@@ -35,3 +38,9 @@ def assign_challenges(Session, limit: int = ASSIGN_BATCH) -> dict:
 def end_challenge_weeks(Session) -> dict:
     missed = end_weeks(Session)
     return {"challenges_missed": missed} if missed else {}
+
+
+def learn_challenge_levels(Session) -> dict:
+    """One batch of the adaptive policy's learning from weeks whose following week is over."""
+    done = adaptive.learn(Session)
+    return {"challenge_levels": done} if done else {}

@@ -20,7 +20,8 @@
   threshold from moderators' decisions;
 - every ten minutes, close activities their devices abandoned a day ago (completed from
   their points, or discarded when they have none), delete expired web sessions and old
-  failed sign-ins, and mark the challenges of weeks that are over as missed;
+  failed sign-ins, mark the challenges of weeks that are over as missed, and let the
+  adaptive challenge policy learn from the weeks whose following week is over;
 - once a day, retrain the anomaly model (also on demand: ``python -m core anomaly train``).
 
 No job holds a write transaction for long: each computes first (reading needs no lock on
@@ -41,7 +42,14 @@ import time
 
 from core.anomaly.calibration import threshold
 from core.config import load_settings
-from core.jobs.badges import ASSIGN_BATCH, BADGE_BATCH, assign_challenges, award_badges, end_challenge_weeks
+from core.jobs.badges import (
+    ASSIGN_BATCH,
+    BADGE_BATCH,
+    assign_challenges,
+    award_badges,
+    end_challenge_weeks,
+    learn_challenge_levels,
+)
 from core.jobs.devices import DEVICE_BATCH, device_activities
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
 from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
@@ -84,7 +92,7 @@ class Jobs:
         score(self.Session, self.settings, model, done)
         audit = now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S  # with housekeeping, every ten minutes
         done.update(match_routes(self.Session, audit=audit))
-        done.update(assign_challenges(self.Session))
+        done.update(assign_challenges(self.Session, policy=self.settings.challenge_policy))
         done.update(award_badges(self.Session))
         if now - self.boards_at >= REFRESH_EVERY_S:
             self.boards_at = now
@@ -97,6 +105,7 @@ class Jobs:
             self.housekeeping_at = now
             done.update(housekeeping(self.Session))
             done.update(end_challenge_weeks(self.Session))
+            done.update(learn_challenge_levels(self.Session))
         locks = WRITE_LOCKS.snapshot(reset=True)
         if locks:
             done["write_locks"] = locks

@@ -1,0 +1,137 @@
+"""The adaptive challenge policy on the platform: each week's level chosen by the contextual
+bandit (``core.challenges.bandit``) from the athlete's context, and learnt from each week's
+outcome once the week after it is over.
+
+- **Choosing.** When an athlete's week is assigned, their context (usual week, recent weeks,
+  how their past challenges went, their churn risk) is worked out from the same counting
+  activities the challenges are measured on; the bandit draws a level; an athlete the
+  engagement model puts at risk (``AT_RISK``) never gets more than their usual week. The
+  context is kept on the week's sessions challenge, with ``policy = "adaptive"``.
+- **Learning.** A week's reward is half whether its sessions challenge was completed and half
+  whether the athlete had a counting activity in the seven days after it ended (a declined
+  challenge was not completed). The worker learns, in batches, from weeks whose following
+  week is over, in one short transaction that updates the saved state and marks the weeks
+  learnt, so every outcome is learnt from once, whichever worker gets there first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+from sqlalchemy import exists, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.activities.tables import Activity
+from core.challenges.badges import Entry
+from core.challenges.bandit import LinearThompson, context
+from core.challenges.tables import Challenge, ChallengePolicy, EngagementRisk
+from core.storage.base import utcnow
+from core.storage.engine import write_transaction
+
+log = logging.getLogger(__name__)
+
+POLICY = "adaptive"
+AT_RISK = 0.5  # churn risk from which an athlete's challenge is never above their usual week
+RISK_FRESH = timedelta(days=8)  # a risk older than this (the model runs weekly) is not used
+LEARN_BATCH = 500
+
+
+def weekly_sessions(entries: list[Entry], tz: ZoneInfo, monday: date, weeks: int = 8) -> np.ndarray:
+    """Counting activities in each of the ``weeks`` weeks before ``monday`` (oldest first)."""
+    out = np.zeros(weeks)
+    for e in entries:
+        back = (monday - e.start.astimezone(tz).date()).days
+        if 0 < back <= 7 * weeks:
+            out[weeks - 1 - (back - 1) // 7] += 1
+    return out
+
+
+def risk_of(s: Session, user_id: int, now: datetime) -> float | None:
+    """The athlete's churn risk from the engagement model's latest weekly run (None when
+    there is none recent)."""
+    row = s.get(EngagementRisk, user_id)
+    return row.risk if row is not None and row.scored_at > now - RISK_FRESH else None
+
+
+def athlete_context(s: Session, user_id: int, entries: list[Entry], tz: ZoneInfo, monday: date, starts_at: datetime,
+                    usual: float, risk: float | None) -> np.ndarray:
+    """The athlete's context row (``bandit.FEATURES``) for the week beginning ``monday``."""
+    weeks = weekly_sessions(entries, tz, monday)
+    past = s.execute(select(Challenge.status, Challenge.level).where(
+        Challenge.user_id == user_id, Challenge.kind == "sessions", Challenge.starts_at < starts_at)
+        .order_by(Challenge.starts_at)).all()
+    completed = sum(status == "completed" for status, _ in past)
+    last_completed = float(past[-1][0] == "completed") if past else 0.5
+    last_level = past[-1][1] if past else 1
+    if risk is None:  # no model yet: the share of the last two weeks without an activity stands in
+        risk = float((weeks[-2:] == 0).mean())
+    return context(np.array([usual]), np.array([(weeks[-4:] > 0).mean()]), np.array([weeks[-1]]),
+                   np.array([weeks.max()]), np.array([len(past)]), np.array([completed]),
+                   np.array([last_completed]), np.array([last_level]), np.array([risk]))
+
+
+def load(s: Session) -> LinearThompson:
+    """The adaptive policy as learnt so far (a fresh one before the first outcome, or when
+    the saved state cannot be read: that is logged)."""
+    row = s.get(ChallengePolicy, POLICY)
+    if row is not None:
+        try:
+            return LinearThompson.from_state(json.loads(row.state))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.error("challenge policy state unreadable, starting afresh: %s", exc)
+    return LinearThompson()
+
+
+def choose(bandit: LinearThompson, X: np.ndarray, risk: float | None, rng: np.random.Generator) -> int:
+    level = int(bandit.choose(X, rng)[0])
+    return min(level, 0) if risk is not None and risk >= AT_RISK else level
+
+
+def _outcomes(s: Session, now: datetime, limit: int) -> list[tuple[int, list[float] | None, int, float]]:
+    """Weeks to learn from: (challenge id, context, level, reward), their following week over."""
+    rows = s.execute(select(Challenge.id, Challenge.user_id, Challenge.context, Challenge.level, Challenge.status,
+                            Challenge.deadline)
+                     .where(Challenge.policy == POLICY, Challenge.learned_at.is_(None), Challenge.context.is_not(None),
+                            Challenge.deadline <= now - timedelta(days=7))
+                     .order_by(Challenge.deadline).limit(limit)).all()
+    out = []
+    for cid, user_id, ctx, level, status, deadline in rows:
+        active = s.scalar(select(exists().where(
+            Activity.user_id == user_id, Activity.status == "completed", Activity.held.is_(False),
+            Activity.start_time >= deadline, Activity.start_time < deadline + timedelta(days=7))))
+        try:
+            x = [float(v) for v in json.loads(ctx)]
+        except (ValueError, TypeError):
+            x = None  # unreadable: marked learnt, learnt nothing from
+        out.append((cid, x, level, 0.5 * (status == "completed") + 0.5 * bool(active)))
+    return out
+
+
+def learn(Session: sessionmaker[Session], now: datetime | None = None, limit: int = LEARN_BATCH) -> dict:
+    """Learn from up to ``limit`` weeks whose following week is over; what it did."""
+    now = now or utcnow()
+    with Session() as s:
+        outcomes = _outcomes(s, now, limit)
+    if not outcomes:
+        return {}
+    with write_transaction(Session, "challenges") as s:
+        row = s.get(ChallengePolicy, POLICY, with_for_update=True)
+        bandit = load(s)
+        ids = [o[0] for o in outcomes]
+        still = set(s.scalars(select(Challenge.id).where(Challenge.id.in_(ids), Challenge.learned_at.is_(None))))
+        fit = [o for o in outcomes if o[0] in still and o[1] is not None and len(o[1]) == bandit.dim
+               and o[2] in bandit.levels]
+        if fit:
+            bandit.update(np.array([o[1] for o in fit]), np.array([o[2] for o in fit]),
+                          np.array([o[3] for o in fit]))
+        state = json.dumps(bandit.state())
+        if row is None:
+            s.add(ChallengePolicy(name=POLICY, state=state, outcomes=len(fit), updated_at=now))
+        else:
+            row.state, row.outcomes, row.updated_at = state, row.outcomes + len(fit), now
+        s.execute(update(Challenge).where(Challenge.id.in_(still)).values(learned_at=now))
+    return {"learned": len(fit), "rewards": round(sum(o[3] for o in fit), 2)}
