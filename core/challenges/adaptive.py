@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.activities.tables import Activity
 from core.challenges.badges import Entry
-from core.challenges.bandit import LinearThompson, context
+from core.challenges.bandit import LinearThompson, context, reward
 from core.challenges.tables import Challenge, ChallengePolicy, EngagementRisk
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
@@ -107,7 +107,7 @@ def _outcomes(s: Session, now: datetime, limit: int) -> list[tuple[int, list[flo
             x = [float(v) for v in json.loads(ctx)]
         except (ValueError, TypeError):
             x = None  # unreadable: marked learnt, learnt nothing from
-        out.append((cid, x, level, 0.5 * (status == "completed") + 0.5 * bool(active)))
+        out.append((cid, x, level, float(reward(status == "completed", bool(active)))))
     return out
 
 

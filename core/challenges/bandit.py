@@ -24,6 +24,12 @@ LEVELS = (-1, 0, 1, 2, 3)
 FEATURES = ("bias", "usual", "active_4w", "last_week", "peak", "completion_rate", "last_completed",
             "last_level", "risk")
 STATE_VERSION = 1
+COMPLETION_WEIGHT = 0.5  # the reward: this much for completion, the rest for activity the week after
+
+
+def reward(completed, active_after):
+    """A week's reward: completion, and activity in the week after it."""
+    return COMPLETION_WEIGHT * np.asarray(completed, float) + (1.0 - COMPLETION_WEIGHT) * np.asarray(active_after, float)
 
 
 def context(usual: np.ndarray, active_4w: np.ndarray, last_week: np.ndarray, peak: np.ndarray, offered: np.ndarray,

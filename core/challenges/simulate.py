@@ -18,12 +18,13 @@ A week, for each athlete (numbers from the world, ``DEFAULT_WORLD``):
 3. They take the challenge up with probability ``sigmoid(uptake.bias + uptake.motivation *
    (motivation - 0.5) - uptake.too_hard * max(0, target - capacity))``, capacity being
    ``ability * habit * (capacity_floor + (1 - capacity_floor) * motivation)``; taken up, they
-   complete it with probability ``sigmoid((capacity - target + 0.5) / completion_spread)``,
-   else do part of it.
+   reach the target with probability ``sigmoid((capacity - target + 0.5) / completion_spread)``,
+   else do part of it. A challenge is completed when the week's sessions reach the target,
+   taken up or not (as the platform counts it).
 4. Motivation then moves: ``+ success_gain * (easy_share + (1 - easy_share) * stretch)`` on
    completion (stretch: how far the target is above their habit, up to ``stretch_full``
    times it), ``- failure_loss`` after a failure, ``- discouraged`` when a challenge out of
-   reach is not taken up, ``+ active_gain`` or ``- inactive_decay`` for the week, and
+   reach is not taken up, ``- bored`` when it asks less than their habit, ``+ active_gain`` or ``- inactive_decay`` for the week, and
    ``drift`` of the way back to the athlete's own baseline. Ability grows by ``training``
    after a completed stretch and falls by ``detraining`` in an inactive week.
 
@@ -45,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.challenges.bandit import LEVELS, LinearThompson, context
+from core.challenges.bandit import LEVELS, LinearThompson, context, reward
 
 POLICIES = ("adaptive", "fixed", "random", "none")
 MAX_WEEKS, MAX_ATHLETES = 104, 100_000  # the draws take about 40 bytes per athlete and week
@@ -71,6 +72,7 @@ PARAMETERS: dict[str, tuple[float, float, float, str]] = {
     "stretch_full": (0.5, 0.05, 2.0, "stretch (target over habit, minus one) that earns the full gain"),
     "failure_loss": (0.10, 0.0, 0.5, "motivation lost after taking up a challenge and failing it"),
     "discouraged": (0.04, 0.0, 0.5, "motivation lost when a challenge out of reach is not taken up"),
+    "bored": (0.03, 0.0, 0.5, "motivation lost when a challenge asks less than the athlete's habit"),
     "active_gain": (0.02, 0.0, 0.3, "motivation gained in a week with an activity"),
     "inactive_decay": (0.10, 0.0, 0.5, "motivation lost in a week without one"),
     "drift": (0.05, 0.0, 1.0, "share of the way back to the athlete's baseline motivation each week"),
@@ -145,7 +147,7 @@ class Run:
 
     def rewards(self) -> np.ndarray:
         """Each week's reward: half completion, half activity the week after."""
-        return 0.5 * self.completed + 0.5 * self.active[1:]
+        return reward(self.completed, self.active[1:])
 
 
 def simulate(world: dict, draws: Draws, weeks: int, choose) -> Run:
@@ -182,13 +184,15 @@ def simulate(world: dict, draws: Draws, weeks: int, choose) -> Run:
             p_take = _sigmoid(world["uptake_bias"] + world["uptake_motivation"] * (m - 0.5)
                               - world["uptake_too_hard"] * np.maximum(0.0, target - capacity))
             taken = draws.take[t] < p_take
-            completed = taken & (draws.complete[t] < _sigmoid((capacity - target + 0.5) / world["completion_spread"]))
-            done = np.where(completed, np.maximum(done, target), done)
-            done = np.where(taken & ~completed, np.maximum(done, np.floor(draws.partial[t] * target)), done)
+            made = taken & (draws.complete[t] < _sigmoid((capacity - target + 0.5) / world["completion_spread"]))
+            done = np.where(made, np.maximum(done, target), done)
+            done = np.where(taken & ~made, np.maximum(done, np.floor(draws.partial[t] * target)), done)
+            completed = done >= target  # as on the platform: reached, taken up or not
             stretch = np.clip((target - habit) / np.maximum(1.0, habit) / world["stretch_full"], 0.0, 1.0)
             m = m + completed * world["success_gain"] * (world["easy_share"] + (1 - world["easy_share"]) * stretch)
             m = m - (taken & ~completed) * world["failure_loss"]
             m = m - (~taken & (target > capacity)) * world["discouraged"]
+            m = m - (target < habit) * world["bored"]
             ability = ability * np.where(completed & (target > habit), 1.0 + world["training"], 1.0)
         active = done > 0
         m = m + np.where(active, world["active_gain"], -world["inactive_decay"])
@@ -247,7 +251,7 @@ class Adaptive:
             if entry[0] == week - 1:  # last week is over: was its challenge completed?
                 entry[4] = obs.completed - entry[3]
         for entry in [e for e in self.pending if e[0] == week - 2]:  # and the week after it too
-            self.bandit.update(entry[1], entry[2], 0.5 * entry[4] + 0.5 * (obs.last_week > 0))
+            self.bandit.update(entry[1], entry[2], reward(entry[4], obs.last_week > 0))
             self.pending.remove(entry)
         X = obs.context()
         level = self.bandit.choose(X, self.rng)
