@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.activities.tables import Activity
 from core.challenges.badges import Entry
 from core.challenges.bandit import LinearThompson, context, reward
-from core.challenges.tables import Challenge, ChallengePolicy, EngagementRisk
+from core.challenges.tables import Challenge, ChallengePolicy
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 
@@ -50,20 +50,16 @@ def weekly_sessions(entries: list[Entry], tz: ZoneInfo, monday: date, weeks: int
     return out
 
 
-def risk_of(s: Session, user_id: int, now: datetime) -> float | None:
-    """The athlete's churn risk from the engagement model's latest weekly run (None when
-    there is none recent)."""
-    row = s.get(EngagementRisk, user_id)
-    return row.risk if row is not None and row.scored_at > now - RISK_FRESH else None
+def fresh_risk(risk: float | None, scored_at: datetime | None, now: datetime) -> float | None:
+    """A churn risk from the engagement model's weekly run, if recent enough to use."""
+    return risk if risk is not None and scored_at is not None and scored_at > now - RISK_FRESH else None
 
 
-def athlete_context(s: Session, user_id: int, entries: list[Entry], tz: ZoneInfo, monday: date, starts_at: datetime,
-                    usual: float, risk: float | None) -> np.ndarray:
-    """The athlete's context row (``bandit.FEATURES``) for the week beginning ``monday``."""
+def athlete_context(past: list[tuple[str, int]], entries: list[Entry], tz: ZoneInfo, monday: date, usual: float,
+                    risk: float | None) -> np.ndarray:
+    """The athlete's context row (``bandit.FEATURES``) for the week beginning ``monday``:
+    ``past`` is how their earlier weeks' sessions challenges went, (status, level), oldest first."""
     weeks = weekly_sessions(entries, tz, monday)
-    past = s.execute(select(Challenge.status, Challenge.level).where(
-        Challenge.user_id == user_id, Challenge.kind == "sessions", Challenge.starts_at < starts_at)
-        .order_by(Challenge.starts_at)).all()
     completed = sum(status == "completed" for status, _ in past)
     last_completed = float(past[-1][0] == "completed") if past else 0.5
     last_level = past[-1][1] if past else 1

@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy import delete, exists, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.tables import Activity
 from core.challenges import adaptive
-from core.challenges.awards import activity_rows, counting_entries
+from core.challenges.awards import counting_entries, recent_activity_rows
 from core.challenges.badges import time_zone
 from core.challenges.bandit import LinearThompson
 from core.challenges.personal import (
@@ -42,7 +43,7 @@ from core.challenges.personal import (
     week_bounds,
     week_monday,
 )
-from core.challenges.tables import DECLINE_REASONS, Challenge, ChallengeSchedule
+from core.challenges.tables import DECLINE_REASONS, Challenge, ChallengeSchedule, EngagementRisk
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 
@@ -67,15 +68,13 @@ def due_athletes(s: Session, now: datetime, limit: int = ASSIGN_BATCH) -> list[i
                           .distinct().limit(limit)))
 
 
-def _level(s: Session, user_id: int, lapsed: bool, before: datetime) -> int:
-    """The week's level: one step above the usual week, one below when lapsing, moved by
-    what the athlete said when declining any of a week's challenges in the last four weeks
-    ("too hard" one step down, "too easy" one up), between -1 and +3."""
+def _level(declines: list[tuple[str, str]], lapsed: bool) -> int:
+    """The week's level under the fixed rule: one step above the usual week, one below when
+    lapsing, moved by what the athlete said when declining any of a week's challenges in the
+    last four weeks (``declines``: (week, reason); "too hard" one step down, "too easy" one
+    up), between -1 and +3."""
     level = -1 if lapsed else 1
-    said = s.execute(select(Challenge.week, Challenge.decline_reason).where(
-        Challenge.user_id == user_id, Challenge.status == "declined",
-        Challenge.starts_at < before, Challenge.starts_at >= before - timedelta(weeks=4))).all()
-    for _, reason in set(said):  # one step per week and reason, whichever of the week's challenges it was
+    for _, reason in set(declines):  # one step per week and reason, whichever of the week's challenges it was
         level += {"too_hard": -1, "too_easy": 1}.get(reason, 0)
     return max(-1, min(3, level))
 
@@ -84,8 +83,110 @@ def _level(s: Session, user_id: int, lapsed: bool, before: datetime) -> int:
 class WeekPlan:
     user_id: int
     week: str | None  # None: nothing to assign
-    rows: list[Challenge]
+    rows: list[dict]  # the challenges to insert, as column values
     next_at: datetime  # when the athlete is next due
+    failed: bool = False
+
+
+@dataclass
+class _Past:
+    """What planning needs of one of the athlete's earlier challenges."""
+
+    week: str
+    kind: str
+    level: int
+    status: str
+    decline_reason: str | None
+    starts_at: datetime
+    deadline: datetime
+
+
+CONTEXT_WEEKS = 26  # how far back the adaptive policy's context looks at past challenges
+
+
+def plan_batch(s: Session, user_ids: list[int], now: datetime, week: str | None = None,
+               bandit: LinearThompson | None = None, rng: np.random.Generator | None = None) -> list[WeekPlan]:
+    """The week's challenges of several athletes, each for ``week`` (their current week by
+    default), from four reads for the whole batch (athletes, their recent challenges, their
+    activities around the week, their churn risks) and no transaction held open; see
+    ``plan_week``. One athlete's odd data fails their plan alone (logged; due again in an hour)."""
+    if not user_ids:
+        return []
+    users = dict(s.execute(select(User.id, User.settings).where(User.id.in_(user_ids))).all())
+    weeks = {}
+    for uid, settings in users.items():
+        tz = time_zone(settings)
+        w = week or current_week(now, tz)
+        weeks[uid] = (tz, w, *week_bounds(w, tz))
+    if not weeks:
+        return [WeekPlan(uid, None, [], now + RETRY) for uid in user_ids]
+    first = min(b[2] for b in weeks.values())
+    last = max(b[3] for b in weeks.values())
+    past: dict[int, list[_Past]] = {}
+    for row in s.execute(select(Challenge.user_id, Challenge.week, Challenge.kind, Challenge.level, Challenge.status,
+                                Challenge.decline_reason, Challenge.starts_at, Challenge.deadline)
+                         .where(Challenge.user_id.in_(list(weeks)),
+                                (Challenge.deadline > min(first, now) - timedelta(weeks=CONTEXT_WEEKS))
+                                | Challenge.week.in_(sorted({b[1] for b in weeks.values()})))
+                         .order_by(Challenge.starts_at, Challenge.id)):
+        past.setdefault(row.user_id, []).append(_Past(*row[1:]))
+    rows: dict[int, list] = {}
+    for r in recent_activity_rows(s, list(weeks), first - timedelta(weeks=HISTORY_WEEKS, days=2),
+                                  last + timedelta(days=2)):
+        rows.setdefault(r.user_id, []).append(r)
+    risks = {uid: adaptive.fresh_risk(risk, at, now) for uid, risk, at in s.execute(
+        select(EngagementRisk.user_id, EngagementRisk.risk, EngagementRisk.scored_at)
+        .where(EngagementRisk.user_id.in_(list(weeks))))}
+    plans = []
+    for uid in user_ids:
+        if uid not in weeks:  # deleted meanwhile
+            plans.append(WeekPlan(uid, None, [], now + RETRY))
+            continue
+        try:
+            plans.append(_plan(uid, *weeks[uid], past.get(uid, []), rows.get(uid, []), risks.get(uid), now,
+                               bandit, rng))
+        except Exception:  # noqa: BLE001 - one athlete's odd data must not stop everyone's week
+            log.exception("challenge assignment failed", extra={"user_id": uid})
+            plans.append(WeekPlan(uid, None, [], now + RETRY, failed=True))
+    return plans
+
+
+def _plan(user_id: int, tz, week: str, start: datetime, end: datetime, past: list[_Past], rows: list,
+          risk: float | None, now: datetime, bandit: LinearThompson | None,
+          rng: np.random.Generator | None) -> WeekPlan:
+    if any(p.week == week for p in past):
+        return WeekPlan(user_id, None, [], end)
+    # Another week still running (the athlete moved east across a week's end): after it.
+    running = max((p.deadline for p in past if p.deadline > now), default=None)
+    if running is not None:
+        return WeekPlan(user_id, None, [], running)
+    entries = counting_entries(rows)
+    u = usual_week(entries, tz, week_monday(week))
+    if u is None and not any(start <= e.start < end for e in entries):
+        return WeekPlan(user_id, None, [], now + RETRY)
+    policy, ctx = "fixed", None
+    if u is None:
+        specs = [WELCOME]
+    else:
+        at_risk = risk is not None and risk >= adaptive.AT_RISK
+        if bandit is not None:
+            done = [(p.status, p.level) for p in past if p.kind == "sessions" and p.starts_at < start]
+            X = adaptive.athlete_context(done, entries, tz, week_monday(week), u.sessions, risk)
+            level = adaptive.choose(bandit, X, risk, rng or np.random.default_rng())
+            policy, ctx = adaptive.POLICY, json.dumps([round(float(v), 6) for v in X[0]])
+        else:
+            said = [(p.week, p.decline_reason) for p in past if p.status == "declined"
+                    and start - timedelta(weeks=4) <= p.starts_at < start]
+            level = _level(said, u.lapsed)
+            level = min(-1, level) if at_risk else level
+        specs = build(u, level)[:1] if at_risk else build(u, level)
+    out = []
+    for spec in specs:
+        progress, _ = measure(spec["kind"], spec["sport"], spec["target"], entries, start, end)
+        out.append(dict(user_id=user_id, week=week, starts_at=start, deadline=end, progress=progress,
+                        status="missed" if end <= now else "active", policy=policy,
+                        context=ctx if spec["kind"] == "sessions" else None, created_at=utcnow(), **spec))
+    return WeekPlan(user_id, week, out, end)
 
 
 def plan_week(s: Session, user_id: int, now: datetime, week: str | None = None,
@@ -101,43 +202,35 @@ def plan_week(s: Session, user_id: int, now: datetime, week: str | None = None,
     fixed rule's (``_level``). An athlete the engagement model puts at risk of dropping off
     gets one gentler challenge instead: sessions only, at most their usual week (one below it
     under the fixed rule)."""
-    user = s.get(User, user_id)
-    if user is None:
-        return WeekPlan(user_id, None, [], now + RETRY)
-    tz = time_zone(user.settings)
-    week = week or current_week(now, tz)
-    start, end = week_bounds(week, tz)
-    if s.scalars(select(Challenge.id).where(Challenge.user_id == user_id, Challenge.week == week)).first():
-        return WeekPlan(user_id, None, [], end)
-    # Another week still running (the athlete moved east across a week's end): after it.
-    running = s.scalar(select(func.max(Challenge.deadline)).where(Challenge.user_id == user_id,
-                                                                   Challenge.deadline > now))
-    if running is not None:
-        return WeekPlan(user_id, None, [], running)
-    entries = counting_entries(activity_rows(s, user_id))
-    u = usual_week(entries, tz, week_monday(week))
-    if u is None and not any(start <= e.start < end for e in entries):
-        return WeekPlan(user_id, None, [], now + RETRY)
-    policy, ctx = "fixed", None
-    if u is None:
-        specs = [WELCOME]
-    else:
-        risk = adaptive.risk_of(s, user_id, now)
-        at_risk = risk is not None and risk >= adaptive.AT_RISK
-        if bandit is not None:
-            X = adaptive.athlete_context(s, user_id, entries, tz, week_monday(week), start, u.sessions, risk)
-            level = adaptive.choose(bandit, X, risk, rng or np.random.default_rng())
-            policy, ctx = adaptive.POLICY, json.dumps([round(float(v), 6) for v in X[0]])
-        else:
-            level = min(-1, _level(s, user_id, u.lapsed, start)) if at_risk else _level(s, user_id, u.lapsed, start)
-        specs = build(u, level)[:1] if at_risk else build(u, level)
-    rows = []
-    for spec in specs:
-        progress, _ = measure(spec["kind"], spec["sport"], spec["target"], entries, start, end)
-        rows.append(Challenge(user_id=user_id, week=week, starts_at=start, deadline=end, progress=progress,
-                              status="missed" if end <= now else "active", policy=policy,
-                              context=ctx if spec["kind"] == "sessions" else None, **spec))
-    return WeekPlan(user_id, week, rows, end)
+    return plan_batch(s, [user_id], now, week, bandit, rng)[0]
+
+
+WRITE_CHUNK = 50  # athletes per write transaction: a few milliseconds of lock each
+
+
+def _assign(Session: sessionmaker[Session], user_ids: list[int], now: datetime, week: str | None, policy: str,
+            rng: np.random.Generator | None, schedule: bool) -> dict:
+    done = {"athletes": len(user_ids), "assigned": 0, "challenges": 0, "failed": 0}
+    with Session() as s:
+        bandit = adaptive.load(s) if policy == adaptive.POLICY and user_ids else None
+        plans = plan_batch(s, user_ids, now, week, bandit, rng)
+    done["failed"] = sum(p.failed for p in plans)
+    for k in range(0, len(plans), WRITE_CHUNK):
+        chunk = plans[k:k + WRITE_CHUNK]
+        try:
+            written = write_weeks(Session, chunk, schedule=schedule)
+        except Exception:  # noqa: BLE001 - the database refused the chunk: each athlete on their own
+            log.exception("challenge write failed; writing athlete by athlete")
+            written = {}
+            for p in chunk:
+                try:
+                    written.update(write_weeks(Session, [p], schedule=schedule))
+                except Exception:  # noqa: BLE001 - deleted meanwhile, or the database busy: the next round
+                    log.exception("challenge write failed", extra={"user_id": p.user_id})
+                    done["failed"] += 1
+        done["challenges"] += sum(written.values())
+        done["assigned"] += sum(1 for n in written.values() if n)
+    return done
 
 
 def assign_due(Session: sessionmaker[Session], now: datetime | None = None, limit: int = ASSIGN_BATCH,
@@ -148,22 +241,13 @@ def assign_due(Session: sessionmaker[Session], now: datetime | None = None, limi
     now = now or datetime.now(UTC)
     with Session() as s:
         users = due_athletes(s, now, limit)
-        bandit = adaptive.load(s) if policy == adaptive.POLICY and users else None
-    done = {"athletes": 0, "challenges": 0}
-    for user_id in users:
-        done["athletes"] += 1
-        try:
-            with Session() as s:
-                p = plan_week(s, user_id, now, bandit=bandit, rng=rng)
-            done["challenges"] += write_week(Session, p)
-        except Exception:  # noqa: BLE001 - one athlete's odd data must not stop everyone's week
-            log.exception("challenge assignment failed", extra={"user_id": user_id})
-            done["failed"] = done.get("failed", 0) + 1
-            try:
-                write_week(Session, WeekPlan(user_id, None, [], now + RETRY))
-            except Exception:  # noqa: BLE001 - deleted meanwhile, or the database busy: the next round
-                log.exception("could not put off the athlete's assignment", extra={"user_id": user_id})
-    return done if users else {}
+    if not users:
+        return {}
+    done = _assign(Session, users, now, None, policy, rng, schedule=True)
+    out = {"athletes": done["athletes"], "challenges": done["challenges"]}
+    if done["failed"]:
+        out["failed"] = done["failed"]
+    return out
 
 
 def athletes_for_week(s: Session, week: str) -> list[int]:
@@ -180,49 +264,53 @@ def athletes_for_week(s: Session, week: str) -> list[int]:
 def assign_week(Session: sessionmaker[Session], week: str, now: datetime | None = None, progress=None,
                 policy: str = "fixed", rng: np.random.Generator | None = None) -> dict:
     """Assign ``week``'s challenges to every athlete who may get them and has none yet, at
-    levels ``policy`` chooses; ``progress`` (if given) is called with the number of athletes
-    done after each."""
+    levels ``policy`` chooses, ASSIGN_BATCH athletes at a time; ``progress`` (if given) is
+    called with the number of athletes done after each batch."""
     now = now or datetime.now(UTC)
     week = canonical_week(week)
     with Session() as s:
         users = athletes_for_week(s, week)
-        bandit = adaptive.load(s) if policy == adaptive.POLICY and users else None
     done = {"week": week, "athletes": len(users), "assigned": 0, "challenges": 0, "failed": 0}
-    for user_id in users:
-        try:
-            with Session() as s:
-                p = plan_week(s, user_id, now, week, bandit=bandit, rng=rng)
-            written = write_week(Session, p, schedule=False)
-            done["challenges"] += written
-            done["assigned"] += bool(written)
-        except Exception:  # noqa: BLE001 - one athlete's odd data must not stop everyone's week
-            log.exception("challenge assignment failed", extra={"user_id": user_id})
-            done["failed"] += 1
+    for k in range(0, len(users), ASSIGN_BATCH):
+        batch = users[k:k + ASSIGN_BATCH]
+        got = _assign(Session, batch, now, week, policy, rng, schedule=False)
+        for key in ("assigned", "challenges", "failed"):
+            done[key] += got[key]
         if progress is not None:
-            progress(1)
+            progress(len(batch))
     return done
 
 
-def write_week(Session: sessionmaker[Session], p: WeekPlan, schedule: bool = True) -> int:
-    """Insert one athlete's week of challenges (unless another writer got there first) and,
-    with ``schedule``, when they are next due, in one short transaction; how many were written."""
+def write_weeks(Session: sessionmaker[Session], plans: list[WeekPlan], schedule: bool = True) -> dict[int, int]:
+    """Insert several athletes' weeks of challenges (each unless another writer got there
+    first) and, with ``schedule``, when each is next due, in one short transaction; how
+    many challenges were written for each athlete."""
+    written = {p.user_id: 0 for p in plans}
     with write_transaction(Session, "challenges") as s:
-        written = 0
-        if p.rows and not s.scalars(select(Challenge.id).where(Challenge.user_id == p.user_id,
-                                                               Challenge.week == p.week)).first():
-            try:
-                with s.begin_nested():
-                    s.add_all(p.rows)
-                written = len(p.rows)
-            except IntegrityError:  # the same week, written by another process meanwhile
-                written = 0
+        wanted = [p for p in plans if p.rows]
+        have = set(s.execute(select(Challenge.user_id, Challenge.week).where(
+            Challenge.user_id.in_([p.user_id for p in wanted]),
+            Challenge.week.in_(sorted({p.week for p in wanted})))).all()) if wanted else set()
+        fresh = [p for p in wanted if (p.user_id, p.week) not in have]
+        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+        conn = s.connection()
+        if fresh:
+            # One statement for the chunk; a week another process wrote meanwhile is left as it is.
+            conn.execute(insert(Challenge.__table__).on_conflict_do_nothing(index_elements=["user_id", "week", "kind"]),
+                         [c for p in fresh for c in p.rows])
+            for p in fresh:
+                written[p.user_id] = len(p.rows)
         if schedule:
-            row = s.get(ChallengeSchedule, p.user_id)
-            if row is None:
-                s.add(ChallengeSchedule(user_id=p.user_id, next_at=p.next_at))
-            else:
-                row.next_at = p.next_at
+            stmt = insert(ChallengeSchedule.__table__)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["user_id"],
+                                                    set_={"next_at": stmt.excluded.next_at}),
+                         [{"user_id": p.user_id, "next_at": p.next_at} for p in plans])
     return written
+
+
+def write_week(Session: sessionmaker[Session], p: WeekPlan, schedule: bool = True) -> int:
+    """``write_weeks`` for one athlete: how many challenges were written."""
+    return write_weeks(Session, [p], schedule)[p.user_id]
 
 
 def end_weeks(Session: sessionmaker[Session], now: datetime | None = None, chunk: int = 500) -> int:

@@ -84,16 +84,26 @@ class Plan:
     challenges: list[dict] = field(default_factory=list)  # progress, status and completion changed
 
 
+def _activity_columns():
+    return (select(Activity.id, Activity.user_id, Activity.sport, Activity.start_time, Activity.distance_m,
+                   Activity.elevation_gain_m, Activity.moving_time_s, Activity.held, Activity.point_count,
+                   ActivityFlag.status.label("flag"), RouteActivity.route_id,
+                   RouteActivity.activity_id.label("routed"))
+            .outerjoin(ActivityFlag, ActivityFlag.activity_id == Activity.id)
+            .outerjoin(RouteActivity, RouteActivity.activity_id == Activity.id))
+
+
 def activity_rows(s: Session, user_id: int):
     """The athlete's completed activities, with whether each is scored, its flag's status
     and its route."""
-    return s.execute(
-        select(Activity.id, Activity.sport, Activity.start_time, Activity.distance_m, Activity.elevation_gain_m,
-               Activity.moving_time_s, Activity.held, Activity.point_count, ActivityFlag.status.label("flag"),
-               RouteActivity.route_id, RouteActivity.activity_id.label("routed"))
-        .outerjoin(ActivityFlag, ActivityFlag.activity_id == Activity.id)
-        .outerjoin(RouteActivity, RouteActivity.activity_id == Activity.id)
-        .where(Activity.user_id == user_id, Activity.status == "completed")).all()
+    return s.execute(_activity_columns().where(Activity.user_id == user_id, Activity.status == "completed")).all()
+
+
+def recent_activity_rows(s: Session, user_ids: list[int], since: datetime, until: datetime):
+    """The completed activities of several athletes started within [since, until), as
+    ``activity_rows`` gives them (with ``user_id``), in one query."""
+    return s.execute(_activity_columns().where(Activity.user_id.in_(user_ids), Activity.status == "completed",
+                                               Activity.start_time >= since, Activity.start_time < until)).all()
 
 
 def counted_figure(value) -> float:

@@ -66,15 +66,23 @@ class LinearThompson:
         self.A = np.stack([np.eye(dim) / prior for _ in self.levels])
         self.b = np.zeros((len(self.levels), dim))
         self.n = np.zeros(len(self.levels), dtype=int)
+        self._posterior: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def posterior(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each level's posterior (mean weights, covariance up to the noise), kept until the
+        next update."""
+        if self._posterior is None:
+            covs = [np.linalg.inv(A) for A in self.A]
+            self._posterior = [(cov @ b, cov) for cov, b in zip(covs, self.b, strict=True)]
+        return self._posterior
 
     def choose(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """A level for each row of ``X`` (the levels themselves, not their indexes): for each
         athlete a reward drawn from each level's posterior at their context; the best wins."""
         X = np.atleast_2d(np.asarray(X, float))
         draws = np.empty((X.shape[0], len(self.levels)))
-        for k in range(len(self.levels)):
-            cov = np.linalg.inv(self.A[k])
-            mean = X @ (cov @ self.b[k])
+        for k, (weights, cov) in enumerate(self.posterior()):
+            mean = X @ weights
             sd = self.noise * np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", X, cov, X), 0.0))
             draws[:, k] = mean + sd * rng.standard_normal(X.shape[0])
         return np.asarray(self.levels)[np.argmax(draws, axis=1)]
@@ -88,6 +96,7 @@ class LinearThompson:
         """Learn from outcomes: the context each level was chosen at, and the reward it got."""
         X = np.atleast_2d(np.asarray(X, float))
         levels, rewards = np.asarray(levels), np.asarray(rewards, float)
+        self._posterior = None
         for k, level in enumerate(self.levels):
             rows = levels == level
             if rows.any():
@@ -112,4 +121,5 @@ class LinearThompson:
                 or not (np.isfinite(A).all() and np.isfinite(b).all()):
             raise ValueError("bandit state does not fit its levels and features")
         policy.A, policy.b, policy.n = A, b, n
+        policy._posterior = None
         return policy
