@@ -12,7 +12,9 @@ counted activity on any of the seven days from the cutoff (cutoff day included; 
 seven days after it is already outside), else 0. A seven-day gap is common (holidays,
 busy weeks, injuries), so the label is "a quiet week", not "gone for good": it is the
 early warning a challenge or a nudge can still act on, and the eight-week rule above keeps
-long-gone athletes out of it.
+long-gone athletes out of it. Athletes already quiet for a few weeks are still at risk and
+mostly labelled 1, which is why the days since the last activity is a strong baseline; the
+model earns its keep on those still training whose visits, regularity or trend slip.
 
 The features (``FEATURES``) come from the eight weeks before the cutoff and the athlete's
 first activity, through one pure function (``feature_matrix``) shared by the generated
@@ -22,7 +24,9 @@ ROC AUC on a validation block at the end of the training period, and calibrated
 (isotonic, on training folds only) when that lowers the validation Brier score. No neural
 network (TensorFlow or other) is needed: this is gradient boosting on a few tabular
 features. Fitted models are saved in the models folder as ``churn.pkl``, signed with the
-installation's key and refused when written by another format or library version.
+installation's key and refused when written by another format or library version; their
+description (versions, parameters, training data digest, validation figures) is written
+beside them as ``churn.json``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import io
+import json
 import logging
 import os
 import pickle
@@ -218,15 +223,16 @@ def validation_split(cutoffs: np.ndarray, share: float = VALIDATION_SHARE) -> tu
 
 
 def enough_examples(train: Examples) -> bool:
-    """At least ``MIN_EXAMPLES`` rows, ``MIN_PER_CLASS`` of each label, and both labels in
-    the fit and the validation parts."""
+    """At least ``MIN_EXAMPLES`` rows, ``MIN_PER_CLASS`` of each label, both labels in the
+    fit and the validation parts, and athletes enough for the calibration folds."""
     positives = int(train.y.sum())
     if len(train.y) < MIN_EXAMPLES or min(positives, len(train.y) - positives) < MIN_PER_CLASS:
         return False
     if len(np.unique(train.cutoff)) < 2:
         return False
     fit, valid = validation_split(train.cutoff)
-    return len(np.unique(train.y[fit])) == 2 and len(np.unique(train.y[valid])) == 2
+    return (len(np.unique(train.y[fit])) == 2 and len(np.unique(train.y[valid])) == 2
+            and len(np.unique(train.athlete[fit])) >= 2 * CALIBRATION_FOLDS)
 
 
 def fit_model(train: Examples, sources: dict | None = None) -> ChurnModel:
@@ -293,6 +299,7 @@ def save_model(model: ChurnModel, settings: Settings) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(FORMAT + signature + b"\n" + body)
     os.replace(tmp, path)
+    path.with_suffix(".json").write_text(json.dumps(model.meta, indent=2))
     return path
 
 
