@@ -18,7 +18,15 @@ model earns its keep on those still training whose visits, regularity or trend s
 
 The features (``FEATURES``) come from the eight weeks before the cutoff and the athlete's
 first activity, through one pure function (``feature_matrix``) shared by the generated
-populations, the evaluation and the database. The models are scikit-learn's: a
+populations, the evaluation and the database: days since the last activity and the last
+visit (57 for none in the eight weeks); activities in the last 7, 14, 28 and 56 days; the
+trend (the last two weeks' weekly rate against the six before, as a log ratio); the share
+of the eight weeks with an activity and how concentrated the active days are on a few
+weekdays (1 minus the normalised entropy); visits and sign-ins in the last 7 and 28 days
+and their trend (the last week against the four-week average); kudos and comments received
+and given in 28 days (on one's own activities not counted); tenure (days since the first
+activity, at most a year); the longest gap between two activities and the mean spacing of
+active days within the eight weeks. The models are scikit-learn's: a
 standardised logistic regression and a histogram gradient-boosting classifier, chosen by
 ROC AUC on a validation block at the end of the training period, and calibrated
 (isotonic, on training folds only) when that lowers the validation Brier score. No neural
@@ -175,6 +183,7 @@ class Examples:
     cutoff: np.ndarray
 
     def where(self, keep: np.ndarray) -> Examples:
+        """Only the rows kept."""
         return Examples(self.X[keep], self.y[keep], self.athlete[keep], self.cutoff[keep])
 
 
@@ -330,6 +339,7 @@ def load_model(settings: Settings) -> ChurnModel | None:
 
 
 def _day_start(now: datetime) -> datetime:
+    """The start of ``now``'s UTC day: the cutoff, so only complete days are read."""
     if now.tzinfo is None:
         raise ValueError("naive datetime given; use an aware UTC datetime")
     return datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), tzinfo=UTC)

@@ -54,6 +54,7 @@ def baseline_table(train: Examples) -> tuple[dict[int, float], float]:
 
 
 def baseline_probability(values: np.ndarray, table: dict[int, float], default: float) -> np.ndarray:
+    """The baseline as a probability: the training rate of its value (the overall rate for unseen ones)."""
     return np.array([table.get(int(v), default) for v in values])
 
 
@@ -93,6 +94,7 @@ def auc_interval(y: np.ndarray, score: np.ndarray, athlete: np.ndarray, seed: in
 
 
 def figures(test: Examples, score: np.ndarray, probability: np.ndarray, seed: int) -> dict:
+    """ROC AUC with its interval and top-decile precision of the score, Brier of the probability."""
     lo, hi = auc_interval(test.y, score, test.athlete, seed)
     return {"roc_auc": round(float(roc_auc_score(test.y, score)), 4), "roc_auc_ci": [round(lo, 4), round(hi, 4)],
             "brier": round(float(brier_score_loss(test.y, probability)), 5),

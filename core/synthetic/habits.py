@@ -134,6 +134,7 @@ class Population:
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(athletes, days)."""
         return self.activities.shape
 
 
