@@ -26,10 +26,12 @@ weekdays (1 minus the normalised entropy); visits and sign-ins in the last 7 and
 and their trend (the last week against the four-week average); kudos and comments received
 and given in 28 days (on one's own activities not counted); tenure (days since the first
 activity, at most a year); the longest gap between two activities and the mean spacing of
-active days within the eight weeks. The models are scikit-learn's: a
-standardised logistic regression and a histogram gradient-boosting classifier, chosen by
-ROC AUC on a validation block at the end of the training period, and calibrated
-(isotonic, on training folds only) when that lowers the validation Brier score. No neural
+active days within the eight weeks.
+
+The models are scikit-learn's: a standardised logistic regression and a histogram
+gradient-boosting classifier, chosen by ROC AUC on a validation block at the end of the
+training period, and calibrated (isotonic, or sigmoid under 1,000 rows; fit on training
+folds grouped by athlete) when that lowers the validation Brier score. No neural
 network (TensorFlow or other) is needed: this is gradient boosting on a few tabular
 features. Fitted models are saved in the models folder as ``churn.pkl``, signed with the
 installation's key and refused when written by another format or library version; their
