@@ -14,7 +14,8 @@ from core.cli.admin import open_sessions
 from core.config import load_settings
 
 # The jobs, in the order the worker runs them (scoring first, so a held activity forms no route).
-JOBS = ("scoring", "routes", "challenges", "badges", "recommendations", "leaderboards", "housekeeping")
+JOBS = ("scoring", "routes", "engagement", "challenges", "badges", "recommendations", "leaderboards",
+        "housekeeping")
 # Names that stand for several jobs: suggestions are trained on routes brought up to date first.
 ALIASES = {"all": JOBS, "recommendations": ("routes", "recommendations")}
 
@@ -66,21 +67,34 @@ def run_routes(Session, _settings) -> dict:
     return {"done": done, "batches": batches}
 
 
-def run_challenges(Session, _settings) -> dict:
-    """Assign this week's challenges to every athlete due for them, and mark those of weeks
-    that are over as missed."""
+def run_engagement(Session, settings) -> dict:
+    """Retrain the drop-off model on the database's history (when it has enough), and score
+    every athlete active in the last eight weeks."""
+    from core.jobs.engagement import score_engagement
+
+    done = score_engagement(Session, settings)["engagement"]
+    done.pop("seconds", None)
+    return {"done": done}
+
+
+def run_challenges(Session, settings) -> dict:
+    """Assign this week's challenges to every athlete due for them, mark those of weeks that
+    are over as missed, and let the adaptive policy learn from the weeks it can."""
+    from core.challenges.adaptive import learn
     from core.challenges.assign import end_weeks
     from core.jobs.badges import assign_challenges
 
     done: dict = {}
     batches = 0
     while True:
-        result = assign_challenges(Session).get("challenges")
+        result = assign_challenges(Session, policy=settings.challenge_policy).get("challenges")
         if not result or not result["athletes"]:
             break
         batches += 1
         _add(done, {k: v for k, v in result.items() if k != "seconds"})
     done["missed"] = end_weeks(Session)
+    while learnt := learn(Session):
+        _add(done, {"learned": learnt["learned"]})
     return {"done": done, "batches": batches}
 
 
@@ -138,8 +152,8 @@ def run_recommendations(Session, _settings) -> dict:
     return {"done": done}
 
 
-RUNNERS = {"scoring": run_scoring, "routes": run_routes, "challenges": run_challenges, "badges": run_badges, "recommendations": run_recommendations,
-           "leaderboards": run_leaderboards,
+RUNNERS = {"scoring": run_scoring, "routes": run_routes, "engagement": run_engagement, "challenges": run_challenges,
+           "badges": run_badges, "recommendations": run_recommendations, "leaderboards": run_leaderboards,
            "housekeeping": run_housekeeping}
 
 
@@ -186,8 +200,9 @@ def add_commands(sub) -> None:
         description="Run each named job once now, to completion where it works in batches, and print one "
                     "JSON line per job with what it did. scoring: the anomaly model (trained if there is "
                     "none), every activity completed since scored, the threshold recalibrated; routes: "
-                    "pending activities matched against routes; challenges: this week's challenges assigned to the "
-                    "athletes due for them; badges: the badges and challenge progress of athletes whose scored and "
+                    "pending activities matched against routes; engagement: the drop-off model retrained on "
+                    "the database (when it has enough history) and every recently active athlete's risk scored; "
+                    "challenges: this week's challenges assigned to the athletes due for them; badges: the badges and challenge progress of athletes whose scored and "
                     "matched activities changed recounted; leaderboards: the Redis boards rebuilt; "
                     "housekeeping: abandoned activities closed, expired sessions purged; recommendations: "
                     "routes, then the suggestion model retrained and each athlete's list precomputed; "

@@ -1,16 +1,28 @@
 """The command line, ``python -m core COMMAND``: each command group's module adds its own
 commands (tracks: stats; admin: migrate, demo, worker; accounts: create-user, device-token;
 social: feed, leaderboard; anomaly: score, train, evaluate; population: import, follow;
-jobs: jobs run; recommend: routes, athletes, evaluate; challenges: badges)."""
+jobs: jobs run; recommend: routes, athletes, evaluate; challenges: badges, challenges;
+engagement: evaluate)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from core.cli import accounts, admin, anomaly, challenges, jobs, population, recommend, social, tracks
+from core.cli import (
+    accounts,
+    admin,
+    anomaly,
+    challenges,
+    engagement,
+    jobs,
+    population,
+    recommend,
+    social,
+    tracks,
+)
 
-GROUPS = (tracks, admin, accounts, social, anomaly, population, jobs, recommend, challenges)
+GROUPS = (tracks, admin, accounts, social, anomaly, population, jobs, recommend, challenges, engagement)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,9 @@
   50 athletes whose activities were scored, released, held, cropped or deleted since
   (``core.challenges``), so a flagged activity earns nothing and a confirmed cheat's badges
   and completions are withdrawn;
+- once a week (when the newest drop-off risk on record is a week old), retrain the engagement
+  model on the database's history and score every athlete active in the last eight weeks
+  (``core.jobs.engagement``), before the challenge assignment that reads the risks;
 - every six hours, retrain the route suggestions and precompute each active athlete's
   list (``core.recommend``);
 - every three minutes (the seed's refresh interval), rebuild the Redis leaderboards, so an
@@ -51,12 +54,14 @@ from core.jobs.badges import (
     learn_challenge_levels,
 )
 from core.jobs.devices import DEVICE_BATCH, device_activities
+from core.jobs.engagement import RETRY_EVERY_S, engagement_due, score_engagement
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
 from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
 from core.jobs.recommendations import RECOMMEND_EVERY_S, train_recommendations
 from core.jobs.routes import ROUTE_BATCH, match_routes
 from core.jobs.scoring import SCORE_BATCH, ModelKeeper, calibrate, score
 from core.social.leaderboards import connect_redis
+from core.storage.base import utcnow
 from core.storage.engine import WRITE_LOCKS, make_engine, make_sessionmaker
 from core.storage.schema import migrate
 
@@ -76,6 +81,7 @@ class Jobs:
         self.boards_at = -math.inf
         self.housekeeping_at = -math.inf
         self.recommend_at = -math.inf
+        self.engagement_at = -math.inf
 
     @property
     def model(self):
@@ -92,6 +98,9 @@ class Jobs:
         score(self.Session, self.settings, model, done)
         audit = now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S  # with housekeeping, every ten minutes
         done.update(match_routes(self.Session, audit=audit))
+        if now - self.engagement_at >= RETRY_EVERY_S and engagement_due(self.Session, utcnow()):
+            self.engagement_at = now  # before the assignment, so the week's challenges see the risks
+            done.update(score_engagement(self.Session, self.settings))
         done.update(assign_challenges(self.Session, policy=self.settings.challenge_policy))
         done.update(award_badges(self.Session))
         if now - self.boards_at >= REFRESH_EVERY_S:
