@@ -62,8 +62,8 @@ CORE_MAY_IMPORT = {
     "anomaly": {"accounts", "activities", "devices", "storage", "tracks", "text", "units", "config"},
     "routes": {"activities", "storage", "tracks", "units"},
     "recommend": {"accounts", "activities", "routes", "social", "storage", "text", "units"},
-    "synthetic": {"accounts", "activities", "social", "storage", "tracks"},
-    "challenges": {"accounts", "activities", "anomaly", "routes", "social", "storage", "units"},
+    "synthetic": {"accounts", "activities", "challenges", "social", "storage", "tracks"},
+    "challenges": {"accounts", "activities", "anomaly", "config", "routes", "social", "storage", "units"},
     "jobs": {"accounts", "activities", "anomaly", "challenges", "config", "devices", "recommend", "routes", "social", "storage", "tracks", "text",
              "units"},
     "cli": {"accounts", "activities", "anomaly", "challenges", "config", "devices", "jobs", "recommend", "routes", "social", "storage", "synthetic",
@@ -82,7 +82,9 @@ OFFLINE_ONLY = {"core.anomaly.evaluation": {"core/cli/anomaly.py", "core/anomaly
                 "core.anomaly.cheats": {"core/anomaly/evaluation.py", "core/anomaly/cheats.py"},
                 "core.anomaly.heldout_cheats": {"core/anomaly/evaluation.py"},
                 # The generated population evaluates suggestions; it never serves them.
-                "core.recommend.population": {"core/recommend/evaluation.py", "core/recommend/population.py"}}
+                "core.recommend.population": {"core/recommend/evaluation.py", "core/recommend/population.py"},
+                # The drop-off model's evaluation runs from the command line on generated populations.
+                "core.challenges.churn_evaluation": {"core/cli/engagement.py", "core/challenges/churn_evaluation.py"}}
 
 
 def core_imports(path: Path) -> set[str]:

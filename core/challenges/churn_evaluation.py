@@ -25,7 +25,7 @@ from core.challenges.churn import (
     validation_split,
 )
 from core.challenges.churn_history import Daily
-from core.synthetic.habits import OTHER_HABITS, Habits, generate
+from core.challenges.habits import OTHER_HABITS, Habits, generate
 
 TEST_SHARE = 0.3
 BOOTSTRAP = 200

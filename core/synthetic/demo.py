@@ -1,5 +1,9 @@
 """A believable demo dataset: athletes, a follow graph, and their runs and rides.
 
+When athletes train follows their habits (``core.challenges.habits``: weekly routines,
+holidays, injuries, fades and comebacks over the last 18 weeks): each activity is put on
+a day one of them trained, and their dashboard visits and sign-ins are recorded per day
+(``engagement_days``), so the drop-off model has a believable history to learn from.
 Tracks are generated (smooth wandering routes around a few towns, at each athlete's own
 pace, logged every 5 s for runs and 3 s for rides as devices do, with GPS noise). When the
 real recordings in ../shared/data/tracks are present, some activities are derived from
@@ -12,11 +16,11 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
@@ -24,6 +28,8 @@ from core.accounts.tables import User
 from core.accounts.users import create_user
 from core.activities.imports import record_track
 from core.activities.tables import SPORTS
+from core.challenges.habits import generate
+from core.challenges.tables import EngagementDay
 from core.social.follows import follow
 from core.synthetic.tracks import TOWNS, TYPICAL_SPEED_MPS, synthetic_track
 from core.tracks.formats import readable_tracks
@@ -94,14 +100,16 @@ def build_demo(s: Session, users: int = 300, activities: int = 2500, seed: int =
     for other in athletes[2:102]:
         follow(s, alice, other)
     follow(s, bob, alice)
+    days = habit_days(s, athletes, activities, seed, now)
 
     real = _real_tracks(shared_tracks)
     total_points = 0
     bar = tqdm(total=activities, desc="demo activities", unit="act", disable=not progress)
     for k in range(activities):
-        owner = alice if k % 40 == 0 else rng.choice(athletes)
+        owner, day = days[k]
+        owner = alice if k % 40 == 0 else owner
         (town, lat0, lon0), run_speed, ride_speed, ride_share = profile[owner.id]
-        start = now - rng.uniform(0.05, 120) * 86400
+        start = min(day + rng.uniform(6, 20) * 3600, now - rng.uniform(0.05, 0.5) * 86400)
         visibility = rng.choices(("public", "followers", "private"), (6, 3, 1))[0]
         if real and k % 12 == 0:
             track = _shifted(rng, rng.choice(real), start)
@@ -129,6 +137,48 @@ def build_demo(s: Session, users: int = 300, activities: int = 2500, seed: int =
     s.flush()
     return DemoReport(users=len(people), activities=activities + 3, points=total_points,
                       seconds=time.time() - began)
+
+
+HABIT_WEEKS = 18
+
+
+def habit_days(s: Session, athletes: list[User], activities: int, seed: int, now: float) -> list[tuple[User, float]]:
+    """Who trains when: ``activities`` (athlete, midnight UTC as Unix seconds) pairs drawn from
+    the days the athletes' habits say they trained over the last HABIT_WEEKS weeks (ending
+    yesterday), in time order; their visits and sign-ins are recorded per day on the way."""
+    pop = generate(len(athletes), HABIT_WEEKS, seed)
+    span = HABIT_WEEKS * 7
+    first = datetime.fromtimestamp(now, UTC).date() - timedelta(days=span)
+    rows = [dict(user_id=athletes[i].id, day=first + timedelta(days=int(d)), visits=int(pop.visits[i, d]),
+                 sign_ins=int(pop.sign_ins[i, d])) for i, d in zip(*np.nonzero(pop.visits), strict=True)]
+    for k in range(0, len(rows), 5000):
+        s.execute(insert(EngagementDay), rows[k:k + 5000])
+    # Half the activities go to "regulars", athletes taken in a random order who keep every
+    # session their habits give them (a history the drop-off model can read); the other
+    # half is spread over everyone else's training days, so every athlete has some.
+    rng = np.random.default_rng(seed)
+    regulars, budget = [], activities // 2
+    for i in rng.permutation(len(athletes)):
+        if budget <= 0:
+            break
+        n = int(pop.activities[i].sum())
+        if 0 < n <= budget:
+            regulars.append(i)
+            budget -= n
+    counts = pop.activities.copy()
+    counts[regulars] = 0
+    who, when = np.nonzero(pop.activities[regulars]) if regulars else (np.array([], int), np.array([], int))
+    chosen = [(regulars[a], d) for a, d in zip(who, when, strict=True) for _ in range(pop.activities[regulars[a], d])]
+    who, when = np.nonzero(counts)
+    weight = counts[who, when].astype(float)
+    rest = activities - len(chosen)
+    if rest > 0 and len(who):
+        pick = rng.choice(len(who), size=rest, replace=rest > len(who), p=weight / weight.sum())
+        chosen += [(who[j], when[j]) for j in pick]
+    while len(chosen) < activities:  # a population too small or idle to give enough training days
+        chosen.append((int(rng.integers(len(athletes))), int(rng.integers(span))))
+    midnight = datetime.combine(first, datetime.min.time(), tzinfo=UTC).timestamp()
+    return sorted(((athletes[i], midnight + 86400.0 * int(d)) for i, d in chosen), key=lambda x: x[1])[:activities]
 
 
 def database_is_empty(s: Session) -> bool:

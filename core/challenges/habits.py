@@ -1,5 +1,6 @@
-"""A population of athletes with day-level habits, for building and checking the engagement
-(drop-off) model where the database has too little history. Pure numpy, seeded.
+"""A population of athletes with day-level habits: when the demo's athletes train and visit,
+and, generated afresh, the populations the engagement (drop-off) model is built and checked on
+where the database has too little history. Pure numpy, seeded.
 
 Every athlete has a weekly routine and a life around it; each day is drawn from the routine
 times everything that is going on that day. The parameters (``Habits``, all per population):
