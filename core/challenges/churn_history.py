@@ -37,7 +37,7 @@ class Daily:
 
     @classmethod
     def of(cls, population) -> Daily:
-        """A generated population's arrays (``core.synthetic.habits.Population``)."""
+        """A generated population's arrays (``core.challenges.habits.Population``)."""
         n = population.activities.shape[0]
         return cls(population.activities, population.visits, population.sign_ins, population.kudos_given,
                    population.kudos_received, population.comments_given, population.comments_received,

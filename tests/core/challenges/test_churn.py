@@ -33,10 +33,10 @@ from core.challenges.churn import (
 )
 from core.challenges.churn_evaluation import cutoffs_of, run, time_split, top_decile_precision
 from core.challenges.churn_history import Daily, read_daily
+from core.challenges.habits import OTHER_HABITS, generate
 from core.challenges.tables import EngagementDay
 from core.config import load_settings
 from core.social.tables import Comment, Kudos
-from core.challenges.habits import OTHER_HABITS, generate
 from tests.core.challenges.conftest import athlete
 
 NOW = datetime(2026, 12, 7, 6, 30, tzinfo=UTC)
