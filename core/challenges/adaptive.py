@@ -22,12 +22,15 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.activities.tables import Activity
+from core.anomaly.tables import ActivityFlag
 from core.challenges.badges import Entry
-from core.challenges.bandit import LinearThompson, context, reward
+from core.challenges.bandit import FEATURES, LEVELS, LinearThompson, context, reward
 from core.challenges.tables import Challenge, ChallengePolicy
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
@@ -70,16 +73,30 @@ def athlete_context(past: list[tuple[str, int]], entries: list[Entry], tz: ZoneI
                    np.array([last_completed]), np.array([last_level]), np.array([risk]))
 
 
+UNREAD = "adaptive-unread"  # where a saved state that cannot be read is kept when learning starts afresh
+
+
+def saved(s: Session) -> tuple[LinearThompson, bool]:
+    """The adaptive policy as learnt so far, and whether a saved state could not be used
+    (then a fresh policy, and the reason is logged): a state of another version, of other
+    levels or features, or with impossible numbers."""
+    row = s.get(ChallengePolicy, POLICY)
+    if row is None:
+        return LinearThompson(), False
+    try:
+        policy = LinearThompson.from_state(json.loads(row.state))
+        if policy.levels != LEVELS or policy.dim != len(FEATURES):
+            raise ValueError(f"state for levels {policy.levels} and {policy.dim} features")
+        return policy, False
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        log.error("challenge policy state unreadable, starting afresh (kept as %r): %s", UNREAD, exc)
+        return LinearThompson(), True
+
+
 def load(s: Session) -> LinearThompson:
     """The adaptive policy as learnt so far (a fresh one before the first outcome, or when
-    the saved state cannot be read: that is logged)."""
-    row = s.get(ChallengePolicy, POLICY)
-    if row is not None:
-        try:
-            return LinearThompson.from_state(json.loads(row.state))
-        except (ValueError, TypeError, KeyError) as exc:
-            log.error("challenge policy state unreadable, starting afresh: %s", exc)
-    return LinearThompson()
+    the saved state cannot be used: that is logged)."""
+    return saved(s)[0]
 
 
 def choose(bandit: LinearThompson, X: np.ndarray, risk: float | None, rng: np.random.Generator) -> int:
@@ -88,22 +105,30 @@ def choose(bandit: LinearThompson, X: np.ndarray, risk: float | None, rng: np.ra
 
 
 def _outcomes(s: Session, now: datetime, limit: int) -> list[tuple[int, list[float] | None, int, float]]:
-    """Weeks to learn from: (challenge id, context, level, reward), their following week over."""
+    """Weeks to learn from: (challenge id, context, level, reward), their following week over.
+    "Active the week after" counts what challenges count: completed, scored, not held."""
     rows = s.execute(select(Challenge.id, Challenge.user_id, Challenge.context, Challenge.level, Challenge.status,
                             Challenge.deadline)
                      .where(Challenge.policy == POLICY, Challenge.learned_at.is_(None), Challenge.context.is_not(None),
                             Challenge.deadline <= now - timedelta(days=7))
                      .order_by(Challenge.deadline).limit(limit)).all()
+    if not rows:
+        return []
+    starts: dict[int, list[datetime]] = {}
+    for uid, start in s.execute(
+            select(Activity.user_id, Activity.start_time).join(ActivityFlag, ActivityFlag.activity_id == Activity.id)
+            .where(Activity.user_id.in_({r.user_id for r in rows}), Activity.status == "completed",
+                   Activity.held.is_(False), Activity.start_time >= min(r.deadline for r in rows),
+                   Activity.start_time < max(r.deadline for r in rows) + timedelta(days=7))):
+        starts.setdefault(uid, []).append(start)
     out = []
     for cid, user_id, ctx, level, status, deadline in rows:
-        active = s.scalar(select(exists().where(
-            Activity.user_id == user_id, Activity.status == "completed", Activity.held.is_(False),
-            Activity.start_time >= deadline, Activity.start_time < deadline + timedelta(days=7))))
+        active = any(deadline <= t < deadline + timedelta(days=7) for t in starts.get(user_id, ()))
         try:
             x = [float(v) for v in json.loads(ctx)]
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             x = None  # unreadable: marked learnt, learnt nothing from
-        out.append((cid, x, level, float(reward(status == "completed", bool(active)))))
+        out.append((cid, x, level, float(reward(status == "completed", active))))
     return out
 
 
@@ -116,7 +141,16 @@ def learn(Session: sessionmaker[Session], now: datetime | None = None, limit: in
         return {}
     with write_transaction(Session, "challenges") as s:
         row = s.get(ChallengePolicy, POLICY, with_for_update=True)
-        bandit = load(s)
+        if row is None:  # the first outcome ever: the row is made first, so a second worker waits on it
+            insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+            s.execute(insert(ChallengePolicy.__table__).on_conflict_do_nothing(index_elements=["name"]),
+                      [{"name": POLICY, "state": json.dumps(LinearThompson().state()), "outcomes": 0,
+                        "updated_at": now}])
+            row = s.get(ChallengePolicy, POLICY, with_for_update=True, populate_existing=True)
+        bandit, unread = saved(s)
+        if unread:
+            s.merge(ChallengePolicy(name=UNREAD, state=row.state, outcomes=row.outcomes, updated_at=now))
+            row.outcomes = 0
         ids = [o[0] for o in outcomes]
         still = set(s.scalars(select(Challenge.id).where(Challenge.id.in_(ids), Challenge.learned_at.is_(None))))
         fit = [o for o in outcomes if o[0] in still and o[1] is not None and len(o[1]) == bandit.dim
@@ -124,10 +158,6 @@ def learn(Session: sessionmaker[Session], now: datetime | None = None, limit: in
         if fit:
             bandit.update(np.array([o[1] for o in fit]), np.array([o[2] for o in fit]),
                           np.array([o[3] for o in fit]))
-        state = json.dumps(bandit.state())
-        if row is None:
-            s.add(ChallengePolicy(name=POLICY, state=state, outcomes=len(fit), updated_at=now))
-        else:
-            row.state, row.outcomes, row.updated_at = state, row.outcomes + len(fit), now
+        row.state, row.outcomes, row.updated_at = json.dumps(bandit.state()), row.outcomes + len(fit), now
         s.execute(update(Challenge).where(Challenge.id.in_(still)).values(learned_at=now))
     return {"learned": len(fit), "rewards": round(sum(o[3] for o in fit), 2)}

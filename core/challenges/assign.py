@@ -113,13 +113,17 @@ def plan_batch(s: Session, user_ids: list[int], now: datetime, week: str | None 
     if not user_ids:
         return []
     users = dict(s.execute(select(User.id, User.settings).where(User.id.in_(user_ids))).all())
-    weeks = {}
+    weeks, failed = {}, set()
     for uid, settings in users.items():
-        tz = time_zone(settings)
-        w = week or current_week(now, tz)
-        weeks[uid] = (tz, w, *week_bounds(w, tz))
+        try:
+            tz = time_zone(settings)
+            w = week or current_week(now, tz)
+            weeks[uid] = (tz, w, *week_bounds(w, tz))
+        except Exception:  # noqa: BLE001 - one athlete's odd settings must not stop everyone's week
+            log.exception("challenge assignment failed", extra={"user_id": uid})
+            failed.add(uid)
     if not weeks:
-        return [WeekPlan(uid, None, [], now + RETRY) for uid in user_ids]
+        return [WeekPlan(uid, None, [], now + RETRY, failed=uid in failed) for uid in user_ids]
     first = min(b[2] for b in weeks.values())
     last = max(b[3] for b in weeks.values())
     past: dict[int, list[_Past]] = {}
@@ -139,8 +143,8 @@ def plan_batch(s: Session, user_ids: list[int], now: datetime, week: str | None 
         .where(EngagementRisk.user_id.in_(list(weeks))))}
     plans = []
     for uid in user_ids:
-        if uid not in weeks:  # deleted meanwhile
-            plans.append(WeekPlan(uid, None, [], now + RETRY))
+        if uid not in weeks:  # deleted meanwhile, or settings that could not be read
+            plans.append(WeekPlan(uid, None, [], now + RETRY, failed=uid in failed))
             continue
         try:
             plans.append(_plan(uid, *weeks[uid], past.get(uid, []), rows.get(uid, []), risks.get(uid), now,
@@ -295,11 +299,14 @@ def write_weeks(Session: sessionmaker[Session], plans: list[WeekPlan], schedule:
         insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
         conn = s.connection()
         if fresh:
-            # One statement for the chunk; a week another process wrote meanwhile is left as it is.
-            conn.execute(insert(Challenge.__table__).on_conflict_do_nothing(index_elements=["user_id", "week", "kind"]),
-                         [c for p in fresh for c in p.rows])
-            for p in fresh:
-                written[p.user_id] = len(p.rows)
+            # One statement for the chunk; a week another process wrote meanwhile is left as
+            # it is, and only the rows this statement inserted count as written.
+            inserted = conn.execute(insert(Challenge.__table__)
+                                    .on_conflict_do_nothing(index_elements=["user_id", "week", "kind"])
+                                    .returning(Challenge.__table__.c.user_id),
+                                    [c for p in fresh for c in p.rows]).scalars().all()
+            for uid in inserted:
+                written[uid] += 1
         if schedule:
             stmt = insert(ChallengeSchedule.__table__)
             conn.execute(stmt.on_conflict_do_update(index_elements=["user_id"],

@@ -128,11 +128,13 @@ def badge(code: str) -> Badge | None:
 
 
 def time_zone(settings: dict | None) -> ZoneInfo:
-    """The athlete's time zone from their settings (UTC when unset or unknown)."""
-    name = (settings or {}).get("time_zone") or "UTC"
+    """The athlete's time zone from their settings (UTC when unset, unknown or not a name)."""
+    name = settings.get("time_zone") if isinstance(settings, dict) else None
+    if not isinstance(name, str) or not 0 < len(name) <= 64:
+        return ZoneInfo("UTC")
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         return ZoneInfo("UTC")
 
 

@@ -18,6 +18,8 @@ and goes on from every outcome. The same class drives ``core.challenges.simulate
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 LEVELS = (-1, 0, 1, 2, 3)
@@ -115,11 +117,25 @@ class LinearThompson:
         """The policy ``state()`` saved; ValueError for a state of another shape or version."""
         if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
             raise ValueError("bandit state of an unknown version")
-        policy = cls(tuple(state["levels"]), int(state["dim"]), float(state["prior"]), float(state["noise"]))
-        A, b, n = np.asarray(state["A"], float), np.asarray(state["b"], float), np.asarray(state["n"], int)
+        try:
+            levels = tuple(int(v) for v in state["levels"])
+            dim, prior, noise = int(state["dim"]), float(state["prior"]), float(state["noise"])
+            A, b, n = np.asarray(state["A"], float), np.asarray(state["b"], float), np.asarray(state["n"], int)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"bandit state unreadable: {exc}") from None
+        if not (levels and 0 < dim <= 64 and math.isfinite(prior) and prior > 0 and math.isfinite(noise)
+                and noise > 0):
+            raise ValueError("bandit state has impossible levels, features, prior or noise")
+        policy = cls(levels, dim, prior, noise)
         if A.shape != policy.A.shape or b.shape != policy.b.shape or n.shape != policy.n.shape \
-                or not (np.isfinite(A).all() and np.isfinite(b).all()):
+                or not (np.isfinite(A).all() and np.isfinite(b).all()) or (n < 0).any():
             raise ValueError("bandit state does not fit its levels and features")
+        try:  # each level's precision matrix must be symmetric positive definite (it is prior + X'X)
+            if not np.allclose(A, np.transpose(A, (0, 2, 1))):
+                raise np.linalg.LinAlgError("not symmetric")
+            np.linalg.cholesky(A)
+        except np.linalg.LinAlgError:
+            raise ValueError("bandit state's matrices are not positive definite") from None
         policy.A, policy.b, policy.n = A, b, n
         policy._posterior = None
         return policy

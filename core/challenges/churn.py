@@ -80,6 +80,7 @@ CALIBRATION_FOLDS = 3
 MIN_EXAMPLES = 200
 MIN_PER_CLASS = 20
 DB_TRAINING_WEEKS = 52
+MAX_TRAINING_ATHLETES = 20_000  # sampled when the database holds more (about 1 GB of day arrays)
 MODEL_FILE = "churn.pkl"
 FORMAT = b"TRACKER-CHURN-MODEL-1\n"
 SEED = 0
@@ -256,6 +257,7 @@ def fit_model(train: Examples, sources: dict | None = None) -> ChurnModel:
         fitted[name] = clone(model).fit(f.X, f.y)
         scores[name] = float(roc_auc_score(v.y, fitted[name].predict_proba(v.X)[:, 1]))
     chosen = max(scores, key=scores.get)
+    baseline = float(roc_auc_score(v.y, v.X[:, BASELINE]))
     raw_brier = float(brier_score_loss(v.y, fitted[chosen].predict_proba(v.X)[:, 1]))
     calibrated = calibrated_version(candidates()[chosen], f)
     cal_brier = float(brier_score_loss(v.y, calibrated.predict_proba(v.X)[:, 1]))
@@ -271,7 +273,7 @@ def fit_model(train: Examples, sources: dict | None = None) -> ChurnModel:
         "model": chosen,
         "calibrated": bool(use_calibration),
         "params": {k: repr(m) for k, m in candidates().items()},
-        "validation": {"roc_auc": {k: round(s, 4) for k, s in scores.items()},
+        "validation": {"roc_auc": {k: round(s, 4) for k, s in scores.items()}, "baseline_roc_auc": round(baseline, 4),
                        "brier": round(raw_brier, 5), "brier_calibrated": round(cal_brier, 5),
                        "rows": int(len(v.y)), "first_cutoff": int(v.cutoff.min())},
         "training": {"rows": int(len(train.y)), "dropped": int(train.y.sum()),
@@ -340,6 +342,14 @@ def load_model(settings: Settings) -> ChurnModel | None:
 # The database ------------------------------------------------------------------------------
 
 
+def beats_baseline(model: ChurnModel) -> bool:
+    """Whether the model ranked its validation block better than the days since the last
+    activity did (a model that does not is not worth saving)."""
+    v = model.meta.get("validation", {})
+    chosen = v.get("roc_auc", {}).get(model.meta.get("model"))
+    return chosen is not None and chosen > v.get("baseline_roc_auc", 1.0)
+
+
 def _day_start(now: datetime) -> datetime:
     """The start of ``now``'s UTC day: the cutoff, so only complete days are read."""
     if now.tzinfo is None:
@@ -357,6 +367,9 @@ def train_on_database(Session, now: datetime, weeks: int = DB_TRAINING_WEEKS) ->
     users = athletes_with_activities(Session, start, last_cutoff)
     if not users:
         return None
+    if len(users) > MAX_TRAINING_ATHLETES:  # a seeded sample: memory and time stay bounded
+        pick = np.random.default_rng(SEED).choice(len(users), MAX_TRAINING_ATHLETES, replace=False)
+        users = [users[i] for i in sorted(pick)]
     daily = read_daily(Session, users, start.date(), today.date())
     cutoffs = range(AT_RISK_DAYS, (last_cutoff - start).days + 1, CUTOFF_STEP_DAYS)
     train = examples(daily, cutoffs)

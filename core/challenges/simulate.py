@@ -91,11 +91,15 @@ def load_world(text: str | None) -> dict:
         given = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ValueError(f"world file is not JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("world file is nested too deeply") from None
     if not isinstance(given, dict):
         raise ValueError("world file must hold a JSON object")
     for key, value in given.items():
         if key == "name":
-            world["name"] = str(value)[:80]
+            if not isinstance(value, str) or not value.isprintable() or not 0 < len(value) <= 80:
+                raise ValueError("world name must be printable text of 1 to 80 characters")
+            world["name"] = value
             continue
         if key not in PARAMETERS:
             raise ValueError(f"unknown world parameter {key!r} (known: {', '.join(PARAMETERS)})")
@@ -266,19 +270,13 @@ def policy_of(name: str, seed: int):
 
 
 def growth(regret: list[float]) -> dict:
-    """How cumulative regret grows: the exponent of a power law fitted over the second
-    half of the weeks (1: linear; below 1: sub-linear), and the regret added in the second
-    half of the weeks against the first."""
-    r = np.asarray(regret)
-    half = len(r) // 2
-    tail = np.arange(half, len(r))
-    exponent = None
-    if half >= 2 and (r[tail] > 0).all():
-        exponent = float(np.polyfit(np.log(tail + 1.0), np.log(r[tail]), 1)[0])
-    first = r[half - 1] if half else 0.0
-    ratio = float((r[-1] - first) / first) if first > 0 else None
-    return {"exponent": None if exponent is None else round(exponent, 3),
-            "second_half_over_first": None if ratio is None else round(ratio, 3)}
+    """How cumulative regret grows: the regret added per week in each quarter of the weeks.
+    Sub-linear regret keeps falling towards zero from quarter to quarter; a per-week regret
+    that levels off above zero is linear growth, however small."""
+    r = np.concatenate([[0.0], np.asarray(regret, float)])
+    edges = np.linspace(0, len(regret), 5).round().astype(int)
+    per_week = [float((r[b] - r[a]) / (b - a)) if b > a else None for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return {"per_week_by_quarter": [None if v is None else round(v, 4) for v in per_week]}
 
 
 def run(world: dict, policies: tuple[str, ...], weeks: int = 26, athletes: int = 2000, seed: int = 0) -> list[dict]:

@@ -128,7 +128,9 @@ def cmd_simulate(args) -> int:
         print(json.dumps(DEFAULT_WORLD, indent=2))
         return 0
     try:
-        text = None if args.world is None else open(args.world, encoding="utf-8").read(1_000_000)
+        text = None if args.world is None else open(args.world, encoding="utf-8").read(1_000_001)
+        if text is not None and len(text) > 1_000_000:
+            raise ValueError("world file is over 1,000,000 characters")
         world = load_world(text)
     except (OSError, UnicodeDecodeError) as exc:
         print(f"error: cannot read world file: {exc}", file=sys.stderr)
@@ -141,16 +143,15 @@ def cmd_simulate(args) -> int:
     for r in results:
         print(json.dumps(r))
     if len(results) > 1:
-        fixed = next(r["mean_active_share"] for r in results if r["policy"] == "fixed")
+        fixed = max(next(r["mean_active_share"] for r in results if r["policy"] == "fixed"), 1e-9)
         print(f"world {world['name']}, {args.athletes} athletes, {args.weeks} weeks, seed {args.seed}",
               file=sys.stderr)
-        print(f"{'policy':9} {'active':>7} {'vs fixed':>9} {'completed':>10} {'regret':>7} {'growth':>7}",
+        print(f"{'policy':9} {'active':>7} {'vs fixed':>9} {'completed':>10} {'regret':>7}  regret per week by quarter",
               file=sys.stderr)
         for r in results:
-            g = r["regret_growth"]["exponent"]
+            q = " ".join("-" if v is None else f"{v:.3f}" for v in r["regret_growth"]["per_week_by_quarter"])
             print(f"{r['policy']:9} {r['mean_active_share']:7.3f} {r['mean_active_share'] / fixed - 1:+9.1%} "
-                  f"{r['completion_rate']:10.3f} {r['cumulative_regret'][-1]:7.2f} "
-                  f"{'-' if g is None else f'{g:.2f}':>7}", file=sys.stderr)
+                  f"{r['completion_rate']:10.3f} {r['cumulative_regret'][-1]:7.2f}  {q}", file=sys.stderr)
     return 0
 
 

@@ -1,5 +1,6 @@
 """The weekly drop-off scoring: retrain the engagement model on the database's own history
-(when it has examples enough of both kinds; else the saved model is kept), then score every
+(when it has examples enough of both kinds, and the new model ranks its validation weeks
+better than the days since the last activity; else the saved model is kept), then score every
 athlete active in the last eight weeks and keep each one's risk (``engagement_risks``), which
 the weekly challenge assignment reads: an athlete at risk gets a gentler challenge, and the
 adaptive policy sees the risk in its context.
@@ -19,7 +20,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
-from core.challenges.churn import AT_RISK_DAYS, load_model, risks, save_model, train_on_database
+from core.challenges.churn import (
+    AT_RISK_DAYS,
+    beats_baseline,
+    load_model,
+    risks,
+    save_model,
+    train_on_database,
+)
 from core.challenges.churn_history import athletes_with_activities
 from core.challenges.tables import EngagementRisk
 from core.storage.base import utcnow
@@ -50,16 +58,25 @@ def score_engagement(Session, settings, now: datetime | None = None) -> dict:
         model = train_on_database(Session, now)
     except Exception:  # noqa: BLE001 - a failed training keeps the model there is
         log.exception("drop-off model training failed; keeping the saved one")
+    if model is not None and not beats_baseline(model):
+        log.warning("retrained drop-off model no better than days since the last activity; keeping the saved one",
+                    extra={"validation": model.meta.get("validation")})
+        done["trained"] = False
+        done["validation"] = model.meta.get("validation")
+        model = None
     if model is not None:
         save_model(model, settings)
         done["trained"] = True
-    else:
+        done["validation_roc_auc"] = model.meta["validation"]["roc_auc"][model.meta["model"]]
+        done["baseline_roc_auc"] = model.meta["validation"]["baseline_roc_auc"]
+    if model is None:
         try:
             model = load_model(settings)
         except Exception:  # noqa: BLE001 - a refused file is as good as none
             log.exception("saved drop-off model refused")
     if model is None:
-        return {"engagement": {"note": "no drop-off model yet: too little history to train on",
+        return {"engagement": {**done, "note": "no drop-off model yet: too little history to train on, or none "
+                                               "better than the days since the last activity",
                                "seconds": round(time.monotonic() - began, 3)}}
     users = athletes_with_activities(Session, now - timedelta(days=AT_RISK_DAYS), now)
     scored = at_risk = 0

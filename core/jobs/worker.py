@@ -11,7 +11,8 @@
   have none for their current week, then recount the badges and challenge progress of up to
   50 athletes whose activities were scored, released, held, cropped or deleted since
   (``core.challenges``), so a flagged activity earns nothing and a confirmed cheat's badges
-  and completions are withdrawn;
+  and completions are withdrawn, and let the adaptive challenge policy learn from up to 500
+  weeks whose following week is over;
 - once a week (when the newest drop-off risk on record is a week old), retrain the engagement
   model on the database's history and score every athlete active in the last eight weeks
   (``core.jobs.engagement``), before the challenge assignment that reads the risks;
@@ -23,8 +24,7 @@
   threshold from moderators' decisions;
 - every ten minutes, close activities their devices abandoned a day ago (completed from
   their points, or discarded when they have none), delete expired web sessions and old
-  failed sign-ins, mark the challenges of weeks that are over as missed, and let the
-  adaptive challenge policy learn from the weeks whose following week is over;
+  failed sign-ins, and mark the challenges of weeks that are over as missed;
 - once a day, retrain the anomaly model (also on demand: ``python -m core anomaly train``).
 
 No job holds a write transaction for long: each computes first (reading needs no lock on
@@ -103,6 +103,7 @@ class Jobs:
             done.update(score_engagement(self.Session, self.settings))
         done.update(assign_challenges(self.Session, policy=self.settings.challenge_policy))
         done.update(award_badges(self.Session))
+        done.update(learn_challenge_levels(self.Session))
         if now - self.boards_at >= REFRESH_EVERY_S:
             self.boards_at = now
             done.update(run_once(self.Session, self.redis))
@@ -114,7 +115,6 @@ class Jobs:
             self.housekeeping_at = now
             done.update(housekeeping(self.Session))
             done.update(end_challenge_weeks(self.Session))
-            done.update(learn_challenge_levels(self.Session))
         locks = WRITE_LOCKS.snapshot(reset=True)
         if locks:
             done["write_locks"] = locks

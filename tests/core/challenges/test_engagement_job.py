@@ -64,6 +64,7 @@ def test_the_job_trains_on_the_database_scores_and_the_assignment_spares_those_a
     assert engagement_due(Sessions, NOW)
     done = score_engagement(Sessions, settings, now=NOW)["engagement"]
     assert done.get("trained") is True, done
+    assert done["validation_roc_auc"] > done["baseline_roc_auc"]  # saved only when it beats days-since
     with Sessions() as s:
         risk = dict(s.execute(select(EngagementRisk.user_id, EngagementRisk.risk)).all())
     steady = [risk[u] for u in groups["steady"]]
@@ -85,3 +86,15 @@ def test_the_job_trains_on_the_database_scores_and_the_assignment_spares_those_a
         for uid in risky:
             mine = challenges_of(s, uid, now=NOW)
             assert [c.kind for c in mine] == ["sessions"] and mine[0].level <= -1
+
+
+def test_a_model_no_better_than_days_since_the_last_activity_is_not_worth_saving():
+    from core.challenges.churn import ChurnModel, beats_baseline
+
+    def model(auc, baseline):
+        return ChurnModel(None, {"model": "boosting", "validation": {"roc_auc": {"boosting": auc},
+                                                                      "baseline_roc_auc": baseline}})
+
+    assert beats_baseline(model(0.80, 0.75))
+    assert not beats_baseline(model(0.75, 0.75)) and not beats_baseline(model(0.70, 0.75))
+    assert not beats_baseline(ChurnModel(None, {}))
