@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.tables import Activity
-from core.challenges import adaptive
+from core.challenges import adaptive, churn
 from core.challenges.awards import counting_entries, recent_activity_rows
 from core.challenges.badges import time_zone
 from core.challenges.bandit import LinearThompson
@@ -213,8 +213,13 @@ WRITE_CHUNK = 50  # athletes per write transaction: a few milliseconds of lock e
 
 
 def _assign(Session: sessionmaker[Session], user_ids: list[int], now: datetime, week: str | None, policy: str,
-            rng: np.random.Generator | None, schedule: bool) -> dict:
+            rng: np.random.Generator | None, schedule: bool, risk_model=None) -> dict:
     done = {"athletes": len(user_ids), "assigned": 0, "challenges": 0, "failed": 0}
+    if risk_model is not None and user_ids:
+        try:  # the risk as of today, so that an athlete slipping now gets the gentler week now
+            churn.score_and_keep(Session, user_ids, now, risk_model)
+        except Exception:  # noqa: BLE001 - without fresh risks, the weekly run's are used
+            log.exception("drop-off scoring before the assignment failed")
     with Session() as s:
         bandit = adaptive.load(s) if policy == adaptive.POLICY and user_ids else None
         plans = plan_batch(s, user_ids, now, week, bandit, rng)
@@ -238,16 +243,17 @@ def _assign(Session: sessionmaker[Session], user_ids: list[int], now: datetime, 
 
 
 def assign_due(Session: sessionmaker[Session], now: datetime | None = None, limit: int = ASSIGN_BATCH,
-               policy: str = "fixed", rng: np.random.Generator | None = None) -> dict:
+               policy: str = "fixed", rng: np.random.Generator | None = None, risk_model=None) -> dict:
     """One batch: the challenges of up to ``limit`` athletes due for this week's, at levels
-    ``policy`` ("adaptive" or "fixed") chooses. One athlete's failure is logged and leaves
-    the others to go on (they are due again in an hour)."""
+    ``policy`` ("adaptive" or "fixed") chooses, with their drop-off risk scored first by
+    ``risk_model`` (``core.challenges.churn``) when there is one. One athlete's failure is
+    logged and leaves the others to go on (they are due again in an hour)."""
     now = now or datetime.now(UTC)
     with Session() as s:
         users = due_athletes(s, now, limit)
     if not users:
         return {}
-    done = _assign(Session, users, now, None, policy, rng, schedule=True)
+    done = _assign(Session, users, now, None, policy, rng, schedule=True, risk_model=risk_model)
     out = {"athletes": done["athletes"], "challenges": done["challenges"]}
     if done["failed"]:
         out["failed"] = done["failed"]
@@ -266,7 +272,7 @@ def athletes_for_week(s: Session, week: str) -> list[int]:
 
 
 def assign_week(Session: sessionmaker[Session], week: str, now: datetime | None = None, progress=None,
-                policy: str = "fixed", rng: np.random.Generator | None = None) -> dict:
+                policy: str = "fixed", rng: np.random.Generator | None = None, risk_model=None) -> dict:
     """Assign ``week``'s challenges to every athlete who may get them and has none yet, at
     levels ``policy`` chooses, ASSIGN_BATCH athletes at a time; ``progress`` (if given) is
     called with the number of athletes done after each batch."""
@@ -277,7 +283,7 @@ def assign_week(Session: sessionmaker[Session], week: str, now: datetime | None 
     done = {"week": week, "athletes": len(users), "assigned": 0, "challenges": 0, "failed": 0}
     for k in range(0, len(users), ASSIGN_BATCH):
         batch = users[k:k + ASSIGN_BATCH]
-        got = _assign(Session, batch, now, week, policy, rng, schedule=False)
+        got = _assign(Session, batch, now, week, policy, rng, schedule=False, risk_model=risk_model)
         for key in ("assigned", "challenges", "failed"):
             done[key] += got[key]
         if progress is not None:

@@ -63,11 +63,16 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from core.anomaly.model import ModelFileError, installation_key
 from core.anomaly.registry import model_dir
 from core.challenges.churn_history import Daily, athletes_with_activities, read_daily
+from core.challenges.tables import EngagementRisk
 from core.config import Settings
+from core.storage.engine import write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +85,8 @@ CALIBRATION_FOLDS = 3
 MIN_EXAMPLES = 200
 MIN_PER_CLASS = 20
 DB_TRAINING_WEEKS = 52
+SCORE_CHUNK = 500  # athletes read and scored at a time
+RISK_WRITE_CHUNK = 500  # risks written per transaction
 MAX_TRAINING_ATHLETES = 20_000  # sampled when the database holds more (about 1 GB of day arrays)
 MODEL_FILE = "churn.pkl"
 FORMAT = b"TRACKER-CHURN-MODEL-1\n"
@@ -339,7 +346,69 @@ def load_model(settings: Settings) -> ChurnModel | None:
     return ChurnModel(saved["estimator"], saved["meta"])
 
 
+_current: dict = {}
+
+
+def current_model(settings: Settings) -> ChurnModel | None:
+    """The saved model, read again only when its file changes; None when there is none or
+    it is refused (logged: the weekly run retrains)."""
+    path = model_dir(settings) / MODEL_FILE
+    try:
+        stamp = (str(path), path.stat().st_mtime_ns)
+    except OSError:
+        return None
+    if _current.get("stamp") != stamp:
+        try:
+            model = load_model(settings)
+        except (ModelFileError, OSError, pickle.UnpicklingError, KeyError, EOFError) as exc:
+            log.error("saved drop-off model refused: %s", exc)
+            model = None
+        _current.update(stamp=stamp, model=model)
+    return _current["model"]
+
+
 # The database ------------------------------------------------------------------------------
+
+
+def write_risks(Session, rows: list[dict]) -> int:
+    """Upsert athletes' risks ({user_id, risk, scored_at}) in short transactions of 500; an
+    athlete deleted meanwhile is skipped. How many were written."""
+    written = 0
+    for k in range(0, len(rows), RISK_WRITE_CHUNK):
+        chunk = rows[k:k + RISK_WRITE_CHUNK]
+        try:
+            _upsert_risks(Session, chunk)
+            written += len(chunk)
+        except IntegrityError:  # an athlete deleted meanwhile: the others one by one
+            for row in chunk:
+                try:
+                    _upsert_risks(Session, [row])
+                    written += 1
+                except IntegrityError:
+                    pass
+    return written
+
+
+def _upsert_risks(Session, rows: list[dict]) -> None:
+    if not rows:
+        return
+    with write_transaction(Session, "engagement") as s:
+        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
+        stmt = insert(EngagementRisk.__table__)
+        s.connection().execute(stmt.on_conflict_do_update(
+            index_elements=["user_id"], set_={"risk": stmt.excluded.risk, "scored_at": stmt.excluded.scored_at}),
+            rows)
+
+
+def score_and_keep(Session, user_ids: list[int], now: datetime, model: ChurnModel) -> dict[int, float]:
+    """Score the athletes (those active in the last eight weeks), ``SCORE_CHUNK`` at a time,
+    and keep their risks; the risks."""
+    out: dict[int, float] = {}
+    for k in range(0, len(user_ids), SCORE_CHUNK):
+        got = risks(Session, user_ids[k:k + SCORE_CHUNK], now, model)
+        write_risks(Session, [{"user_id": uid, "risk": round(p, 4), "scored_at": now} for uid, p in got.items()])
+        out.update(got)
+    return out
 
 
 def beats_baseline(model: ChurnModel) -> bool:

@@ -50,15 +50,17 @@ def cmd_assign(args) -> int:
         canonical_week,
         end_weeks,
     )
+    from core.challenges.churn import current_model
     from core.config import load_settings
 
     Session = open_sessions()
-    policy = load_settings().challenge_policy
+    settings = load_settings()
+    policy, risk_model = settings.challenge_policy, current_model(settings)
     if args.week is None:
         done = {"week": "each athlete's current week", "athletes": 0, "challenges": 0, "failed": 0}
         with tqdm(desc="challenges", unit="athlete", file=sys.stderr) as bar:
             while True:
-                batch = assign_due(Session, policy=policy)
+                batch = assign_due(Session, policy=policy, risk_model=risk_model)
                 if not batch:
                     break
                 for key in ("athletes", "challenges", "failed"):
@@ -75,7 +77,7 @@ def cmd_assign(args) -> int:
         with Session() as s:
             total = len(athletes_for_week(s, week))
         with tqdm(total=total, desc=f"challenges {week}", unit="athlete", file=sys.stderr) as bar:
-            done = assign_week(Session, week, progress=bar.update, policy=policy)
+            done = assign_week(Session, week, progress=bar.update, policy=policy, risk_model=risk_model)
     done["missed"] = end_weeks(Session)
     print(json.dumps(done))
     return 1 if done.get("failed") else 0

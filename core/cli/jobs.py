@@ -82,12 +82,14 @@ def run_challenges(Session, settings) -> dict:
     are over as missed, and let the adaptive policy learn from the weeks it can."""
     from core.challenges.adaptive import learn
     from core.challenges.assign import end_weeks
+    from core.challenges.churn import current_model
     from core.jobs.badges import assign_challenges
 
     done: dict = {}
     batches = 0
     while True:
-        result = assign_challenges(Session, policy=settings.challenge_policy).get("challenges")
+        result = assign_challenges(Session, policy=settings.challenge_policy,
+                                   risk_model=current_model(settings)).get("challenges")
         if not result or not result["athletes"]:
             break
         batches += 1

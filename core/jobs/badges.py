@@ -26,10 +26,11 @@ def award_badges(Session, limit: int = BADGE_BATCH) -> dict:
     return {"badges": {**done, "seconds": round(time.monotonic() - began, 3)}}
 
 
-def assign_challenges(Session, limit: int = ASSIGN_BATCH, policy: str = "fixed") -> dict:
-    """One batch of weekly challenge assignments (nothing when nobody was due)."""
+def assign_challenges(Session, limit: int = ASSIGN_BATCH, policy: str = "fixed", risk_model=None) -> dict:
+    """One batch of weekly challenge assignments (nothing when nobody was due), scoring each
+    athlete's drop-off risk first with ``risk_model`` when there is one."""
     began = time.monotonic()
-    done = assign_due(Session, limit=limit, policy=policy)
+    done = assign_due(Session, limit=limit, policy=policy, risk_model=risk_model)
     if not done:
         return {}
     return {"challenges": {**done, "seconds": round(time.monotonic() - began, 3)}}

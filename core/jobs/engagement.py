@@ -5,8 +5,9 @@ athlete active in the last eight weeks and keep each one's risk (``engagement_ri
 the weekly challenge assignment reads: an athlete at risk gets a gentler challenge, and the
 adaptive policy sees the risk in its context.
 
-It is due when the newest risk on record is a week old, or there is none, so a restart
-does not run it again; a run with nothing to score is not tried again for six hours.
+It is due a week after its last run (the time is kept beside the model, so a restart does
+not run it again). The challenge assignment also scores each athlete with the saved model
+when their week begins, so the risk a challenge is built on is that day's.
 """
 
 from __future__ import annotations
@@ -14,37 +15,46 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
-
+from core.anomaly.registry import model_dir
+from core.challenges.adaptive import AT_RISK
 from core.challenges.churn import (
     AT_RISK_DAYS,
     beats_baseline,
     load_model,
-    risks,
     save_model,
+    score_and_keep,
     train_on_database,
 )
 from core.challenges.churn_history import athletes_with_activities
-from core.challenges.tables import EngagementRisk
 from core.storage.base import utcnow
-from core.storage.engine import write_transaction
 
 log = logging.getLogger(__name__)
 
 ENGAGEMENT_EVERY = timedelta(days=7)
 RETRY_EVERY_S = 6 * 3600.0
-SCORE_CHUNK = 500  # athletes read and scored at a time
-WRITE_CHUNK = 500  # risks written per transaction
+RUN_MARKER = "churn.last_run"
 
 
-def engagement_due(Session, now: datetime) -> bool:
-    with Session() as s:
-        newest = s.scalar(select(func.max(EngagementRisk.scored_at)))
-    return newest is None or newest <= now - ENGAGEMENT_EVERY
+def _marker(settings) -> Path:
+    return model_dir(settings) / RUN_MARKER
+
+
+def engagement_due(settings, now: datetime) -> bool:
+    """Whether the weekly run is due: never run, or last run a week ago (the time is kept in
+    the models folder, beside the model)."""
+    try:
+        last = datetime.fromisoformat(_marker(settings).read_text().strip())
+    except (OSError, ValueError):
+        return True
+    return last.tzinfo is None or last <= now - ENGAGEMENT_EVERY
+
+
+def _ran(settings, now: datetime) -> None:
+    path = _marker(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(now.isoformat())
 
 
 def score_engagement(Session, settings, now: datetime | None = None) -> dict:
@@ -74,37 +84,13 @@ def score_engagement(Session, settings, now: datetime | None = None) -> dict:
             model = load_model(settings)
         except Exception:  # noqa: BLE001 - a refused file is as good as none
             log.exception("saved drop-off model refused")
+    _ran(settings, now)
     if model is None:
         return {"engagement": {**done, "note": "no drop-off model yet: too little history to train on, or none "
                                                "better than the days since the last activity",
                                "seconds": round(time.monotonic() - began, 3)}}
     users = athletes_with_activities(Session, now - timedelta(days=AT_RISK_DAYS), now)
-    scored = at_risk = 0
-    for k in range(0, len(users), SCORE_CHUNK):
-        got = risks(Session, users[k:k + SCORE_CHUNK], now, model)
-        rows = [{"user_id": uid, "risk": round(p, 4), "scored_at": now} for uid, p in got.items()]
-        for j in range(0, len(rows), WRITE_CHUNK):
-            try:
-                write_risks(Session, rows[j:j + WRITE_CHUNK])
-            except IntegrityError:  # an athlete deleted meanwhile: the others one by one
-                for row in rows[j:j + WRITE_CHUNK]:
-                    try:
-                        write_risks(Session, [row])
-                    except IntegrityError:
-                        pass
-        scored += len(rows)
-        at_risk += sum(r["risk"] >= 0.5 for r in rows)
+    got = score_and_keep(Session, users, now, model)
+    scored, at_risk = len(got), sum(p >= AT_RISK for p in got.values())
     done.update(scored=scored, at_risk=at_risk, seconds=round(time.monotonic() - began, 3))
     return {"engagement": done}
-
-
-def write_risks(Session, rows: list[dict]) -> None:
-    """Upsert athletes' risks in one short transaction."""
-    if not rows:
-        return
-    with write_transaction(Session, "engagement") as s:
-        insert = pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert
-        stmt = insert(EngagementRisk.__table__)
-        s.connection().execute(stmt.on_conflict_do_update(
-            index_elements=["user_id"], set_={"risk": stmt.excluded.risk, "scored_at": stmt.excluded.scored_at}),
-            rows)

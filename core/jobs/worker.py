@@ -13,7 +13,7 @@
   (``core.challenges``), so a flagged activity earns nothing and a confirmed cheat's badges
   and completions are withdrawn, and let the adaptive challenge policy learn from up to 500
   weeks whose following week is over;
-- once a week (when the newest drop-off risk on record is a week old), retrain the engagement
+- once a week (a week after its last run), retrain the engagement
   model on the database's history and score every athlete active in the last eight weeks
   (``core.jobs.engagement``), before the challenge assignment that reads the risks;
 - every six hours, retrain the route suggestions and precompute each active athlete's
@@ -44,6 +44,7 @@ import threading
 import time
 
 from core.anomaly.calibration import threshold
+from core.challenges.churn import current_model
 from core.config import load_settings
 from core.jobs.badges import (
     ASSIGN_BATCH,
@@ -98,10 +99,11 @@ class Jobs:
         score(self.Session, self.settings, model, done)
         audit = now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S  # with housekeeping, every ten minutes
         done.update(match_routes(self.Session, audit=audit))
-        if now - self.engagement_at >= RETRY_EVERY_S and engagement_due(self.Session, utcnow()):
+        if now - self.engagement_at >= RETRY_EVERY_S and engagement_due(self.settings, utcnow()):
             self.engagement_at = now  # before the assignment, so the week's challenges see the risks
             done.update(score_engagement(self.Session, self.settings))
-        done.update(assign_challenges(self.Session, policy=self.settings.challenge_policy))
+        done.update(assign_challenges(self.Session, policy=self.settings.challenge_policy,
+                                      risk_model=current_model(self.settings)))
         done.update(award_badges(self.Session))
         done.update(learn_challenge_levels(self.Session))
         if now - self.boards_at >= REFRESH_EVERY_S:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
 from core.accounts.tables import User
 from core.activities.tables import Activity
 from core.anomaly.tables import ActivityFlag
+from core.challenges import adaptive
 from core.challenges.assign import assign_due, challenges_of
+from core.challenges.churn import load_model
 from core.challenges.tables import EngagementRisk
 from core.config import load_settings
 from core.jobs.engagement import engagement_due, score_engagement
@@ -61,7 +63,7 @@ def test_the_job_trains_on_the_database_scores_and_the_assignment_spares_those_a
     monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path))
     settings = load_settings()
     groups = population(Sessions)
-    assert engagement_due(Sessions, NOW)
+    assert engagement_due(settings, NOW)
     done = score_engagement(Sessions, settings, now=NOW)["engagement"]
     assert done.get("trained") is True, done
     assert done["validation_roc_auc"] > done["baseline_roc_auc"]  # saved only when it beats days-since
@@ -71,12 +73,18 @@ def test_the_job_trains_on_the_database_scores_and_the_assignment_spares_those_a
     faded = [risk[u] for u in groups["faded"] if u in risk]
     assert all(0.0 <= p <= 1.0 for p in risk.values())
     assert faded and min(faded) > max(steady)  # quiet for weeks against a run every other day
-    assert not engagement_due(Sessions, NOW + timedelta(days=6))
-    assert engagement_due(Sessions, NOW + timedelta(days=7))
+    assert not engagement_due(settings, NOW + timedelta(days=6))
+    assert engagement_due(settings, NOW + timedelta(days=7))
     # The saved model is used when the database cannot train one.
     assert (tmp_path / "models" / "churn.pkl").exists()
 
-    assign_due(Sessions, now=NOW + timedelta(hours=1), limit=1000)
+    # The assignment scores each athlete again as their week begins, with the saved model.
+    with adaptive.write_transaction(Sessions, "engagement") as s:
+        s.execute(delete(EngagementRisk))
+    assign_due(Sessions, now=NOW + timedelta(hours=1), limit=1000, risk_model=load_model(settings))
+    with Sessions() as s:
+        again = dict(s.execute(select(EngagementRisk.user_id, EngagementRisk.risk)).all())
+        assert again == risk  # today's risk, the same data: the same figures
     with Sessions() as s:
         for uid in groups["steady"][:3]:
             kinds = {c.kind for c in challenges_of(s, uid, now=NOW)}
