@@ -5,7 +5,8 @@ recount of one athlete with a long history (its time and its longest write trans
 
 A fresh SQLite file in a temporary directory. ``--athletes`` athletes with eight weeks of
 three activities a week each (stored as scoring and route matching leave them) are assigned
-this week's challenges as the worker does (``assign_due`` in batches of 500), and their
+this week's challenges as the worker does (``assign_due`` in batches of 500, each athlete's
+drop-off risk scored first by a model fitted on a generated population), and their
 badges counted; then one athlete with ``--history`` activities is recounted from nothing,
 and again after a change of time zone (every snapshot out of date). Prints one JSON object;
 ``minutes_for_1m_athletes_one_process`` extrapolates the assignment rate measured here.
@@ -54,12 +55,23 @@ def store(S, user_ids: list[int], per_user: int, start: datetime, step: timedelt
     return aid
 
 
+def risks_scored(S) -> int:
+    from sqlalchemy import func, select
+
+    from core.challenges.tables import EngagementRisk
+
+    with S() as s:
+        return s.scalar(select(func.count()).select_from(EngagementRisk))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--athletes", type=int, default=5000)
     ap.add_argument("--history", type=int, default=20000)
     ap.add_argument("--policy", choices=("adaptive", "fixed"), default="adaptive",
                     help="how levels are chosen (default: adaptive, the platform's default)")
+    ap.add_argument("--no-risk", action="store_true",
+                    help="assign without scoring drop-off risks first (as when no model has been trained yet)")
     args = ap.parse_args()
     folder = tempfile.mkdtemp(prefix="bench_challenges_")
     engine = make_engine(f"sqlite:///{os.path.join(folder, 'bench.db')}")
@@ -71,11 +83,18 @@ def main() -> None:
                                       default_visibility="public", settings={}) for i in range(args.athletes + 1)])
     last = store(S, list(range(1, args.athletes + 1)), 24, now - timedelta(weeks=8), timedelta(hours=56), 0)
 
+    risk_model = None
+    if not args.no_risk:  # a drop-off model fitted on a generated population, as the weekly run would save one
+        from core.challenges.churn_evaluation import evaluate
+        from core.challenges.churn_history import Daily
+        from core.challenges.habits import generate
+
+        risk_model = evaluate(Daily.of(generate(800, 30, 1)), 1)[1]
     WRITE_LOCKS.snapshot(reset=True)
     began = time.perf_counter()
     assigned = athletes = 0
     while True:
-        done = assign_due(S, now=now, policy=args.policy)
+        done = assign_due(S, now=now, policy=args.policy, risk_model=risk_model)
         if not done:
             break
         athletes += done["athletes"]
@@ -88,7 +107,7 @@ def main() -> None:
            "assign_athletes_per_s": round(athletes / seconds, 1),
            "assign_write_lock_p99_ms": locks.get("p99_ms"), "assign_write_lock_max_ms": locks.get("max_ms"),
            "minutes_for_1m_athletes_one_process": round(1_000_000 / (athletes / seconds) / 60, 1),
-           "policy": args.policy}
+           "policy": args.policy, "risks_scored": risks_scored(S)}
 
     big = args.athletes + 1
     while award_pending(S, limit=500):  # the others' activities seen first: only the long history is due
