@@ -88,7 +88,7 @@ def saved(s: Session) -> tuple[LinearThompson, bool]:
         if policy.levels != LEVELS or policy.dim != len(FEATURES):
             raise ValueError(f"state for levels {policy.levels} and {policy.dim} features")
         return policy, False
-    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError, ArithmeticError) as exc:
         log.error("challenge policy state unreadable, starting afresh (kept as %r): %s", UNREAD, exc)
         return LinearThompson(), True
 

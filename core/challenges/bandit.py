@@ -121,7 +121,7 @@ class LinearThompson:
             levels = tuple(int(v) for v in state["levels"])
             dim, prior, noise = int(state["dim"]), float(state["prior"]), float(state["noise"])
             A, b, n = np.asarray(state["A"], float), np.asarray(state["b"], float), np.asarray(state["n"], int)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ValueError(f"bandit state unreadable: {exc}") from None
         if not (levels and 0 < dim <= 64 and math.isfinite(prior) and prior > 0 and math.isfinite(noise)
                 and noise > 0):

@@ -360,8 +360,8 @@ def current_model(settings: Settings) -> ChurnModel | None:
     if _current.get("stamp") != stamp:
         try:
             model = load_model(settings)
-        except (ModelFileError, OSError, pickle.UnpicklingError, KeyError, EOFError) as exc:
-            log.error("saved drop-off model refused: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - any file that cannot be read (a library upgrade's unpickling too) is none
+            log.error("saved drop-off model refused: %s: %s", exc.__class__.__name__, exc)
             model = None
         _current.update(stamp=stamp, model=model)
     return _current["model"]

@@ -130,7 +130,10 @@ def cmd_simulate(args) -> int:
         print(json.dumps(DEFAULT_WORLD, indent=2))
         return 0
     try:
-        text = None if args.world is None else open(args.world, encoding="utf-8").read(1_000_001)
+        text = None
+        if args.world is not None:
+            with open(args.world, encoding="utf-8") as f:
+                text = f.read(1_000_001)
         if text is not None and len(text) > 1_000_000:
             raise ValueError("world file is over 1,000,000 characters")
         world = load_world(text)

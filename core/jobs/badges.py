@@ -7,11 +7,14 @@ and let the adaptive policy learn from weeks whose following week is over."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 from core.challenges import adaptive
 from core.challenges.assign import ASSIGN_BATCH, assign_due, end_weeks
 from core.challenges.awards import BADGE_BATCH, award_pending
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ASSIGN_BATCH", "BADGE_BATCH", "assign_challenges", "award_badges", "end_challenge_weeks",
            "learn_challenge_levels"]
@@ -42,6 +45,11 @@ def end_challenge_weeks(Session) -> dict:
 
 
 def learn_challenge_levels(Session) -> dict:
-    """One batch of the adaptive policy's learning from weeks whose following week is over."""
-    done = adaptive.learn(Session)
+    """One batch of the adaptive policy's learning from weeks whose following week is over;
+    a failure is logged and leaves the rest of the round to run (the weeks wait)."""
+    try:
+        done = adaptive.learn(Session)
+    except Exception as exc:  # noqa: BLE001 - learning can wait; the round's other jobs cannot
+        log.exception("adaptive challenge policy could not learn")
+        return {"challenge_levels": {"error": f"{exc.__class__.__name__}: {exc}"[:200]}}
     return {"challenge_levels": done} if done else {}

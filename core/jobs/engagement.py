@@ -5,8 +5,9 @@ athlete active in the last eight weeks and keep each one's risk (``engagement_ri
 the weekly challenge assignment reads: an athlete at risk gets a gentler challenge, and the
 adaptive policy sees the risk in its context.
 
-It is due a week after its last run (the time is kept beside the model, so a restart does
-not run it again). The challenge assignment also scores each athlete with the saved model
+It is due a week after its last complete run (the time is kept beside the model, so a
+restart does not run it again); a run that could not train cleanly or had no model to
+score with is tried again after six hours. The challenge assignment also scores each athlete with the saved model
 when their week begins, so the risk a challenge is built on is that day's.
 """
 
@@ -53,8 +54,11 @@ def engagement_due(settings, now: datetime) -> bool:
 
 def _ran(settings, now: datetime) -> None:
     path = _marker(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(now.isoformat())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(now.isoformat())
+    except OSError:  # the run stands; it is only due again in six hours rather than a week
+        log.exception("could not keep the drop-off run's time")
 
 
 def score_engagement(Session, settings, now: datetime | None = None) -> dict:
@@ -63,11 +67,12 @@ def score_engagement(Session, settings, now: datetime | None = None) -> dict:
     began = time.monotonic()
     now = now or utcnow()
     done: dict = {}
-    model = None
+    model, trained_cleanly = None, True
     try:
         model = train_on_database(Session, now)
     except Exception:  # noqa: BLE001 - a failed training keeps the model there is
         log.exception("drop-off model training failed; keeping the saved one")
+        trained_cleanly = False
     if model is not None and not beats_baseline(model):
         log.warning("retrained drop-off model no better than days since the last activity; keeping the saved one",
                     extra={"validation": model.meta.get("validation")})
@@ -84,7 +89,6 @@ def score_engagement(Session, settings, now: datetime | None = None) -> dict:
             model = load_model(settings)
         except Exception:  # noqa: BLE001 - a refused file is as good as none
             log.exception("saved drop-off model refused")
-    _ran(settings, now)
     if model is None:
         return {"engagement": {**done, "note": "no drop-off model yet: too little history to train on, or none "
                                                "better than the days since the last activity",
@@ -92,5 +96,7 @@ def score_engagement(Session, settings, now: datetime | None = None) -> dict:
     users = athletes_with_activities(Session, now - timedelta(days=AT_RISK_DAYS), now)
     got = score_and_keep(Session, users, now, model)
     scored, at_risk = len(got), sum(p >= AT_RISK for p in got.values())
+    if trained_cleanly:  # else tried again in six hours, not a week
+        _ran(settings, now)
     done.update(scored=scored, at_risk=at_risk, seconds=round(time.monotonic() - began, 3))
     return {"engagement": done}

@@ -59,7 +59,8 @@ def test_the_bandit_state_survives_a_round_trip_and_a_bad_one_is_refused():
     singular = np.zeros_like(bandit.A).tolist()
     for broken in ({**state, "version": 99}, {**state, "A": [[1.0]]}, {**state, "b": [[float("nan")] * 9] * 5},
                    {**state, "A": singular}, {**state, "noise": float("nan")}, {**state, "prior": -1},
-                   {**state, "levels": "abc"}, {**state, "n": [-1] * 5}, "nonsense", None):
+                   {**state, "levels": "abc"}, {**state, "n": [-1] * 5}, {**state, "dim": 1e400},
+                   {**state, "levels": [1e400] * 5}, "nonsense", None):
         with pytest.raises(ValueError):
             LinearThompson.from_state(broken)
 

@@ -106,3 +106,27 @@ def test_a_model_no_better_than_days_since_the_last_activity_is_not_worth_saving
     assert beats_baseline(model(0.80, 0.75))
     assert not beats_baseline(model(0.75, 0.75)) and not beats_baseline(model(0.70, 0.75))
     assert not beats_baseline(ChurnModel(None, {}))
+
+
+def test_a_drop_off_model_file_that_cannot_be_unpickled_is_none(tmp_path, monkeypatch, caplog):
+    import sys
+    import types
+
+    from core.challenges.churn import ChurnModel, current_model, save_model
+
+    monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path))
+    settings = load_settings()
+    gone = types.ModuleType("gone_estimators")
+
+    class Estimator:
+        pass
+
+    Estimator.__module__, Estimator.__qualname__ = "gone_estimators", "Estimator"
+    gone.Estimator = Estimator
+    sys.modules["gone_estimators"] = gone
+    from core.challenges.churn import _versions
+
+    save_model(ChurnModel(Estimator(), {"versions": _versions()}), settings)
+    del sys.modules["gone_estimators"]
+    assert current_model(settings) is None
+    assert "refused" in caplog.text
