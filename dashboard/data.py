@@ -178,13 +178,18 @@ def save_discovery_settings(viewer_id: int, **answers) -> None:
     forget_suggestions()
 
 
-def follow_athlete(viewer_id: int, other_id: int) -> None:
+def follow_athlete(viewer_id: int, other_id: int) -> str:
+    """Follow an athlete, or ask to: "following" or "requested" (``core.social.follows.follow``;
+    a refusal raises FollowRefused with the reason)."""
+    state = "following"
     with sessions()() as s, s.begin():
         me, other = user_by_id(s, viewer_id), user_by_id(s, other_id)
         if other is not None:
-            follow(s, me, other)
+            state = follow(s, me, other)
     forget_activity_lists()
+    forget_suggestions()
     live.clear()
+    return state
 
 
 def forget_suggestions() -> None:

@@ -178,16 +178,27 @@ def device_tokens(s, user_id: int) -> list[dict]:
 
 def search_athletes(s, viewer_id: int, text: str, limit: int = 20) -> list[dict]:
     """Athletes whose username or name contains ``text`` (``core.social.follows.search_athletes``),
-    with whether the viewer follows them."""
-    return [{"id": u.id, "username": u.username, "name": u.name, "following": following}
-            for u, following in follows.search_athletes(s, viewer_id, text, limit)]
+    each with the viewer's standing with them: "following", "requested", "blocked" or ""."""
+    found = follows.search_athletes(s, viewer_id, text, limit)
+    ids = [u.id for u, _ in found]
+    requested = follows.requested_among(s, viewer_id, ids)
+    blocked = {u.id for u in follows.blocked_athletes(s, viewer_id)}
+    return [{"id": u.id, "username": u.username, "name": u.name, "following": following,
+             "state": "blocked" if u.id in blocked else "following" if following
+             else "requested" if u.id in requested else ""}
+            for u, following in found]
 
 
 def follow_lists(s, viewer_id: int) -> dict:
-    """Who the viewer follows, and how many follow them."""
-    return {"following": [{"id": u.id, "username": u.username, "name": u.name}
-                          for u in follows.followed_athletes(s, viewer_id)],
-            "followers": follows.follower_count(s, viewer_id)}
+    """Who the viewer follows, who follows them, who waits for their approval, whom they blocked."""
+    def rows(users):
+        return [{"id": u.id, "username": u.username, "name": u.name} for u in users]
+
+    return {"following": rows(follows.followed_athletes(s, viewer_id)),
+            "followers": follows.follower_count(s, viewer_id),
+            "follower_list": rows(follows.followers(s, viewer_id)),
+            "requests": rows(follows.pending_requests(s, viewer_id)),
+            "blocked": rows(follows.blocked_athletes(s, viewer_id))}
 
 
 def own_flag(s, viewer_id: int, activity_id: int) -> dict | None:

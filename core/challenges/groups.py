@@ -26,7 +26,7 @@ from core.challenges.badges import time_zone
 from core.challenges.personal import current_week, week_bounds
 from core.challenges.tables import GROUP_KINDS, GroupChallenge, GroupMember
 from core.social.tables import Friend
-from core.social.visibility import visible_filter
+from core.social.visibility import blockers_of, visible_filter
 
 MAX_INVITED = 20
 MAX_SESSIONS = 14
@@ -132,14 +132,16 @@ class Board:
 def board(s: Session, group_id: int, viewer_id: int, now: datetime | None = None) -> Board:
     """The group's board, best first; only for its members (joined or invited). Each member's
     figure counts only what the viewer may see of them (their own activities, public ones,
-    and followers-only ones of athletes the viewer follows), and only what counts for the
+    and followers-only ones of athletes the viewer follows; members who blocked the viewer
+    are not listed), and only what counts for the
     badges too: scored, not held, dated no later than tomorrow, with a real distance."""
     now = now or datetime.now(UTC)
     group = s.get(GroupChallenge, group_id)
     members = {m.user_id: m for m in s.scalars(select(GroupMember).where(GroupMember.group_id == group_id))}
     if group is None or viewer_id not in members or members[viewer_id].status == "declined":
         raise GroupError("no such group challenge")
-    shown = [u for u, m in members.items() if m.status != "declined"]
+    apart = set(s.scalars(blockers_of(viewer_id)))
+    shown = [u for u, m in members.items() if m.status != "declined" and u not in apart]
     q = (select(Activity.user_id, Activity.distance_m)
          .join(ActivityFlag, ActivityFlag.activity_id == Activity.id)
          .where(Activity.user_id.in_(shown), Activity.status == "completed", Activity.held.is_(False),

@@ -64,9 +64,10 @@ def cmd_import(args) -> int:
 
 
 def cmd_follow(args) -> int:
-    """Make ``--user`` follow (or with --undo, stop following) an athlete; one JSON line."""
+    """Make ``--user`` follow (or with --undo, stop following) an athlete; one JSON line whose
+    ``state`` is "following", "requested" (the athlete approves their followers) or "not following"."""
     from core.accounts.users import user_by_name
-    from core.social.follows import follow, unfollow
+    from core.social.follows import FollowRefused, follow, unfollow
 
     Session = open_sessions()
     with Session() as s, s.begin():
@@ -75,11 +76,17 @@ def cmd_follow(args) -> int:
             if found is None:
                 print(f"error: no user {wanted!r}", file=sys.stderr)
                 return 2
-        if user.id == other.id:
-            print("error: an athlete cannot follow themselves", file=sys.stderr)
+        try:
+            if args.undo:
+                unfollow(s, user, other)
+                state = "not following"
+            else:
+                state = follow(s, user, other)
+        except FollowRefused as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 2
-        (unfollow if args.undo else follow)(s, user, other)
-        line = {"user": user.username, "follows": other.username, "following": not args.undo}
+        line = {"user": user.username, "follows": other.username, "following": state == "following",
+                "state": state}
     print(json.dumps(line))
     return 0
 
@@ -92,7 +99,8 @@ def add_commands(sub) -> None:
     p.add_argument("--sport", choices=SPORTS, help="record them as this sport (default: each file's own)")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("follow", help="make an athlete follow another (--undo: stop following)")
+    p = sub.add_parser("follow", help="make an athlete follow another, or ask to when they approve followers "
+                                     "(--undo: stop following or withdraw the request)")
     p.add_argument("athlete", metavar="NAME", help="the athlete to follow")
     p.add_argument("--user", required=True, help="the athlete who follows")
     p.add_argument("--undo", action="store_true", help="stop following instead")

@@ -23,6 +23,7 @@ from core.recommend.model import metres
 from core.recommend.service import profile
 from core.recommend.tables import DiscoverySettings
 from core.routes.tables import Route, RouteActivity
+from core.social.follows import blocked_or_blocking, requested_among
 from core.social.tables import Friend
 
 NEAR_M = 5_000.0
@@ -76,7 +77,9 @@ def suggest_athletes(s, user_id: int, limit: int = 10) -> list[AthleteSuggestion
                                             RouteActivity.start_lon.between(me.lon - box / cos, me.lon + box / cos))
                                      .limit(20 * MAX_CANDIDATES)):
             starts.setdefault(u, []).append((lat, lon))
-    pool = (set(mutual) | set(shared) | set(starts)) - following - {user_id}
+    apart = set(s.scalars(blocked_or_blocking(user_id))) | requested_among(
+        s, user_id, list(set(mutual) | set(shared) | set(starts)))
+    pool = (set(mutual) | set(shared) | set(starts)) - following - apart - {user_id}
     hidden = set(s.scalars(select(DiscoverySettings.user_id).where(DiscoverySettings.user_id.in_(pool),
                                                                    DiscoverySettings.discoverable.is_(False))))
     pool = sorted(pool - hidden)[:MAX_CANDIDATES]

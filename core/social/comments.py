@@ -19,7 +19,7 @@ from core.accounts.tables import User
 from core.activities.lifecycle import NotFound
 from core.activities.tables import Activity
 from core.social.tables import Comment
-from core.social.visibility import viewable
+from core.social.visibility import blockers_of, viewable
 from core.text import COMMENT_MAX_CHARS, TextRefused, check_length, clean
 
 
@@ -74,14 +74,17 @@ def delete_comment(s: Session, user: User, comment_id: int) -> bool:
     return True
 
 
-def comments_for(s: Session, activity_ids: list[int]) -> dict[int, list[CommentView]]:
-    """Comments of these activities, oldest first (the caller checked visibility)."""
+def comments_for(s: Session, activity_ids: list[int], viewer_id: int | None = None) -> dict[int, list[CommentView]]:
+    """Comments of these activities, oldest first (the caller checked visibility), leaving
+    out those of athletes who blocked ``viewer_id``."""
     out: dict[int, list[CommentView]] = {i: [] for i in activity_ids}
     if not activity_ids:
         return out
-    rows = s.execute(select(Comment, User.name).join(User, User.id == Comment.user_id)
-                     .where(Comment.activity_id.in_(activity_ids))
-                     .order_by(Comment.created_at, Comment.id)).all()
+    q = (select(Comment, User.name).join(User, User.id == Comment.user_id)
+         .where(Comment.activity_id.in_(activity_ids)).order_by(Comment.created_at, Comment.id))
+    if viewer_id is not None:
+        q = q.where(Comment.user_id.not_in(blockers_of(viewer_id)))
+    rows = s.execute(q).all()
     for c, name in rows:
         out[c.activity_id].append(CommentView(c.id, c.activity_id, c.user_id, name, c.text, c.created_at))
     return out

@@ -8,7 +8,8 @@ restarted Redis) is rebuilt from the database on first read.
 
 Counted: completed activities that are not private and not held for review (flagged as
 anomalous and not cleared by a moderator), by their start time (UTC weeks start
-on Monday). Ties are ordered by user id, newest account first, in both sources.
+on Monday). Ties are ordered by user id, newest account first, in both sources. An athlete
+who blocked the viewer is left out of the lines the viewer sees; the ranks stay the board's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from core.accounts.tables import User
 from core.activities.tables import SPORTS, Activity
-from core.social.tables import Friend
+from core.social.tables import Block, Friend
 
 PERIODS = ("week", "month", "all")
 SCOPES = ("global", "friends")
@@ -95,19 +96,31 @@ def _names(s: Session, ids) -> dict[int, tuple[str, str]]:
     return {u: (name, username) for u, name, username in rows}
 
 
-def _lines(s: Session, top: list[tuple[int, float]], mine: tuple[int, float] | None,
+def _blockers(s: Session, viewer_id: int | None) -> set[int]:
+    if viewer_id is None:
+        return set()
+    return set(s.scalars(select(Block.user_id).where(Block.blocked_id == viewer_id)))
+
+
+def _lines(s: Session, top: list[tuple[int, int, float]], mine: tuple[int, float] | None,
            viewer_id: int | None) -> tuple[list[Entry], Entry | None]:
-    """Entries for the top rows and the viewer's own (``mine`` is their 0-based rank and metres)."""
-    names = _names(s, {u for u, _ in top} | ({viewer_id} if mine else set()))
-    entries = [Entry(k + 1, u, *names.get(u, ("?", "?")), d) for k, (u, d) in enumerate(top)]
+    """Entries for the top rows, each (0-based rank, user id, metres), and the viewer's own
+    (``mine`` is their 0-based rank and metres)."""
+    names = _names(s, {u for _, u, _ in top} | ({viewer_id} if mine else set()))
+    entries = [Entry(k + 1, u, *names.get(u, ("?", "?")), d) for k, u, d in top]
     me = Entry(mine[0] + 1, viewer_id, *names.get(viewer_id, ("?", "?")), mine[1]) if mine else None
     return entries, me
+
+
+def _shown(ranked: list[tuple[int, float]], hidden: set[int], limit: int) -> list[tuple[int, int, float]]:
+    """The first ``limit`` rows not hidden, each with its rank on the whole board."""
+    return [(k, u, d) for k, (u, d) in enumerate(ranked) if u not in hidden][:limit]
 
 
 def _board(s: Session, period: str, sport: str, scope: str, ranked: list[tuple[int, float]],
            viewer_id: int | None, limit: int, source: str) -> Board:
     mine = next(((k, d) for k, (u, d) in enumerate(ranked) if u == viewer_id), None)
-    entries, me = _lines(s, ranked[:limit], mine, viewer_id)
+    entries, me = _lines(s, _shown(ranked, _blockers(s, viewer_id), limit), mine, viewer_id)
     return Board(period, sport, scope, entries, me, len(ranked), source)
 
 
@@ -168,8 +181,9 @@ def redis_board(s: Session, redis, period: str, sport: str, scope: str = "global
     if not redis.exists(f"{key}:built"):
         refresh_redis(s, redis, now)
     if scope == "global":
-        top = redis.zrevrange(key, 0, limit - 1, withscores=True)
-        ranked_top = [(int(m), float(d)) for m, d in top]
+        hidden = _blockers(s, viewer_id)
+        top = redis.zrevrange(key, 0, limit - 1 + len(hidden), withscores=True)
+        ranked_top = _shown([(int(m), float(d)) for m, d in top], hidden, limit)
         athletes = int(redis.zcard(key))
         me = None
         if viewer_id is not None:

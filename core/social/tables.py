@@ -1,4 +1,4 @@
-"""Social tables: follows, comments and kudos."""
+"""Social tables: follows, follow requests, blocks, comments and kudos."""
 
 from __future__ import annotations
 
@@ -28,6 +28,37 @@ class Friend(Base):
     __table_args__ = (
         CheckConstraint("user_id <> friend_id", name="not_self"),
         Index("ix_friends_friend_id", "friend_id"),
+    )
+
+
+class FollowRequest(Base):
+    """user_id asked to follow target_id, who approves new followers; pending until answered."""
+
+    __tablename__ = "follow_requests"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    target_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("user_id <> target_id", name="not_self"),
+        Index("ix_follow_requests_target", "target_id", "created_at"),
+    )
+
+
+class Block(Base):
+    """user_id blocked blocked_id: the blocked athlete sees nothing of user_id's and cannot
+    follow them, comment on or give kudos to their activities."""
+
+    __tablename__ = "blocks"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    blocked_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        CheckConstraint("user_id <> blocked_id", name="not_self"),
+        Index("ix_blocks_blocked_id", "blocked_id"),
     )
 
 

@@ -1,5 +1,6 @@
 """Who may see an activity: the owner, everyone for public ones, followers for theirs; and
-who may watch one being recorded: the owner, and followers unless it is private.
+who may watch one being recorded: the owner, and followers unless it is private. An athlete
+the owner blocked sees none of them, public ones included.
 
 ``can_view`` answers for one activity, ``visible_filter`` and ``live_filter`` are the same
 rules as SQL conditions for lists; nothing else spells them out."""
@@ -10,7 +11,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from core.activities.tables import Activity
-from core.social.tables import Friend
+from core.social.tables import Block, Friend
 
 
 def can_view(s: Session, viewer_id: int | None, activity: Activity) -> bool:
@@ -19,6 +20,8 @@ def can_view(s: Session, viewer_id: int | None, activity: Activity) -> bool:
         return True
     if activity.status != "completed":
         return False
+    if viewer_id is not None and s.get(Block, (activity.user_id, viewer_id)) is not None:
+        return False
     if activity.visibility == "public":
         return True
     if activity.visibility == "followers" and viewer_id is not None:
@@ -26,12 +29,17 @@ def can_view(s: Session, viewer_id: int | None, activity: Activity) -> bool:
     return False
 
 
+def blockers_of(viewer_id: int):
+    """A SQL select of the athletes who blocked ``viewer_id``."""
+    return select(Block.user_id).where(Block.blocked_id == viewer_id)
+
+
 def visible_filter(viewer_id: int):
     """A SQL condition: activities ``viewer_id`` may see (for lists beyond the feed)."""
     follows = select(Friend.friend_id).where(Friend.user_id == viewer_id)
     return or_(
         Activity.user_id == viewer_id,
-        and_(Activity.status == "completed",
+        and_(Activity.status == "completed", Activity.user_id.not_in(blockers_of(viewer_id)),
              or_(Activity.visibility == "public",
                  and_(Activity.visibility == "followers", Activity.user_id.in_(follows)))),
     )
@@ -42,7 +50,8 @@ def live_filter(viewer_id: int):
     page): their own, and those of athletes they follow unless private."""
     follows = select(Friend.friend_id).where(Friend.user_id == viewer_id)
     return or_(Activity.user_id == viewer_id,
-               and_(Activity.user_id.in_(follows), Activity.visibility != "private"))
+               and_(Activity.user_id.in_(follows), Activity.visibility != "private",
+                    Activity.user_id.not_in(blockers_of(viewer_id))))
 
 
 def viewable(s: Session, viewer_id: int | None, activity_id: int) -> Activity | None:

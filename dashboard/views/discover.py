@@ -8,6 +8,7 @@ from streamlit_folium import st_folium
 from core import units
 from core.recommend.service import SignalError
 from core.routes.matching import KIND_WORDS
+from core.social.follows import FollowRefused
 from core.text import is_blank
 from dashboard import data, queries, ui
 from dashboard.maps import route_sketch
@@ -53,8 +54,15 @@ def rate(names: dict[int, str]) -> None:
 
 
 def befriend(other_id: int) -> None:
-    data.follow_athlete(v.id, other_id)
-    st.session_state.discover_notice = "Followed: their shared activities now appear in your feed."
+    try:
+        state = data.follow_athlete(v.id, other_id)
+    except FollowRefused as exc:
+        st.session_state.discover_error = f"Not followed: {ui.plain(str(exc))}."
+        return
+    st.session_state.discover_notice = (
+        "Followed: their shared activities now appear in your feed." if state == "following" else
+        "Request sent: they approve their followers, and their shared activities appear in your feed once "
+        "they accept.")
 
 
 def name_of(route: dict) -> str:

@@ -30,7 +30,7 @@ if not items:
 ids = [c["id"] for c in items]
 with data.sessions()() as s:
     kudos = kudos_for(s, v.id, ids)
-    comments = comments_for(s, ids)
+    comments = comments_for(s, ids, v.id)
 
 
 def act(fn, *args) -> None:

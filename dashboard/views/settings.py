@@ -1,5 +1,5 @@
-"""Settings: profile, default visibility, units, the route suggestions question, password and sign-ins,
-spoken cues, and device pairing."""
+"""Settings: profile, default visibility, units, followers (approval, requests, blocked athletes),
+the route suggestions question, password and sign-ins, spoken cues, and device pairing."""
 
 from zoneinfo import available_timezones
 
@@ -14,9 +14,10 @@ from core.challenges.assign import reschedule
 from core.challenges.awards import recount_user
 from core.challenges.badges import time_zone
 from core.recommend.tables import TERRAINS
+from core.social.follows import answer_request, set_approval, unblock
 from core.text import DEVICE_NAME_MAX_CHARS
 from core.units import UNITS, distance_unit, unit_length_m
-from dashboard import auth, data, ui
+from dashboard import auth, data, queries, ui
 from dashboard.queries import device_tokens, discovery_settings
 
 v = ui.viewer()
@@ -59,6 +60,57 @@ with st.form("profile"):
         else:
             save(name=display_name(new_name, v.username), default_visibility=vis, units=units, time_zone=zone)
             st.success("Saved.")
+
+st.subheader("Followers")
+
+
+def approval() -> None:
+    """Turn approval of new followers on or off (off accepts whoever waits)."""
+    on = st.session_state.approve_followers
+    with data.sessions()() as s, s.begin():
+        accepted = set_approval(s, user_by_id(s, v.id), on)
+    data.forget_activity_lists()
+    if accepted:
+        st.session_state.followers_notice = f"Accepted {accepted} waiting request{'' if accepted == 1 else 's'}."
+
+
+def answer(requester_id: int, accept: bool) -> None:
+    with data.sessions()() as s, s.begin():
+        answer_request(s, user_by_id(s, v.id), requester_id, accept)
+    data.forget_suggestions()
+
+
+def lift_block(other_id: int) -> None:
+    with data.sessions()() as s, s.begin():
+        other = user_by_id(s, other_id)
+        if other is not None:
+            unblock(s, user_by_id(s, v.id), other)
+
+
+with data.sessions()() as s:
+    people = queries.follow_lists(s, v.id)
+st.toggle("Approve new followers", value=bool(settings.get("approve_followers", False)), key="approve_followers",
+          on_change=approval,
+          help="When on, someone who follows you sends a request, and sees only your public activities until you "
+               "approve it. Turning it off accepts every waiting request.")
+if notice := st.session_state.pop("followers_notice", None):
+    st.success(notice)
+if people["requests"]:
+    st.markdown("**Requests to follow you**")
+for a in people["requests"]:
+    c1, c2, c3 = st.columns([4, 1, 1], vertical_alignment="center")
+    c1.markdown(f"{ui.strong(ui.who(a['name'], a['username']))} · @{ui.plain(a['username'])}")
+    c2.button("Approve", key=f"approve_{a['id']}", on_click=answer, args=(a["id"], True), type="primary")
+    c3.button("Decline", key=f"decline_{a['id']}", on_click=answer, args=(a["id"], False))
+if people["blocked"]:
+    st.markdown("**Blocked athletes**")
+    st.caption("They see nothing of yours (public activities included), cannot follow you, and cannot comment on "
+               "or give kudos to your activities.")
+for a in people["blocked"]:
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1.markdown(f"{ui.strong(ui.who(a['name'], a['username']))} · @{ui.plain(a['username'])}")
+    c2.button("Unblock", key=f"settings_unblock_{a['id']}", on_click=lift_block, args=(a["id"],))
+st.caption("Find athletes to follow or block, and remove followers, on the Athletes page.")
 
 st.subheader("Route suggestions")
 st.caption("A short question for the Discover page: until your own activities say more, suggestions start "

@@ -13,7 +13,7 @@ import pytest
 
 from core.accounts.users import create_user, user_by_name
 from core.activities.tables import Activity
-from core.social.follows import followed_ids
+from core.social.follows import block, followed_ids, set_approval
 from core.storage.engine import make_engine, make_sessionmaker
 from core.storage.schema import migrate
 
@@ -79,10 +79,9 @@ def test_import_for_an_unknown_athlete_is_a_usage_error(db, shared_tracks):
 
 
 def test_follow_and_unfollow(db):
-    assert core(db, "follow", "ben", "--user", "ann")[:2] == (0, [{"user": "ann", "follows": "ben",
-                                                                    "following": True}])
-    assert core(db, "follow", "ben", "--user", "ann")[:2] == (0, [{"user": "ann", "follows": "ben",
-                                                                    "following": True}])  # idempotent
+    following = {"user": "ann", "follows": "ben", "following": True, "state": "following"}
+    assert core(db, "follow", "ben", "--user", "ann")[:2] == (0, [following])
+    assert core(db, "follow", "ben", "--user", "ann")[:2] == (0, [following])  # idempotent
     with db() as s:
         ann, ben = user_by_name(s, "ann"), user_by_name(s, "ben")
         assert followed_ids(s, ann.id) == [ben.id] and followed_ids(s, ben.id) == []
@@ -95,9 +94,19 @@ def test_follow_and_unfollow(db):
     assert (code, lines) == (2, []) and "no user 'zed'" in err
 
     assert core(db, "follow", "ben", "--user", "ann", "--undo")[:2] == (0, [{"user": "ann", "follows": "ben",
-                                                                             "following": False}])
+                                                                             "following": False,
+                                                                             "state": "not following"}])
     with db() as s:
         assert followed_ids(s, ann.id) == []
+
+    with db() as s, s.begin():
+        set_approval(s, user_by_name(s, "ben"), True)
+    assert core(db, "follow", "ben", "--user", "ann")[:2] == (0, [{"user": "ann", "follows": "ben",
+                                                                    "following": False, "state": "requested"}])
+    with db() as s, s.begin():
+        block(s, user_by_name(s, "ben"), user_by_name(s, "ann"))
+    code, lines, err = core(db, "follow", "ben", "--user", "ann")
+    assert (code, lines) == (2, []) and "cannot be followed" in err
 
 
 def test_jobs_run_routes_forms_a_route_from_two_public_rides_and_then_has_nothing_to_do(db, shared_tracks):

@@ -166,8 +166,8 @@ def test_upload_page_imports_refuses_duplicates_and_bad_files(world, tmp_path):
 
 def test_settings_page_saves_cues_and_pairs_a_device(world):
     at = run_page(world, "bob", "views/settings.py")
-    assert [s.value for s in at.subheader] == ["Profile", "Route suggestions", "Password and sign-in", "Spoken cues",
-                                               "Devices"]
+    assert [s.value for s in at.subheader] == ["Profile", "Followers", "Route suggestions", "Password and sign-in",
+                                               "Spoken cues", "Devices"]
     for b in at.get("form_submit_button"):
         if b.label == "Create device token":
             b.click()
@@ -317,6 +317,69 @@ def test_athletes_page_finds_follows_and_unfollows(world):
     assert any("onerror" in p.label for p in feed.get("page_link"))
     at.button(key=next(b.key for b in at.button if b.label == "Unfollow")).click().run()
     assert at.subheader[0].value == "You follow 0 athletes"
+
+
+def test_a_request_is_answered_in_settings_and_a_blocked_athlete_no_longer_finds_the_blocker(world):
+    from sqlalchemy.orm import Session
+
+    from core.accounts.users import create_user
+    from core.social.follows import followers, set_approval
+    from core.storage.engine import make_engine
+
+    engine = make_engine(world.url)
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        dana = create_user(s, "dana_asks", "Dana <b>Asks</b>", password="dana-pass")
+        eve = create_user(s, "eve_wants", "Eve Wants", password="eve-pass")
+        set_approval(s, dana, True)
+
+    def page_as(user, page):
+        at = AppTest.from_file(str(APP), default_timeout=120)
+        at.session_state["viewer"] = Viewer(user.id, user.username, user.name, "athlete", "metric")
+        at.switch_page(page)
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    def click(at, label):
+        at.button(key=next(b.key for b in at.button if b.label == label)).click().run()
+        assert not at.exception, [e.value for e in at.exception]
+
+    at = page_as(eve, "views/athletes.py")
+    at.text_input(key="athlete_query").input("dana_asks").run()
+    click(at, "Follow")
+    assert any("Asked to follow" in m.value for m in at.success)
+    assert [b.label for b in at.button if b.label in ("Follow", "Cancel request")] == ["Cancel request"]
+    assert at.subheader[0].value == "You follow 0 athletes"
+
+    at = page_as(dana, "views/settings.py")
+    assert at.toggle(key="approve_followers").value is True
+    assert any("Requests to follow you" in m.value for m in at.markdown)
+    assert any("Eve Wants" in m.value for m in at.markdown)
+    click(at, "Approve")
+    assert not any("Requests to follow you" in m.value for m in at.markdown)
+    with Session(engine) as s:
+        assert [u.username for u in followers(s, dana.id)] == ["eve_wants"]
+
+    at = page_as(dana, "views/athletes.py")
+    assert any("Eve Wants" in m.value for m in at.markdown)  # under "Your followers"
+    at.text_input(key="athlete_query").input("eve_wants").run()
+    click(at, "Block")
+    assert any("Blocked" in m.value for m in at.success)
+    assert [b.label for b in at.button if b.label in ("Block", "Unblock", "Remove")] == ["Unblock"]
+    with Session(engine) as s:
+        assert followers(s, dana.id) == []
+
+    at = page_as(eve, "views/athletes.py")
+    at.text_input(key="athlete_query").input("dana_asks").run()
+    assert any("Nobody by that name" in i.value for i in at.info)
+
+    at = page_as(dana, "views/settings.py")
+    assert any("Blocked athletes" in m.value for m in at.markdown)
+    click(at, "Unblock")
+    assert not any("Blocked athletes" in m.value for m in at.markdown)
+    at.toggle(key="approve_followers").set_value(False).run()
+    assert not at.exception
+    engine.dispose()
 
 
 def test_owner_edits_an_activity_and_others_cannot(world):
