@@ -723,3 +723,86 @@ def test_badges_page_a_badge_in_the_feed_and_withdrawals_for_moderators(page, ap
             "withdrawn badges")
     nothing_ran(pg, "withdrawn badges")
     shot(pg, "32-withdrawn-badges")
+
+
+def sign_out(pg) -> None:
+    pg.get_by_role("button", name="Sign out", exact=True).click()
+    pg.get_by_label("Username").first.wait_for()
+
+
+def test_approving_a_follower_in_settings_then_blocking_them(page, app_url, world, hostile_world):
+    """An athlete turns on "Approve new followers" in Settings; an athlete with a hostile name
+    asks to follow, and the request shows in Settings as written, with nothing run; once
+    approved they are a follower; blocked from the Athletes page, they no longer find the
+    blocker, who sees them under "Blocked athletes" and can unblock them."""
+    from playwright.sync_api import expect
+    from sqlalchemy.orm import Session
+
+    from core.accounts.users import create_user
+    from core.storage.engine import make_engine
+
+    hw, pg = hostile_world, page
+    requester, requester_name = hw.usernames["img"], HOSTILE["img"]
+    engine = make_engine(world.url)
+    with Session(engine) as s, s.begin():
+        create_user(s, "gatekeeper", "Gate </script>keeper", password="gate-pass-1")
+    engine.dispose()
+
+    sign_in(pg, app_url, "gatekeeper", "gate-pass-1")
+    visit(pg, f"{app_url}/settings", "settings")
+    toggle = pg.get_by_role("switch", name="Approve new followers")
+    expect(toggle).not_to_be_checked()
+    pg.get_by_text("Approve new followers", exact=True).click()
+    settle(pg)
+    expect(pg.get_by_role("switch", name="Approve new followers")).to_be_checked()
+    sign_out(pg)
+
+    sign_in(pg, app_url, requester, "hostile-pass-1")
+    visit(pg, f"{app_url}/athletes", "requester's athletes")
+    pg.get_by_label("Find athletes by name or username").fill("gatekeeper")
+    pg.keyboard.press("Enter")
+    pg.get_by_role("button", name="Follow", exact=True).click()
+    settle(pg)
+    pg.get_by_text("Asked to follow").wait_for()
+    expect(pg.get_by_role("button", name="Cancel request", exact=True)).to_be_visible()
+    written(pg, ["Gate </script>keeper"], "requester's notice")
+    nothing_ran(pg, "request sent")
+    sign_out(pg)
+
+    sign_in(pg, app_url, "gatekeeper", "gate-pass-1")
+    visit(pg, f"{app_url}/settings", "settings with a request")
+    pg.get_by_text("Requests to follow you").wait_for()
+    written(pg, [requester_name, f"@{requester}"], "the request")
+    nothing_ran(pg, "the request")
+    shot(pg, "16-follow-request")
+    pg.get_by_role("button", name="Approve", exact=True).click()
+    settle(pg)
+    expect(pg.get_by_text("Requests to follow you")).to_have_count(0)
+
+    visit(pg, f"{app_url}/athletes", "gatekeeper's athletes")
+    pg.get_by_text("1 athlete follows you.").wait_for()
+    expect(pg.get_by_role("button", name="Remove", exact=True)).to_have_count(1)
+    pg.get_by_label("Find athletes by name or username").fill(requester)
+    pg.keyboard.press("Enter")
+    pg.get_by_role("button", name="Block", exact=True).click()
+    settle(pg)
+    pg.get_by_text("they see nothing of yours now").wait_for()
+    pg.get_by_text("Nobody follows you yet.").wait_for()
+    nothing_ran(pg, "blocked")
+    sign_out(pg)
+
+    sign_in(pg, app_url, requester, "hostile-pass-1")
+    visit(pg, f"{app_url}/athletes", "blocked athlete's search")
+    pg.get_by_label("Find athletes by name or username").fill("gatekeeper")
+    pg.keyboard.press("Enter")
+    pg.get_by_text("Nobody by that name.").wait_for()
+    sign_out(pg)
+
+    sign_in(pg, app_url, "gatekeeper", "gate-pass-1")
+    visit(pg, f"{app_url}/settings", "settings with a block")
+    pg.get_by_text("Blocked athletes", exact=True).wait_for()
+    written(pg, [requester_name], "blocked list")
+    pg.get_by_role("button", name="Unblock", exact=True).click()
+    settle(pg)
+    expect(pg.get_by_text("Blocked athletes", exact=True)).to_have_count(0)
+    nothing_ran(pg, "unblocked")
