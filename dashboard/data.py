@@ -186,7 +186,7 @@ def follow_athlete(viewer_id: int, other_id: int) -> str:
         me, other = user_by_id(s, viewer_id), user_by_id(s, other_id)
         if other is not None:
             state = follow(s, me, other)
-    forget_activity_lists()
+    forget_activity()  # a page cached as not theirs to see may now be
     forget_suggestions()
     live.clear()
     return state

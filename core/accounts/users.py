@@ -172,6 +172,13 @@ def update_profile(s: Session, user: User, name: str | None = None, default_visi
     """Change the user's display name or default visibility, and set the given keys of their
     settings (``units``, ``cues``, ...); the others are kept. ``name`` is stored as given
     (``display_name`` fits one to the column)."""
+    if settings:
+        # The settings as stored now, the row locked (PostgreSQL) until the transaction
+        # ends: two saves of different keys at once (a device's cue preferences, the
+        # profile form, follower approval) each keep the other's.
+        s.flush()
+        s.refresh(user, attribute_names=["settings"],
+                  with_for_update=s.get_bind().dialect.name == "postgresql")
     if name is not None:
         user.name = name
     if default_visibility is not None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.activities.tables import Activity
 from core.social.follows import followed_ids
+from core.social.visibility import blockers_of
 from core.storage.base import UTCDateTime
 
 PAGE_SIZE = 20
@@ -82,7 +83,8 @@ def _feed_sql_lateral(with_cursor: bool) -> TextClause:
     """PostgreSQL's form: one fixed statement (prepared once) with a LATERAL per author."""
     after = " AND (a.start_time < :ts OR (a.start_time = :ts AND a.id < :after_id))" if with_cursor else ""
     sql = ("SELECT x.id, x.start_time FROM"
-           " (SELECT :me AS uid UNION ALL SELECT friend_id FROM friends WHERE user_id = :me) AS f"
+           " (SELECT :me AS uid UNION ALL SELECT friend_id FROM friends WHERE user_id = :me"
+           " AND friend_id NOT IN (SELECT user_id FROM blocks WHERE blocked_id = :me)) AS f"
            " CROSS JOIN LATERAL (SELECT a.id, a.start_time FROM activities a"
            " WHERE a.user_id = f.uid AND a.status = 'completed'"
            " AND (f.uid = :me OR a.visibility IN ('public', 'followers'))" + after +
@@ -102,7 +104,8 @@ def feed_page(s: Session, user_id: int, cursor: str | None = None, limit: int = 
     if s.get_bind().dialect.name == "postgresql":
         query = _feed_sql_lateral(after is not None)
     else:
-        others = followed_ids(s, user_id)
+        blockers = set(s.scalars(blockers_of(user_id)))
+        others = [other for other in followed_ids(s, user_id) if other not in blockers]
         params.update({f"a{k}": other for k, other in enumerate(others)})
         query = _feed_sql(len(others), after is not None)
     ids = s.execute(query, params).scalars().all()

@@ -45,11 +45,21 @@ def blocked_or_blocking(user_id: int):
         select(Block.user_id).where(Block.blocked_id == user_id))
 
 
+def lock_pair(s: Session, a: int, b: int) -> None:
+    """Lock both athletes' rows, lower id first (PostgreSQL; SQLite's single writer already
+    serialises), so that a follow, a request's answer and a block between the same two
+    athletes happen one after the other: none misses a row the other is writing."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(select(User.id).where(User.id.in_(sorted({a, b}))).order_by(User.id).with_for_update())
+
+
 def follow(s: Session, user: User, other: User) -> str:
     """Make ``user`` follow ``other``, or ask to when ``other`` approves their followers:
     "following" or "requested" (idempotent). Refused between athletes kept apart by a block."""
     if user.id == other.id:
         raise FollowRefused("an athlete cannot follow themselves")
+    lock_pair(s, user.id, other.id)
+    s.refresh(other, attribute_names=["settings"])  # approval as it is now, not as first read
     if s.get(Friend, (user.id, other.id)) is not None:
         return "following"
     if s.get(Block, (user.id, other.id)) is not None:
@@ -74,9 +84,11 @@ def unfollow(s: Session, user: User, other: User) -> None:
 
 
 def pending_requests(s: Session, user_id: int) -> list[User]:
-    """The athletes waiting for ``user_id`` to approve them, oldest request first."""
+    """The athletes waiting for ``user_id`` to approve them, oldest request first (none
+    kept apart by a block)."""
     return list(s.scalars(select(User).join(FollowRequest, FollowRequest.user_id == User.id)
-                          .where(FollowRequest.target_id == user_id)
+                          .where(FollowRequest.target_id == user_id,
+                                 User.id.not_in(blocked_or_blocking(user_id)))
                           .order_by(FollowRequest.created_at, FollowRequest.user_id)))
 
 
@@ -90,7 +102,13 @@ def requested_among(s: Session, user_id: int, ids: list[int]) -> set[int]:
 
 def answer_request(s: Session, user: User, requester_id: int, accept: bool) -> bool:
     """Accept or decline ``requester_id``'s request to follow ``user``; False when there was
-    no such request (answered already, withdrawn, or never made)."""
+    no such request (answered already, withdrawn, or never made) or a block keeps the two
+    apart (the request is dropped)."""
+    lock_pair(s, user.id, requester_id)
+    if blocks_between(s, user.id, requester_id):
+        s.execute(delete(FollowRequest).where(FollowRequest.user_id == requester_id,
+                                              FollowRequest.target_id == user.id))
+        return False
     gone = s.execute(delete(FollowRequest).where(FollowRequest.user_id == requester_id,
                                                  FollowRequest.target_id == user.id)).rowcount
     if not gone:
@@ -124,6 +142,7 @@ def block(s: Session, user: User, other: User) -> None:
     """``user`` blocks ``other`` (idempotent): following ends both ways, and so do requests."""
     if user.id == other.id:
         raise FollowRefused("an athlete cannot block themselves")
+    lock_pair(s, user.id, other.id)
     pair = [(user.id, other.id), (other.id, user.id)]
     for a, b in pair:
         s.execute(delete(Friend).where(Friend.user_id == a, Friend.friend_id == b))
@@ -170,7 +189,7 @@ def search_athletes(s: Session, viewer_id: int, text: str, limit: int = 20) -> l
     are public; case is ignored, the text trimmed and cut to ``SEARCH_MAX_CHARS``), by
     username, each with whether the viewer follows them. Blank text finds nobody, and nobody
     who blocked the viewer is found."""
-    text = (text or "").strip()[:SEARCH_MAX_CHARS]
+    text = (text or "").replace("\x00", "").strip()[:SEARCH_MAX_CHARS]
     if not text:
         return []
     pattern = like_pattern(text.lower())

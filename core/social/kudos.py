@@ -6,12 +6,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from core.accounts.tables import User
-from core.social.comments import SocialError, visible_activity
+from core.social.comments import SocialError, refuse_across_block, visible_activity
 from core.social.tables import Kudos
 
 
 def give_kudos(s: Session, user: User, activity_id: int) -> None:
     activity = visible_activity(s, user.id, activity_id)
+    refuse_across_block(s, user.id, activity)
     if activity.user_id == user.id:
         raise SocialError("kudos are for other athletes' activities")
     if s.get(Kudos, (activity_id, user.id)) is None:

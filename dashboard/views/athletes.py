@@ -45,7 +45,7 @@ def change(other_id: int, action: str) -> None:
         st.session_state.athletes_error = f"Not done: {ui.plain(str(exc))}."
         return
     st.session_state.athletes_notice = DONE[result].format(who=who)
-    data.forget_activity_lists()
+    data.forget_activity()  # what was cached for either of them may no longer be theirs to see
     data.forget_suggestions()
     data.live.clear()
 

@@ -69,7 +69,7 @@ def approval() -> None:
     on = st.session_state.approve_followers
     with data.sessions()() as s, s.begin():
         accepted = set_approval(s, user_by_id(s, v.id), on)
-    data.forget_activity_lists()
+    data.forget_activity()
     if accepted:
         st.session_state.followers_notice = f"Accepted {accepted} waiting request{'' if accepted == 1 else 's'}."
 
@@ -77,6 +77,7 @@ def approval() -> None:
 def answer(requester_id: int, accept: bool) -> None:
     with data.sessions()() as s, s.begin():
         answer_request(s, user_by_id(s, v.id), requester_id, accept)
+    data.forget_activity()
     data.forget_suggestions()
 
 
@@ -85,6 +86,7 @@ def lift_block(other_id: int) -> None:
         other = user_by_id(s, other_id)
         if other is not None:
             unblock(s, user_by_id(s, v.id), other)
+    data.forget_activity()
 
 
 with data.sessions()() as s:

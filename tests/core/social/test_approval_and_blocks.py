@@ -3,17 +3,20 @@ requester, a removed follower and a blocked athlete can see and do."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
 
-from core.accounts.users import create_user
+from core.accounts.tables import User
+from core.accounts.users import create_user, update_profile
 from core.activities.lifecycle import NotFound
 from core.activities.tables import Activity
 from core.recommend.athletes import suggest_athletes
-from core.social.comments import add_comment, comments_for
+from core.social.comments import SocialError, add_comment, comments_for
 from core.social.feed import feed_page
 from core.social.follows import (
     FollowRefused,
@@ -35,6 +38,7 @@ from core.social.follows import (
 )
 from core.social.kudos import give_kudos
 from core.social.leaderboards import database_board, redis_board, refresh_redis
+from core.social.tables import Block, Friend
 from core.social.visibility import can_view, live_filter, visible_filter
 
 NOW = datetime.now(UTC)
@@ -189,3 +193,110 @@ def test_suggestions_leave_out_athletes_kept_apart_and_those_already_asked(sessi
     set_approval(session, asked, True)
     follow(session, me, asked)
     assert {s.user.id for s in suggest_athletes(session, me.id)} == {other.id}
+
+
+def test_neither_side_of_a_block_comments_or_gives_kudos_and_an_owner_sees_every_comment_on_their_own(session):
+    rosa, mal = people(session, "rosa", "mal")
+    rosas, mals = add(session, rosa), add(session, mal)
+    add_comment(session, rosa, mals.id, "before the block")
+    block(session, rosa, mal)
+    for who, activity in ((rosa, mals), (mal, rosas)):
+        with pytest.raises((SocialError, NotFound)):
+            add_comment(session, who, activity.id, "hello")
+        with pytest.raises((SocialError, NotFound)):
+            give_kudos(session, who, activity.id)
+    # On their own activity mal still sees (and so may delete) what the blocker wrote.
+    assert [c.text for c in comments_for(session, [mals.id], mal.id)[mals.id]] == ["before the block"]
+
+
+def test_a_request_from_someone_kept_apart_is_neither_listed_nor_accepted(session):
+    rosa, mal = people(session, "rosa", "mal")
+    set_approval(session, rosa, True)
+    follow(session, mal, rosa)
+    session.add(Block(user_id=rosa.id, blocked_id=mal.id))  # as a block racing the request could leave it
+    session.flush()
+    assert pending_requests(session, rosa.id) == []
+    assert not answer_request(session, rosa, mal.id, True)
+    assert set_approval(session, rosa, False) == 0
+    assert followed_ids(session, mal.id) == []
+
+
+def test_search_text_with_a_nul_character_finds_without_failing(session):
+    rosa, = people(session, "rosa")
+    assert search_athletes(session, rosa.id, "\x00") == []
+    assert [u.id for u, _ in search_athletes(session, people(session, "x")[0].id, rosa.username + "\x00")] == [rosa.id]
+
+
+def _in_thread(fn) -> tuple[threading.Thread, list]:
+    """Run ``fn`` in a thread of its own; what it raised ends up in the list."""
+    raised: list = []
+
+    def run():
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001 - handed back to the test to assert on
+            raised.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, raised
+
+
+@pytest.mark.parametrize("first", ["follow", "request", "block"])
+def test_a_block_waits_for_a_follow_or_request_under_way_and_then_ends_it(postgres_engine, first):
+    """PostgreSQL: B follows (or asks to follow, or blocks) A in a transaction still open when
+    A blocks B in another; the block waits for it, and then nothing of B's follow remains,
+    nor a second block row."""
+    Sessions = sessionmaker(postgres_engine, expire_on_commit=False)
+    with Sessions() as s, s.begin():
+        a, b = people(s, "a", "b")
+        if first == "request":
+            set_approval(s, a, True)
+        hidden = add(s, a, "followers")
+    with Sessions() as t1:
+        with t1.begin():
+            ua, ub = t1.get(User, a.id), t1.get(User, b.id)
+            if first == "block":
+                block(t1, ua, ub)
+            else:
+                assert follow(t1, ub, ua) == ("requested" if first == "request" else "following")
+
+            def other_request():
+                with Sessions() as t2, t2.begin():
+                    block(t2, t2.get(User, a.id), t2.get(User, b.id))
+
+            thread, raised = _in_thread(other_request)
+            thread.join(0.5)
+            assert thread.is_alive()  # waiting for the pair's lock
+        thread.join(30)
+    assert not thread.is_alive() and raised == []
+    with Sessions() as s:
+        assert s.get(Friend, (b.id, a.id)) is None
+        assert pending_requests(s, a.id) == []
+        assert s.scalar(select(Block.user_id).where(Block.user_id == a.id)) == a.id
+        assert hidden.id not in {x.id for x in feed_page(s, b.id).items}
+
+
+def test_a_settings_save_keeps_approval_turned_on_meanwhile(postgres_engine):
+    """PostgreSQL: a device saving its cue preferences from a user row read before approval
+    was turned on does not turn approval off again."""
+    Sessions = sessionmaker(postgres_engine, expire_on_commit=False)
+    with Sessions() as s, s.begin():
+        (a,) = people(s, "a")
+    with Sessions() as t1, t1.begin():
+        stale = t1.get(User, a.id)
+        assert not approves_followers(stale)
+        with Sessions() as t2, t2.begin():
+            set_approval(t2, t2.get(User, a.id), True)
+        update_profile(t1, stale, units="imperial")
+    with Sessions() as s:
+        settings = s.get(User, a.id).settings
+        assert settings["approve_followers"] is True and settings["units"] == "imperial"
+
+
+def test_a_feed_leaves_out_a_blocker_even_if_a_follow_row_survived(session):
+    rosa, mal = people(session, "rosa", "mal")
+    hidden = add(session, rosa, "followers")
+    session.add_all([Block(user_id=rosa.id, blocked_id=mal.id), Friend(user_id=mal.id, friend_id=rosa.id)])
+    session.flush()
+    assert hidden.id not in {x.id for x in feed_page(session, mal.id).items}
