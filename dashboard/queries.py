@@ -30,6 +30,7 @@ from core.routes.matching import athlete_routes
 from core.routes.tables import Route
 from core.social import follows
 from core.social.feed import feed_page, own_activities
+from core.social.privacy import hidings_of, shown_figures
 from core.social.visibility import live_filter, viewable
 from core.storage.points import routes, viewer_route, viewer_track
 from core.tracks.formats.gpx import to_gpx
@@ -57,12 +58,17 @@ def viewer_for(user: User) -> Viewer:
     return Viewer(user.id, user.username, user.name, user.role, units if units in UNITS else "metric")
 
 
-def card(a: Activity) -> dict:
-    return {"id": a.id, "user_id": a.user_id, "athlete": a.user.name, "username": a.user.username,
-            "sport": a.sport, "title": a.title or "", "visibility": a.visibility, "status": a.status,
-            "start_time": a.start_time, "distance_m": a.distance_m, "moving_time_s": a.moving_time_s,
-            "elapsed_time_s": a.elapsed_time_s, "avg_speed_mps": a.avg_speed_mps,
-            "elevation_gain_m": a.elevation_gain_m}
+def card(a: Activity, shown: dict | None = None) -> dict:
+    """An activity as pages list it; ``shown`` holds the figures its athlete's privacy
+    settings let the viewer see instead of the stored ones (``core.social.privacy``)."""
+    out = {"id": a.id, "user_id": a.user_id, "athlete": a.user.name, "username": a.user.username,
+           "sport": a.sport, "title": a.title or "", "visibility": a.visibility, "status": a.status,
+           "start_time": a.start_time, "distance_m": a.distance_m, "moving_time_s": a.moving_time_s,
+           "elapsed_time_s": a.elapsed_time_s, "avg_speed_mps": a.avg_speed_mps,
+           "elevation_gain_m": a.elevation_gain_m}
+    if shown:
+        out.update({k: shown[k] for k in out if k in shown})
+    return out
 
 
 def badge_cards(badges) -> list[dict]:
@@ -83,7 +89,8 @@ def feed(s, viewer_id: int, cursor: str | None, limit: int = 10) -> dict:
     ids = [a.id for a in page.items]
     earned, completed = awards_for(s, ids), completed_by(s, ids)
     own = {a.id: a.user_id == viewer_id for a in page.items}
-    return {"items": [{**card(a), "badges": badge_cards(shown(earned[a.id], own[a.id])),
+    figures = shown_figures(s, viewer_id, page.items)
+    return {"items": [{**card(a, figures.get(a.id)), "badges": badge_cards(shown(earned[a.id], own[a.id])),
                        "challenges": challenge_cards(completed[a.id] if own[a.id] else [])} for a in page.items],
             "next_cursor": page.next_cursor}
 
@@ -121,9 +128,10 @@ def activity_detail(s, viewer_id: int, activity_id: int) -> dict | None:
     if track is None:
         return None
     clean, profile = activity_profile(s, a, track)
-    summary = a.summary or {}
+    figures = shown_figures(s, viewer_id, [a]).get(a.id)
+    summary = (figures["summary"] if figures else a.summary) or {}
     return {
-        **card(a),
+        **card(a, figures),
         "badges": badge_cards(shown(awards_for(s, [a.id])[a.id], a.user_id == viewer_id)),
         "challenges": challenge_cards(completed_by(s, [a.id])[a.id] if a.user_id == viewer_id else []),
         "summary": summary,
@@ -166,8 +174,13 @@ def my_routes(s, user_id: int, sport: str | None = None) -> list[tuple[np.ndarra
 def live_activities(s, viewer_id: int, redis=None) -> list[dict]:
     """Activities being recorded now that the viewer may watch (``core.social.visibility.
     live_filter``), as ``core.activities.open.live_activities`` finds them, as cards."""
-    return [{**card(live.activity), "stats": live.stats, "position": live.position, "source": live.source}
-            for live in open_activities.live_activities(s, live_filter(viewer_id), redis)]
+    found = open_activities.live_activities(s, live_filter(viewer_id), redis)
+    hidings = hidings_of(s, [live.activity.user_id for live in found if live.activity.user_id != viewer_id])
+    # Where an athlete who hides a zone, the ends or the map is now is not shown to others:
+    # the end of an activity under way is not known yet, nor how far from a zone they are.
+    return [{**card(live.activity), "stats": live.stats, "source": live.source,
+             "position": None if hidings.get(live.activity.user_id) else live.position}
+            for live in found]
 
 
 def device_tokens(s, user_id: int) -> list[dict]:

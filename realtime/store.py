@@ -24,10 +24,9 @@ from core.activities.cues import CuePrefs, save_cue_prefs
 from core.activities.ingest import lock_statuses, refusal
 from core.activities.lifecycle import change_status, create_activity, get_owned_activity
 from core.activities.summary import pause_intervals
-from core.challenges.awards import activity_rows, awards_for, new_badges, new_completions
-from core.challenges.badges import shown
+from core.challenges.awards import activity_rows, new_badges, new_completions
+from core.challenges.feed import feed_answer
 from core.challenges.personal import describe
-from core.social.feed import feed_page
 from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker
 from core.storage.points import FastInsert, fast_insert_connection, positions
 from core.storage.schema import migrate
@@ -262,16 +261,7 @@ class Store:
 
     def feed(self, user_id: int, cursor: str | None, limit: int) -> dict:
         with self.Session() as s:
-            page = feed_page(s, user_id, cursor=cursor, limit=limit)
-            earned = awards_for(s, [a.id for a in page.items])
-            items = [{
-                "activity_id": a.id, "athlete": a.user.name, "sport": a.sport, "title": a.title,
-                "start_time": a.start_time.isoformat() if a.start_time else None,
-                "distance_m": a.distance_m, "moving_time_s": a.moving_time_s,
-                "avg_pace_s_per_km": a.avg_pace_s_per_km, "avg_speed_mps": a.avg_speed_mps,
-                "badges": [b.code for b in shown(earned[a.id], a.user_id == user_id)],
-            } for a in page.items]
-            return {"items": items, "next_cursor": page.next_cursor}
+            return feed_answer(s, user_id, cursor, limit)
 
     def badge_cues(self, user_id: int, activity_id: int) -> list[dict]:
         """The challenges a just-completed activity completes and the badges it earns, if it

@@ -1,6 +1,6 @@
 """The command line, ``python -m core COMMAND``: each command group's module adds its own
 commands (tracks: stats; admin: migrate, demo, worker; accounts: create-user, device-token;
-social: feed, leaderboard; anomaly: score, train, evaluate; population: import, follow;
+social: feed, leaderboard; privacy: privacy, gpx; anomaly: score, train, evaluate; population: import, follow;
 jobs: jobs run; recommend: routes, athletes, evaluate; challenges: badges, challenges;
 engagement: evaluate)."""
 
@@ -17,12 +17,13 @@ from core.cli import (
     engagement,
     jobs,
     population,
+    privacy,
     recommend,
     social,
     tracks,
 )
 
-GROUPS = (tracks, admin, accounts, social, anomaly, population, jobs, recommend, challenges, engagement)
+GROUPS = (tracks, admin, accounts, social, privacy, anomaly, population, jobs, recommend, challenges, engagement)
 
 
 def build_parser() -> argparse.ArgumentParser:

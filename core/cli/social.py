@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 from core import units
@@ -12,8 +13,11 @@ from core.social.leaderboards import PERIODS, SCOPES
 
 
 def cmd_feed(args) -> int:
-    """Print a page of an athlete's news feed."""
+    """Print a page of an athlete's news feed (with --json, as the device protocol's feed
+    answer: the figures that athlete is shown, and the badges)."""
+    from core.challenges.feed import feed_answer
     from core.social.feed import CursorError, feed_page
+    from core.social.privacy import shown_figures
 
     Session = open_sessions()
     with Session() as s:
@@ -21,14 +25,20 @@ def cmd_feed(args) -> int:
         if user is None:
             return 2
         try:
+            if args.json:
+                print(json.dumps(feed_answer(s, user.id, args.cursor, args.limit)))
+                return 0
             page = feed_page(s, user.id, cursor=args.cursor, limit=args.limit)
         except CursorError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        figures = shown_figures(s, user.id, page.items)
         for a in page.items:
-            print(f"{a.start_time:%Y-%m-%d %H:%M}  {a.user.name:<20.20} {a.sport:<4} "
-                  f"{units.distance(a.distance_m or 0):>9}  {units.pace_or_speed(a.sport, a.avg_speed_mps):>10}  "
-                  f"{a.title}")
+            shown = figures.get(a.id) or {"start_time": a.start_time, "distance_m": a.distance_m,
+                                          "avg_speed_mps": a.avg_speed_mps}
+            print(f"{shown['start_time']:%Y-%m-%d %H:%M}  {a.user.name:<20.20} {a.sport:<4} "
+                  f"{units.distance(shown['distance_m'] or 0):>9}  "
+                  f"{units.pace_or_speed(a.sport, shown['avg_speed_mps']):>10}  {a.title}")
         if page.next_cursor:
             print(f"next page: python -m core feed --user {user.username} --cursor {page.next_cursor}")
     return 0
@@ -68,4 +78,5 @@ def add_commands(sub) -> None:
     p.add_argument("--user", required=True)
     p.add_argument("--cursor")
     p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true", help="print the device protocol's feed answer as JSON")
     p.set_defaults(func=cmd_feed)

@@ -44,6 +44,7 @@ from core.routes.shape import (
     trim,
 )
 from core.routes.tables import ROUTE_NAME_MAX_CHARS, Route, RouteActivity, RouteCell
+from core.social.privacy import hiding_for, visible_track
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.storage.points import stored_track
@@ -129,9 +130,15 @@ def find_route(s: Session, shape: Shape) -> tuple[int | None, int]:
     return best, direction
 
 
+def public_track(s: Session, activity: Activity):
+    """The activity's points as other athletes may see them: routes are drawn and shared from
+    these, so nothing its athlete hides (``core.social.privacy``) shapes one."""
+    return visible_track(hiding_for(s, None, activity.user_id), stored_track(s, activity))
+
+
 def plan(s: Session, activity: Activity, now: float | None = None) -> Plan:
     """What to write for one activity (reads only)."""
-    shape = shape_of(stored_track(s, activity), now=now)
+    shape = shape_of(public_track(s, activity), now=now)
     route_id, direction = find_route(s, shape) if shape is not None else (None, 1)
     return Plan(activity.id, activity.user_id, activity.visibility, bool(activity.held), activity.point_count,
                 counts(activity), shape, route_id, direction)
@@ -249,7 +256,7 @@ def _replacement(s: Session, members: list) -> tuple[int, Shape] | None:
     """A counting member whose shape can stand for the route, newest first."""
     for m in members:
         activity = s.get(Activity, m.activity_id)
-        shape = shape_of(stored_track(s, activity)) if activity is not None else None
+        shape = shape_of(public_track(s, activity)) if activity is not None else None
         if shape is not None:
             return activity.id, shape
     return None

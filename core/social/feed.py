@@ -116,6 +116,19 @@ def feed_page(s: Session, user_id: int, cursor: str | None = None, limit: int = 
     return FeedPage(items, encode_cursor(items[-1]) if more and items else None)
 
 
+def feed_item(a: Activity, shown: dict | None = None) -> dict:
+    """An activity as the device protocol's feed answer has it (``docs/protocol.md``), with the
+    figures its athlete's privacy settings let the viewer see (``shown``, from
+    ``core.social.privacy.shown_figures``) in place of the stored ones."""
+    figures = {"start_time": a.start_time, "distance_m": a.distance_m, "moving_time_s": a.moving_time_s,
+               "avg_pace_s_per_km": a.avg_pace_s_per_km, "avg_speed_mps": a.avg_speed_mps}
+    if shown:
+        figures = {k: shown.get(k) for k in figures}
+    start = figures.pop("start_time")
+    return {"activity_id": a.id, "athlete": a.user.name, "sport": a.sport, "title": a.title,
+            "start_time": start.isoformat() if start else None, **figures}
+
+
 def own_activities(s: Session, user_id: int, sport: str | None = None) -> list[Activity]:
     """The athlete's own completed activities (of one sport, if given), oldest first: what
     their stats page sums and draws."""

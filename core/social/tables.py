@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -60,6 +61,30 @@ class Block(Base):
         CheckConstraint("user_id <> blocked_id", name="not_self"),
         Index("ix_blocks_blocked_id", "blocked_id"),
     )
+
+
+class PrivacyZone(Base):
+    """An area of an athlete's (their home, their work) that nobody else sees on any activity.
+
+    ``lat``, ``lon`` and ``radius_m`` are the point and radius the athlete gave; only they see
+    them. What is hidden is the circle around ``hidden_lat``, ``hidden_lon`` of
+    ``hidden_radius_m``: its centre lies a secret, random distance and direction away from the
+    athlete's point, drawn once for the zone (``core.social.privacy``), and it reaches at least
+    ``radius_m`` beyond the point in every direction."""
+
+    __tablename__ = "privacy_zones"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    lat: Mapped[float] = mapped_column(Float)
+    lon: Mapped[float] = mapped_column(Float)
+    radius_m: Mapped[float] = mapped_column(Float)
+    hidden_lat: Mapped[float] = mapped_column(Float)
+    hidden_lon: Mapped[float] = mapped_column(Float)
+    hidden_radius_m: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (CheckConstraint("radius_m >= 200 AND radius_m <= 1600", name="radius"),)
 
 
 class Comment(Base):

@@ -18,7 +18,8 @@ Read by activity
     ``last_point_t``       the time of the newest point by sequence
     ``count_points``       how many points, optionally within a time range
 
-Read by viewer (None when ``core.social.visibility`` says the viewer may not see the activity)
+Read by viewer (None when ``core.social.visibility`` says the viewer may not see the activity;
+without what the athlete hides from others, ``core.social.privacy``, when it is not theirs)
     ``viewer_track``       the track as ``stored_track``
     ``viewer_route``       the positions as ``routes`` has them
 
@@ -51,6 +52,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.pool import PoolProxiedConnection
 
 from core.activities.tables import Activity
+from core.social.privacy import hiding_for, visible_positions, visible_track
 from core.social.visibility import can_view
 from core.storage.base import Base
 from core.tracks.track import Track
@@ -273,21 +275,23 @@ def count_points(s: Session, activity_id: int, t0: float | None = None, t1: floa
 
 
 def viewer_track(s: Session, viewer_id: int | None, activity: Activity | None) -> Track | None:
-    """The activity's track as ``stored_track`` has it, if ``viewer_id`` may see the activity;
-    else None."""
+    """The activity's track as ``stored_track`` has it, if ``viewer_id`` may see the activity,
+    without what its athlete hides from others (``core.social.privacy``); else None."""
     if activity is None or not can_view(s, viewer_id, activity):
         return None
-    return stored_track(s, activity)
+    return visible_track(hiding_for(s, viewer_id, activity.user_id), stored_track(s, activity))
 
 
 def viewer_route(s: Session, viewer_id: int | None,
                  activity: Activity | None) -> tuple[np.ndarray, np.ndarray] | None:
     """The activity's positions (latitudes, longitudes) as ``routes`` has them, if
-    ``viewer_id`` may see the activity; else None (two empty arrays when it has none)."""
+    ``viewer_id`` may see the activity, without what its athlete hides from others; else
+    None (two empty arrays when it has none)."""
     if activity is None or not can_view(s, viewer_id, activity):
         return None
     empty = np.empty(0), np.empty(0)
-    return routes(s, [activity.id]).get(activity.id, empty)
+    lat, lon = routes(s, [activity.id]).get(activity.id, empty)
+    return visible_positions(hiding_for(s, viewer_id, activity.user_id), lat, lon)
 
 # ---------------------------------------------------------------------------------------
 # Read in bulk

@@ -1,4 +1,5 @@
 """Settings: profile, default visibility, units, followers (approval, requests, blocked athletes),
+privacy (zones, hidden ends, hidden maps),
 the route suggestions question, password and sign-ins, spoken cues, and device pairing."""
 
 from zoneinfo import available_timezones
@@ -15,6 +16,19 @@ from core.challenges.awards import recount_user
 from core.challenges.badges import time_zone
 from core.recommend.tables import TERRAINS
 from core.social.follows import answer_request, set_approval, unblock
+from core.social.privacy import (
+    HIDE_ENDS_MAX_M,
+    MAX_ZONES,
+    ZONE_MAX_M,
+    ZONE_MIN_M,
+    PrivacyError,
+    add_zone,
+    delete_zone,
+    hidden_ends_m,
+    set_hide_ends,
+    set_hide_map,
+    zones_of,
+)
 from core.text import DEVICE_NAME_MAX_CHARS
 from core.units import UNITS, distance_unit, unit_length_m
 from dashboard import auth, data, queries, ui
@@ -113,6 +127,68 @@ for a in people["blocked"]:
     c1.markdown(f"{ui.strong(ui.who(a['name'], a['username']))} · @{ui.plain(a['username'])}")
     c2.button("Unblock", key=f"settings_unblock_{a['id']}", on_click=lift_block, args=(a["id"],))
 st.caption("Find athletes to follow or block, and remove followers, on the Athletes page.")
+
+st.subheader("Privacy")
+st.caption("What you hide here nobody else sees on any activity, past or new: not on maps, charts, splits, GPX "
+           "files, feed sketches, the live view or routes, and the distance, times and elevation they are shown "
+           "leave the hidden part out. A zone hides more than its circle: the hidden area lies around a point "
+           "drawn at random well away from yours, so that where your activities appear does not point at it.")
+
+
+def new_zone() -> None:
+    try:
+        with data.sessions()() as s, s.begin():
+            add_zone(s, user_by_id(s, v.id), st.session_state.zone_lat, st.session_state.zone_lon,
+                     st.session_state.zone_radius)
+    except PrivacyError as exc:
+        st.session_state.privacy_error = f"Zone not added: {ui.plain(str(exc))}."
+        return
+    st.session_state.privacy_notice = "Zone added."
+    data.forget_activity()
+
+
+def drop_zone(zone_id: int) -> None:
+    with data.sessions()() as s, s.begin():
+        delete_zone(s, user_by_id(s, v.id), zone_id)
+    data.forget_activity()
+
+
+def hide(what: str) -> None:
+    with data.sessions()() as s, s.begin():
+        me_now = user_by_id(s, v.id)
+        if what == "ends":
+            set_hide_ends(s, me_now, st.session_state.hide_ends_m)
+        else:
+            set_hide_map(s, me_now, st.session_state.hide_map)
+    data.forget_activity()
+
+
+with data.sessions()() as s:
+    my_zones = [(z.id, z.lat, z.lon, z.radius_m) for z in zones_of(s, v.id)]
+if notice := st.session_state.pop("privacy_notice", None):
+    st.success(notice)
+if err := st.session_state.pop("privacy_error", None):
+    st.error(err)
+for k, (zone_id, lat, lon, radius) in enumerate(my_zones, start=1):
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1.markdown(f"Zone {k}: {lat:.5f}, {lon:.5f} · {radius:.0f} m")
+    c2.button("Delete", key=f"zone_delete_{zone_id}", on_click=drop_zone, args=(zone_id,))
+if len(my_zones) < MAX_ZONES:
+    with st.form("zone", clear_on_submit=True):
+        st.markdown("**Add a privacy zone**")
+        c1, c2 = st.columns(2)
+        c1.number_input("Latitude", min_value=-85.0, max_value=85.0, value=None, format="%.5f", key="zone_lat",
+                        placeholder="e.g. 46.05120")
+        c2.number_input("Longitude", min_value=-180.0, max_value=180.0, value=None, format="%.5f", key="zone_lon",
+                        placeholder="e.g. 14.50310")
+        st.slider("Radius (m)", int(ZONE_MIN_M), int(ZONE_MAX_M), 400, step=50, key="zone_radius")
+        st.form_submit_button("Add zone", on_click=new_zone)
+st.slider("Hide the start and end of every activity (m)", 0, int(HIDE_ENDS_MAX_M),
+          int(hidden_ends_m(settings)), step=50, key="hide_ends_m", on_change=hide, args=("ends",),
+          help="The first and last metres of the path. On their own they do not hide a home from someone who "
+               "sees many of your activities: a zone does.")
+st.toggle("Hide the map of every activity", value=bool(settings.get("hide_map", False)), key="hide_map",
+          on_change=hide, args=("map",), help="Others see the figures, and no map, chart or GPX.")
 
 st.subheader("Route suggestions")
 st.caption("A short question for the Discover page: until your own activities say more, suggestions start "

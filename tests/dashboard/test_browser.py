@@ -806,3 +806,49 @@ def test_approving_a_follower_in_settings_then_blocking_them(page, app_url, worl
     settle(pg)
     expect(pg.get_by_text("Blocked athletes", exact=True)).to_have_count(0)
     nothing_ran(pg, "unblocked")
+
+
+def test_privacy_zones_hidden_ends_and_maps_are_set_in_settings(page, app_url, world):
+    """An athlete adds a privacy zone in Settings, sees it listed, hides the ends and the map
+    of every activity, and deletes the zone."""
+    from playwright.sync_api import expect
+    from sqlalchemy.orm import Session
+
+    from core.accounts.users import create_user, user_by_name
+    from core.social.privacy import zones_of
+    from core.storage.engine import make_engine
+
+    engine = make_engine(world.url)
+    with Session(engine) as s, s.begin():
+        create_user(s, "zoned", "Zoe Zoned", password="zoned-pass-1")
+    pg = page
+    sign_in(pg, app_url, "zoned", "zoned-pass-1")
+    visit(pg, f"{app_url}/settings", "settings")
+    form = pg.locator("[data-testid='stForm']").filter(has_text="Add a privacy zone")
+    form.get_by_label("Latitude").fill("46.05120")
+    form.get_by_label("Longitude").fill("14.50310")
+    form.get_by_label("Longitude").press("Tab")
+    form.get_by_role("button", name="Add zone").click()
+    settle(pg)
+    pg.get_by_text("Zone added.").wait_for()
+    pg.get_by_text("Zone 1: 46.05120, 14.50310 · 400 m").wait_for()
+    shot(pg, "17-privacy-zone")
+
+    pg.get_by_text("Hide the map of every activity", exact=True).click()
+    settle(pg)
+    expect(pg.get_by_role("switch", name="Hide the map of every activity")).to_be_checked()
+    slider = pg.get_by_role("slider", name="Hide the start and end of every activity (m)")
+    slider.focus()
+    for _ in range(4):
+        pg.keyboard.press("ArrowRight")
+    settle(pg)
+    with Session(engine) as s:
+        me = user_by_name(s, "zoned")
+        assert [(round(z.lat, 5), round(z.lon, 5), z.radius_m) for z in zones_of(s, me.id)] == [
+            (46.0512, 14.5031, 400.0)]
+        assert me.settings["hide_map"] is True and me.settings["hide_ends_m"] == 200
+    pg.get_by_role("button", name="Delete", exact=True).click()
+    settle(pg)
+    expect(pg.get_by_text("Zone 1:")).to_have_count(0)
+    nothing_ran(pg, "privacy settings")
+    engine.dispose()

@@ -166,8 +166,8 @@ def test_upload_page_imports_refuses_duplicates_and_bad_files(world, tmp_path):
 
 def test_settings_page_saves_cues_and_pairs_a_device(world):
     at = run_page(world, "bob", "views/settings.py")
-    assert [s.value for s in at.subheader] == ["Profile", "Followers", "Route suggestions", "Password and sign-in",
-                                               "Spoken cues", "Devices"]
+    assert [s.value for s in at.subheader] == ["Profile", "Followers", "Privacy", "Route suggestions",
+                                               "Password and sign-in", "Spoken cues", "Devices"]
     for b in at.get("form_submit_button"):
         if b.label == "Create device token":
             b.click()

@@ -1,0 +1,298 @@
+"""Privacy zones and hidden ends: the parts of an athlete's activities nobody else sees.
+
+An athlete can hide
+  * **privacy zones**: a point (home, work) and a radius of 200 m to 1.6 km. What is hidden
+    is a circle whose centre lies a secret, random distance (``OFFSET_SHARE`` of the radius)
+    and direction away from the point, drawn once for the zone, and whose radius is the
+    zone's plus that distance, so it reaches at least the zone's radius beyond the point in
+    every direction. Every activity is cut by the same circle: there is no per-activity
+    noise for many activities to average out, and the centre that fitting a circle to where
+    tracks cross its edge finds is never the point;
+  * **the ends** of every activity: the first and last ``hide_ends_m`` metres of the path
+    (up to a mile);
+  * **the whole map** of every activity.
+
+Others (followers included) are shown only what is left: ``core.storage.points`` cuts the
+points every map, chart, split, GPX file and feed sketch is drawn from, and the figures they
+are shown (distance, times, pace, elevation, splits, start time) are worked out from what is
+left (``shown_figures``), so the displayed distance or time says nothing of the hidden part
+(the attack that draws circles of the hidden distance around the first and last visible
+points). The athlete sees everything. Hidden ends alone do not hide a home from someone who
+sees many activities: the first visible points of runs leaving in different directions
+surround it. A privacy zone does.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from core.accounts.tables import User
+from core.accounts.users import update_profile
+from core.social.tables import PrivacyZone
+from core.tracks.geo import segment_lengths_m
+from core.tracks.track import Track
+
+ZONE_MIN_M, ZONE_MAX_M = 200.0, 1600.0
+MAX_ZONES = 10
+HIDE_ENDS_MAX_M = 1609.0  # one mile
+OFFSET_SHARE = (1.2, 1.6)  # the hidden circle's centre lies this many times OFFSET_BASE_M away from the point
+OFFSET_BASE_M = 400.0  # or the zone's radius, if larger
+METRES_PER_DEGREE = 111_320.0
+
+
+class PrivacyError(ValueError):
+    """A privacy setting that cannot be stored; the message says why."""
+
+
+@dataclass(frozen=True)
+class Hiding:
+    """What of one athlete's activities others do not see."""
+
+    circles: tuple[tuple[float, float, float], ...] = ()  # hidden (lat, lon, radius_m)
+    ends_m: float = 0.0
+    whole_map: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.circles) or self.ends_m > 0 or self.whole_map
+
+
+NOTHING = Hiding()
+
+
+# ---------------------------------------------------------------------------------------
+# Settings
+
+
+def _offset(lat: float, lon: float, metres: float, bearing: float) -> tuple[float, float]:
+    north, east = metres * math.cos(bearing), metres * math.sin(bearing)
+    return (lat + north / METRES_PER_DEGREE,
+            lon + east / (METRES_PER_DEGREE * max(math.cos(math.radians(lat)), 1e-6)))
+
+
+def hidden_circle(lat: float, lon: float, radius_m: float, rng: random.Random) -> tuple[float, float, float]:
+    """The circle hidden for a zone around (``lat``, ``lon``): its centre a random distance
+    away in a random direction (``OFFSET_SHARE`` times the zone's radius or ``OFFSET_BASE_M``,
+    whichever is larger), its radius the zone's plus that distance (so it covers the zone
+    whatever the direction)."""
+    away = max(radius_m, OFFSET_BASE_M) * rng.uniform(*OFFSET_SHARE)
+    centre = _offset(lat, lon, away, rng.uniform(0.0, 2 * math.pi))
+    return centre[0], centre[1], radius_m + away
+
+
+def add_zone(s: Session, user: User, lat: float, lon: float, radius_m: float,
+             rng: random.Random | None = None) -> PrivacyZone:
+    """Add a privacy zone around (``lat``, ``lon``); its hidden circle is drawn here, once."""
+    try:
+        lat, lon, radius_m = float(lat), float(lon), float(radius_m)
+    except (TypeError, ValueError):
+        raise PrivacyError("a zone needs a latitude, a longitude and a radius in metres") from None
+    if not (math.isfinite(lat) and -85.0 <= lat <= 85.0 and math.isfinite(lon) and -180.0 <= lon <= 180.0):
+        raise PrivacyError("a zone's point must be a latitude within ±85° and a longitude within ±180°")
+    if not (math.isfinite(radius_m) and ZONE_MIN_M <= radius_m <= ZONE_MAX_M):
+        raise PrivacyError(f"a zone's radius must be from {ZONE_MIN_M:.0f} m to {ZONE_MAX_M:.0f} m")
+    count = s.scalar(select(func.count()).select_from(PrivacyZone).where(PrivacyZone.user_id == user.id))
+    if count >= MAX_ZONES:
+        raise PrivacyError(f"an athlete has at most {MAX_ZONES} privacy zones")
+    hidden_lat, hidden_lon, hidden_radius = hidden_circle(lat, lon, radius_m, rng or random.SystemRandom())
+    zone = PrivacyZone(user_id=user.id, lat=lat, lon=lon, radius_m=radius_m, hidden_lat=hidden_lat,
+                       hidden_lon=hidden_lon, hidden_radius_m=hidden_radius)
+    s.add(zone)
+    s.flush()
+    _reshape_routes(s, user.id)
+    return zone
+
+
+def delete_zone(s: Session, user: User, zone_id: int) -> bool:
+    """Remove one of the athlete's zones; False if they have none by that id."""
+    gone = s.execute(delete(PrivacyZone).where(PrivacyZone.id == zone_id, PrivacyZone.user_id == user.id)).rowcount
+    if gone:
+        _reshape_routes(s, user.id)
+    return bool(gone)
+
+
+def zones_of(s: Session, user_id: int) -> list[PrivacyZone]:
+    """The athlete's zones, oldest first (for their own eyes: they hold the point)."""
+    return list(s.scalars(select(PrivacyZone).where(PrivacyZone.user_id == user_id).order_by(PrivacyZone.id)))
+
+
+def set_hide_ends(s: Session, user: User, metres: float) -> None:
+    """Hide the first and last ``metres`` (0 to a mile) of every activity from others."""
+    try:
+        metres = float(metres)
+    except (TypeError, ValueError):
+        raise PrivacyError("hidden ends are a number of metres") from None
+    if not (math.isfinite(metres) and 0.0 <= metres <= HIDE_ENDS_MAX_M):
+        raise PrivacyError(f"hidden ends must be from 0 to {HIDE_ENDS_MAX_M:.0f} m (a mile)")
+    update_profile(s, user, hide_ends_m=round(metres, 1))
+    _reshape_routes(s, user.id)
+
+
+def set_hide_map(s: Session, user: User, on: bool) -> None:
+    """Hide (or show again) the whole map of every activity from others."""
+    update_profile(s, user, hide_map=bool(on))
+    _reshape_routes(s, user.id)
+
+
+def _reshape_routes(s: Session, user_id: int) -> None:
+    """The athlete's activities are matched again, so the route lines they shape leave out
+    what is now hidden (``core.routes.matching.pending`` sees the points changed)."""
+    from core.routes.tables import RouteActivity
+
+    s.execute(update(RouteActivity).where(RouteActivity.user_id == user_id).values(points=-1))
+
+
+def hidden_ends_m(settings: dict | None) -> float:
+    """The hidden ends an athlete's settings hold, in metres (0 when unset or unreadable)."""
+    try:
+        metres = float((settings or {}).get("hide_ends_m", 0.0))
+    except (TypeError, ValueError):
+        return 0.0
+    return min(max(metres, 0.0), HIDE_ENDS_MAX_M) if math.isfinite(metres) else 0.0
+
+
+def hidings_of(s: Session, user_ids) -> dict[int, Hiding]:
+    """What each athlete hides (``NOTHING`` for those who hide nothing), in two queries."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    circles: dict[int, list] = {}
+    for u, lat, lon, r in s.execute(select(PrivacyZone.user_id, PrivacyZone.hidden_lat, PrivacyZone.hidden_lon,
+                                           PrivacyZone.hidden_radius_m).where(PrivacyZone.user_id.in_(ids))):
+        circles.setdefault(u, []).append((float(lat), float(lon), float(r)))
+    out = {}
+    for u, settings in s.execute(select(User.id, User.settings).where(User.id.in_(ids))):
+        out[u] = Hiding(tuple(circles.get(u, ())), hidden_ends_m(settings), bool((settings or {}).get("hide_map")))
+    return {u: out.get(u, NOTHING) for u in ids}
+
+
+def hiding_for(s: Session, viewer_id: int | None, owner_id: int) -> Hiding:
+    """What ``viewer_id`` may not see of ``owner_id``'s activities: nothing for the owner."""
+    if viewer_id is not None and viewer_id == owner_id:
+        return NOTHING
+    return hidings_of(s, [owner_id])[owner_id]
+
+
+# ---------------------------------------------------------------------------------------
+# Cutting points
+
+
+def _metres_from(lat: np.ndarray, lon: np.ndarray, clat: float, clon: float) -> np.ndarray:
+    north = (lat - clat) * METRES_PER_DEGREE
+    east = (lon - clon) * METRES_PER_DEGREE * math.cos(math.radians(clat))
+    return np.hypot(north, east)
+
+
+def _circle_cut(away: np.ndarray, radius: float) -> np.ndarray:
+    """Which points a hidden circle hides, given each one's distance from its centre.
+
+    Every point inside, and, for an activity that starts inside, everything up to its *last*
+    point inside before it turns for home (its point farthest from the centre); for one that
+    ends inside, everything from its *first* point inside after that. Cutting at the first
+    point outside would not do: a route wandering out of any area leaves it, on average,
+    where it started (the mean of such first exits is the home, whatever the area's shape),
+    so averaging where many activities appear would find the home. Where a route leaves for
+    good is spread over the whole edge whatever the home, so the mean of those points is the
+    circle's centre, which lies well away from the home."""
+    inside = away < radius
+    if not inside.any():
+        return inside
+    cut = inside.copy()
+    turn = int(np.argmax(away))
+    if inside[0]:
+        cut[:int(np.flatnonzero(inside[:turn + 1])[-1]) + 1] = True
+    if inside[-1]:
+        cut[turn + int(np.flatnonzero(inside[turn:])[0]):] = True
+    return cut
+
+
+def hidden_mask(hiding: Hiding, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Which of these positions, in recorded order, others may not see. A point without a
+    position goes with the positioned point before it (the first ones with the one after)."""
+    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+    n = len(lat)
+    if hiding.whole_map:
+        return np.ones(n, dtype=bool)
+    if not hiding or n == 0:
+        return np.zeros(n, dtype=bool)
+    fixed = np.isfinite(lat) & np.isfinite(lon)
+    idx = np.flatnonzero(fixed)
+    if idx.size == 0:
+        return np.zeros(n, dtype=bool)
+    la, lo = lat[idx], lon[idx]
+    hide = np.zeros(idx.size, dtype=bool)
+    for clat, clon, radius in hiding.circles:
+        hide |= _circle_cut(_metres_from(la, lo, clat, clon), radius)
+    if hiding.ends_m > 0:
+        along = np.concatenate([[0.0], np.cumsum(segment_lengths_m(la, lo))])
+        hide |= (along < hiding.ends_m) | (along[-1] - along < hiding.ends_m)
+    # Each point takes the state of the last positioned point at or before it.
+    owner = np.maximum(np.searchsorted(idx, np.arange(n), side="right") - 1, 0)
+    return hide[owner]
+
+
+def visible_track(hiding: Hiding, track: Track) -> Track:
+    """The track as others may see it: hidden points taken out."""
+    if not hiding:
+        return track
+    return track.take(~hidden_mask(hiding, track.lat, track.lon))
+
+
+def visible_positions(hiding: Hiding, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (in recorded order) as others may see them."""
+    if not hiding:
+        return lat, lon
+    keep = ~hidden_mask(hiding, lat, lon)
+    return lat[keep], lon[keep]
+
+
+# ---------------------------------------------------------------------------------------
+# Figures shown to others
+
+
+FIGURES = ("distance_m", "moving_time_s", "elapsed_time_s", "avg_speed_mps", "avg_pace_s_per_km",
+           "elevation_gain_m", "start_time")
+
+
+def figures_of_track(track: Track) -> dict:
+    """The figures of a (cut) track, as the activity's own are worked out: what others are
+    shown of an activity something of which is hidden from them."""
+    from datetime import UTC, datetime
+
+    from core.tracks.cleaning import clean_track
+    from core.tracks.stats import summarise
+
+    summary = summarise(clean_track(track), points=len(track))
+    start = datetime.fromtimestamp(summary.start_time, tz=UTC) if summary.start_time is not None else None
+    return {"distance_m": summary.distance_m, "moving_time_s": summary.moving_time_s,
+            "elapsed_time_s": summary.elapsed_time_s, "avg_speed_mps": summary.avg_speed_mps,
+            "avg_pace_s_per_km": summary.avg_pace_s_per_km, "elevation_gain_m": summary.elevation_gain_m,
+            "start_time": start, "summary": summary.to_dict()}
+
+
+def shown_figures(s: Session, viewer_id: int | None, activities) -> dict:
+    """For each activity of which something is hidden from ``viewer_id``: the figures to show
+    instead of the stored ones (``figures_of_track`` of what is left). Activities whose
+    stored figures stand are missing: nothing hidden, or nothing left to draw (the whole map
+    hidden, or every point in a zone), where the figures locate nothing."""
+    from core.storage.points import stored_track
+
+    others = [a for a in activities if viewer_id is None or a.user_id != viewer_id]
+    hidings = hidings_of(s, [a.user_id for a in others])
+    out = {}
+    for a in others:
+        hiding = hidings.get(a.user_id, NOTHING)
+        if not hiding:
+            continue
+        if hiding.whole_map:  # no map: nothing drawn locates anything, the figures stand
+            continue
+        seen = visible_track(hiding, stored_track(s, a))
+        if int(np.isfinite(seen.lat).sum()) < 2:
+            continue  # nothing left to draw: the figures locate nothing, and stand
+        out[a.id] = figures_of_track(seen)
+    return out

@@ -1,0 +1,139 @@
+"""The published attacks on privacy zones, run against what others are shown.
+
+An attacker sees 20 activities that start and end at one home, as another athlete sees them
+(the visible points with their times, and the displayed distance), and estimates the home:
+
+* ``edges``: fit a circle to where the tracks cross the hidden area's edge (the first and
+  last visible points) and take its centre (Hassan et al., USENIX Security 2018);
+* ``distances``: draw, around the first and last visible points, circles whose radius is the
+  hidden distance (displayed distance less the visible path, half to each end) and take the
+  point closest to all of them (Dhondt et al., CCS 2022);
+* ``centroid``: the mean of the first and last visible points.
+
+``trial`` runs all three against one simulated athlete under a hiding scheme: ``"zone"``
+is ``core.social.privacy`` (a secretly offset circle; figures from what is left), and
+``"naive"`` a circle centred on the home with the full figures displayed, which the attacks
+are known to beat; the naive scheme shows that they work. Offline only: the worker and the
+pages never import this. ``python -m bench.privacy_attack`` prints the table.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from core.social.privacy import METRES_PER_DEGREE, Hiding, figures_of_track, hidden_circle, visible_track
+from core.tracks.geo import track_length_m
+from core.tracks.track import Track
+
+METHODS = ("edges", "distances", "centroid")
+SCHEMES = ("zone", "naive")
+ACTIVITIES = 20
+CLOSE_M = 200.0  # an estimate within this of the home found it
+
+
+def _xy(lat, lon, lat0, lon0):
+    return ((np.asarray(lon) - lon0) * METRES_PER_DEGREE * math.cos(math.radians(lat0)),
+            (np.asarray(lat) - lat0) * METRES_PER_DEGREE)
+
+
+def _latlon(x, y, lat0, lon0):
+    return lat0 + y / METRES_PER_DEGREE, lon0 + x / (METRES_PER_DEGREE * math.cos(math.radians(lat0)))
+
+
+def outing(rng: random.Random, lat0: float, lon0: float, start_t: float) -> Track:
+    """A run from the home and back along streets: out on a heading with right-angle turns
+    every block, then home again by the blocks that close the gap; a fix every 5 s at
+    about 3 m/s with 4 m of GPS noise."""
+    speed, step_s = rng.uniform(2.6, 3.4), 5.0
+    heading = rng.uniform(0, 2 * math.pi)
+    x = y = 0.0
+    xs, ys = [0.0], [0.0]
+
+    def walk(dx, dy):
+        nonlocal x, y
+        metres = math.hypot(dx, dy)
+        for k in range(1, max(1, int(metres / (speed * step_s))) + 1):
+            f = min(1.0, k * speed * step_s / metres) if metres else 1.0
+            xs.append(x + dx * f)
+            ys.append(y + dy * f)
+        x, y = x + dx, y + dy
+
+    out = rng.uniform(2500, 5000)
+    while out > 0:
+        block = min(out, rng.uniform(80, 350))
+        walk(block * math.cos(heading), block * math.sin(heading))
+        out -= block
+        heading += rng.choice((-math.pi / 2, 0.0, 0.0, math.pi / 2)) + rng.gauss(0, 0.08)
+    while math.hypot(x, y) > 1.0:  # home by the grid: one leg along each axis, nearest first
+        if abs(x) > 1.0 and (abs(x) <= abs(y) or abs(y) <= 1.0):
+            walk(-x, 0.0)
+        else:
+            walk(0.0, -y)
+    n = len(xs)
+    noise = np.array([[rng.gauss(0, 4.0), rng.gauss(0, 4.0)] for _ in range(n)])
+    lat, lon = _latlon(np.array(xs) + noise[:, 0], np.array(ys) + noise[:, 1], lat0, lon0)
+    t = start_t + step_s * np.arange(n)
+    nan = np.full(n, np.nan)
+    return Track(t, lat, lon, np.full(n, 50.0), np.full(n, 5.0), nan, nan, sport="run")
+
+
+def _circle_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The centre of the least-squares circle through the points (Kåsa's algebraic fit)."""
+    a = np.column_stack([2 * x, 2 * y, np.ones_like(x)])
+    (cx, cy, _), *_ = np.linalg.lstsq(a, x * x + y * y, rcond=None)
+    return float(cx), float(cy)
+
+
+def _closest_to_circles(x: np.ndarray, y: np.ndarray, r: np.ndarray) -> tuple[float, float]:
+    """The point whose distances to the centres best match the radii."""
+    fit = least_squares(lambda p: np.hypot(x - p[0], y - p[1]) - r, x0=[x.mean(), y.mean()])
+    return float(fit.x[0]), float(fit.x[1])
+
+
+def trial(seed: int, radius_m: float, scheme: str, activities: int = ACTIVITIES) -> dict[str, float]:
+    """How far (metres) each method's estimate lands from the home of one simulated athlete."""
+    rng = random.Random(seed)
+    lat0, lon0 = rng.uniform(-50, 60), rng.uniform(-120, 150)
+    if scheme == "zone":
+        hiding = Hiding((hidden_circle(lat0, lon0, radius_m, rng),))
+    elif scheme == "naive":
+        hiding = Hiding(((lat0, lon0, radius_m),))
+    else:
+        raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}")
+    ends, hidden = [], []
+    for k in range(activities):
+        track = outing(rng, lat0, lon0, 1.7e9 + 86400 * k)
+        seen = visible_track(hiding, track)
+        fixed = np.isfinite(seen.lat)
+        if fixed.sum() < 2:
+            continue
+        lat, lon = seen.lat[fixed], seen.lon[fixed]
+        shown = figures_of_track(seen if scheme == "zone" else track)["distance_m"]
+        gap = max(0.0, float(shown) - track_length_m(lat, lon))
+        ends += [(lat[0], lon[0]), (lat[-1], lon[-1])]
+        hidden += [gap / 2, gap / 2]
+    if len(ends) < 3:
+        return dict.fromkeys(METHODS, math.inf)
+    x, y = _xy([p[0] for p in ends], [p[1] for p in ends], lat0, lon0)
+    estimates = {"edges": _circle_fit(x, y), "distances": _closest_to_circles(x, y, np.array(hidden)),
+                 "centroid": (float(x.mean()), float(y.mean()))}
+    return {m: math.hypot(*estimates[m]) for m in METHODS}
+
+
+def run(radii=(200.0, 400.0, 800.0, 1600.0), trials: int = 100, seed: int = 0,
+        schemes=SCHEMES) -> list[dict]:
+    """Per scheme, radius and method: the share of trials whose estimate is within
+    ``CLOSE_M`` of the home, and the median error."""
+    rows = []
+    for scheme in schemes:
+        for radius in radii:
+            errors = [trial(seed * 100_003 + k, radius, scheme) for k in range(trials)]
+            for m in METHODS:
+                e = np.array([x[m] for x in errors])
+                rows.append({"scheme": scheme, "radius_m": radius, "method": m, "trials": trials,
+                             "found_share": float((e <= CLOSE_M).mean()), "median_error_m": float(np.median(e))})
+    return rows

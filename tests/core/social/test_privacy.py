@@ -1,0 +1,245 @@
+"""Privacy zones, hidden ends and hidden maps: the hidden circle, what every surface shows
+another athlete (feed sketch and figures, activity page, GPX, the device protocol's feed,
+the live view, routes), what the athlete still sees, and the published attacks; on SQLite
+and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from core.accounts.users import create_user
+from core.activities.imports import record_track
+from core.activities.open import live_activities
+from core.challenges.feed import feed_answer
+from core.social.follows import follow
+from core.social.privacy import (
+    HIDE_ENDS_MAX_M,
+    METRES_PER_DEGREE,
+    Hiding,
+    PrivacyError,
+    add_zone,
+    delete_zone,
+    hidden_circle,
+    hidden_mask,
+    set_hide_ends,
+    set_hide_map,
+    shown_figures,
+    zones_of,
+)
+from core.social.visibility import live_filter
+from core.social.zone_attack import ACTIVITIES, CLOSE_M, outing, trial
+from core.storage.points import stored_track, viewer_route, viewer_track
+from core.tracks.geo import distance_m, segment_lengths_m
+
+HOME = (46.05, 14.50)
+
+
+def metres(lat, lon, at=HOME) -> np.ndarray:
+    return np.hypot((np.asarray(lat) - at[0]) * METRES_PER_DEGREE,
+                    (np.asarray(lon) - at[1]) * METRES_PER_DEGREE * math.cos(math.radians(at[0])))
+
+
+def people(session, *roles):
+    tag = uuid.uuid4().hex[:6]
+    return [create_user(session, f"{tag}_{r}", name=f"{r.title()} {tag}") for r in roles]
+
+
+def run_from_home(session, user, seed=0, visibility="public", start=None):
+    """A run of a few kilometres that leaves the home and comes back to it."""
+    track = outing(random.Random(seed), *HOME, start or time.time() - 7200)
+    return record_track(session, user, track, visibility=visibility, source="demo")
+
+
+def test_the_hidden_circle_covers_the_zone_and_its_centre_is_never_the_point():
+    rng = random.Random(3)
+    for radius in (200.0, 400.0, 800.0, 1600.0):
+        for _ in range(200):
+            lat, lon, hidden = hidden_circle(*HOME, radius, rng)
+            away = distance_m(*HOME, lat, lon)
+            assert hidden - away >= radius - 0.01 * away  # the zone's radius is hidden in every direction
+            assert away >= 0.99 * 1.2 * max(radius, 400.0)  # well away from the point
+
+
+def test_zones_are_checked_and_belong_to_their_athlete(session):
+    rosa, mal = people(session, "rosa", "mal")
+    for lat, lon, radius in ((91, 0, 400), (0, 181, 400), (float("nan"), 0, 400), (0, 0, 199), (0, 0, 1601),
+                             (0, 0, float("inf")), ("x", 0, 400)):
+        with pytest.raises(PrivacyError):
+            add_zone(session, rosa, lat, lon, radius)
+    zone = add_zone(session, rosa, *HOME, 400)
+    assert [z.id for z in zones_of(session, rosa.id)] == [zone.id]
+    assert not delete_zone(session, mal, zone.id)  # not mal's
+    assert delete_zone(session, rosa, zone.id) and zones_of(session, rosa.id) == []
+    for metres_ in (-1, HIDE_ENDS_MAX_M + 1, float("nan"), "far"):
+        with pytest.raises(PrivacyError):
+            set_hide_ends(session, rosa, metres_)
+
+
+def test_an_activity_starting_in_a_zone_is_cut_until_it_leaves_for_good_and_from_its_return():
+    track = outing(random.Random(5), *HOME, 1.7e9)
+    circle = (HOME[0] + 150 / METRES_PER_DEGREE, HOME[1], 500.0)  # 150 m north, reaching 350 m south
+    hide = hidden_mask(Hiding((circle,)), track.lat, track.lon)
+    away = metres(track.lat, track.lon, circle[:2])
+    assert hide[0] and hide[-1]
+    assert not (away[~hide] < 500).any()  # nothing inside is shown
+    shown = np.flatnonzero(~hide)
+    assert shown.size and np.all(np.diff(shown) == 1)  # one piece: what is left of an outing
+    inside = np.flatnonzero(away < 500)
+    turn = int(np.argmax(away))
+    assert shown[0] > inside[inside <= turn].max() and shown[-1] < inside[inside >= turn].min()
+    # Hidden ends: the first and last stretch of the path, whatever the place.
+    ends = hidden_mask(Hiding(ends_m=500.0), track.lat, track.lon)
+    steps = np.concatenate([[0.0], np.cumsum(segment_lengths_m(track.lat, track.lon))])
+    assert ends[steps < 490].all() and ends[steps[-1] - steps < 490].all()
+    assert not ends[(steps > 510) & (steps[-1] - steps > 510)].any()
+    assert hidden_mask(Hiding(whole_map=True), track.lat, track.lon).all()
+    assert not hidden_mask(Hiding(), track.lat, track.lon).any()
+
+
+def test_every_surface_shows_another_athlete_nothing_inside_the_zone_and_the_athlete_everything(session):
+    rosa, fan = people(session, "rosa", "fan")
+    follow(session, fan, rosa)
+    run = run_from_home(session, rosa, seed=11)
+    full = stored_track(session, run)
+    zone = add_zone(session, rosa, *HOME, 400, rng=random.Random(2))
+    hidden = (zone.hidden_lat, zone.hidden_lon)
+
+    def nothing_inside(lat, lon):
+        assert len(lat) > 10
+        assert (metres(lat, lon, hidden) >= zone.hidden_radius_m).all()
+        assert (metres(lat, lon) >= 400).all()
+
+    seen = viewer_track(session, fan.id, run)  # activity page: map, charts, splits; GPX
+    nothing_inside(seen.lat, seen.lon)
+    nothing_inside(*viewer_route(session, fan.id, run))  # feed sketch
+    for anyone in (None, fan.id):
+        assert len(viewer_track(session, anyone, run)) < len(full)
+    assert len(viewer_track(session, rosa.id, run)) == len(full)  # the athlete sees all of it
+
+    # The figures others are shown are those of what they see, not of the whole run.
+    figures = shown_figures(session, fan.id, [run])[run.id]
+    assert figures["distance_m"] < run.distance_m - 800
+    assert figures["start_time"].timestamp() >= float(seen.t[0]) - 1
+    assert figures["elapsed_time_s"] <= float(seen.t[-1] - seen.t[0]) + 1
+    assert shown_figures(session, rosa.id, [run]) == {}
+    item = next(i for i in feed_answer(session, fan.id, None, 50)["items"] if i["activity_id"] == run.id)
+    assert item["distance_m"] == pytest.approx(figures["distance_m"])
+    own = next(i for i in feed_answer(session, rosa.id, None, 50)["items"] if i["activity_id"] == run.id)
+    assert own["distance_m"] == pytest.approx(run.distance_m)
+
+    # The whole map hidden: no point at all for others, the figures as stored.
+    set_hide_map(session, rosa, True)
+    assert len(viewer_track(session, fan.id, run)) == 0
+    assert len(viewer_route(session, fan.id, run)[0]) == 0
+    assert shown_figures(session, fan.id, [run]) == {}
+    set_hide_map(session, rosa, False)
+
+    # Hidden ends, with the zone gone: the first and last 500 m of the path.
+    delete_zone(session, rosa, zone.id)
+    set_hide_ends(session, rosa, 500)
+    seen = viewer_track(session, fan.id, run)
+    assert distance_m(float(seen.lat[0]), float(seen.lon[0]), *HOME) > 100
+    assert shown_figures(session, fan.id, [run])[run.id]["distance_m"] < run.distance_m - 900
+
+
+def test_the_activity_page_and_gpx_show_another_athlete_what_is_left_with_its_own_figures(session):
+    from dashboard.queries import activity_detail, activity_gpx
+
+    rosa, fan = people(session, "rosa", "fan")
+    run = run_from_home(session, rosa, seed=21)
+    zone = add_zone(session, rosa, *HOME, 400, rng=random.Random(9))
+    theirs, mine = activity_detail(session, fan.id, run.id), activity_detail(session, rosa.id, run.id)
+    assert (metres(theirs["lat"], theirs["lon"], (zone.hidden_lat, zone.hidden_lon)) >= zone.hidden_radius_m).all()
+    assert len(mine["lat"]) > len(theirs["lat"])
+    assert mine["distance_m"] == pytest.approx(run.distance_m)
+    assert theirs["distance_m"] < run.distance_m - 800
+    assert theirs["start_time"] > run.start_time
+    for units in ("metric", "imperial"):  # the splits are those of what is left
+        assert sum(sp["distance_m"] for sp in theirs["splits"][units]) == pytest.approx(theirs["distance_m"], abs=5)
+        assert sum(sp["distance_m"] for sp in mine["splits"][units]) == pytest.approx(run.distance_m, abs=5)
+    gpx = activity_gpx(session, fan.id, run.id)
+    lats = [float(x.split('"')[1]) for x in gpx.split("lat=")[1:]]
+    lons = [float(x.split('"')[1]) for x in gpx.split("lon=")[1:]]
+    assert lats and (metres(lats, lons) >= 400).all()
+
+
+def test_the_live_view_shows_others_no_position_of_an_athlete_who_hides_anything(session):
+    from core.activities.ingest import ingest_points
+    from core.activities.lifecycle import change_status, create_activity
+    from dashboard.queries import live_activities as page_rows
+
+    rosa, fan = people(session, "rosa", "fan")
+    follow(session, fan, rosa)
+    live = create_activity(session, rosa, "run", title="now", visibility="followers")
+    t0 = time.time() - 5 * 59
+    change_status(session, live, "start", at=t0)
+    ingest_points(session, live, [{"seq": i, "t": t0 + 5 * i, "lat": HOME[0] + i * 15 / METRES_PER_DEGREE,
+                                   "lon": HOME[1]} for i in range(60)])
+
+    def positions(viewer):
+        return [r["position"] for r in page_rows(session, viewer.id) if r["id"] == live.id]
+
+    assert any(a.activity.id == live.id for a in live_activities(session, live_filter(fan.id)))
+    assert positions(fan) and positions(fan)[0] is not None
+    add_zone(session, rosa, *HOME, 400)
+    assert positions(fan) == [None]
+    assert positions(rosa)[0] is not None
+
+
+def test_a_new_zone_has_the_athletes_routes_drawn_again_without_it(session):
+    from sqlalchemy import select
+
+    from core.routes.tables import RouteActivity
+
+    rosa, = people(session, "rosa")
+    run = run_from_home(session, rosa, seed=8)
+    session.add(RouteActivity(activity_id=run.id, user_id=rosa.id, route_id=None, visibility=run.visibility,
+                              held=False, points=run.point_count, counted=False, direction=1))
+    session.flush()
+    add_zone(session, rosa, *HOME, 400)
+    assert session.scalar(select(RouteActivity.points).where(RouteActivity.activity_id == run.id)) == -1
+    from core.routes.matching import public_track
+
+    seen = public_track(session, run)
+    assert (metres(seen.lat, seen.lon) >= 400).all()
+
+
+# ---------------------------------------------------------------------------------------
+# The published attacks: 20 runs from one home, everything another athlete sees.
+
+TRIALS = 40
+
+
+def found(scheme: str, radius: float, method: str) -> float:
+    return float(np.mean([trial(1000 + k, radius, scheme)[method] <= CLOSE_M for k in range(TRIALS)]))
+
+
+@pytest.mark.parametrize("radius", [400.0, 800.0])
+def test_the_attacks_find_a_home_behind_a_naive_circle(radius):
+    """A circle centred on the home with the full figures shown: the edge fit finds the home,
+    which shows the attack works (and so that the next test could fail)."""
+    assert ACTIVITIES == 20
+    assert found("naive", radius, "edges") >= 0.9
+
+
+@pytest.mark.parametrize("radius", [400.0, 800.0, 1600.0])
+def test_fitting_the_edge_misses_the_home_behind_a_zone(radius):
+    assert found("zone", radius, "edges") <= 0.1
+
+
+@pytest.mark.xfail(strict=True, reason="with displayed figures that reveal no hidden distance, the distance "
+                   "circles shrink to the visible ends, and the mean of 40 ends lands within 200 m of the home "
+                   "in about half the trials at 400 m (python -m bench.privacy_attack)")
+def test_the_distance_circles_miss_the_home_behind_a_400_m_zone():
+    assert found("zone", 400.0, "distances") <= 0.1
+
+
+@pytest.mark.parametrize("radius", [800.0, 1600.0])
+def test_the_distance_circles_miss_the_home_behind_a_zone_of_800_m_or_more(radius):
+    assert found("zone", radius, "distances") <= 0.1
