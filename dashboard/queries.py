@@ -176,11 +176,18 @@ def live_activities(s, viewer_id: int, redis=None) -> list[dict]:
     live_filter``), as ``core.activities.open.live_activities`` finds them, as cards."""
     found = open_activities.live_activities(s, live_filter(viewer_id), redis)
     hidings = hidings_of(s, [live.activity.user_id for live in found if live.activity.user_id != viewer_id])
-    # Where an athlete who hides a zone, the ends or the map is now is not shown to others:
-    # the end of an activity under way is not known yet, nor how far from a zone they are.
-    return [{**card(live.activity), "stats": live.stats, "source": live.source,
-             "position": None if hidings.get(live.activity.user_id) else live.position}
-            for live in found]
+    # Of an athlete who hides a zone, the ends or the map, others see no position and no
+    # figures while recording: where the activity will end is not known yet, and the
+    # distance or time so far, read against what the finished activity shows, would tell
+    # how much of its start is hidden.
+    out = []
+    for live in found:
+        row = {**card(live.activity), "stats": live.stats, "source": live.source, "position": live.position}
+        if hidings.get(live.activity.user_id):
+            row.update(stats=None, position=None, start_time=None, distance_m=None, moving_time_s=None,
+                       elapsed_time_s=None, avg_speed_mps=None, elevation_gain_m=None)
+        out.append(row)
+    return out
 
 
 def device_tokens(s, user_id: int) -> list[dict]:

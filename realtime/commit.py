@@ -97,14 +97,16 @@ class GroupCommit:
         or failed (``stored``: the exception)."""
         raise NotImplementedError
 
-    async def db(self, fn, *args):
-        """Run a Store method on the database thread; a busy database (another writer held
-        its lock past the busy timeout) is tried again after a backoff, never answered as a
-        fault."""
+    async def db(self, fn, *args, slow: bool = False):
+        """Run a Store method on the database thread (with ``slow``, a read that may take a
+        while, on the thread of its own that keeps it from holding up point commits); a busy
+        database (another writer held its lock past the busy timeout) is tried again after a
+        backoff, never answered as a fault."""
         delay = BUSY_RETRY_FIRST_S
+        executor = self.store.slow_executor if slow else self.store.executor
         while True:
             try:
-                return await asyncio.get_running_loop().run_in_executor(self.store.executor, fn, *args)
+                return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
             except Exception as exc:
                 if not is_busy(exc):
                     raise

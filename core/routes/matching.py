@@ -44,7 +44,7 @@ from core.routes.shape import (
     trim,
 )
 from core.routes.tables import ROUTE_NAME_MAX_CHARS, Route, RouteActivity, RouteCell
-from core.social.privacy import hiding_for, visible_track
+from core.social.privacy import hiding_for, hidings_of, visible_track
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.storage.points import stored_track
@@ -291,7 +291,11 @@ def refresh(Session: sessionmaker[Session], route_id: int) -> str:
             lat, lon = replaced[1].lat, replaced[1].lon
         else:
             lat, lon = samples_from_bytes(route.shape)
-        recent = members[:FIGURES_FROM]
+        # Figures only from athletes who hide nothing: a stored distance or climb of someone
+        # who hides a zone or their ends, read against what others are shown of the
+        # activity, would tell how much is hidden. Without any, the route's own line measures it.
+        hiding = hidings_of(s, {m.user_id for m in members[:FIGURES_FROM]})
+        recent = [m for m in members[:FIGURES_FROM] if not hiding.get(m.user_id)]
         athletes = s.scalar(select(func.count(func.distinct(RouteActivity.user_id)))
                             .where(RouteActivity.route_id == route_id, RouteActivity.counted))
         total = s.scalar(select(func.count()).select_from(RouteActivity)
@@ -307,12 +311,12 @@ def refresh(Session: sessionmaker[Session], route_id: int) -> str:
                 keep &= trim(lat, lon, [point], radius)
         run = longest_piece(lat, lon, keep)
         polyline = simplify(lat[run], lon[run])
-        distance = _median(m.distance_m for m in recent)
-        gain = _median(m.elevation_gain_m for m in recent)
         kind = replaced[1].kind if replaced else route.kind
         path_m = replaced[1].path_m if replaced else route.path_m
+        distance = _median(m.distance_m for m in recent) if recent else path_m
+        gain = _median(m.elevation_gain_m for m in recent)
         values = dict(
-            name=_name([m.title for m in recent], distance, path_m, kind), polyline=polyline,
+            name=_name([m.title for m in members[:FIGURES_FROM]], distance, path_m, kind), polyline=polyline,
             # With every point near someone's door, the route has no map; it is placed by its
             # middle, rounded to about a kilometre.
             start_lat=polyline[0][0] if polyline else round(float(np.mean(lat)), 2),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 
 from sqlalchemy import Integer, TextClause, bindparam, select, text
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.activities.tables import Activity
 from core.social.follows import followed_ids
-from core.social.visibility import blockers_of
+from core.social.visibility import blockers_of, can_view
 from core.storage.base import UTCDateTime
 
 PAGE_SIZE = 20
@@ -40,21 +40,27 @@ class FeedPage:
 
 
 def encode_cursor(activity: Activity) -> str:
-    """An opaque cursor pointing just after ``activity``."""
-    raw = f"{activity.start_time.timestamp():.6f}:{activity.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+    """An opaque cursor pointing just after ``activity``. It holds the activity's id alone:
+    its stored start time is not for every reader (an athlete's privacy settings may show
+    others a later one, ``core.social.privacy``)."""
+    return base64.urlsafe_b64encode(f"a:{activity.id}".encode()).decode()
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """The (start_time, id) a cursor points after."""
+def decode_cursor(s: Session, viewer_id: int, cursor: str) -> tuple[datetime, int]:
+    """The (start_time, id) a cursor points after: an activity in ``viewer_id``'s feed."""
     try:
-        stamp, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
+        kind, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split(":")
         ident = int(ident)
-        if not 0 <= ident < 2**63:  # an id no activity can have (a forged cursor)
-            raise ValueError("cursor id out of range")
-        return datetime.fromtimestamp(float(stamp), tz=UTC), ident
-    except (ValueError, UnicodeDecodeError, OverflowError, OSError) as exc:
+        if kind != "a" or not 0 <= ident < 2**63:  # not one of ours (a forged cursor)
+            raise ValueError("not a feed cursor")
+    except (ValueError, UnicodeDecodeError, OverflowError) as exc:
         raise CursorError("invalid feed cursor") from exc
+    activity = s.get(Activity, ident)
+    if activity is None or activity.start_time is None or not (
+            activity.user_id == viewer_id or (can_view(s, viewer_id, activity)
+                                              and activity.user_id in followed_ids(s, viewer_id))):
+        raise CursorError("invalid feed cursor: start again from the first page")
+    return activity.start_time, activity.id
 
 
 @lru_cache(maxsize=256)
@@ -97,7 +103,7 @@ def _feed_sql_lateral(with_cursor: bool) -> TextClause:
 def feed_page(s: Session, user_id: int, cursor: str | None = None, limit: int = PAGE_SIZE) -> FeedPage:
     """One page of ``user_id``'s feed, after ``cursor``."""
     limit = max(1, min(int(limit), MAX_PAGE_SIZE))
-    after = decode_cursor(cursor) if cursor else None
+    after = decode_cursor(s, user_id, cursor) if cursor else None
     params = {"me": user_id, "lim": limit + 1}
     if after is not None:
         params["ts"], params["after_id"] = after

@@ -44,6 +44,7 @@ HIDE_ENDS_MAX_M = 1609.0  # one mile
 OFFSET_SHARE = (1.2, 1.6)  # the hidden circle's centre lies this many times OFFSET_BASE_M away from the point
 OFFSET_BASE_M = 400.0  # or the zone's radius, if larger
 METRES_PER_DEGREE = 111_320.0
+MAX_STEP_M = 100.0  # the most one step between fixes adds to the path along which ends are hidden
 
 
 class PrivacyError(ValueError):
@@ -71,8 +72,8 @@ NOTHING = Hiding()
 
 def _offset(lat: float, lon: float, metres: float, bearing: float) -> tuple[float, float]:
     north, east = metres * math.cos(bearing), metres * math.sin(bearing)
-    return (lat + north / METRES_PER_DEGREE,
-            lon + east / (METRES_PER_DEGREE * max(math.cos(math.radians(lat)), 1e-6)))
+    lon = lon + east / (METRES_PER_DEGREE * max(math.cos(math.radians(lat)), 1e-6))
+    return lat + north / METRES_PER_DEGREE, (lon + 180.0) % 360.0 - 180.0
 
 
 def hidden_circle(lat: float, lon: float, radius_m: float, rng: random.Random) -> tuple[float, float, float]:
@@ -184,7 +185,7 @@ def hiding_for(s: Session, viewer_id: int | None, owner_id: int) -> Hiding:
 
 def _metres_from(lat: np.ndarray, lon: np.ndarray, clat: float, clon: float) -> np.ndarray:
     north = (lat - clat) * METRES_PER_DEGREE
-    east = (lon - clon) * METRES_PER_DEGREE * math.cos(math.radians(clat))
+    east = ((lon - clon + 180.0) % 360.0 - 180.0) * METRES_PER_DEGREE * math.cos(math.radians(clat))
     return np.hypot(north, east)
 
 
@@ -229,25 +230,37 @@ def hidden_mask(hiding: Hiding, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     for clat, clon, radius in hiding.circles:
         hide |= _circle_cut(_metres_from(la, lo, clat, clon), radius)
     if hiding.ends_m > 0:
-        along = np.concatenate([[0.0], np.cumsum(segment_lengths_m(la, lo))])
+        # A step longer than any fix-to-fix move (a cold-start jump, a glitch) counts as
+        # MAX_STEP_M: a fix kilometres off at the start must not use up the hidden end.
+        steps = np.minimum(segment_lengths_m(la, lo), MAX_STEP_M)
+        along = np.concatenate([[0.0], np.cumsum(steps)])
         hide |= (along < hiding.ends_m) | (along[-1] - along < hiding.ends_m)
     # Each point takes the state of the last positioned point at or before it.
     owner = np.maximum(np.searchsorted(idx, np.arange(n), side="right") - 1, 0)
     return hide[owner]
 
 
+def _kept(hiding: Hiding, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Which points others see: none at all when fewer than two positions would be left (a
+    lone point is no map, and would only mark a spot)."""
+    keep = ~hidden_mask(hiding, lat, lon)
+    if int((keep & np.isfinite(np.asarray(lat, dtype=float))).sum()) < 2:
+        keep[:] = False
+    return keep
+
+
 def visible_track(hiding: Hiding, track: Track) -> Track:
     """The track as others may see it: hidden points taken out."""
     if not hiding:
         return track
-    return track.take(~hidden_mask(hiding, track.lat, track.lon))
+    return track.take(_kept(hiding, track.lat, track.lon))
 
 
 def visible_positions(hiding: Hiding, lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions (in recorded order) as others may see them."""
     if not hiding:
         return lat, lon
-    keep = ~hidden_mask(hiding, lat, lon)
+    keep = _kept(hiding, lat, lon)
     return lat[keep], lon[keep]
 
 
@@ -259,15 +272,20 @@ FIGURES = ("distance_m", "moving_time_s", "elapsed_time_s", "avg_speed_mps", "av
            "elevation_gain_m", "start_time")
 
 
-def figures_of_track(track: Track) -> dict:
-    """The figures of a (cut) track, as the activity's own are worked out: what others are
-    shown of an activity something of which is hidden from them."""
+def figures_of_track(track: Track, pauses: list[tuple[float, float]] | None = None) -> dict:
+    """The figures of a (cut) track, as the activity's own are worked out (points logged
+    while paused left out): what others are shown of an activity something of which is
+    hidden from them."""
     from datetime import UTC, datetime
 
     from core.tracks.cleaning import clean_track
     from core.tracks.stats import summarise
 
-    summary = summarise(clean_track(track), points=len(track))
+    pauses = list(pauses or [])
+    paused = np.zeros(len(track), dtype=bool)
+    for start, end in pauses:
+        paused |= (track.t > start) & (track.t < end)
+    summary = summarise(clean_track(track.take(~paused)), points=len(track), pauses=pauses)
     start = datetime.fromtimestamp(summary.start_time, tz=UTC) if summary.start_time is not None else None
     return {"distance_m": summary.distance_m, "moving_time_s": summary.moving_time_s,
             "elapsed_time_s": summary.elapsed_time_s, "avg_speed_mps": summary.avg_speed_mps,
@@ -280,6 +298,7 @@ def shown_figures(s: Session, viewer_id: int | None, activities) -> dict:
     instead of the stored ones (``figures_of_track`` of what is left). Activities whose
     stored figures stand are missing: nothing hidden, or nothing left to draw (the whole map
     hidden, or every point in a zone), where the figures locate nothing."""
+    from core.activities.summary import pause_intervals
     from core.storage.points import stored_track
 
     others = [a for a in activities if viewer_id is None or a.user_id != viewer_id]
@@ -294,5 +313,5 @@ def shown_figures(s: Session, viewer_id: int | None, activities) -> dict:
         seen = visible_track(hiding, stored_track(s, a))
         if int(np.isfinite(seen.lat).sum()) < 2:
             continue  # nothing left to draw: the figures locate nothing, and stand
-        out[a.id] = figures_of_track(seen)
+        out[a.id] = figures_of_track(seen, pause_intervals(s, a))
     return out

@@ -30,6 +30,9 @@ def live_panel() -> None:
         with st.container(border=True, key=f"live_{r['id']}"):
             st.markdown(f"{ui.strong(ui.who(r['athlete'], r['username']))} · {ui.SPORT_ICON.get(r['sport'], '')} "
                         f"{ui.plain(r['title']) or 'Untitled'} · *{r['status']}*")
+            if stats is None:  # its athlete hides part of every activity: the figures come once it is done
+                st.caption("Recording now. Its figures show once the activity is complete.")
+                continue
             c = st.columns(4)
             c[0].metric("Elapsed", units.duration(stats["elapsed_s"]))
             c[1].metric("Distance", units.distance(stats["distance_m"], v.units))

@@ -92,7 +92,7 @@ async def gps_logs(request: Request) -> Response:
 async def _feed(svc: HttpIngest, request: Request, body: bytes) -> Response:
     identity = await account(svc, request, bearer(request))
     msg = _message({"limit": _query_int(request, "limit"), "cursor": request.query_params.get("cursor")}, "feed")
-    return JSONResponse(await svc.db(svc.store.feed, identity.user_id, msg.cursor, msg.limit))
+    return JSONResponse(await svc.db(svc.store.feed, identity.user_id, msg.cursor, msg.limit, slow=True))
 
 
 async def news_feed(request: Request) -> Response:

@@ -243,3 +243,84 @@ def test_the_distance_circles_miss_the_home_behind_a_400_m_zone():
 @pytest.mark.parametrize("radius", [800.0, 1600.0])
 def test_the_distance_circles_miss_the_home_behind_a_zone_of_800_m_or_more(radius):
     assert found("zone", radius, "distances") <= 0.1
+
+
+# ---------------------------------------------------------------------------------------
+# What must not give the hidden part away either
+
+
+def test_a_feed_cursor_holds_no_start_time_and_points_only_after_what_the_reader_may_see(session):
+    import base64
+
+    from core.social.feed import CursorError, feed_page
+
+    rosa, fan, other = people(session, "rosa", "fan", "other")
+    follow(session, fan, rosa)
+    runs = [run_from_home(session, rosa, seed=k, start=time.time() - 7200 - 86400 * k) for k in range(3)]
+    set_hide_ends(session, rosa, 1600)
+    page = feed_page(session, fan.id, limit=1)
+    assert base64.urlsafe_b64decode(page.next_cursor).decode() == f"a:{runs[0].id}"
+    assert [a.id for a in feed_page(session, fan.id, cursor=page.next_cursor, limit=5).items] == [runs[1].id,
+                                                                                                  runs[2].id]
+    private = run_from_home(session, other, seed=9, visibility="private")
+    forged = base64.urlsafe_b64encode(f"a:{private.id}".encode()).decode()
+    for cursor in (forged, base64.urlsafe_b64encode(b"1700000000.0:5").decode()):
+        with pytest.raises(CursorError):
+            feed_page(session, fan.id, cursor=cursor)
+
+
+def test_a_zone_across_the_antimeridian_hides_both_sides():
+    lat, lon = np.full(5, -17.0), np.array([179.996, 179.999, -179.999, -179.996, -179.97])
+    hide = hidden_mask(Hiding(((-17.0, 179.999, 800.0),)), lat, lon)
+    assert hide[:4].all() and not hide[4]
+    assert -180 <= hidden_circle(0.0, 179.9999, 1600.0, random.Random(1))[1] < 180
+
+
+def test_a_fix_kilometres_off_at_the_start_does_not_use_up_the_hidden_end():
+    steps = np.arange(0, 3000, 15.0)
+    lat = np.concatenate([[HOME[0] + 2000 / METRES_PER_DEGREE], np.full(steps.size, HOME[0])])
+    lon = np.concatenate([[HOME[1]], HOME[1] + steps / (METRES_PER_DEGREE * math.cos(math.radians(HOME[0])))])
+    hide = hidden_mask(Hiding(ends_m=500.0), lat, lon)
+    assert hide[1] and hide[: 1 + int(380 / 15)].all()  # the door and the first few hundred metres
+
+
+def test_figures_shown_to_others_leave_out_what_was_logged_while_paused(session):
+    from core.activities.tables import ActivityEvent
+
+    rosa, fan = people(session, "rosa", "fan")
+    run = run_from_home(session, rosa, seed=13)
+    track = stored_track(session, run)
+    t_pause, t_resume = float(track.t[len(track) // 3]), float(track.t[2 * len(track) // 3])
+    session.add_all([ActivityEvent(activity_id=run.id, command="pause", status="paused", at=t_pause),
+                     ActivityEvent(activity_id=run.id, command="resume", status="active", at=t_resume)])
+    session.flush()
+    set_hide_ends(session, rosa, 200)
+    shown = shown_figures(session, fan.id, [run])[run.id]
+    seen = viewer_track(session, fan.id, run)
+    running = (seen.t <= t_pause) | (seen.t >= t_resume)
+    assert shown["distance_m"] < 0.8 * float(np.sum(segment_lengths_m(seen.lat, seen.lon)))
+    assert shown["moving_time_s"] <= float(np.sum(np.diff(seen.t)[running[1:]])) + 10
+
+
+def test_a_single_point_left_is_no_map_and_the_live_view_shows_others_no_figures(session):
+    from dashboard.queries import live_activities as page_rows
+
+    lat = np.array([HOME[0], HOME[0], HOME[0] + 0.05])
+    lon = np.array([HOME[1], HOME[1] + 0.001, HOME[1]])
+    from core.social.privacy import visible_positions
+
+    assert visible_positions(Hiding(((HOME[0], HOME[1], 500.0),)), lat, lon)[0].size == 0
+    rosa, fan = people(session, "rosa", "fan")
+    follow(session, fan, rosa)
+    from core.activities.ingest import ingest_points
+    from core.activities.lifecycle import change_status, create_activity
+
+    live = create_activity(session, rosa, "run", title="now", visibility="followers")
+    t0 = time.time() - 100
+    change_status(session, live, "start", at=t0)
+    ingest_points(session, live, [{"seq": i, "t": t0 + 5 * i, "lat": HOME[0] + i * 1e-4, "lon": HOME[1]}
+                                  for i in range(20)])
+    set_hide_ends(session, rosa, 300)
+    row = next(r for r in page_rows(session, fan.id) if r["id"] == live.id)
+    assert row["stats"] is None and row["position"] is None and row["start_time"] is None
+    assert next(r for r in page_rows(session, rosa.id) if r["id"] == live.id)["stats"]["distance_m"] > 0
