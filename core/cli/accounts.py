@@ -1,4 +1,4 @@
-"""Accounts: create users and device tokens."""
+"""Accounts: create users and device tokens, delete an account."""
 
 from __future__ import annotations
 
@@ -39,6 +39,30 @@ def cmd_device_token(args) -> int:
     return 0
 
 
+def cmd_delete_user(args) -> int:
+    """Delete an account and everything about them (``core.accounts.deletion``); one JSON line."""
+    import json
+
+    from core.accounts.deletion import delete_account
+    from core.accounts.users import user_by_name
+    from core.config import load_settings
+    from core.social.leaderboards import connect_redis
+
+    if not args.yes:
+        print(f"error: deleting {args.username!r} removes their activities, comments on other athletes' "
+              "activities and everything else about them for good: add --yes to go ahead", file=sys.stderr)
+        return 2
+    Session = open_sessions()
+    with Session() as s:
+        user = user_by_name(s, args.username)
+        if user is None:
+            print(f"error: no user {args.username!r}", file=sys.stderr)
+            return 2
+        user_id = user.id
+    print(json.dumps({"user": args.username, **delete_account(Session, user_id, connect_redis(load_settings().redis_url))}))
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("create-user", help="create an account")
     p.add_argument("username")
@@ -54,3 +78,8 @@ def add_commands(sub) -> None:
                    help="the sport of the activities made from this device's fixes (phone apps); "
                         "left out: inferred from their speeds")
     p.set_defaults(func=cmd_device_token)
+
+    p = sub.add_parser("delete-user", help="delete an account and everything about them, for good")
+    p.add_argument("username", metavar="NAME")
+    p.add_argument("--yes", action="store_true", help="yes, delete it")
+    p.set_defaults(func=cmd_delete_user)

@@ -144,7 +144,7 @@ def board_key(period: str, sport: str, now: datetime | None = None) -> str:
     return f"{KEY_PREFIX}:{_period_tag(period, now)}:{sport}"
 
 
-def _member(user_id: int) -> str:
+def member(user_id: int) -> str:
     # Zero-padded so that Redis's order among equal scores (members, descending) is the
     # database's tie order (user id, descending).
     return f"{user_id:012d}"
@@ -161,7 +161,7 @@ def refresh_redis(s: Session, redis, now: datetime | None = None) -> dict[str, i
             pipe = redis.pipeline(transaction=True)
             pipe.delete(staging)
             for start in range(0, len(ranked), 10_000):
-                pipe.zadd(staging, {_member(u): d for u, d in ranked[start:start + 10_000]})
+                pipe.zadd(staging, {member(u): d for u, d in ranked[start:start + 10_000]})
             if ranked:
                 pipe.rename(staging, key)
                 pipe.expire(key, KEY_TTL_S if period != "all" else REFRESH_EVERY_S * 20)
@@ -188,15 +188,15 @@ def redis_board(s: Session, redis, period: str, sport: str, scope: str = "global
         me = None
         if viewer_id is not None:
             pipe = redis.pipeline(transaction=False)
-            pipe.zrevrank(key, _member(viewer_id))
-            pipe.zscore(key, _member(viewer_id))
+            pipe.zrevrank(key, member(viewer_id))
+            pipe.zscore(key, member(viewer_id))
             rank, score = pipe.execute()
             if rank is not None:
                 me = (int(rank), float(score))
         entries, mine = _lines(s, ranked_top, me, viewer_id)
         return Board(period, sport, scope, entries, mine, athletes, "redis")
     circle = sorted(_friends_of(s, viewer_id)) if viewer_id is not None else []
-    scores = redis.zmscore(key, [_member(u) for u in circle]) if circle else []
+    scores = redis.zmscore(key, [member(u) for u in circle]) if circle else []
     ranked = sorted(((u, float(d)) for u, d in zip(circle, scores) if d is not None),
                     key=lambda r: (-r[1], -r[0]))
     return _board(s, period, sport, scope, ranked, viewer_id, limit, "redis")

@@ -1,11 +1,12 @@
 """Settings: profile, default visibility, units, followers (approval, requests, blocked athletes),
-privacy (zones, hidden ends, hidden maps),
+privacy (zones, hidden ends, hidden maps), deleting the account,
 the route suggestions question, password and sign-ins, spoken cues, and device pairing."""
 
 from zoneinfo import available_timezones
 
 import streamlit as st
 
+from core.accounts.deletion import delete_account
 from core.accounts.sessions import change_password, end_other_web_sessions
 from core.accounts.tokens import create_device_token, revoke_device_token
 from core.accounts.users import MAX_NAME_CHARS, AccountError, display_name, update_profile, user_by_id
@@ -311,3 +312,21 @@ for t in tokens:
         st.rerun()
 if not tokens:
     st.caption("No devices paired yet.")
+
+st.subheader("Delete my account")
+st.caption("Deletes, for good, your account and everything held about you: every activity with its points, your "
+           "badges, challenges, follows and followers, privacy zones, devices and sign-ins, and the comments and "
+           "kudos you gave, **comments you wrote on other athletes' activities included**. Your devices are "
+           "disconnected. It cannot be undone.")
+with st.form("delete_account"):
+    typed = st.text_input("Type your username to confirm", key="delete_confirm", max_chars=64)
+    if st.form_submit_button("Delete my account for good", type="primary", icon=":material/delete_forever:"):
+        if typed.strip() != v.username:
+            st.error("That is not your username: nothing was deleted.")
+        else:
+            with st.spinner("Deleting everything about you..."):
+                delete_account(data.sessions(), v.id, data.redis())
+            st.cache_data.clear()  # nothing cached about them is shown to anyone after this
+            auth.sign_out()
+            st.session_state.sign_in_notice = "Your account and everything about you were deleted."
+            st.rerun()

@@ -167,7 +167,8 @@ def test_upload_page_imports_refuses_duplicates_and_bad_files(world, tmp_path):
 def test_settings_page_saves_cues_and_pairs_a_device(world):
     at = run_page(world, "bob", "views/settings.py")
     assert [s.value for s in at.subheader] == ["Profile", "Followers", "Privacy", "Route suggestions",
-                                               "Password and sign-in", "Spoken cues", "Devices"]
+                                               "Password and sign-in", "Spoken cues", "Devices",
+                                               "Delete my account"]
     for b in at.get("form_submit_button"):
         if b.label == "Create device token":
             b.click()
@@ -379,6 +380,34 @@ def test_a_request_is_answered_in_settings_and_a_blocked_athlete_no_longer_finds
     assert not any("Blocked athletes" in m.value for m in at.markdown)
     at.toggle(key="approve_followers").set_value(False).run()
     assert not at.exception
+    engine.dispose()
+
+
+def test_an_athlete_deletes_their_account_from_settings_after_typing_their_username(world):
+    from sqlalchemy.orm import Session
+
+    from core.accounts.users import create_user, user_by_name
+    from core.storage.engine import make_engine
+
+    engine = make_engine(world.url)
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        leaver = create_user(s, "leaving_soon", "Leaving Soon", password="leaving-pass")
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["viewer"] = Viewer(leaver.id, leaver.username, leaver.name, "athlete", "metric")
+    at.switch_page("views/settings.py")
+    at.run()
+    assert any("comments you wrote on other athletes' activities included" in c.value for c in at.caption)
+    at.text_input(key="delete_confirm").input("someone_else")
+    at.button(key=next(b.key for b in at.button if b.label == "Delete my account for good")).click().run()
+    assert any("nothing was deleted" in e.value for e in at.error)
+    with Session(engine) as s:
+        assert user_by_name(s, "leaving_soon") is not None
+    at.text_input(key="delete_confirm").input("leaving_soon")
+    at.button(key=next(b.key for b in at.button if b.label == "Delete my account for good")).click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("were deleted" in i.value for i in at.info)  # back on the sign-in page
+    with Session(engine) as s:
+        assert user_by_name(s, "leaving_soon") is None
     engine.dispose()
 
 
