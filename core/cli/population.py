@@ -63,6 +63,30 @@ def cmd_import(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_import_archive(args) -> int:
+    """Import a Strava bulk export for an athlete: one JSON line per listed activity (imported,
+    skipped or an error, with the reason); exit 1 if any row failed, 2 if the archive is
+    unreadable."""
+    from core.accounts.users import user_by_name
+    from core.activities.archive import ArchiveError, import_archive
+
+    Session = open_sessions()
+    with Session() as s:
+        user = user_by_name(s, args.user)
+    if user is None:
+        print(f"error: no user {args.user!r}", file=sys.stderr)
+        return 2
+    failed = 0
+    try:
+        for line in import_archive(Session, user, args.archive, visibility=args.visibility):
+            failed += "error" in line
+            print(json.dumps(line), flush=True)
+    except (ArchiveError, OSError) as exc:
+        print(f"error: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}", file=sys.stderr)
+        return 2
+    return 1 if failed else 0
+
+
 def cmd_follow(args) -> int:
     """Make ``--user`` follow (or with --undo, stop following) an athlete; one JSON line whose
     ``state`` is "following", "requested" (the athlete approves their followers) or "not following"."""
@@ -98,6 +122,13 @@ def add_commands(sub) -> None:
     p.add_argument("--visibility", choices=VISIBILITIES, help="who can see them (default: the athlete's default)")
     p.add_argument("--sport", choices=SPORTS, help="record them as this sport (default: each file's own)")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("import-archive", help="import the activities of a Strava bulk export (zip) for an athlete")
+    p.add_argument("archive", metavar="FILE")
+    p.add_argument("--user", required=True, help="the athlete the activities belong to")
+    p.add_argument("--visibility", choices=VISIBILITIES, help="who can see them (default: as in the archive, "
+                                                              "else the athlete's default)")
+    p.set_defaults(func=cmd_import_archive)
 
     p = sub.add_parser("follow", help="make an athlete follow another, or ask to when they approve followers "
                                      "(--undo: stop following or withdraw the request)")

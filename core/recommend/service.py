@@ -19,6 +19,7 @@ import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.accounts.tables import User
 from core.activities.tables import SPORTS, Activity
 from core.recommend.model import Catalogue, Event, Profile, Recommender, Suggestion
 from core.recommend.tables import (
@@ -172,7 +173,10 @@ def train(Session: sessionmaker[Session], now: datetime | None = None) -> dict:
 
 
 def store(Session: sessionmaker[Session], user_id: int, suggestions: list[Suggestion]) -> None:
+    """Replace the athlete's stored suggestions (nothing when the account was deleted meanwhile)."""
     with write_transaction(Session, JOB) as w:
+        if w.get(User, user_id) is None:
+            return
         w.execute(delete(RouteSuggestion).where(RouteSuggestion.user_id == user_id))
         if suggestions:
             w.execute(RouteSuggestion.__table__.insert(), [

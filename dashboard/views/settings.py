@@ -9,7 +9,14 @@ import streamlit as st
 from core.accounts.deletion import delete_account
 from core.accounts.sessions import change_password, end_other_web_sessions
 from core.accounts.tokens import create_device_token, revoke_device_token
-from core.accounts.users import MAX_NAME_CHARS, AccountError, display_name, update_profile, user_by_id
+from core.accounts.users import (
+    MAX_NAME_CHARS,
+    AccountError,
+    authenticate,
+    display_name,
+    update_profile,
+    user_by_id,
+)
 from core.activities.cues import CUE_FIELDS, MAX_EVERY_KM, MAX_EVERY_MIN, CuePrefs
 from core.activities.tables import SPORTS, VISIBILITIES
 from core.challenges.assign import reschedule
@@ -320,9 +327,16 @@ st.caption("Deletes, for good, your account and everything held about you: every
            "disconnected. It cannot be undone.")
 with st.form("delete_account"):
     typed = st.text_input("Type your username to confirm", key="delete_confirm", max_chars=64)
+    with data.sessions()() as s:
+        has_password = bool(user_by_id(s, v.id).password_hash)
+    password = st.text_input("Your password", type="password", key="delete_password") if has_password else ""
     if st.form_submit_button("Delete my account for good", type="primary", icon=":material/delete_forever:"):
+        with data.sessions()() as s:
+            right = not has_password or authenticate(s, v.username, password) is not None
         if typed.strip() != v.username:
             st.error("That is not your username: nothing was deleted.")
+        elif not right:
+            st.error("That is not your password: nothing was deleted.")
         else:
             with st.spinner("Deleting everything about you..."):
                 delete_account(data.sessions(), v.id, data.redis())

@@ -1,5 +1,5 @@
 """Upload GPX, TCX and FIT files: several at once, duplicates recognised, bad files explained,
-and a name too long for a title shortened with a note saying so."""
+and a name too long for a title shortened with a note saying so; and a Strava archive."""
 
 import logging
 
@@ -8,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core import units
 from core.accounts.users import user_by_id
+from core.activities.archive import ArchiveError, import_archive
 from core.activities.imports import import_file
 from core.activities.lifecycle import ActivityError
 from core.activities.tables import SPORTS, VISIBILITIES
@@ -78,3 +79,53 @@ for r in st.session_state.get("upload_results", []):
         st.info(f"{ui.plain(r[1])}: {ui.plain(r[2])}")
     else:
         st.error(f"{ui.plain(r[1])}: {ui.plain(r[2])}")
+
+st.subheader("Moving from Strava")
+st.caption("Request your archive on Strava (Settings → My Account → Download or Delete Your Account), then upload "
+           "the zip here: its runs and rides come in with their names and dates. Other sports and manual entries "
+           "are skipped, and what you already imported is recognised.")
+with st.form("archive", clear_on_submit=True):
+    archive = st.file_uploader("Strava archive (zip)", type=["zip"], accept_multiple_files=False)
+    archive_visibility = st.selectbox("Who can see them", ["as on Strava, else my default", *VISIBILITIES],
+                                      key="archive_visibility")
+    archive_submitted = st.form_submit_button("Import the archive", type="primary")
+
+if archive_submitted:
+    if archive is None:
+        st.warning("Choose the zip file of your Strava archive.")
+    else:
+        Session = data.sessions()
+        with Session() as s:
+            user = user_by_id(s, v.id)
+        bar = st.progress(0.0, text="Reading the archive…")
+
+        def step(k: int, n: int) -> None:
+            bar.progress(k / max(n, 1), text=f"Importing activity {k + 1} of {n}")
+
+        try:
+            lines = list(import_archive(Session, user, archive, progress=step,
+                                        visibility=None if archive_visibility.startswith("as on") else
+                                        archive_visibility))
+        except ArchiveError as exc:
+            st.session_state.archive_results = {"error": str(exc)}
+        else:
+            st.session_state.archive_results = {"lines": lines}
+        bar.progress(1.0, text="Done")
+        data.forget_activity_lists()
+
+if found := st.session_state.get("archive_results"):
+    if "error" in found:
+        st.error(f"The archive could not be read: {ui.plain(found['error'])}.")
+    else:
+        lines = found["lines"]
+        done = [x for x in lines if "activity_id" in x]
+        skipped = [x for x in lines if "skipped" in x]
+        failed = [x for x in lines if "error" in x]
+        st.success(f"Imported {len(done)} activit{'y' if len(done) == 1 else 'ies'}; skipped {len(skipped)}; "
+                   f"{len(failed)} could not be read.")
+        for x in failed:
+            st.error(f"Row {x['row']} ({ui.plain(x['name']) or 'untitled'}): {ui.plain(x['error'])}")
+        if skipped:
+            with st.expander(f"Skipped ({len(skipped)})"):
+                for x in skipped:
+                    st.markdown(f"Row {x['row']} ({ui.plain(x['name']) or 'untitled'}): {ui.plain(x['skipped'])}")

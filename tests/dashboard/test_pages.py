@@ -398,11 +398,17 @@ def test_an_athlete_deletes_their_account_from_settings_after_typing_their_usern
     at.run()
     assert any("comments you wrote on other athletes' activities included" in c.value for c in at.caption)
     at.text_input(key="delete_confirm").input("someone_else")
+    at.text_input(key="delete_password").input("leaving-pass")
     at.button(key=next(b.key for b in at.button if b.label == "Delete my account for good")).click().run()
-    assert any("nothing was deleted" in e.value for e in at.error)
+    assert any("not your username: nothing was deleted" in e.value for e in at.error)
+    at.text_input(key="delete_confirm").input("leaving_soon")
+    at.text_input(key="delete_password").input("wrong-pass")
+    at.button(key=next(b.key for b in at.button if b.label == "Delete my account for good")).click().run()
+    assert any("not your password: nothing was deleted" in e.value for e in at.error)
     with Session(engine) as s:
         assert user_by_name(s, "leaving_soon") is not None
     at.text_input(key="delete_confirm").input("leaving_soon")
+    at.text_input(key="delete_password").input("leaving-pass")
     at.button(key=next(b.key for b in at.button if b.label == "Delete my account for good")).click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("were deleted" in i.value for i in at.info)  # back on the sign-in page

@@ -45,6 +45,8 @@ def load_track(path: str | Path, data: bytes | None = None) -> Track:
     if not data:
         raise TrackFileError("file is empty")
     kind = detect_format(name, data)
+    if kind != "fit":  # white space before the XML declaration (some exporters write it) is no error
+        data = data.lstrip(b" \t\r\n")
     try:
         if kind == "fit":
             track = read_fit(data)
@@ -60,6 +62,8 @@ def load_track(path: str | Path, data: bytes | None = None) -> Track:
     except (fitdecode.FitError, ValueError, TypeError, KeyError, IndexError, OverflowError,
             AttributeError, gpxpy.gpx.GPXException, safe_et.ParseError) as exc:
         raise TrackFileError(f"not a readable {kind.upper()} file: {reason(exc)}") from None
+    if len(track) == 0:
+        raise TrackFileError(f"not a {kind.upper()} recording: it holds no recorded points")
     if len(track) > settings.max_points_per_file:
         raise TrackFileError(f"file holds {len(track)} points, over the {settings.max_points_per_file} limit")
     fit_names(track)

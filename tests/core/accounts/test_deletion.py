@@ -27,6 +27,7 @@ from core.activities.tables import Activity
 from core.anomaly.tables import ActivityFlag, ModerationDecision
 from core.challenges.engagement import record_safely
 from core.challenges.groups import create_group, respond
+from core.devices.tables import FixHint
 from core.jobs.badges import assign_challenges, award_badges
 from core.recommend.service import give, update_settings
 from core.routes.matching import match_pending
@@ -76,6 +77,7 @@ def everything(Session, redis, tag: str) -> dict:
                            reasons=["fast"], codes="", verdict={"hits": []}, features={}))
         s.add(ModerationDecision(activity_id=runs[1].id, moderator_id=other.id, action="dismiss",
                                  note=f"fine, Gone Person {tag}", score=0.9))
+        s.add_all([FixHint(activity_id=runs[2].id, seq=k, motion="running", battery=0.5) for k in range(50)])
         group = create_group(s, gone, "most_distance", [friend.id], sport="run")
         respond(s, friend.id, group.id, True)
         ids = {"gone": gone.id, "friend": friend.id, "other": other.id, "runs": [r.id for r in runs],
@@ -130,13 +132,14 @@ def test_deleting_an_account_leaves_nothing_about_them(kind, tmp_path, redis_cli
         assert any(redis_client.zscore(k, member(ids["gone"])) is not None
                    for k in redis_client.scan_iter(match="tracker:lb:*") if redis_client.type(k) == "zset")
 
-        done = delete_account(Session, ids["gone"], redis_client)
+        done = delete_account(Session, ids["gone"], redis_client, settle_s=0.0)
         assert done["deleted"] and done["activities"] == 3 and done["points"] > 1000
 
         with Session() as s:
             assert rows_naming(s, ids["gone"], texts) == {}
-            assert s.scalar(select(func.count()).select_from(RoutePoint)
-                            .where(RoutePoint.activity_id.in_(ids["runs"]))) == 0
+            for table in (RoutePoint, FixHint):
+                assert s.scalar(select(func.count()).select_from(table)
+                                .where(table.activity_id.in_(ids["runs"]))) == 0
             assert revoked_among(s, token_ids) == set(token_ids)  # every ingest server drops them
             # The others' data stays: the friend's run, with its comment from the deleted athlete gone.
             theirs = s.get(Activity, ids["theirs"])
@@ -154,7 +157,11 @@ def test_deleting_an_account_leaves_nothing_about_them(kind, tmp_path, redis_cli
                 assert key.rsplit(":", 1)[-1] not in runs, key
                 value = redis_client.get(key) if redis_client.type(key) == "string" else ""
                 assert not any(t in (value or "") for t in texts), key
-        assert delete_account(Session, ids["gone"], redis_client) == {"deleted": False}
+        # Run again (as after a failure at the last step): Redis is cleaned even with the row gone.
+        redis_client.zadd("tracker:lb:all:run", {member(ids["gone"]): 5.0})
+        redis_client.set(f"{live_board.KEY_PREFIX}999999", json.dumps({"user_id": ids["gone"]}))
+        assert delete_account(Session, ids["gone"], redis_client, settle_s=0.0) == {"deleted": False,
+                                                                                      "redis_entries": 2}
 
 
 def test_the_command_line_asks_for_yes_and_then_deletes(tmp_path):

@@ -1,0 +1,206 @@
+"""Importing a Strava bulk export: the zip "Download or Delete Your Account" gives.
+
+``activities.csv`` at its root lists the activities, read by column name (newer exports add
+columns, and some names appear twice: the first is taken); each row's ``Filename`` points at
+its recording inside the zip (FIT, GPX or TCX, gzipped or not). Each activity is imported as
+an upload is (``core.activities.imports.import_track``), with its ``Activity Name`` as title;
+the recording's timestamps give its date. Every row gets its own outcome line:
+
+* imported, with the new activity's id;
+* skipped, with the reason: a sport this tracker does not record (swims, walks, e-bike
+  rides...), a manual entry without a recording, or one already imported (the same file, or
+  an activity of the same sport starting within a minute of it);
+* an error for that row alone, with the reason: a path that leaves the archive, a member
+  that is missing, over the size limit once decompressed, or corrupt, an unreadable
+  recording. The rest of the archive still imports.
+
+The archive is untrusted: nothing is extracted to disk, each member is read through a cap of
+the upload limit, and the zip itself and its list are capped too.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.accounts.tables import User
+from core.activities.imports import import_track, refuse_duplicate
+from core.activities.lifecycle import ActivityError
+from core.activities.tables import Activity
+from core.config import load_settings
+from core.tracks.formats import load_track
+from core.tracks.formats.common import TrackFileError
+
+# Strava's activity types and the sport each is recorded as; the others are skipped.
+SPORT_OF_TYPE = {
+    "run": "run", "trail run": "run", "virtual run": "run", "treadmill": "run",
+    "ride": "ride", "mountain bike ride": "ride", "gravel ride": "ride", "virtual ride": "ride",
+    "velomobile": "ride", "handcycle": "ride",
+}
+MOTORISED = {"e-bike ride", "e-mountain bike ride"}
+MAX_ROWS = 100_000
+MAX_CSV_BYTES = 64 * 1024 * 1024
+SAME_START = timedelta(seconds=60)
+
+
+class ArchiveError(ValueError):
+    """An archive that cannot be read at all; the message says why."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One activity listed in ``activities.csv``."""
+
+    number: int  # 1 for the first activity row
+    name: str
+    kind: str
+    filename: str
+    visibility: str | None
+
+
+def _first(header: list[str], name: str) -> int | None:
+    """The position of the first column called ``name`` (case and spaces ignored)."""
+    want = name.strip().lower()
+    return next((k for k, h in enumerate(header) if h.strip().lower() == want), None)
+
+
+def rows_of(csv_bytes: bytes) -> Iterator[Row]:
+    """The activities ``activities.csv`` lists, read by column name."""
+    text = csv_bytes.decode("utf-8-sig", errors="replace")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if not header:
+        raise ArchiveError("activities.csv is empty")
+    cols = {key: _first(header, name) for key, name in (
+        ("name", "Activity Name"), ("kind", "Activity Type"), ("filename", "Filename"),
+        ("private", "Activity Private"), ("visibility", "Activity Visibility"))}
+    if cols["kind"] is None or cols["filename"] is None:
+        raise ArchiveError("activities.csv has no 'Activity Type' or 'Filename' column: not a Strava export")
+
+    def cell(row: list[str], key: str) -> str:
+        k = cols[key]
+        return row[k].strip() if k is not None and k < len(row) else ""
+
+    for number, row in enumerate(reader, start=1):
+        if number > MAX_ROWS:
+            raise ArchiveError(f"activities.csv lists more than {MAX_ROWS} activities")
+        if not any(c.strip() for c in row):
+            continue
+        visibility = {"everyone": "public", "followers_only": "followers", "only_me": "private"}.get(
+            cell(row, "visibility").lower())
+        if visibility is None and cell(row, "private").lower() in ("true", "1", "yes"):
+            visibility = "private"
+        yield Row(number, cell(row, "name"), cell(row, "kind"), cell(row, "filename"), visibility)
+
+
+def _member(zf: zipfile.ZipFile, path: str, limit: int) -> tuple[str, bytes]:
+    """The recording at ``path`` (its name without ``.gz``, its bytes decompressed), read
+    through a cap of ``limit`` bytes; TrackFileError says what is wrong with it."""
+    clean = path.replace("\\", "/")
+    if clean.startswith("/") or any(part in ("..", "") for part in clean.split("/")) or ":" in clean:
+        raise TrackFileError(f"refused path {path!r}: it leaves the archive")
+    try:
+        info = zf.getinfo(clean)
+    except KeyError:
+        raise TrackFileError(f"{path} is not in the archive") from None
+    if info.file_size > limit:
+        raise TrackFileError(f"{path} is {info.file_size} bytes, over the {limit}-byte limit")
+    try:
+        with zf.open(info) as f:
+            data = f.read(limit + 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
+        raise TrackFileError(f"{path} is corrupt in the archive: {exc}") from None
+    if len(data) > limit:
+        raise TrackFileError(f"{path} is over the {limit}-byte limit")
+    name = clean
+    if clean.lower().endswith(".gz"):
+        name = clean[:-3]
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as g:
+                data = g.read(limit + 1)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise TrackFileError(f"{path} is not a readable gzip file: {exc}") from None
+        if len(data) > limit:
+            raise TrackFileError(f"{path} decompresses to over the {limit}-byte limit")
+    return name, data
+
+
+def _same_start(s: Session, user_id: int, sport: str, start) -> int | None:
+    """The id of the athlete's activity of ``sport`` starting within a minute of ``start``."""
+    if start is None:
+        return None
+    return s.scalar(select(func.min(Activity.id)).where(
+        Activity.user_id == user_id, Activity.sport == sport, Activity.status == "completed",
+        Activity.start_time.between(start - SAME_START, start + SAME_START)))
+
+
+def import_archive(Session: sessionmaker[Session], user: User, archive, visibility: str | None = None,
+                   progress=None) -> Iterator[dict]:
+    """Import the activities of a Strava export (the zip: its bytes, a path, or a binary
+    file object; it is read member by member, never whole) for ``user``: one outcome
+    per listed activity, as it is done (``{"row", "name", "activity_id"}``, ``{..., "skipped"}``
+    or ``{..., "error"}``). ``visibility`` (else the archive's, else the athlete's default)
+    applies to every activity. ArchiveError when the archive cannot be read at all."""
+    limit = load_settings().max_upload_bytes
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(archive) if isinstance(archive, bytes) else archive)
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise ArchiveError(f"not a zip archive: {exc}") from None
+    with zf:
+        names = {n.lower(): n for n in zf.namelist()}
+        listing = names.get("activities.csv")
+        if listing is None:
+            raise ArchiveError("no activities.csv at the root of the archive: not a Strava export")
+        info = zf.getinfo(listing)
+        if info.file_size > MAX_CSV_BYTES:
+            raise ArchiveError(f"activities.csv is over {MAX_CSV_BYTES} bytes")
+        try:
+            with zf.open(info) as f:
+                rows = list(rows_of(f.read(MAX_CSV_BYTES + 1)))
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise ArchiveError(f"activities.csv is corrupt in the archive: {exc}") from None
+        for k, row in enumerate(rows):
+            if progress is not None:
+                progress(k, len(rows))
+            yield {"row": row.number, "name": row.name, **_one(Session, user, zf, row, visibility, limit)}
+
+
+def _one(Session, user: User, zf: zipfile.ZipFile, row: Row, visibility: str | None, limit: int) -> dict:
+    kind = row.kind.strip().lower()
+    sport = SPORT_OF_TYPE.get(kind)
+    if sport is None:
+        why = "a motor-assisted ride is not a ride here" if kind in MOTORISED else \
+            f"{row.kind or 'an activity without a type'} is not a sport this tracker records"
+        return {"skipped": why}
+    if not row.filename:
+        return {"skipped": "a manual entry: there is no recording to import"}
+    try:
+        name, raw = _member(zf, row.filename, limit)
+        track = load_track(name, raw)
+        digest = hashlib.sha256(raw).hexdigest()
+        times = track.t[np.isfinite(track.t)]
+        start = datetime.fromtimestamp(float(times.min()), tz=UTC) if times.size else None
+        with Session() as s:
+            try:
+                refuse_duplicate(s, user.id, digest)
+            except ActivityError as exc:
+                return {"skipped": f"already imported: {exc}"}
+            same = _same_start(s, user.id, sport, start)
+        if same is not None:
+            return {"skipped": f"already imported: activity {same} is the same {sport} at the same time"}
+        activity = import_track(Session, user, track, sport=sport, title=row.name or track.name or None,
+                                visibility=visibility or row.visibility, source="import", source_hash=digest)
+    except (TrackFileError, ActivityError) as exc:
+        return {"error": str(exc)}
+    return {"activity_id": activity.id}
