@@ -85,7 +85,7 @@ st.caption("Request your archive on Strava (Settings → My Account → Download
            "the zip here: its runs and rides come in with their names and dates. Other sports and manual entries "
            "are skipped, and what you already imported is recognised.")
 with st.form("archive", clear_on_submit=True):
-    archive = st.file_uploader("Strava archive (zip)", type=["zip"], accept_multiple_files=False)
+    archive = st.file_uploader("Strava archive (zip)", type=["zip"], accept_multiple_files=False, max_upload_size=512)
     archive_visibility = st.selectbox("Who can see them", ["as on Strava, else my default", *VISIBILITIES],
                                       key="archive_visibility")
     archive_submitted = st.form_submit_button("Import the archive", type="primary")

@@ -852,3 +852,54 @@ def test_privacy_zones_hidden_ends_and_maps_are_set_in_settings(page, app_url, w
     expect(pg.get_by_text("Zone 1:")).to_have_count(0)
     nothing_ran(pg, "privacy settings")
     engine.dispose()
+
+
+def test_a_strava_archive_is_imported_from_the_upload_page(page, app_url, world, tmp_path):
+    """A zip made like Strava's export, uploaded on the Upload page: its run comes in with its
+    name (hostile text, shown as written), its swim is skipped with the reason, and a member
+    whose path leaves the archive is refused for that row alone."""
+    import csv
+    import gzip
+    import io
+    import zipfile
+
+    from sqlalchemy.orm import Session
+
+    from core.accounts.users import create_user
+    from core.storage.engine import make_engine
+
+    engine = make_engine(world.url)
+    with Session(engine) as s, s.begin():
+        create_user(s, "mover", "Mo Ver", password="mover-pass-1")
+    engine.dispose()
+    listing = io.StringIO()
+    w = csv.writer(listing)
+    w.writerow(["Activity ID", "Activity Date", "Activity Name", "Activity Type", "Distance", "Filename", "Distance"])
+    w.writerow(["1", "Jul 1, 2014, 6:30:00 AM", XSS_TITLE, "Run", "10.0", "activities/1.fit.gz", "10000"])
+    w.writerow(["2", "Jul 2, 2014, 6:30:00 AM", "Lake swim", "Swim", "1.0", "activities/2.fit", "1000"])
+    w.writerow(["3", "Jul 3, 2014, 6:30:00 AM", "Escape", "Run", "5.0", "../evil.gpx", "5000"])
+    zpath = tmp_path / "export_12345.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.writestr("activities.csv", listing.getvalue())
+        zf.writestr("activities/1.fit.gz", gzip.compress((SHARED_TRACKS / "goldencheetah/10kUNLP2014-Garmin15.fit")
+                                                         .read_bytes()))
+        zf.writestr("activities/2.fit", b"not read")
+    pg = page
+    sign_in(pg, app_url, "mover", "mover-pass-1")
+    visit(pg, f"{app_url}/upload", "upload")
+    form = pg.locator("[data-testid='stForm']").filter(has_text="Strava archive (zip)")
+    form.locator("input[type='file']").set_input_files(str(zpath))
+    form.get_by_text("export_12345.zip").wait_for()
+    pg.get_by_label("Who can see them").last.click()
+    pg.get_by_role("option", name="private").click()
+    form.get_by_role("button", name="Import the archive").click()
+    settle(pg)
+    pg.get_by_text("Imported 1 activity; skipped 1; 1 could not be read.").wait_for()
+    written(pg, ["Row 3 (Escape): refused path '../evil.gpx': it leaves the archive"], "archive errors")
+    pg.get_by_text("Skipped (1)").click()
+    written(pg, ["Row 2 (Lake swim): Swim is not a sport this tracker records"], "archive skipped")
+    nothing_ran(pg, "archive import")
+    shot(pg, "18-strava-archive")
+    visit(pg, f"{app_url}/stats", "mover's stats")
+    written(pg, [XSS_TITLE], "imported title")
+    nothing_ran(pg, "imported title")
