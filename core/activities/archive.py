@@ -14,8 +14,9 @@ the recording's timestamps give its date. Every row gets its own outcome line:
   that is missing, over the size limit once decompressed, or corrupt, an unreadable
   recording. The rest of the archive still imports.
 
-The archive is untrusted: nothing is extracted to disk, each member is read through a cap of
-the upload limit, and the zip itself and its list are capped too.
+The archive is untrusted: nothing is extracted to disk; each member is read once, through a
+cap of the upload limit, and all of them together through ``TOTAL_BYTES``; the number of
+files and of listed activities is capped, and the listing is read as a stream.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ import csv
 import gzip
 import hashlib
 import io
+import logging
+import lzma
+import time
 import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import IO
 
 import numpy as np
 from sqlalchemy import func, select
@@ -42,6 +47,9 @@ from core.config import load_settings
 from core.tracks.formats import load_track
 from core.tracks.formats.common import TrackFileError
 
+log = logging.getLogger(__name__)
+csv.field_size_limit(16 * 1024 * 1024)  # a long description is a long field, not an unreadable listing
+
 # Strava's activity types and the sport each is recorded as; the others are skipped.
 SPORT_OF_TYPE = {
     "run": "run", "trail run": "run", "virtual run": "run", "treadmill": "run",
@@ -50,6 +58,9 @@ SPORT_OF_TYPE = {
 }
 MOTORISED = {"e-bike ride", "e-mountain bike ride"}
 MAX_ROWS = 100_000
+MAX_MEMBERS = 200_000
+TOTAL_BYTES = 8 * 1024 ** 3  # read from all members of one archive, decompressed
+EARLIEST = 315_532_800.0  # 1980-01-01: older times are a device's unset clock
 MAX_CSV_BYTES = 64 * 1024 * 1024
 SAME_START = timedelta(seconds=60)
 
@@ -75,10 +86,18 @@ def _first(header: list[str], name: str) -> int | None:
     return next((k for k, h in enumerate(header) if h.strip().lower() == want), None)
 
 
-def rows_of(csv_bytes: bytes) -> Iterator[Row]:
-    """The activities ``activities.csv`` lists, read by column name."""
-    text = csv_bytes.decode("utf-8-sig", errors="replace")
-    reader = csv.reader(io.StringIO(text, newline=""))
+def rows_of(listing: bytes | IO[str]) -> Iterator[Row]:
+    """The activities ``activities.csv`` lists (its bytes, or a text stream read as it goes),
+    read by column name; ArchiveError for a listing that cannot be read."""
+    if isinstance(listing, bytes):
+        listing = io.StringIO(listing.decode("utf-8-sig", errors="replace"), newline="")
+    try:
+        yield from _rows(csv.reader(listing))
+    except csv.Error as exc:
+        raise ArchiveError(f"activities.csv cannot be read: {exc}") from None
+
+
+def _rows(reader) -> Iterator[Row]:
     header = next(reader, None)
     if not header:
         raise ArchiveError("activities.csv is empty")
@@ -104,7 +123,20 @@ def rows_of(csv_bytes: bytes) -> Iterator[Row]:
         yield Row(number, cell(row, "name"), cell(row, "kind"), cell(row, "filename"), visibility)
 
 
-def _member(zf: zipfile.ZipFile, path: str, limit: int) -> tuple[str, bytes]:
+class Budget:
+    """What is left of the bytes one archive's members may decompress to."""
+
+    def __init__(self, total: int = TOTAL_BYTES):
+        self.left = total
+
+    def spend(self, n: int, path: str) -> None:
+        self.left -= n
+        if self.left < 0:
+            raise TrackFileError(f"{path} not read: the archive's files decompress to over {TOTAL_BYTES} bytes "
+                                 "in all")
+
+
+def _member(zf: zipfile.ZipFile, path: str, limit: int, budget: Budget) -> tuple[str, bytes]:
     """The recording at ``path`` (its name without ``.gz``, its bytes decompressed), read
     through a cap of ``limit`` bytes; TrackFileError says what is wrong with it."""
     clean = path.replace("\\", "/")
@@ -119,20 +151,23 @@ def _member(zf: zipfile.ZipFile, path: str, limit: int) -> tuple[str, bytes]:
     try:
         with zf.open(info) as f:
             data = f.read(limit + 1)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError, RuntimeError) as exc:
-        raise TrackFileError(f"{path} is corrupt in the archive: {exc}") from None
+    except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, NotImplementedError,
+            RuntimeError, ValueError) as exc:
+        raise TrackFileError(f"{path} cannot be read from the archive: {exc}") from None
     if len(data) > limit:
         raise TrackFileError(f"{path} is over the {limit}-byte limit")
+    budget.spend(len(data), path)
     name = clean
     if clean.lower().endswith(".gz"):
         name = clean[:-3]
         try:
             with gzip.GzipFile(fileobj=io.BytesIO(data)) as g:
                 data = g.read(limit + 1)
-        except (OSError, EOFError, zlib.error) as exc:
+        except (OSError, EOFError, zlib.error, ValueError) as exc:
             raise TrackFileError(f"{path} is not a readable gzip file: {exc}") from None
         if len(data) > limit:
             raise TrackFileError(f"{path} decompresses to over the {limit}-byte limit")
+        budget.spend(len(data), path)
     return name, data
 
 
@@ -158,6 +193,8 @@ def import_archive(Session: sessionmaker[Session], user: User, archive, visibili
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise ArchiveError(f"not a zip archive: {exc}") from None
     with zf:
+        if len(zf.infolist()) > MAX_MEMBERS:
+            raise ArchiveError(f"the archive holds more than {MAX_MEMBERS} files")
         names = {n.lower(): n for n in zf.namelist()}
         listing = names.get("activities.csv")
         if listing is None:
@@ -167,16 +204,37 @@ def import_archive(Session: sessionmaker[Session], user: User, archive, visibili
             raise ArchiveError(f"activities.csv is over {MAX_CSV_BYTES} bytes")
         try:
             with zf.open(info) as f:
-                rows = list(rows_of(f.read(MAX_CSV_BYTES + 1)))
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-            raise ArchiveError(f"activities.csv is corrupt in the archive: {exc}") from None
+                rows = list(rows_of(io.TextIOWrapper(f, "utf-8-sig", errors="replace", newline="")))
+        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, NotImplementedError,
+                RuntimeError, ValueError) as exc:
+            raise ArchiveError(f"activities.csv cannot be read from the archive: {exc}") from None
+        seen: dict[str, dict] = {}  # each member read once, whatever the number of rows naming it
+        budget = Budget()
         for k, row in enumerate(rows):
             if progress is not None:
                 progress(k, len(rows))
-            yield {"row": row.number, "name": row.name, **_one(Session, user, zf, row, visibility, limit)}
+            if row.filename and row.filename in seen:
+                outcome = seen[row.filename]
+                outcome = {"skipped": "already imported from this archive"} if "activity_id" in outcome else outcome
+            else:
+                outcome = _one(Session, user, zf, row, visibility, limit, budget)
+                if row.filename:
+                    seen[row.filename] = outcome
+            yield {"row": row.number, "name": row.name, **outcome}
 
 
-def _one(Session, user: User, zf: zipfile.ZipFile, row: Row, visibility: str | None, limit: int) -> dict:
+def _one(Session, user: User, zf: zipfile.ZipFile, row: Row, visibility: str | None, limit: int,
+         budget: Budget) -> dict:
+    """One row's outcome; whatever goes wrong with it is that row's error, never the archive's."""
+    try:
+        return _import_row(Session, user, zf, row, visibility, limit, budget)
+    except Exception as exc:  # noqa: BLE001 - one row's failure is its line; the others still import
+        log.exception("importing row %s of a Strava archive failed", row.number)
+        return {"error": f"could not import this activity: {exc.__class__.__name__}"}
+
+
+def _import_row(Session, user: User, zf: zipfile.ZipFile, row: Row, visibility: str | None, limit: int,
+                budget: Budget) -> dict:
     kind = row.kind.strip().lower()
     sport = SPORT_OF_TYPE.get(kind)
     if sport is None:
@@ -186,11 +244,15 @@ def _one(Session, user: User, zf: zipfile.ZipFile, row: Row, visibility: str | N
     if not row.filename:
         return {"skipped": "a manual entry: there is no recording to import"}
     try:
-        name, raw = _member(zf, row.filename, limit)
+        name, raw = _member(zf, row.filename, limit, budget)
         track = load_track(name, raw)
         digest = hashlib.sha256(raw).hexdigest()
         times = track.t[np.isfinite(track.t)]
-        start = datetime.fromtimestamp(float(times.min()), tz=UTC) if times.size else None
+        if not times.size:
+            return {"error": "the recording holds no times: a planned route, not an activity"}
+        if not EARLIEST <= float(times.min()) <= time.time() + 86400:
+            return {"error": "the recording's times are not a plausible date (before 1980 or in the future)"}
+        start = datetime.fromtimestamp(float(times.min()), tz=UTC)
         with Session() as s:
             try:
                 refuse_duplicate(s, user.id, digest)
@@ -201,6 +263,8 @@ def _one(Session, user: User, zf: zipfile.ZipFile, row: Row, visibility: str | N
             return {"skipped": f"already imported: activity {same} is the same {sport} at the same time"}
         activity = import_track(Session, user, track, sport=sport, title=row.name or track.name or None,
                                 visibility=visibility or row.visibility, source="import", source_hash=digest)
-    except (TrackFileError, ActivityError) as exc:
+    except ActivityError as exc:
+        return {"skipped": f"already imported: {exc}"} if exc.code == "duplicate" else {"error": str(exc)}
+    except TrackFileError as exc:
         return {"error": str(exc)}
     return {"activity_id": activity.id}

@@ -102,10 +102,12 @@ if archive_submitted:
         def step(k: int, n: int) -> None:
             bar.progress(k / max(n, 1), text=f"Importing activity {k + 1} of {n}")
 
+        lines: list[dict] = []
         try:
-            lines = list(import_archive(Session, user, archive, progress=step,
-                                        visibility=None if archive_visibility.startswith("as on") else
-                                        archive_visibility))
+            for line in import_archive(Session, user, archive, progress=step,
+                                       visibility=None if archive_visibility.startswith("as on") else
+                                       archive_visibility):
+                lines.append(line)
         except ArchiveError as exc:
             st.session_state.archive_results = {"error": str(exc)}
         else:

@@ -46,7 +46,7 @@ def load_track(path: str | Path, data: bytes | None = None) -> Track:
         raise TrackFileError("file is empty")
     kind = detect_format(name, data)
     if kind != "fit":  # white space before the XML declaration (some exporters write it) is no error
-        data = data.lstrip(b" \t\r\n")
+        data = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     try:
         if kind == "fit":
             track = read_fit(data)

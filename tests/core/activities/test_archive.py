@@ -159,3 +159,40 @@ def test_the_listing_is_read_by_column_name_taking_the_first_of_repeated_ones():
     rows = list(rows_of(text))
     assert [(r.name, r.kind, r.filename, r.visibility) for r in rows] == [
         ('A, "quoted" name', "Run", "activities/1.gpx", "followers"), ("Plain", "Ride", "", None)]
+
+
+def test_hostile_listings_and_members_are_explained_not_raised(session_factory, shared_tracks):
+    import lzma  # noqa: F401 - the module zipfile needs for ZIP_LZMA
+
+    Session = session_factory
+    with Session() as s, s.begin():
+        user = create_user(s, f"hostile_{uuid.uuid4().hex[:6]}", "Hostile")
+    # A description far over csv's default field limit, and one unclosed quote.
+    long = _zip({"activities.csv": b"Activity Name,Activity Type,Filename,Activity Description\nx,Run,,"
+                 + b"d" * 300_000 + b"\n"})
+    assert "manual entry" in list(import_archive(Session, user, long))[0]["skipped"]
+    # An LZMA member that is corrupt, a route without times, a date from a device's unset clock.
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("activities.csv", "Activity Name,Activity Type,Filename\nlz,Run,activities/a.gpx\n"
+                                      "route,Run,activities/b.gpx\nold,Run,activities/c.gpx\n")
+        zf.writestr(zipfile.ZipInfo("activities/a.gpx"), b"x" * 5000, compress_type=zipfile.ZIP_LZMA)
+        zf.writestr("activities/b.gpx", '<?xml version="1.0"?><gpx version="1.1" creator="t" '
+                    'xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>'
+                    '<trkpt lat="46.0" lon="14.0"/><trkpt lat="46.001" lon="14.0"/></trkseg></trk></gpx>')
+        zf.writestr("activities/c.gpx", '<?xml version="1.0"?><gpx version="1.1" creator="t" '
+                    'xmlns="http://www.topografix.com/GPX/1/1"><trk><trkseg>'
+                    '<trkpt lat="46.0" lon="14.0"><time>0001-01-01T00:00:00Z</time></trkpt>'
+                    '<trkpt lat="46.001" lon="14.0"><time>0001-01-01T00:00:05Z</time></trkpt></trkseg></trk></gpx>')
+    data = bytearray(buf.getvalue())
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as zf:  # spoil the compressed stream of the LZMA member
+        info = zf.getinfo("activities/a.gpx")
+    at = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data[at + 4:at + 9] = b"\xff" * 5  # its LZMA properties
+    lines = {x["name"]: x for x in import_archive(Session, user, bytes(data))}
+    assert set(lines) == {"lz", "route", "old"} and all("error" in x for x in lines.values()), lines
+    assert "no times" in lines["route"]["error"] and "plausible date" in lines["old"]["error"]
+    # One member named by many rows is read once.
+    rows = [("one", "Ride", "activities/r.fit")] * 5
+    lines = list(import_archive(Session, user, archive(rows, {"activities/r.fit": recording(RIDE_FIT)})))
+    assert "activity_id" in lines[0] and all("already imported" in x["skipped"] for x in lines[1:])
