@@ -64,7 +64,7 @@ if query.strip():
         st.info("Nobody by that name.")
     for a in found:
         c1, c2, c3 = st.columns([4, 1, 1], vertical_alignment="center")
-        c1.markdown(f"{ui.strong(ui.who(a['name'], a['username']))} · @{ui.plain(a['username'])}")
+        c1.markdown(f"{ui.strong(a['name'])} · @{ui.plain(a['username'])}")
         state, key = a["state"], a["id"]
         if state == "blocked":
             c1.caption("Blocked: they see nothing of yours.")
