@@ -56,11 +56,11 @@ CORE_MAY_IMPORT = {
     "text": set(),
     "tracks": {"config", "text", "units"},
     "accounts": {"storage", "text"},
-    "activities": {"accounts", "storage", "tracks", "text", "units"},
-    "social": {"accounts", "activities", "storage", "text"},
+    "activities": {"accounts", "config", "storage", "tracks", "text", "units"},
+    "social": {"accounts", "activities", "storage", "text", "tracks"},
     "devices": {"accounts", "activities", "storage", "tracks", "text", "units", "config"},
     "anomaly": {"accounts", "activities", "devices", "storage", "tracks", "text", "units", "config"},
-    "routes": {"activities", "storage", "tracks", "units"},
+    "routes": {"activities", "social", "storage", "tracks", "units"},
     "recommend": {"accounts", "activities", "routes", "social", "storage", "text", "units"},
     "synthetic": {"accounts", "activities", "challenges", "social", "storage", "tracks"},
     "challenges": {"accounts", "activities", "anomaly", "config", "routes", "social", "storage", "units"},
@@ -84,7 +84,9 @@ OFFLINE_ONLY = {"core.anomaly.evaluation": {"core/cli/anomaly.py", "core/anomaly
                 # The generated population evaluates suggestions; it never serves them.
                 "core.recommend.population": {"core/recommend/evaluation.py", "core/recommend/population.py"},
                 # The drop-off model's evaluation runs from the command line on generated populations.
-                "core.challenges.churn_evaluation": {"core/cli/engagement.py", "core/challenges/churn_evaluation.py"}}
+                "core.challenges.churn_evaluation": {"core/cli/engagement.py", "core/challenges/churn_evaluation.py"},
+                # The attacks on privacy zones run from their bench and the tests.
+                "core.social.zone_attack": {"core/social/zone_attack.py"}}
 
 
 def core_imports(path: Path) -> set[str]:

@@ -43,9 +43,9 @@ def cmd_delete_user(args) -> int:
     """Delete an account and everything about them (``core.accounts.deletion``); one JSON line."""
     import json
 
-    from core.accounts.deletion import delete_account
     from core.accounts.users import user_by_name
     from core.config import load_settings
+    from core.jobs.deletion import delete_account
     from core.social.leaderboards import connect_redis
 
     if not args.yes:

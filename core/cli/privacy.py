@@ -15,6 +15,7 @@ def _zone_line(zone) -> dict:
 
 def cmd_privacy(args) -> int:
     """Add, list or delete zones; set hidden ends or the hidden map. One JSON line each."""
+    from core.routes.matching import rematch_athlete
     from core.social.privacy import PrivacyError, add_zone, delete_zone, set_hide_ends, set_hide_map, zones_of
 
     Session = open_sessions()
@@ -41,6 +42,8 @@ def cmd_privacy(args) -> int:
         except PrivacyError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        if not (args.what == "zone" and args.action == "list"):
+            rematch_athlete(s, user.id)  # the route lines they shape leave out what is now hidden
     for line in lines:
         print(json.dumps(line))
     return 0

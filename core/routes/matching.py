@@ -130,6 +130,13 @@ def find_route(s: Session, shape: Shape) -> tuple[int | None, int]:
     return best, direction
 
 
+def rematch_athlete(s: Session, user_id: int) -> None:
+    """Have the athlete's activities matched again (``pending`` sees their points changed),
+    after a change of what they hide (``core.social.privacy``), so the route lines they shape
+    leave it out."""
+    s.execute(update(RouteActivity).where(RouteActivity.user_id == user_id).values(points=-1))
+
+
 def public_track(s: Session, activity: Activity):
     """The activity's points as other athletes may see them: routes are drawn and shared from
     these, so nothing its athlete hides (``core.social.privacy``) shapes one."""

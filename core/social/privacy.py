@@ -12,6 +12,10 @@ An athlete can hide
     (up to a mile);
   * **the whole map** of every activity.
 
+After a change, ``core.routes.matching.rematch_athlete`` has the athlete's activities
+matched again, so the shared route lines they shape leave out what is now hidden (the
+Settings page and the command line call it; this module knows nothing of routes).
+
 Others (followers included) are shown only what is left: ``core.storage.points`` cuts the
 points every map, chart, split, GPX file and feed sketch is drawn from, and the figures they
 are shown (distance, times, pace, elevation, splits, start time) are worked out from what is
@@ -29,7 +33,7 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from core.accounts.tables import User
@@ -105,15 +109,12 @@ def add_zone(s: Session, user: User, lat: float, lon: float, radius_m: float,
                        hidden_lon=hidden_lon, hidden_radius_m=hidden_radius)
     s.add(zone)
     s.flush()
-    _reshape_routes(s, user.id)
     return zone
 
 
 def delete_zone(s: Session, user: User, zone_id: int) -> bool:
     """Remove one of the athlete's zones; False if they have none by that id."""
     gone = s.execute(delete(PrivacyZone).where(PrivacyZone.id == zone_id, PrivacyZone.user_id == user.id)).rowcount
-    if gone:
-        _reshape_routes(s, user.id)
     return bool(gone)
 
 
@@ -131,21 +132,11 @@ def set_hide_ends(s: Session, user: User, metres: float) -> None:
     if not (math.isfinite(metres) and 0.0 <= metres <= HIDE_ENDS_MAX_M):
         raise PrivacyError(f"hidden ends must be from 0 to {HIDE_ENDS_MAX_M:.0f} m (a mile)")
     update_profile(s, user, hide_ends_m=round(metres, 1))
-    _reshape_routes(s, user.id)
 
 
 def set_hide_map(s: Session, user: User, on: bool) -> None:
     """Hide (or show again) the whole map of every activity from others."""
     update_profile(s, user, hide_map=bool(on))
-    _reshape_routes(s, user.id)
-
-
-def _reshape_routes(s: Session, user_id: int) -> None:
-    """The athlete's activities are matched again, so the route lines they shape leave out
-    what is now hidden (``core.routes.matching.pending`` sees the points changed)."""
-    from core.routes.tables import RouteActivity
-
-    s.execute(update(RouteActivity).where(RouteActivity.user_id == user_id).values(points=-1))
 
 
 def hidden_ends_m(settings: dict | None) -> float:

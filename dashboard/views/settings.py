@@ -6,7 +6,6 @@ from zoneinfo import available_timezones
 
 import streamlit as st
 
-from core.accounts.deletion import delete_account
 from core.accounts.sessions import change_password, end_other_web_sessions
 from core.accounts.tokens import create_device_token, revoke_device_token
 from core.accounts.users import (
@@ -22,7 +21,9 @@ from core.activities.tables import SPORTS, VISIBILITIES
 from core.challenges.assign import reschedule
 from core.challenges.awards import recount_user
 from core.challenges.badges import time_zone
+from core.jobs.deletion import delete_account
 from core.recommend.tables import TERRAINS
+from core.routes.matching import rematch_athlete
 from core.social.follows import answer_request, set_approval, unblock
 from core.social.privacy import (
     HIDE_ENDS_MAX_M,
@@ -148,6 +149,7 @@ def new_zone() -> None:
         with data.sessions()() as s, s.begin():
             add_zone(s, user_by_id(s, v.id), st.session_state.zone_lat, st.session_state.zone_lon,
                      st.session_state.zone_radius)
+            rematch_athlete(s, v.id)
     except PrivacyError as exc:
         st.session_state.privacy_error = f"Zone not added: {ui.plain(str(exc))}."
         return
@@ -157,7 +159,8 @@ def new_zone() -> None:
 
 def drop_zone(zone_id: int) -> None:
     with data.sessions()() as s, s.begin():
-        delete_zone(s, user_by_id(s, v.id), zone_id)
+        if delete_zone(s, user_by_id(s, v.id), zone_id):
+            rematch_athlete(s, v.id)
     data.forget_activity()
 
 
@@ -168,6 +171,7 @@ def hide(what: str) -> None:
             set_hide_ends(s, me_now, st.session_state.hide_ends_m)
         else:
             set_hide_map(s, me_now, st.session_state.hide_map)
+        rematch_athlete(s, v.id)
     data.forget_activity()
 
 

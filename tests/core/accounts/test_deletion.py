@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import String, Text, cast, func, select
 from sqlalchemy.types import JSON
 
-from core.accounts.deletion import delete_account
 from core.accounts.sessions import start_web_session
 from core.accounts.signin import record_failed_sign_in
 from core.accounts.tables import DeviceToken
@@ -29,6 +28,7 @@ from core.challenges.engagement import record_safely
 from core.challenges.groups import create_group, respond
 from core.devices.tables import FixHint
 from core.jobs.badges import assign_challenges, award_badges
+from core.jobs.deletion import delete_account
 from core.recommend.service import give, update_settings
 from core.routes.matching import match_pending
 from core.routes.tables import Route

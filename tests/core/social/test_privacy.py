@@ -203,8 +203,10 @@ def test_a_new_zone_has_the_athletes_routes_drawn_again_without_it(session):
                               held=False, points=run.point_count, counted=False, direction=1))
     session.flush()
     add_zone(session, rosa, *HOME, 400)
+    from core.routes.matching import public_track, rematch_athlete
+
+    rematch_athlete(session, rosa.id)
     assert session.scalar(select(RouteActivity.points).where(RouteActivity.activity_id == run.id)) == -1
-    from core.routes.matching import public_track
 
     seen = public_track(session, run)
     assert (metres(seen.lat, seen.lon) >= 400).all()
