@@ -33,6 +33,8 @@ class Settings:
     # How weekly challenges choose their difficulty: "adaptive" (a contextual bandit that
     # learns from outcomes, core.challenges.adaptive) or "fixed" (one step above the usual week).
     challenge_policy: str = "adaptive"
+    # How long an athlete's archive of their data is kept once built (core.jobs.export).
+    export_keep_hours: float = 72.0
 
 
 def _shared_tracks_dir() -> Path | None:
@@ -58,6 +60,7 @@ def load_settings() -> Settings:
         tile_url=os.environ.get("TRACKER_TILE_URL", OSM_TILES),
         tile_attribution=os.environ.get("TRACKER_TILE_ATTRIBUTION", OSM_ATTRIBUTION),
         device_idle_complete_s=float(os.environ.get("TRACKER_DEVICE_IDLE_COMPLETE_S", 600.0)),
+        export_keep_hours=float(os.environ.get("TRACKER_EXPORT_KEEP_HOURS", 72.0)),
         challenge_policy=_choice("TRACKER_CHALLENGE_POLICY", ("adaptive", "fixed"), "adaptive"),
     )
 

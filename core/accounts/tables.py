@@ -85,5 +85,32 @@ class LoginAttempt(Base):
     __table_args__ = (Index("ix_login_attempts_key_at", "key", "at"),)
 
 
+# An archive of everything about an athlete (core.jobs.export): asked for, built in the
+# background (``done`` of ``total`` steps), ready to download until ``expires_at``, or failed.
+EXPORT_STATES = ("queued", "building", "ready", "failed")
+
+
+class DataExport(Base):
+    """An athlete's asked-for archive of their data; the file is named by ``file_name`` (random)
+    in the exports folder, and deleted with the row when it expires or the account goes."""
+
+    __tablename__ = "data_exports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    file_name: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(256))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (CheckConstraint(f"status IN {EXPORT_STATES}", name="status"),)
+
+
 def utc_now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)

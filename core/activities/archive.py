@@ -1,4 +1,6 @@
-"""Importing a Strava bulk export: the zip "Download or Delete Your Account" gives.
+"""Importing a Strava bulk export (the zip "Download or Delete Your Account" gives), or this
+tracker's own archive of an athlete's data (``core.jobs.export``), which lists its activities
+the same way.
 
 ``activities.csv`` at its root lists the activities, read by column name (newer exports add
 columns, and some names appear twice: the first is taken); each row's ``Filename`` points at
@@ -63,6 +65,7 @@ TOTAL_BYTES = 8 * 1024 ** 3  # read from all members of one archive, decompresse
 EARLIEST = 315_532_800.0  # 1980-01-01: older times are a device's unset clock
 MAX_CSV_BYTES = 64 * 1024 * 1024
 SAME_START = timedelta(seconds=60)
+NEITHER = "not a Strava export, nor an archive of this tracker"
 
 
 class ArchiveError(ValueError):
@@ -105,7 +108,7 @@ def _rows(reader) -> Iterator[Row]:
         ("name", "Activity Name"), ("kind", "Activity Type"), ("filename", "Filename"),
         ("private", "Activity Private"), ("visibility", "Activity Visibility"))}
     if cols["kind"] is None or cols["filename"] is None:
-        raise ArchiveError("activities.csv has no 'Activity Type' or 'Filename' column: not a Strava export")
+        raise ArchiveError(f"activities.csv has no 'Activity Type' or 'Filename' column: {NEITHER}")
 
     def cell(row: list[str], key: str) -> str:
         k = cols[key]
@@ -198,7 +201,7 @@ def import_archive(Session: sessionmaker[Session], user: User, archive, visibili
         names = {n.lower(): n for n in zf.namelist()}
         listing = names.get("activities.csv")
         if listing is None:
-            raise ArchiveError("no activities.csv at the root of the archive: not a Strava export")
+            raise ArchiveError(f"no activities.csv at the root of the archive: {NEITHER}")
         info = zf.getinfo(listing)
         if info.file_size > MAX_CSV_BYTES:
             raise ArchiveError(f"activities.csv is over {MAX_CSV_BYTES} bytes")

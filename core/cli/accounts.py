@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from core.accounts.tables import DEVICE_SPORTS, ROLES
-from core.cli.admin import open_sessions
+from core.cli.admin import named_user, named_user_id, open_sessions
 
 
 def cmd_create_user(args) -> int:
@@ -26,13 +26,11 @@ def cmd_create_user(args) -> int:
 def cmd_device_token(args) -> int:
     """Create a device token for a user and print it (it is shown only this once)."""
     from core.accounts.tokens import create_device_token
-    from core.accounts.users import user_by_name
 
     Session = open_sessions()
     with Session() as s, s.begin():
-        user = user_by_name(s, args.user)
+        user = named_user(s, args.user)
         if user is None:
-            print(f"error: no user {args.user!r}", file=sys.stderr)
             return 2
         _, secret = create_device_token(s, user, name=args.name, sport=args.sport)
     print(secret)
@@ -43,7 +41,6 @@ def cmd_delete_user(args) -> int:
     """Delete an account and everything about them (``core.accounts.deletion``); one JSON line."""
     import json
 
-    from core.accounts.users import user_by_name
     from core.config import load_settings
     from core.jobs.deletion import delete_account
     from core.social.leaderboards import connect_redis
@@ -53,13 +50,36 @@ def cmd_delete_user(args) -> int:
               "activities and everything else about them for good: add --yes to go ahead", file=sys.stderr)
         return 2
     Session = open_sessions()
-    with Session() as s:
-        user = user_by_name(s, args.username)
-        if user is None:
-            print(f"error: no user {args.username!r}", file=sys.stderr)
-            return 2
-        user_id = user.id
+    user_id = named_user_id(Session, args.username)
+    if user_id is None:
+        return 2
     print(json.dumps({"user": args.username, **delete_account(Session, user_id, connect_redis(load_settings().redis_url))}))
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Write the archive of everything about an athlete (``core.jobs.export``) to a file; one
+    JSON line with what it holds."""
+    import json
+    import os
+    from pathlib import Path
+
+    from core.jobs.export import write_export
+
+    Session = open_sessions()
+    user_id = named_user_id(Session, args.user)
+    if user_id is None:
+        return 2
+    out = Path(args.out)
+    part = out.with_name(out.name + ".part")
+    try:
+        counts = write_export(Session, user_id, part)
+        os.replace(part, out)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"user": args.user, "out": str(out), "bytes": out.stat().st_size, **counts}))
     return 0
 
 
@@ -83,3 +103,8 @@ def add_commands(sub) -> None:
     p.add_argument("username", metavar="NAME")
     p.add_argument("--yes", action="store_true", help="yes, delete it")
     p.set_defaults(func=cmd_delete_user)
+
+    p = sub.add_parser("export", help="write the archive of everything about an athlete (a zip)")
+    p.add_argument("--user", required=True)
+    p.add_argument("--out", required=True, metavar="FILE")
+    p.set_defaults(func=cmd_export)

@@ -26,6 +26,13 @@ def named_user(s, username: str):
     return user
 
 
+def named_user_id(Session, username: str) -> int | None:
+    """The id of the user called ``username``, or None after saying on stderr that there is none."""
+    with Session() as s:
+        user = named_user(s, username)
+        return None if user is None else user.id
+
+
 def cmd_migrate(_args) -> int:
     """Create or upgrade the schema."""
     open_sessions()

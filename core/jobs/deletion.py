@@ -20,9 +20,10 @@ In this order, each write a short transaction of its own:
 5. Redis is cleaned again after ``SETTLE_S``: a device still sending until its connection
    closed, or a leaderboard rebuild under way, may have written them back meanwhile.
 
-Nothing else holds them: no model file keeps its training rows (the anomaly forest, the
-drop-off model and the suggestions are fitted on figures and trained again on what is left),
-and there is no file archive yet.
+Their data exports (``core.jobs.export``) go with step 3: files first (a build under way
+finds its row gone and deletes what it wrote), then the rows. Nothing else holds them: no
+model file keeps its training rows (the anomaly forest, the drop-off model and the
+suggestions are fitted on figures and trained again on what is left).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import DeviceToken, LoginAttempt, User
 from core.activities.tables import Activity
+from core.config import load_settings
 from core.devices.tables import FixHint
+from core.jobs.export import expire_exports
 from core.social.tables import Comment, Kudos
 from core.storage.engine import write_transaction
 from core.storage.points import RoutePoint
@@ -84,6 +87,7 @@ def delete_account(Session: sessionmaker[Session], user_id: int, redis=None,
     for table, column in ((Comment, Comment.user_id), (Kudos, Kudos.user_id)):
         while _chunk(Session, lambda s, t=table, c=column: _delete_some(s, t, c, user_id)):
             pass
+    expire_exports(Session, load_settings(), user_id)  # their archives' files, and any half-built one
     with write_transaction(Session, JOB) as s:
         if routes:
             s.execute(update(Route).where(Route.id.in_(sorted(routes))).values(dirty=True))

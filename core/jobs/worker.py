@@ -13,6 +13,8 @@
   (``core.challenges``), so a flagged activity earns nothing and a confirmed cheat's badges
   and completions are withdrawn, and let the adaptive challenge policy learn from up to 500
   weeks whose following week is over;
+- every round too, build one athlete's asked-for archive of their data, and delete the
+  archives kept past their time (``core.jobs.export``);
 - once a week (a week after its last run), retrain the engagement
   model on the database's history and score every athlete active in the last eight weeks
   (``core.jobs.engagement``), before the challenge assignment that reads the risks;
@@ -56,6 +58,7 @@ from core.jobs.badges import (
 )
 from core.jobs.devices import DEVICE_BATCH, device_activities
 from core.jobs.engagement import RETRY_EVERY_S, engagement_due, score_engagement
+from core.jobs.export import build_exports
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
 from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
 from core.jobs.recommendations import RECOMMEND_EVERY_S, train_recommendations
@@ -106,6 +109,7 @@ class Jobs:
                                       risk_model=current_model(self.settings)))
         done.update(award_badges(self.Session))
         done.update(learn_challenge_levels(self.Session))
+        done.update(build_exports(self.Session, self.settings))
         if now - self.boards_at >= REFRESH_EVERY_S:
             self.boards_at = now
             done.update(run_once(self.Session, self.redis))

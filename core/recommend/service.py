@@ -13,12 +13,14 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.accounts.pseudonyms import Pseudonyms
 from core.accounts.tables import User
 from core.activities.tables import SPORTS, Activity
 from core.recommend.model import Catalogue, Event, Profile, Recommender, Suggestion
@@ -154,13 +156,18 @@ def train(Session: sessionmaker[Session], now: datetime | None = None) -> dict:
             Activity.status == "completed", Activity.start_time >= now - timedelta(days=ACTIVE_DAYS)).distinct()).all()
         stated = s.scalars(select(DiscoverySettings.user_id)).all()
         profiles = {u: p for u in sorted(set(active) | set(stated)) if (p := profile(s, u)) is not None}
-    for u, p in profiles.items():
-        sports[u], starts[u] = p.sport, (p.lat, p.lon)
+    # The model sees pseudonyms only (core.accounts.pseudonyms): athletes' ids stay here.
+    alias = Pseudonyms()
+    evs = [replace(e, user=alias(e.user)) for e in evs]
+    graph = {alias(u): {alias(f) for f in fs} for u, fs in graph.items()}
+    seen = {u: replace(p, user=alias(u)) for u, p in profiles.items()}
+    for p in seen.values():
+        sports[p.user], starts[p.user] = p.sport, (p.lat, p.lon)
     chosen = choose(cat, evs, sports, starts, (now - timedelta(days=VALIDATION_DAYS)).timestamp(),
                     now.timestamp(), graph)
     rec = Recommender(cat, evs, collaborative=chosen["collaborative"], blend=chosen["blend"], follows=graph)
     written = 0
-    for u, p in profiles.items():
+    for u, p in seen.items():
         store(Session, u, rec.rank(p, KEEP))
         written += 1
     with write_transaction(Session, JOB) as w:

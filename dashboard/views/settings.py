@@ -1,5 +1,5 @@
 """Settings: profile, default visibility, units, followers (approval, requests, blocked athletes),
-privacy (zones, hidden ends, hidden maps), deleting the account,
+privacy (zones, hidden ends, hidden maps), downloading one's data, deleting the account,
 the route suggestions question, password and sign-ins, spoken cues, and device pairing."""
 
 from zoneinfo import available_timezones
@@ -21,7 +21,9 @@ from core.activities.tables import SPORTS, VISIBILITIES
 from core.challenges.assign import reschedule
 from core.challenges.awards import recount_user
 from core.challenges.badges import time_zone
+from core.config import load_settings
 from core.jobs.deletion import delete_account
+from core.jobs.export import ExportError, export_file, export_keep_hours, latest_export, request_export
 from core.recommend.tables import TERRAINS
 from core.routes.matching import rematch_athlete
 from core.social.follows import answer_request, set_approval, unblock
@@ -323,6 +325,59 @@ for t in tokens:
         st.rerun()
 if not tokens:
     st.caption("No devices paired yet.")
+
+st.subheader("Download your data")
+st.caption("An archive (zip) of everything held about you: each activity as GPX with a listing this tracker and "
+           "others import, and your profile, settings, follows, comments and kudos, badges and challenges, "
+           "flags and moderators' decisions about your activities, and devices and sign-ins. It is built in the "
+           f"background and kept for {export_keep_hours():g} hours.")
+
+
+def archive_file(export_id: int) -> bytes:
+    """The archive's bytes, read when the athlete clicks (it may be large)."""
+    with data.sessions()() as s:
+        return export_file(load_settings(), s, v.id, export_id).read_bytes()
+
+
+@st.fragment(run_every=3)
+def archive_progress() -> None:
+    with data.sessions()() as s:
+        export = latest_export(s, v.id)
+    if export is None or export.status not in ("queued", "building"):
+        st.rerun()  # built (or failed): the whole section shows it
+    share = export.done / export.total if export.total else 0.0
+    st.progress(share, text="Waiting for the worker to start on it..." if export.status == "queued" else
+                f"Building your archive: {export.done} of {export.total} steps")
+
+
+def your_archive() -> None:
+    with data.sessions()() as s:
+        export = latest_export(s, v.id)
+        path = None
+        if export is not None and export.status == "ready":
+            try:
+                path = export_file(load_settings(), s, v.id, export.id)
+            except ExportError as exc:
+                st.caption(f"Your last archive: {exc}.")
+    if export is not None and export.status in ("queued", "building"):
+        archive_progress()
+        return
+    if export is not None and export.status == "failed":
+        st.error(export.error or "The archive could not be built.")
+    if path is not None:
+        size = path.stat().st_size
+        shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{max(1, round(size / 1e3))} kB"
+        st.download_button(f"Download your archive ({shown}, until "
+                           f"{export.expires_at:%d %b %Y %H:%M} UTC)", data=lambda e=export.id: archive_file(e),
+                           file_name=f"tracker-{v.username}.zip", mime="application/zip",
+                           icon=":material/download:", key="download_archive", on_click="ignore")
+    if st.button("Prepare a new archive" if path is not None else "Prepare my archive", key="ask_archive"):
+        with data.sessions()() as s, s.begin():
+            request_export(s, v.id)
+        st.rerun()
+
+
+your_archive()
 
 st.subheader("Delete my account")
 st.caption("Deletes, for good, your account and everything held about you: every activity with its points, your "

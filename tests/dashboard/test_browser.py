@@ -835,3 +835,44 @@ def test_a_strava_archive_is_imported_from_the_upload_page(page, app_url, world,
     visit(pg, f"{app_url}/stats", "mover's stats")
     written(pg, [XSS_TITLE], "imported title")
     nothing_ran(pg, "imported title")
+
+
+def test_an_athlete_downloads_the_archive_of_their_data_from_settings(page, app_url, world):
+    """An athlete asks for their archive in Settings, watches it wait for the worker, and once
+    the worker's job has built it, downloads a zip holding their activity, titled as written."""
+    import json
+    import zipfile
+
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from core.accounts.users import create_user
+    from core.activities.imports import record_track
+    from core.config import load_settings
+    from core.jobs.export import build_exports
+    from core.storage.engine import make_engine
+    from core.synthetic.tracks import synthetic_track
+
+    engine = make_engine(world.url)
+    with Session(engine) as s, s.begin():
+        me = create_user(s, "archivist", XSS_NAME, password="archive-pass-1")
+        record_track(s, me, synthetic_track(random.Random(8), "run", time.time() - 7200, 46.05, 14.5, 30, 3.0), title=XSS_TITLE,
+                     source="demo")
+    pg = page
+    sign_in(pg, app_url, "archivist", "archive-pass-1")
+    visit(pg, f"{app_url}/settings", "settings")
+    pg.get_by_role("button", name="Prepare my archive").click()
+    settle(pg)
+    pg.get_by_text("Waiting for the worker to start on it...").wait_for(timeout=TIMEOUT_MS)
+    assert build_exports(sessionmaker(engine, expire_on_commit=False), load_settings())["exports"]["built"] == 1
+    button = pg.get_by_role("button", name="Download your archive")
+    button.wait_for(timeout=TIMEOUT_MS)  # the progress fragment sees it built
+    with pg.expect_download(timeout=TIMEOUT_MS) as got:
+        button.click()
+    assert got.value.suggested_filename == "tracker-archivist.zip"
+    with zipfile.ZipFile(got.value.path()) as zf:
+        assert [a["title"] for a in json.loads(zf.read("activities.json"))] == [XSS_TITLE]
+        assert json.loads(zf.read("profile.json"))["account"]["name"] == XSS_NAME
+        assert sum(n.endswith(".gpx") for n in zf.namelist()) == 1
+    shot(pg, "19-data-archive")
+    nothing_ran(pg, "data archive")
+    engine.dispose()

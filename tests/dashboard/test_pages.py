@@ -168,7 +168,7 @@ def test_settings_page_saves_cues_and_pairs_a_device(world):
     at = run_page(world, "bob", "views/settings.py")
     assert [s.value for s in at.subheader] == ["Profile", "Followers", "Privacy", "Route suggestions",
                                                "Password and sign-in", "Spoken cues", "Devices",
-                                               "Delete my account"]
+                                               "Download your data", "Delete my account"]
     for b in at.get("form_submit_button"):
         if b.label == "Create device token":
             b.click()

@@ -250,3 +250,28 @@ def test_hostile_signals_and_settings_are_refused_with_a_reason(town):
                     {"discoverable": "false"}, {"sport": ["run"]}, {"terrain": 3}):
             with pytest.raises(ValueError):
                 update_settings(s, ann, **bad)
+
+
+def test_the_model_is_trained_on_pseudonyms_not_athletes_ids(town, monkeypatch):
+    """What the recommender is fitted on names nobody: every athlete id is replaced by a
+    pseudonym drawn for that training, and the lists still reach the right athletes."""
+    import core.recommend.service as service
+    from core.accounts.tables import User
+
+    fitted = []
+    real = service.Recommender
+
+    def spy(cat, evs, **kw):
+        fitted.append((list(evs), kw.get("follows") or {}))
+        return real(cat, evs, **kw)
+
+    monkeypatch.setattr(service, "Recommender", spy)
+    train(town)
+    first = {e.user for e in fitted[0][0]}
+    with town() as s:
+        ids = set(s.scalars(select(User.id)))
+    assert first and not first & ids
+    assert not set(fitted[0][1]) & ids and not set().union(*fitted[0][1].values()) & ids
+    assert names(town, "ann") and {n for n, _ in names(town, "ann")} <= {"East Loop", "South Loop", "West Loop"}
+    train(town)
+    assert not {e.user for e in fitted[1][0]} & first  # the next training draws other pseudonyms

@@ -1,0 +1,336 @@
+"""An athlete's archive of everything held about them, as a zip.
+
+The athlete asks (Settings, or ``python -m core export``); the worker builds it in the
+background, counting its steps in the ``data_exports`` row so the page shows progress; it is
+kept ``TRACKER_EXPORT_KEEP_HOURS`` (72 by default) and then deleted, file and row. The zip holds:
+
+* ``activities/<id>.gpx``: each activity with points, whole (the athlete's own privacy zones
+  and hidden ends are theirs to see), and ``activities.csv``, the listing in the columns of a
+  Strava export, so the zip imports again here (``core.activities.archive``) or elsewhere.
+  Uploaded files are read into points, not kept, so there is no original file to add;
+* ``activities.json``: each activity's title, dates, sport, visibility and figures;
+* ``profile.json`` (account, settings, privacy zones as the athlete drew them, route
+  suggestion settings), ``social.json`` (follows both ways, requests, blocks they made,
+  comments and kudos given and received), ``challenges.json`` (badges, weekly and group
+  challenges), ``moderation.json`` (flags on their activities and moderators' decisions about
+  them, without the moderator), ``engagement.json`` (days of visits and sign-ins, drop-off
+  risk, route ratings and suggestions), ``devices.json`` (device names and sign-in sessions).
+
+No secrets: no password, token or session hash, no zone's hidden offset. Other athletes
+appear by username and display name only, and only where the athlete already sees them
+(who follows them, who commented or gave kudos, on what).
+
+Building is crash-safe: the zip is written to a ``.part`` file, renamed when whole, and the
+row says ready only then; a build that stopped (the worker killed) is taken up again after
+``STALE``; a row whose account went meanwhile has its file deleted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import secrets
+import zipfile
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, inspect, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.accounts.tables import DataExport, DeviceToken, LoginAttempt, User, WebSession
+from core.activities.tables import Activity
+from core.anomaly.tables import ActivityFlag, ModerationDecision
+from core.challenges.tables import (
+    BadgeAward,
+    Challenge,
+    EngagementDay,
+    EngagementRisk,
+    GroupChallenge,
+    GroupMember,
+)
+from core.config import Settings, load_settings
+from core.recommend.tables import DiscoverySettings, RouteSignal, RouteSuggestion
+from core.social.tables import Block, Comment, FollowRequest, Friend, Kudos, PrivacyZone
+from core.storage.base import utcnow
+from core.storage.engine import write_transaction
+from core.storage.points import stored_track
+from core.tracks.formats.gpx import to_gpx
+
+log = logging.getLogger(__name__)
+
+JOB = "export"
+STALE = timedelta(minutes=30)  # a build not finished by then stopped with its worker: built again
+PROGRESS_EVERY = 25  # activities between two progress writes
+SECRET_COLUMNS = {"password_hash", "token_hash", "hidden_lat", "hidden_lon", "hidden_radius_m", "moderator_id",
+                  "fingerprint", "verdict"}
+STRAVA_TYPE = {"run": "Run", "ride": "Ride"}
+STRAVA_VISIBILITY = {"public": "everyone", "followers": "followers_only", "private": "only_me"}
+LISTING = ["Activity ID", "Activity Date", "Activity Name", "Activity Type", "Elapsed Time", "Distance",
+           "Activity Visibility", "Filename"]
+
+
+class ExportError(ValueError):
+    """An export that cannot be asked for or read; the message says why."""
+
+
+def export_folder(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "exports"
+
+
+def export_keep_hours() -> float:
+    """How long a built archive is kept (``TRACKER_EXPORT_KEEP_HOURS``, 72 by default)."""
+    return load_settings().export_keep_hours
+
+
+def _plain(row, drop: set[str] = frozenset()) -> dict:
+    """A row's columns as JSON-ready values, without the secret ones."""
+    out = {}
+    for attr in inspect(row).mapper.column_attrs:
+        if attr.key in SECRET_COLUMNS or attr.key in drop:
+            continue
+        value = getattr(row, attr.key)
+        out[attr.key] = value.isoformat() if hasattr(value, "isoformat") else value
+    return out
+
+
+def _names(s: Session, ids) -> dict[int, dict]:
+    ids = sorted(set(ids))
+    return {u.id: {"username": u.username, "name": u.name}
+            for u in s.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+
+
+def request_export(s: Session, user_id: int) -> DataExport:
+    """Ask for an archive of ``user_id``'s data; the one already asked for and not built
+    yet stands for it."""
+    waiting = s.scalars(select(DataExport).where(DataExport.user_id == user_id,
+                                                 DataExport.status.in_(("queued", "building")))).first()
+    if waiting is not None:
+        return waiting
+    export = DataExport(user_id=user_id, status="queued", file_name=f"{secrets.token_hex(16)}.zip")
+    s.add(export)
+    s.flush()
+    return export
+
+
+def latest_export(s: Session, user_id: int) -> DataExport | None:
+    return s.scalars(select(DataExport).where(DataExport.user_id == user_id)
+                     .order_by(DataExport.id.desc()).limit(1)).first()
+
+
+def export_file(settings: Settings, s: Session, user_id: int, export_id: int) -> Path:
+    """The file of ``user_id``'s ready export ``export_id``; ExportError for anything else
+    (another athlete's, not ready, expired)."""
+    export = s.get(DataExport, export_id)
+    if export is None or export.user_id != user_id:
+        raise ExportError("there is no such export of yours")
+    if export.status != "ready" or export.expires_at is None or export.expires_at <= utcnow():
+        raise ExportError("this export is not ready, or has expired")
+    path = export_folder(settings) / export.file_name
+    if not path.is_file():
+        raise ExportError("this export's file is gone: ask for a new one")
+    return path
+
+
+def write_export(Session: sessionmaker[Session], user_id: int, out, progress: Callable[[int, int], None] | None = None
+                 ) -> dict:
+    """Write the zip of everything about ``user_id`` to ``out`` (a path or a binary file);
+    ``progress(done, total)`` is called as activities are written. Counts of what it holds."""
+    with Session() as s:
+        user = s.get(User, user_id)
+        if user is None:
+            raise ExportError(f"there is no user {user_id}")
+        activities = list(s.scalars(select(Activity).where(Activity.user_id == user_id).order_by(Activity.id)))
+        sections = _sections(s, user)
+    total = len(activities) + 1
+    listing = io.StringIO()
+    writer = csv.writer(listing)
+    writer.writerow(LISTING)
+    rows, files = [], 0
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, value in sections.items():
+            zf.writestr(name, json.dumps(value, indent=1, ensure_ascii=False, default=str))
+        for k, activity in enumerate(activities, start=1):
+            with Session() as s:
+                track = stored_track(s, activity)
+            filename = ""
+            if len(track) >= 2:
+                filename = f"activities/{activity.id}.gpx"
+                zf.writestr(filename, to_gpx(track, name=activity.title))
+                files += 1
+            rows.append({**_plain(activity), "file": filename or None})
+            start = activity.start_time or activity.created_at
+            writer.writerow([activity.id, start.strftime("%b %d, %Y, %I:%M:%S %p"), activity.title,
+                             STRAVA_TYPE.get(activity.sport, activity.sport), round(activity.elapsed_time_s or 0),
+                             round((activity.distance_m or 0) / 1000, 2),
+                             STRAVA_VISIBILITY.get(activity.visibility, "only_me"), filename])
+            if progress is not None and (k % PROGRESS_EVERY == 0 or k == len(activities)):
+                progress(k, total)
+        zf.writestr("activities.json", json.dumps(rows, indent=1, ensure_ascii=False, default=str))
+        zf.writestr("activities.csv", listing.getvalue())
+        zf.writestr("README.txt", __doc__ or "")
+    if progress is not None:
+        progress(total, total)
+    return {"activities": len(activities), "files": files, "sections": len(sections) + 2}
+
+
+def _sections(s: Session, user: User) -> dict[str, object]:
+    """The JSON files of the archive, but for the activities."""
+    uid = user.id
+    mine = select(Activity.id).where(Activity.user_id == uid)
+    follows = s.execute(select(Friend.user_id, Friend.friend_id, Friend.created_at)
+                        .where(or_(Friend.user_id == uid, Friend.friend_id == uid))).all()
+    requests = s.execute(select(FollowRequest.user_id, FollowRequest.target_id, FollowRequest.created_at)
+                         .where(or_(FollowRequest.user_id == uid, FollowRequest.target_id == uid))).all()
+    blocks = s.execute(select(Block.blocked_id, Block.created_at).where(Block.user_id == uid)).all()
+    given = s.execute(select(Comment, Activity.user_id).join(Activity, Activity.id == Comment.activity_id)
+                      .where(Comment.user_id == uid)).all()
+    received = list(s.scalars(select(Comment).where(Comment.activity_id.in_(mine), Comment.user_id != uid)))
+    kudos_given = s.execute(select(Kudos, Activity.user_id).join(Activity, Activity.id == Kudos.activity_id)
+                            .where(Kudos.user_id == uid)).all()
+    kudos_received = list(s.scalars(select(Kudos).where(Kudos.activity_id.in_(mine), Kudos.user_id != uid)))
+    names = _names(s, [r[0] for r in follows] + [r[1] for r in follows] + [r[0] for r in requests]
+                   + [r[1] for r in requests] + [r[0] for r in blocks] + [r[1] for r in given]
+                   + [c.user_id for c in received] + [r[1] for r in kudos_given] + [k.user_id for k in kudos_received])
+
+    def who(other_id: int) -> dict:
+        return names.get(other_id, {"username": None, "name": None})
+
+    groups = s.execute(select(GroupChallenge, GroupMember.status).join(
+        GroupMember, GroupMember.group_id == GroupChallenge.id).where(GroupMember.user_id == uid)).all()
+    created = list(s.scalars(select(GroupChallenge).where(GroupChallenge.creator_id == uid)))
+    return {
+        "profile.json": {
+            "account": _plain(user),
+            "privacy_zones": [_plain(z) for z in s.scalars(select(PrivacyZone).where(PrivacyZone.user_id == uid))],
+            "route_suggestion_settings": [_plain(d) for d in s.scalars(
+                select(DiscoverySettings).where(DiscoverySettings.user_id == uid))],
+        },
+        "social.json": {
+            "following": [{**who(b), "since": at.isoformat()} for a, b, at in follows if a == uid],
+            "followers": [{**who(a), "since": at.isoformat()} for a, b, at in follows if b == uid],
+            "requests_sent": [{**who(b), "at": at.isoformat()} for a, b, at in requests if a == uid],
+            "requests_received": [{**who(a), "at": at.isoformat()} for a, b, at in requests if b == uid],
+            "blocked": [{**who(b), "at": at.isoformat()} for b, at in blocks],
+            "comments_given": [{**_plain(c, {"user_id"}), "on_athlete": who(owner)["username"]} for c, owner in given],
+            "comments_received": [{**_plain(c, {"user_id"}), "from": who(c.user_id)["username"]} for c in received],
+            "kudos_given": [{**_plain(k, {"user_id"}), "to": who(owner)["username"]} for k, owner in kudos_given],
+            "kudos_received": [{**_plain(k, {"user_id"}), "from": who(k.user_id)["username"]}
+                               for k in kudos_received],
+        },
+        "challenges.json": {
+            "badges": [_plain(b) for b in s.scalars(select(BadgeAward).where(BadgeAward.user_id == uid))],
+            "weekly": [_plain(c) for c in s.scalars(select(Challenge).where(Challenge.user_id == uid))],
+            "groups_created": [_plain(g) for g in created],
+            "groups_joined": [{**_plain(g, {"creator_id"}), "my_answer": status} for g, status in groups],
+        },
+        "moderation.json": {
+            "flags": [_plain(f) for f in s.scalars(select(ActivityFlag).where(ActivityFlag.user_id == uid))],
+            "decisions": [_plain(d) for d in s.scalars(select(ModerationDecision)
+                                                       .where(ModerationDecision.activity_id.in_(mine)))],
+        },
+        "engagement.json": {
+            "days": [_plain(d) for d in s.scalars(select(EngagementDay).where(EngagementDay.user_id == uid))],
+            "drop_off_risk": [_plain(r) for r in s.scalars(select(EngagementRisk)
+                                                           .where(EngagementRisk.user_id == uid))],
+            "route_ratings": [_plain(r) for r in s.scalars(select(RouteSignal).where(RouteSignal.user_id == uid))],
+            "route_suggestions": [_plain(r) for r in s.scalars(select(RouteSuggestion)
+                                                               .where(RouteSuggestion.user_id == uid))],
+        },
+        "devices.json": {
+            "devices": [_plain(t) for t in s.scalars(select(DeviceToken).where(DeviceToken.user_id == uid))],
+            "web_sessions": [_plain(w) for w in s.scalars(select(WebSession).where(WebSession.user_id == uid))],
+            "failed_sign_ins": [a.at.isoformat() for a in s.scalars(
+                select(LoginAttempt).where(LoginAttempt.key == f"user:{user.username}"))],
+        },
+    }
+
+
+def build_exports(Session: sessionmaker[Session], settings: Settings, limit: int = 1) -> dict:
+    """The worker's job: build up to ``limit`` asked-for exports (and those whose build
+    stopped), then delete the expired ones. Counts of what it did."""
+    built = failed = 0
+    for _ in range(limit):
+        export_id = _claim(Session)
+        if export_id is None:
+            break
+        if build_one(Session, settings, export_id):
+            built += 1
+        else:
+            failed += 1
+    expired = expire_exports(Session, settings)
+    return {"exports": {"built": built, "failed": failed, "expired": expired}} if built or failed or expired else {}
+
+
+def _claim(Session: sessionmaker[Session]) -> int | None:
+    """Mark the oldest waiting export (or one whose build stopped) as building; its id."""
+    now = utcnow()
+    with write_transaction(Session, JOB) as s:
+        export = s.scalars(select(DataExport).where(or_(
+            DataExport.status == "queued",
+            (DataExport.status == "building") & (DataExport.started_at < now - STALE)))
+            .order_by(DataExport.id).limit(1)).first()
+        if export is None:
+            return None
+        export.status, export.started_at, export.done = "building", now, 0
+        return export.id
+
+
+def build_one(Session: sessionmaker[Session], settings: Settings, export_id: int) -> bool:
+    """Build export ``export_id`` (claimed as building); True when it is ready."""
+    folder = export_folder(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    with Session() as s:
+        export = s.get(DataExport, export_id)
+        if export is None:
+            return False
+        user_id, path = export.user_id, folder / export.file_name
+    part = path.with_suffix(".part")
+
+    def progress(done: int, total: int) -> None:
+        with write_transaction(Session, JOB) as s:
+            s.execute(update(DataExport).where(DataExport.id == export_id).values(done=done, total=total))
+
+    try:
+        with open(part, "wb") as f:
+            write_export(Session, user_id, f, progress)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(part, path)
+    except Exception as exc:  # noqa: BLE001 - a failed build is the row's error, shown to the athlete
+        log.exception("export %s failed", export_id)
+        part.unlink(missing_ok=True)
+        with write_transaction(Session, JOB) as s:
+            s.execute(update(DataExport).where(DataExport.id == export_id).values(
+                status="failed", finished_at=utcnow(), error=f"the archive could not be built ({exc.__class__.__name__})"))
+        return False
+    now = utcnow()
+    with write_transaction(Session, JOB) as s:
+        marked = s.execute(update(DataExport).where(DataExport.id == export_id).values(
+            status="ready", finished_at=now, expires_at=now + timedelta(hours=settings.export_keep_hours),
+            size_bytes=path.stat().st_size)).rowcount
+    if not marked:  # the account (and the row with it) went while it was built
+        path.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def expire_exports(Session: sessionmaker[Session], settings: Settings, user_id: int | None = None) -> int:
+    """Delete the expired exports, file then row (or, with ``user_id``, all of theirs); how many."""
+    folder = export_folder(settings)
+    with Session() as s:
+        q = select(DataExport.id, DataExport.file_name)
+        q = q.where(DataExport.user_id == user_id) if user_id is not None else q.where(
+            or_(DataExport.expires_at <= utcnow(),
+                (DataExport.status == "failed") & (DataExport.finished_at <= utcnow() - timedelta(hours=settings.export_keep_hours))))
+        gone = s.execute(q).all()
+    for _, name in gone:
+        for file in (folder / name, (folder / name).with_suffix(".part")):
+            file.unlink(missing_ok=True)
+    if gone:
+        with write_transaction(Session, JOB) as s:
+            s.execute(delete(DataExport).where(DataExport.id.in_([g[0] for g in gone])))
+    return len(gone)

@@ -1,0 +1,116 @@
+"""An athlete who touched every feature, and the athletes around them: for the tests of
+deleting an account and of exporting everything about it."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core.accounts.sessions import start_web_session
+from core.accounts.signin import record_failed_sign_in
+from core.accounts.tokens import create_device_token
+from core.accounts.users import create_user, update_profile
+from core.activities import live_board
+from core.activities.imports import record_track
+from core.anomaly.tables import ActivityFlag, ModerationDecision
+from core.challenges.engagement import record_safely
+from core.challenges.groups import create_group, respond
+from core.challenges.tables import BadgeAward
+from core.devices.tables import FixHint
+from core.jobs.badges import assign_challenges, award_badges
+from core.recommend.service import give, update_settings
+from core.routes.matching import match_pending
+from core.routes.tables import Route
+from core.social.comments import add_comment
+from core.social.follows import block, follow, set_approval
+from core.social.kudos import give_kudos
+from core.social.leaderboards import refresh_redis
+from core.social.privacy import add_zone, set_hide_ends
+from core.social.zone_attack import outing
+
+HOME = (46.05, 14.50)
+
+
+def everything(Session, redis, tag: str) -> dict:
+    """An athlete ``gone`` who touched every feature, and two others around them."""
+    with Session() as s, s.begin():
+        gone = create_user(s, f"gone_{tag}", f"Gone Person {tag}", email=f"gone_{tag}@example.org",
+                           password="gone-pass-1")
+        friend = create_user(s, f"friend_{tag}", f"Friend {tag}", email=f"friend_{tag}@example.org")
+        other = create_user(s, f"other_{tag}", f"Other {tag}", role="moderator")
+        for a, b in ((gone, friend), (friend, gone)):
+            follow(s, a, b)
+        set_approval(s, other, True)
+        follow(s, gone, other)  # a pending request
+        block(s, gone, create_user(s, f"blocked_{tag}", f"Blocked {tag}"))
+        now = time.time()
+        runs = [record_track(s, gone, outing(random.Random(k), *HOME, now - 7200 - 86400 * k), visibility="public",
+                             title=f"Run of Gone Person {tag}", source="demo") for k in range(3)]
+        theirs = record_track(s, friend, outing(random.Random(9), *HOME, now - 3600), visibility="public",
+                              source="demo")
+        add_comment(s, gone, theirs.id, f"well run, from Gone Person {tag}")
+        add_comment(s, friend, runs[0].id, "thanks")
+        give_kudos(s, gone, theirs.id)
+        give_kudos(s, friend, runs[0].id)
+        add_zone(s, gone, *HOME, 400)
+        set_hide_ends(s, gone, 200)
+        update_profile(s, gone, units="imperial")
+        create_device_token(s, gone, f"watch of Gone Person {tag}")
+        start_web_session(s, gone)
+        record_failed_sign_in(s, gone.username, "203.0.113.9")
+        update_settings(s, gone.id, sport="run", usual_distance_m=8000.0)
+        s.add(ActivityFlag(activity_id=runs[1].id, user_id=gone.id, sport="run", score=0.9, status="flagged",
+                           reasons=["fast"], codes="", verdict={"hits": []}, features={}))
+        s.add(ModerationDecision(activity_id=runs[1].id, moderator_id=other.id, action="dismiss",
+                                 note=f"fine, Gone Person {tag}", score=0.9))
+        s.add(BadgeAward(user_id=gone.id, code="first_run", activity_id=runs[0].id, earned_at=runs[0].start_time))
+        s.add_all([FixHint(activity_id=runs[2].id, seq=k, motion="running", battery=0.5) for k in range(50)])
+        group = create_group(s, gone, "most_distance", [friend.id], sport="run")
+        respond(s, friend.id, group.id, True)
+        ids = {"gone": gone.id, "friend": friend.id, "other": other.id, "runs": [r.id for r in runs],
+               "theirs": theirs.id}
+    record_safely(Session, ids["gone"], sign_ins=2, visits=3)
+    award_badges(Session)
+    assign_challenges(Session)
+    match_pending(Session)
+    with Session() as s, s.begin():
+        route = s.scalars(select(Route.id).limit(1)).first()
+        if route is not None:
+            give(s, ids["gone"], route, "save")
+    with Session() as s:
+        refresh_redis(s, redis)
+    redis.set(f"{live_board.KEY_PREFIX}{ids['runs'][0]}", json.dumps({"user_id": ids["gone"]}))
+    redis.zadd(live_board.INDEX, {str(ids["runs"][0]): time.time()})
+    return ids
+
+
+def one_runner(tmp_path: Path, name: str, title: str = "Morning run"):
+    """A database file holding one athlete ``name`` with one run, and a function running
+    ``python -m core`` on it (without Redis, its data folder in ``tmp_path``)."""
+    from core.storage.engine import make_engine, make_sessionmaker
+    from core.storage.schema import migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / f'{name}.db'}")
+    migrate(engine)
+    Session = make_sessionmaker(engine)
+    with Session() as s, s.begin():
+        user = create_user(s, name, name.title())
+        record_track(s, user, outing(random.Random(1), *HOME, datetime(2026, 11, 1, tzinfo=UTC).timestamp()),
+                     title=title, source="demo")
+    env = dict(os.environ, TRACKER_DATABASE_URL=str(engine.url), TRACKER_DATA_DIR=str(tmp_path / "data"))
+    env.pop("TRACKER_REDIS_URL", None)
+    root = Path(__file__).resolve().parents[3]
+
+    def core(*args):
+        return subprocess.run([sys.executable, "-m", "core", *args], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=300)
+
+    return engine, Session, core
