@@ -81,6 +81,7 @@ bench: setup
 	$(PY) -m bench.routes
 	$(PY) -m bench.recommend
 	$(PY) -m bench.challenges
+	$(PY) bench/tiers.py
 
 clean:
 	rm -rf $(VENV) data

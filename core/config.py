@@ -35,6 +35,13 @@ class Settings:
     challenge_policy: str = "adaptive"
     # How long an athlete's archive of their data is kept once built (core.jobs.export).
     export_keep_hours: float = 72.0
+    # Storage tiers (core.storage.tiers): where archived points go (a folder, or any
+    # filesystem URL pyarrow reads: s3://bucket/prefix, gs://...; None: data_dir/archive),
+    # after how many days without a start or a read an activity's points are archived, and
+    # after how many reads an archived activity comes back to the database.
+    archive_url: str | None = None
+    tier_cold_days: float = 180.0
+    tier_hot_reads: int = 3
 
 
 def _shared_tracks_dir() -> Path | None:
@@ -61,6 +68,9 @@ def load_settings() -> Settings:
         tile_attribution=os.environ.get("TRACKER_TILE_ATTRIBUTION", OSM_ATTRIBUTION),
         device_idle_complete_s=float(os.environ.get("TRACKER_DEVICE_IDLE_COMPLETE_S", 600.0)),
         export_keep_hours=float(os.environ.get("TRACKER_EXPORT_KEEP_HOURS", 72.0)),
+        archive_url=os.environ.get("TRACKER_ARCHIVE_URL") or None,
+        tier_cold_days=float(os.environ.get("TRACKER_TIER_COLD_DAYS", 180.0)),
+        tier_hot_reads=int(os.environ.get("TRACKER_TIER_HOT_READS", 3)),
         challenge_policy=_choice("TRACKER_CHALLENGE_POLICY", ("adaptive", "fixed"), "adaptive"),
     )
 

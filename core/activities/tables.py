@@ -60,6 +60,11 @@ class Activity(Base):
     summary: Mapped[dict | None] = mapped_column(JSON)
     # Flagged as anomalous and not cleared by a moderator: kept out of leaderboards.
     held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Where its points are (core.storage.tiers): "hot" in route_points, "cold" in the archive;
+    # how often and when it was last read while cold (reads bring it back).
+    points_tier: Mapped[str] = mapped_column(String(8), default="hot", server_default="hot")
+    cold_reads: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cold_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(lazy="joined")
 
@@ -71,6 +76,8 @@ class Activity(Base):
         Index("ix_activities_feed", "user_id", "status", "start_time", "id"),
         # Leaderboards scan completed activities by time window and sport.
         Index("ix_activities_board", "status", "sport", "start_time"),
+        # The tiering job finds the hot activities old enough to archive, and the cold ones read.
+        Index("ix_activities_tier", "points_tier", "start_time"),
         Index("ix_activities_source", "user_id", "source_hash"),
         Index("uq_activities_client_ref", "user_id", "client_ref", unique=True),
     )

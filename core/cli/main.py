@@ -2,7 +2,7 @@
 commands (tracks: stats; admin: migrate, demo, worker; accounts: create-user, device-token;
 social: feed, leaderboard; privacy: privacy, gpx; anomaly: score, train, evaluate; population: import, follow;
 jobs: jobs run; recommend: routes, athletes, evaluate; challenges: badges, challenges;
-engagement: evaluate)."""
+engagement: evaluate; tiers: tiers run, tiers status)."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ from core.cli import (
     privacy,
     recommend,
     social,
+    tiers,
     tracks,
 )
 
-GROUPS = (tracks, admin, accounts, social, privacy, anomaly, population, jobs, recommend, challenges, engagement)
+GROUPS = (tracks, admin, accounts, social, privacy, anomaly, population, jobs, recommend, challenges, engagement,
+          tiers)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,8 @@ In this order, each write a short transaction of its own:
 5. Redis is cleaned again after ``SETTLE_S``: a device still sending until its connection
    closed, or a leaderboard rebuild under way, may have written them back meanwhile.
 
-Their data exports (``core.jobs.export``) go with step 3: files first (a build under way
+Their archived points (``core.storage.cold``: their folder) and their data exports
+(``core.jobs.export``) go with step 3: files first (a build under way
 finds its row gone and deletes what it wrote), then the rows. Nothing else holds them: no
 model file keeps its training rows (the anomaly forest, the drop-off model and the
 suggestions are fitted on figures and trained again on what is left).
@@ -41,6 +42,7 @@ from core.config import load_settings
 from core.devices.tables import FixHint
 from core.jobs.export import expire_exports
 from core.social.tables import Comment, Kudos
+from core.storage import cold
 from core.storage.engine import write_transaction
 from core.storage.points import RoutePoint
 
@@ -87,7 +89,9 @@ def delete_account(Session: sessionmaker[Session], user_id: int, redis=None,
     for table, column in ((Comment, Comment.user_id), (Kudos, Kudos.user_id)):
         while _chunk(Session, lambda s, t=table, c=column: _delete_some(s, t, c, user_id)):
             pass
-    expire_exports(Session, load_settings(), user_id)  # their archives' files, and any half-built one
+    settings = load_settings()
+    expire_exports(Session, settings, user_id)  # their archives' files, and any half-built one
+    cold.remove_athlete(cold.open_archive(settings), user_id)  # their archived points (storage tiers)
     with write_transaction(Session, JOB) as s:
         if routes:
             s.execute(update(Route).where(Route.id.in_(sorted(routes))).values(dirty=True))

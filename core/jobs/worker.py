@@ -27,6 +27,8 @@
 - every ten minutes, close activities their devices abandoned a day ago (completed from
   their points, or discarded when they have none), delete expired web sessions and old
   failed sign-ins, and mark the challenges of weeks that are over as missed;
+- every hour, archive up to 200 old activities' points and bring back up to 200 archived
+  activities read often (``core.jobs.tiers``, ``core.storage.tiers``);
 - once a day, retrain the anomaly model (also on demand: ``python -m core anomaly train``).
 
 No job holds a write transaction for long: each computes first (reading needs no lock on
@@ -64,6 +66,7 @@ from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
 from core.jobs.recommendations import RECOMMEND_EVERY_S, train_recommendations
 from core.jobs.routes import ROUTE_BATCH, match_routes
 from core.jobs.scoring import SCORE_BATCH, ModelKeeper, calibrate, score
+from core.jobs.tiers import TIERS_EVERY_S, move_tiers
 from core.social.leaderboards import connect_redis
 from core.storage.base import utcnow
 from core.storage.engine import WRITE_LOCKS, make_engine, make_sessionmaker
@@ -86,6 +89,7 @@ class Jobs:
         self.housekeeping_at = -math.inf
         self.recommend_at = -math.inf
         self.engagement_at = -math.inf
+        self.tiers_at = -math.inf
 
     @property
     def model(self):
@@ -117,6 +121,9 @@ class Jobs:
         if now - self.recommend_at >= RECOMMEND_EVERY_S:
             self.recommend_at = now
             done.update(train_recommendations(self.Session))
+        if now - self.tiers_at >= TIERS_EVERY_S:
+            self.tiers_at = now
+            done.update(move_tiers(self.Session, self.settings))
         if now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S:
             self.housekeeping_at = now
             done.update(housekeeping(self.Session))

@@ -4,6 +4,11 @@ Every read of a track's points, for any purpose (map, chart, GPX, stats, scoring
 export), and every write goes through the functions here, so how points are stored, and
 which of them a viewer may see, is decided in this module alone.
 
+Tiers: an activity's points are in this table ("hot") or in the archive ("cold",
+``core.storage.cold``), as its ``points_tier`` says (``core.storage.tiers`` moves them). Every
+read below gives the same points from either; a read of an archived activity is counted, and
+one read often comes back. A crop (``delete_range``) brings an archived activity back first.
+
 Write
     ``insert_points``      device batches: rows already stored (same activity and seq) are skipped
     ``insert_new_keys``    as ``insert_points``, telling which (activity_id, seq) were new
@@ -27,6 +32,12 @@ Read in bulk
     ``routes``             the positions of many activities at once (heatmaps, previews)
     ``newest_point_times`` the newest point's time of many activities at once
 
+Tiers
+    ``hot_rows``           an activity's rows in the table, as the archive takes them
+    ``archived_rows``      an archived activity's rows, counted as a read
+    ``point_tuples``       such rows as POINT_COLUMNS tuples, to insert
+    ``make_hot``           an archived activity's points back in the table (caller's transaction)
+
 Delete
     ``delete_range``       the points recorded within a time range (a crop)
     ``delete_newest``      the newest points of an activity (an unfinished import, a chunk at a time)
@@ -34,7 +45,9 @@ Delete
 
 from __future__ import annotations
 
+import functools
 import logging
+from datetime import timedelta
 
 import numpy as np
 from sqlalchemy import (
@@ -45,6 +58,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -52,9 +66,11 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.pool import PoolProxiedConnection
 
 from core.activities.tables import Activity
+from core.config import load_settings
 from core.social.privacy import hiding_for, visible_positions, visible_track
 from core.social.visibility import can_view
-from core.storage.base import Base
+from core.storage import cold
+from core.storage.base import Base, utcnow
 from core.tracks.track import Track
 
 
@@ -81,6 +97,7 @@ POINT_FIELDS = ("lat", "lon", "ele", "acc", "hr", "cad")
 POINT_COLUMNS = ("activity_id", "seq", "t", *POINT_FIELDS)
 NO_EXTRAS = (None, None, None, None)  # ele, acc, hr, cad of a plain fix (a five-value row)
 BULK_CHUNK = 200  # activities per query of a bulk read
+READ_APART = timedelta(minutes=1)  # reads of an archived activity closer than this count once
 
 # ---------------------------------------------------------------------------------------
 # Write
@@ -232,8 +249,25 @@ def fast_insert_connection(engine: Engine, lock_timeout_ms: int, sqlite_cache_ki
 # Read by activity
 
 
+def _cold_owner(s: Session, activity_id: int) -> Activity | None:
+    """The activity, when its points are archived."""
+    a = s.get(Activity, activity_id)
+    return a if a is not None and a.points_tier == "cold" else None
+
+
+def _hot(activity_id: int):
+    """The condition for an activity's rows in the table, when they are where its points are."""
+    return (RoutePoint.activity_id == activity_id) & select(Activity.id).where(
+        Activity.id == activity_id, Activity.points_tier == "hot").exists()
+
+
 def stored_track(s: Session, activity: Activity) -> Track:
     """The stored points of an activity in time order, as a Track."""
+    if activity.points_tier == "cold":
+        rows = archived_rows(s, activity)
+        rows = rows[np.lexsort((rows[:, 0], rows[:, 1]))]
+        cols = [np.ascontiguousarray(rows[:, i]) for i in range(1, 8)]
+        return Track(*cols, sport=activity.sport, name=activity.title)
     rows = s.execute(
         select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon, RoutePoint.ele, RoutePoint.acc,
                RoutePoint.hr, RoutePoint.cad)
@@ -247,28 +281,105 @@ def stored_track(s: Session, activity: Activity) -> Track:
     return Track(*cols, sport=activity.sport, name=activity.title)
 
 
+def _none_if_nan(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
+
+
 def positions(s: Session, activity_id: int) -> list[tuple[float, float | None, float | None]]:
     """(t, lat, lon) of the activity's points in time order (lat and lon None without a fix)."""
-    return [tuple(r) for r in s.execute(select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon)
-                                        .where(RoutePoint.activity_id == activity_id)
+    rows = [tuple(r) for r in s.execute(select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon)
+                                        .where(_hot(activity_id))
                                         .order_by(RoutePoint.t, RoutePoint.seq))]
+    if rows or (a := _cold_owner(s, activity_id)) is None:
+        return rows
+    arr = archived_rows(s, a)
+    arr = arr[np.lexsort((arr[:, 0], arr[:, 1]))]
+    return [(float(t), _none_if_nan(lat), _none_if_nan(lon)) for t, lat, lon in arr[:, 1:4]]
 
 
 def last_point_t(s: Session, activity_id: int) -> float | None:
     """The time of the activity's newest point by sequence (one index probe), or None."""
-    return s.scalar(select(RoutePoint.t).where(RoutePoint.activity_id == activity_id)
-                    .order_by(RoutePoint.seq.desc()).limit(1))
+    t = s.scalar(select(RoutePoint.t).where(_hot(activity_id)).order_by(RoutePoint.seq.desc()).limit(1))
+    if t is not None or (a := _cold_owner(s, activity_id)) is None:
+        return t
+    arr = archived_rows(s, a)
+    return float(arr[np.argmax(arr[:, 0]), 1]) if len(arr) else None
 
 
 def count_points(s: Session, activity_id: int, t0: float | None = None, t1: float | None = None) -> int:
     """How many points are stored for an activity; with ``t0`` and ``t1``, how many were
     recorded from ``t0`` to ``t1`` (both included)."""
+    if (a := _cold_owner(s, activity_id)) is not None:
+        t = archived_rows(s, a)[:, 1]
+        return int(np.count_nonzero((t >= (-np.inf if t0 is None else t0)) & (t <= (np.inf if t1 is None else t1))))
     q = select(func.count()).select_from(RoutePoint).where(RoutePoint.activity_id == activity_id)
     if t0 is not None:
         q = q.where(RoutePoint.t >= t0)
     if t1 is not None:
         q = q.where(RoutePoint.t <= t1)
     return int(s.scalar(q) or 0)
+
+# ---------------------------------------------------------------------------------------
+# Tiers
+
+
+@functools.lru_cache(maxsize=4)
+def _archive_at(url: str | None, data_dir: str) -> cold.Archive:
+    settings = load_settings()
+    return cold.open_archive(settings)
+
+
+def archive() -> cold.Archive:
+    """The archive the settings name."""
+    settings = load_settings()
+    return _archive_at(settings.archive_url, str(settings.data_dir))
+
+
+def hot_rows(s: Session, activity_id: int) -> np.ndarray:
+    """An activity's rows in the table (seq, t, lat, lon, ele, acc, hr, cad; NaN for
+    missing), by sequence."""
+    rows = s.execute(select(RoutePoint.seq, RoutePoint.t, *(getattr(RoutePoint, f) for f in POINT_FIELDS))
+                     .where(RoutePoint.activity_id == activity_id).order_by(RoutePoint.seq)).all()
+    return np.array([tuple(r) for r in rows], dtype=np.float64) if rows else np.empty((0, 8))
+
+
+def archived_rows(s: Session, activity: Activity, count_read: bool = True) -> np.ndarray:
+    """An archived activity's rows (as ``hot_rows``); the read is counted (in a short
+    transaction of its own) unless ``count_read`` is False."""
+    rows = cold.read(archive(), activity.user_id, activity.id)
+    if count_read:
+        _count_read(s, activity.id)
+    return rows[np.argsort(rows[:, 0], kind="stable")]
+
+
+def _count_read(s: Session, activity_id: int) -> None:
+    try:
+        with s.get_bind().connect() as conn:
+            now = utcnow()  # reads a minute apart: one page's map, chart and splits are one read
+            conn.execute(update(Activity).where(
+                Activity.id == activity_id,
+                (Activity.cold_read_at.is_(None)) | (Activity.cold_read_at < now - READ_APART)).values(
+                cold_reads=Activity.cold_reads + 1, cold_read_at=now))
+            conn.commit()
+    except Exception:  # noqa: BLE001 - a read is served even when it cannot be counted
+        log.warning("the read of archived activity %s was not counted", activity_id, exc_info=True)
+
+
+def point_tuples(activity_id: int, rows: np.ndarray) -> list[tuple]:
+    """Rows (as ``hot_rows``) as POINT_COLUMNS tuples, None for missing values."""
+    return [(activity_id, int(r[0]), float(r[1]), *(None if not np.isfinite(v) else float(v) for v in r[2:]))
+            for r in rows]
+
+
+def make_hot(s: Session, activity: Activity) -> None:
+    """Bring an archived activity's points back into the table within the caller's
+    transaction (before a change to them); its file is left to the sweep
+    (``core.storage.tiers``)."""
+    if activity.points_tier != "cold":
+        return
+    insert_new_keys(s, point_tuples(activity.id, archived_rows(s, activity, count_read=False)))
+    activity.points_tier, activity.cold_reads, activity.cold_read_at = "hot", 0, utcnow()
+    s.flush()
 
 # ---------------------------------------------------------------------------------------
 # Read by viewer: where what a viewer may see of a track is decided
@@ -303,10 +414,16 @@ def routes(s: Session, activity_ids: list[int]) -> dict[int, tuple[np.ndarray, n
     activities per query."""
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     ids = list(activity_ids)
+    for a in _cold_among(s, ids):
+        rows = archived_rows(s, a)
+        rows = rows[np.isfinite(rows[:, 2])]
+        if len(rows):
+            out[a.id] = (np.ascontiguousarray(rows[:, 2]), np.ascontiguousarray(rows[:, 3]))
     for start in range(0, len(ids), BULK_CHUNK):
         rows = s.execute(select(RoutePoint.activity_id, RoutePoint.lat, RoutePoint.lon)
+                         .join(Activity, Activity.id == RoutePoint.activity_id)
                          .where(RoutePoint.activity_id.in_(ids[start:start + BULK_CHUNK]),
-                                RoutePoint.lat.is_not(None))
+                                Activity.points_tier == "hot", RoutePoint.lat.is_not(None))
                          .order_by(RoutePoint.activity_id, RoutePoint.seq)).all()
         if not rows:
             continue
@@ -324,8 +441,23 @@ def newest_point_times(s: Session, activity_ids: list[int]) -> dict[int, float]:
     ids = list(activity_ids)
     for start in range(0, len(ids), BULK_CHUNK):
         out.update(s.execute(select(RoutePoint.activity_id, func.max(RoutePoint.t))
-                             .where(RoutePoint.activity_id.in_(ids[start:start + BULK_CHUNK]))
+                             .join(Activity, Activity.id == RoutePoint.activity_id)
+                             .where(RoutePoint.activity_id.in_(ids[start:start + BULK_CHUNK]),
+                                    Activity.points_tier == "hot")
                              .group_by(RoutePoint.activity_id)).all())
+    for a in _cold_among(s, ids):
+        rows = archived_rows(s, a)
+        if len(rows):
+            out[a.id] = float(np.max(rows[:, 1]))
+    return out
+
+
+def _cold_among(s: Session, ids: list[int]) -> list[Activity]:
+    """The archived activities among ``ids``."""
+    out = []
+    for start in range(0, len(ids), BULK_CHUNK):
+        out += s.scalars(select(Activity).where(Activity.id.in_(ids[start:start + BULK_CHUNK]),
+                                                Activity.points_tier == "cold")).all()
     return out
 
 # ---------------------------------------------------------------------------------------
@@ -333,7 +465,11 @@ def newest_point_times(s: Session, activity_ids: list[int]) -> dict[int, float]:
 
 
 def delete_range(s: Session, activity_id: int, t0: float, t1: float) -> int:
-    """Delete the points recorded from ``t0`` to ``t1`` (both included); how many were."""
+    """Delete the points recorded from ``t0`` to ``t1`` (both included); how many were. An
+    archived activity comes back to the table first."""
+    activity = s.get(Activity, activity_id)
+    if activity is not None:
+        make_hot(s, activity)
     return s.execute(delete(RoutePoint).where(RoutePoint.activity_id == activity_id,
                                               RoutePoint.t >= t0, RoutePoint.t <= t1)).rowcount
 

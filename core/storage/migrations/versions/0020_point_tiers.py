@@ -1,0 +1,32 @@
+"""storage tiers: where each activity's points are (database or archive), and its reads while archived
+
+Revision ID: 0020
+Revises: 0019
+Create Date: 2026-12-03 15:20:00
+"""
+import sqlalchemy as sa
+from alembic import op
+
+import core.storage.base
+
+
+revision = '0020'
+down_revision = '0019'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('activities', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('points_tier', sa.String(length=8), server_default='hot', nullable=False))
+        batch_op.add_column(sa.Column('cold_reads', sa.Integer(), server_default='0', nullable=False))
+        batch_op.add_column(sa.Column('cold_read_at', core.storage.base.UTCDateTime(), nullable=True))
+        batch_op.create_index('ix_activities_tier', ['points_tier', 'start_time'], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('activities', schema=None) as batch_op:
+        batch_op.drop_index('ix_activities_tier')
+        batch_op.drop_column('cold_read_at')
+        batch_op.drop_column('cold_reads')
+        batch_op.drop_column('points_tier')

@@ -1,0 +1,240 @@
+"""Moving activities' points between the database (hot) and the archive (cold).
+
+An activity's points are archived once it started more than ``tier_cold_days`` ago and has
+not been read since then; an archived activity read ``tier_hot_reads`` times comes back to
+the database. ``core.storage.points`` reads either tier the same way: the activity's
+``points_tier`` says where its points are.
+
+Crash-safe order, each step committed before the next:
+
+archive   read the hot rows; write the file; read it back and compare (``cold.verify``);
+          then, in one transaction holding the activity's row, check the hot rows are still
+          those written (their count and sequence numbers) and mark it cold, deleting the
+          first chunk of rows; then delete the rest a chunk per transaction, each checking
+          the activity is still cold. Killed before the mark, the activity is hot with all
+          its rows (a file may be left: rewritten next time, or swept); after it, the file
+          is read and the rows left are deleted by the next run.
+restore   read the file; insert its rows (ON CONFLICT DO NOTHING, a chunk per transaction)
+          while the activity is cold, so readers still read the file; mark it hot once every
+          row is in; then delete the file. Killed before the mark, the next run inserts what
+          is missing; after it, the file is left to the sweep.
+sweep     delete files of activities that are not cold (restored, cropped, deleted) once
+          they are an hour old, so a file being archived now is never taken.
+
+Every step is idempotent: run again, the job goes on from where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+import numpy as np
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.activities.tables import Activity
+from core.config import Settings
+from core.storage import cold
+from core.storage.base import utcnow
+from core.storage.engine import write_transaction
+from core.storage.points import RoutePoint, hot_rows, insert_new_keys, point_tuples
+
+log = logging.getLogger(__name__)
+
+JOB = "tiers"
+CHUNK = 5_000  # points per transaction
+SWEEP_AFTER_S = 3600.0
+BATCH = 200  # activities per worker round
+
+
+def _none(step: str) -> None:
+    return None
+
+
+def _locked(s: Session, activity_id: int) -> Activity | None:
+    q = select(Activity).where(Activity.id == activity_id)
+    if s.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(of=Activity)
+    return s.scalars(q).first()
+
+
+def _fingerprint_db(s: Session, activity_id: int) -> tuple:
+    n, lo, hi, total = s.execute(select(func.count(), func.min(RoutePoint.seq), func.max(RoutePoint.seq),
+                                        func.sum(RoutePoint.seq)).where(RoutePoint.activity_id == activity_id)).one()
+    return (int(n), int(lo or 0), int(hi or 0), int(total or 0))
+
+
+def _fingerprint(rows: np.ndarray) -> tuple:
+    if not len(rows):
+        return (0, 0, 0, 0)
+    seq = rows[:, 0].astype(np.int64)
+    return (len(seq), int(seq.min()), int(seq.max()), int(seq.sum()))
+
+
+def _delete_chunk(s: Session, activity_id: int) -> int:
+    top = s.scalar(select(RoutePoint.seq).where(RoutePoint.activity_id == activity_id)
+                   .order_by(RoutePoint.seq.desc()).offset(CHUNK - 1).limit(1))
+    q = delete(RoutePoint).where(RoutePoint.activity_id == activity_id)
+    return s.execute(q.where(RoutePoint.seq >= top) if top is not None else q).rowcount
+
+
+def archive_activity(Session: sessionmaker[Session], archive: cold.Archive, activity_id: int,
+                     checkpoint: Callable[[str], None] = _none) -> int:
+    """Move one activity's points to the archive; how many points (0: nothing to do, or it
+    changed meanwhile and waits for the next run)."""
+    with Session() as s:
+        a = s.get(Activity, activity_id)
+        if a is None:
+            return 0
+        user_id, tier = a.user_id, a.points_tier
+        rows = hot_rows(s, activity_id)
+    if tier == "hot":
+        checkpoint("read")
+        cold.write(archive, user_id, activity_id, rows)
+        checkpoint("written")
+        cold.verify(archive, user_id, activity_id, rows)
+        checkpoint("verified")
+        with write_transaction(Session, JOB) as s:
+            a = _locked(s, activity_id)
+            if a is None or a.points_tier != "hot" or _fingerprint_db(s, activity_id) != _fingerprint(rows):
+                return 0  # deleted, cropped or added to since it was read: next run
+            a.points_tier, a.cold_reads, a.cold_read_at = "cold", 0, None
+            _delete_chunk(s, activity_id)
+        checkpoint("marked")
+    while True:  # the rows left (also after a run killed half-way through them)
+        with write_transaction(Session, JOB) as s:
+            a = _locked(s, activity_id)
+            gone = _delete_chunk(s, activity_id) if a is not None and a.points_tier == "cold" else 0
+        if not gone:
+            break
+        checkpoint("deleted")
+    return len(rows)
+
+
+def restore_activity(Session: sessionmaker[Session], archive: cold.Archive, activity_id: int,
+                     checkpoint: Callable[[str], None] = _none) -> int:
+    """Bring an archived activity's points back to the database; how many points."""
+    with Session() as s:
+        a = s.get(Activity, activity_id)
+        if a is None or a.points_tier != "cold":
+            return 0
+        user_id = a.user_id
+    rows = cold.read(archive, user_id, activity_id)
+    checkpoint("read")
+    tuples = point_tuples(activity_id, rows)
+    for k in range(0, len(tuples), CHUNK):
+        with write_transaction(Session, JOB) as s:
+            a = _locked(s, activity_id)
+            if a is None or a.points_tier != "cold":
+                return 0
+            insert_new_keys(s, tuples[k:k + CHUNK])
+        checkpoint("inserted")
+    with write_transaction(Session, JOB) as s:
+        a = _locked(s, activity_id)
+        if a is None or a.points_tier != "cold" or _fingerprint_db(s, activity_id) != _fingerprint(rows):
+            return 0
+        a.points_tier, a.cold_reads, a.cold_read_at = "hot", 0, utcnow()
+    checkpoint("marked")
+    cold.remove(archive, user_id, activity_id)
+    checkpoint("removed")
+    return len(rows)
+
+
+def due(s: Session, settings: Settings, older_than_days: float | None = None) -> tuple[list[int], list[int]]:
+    """(activities to archive, activities to bring back), oldest first."""
+    days = settings.tier_cold_days if older_than_days is None else older_than_days
+    cutoff = utcnow() - timedelta(days=days)
+    archive = list(s.scalars(select(Activity.id).where(
+        Activity.points_tier == "hot", Activity.status == "completed", Activity.start_time < cutoff,
+        or_(Activity.cold_read_at.is_(None), Activity.cold_read_at < cutoff)).order_by(Activity.start_time)))
+    back = list(s.scalars(select(Activity.id).where(
+        Activity.points_tier == "cold", Activity.cold_reads >= settings.tier_hot_reads).order_by(Activity.id)))
+    return archive, back
+
+
+def sweep(Session: sessionmaker[Session], archive: cold.Archive, now: float | None = None) -> int:
+    """Delete the files of activities that are not cold, an hour after they were written."""
+    now = time.time() if now is None else now
+    found = {}
+    for f in cold.files(archive):
+        name = f.base_name
+        folder = f.path.rsplit("/", 2)[-2] if "/" in f.path else ""
+        if not (name.startswith("a") and folder.startswith("u")):
+            continue
+        try:
+            found[int(name[1:-len(".parquet")])] = (int(folder[1:]), f)
+        except ValueError:
+            continue
+    if not found:
+        return 0
+    with Session() as s:
+        cold_ids = set()
+        ids = sorted(found)
+        for k in range(0, len(ids), 1000):
+            cold_ids.update(s.scalars(select(Activity.id).where(Activity.id.in_(ids[k:k + 1000]),
+                                                                Activity.points_tier == "cold")))
+    removed = 0
+    for activity_id, (user_id, info) in found.items():
+        written = info.mtime.timestamp() if info.mtime is not None else now
+        if activity_id not in cold_ids and now - written >= SWEEP_AFTER_S:
+            cold.remove(archive, user_id, activity_id)
+            removed += 1
+    return removed
+
+
+def run(Session: sessionmaker[Session], settings: Settings, older_than_days: float | None = None,
+        limit: int | None = None, progress: Callable[[int, int], None] | None = None,
+        checkpoint: Callable[[str], None] = _none) -> dict:
+    """Bring back the archived activities read often, archive the old ones (up to ``limit``
+    of each), and sweep; counts of what moved."""
+    archive = cold.open_archive(settings)
+    with Session() as s:
+        to_archive, to_restore = due(s, settings, older_than_days)
+    if limit is not None:
+        to_archive, to_restore = to_archive[:limit], to_restore[:limit]
+    total, done = len(to_archive) + len(to_restore), 0
+    out = {"archived": 0, "archived_points": 0, "restored": 0, "restored_points": 0, "failed": 0}
+    for kind, ids, move in (("restored", to_restore, restore_activity), ("archived", to_archive, archive_activity)):
+        for activity_id in ids:
+            try:
+                n = move(Session, archive, activity_id, checkpoint)
+            except cold.ArchiveFileError:
+                log.exception("activity %s could not be %s", activity_id, kind)
+                out["failed"] += 1
+                n = 0
+            if n or kind == "archived":
+                out[kind] += 1 if n else 0
+                out[f"{kind}_points"] += n
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    out["swept"] = sweep(Session, archive)
+    return out
+
+
+def status(Session: sessionmaker[Session], settings: Settings) -> dict:
+    """Where the points are: activities and points per tier, the archive's files and bytes,
+    and what the next run would move."""
+    archive = cold.open_archive(settings)
+    with Session() as s:
+        per_tier = dict(s.execute(select(Activity.points_tier, func.count()).group_by(Activity.points_tier)).all())
+        hot_points = int(s.scalar(select(func.count()).select_from(RoutePoint)) or 0)
+        cold_points = int(s.scalar(select(func.coalesce(func.sum(Activity.point_count), 0))
+                                   .where(Activity.points_tier == "cold")) or 0)
+        to_archive, to_restore = due(s, settings)
+        hot_bytes = None
+        if s.get_bind().dialect.name == "postgresql":
+            hot_bytes = int(s.scalar(select(func.pg_total_relation_size("route_points"))))
+    stored = cold.files(archive)
+    return {"archive": archive.url,
+            "thresholds": {"cold_after_days": settings.tier_cold_days, "hot_after_reads": settings.tier_hot_reads},
+            "hot": {"activities": per_tier.get("hot", 0), "points": hot_points, "bytes": hot_bytes},
+            "cold": {"activities": per_tier.get("cold", 0), "points": cold_points, "files": len(stored),
+                     "bytes": sum(f.size or 0 for f in stored)},
+            "due": {"archive": len(to_archive), "restore": len(to_restore)}}
+
+
+__all__ = ["archive_activity", "due", "restore_activity", "run", "status", "sweep"]
