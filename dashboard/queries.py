@@ -19,6 +19,7 @@ from core.activities import open as open_activities
 from core.activities.summary import activity_profile, splits_in
 from core.activities.tables import Activity
 from core.anomaly import moderation
+from core.anomaly.detector import as_athlete_sees
 from core.challenges.assign import challenges_of
 from core.challenges.awards import awards_for, completed_by, standing
 from core.challenges.badges import left as badge_left
@@ -228,8 +229,11 @@ def own_flag(s, viewer_id: int, activity_id: int) -> dict | None:
     if flag is None:
         return None
     decision = moderation.latest_decision(s, activity_id)
-    return {"status": flag.status, "score": flag.score, "reasons": list(flag.reasons or []),
-            "note": decision.note if decision else "", "crop": flag.crop}
+    crop = dict(flag.crop) if flag.crop else flag.crop
+    if crop and crop.get("reasons_before"):
+        crop["reasons_before"] = [as_athlete_sees(r) for r in crop["reasons_before"]]
+    return {"status": flag.status, "score": flag.score, "reasons": [as_athlete_sees(r) for r in flag.reasons or []],
+            "note": decision.note if decision else "", "crop": crop}
 
 
 def review_item(s, activity_id: int) -> dict | None:

@@ -6,12 +6,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
     Integer,
     String,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -102,14 +104,23 @@ class DataExport(Base):
     done: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int] = mapped_column(Integer, default=0)
     file_name: Mapped[str] = mapped_column(String(64))
-    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(String(256))
     requested_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The build under way: who took it (a random token) and when it last said it was alive.
+    claim: Mapped[str | None] = mapped_column(String(32))
+    beat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (CheckConstraint(f"status IN {EXPORT_STATES}", name="status"),)
+    __table_args__ = (
+        CheckConstraint(f"status IN {EXPORT_STATES}", name="status"),
+        # One archive asked for and not built yet per athlete, however many clicks at once.
+        Index("uq_data_exports_waiting", "user_id", unique=True,
+              sqlite_where=text("status IN ('queued', 'building')"),
+              postgresql_where=text("status IN ('queued', 'building')")),
+    )
 
 
 def utc_now(now: datetime | None) -> datetime:

@@ -25,6 +25,8 @@ class Assessment:
     fingerprint: dict | None
 
 
+COPY_TAIL = ": the same route within metres and the same timing stretch by stretch"
+
 def fingerprint_of(features: Features) -> dict | None:
     s = features.series
     return fingerprint(s.t, s.lat, s.lon, s.dist_m) if s is not None else None
@@ -51,10 +53,17 @@ def assess(track: Track, sport: str, model: PopulationModel | None, baseline: Ba
         found = find_copy(fp, close)
         if found is not None:
             label, result = found
-            hits.append(Hit("copy", f"a copy of {label}: the same route within metres and the same "
-                                    f"timing stretch by stretch", 1.0))
+            hits.append(Hit("copy", f"a copy of {label}{COPY_TAIL}", 1.0))
     hits.extend(vehicle_hits(track, features, model, hits, hints))
     return Assessment(judge(features, hits, model, baseline, threshold), features, fp)
+
+
+def as_athlete_sees(reason: str) -> str:
+    """A reason as the flagged athlete is shown it: a copy's original (another athlete's
+    activity, perhaps private) is named to moderators only."""
+    if reason.startswith("a copy of ") and reason.endswith(COPY_TAIL):
+        return f"a copy of another athlete's activity{COPY_TAIL}"
+    return reason
 
 
 # How sure a stretch the vehicle model finds makes the verdict: beyond the default threshold

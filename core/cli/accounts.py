@@ -57,6 +57,19 @@ def cmd_delete_user(args) -> int:
     return 0
 
 
+class _Stream:
+    """A device or a pipe as zipfile sees it: written in order, never sought back."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def write(self, data: bytes) -> int:
+        return self.f.write(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
 def cmd_export(args) -> int:
     """Write the archive of everything about an athlete (``core.jobs.export``) to a file; one
     JSON line with what it holds."""
@@ -70,16 +83,24 @@ def cmd_export(args) -> int:
     user_id = named_user_id(Session, args.user)
     if user_id is None:
         return 2
-    out = Path(args.out)
-    part = out.with_name(out.name + ".part")
-    try:
-        counts = write_export(Session, user_id, part)
-        os.replace(part, out)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+    if not args.out.strip():
+        print("error: --out needs a file name", file=sys.stderr)
         return 2
-    print(json.dumps({"user": args.user, "out": str(out), "bytes": out.stat().st_size, **counts}))
+    out = Path(args.out).resolve()  # through a link, to where it points
+    direct = out.exists() and not out.is_file()  # a device or a pipe (/dev/stdout): written as it goes
+    part = out if direct else out.with_name(out.name + ".part")
+    try:
+        with open(part, "wb") as f:
+            counts = write_export(Session, user_id, _Stream(f) if direct else f)
+        if not direct:
+            os.replace(part, out)
+    except (OSError, ValueError) as exc:
+        if not direct:
+            part.unlink(missing_ok=True)
+        print(f"error: cannot write {args.out}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return 2
+    size = out.stat().st_size if not direct else None
+    print(json.dumps({"user": args.user, "out": str(out), "bytes": size, **counts}), file=sys.stderr if direct else sys.stdout)
     return 0
 
 

@@ -1,28 +1,37 @@
 """An athlete's archive of everything held about them, as a zip.
 
-The athlete asks (Settings, or ``python -m core export``); the worker builds it in the
-background, counting its steps in the ``data_exports`` row so the page shows progress; it is
+The athlete asks (Settings, at most once an hour, or ``python -m core export``); the worker
+builds it in a thread of its own, counting its steps in the ``data_exports`` row so the page
+shows progress; it is
 kept ``TRACKER_EXPORT_KEEP_HOURS`` (72 by default) and then deleted, file and row. The zip holds:
 
-* ``activities/<id>.gpx``: each activity with points, whole (the athlete's own privacy zones
-  and hidden ends are theirs to see), and ``activities.csv``, the listing in the columns of a
-  Strava export, so the zip imports again here (``core.activities.archive``) or elsewhere.
-  Uploaded files are read into points, not kept, so there is no original file to add;
-* ``activities.json``: each activity's title, dates, sport, visibility and figures;
+* ``activities/<id>.gpx``: each completed activity with positions, whole (the athlete's own
+  privacy zones and hidden ends are theirs to see), heart rate and cadence included; and
+  ``activities.csv``, the listing of those in the columns of a Strava export, so the zip
+  imports again here (``core.activities.archive``) or elsewhere. Uploaded files are read
+  into points, not kept, so there is no original file to add;
+* ``activities/<id>.csv``: every point of every activity (indoor ones too), with time,
+  position, elevation, accuracy, heart rate and cadence; ``activities/<id>.hints.csv``: a
+  phone app's motion hints;
+* ``activities.json``: each activity's title, dates, sport, visibility, status, figures,
+  start, pause, resume and stop times, and the route it followed;
 * ``profile.json`` (account, settings, privacy zones as the athlete drew them, route
   suggestion settings), ``social.json`` (follows both ways, requests, blocks they made,
-  comments and kudos given and received), ``challenges.json`` (badges, weekly and group
-  challenges), ``moderation.json`` (flags on their activities and moderators' decisions about
-  them, without the moderator), ``engagement.json`` (days of visits and sign-ins, drop-off
-  risk, route ratings and suggestions), ``devices.json`` (device names and sign-in sessions).
+  comments given and received, kudos given and how many received), ``challenges.json``
+  (badges, weekly and group challenges), ``moderation.json`` (flags on their activities and
+  moderators' decisions about them, without the moderator nor another athlete's activity
+  a copy was found of), ``engagement.json`` (days of visits and sign-ins, drop-off risk,
+  route ratings and suggestions), ``devices.json`` (device names and sign-in sessions).
 
 No secrets: no password, token or session hash, no zone's hidden offset. Other athletes
 appear by username and display name only, and only where the athlete already sees them
 (who follows them, who commented or gave kudos, on what).
 
-Building is crash-safe: the zip is written to a ``.part`` file, renamed when whole, and the
-row says ready only then; a build that stopped (the worker killed) is taken up again after
-``STALE``; a row whose account went meanwhile has its file deleted.
+Building is crash-safe: the zip is written to a ``.part`` file of its own build, renamed
+when whole, and the row says ready only then, if the build still holds the row's claim. A
+build that went quiet (the worker killed) is taken up again after ``STALE``; a row whose
+account went meanwhile has its file deleted. One worker's update takes a waiting export, so
+two never build the same one.
 """
 
 from __future__ import annotations
@@ -35,14 +44,17 @@ import os
 import secrets
 import zipfile
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import delete, inspect, or_, select, update
+import numpy as np
+from sqlalchemy import delete, func, inspect, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import DataExport, DeviceToken, LoginAttempt, User, WebSession
-from core.activities.tables import Activity
+from core.activities.tables import Activity, ActivityEvent
+from core.anomaly.detector import as_athlete_sees
 from core.anomaly.tables import ActivityFlag, ModerationDecision
 from core.challenges.tables import (
     BadgeAward,
@@ -53,7 +65,9 @@ from core.challenges.tables import (
     GroupMember,
 )
 from core.config import Settings, load_settings
+from core.devices.tables import FixHint
 from core.recommend.tables import DiscoverySettings, RouteSignal, RouteSuggestion
+from core.routes.tables import RouteActivity
 from core.social.tables import Block, Comment, FollowRequest, Friend, Kudos, PrivacyZone
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
@@ -63,10 +77,12 @@ from core.tracks.formats.gpx import to_gpx
 log = logging.getLogger(__name__)
 
 JOB = "export"
-STALE = timedelta(minutes=30)  # a build not finished by then stopped with its worker: built again
+STALE = timedelta(minutes=10)  # a build silent this long (no progress) stopped with its worker: built again
+ASK_EVERY = timedelta(hours=1)  # a new archive may be asked for this long after a ready one
 PROGRESS_EVERY = 25  # activities between two progress writes
 SECRET_COLUMNS = {"password_hash", "token_hash", "hidden_lat", "hidden_lon", "hidden_radius_m", "moderator_id",
-                  "fingerprint", "verdict"}
+                  "fingerprint", "verdict", "claim"}
+POINT_HEADER = ["time_unix_s", "lat", "lon", "elevation_m", "accuracy_m", "heart_rate_bpm", "cadence"]
 STRAVA_TYPE = {"run": "Run", "ride": "Ride"}
 STRAVA_VISIBILITY = {"public": "everyone", "followers": "followers_only", "private": "only_me"}
 LISTING = ["Activity ID", "Activity Date", "Activity Name", "Activity Type", "Elapsed Time", "Distance",
@@ -103,16 +119,25 @@ def _names(s: Session, ids) -> dict[int, dict]:
             for u in s.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
 
 
-def request_export(s: Session, user_id: int) -> DataExport:
+def request_export(s: Session, user_id: int, now: datetime | None = None) -> DataExport:
     """Ask for an archive of ``user_id``'s data; the one already asked for and not built
-    yet stands for it."""
-    waiting = s.scalars(select(DataExport).where(DataExport.user_id == user_id,
-                                                 DataExport.status.in_(("queued", "building")))).first()
-    if waiting is not None:
-        return waiting
-    export = DataExport(user_id=user_id, status="queued", file_name=f"{secrets.token_hex(16)}.zip")
-    s.add(export)
-    s.flush()
+    yet stands for it. ExportError when the last one was asked for less than
+    ``ASK_EVERY`` ago and is ready (it is what they would get)."""
+    now = now or utcnow()
+    latest = latest_export(s, user_id)
+    if latest is not None and latest.status in ("queued", "building"):
+        return latest
+    if latest is not None and latest.status == "ready" and latest.requested_at > now - ASK_EVERY:
+        raise ExportError(f"your archive of {latest.requested_at:%H:%M} UTC is ready: a new one may be asked for "
+                          f"from {latest.requested_at + ASK_EVERY:%H:%M} UTC")
+    export = DataExport(user_id=user_id, status="queued", file_name=f"{secrets.token_hex(16)}.zip", requested_at=now)
+    try:
+        with s.begin_nested():
+            s.add(export)
+            s.flush()
+    except IntegrityError:  # asked at the same moment elsewhere (another tab): that one stands
+        return s.scalars(select(DataExport).where(DataExport.user_id == user_id,
+                                                  DataExport.status.in_(("queued", "building")))).one()
     return export
 
 
@@ -152,29 +177,71 @@ def write_export(Session: sessionmaker[Session], user_id: int, out, progress: Ca
     rows, files = [], 0
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name, value in sections.items():
-            zf.writestr(name, json.dumps(value, indent=1, ensure_ascii=False, default=str))
+            zf.writestr(name, _json(value))
         for k, activity in enumerate(activities, start=1):
-            with Session() as s:
-                track = stored_track(s, activity)
-            filename = ""
-            if len(track) >= 2:
-                filename = f"activities/{activity.id}.gpx"
-                zf.writestr(filename, to_gpx(track, name=activity.title))
-                files += 1
-            rows.append({**_plain(activity), "file": filename or None})
-            start = activity.start_time or activity.created_at
-            writer.writerow([activity.id, start.strftime("%b %d, %Y, %I:%M:%S %p"), activity.title,
-                             STRAVA_TYPE.get(activity.sport, activity.sport), round(activity.elapsed_time_s or 0),
-                             round((activity.distance_m or 0) / 1000, 2),
-                             STRAVA_VISIBILITY.get(activity.visibility, "only_me"), filename])
+            row, gpx = _activity(Session, zf, activity)
+            rows.append(row)
+            files += bool(gpx)
+            if gpx and activity.status == "completed":  # what imports again: the completed ones
+                start = activity.start_time or activity.created_at
+                writer.writerow([activity.id, start.strftime("%b %d, %Y, %I:%M:%S %p"), activity.title,
+                                 STRAVA_TYPE.get(activity.sport, activity.sport),
+                                 round(activity.elapsed_time_s or 0), round((activity.distance_m or 0) / 1000, 2),
+                                 STRAVA_VISIBILITY.get(activity.visibility, "only_me"), gpx])
             if progress is not None and (k % PROGRESS_EVERY == 0 or k == len(activities)):
                 progress(k, total)
-        zf.writestr("activities.json", json.dumps(rows, indent=1, ensure_ascii=False, default=str))
+        zf.writestr("activities.json", _json(rows))
         zf.writestr("activities.csv", listing.getvalue())
         zf.writestr("README.txt", __doc__ or "")
     if progress is not None:
         progress(total, total)
     return {"activities": len(activities), "files": files, "sections": len(sections) + 2}
+
+
+def _json(value) -> str:
+    return json.dumps(value, indent=1, ensure_ascii=False, default=str)
+
+
+def _activity(Session: sessionmaker[Session], zf: zipfile.ZipFile, activity: Activity) -> tuple[dict, str]:
+    """Write one activity's files (every point as CSV, the GPX, the phone's hints); its
+    entry in activities.json and the GPX's name ("" when there is none). A recording that
+    cannot be written as GPX still has its CSV, and the archive its other activities."""
+    with Session() as s:
+        track = stored_track(s, activity)
+        events = [_plain(e, {"activity_id", "id"}) for e in s.scalars(
+            select(ActivityEvent).where(ActivityEvent.activity_id == activity.id).order_by(ActivityEvent.id))]
+        route = s.get(RouteActivity, activity.id)
+        hints = s.execute(select(FixHint.seq, FixHint.is_moving, FixHint.motion, FixHint.speed_mps, FixHint.bearing,
+                                 FixHint.battery).where(FixHint.activity_id == activity.id)
+                          .order_by(FixHint.seq)).all()
+    entry = {**_plain(activity), "events": events, "route_id": route.route_id if route is not None else None}
+    if len(track):
+        points = io.StringIO()
+        w = csv.writer(points)
+        w.writerow(POINT_HEADER)
+        for row in zip(track.t, track.lat, track.lon, track.ele, track.acc, track.hr, track.cad):
+            w.writerow(["" if not np.isfinite(v) else f"{v:.10g}" for v in row])
+        entry["points_file"] = f"activities/{activity.id}.csv"
+        zf.writestr(entry["points_file"], points.getvalue())
+    if hints:
+        out = io.StringIO()
+        w = csv.writer(out)
+        w.writerow(["seq", "is_moving", "motion", "speed_mps", "bearing", "battery"])
+        w.writerows(["" if v is None else v for v in h] for h in hints)
+        entry["phone_hints_file"] = f"activities/{activity.id}.hints.csv"
+        zf.writestr(entry["phone_hints_file"], out.getvalue())
+    gpx = ""
+    if int(np.count_nonzero(np.isfinite(track.lat) & np.isfinite(track.t))) >= 2:
+        try:
+            document = to_gpx(track, name=activity.title)
+        except Exception as exc:  # noqa: BLE001 - one odd recording leaves its GPX out, not the archive
+            log.warning("activity %s: no GPX (%s)", activity.id, exc)
+            entry["gpx_error"] = f"no GPX could be written ({exc.__class__.__name__}): its points are in the CSV"
+        else:
+            gpx = f"activities/{activity.id}.gpx"
+            zf.writestr(gpx, document)
+    entry["file"] = gpx or None
+    return entry, gpx
 
 
 def _sections(s: Session, user: User) -> dict[str, object]:
@@ -191,10 +258,12 @@ def _sections(s: Session, user: User) -> dict[str, object]:
     received = list(s.scalars(select(Comment).where(Comment.activity_id.in_(mine), Comment.user_id != uid)))
     kudos_given = s.execute(select(Kudos, Activity.user_id).join(Activity, Activity.id == Kudos.activity_id)
                             .where(Kudos.user_id == uid)).all()
-    kudos_received = list(s.scalars(select(Kudos).where(Kudos.activity_id.in_(mine), Kudos.user_id != uid)))
+    # Kudos are shown to the athlete as counts: the archive gives the counts, not the givers.
+    kudos_received = s.execute(select(Kudos.activity_id, func.count()).where(
+        Kudos.activity_id.in_(mine), Kudos.user_id != uid).group_by(Kudos.activity_id)).all()
     names = _names(s, [r[0] for r in follows] + [r[1] for r in follows] + [r[0] for r in requests]
                    + [r[1] for r in requests] + [r[0] for r in blocks] + [r[1] for r in given]
-                   + [c.user_id for c in received] + [r[1] for r in kudos_given] + [k.user_id for k in kudos_received])
+                   + [c.user_id for c in received] + [r[1] for r in kudos_given])
 
     def who(other_id: int) -> dict:
         return names.get(other_id, {"username": None, "name": None})
@@ -218,8 +287,7 @@ def _sections(s: Session, user: User) -> dict[str, object]:
             "comments_given": [{**_plain(c, {"user_id"}), "on_athlete": who(owner)["username"]} for c, owner in given],
             "comments_received": [{**_plain(c, {"user_id"}), "from": who(c.user_id)["username"]} for c in received],
             "kudos_given": [{**_plain(k, {"user_id"}), "to": who(owner)["username"]} for k, owner in kudos_given],
-            "kudos_received": [{**_plain(k, {"user_id"}), "from": who(k.user_id)["username"]}
-                               for k in kudos_received],
+            "kudos_received": [{"activity_id": a, "count": n} for a, n in kudos_received],
         },
         "challenges.json": {
             "badges": [_plain(b) for b in s.scalars(select(BadgeAward).where(BadgeAward.user_id == uid))],
@@ -228,7 +296,7 @@ def _sections(s: Session, user: User) -> dict[str, object]:
             "groups_joined": [{**_plain(g, {"creator_id"}), "my_answer": status} for g, status in groups],
         },
         "moderation.json": {
-            "flags": [_plain(f) for f in s.scalars(select(ActivityFlag).where(ActivityFlag.user_id == uid))],
+            "flags": [_flag(f) for f in s.scalars(select(ActivityFlag).where(ActivityFlag.user_id == uid))],
             "decisions": [_plain(d) for d in s.scalars(select(ModerationDecision)
                                                        .where(ModerationDecision.activity_id.in_(mine)))],
         },
@@ -249,73 +317,102 @@ def _sections(s: Session, user: User) -> dict[str, object]:
     }
 
 
+def _flag(flag: ActivityFlag) -> dict:
+    """A flag as its athlete is shown it: a copy's original is not named."""
+    out = _plain(flag)
+    out["reasons"] = [as_athlete_sees(r) for r in flag.reasons or []]
+    if flag.crop and flag.crop.get("reasons_before"):
+        out["crop"] = {**flag.crop, "reasons_before": [as_athlete_sees(r) for r in flag.crop["reasons_before"]]}
+    return out
+
+
 def build_exports(Session: sessionmaker[Session], settings: Settings, limit: int = 1) -> dict:
     """The worker's job: build up to ``limit`` asked-for exports (and those whose build
     stopped), then delete the expired ones. Counts of what it did."""
     built = failed = 0
     for _ in range(limit):
-        export_id = _claim(Session)
-        if export_id is None:
+        claimed = _claim(Session)
+        if claimed is None:
             break
-        if build_one(Session, settings, export_id):
-            built += 1
-        else:
-            failed += 1
+        outcome = build_one(Session, settings, *claimed)
+        built += outcome == "ready"
+        failed += outcome == "failed"
     expired = expire_exports(Session, settings)
     return {"exports": {"built": built, "failed": failed, "expired": expired}} if built or failed or expired else {}
 
 
-def _claim(Session: sessionmaker[Session]) -> int | None:
-    """Mark the oldest waiting export (or one whose build stopped) as building; its id."""
+def _claim(Session: sessionmaker[Session]) -> tuple[int, str] | None:
+    """Take the oldest waiting export (or one whose build went quiet for ``STALE``): its id
+    and this build's claim. The update says whether it was still free, so two workers never
+    build the same export."""
     now = utcnow()
-    with write_transaction(Session, JOB) as s:
-        export = s.scalars(select(DataExport).where(or_(
-            DataExport.status == "queued",
-            (DataExport.status == "building") & (DataExport.started_at < now - STALE)))
-            .order_by(DataExport.id).limit(1)).first()
-        if export is None:
+    free = or_(DataExport.status == "queued",
+               (DataExport.status == "building") & (func.coalesce(DataExport.beat_at, DataExport.started_at)
+                                                    < now - STALE))
+    for _ in range(3):  # another worker took it meanwhile: the next one
+        with Session() as s:
+            export_id = s.scalar(select(DataExport.id).where(free).order_by(DataExport.id).limit(1))
+        if export_id is None:
             return None
-        export.status, export.started_at, export.done = "building", now, 0
-        return export.id
+        claim = secrets.token_hex(8)
+        with write_transaction(Session, JOB) as s:
+            taken = s.execute(update(DataExport).where(DataExport.id == export_id, free).values(
+                status="building", started_at=now, beat_at=now, claim=claim, done=0)).rowcount
+        if taken:
+            return export_id, claim
+    return None
 
 
-def build_one(Session: sessionmaker[Session], settings: Settings, export_id: int) -> bool:
-    """Build export ``export_id`` (claimed as building); True when it is ready."""
+class Superseded(RuntimeError):
+    """This build's claim was taken over (it went quiet too long) or its export deleted."""
+
+
+def build_one(Session: sessionmaker[Session], settings: Settings, export_id: int, claim: str) -> str:
+    """Build export ``export_id`` under ``claim``: "ready", "failed", or "superseded" (the
+    row went, or another build took it over)."""
     folder = export_folder(settings)
     folder.mkdir(parents=True, exist_ok=True)
     with Session() as s:
         export = s.get(DataExport, export_id)
         if export is None:
-            return False
+            return "superseded"
         user_id, path = export.user_id, folder / export.file_name
-    part = path.with_suffix(".part")
+    part = folder / f"{export.file_name}.{claim}.part"
+    ours = (DataExport.id == export_id) & (DataExport.claim == claim)
 
     def progress(done: int, total: int) -> None:
         with write_transaction(Session, JOB) as s:
-            s.execute(update(DataExport).where(DataExport.id == export_id).values(done=done, total=total))
+            if not s.execute(update(DataExport).where(ours).values(done=done, total=total, beat_at=utcnow())).rowcount:
+                raise Superseded(f"export {export_id} is no longer this build's")
 
     try:
         with open(part, "wb") as f:
             write_export(Session, user_id, f, progress)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(part, path)
+        now = utcnow()
+        with write_transaction(Session, JOB) as s:
+            os.replace(part, path)  # under the claim's check: a taken-over build never replaces a newer file
+            marked = s.execute(update(DataExport).where(ours).values(
+                status="ready", finished_at=now, expires_at=now + timedelta(hours=settings.export_keep_hours),
+                size_bytes=path.stat().st_size, claim=None)).rowcount
+            if not marked:
+                raise Superseded(f"export {export_id} is no longer this build's")
+    except Superseded:
+        part.unlink(missing_ok=True)
+        with Session() as s:
+            if s.get(DataExport, export_id) is None:  # the account (and the row with it) went meanwhile
+                path.unlink(missing_ok=True)
+        return "superseded"
     except Exception as exc:  # noqa: BLE001 - a failed build is the row's error, shown to the athlete
         log.exception("export %s failed", export_id)
         part.unlink(missing_ok=True)
         with write_transaction(Session, JOB) as s:
-            s.execute(update(DataExport).where(DataExport.id == export_id).values(
-                status="failed", finished_at=utcnow(), error=f"the archive could not be built ({exc.__class__.__name__})"))
-        return False
-    now = utcnow()
-    with write_transaction(Session, JOB) as s:
-        marked = s.execute(update(DataExport).where(DataExport.id == export_id).values(
-            status="ready", finished_at=now, expires_at=now + timedelta(hours=settings.export_keep_hours),
-            size_bytes=path.stat().st_size)).rowcount
-    if not marked:  # the account (and the row with it) went while it was built
-        path.unlink(missing_ok=True)
-        return False
-    return True
+            failed = s.execute(update(DataExport).where(ours).values(
+                status="failed", finished_at=utcnow(), claim=None,
+                error=f"the archive could not be built ({exc.__class__.__name__})")).rowcount
+        return "failed" if failed else "superseded"  # not ours any more: the account went, or a newer build
+    return "ready"
 
 
 def expire_exports(Session: sessionmaker[Session], settings: Settings, user_id: int | None = None) -> int:
@@ -328,7 +425,7 @@ def expire_exports(Session: sessionmaker[Session], settings: Settings, user_id: 
                 (DataExport.status == "failed") & (DataExport.finished_at <= utcnow() - timedelta(hours=settings.export_keep_hours))))
         gone = s.execute(q).all()
     for _, name in gone:
-        for file in (folder / name, (folder / name).with_suffix(".part")):
+        for file in (folder / name, *folder.glob(f"{name}.*.part")):
             file.unlink(missing_ok=True)
     if gone:
         with write_transaction(Session, JOB) as s:

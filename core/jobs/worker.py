@@ -13,8 +13,9 @@
   (``core.challenges``), so a flagged activity earns nothing and a confirmed cheat's badges
   and completions are withdrawn, and let the adaptive challenge policy learn from up to 500
   weeks whose following week is over;
-- every round too, build one athlete's asked-for archive of their data, and delete the
-  archives kept past their time (``core.jobs.export``);
+- in a thread of its own, every 10 s, build the athletes' asked-for archives of their data
+  one at a time, and delete those kept past their time (``core.jobs.export``), so a large
+  archive delays none of the jobs above;
 - once a week (a week after its last run), retrain the engagement
   model on the database's history and score every athlete active in the last eight weeks
   (``core.jobs.engagement``), before the challenge assignment that reads the risks;
@@ -75,6 +76,7 @@ from core.storage.schema import migrate
 log = logging.getLogger(__name__)
 
 SCORE_EVERY_S = 30.0
+EXPORT_EVERY_S = 10.0
 
 __all__ = ["Jobs", "housekeeping", "run", "run_once"]
 
@@ -113,7 +115,6 @@ class Jobs:
                                       risk_model=current_model(self.settings)))
         done.update(award_badges(self.Session))
         done.update(learn_challenge_levels(self.Session))
-        done.update(build_exports(self.Session, self.settings))
         if now - self.boards_at >= REFRESH_EVERY_S:
             self.boards_at = now
             done.update(run_once(self.Session, self.redis))
@@ -134,6 +135,20 @@ class Jobs:
         return done
 
 
+def export_loop(Session, settings, stop: threading.Event, every_s: float = EXPORT_EVERY_S) -> None:
+    """Build the asked-for archives, one at a time, until ``stop``."""
+    while not stop.is_set():
+        done = {}
+        try:
+            done = build_exports(Session, settings)
+            if done:
+                log.info("jobs done: %s", json.dumps(done, default=str))
+        except Exception:  # noqa: BLE001 - logged and tried again
+            log.exception("export round failed")
+        if not done:
+            stop.wait(every_s)
+
+
 def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.Event | None = None) -> None:
     settings = load_settings()
     engine = make_engine(settings.database_url)
@@ -147,6 +162,10 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
     jobs = Jobs(settings, Session, redis)
+    if once:
+        build_exports(Session, settings)
+    else:
+        threading.Thread(target=export_loop, args=(Session, settings, stop), name="exports", daemon=True).start()
     while not stop.is_set():
         done = {}
         try:

@@ -330,7 +330,7 @@ st.subheader("Download your data")
 st.caption("An archive (zip) of everything held about you: each activity as GPX with a listing this tracker and "
            "others import, and your profile, settings, follows, comments and kudos, badges and challenges, "
            "flags and moderators' decisions about your activities, and devices and sign-ins. It is built in the "
-           f"background and kept for {export_keep_hours():g} hours.")
+           f"background and kept for {export_keep_hours():g} hours; a new one may be asked for once an hour.")
 
 
 def archive_file(export_id: int) -> bytes:
@@ -372,9 +372,13 @@ def your_archive() -> None:
                            file_name=f"tracker-{v.username}.zip", mime="application/zip",
                            icon=":material/download:", key="download_archive", on_click="ignore")
     if st.button("Prepare a new archive" if path is not None else "Prepare my archive", key="ask_archive"):
-        with data.sessions()() as s, s.begin():
-            request_export(s, v.id)
-        st.rerun()
+        try:
+            with data.sessions()() as s, s.begin():
+                request_export(s, v.id)
+        except ExportError as exc:
+            st.info(f"{exc}.")
+        else:
+            st.rerun()
 
 
 your_archive()

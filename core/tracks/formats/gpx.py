@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from xml.etree import ElementTree
 
 import gpxpy
 import gpxpy.gpx
@@ -12,6 +13,8 @@ import numpy as np
 from core.text import xml_text
 from core.tracks.formats.common import epoch, extension_values, parse_xml
 from core.tracks.track import Track, normalise_sport, track_from_rows
+
+TPX = "http://www.garmin.com/xmlschemas/TrackPointExtension/v1"
 
 
 def read_gpx(data: bytes) -> Track:
@@ -40,9 +43,12 @@ def read_gpx(data: bytes) -> Track:
 
 def to_gpx(track: Track, name: str | None = None) -> str:
     """Serialise the points that carry a position and a time as a GPX 1.1 document (the name
-    without the characters XML forbids, which an older title may hold)."""
+    without the characters XML forbids, which an older title may hold), with heart rate and
+    cadence as Garmin's TrackPointExtension and the accuracy as HDOP, as ``read_gpx`` reads
+    them back. A time no date can hold leaves its point out."""
     gpx = gpxpy.gpx.GPX()
     gpx.creator = "tracker"
+    gpx.nsmap["gpxtpx"] = TPX
     trk = gpxpy.gpx.GPXTrack(name=xml_text(name or track.name) or None)
     trk.type = track.sport
     gpx.tracks.append(trk)
@@ -50,8 +56,20 @@ def to_gpx(track: Track, name: str | None = None) -> str:
     trk.segments.append(seg)
     ok = np.isfinite(track.lat) & np.isfinite(track.lon) & np.isfinite(track.t)
     for i in np.flatnonzero(ok):
+        try:
+            when = datetime.fromtimestamp(float(track.t[i]), tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            continue
         ele = float(track.ele[i]) if np.isfinite(track.ele[i]) else None
-        seg.points.append(gpxpy.gpx.GPXTrackPoint(
-            float(track.lat[i]), float(track.lon[i]), elevation=ele,
-            time=datetime.fromtimestamp(float(track.t[i]), tz=UTC)))
+        point = gpxpy.gpx.GPXTrackPoint(float(track.lat[i]), float(track.lon[i]), elevation=ele, time=when)
+        if np.isfinite(track.acc[i]):
+            point.horizontal_dilution = round(float(track.acc[i]) / 5.0, 2)  # as read_gpx reads it
+        extras = [(tag, track.hr[i] if tag == "hr" else track.cad[i]) for tag in ("hr", "cad")]
+        extras = [(tag, v) for tag, v in extras if np.isfinite(v)]
+        if extras:
+            ext = ElementTree.Element(f"{{{TPX}}}TrackPointExtension")
+            for tag, value in extras:
+                ElementTree.SubElement(ext, f"{{{TPX}}}{tag}").text = f"{float(value):g}"
+            point.extensions.append(ext)
+        seg.points.append(point)
     return gpx.to_xml(version="1.1")

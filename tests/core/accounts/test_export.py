@@ -83,7 +83,7 @@ def test_the_archive_holds_everything_about_them_and_no_secret(kind, tmp_path, r
             blob = b"".join(zf.read(n) for n in names).decode()
             doc = {n: json.loads(zf.read(n)) for n in names if n.endswith(".json")}
             listing = list(csv.DictReader(io.StringIO(zf.read("activities.csv").decode())))
-        assert {f"activities/{a}.gpx" for a in ids["runs"]} <= names
+        assert {f"activities/{a}.{ext}" for a in ids["runs"] for ext in ("gpx", "csv")} <= names
         assert f"activities/{secret_run.id}.gpx" not in names and f"activities/{ids['theirs']}.gpx" not in names
         for secret in secrets:
             assert secret and secret not in blob, secret
@@ -102,7 +102,7 @@ def test_the_archive_holds_everything_about_them_and_no_secret(kind, tmp_path, r
         assert [c["text"] for c in social["comments_given"]] == [f"well run, from Gone Person {tag}"]
         assert [(c["text"], c["from"]) for c in social["comments_received"]] == [("thanks", f"friend_{tag}")]
         assert [k["to"] for k in social["kudos_given"]] == [f"friend_{tag}"]
-        assert [k["from"] for k in social["kudos_received"]] == [f"friend_{tag}"]
+        assert social["kudos_received"] == [{"activity_id": ids["runs"][0], "count": 1}]  # counts, as shown
         challenges = doc["challenges.json"]
         assert [b["code"] for b in challenges["badges"]] == ["first_run"] and challenges["weekly"] and len(challenges["groups_created"]) == 1
         moderation = doc["moderation.json"]
@@ -147,18 +147,23 @@ def test_a_build_the_worker_did_not_finish_is_taken_up_again(tmp_path, monkeypat
             record_track(s, user, outing(random.Random(2), *HOME, time.time() - 7200), source="demo")
             export = request_export(s, user.id)
             # As a worker killed half-way leaves it: building, a half-written file beside.
-            export.status, export.started_at, export.done, export.total = "building", utcnow(), 1, 2
+            export.status, export.started_at, export.beat_at, export.done, export.total = \
+                "building", utcnow(), utcnow(), 1, 2
+            export.claim = "deadbeefdeadbeef"
             export_id, name = export.id, export.file_name
         folder = export_folder(load_settings())
         folder.mkdir(parents=True)
-        (folder / name).with_suffix(".part").write_bytes(b"PK\x03\x04 half")
+        (folder / f"{name}.deadbeefdeadbeef.part").write_bytes(b"PK\x03\x04 half")
         assert _build(Session) == {}  # a build that may still be going on is left alone
         with Session() as s, s.begin():
-            s.get(DataExport, export_id).started_at = utcnow() - timedelta(hours=1)
+            s.get(DataExport, export_id).beat_at = utcnow() - timedelta(hours=1)
         assert _build(Session)["exports"]["built"] == 1
-        assert sorted(p.name for p in folder.iterdir()) == [name]
         with zipfile.ZipFile(folder / name) as zf:
             assert zf.testzip() is None and len([n for n in zf.namelist() if n.endswith(".gpx")]) == 1
+        with Session() as s, s.begin():
+            s.get(DataExport, export_id).expires_at = utcnow()
+        assert _build(Session)["exports"]["expired"] == 1
+        assert list(folder.iterdir()) == []  # the dead build's half file went with it
 
 
 def test_the_account_going_while_its_archive_is_built_leaves_no_file(tmp_path, monkeypatch):
@@ -180,7 +185,7 @@ def test_the_account_going_while_its_archive_is_built_leaves_no_file(tmp_path, m
             return counts
 
         monkeypatch.setattr(export_job, "write_export", deleted_meanwhile)
-        assert _build(Session)["exports"]["failed"] == 1
+        assert _build(Session) == {}  # nothing built, nothing failed: the account is gone
         assert list(export_folder(load_settings()).iterdir()) == []
 
 

@@ -25,8 +25,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('activities', schema=None) as batch_op:
-        batch_op.drop_index('ix_activities_tier')
-        batch_op.drop_column('cold_read_at')
-        batch_op.drop_column('cold_reads')
-        batch_op.drop_column('points_tier')
+    # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35 and later have it): rebuilding the
+    # activities table, as batch mode would, drops it first, and with it, through ON DELETE
+    # CASCADE, every row that refers to an activity.
+    op.drop_index('ix_activities_tier', table_name='activities')
+    op.drop_column('activities', 'cold_read_at')
+    op.drop_column('activities', 'cold_reads')
+    op.drop_column('activities', 'points_tier')
