@@ -12,6 +12,7 @@ from core.config import load_settings
 from core.recommend.service import give, take_back, update_settings
 from core.social.follows import follow
 from core.social.leaderboards import connect_redis, leaderboard
+from core.storage import points
 from core.storage.engine import make_engine, make_sessionmaker, write_transaction
 from core.storage.schema import migrate
 from core.units import unit_length_m
@@ -88,6 +89,11 @@ def route_preview(viewer_id: int, activity_id: int) -> list:
 def activity_detail(viewer_id: int, activity_id: int) -> dict | None:
     with sessions()() as s:
         return queries.activity_detail(s, viewer_id, activity_id)
+
+
+def note_view(activity_id: int) -> None:
+    """An activity page was opened: an archived activity viewed often comes back (not cached)."""
+    points.note_view(sessions(), activity_id)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=200)

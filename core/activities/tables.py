@@ -61,10 +61,12 @@ class Activity(Base):
     # Flagged as anomalous and not cleared by a moderator: kept out of leaderboards.
     held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Where its points are (core.storage.tiers): "hot" in route_points, "cold" in the archive;
-    # how often and when it was last read while cold (reads bring it back).
+    # how often and when it was last viewed while cold (views bring it back).
     points_tier: Mapped[str] = mapped_column(String(8), default="hot", server_default="hot")
     cold_reads: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     cold_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The archive's file that holds its points while cold (core.storage.cold).
+    cold_file: Mapped[str | None] = mapped_column(String(64))
 
     user: Mapped[User] = relationship(lazy="joined")
 

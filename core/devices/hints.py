@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.devices.tables import FixHint
-from core.storage.points import RoutePoint
+from core.storage.points import seq_times
 
 VEHICLE_MOTIONS = frozenset({"in_vehicle", "automotive", "driving", "in_car"})
 # A fix the phone calls not moving while it goes this fast (its own speed, m/s) moves the way
@@ -57,10 +57,13 @@ def hints_from_rows(rows) -> Hints:
 
 
 def stored_hints(s: Session, activity_id: int) -> Hints | None:
-    """The activity's fixes' hints in time order, None when none of its fixes carried any."""
-    rows = s.execute(select(RoutePoint.t, FixHint.is_moving, FixHint.motion, FixHint.speed_mps)
-                     .join(RoutePoint, (RoutePoint.activity_id == FixHint.activity_id)
-                           & (RoutePoint.seq == FixHint.seq))
-                     .where(FixHint.activity_id == activity_id)
-                     .order_by(RoutePoint.t)).all()
+    """The activity's fixes' hints in time order, None when none of its fixes carried any.
+    The fixes' times come from the one point-reading module (either tier)."""
+    hints = s.execute(select(FixHint.seq, FixHint.is_moving, FixHint.motion, FixHint.speed_mps)
+                      .where(FixHint.activity_id == activity_id)).all()
+    if not hints:
+        return None
+    times = seq_times(s, activity_id)
+    rows = sorted(((times[seq], moving, motion, speed) for seq, moving, motion, speed in hints if seq in times),
+                  key=lambda r: r[0])
     return hints_from_rows(rows) if rows else None

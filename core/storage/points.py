@@ -6,8 +6,10 @@ which of them a viewer may see, is decided in this module alone.
 
 Tiers: an activity's points are in this table ("hot") or in the archive ("cold",
 ``core.storage.cold``), as its ``points_tier`` says (``core.storage.tiers`` moves them). Every
-read below gives the same points from either; a read of an archived activity is counted, and
-one read often comes back. A crop (``delete_range``) brings an archived activity back first.
+read below gives the same points from either, checking the tier in the same query, so an
+activity archived meanwhile is read from its file. Points added to or cropped from an
+archived activity bring it back first. The activity page counts views (``note_view``); one
+viewed often comes back.
 
 Write
     ``insert_points``      device batches: rows already stored (same activity and seq) are skipped
@@ -22,6 +24,7 @@ Read by activity
     ``positions``          (t, lat, lon) rows in time order, for live statistics
     ``last_point_t``       the time of the newest point by sequence
     ``count_points``       how many points, optionally within a time range
+    ``seq_times``          each point's time by sequence number (phone apps' hints)
 
 Read by viewer (None when ``core.social.visibility`` says the viewer may not see the activity;
 without what the athlete hides from others, ``core.social.privacy``, when it is not theirs)
@@ -34,9 +37,11 @@ Read in bulk
 
 Tiers
     ``hot_rows``           an activity's rows in the table, as the archive takes them
-    ``archived_rows``      an archived activity's rows, counted as a read
+    ``archived_rows``      an archived file's rows
     ``point_tuples``       such rows as POINT_COLUMNS tuples, to insert
+    ``insert_archived``    such tuples back into the table, the activity still archived
     ``make_hot``           an archived activity's points back in the table (caller's transaction)
+    ``note_view``          a view of an archived activity counted (views bring it back)
 
 Delete
     ``delete_range``       the points recorded within a time range (a crop)
@@ -47,6 +52,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 
 import numpy as np
@@ -105,6 +111,7 @@ READ_APART = timedelta(minutes=1)  # reads of an archived activity closer than t
 
 def insert_points(s: Session, rows: list[dict]) -> int:
     """Insert point rows, skipping (activity_id, seq) pairs already stored; return how many."""
+    _warm(s, (r["activity_id"] for r in rows))
     dialect = s.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = (insert(RoutePoint).on_conflict_do_nothing(index_elements=["activity_id", "seq"])
@@ -122,6 +129,11 @@ def insert_new_keys(s: Session, rows: list[tuple]) -> set[tuple[int, int]]:
     multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per ``NEW_KEYS_CHUNK`` rows,
     written for the driver (SQLite and PostgreSQL both take it): the phones' fixes come this
     way, and SQLAlchemy's per-row work would cost more than the database's."""
+    _warm(s, (r[0] for r in rows))
+    return _insert_keys(s, rows)
+
+
+def _insert_keys(s: Session, rows: list[tuple]) -> set[tuple[int, int]]:
     if not rows:
         return set()
     conn = s.connection()
@@ -142,6 +154,7 @@ def insert_new_points(s: Session, rows: list[tuple]) -> None:
     """Insert rows (tuples in POINT_COLUMNS order) into an activity that has none of their
     seqs yet, as the ingest server does: COPY on PostgreSQL, the driver's executemany on
     SQLite, with no conflict check and no ORM, to keep an import's transactions short."""
+    _warm(s, (r[0] for r in rows))
     conn = s.connection()
     columns = ", ".join(POINT_COLUMNS)
     if conn.dialect.name == "postgresql":
@@ -249,10 +262,11 @@ def fast_insert_connection(engine: Engine, lock_timeout_ms: int, sqlite_cache_ki
 # Read by activity
 
 
-def _cold_owner(s: Session, activity_id: int) -> Activity | None:
-    """The activity, when its points are archived."""
-    a = s.get(Activity, activity_id)
-    return a if a is not None and a.points_tier == "cold" else None
+def _cold(s: Session, activity_id: int) -> tuple[int, str] | None:
+    """(athlete id, file) of the activity when its points are in the archive, read now."""
+    row = s.execute(select(Activity.user_id, Activity.cold_file).where(
+        Activity.id == activity_id, Activity.points_tier == "cold")).first()
+    return (int(row[0]), row[1]) if row is not None and row[1] else None
 
 
 def _hot(activity_id: int):
@@ -263,20 +277,19 @@ def _hot(activity_id: int):
 
 def stored_track(s: Session, activity: Activity) -> Track:
     """The stored points of an activity in time order, as a Track."""
-    if activity.points_tier == "cold":
-        rows = archived_rows(s, activity)
-        rows = rows[np.lexsort((rows[:, 0], rows[:, 1]))]
-        cols = [np.ascontiguousarray(rows[:, i]) for i in range(1, 8)]
-        return Track(*cols, sport=activity.sport, name=activity.title)
     rows = s.execute(
         select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon, RoutePoint.ele, RoutePoint.acc,
                RoutePoint.hr, RoutePoint.cad)
-        .where(RoutePoint.activity_id == activity.id)
+        .where(_hot(activity.id))
         .order_by(RoutePoint.t, RoutePoint.seq)
     ).all()
-    # Plain tuples: numpy probes each SQLAlchemy Row for array hooks, which costs more than
-    # the query itself on a long track.
-    data = np.array([tuple(r) for r in rows], dtype=np.float64) if rows else np.empty((0, 7))
+    if not rows and (where := _cold(s, activity.id)) is not None:
+        data = archived_rows(*where)
+        data = data[np.lexsort((data[:, 0], data[:, 1]))][:, 1:]
+    else:
+        # Plain tuples: numpy probes each SQLAlchemy Row for array hooks, which costs more
+        # than the query itself on a long track.
+        data = np.array([tuple(r) for r in rows], dtype=np.float64) if rows else np.empty((0, 7))
     cols = [np.ascontiguousarray(data[:, i]) for i in range(7)]
     return Track(*cols, sport=activity.sport, name=activity.title)
 
@@ -290,9 +303,9 @@ def positions(s: Session, activity_id: int) -> list[tuple[float, float | None, f
     rows = [tuple(r) for r in s.execute(select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon)
                                         .where(_hot(activity_id))
                                         .order_by(RoutePoint.t, RoutePoint.seq))]
-    if rows or (a := _cold_owner(s, activity_id)) is None:
+    if rows or (where := _cold(s, activity_id)) is None:
         return rows
-    arr = archived_rows(s, a)
+    arr = archived_rows(*where, columns=["seq", "t", "lat", "lon"])
     arr = arr[np.lexsort((arr[:, 0], arr[:, 1]))]
     return [(float(t), _none_if_nan(lat), _none_if_nan(lon)) for t, lat, lon in arr[:, 1:4]]
 
@@ -300,17 +313,25 @@ def positions(s: Session, activity_id: int) -> list[tuple[float, float | None, f
 def last_point_t(s: Session, activity_id: int) -> float | None:
     """The time of the activity's newest point by sequence (one index probe), or None."""
     t = s.scalar(select(RoutePoint.t).where(_hot(activity_id)).order_by(RoutePoint.seq.desc()).limit(1))
-    if t is not None or (a := _cold_owner(s, activity_id)) is None:
+    if t is not None or (where := _cold(s, activity_id)) is None:
         return t
-    arr = archived_rows(s, a)
-    return float(arr[np.argmax(arr[:, 0]), 1]) if len(arr) else None
+    arr = archived_rows(*where, columns=["seq", "t"])
+    return float(arr[-1, 1]) if len(arr) else None
+
+
+def seq_times(s: Session, activity_id: int) -> dict[int, float]:
+    """Each point's time by its sequence number."""
+    rows = s.execute(select(RoutePoint.seq, RoutePoint.t).where(_hot(activity_id))).all()
+    if rows or (where := _cold(s, activity_id)) is None:
+        return {int(q): float(t) for q, t in rows}
+    return {int(q): float(t) for q, t in archived_rows(*where, columns=["seq", "t"])}
 
 
 def count_points(s: Session, activity_id: int, t0: float | None = None, t1: float | None = None) -> int:
     """How many points are stored for an activity; with ``t0`` and ``t1``, how many were
     recorded from ``t0`` to ``t1`` (both included)."""
-    if (a := _cold_owner(s, activity_id)) is not None:
-        t = archived_rows(s, a)[:, 1]
+    if (where := _cold(s, activity_id)) is not None:
+        t = archived_rows(*where, columns=["seq", "t"])[:, 1]
         return int(np.count_nonzero((t >= (-np.inf if t0 is None else t0)) & (t <= (np.inf if t1 is None else t1))))
     q = select(func.count()).select_from(RoutePoint).where(RoutePoint.activity_id == activity_id)
     if t0 is not None:
@@ -325,8 +346,7 @@ def count_points(s: Session, activity_id: int, t0: float | None = None, t1: floa
 
 @functools.lru_cache(maxsize=4)
 def _archive_at(url: str | None, data_dir: str) -> cold.Archive:
-    settings = load_settings()
-    return cold.open_archive(settings)
+    return cold.open_archive(load_settings())
 
 
 def archive() -> cold.Archive:
@@ -343,26 +363,29 @@ def hot_rows(s: Session, activity_id: int) -> np.ndarray:
     return np.array([tuple(r) for r in rows], dtype=np.float64) if rows else np.empty((0, 8))
 
 
-def archived_rows(s: Session, activity: Activity, count_read: bool = True) -> np.ndarray:
-    """An archived activity's rows (as ``hot_rows``); the read is counted (in a short
-    transaction of its own) unless ``count_read`` is False."""
-    rows = cold.read(archive(), activity.user_id, activity.id)
-    if count_read:
-        _count_read(s, activity.id)
+def archived_rows(user_id: int, name: str, columns: list[str] | None = None) -> np.ndarray:
+    """An archived file's rows (as ``hot_rows``, or ``columns`` of them, which start with
+    seq), by sequence."""
+    rows = cold.read(archive(), user_id, name, columns)
     return rows[np.argsort(rows[:, 0], kind="stable")]
 
 
-def _count_read(s: Session, activity_id: int) -> None:
+def note_view(Session, activity_id: int) -> None:
+    """Count a view of an archived activity (views a minute apart count once; enough of them
+    bring it back, ``core.storage.tiers``); nothing for one in the table. A short write of its
+    own, never inside another."""
+    now = utcnow()
+    with Session() as s:
+        if s.scalar(select(Activity.points_tier).where(Activity.id == activity_id)) != "cold":
+            return
     try:
-        with s.get_bind().connect() as conn:
-            now = utcnow()  # reads a minute apart: one page's map, chart and splits are one read
-            conn.execute(update(Activity).where(
-                Activity.id == activity_id,
-                (Activity.cold_read_at.is_(None)) | (Activity.cold_read_at < now - READ_APART)).values(
+        with Session() as s, s.begin():
+            s.execute(update(Activity).where(
+                Activity.id == activity_id, Activity.points_tier == "cold",
+                Activity.cold_read_at.is_(None) | (Activity.cold_read_at < now - READ_APART)).values(
                 cold_reads=Activity.cold_reads + 1, cold_read_at=now))
-            conn.commit()
-    except Exception:  # noqa: BLE001 - a read is served even when it cannot be counted
-        log.warning("the read of archived activity %s was not counted", activity_id, exc_info=True)
+    except Exception:  # noqa: BLE001 - a view is served even when it cannot be counted
+        log.warning("the view of archived activity %s was not counted", activity_id, exc_info=True)
 
 
 def point_tuples(activity_id: int, rows: np.ndarray) -> list[tuple]:
@@ -371,15 +394,36 @@ def point_tuples(activity_id: int, rows: np.ndarray) -> list[tuple]:
             for r in rows]
 
 
-def make_hot(s: Session, activity: Activity) -> None:
+def make_hot(s: Session, activity_id: int) -> None:
     """Bring an archived activity's points back into the table within the caller's
-    transaction (before a change to them); its file is left to the sweep
-    (``core.storage.tiers``)."""
-    if activity.points_tier != "cold":
+    transaction, before points are added to it or taken from it; its file is left to the
+    sweep (``core.storage.tiers``)."""
+    q = select(Activity).where(Activity.id == activity_id, Activity.points_tier == "cold")
+    if s.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update(of=Activity)
+    activity = s.scalars(q).first()
+    if activity is None or not activity.cold_file:
         return
-    insert_new_keys(s, point_tuples(activity.id, archived_rows(s, activity, count_read=False)))
-    activity.points_tier, activity.cold_reads, activity.cold_read_at = "hot", 0, utcnow()
+    rows = archived_rows(activity.user_id, activity.cold_file)
+    _insert_keys(s, point_tuples(activity.id, rows))
+    activity.points_tier, activity.cold_file, activity.cold_reads = "hot", None, 0
+    activity.cold_read_at = utcnow()
     s.flush()
+
+
+def insert_archived(s: Session, rows: list[tuple]) -> None:
+    """Insert an archived activity's rows back (POINT_COLUMNS tuples), skipping those already
+    in the table; the activity stays archived until ``core.storage.tiers`` marks it."""
+    _insert_keys(s, rows)
+
+
+def _warm(s: Session, activity_ids) -> None:
+    """Bring back the archived activities among those about to get points."""
+    ids = sorted({int(a) for a in activity_ids})
+    if not ids:
+        return
+    for activity_id in s.scalars(select(Activity.id).where(Activity.id.in_(ids), Activity.points_tier == "cold")):
+        make_hot(s, activity_id)
 
 # ---------------------------------------------------------------------------------------
 # Read by viewer: where what a viewer may see of a track is decided
@@ -414,11 +458,10 @@ def routes(s: Session, activity_ids: list[int]) -> dict[int, tuple[np.ndarray, n
     activities per query."""
     out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     ids = list(activity_ids)
-    for a in _cold_among(s, ids):
-        rows = archived_rows(s, a)
-        rows = rows[np.isfinite(rows[:, 2])]
+    for activity_id, rows in _cold_among(s, ids, ["seq", "lat", "lon"]):
+        rows = rows[np.isfinite(rows[:, 1])]
         if len(rows):
-            out[a.id] = (np.ascontiguousarray(rows[:, 2]), np.ascontiguousarray(rows[:, 3]))
+            out[activity_id] = (np.ascontiguousarray(rows[:, 1]), np.ascontiguousarray(rows[:, 2]))
     for start in range(0, len(ids), BULK_CHUNK):
         rows = s.execute(select(RoutePoint.activity_id, RoutePoint.lat, RoutePoint.lon)
                          .join(Activity, Activity.id == RoutePoint.activity_id)
@@ -445,20 +488,22 @@ def newest_point_times(s: Session, activity_ids: list[int]) -> dict[int, float]:
                              .where(RoutePoint.activity_id.in_(ids[start:start + BULK_CHUNK]),
                                     Activity.points_tier == "hot")
                              .group_by(RoutePoint.activity_id)).all())
-    for a in _cold_among(s, ids):
-        rows = archived_rows(s, a)
+    for activity_id, rows in _cold_among(s, ids, ["seq", "t"]):
         if len(rows):
-            out[a.id] = float(np.max(rows[:, 1]))
+            out[activity_id] = float(np.max(rows[:, 1]))
     return out
 
 
-def _cold_among(s: Session, ids: list[int]) -> list[Activity]:
-    """The archived activities among ``ids``."""
-    out = []
+def _cold_among(s: Session, ids: list[int], columns: list[str]) -> Iterator[tuple[int, np.ndarray]]:
+    """(id, ``columns`` of its rows) of the archived activities among ``ids``; one whose
+    file cannot be read is left out (and logged), not the others."""
     for start in range(0, len(ids), BULK_CHUNK):
-        out += s.scalars(select(Activity).where(Activity.id.in_(ids[start:start + BULK_CHUNK]),
-                                                Activity.points_tier == "cold")).all()
-    return out
+        for activity_id, user_id, name in s.execute(select(Activity.id, Activity.user_id, Activity.cold_file).where(
+                Activity.id.in_(ids[start:start + BULK_CHUNK]), Activity.points_tier == "cold")):
+            try:
+                yield activity_id, archived_rows(user_id, name, columns)
+            except cold.ArchiveFileError:
+                log.exception("activity %s left out: its archived points cannot be read", activity_id)
 
 # ---------------------------------------------------------------------------------------
 # Delete
@@ -467,9 +512,7 @@ def _cold_among(s: Session, ids: list[int]) -> list[Activity]:
 def delete_range(s: Session, activity_id: int, t0: float, t1: float) -> int:
     """Delete the points recorded from ``t0`` to ``t1`` (both included); how many were. An
     archived activity comes back to the table first."""
-    activity = s.get(Activity, activity_id)
-    if activity is not None:
-        make_hot(s, activity)
+    make_hot(s, activity_id)
     return s.execute(delete(RoutePoint).where(RoutePoint.activity_id == activity_id,
                                               RoutePoint.t >= t0, RoutePoint.t <= t1)).rowcount
 

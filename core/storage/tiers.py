@@ -40,7 +40,7 @@ from core.config import Settings
 from core.storage import cold
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
-from core.storage.points import RoutePoint, hot_rows, insert_new_keys, point_tuples
+from core.storage.points import RoutePoint, archived_rows, hot_rows, insert_archived, point_tuples
 
 log = logging.getLogger(__name__)
 
@@ -84,25 +84,36 @@ def _delete_chunk(s: Session, activity_id: int) -> int:
 def archive_activity(Session: sessionmaker[Session], archive: cold.Archive, activity_id: int,
                      checkpoint: Callable[[str], None] = _none) -> int:
     """Move one activity's points to the archive; how many points (0: nothing to do, or it
-    changed meanwhile and waits for the next run)."""
+    changed meanwhile and waits for the next run). Also finishes deleting the rows of one
+    archived by a run that stopped half-way."""
     with Session() as s:
         a = s.get(Activity, activity_id)
         if a is None:
             return 0
         user_id, tier = a.user_id, a.points_tier
-        rows = hot_rows(s, activity_id)
+        rows = hot_rows(s, activity_id) if tier == "hot" else np.empty((0, 8))
     if tier == "hot":
         checkpoint("read")
-        cold.write(archive, user_id, activity_id, rows)
-        checkpoint("written")
-        cold.verify(archive, user_id, activity_id, rows)
-        checkpoint("verified")
-        with write_transaction(Session, JOB) as s:
-            a = _locked(s, activity_id)
-            if a is None or a.points_tier != "hot" or _fingerprint_db(s, activity_id) != _fingerprint(rows):
-                return 0  # deleted, cropped or added to since it was read: next run
-            a.points_tier, a.cold_reads, a.cold_read_at = "cold", 0, None
-            _delete_chunk(s, activity_id)
+        name = cold.new_name(activity_id)
+        try:
+            cold.write(archive, user_id, name, rows)
+            checkpoint("written")
+            cold.verify(archive, user_id, name, rows)
+            checkpoint("verified")
+            with write_transaction(Session, JOB) as s:
+                a = _locked(s, activity_id)
+                if a is None or a.points_tier != "hot" or _fingerprint_db(s, activity_id) != _fingerprint(rows):
+                    raise Changed
+                a.points_tier, a.cold_file, a.cold_reads, a.cold_read_at = "cold", name, 0, None
+                _delete_chunk(s, activity_id)
+        except (Changed, cold.ArchiveFileError) as exc:
+            # Deleted, cropped or added to since it was read, or a file that does not hold
+            # what was written: this run's file is nobody's (the next run tries again).
+            cold.remove(archive, user_id, name)
+            cold.remove_folder_if_empty(archive, user_id)  # the account may have gone meanwhile
+            if isinstance(exc, Changed):
+                return 0
+            raise
         checkpoint("marked")
     while True:  # the rows left (also after a run killed half-way through them)
         with write_transaction(Session, JOB) as s:
@@ -114,40 +125,50 @@ def archive_activity(Session: sessionmaker[Session], archive: cold.Archive, acti
     return len(rows)
 
 
+class Changed(Exception):
+    """The activity's points changed while a run moved them."""
+
+
 def restore_activity(Session: sessionmaker[Session], archive: cold.Archive, activity_id: int,
                      checkpoint: Callable[[str], None] = _none) -> int:
     """Bring an archived activity's points back to the database; how many points."""
     with Session() as s:
         a = s.get(Activity, activity_id)
-        if a is None or a.points_tier != "cold":
+        if a is None or a.points_tier != "cold" or not a.cold_file:
             return 0
-        user_id = a.user_id
-    rows = cold.read(archive, user_id, activity_id)
+        user_id, name = a.user_id, a.cold_file
+    rows = archived_rows(user_id, name)
     checkpoint("read")
     tuples = point_tuples(activity_id, rows)
     for k in range(0, len(tuples), CHUNK):
         with write_transaction(Session, JOB) as s:
             a = _locked(s, activity_id)
-            if a is None or a.points_tier != "cold":
+            if a is None or a.points_tier != "cold" or a.cold_file != name:
                 return 0
-            insert_new_keys(s, tuples[k:k + CHUNK])
+            insert_archived(s, tuples[k:k + CHUNK])
         checkpoint("inserted")
     with write_transaction(Session, JOB) as s:
         a = _locked(s, activity_id)
-        if a is None or a.points_tier != "cold" or _fingerprint_db(s, activity_id) != _fingerprint(rows):
+        if a is None or a.points_tier != "cold" or a.cold_file != name:
             return 0
-        a.points_tier, a.cold_reads, a.cold_read_at = "hot", 0, utcnow()
+        # Rows the file lacks (none should be: points are added to an archived activity only
+        # once it is back) would be kept: the activity is whole either way.
+        a.points_tier, a.cold_file, a.cold_reads, a.cold_read_at = "hot", None, 0, utcnow()
     checkpoint("marked")
-    cold.remove(archive, user_id, activity_id)
+    cold.remove(archive, user_id, name)
     checkpoint("removed")
     return len(rows)
 
 
 def due(s: Session, settings: Settings, older_than_days: float | None = None) -> tuple[list[int], list[int]]:
-    """(activities to archive, activities to bring back), oldest first."""
+    """(activities to archive, activities to bring back), oldest first. Archived activities
+    that still have rows in the table (a run stopped half-way) are among the first."""
     days = settings.tier_cold_days if older_than_days is None else older_than_days
     cutoff = utcnow() - timedelta(days=days)
-    archive = list(s.scalars(select(Activity.id).where(
+    leftover = list(s.scalars(select(Activity.id).where(
+        Activity.points_tier == "cold",
+        select(RoutePoint.seq).where(RoutePoint.activity_id == Activity.id).exists()).order_by(Activity.id)))
+    archive = leftover + list(s.scalars(select(Activity.id).where(
         Activity.points_tier == "hot", Activity.status == "completed", Activity.start_time < cutoff,
         or_(Activity.cold_read_at.is_(None), Activity.cold_read_at < cutoff)).order_by(Activity.start_time)))
     back = list(s.scalars(select(Activity.id).where(
@@ -156,40 +177,30 @@ def due(s: Session, settings: Settings, older_than_days: float | None = None) ->
 
 
 def sweep(Session: sessionmaker[Session], archive: cold.Archive, now: float | None = None) -> int:
-    """Delete the files of activities that are not cold, an hour after they were written."""
+    """Delete the files no activity names (brought back, cropped, deleted, or written by a
+    run that lost a race), an hour after they were written; each is checked again just
+    before it goes."""
     now = time.time() if now is None else now
-    found = {}
-    for f in cold.files(archive):
-        name = f.base_name
-        folder = f.path.rsplit("/", 2)[-2] if "/" in f.path else ""
-        if not (name.startswith("a") and folder.startswith("u")):
-            continue
-        try:
-            found[int(name[1:-len(".parquet")])] = (int(folder[1:]), f)
-        except ValueError:
-            continue
-    if not found:
-        return 0
-    with Session() as s:
-        cold_ids = set()
-        ids = sorted(found)
-        for k in range(0, len(ids), 1000):
-            cold_ids.update(s.scalars(select(Activity.id).where(Activity.id.in_(ids[k:k + 1000]),
-                                                                Activity.points_tier == "cold")))
     removed = 0
-    for activity_id, (user_id, info) in found.items():
+    for info in cold.files(archive):
+        folder, name = info.path.rsplit("/", 2)[-2:]
         written = info.mtime.timestamp() if info.mtime is not None else now
-        if activity_id not in cold_ids and now - written >= SWEEP_AFTER_S:
-            cold.remove(archive, user_id, activity_id)
+        if not (folder.startswith("u") and folder[1:].isdigit()) or now - written < SWEEP_AFTER_S:
+            continue
+        with Session() as s:
+            named = s.scalar(select(func.count()).select_from(Activity).where(Activity.cold_file == name))
+        if not named:
+            cold.remove(archive, int(folder[1:]), name)
             removed += 1
     return removed
 
 
 def run(Session: sessionmaker[Session], settings: Settings, older_than_days: float | None = None,
         limit: int | None = None, progress: Callable[[int, int], None] | None = None,
-        checkpoint: Callable[[str], None] = _none) -> dict:
-    """Bring back the archived activities read often, archive the old ones (up to ``limit``
-    of each), and sweep; counts of what moved."""
+        checkpoint: Callable[[str], None] = _none, sweep_files: bool = True) -> dict:
+    """Bring back the archived activities viewed often, archive the old ones (up to ``limit``
+    of each), and sweep; counts of what moved. An activity that fails is logged and counted,
+    and the others still move."""
     archive = cold.open_archive(settings)
     with Session() as s:
         to_archive, to_restore = due(s, settings, older_than_days)
@@ -201,17 +212,17 @@ def run(Session: sessionmaker[Session], settings: Settings, older_than_days: flo
         for activity_id in ids:
             try:
                 n = move(Session, archive, activity_id, checkpoint)
-            except cold.ArchiveFileError:
+            except Exception:  # noqa: BLE001 - one activity that cannot move leaves the others to move
                 log.exception("activity %s could not be %s", activity_id, kind)
                 out["failed"] += 1
                 n = 0
-            if n or kind == "archived":
-                out[kind] += 1 if n else 0
+            if n:
+                out[kind] += 1
                 out[f"{kind}_points"] += n
             done += 1
             if progress is not None:
                 progress(done, total)
-    out["swept"] = sweep(Session, archive)
+    out["swept"] = sweep(Session, archive) if sweep_files else 0
     return out
 
 

@@ -21,6 +21,8 @@ raw_id = st.query_params.get("id", "")
 # ASCII digits only: str.isdigit() also takes "²" and "٢", which int() refuses or reads.
 activity_id = int(raw_id) if re.fullmatch(r"[0-9]{1,18}", raw_id) else None
 detail = data.activity_detail(v.id, activity_id) if activity_id else None
+if detail is not None:
+    data.note_view(activity_id)
 if detail is None:
     st.title("Activity")
     st.warning("No such activity, or it is not shared with you. Open one from your feed.")

@@ -21,14 +21,18 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('points_tier', sa.String(length=8), server_default='hot', nullable=False))
         batch_op.add_column(sa.Column('cold_reads', sa.Integer(), server_default='0', nullable=False))
         batch_op.add_column(sa.Column('cold_read_at', core.storage.base.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('cold_file', sa.String(length=64), nullable=True))
         batch_op.create_index('ix_activities_tier', ['points_tier', 'start_time'], unique=False)
 
 
 def downgrade() -> None:
+    archived = op.get_bind().execute(sa.text("SELECT COUNT(*) FROM activities WHERE points_tier = 'cold'")).scalar()
+    if archived:
+        raise RuntimeError(f"{archived} activities have their points in the archive: bring them back first "
+                           "(TRACKER_TIER_HOT_READS=0 python -m core tiers run --older-than 1000000)")
     # Plain ALTER TABLE ... DROP COLUMN (SQLite 3.35 and later have it): rebuilding the
     # activities table, as batch mode would, drops it first, and with it, through ON DELETE
     # CASCADE, every row that refers to an activity.
     op.drop_index('ix_activities_tier', table_name='activities')
-    op.drop_column('activities', 'cold_read_at')
-    op.drop_column('activities', 'cold_reads')
-    op.drop_column('activities', 'points_tier')
+    for column in ('cold_file', 'cold_read_at', 'cold_reads', 'points_tier'):
+        op.drop_column('activities', column)
