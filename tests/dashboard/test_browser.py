@@ -80,6 +80,9 @@ def decide(pg, item, note: str, button: str) -> None:
     from playwright.sync_api import expect
 
     box = item.get_by_label("Note to the athlete (optional)")
+    # While the page runs again after the previous decision, Streamlit may still show that
+    # item's stale form beside this one's: wait until only this item's own box is there.
+    expect(box).to_have_count(1, timeout=TIMEOUT_MS)
     box.fill(note)
     expect(box).to_have_value(note)
     item.get_by_role("button", name=button).click()
