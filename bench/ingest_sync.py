@@ -35,12 +35,15 @@ def copy_rate(url: str, activity_ids: list[int], seconds: float) -> float:
     t0 = time.time() - 86_000
     seq = 10_000_000
     written = 0
+    cur.execute("SELECT id, user_id FROM activities WHERE id = ANY(%s)", (activity_ids,))
+    owner = dict(cur.fetchall())
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         for activity_id in activity_ids:
-            with cur.copy("COPY route_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad) FROM STDIN") as copy:
+            with cur.copy("COPY route_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad, user_id) FROM STDIN") as copy:
                 for k in range(POINTS_PER_MESSAGE):
-                    copy.write_row((activity_id, seq + k, t0 + (seq + k) * 0.01, 46.0, 14.5, None, None, None, None))
+                    copy.write_row((activity_id, seq + k, t0 + (seq + k) * 0.01, 46.0, 14.5, None, None, None, None,
+                                    owner[activity_id]))
             raw.commit()
             seq += POINTS_PER_MESSAGE
             written += POINTS_PER_MESSAGE

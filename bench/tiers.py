@@ -8,7 +8,8 @@ file (and a fresh PostgreSQL database when ``TRACKER_BENCH_POSTGRES_URL`` is set
 prints, per database:
 
 - hot: bytes per point of ``route_points`` with its indexes (SQLite: its pages, from
-  ``dbstat``, after VACUUM; PostgreSQL: ``pg_total_relation_size`` after VACUUM);
+  ``dbstat``, after VACUUM; PostgreSQL: ``pg_total_relation_size`` of every partition after
+  VACUUM);
 - cold: bytes per point of the archive's Parquet files (footers included), and the
   compression ratio (hot / cold);
 - the median time to open an activity (``stored_track``: every point, as a map or a chart
@@ -28,6 +29,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -36,7 +38,7 @@ from core.accounts.users import create_user  # noqa: E402
 from core.activities.imports import record_track  # noqa: E402
 from core.activities.tables import Activity  # noqa: E402
 from core.config import load_settings  # noqa: E402
-from core.storage import tiers  # noqa: E402
+from core.storage import partitions, tiers  # noqa: E402
 from core.storage.engine import make_engine, make_sessionmaker  # noqa: E402
 from core.storage.points import stored_track  # noqa: E402
 from core.storage.schema import migrate  # noqa: E402
@@ -58,9 +60,10 @@ def recordings() -> list:
 
 
 def hot_bytes(engine) -> int:
+    if engine.dialect.name == "postgresql":
+        with Session(engine) as s:
+            return partitions.table_bytes(s)
     with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            return int(conn.exec_driver_sql("SELECT pg_total_relation_size('route_points')").scalar())
         names = [r[0] for r in conn.exec_driver_sql(
             "SELECT name FROM sqlite_master WHERE tbl_name = 'route_points'")]
         marks = ", ".join("?" * len(names))

@@ -42,6 +42,9 @@ class Settings:
     archive_url: str | None = None
     tier_cold_days: float = 180.0
     tier_hot_reads: int = 3
+    # PostgreSQL: how many activity ids each partition of the points table covers
+    # (core.storage.partitions; new partitions take it, existing ones keep their range).
+    point_partition_size: int = 20_000
 
 
 def _shared_tracks_dir() -> Path | None:
@@ -71,8 +74,16 @@ def load_settings() -> Settings:
         archive_url=os.environ.get("TRACKER_ARCHIVE_URL") or None,
         tier_cold_days=float(os.environ.get("TRACKER_TIER_COLD_DAYS", 180.0)),
         tier_hot_reads=int(os.environ.get("TRACKER_TIER_HOT_READS", 3)),
+        point_partition_size=_positive("TRACKER_POINT_PARTITION_SIZE", 20_000),
         challenge_policy=_choice("TRACKER_CHALLENGE_POLICY", ("adaptive", "fixed"), "adaptive"),
     )
+
+
+def _positive(name: str, default: int) -> int:
+    value = int(os.environ.get(name) or default)
+    if value < 1:
+        raise ValueError(f"{name} must be a positive whole number, not {value}")
+    return value
 
 
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:

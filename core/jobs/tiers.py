@@ -1,4 +1,5 @@
-"""Storage tiers, every hour: archive the points of up to ``BATCH`` activities old and unread
+"""Storage tiers, every hour: make the points table's next partitions ahead (PostgreSQL,
+``core.storage.partitions``), archive the points of up to ``BATCH`` activities old and unread
 enough, and bring back up to ``BATCH`` archived ones viewed often (``core.storage.tiers``);
 once a day, sweep the archive of files no activity names."""
 
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from core.storage.partitions import ensure_ahead
 from core.storage.tiers import BATCH, run
 
 TIERS_EVERY_S = 3600.0
@@ -18,6 +20,9 @@ def move_tiers(Session, settings) -> dict:
     sweep = now - _swept_at[0] >= SWEEP_EVERY_S
     if sweep:
         _swept_at[0] = now
+    made = ensure_ahead(Session, settings.point_partition_size)
     out = run(Session, settings, limit=BATCH, sweep_files=sweep)
-    moved = out["archived"] or out["restored"] or out["failed"] or out["swept"]
+    if made:
+        out["partitions_made"] = made
+    moved = out["archived"] or out["restored"] or out["failed"] or out["swept"] or out["partitions_emptied"] or made
     return {"tiers": out} if moved else {}

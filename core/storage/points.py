@@ -88,6 +88,9 @@ class RoutePoint(Base):
     activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"),
                                              primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The activity's athlete: a distributed PostgreSQL (Citus) keeps an athlete's points with
+    # their activities by it; erasure and exports find them by it. Every insert below fills it.
+    user_id: Mapped[int] = mapped_column(Integer)
     t: Mapped[float] = mapped_column(Float)
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
@@ -103,6 +106,7 @@ POINT_FIELDS = ("lat", "lon", "ele", "acc", "hr", "cad")
 POINT_COLUMNS = ("activity_id", "seq", "t", *POINT_FIELDS)
 NO_EXTRAS = (None, None, None, None)  # ele, acc, hr, cad of a plain fix (a five-value row)
 BULK_CHUNK = 200  # activities per query of a bulk read
+OWNER_CACHE = 100_000  # activities whose athlete the ingest connection remembers
 READ_APART = timedelta(minutes=1)  # reads of an archived activity closer than this count once
 
 # ---------------------------------------------------------------------------------------
@@ -111,7 +115,8 @@ READ_APART = timedelta(minutes=1)  # reads of an archived activity closer than t
 
 def insert_points(s: Session, rows: list[dict]) -> int:
     """Insert point rows, skipping (activity_id, seq) pairs already stored; return how many."""
-    _warm(s, (r["activity_id"] for r in rows))
+    owner = _warm(s, (r["activity_id"] for r in rows))
+    rows = [{**r, "user_id": owner.get(r["activity_id"])} for r in rows]
     dialect = s.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = (insert(RoutePoint).on_conflict_do_nothing(index_elements=["activity_id", "seq"])
@@ -129,23 +134,23 @@ def insert_new_keys(s: Session, rows: list[tuple]) -> set[tuple[int, int]]:
     multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per ``NEW_KEYS_CHUNK`` rows,
     written for the driver (SQLite and PostgreSQL both take it): the phones' fixes come this
     way, and SQLAlchemy's per-row work would cost more than the database's."""
-    _warm(s, (r[0] for r in rows))
-    return _insert_keys(s, rows)
+    owner = _warm(s, (r[0] for r in rows))
+    return _insert_keys(s, rows, owner)
 
 
-def _insert_keys(s: Session, rows: list[tuple]) -> set[tuple[int, int]]:
+def _insert_keys(s: Session, rows: list[tuple], owner: dict[int, int]) -> set[tuple[int, int]]:
     if not rows:
         return set()
     conn = s.connection()
     mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    one = "(" + ", ".join([mark] * len(POINT_COLUMNS)) + ")"
-    columns = ", ".join(POINT_COLUMNS)
+    one = "(" + ", ".join([mark] * (len(POINT_COLUMNS) + 1)) + ")"
+    columns = ", ".join((*POINT_COLUMNS, "user_id"))
     stored: set[tuple[int, int]] = set()
     for k in range(0, len(rows), NEW_KEYS_CHUNK):
         part = rows[k:k + NEW_KEYS_CHUNK]
         sql = (f"INSERT INTO route_points ({columns}) VALUES {', '.join([one] * len(part))} "
                "ON CONFLICT (activity_id, seq) DO NOTHING RETURNING activity_id, seq")
-        flat = [value for row in part for value in row]
+        flat = [value for row in part for value in (*row, owner.get(row[0]))]
         stored.update((int(a), int(q)) for a, q in conn.exec_driver_sql(sql, tuple(flat)).all())
     return stored
 
@@ -154,16 +159,17 @@ def insert_new_points(s: Session, rows: list[tuple]) -> None:
     """Insert rows (tuples in POINT_COLUMNS order) into an activity that has none of their
     seqs yet, as the ingest server does: COPY on PostgreSQL, the driver's executemany on
     SQLite, with no conflict check and no ORM, to keep an import's transactions short."""
-    _warm(s, (r[0] for r in rows))
+    owner = _warm(s, (r[0] for r in rows))
+    rows = [(*row, owner.get(row[0])) for row in rows]
     conn = s.connection()
-    columns = ", ".join(POINT_COLUMNS)
+    columns = ", ".join((*POINT_COLUMNS, "user_id"))
     if conn.dialect.name == "postgresql":
         with conn.connection.driver_connection.cursor() as cur, \
                 cur.copy(f"COPY route_points ({columns}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
     else:
-        marks = ", ".join("?" * len(POINT_COLUMNS))
+        marks = ", ".join("?" * (len(POINT_COLUMNS) + 1))
         conn.exec_driver_sql(f"INSERT INTO route_points ({columns}) VALUES ({marks})", rows)
 
 
@@ -181,26 +187,41 @@ class FastInsert:
         self.driver = driver_connection
         self.dialect = dialect
         self._staging_ready = False
+        self._owner: dict[int, int] = {}  # each activity's athlete (an activity never changes hands)
 
     def __call__(self, cur, rows: list[tuple]) -> set[tuple[int, int]]:
         """Insert ``rows`` on ``cur`` (a cursor of this connection); the new (activity_id, seq)."""
+        owner = self._owners(cur, {r[0] for r in rows})
         if self.dialect == "postgresql":
-            return self._postgres(cur, rows)
-        return self._sqlite(cur, rows)
+            return self._postgres(cur, rows, owner)
+        return self._sqlite(cur, rows, owner)
 
-    def _postgres(self, cur, rows: list[tuple]) -> set[tuple[int, int]]:
+    def _owners(self, cur, ids: set[int]) -> dict[int, int]:
+        missing = [a for a in ids if a not in self._owner]
+        if missing:
+            if len(self._owner) > OWNER_CACHE:
+                self._owner.clear()
+            mark = "%s" if self.dialect == "postgresql" else "?"
+            cur.execute(f"SELECT id, user_id FROM activities WHERE id IN ({', '.join([mark] * len(missing))})",
+                        tuple(missing))
+            self._owner.update((int(a), int(u)) for a, u in cur.fetchall())
+        return self._owner
+
+    def _postgres(self, cur, rows: list[tuple], owner: dict[int, int]) -> set[tuple[int, int]]:
         if not self._staging_ready:
             cur.execute("CREATE TEMP TABLE IF NOT EXISTS staging_points"
                         " (LIKE route_points INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
             self._staging_ready = True
-        with cur.copy("COPY staging_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad) FROM STDIN") as copy:
+        columns = f"{', '.join(POINT_COLUMNS)}, user_id"
+        with cur.copy(f"COPY staging_points ({columns}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row(row if len(row) == 9 else row + NO_EXTRAS)
-        cur.execute("INSERT INTO route_points SELECT * FROM staging_points"
+                copy.write_row((*row, *NO_EXTRAS, owner.get(row[0])) if len(row) == 5
+                               else (*row, owner.get(row[0])))
+        cur.execute(f"INSERT INTO route_points ({columns}) SELECT {columns} FROM staging_points"
                     " ON CONFLICT DO NOTHING RETURNING activity_id, seq")
         return set(cur.fetchall())
 
-    def _sqlite(self, cur, rows: list[tuple]) -> set[tuple[int, int]]:
+    def _sqlite(self, cur, rows: list[tuple], owner: dict[int, int]) -> set[tuple[int, int]]:
         # The ingest connection is the only writer while it holds the lock, so counting the
         # changes the insert made tells whether every row was new (the usual case: no
         # resends). Only when some were not does it look up which pairs were stored before.
@@ -208,13 +229,14 @@ class FastInsert:
         cur.execute("SELECT coalesce(max(rowid), 0) FROM route_points")
         rowid_mark = cur.fetchone()[0]
         before = self.driver.total_changes
-        plain = [r for r in rows if len(r) == 5]
+        plain = [(*r, owner.get(r[0])) for r in rows if len(r) == 5]
         if plain:
-            cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon)"
-                            " VALUES (?, ?, ?, ?, ?)", plain)
+            cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon, user_id)"
+                            " VALUES (?, ?, ?, ?, ?, ?)", plain)
         if len(plain) < len(rows):
-            cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [r for r in rows if len(r) == 9])
+            cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad, user_id)"
+                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(*r, owner.get(r[0])) for r in rows if len(r) == 9])
         unique = set(keys)
         if self.driver.total_changes - before == len(unique) == len(keys):
             return unique
@@ -405,25 +427,32 @@ def make_hot(s: Session, activity_id: int) -> None:
     if activity is None or not activity.cold_file:
         return
     rows = archived_rows(activity.user_id, activity.cold_file)
-    _insert_keys(s, point_tuples(activity.id, rows))
+    _insert_keys(s, point_tuples(activity.id, rows), {activity.id: activity.user_id})
     activity.points_tier, activity.cold_file, activity.cold_reads = "hot", None, 0
     activity.cold_read_at = utcnow()
     s.flush()
 
 
-def insert_archived(s: Session, rows: list[tuple]) -> None:
-    """Insert an archived activity's rows back (POINT_COLUMNS tuples), skipping those already
-    in the table; the activity stays archived until ``core.storage.tiers`` marks it."""
-    _insert_keys(s, rows)
+def insert_archived(s: Session, user_id: int, rows: list[tuple]) -> None:
+    """Insert an archived activity's rows back (POINT_COLUMNS tuples; ``user_id`` its
+    athlete), skipping those already in the table; the activity stays archived until
+    ``core.storage.tiers`` marks it."""
+    _insert_keys(s, rows, {row[0]: user_id for row in rows[:1]})
 
 
-def _warm(s: Session, activity_ids) -> None:
-    """Bring back the archived activities among those about to get points."""
+def _warm(s: Session, activity_ids) -> dict[int, int]:
+    """Bring back the archived activities among those about to get points; each one's
+    athlete by activity id (an unknown id is missing: its rows fail as the foreign key says)."""
     ids = sorted({int(a) for a in activity_ids})
     if not ids:
-        return
-    for activity_id in s.scalars(select(Activity.id).where(Activity.id.in_(ids), Activity.points_tier == "cold")):
-        make_hot(s, activity_id)
+        return {}
+    owner: dict[int, int] = {}
+    for activity_id, user_id, tier in s.execute(select(Activity.id, Activity.user_id, Activity.points_tier)
+                                                .where(Activity.id.in_(ids))).all():
+        owner[activity_id] = user_id
+        if tier == "cold":
+            make_hot(s, activity_id)
+    return owner
 
 # ---------------------------------------------------------------------------------------
 # Read by viewer: where what a viewer may see of a track is decided

@@ -18,6 +18,11 @@ restore   read the file; insert its rows (ON CONFLICT DO NOTHING, a chunk per tr
           while the activity is cold, so readers still read the file; mark it hot once every
           row is in; then delete the file. Killed before the mark, the next run inserts what
           is missing; after it, the file is left to the sweep.
+empty     (PostgreSQL) a closed partition whose activities are all archived is emptied
+          (TRUNCATE) in one transaction holding it (``core.storage.partitions``); its
+          activities were archived keeping their rows. Killed before, the next run empties
+          it. A restore checks, before it marks the activity hot, that its rows are all in
+          the table: a partition emptied meanwhile took them, and the next run inserts them.
 sweep     delete files of activities that are not cold (restored, cropped, deleted) once
           they are an hour old, so a file being archived now is never taken.
 
@@ -37,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.activities.tables import Activity
 from core.config import Settings
-from core.storage import cold
+from core.storage import cold, partitions
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.storage.points import RoutePoint, archived_rows, hot_rows, insert_archived, point_tuples
@@ -82,10 +87,11 @@ def _delete_chunk(s: Session, activity_id: int) -> int:
 
 
 def archive_activity(Session: sessionmaker[Session], archive: cold.Archive, activity_id: int,
-                     checkpoint: Callable[[str], None] = _none) -> int:
+                     checkpoint: Callable[[str], None] = _none, keep_rows: bool = False) -> int:
     """Move one activity's points to the archive; how many points (0: nothing to do, or it
     changed meanwhile and waits for the next run). Also finishes deleting the rows of one
-    archived by a run that stopped half-way."""
+    archived by a run that stopped half-way. With ``keep_rows`` its rows are left for its
+    partition's emptying (PostgreSQL): reads take the file from the mark on."""
     with Session() as s:
         a = s.get(Activity, activity_id)
         if a is None:
@@ -105,7 +111,8 @@ def archive_activity(Session: sessionmaker[Session], archive: cold.Archive, acti
                 if a is None or a.points_tier != "hot" or _fingerprint_db(s, activity_id) != _fingerprint(rows):
                     raise Changed
                 a.points_tier, a.cold_file, a.cold_reads, a.cold_read_at = "cold", name, 0, None
-                _delete_chunk(s, activity_id)
+                if not keep_rows:
+                    _delete_chunk(s, activity_id)
         except (Changed, cold.ArchiveFileError) as exc:
             # Deleted, cropped or added to since it was read, or a file that does not hold
             # what was written: this run's file is nobody's (the next run tries again).
@@ -115,7 +122,7 @@ def archive_activity(Session: sessionmaker[Session], archive: cold.Archive, acti
                 return 0
             raise
         checkpoint("marked")
-    while True:  # the rows left (also after a run killed half-way through them)
+    while not keep_rows:  # the rows left (also after a run killed half-way through them)
         with write_transaction(Session, JOB) as s:
             a = _locked(s, activity_id)
             gone = _delete_chunk(s, activity_id) if a is not None and a.points_tier == "cold" else 0
@@ -145,12 +152,14 @@ def restore_activity(Session: sessionmaker[Session], archive: cold.Archive, acti
             a = _locked(s, activity_id)
             if a is None or a.points_tier != "cold" or a.cold_file != name:
                 return 0
-            insert_archived(s, tuples[k:k + CHUNK])
+            insert_archived(s, user_id, tuples[k:k + CHUNK])
         checkpoint("inserted")
     with write_transaction(Session, JOB) as s:
         a = _locked(s, activity_id)
         if a is None or a.points_tier != "cold" or a.cold_file != name:
             return 0
+        if _fingerprint_db(s, activity_id)[0] < len(rows):
+            return 0  # a partition emptied meanwhile took them (PostgreSQL): the next run inserts them
         # Rows the file lacks (none should be: points are added to an archived activity only
         # once it is back) would be kept: the activity is whole either way.
         a.points_tier, a.cold_file, a.cold_reads, a.cold_read_at = "hot", None, 0, utcnow()
@@ -195,40 +204,77 @@ def sweep(Session: sessionmaker[Session], archive: cold.Archive, now: float | No
     return removed
 
 
+def _whole(s: Session, due_ids: set[int]) -> list[tuple[partitions.Range, list[int]]]:
+    """PostgreSQL: the closed partitions holding rows whose every activity still in the table
+    is due to be archived, each with those activities: once they are, it is emptied whole."""
+    if not partitions.partitioned(s):
+        return []
+    edge = partitions.frontier(s)
+    out = []
+    for part in partitions.ranges(s):
+        if part.hi > edge:
+            break
+        hot = list(s.scalars(select(Activity.id).where(Activity.id >= part.lo, Activity.id < part.hi,
+                                                       Activity.points_tier == "hot").order_by(Activity.id)))
+        if set(hot) <= due_ids and partitions.holds_rows(s, part):
+            out.append((part, hot))
+    return out
+
+
 def run(Session: sessionmaker[Session], settings: Settings, older_than_days: float | None = None,
         limit: int | None = None, progress: Callable[[int, int], None] | None = None,
         checkpoint: Callable[[str], None] = _none, sweep_files: bool = True) -> dict:
     """Bring back the archived activities viewed often, archive the old ones (up to ``limit``
-    of each), and sweep; counts of what moved. An activity that fails is logged and counted,
-    and the others still move."""
+    of each), empty the partitions (PostgreSQL) whose activities are all archived, and sweep;
+    counts of what moved. An activity that fails is logged and counted, and the others still
+    move.
+
+    On PostgreSQL, the activities of a closed partition that is all due are archived first,
+    keeping their rows, and the partition is emptied once all are: no row is deleted. The
+    rows of the others are deleted as they are archived."""
     archive = cold.open_archive(settings)
     with Session() as s:
         to_archive, to_restore = due(s, settings, older_than_days)
+        whole = _whole(s, set(to_archive))
+    in_whole = [a for _, hot in whole for a in hot]
+    rest = [a for a in to_archive if not any(part.lo <= a < part.hi for part, _ in whole)]
+    plan = [(a, True) for a in in_whole] + [(a, False) for a in rest]
     if limit is not None:
-        to_archive, to_restore = to_archive[:limit], to_restore[:limit]
-    total, done = len(to_archive) + len(to_restore), 0
-    out = {"archived": 0, "archived_points": 0, "restored": 0, "restored_points": 0, "failed": 0}
-    for kind, ids, move in (("restored", to_restore, restore_activity), ("archived", to_archive, archive_activity)):
-        for activity_id in ids:
-            try:
-                n = move(Session, archive, activity_id, checkpoint)
-            except Exception:  # noqa: BLE001 - one activity that cannot move leaves the others to move
-                log.exception("activity %s could not be %s", activity_id, kind)
-                out["failed"] += 1
-                n = 0
-            if n:
-                out[kind] += 1
-                out[f"{kind}_points"] += n
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        plan, to_restore = plan[:limit], to_restore[:limit]
+    total, done = len(plan) + len(to_restore), 0
+    out = {"archived": 0, "archived_points": 0, "restored": 0, "restored_points": 0, "failed": 0,
+           "partitions_emptied": 0}
+
+    def move(kind: str, mover, activity_id: int, **kw) -> None:
+        nonlocal done
+        try:
+            n = mover(Session, archive, activity_id, checkpoint, **kw)
+        except Exception:  # noqa: BLE001 - one activity that cannot move leaves the others to move
+            log.exception("activity %s could not be %s", activity_id, kind)
+            out["failed"] += 1
+            n = 0
+        if n:
+            out[kind] += 1
+            out[f"{kind}_points"] += n
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    for activity_id in to_restore:
+        move("restored", restore_activity, activity_id)
+    for activity_id, keep_rows in plan:
+        move("archived", archive_activity, activity_id, keep_rows=keep_rows)
+    for part, _ in whole:
+        if partitions.empty(Session, part):
+            out["partitions_emptied"] += 1
+            checkpoint("emptied")
     out["swept"] = sweep(Session, archive) if sweep_files else 0
     return out
 
 
 def status(Session: sessionmaker[Session], settings: Settings) -> dict:
     """Where the points are: activities and points per tier, the archive's files and bytes,
-    and what the next run would move."""
+    on PostgreSQL the partitions (open: hot; closed: warm), and what the next run would move."""
     archive = cold.open_archive(settings)
     with Session() as s:
         per_tier = dict(s.execute(select(Activity.points_tier, func.count()).group_by(Activity.points_tier)).all())
@@ -236,13 +282,19 @@ def status(Session: sessionmaker[Session], settings: Settings) -> dict:
         cold_points = int(s.scalar(select(func.coalesce(func.sum(Activity.point_count), 0))
                                    .where(Activity.points_tier == "cold")) or 0)
         to_archive, to_restore = due(s, settings)
-        hot_bytes = None
-        if s.get_bind().dialect.name == "postgresql":
-            hot_bytes = int(s.scalar(select(func.pg_total_relation_size("route_points"))))
+        hot_bytes = partitions.table_bytes(s)
+        parts = None
+        if partitions.partitioned(s):
+            edge = partitions.frontier(s)
+            ranges = partitions.ranges(s)
+            parts = {"open": sum(r.hi > edge for r in ranges), "closed": sum(r.hi <= edge for r in ranges),
+                     "warm_points": int(s.scalar(select(func.count()).select_from(RoutePoint).where(
+                         RoutePoint.activity_id < max([r.hi for r in ranges if r.hi <= edge], default=0))) or 0)}
     stored = cold.files(archive)
     return {"archive": archive.url,
             "thresholds": {"cold_after_days": settings.tier_cold_days, "hot_after_reads": settings.tier_hot_reads},
             "hot": {"activities": per_tier.get("hot", 0), "points": hot_points, "bytes": hot_bytes},
+            "partitions": parts,
             "cold": {"activities": per_tier.get("cold", 0), "points": cold_points, "files": len(stored),
                      "bytes": sum(f.size or 0 for f in stored)},
             "due": {"archive": len(to_archive), "restore": len(to_restore)}}
