@@ -49,7 +49,7 @@ DEFAULT = "route_points_default"
 AHEAD = 2  # partitions made beyond the newest activity's
 CLOSED_AFTER = timedelta(hours=1)  # no transaction creating an activity stays open this long
 EMPTY_LOCK_TIMEOUT_MS = 500  # below PostgreSQL's deadlock_timeout: emptying gives way, not a writer
-MAKE_LOCK_TIMEOUT_MS = 2000
+MAKE_LOCK_TIMEOUT_MS = 500
 
 _BOUNDS = re.compile(r"FROM \('?(-?\d+)'?\) TO \('?(-?\d+)'?\)")
 
@@ -98,22 +98,34 @@ def ensure_ahead(Session: sessionmaker[Session], size: int) -> list[str]:
         name = f"{TABLE}_a{lo}"
         try:
             with Session() as s, s.begin():
-                conn = s.connection()
-                conn.exec_driver_sql(f"SET LOCAL lock_timeout = {MAKE_LOCK_TIMEOUT_MS}")
-                conn.exec_driver_sql(f"LOCK TABLE {DEFAULT} IN EXCLUSIVE MODE")
-                stray = f"FROM {DEFAULT} WHERE activity_id >= {lo} AND activity_id < {hi}"
-                moving = conn.exec_driver_sql(f"SELECT EXISTS (SELECT 1 {stray})").scalar()
-                if moving:
-                    conn.exec_driver_sql(f"CREATE TEMP TABLE moving_points ON COMMIT DROP AS SELECT * {stray}")
-                    conn.exec_driver_sql(f"DELETE {stray}")
-                conn.exec_driver_sql(f"CREATE TABLE {name} PARTITION OF {TABLE} FOR VALUES FROM ({lo}) TO ({hi})")
-                if moving:
-                    conn.exec_driver_sql(f"INSERT INTO {TABLE} SELECT * FROM moving_points")
+                _make(s.connection(), name, lo, hi)
         except OperationalError:
             log.warning("partition %s not made now (the table was busy): the next run makes it", name)
             break
         made.append(name)
     return made
+
+
+def _make(conn, name: str, lo: int, hi: int) -> None:
+    """Make the partition as a table of its own, then attach it: attaching holds the points
+    table only against other schema changes (reads and writes of it go on), where creating
+    it as a partition would hold it against everything. Adding the foreign key holds
+    ``activities`` against writes for a moment; each lock is given up on after
+    ``MAKE_LOCK_TIMEOUT_MS``."""
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {MAKE_LOCK_TIMEOUT_MS}")
+    conn.exec_driver_sql(f"CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+    # The range as a constraint, so that attaching need not scan the table to check it.
+    conn.exec_driver_sql(f"ALTER TABLE {name} ADD CONSTRAINT {name}_range "
+                         f"CHECK (activity_id IS NOT NULL AND activity_id >= {lo} AND activity_id < {hi})")
+    # Rows that landed in the default partition move in this transaction, which holds the
+    # default partition against writes (attaching scans it, holding it anyway).
+    conn.exec_driver_sql(f"LOCK TABLE {DEFAULT} IN EXCLUSIVE MODE")
+    stray = f"FROM {DEFAULT} WHERE activity_id >= {lo} AND activity_id < {hi}"
+    if conn.exec_driver_sql(f"SELECT EXISTS (SELECT 1 {stray})").scalar():
+        conn.exec_driver_sql(f"INSERT INTO {name} SELECT * {stray}")
+        conn.exec_driver_sql(f"DELETE {stray}")
+    conn.exec_driver_sql(f"ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM ({lo}) TO ({hi})")
+    conn.exec_driver_sql(f"ALTER TABLE {name} DROP CONSTRAINT {name}_range")
 
 
 def frontier(s: Session) -> int:

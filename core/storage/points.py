@@ -106,7 +106,7 @@ POINT_FIELDS = ("lat", "lon", "ele", "acc", "hr", "cad")
 POINT_COLUMNS = ("activity_id", "seq", "t", *POINT_FIELDS)
 NO_EXTRAS = (None, None, None, None)  # ele, acc, hr, cad of a plain fix (a five-value row)
 BULK_CHUNK = 200  # activities per query of a bulk read
-OWNER_CACHE = 100_000  # activities whose athlete the ingest connection remembers
+OWNER_CACHE = 100_000  # activities whose athlete the ingest connection remembers (PostgreSQL)
 READ_APART = timedelta(minutes=1)  # reads of an archived activity closer than this count once
 
 # ---------------------------------------------------------------------------------------
@@ -197,10 +197,11 @@ class FastInsert:
         return self._sqlite(cur, rows, owner)
 
     def _owners(self, cur, ids: set[int]) -> dict[int, int]:
+        # SQLite may give a deleted newest activity's id to the next one: look up every time.
+        if self.dialect != "postgresql" or len(self._owner) > OWNER_CACHE:
+            self._owner.clear()
         missing = [a for a in ids if a not in self._owner]
         if missing:
-            if len(self._owner) > OWNER_CACHE:
-                self._owner.clear()
             mark = "%s" if self.dialect == "postgresql" else "?"
             cur.execute(f"SELECT id, user_id FROM activities WHERE id IN ({', '.join([mark] * len(missing))})",
                         tuple(missing))

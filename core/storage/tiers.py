@@ -214,9 +214,11 @@ def _whole(s: Session, due_ids: set[int]) -> list[tuple[partitions.Range, list[i
     for part in partitions.ranges(s):
         if part.hi > edge:
             break
+        if not partitions.holds_rows(s, part):
+            continue
         hot = list(s.scalars(select(Activity.id).where(Activity.id >= part.lo, Activity.id < part.hi,
                                                        Activity.points_tier == "hot").order_by(Activity.id)))
-        if set(hot) <= due_ids and partitions.holds_rows(s, part):
+        if set(hot) <= due_ids:
             out.append((part, hot))
     return out
 
@@ -278,7 +280,9 @@ def status(Session: sessionmaker[Session], settings: Settings) -> dict:
     archive = cold.open_archive(settings)
     with Session() as s:
         per_tier = dict(s.execute(select(Activity.points_tier, func.count()).group_by(Activity.points_tier)).all())
-        hot_points = int(s.scalar(select(func.count()).select_from(RoutePoint)) or 0)
+        # Rows of archived activities waiting for their partition's emptying count as archived.
+        hot_points = int(s.scalar(select(func.count()).select_from(RoutePoint).join(
+            Activity, Activity.id == RoutePoint.activity_id).where(Activity.points_tier == "hot")) or 0)
         cold_points = int(s.scalar(select(func.coalesce(func.sum(Activity.point_count), 0))
                                    .where(Activity.points_tier == "cold")) or 0)
         to_archive, to_restore = due(s, settings)
@@ -288,7 +292,9 @@ def status(Session: sessionmaker[Session], settings: Settings) -> dict:
             edge = partitions.frontier(s)
             ranges = partitions.ranges(s)
             parts = {"open": sum(r.hi > edge for r in ranges), "closed": sum(r.hi <= edge for r in ranges),
-                     "warm_points": int(s.scalar(select(func.count()).select_from(RoutePoint).where(
+                     "warm_points": int(s.scalar(select(func.count()).select_from(RoutePoint).join(
+                         Activity, Activity.id == RoutePoint.activity_id).where(
+                         Activity.points_tier == "hot",
                          RoutePoint.activity_id < max([r.hi for r in ranges if r.hi <= edge], default=0))) or 0)}
     stored = cold.files(archive)
     return {"archive": archive.url,
