@@ -75,6 +75,7 @@ CORE_MAY_IMPORT = {
 CORE_EXCEPTIONS = {
     "core/storage/points.py": {"activities", "accounts", "social", "tracks"},
     "core/storage/tiers.py": {"activities"},
+    "core/storage/point_tiers.py": {"activities"},
     "core/storage/partitions.py": {"activities"},
     "core/storage/migrations/env.py": {"accounts", "activities", "anomaly", "challenges", "devices", "recommend", "routes",
                                        "social"},

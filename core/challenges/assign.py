@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.tables import Activity
-from core.challenges import adaptive, churn
+from core.challenges import adaptive, churn_store
 from core.challenges.awards import counting_entries, recent_activity_rows
 from core.challenges.badges import time_zone
 from core.challenges.bandit import LinearThompson
@@ -217,7 +217,7 @@ def _assign(Session: sessionmaker[Session], user_ids: list[int], now: datetime, 
     done = {"athletes": len(user_ids), "assigned": 0, "challenges": 0, "failed": 0}
     if risk_model is not None and user_ids:
         try:  # the risk as of today, so that an athlete slipping now gets the gentler week now
-            churn.score_and_keep(Session, user_ids, now, risk_model)
+            churn_store.score_and_keep(Session, user_ids, now, risk_model)
         except Exception:  # noqa: BLE001 - without fresh risks, the weekly run's are used
             log.exception("drop-off scoring before the assignment failed")
     with Session() as s:
@@ -246,7 +246,7 @@ def assign_due(Session: sessionmaker[Session], now: datetime | None = None, limi
                policy: str = "fixed", rng: np.random.Generator | None = None, risk_model=None) -> dict:
     """One batch: the challenges of up to ``limit`` athletes due for this week's, at levels
     ``policy`` ("adaptive" or "fixed") chooses, with their drop-off risk scored first by
-    ``risk_model`` (``core.challenges.churn``) when there is one. One athlete's failure is
+    ``risk_model`` (``core.challenges.churn_store``) when there is one. One athlete's failure is
     logged and leaves the others to go on (they are due again in an hour)."""
     now = now or datetime.now(UTC)
     with Session() as s:

@@ -50,7 +50,7 @@ def cmd_assign(args) -> int:
         canonical_week,
         end_weeks,
     )
-    from core.challenges.churn import current_model
+    from core.challenges.churn_store import current_model
     from core.config import load_settings
 
     Session = open_sessions()

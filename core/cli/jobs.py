@@ -82,7 +82,7 @@ def run_challenges(Session, settings) -> dict:
     are over as missed, and let the adaptive policy learn from the weeks it can."""
     from core.challenges.adaptive import learn
     from core.challenges.assign import end_weeks
-    from core.challenges.churn import current_model
+    from core.challenges.churn_store import current_model
     from core.jobs.badges import assign_challenges
 
     done: dict = {}

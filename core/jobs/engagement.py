@@ -20,15 +20,9 @@ from pathlib import Path
 
 from core.anomaly.registry import model_dir
 from core.challenges.adaptive import AT_RISK
-from core.challenges.churn import (
-    AT_RISK_DAYS,
-    beats_baseline,
-    load_model,
-    save_model,
-    score_and_keep,
-    train_on_database,
-)
+from core.challenges.churn import AT_RISK_DAYS, beats_baseline
 from core.challenges.churn_history import athletes_with_activities
+from core.challenges.churn_store import load_model, save_model, score_and_keep, train_on_database
 from core.storage.base import utcnow
 
 log = logging.getLogger(__name__)

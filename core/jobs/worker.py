@@ -49,7 +49,7 @@ import threading
 import time
 
 from core.anomaly.calibration import threshold
-from core.challenges.churn import current_model
+from core.challenges.churn_store import current_model
 from core.config import load_settings
 from core.jobs.badges import (
     ASSIGN_BATCH,

@@ -35,13 +35,16 @@ Read in bulk
     ``routes``             the positions of many activities at once (heatmaps, previews)
     ``newest_point_times`` the newest point's time of many activities at once
 
-Tiers
+Tiers (``core.storage.point_tiers``, named here too)
     ``hot_rows``           an activity's rows in the table, as the archive takes them
     ``archived_rows``      an archived file's rows
     ``point_tuples``       such rows as POINT_COLUMNS tuples, to insert
     ``insert_archived``    such tuples back into the table, the activity still archived
     ``make_hot``           an archived activity's points back in the table (caller's transaction)
     ``note_view``          a view of an archived activity counted (views bring it back)
+
+The table itself, the multi-row insert and the ingest server's ``FastInsert`` are in
+``core.storage.point_rows`` and named here too: callers import them from this module.
 
 Delete
     ``delete_range``       the points recorded within a time range (a crop)
@@ -50,64 +53,44 @@ Delete
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import (
-    Engine,
-    Float,
-    ForeignKey,
-    Integer,
-    delete,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.orm import Session
 
 from core.activities.tables import Activity
-from core.config import load_settings
 from core.social.privacy import hiding_for, visible_positions, visible_track
 from core.social.visibility import can_view
 from core.storage import cold
-from core.storage.base import Base, utcnow
+from core.storage.point_rows import (  # noqa: F401 - the table and its writers, from here
+    NEW_KEYS_CHUNK,
+    NO_EXTRAS,
+    POINT_COLUMNS,
+    POINT_FIELDS,
+    FastInsert,
+    RoutePoint,
+    fast_insert_connection,
+    insert_keys,
+)
+from core.storage.point_tiers import (  # noqa: F401 - the tiers' side of points, from here
+    archive,
+    archived_rows,
+    hot_rows,
+    insert_archived,
+    make_hot,
+    note_view,
+    point_tuples,
+    warm,
+)
 from core.tracks.track import Track
-
-
-class RoutePoint(Base):
-    """One GPS fix of an activity (the seed's Route table), keyed by the device's sequence."""
-
-    __tablename__ = "route_points"
-
-    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"),
-                                             primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # The activity's athlete: a distributed PostgreSQL (Citus) keeps an athlete's points with
-    # their activities by it; erasure and exports find them by it. Every insert below fills it.
-    user_id: Mapped[int] = mapped_column(Integer)
-    t: Mapped[float] = mapped_column(Float)
-    lat: Mapped[float | None] = mapped_column(Float)
-    lon: Mapped[float | None] = mapped_column(Float)
-    ele: Mapped[float | None] = mapped_column(Float)
-    acc: Mapped[float | None] = mapped_column(Float)
-    hr: Mapped[float | None] = mapped_column(Float)
-    cad: Mapped[float | None] = mapped_column(Float)
-
 
 log = logging.getLogger(__name__)
 
-POINT_FIELDS = ("lat", "lon", "ele", "acc", "hr", "cad")
-POINT_COLUMNS = ("activity_id", "seq", "t", *POINT_FIELDS)
-NO_EXTRAS = (None, None, None, None)  # ele, acc, hr, cad of a plain fix (a five-value row)
 BULK_CHUNK = 200  # activities per query of a bulk read
-OWNER_CACHE = 100_000  # activities whose athlete the ingest connection remembers (PostgreSQL)
-READ_APART = timedelta(minutes=1)  # reads of an archived activity closer than this count once
 
 # ---------------------------------------------------------------------------------------
 # Write
@@ -115,7 +98,7 @@ READ_APART = timedelta(minutes=1)  # reads of an archived activity closer than t
 
 def insert_points(s: Session, rows: list[dict]) -> int:
     """Insert point rows, skipping (activity_id, seq) pairs already stored; return how many."""
-    owner = _warm(s, (r["activity_id"] for r in rows))
+    owner = warm(s, (r["activity_id"] for r in rows))
     rows = [{**r, "user_id": owner.get(r["activity_id"])} for r in rows]
     dialect = s.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -125,41 +108,21 @@ def insert_points(s: Session, rows: list[dict]) -> int:
     return len(s.execute(stmt, rows).all())
 
 
-NEW_KEYS_CHUNK = 100  # rows per statement of ``insert_new_keys`` (900 parameters)
-
-
 def insert_new_keys(s: Session, rows: list[tuple]) -> set[tuple[int, int]]:
     """Insert point rows (tuples in POINT_COLUMNS order) of one or more activities, skipping
     (activity_id, seq) pairs already stored; return the pairs this insert stored. One
     multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` per ``NEW_KEYS_CHUNK`` rows,
     written for the driver (SQLite and PostgreSQL both take it): the phones' fixes come this
     way, and SQLAlchemy's per-row work would cost more than the database's."""
-    owner = _warm(s, (r[0] for r in rows))
-    return _insert_keys(s, rows, owner)
-
-
-def _insert_keys(s: Session, rows: list[tuple], owner: dict[int, int]) -> set[tuple[int, int]]:
-    if not rows:
-        return set()
-    conn = s.connection()
-    mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    one = "(" + ", ".join([mark] * (len(POINT_COLUMNS) + 1)) + ")"
-    columns = ", ".join((*POINT_COLUMNS, "user_id"))
-    stored: set[tuple[int, int]] = set()
-    for k in range(0, len(rows), NEW_KEYS_CHUNK):
-        part = rows[k:k + NEW_KEYS_CHUNK]
-        sql = (f"INSERT INTO route_points ({columns}) VALUES {', '.join([one] * len(part))} "
-               "ON CONFLICT (activity_id, seq) DO NOTHING RETURNING activity_id, seq")
-        flat = [value for row in part for value in (*row, owner.get(row[0]))]
-        stored.update((int(a), int(q)) for a, q in conn.exec_driver_sql(sql, tuple(flat)).all())
-    return stored
+    owner = warm(s, (r[0] for r in rows))
+    return insert_keys(s, rows, owner)
 
 
 def insert_new_points(s: Session, rows: list[tuple]) -> None:
     """Insert rows (tuples in POINT_COLUMNS order) into an activity that has none of their
     seqs yet, as the ingest server does: COPY on PostgreSQL, the driver's executemany on
     SQLite, with no conflict check and no ORM, to keep an import's transactions short."""
-    owner = _warm(s, (r[0] for r in rows))
+    owner = warm(s, (r[0] for r in rows))
     rows = [(*row, owner.get(row[0])) for row in rows]
     conn = s.connection()
     columns = ", ".join((*POINT_COLUMNS, "user_id"))
@@ -172,114 +135,6 @@ def insert_new_points(s: Session, rows: list[tuple]) -> None:
         marks = ", ".join("?" * (len(POINT_COLUMNS) + 1))
         conn.exec_driver_sql(f"INSERT INTO route_points ({columns}) VALUES ({marks})", rows)
 
-
-class FastInsert:
-    """The ingest server's hot path: inserts on one DBAPI connection, in the caller's
-    transaction, that skip (activity, seq) pairs already stored and tell which were new.
-
-    Rows are tuples in POINT_COLUMNS order, either all nine or the first five (a plain fix,
-    whose elevation, accuracy, heart rate and cadence are all None). PostgreSQL: COPY into a
-    per-connection staging table, then one insert that skips what exists. SQLite: INSERT OR
-    IGNORE, counted by the connection's changes. Make a new one for every new connection
-    (``fast_insert_connection`` makes one set up for it)."""
-
-    def __init__(self, driver_connection, dialect: str):
-        self.driver = driver_connection
-        self.dialect = dialect
-        self._staging_ready = False
-        self._owner: dict[int, int] = {}  # each activity's athlete (an activity never changes hands)
-
-    def __call__(self, cur, rows: list[tuple]) -> set[tuple[int, int]]:
-        """Insert ``rows`` on ``cur`` (a cursor of this connection); the new (activity_id, seq)."""
-        owner = self._owners(cur, {r[0] for r in rows})
-        if self.dialect == "postgresql":
-            return self._postgres(cur, rows, owner)
-        return self._sqlite(cur, rows, owner)
-
-    def _owners(self, cur, ids: set[int]) -> dict[int, int]:
-        # SQLite may give a deleted newest activity's id to the next one: look up every time.
-        if self.dialect != "postgresql" or len(self._owner) > OWNER_CACHE:
-            self._owner.clear()
-        missing = [a for a in ids if a not in self._owner]
-        if missing:
-            mark = "%s" if self.dialect == "postgresql" else "?"
-            cur.execute(f"SELECT id, user_id FROM activities WHERE id IN ({', '.join([mark] * len(missing))})",
-                        tuple(missing))
-            self._owner.update((int(a), int(u)) for a, u in cur.fetchall())
-        return self._owner
-
-    def _postgres(self, cur, rows: list[tuple], owner: dict[int, int]) -> set[tuple[int, int]]:
-        if not self._staging_ready:
-            cur.execute("CREATE TEMP TABLE IF NOT EXISTS staging_points"
-                        " (LIKE route_points INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-            self._staging_ready = True
-        columns = f"{', '.join(POINT_COLUMNS)}, user_id"
-        with cur.copy(f"COPY staging_points ({columns}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row((*row, *NO_EXTRAS, owner.get(row[0])) if len(row) == 5
-                               else (*row, owner.get(row[0])))
-        cur.execute(f"INSERT INTO route_points ({columns}) SELECT {columns} FROM staging_points"
-                    " ON CONFLICT DO NOTHING RETURNING activity_id, seq")
-        return set(cur.fetchall())
-
-    def _sqlite(self, cur, rows: list[tuple], owner: dict[int, int]) -> set[tuple[int, int]]:
-        # The ingest connection is the only writer while it holds the lock, so counting the
-        # changes the insert made tells whether every row was new (the usual case: no
-        # resends). Only when some were not does it look up which pairs were stored before.
-        keys = [(r[0], r[1]) for r in rows]
-        cur.execute("SELECT coalesce(max(rowid), 0) FROM route_points")
-        rowid_mark = cur.fetchone()[0]
-        before = self.driver.total_changes
-        plain = [(*r, owner.get(r[0])) for r in rows if len(r) == 5]
-        if plain:
-            cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon, user_id)"
-                            " VALUES (?, ?, ?, ?, ?, ?)", plain)
-        if len(plain) < len(rows):
-            cur.executemany("INSERT OR IGNORE INTO route_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad, user_id)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            [(*r, owner.get(r[0])) for r in rows if len(r) == 9])
-        unique = set(keys)
-        if self.driver.total_changes - before == len(unique) == len(keys):
-            return unique
-        # Some rows were already there: recover which ones this transaction added.
-        inserted = set()
-        for activity_id, seq in unique:
-            cur.execute("SELECT rowid FROM route_points WHERE activity_id = ? AND seq = ?", (activity_id, seq))
-            row = cur.fetchone()
-            if row is not None and row[0] > rowid_mark:
-                inserted.add((activity_id, seq))
-        return inserted
-
-
-def fast_insert_connection(engine: Engine, lock_timeout_ms: int, sqlite_cache_kib: int) -> PoolProxiedConnection:
-    """A driver connection of its own for ``FastInsert``, for a writer that must never wait
-    for a lock (the ingest server's group commit, which runs on its event loop).
-
-    SQLite: no busy wait (another writer's lock answers "busy" at once); its commits never
-    checkpoint the WAL (that would stall the writer while pages are copied: the caller runs
-    ``core.storage.engine.checkpoint_wal`` elsewhere); a page cache of ``sqlite_cache_kib``
-    (every open activity appends to its own leaf of the (activity, seq) index, so a commit
-    touches one page per activity); and foreign keys off: only point inserts run on it, each
-    after the locked status check of ``core.activities.ingest.lock_statuses``, which stands
-    for the foreign key. PostgreSQL: a row lock is given up on after ``lock_timeout_ms``.
-
-    Never give it back to the pool (``invalidate()`` it when done): no other caller expects
-    those settings."""
-    raw = engine.raw_connection()
-    cur = raw.cursor()
-    try:
-        if engine.dialect.name == "sqlite":
-            cur.execute(f"PRAGMA cache_size=-{int(sqlite_cache_kib)}")
-            cur.execute("PRAGMA wal_autocheckpoint=0")
-            cur.execute("PRAGMA foreign_keys=OFF")
-            cur.execute("PRAGMA busy_timeout=0")
-        else:
-            cur.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
-    finally:
-        cur.close()
-    if engine.dialect.name != "sqlite":
-        raw.commit()
-    return raw
 
 # ---------------------------------------------------------------------------------------
 # Read by activity
@@ -362,98 +217,6 @@ def count_points(s: Session, activity_id: int, t0: float | None = None, t1: floa
     if t1 is not None:
         q = q.where(RoutePoint.t <= t1)
     return int(s.scalar(q) or 0)
-
-# ---------------------------------------------------------------------------------------
-# Tiers
-
-
-@functools.lru_cache(maxsize=4)
-def _archive_at(url: str | None, data_dir: str) -> cold.Archive:
-    return cold.open_archive(load_settings())
-
-
-def archive() -> cold.Archive:
-    """The archive the settings name."""
-    settings = load_settings()
-    return _archive_at(settings.archive_url, str(settings.data_dir))
-
-
-def hot_rows(s: Session, activity_id: int) -> np.ndarray:
-    """An activity's rows in the table (seq, t, lat, lon, ele, acc, hr, cad; NaN for
-    missing), by sequence."""
-    rows = s.execute(select(RoutePoint.seq, RoutePoint.t, *(getattr(RoutePoint, f) for f in POINT_FIELDS))
-                     .where(RoutePoint.activity_id == activity_id).order_by(RoutePoint.seq)).all()
-    return np.array([tuple(r) for r in rows], dtype=np.float64) if rows else np.empty((0, 8))
-
-
-def archived_rows(user_id: int, name: str, columns: list[str] | None = None) -> np.ndarray:
-    """An archived file's rows (as ``hot_rows``, or ``columns`` of them, which start with
-    seq), by sequence."""
-    rows = cold.read(archive(), user_id, name, columns)
-    return rows[np.argsort(rows[:, 0], kind="stable")]
-
-
-def note_view(Session, activity_id: int) -> None:
-    """Count a view of an archived activity (views a minute apart count once; enough of them
-    bring it back, ``core.storage.tiers``); nothing for one in the table. A short write of its
-    own, never inside another."""
-    now = utcnow()
-    with Session() as s:
-        if s.scalar(select(Activity.points_tier).where(Activity.id == activity_id)) != "cold":
-            return
-    try:
-        with Session() as s, s.begin():
-            s.execute(update(Activity).where(
-                Activity.id == activity_id, Activity.points_tier == "cold",
-                Activity.cold_read_at.is_(None) | (Activity.cold_read_at < now - READ_APART)).values(
-                cold_reads=Activity.cold_reads + 1, cold_read_at=now))
-    except Exception:  # noqa: BLE001 - a view is served even when it cannot be counted
-        log.warning("the view of archived activity %s was not counted", activity_id, exc_info=True)
-
-
-def point_tuples(activity_id: int, rows: np.ndarray) -> list[tuple]:
-    """Rows (as ``hot_rows``) as POINT_COLUMNS tuples, None for missing values."""
-    return [(activity_id, int(r[0]), float(r[1]), *(None if not np.isfinite(v) else float(v) for v in r[2:]))
-            for r in rows]
-
-
-def make_hot(s: Session, activity_id: int) -> None:
-    """Bring an archived activity's points back into the table within the caller's
-    transaction, before points are added to it or taken from it; its file is left to the
-    sweep (``core.storage.tiers``)."""
-    q = select(Activity).where(Activity.id == activity_id, Activity.points_tier == "cold")
-    if s.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(of=Activity)
-    activity = s.scalars(q).first()
-    if activity is None or not activity.cold_file:
-        return
-    rows = archived_rows(activity.user_id, activity.cold_file)
-    _insert_keys(s, point_tuples(activity.id, rows), {activity.id: activity.user_id})
-    activity.points_tier, activity.cold_file, activity.cold_reads = "hot", None, 0
-    activity.cold_read_at = utcnow()
-    s.flush()
-
-
-def insert_archived(s: Session, user_id: int, rows: list[tuple]) -> None:
-    """Insert an archived activity's rows back (POINT_COLUMNS tuples; ``user_id`` its
-    athlete), skipping those already in the table; the activity stays archived until
-    ``core.storage.tiers`` marks it."""
-    _insert_keys(s, rows, {row[0]: user_id for row in rows[:1]})
-
-
-def _warm(s: Session, activity_ids) -> dict[int, int]:
-    """Bring back the archived activities among those about to get points; each one's
-    athlete by activity id (an unknown id is missing: its rows fail as the foreign key says)."""
-    ids = sorted({int(a) for a in activity_ids})
-    if not ids:
-        return {}
-    owner: dict[int, int] = {}
-    for activity_id, user_id, tier in s.execute(select(Activity.id, Activity.user_id, Activity.points_tier)
-                                                .where(Activity.id.in_(ids))).all():
-        owner[activity_id] = user_id
-        if tier == "cold":
-            make_hot(s, activity_id)
-    return owner
 
 # ---------------------------------------------------------------------------------------
 # Read by viewer: where what a viewer may see of a track is decided

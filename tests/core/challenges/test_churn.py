@@ -25,14 +25,11 @@ from core.challenges.churn import (
     examples,
     feature_matrix,
     fit_model,
-    load_model,
-    risks,
-    save_model,
-    train_on_database,
     validation_split,
 )
 from core.challenges.churn_evaluation import cutoffs_of, run, time_split, top_decile_precision
 from core.challenges.churn_history import Daily, read_daily
+from core.challenges.churn_store import load_model, risks, save_model, train_on_database
 from core.challenges.habits import OTHER_HABITS, generate
 from core.challenges.tables import EngagementDay
 from core.config import load_settings

@@ -14,7 +14,7 @@ from core.activities.tables import Activity
 from core.anomaly.tables import ActivityFlag
 from core.challenges import adaptive
 from core.challenges.assign import assign_due, challenges_of
-from core.challenges.churn import load_model
+from core.challenges.churn_store import load_model
 from core.challenges.tables import EngagementRisk
 from core.config import load_settings
 from core.jobs.engagement import engagement_due, score_engagement
@@ -112,7 +112,8 @@ def test_a_drop_off_model_file_that_cannot_be_unpickled_is_none(tmp_path, monkey
     import sys
     import types
 
-    from core.challenges.churn import ChurnModel, current_model, save_model
+    from core.challenges.churn import ChurnModel
+    from core.challenges.churn_store import current_model, save_model
 
     monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path))
     settings = load_settings()
@@ -124,9 +125,9 @@ def test_a_drop_off_model_file_that_cannot_be_unpickled_is_none(tmp_path, monkey
     Estimator.__module__, Estimator.__qualname__ = "gone_estimators", "Estimator"
     gone.Estimator = Estimator
     sys.modules["gone_estimators"] = gone
-    from core.challenges.churn import _versions
+    from core.challenges.churn import library_versions
 
-    save_model(ChurnModel(Estimator(), {"versions": _versions()}), settings)
+    save_model(ChurnModel(Estimator(), {"versions": library_versions()}), settings)
     del sys.modules["gone_estimators"]
     assert current_model(settings) is None
     assert "refused" in caplog.text

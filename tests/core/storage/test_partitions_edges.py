@@ -14,8 +14,7 @@ from core.accounts.users import create_user
 from core.activities.lifecycle import delete_activity
 from core.activities.tables import Activity
 from core.config import load_settings
-from core.storage import partitions, tiers
-from core.storage import points as points_module
+from core.storage import partitions, point_rows, tiers
 from core.storage.base import utcnow
 from core.storage.points import RoutePoint
 from realtime.store import Store
@@ -52,7 +51,7 @@ def test_ingest_commit_survives_the_owner_cache_being_cleared(kind, tmp_path, mo
     ago now have no athlete. PostgreSQL: the COPY into staging_points breaks NOT NULL and
     the whole group commit fails (not 'busy': every device in it gets an error). SQLite:
     INSERT OR IGNORE silently skips the NULL rows (they are not stored)."""
-    monkeypatch.setattr(points_module, "OWNER_CACHE", 2)  # the real one is 100,000 activities
+    monkeypatch.setattr(point_rows, "OWNER_CACHE", 2)  # the real one is 100,000 activities
     with database_of_its_own(kind, tmp_path, "ocache") as Session:
         store = Store(_url(Session))
         try:
