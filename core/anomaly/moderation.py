@@ -20,7 +20,8 @@ from core.anomaly.model import DEFAULT_THRESHOLD, PopulationModel
 from core.anomaly.scoring import assess_stored, history, locked_activity, record_verdict
 from core.anomaly.tables import MODERATION_ACTIONS, ActivityFlag, ModerationDecision
 from core.storage.engine import write_transaction
-from core.storage.points import count_points, delete_range
+from core.storage.points import archive, count_points, delete_range
+from core.storage.tiers import restore_activity
 from core.text import clean
 from core.tracks.cleaning import clean_track
 from core.tracks.stats import Profile, Summary, summarise
@@ -177,6 +178,13 @@ def crop_activity(Session: sessionmaker[Session], activity_id: int, owner_id: in
     A crop of an activity a moderator confirmed or asked to crop goes back to the moderators
     (``cropped``, still held) with its new score; any other is scored afresh."""
     t0, t1 = float(t0), float(t1)
+    with Session() as s:
+        archived = get_owned_activity(s, activity_id, owner_id).points_tier == "cold"
+    if archived:
+        # Its points back in the table first, a chunk per short transaction, so the crop's
+        # own transaction does not hold the write lock while they go in (one archived again
+        # meanwhile is brought back inside it, ``core.storage.points.delete_range``).
+        restore_activity(Session, archive(), activity_id)
     with Session() as s:
         activity = get_owned_activity(s, activity_id, owner_id)
         plan = plan_crop(s, activity, t0, t1)

@@ -137,3 +137,29 @@ def test_a_point_added_to_an_archived_activity_brings_it_back_whole(tmp_path, da
             a = s.get(Activity, x)
             assert (a.points_tier, a.cold_file) == ("hot", None) and count_points(s, x) == 601
         assert hot_count(Session, x) == 601
+
+
+def test_an_archived_activity_cropped_comes_back_before_the_crops_transaction(tmp_path, data_dir, monkeypatch):
+    """The crop's own write transaction finds the activity back in the table: its points
+    went in before, a chunk per short transaction, not while the crop held the write lock."""
+    from sqlalchemy import select
+
+    from core.anomaly.moderation import crop_activity
+    from core.storage import points
+
+    with database_of_its_own("sqlite", tmp_path, "rv_crop") as Session:
+        x = new_activity(Session, synthetic(600))
+        assert tiers.archive_activity(Session, archive(), x) == 600
+        cold_inside = []
+        real = points.make_hot
+
+        def watched(s, activity_id):
+            cold_inside.append(s.scalar(select(Activity.points_tier).where(Activity.id == activity_id)) == "cold")
+            return real(s, activity_id)
+
+        monkeypatch.setattr(points, "make_hot", watched)
+        t = synthetic().t
+        crop_activity(Session, x, user_of(Session, x), float(t[100]), float(t[199]), None)
+        assert cold_inside == [False]
+        with Session() as s:
+            assert count_points(s, x) == 500 and s.get(Activity, x).points_tier == "hot"
