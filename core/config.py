@@ -45,6 +45,8 @@ class Settings:
     # PostgreSQL: how many activity ids each partition of the points table covers
     # (core.storage.partitions; new partitions take it, existing ones keep their range).
     point_partition_size: int = 20_000
+    # The worker's Prometheus metrics on this port of 127.0.0.1 (core.jobs.metrics); None: not served.
+    worker_metrics_port: int | None = None
 
 
 def _shared_tracks_dir() -> Path | None:
@@ -75,6 +77,8 @@ def load_settings() -> Settings:
         tier_cold_days=float(os.environ.get("TRACKER_TIER_COLD_DAYS", 180.0)),
         tier_hot_reads=int(os.environ.get("TRACKER_TIER_HOT_READS", 3)),
         point_partition_size=_positive("TRACKER_POINT_PARTITION_SIZE", 20_000),
+        worker_metrics_port=(_positive("TRACKER_WORKER_METRICS_PORT", 1)
+                             if os.environ.get("TRACKER_WORKER_METRICS_PORT") else None),
         challenge_policy=_choice("TRACKER_CHALLENGE_POLICY", ("adaptive", "fixed"), "adaptive"),
     )
 

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 
 from core.activities.ingest import require_open
 from core.activities.lifecycle import ActivityError
+from realtime.metrics import IngestMetrics
 from realtime.protocol import Points
 from realtime.store import ActivityInfo, DatabaseBusy, Store, is_busy
 
@@ -40,6 +41,7 @@ class PendingBatch:
     rows: list[tuple]
     acked: bool = False
     waiters: list[asyncio.Future] | None = None  # commands held until this ack
+    queued_at: float = 0.0  # time.monotonic() when queued, for the ack latency
 
     def settle(self) -> None:
         self.acked = True
@@ -91,6 +93,7 @@ class GroupCommit:
         self.inflight: dict[ServerConnection, int] = {}
         # The newest batch each connection has waiting for the group commit.
         self.pending: dict[ServerConnection, PendingBatch] = {}
+        self.metrics = IngestMetrics(queue_depth=lambda: len(self.queue), unsettled=lambda: self.unsettled)
 
     async def acknowledge(self, pending: PendingBatch, stored) -> None:
         """Answer one batch once its transaction has committed (``stored``: the seqs written)
@@ -111,6 +114,7 @@ class GroupCommit:
                 if not is_busy(exc):
                     raise
                 self.busy_retries += 1
+                self.metrics.busy_retries.inc()
                 log.warning(f"database busy for {fn.__name__}; retrying")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
@@ -125,7 +129,7 @@ class GroupCommit:
             raise ActivityError(f"{waiting} batches are waiting for the database: wait for their acks",
                                 "rate_limited")
         self.inflight[ws] = waiting + 1
-        pending = PendingBatch(ws, msg, info.id, [p.row(info.id) for p in msg.points])
+        pending = PendingBatch(ws, msg, info.id, [p.row(info.id) for p in msg.points], queued_at=time.monotonic())
         self.pending[ws] = pending
         self.queue.append(pending)
         self.unsettled += 1
@@ -168,6 +172,7 @@ class GroupCommit:
             await asyncio.sleep(GROUP_WAIT_S)
             batch, self.queue = self.queue, []
             self.queued.clear()
+            began = time.perf_counter()
             try:
                 results = self.store.commit_batches([(b.activity_id, b.rows) for b in batch])
             except DatabaseBusy:
@@ -175,6 +180,7 @@ class GroupCommit:
                 # since (each connection's order is kept) and the commit is tried again.
                 self.queue = batch + self.queue
                 self.busy_retries += 1
+                self.metrics.busy_retries.inc()
                 await busy.wait(len(self.queue))
                 continue
             except Exception as exc:  # noqa: BLE001 - every waiting batch must hear about it
@@ -183,13 +189,19 @@ class GroupCommit:
             busy.reset()
             self.commits += 1
             self.batches_committed += len(batch)
+            self.metrics.commit_seconds.observe(time.perf_counter() - began)
+            self.metrics.commit_batches.observe(len(batch))
             await self.settle(batch, results)
 
     async def settle(self, batch: list[PendingBatch], results: list) -> None:
         """Acknowledge the batches of one commit, each with its result, and count them settled."""
         for pending, result in zip(batch, results):
+            if not isinstance(result, Exception):
+                self.metrics.points.inc(len(result))
             try:
                 await self.acknowledge(pending, result)
+                if pending.queued_at:
+                    self.metrics.ack_seconds.observe(time.monotonic() - pending.queued_at)
             except ConnectionClosed:
                 pass  # the device resends what it did not see acknowledged
             finally:

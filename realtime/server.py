@@ -28,6 +28,7 @@ from core.social.feed import CursorError
 from realtime import protocol
 from realtime.commit import GroupCommit, PendingBatch
 from realtime.live_state import LiveState
+from realtime.metrics import CONTENT_TYPE
 from realtime.protocol import Create, Cues, Feed, Points, ProtocolError, Recommendations, Status
 from realtime.store import Identity, Store
 from realtime.watchers import Watchers
@@ -38,6 +39,8 @@ IDLE_TIMEOUT_S = 300.0
 RATE_PER_S = 50.0
 RATE_BURST = 100.0
 FLOOD_STRIKES = 200  # rate-limited messages in a row before the connection is closed
+KINDS = {Points: "points", Status: "status", Create: "create", Feed: "feed", Cues: "cues",
+         Recommendations: "recommendations"}  # message kinds, as the metrics count them
 CLOSE_FLOOD = 1008
 DRAIN_TIMEOUT_S = 30.0  # the longest a shutdown waits for a locked database
 
@@ -73,9 +76,16 @@ class IngestServer(LiveState, GroupCommit, Watchers):
         self.suggesting: dict[ServerConnection, bool] = {}  # a recommendations request in flight
 
     async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Answer /healthz; refuse the upgrade (401) without a valid device token."""
-        if request.path.split("?", 1)[0] == "/healthz":
+        """Answer /healthz and /metrics (Prometheus); refuse the upgrade (401) without a valid
+        device token."""
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
             return connection.respond(http.HTTPStatus.OK, "ok\n")
+        if path == "/metrics":
+            response = connection.respond(http.HTTPStatus.OK, self.metrics.render().decode())
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = CONTENT_TYPE
+            return response
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -93,6 +103,7 @@ class IngestServer(LiveState, GroupCommit, Watchers):
         bucket = TokenBucket(rate=self.rate_per_s, burst=max(self.rate_per_s * 2, 1))
         strikes = 0
         self.last_seen[ws] = time.monotonic()
+        self.metrics.connections.inc()
         log.info("connected", extra={"user": me.username, "remote": str(ws.remote_address)})
         await ws.send(protocol.dumps(protocol.welcome_message(me.username)))
         try:
@@ -102,7 +113,9 @@ class IngestServer(LiveState, GroupCommit, Watchers):
                 self.last_seen[ws] = now
                 if not bucket.take(now):
                     strikes += 1
+                    self.metrics.rate_limited.inc()
                     if strikes >= FLOOD_STRIKES:
+                        self.metrics.rate_limit_closes.inc()
                         await ws.close(CLOSE_FLOOD, "message flood")
                         return
                     await self.send_error(ws, ProtocolError("rate_limited", protocol.ERROR_CODES["rate_limited"]))
@@ -112,6 +125,7 @@ class IngestServer(LiveState, GroupCommit, Watchers):
         except ConnectionClosed:
             pass
         finally:
+            self.metrics.connections.dec()
             self.last_seen.pop(ws, None)
             self.forget_connection(ws)
             log.info("disconnected", extra={"user": me.username})
@@ -121,8 +135,10 @@ class IngestServer(LiveState, GroupCommit, Watchers):
         try:
             msg = protocol.parse(raw)
         except ProtocolError as exc:
+            self.metrics.messages.labels("invalid").inc()
             await self.send_error(ws, exc)
             return
+        self.metrics.messages.labels(KINDS.get(type(msg), "other")).inc()
         try:
             if type(msg) is Points:  # the hot path: no coroutine of its own unless the activity is new here
                 info = self.activities.get(msg.activity_id)

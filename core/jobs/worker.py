@@ -64,6 +64,7 @@ from core.jobs.engagement import RETRY_EVERY_S, engagement_due, score_engagement
 from core.jobs.export import build_exports
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
 from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
+from core.jobs.metrics import WorkerMetrics
 from core.jobs.recommendations import RECOMMEND_EVERY_S, train_recommendations
 from core.jobs.routes import ROUTE_BATCH, match_routes
 from core.jobs.scoring import SCORE_BATCH, ModelKeeper, calibrate, score
@@ -84,7 +85,7 @@ __all__ = ["Jobs", "housekeeping", "run", "run_once"]
 class Jobs:
     """The worker's state between rounds: the model and when each job last ran."""
 
-    def __init__(self, settings, Session, redis):
+    def __init__(self, settings, Session, redis, metrics: WorkerMetrics | None = None):
         self.settings, self.Session, self.redis = settings, Session, redis
         self.keeper = ModelKeeper(settings, Session)
         self.boards_at = -math.inf
@@ -92,6 +93,7 @@ class Jobs:
         self.recommend_at = -math.inf
         self.engagement_at = -math.inf
         self.tiers_at = -math.inf
+        self.metrics = metrics or WorkerMetrics()
 
     @property
     def model(self):
@@ -99,48 +101,67 @@ class Jobs:
 
     def round(self, now: float | None = None, wall: float | None = None) -> dict:
         """Run whatever is due; returns what it did. ``now`` is the schedule's clock
-        (monotonic), ``wall`` the time of day (Unix seconds) the fix-stream job goes by."""
+        (monotonic), ``wall`` the time of day (Unix seconds) the fix-stream job goes by.
+        Each job's duration goes to ``metrics`` (``core.jobs.metrics``)."""
         now = time.monotonic() if now is None else now
         done = {}
-        model = self.keeper.current(now, done)
-        done.update(device_activities(self.Session, self.settings.device_idle_complete_s, model,
-                                      threshold(self.settings), now=wall))
-        score(self.Session, self.settings, model, done)
+        timed = self.metrics.timed
+        with timed("model"):
+            model = self.keeper.current(now, done)
+        with timed("devices"):
+            done.update(device_activities(self.Session, self.settings.device_idle_complete_s, model,
+                                          threshold(self.settings), now=wall))
+        with timed("scoring"):
+            score(self.Session, self.settings, model, done)
+        self.metrics.scored.inc(done.get("scored", {}).get("activities", 0))
         audit = now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S  # with housekeeping, every ten minutes
-        done.update(match_routes(self.Session, audit=audit))
+        with timed("routes"):
+            done.update(match_routes(self.Session, audit=audit))
         if now - self.engagement_at >= RETRY_EVERY_S and engagement_due(self.settings, utcnow()):
             self.engagement_at = now  # before the assignment, so the week's challenges see the risks
-            done.update(score_engagement(self.Session, self.settings))
-        done.update(assign_challenges(self.Session, policy=self.settings.challenge_policy,
-                                      risk_model=current_model(self.settings)))
-        done.update(award_badges(self.Session))
-        done.update(learn_challenge_levels(self.Session))
+            with timed("engagement"):
+                done.update(score_engagement(self.Session, self.settings))
+        with timed("challenges"):
+            done.update(assign_challenges(self.Session, policy=self.settings.challenge_policy,
+                                          risk_model=current_model(self.settings)))
+        with timed("badges"):
+            done.update(award_badges(self.Session))
+        with timed("challenge_levels"):
+            done.update(learn_challenge_levels(self.Session))
         if now - self.boards_at >= REFRESH_EVERY_S:
             self.boards_at = now
-            done.update(run_once(self.Session, self.redis))
-            calibrate(self.Session, self.settings, done)
+            with timed("leaderboards"):
+                done.update(run_once(self.Session, self.redis))
+                calibrate(self.Session, self.settings, done)
         if now - self.recommend_at >= RECOMMEND_EVERY_S:
             self.recommend_at = now
-            done.update(train_recommendations(self.Session))
+            with timed("recommendations"):
+                done.update(train_recommendations(self.Session))
         if now - self.tiers_at >= TIERS_EVERY_S:
             self.tiers_at = now
-            done.update(move_tiers(self.Session, self.settings))
+            with timed("tiers"):
+                done.update(move_tiers(self.Session, self.settings))
         if now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S:
             self.housekeeping_at = now
-            done.update(housekeeping(self.Session))
-            done.update(end_challenge_weeks(self.Session))
+            with timed("housekeeping"):
+                done.update(housekeeping(self.Session))
+                done.update(end_challenge_weeks(self.Session))
         locks = WRITE_LOCKS.snapshot(reset=True)
         if locks:
             done["write_locks"] = locks
+        self.metrics.rounds.inc()
         return done
 
 
-def export_loop(Session, settings, stop: threading.Event, every_s: float = EXPORT_EVERY_S) -> None:
+def export_loop(Session, settings, stop: threading.Event, every_s: float = EXPORT_EVERY_S,
+                metrics: WorkerMetrics | None = None) -> None:
     """Build the asked-for archives, one at a time, until ``stop``."""
     while not stop.is_set():
         done = {}
         try:
             done = build_exports(Session, settings)
+            if metrics is not None:
+                metrics.exports.inc(done.get("exports", {}).get("built", 0))
             if done:
                 log.info("jobs done: %s", json.dumps(done, default=str))
         except Exception:  # noqa: BLE001 - logged and tried again
@@ -161,11 +182,17 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
     if not once:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    jobs = Jobs(settings, Session, redis)
+    metrics = WorkerMetrics(write_locks=True)
+    served = None
+    if settings.worker_metrics_port is not None and not once:
+        served = metrics.serve(settings.worker_metrics_port)
+        log.info("metrics on http://127.0.0.1:%s/metrics", settings.worker_metrics_port)
+    jobs = Jobs(settings, Session, redis, metrics)
     if once:
         build_exports(Session, settings)
     else:
-        threading.Thread(target=export_loop, args=(Session, settings, stop), name="exports", daemon=True).start()
+        threading.Thread(target=export_loop, args=(Session, settings, stop), kwargs={"metrics": metrics},
+                         name="exports", daemon=True).start()
     while not stop.is_set():
         done = {}
         try:
@@ -173,6 +200,7 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
             if done:
                 log.info("jobs done: %s", json.dumps(done, default=str))
         except Exception:  # noqa: BLE001 - a failed round is logged and retried next time
+            metrics.round_failures.inc()
             log.exception("worker round failed")
         if once:
             break
@@ -184,4 +212,7 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
                   or done.get("challenges", {}).get("athletes", 0) >= ASSIGN_BATCH
                   or closed >= DEVICE_BATCH or devices.get("recomputed", 0) >= DEVICE_BATCH)
         stop.wait(0 if behind else interval_s)
+    metrics.close()
+    if served is not None:
+        served.shutdown()
     engine.dispose()

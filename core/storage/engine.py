@@ -84,8 +84,11 @@ class WriteLocks:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.jobs: dict[str, dict] = {}
+        self.observers: list = []  # called with (job, ms, wait_ms) for each transaction (metrics)
 
     def record(self, job: str, ms: float, wait_ms: float = 0.0) -> None:
+        for observe in list(self.observers):
+            observe(job, ms, wait_ms)
         with self._lock:
             row = self.jobs.setdefault(job, {"count": 0, "samples": [], "max_ms": 0.0, "max_wait_ms": 0.0})
             row["count"] += 1

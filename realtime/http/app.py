@@ -5,6 +5,7 @@ what every request goes through (body limit, device token, rate limit, errors).
     POST     /owntracks   OwnTracks HTTP mode
     /api/v1/...           the REST API (realtime/http/api.py), its OpenAPI document and docs page
     GET      /healthz     ``ok``
+    GET      /metrics     Prometheus metrics: points stored, ack latency, group commits, busy retries
 
 A body over ``MAX_BODY_BYTES`` is refused with 413 before any of it is parsed (by its
 Content-Length, or as soon as a chunked body passes the limit). A missing, unknown or
@@ -31,6 +32,7 @@ from core.social.feed import CursorError
 from realtime import protocol
 from realtime.http import formats
 from realtime.http.service import HttpIngest, RateLimited, Unauthorized
+from realtime.metrics import CONTENT_TYPE
 from realtime.protocol import MAX_MESSAGE_BYTES, ProtocolError
 from realtime.store import Identity, Store
 
@@ -213,6 +215,10 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok\n")
 
 
+async def metrics(request: Request) -> Response:
+    return Response(request.app.state.svc.metrics.render(), media_type=CONTENT_TYPE)
+
+
 def create_app(store: Store, redis_url: str | None = None, rate_per_s: float | None = None) -> Starlette:
     """The service over ``store``; its commits start and stop with the application."""
     from realtime.http import api
@@ -231,6 +237,7 @@ def create_app(store: Store, redis_url: str | None = None, rate_per_s: float | N
     routes = [Route("/", osmand, methods=["GET", "POST"]),
               Route("/owntracks", owntracks, methods=["POST"]),
               Route("/healthz", healthz, methods=["GET"]),
+              Route("/metrics", metrics, methods=["GET"]),
               *api.routes()]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error})

@@ -373,3 +373,25 @@ def test_a_mass_start_is_stored_whole_a_few_starts_per_transaction(http, engine)
         codes = list(pool.map(first_fix, tokens))
     assert codes == [200] * 30
     assert all(len(activities_of(engine, f"web-race{k:02d}")) == 1 for k in range(30))
+
+
+def test_metrics_count_the_rest_apis_points(http):
+    """GET /metrics (Prometheus text): the points the REST API stored, resends not counted."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def points_stored() -> float:
+        r = http.session.get(http.url + "/metrics")
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+        samples = {s.name: s.value for f in text_string_to_metric_families(r.text) for s in f.samples}
+        return samples["tracker_ingest_points_total"]
+
+    before = points_stored()
+    auth = {"Authorization": f"Bearer {http.token('web-metrics')}"}
+    aid = http.session.post(http.url + "/api/v1/activities", json={"sport": "run"}, headers=auth).json()["activity_id"]
+    t0 = time.time() - 600
+    http.session.patch(f"{http.url}/api/v1/activities/{aid}", json={"command": "start", "at": t0}, headers=auth)
+    points = [{"seq": k, "t": t0 + 5 * k, "lat": LAT + 0.00015 * k, "lon": LON} for k in range(30)]
+    for part in (points, points[:5]):
+        assert http.session.post(http.url + "/api/v1/gps-logs", json={"activity_id": aid, "points": part},
+                                 headers=auth).status_code == 200
+    assert points_stored() - before == 30
