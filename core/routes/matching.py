@@ -140,7 +140,7 @@ def rematch_athlete(s: Session, user_id: int) -> None:
 def public_track(s: Session, activity: Activity):
     """The activity's points as other athletes may see them: routes are drawn and shared from
     these, so nothing its athlete hides (``core.social.privacy``) shapes one."""
-    return visible_track(hiding_for(s, None, activity.user_id), stored_track(s, activity))
+    return visible_track(hiding_for(s, None, activity.user_id), stored_track(s, activity), activity.id)
 
 
 def plan(s: Session, activity: Activity, now: float | None = None) -> Plan:

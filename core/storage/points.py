@@ -227,7 +227,7 @@ def viewer_track(s: Session, viewer_id: int | None, activity: Activity | None) -
     without what its athlete hides from others (``core.social.privacy``); else None."""
     if activity is None or not can_view(s, viewer_id, activity):
         return None
-    return visible_track(hiding_for(s, viewer_id, activity.user_id), stored_track(s, activity))
+    return visible_track(hiding_for(s, viewer_id, activity.user_id), stored_track(s, activity), activity.id)
 
 
 def viewer_route(s: Session, viewer_id: int | None,
@@ -239,7 +239,7 @@ def viewer_route(s: Session, viewer_id: int | None,
         return None
     empty = np.empty(0), np.empty(0)
     lat, lon = routes(s, [activity.id]).get(activity.id, empty)
-    return visible_positions(hiding_for(s, viewer_id, activity.user_id), lat, lon)
+    return visible_positions(hiding_for(s, viewer_id, activity.user_id), lat, lon, activity.id)
 
 # ---------------------------------------------------------------------------------------
 # Read in bulk
