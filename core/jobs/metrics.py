@@ -1,6 +1,7 @@
 """The worker's metrics, for Prometheus: how long each job of a round takes, rounds that
 failed, how long jobs hold write transactions (SQLite's write lock; on PostgreSQL the
-transaction's length), activities scored, exports built. Served on
+transaction's length), activities scored, exports built, which job groups this worker runs
+and how often it left one to another (``core.jobs.locks``). Served on
 ``TRACKER_WORKER_METRICS_PORT`` when it is set (``docs/monitoring.md``). The job is the label ``task``: Prometheus keeps ``job`` for the
 scrape job's name."""
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
 
 from core.storage.engine import WRITE_LOCKS
 
@@ -37,6 +38,10 @@ class WorkerMetrics:
                                                  buckets=LOCK_BUCKETS, registry=r)
         self.scored = Counter("tracker_worker_scored_activities", "Activities scored for anomalies", registry=r)
         self.exports = Counter("tracker_worker_exports", "Data exports built", registry=r)
+        self.held = Gauge("tracker_worker_job_held", "1 while this worker runs the job group (holds its lock)",
+                          ["task"], registry=r)
+        self.skipped = Counter("tracker_worker_jobs_skipped", "Turns of a job group left to the worker holding its lock",
+                               ["task"], registry=r)
         if write_locks:
             WRITE_LOCKS.observers.append(self._write_lock)
 

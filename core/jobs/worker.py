@@ -32,6 +32,13 @@
   activities read often (``core.jobs.tiers``, ``core.storage.tiers``);
 - once a day, retrain the anomaly model (also on demand: ``python -m core anomaly train``).
 
+Several workers can run at once (on other machines too, on PostgreSQL): each job runs in
+one of them at a time, the one holding its lock (``core.jobs.locks``), and another takes it
+over when that one ends. The jobs run in groups that keep their order: ``activities``
+(completing devices' activities, scoring, routes, the engagement model, challenges, badges
+and challenge levels, in that order, with the anomaly model), ``leaderboards`` (with the
+recalibration), ``recommendations``, ``tiers``, ``housekeeping`` and ``exports``.
+
 No job holds a write transaction for long: each computes first (reading needs no lock on
 SQLite's WAL, nor on PostgreSQL) and writes each result in a short transaction of its own
 (``core.storage.engine.write_transaction``), so the ingest server's group commit never waits behind a
@@ -64,6 +71,7 @@ from core.jobs.engagement import RETRY_EVERY_S, engagement_due, score_engagement
 from core.jobs.export import build_exports
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
 from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
+from core.jobs.locks import JobLocks
 from core.jobs.metrics import WorkerMetrics
 from core.jobs.recommendations import RECOMMEND_EVERY_S, train_recommendations
 from core.jobs.routes import ROUTE_BATCH, match_routes
@@ -79,25 +87,39 @@ log = logging.getLogger(__name__)
 SCORE_EVERY_S = 30.0
 EXPORT_EVERY_S = 10.0
 
-__all__ = ["Jobs", "housekeeping", "run", "run_once"]
+__all__ = ["GROUPS", "Jobs", "housekeeping", "run", "run_once"]
+
+GROUPS = ("activities", "leaderboards", "recommendations", "tiers", "housekeeping", "exports")
 
 
 class Jobs:
-    """The worker's state between rounds: the model and when each job last ran."""
+    """The worker's state between rounds: the model, when each job last ran, and which job
+    groups this process runs (``locks``: ``core.jobs.locks.JobLocks``; None runs them all)."""
 
-    def __init__(self, settings, Session, redis, metrics: WorkerMetrics | None = None):
+    def __init__(self, settings, Session, redis, metrics: WorkerMetrics | None = None,
+                 locks: JobLocks | None = None):
         self.settings, self.Session, self.redis = settings, Session, redis
+        self.locks = locks
         self.keeper = ModelKeeper(settings, Session)
         self.boards_at = -math.inf
         self.housekeeping_at = -math.inf
         self.recommend_at = -math.inf
         self.engagement_at = -math.inf
         self.tiers_at = -math.inf
+        self.audit_at = -math.inf
         self.metrics = metrics or WorkerMetrics()
 
     @property
     def model(self):
         return self.keeper.model
+
+    def mine(self, group: str) -> bool:
+        """Whether this process runs ``group`` now (it holds or takes its lock)."""
+        ours = self.locks is None or self.locks.mine(group)
+        self.metrics.held.labels(group).set(1 if ours else 0)
+        if not ours:
+            self.metrics.skipped.labels(group).inc()
+        return ours
 
     def round(self, now: float | None = None, wall: float | None = None) -> dict:
         """Run whatever is due; returns what it did. ``now`` is the schedule's clock
@@ -105,6 +127,35 @@ class Jobs:
         Each job's duration goes to ``metrics`` (``core.jobs.metrics``)."""
         now = time.monotonic() if now is None else now
         done = {}
+        timed = self.metrics.timed
+        if self.mine("activities"):
+            self._activities(now, wall, done)
+        if now - self.boards_at >= REFRESH_EVERY_S and self.mine("leaderboards"):
+            self.boards_at = now
+            with timed("leaderboards"):
+                done.update(run_once(self.Session, self.redis))
+                calibrate(self.Session, self.settings, done)
+        if now - self.recommend_at >= RECOMMEND_EVERY_S and self.mine("recommendations"):
+            self.recommend_at = now
+            with timed("recommendations"):
+                done.update(train_recommendations(self.Session))
+        if now - self.tiers_at >= TIERS_EVERY_S and self.mine("tiers"):
+            self.tiers_at = now
+            with timed("tiers"):
+                done.update(move_tiers(self.Session, self.settings))
+        if now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S and self.mine("housekeeping"):
+            self.housekeeping_at = now
+            with timed("housekeeping"):
+                done.update(housekeeping(self.Session))
+                done.update(end_challenge_weeks(self.Session))
+        locks = WRITE_LOCKS.snapshot(reset=True)
+        if locks:
+            done["write_locks"] = locks
+        self.metrics.rounds.inc()
+        return done
+
+    def _activities(self, now: float, wall: float | None, done: dict) -> None:
+        """The ``activities`` group: each step reads what the one before wrote."""
         timed = self.metrics.timed
         with timed("model"):
             model = self.keeper.current(now, done)
@@ -114,7 +165,9 @@ class Jobs:
         with timed("scoring"):
             score(self.Session, self.settings, model, done)
         self.metrics.scored.inc(done.get("scored", {}).get("activities", 0))
-        audit = now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S  # with housekeeping, every ten minutes
+        audit = now - self.audit_at >= HOUSEKEEPING_EVERY_S  # every ten minutes
+        if audit:
+            self.audit_at = now
         with timed("routes"):
             done.update(match_routes(self.Session, audit=audit))
         if now - self.engagement_at >= RETRY_EVERY_S and engagement_due(self.settings, utcnow()):
@@ -128,36 +181,22 @@ class Jobs:
             done.update(award_badges(self.Session))
         with timed("challenge_levels"):
             done.update(learn_challenge_levels(self.Session))
-        if now - self.boards_at >= REFRESH_EVERY_S:
-            self.boards_at = now
-            with timed("leaderboards"):
-                done.update(run_once(self.Session, self.redis))
-                calibrate(self.Session, self.settings, done)
-        if now - self.recommend_at >= RECOMMEND_EVERY_S:
-            self.recommend_at = now
-            with timed("recommendations"):
-                done.update(train_recommendations(self.Session))
-        if now - self.tiers_at >= TIERS_EVERY_S:
-            self.tiers_at = now
-            with timed("tiers"):
-                done.update(move_tiers(self.Session, self.settings))
-        if now - self.housekeeping_at >= HOUSEKEEPING_EVERY_S:
-            self.housekeeping_at = now
-            with timed("housekeeping"):
-                done.update(housekeeping(self.Session))
-                done.update(end_challenge_weeks(self.Session))
-        locks = WRITE_LOCKS.snapshot(reset=True)
-        if locks:
-            done["write_locks"] = locks
-        self.metrics.rounds.inc()
-        return done
 
 
 def export_loop(Session, settings, stop: threading.Event, every_s: float = EXPORT_EVERY_S,
-                metrics: WorkerMetrics | None = None) -> None:
-    """Build the asked-for archives, one at a time, until ``stop``."""
+                metrics: WorkerMetrics | None = None, locks: JobLocks | None = None) -> None:
+    """Build the asked-for archives, one at a time, until ``stop`` (while this process holds
+    the ``exports`` lock, when ``locks`` are given)."""
     while not stop.is_set():
         done = {}
+        if locks is not None and not locks.mine("exports"):
+            if metrics is not None:
+                metrics.held.labels("exports").set(0)
+                metrics.skipped.labels("exports").inc()
+            stop.wait(every_s)
+            continue
+        if metrics is not None:
+            metrics.held.labels("exports").set(1)
         try:
             done = build_exports(Session, settings)
             if metrics is not None:
@@ -187,12 +226,14 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
     if settings.worker_metrics_port is not None and not once:
         served = metrics.serve(settings.worker_metrics_port)
         log.info("metrics on http://127.0.0.1:%s/metrics", settings.worker_metrics_port)
-    jobs = Jobs(settings, Session, redis, metrics)
+    locks, export_locks = JobLocks(engine), JobLocks(engine)  # the export thread's own connection
+    jobs = Jobs(settings, Session, redis, metrics, locks)
     if once:
-        build_exports(Session, settings)
+        if export_locks.mine("exports"):
+            build_exports(Session, settings)
     else:
-        threading.Thread(target=export_loop, args=(Session, settings, stop), kwargs={"metrics": metrics},
-                         name="exports", daemon=True).start()
+        threading.Thread(target=export_loop, args=(Session, settings, stop),
+                         kwargs={"metrics": metrics, "locks": export_locks}, name="exports", daemon=True).start()
     while not stop.is_set():
         done = {}
         try:
@@ -213,6 +254,9 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
                   or closed >= DEVICE_BATCH or devices.get("recomputed", 0) >= DEVICE_BATCH)
         stop.wait(0 if behind else interval_s)
     metrics.close()
+    locks.close()
+    if once:
+        export_locks.close()  # else the export thread may still use it: the process's end releases it
     if served is not None:
         served.shutdown()
     engine.dispose()
