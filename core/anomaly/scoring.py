@@ -202,16 +202,19 @@ def score_pending(Session: sessionmaker[Session], model: PopulationModel | None,
         ids = s.scalars(select(Activity.id).outerjoin(ActivityFlag, ActivityFlag.activity_id == Activity.id)
                         .where(Activity.status == "completed", ActivityFlag.activity_id.is_(None))
                         .order_by(Activity.completed_at, Activity.id).limit(batch)).all()
-    written = 0
-    for activity_id in ids:
-        # Closed before the write, so that SQLite's read snapshot is released.
-        with Session() as s:
-            activity = s.get(Activity, activity_id)
-            if activity is None or activity.status != "completed":
-                continue
-            result = assess_stored(s, activity, model, limit)
-        written += _write_if_pending(Session, activity_id, result)
-    return written
+    return sum(score_one(Session, activity_id, model, limit) for activity_id in ids)
+
+
+def score_one(Session: sessionmaker[Session], activity_id: int, model: PopulationModel | None, limit: float) -> int:
+    """Judge one activity, if it is a completed one without a verdict, and write its verdict
+    unless one was written meanwhile; 1 if this wrote it (``core.jobs.stream`` too)."""
+    # Closed before the write, so that SQLite's read snapshot is released.
+    with Session() as s:
+        activity = s.get(Activity, activity_id)
+        if activity is None or activity.status != "completed" or s.get(ActivityFlag, activity_id) is not None:
+            return 0
+        result = assess_stored(s, activity, model, limit)
+    return _write_if_pending(Session, activity_id, result)
 
 
 def _write_if_pending(Session: sessionmaker[Session], activity_id: int, result: Scoring) -> int:

@@ -38,6 +38,8 @@ class WorkerMetrics:
                                                  buckets=LOCK_BUCKETS, registry=r)
         self.scored = Counter("tracker_worker_scored_activities", "Activities scored for anomalies", registry=r)
         self.exports = Counter("tracker_worker_exports", "Data exports built", registry=r)
+        self.stream_lag = Gauge("tracker_worker_stream_lag",
+                                "Scoring stream entries not yet read or not yet acknowledged (with Redis)", registry=r)
         self.held = Gauge("tracker_worker_job_held", "1 while this worker runs the job group (holds its lock)",
                           ["task"], registry=r)
         self.skipped = Counter("tracker_worker_jobs_skipped", "Turns of a job group left to the worker holding its lock",

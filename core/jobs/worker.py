@@ -4,7 +4,9 @@
   went quiet for ``TRACKER_DEVICE_IDLE_COMPLETE_S``, and recompute those a late fix changed
   after completion (``core.jobs.devices``);
 - every 30 s, score the activities completed since (anomaly detection), so a flagged one
-  is held out of leaderboards within a minute of completion;
+  is held out of leaderboards within a minute of completion; with Redis, through a stream
+  that every worker reads as one consumer group, so they share the scoring
+  (``core.jobs.stream``);
 - every round too, match the activities completed or changed since against the routes
   near them (``core.routes``), 50 at a time, after scoring, so a held activity forms no route;
 - every round too, after routes, assign this week's challenges to up to 500 athletes who
@@ -76,6 +78,7 @@ from core.jobs.metrics import WorkerMetrics
 from core.jobs.recommendations import RECOMMEND_EVERY_S, train_recommendations
 from core.jobs.routes import ROUTE_BATCH, match_routes
 from core.jobs.scoring import SCORE_BATCH, ModelKeeper, calibrate, score
+from core.jobs.stream import TAKE, StreamScorer, relay
 from core.jobs.tiers import TIERS_EVERY_S, move_tiers
 from core.social.leaderboards import connect_redis
 from core.storage.base import utcnow
@@ -101,6 +104,7 @@ class Jobs:
         self.settings, self.Session, self.redis = settings, Session, redis
         self.locks = locks
         self.keeper = ModelKeeper(settings, Session)
+        self.scorer = StreamScorer(settings, Session, redis) if redis is not None else None
         self.boards_at = -math.inf
         self.housekeeping_at = -math.inf
         self.recommend_at = -math.inf
@@ -130,6 +134,9 @@ class Jobs:
         timed = self.metrics.timed
         if self.mine("activities"):
             self._activities(now, wall, done)
+        elif self.scorer is not None:
+            with timed("scoring"):
+                self._score_from_stream(done)
         if now - self.boards_at >= REFRESH_EVERY_S and self.mine("leaderboards"):
             self.boards_at = now
             with timed("leaderboards"):
@@ -154,6 +161,23 @@ class Jobs:
         self.metrics.rounds.inc()
         return done
 
+    def _score_from_stream(self, done: dict, model=None, own: bool = False) -> bool:
+        """Score from the shared stream (``core.jobs.stream``); the holder of ``activities``
+        (``own``: with the model it keeps) relays what is to score into it first. False if
+        Redis failed."""
+        try:
+            if own:
+                relayed = relay(self.Session, self.scorer.stream)
+                if relayed:
+                    done["relayed"] = relayed
+            done.update(self.scorer.round(threshold(self.settings), model, own=own))
+            self.metrics.stream_lag.set(self.scorer.stream.lag())
+        except Exception:  # noqa: BLE001 - redis errors: scored from the database this round
+            log.warning("the scoring stream failed", exc_info=True)
+            return False
+        self.metrics.scored.inc(done.get("scored", {}).get("activities", 0))
+        return True
+
     def _activities(self, now: float, wall: float | None, done: dict) -> None:
         """The ``activities`` group: each step reads what the one before wrote."""
         timed = self.metrics.timed
@@ -163,8 +187,9 @@ class Jobs:
             done.update(device_activities(self.Session, self.settings.device_idle_complete_s, model,
                                           threshold(self.settings), now=wall))
         with timed("scoring"):
-            score(self.Session, self.settings, model, done)
-        self.metrics.scored.inc(done.get("scored", {}).get("activities", 0))
+            if self.scorer is None or not self._score_from_stream(done, model, own=True):
+                score(self.Session, self.settings, model, done)
+                self.metrics.scored.inc(done.get("scored", {}).get("activities", 0))
         audit = now - self.audit_at >= HOUSEKEEPING_EVERY_S  # every ten minutes
         if audit:
             self.audit_at = now
@@ -249,6 +274,7 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
         devices = done.get("devices", {})
         closed = devices.get("completed", 0) + devices.get("discarded", 0)
         behind = (done.get("scored", {}).get("activities", 0) >= SCORE_BATCH or routed >= ROUTE_BATCH
+                  or done.get("scored", {}).get("taken", 0) >= TAKE
                   or done.get("badges", {}).get("athletes", 0) >= BADGE_BATCH
                   or done.get("challenges", {}).get("athletes", 0) >= ASSIGN_BATCH
                   or closed >= DEVICE_BATCH or devices.get("recomputed", 0) >= DEVICE_BATCH)

@@ -1,0 +1,197 @@
+"""Anomaly scoring shared by several workers through a Redis Stream and its consumer group.
+
+With Redis configured, the worker holding the ``activities`` group (``core.jobs.locks``)
+relays each completed activity that has no verdict yet into the stream ``tracker:scoring``
+(``relay``), and every worker reads it as one consumer of the group ``scorers`` (``score``):
+Redis hands each entry to one of them. The database stays the record of what is to score:
+
+- **at least once**: an entry is acknowledged only after its verdict is written (or found
+  written); a scorer that dies leaves its entries pending, and another claims those idle
+  for ``RECLAIM_IDLE_MS`` (``XAUTOCLAIM``). An activity still without a verdict
+  ``RELAY_AGAIN_S`` after it was relayed (its entry lost with a Redis restarted without
+  persistence) is relayed again;
+- **written once**: the verdict is written under the activity's lock only if it has none
+  (``core.anomaly.scoring``), so an entry delivered twice, or relayed twice, writes nothing
+  the second time. Crops and re-scorings write their own verdicts where they happen.
+
+Without Redis, the worker scores in its round as before (``core.anomaly.scoring.
+score_pending``), and so does the ``activities`` group's holder if Redis is unreachable.
+
+The stream is used through ``ActivityStream``'s five methods. Reading from Kafka instead is
+a class with the same methods: ``publish`` produces to a topic keyed by activity id,
+``take`` polls a consumer in the group ``scorers`` (auto-commit off), ``ack`` commits the
+offsets of the handled records, ``reclaim`` is empty (Kafka reassigns a dead consumer's
+partitions to the others, which read again from its last committed offset), and ``lag`` is
+the group's lag summed over partitions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import Protocol
+
+from sqlalchemy import select
+
+from core.activities.tables import Activity
+from core.anomaly.scoring import score_one
+from core.anomaly.tables import ActivityFlag
+
+log = logging.getLogger(__name__)
+
+STREAM = "tracker:scoring"
+GROUP = "scorers"
+RELAYED = "tracker:scoring:relayed:"  # + activity id: relayed recently, not again before it expires
+RELAY_AGAIN_S = 600
+RELAY_BATCH = 1000
+RECLAIM_IDLE_MS = 60_000
+TAKE = 50  # entries a scorer takes at a time
+MAX_LENGTH = 100_000  # the stream is trimmed to about this many entries
+
+
+class ActivityStream(Protocol):
+    def publish(self, activity_ids: list[int]) -> int: ...
+    def take(self, count: int) -> list[tuple[str, int]]: ...
+    def reclaim(self, idle_ms: int, count: int) -> list[tuple[str, int]]: ...
+    def ack(self, entry_ids: list[str]) -> None: ...
+    def lag(self) -> int: ...
+
+
+def consumer_name() -> str:
+    """This process's name in the group: host and process id."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class RedisActivityStream:
+    """``ActivityStream`` on a Redis Stream and its consumer group (made if missing)."""
+
+    def __init__(self, redis, consumer: str | None = None, stream: str = STREAM, group: str = GROUP):
+        self.redis, self.stream, self.group = redis, stream, group
+        self.consumer = consumer or consumer_name()
+        self._group_made = False
+
+    def _ensure_group(self) -> None:
+        if self._group_made:
+            return
+        try:
+            self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except Exception as exc:  # noqa: BLE001 - redis.ResponseError; the group exists already
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._group_made = True
+
+    def publish(self, activity_ids: list[int]) -> int:
+        self._ensure_group()
+        pipe = self.redis.pipeline(transaction=False)
+        for activity_id in activity_ids:
+            pipe.xadd(self.stream, {"activity": str(int(activity_id))}, maxlen=MAX_LENGTH, approximate=True)
+        pipe.execute()
+        return len(activity_ids)
+
+    @staticmethod
+    def _entries(found) -> list[tuple[str, int]]:
+        out = []
+        for entry_id, fields in found or []:
+            try:
+                out.append((entry_id, int((fields or {}).get("activity", ""))))
+            except ValueError:
+                out.append((entry_id, -1))  # not ours: acknowledged and left
+        return out
+
+    def take(self, count: int) -> list[tuple[str, int]]:
+        self._ensure_group()
+        answer = self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count)
+        return [e for _, entries in answer or [] for e in self._entries(entries)]
+
+    def reclaim(self, idle_ms: int, count: int) -> list[tuple[str, int]]:
+        self._ensure_group()
+        answer = self.redis.xautoclaim(self.stream, self.group, self.consumer, min_idle_time=idle_ms,
+                                       start_id="0-0", count=count)
+        return self._entries(answer[1] if answer else [])
+
+    def ack(self, entry_ids: list[str]) -> None:
+        if entry_ids:
+            self.redis.xack(self.stream, self.group, *entry_ids)
+
+    def lag(self) -> int:
+        """Entries not yet read by the group plus those read and not acknowledged."""
+        self._ensure_group()
+        for info in self.redis.xinfo_groups(self.stream):
+            if info.get("name") == self.group:
+                return int(info.get("lag") or 0) + int(info.get("pending") or 0)
+        return 0
+
+
+def relay(Session, stream: RedisActivityStream, batch: int = RELAY_BATCH) -> int:
+    """Put the completed activities without a verdict into the stream, oldest completion
+    first, each at most once per ``RELAY_AGAIN_S``; returns how many went in."""
+    with Session() as s:
+        ids = s.scalars(select(Activity.id).outerjoin(ActivityFlag, ActivityFlag.activity_id == Activity.id)
+                        .where(Activity.status == "completed", ActivityFlag.activity_id.is_(None))
+                        .order_by(Activity.completed_at, Activity.id).limit(batch)).all()
+    if not ids:
+        return 0
+    pipe = stream.redis.pipeline(transaction=False)
+    for activity_id in ids:
+        pipe.set(f"{RELAYED}{activity_id}", "1", nx=True, ex=RELAY_AGAIN_S)
+    fresh = [activity_id for activity_id, took in zip(ids, pipe.execute()) if took]
+    return stream.publish(fresh) if fresh else 0
+
+
+def score(Session, stream: ActivityStream, model, limit: float, count: int = TAKE,
+          reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> dict:
+    """Score what this consumer claims from dead consumers, then what it takes anew; each
+    entry acknowledged once its activity has a verdict (or is gone, or is not completed).
+    Returns ``{"taken", "written", "reclaimed"}``."""
+    claimed = stream.reclaim(reclaim_idle_ms, count)
+    entries = claimed + stream.take(max(count - len(claimed), 1))
+    written = 0
+    for entry_id, activity_id in entries:
+        if activity_id > 0:
+            written += score_one(Session, activity_id, model, limit)
+        stream.ack([entry_id])
+    return {"taken": len(entries), "written": written, "reclaimed": len(claimed)}
+
+
+class StreamScorer:
+    """A worker's part in the shared scoring: its stream, and the model it scores with
+    (the holder of ``activities`` passes the one it trains; the others load the saved one
+    when its file changes, and take nothing until there is one)."""
+
+    def __init__(self, settings, Session, redis):
+        self.settings, self.Session = settings, Session
+        self.stream = RedisActivityStream(redis)
+        self.take = TAKE
+        self._model, self._stamp = None, None
+
+    def saved_model(self):
+        from core.anomaly.model import ModelFileError
+        from core.anomaly.registry import MODEL_FILE, load_model, model_dir
+
+        path = model_dir(self.settings) / MODEL_FILE
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return self._model
+        if stamp != self._stamp:
+            try:
+                self._model, self._stamp = load_model(self.settings), stamp
+            except ModelFileError as exc:
+                log.warning("%s; scoring waits for the next model", exc)
+        return self._model
+
+    def round(self, limit: float, model=None, own: bool = False) -> dict:
+        """Score a batch from the stream with ``model`` if ``own`` (the trainer's: None scores
+        by the rules alone), else with the saved model, taking nothing while there is none."""
+        if not own:
+            model = self.saved_model()
+            if model is None:
+                return {}
+        began = time.monotonic()
+        done = score(self.Session, self.stream, model, limit, count=self.take)
+        if not done["taken"]:
+            return {}
+        return {"scored": {"activities": done["written"], "taken": done["taken"], "reclaimed": done["reclaimed"],
+                           "seconds": round(time.monotonic() - began, 3)}}

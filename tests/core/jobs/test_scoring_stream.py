@@ -1,0 +1,144 @@
+"""Anomaly scoring shared through a Redis Stream (``core.jobs.stream``), on a real Redis and
+a database of its own: the relay puts each completed activity without a verdict in once; a
+scorer process killed after taking entries leaves them pending, another claims and scores
+them; every activity gets exactly one verdict, duplicates write nothing, and the group ends
+with nothing pending. Two workers on one database share the stream's entries."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from core.accounts.users import create_user
+from core.activities.imports import record_track
+from core.anomaly.tables import ActivityFlag
+from core.jobs.stream import RedisActivityStream, relay, score
+from core.social.zone_attack import outing
+from tests.conftest import database_of_its_own
+
+ROOT = Path(__file__).resolve().parents[3]
+
+TAKE_AND_HANG = """
+import sys, time
+from core.jobs.stream import RedisActivityStream
+from core.social.leaderboards import connect_redis
+stream = RedisActivityStream(connect_redis(sys.argv[1]), consumer="doomed")
+print(" ".join(str(a) for _, a in stream.take(int(sys.argv[2]))), flush=True)
+time.sleep(600)  # scoring them, as far as anyone can tell
+"""
+
+
+def activities(Session, n: int) -> list[int]:
+    with Session() as s, s.begin():
+        user = create_user(s, f"streamer{random.randrange(10**6)}")
+        made = [record_track(s, user, outing(random.Random(k), 46.05, 14.5, 1.7e9 + 86400 * k), source="demo")
+                for k in range(n)]
+        return [a.id for a in made]
+
+
+def verdicts(Session) -> dict[int, int]:
+    with Session() as s:
+        return dict(s.execute(select(ActivityFlag.activity_id, func.count()).group_by(ActivityFlag.activity_id)).all())
+
+
+def test_a_killed_scorers_entries_are_claimed_and_each_activity_scored_once(tmp_path, redis_client):
+    url = os.environ["TRACKER_TEST_REDIS_URL"]
+    with database_of_its_own("sqlite", tmp_path, "stream") as Session:
+        ids = activities(Session, 12)
+        live = RedisActivityStream(redis_client, consumer="live")
+        assert relay(Session, live) == 12
+        assert relay(Session, live) == 0  # relayed already, not again before RELAY_AGAIN_S
+        doomed = subprocess.Popen([sys.executable, "-c", TAKE_AND_HANG, url, "5"], cwd=ROOT, stdout=subprocess.PIPE,
+                                  text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        try:
+            taken = [int(a) for a in doomed.stdout.readline().split()]
+            assert len(taken) == 5
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait(30)
+        finally:
+            doomed.kill()
+            doomed.wait(30)
+        pending = redis_client.xpending(live.stream, live.group)
+        assert pending["pending"] == 5 and {c["name"] for c in pending["consumers"]} == {"doomed"}
+
+        first = score(Session, live, None, 0.5, count=50, reclaim_idle_ms=60_000)  # not idle long enough yet
+        assert (first["reclaimed"], first["written"]) == (0, 7)
+        time.sleep(0.3)
+        second = score(Session, live, None, 0.5, count=50, reclaim_idle_ms=200)
+        assert (second["reclaimed"], second["written"]) == (5, 5)
+        assert verdicts(Session) == dict.fromkeys(ids, 1)
+        assert live.lag() == 0 and redis_client.xpending(live.stream, live.group)["pending"] == 0
+
+        # Delivered again (a scorer that died after writing, before acknowledging; a relay
+        # after a Redis restart): nothing is written twice, and the entries are acknowledged.
+        live.publish(ids[:4] + [10**9])
+        again = score(Session, live, None, 0.5, count=50)
+        assert (again["taken"], again["written"]) == (5, 0)
+        assert verdicts(Session) == dict.fromkeys(ids, 1) and live.lag() == 0
+        redis_client.xadd(live.stream, {"activity": "not a number"})
+        assert score(Session, live, None, 0.5)["taken"] == 1 and live.lag() == 0
+
+
+def test_an_entry_lost_from_the_stream_is_relayed_again(tmp_path, redis_client, monkeypatch):
+    import core.jobs.stream as stream_module
+
+    with database_of_its_own("sqlite", tmp_path, "stream") as Session:
+        ids = activities(Session, 3)
+        live = RedisActivityStream(redis_client, consumer="live")
+        monkeypatch.setattr(stream_module, "RELAY_AGAIN_S", 1)
+        assert relay(Session, live) == 3
+        redis_client.xtrim(live.stream, maxlen=0)  # lost: a Redis restarted without its data
+        assert score(Session, live, None, 0.5)["taken"] == 0
+        time.sleep(1.5)
+        assert relay(Session, live) == 3
+        assert score(Session, live, None, 0.5)["written"] == 3
+        assert verdicts(Session) == dict.fromkeys(ids, 1)
+
+
+def test_two_workers_share_the_stream_and_score_each_activity_once(tmp_path, redis_client, monkeypatch):
+    """Two workers' rounds (each its own locks and consumer) on one database: the holder of
+    ``activities`` relays and scores with the model it keeps, the other with the saved one
+    (none saved: it takes nothing); each takes a share, no activity is scored twice."""
+    import numpy as np
+
+    from core.anomaly.model import PopulationModel
+    from core.anomaly.registry import MODEL_FILE, model_dir
+    from core.anomaly.training import feature_rows
+    from core.config import load_settings
+    from core.jobs.locks import JobLocks
+    from core.jobs.worker import Jobs
+    from core.synthetic.tracks import generated
+
+    monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path / "data"))
+    settings = load_settings()
+    rows = feature_rows([(t, t.sport) for t in generated(60)])
+    model = PopulationModel.train({s: np.array(r) for s, r in rows.items()})
+    with database_of_its_own("sqlite", tmp_path, "stream") as Session:
+        ids = activities(Session, 8)
+        engine = Session.kw["bind"]
+        one = Jobs(settings, Session, redis_client, locks=JobLocks(engine))
+        two = Jobs(settings, Session, redis_client, locks=JobLocks(engine))
+        one.keeper.current = lambda now, done: model  # the model the holder keeps, without a day's training
+        for jobs, name in ((one, "one"), (two, "two")):
+            jobs.scorer.stream.consumer, jobs.scorer.take = name, 3
+        try:
+            first = one.round()
+            assert first["relayed"] == 8 and first["scored"]["activities"] == 3
+            assert "scored" not in two.round()  # no saved model yet: it leaves the entries to others
+            model.save(model_dir(settings) / MODEL_FILE)
+            assert two.round()["scored"]["activities"] == 3
+            assert one.round()["scored"]["activities"] == 2
+            assert "scored" not in two.round()
+            assert verdicts(Session) == dict.fromkeys(ids, 1)
+            assert one.scorer.stream.lag() == 0
+            assert two.metrics.held.labels("activities")._value.get() == 0  # noqa: SLF001 - the gauge's value
+        finally:
+            one.locks.close()
+            two.locks.close()
