@@ -7,7 +7,11 @@ An athlete can hide
     zone's plus that distance, so it reaches at least the zone's radius beyond the point in
     every direction. Every activity is cut by the same circle: there is no per-activity
     noise for many activities to average out, and the centre that fitting a circle to where
-    tracks cross its edge finds is never the point;
+    tracks cross its edge finds is never the point. Past the circle, a route stays hidden
+    while the straight street it is on points back at the point (``_pointing``). And an
+    activity whose first or last visible point lies near the zone's point shows others no
+    map, at random (``map_kept``): routes leave the circle near the point more often than
+    far from it, so the visible ends of all of them would average out near it;
   * **the ends** of every activity: the first and last ``hide_ends_m`` metres of the path
     (up to a mile);
   * **the whole map** of every activity.
@@ -50,7 +54,11 @@ OFFSET_SHARE = (1.2, 1.6)  # the hidden circle's centre lies this many times OFF
 OFFSET_BASE_M = 400.0  # or the zone's radius, if larger
 METRES_PER_DEGREE = 111_320.0
 MAX_STEP_M = 100.0  # the most one step between fixes adds to the path along which ends are hidden
-MAP_KEPT_FROM = 1.2  # a visible end this many hidden radii or more from a zone's point always shows
+MAP_KEPT_FROM = 1.4  # a visible end this many hidden radii or more from a zone's point always shows
+LINE_CLEAR_M = 300.0  # a straight visible leg whose line passes this far or more from a zone's point always shows
+LEGS_M = (30.0, 60.0, 120.0, 240.0)  # the visible legs whose lines are checked
+STRAIGHT = 0.95
+POINTING_MAX_M = 1500.0  # how far past a zone's circle a route is followed to where it stops pointing at the point
 
 
 class PrivacyError(ValueError):
@@ -212,11 +220,55 @@ def _draw(circle: tuple[float, ...], key) -> float:
     """A number in [0, 1) fixed for one activity (``key``) and one zone, that nobody without
     the zone's secret hidden circle can work out."""
     secret = repr(tuple(float(x) for x in circle)).encode()[:64]
-    digest = hashlib.blake2b(repr(key).encode(), key=secret, digest_size=8).digest()
+    if isinstance(key, (int, np.integer)):  # an id, whatever integer type it comes as
+        message = int(key).to_bytes(16, "big", signed=True)
+    else:
+        message = repr(key).encode()
+    digest = hashlib.blake2b(message, key=secret, digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2.0 ** 64
 
 
-def map_kept(circle: tuple[float, ...], ends: list[tuple[float, float]], key) -> bool:
+def _line_miss_m(lat: np.ndarray, lon: np.ndarray, plat: float, plon: float) -> float:
+    """How near to the point (metres) the lines along the straight ones of the first
+    ``LEGS_M`` of this visible path pass, drawn back from its first point (inf if none)."""
+    north = (lat - plat) * METRES_PER_DEGREE
+    east = ((lon - plon + 180.0) % 360.0 - 180.0) * METRES_PER_DEGREE * math.cos(math.radians(plat))
+    along = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(north), np.diff(east)))])
+    nearest = math.inf
+    for leg in LEGS_M:
+        k = int(np.searchsorted(along, leg))
+        if k >= len(along) or along[k] < 0.8 * leg:
+            break
+        dn, de = north[k] - north[0], east[k] - east[0]
+        chord = math.hypot(dn, de)
+        if chord < STRAIGHT * along[k]:
+            continue
+        nearest = min(nearest, abs(dn * east[0] - de * north[0]) / chord)
+    return nearest
+
+
+def _pointing(la: np.ndarray, lo: np.ndarray, hide: np.ndarray, plat: float, plon: float,
+              start: bool, end: bool) -> np.ndarray:
+    """The visible points, next to a cut end, to hide as well: while the straight leg that
+    begins there would, drawn back, pass within ``LINE_CLEAR_M`` of the zone's point (a
+    street through the home points at it), up to ``POINTING_MAX_M`` along the path."""
+    more = np.zeros(len(la), dtype=bool)
+    shown = np.flatnonzero(~hide)
+    for wanted, order in ((start, shown), (end, shown[::-1])):
+        if not wanted or order.size < 2:
+            continue
+        north = (la[order] - plat) * METRES_PER_DEGREE
+        east = ((lo[order] - plon + 180.0) % 360.0 - 180.0) * METRES_PER_DEGREE * math.cos(math.radians(plat))
+        along = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(north), np.diff(east)))])
+        k = 0
+        while k < len(order) - 1 and along[k] <= POINTING_MAX_M and _line_miss_m(
+                la[order[k:k + 200]], lo[order[k:k + 200]], plat, plon) < LINE_CLEAR_M:
+            k += 1
+        more[order[:k]] = True
+    return more
+
+
+def map_kept(circle: tuple[float, ...], ends: list[tuple[float, float]], key, legs=()) -> bool:
     """Whether an activity cut by this zone's circle shows others its map, given the visible
     ends the circle cut it to (its first visible point if it started inside, its last if it
     ended inside). An end lying ``d`` from the zone's point, closer than ``MAP_KEPT_FROM``
@@ -229,7 +281,9 @@ def map_kept(circle: tuple[float, ...], ends: list[tuple[float, float]], key) ->
     start). So the mean of many activities' visible ends lies near the zone's point, however
     the circle is drawn. Showing each end with a probability that grows with its distance
     from the point evens that out: what is shown leaves the circle around its whole edge,
-    and its mean moves to the circle's secret centre. The cost: about half the activities
+    and its mean moves to the circle's secret centre. A visible leg (``legs``: the visible
+    path from each cut end) whose line still passes near the point, past ``_pointing``'s
+    reach, lowers the chance the same way. The cost: half to two thirds of the activities
     that start or end in a 400 m zone show others no map (``python -m bench.privacy_attack``
     prints the share). A circle without the zone's point keeps every map."""
     if len(circle) < 5 or not ends or MAP_KEPT_FROM <= 0:
@@ -239,15 +293,18 @@ def map_kept(circle: tuple[float, ...], ends: list[tuple[float, float]], key) ->
     chance = 1.0
     for lat, lon in ends:
         chance *= min(1.0, float(_metres_from(np.array([lat]), np.array([lon]), plat, plon)[0]) / reach)
+    for lat, lon in legs:  # a straight leg drawn back through the point would point at it
+        chance *= min(1.0, _line_miss_m(lat, lon, plat, plon) / LINE_CLEAR_M)
     return _draw(circle, key) < chance
 
 
-def hidden_mask(hiding: Hiding, lat: np.ndarray, lon: np.ndarray, key=None) -> np.ndarray:
+def hidden_mask(hiding: Hiding, lat: np.ndarray, lon: np.ndarray, key=None, draw: bool = True) -> np.ndarray:
     """Which of these positions, in recorded order, others may not see. A point without a
     position goes with the positioned point before it (the first ones with the one after).
 
     ``key`` names the activity (its id) for ``map_kept``'s draw, so that every surface and
-    both storage tiers hide the same; without one, the first position stands for it."""
+    both storage tiers hide the same; without one, the first position stands for it. Without
+    ``draw``, the cut alone (what a map kept would show: its figures are shown either way)."""
     lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
     n = len(lat)
     if hiding.whole_map:
@@ -272,34 +329,41 @@ def hidden_mask(hiding: Hiding, lat: np.ndarray, lon: np.ndarray, key=None) -> n
         steps = np.minimum(segment_lengths_m(la, lo), MAX_STEP_M)
         along = np.concatenate([[0.0], np.cumsum(steps)])
         hide |= (along < hiding.ends_m) | (along[-1] - along < hiding.ends_m)
+    for circle, start, end in cut_ends:  # past the straight legs whose lines point at the zone's point
+        if len(circle) >= 5 and (start or end):
+            hide |= _pointing(la, lo, hide, circle[3], circle[4], start, end)
     shown = np.flatnonzero(~hide)
-    if shown.size:
+    if shown.size and draw:
         first, last = (la[shown[0]], lo[shown[0]]), (la[shown[-1]], lo[shown[-1]])
         if key is None:
             key = (round(float(la[0]), 6), round(float(lo[0]), 6))
+        head = shown[:200]  # the visible path from its first point, and back from its last
+        tail = shown[::-1][:200]
         for circle, start, end in cut_ends:
             ends = ([first] if start else []) + ([last] if end else [])
-            if not map_kept(circle, ends, key):
+            legs = ([(la[head], lo[head])] if start else []) + ([(la[tail], lo[tail])] if end else [])
+            if not map_kept(circle, ends, key, legs):
                 return np.ones(n, dtype=bool)
     # Each point takes the state of the last positioned point at or before it.
     owner = np.maximum(np.searchsorted(idx, np.arange(n), side="right") - 1, 0)
     return hide[owner]
 
 
-def _kept(hiding: Hiding, lat: np.ndarray, lon: np.ndarray, key=None) -> np.ndarray:
+def _kept(hiding: Hiding, lat: np.ndarray, lon: np.ndarray, key=None, draw: bool = True) -> np.ndarray:
     """Which points others see: none at all when fewer than two positions would be left (a
     lone point is no map, and would only mark a spot)."""
-    keep = ~hidden_mask(hiding, lat, lon, key)
+    keep = ~hidden_mask(hiding, lat, lon, key, draw)
     if int((keep & np.isfinite(np.asarray(lat, dtype=float))).sum()) < 2:
         keep[:] = False
     return keep
 
 
-def visible_track(hiding: Hiding, track: Track, key=None) -> Track:
-    """The track as others may see it: hidden points taken out (``key``: the activity's id)."""
+def visible_track(hiding: Hiding, track: Track, key=None, draw: bool = True) -> Track:
+    """The track as others may see it: hidden points taken out (``key``: the activity's id;
+    ``draw``: see ``hidden_mask``)."""
     if not hiding:
         return track
-    return track.take(_kept(hiding, track.lat, track.lon, key))
+    return track.take(_kept(hiding, track.lat, track.lon, key, draw))
 
 
 def visible_positions(hiding: Hiding, lat: np.ndarray, lon: np.ndarray,
@@ -342,9 +406,12 @@ def figures_of_track(track: Track, pauses: list[tuple[float, float]] | None = No
 
 def shown_figures(s: Session, viewer_id: int | None, activities) -> dict:
     """For each activity of which something is hidden from ``viewer_id``: the figures to show
-    instead of the stored ones (``figures_of_track`` of what is left). Activities whose
-    stored figures stand are missing: nothing hidden, or nothing left to draw (the whole map
-    hidden, or every point in a zone), where the figures locate nothing."""
+    instead of the stored ones (``figures_of_track`` of what is left). An activity whose map
+    the draw withholds (``map_kept``) shows the figures of what its map would show: its
+    stored ones, set against those of the same route with a map, would tell how much is
+    hidden. Activities whose stored figures stand are missing: nothing hidden, or nothing
+    left to draw (the whole map hidden, or every point in a zone), where the figures locate
+    nothing."""
     from core.activities.summary import pause_intervals
     from core.storage.points import stored_track
 
@@ -357,7 +424,7 @@ def shown_figures(s: Session, viewer_id: int | None, activities) -> dict:
             continue
         if hiding.whole_map:  # no map: nothing drawn locates anything, the figures stand
             continue
-        seen = visible_track(hiding, stored_track(s, a), a.id)
+        seen = visible_track(hiding, stored_track(s, a), a.id, draw=False)
         if int(np.isfinite(seen.lat).sum()) < 2:
             continue  # nothing left to draw: the figures locate nothing, and stand
         out[a.id] = figures_of_track(seen, pause_intervals(s, a))

@@ -8,7 +8,12 @@ An attacker sees 20 activities that start and end at one home, as another athlet
 * ``distances``: draw, around the first and last visible points, circles whose radius is the
   hidden distance (displayed distance less the visible path, half to each end) and take the
   point closest to all of them (Dhondt et al., CCS 2022);
-* ``centroid``: the mean of the first and last visible points.
+* ``centroid``: the mean of the first and last visible points;
+* ``lines``: extend each activity's first and last visible legs (their first and last
+  120 m, when straight) back into the hidden area and take the point nearest to most of
+  these lines (least squares, reweighted to let the lines that miss go). Streets through a
+  home point at it. Not one of the published methods, and the hiding does not hold against
+  it on straight streets (``python -m bench.privacy_attack``).
 
 ``trial`` runs all three against one simulated athlete under a hiding scheme: ``"zone"``
 is ``core.social.privacy`` (a secretly offset circle, maps kept at random by how near the
@@ -35,7 +40,10 @@ from core.social.privacy import METRES_PER_DEGREE, Hiding, figures_of_track, hid
 from core.tracks.geo import track_length_m
 from core.tracks.track import Track
 
-METHODS = ("edges", "distances", "centroid")
+METHODS = ("edges", "distances", "centroid", "lines")
+PUBLISHED = ("edges", "distances", "centroid")
+LEG_M = 120.0  # the visible leg a line is drawn along
+STRAIGHT = 0.95  # a leg counts when its ends are this share of its path apart
 SCHEMES = ("zone", "naive")
 ACTIVITIES = 20
 CLOSE_M = 200.0  # an estimate within this of the home found it
@@ -139,6 +147,39 @@ def _closest_to_circles(x: np.ndarray, y: np.ndarray, r: np.ndarray) -> tuple[fl
     return float(fit.x[0]), float(fit.x[1])
 
 
+def _leg(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The line along the first ``LEG_M`` of a visible path (point, unit direction), or
+    None when that stretch is not straight."""
+    steps = np.hypot(np.diff(x), np.diff(y))
+    along = np.concatenate([[0.0], np.cumsum(steps)])
+    k = int(np.searchsorted(along, LEG_M))
+    if k >= len(x) or along[k] < 0.8 * LEG_M:
+        return None
+    chord = np.array([x[k] - x[0], y[k] - y[0]])
+    if np.hypot(*chord) < STRAIGHT * along[k]:
+        return None
+    return np.array([x[0], y[0]]), chord / np.hypot(*chord)
+
+
+def _nearest_to_lines(lines: list[tuple[np.ndarray, np.ndarray]], start: np.ndarray) -> tuple[float, float]:
+    """The point nearest to most of the lines: least squares over their perpendicular
+    distances, reweighted (Cauchy, 100 m) so that lines far from it count less."""
+    at = start
+    for _ in range(20):
+        a, b = np.zeros((2, 2)), np.zeros(2)
+        for p, d in lines:
+            proj = np.eye(2) - np.outer(d, d)
+            off = proj @ (at - p)
+            w = 1.0 / (1.0 + (np.hypot(*off) / 100.0) ** 2)
+            a += w * proj
+            b += w * proj @ p
+        try:
+            at = np.linalg.solve(a, b)
+        except np.linalg.LinAlgError:
+            break
+    return float(at[0]), float(at[1])
+
+
 def trial(seed: int, radius_m: float, scheme: str, activities: int = ACTIVITIES,
           family: str = "wander") -> dict[str, float]:
     """How far (metres) each method's estimate lands from the home of one simulated athlete,
@@ -152,7 +193,7 @@ def trial(seed: int, radius_m: float, scheme: str, activities: int = ACTIVITIES,
         hiding = Hiding(((lat0, lon0, radius_m),))
     else:
         raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}")
-    ends, hidden, maps = [], [], 0
+    ends, hidden, maps, lines = [], [], 0, []
     for k in range(activities):
         track = route(rng, lat0, lon0, 1.7e9 + 86400 * k)
         seen = visible_track(hiding, track, key=(seed, k))
@@ -165,11 +206,15 @@ def trial(seed: int, radius_m: float, scheme: str, activities: int = ACTIVITIES,
         gap = max(0.0, float(shown) - track_length_m(lat, lon))
         ends += [(lat[0], lon[0]), (lat[-1], lon[-1])]
         hidden += [gap / 2, gap / 2]
+        px, py = _xy(lat, lon, lat0, lon0)
+        lines += [leg for leg in (_leg(px, py), _leg(px[::-1], py[::-1])) if leg is not None]
     if len(ends) < 3:
         return {**dict.fromkeys(METHODS, math.inf), "maps": maps / activities}
     x, y = _xy([p[0] for p in ends], [p[1] for p in ends], lat0, lon0)
     estimates = {"edges": _circle_fit(x, y), "distances": _closest_to_circles(x, y, np.array(hidden)),
-                 "centroid": (float(x.mean()), float(y.mean()))}
+                 "centroid": (float(x.mean()), float(y.mean())),
+                 "lines": (_nearest_to_lines(lines, np.array([x.mean(), y.mean()])) if len(lines) >= 3
+                           else (math.inf, math.inf))}
     return {**{m: math.hypot(*estimates[m]) for m in METHODS}, "maps": maps / activities}
 
 

@@ -144,8 +144,9 @@ st.caption("What you hide here nobody else sees on any activity, past or new: no
            "files, feed sketches, the live view or routes, and the distance, times and elevation they are shown "
            "leave the hidden part out. A zone hides more than its circle: the hidden area lies around a point "
            "drawn at random well away from yours, so that where your activities appear does not point at it. "
-           "And an activity that leaves the hidden area near your point shows others no map, at random: about "
-           "half of those that start or end in a 400 m zone.")
+           "A route stays hidden past it while the street it is on points back at your point, and an activity "
+           "that leaves it near your point shows others no map, at random: half to two thirds of those that "
+           "start or end in a 400 m zone.")
 
 
 def new_zone() -> None:
