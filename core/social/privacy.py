@@ -58,6 +58,7 @@ MAP_KEPT_FROM = 1.4  # a visible end this many hidden radii or more from a zone'
 LINE_CLEAR_M = 300.0  # a straight visible leg whose line passes this far or more from a zone's point always shows
 LEGS_M = (30.0, 60.0, 120.0, 240.0)  # the visible legs whose lines are checked
 STRAIGHT = 0.95
+LEG_WINDOW = 200  # points a leg looks ahead at most
 POINTING_MAX_M = 1500.0  # how far past a zone's circle a route is followed to where it stops pointing at the point
 
 
@@ -187,10 +188,16 @@ def hiding_for(s: Session, viewer_id: int | None, owner_id: int) -> Hiding:
 # Cutting points
 
 
+def _north_east(lat: np.ndarray, lon: np.ndarray, clat: float, clon: float) -> tuple[np.ndarray, np.ndarray]:
+    """Metres north and east of (``clat``, ``clon``), across the antimeridian too."""
+    north = (np.asarray(lat, dtype=float) - clat) * METRES_PER_DEGREE
+    east = ((np.asarray(lon, dtype=float) - clon + 180.0) % 360.0 - 180.0) * METRES_PER_DEGREE * math.cos(
+        math.radians(clat))
+    return north, east
+
+
 def _metres_from(lat: np.ndarray, lon: np.ndarray, clat: float, clon: float) -> np.ndarray:
-    north = (lat - clat) * METRES_PER_DEGREE
-    east = ((lon - clon + 180.0) % 360.0 - 180.0) * METRES_PER_DEGREE * math.cos(math.radians(clat))
-    return np.hypot(north, east)
+    return np.hypot(*_north_east(lat, lon, clat, clon))
 
 
 def _circle_cut(away: np.ndarray, radius: float) -> np.ndarray:
@@ -228,22 +235,23 @@ def _draw(circle: tuple[float, ...], key) -> float:
     return int.from_bytes(digest, "big") / 2.0 ** 64
 
 
-def _line_miss_m(lat: np.ndarray, lon: np.ndarray, plat: float, plon: float) -> float:
-    """How near to the point (metres) the lines along the straight ones of the first
-    ``LEGS_M`` of this visible path pass, drawn back from its first point (inf if none)."""
-    north = (lat - plat) * METRES_PER_DEGREE
-    east = ((lon - plon + 180.0) % 360.0 - 180.0) * METRES_PER_DEGREE * math.cos(math.radians(plat))
+def _line_misses(north: np.ndarray, east: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """For each index in ``starts`` of a path (metres north and east of a zone's point): how
+    near to the point the lines along the straight ones of the ``LEGS_M`` of path that begin
+    there pass, drawn back (inf where none is straight, or the path is too short). A leg
+    looks at most ``LEG_WINDOW`` points ahead."""
     along = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(north), np.diff(east)))])
-    nearest = math.inf
+    nearest = np.full(len(starts), np.inf)
+    limit = np.minimum(len(along), starts + LEG_WINDOW)
     for leg in LEGS_M:
-        k = int(np.searchsorted(along, leg))
-        if k >= len(along) or along[k] < 0.8 * leg:
-            break
-        dn, de = north[k] - north[0], east[k] - east[0]
-        chord = math.hypot(dn, de)
-        if chord < STRAIGHT * along[k]:
-            continue
-        nearest = min(nearest, abs(dn * east[0] - de * north[0]) / chord)
+        k = np.searchsorted(along, along[starts] + leg)
+        ok = k < limit
+        k = np.where(ok, k, starts)
+        dn, de = north[k] - north[starts], east[k] - east[starts]
+        chord = np.hypot(dn, de)
+        ok &= (chord > 0) & (chord >= STRAIGHT * (along[k] - along[starts]))
+        miss = np.abs(dn * east[starts] - de * north[starts]) / np.where(chord > 0, chord, 1.0)
+        nearest = np.where(ok, np.minimum(nearest, miss), nearest)
     return nearest
 
 
@@ -257,13 +265,12 @@ def _pointing(la: np.ndarray, lo: np.ndarray, hide: np.ndarray, plat: float, plo
     for wanted, order in ((start, shown), (end, shown[::-1])):
         if not wanted or order.size < 2:
             continue
-        north = (la[order] - plat) * METRES_PER_DEGREE
-        east = ((lo[order] - plon + 180.0) % 360.0 - 180.0) * METRES_PER_DEGREE * math.cos(math.radians(plat))
+        north, east = _north_east(la[order], lo[order], plat, plon)
         along = np.concatenate([[0.0], np.cumsum(np.hypot(np.diff(north), np.diff(east)))])
-        k = 0
-        while k < len(order) - 1 and along[k] <= POINTING_MAX_M and _line_miss_m(
-                la[order[k:k + 200]], lo[order[k:k + 200]], plat, plon) < LINE_CLEAR_M:
-            k += 1
+        reach = np.arange(int(np.searchsorted(along, POINTING_MAX_M, side="right")))
+        reach = reach[reach < len(order) - 1]
+        clear = _line_misses(north, east, reach) >= LINE_CLEAR_M
+        k = int(np.argmax(clear)) if clear.any() else len(reach)
         more[order[:k]] = True
     return more
 
@@ -294,7 +301,8 @@ def map_kept(circle: tuple[float, ...], ends: list[tuple[float, float]], key, le
     for lat, lon in ends:
         chance *= min(1.0, float(_metres_from(np.array([lat]), np.array([lon]), plat, plon)[0]) / reach)
     for lat, lon in legs:  # a straight leg drawn back through the point would point at it
-        chance *= min(1.0, _line_miss_m(lat, lon, plat, plon) / LINE_CLEAR_M)
+        north, east = _north_east(lat, lon, plat, plon)
+        chance *= min(1.0, float(_line_misses(north, east, np.zeros(1, dtype=int))[0]) / LINE_CLEAR_M)
     return _draw(circle, key) < chance
 
 
@@ -337,8 +345,8 @@ def hidden_mask(hiding: Hiding, lat: np.ndarray, lon: np.ndarray, key=None, draw
         first, last = (la[shown[0]], lo[shown[0]]), (la[shown[-1]], lo[shown[-1]])
         if key is None:
             key = (round(float(la[0]), 6), round(float(lo[0]), 6))
-        head = shown[:200]  # the visible path from its first point, and back from its last
-        tail = shown[::-1][:200]
+        head = shown[:LEG_WINDOW]  # the visible path from its first point, and back from its last
+        tail = shown[::-1][:LEG_WINDOW]
         for circle, start, end in cut_ends:
             ends = ([first] if start else []) + ([last] if end else [])
             legs = ([(la[head], lo[head])] if start else []) + ([(la[tail], lo[tail])] if end else [])
