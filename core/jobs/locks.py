@@ -110,15 +110,22 @@ class JobLocks:
         path = self.lock_path(job)
         if path is None:
             return True
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:  # a read-only folder, a path taken, no descriptors left: not run here now
+            log.warning("cannot open the lock file of %s (%s): another worker may run it", job, exc)
+            return False
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
             return False
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._files[job] = fd
+        self._files[job] = fd  # held from here, whatever writing the holder's pid does
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except OSError:
+            pass  # the pid is only for people looking
         return True
 
     # ---------------------------------------------------------------------------------------

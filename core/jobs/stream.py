@@ -82,6 +82,20 @@ class RedisActivityStream:
                 raise
         self._group_made = True
 
+    def _grouped(self, call):
+        """``call()`` with the group made first, and made again once if Redis lost it (a
+        restart without its data, a flush): the relay's next entries recreate the stream
+        without the group, and reading would fail until this process ended."""
+        self._ensure_group()
+        try:
+            return call()
+        except Exception as exc:  # noqa: BLE001 - redis.ResponseError NOGROUP; anything else is raised
+            if "NOGROUP" not in str(exc):
+                raise
+        self._group_made = False
+        self._ensure_group()
+        return call()
+
     def publish(self, activity_ids: list[int]) -> int:
         self._ensure_group()
         pipe = self.redis.pipeline(transaction=False)
@@ -101,14 +115,13 @@ class RedisActivityStream:
         return out
 
     def take(self, count: int) -> list[tuple[str, int]]:
-        self._ensure_group()
-        answer = self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count)
+        answer = self._grouped(lambda: self.redis.xreadgroup(self.group, self.consumer, {self.stream: ">"},
+                                                             count=count))
         return [e for _, entries in answer or [] for e in self._entries(entries)]
 
     def reclaim(self, idle_ms: int, count: int) -> list[tuple[str, int]]:
-        self._ensure_group()
-        answer = self.redis.xautoclaim(self.stream, self.group, self.consumer, min_idle_time=idle_ms,
-                                       start_id="0-0", count=count)
+        answer = self._grouped(lambda: self.redis.xautoclaim(self.stream, self.group, self.consumer,
+                                                             min_idle_time=idle_ms, start_id="0-0", count=count))
         return self._entries(answer[1] if answer else [])
 
     def ack(self, entry_ids: list[str]) -> None:
@@ -117,8 +130,7 @@ class RedisActivityStream:
 
     def lag(self) -> int:
         """Entries not yet read by the group plus those read and not acknowledged."""
-        self._ensure_group()
-        for info in self.redis.xinfo_groups(self.stream):
+        for info in self._grouped(lambda: self.redis.xinfo_groups(self.stream)):
             if info.get("name") == self.group:
                 return int(info.get("lag") or 0) + int(info.get("pending") or 0)
         return 0
@@ -150,7 +162,11 @@ def score(Session, stream: ActivityStream, model, limit: float, count: int = TAK
     written = 0
     for entry_id, activity_id in entries:
         if activity_id > 0:
-            written += score_one(Session, activity_id, model, limit)
+            try:
+                written += score_one(Session, activity_id, model, limit)
+            except Exception:  # noqa: BLE001 - left pending, claimed again later; the others go on
+                log.exception("scoring activity %s failed", activity_id)
+                continue
         stream.ack([entry_id])
     return {"taken": len(entries), "written": written, "reclaimed": len(claimed)}
 

@@ -57,6 +57,8 @@ import signal
 import threading
 import time
 
+from redis.exceptions import RedisError
+
 from core.anomaly.calibration import threshold
 from core.challenges.churn_store import current_model
 from core.config import load_settings
@@ -172,7 +174,7 @@ class Jobs:
                     done["relayed"] = relayed
             done.update(self.scorer.round(threshold(self.settings), model, own=own))
             self.metrics.stream_lag.set(self.scorer.stream.lag())
-        except Exception:  # noqa: BLE001 - redis errors: scored from the database this round
+        except RedisError:  # scored from the database this round; other errors fail the round
             log.warning("the scoring stream failed", exc_info=True)
             return False
         self.metrics.scored.inc(done.get("scored", {}).get("activities", 0))

@@ -60,6 +60,20 @@ def test_one_holder_per_group_until_it_lets_go(url):
         b.close()
 
 
+def test_a_lock_file_that_cannot_be_opened_leaves_the_group_to_others(tmp_path):
+    """A folder where the lock file should be (or a read-only data folder): the worker does
+    not run the group, and says why, instead of failing its whole round."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    locks = JobLocks(engine)
+    try:
+        locks.lock_path("tiers").mkdir()
+        assert not locks.mine("tiers") and locks.held == set()
+        assert locks.mine("housekeeping")
+    finally:
+        locks.close()
+        engine.dispose()
+
+
 def test_a_killed_holder_hands_its_group_over(url):
     holder = subprocess.Popen([sys.executable, "-c", HOLD, url, "tiers"], cwd=ROOT, stdout=subprocess.PIPE, text=True,
                               env=dict(os.environ, PYTHONPATH=str(ROOT)))

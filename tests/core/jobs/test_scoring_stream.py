@@ -142,3 +142,42 @@ def test_two_workers_share_the_stream_and_score_each_activity_once(tmp_path, red
         finally:
             one.locks.close()
             two.locks.close()
+
+
+def test_a_redis_emptied_under_the_scorers_is_picked_up_again(tmp_path, redis_client):
+    """Redis restarted without its data (or flushed): the next relay recreates the stream
+    without the group, and the same scorer makes the group again instead of failing on
+    every read until its process ends."""
+    with database_of_its_own("sqlite", tmp_path, "stream") as Session:
+        ids = activities(Session, 4)
+        live = RedisActivityStream(redis_client, consumer="live")
+        assert relay(Session, live) == 4 and score(Session, live, None, 0.5, count=2)["written"] == 2
+        redis_client.flushdb()
+        assert relay(Session, live) == 2
+        assert score(Session, live, None, 0.5)["written"] == 2
+        assert verdicts(Session) == dict.fromkeys(ids, 1) and live.lag() == 0
+
+
+def test_an_activity_whose_scoring_fails_stays_pending_and_the_others_are_scored(tmp_path, redis_client,
+                                                                                monkeypatch):
+    import core.jobs.stream as stream_module
+
+    with database_of_its_own("sqlite", tmp_path, "stream") as Session:
+        ids = activities(Session, 4)
+        live = RedisActivityStream(redis_client, consumer="live")
+        relay(Session, live)
+        real = stream_module.score_one
+
+        def failing(Session, activity_id, model, limit):
+            if activity_id == ids[1]:
+                raise RuntimeError("the track cannot be read")
+            return real(Session, activity_id, model, limit)
+
+        monkeypatch.setattr(stream_module, "score_one", failing)
+        assert score(Session, live, None, 0.5)["written"] == 3
+        pending = redis_client.xpending(live.stream, live.group)
+        assert pending["pending"] == 1
+        monkeypatch.setattr(stream_module, "score_one", real)
+        time.sleep(0.3)
+        assert score(Session, live, None, 0.5, reclaim_idle_ms=200)["written"] == 1
+        assert verdicts(Session) == dict.fromkeys(ids, 1) and live.lag() == 0
