@@ -4,6 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INGEST_HOST ?= 127.0.0.1
 INGEST_PORT ?= 8765
+# INGEST_PROCESSES=N (N > 1) starts N ingest processes on INGEST_BACKEND_PORT and the ports
+# after it, behind HAProxy on INGEST_PORT (its statistics and metrics on BALANCER_STATS_PORT).
+INGEST_PROCESSES ?= 1
+INGEST_BACKEND_PORT ?= 8770
+BALANCER_STATS_PORT ?= 8769
 # The HTTP service: phone apps (OsmAnd protocol, OwnTracks) and the REST API (/api/v1).
 HTTP_PORT ?= 8766
 SIM_DEVICES ?= 3
@@ -42,11 +47,13 @@ run: setup
 	$(PY) -m core feed --user alice --limit 10
 	@echo
 	@echo "Starting the dashboard on http://$(DASHBOARD_ADDRESS):$(DASHBOARD_PORT), the ingest server on"
-	@echo "ws://$(INGEST_HOST):$(INGEST_PORT) (health: http://$(INGEST_HOST):$(INGEST_PORT)/healthz), the HTTP service"
+	@echo "ws://$(INGEST_HOST):$(INGEST_PORT) (health: http://$(INGEST_HOST):$(INGEST_PORT)/healthz; $(INGEST_PROCESSES) process(es),"
+	@echo "behind HAProxy when more than one), the HTTP service"
 	@echo "for phone apps and the REST API on http://$(INGEST_HOST):$(HTTP_PORT) (docs: /api/v1/docs), the worker,"
 	@echo "and $(SIM_DEVICES) simulated athletes recording live (and $(SIM_PHONES) with a phone app). Ctrl-C stops everything."
 	@bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \
-	  $(PY) -m realtime --host $(INGEST_HOST) --port $(INGEST_PORT) & \
+	  $(PY) -m realtime.balancer --processes $(INGEST_PROCESSES) --host $(INGEST_HOST) --port $(INGEST_PORT) \
+	    --backend-port $(INGEST_BACKEND_PORT) --stats-port $(BALANCER_STATS_PORT) & \
 	  $(PY) -m realtime.http --host $(INGEST_HOST) --port $(HTTP_PORT) & \
 	  $(PY) -m core worker & \
 	  $(VENV)/bin/streamlit run dashboard/app.py --server.port $(DASHBOARD_PORT) --server.address $(DASHBOARD_ADDRESS) & \
@@ -76,6 +83,8 @@ bench: setup
 	@if [ -n "$$TRACKER_BENCH_POSTGRES_URL" ]; then \
 	  $(PY) bench/ingest_backlog.py --postgres "$$TRACKER_BENCH_POSTGRES_URL"; fi
 	$(PY) bench/connections.py
+	@if command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; then $(PY) bench/ingest_balanced.py; \
+	  else echo "bench/ingest_balanced.py skipped: it needs HAProxy"; fi
 	$(PY) bench/dashboard.py
 	$(PY) -m bench.anomaly
 	$(PY) -m bench.routes

@@ -158,12 +158,13 @@ def point_message(device: Device, points: int, t0: float, every_s: float = 0.01,
 
 async def drive(port: int, devices: list[Device], seconds: float, points_per_message: int = 1,
                 interval_s: float | None = None, connect_spread_s: float = 0.0,
-                point_every_s: float = 0.01, speed_mps: float = 11.1) -> LoadResult:
+                point_every_s: float = 0.01, speed_mps: float = 11.1, on_ready=None) -> LoadResult:
     """Each device sends point messages (closed loop, or one every ``interval_s``) and waits for acks.
 
     Fixes are ``point_every_s`` apart in the track's own time (a phone logs one every 3 s on a
     ride, 5 s on a run) at ``speed_mps``; sync-mode loads pack them closer, as a device
-    catching up sends a long recording.
+    catching up sends a long recording. ``on_ready`` is called once every device is
+    connected, just before the first message, and again after the last ack.
     """
     from websockets.asyncio.client import connect
     result = LoadResult()
@@ -205,9 +206,13 @@ async def drive(port: int, devices: list[Device], seconds: float, points_per_mes
 
     tasks = [asyncio.create_task(one(d, k)) for k, d in enumerate(devices)]
     await ready.wait()
+    if on_ready is not None:
+        on_ready()
     began = time.monotonic()
     await asyncio.gather(*tasks)
     result.seconds = time.monotonic() - began
+    if on_ready is not None:
+        on_ready()
     return result
 
 

@@ -93,6 +93,10 @@ class GroupCommit:
         self.inflight: dict[ServerConnection, int] = {}
         # The newest batch each connection has waiting for the group commit.
         self.pending: dict[ServerConnection, PendingBatch] = {}
+        # Per activity, batches not yet acknowledged, and how many have been (the live state
+        # rebuilt from storage must not count a batch twice: realtime/live_state.py).
+        self.activity_unsettled: dict[int, int] = {}
+        self.activity_settled: dict[int, int] = {}
         self.metrics = IngestMetrics(queue_depth=lambda: len(self.queue), unsettled=lambda: self.unsettled)
 
     async def acknowledge(self, pending: PendingBatch, stored) -> None:
@@ -133,6 +137,7 @@ class GroupCommit:
         self.pending[ws] = pending
         self.queue.append(pending)
         self.unsettled += 1
+        self.activity_unsettled[info.id] = self.activity_unsettled.get(info.id, 0) + 1
         self.queued.set()
 
     async def settled(self, ws) -> None:
@@ -207,6 +212,11 @@ class GroupCommit:
             finally:
                 pending.settle()
                 self.unsettled -= 1
+                activity_id = pending.activity_id
+                self.activity_settled[activity_id] = self.activity_settled.get(activity_id, 0) + 1
+                left = self.activity_unsettled.pop(activity_id, 1) - 1
+                if left:
+                    self.activity_unsettled[activity_id] = left
                 waiting = self.inflight.get(pending.ws)
                 if waiting is not None:
                     self.inflight[pending.ws] = waiting - 1

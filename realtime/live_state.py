@@ -3,9 +3,17 @@ dashboard.
 
 An activity's row, its live stats, the live vehicle watch and its athlete's cue
 preferences stay in memory while messages touch it; dropped after ``ACTIVITY_IDLE_S``
-(or when it closes), they are rebuilt from storage when the device comes back, as after a
-reconnect to another process. With Redis configured, activities whose stats changed are
-published once a second for the dashboard's Live page.
+(or when it closes), they are rebuilt from storage when the device comes back.
+
+Behind a load balancer a device that reconnects may reach another process, and may later
+come back to this one after sending points elsewhere. So the state is rebuilt from storage
+whenever a connection sends its first message for an activity (``activity_on``), unless
+batches of that activity are still on their way to the database here (then this process
+holds the newest state). Storage is the one place every process agrees on: the distance,
+the cue marks and a vehicle stretch under way continue where they were.
+
+With Redis configured, activities whose stats changed are published once a second for the
+dashboard's Live page, by every process into the same keys.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from core.activities import live_board
 from core.activities.cues import CuePrefs
 from core.activities.lifecycle import OPEN_STATUSES, ActivityError
 from core.activities.live import LiveStats, replay_live
-from core.anomaly.live import VehicleWatch
+from core.anomaly.live import VehicleWatch, replay_watch
 from realtime.protocol import Point
 from realtime.store import ActivityInfo, Identity
 
@@ -47,17 +55,42 @@ class LiveState:
         self.watch: dict[int, VehicleWatch] = {}
         self.prefs: dict[int, CuePrefs] = {}
         self.touched: dict[int, float] = {}  # activity id -> when a message last touched it
+        # The activities each open connection has sent messages for (its first one rebuilds).
+        self.holding: dict[object, set[int]] = {}
 
-    async def activity_for(self, me: Identity, activity_id: int) -> ActivityInfo:
-        """The activity if it is the user's own, loading it (and its live state) on first use."""
+    async def activity_on(self, ws, me: Identity, activity_id: int) -> ActivityInfo:
+        """The activity for a message on ``ws``; on the connection's first message for it, its
+        state is rebuilt from storage (see the module docstring)."""
+        held = self.holding.get(ws)
+        if held is None or activity_id in held:
+            return await self.activity_for(me, activity_id)
+        info = await self.activity_for(me, activity_id, refresh=True)
+        held.add(activity_id)
+        return info
+
+    async def activity_for(self, me: Identity, activity_id: int, refresh: bool = False) -> ActivityInfo:
+        """The activity if it is the user's own, loading it (and its live state) on first use,
+        or with ``refresh`` again from storage."""
         info = self.activities.get(activity_id)
-        if info is None:
-            info, points, pauses = await self.db(self.store.activity, activity_id, me.user_id)
-            live = replay_live(info.sport, points, pauses, self.prefs.get(me.user_id, CuePrefs()))
-            live.due_cues()  # cues already spoken before a restart are not repeated
-            self.activities[activity_id] = info
-            self.live.setdefault(activity_id, live)
-            self.watch.setdefault(activity_id, VehicleWatch(info.sport))
+        if info is None or (refresh and not self.activity_unsettled.get(activity_id)):
+            generation = self.activity_settled.get(activity_id, 0)
+            stored, points, pauses = await self.db(self.store.activity, activity_id, me.user_id)
+            # A batch of it committed here meanwhile may be in what was read and in the
+            # state this process holds: the state held stays, as current as anything.
+            fresh = info is None or activity_id not in self.activities or (
+                not self.activity_unsettled.get(activity_id)
+                and self.activity_settled.get(activity_id, 0) == generation)
+            if fresh:
+                live = replay_live(stored.sport, points, pauses, self.prefs.get(me.user_id, CuePrefs()))
+                live.due_cues()  # cues already spoken (by this process or another) are not repeated
+                watch = replay_watch(stored.sport, points, pauses)
+                if activity_id in self.activities and not refresh:
+                    # Another message loaded it meanwhile: keep the state it made.
+                    live, watch = self.live.get(activity_id, live), self.watch.get(activity_id, watch)
+                self.activities[activity_id] = stored
+                self.live[activity_id] = live
+                self.watch[activity_id] = watch
+            info = self.activities[activity_id]
         if info.user_id != me.user_id:
             raise ActivityError(f"no activity {activity_id} for this user", "not_found")
         return info
@@ -117,6 +150,7 @@ class LiveState:
 
     def forget(self, activity_id: int) -> None:
         """Drop what this process keeps about an activity (rebuilt from storage if it returns)."""
+        self.activity_settled.pop(activity_id, None)
         self.activities.pop(activity_id, None)
         self.live.pop(activity_id, None)
         self.watch.pop(activity_id, None)

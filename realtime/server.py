@@ -103,6 +103,7 @@ class IngestServer(LiveState, GroupCommit, Watchers):
         bucket = TokenBucket(rate=self.rate_per_s, burst=max(self.rate_per_s * 2, 1))
         strikes = 0
         self.last_seen[ws] = time.monotonic()
+        self.holding[ws] = set()
         self.metrics.connections.inc()
         log.info("connected", extra={"user": me.username, "remote": str(ws.remote_address)})
         await ws.send(protocol.dumps(protocol.welcome_message(me.username)))
@@ -127,6 +128,7 @@ class IngestServer(LiveState, GroupCommit, Watchers):
         finally:
             self.metrics.connections.dec()
             self.last_seen.pop(ws, None)
+            self.holding.pop(ws, None)
             self.forget_connection(ws)
             log.info("disconnected", extra={"user": me.username})
 
@@ -142,8 +144,9 @@ class IngestServer(LiveState, GroupCommit, Watchers):
         try:
             if type(msg) is Points:  # the hot path: no coroutine of its own unless the activity is new here
                 info = self.activities.get(msg.activity_id)
-                if info is None or info.user_id != me.user_id:
-                    info = await self.activity_for(me, msg.activity_id)
+                held = self.holding.get(ws)
+                if info is None or info.user_id != me.user_id or (held is not None and info.id not in held):
+                    info = await self.activity_on(ws, me, msg.activity_id)
                 self.enqueue(ws, info, msg)
                 self.touched[info.id] = self.last_seen.get(ws, 0.0)
                 return
@@ -170,12 +173,14 @@ class IngestServer(LiveState, GroupCommit, Watchers):
     async def on_create(self, ws, me: Identity, msg: Create) -> None:
         info = await self.db(self.store.create, me.user_id, msg.sport, msg.title, msg.visibility, msg.client_ref)
         self.created(info)
+        if ws in self.holding:
+            self.holding[ws].add(info.id)
         log.info("created", extra={"user": me.username, "activity_id": info.id})
         await ws.send(protocol.dumps({"type": "created", "id": msg.id, "activity_id": info.id,
                                       "status": info.status, "client_ref": msg.client_ref}))
 
     async def on_status(self, ws, me: Identity, msg: Status) -> None:
-        before = (await self.activity_for(me, msg.activity_id)).status
+        before = (await self.activity_on(ws, me, msg.activity_id)).status
         self.touched[msg.activity_id] = time.monotonic()
         # The event's time, as stored: live stats pause by it, not by when the message came
         # (an offline device syncs its commands before its points).

@@ -9,6 +9,8 @@ re-arms once the speed has dropped well below the limit.
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections import deque
 
 from core.anomaly.limits import (
@@ -82,3 +84,19 @@ class VehicleWatch:
             "text": f"You are moving at {kmh:.0f} kilometres per hour, faster than {activity}. "
                     f"If you are in a vehicle, pause the activity.",
         }
+
+
+def replay_watch(sport: str, points, pauses: list[tuple[float, float]]) -> VehicleWatch:
+    """A watch rebuilt from stored points (t, lat, lon in time order) and pause intervals, as
+    after a reconnect to another ingest process: the fixes since the last resume, over the
+    last hold time and two windows, so that a stretch already warned about (by whichever
+    process saw it) is not warned about again, and one under way keeps its start."""
+    watch = VehicleWatch(sport)
+    since = max((end for _, end in pauses), default=-math.inf)  # a pause starts the watch afresh
+    if since == math.inf or not points:
+        return watch
+    since = max(since, points[-1][0] - watch.hold_s - 2 * WINDOW_S)
+    for t, lat, lon in points[bisect.bisect_left(points, since, key=lambda p: p[0]):]:
+        if lat == lat and lon == lon:  # NaN: a fix without a position
+            watch.add(t, lat, lon)
+    return watch

@@ -1,0 +1,204 @@
+"""``python -m realtime.balancer --processes N``: N ingest processes behind HAProxy.
+
+The balancer listens on ``--port`` (the devices' port) and spreads connections over the
+ingest processes, which listen on ``--backend-port`` and the ports after it, by least
+connections, with health checks on their ``/healthz`` (configuration: realtime/haproxy.cfg).
+A process that dies is started again after ``RESTART_AFTER_S``; meanwhile HAProxy sends its
+devices, as they reconnect, to the others. With ``--processes 1`` the one ingest process
+listens on ``--port`` itself, with no balancer: the layout of a single machine.
+
+SIGTERM or SIGINT stops the ingest processes (each commits and acknowledges what it has
+received, then closes its connections) and then HAProxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from realtime.health import healthy
+from realtime.logs import configure_logging
+
+log = logging.getLogger("realtime.balancer")
+
+CONFIG = Path(__file__).with_name("haproxy.cfg")
+RESTART_AFTER_S = 1.0
+START_TIMEOUT_S = 60.0
+MAX_CONNECTIONS = 200_000
+STOP_TIMEOUT_S = 40.0  # an ingest process drains for up to 30 s (realtime.server.DRAIN_TIMEOUT_S)
+
+
+class MissingBalancer(RuntimeError):
+    pass
+
+
+def haproxy_binary() -> str:
+    found = shutil.which("haproxy") or next(
+        (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if os.access(p, os.X_OK)), None)
+    if found is None:
+        raise MissingBalancer("more than one ingest process needs HAProxy in front of them "
+                              "(Debian: apt-get install haproxy)")
+    return found
+
+
+def write_config(folder: Path, backends: list[tuple[str, int]]) -> Path:
+    """realtime/haproxy.cfg with one server line per ingest process."""
+    lines = [CONFIG.read_text().rstrip("\n")]
+    lines += [f"    server ingest{i} {host}:{port}" for i, (host, port) in enumerate(backends, 1)]
+    path = folder / "haproxy.cfg"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def max_connections() -> int:
+    """Half the open-file limit (each device holds two descriptors in HAProxy), raised to its
+    hard limit first; at most ``MAX_CONNECTIONS``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    limit = MAX_CONNECTIONS if soft == resource.RLIM_INFINITY else (soft - 100) // 2
+    return max(1, min(MAX_CONNECTIONS, limit))
+
+
+def balancer_env(host: str, port: int, stats_port: int, threads: int = 1,
+                 env: dict[str, str] | None = None) -> dict[str, str]:
+    return dict(env if env is not None else os.environ, INGEST_BIND=f"{host}:{port}", BALANCER_STATS_BIND=f"{host}:{stats_port}",
+                BALANCER_THREADS=str(threads), BALANCER_MAXCONN=str(max_connections()))
+
+
+class Cluster:
+    """The ingest processes and HAProxy, started, watched and stopped together."""
+
+    def __init__(self, backend_ports: list[int], host: str, port: int, stats_port: int, server_args: list[str],
+                 threads: int = 1, env: dict[str, str] | None = None):
+        self.host, self.port, self.stats_port, self.threads = host, port, stats_port, threads
+        self.backends = [("127.0.0.1", p) for p in backend_ports]
+        self.server_args = server_args
+        self.env = dict(env if env is not None else os.environ)
+        self.ingest: list[subprocess.Popen | None] = [None] * len(backend_ports)
+        self.died_at: list[float | None] = [None] * len(backend_ports)
+        self.haproxy: subprocess.Popen | None = None
+        self.folder = Path(tempfile.mkdtemp(prefix="tracker-balancer-"))
+
+    def start_ingest(self, i: int) -> subprocess.Popen:
+        host, port = self.backends[i]
+        proc = subprocess.Popen([sys.executable, "-m", "realtime", "--host", host, "--port", str(port),
+                                 *self.server_args], env=self.env)
+        self.ingest[i] = proc
+        self.died_at[i] = None
+        return proc
+
+    def start(self) -> None:
+        binary = haproxy_binary()
+        for i in range(len(self.backends)):
+            self.start_ingest(i)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        for i, (host, port) in enumerate(self.backends):
+            while not healthy(f"http://{host}:{port}/healthz"):
+                if self.ingest[i].poll() is not None:
+                    raise RuntimeError(f"ingest process on port {port} exited with {self.ingest[i].returncode}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"ingest process on port {port} did not answer /healthz")
+                time.sleep(0.1)
+        config = write_config(self.folder, self.backends)
+        env = balancer_env(self.host, self.port, self.stats_port, self.threads, self.env)
+        check = subprocess.run([binary, "-c", "-q", "-f", str(config)], capture_output=True, text=True, env=env)
+        if check.returncode != 0:
+            raise RuntimeError(f"HAProxy refused its configuration: {check.stderr or check.stdout}")
+        self.haproxy = subprocess.Popen([binary, "-db", "-f", str(config)], env=env)
+        while not healthy(f"http://{self.host}:{self.port}/healthz"):
+            if self.haproxy.poll() is not None:
+                raise RuntimeError(f"HAProxy exited with {self.haproxy.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"HAProxy did not answer on {self.host}:{self.port}")
+            time.sleep(0.1)
+        log.info(f"HAProxy on {self.host}:{self.port} (statistics and metrics on port {self.stats_port}) "
+                 f"in front of {len(self.backends)} ingest processes on ports "
+                 f"{', '.join(str(p) for _, p in self.backends)}")
+
+    def watch_once(self) -> None:
+        """Start again an ingest process that died ``RESTART_AFTER_S`` ago; HAProxy's exit ends
+        the cluster (RuntimeError)."""
+        if self.haproxy is not None and self.haproxy.poll() is not None:
+            raise RuntimeError(f"HAProxy exited with {self.haproxy.returncode}")
+        now = time.monotonic()
+        for i, proc in enumerate(self.ingest):
+            if proc is None or proc.poll() is None:
+                continue
+            if self.died_at[i] is None:
+                self.died_at[i] = now
+                log.warning(f"ingest process on port {self.backends[i][1]} exited with {proc.returncode}; "
+                            f"starting it again in {RESTART_AFTER_S:.0f} s")
+            elif now - self.died_at[i] >= RESTART_AFTER_S:
+                self.start_ingest(i)
+
+    def stop(self) -> None:
+        """Drain the ingest processes, then stop HAProxy."""
+        running = [p for p in self.ingest if p is not None and p.poll() is None]
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for proc in running:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self.haproxy is not None and self.haproxy.poll() is None:
+            self.haproxy.terminate()
+            try:
+                self.haproxy.wait(10)
+            except subprocess.TimeoutExpired:
+                self.haproxy.kill()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m realtime.balancer", description=__doc__.split("\n")[0])
+    parser.add_argument("--processes", type=int, default=1, help="ingest processes (default 1: no balancer)")
+    parser.add_argument("--host", default="127.0.0.1", help="where the devices connect")
+    parser.add_argument("--port", type=int, default=8765, help="the devices' port")
+    parser.add_argument("--backend-port", type=int, default=8770,
+                        help="the first ingest process's port (the others take the ports after it)")
+    parser.add_argument("--stats-port", type=int, default=8769, help="HAProxy's /healthz, /stats and /metrics")
+    parser.add_argument("--threads", type=int, default=1, help="HAProxy's threads")
+    parser.add_argument("--log-level", default="INFO")
+    args, server_args = parser.parse_known_args()
+    server_args += ["--log-level", args.log_level]
+    if args.processes < 1:
+        parser.error("--processes must be at least 1")
+    if args.processes == 1:
+        os.execv(sys.executable, [sys.executable, "-m", "realtime", "--host", args.host, "--port", str(args.port),
+                                  *server_args])
+    configure_logging(args.log_level)
+    ports = [args.backend_port + i for i in range(args.processes)]
+    cluster = Cluster(ports, args.host, args.port, args.stats_port, server_args, threads=args.threads)
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    try:
+        cluster.start()
+        while not stopping:
+            cluster.watch_once()
+            time.sleep(0.2)
+        return 0
+    except (MissingBalancer, RuntimeError) as exc:
+        log.error(str(exc))
+        return 1
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
