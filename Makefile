@@ -79,6 +79,9 @@ bench: setup
 	$(PY) bench/http_schema.py
 	@if [ -n "$$TRACKER_BENCH_POSTGRES_URL" ]; then $(PY) bench/ingest_sync.py; \
 	  else echo "bench/ingest_sync.py skipped: it needs TRACKER_BENCH_POSTGRES_URL"; fi
+	@if [ -n "$$TRACKER_BENCH_POSTGRES_URL" ]; then $(PY) bench/ingest_commit.py; \
+	  else echo "bench/ingest_commit.py skipped: it needs TRACKER_BENCH_POSTGRES_URL"; fi
+	$(PY) bench/live_board.py
 	$(PY) bench/ingest_backlog.py
 	@if [ -n "$$TRACKER_BENCH_POSTGRES_URL" ]; then \
 	  $(PY) bench/ingest_backlog.py --postgres "$$TRACKER_BENCH_POSTGRES_URL"; fi

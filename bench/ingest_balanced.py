@@ -35,6 +35,7 @@ from _ingest import (
     make_devices,
     port_is_ingest,
     raise_fd_limit,
+    rss_kib,
     start_ingest,
 )
 
@@ -47,10 +48,18 @@ class Layout:
     def __init__(self, name: str, port: int, pids, stop, balancer_pid=None):
         self.name, self.port, self.pids, self.stop = name, port, pids, stop
         self.balancer_pid = balancer_pid
+        self.database_cpu: list[float] = []  # PostgreSQL's CPU seconds per message
+        self.idle_rss = self.rss()  # KiB of every server process before any device connects
+        self.connected_rss: int | None = None
         self.equal: list[tuple] = []  # runs at the same offered load: (result, msg per CPU-s, HAProxy's share)
         self.rates: list[float] = []
         self.per_cpu: list[float] = []
         self.errors = 0
+
+    def rss(self) -> tuple[int, int]:
+        """KiB resident: the ingest processes, HAProxy."""
+        proxy = rss_kib(self.balancer_pid) if self.balancer_pid else 0
+        return sum(rss_kib(pid) for pid in self.pids()) - proxy, proxy
 
     def cpu(self) -> float:
         return sum(cpu_seconds(pid) for pid in self.pids())
@@ -132,22 +141,54 @@ def main() -> None:
               f"(runs: {', '.join(f'{c:,.0f}' for _, c, _ in runs)})  ack p50 "
               f"{1000 * latencies.percentile(0.5):.2f} ms, p99 {1000 * latencies.percentile(0.99):.2f} ms"
               + (f"; HAProxy {share:.0%} of the CPU" if layout.balancer_pid else ""))
+    for layout in layouts:
+        (ingest_after, proxy_after), (ingest_before, proxy_before) = layout.connected_rss, layout.idle_rss
+        print(f"memory with every device connected, less before any, per connection: {layout.name}: ingest "
+              f"{(ingest_after - ingest_before) / args.connections:.0f} KiB"
+              + (f", HAProxy {(proxy_after - proxy_before) / args.connections:.1f} KiB" if layout.balancer_pid else ""))
+    if url.startswith("postgresql"):
+        print("PostgreSQL's CPU per message (all its processes on this machine): "
+              + ", ".join(f"{layout.name} {1e6 * statistics.median(layout.database_cpu):.0f} us"
+                          for layout in layouts))
     for label, pick in (("closed loop", lambda lay: statistics.median(lay.per_cpu)),
                         ("same offered load", lambda lay: statistics.median(c for _, c, _ in lay.equal))):
         one, two = (pick(layout) for layout in layouts)
         print(f"messages per server CPU-second, balanced / direct, {label}: {two / one:.2f}")
 
 
+def postgres_cpu() -> float:
+    """CPU seconds used so far by this machine's PostgreSQL processes (0 when none can be read)."""
+    total = 0.0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/comm") as fh:
+                if fh.read().strip() not in ("postgres", "postmaster"):
+                    continue
+            total += cpu_seconds(int(entry.name))
+        except OSError:
+            continue
+    return total
+
+
 def measure(layout: Layout, devices, seconds: float, interval_s: float | None = None):
     """One run of the load: its result, messages per server CPU-second, HAProxy's share. The
     CPU is counted from the first message to the last ack (connecting is left out)."""
-    marks = []
+    marks, connected_rss = [], []
+
+    def mark():
+        if not marks:
+            connected_rss.append(layout.rss())
+        marks.append((layout.cpu(), cpu_seconds(layout.balancer_pid) if layout.balancer_pid else 0.0, postgres_cpu()))
     result = asyncio.run(drive(layout.port, devices, seconds, interval_s=interval_s, **RIDING,
-                               on_ready=lambda: marks.append((layout.cpu(), cpu_seconds(layout.balancer_pid)
-                                                              if layout.balancer_pid else 0.0))))
-    (before, proxy_before), (after, proxy_after) = marks
+                               on_ready=mark))
+    (before, proxy_before, pg_before), (after, proxy_after, pg_after) = marks
+    if layout.connected_rss is None:
+        layout.connected_rss = connected_rss[0]
     used = after - before
     share = (proxy_after - proxy_before) / used if used else 0.0
+    layout.database_cpu.append((pg_after - pg_before) / max(result.messages, 1))
     return result, (result.messages / used if used else float("nan")), share
 
 

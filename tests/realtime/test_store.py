@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from core.accounts.users import create_user
 from core.activities.lifecycle import ActivityClosed, NotFound, change_status, create_activity
 from core.storage.points import RoutePoint
+from realtime import store as store_module
 from realtime.protocol import Point
 from realtime.store import Store
 
@@ -19,13 +21,22 @@ def rows(activity_id: int, seqs) -> list[tuple]:
     return [(activity_id, seq, now + seq, 46.0 + seq * 1e-4, 14.5, None, None, None, None) for seq in seqs]
 
 
+@pytest.fixture(params=["one statement", "copy"])
+def commit_path(request, monkeypatch):
+    """PostgreSQL commits a few rows in one statement and more through COPY: both paths
+    give the same answers (SQLite has one path, run twice)."""
+    if request.param == "copy":
+        monkeypatch.setattr(store_module, "CHECKED_ROWS", 0)
+    return request.param
+
+
 def stored(engine, activity_id: int) -> list[int]:
     with Session(engine) as s:
         return list(s.scalars(select(RoutePoint.seq).where(RoutePoint.activity_id == activity_id)
                               .order_by(RoutePoint.seq)))
 
 
-def test_one_commit_stores_open_activities_and_refuses_closed_and_missing_ones(engine, db_url):
+def test_one_commit_stores_open_activities_and_refuses_closed_and_missing_ones(engine, db_url, commit_path):
     with Session(engine) as s, s.begin():
         user = create_user(s, f"store_{time.time_ns()}")
         open_, closed = create_activity(s, user, "ride"), create_activity(s, user, "run")
@@ -52,7 +63,7 @@ def test_one_commit_stores_open_activities_and_refuses_closed_and_missing_ones(e
         assert s.scalar(select(func.count()).select_from(RoutePoint).where(RoutePoint.activity_id == missing)) == 0
 
 
-def test_plain_fixes_and_fixes_with_sensor_values_store_alike_in_one_commit(engine, db_url):
+def test_plain_fixes_and_fixes_with_sensor_values_store_alike_in_one_commit(engine, db_url, commit_path):
     """A plain fix takes the short row; one with elevation, accuracy, heart rate or cadence
     the full one. Both land in one commit with every value, and resends of either are known."""
     with Session(engine) as s, s.begin():
@@ -97,7 +108,7 @@ def test_the_sqlite_ingest_connection_is_checkpointed_apart_and_never_pooled(sql
     store.close()
 
 
-def test_a_batch_sent_twice_in_one_commit_is_stored_by_the_first_copy(engine, db_url):
+def test_a_batch_sent_twice_in_one_commit_is_stored_by_the_first_copy(engine, db_url, commit_path):
     """A device that resent a batch on a new connection while the first copy still waited:
     both are in one commit, the first reports the points stored, the second as duplicates."""
     with Session(engine) as s, s.begin():
