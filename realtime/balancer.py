@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import logging
 import os
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,9 +34,14 @@ from realtime.logs import configure_logging
 log = logging.getLogger("realtime.balancer")
 
 CONFIG = Path(__file__).with_name("haproxy.cfg")
-RESTART_AFTER_S = 1.0
+RESTART_AFTER_S = 1.0  # the first restart of a process that died; doubled while it keeps dying
+RESTART_MAX_S = 30.0
+STEADY_S = 60.0  # a process up this long starts again after RESTART_AFTER_S when it dies
 START_TIMEOUT_S = 60.0
+HUNG_AFTER_S = 10.0  # a process that answers no /healthz for this long is killed and started again
+CHECK_EVERY_S = 1.0
 MAX_CONNECTIONS = 200_000
+PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_S = 40.0  # an ingest process drains for up to 30 s (realtime.server.DRAIN_TIMEOUT_S)
 
 
@@ -49,6 +56,17 @@ def haproxy_binary() -> str:
         raise MissingBalancer("more than one ingest process needs HAProxy in front of them "
                               "(Debian: apt-get install haproxy)")
     return found
+
+
+def die_with_parent() -> None:
+    """In a child: be sent SIGTERM when the balancer dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) == 0
 
 
 def write_config(folder: Path, backends: list[tuple[str, int]]) -> Path:
@@ -88,19 +106,29 @@ class Cluster:
         self.env = dict(env if env is not None else os.environ)
         self.ingest: list[subprocess.Popen | None] = [None] * len(backend_ports)
         self.died_at: list[float | None] = [None] * len(backend_ports)
+        self.started_at = [0.0] * len(backend_ports)
+        self.answered_at = [0.0] * len(backend_ports)
+        self.delay = [RESTART_AFTER_S / 2] * len(backend_ports)  # doubled at the first death
+        self.checked_at = 0.0
         self.haproxy: subprocess.Popen | None = None
         self.folder = Path(tempfile.mkdtemp(prefix="tracker-balancer-"))
 
     def start_ingest(self, i: int) -> subprocess.Popen:
         host, port = self.backends[i]
         proc = subprocess.Popen([sys.executable, "-m", "realtime", "--host", host, "--port", str(port),
-                                 *self.server_args], env=self.env)
+                                 *self.server_args], env=self.env, preexec_fn=die_with_parent)
         self.ingest[i] = proc
         self.died_at[i] = None
+        self.started_at[i] = self.answered_at[i] = time.monotonic()
         return proc
 
     def start(self) -> None:
         binary = haproxy_binary()
+        taken = [port for port in (self.port, self.stats_port, *(p for _, p in self.backends)) if port_in_use(port)]
+        if taken:
+            raise RuntimeError(f"port {', '.join(map(str, taken))} in use: is an earlier balancer or ingest "
+                               "process still running?")
+        env = balancer_env(self.host, self.port, self.stats_port, self.threads, self.env)  # raises the file limit
         for i in range(len(self.backends)):
             self.start_ingest(i)
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -112,11 +140,10 @@ class Cluster:
                     raise RuntimeError(f"ingest process on port {port} did not answer /healthz")
                 time.sleep(0.1)
         config = write_config(self.folder, self.backends)
-        env = balancer_env(self.host, self.port, self.stats_port, self.threads, self.env)
-        check = subprocess.run([binary, "-c", "-q", "-f", str(config)], capture_output=True, text=True, env=env)
+        check = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True, text=True, env=env)
         if check.returncode != 0:
-            raise RuntimeError(f"HAProxy refused its configuration: {check.stderr or check.stdout}")
-        self.haproxy = subprocess.Popen([binary, "-db", "-f", str(config)], env=env)
+            raise RuntimeError(f"HAProxy refused its configuration: {(check.stderr or check.stdout).strip()}")
+        self.haproxy = subprocess.Popen([binary, "-db", "-f", str(config)], env=env, preexec_fn=die_with_parent)
         while not healthy(f"http://{self.host}:{self.port}/healthz"):
             if self.haproxy.poll() is not None:
                 raise RuntimeError(f"HAProxy exited with {self.haproxy.returncode}")
@@ -128,19 +155,38 @@ class Cluster:
                  f"{', '.join(str(p) for _, p in self.backends)}")
 
     def watch_once(self) -> None:
-        """Start again an ingest process that died ``RESTART_AFTER_S`` ago; HAProxy's exit ends
-        the cluster (RuntimeError)."""
+        """Start again an ingest process that died (after ``RESTART_AFTER_S``, doubled while
+        it keeps dying), kill one that has not answered /healthz for ``HUNG_AFTER_S`` (hung:
+        HAProxy has taken it out, but its open transactions may hold locks the others need);
+        HAProxy's exit ends the cluster (RuntimeError)."""
         if self.haproxy is not None and self.haproxy.poll() is not None:
             raise RuntimeError(f"HAProxy exited with {self.haproxy.returncode}")
         now = time.monotonic()
+        check = now - self.checked_at >= CHECK_EVERY_S
+        if check:
+            self.checked_at = now
         for i, proc in enumerate(self.ingest):
-            if proc is None or proc.poll() is None:
+            if proc is None:
+                continue
+            port = self.backends[i][1]
+            if proc.poll() is None:
+                if not check:
+                    continue
+                if healthy(f"http://{self.backends[i][0]}:{port}/healthz"):
+                    self.answered_at[i] = time.monotonic()
+                elif now - max(self.answered_at[i], self.started_at[i] + START_TIMEOUT_S - HUNG_AFTER_S) \
+                        > HUNG_AFTER_S:
+                    log.warning(f"ingest process on port {port} has not answered /healthz for "
+                                f"{now - self.answered_at[i]:.0f} s: killing it")
+                    proc.kill()
                 continue
             if self.died_at[i] is None:
                 self.died_at[i] = now
-                log.warning(f"ingest process on port {self.backends[i][1]} exited with {proc.returncode}; "
-                            f"starting it again in {RESTART_AFTER_S:.0f} s")
-            elif now - self.died_at[i] >= RESTART_AFTER_S:
+                steady = now - self.started_at[i] >= STEADY_S
+                self.delay[i] = RESTART_AFTER_S if steady else min(self.delay[i] * 2, RESTART_MAX_S)
+                log.warning(f"ingest process on port {port} exited with {proc.returncode}; "
+                            f"starting it again in {self.delay[i]:.0f} s")
+            elif now - self.died_at[i] >= self.delay[i]:
                 self.start_ingest(i)
 
     def stop(self) -> None:
@@ -178,6 +224,8 @@ def main() -> int:
     server_args += ["--log-level", args.log_level]
     if args.processes < 1:
         parser.error("--processes must be at least 1")
+    if args.threads < 1:
+        parser.error("--threads must be at least 1")
     if args.processes == 1:
         os.execv(sys.executable, [sys.executable, "-m", "realtime", "--host", args.host, "--port", str(args.port),
                                   *server_args])
@@ -185,8 +233,7 @@ def main() -> int:
     ports = [args.backend_port + i for i in range(args.processes)]
     cluster = Cluster(ports, args.host, args.port, args.stats_port, server_args, threads=args.threads)
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    previous = {sig: signal.signal(sig, lambda *_: stopping.append(True)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         cluster.start()
         while not stopping:
@@ -198,6 +245,8 @@ def main() -> int:
         return 1
     finally:
         cluster.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -104,13 +104,14 @@ class GroupCommit:
         or failed (``stored``: the exception)."""
         raise NotImplementedError
 
-    async def db(self, fn, *args, slow: bool = False):
+    async def db(self, fn, *args, slow: bool = False, load: bool = False):
         """Run a Store method on the database thread (with ``slow``, a read that may take a
-        while, on the thread of its own that keeps it from holding up point commits); a busy
-        database (another writer held its lock past the busy timeout) is tried again after a
-        backoff, never answered as a fault."""
+        while, on the thread of its own that keeps it from holding up point commits; with
+        ``load``, on the threads that load activities); a busy database (another writer held
+        its lock past the busy timeout) is tried again after a backoff, never answered as a
+        fault."""
         delay = BUSY_RETRY_FIRST_S
-        executor = self.store.slow_executor if slow else self.store.executor
+        executor = self.store.slow_executor if slow else self.store.load_executor if load else self.store.executor
         while True:
             try:
                 return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)

@@ -6,10 +6,11 @@ preferences stay in memory while messages touch it; dropped after ``ACTIVITY_IDL
 (or when it closes), they are rebuilt from storage when the device comes back.
 
 Behind a load balancer a device that reconnects may reach another process, and may later
-come back to this one after sending points elsewhere. So the state is rebuilt from storage
-whenever a connection sends its first message for an activity (``activity_on``), unless
-batches of that activity are still on their way to the database here (then this process
-holds the newest state). Storage is the one place every process agrees on: the distance,
+come back to this one after sending points elsewhere. So when a connection sends its first
+message for an activity (``activity_on``), the numbers of points and status events stored
+for it are compared with those this process has seen, and the state is rebuilt from storage
+if they differ, unless batches of that activity are still on their way to the database here
+(then this process holds the newest state). One load of an activity runs at a time. Storage is the one place every process agrees on: the distance,
 the cue marks and a vehicle stretch under way continue where they were.
 
 With Redis configured, activities whose stats changed are published once a second for the
@@ -57,6 +58,10 @@ class LiveState:
         self.touched: dict[int, float] = {}  # activity id -> when a message last touched it
         # The activities each open connection has sent messages for (its first one rebuilds).
         self.holding: dict[object, set[int]] = {}
+        self.activity_loads: dict[int, asyncio.Future] = {}  # activity id -> its load under way
+        # Activity id -> (points, status events) stored, as far as this process knows: a
+        # connection's first message rebuilds the state only when storage holds more.
+        self.versions: dict[int, tuple[int, int]] = {}
 
     async def activity_on(self, ws, me: Identity, activity_id: int) -> ActivityInfo:
         """The activity for a message on ``ws``; on the connection's first message for it, its
@@ -70,30 +75,49 @@ class LiveState:
 
     async def activity_for(self, me: Identity, activity_id: int, refresh: bool = False) -> ActivityInfo:
         """The activity if it is the user's own, loading it (and its live state) on first use,
-        or with ``refresh`` again from storage."""
+        or with ``refresh`` again from storage when storage holds more than this process knows.
+        One load of an activity at a time: a message that finds one under way waits for it."""
         info = self.activities.get(activity_id)
-        if info is None or (refresh and not self.activity_unsettled.get(activity_id)):
-            generation = self.activity_settled.get(activity_id, 0)
-            stored, points, pauses = await self.db(self.store.activity, activity_id, me.user_id)
-            # A batch of it committed here meanwhile may be in what was read and in the
-            # state this process holds: the state held stays, as current as anything.
-            fresh = info is None or activity_id not in self.activities or (
-                not self.activity_unsettled.get(activity_id)
-                and self.activity_settled.get(activity_id, 0) == generation)
-            if fresh:
-                live = replay_live(stored.sport, points, pauses, self.prefs.get(me.user_id, CuePrefs()))
-                live.due_cues()  # cues already spoken (by this process or another) are not repeated
-                watch = replay_watch(stored.sport, points, pauses)
-                if activity_id in self.activities and not refresh:
-                    # Another message loaded it meanwhile: keep the state it made.
-                    live, watch = self.live.get(activity_id, live), self.watch.get(activity_id, watch)
-                self.activities[activity_id] = stored
-                self.live[activity_id] = live
-                self.watch[activity_id] = watch
-            info = self.activities[activity_id]
+        if info is None or refresh:
+            loading = self.activity_loads.get(activity_id)
+            if loading is not None:
+                await asyncio.shield(loading)
+            else:
+                self.activity_loads[activity_id] = asyncio.get_running_loop().create_future()
+                try:
+                    await self._load_state(me, activity_id, refresh=info is not None)
+                finally:
+                    self.activity_loads.pop(activity_id).set_result(None)
+            info = self.activities.get(activity_id)
+            if info is None:  # the load under way was another user's, refused: load as this one
+                await self._load_state(me, activity_id, refresh=False)
+                info = self.activities[activity_id]
         if info.user_id != me.user_id:
             raise ActivityError(f"no activity {activity_id} for this user", "not_found")
         return info
+
+    async def _load_state(self, me: Identity, activity_id: int, refresh: bool) -> None:
+        """Load the activity's state from storage, or with ``refresh`` replace the state held
+        when storage has points or status events this process has not seen."""
+        if refresh:
+            if self.activity_unsettled.get(activity_id):
+                return  # batches of it are on their way to the database here: the state is current
+            known = self.versions.get(activity_id)
+            if known is not None and known == await self.db(self.store.version, activity_id, load=True):
+                return
+        generation = self.activity_settled.get(activity_id, 0)
+        stored, points, pauses, version = await self.db(self.store.activity, activity_id, me.user_id, load=True)
+        # A batch of it committed here meanwhile may be both in what was read and in the
+        # state held: the state held stays, as current as anything.
+        if refresh and (self.activity_unsettled.get(activity_id)
+                        or self.activity_settled.get(activity_id, 0) != generation):
+            return
+        live = replay_live(stored.sport, [p[:3] for p in points], pauses, self.prefs.get(me.user_id, CuePrefs()))
+        live.due_cues()  # cues already spoken (by this process or another) are not repeated
+        self.activities[activity_id] = stored
+        self.live[activity_id] = live
+        self.watch[activity_id] = replay_watch(stored.sport, points, pauses)
+        self.versions[activity_id] = version
 
     def created(self, info: ActivityInfo) -> None:
         """Keep a new activity, with fresh live stats in its athlete's cue preferences."""
@@ -106,6 +130,9 @@ class LiveState:
         """Follow a stored status change: live stats pause or resume at the event's time, and
         a closed activity is forgotten."""
         self.activities[info.id] = info
+        known = self.versions.get(info.id)
+        if known is not None:
+            self.versions[info.id] = (known[0], known[1] + 1)
         live = self.live.get(info.id)
         if live is not None:
             live.follow_status(info.status, at)
@@ -125,6 +152,9 @@ class LiveState:
         live = self.live.get(activity_id)
         cues: list[str] = []
         warning = None
+        known = self.versions.get(activity_id)
+        if known is not None:
+            self.versions[activity_id] = (known[0] + len(stored), known[1])
         if live is not None:
             watch = self.watch.get(activity_id)
             if len(points) > 1:
@@ -151,6 +181,7 @@ class LiveState:
     def forget(self, activity_id: int) -> None:
         """Drop what this process keeps about an activity (rebuilt from storage if it returns)."""
         self.activity_settled.pop(activity_id, None)
+        self.versions.pop(activity_id, None)
         self.activities.pop(activity_id, None)
         self.live.pop(activity_id, None)
         self.watch.pop(activity_id, None)

@@ -94,7 +94,8 @@ class IngestServer(LiveState, GroupCommit, Watchers):
         if identity is None:
             return connection.respond(http.HTTPStatus.UNAUTHORIZED, "invalid or revoked device token\n")
         connection.identity = identity
-        self.prefs.setdefault(identity.user_id, identity.cue_prefs)
+        # As stored now: another process may have taken a change of them since.
+        self.prefs[identity.user_id] = identity.cue_prefs
         return None
 
     async def handler(self, ws: ServerConnection) -> None:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import psycopg.errors
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import DeviceToken
@@ -24,11 +24,12 @@ from core.activities.cues import CuePrefs, save_cue_prefs
 from core.activities.ingest import lock_statuses, refusal
 from core.activities.lifecycle import OPEN_STATUSES, change_status, create_activity, get_owned_activity
 from core.activities.summary import pause_intervals
+from core.activities.tables import ActivityEvent
 from core.challenges.awards import activity_rows, new_badges, new_completions
 from core.challenges.feed import feed_answer
 from core.challenges.personal import describe
 from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker
-from core.storage.points import FastInsert, fast_insert_connection, positions
+from core.storage.points import FastInsert, RoutePoint, fast_insert_connection, positions
 from core.storage.schema import migrate
 
 SQLITE_CACHE_KIB = 64 * 1024  # the hot connection's page cache: one index page per open activity
@@ -128,6 +129,9 @@ class Store:
         # Suggestions read much more than a device's commands: a thread of their own, so that
         # a queue of them never delays sign-ins, creates or status changes.
         self.slow_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="suggest")
+        # Activities loaded (a reconnect storm loads thousands): threads of their own, so that
+        # sign-ins and status changes never wait behind them.
+        self.load_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="load")
         self._raw_conn = None
         self._insert: FastInsert | None = None  # the point inserts of the raw connection
         self._nowait_engine: Engine | None = None
@@ -162,6 +166,7 @@ class Store:
             self._nowait_engine.dispose()
         self._close_raw()
         self.slow_executor.shutdown(wait=True, cancel_futures=True)
+        self.load_executor.shutdown(wait=True, cancel_futures=True)
         self.executor.shutdown(wait=True)
         self.engine.dispose()
 
@@ -194,12 +199,25 @@ class Store:
             a = create_activity(s, user, sport, title=title, visibility=visibility, client_ref=client_ref)
             return ActivityInfo(a.id, a.user_id, a.sport, a.status)
 
-    def activity(self, activity_id: int, user_id: int) -> tuple[ActivityInfo, list[tuple], list[tuple]]:
-        """The activity (NotFound unless the user's own), its stored points as (t, lat, lon)
-        in time order, and its pause intervals: what its live stats are replayed from."""
+    def activity(self, activity_id: int, user_id: int) -> tuple[ActivityInfo, list[tuple], list[tuple], tuple]:
+        """The activity (NotFound unless the user's own), its stored points as (t, lat, lon,
+        ele) in time order, its pause intervals (what its live stats are replayed from), and
+        its ``version``."""
         with self.Session() as s:
             a = get_owned_activity(s, activity_id, user_id)
-            return ActivityInfo(a.id, a.user_id, a.sport, a.status), positions(s, a.id), pause_intervals(s, a)
+            points = positions(s, a.id, ele=True)
+            events = s.scalar(select(func.count()).select_from(ActivityEvent)
+                              .where(ActivityEvent.activity_id == a.id))
+            return (ActivityInfo(a.id, a.user_id, a.sport, a.status), points, pause_intervals(s, a),
+                    (len(points), events))
+
+    def version(self, activity_id: int) -> tuple[int, int]:
+        """How many points and status events the activity has stored: two index probes that
+        tell whether the state an ingest process holds of it is still current."""
+        with self.Session() as s:
+            return (s.scalar(select(func.count()).select_from(RoutePoint).where(RoutePoint.activity_id == activity_id)),
+                    s.scalar(select(func.count()).select_from(ActivityEvent)
+                             .where(ActivityEvent.activity_id == activity_id)))
 
     def change_status(self, activity_id: int, user_id: int, command: str, at: float | None) -> ActivityInfo:
         with self.Session() as s, s.begin():

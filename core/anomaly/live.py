@@ -87,16 +87,17 @@ class VehicleWatch:
 
 
 def replay_watch(sport: str, points, pauses: list[tuple[float, float]]) -> VehicleWatch:
-    """A watch rebuilt from stored points (t, lat, lon in time order) and pause intervals, as
-    after a reconnect to another ingest process: the fixes since the last resume, over the
-    last hold time and two windows, so that a stretch already warned about (by whichever
+    """A watch rebuilt from stored points ((t, lat, lon) or (t, lat, lon, ele), in time order)
+    and pause intervals, as after a reconnect to another ingest process: the fixes since the
+    last resume, over the last hold time and two windows, so that a stretch already warned about (by whichever
     process saw it) is not warned about again, and one under way keeps its start."""
     watch = VehicleWatch(sport)
     since = max((end for _, end in pauses), default=-math.inf)  # a pause starts the watch afresh
     if since == math.inf or not points:
         return watch
     since = max(since, points[-1][0] - watch.hold_s - 2 * WINDOW_S)
-    for t, lat, lon in points[bisect.bisect_left(points, since, key=lambda p: p[0]):]:
+    for p in points[bisect.bisect_left(points, since, key=lambda p: p[0]):]:
+        t, lat, lon = p[0], p[1], p[2]
         if lat == lat and lon == lon:  # NaN: a fix without a position
-            watch.add(t, lat, lon)
+            watch.add(t, lat, lon, p[3] if len(p) > 3 else None)
     return watch

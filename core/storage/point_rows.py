@@ -37,6 +37,7 @@ POINT_COLUMNS = ("activity_id", "seq", "t", *POINT_FIELDS)
 NO_EXTRAS = (None, None, None, None)  # ele, acc, hr, cad of a plain fix (a five-value row)
 OWNER_CACHE = 100_000  # activities whose athlete the ingest connection remembers (PostgreSQL)
 NEW_KEYS_CHUNK = 100  # rows per statement of ``insert_new_keys`` (900 parameters)
+IDLE_IN_TRANSACTION_MS = 5_000  # the ingest connection's transactions last milliseconds
 
 
 def insert_keys(s: Session, rows: list[tuple], owner: dict[int, int]) -> set[tuple[int, int]]:
@@ -187,7 +188,8 @@ def fast_insert_connection(engine: Engine, lock_timeout_ms: int, sqlite_cache_ki
     (every open activity appends to its own leaf of the (activity, seq) index, so a commit
     touches one page per activity); and foreign keys off: only point inserts run on it, each
     after the locked status check of ``core.activities.ingest.lock_statuses``, which stands
-    for the foreign key. PostgreSQL: a row lock is given up on after ``lock_timeout_ms``.
+    for the foreign key. PostgreSQL: a row lock is given up on after ``lock_timeout_ms``, and
+    a transaction left idle for ``IDLE_IN_TRANSACTION_MS`` ends the session.
 
     Never give it back to the pool (``invalidate()`` it when done): no other caller expects
     those settings."""
@@ -201,6 +203,9 @@ def fast_insert_connection(engine: Engine, lock_timeout_ms: int, sqlite_cache_ki
             cur.execute("PRAGMA busy_timeout=0")
         else:
             cur.execute(f"SET lock_timeout = {int(lock_timeout_ms)}")
+            # A process stopped inside its commit (hung, or frozen by the machine) would hold
+            # its row locks against every other ingest process: PostgreSQL ends it instead.
+            cur.execute(f"SET idle_in_transaction_session_timeout = {int(IDLE_IN_TRANSACTION_MS)}")
     finally:
         cur.close()
     if engine.dialect.name != "sqlite":

@@ -176,16 +176,17 @@ def _none_if_nan(x: float) -> float | None:
     return None if not np.isfinite(x) else float(x)
 
 
-def positions(s: Session, activity_id: int) -> list[tuple[float, float | None, float | None]]:
-    """(t, lat, lon) of the activity's points in time order (lat and lon None without a fix)."""
-    rows = [tuple(r) for r in s.execute(select(RoutePoint.t, RoutePoint.lat, RoutePoint.lon)
-                                        .where(_hot(activity_id))
+def positions(s: Session, activity_id: int, ele: bool = False) -> list[tuple]:
+    """(t, lat, lon) of the activity's points in time order (lat and lon None without a fix);
+    with ``ele``, (t, lat, lon, ele)."""
+    columns = [RoutePoint.t, RoutePoint.lat, RoutePoint.lon] + ([RoutePoint.ele] if ele else [])
+    rows = [tuple(r) for r in s.execute(select(*columns).where(_hot(activity_id))
                                         .order_by(RoutePoint.t, RoutePoint.seq))]
     if rows or (where := _cold(s, activity_id)) is None:
         return rows
-    arr = archived_rows(*where, columns=["seq", "t", "lat", "lon"])
+    arr = archived_rows(*where, columns=["seq", "t", "lat", "lon"] + (["ele"] if ele else []))
     arr = arr[np.lexsort((arr[:, 0], arr[:, 1]))]
-    return [(float(t), _none_if_nan(lat), _none_if_nan(lon)) for t, lat, lon in arr[:, 1:4]]
+    return [(float(r[1]), *(_none_if_nan(v) for v in r[2:])) for r in arr]
 
 
 def last_point_t(s: Session, activity_id: int) -> float | None:

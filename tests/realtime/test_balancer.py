@@ -126,6 +126,100 @@ def test_a_drive_that_crosses_processes_is_suggested_once(engine, db_url):
         b.close()
 
 
+def collect(ws, message: dict, heard: list) -> dict:
+    """Send, and gather every answer (ack, cues, suggestions) until the line goes quiet."""
+    ws.send(json.dumps(message))
+    ack = None
+    while True:
+        try:
+            reply = json.loads(ws.recv(timeout=0.4 if ack else 10))
+        except TimeoutError:
+            return ack
+        heard.append(reply)
+        if reply["type"] in ("ack", "error"):
+            ack = reply
+
+
+@pytest.mark.parametrize("where", ["same process", "other process"])
+def test_a_fast_steep_descent_is_no_vehicle_after_a_reconnect(engine, db_url, where):
+    """72 km/h down a 3% slope is a rider, not a car, on one connection; the watch rebuilt
+    after a reconnect keeps the elevations that say so."""
+    a, b = two_servers(engine, db_url)
+    start = time.time() - 26 * 5
+    pts = [{"seq": k, "t": start + 5 * k, "lat": 46.05 + (k + 1) * 100 / 111_180, "lon": 14.5,
+            "ele": 1500.0 - (k + 1) * 3.0} for k in range(26)]
+    heard: list[dict] = []
+    try:
+        with open_device(a, f"descender_{where[0]}") as ws:
+            activity_id = ask(ws, {"type": "create", "id": 1, "sport": "ride"})["activity_id"]
+            ask(ws, {"type": "status", "id": 2, "activity_id": activity_id, "command": "start", "at": start - 1})
+            for k in range(0, 12, 4):
+                collect(ws, {"type": "points", "id": f"a{k}", "activity_id": activity_id, "points": pts[k:k + 4]},
+                        heard)
+        with open_device(a if where == "same process" else b, f"descender_{where[0]}") as ws:
+            for k in range(12, 26, 4):
+                collect(ws, {"type": "points", "id": f"b{k}", "activity_id": activity_id, "points": pts[k:k + 4]},
+                        heard)
+        assert [m for m in heard if m["type"] == "suggest_pause"] == []
+        assert [m for m in heard if m["type"] == "ack"][-1]["stats"]["distance_m"] > 2000
+    finally:
+        a.close()
+        b.close()
+
+
+def test_cue_preferences_changed_through_one_process_hold_on_the_other(engine, db_url):
+    a, b = two_servers(engine, db_url)
+    heard: list[dict] = []
+    try:
+        with open_device(b, "prefs_mover") as ws:  # B meets the athlete with the default cues (every km)
+            ask(ws, {"type": "create", "id": 1, "sport": "run"})
+        with open_device(a, "prefs_mover") as ws:
+            assert ask(ws, {"type": "cues", "id": 1, "every_km": 2.0, "fields": ["distance"]})["type"] == "cues"
+            activity_id = ask(ws, {"type": "create", "id": 2, "sport": "run"})["activity_id"]
+            ask(ws, {"type": "status", "id": 3, "activity_id": activity_id, "command": "start", "at": T0})
+            collect(ws, {"type": "points", "id": 4, "activity_id": activity_id, "points": run_points(range(50))},
+                    heard)
+        with open_device(b, "prefs_mover") as ws:  # 750 m to 2,250 m: only the 2 km cue
+            collect(ws, {"type": "points", "id": 5, "activity_id": activity_id,
+                         "points": run_points(range(50, 150))}, heard)
+        assert len([m for m in heard if m["type"] == "cue"]) == 1
+    finally:
+        a.close()
+        b.close()
+
+
+def test_two_connections_that_start_on_a_process_together_count_every_point_once(engine, db_url):
+    """The process has never seen the activity; two connections of its athlete send their first
+    batches at once: one load, and both batches in the stats."""
+    from websockets.sync.client import connect
+
+    a, b = two_servers(engine, db_url)
+    try:
+        for trial in range(3):
+            user = f"twin{trial}"
+            with open_device(a, user) as ws:
+                activity_id = ask(ws, {"type": "create", "id": 1, "sport": "run"})["activity_id"]
+                ask(ws, {"type": "status", "id": 2, "activity_id": activity_id, "command": "start", "at": T0})
+                ask(ws, {"type": "points", "id": 3, "activity_id": activity_id, "points": run_points(range(400))})
+            header = {"Authorization": f"Bearer {b.token(user)}"}
+            with connect(b.url, additional_headers=header) as one, connect(b.url, additional_headers=header) as two:
+                one.recv(timeout=10), two.recv(timeout=10)
+                one.send(json.dumps({"type": "points", "id": 4, "activity_id": activity_id,
+                                     "points": run_points(range(400, 420))}))
+                two.send(json.dumps({"type": "points", "id": 5, "activity_id": activity_id,
+                                     "points": run_points(range(420, 440))}))
+                for ws in (one, two):
+                    while json.loads(ws.recv(timeout=10))["type"] != "ack":
+                        pass
+                last = ask(two, {"type": "points", "id": 6, "activity_id": activity_id,
+                                 "points": run_points(range(440, 441))})
+            expected = replay_live("run", [(p["t"], p["lat"], p["lon"]) for p in run_points(range(441))], [])
+            assert last["stats"]["distance_m"] == pytest.approx(expected.snapshot()["distance_m"], abs=1)
+    finally:
+        a.close()
+        b.close()
+
+
 def test_the_live_page_sees_athletes_of_every_process(engine, db_url, redis_client):
     a, b = two_servers(engine, db_url, redis_url=os.environ["TRACKER_TEST_REDIS_URL"])
     try:
@@ -182,6 +276,22 @@ def servers_status(cluster) -> dict[str, tuple[str, str]]:
             for r in rows[1:] if r[0] == "ingest" and r[1].startswith("ingest")}
 
 
+def test_the_supervisor_starts_a_dead_process_again_and_kills_a_hung_one(cluster, monkeypatch):
+    first = cluster.ingest[1]
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    wait_for(lambda: cluster.watch_once() or (cluster.ingest[1] is not first and servers_status(cluster)
+                                                       .get("ingest2", ("",))[0] == "UP"), timeout=30)
+    # A process that stops answering (here: stopped) is killed and started again.
+    monkeypatch.setattr(balancer, "HUNG_AFTER_S", 2.0)
+    monkeypatch.setattr(balancer, "START_TIMEOUT_S", 2.0)
+    hung = cluster.ingest[0]
+    hung.send_signal(signal.SIGSTOP)
+    wait_for(lambda: cluster.watch_once() or (cluster.ingest[0] is not hung and servers_status(cluster)
+                                                      .get("ingest1", ("",))[0] == "UP"), timeout=60)
+    assert hung.wait(5) == -signal.SIGKILL
+
+
 def test_the_balancer_checks_health_and_marks_a_dead_process_down(cluster):
     time.sleep(2.5)  # a few rounds of health checks
     assert servers_status(cluster) == {"ingest1": ("UP", "L7OK"), "ingest2": ("UP", "L7OK")}
@@ -205,10 +315,9 @@ DEVICES = 8
 POINTS = 240
 
 
-async def record(index: int, url: str, token: str, workdir: Path, kill_at: asyncio.Event,
-                 half: asyncio.Event, counts: dict) -> None:
+async def record(index: int, url: str, token: str, workdir: Path, half: asyncio.Event, counts: dict) -> None:
     """One device recording a run through the balancer: a fix every 5 s of track time, 40 a
-    second; it reaches half way, waits for the kill, and finishes."""
+    second, and the activity completed at the end."""
     buffer = LocalBuffer(workdir / f"device-{index}.sqlite")
     client = DeviceClient(buffer, url, token)
     stop = asyncio.Event()
@@ -218,11 +327,10 @@ async def record(index: int, url: str, token: str, workdir: Path, kill_at: async
         for k, p in enumerate(run_points(range(POINTS))):
             client.record_point(local_id, dict(p, lat=p["lat"] + index * 0.01))
             await asyncio.sleep(0.025)
-            if k == POINTS // 2:
+            if k == POINTS // 3:
                 counts["half"] += 1
                 if counts["half"] == DEVICES:
-                    half.set()
-                await kill_at.wait()
+                    half.set()  # the kill comes now, while every device goes on recording
         client.command(local_id, "stop", at=T0 + POINTS * 5 + 1)
         client.command(local_id, "complete", at=T0 + POINTS * 5 + 2)
         while buffer.unsynced_activities():
@@ -245,28 +353,25 @@ def test_a_killed_ingest_process_loses_nothing_acknowledged(cluster, engine, tmp
     counts = {"half": 0, "retries": 0}
 
     async def main():
-        kill_at, half = asyncio.Event(), asyncio.Event()
-        devices = [asyncio.create_task(record(i, url, tokens[i], tmp_path, kill_at, half, counts))
-                   for i in range(DEVICES)]
+        half = asyncio.Event()
+        devices = [asyncio.create_task(record(i, url, tokens[i], tmp_path, half, counts)) for i in range(DEVICES)]
         await asyncio.wait_for(half.wait(), 120)
         victim = cluster.ingest[0]
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait()
-        kill_at.set()
         await asyncio.wait_for(asyncio.gather(*devices), 180)
 
     asyncio.run(main())
     assert counts["retries"] >= 1  # some devices were on the killed process and came back
     with Session(engine) as s:
         users = [user_by_name(s, f"failover{i}").id for i in range(DEVICES)]
-        rows = s.execute(select(Activity.id, Activity.status, func.count(RoutePoint.seq),
-                                func.count(func.distinct(RoutePoint.seq)))
+        rows = s.execute(select(Activity.id, Activity.status, func.count(RoutePoint.seq), func.max(RoutePoint.seq))
                          .join(RoutePoint, RoutePoint.activity_id == Activity.id)
                          .where(Activity.user_id.in_(users))
                          .group_by(Activity.id, Activity.status)).all()
     assert len(rows) == DEVICES
-    for _, status, count, distinct in rows:
-        assert status == "completed" and count == distinct == POINTS
+    for _, status, count, last in rows:  # seqs 0 to POINTS - 1, each stored (the key allows one copy)
+        assert status == "completed" and count == POINTS and last == POINTS - 1
 
 
 def test_more_processes_without_haproxy_say_what_to_install(monkeypatch):
@@ -291,3 +396,21 @@ def test_the_written_configuration_lists_every_process_and_haproxy_accepts_it(tm
     check = subprocess.run([binary, "-c", "-f", str(path)], capture_output=True, text=True,
                            env=balancer.balancer_env("127.0.0.1", 8765, 8769))
     assert check.returncode == 0, check.stderr
+
+
+def test_a_port_still_taken_by_an_earlier_balancer_is_a_clear_error(db_url):
+    try:
+        balancer.haproxy_binary()
+    except balancer.MissingBalancer as exc:
+        need(False, str(exc))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stats, backend = free_ports(2)
+        cluster = balancer.Cluster([backend], "127.0.0.1", port, stats, [], env=dict(os.environ,
+                                                                                   TRACKER_DATABASE_URL=db_url))
+        with pytest.raises(RuntimeError, match=f"port {port} in use"):
+            cluster.start()
+        cluster.stop()
+        assert cluster.ingest == [None]  # nothing was started
