@@ -452,6 +452,7 @@ def test_hostile_text_shows_as_written_on_every_page_for_a_follower_and_a_modera
     # The feed, every page of it: each athlete's two runs with their names and titles.
     cards = "[class*='st-key-card_']"
     while not pg.get_by_text("You have reached the end of your feed").count():
+        settle(pg)  # as a reader does: the page has finished drawing before the next click
         shown = pg.locator(cards).count()
         pg.get_by_role("button", name="Load more").click()
         pg.wait_for_function(f"() => document.querySelectorAll(\"{cards}\").length > {shown}")
