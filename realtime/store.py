@@ -29,7 +29,7 @@ from core.challenges.awards import activity_rows, new_badges, new_completions
 from core.challenges.feed import feed_answer
 from core.challenges.personal import describe
 from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker
-from core.storage.points import FastInsert, RoutePoint, fast_insert_connection, positions
+from core.storage.points import FastInsert, count_points, fast_insert_connection, positions
 from core.storage.schema import migrate
 
 SQLITE_CACHE_KIB = 64 * 1024  # the hot connection's page cache: one index page per open activity
@@ -212,10 +212,10 @@ class Store:
                     (len(points), events))
 
     def version(self, activity_id: int) -> tuple[int, int]:
-        """How many points and status events the activity has stored: two index probes that
-        tell whether the state an ingest process holds of it is still current."""
+        """How many points and status events the activity has stored: two counts over indexes
+        that tell whether the state an ingest process holds of it is still current."""
         with self.Session() as s:
-            return (s.scalar(select(func.count()).select_from(RoutePoint).where(RoutePoint.activity_id == activity_id)),
+            return (count_points(s, activity_id),
                     s.scalar(select(func.count()).select_from(ActivityEvent)
                              .where(ActivityEvent.activity_id == activity_id)))
 
