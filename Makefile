@@ -22,7 +22,7 @@ DASHBOARD_PORT ?= 8501
 DASHBOARD_ADDRESS ?= 127.0.0.1
 ASSETS := dashboard/static/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup setup-spark run test lint bench clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,14 @@ $(ASSETS): $(VENV)/.installed dashboard/assets.py
 	$(PY) -m dashboard.assets
 
 setup: $(VENV)/.installed $(ASSETS)
+
+# Training on Spark (TRACKER_SPARK_MASTER; core.spark): pyspark, about 450 MB. Java 17 and the
+# JDBC drivers come from Debian (.ci/run installs them: see docs/spark.md).
+$(VENV)/.spark-installed: $(VENV)/.installed requirements-spark.txt
+	$(PY) -m pip install --quiet -r requirements-spark.txt
+	touch $@
+
+setup-spark: setup $(VENV)/.spark-installed
 
 run: setup
 	$(PY) -m core migrate
@@ -94,6 +102,9 @@ bench: setup
 	$(PY) -m bench.recommend
 	$(PY) -m bench.challenges
 	$(PY) bench/tiers.py
+	@if $(PY) -c "import pyspark" 2>/dev/null && command -v java >/dev/null 2>&1; then \
+	  TRACKER_SPARK_MASTER=$${TRACKER_SPARK_MASTER:-local[2]} $(PY) -m bench.spark_training; \
+	  else echo "bench/spark_training.py skipped: it needs make setup-spark and Java"; fi
 
 clean:
 	rm -rf $(VENV) data

@@ -47,6 +47,12 @@ class Settings:
     point_partition_size: int = 20_000
     # The worker's Prometheus metrics on this port of 127.0.0.1 (core.jobs.metrics); None: not served.
     worker_metrics_port: int | None = None
+    # Spark for training on data one machine outgrows (core.spark): the master URL
+    # (``local[2]``, ``spark://host:7077``, ``yarn``...); None: everything runs in this process.
+    # The JDBC drivers' jars Spark reads the database with (comma-separated paths); None:
+    # Debian's libpostgresql-jdbc-java and libxerial-sqlite-jdbc-java where installed.
+    spark_master: str | None = None
+    spark_jars: str | None = None
 
 
 def _shared_tracks_dir() -> Path | None:
@@ -80,6 +86,8 @@ def load_settings() -> Settings:
         worker_metrics_port=(_positive("TRACKER_WORKER_METRICS_PORT", 1)
                              if os.environ.get("TRACKER_WORKER_METRICS_PORT") else None),
         challenge_policy=_choice("TRACKER_CHALLENGE_POLICY", ("adaptive", "fixed"), "adaptive"),
+        spark_master=os.environ.get("TRACKER_SPARK_MASTER") or None,
+        spark_jars=os.environ.get("TRACKER_SPARK_JARS") or None,
     )
 
 

@@ -64,10 +64,12 @@ CORE_MAY_IMPORT = {
     "recommend": {"accounts", "activities", "routes", "social", "storage", "text", "units"},
     "synthetic": {"accounts", "activities", "challenges", "social", "storage", "tracks"},
     "challenges": {"accounts", "activities", "anomaly", "config", "routes", "social", "storage", "units"},
-    "jobs": {"accounts", "activities", "anomaly", "challenges", "config", "devices", "recommend", "routes", "social", "storage", "tracks", "text",
-             "units"},
-    "cli": {"accounts", "activities", "anomaly", "challenges", "config", "devices", "jobs", "recommend", "routes", "social", "storage", "synthetic",
-            "tracks", "text", "units"},
+    # Training on Spark: the anomaly features and the recommender's factors, above both.
+    "spark": {"activities", "anomaly", "config", "recommend", "storage", "tracks"},
+    "jobs": {"accounts", "activities", "anomaly", "challenges", "config", "devices", "recommend", "routes", "social", "spark", "storage", "tracks",
+             "text", "units"},
+    "cli": {"accounts", "activities", "anomaly", "challenges", "config", "devices", "jobs", "recommend", "routes", "social", "spark", "storage",
+            "synthetic", "tracks", "text", "units"},
 }
 # The one module allowed above its package's floor: reads by viewer are filtered where the
 # points are read, so the points module knows the tables and who may see what. The

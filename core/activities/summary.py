@@ -31,9 +31,13 @@ log = logging.getLogger(__name__)
 def pause_intervals(s: Session, activity: Activity) -> list[tuple[float, float]]:
     """Time ranges during which the activity was paused or stopped, from its stored events:
     a pause or stop opens one, a resume closes it; one still open ends at infinity."""
-    events = s.execute(select(ActivityEvent.command, ActivityEvent.at)
-                       .where(ActivityEvent.activity_id == activity.id)
-                       .order_by(ActivityEvent.at, ActivityEvent.id)).all()
+    return intervals_of(s.execute(select(ActivityEvent.command, ActivityEvent.at)
+                                  .where(ActivityEvent.activity_id == activity.id)
+                                  .order_by(ActivityEvent.at, ActivityEvent.id)).all())
+
+
+def intervals_of(events) -> list[tuple[float, float]]:
+    """``pause_intervals`` of (command, at) events in the order they happened."""
     intervals = []
     paused_at = None
     for command, at in events:
@@ -47,15 +51,20 @@ def pause_intervals(s: Session, activity: Activity) -> list[tuple[float, float]]
     return intervals
 
 
+def without_paused(track: Track, intervals) -> Track:
+    """The points recorded while the activity ran."""
+    paused = np.zeros(len(track), dtype=bool)
+    for start, end in intervals:
+        paused |= (track.t > start) & (track.t < end)
+    return track.take(~paused)
+
+
 def recorded_track(s: Session, activity: Activity) -> tuple[Track, list[tuple[float, float]], int]:
     """The stored points recorded while the activity ran (those logged while paused taken
     out), the pause intervals, and how many points were stored in all."""
     track = stored_track(s, activity)
-    paused = np.zeros(len(track), dtype=bool)
     intervals = pause_intervals(s, activity)
-    for start, end in intervals:
-        paused |= (track.t > start) & (track.t < end)
-    return track.take(~paused), intervals, len(track)
+    return without_paused(track, intervals), intervals, len(track)
 
 
 def summarise_activity(s: Session, activity: Activity) -> Summary:

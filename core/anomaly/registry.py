@@ -43,15 +43,21 @@ def load_model(settings: Settings) -> PopulationModel | None:
     return PopulationModel.load(path)
 
 
-def train(settings: Settings, Session=None, say=None) -> PopulationModel:
-    """Train on the real recordings and the database's activities, save, and return the model."""
+def train(settings: Settings, Session=None, say=None, database_rows=None) -> PopulationModel:
+    """Train on the real recordings and the database's activities, save, and return the model.
+    ``database_rows``: a function that returns the database activities' feature rows per
+    sport and what computed them (``core.spark.features.spark_rows``: a Spark job from their
+    points); without it, the features stored with the latest verdicts are read."""
     say = say or (lambda text: None)
     real = real_recordings(settings.shared_tracks_dir)
     rows, groups = grouped_feature_rows(population_groups(real))
     sources = {"shared_recordings": len(real)}
     if Session is not None:
-        with Session() as s:
-            db_rows = _database_rows(s)
+        if database_rows is not None:
+            db_rows, sources["features_on"] = database_rows()
+        else:
+            with Session() as s:
+                db_rows = _database_rows(s)
         for sport, extra in db_rows.items():
             rows[sport].extend(extra)
             groups[sport].extend(("database", k) for k in range(len(extra)))

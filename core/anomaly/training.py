@@ -62,11 +62,28 @@ def grouped_feature_rows(tracks) -> tuple[dict[str, list[np.ndarray]], dict[str,
     rows: dict[str, list[np.ndarray]] = {sport: [] for sport in SPORTS}
     groups: dict[str, list] = {sport: [] for sport in SPORTS}
     for track, sport, group in tracks:
-        features = track_features(track, sport)
-        if features.usable and math.isfinite(features.values.get("log_avg_speed", math.nan)):
-            rows[sport].append(vector(features))
+        row = training_row(track_features(track, sport))
+        if row is not None:
+            rows[sport].append(row)
             groups[sport].append(group)
     return rows, groups
+
+
+def stored_row(s, activity) -> np.ndarray | None:
+    """A stored activity's row, from its points with those logged while paused taken out,
+    as scoring computes its features (what a Spark job computes too: ``core.spark.features``)."""
+    from core.activities.summary import recorded_track
+
+    track, intervals, _ = recorded_track(s, activity)
+    return training_row(track_features(track, activity.sport, pauses=intervals))
+
+
+def training_row(features) -> np.ndarray | None:
+    """An activity's row for the model, or None when it has none to give (too short, no
+    movement, no speed)."""
+    if features.usable and math.isfinite(features.values.get("log_avg_speed", math.nan)):
+        return vector(features)
+    return None
 
 
 def population(real: list[tuple[str, Track]], window_count: int = 4, seed: int = 5) -> list[tuple[Track, str]]:

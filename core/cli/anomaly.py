@@ -54,8 +54,10 @@ def cmd_anomaly_score(args) -> int:
 
 def cmd_anomaly_train(_args) -> int:
     from core.anomaly.registry import train
+    from core.spark.features import spark_rows
 
-    model = train(load_settings(), _database_sessions(), say=print)
+    settings = load_settings()
+    model = train(settings, _database_sessions(), say=print, database_rows=spark_rows(settings))
     print(json.dumps(model.meta["validation"]))
     return 0
 

@@ -145,11 +145,11 @@ def run_housekeeping(Session, _settings) -> dict:
     return {"done": done, "batches": batches}
 
 
-def run_recommendations(Session, _settings) -> dict:
+def run_recommendations(Session, settings) -> dict:
     """Retrain the route suggestions and precompute each active athlete's list."""
     from core.jobs.recommendations import train_recommendations
 
-    done = train_recommendations(Session)["recommendations"]
+    done = train_recommendations(Session, settings)["recommendations"]
     done.pop("seconds", None)
     return {"done": done}
 

@@ -63,6 +63,8 @@ def _print_table(out: dict, title: str) -> None:
     chosen = out["chosen"]
     print(f"  chosen on the validation period ({chosen.get('validation_athletes', 0)} athletes): "
           f"collaborative {chosen['collaborative']}, hybrid coefficients {chosen.get('blend')}")
+    if "als" in chosen:
+        print(f"  on Spark: hybrid_als coefficients {chosen['als'].get('blend')}")
     print(f"  {'method':<10} {'athletes':>8} {'HitRate@' + str(K):>11} {'NDCG@' + str(K):>9} {'coverage':>9}   "
           f"{'cold: athletes':>14} {'HitRate':>8} {'NDCG':>7}")
     for method, row in out["table"].items():
@@ -77,15 +79,24 @@ def _print_table(out: dict, title: str) -> None:
 
 
 def cmd_evaluate(args) -> int:
+    from core.config import load_settings
     from core.recommend.evaluation import run_database, run_generated
 
+    factors = None
+    settings = load_settings()
+    if settings.spark_master:  # with Spark: ALS's rows too (core.spark.recommend)
+        from core.spark.recommend import als
+        from core.spark.session import session
+
+        factors = als(session(settings))
     results = {}
     if args.source in ("generated", "both"):
-        results["generated"] = run_generated(seed=args.seed, athletes=args.athletes, routes=args.routes)
+        results["generated"] = run_generated(seed=args.seed, athletes=args.athletes, routes=args.routes,
+                                             factors=factors)
     if args.source in ("database", "both"):
         Session = open_sessions()
         with Session() as s:
-            results["database"] = run_database(s)
+            results["database"] = run_database(s, factors=factors)
     if args.json:
         print(json.dumps(results, default=str))
         return 0

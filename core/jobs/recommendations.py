@@ -14,7 +14,14 @@ RECOMMEND_EVERY_S = 6 * 3600.0
 __all__ = ["RECOMMEND_EVERY_S", "train_recommendations"]
 
 
-def train_recommendations(Session) -> dict:
+def train_recommendations(Session, settings=None) -> dict:
+    """Train; on Spark when ``settings.spark_master`` is set (``core.spark``)."""
     began = time.monotonic()
-    done = train(Session)
+    factors = None
+    if settings is not None and settings.spark_master:
+        from core.spark.recommend import als
+        from core.spark.session import session
+
+        factors = als(session(settings))
+    done = train(Session, factors=factors)
     return {"recommendations": {**done, "seconds": round(time.monotonic() - began, 3)}}

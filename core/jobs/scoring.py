@@ -10,6 +10,7 @@ from core.anomaly.calibration import recalibrate, threshold
 from core.anomaly.model import ModelFileError
 from core.anomaly.registry import RETRAIN_EVERY_S, load_model, train
 from core.anomaly.scoring import score_pending
+from core.spark.features import spark_rows
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class ModelKeeper:
                 log.warning("%s; retraining", exc)
             self.trained_at = now
         if self.model is None or now - self.trained_at >= RETRAIN_EVERY_S:
-            self.model = train(self.settings, self.Session, say=log.info)
+            self.model = train(self.settings, self.Session, say=log.info, database_rows=spark_rows(self.settings))
             self.trained_at = now
             done["anomaly_model"] = "trained"
         return self.model

@@ -147,7 +147,7 @@ class Jobs:
         if now - self.recommend_at >= RECOMMEND_EVERY_S and self.mine("recommendations"):
             self.recommend_at = now
             with timed("recommendations"):
-                done.update(train_recommendations(self.Session))
+                done.update(train_recommendations(self.Session, self.settings))
         if now - self.tiers_at >= TIERS_EVERY_S and self.mine("tiers"):
             self.tiers_at = now
             with timed("tiers"):

@@ -123,26 +123,28 @@ def _hit_rate(rows, blend: dict[str, float]) -> float:
 
 
 def choose(cat: Catalogue, events: list[Event], sports: dict, starts: dict, validate_at: float,
-           test_at: float, follows: dict[int, set[int]] | None = None) -> dict:
+           test_at: float, follows: dict[int, set[int]] | None = None, algorithms=COLLABORATIVE,
+           factors=None) -> dict:
     """The collaborative algorithm and the hybrid's coefficients, from the validation period
     (train before ``validate_at``, targets up to ``test_at``): for each algorithm, the
     coefficients fitted on half the athletes are scored on the other half and the other
-    way round; the best algorithm's coefficients are then fitted on all of them."""
+    way round; the best algorithm's coefficients are then fitted on all of them.
+    ``algorithms``: those to try (``("als",)`` with ``factors`` from ``core.spark.recommend``)."""
     sp = split(events, validate_at, test_at)
     if len(sp.warm) < MIN_VALIDATION_ATHLETES:
-        return {"collaborative": "svd", "blend": None, "validation_athletes": len(sp.warm)}
+        return {"collaborative": algorithms[0], "blend": None, "validation_athletes": len(sp.warm)}
     if len(sp.warm) > MAX_VALIDATION_ATHLETES:  # a fixed sample judges as well, at a bounded cost
         rng = np.random.default_rng(SEED)
         sp.warm = sorted(rng.choice(sp.warm, MAX_VALIDATION_ATHLETES, replace=False).tolist())
     profiles = _profiles(sp.warm, sports, sp.train, cat, starts, {})
     best = (-1.0, None, None)
     users = {e.user for e in sp.train}
-    for algo in COLLABORATIVE:
+    for algo in algorithms:
         # Surprise's neighbourhood models hold a dense similarity matrix (8 bytes per pair):
         # 20,000 routes would need 3.2 GB, 100,000 athletes 80 GB. Past KNN_MAX they are not tried.
         if algo == "knn_item" and len(cat) > KNN_MAX or algo == "knn_user" and len(users) > KNN_MAX:
             continue
-        rec = Recommender(cat, sp.train, collaborative=algo, follows=follows)
+        rec = Recommender(cat, sp.train, collaborative=algo, follows=follows, factors=factors)
         rows = {}
         for u in sp.warm:
             idx = rec.candidates(profiles[u])
@@ -156,14 +158,16 @@ def choose(cat: Catalogue, events: list[Event], sports: dict, starts: dict, vali
                 + _hit_rate(halves[0], fit_blend(halves[1])) * len(halves[0])) / len(sp.warm)
         if rate > best[0] + 1e-12:
             best = (rate, algo, fit_blend(list(rows.values())))
-    return {"collaborative": best[1] or "svd", "blend": best[2],  # None: the defaults "validation_hit_rate": round(best[0], 4),
+    return {"collaborative": best[1] or algorithms[0], "blend": best[2],  # None: the defaults "validation_hit_rate": round(best[0], 4),
             "validation_athletes": len(sp.warm)}
 
 
 def evaluate(cat: Catalogue, events: list[Event], sports: dict[int, str], starts: dict[int, tuple[float, float]],
              stated: dict[int, Profile], validate_at: float, test_at: float,
-             follows: dict[int, set[int]] | None = None) -> dict:
-    """The table: each method on warm athletes and on cold-start athletes, in one run."""
+             follows: dict[int, set[int]] | None = None, factors=None) -> dict:
+    """The table: each method on warm athletes and on cold-start athletes, in one run.
+    With ``factors`` (Spark's ALS, ``core.spark.recommend``), two rows more: ALS alone, and
+    the hybrid over ALS with its own coefficients ("hybrid_als", what training on Spark serves)."""
     chosen = choose(cat, events, sports, starts, validate_at, test_at, follows)
     sp = split(events, test_at)
     warm = _profiles(sp.warm, sports, sp.train, cat, starts, {})
@@ -171,10 +175,16 @@ def evaluate(cat: Catalogue, events: list[Event], sports: dict[int, str], starts
     recs = {algo: Recommender(cat, sp.train, collaborative=algo, blend=chosen["blend"], follows=follows)
             for algo in COLLABORATIVE}
     best = recs[chosen["collaborative"]]
+    methods = METHODS
+    if factors is not None:
+        chosen["als"] = choose(cat, events, sports, starts, validate_at, test_at, follows, ("als",), factors)
+        recs["als"] = Recommender(cat, sp.train, collaborative="als", blend=chosen["als"]["blend"],
+                                  follows=follows, factors=factors)
+        methods = (*METHODS, "als", "hybrid_als")
     table = {}
-    for method in METHODS:
-        rec = recs[method] if method in COLLABORATIVE else best
-        how = "collaborative" if method in COLLABORATIVE else method
+    for method in methods:
+        rec = recs["als"] if method == "hybrid_als" else recs[method] if method in recs else best
+        how = "collaborative" if method in recs else "hybrid" if method == "hybrid_als" else method
         row = {}
         for group, profiles in (("warm", warm), ("cold", cold)):
             lists = {u: [s.route for s in rec.rank(p, K, how)] for u, p in profiles.items()}
@@ -189,7 +199,7 @@ def lift(table: dict, method: str = "hybrid", baseline: str = "popular", group: 
     return table[method][group][f"hit_rate@{K}"] / base - 1.0 if base else math.inf
 
 
-def run_generated(seed: int = 1, **kwargs) -> dict:
+def run_generated(seed: int = 1, factors=None, **kwargs) -> dict:
     from core.recommend.population import T0, WEEK_S, generate
 
     pop = generate(seed=seed, **kwargs)
@@ -199,12 +209,13 @@ def run_generated(seed: int = 1, **kwargs) -> dict:
     test_week = max(a.joins_week for a in pop.athletes.values()) or int(pop.weeks * 0.75)
     follows = {u: set(a.friends) for u, a in pop.athletes.items()}
     out = evaluate(pop.catalogue, pop.events, sports, starts, stated,
-                   validate_at=T0 + (test_week - 4) * WEEK_S, test_at=T0 + test_week * WEEK_S, follows=follows)
+                   validate_at=T0 + (test_week - 4) * WEEK_S, test_at=T0 + test_week * WEEK_S, follows=follows,
+                   factors=factors)
     out["population"] = {"seed": seed, "athletes": len(pop.athletes), "weeks": pop.weeks, "test_week": test_week}
     return out
 
 
-def run_database(s, min_athletes: int = MIN_VALIDATION_ATHLETES) -> dict:
+def run_database(s, min_athletes: int = MIN_VALIDATION_ATHLETES, factors=None) -> dict:
     """The same evaluation on the database's own history: the split at the 80th percentile
     of completion times, validation from the 60th. Profiles (sport, where they start) come
     from activities before the split only."""
@@ -255,6 +266,7 @@ def run_database(s, min_athletes: int = MIN_VALIDATION_ATHLETES) -> dict:
         return {"skipped": f"too few athletes to judge: {len(warm)} did a new route after the split "
                            f"(at least {min_athletes} needed)"}
     known = {e.user for e in evs if e.user in starts}
-    out = evaluate(cat, [e for e in evs if e.user in known], sports, starts, stated, validate_at, test_at, graph)
+    out = evaluate(cat, [e for e in evs if e.user in known], sports, starts, stated, validate_at, test_at, graph,
+                   factors)
     out["split"] = {"validate_at": validate_at, "test_at": test_at}
     return out

@@ -10,7 +10,9 @@ reach of where they start that they have not done, by:
 - **content**: how close the route is to the athlete's own profile (usual distance,
   climbing per km, where they start; for a new athlete, what they stated in settings);
 - **collaborative**: Surprise trained on the events turned into 1-5 ratings (SVD, or
-  KNNBaseline user-based or item-based: ``COLLABORATIVE``);
+  KNNBaseline user-based or item-based: ``COLLABORATIVE``), or, where the data outgrows one
+  machine, a factor model of implicit feedback (``implicit``) fitted elsewhere: Spark
+  MLlib's ALS (``core.spark.recommend``) passed in as ``factors``;
 - **friends**: how many of the athletes they follow did the route (public activities only);
 - **hybrid**: a linear score over the inputs of all four (``FEATURES``: popularity,
   nearness, fit of distance and of climbing, the collaborative score, friends), whose
@@ -136,6 +138,46 @@ def ratings(events: list[Event]) -> dict[tuple[int, int], float]:
     return out
 
 
+def implicit(events: list[Event]) -> dict[tuple[int, int], float]:
+    """Each (athlete, route) pair's implicit feedback for a factor model (ALS): how often
+    they did it, plus 2 for a save, 1 for kudos there and the stars of a rating above 3; a
+    dismissal or a rating of 1 or 2 is a negative (no preference, held with confidence)."""
+    out: dict[tuple[int, int], float] = defaultdict(float)
+    stated: dict[tuple[int, int], float] = {}
+    dismissed = set()
+    for e in events:
+        key = (e.user, e.route)
+        if e.kind == "done":
+            out[key] += 1.0
+        elif e.kind == "save":
+            out[key] += 2.0
+        elif e.kind == "kudos":
+            out[key] += 1.0
+        elif e.kind == "rating":
+            stated[key] = float(e.value)
+        elif e.kind == "dismiss":
+            dismissed.add(key)
+    for key, stars in stated.items():
+        if stars > 3:
+            out[key] += stars - 3.0
+        elif stars < 3:
+            dismissed.add(key)
+    for key in dismissed:
+        out[key] = -2.0
+    return dict(out)
+
+
+@dataclass
+class Factors:
+    """A fitted factor model: each athlete's and each route's vector (rows), and which
+    id each row is."""
+
+    users: dict[int, int]
+    user_vectors: np.ndarray
+    items: dict[int, int]
+    item_vectors: np.ndarray
+
+
 def metres(lat0: float, lon0: float, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Approximate ground distance from one point to many (enough for reach and nearness)."""
     k = 111_320.0
@@ -159,13 +201,17 @@ class Recommender:
 
     def __init__(self, catalogue: Catalogue, events: list[Event], collaborative: str = "svd",
                  blend: dict[str, float] | None = None, follows: dict[int, set[int]] | None = None,
-                 seed: int = SEED):
+                 seed: int = SEED, factors=None):
+        """``factors``: for ``collaborative="als"``, a function of the ``implicit`` feedback
+        that returns the fitted ``Factors`` (``core.spark.recommend.als``)."""
         self.cat = catalogue
+        self.factors = factors
         self.blend = dict(blend or DEFAULT_BLEND)
         self.follows = follows or {}
         self.collaborative = collaborative
         self.seed = seed
         known = [e for e in events if e.route in catalogue.index]
+        self._known = known
         self.ratings = ratings(known)
         users_of = defaultdict(set)
         for e in known:
@@ -213,6 +259,12 @@ class Recommender:
         return out
 
     def _fit(self):
+        if self.collaborative == "als":
+            if self.factors is None:
+                raise ValueError("the als model needs a factors function (core.spark.recommend.als)")
+            fitted = self.factors(implicit(self._known))
+            self.inner = np.array([fitted.items.get(int(r), -1) for r in self.cat.ids])
+            return fitted
         import pandas as pd
         from surprise import SVD, Dataset, KNNBasic, Reader
 
@@ -246,9 +298,15 @@ class Recommender:
         (user-based). Where the model knows neither, the global mean or nothing."""
         if self.algo is None:
             return np.zeros(routes.size)
-        train, algo = self.trainset, self.algo
         inner = np.array([self.inner[self.cat.index[int(r)]] for r in routes], dtype=int)
         known = inner >= 0
+        if self.collaborative == "als":
+            f, out = self.algo, np.zeros(routes.size)
+            row = f.users.get(user)
+            if row is not None:
+                out[known] = f.item_vectors[inner[known]] @ f.user_vectors[row]
+            return out
+        train, algo = self.trainset, self.algo
         iu = train._raw2inner_id_users.get(user)
         out = np.zeros(routes.size)
         if self.collaborative == "svd":
@@ -301,7 +359,7 @@ class Recommender:
         followed = self.follows.get(p.user, set())
         friends = np.array([len(self.users_of.get(int(r), set()) & followed) for r in c.ids[idx]], dtype=float)
         collaborative = self.predicted(p.user, c.ids[idx])
-        if self.collaborative != "svd":
+        if self.collaborative in ("knn_user", "knn_item"):  # summed similarities: a count's scale
             collaborative = np.log1p(collaborative)
         return np.column_stack([np.log1p(self.popularity[idx]), np.log1p(self.trending[idx]), self.rated[idx],
                                 near, fit_d, fit_c, collaborative, np.log1p(friends)])

@@ -141,10 +141,12 @@ def _state(s: Session) -> dict:
     return dict(row.value) if row is not None else {}
 
 
-def train(Session: sessionmaker[Session], now: datetime | None = None) -> dict:
+def train(Session: sessionmaker[Session], now: datetime | None = None, factors=None) -> dict:
     """Choose and fit the model on everything stored, then precompute each active
-    athlete's suggestions (one short write per athlete)."""
-    from core.recommend.evaluation import choose
+    athlete's suggestions (one short write per athlete). ``factors``: the collaborative part
+    is that factor model of implicit feedback (Spark's ALS, ``core.spark.recommend.als``)
+    instead of one chosen among Surprise's."""
+    from core.recommend.evaluation import COLLABORATIVE, choose
 
     now = now or utcnow()
     with Session() as s:
@@ -164,8 +166,9 @@ def train(Session: sessionmaker[Session], now: datetime | None = None) -> dict:
     for p in seen.values():
         sports[p.user], starts[p.user] = p.sport, (p.lat, p.lon)
     chosen = choose(cat, evs, sports, starts, (now - timedelta(days=VALIDATION_DAYS)).timestamp(),
-                    now.timestamp(), graph)
-    rec = Recommender(cat, evs, collaborative=chosen["collaborative"], blend=chosen["blend"], follows=graph)
+                    now.timestamp(), graph, ("als",) if factors else COLLABORATIVE, factors)
+    rec = Recommender(cat, evs, collaborative=chosen["collaborative"], blend=chosen["blend"], follows=graph,
+                      factors=factors)
     written = 0
     for u, p in seen.items():
         store(Session, u, rec.rank(p, KEEP))
