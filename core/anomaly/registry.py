@@ -53,9 +53,15 @@ def train(settings: Settings, Session=None, say=None, database_rows=None) -> Pop
     rows, groups = grouped_feature_rows(population_groups(real))
     sources = {"shared_recordings": len(real)}
     if Session is not None:
+        db_rows = None
         if database_rows is not None:
-            db_rows, sources["features_on"] = database_rows()
-        else:
+            try:
+                db_rows, sources["features_on"] = database_rows()
+            except Exception as exc:  # noqa: BLE001 - Spark's errors are many kinds; the model is still trained
+                log.warning("the database rows' features could not be computed on Spark (%s): "
+                            "reading the stored verdicts' features", exc)
+                sources["features_on"] = f"stored verdicts: Spark failed: {str(exc)[:200]}"
+        if db_rows is None:
             with Session() as s:
                 db_rows = _database_rows(s)
         for sport, extra in db_rows.items():

@@ -3,14 +3,15 @@
 The job reads what scoring reads, where it lies: the points of activities still in the
 database through JDBC (split by activity id, one range per task), the points of archived
 activities from their Parquet files in the cold tier (each file named by its activity's
-row), and the activities' pause and resume events through JDBC. Points and events are
+row, read on the executors with pyarrow as ``core.storage.cold`` reads it), and the
+activities' pause and resume events through JDBC. Points and events are
 grouped by activity on the executors, which take out the points logged while paused and
 call ``core.anomaly.features.track_features``, the function scoring calls, so each
 activity's features are the ones the single-machine path computes from
 ``core.activities.summary.recorded_track`` (to rounding).
 
-Archived files are read by path: a local archive folder, or any filesystem Spark's Hadoop
-connectors reach (``s3://`` becomes ``s3a://``, which needs ``hadoop-aws`` on the cluster).
+The archive is wherever ``TRACKER_ARCHIVE_URL`` says (a folder every executor sees, or
+object storage by URL), as for the rest of the application.
 """
 
 from __future__ import annotations
@@ -24,13 +25,35 @@ from core.storage import cold
 
 SCHEMA = "activity_id long, sport string, features array<double>"
 POINTS = ("seq", "t", "lat", "lon", "ele", "acc", "hr", "cad")
+POINT_SCHEMA = "activity_id long, seq long, " + ", ".join(f"{c} double" for c in POINTS[1:])
 
 
-def _archive_path(archive: cold.Archive, user_id: int, name: str) -> str:
-    path = archive.path(user_id, name)
-    scheme = archive.url.split("://", 1)[0] if "://" in archive.url else "file"
-    scheme = {"s3": "s3a"}.get(scheme, scheme)
-    return f"{scheme}://{path}" if scheme != "file" else f"file://{path}"
+def _archived_points(settings: Settings):
+    """For ``mapInPandas``: the points of the archived activities in each batch of
+    (activity_id, user_id, cold_file) rows, read on the executor with pyarrow as
+    ``core.storage.cold.read`` reads them (any filesystem the archive URL names). A file
+    that is gone (swept, or its athlete erased meanwhile) gives no points, and its
+    activity no row."""
+
+    def read(batches):
+        import logging
+
+        import pandas as pd
+
+        archive = cold.open_archive(settings)
+        for batch in batches:
+            for activity_id, user_id, name in zip(batch["activity_id"], batch["user_id"], batch["cold_file"]):
+                try:
+                    rows = cold.read(archive, int(user_id), str(name))
+                except cold.ArchiveFileError as exc:
+                    logging.getLogger(__name__).warning("activity %s: %s", activity_id, exc)
+                    continue
+                frame = pd.DataFrame(rows, columns=list(POINTS))
+                frame.insert(0, "activity_id", int(activity_id))
+                frame["seq"] = frame["seq"].astype("int64")
+                yield frame
+
+    return read
 
 
 def _selection(activity_ids: list[int] | None, found_fine: bool) -> str:
@@ -94,25 +117,18 @@ def extract(spark, settings: Settings, activity_ids: list[int] | None = None,
         return {}
     tasks = max(1, spark.sparkContext.defaultParallelism * 2)
     columns = ", ".join(f"p.{c}" for c in POINTS)
+    hot_ids = activities.where("points_tier = 'hot'").select("activity_id")
     hot = read_table(spark, settings,
                      f"SELECT p.activity_id, {columns} FROM route_points p JOIN activities a ON a.id = p.activity_id "
                      f"WHERE a.points_tier = 'hot' AND {chosen}", "activity_id", (bounds[0], bounds[1]), tasks,
                      "activity_id BIGINT, seq BIGINT, " + ", ".join(f"{c} DOUBLE" for c in POINTS[1:]))
-    points = hot
+    # Where each activity's points are is read once (``activities`` is cached): one that
+    # moves between the tiers while the job runs is read from one of them, never from both.
+    points = hot.join(hot_ids, "activity_id")
     archived = activities.where("points_tier = 'cold' AND cold_file IS NOT NULL").select(
-        "activity_id", "user_id", "cold_file").collect()
-    if archived:
-        archive = cold.open_archive(settings)
-        paths = [_archive_path(archive, r.user_id, r.cold_file) for r in archived]
-        scale = {name: s for name, s, _ in cold.COLUMNS}
-        files = (spark.read.parquet(*paths)
-                 .withColumn("cold_file", F.regexp_extract(F.input_file_name(), r"([^/]+\.parquet)$", 1)))
-        named = spark.createDataFrame([(int(r.activity_id), r.cold_file) for r in archived],
-                                      "activity_id long, cold_file string")
-        # As ``core.storage.cold.decode``: each integer column divided by its scale.
-        files = files.join(F.broadcast(named), "cold_file").select(
-            "activity_id", *[(F.col(c).cast("double") / F.lit(float(scale[c]))).alias(c) for c in POINTS])
-        points = points.unionByName(files)
+        "activity_id", "user_id", "cold_file")
+    files = archived.repartition(tasks).mapInPandas(_archived_points(settings), POINT_SCHEMA)
+    points = points.unionByName(files)
     points = points.join(activities.select("activity_id", "sport"), "activity_id")
     events = read_table(spark, settings,
                         "SELECT e.id, e.activity_id, e.command, e.at FROM activity_events e "

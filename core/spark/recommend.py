@@ -49,6 +49,8 @@ def fit_als(spark, feedback: dict[tuple[int, int], float], rank: int = RANK, reg
                 numItemBlocks=blocks).fit(spark.createDataFrame(frame))
     users, user_vectors = _vectors(model.userFactors, user_ids, rank)
     items, item_vectors = _vectors(model.itemFactors, item_ids, rank)
+    if not (np.isfinite(user_vectors).all() and np.isfinite(item_vectors).all()):
+        raise ArithmeticError("ALS diverged: its factors hold NaN or infinity")
     return Factors(users, user_vectors, items, item_vectors)
 
 

@@ -18,6 +18,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy.engine import make_url
 
@@ -42,8 +43,10 @@ def missing() -> str | None:
         import pyspark  # noqa: F401
     except ImportError:
         return f"pyspark is not installed ({INSTALL})"
-    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
-        return f"no Java runtime ({INSTALL})"
+    home = os.environ.get("JAVA_HOME")
+    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    if not java or not os.access(java, os.X_OK):
+        return f"no Java runtime{f' at JAVA_HOME={home}' if home else ''} ({INSTALL})"
     return None
 
 
@@ -64,9 +67,15 @@ def jdbc(database_url: str) -> Jdbc:
         props = {"driver": DRIVERS[dialect], "user": url.username or os.environ.get("PGUSER", "postgres")}
         if url.password:
             props["password"] = url.password
+        if "host" in url.query or (url.host or "").startswith("/"):
+            raise SparkUnavailable("Spark's JDBC driver reaches PostgreSQL over TCP: give a host name, not a socket")
+        # The rest of the URL's options (sslmode, sslrootcert...) are the JDBC driver's too.
+        for key, value in url.query.items():
+            props[key] = value if isinstance(value, str) else value[-1]
         host = url.host or "localhost"
+        host = f"[{host}]" if ":" in host else host
         port = f":{url.port}" if url.port else ""
-        return Jdbc(f"jdbc:postgresql://{host}{port}/{url.database or ''}", props, dialect)
+        return Jdbc(f"jdbc:postgresql://{host}{port}/{quote(url.database or '', safe='')}", props, dialect)
     if dialect == "sqlite":
         if not url.database or url.database == ":memory:":
             raise SparkUnavailable("Spark cannot read an in-memory SQLite database: give it a file")
@@ -88,6 +97,9 @@ def session(settings: Settings):
     reason = missing()
     if reason:
         raise SparkUnavailable(reason)
+    where = jdbc(settings.database_url)  # refuses what Spark cannot read before a JVM starts
+    if not settings.spark_jars and not Path(DEBIAN_JARS[where.dialect]).exists():
+        raise SparkUnavailable(f"the {where.dialect} JDBC driver is not at {DEBIAN_JARS[where.dialect]} ({INSTALL})")
     with _lock:
         if _session is not None:
             return _session

@@ -37,7 +37,8 @@ TOP = 10
 # The hybrid over ALS and over Surprise's chosen model rank the same routes near the top:
 # on average at least this share of an athlete's top 10 is in both lists.
 TOP_OVERLAP = 0.5
-# And the ALS path finds the next route an athlete did at least as often, within this.
+# And the ALS path finds the next route an athlete did at least as often, within this (ALS
+# alone must also beat the popular routes nearby by this much).
 HIT_RATE_TOLERANCE = 0.03
 
 
@@ -164,7 +165,10 @@ def test_als_on_spark_ranks_like_the_single_machine_path(spark):
     table = out["table"]
     hit = {m: table[m]["warm"][f"hit_rate@{K}"] for m in table}
     assert hit["hybrid_als"] >= hit["hybrid"] - HIT_RATE_TOLERANCE, hit
-    assert hit["als"] > 2 * hit["random"], hit
+    # ALS alone is a model of its own: better than the popular routes nearby (which an ALS
+    # giving nothing would fall back to) and than Surprise's SVD on the same events.
+    assert hit["als"] >= hit["popular"] + HIT_RATE_TOLERANCE, hit
+    assert hit["als"] >= hit["svd"] - HIT_RATE_TOLERANCE, hit
     # Top-10 agreement on the same training data, athlete by athlete.
     pop = generate(seed=3, athletes=600, routes=800)
     test_week = max(a.joins_week for a in pop.athletes.values())
@@ -178,6 +182,8 @@ def test_als_on_spark_ranks_like_the_single_machine_path(spark):
     on_spark = Recommender(pop.catalogue, sp.train, collaborative="als", blend=chosen["als"]["blend"],
                            follows=follows, factors=factors)
     profiles = _profiles(sp.warm, sports, sp.train, pop.catalogue, starts, {})
+    some = next(iter(profiles.values()))
+    assert np.abs(on_spark.predicted(some.user, pop.catalogue.ids)).max() > 0, "ALS's factors are empty"
     overlaps = [_overlap([x.route for x in single.rank(p, TOP)], [x.route for x in on_spark.rank(p, TOP)])
                 for p in itertools.islice(profiles.values(), 300)]
     assert np.mean(overlaps) >= TOP_OVERLAP, np.mean(overlaps)
@@ -206,3 +212,19 @@ def test_training_on_spark_writes_the_lists_the_single_machine_path_writes(spark
     assert set(on_spark) == set(single) and single
     for user, routes in single.items():
         assert set(on_spark[user]) == set(routes), "the same candidates, each athlete's routes not yet done"
+
+
+def test_a_missing_archive_file_costs_its_activity_only(spark, tmp_path, data_dir, shared_tracks):
+    """A file swept or erased meanwhile: that activity gives no row, the others theirs."""
+    from core.spark.features import extract
+
+    with database_of_its_own("sqlite", tmp_path, "spark_missing") as Session:
+        ids = _stored(Session, shared_tracks, count=3)
+        for activity_id in ids[:2]:
+            tiers.archive_activity(Session, archive(), activity_id)
+        with Session() as s:
+            a = s.get(Activity, ids[0])
+            (Path(archive().path(a.user_id, a.cold_file))).unlink()
+        expected = _single_machine(Session, ids[1:])
+        got = extract(spark, _settings(Session), ids)
+    assert set(got) == set(expected) and ids[0] not in got
