@@ -11,7 +11,7 @@ reach of where they start that they have not done, by:
   climbing per km, where they start; for a new athlete, what they stated in settings);
 - **collaborative**: Surprise trained on the events turned into 1-5 ratings (SVD, or
   KNNBaseline user-based or item-based: ``COLLABORATIVE``), or, where the data outgrows one
-  machine, a factor model of implicit feedback (``implicit``) fitted elsewhere: Spark
+  machine, a factor model of implicit feedback (``core.recommend.feedback.implicit``) fitted elsewhere: Spark
   MLlib's ALS (``core.spark.recommend``) passed in as ``factors``;
 - **friends**: how many of the athletes they follow did the route (public activities only);
 - **hybrid**: a linear score over the inputs of all four (``FEATURES``: popularity,
@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core import units
+from core.recommend.feedback import RATING_SCALE, Event, implicit, ratings
 
 REACH_M = {"run": 15_000.0, "ride": 40_000.0}  # candidates start this near the athlete's usual start
 NEAR_M = {"run": 4_000.0, "ride": 12_000.0}  # popularity halves about every this far
 DISTANCE_SIGMA = 0.35  # log-distance spread of an athlete's liking around their usual
 CLIMB_SIGMA_M_PER_KM = 6.0
 TERRAIN_M_PER_KM = {"flat": (6.0, 4.0), "hilly": (15.0, 6.0)}  # stated: centre and spread
-RATING_SCALE = (1.0, 5.0)
 COLLABORATIVE = ("svd", "knn_user", "knn_item")
 PARTS = ("popular", "content", "collaborative", "friends")
 # The hybrid's inputs, each with the part it speaks for (the reason a suggestion gives).
@@ -73,15 +73,6 @@ class Catalogue:
 
 
 @dataclass
-class Event:
-    user: int
-    route: int
-    at: float  # Unix seconds
-    kind: str  # "done", "rating", "save", "dismiss", "kudos"
-    value: float = 1.0
-
-
-@dataclass
 class Profile:
     """One athlete as the recommender sees them."""
 
@@ -103,79 +94,6 @@ class Suggestion:
     score: float
     source: str  # the part that contributed most
     reason: str
-
-
-def ratings(events: list[Event]) -> dict[tuple[int, int], float]:
-    """Each (athlete, route) pair's 1-5 rating: an explicit rating wins; otherwise
-    completions (one: 3.5, three: 4.5, seven or more: 5), a save (at least 4), kudos on an
-    activity there (3) or a dismissal (1)."""
-    done, stated, saved, kudos, dismissed = Counter(), {}, set(), set(), set()
-    for e in sorted(events, key=lambda e: e.at):
-        key = (e.user, e.route)
-        if e.kind == "done":
-            done[key] += 1
-        elif e.kind == "rating":
-            stated[key] = float(e.value)
-        elif e.kind == "save":
-            saved.add(key)
-        elif e.kind == "kudos":
-            kudos.add(key)
-        elif e.kind == "dismiss":
-            dismissed.add(key)
-    out = {}
-    for key in set(done) | set(stated) | saved | kudos | dismissed:
-        if key in stated:
-            r = stated[key]
-        elif key in dismissed:
-            r = 1.0
-        elif done[key]:
-            r = min(5.0, 2.5 + math.log2(1 + done[key]))
-        else:
-            r = 3.0
-        if key in saved:
-            r = max(r, 4.0)
-        out[key] = float(np.clip(r, *RATING_SCALE))
-    return out
-
-
-def implicit(events: list[Event]) -> dict[tuple[int, int], float]:
-    """Each (athlete, route) pair's implicit feedback for a factor model (ALS): how often
-    they did it, plus 2 for a save, 1 for kudos there and the stars of a rating above 3; a
-    dismissal or a rating of 1 or 2 is a negative (no preference, held with confidence)."""
-    out: dict[tuple[int, int], float] = defaultdict(float)
-    stated: dict[tuple[int, int], float] = {}
-    dismissed = set()
-    for e in events:
-        key = (e.user, e.route)
-        if e.kind == "done":
-            out[key] += 1.0
-        elif e.kind == "save":
-            out[key] += 2.0
-        elif e.kind == "kudos":
-            out[key] += 1.0
-        elif e.kind == "rating":
-            stated[key] = float(e.value)
-        elif e.kind == "dismiss":
-            dismissed.add(key)
-    for key, stars in stated.items():
-        if stars > 3:
-            out[key] += stars - 3.0
-        elif stars < 3:
-            dismissed.add(key)
-    for key in dismissed:
-        out[key] = -2.0
-    return dict(out)
-
-
-@dataclass
-class Factors:
-    """A fitted factor model: each athlete's and each route's vector (rows), and which
-    id each row is."""
-
-    users: dict[int, int]
-    user_vectors: np.ndarray
-    items: dict[int, int]
-    item_vectors: np.ndarray
 
 
 def metres(lat0: float, lon0: float, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:

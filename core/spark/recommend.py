@@ -1,7 +1,7 @@
 """The route recommender's collaborative part on Spark: MLlib's ALS on implicit feedback.
 
 ``als(spark)`` gives the function ``core.recommend.model.Recommender`` calls with the
-implicit feedback of every (athlete, route) pair (``core.recommend.model.implicit``); Spark
+implicit feedback of every (athlete, route) pair (``core.recommend.feedback.implicit``); Spark
 fits the factors (Hu, Koren and Volinsky's implicit ALS: a preference of 1 where the
 feedback is positive, 0 where it is not or negative, held with confidence 1 + alpha |r|),
 and the driver gets them back as arrays. Ranking, the hybrid and the precomputed lists stay
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.recommend.model import SEED, Factors
+from core.recommend.feedback import Factors
+from core.recommend.model import SEED
 
 RANK = 32
 REG = 0.05
