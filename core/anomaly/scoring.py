@@ -33,11 +33,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.accounts.tables import User
 from core.activities.summary import recorded_track
 from core.activities.tables import Activity
+from core.anomaly import failures
 from core.anomaly.detector import assess
 from core.anomaly.flags import CROP, FOUND_FINE, apply_event, is_held, score_event
 from core.anomaly.model import DEFAULT_THRESHOLD, Baseline, PopulationModel, installation_key
 from core.anomaly.registry import model_dir
-from core.anomaly.tables import ActivityFlag
+from core.anomaly.tables import ActivityFlag, ScoringFailure
 from core.config import load_settings
 from core.devices.hints import stored_hints
 from core.storage.base import utcnow
@@ -180,6 +181,7 @@ def record_verdict(s: Session, activity_id: int, result: Scoring, crop: dict | N
     flag.model_version = result.model_version
     flag.scored_at = utcnow()
     activity.held = is_held(new)
+    failures.clear(s, activity_id)
     s.flush()
     return flag
 
@@ -196,13 +198,30 @@ def score_pending(Session: sessionmaker[Session], model: PopulationModel | None,
     how many verdicts were written.
 
     Each is judged with no write transaction open, then written in a short one of its own:
-    SQLite has one writer, and the ingest server's commits wait for it.
+    SQLite has one writer, and the ingest server's commits wait for it. One whose scoring
+    fails is written down and waits (``core.anomaly.failures``); the others go on.
     """
+    written = 0
+    for activity_id in pending_ids(Session, batch):
+        try:
+            written += score_one(Session, activity_id, model, limit)
+        except Exception as exc:  # noqa: BLE001 - the activity's own error waits; the service's is raised
+            if failures.service_error(exc):
+                raise
+            log.exception("scoring activity %s failed", activity_id)
+            failures.record(Session, activity_id, exc)
+    return written
+
+
+def pending_ids(Session: sessionmaker[Session], batch: int) -> list[int]:
+    """Up to ``batch`` completed activities without a verdict, oldest completion first,
+    leaving out those whose last scoring failed and are not due again."""
     with Session() as s:
-        ids = s.scalars(select(Activity.id).outerjoin(ActivityFlag, ActivityFlag.activity_id == Activity.id)
-                        .where(Activity.status == "completed", ActivityFlag.activity_id.is_(None))
-                        .order_by(Activity.completed_at, Activity.id).limit(batch)).all()
-    return sum(score_one(Session, activity_id, model, limit) for activity_id in ids)
+        return list(s.scalars(
+            select(Activity.id).outerjoin(ActivityFlag, ActivityFlag.activity_id == Activity.id)
+            .outerjoin(ScoringFailure, ScoringFailure.activity_id == Activity.id)
+            .where(Activity.status == "completed", ActivityFlag.activity_id.is_(None), failures.due())
+            .order_by(Activity.completed_at, Activity.id).limit(batch)))
 
 
 def score_one(Session: sessionmaker[Session], activity_id: int, model: PopulationModel | None, limit: float) -> int:

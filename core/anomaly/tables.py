@@ -73,3 +73,19 @@ class ModerationDecision(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (CheckConstraint(f"action IN {MODERATION_ACTIONS}", name="action"),)
+
+
+class ScoringFailure(Base):
+    """An activity the detector failed to score: how often, the last error, and when it is
+    tried again (``retry_at``; None once given up, for a moderator to look at). Gone once
+    the activity has a verdict (``core.anomaly.failures``)."""
+
+    __tablename__ = "scoring_failures"
+
+    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    error: Mapped[str] = mapped_column(String(300))
+    first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.activities.lifecycle import OPEN_STATUSES, change_status, default_title
 from core.activities.summary import apply_summary, recorded_track, summarise_activity
 from core.activities.tables import Activity, ActivityEvent
+from core.anomaly import failures
 from core.anomaly.flags import ModerationError
 from core.anomaly.scoring import assess_stored, locked_activity, record_verdict
 from core.anomaly.tables import ActivityFlag
@@ -124,43 +125,69 @@ def complete_quiet(Session: sessionmaker[Session], idle: float, now: float | Non
     return done
 
 
-def recompute_late(Session: sessionmaker[Session], model, limit: float, batch: int = DEVICE_BATCH) -> dict:
+def recompute_late(Session: sessionmaker[Session], model, limit: float, batch: int = DEVICE_BATCH,
+                   now: float | None = None) -> dict:
     """Recompute the summary of each completed activity a late fix landed in, and score it
-    again when its verdict is one a score may change; ``model`` and ``limit`` as scoring's."""
+    again when its verdict is one a score may change; ``model`` and ``limit`` as scoring's.
+    One that fails for a reason of its own is left for later (``_RETRY``); the others go on."""
+    now = time.monotonic() if now is None else now
     with Session() as s:
         ids = list(s.scalars(select(DeviceTrack.activity_id).join(Activity, Activity.id == DeviceTrack.activity_id)
                              .where(DeviceTrack.recompute.is_(True), Activity.status == "completed")
                              .order_by(DeviceTrack.activity_id).limit(batch)))
     done = {"recomputed": 0, "rescored": 0}
     for activity_id in ids:
-        with Session() as s:
-            activity = s.get(Activity, activity_id)
-            if activity is None or activity.status != "completed":
-                continue
-            count = count_points(s, activity_id)
-            summary = summarise_activity(s, activity)
-            flag = s.get(ActivityFlag, activity_id)
-            status = flag.status if flag is not None else None
-            # Scored as it will be stored (the track with the late fixes, the points counted).
-            result = assess_stored(s, activity, model, limit) if status in RESCORED_STATUSES else None
-        with write_transaction(Session, "device_recompute") as s:
-            activity = locked_activity(s, activity_id)
-            track_row = s.get(DeviceTrack, activity_id)
-            if activity is None or track_row is None or activity.status != "completed":
-                continue
-            if count_points(s, activity_id) != count:
-                continue  # more late fixes meanwhile: the next round
-            apply_summary(activity, summary)
-            track_row.recompute = False
-            done["recomputed"] += 1
-            flag = s.get(ActivityFlag, activity_id)
-            if result is not None and flag is not None and flag.status == status:
-                try:
-                    record_verdict(s, activity_id, result)
-                    done["rescored"] += 1
-                except ModerationError:  # decided meanwhile: the decision stands
-                    pass
+        if _RETRY.get(activity_id, (0, -math.inf))[1] > now:
+            continue
+        try:
+            _recompute_one(Session, activity_id, model, limit, done)
+        except Exception as exc:  # noqa: BLE001 - the activity's own error waits; the service's is raised
+            if failures.service_error(exc):
+                raise
+            tries = _RETRY.get(activity_id, (0, 0.0))[0] + 1
+            wait = min(RETRY_FIRST_S * 2 ** (tries - 1), RETRY_MAX_S)
+            _RETRY[activity_id] = (tries, now + wait)
+            log.exception("recomputing activity %s failed (attempt %s, again in %.0f s)", activity_id, tries, wait)
+        else:
+            _RETRY.pop(activity_id, None)
     return done
+
+
+# Activities whose recomputation failed in this process: id -> (attempts, monotonic time of
+# the next). Kept in memory: a restart tries them again at once, which costs one attempt each.
+_RETRY: dict[int, tuple[int, float]] = {}
+RETRY_FIRST_S = 60.0
+RETRY_MAX_S = 3600.0
+
+
+def _recompute_one(Session: sessionmaker[Session], activity_id: int, model, limit: float, done: dict) -> None:
+    with Session() as s:
+        activity = s.get(Activity, activity_id)
+        if activity is None or activity.status != "completed":
+            return
+        count = count_points(s, activity_id)
+        summary = summarise_activity(s, activity)
+        flag = s.get(ActivityFlag, activity_id)
+        status = flag.status if flag is not None else None
+        # Scored as it will be stored (the track with the late fixes, the points counted).
+        result = assess_stored(s, activity, model, limit) if status in RESCORED_STATUSES else None
+    with write_transaction(Session, "device_recompute") as s:
+        activity = locked_activity(s, activity_id)
+        track_row = s.get(DeviceTrack, activity_id)
+        if activity is None or track_row is None or activity.status != "completed":
+            return
+        if count_points(s, activity_id) != count:
+            return  # more late fixes meanwhile: the next round
+        apply_summary(activity, summary)
+        track_row.recompute = False
+        done["recomputed"] += 1
+        flag = s.get(ActivityFlag, activity_id)
+        if result is not None and flag is not None and flag.status == status:
+            try:
+                record_verdict(s, activity_id, result)
+                done["rescored"] += 1
+            except ModerationError:  # decided meanwhile: the decision stands
+                pass
 
 
 def device_activities(Session: sessionmaker[Session], idle: float, model, limit: float,

@@ -40,6 +40,9 @@ class WorkerMetrics:
         self.exports = Counter("tracker_worker_exports", "Data exports built", registry=r)
         self.stream_lag = Gauge("tracker_worker_stream_lag",
                                 "Scoring stream entries not yet read or not yet acknowledged (with Redis)", registry=r)
+        self.given_up = Gauge("tracker_worker_scoring_given_up",
+                              "Completed activities scoring gave up on, left for a moderator (core.anomaly.failures)",
+                              registry=r)
         self.held = Gauge("tracker_worker_job_held", "1 while this worker runs the job group (holds its lock)",
                           ["task"], registry=r)
         self.skipped = Counter("tracker_worker_jobs_skipped", "Turns of a job group left to the worker holding its lock",

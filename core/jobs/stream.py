@@ -9,7 +9,9 @@ Redis hands each entry to one of them. The database stays the record of what is 
   written); a scorer that dies leaves its entries pending, and another claims those idle
   for ``RECLAIM_IDLE_MS`` (``XAUTOCLAIM``). An activity still without a verdict
   ``RELAY_AGAIN_S`` after it was relayed (its entry lost with a Redis restarted without
-  persistence) is relayed again;
+  persistence) is relayed again. An activity whose scoring fails for a reason of its own
+  is acknowledged and written down (``core.anomaly.failures``), and relayed again when it is
+  due; one failing for the service's (the database, Redis) stays pending;
 - **written once**: the verdict is written under the activity's lock only if it has none
   (``core.anomaly.scoring``), so an entry delivered twice, or relayed twice, writes nothing
   the second time. Crops and re-scorings write their own verdicts where they happen.
@@ -33,11 +35,8 @@ import socket
 import time
 from typing import Protocol
 
-from sqlalchemy import select
-
-from core.activities.tables import Activity
-from core.anomaly.scoring import score_one
-from core.anomaly.tables import ActivityFlag
+from core.anomaly import failures
+from core.anomaly.scoring import pending_ids, score_one
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +137,9 @@ class RedisActivityStream:
 
 def relay(Session, stream: RedisActivityStream, batch: int = RELAY_BATCH) -> int:
     """Put the completed activities without a verdict into the stream, oldest completion
-    first, each at most once per ``RELAY_AGAIN_S``; returns how many went in."""
-    with Session() as s:
-        ids = s.scalars(select(Activity.id).outerjoin(ActivityFlag, ActivityFlag.activity_id == Activity.id)
-                        .where(Activity.status == "completed", ActivityFlag.activity_id.is_(None))
-                        .order_by(Activity.completed_at, Activity.id).limit(batch)).all()
+    first, each at most once per ``RELAY_AGAIN_S`` (and, after its scoring failed, not
+    before it is due again: ``core.anomaly.failures``); returns how many went in."""
+    ids = pending_ids(Session, batch)
     if not ids:
         return 0
     pipe = stream.redis.pipeline(transaction=False)
@@ -164,9 +161,14 @@ def score(Session, stream: ActivityStream, model, limit: float, count: int = TAK
         if activity_id > 0:
             try:
                 written += score_one(Session, activity_id, model, limit)
-            except Exception:  # noqa: BLE001 - left pending, claimed again later; the others go on
+            except Exception as exc:  # noqa: BLE001 - the others go on
+                if failures.service_error(exc):  # left pending: claimed again once the service is back
+                    log.warning("scoring activity %s failed", activity_id, exc_info=True)
+                    continue
+                # The activity's own: written down, and relayed again once it is due (and
+                # its relay mark has expired).
                 log.exception("scoring activity %s failed", activity_id)
-                continue
+                failures.record(Session, activity_id, exc)
         stream.ack([entry_id])
     return {"taken": len(entries), "written": written, "reclaimed": len(claimed)}
 

@@ -60,6 +60,7 @@ import time
 from redis.exceptions import RedisError
 
 from core.anomaly.calibration import threshold
+from core.anomaly.failures import count_given_up
 from core.challenges.churn_store import current_model
 from core.config import load_settings
 from core.jobs.badges import (
@@ -192,6 +193,8 @@ class Jobs:
             if self.scorer is None or not self._score_from_stream(done, model, own=True):
                 score(self.Session, self.settings, model, done)
                 self.metrics.scored.inc(done.get("scored", {}).get("activities", 0))
+            with self.Session() as s:
+                self.metrics.given_up.set(count_given_up(s))
         audit = now - self.audit_at >= HOUSEKEEPING_EVERY_S  # every ten minutes
         if audit:
             self.audit_at = now

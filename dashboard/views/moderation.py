@@ -20,6 +20,7 @@ from core.anomaly.calibration import (
     flag_precision,
     threshold,
 )
+from core.anomaly.failures import MAX_ATTEMPTS, count_given_up, given_up, try_again
 from core.anomaly.flags import ModerationError
 from core.anomaly.live import LIMITS
 from core.anomaly.moderation import decide, queue
@@ -72,6 +73,28 @@ with st.expander(f"Badges withdrawn lately ({len(withdrawn)})", icon=":material/
         if award.withdrawn_activity_id:
             link.page_link("views/activity.py", label="Activity", icon=":material/route:",
                            query_params={"id": str(award.withdrawn_activity_id)})
+
+with data.sessions()() as s:
+    unscored = given_up(s, 20)
+    unscored_count = count_given_up(s)
+with st.expander(f"Could not be scored ({unscored_count})", icon=":material/error:", expanded=bool(unscored)):
+    st.caption(f"Scoring failed on these activities {MAX_ATTEMPTS} times, each error their own, so they have "
+               "escaped the detector: they are not held, and their athletes are told nothing. Look at each one; "
+               "once the cause is mended, have it scored again.")
+    if not unscored:
+        st.caption("Every completed activity could be scored.")
+    for failure, activity, athlete in unscored:
+        line, link, again = st.columns([5, 1, 1])
+        line.markdown(f"{ui.strong(activity.title)} by {ui.strong(ui.who(athlete.name, athlete.username))} "
+                      f"(@{ui.plain(athlete.username)}) · failed {failure.attempts} times since "
+                      f"{units.when(failure.first_failed_at)}, last {units.when(failure.failed_at)}")
+        line.code(failure.error, language=None)
+        link.page_link("views/activity.py", label="Activity", icon=":material/route:",
+                       query_params={"id": str(activity.id)})
+        if again.button("Score again", key=f"unscored_{activity.id}", icon=":material/refresh:"):
+            with write_transaction(data.sessions(), "moderation") as s:
+                try_again(s, activity.id)
+            st.rerun()
 
 REASONS = {"": "any reason", **REASON_LABELS}
 left, right = st.columns(2)

@@ -27,13 +27,14 @@ from core.activities.imports import record_track
 from core.activities.ingest import ingest_points
 from core.activities.lifecycle import change_status, create_activity
 from core.activities.tables import Activity
-from core.anomaly.tables import ActivityFlag, ModerationDecision
+from core.anomaly.tables import ActivityFlag, ModerationDecision, ScoringFailure
 from core.recommend.service import train
 from core.routes.matching import match_pending
 from core.routes.tables import Route, RouteActivity
 from core.social.comments import add_comment
 from core.social.follows import follow
 from core.social.tables import Comment
+from core.storage.base import utcnow
 from core.storage.engine import make_engine, make_sessionmaker
 from core.storage.schema import migrate
 from core.synthetic.demo import build_demo
@@ -180,6 +181,9 @@ def hostile_world(world) -> HostileWorld:
             for activity in (run, flagged, live):
                 activity.title = text
             s.add(Comment(activity_id=own.id, user_id=user.id, text=text))
+            # Scoring gave up on the run: its error, as an exception could word it, quotes the text.
+            s.add(ScoringFailure(activity_id=run.id, user_id=user.id, attempts=5, error=f"ValueError: {text}"[:300],
+                                 first_failed_at=utcnow(), failed_at=utcnow(), retry_at=None))
             out.usernames[key], out.runs[key], out.flagged[key], out.live[key] = (user.username, run.id, flagged.id,
                                                                                   live.id)
     engine.dispose()

@@ -543,6 +543,59 @@ def test_moderators_review_and_dismiss_a_flag_athletes_cannot_reach_the_page(wor
     engine.dispose()
 
 
+def test_moderators_see_what_scoring_gave_up_on_with_its_error_and_have_it_scored_again(world):
+    """An activity scoring failed on five times shows on the moderators' page, with its
+    athlete, its error as written (hostile text stays text) and a button that has it scored
+    again at the next round."""
+    from sqlalchemy import delete, select
+    from sqlalchemy.orm import Session
+
+    from core.accounts.users import user_by_name
+    from core.activities.tables import Activity
+    from core.anomaly import failures
+    from core.anomaly.tables import ActivityFlag, ScoringFailure
+    from core.storage.engine import make_engine, make_sessionmaker
+
+    engine = make_engine(world.url)
+    Sessions = make_sessionmaker(engine)
+    hostile = "<img src=x onerror=alert(1)> **bold** [link](javascript:alert(2))"
+    with Sessions() as s:
+        mod_id = user_by_name(s, "moderator").id
+        activity_id = s.scalars(select(Activity.id).outerjoin(ActivityFlag, ActivityFlag.activity_id == Activity.id)
+                                .outerjoin(ScoringFailure, ScoringFailure.activity_id == Activity.id)
+                                .where(Activity.status == "completed", ActivityFlag.activity_id.is_(None),
+                                       ScoringFailure.activity_id.is_(None)).limit(1)).first()
+        before = failures.count_given_up(s)  # the browser tests' hostile world adds its own
+    assert activity_id is not None, "the demo world is built without verdicts: one of its activities is needed"
+    for _ in range(failures.MAX_ATTEMPTS):
+        with Sessions() as s, s.begin():
+            s.execute(ScoringFailure.__table__.update().where(ScoringFailure.activity_id == activity_id)
+                      .values(retry_at=None))
+        failures.record(Sessions, activity_id, ValueError(hostile))
+    try:
+        at = AppTest.from_file(str(APP), default_timeout=120)
+        at.session_state["viewer"] = Viewer(mod_id, "moderator", "Morgan Moderator", "moderator", "metric")
+        at.switch_page("views/moderation.py")
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert any(e.label == f"Could not be scored ({before + 1})" for e in at.expander)
+        assert f"ValueError: {hostile}" in [c.value for c in at.code]
+        assert "failed 5 times since" in all_text(at)
+        again = [b for b in at.button if b.label == "Score again" and b.key == f"unscored_{activity_id}"]
+        assert len(again) == 1
+        again[0].click()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        with Session(engine) as s:
+            row = s.get(ScoringFailure, activity_id)
+            assert row.retry_at is not None and row.attempts == failures.MAX_ATTEMPTS - 1
+        assert any(e.label == f"Could not be scored ({before})" for e in at.expander)
+    finally:
+        with Sessions() as s, s.begin():
+            s.execute(delete(ScoringFailure).where(ScoringFailure.activity_id == activity_id))
+        engine.dispose()
+
+
 def test_a_confirmed_drive_the_athlete_crops_goes_back_to_the_moderators_beside_its_original_reasons(world):
     """The athlete may crop a confirmed activity (told it goes back to review); it then shows as
     cropped, waiting for a moderator, and the moderators see the crop before and after beside

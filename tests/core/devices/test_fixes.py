@@ -187,6 +187,43 @@ def test_late_fixes_after_completion_are_stored_and_the_activity_recomputed(Sess
         assert s.get(Activity, activity_id).distance_m == pytest.approx(expected, rel=0.005)
 
 
+def test_an_activity_whose_recomputation_fails_waits_and_the_others_are_recomputed(Sessions, make_device,
+                                                                                   monkeypatch):
+    """One activity's error (its track cannot be summarised) neither stops the round nor the
+    others' recomputation; it is tried again after a wait, and recomputed once mended."""
+    import core.jobs.devices as devices
+
+    ids = []
+    for k in range(2):
+        device = make_device("run")
+        fixes = walk(T0 + k * 10_000, 60)
+        store_fixes(Sessions, [(device, f) for f in fixes[:40]], now=NOW, idle_s=IDLE)
+        complete_quiet(Sessions, IDLE, now=NOW + IDLE + 1)
+        out = store_fixes(Sessions, [(device, f) for f in fixes[40:]], now=NOW + 2 * IDLE, idle_s=IDLE)
+        ids.append(out[0].activity_id)
+    bad, good = ids
+    real = devices.summarise_activity
+
+    def summarise_activity(s, activity):
+        if activity.id == bad:
+            raise ValueError("no track to summarise")
+        return real(s, activity)
+
+    monkeypatch.setattr(devices, "summarise_activity", summarise_activity)
+    monkeypatch.setattr(devices, "_RETRY", {})
+    assert recompute_late(Sessions, None, 0.7, now=1000.0)["recomputed"] == 1
+    with Sessions() as s:
+        assert s.get(DeviceTrack, bad).recompute and not s.get(DeviceTrack, good).recompute
+        assert s.get(Activity, good).point_count == 60
+    assert recompute_late(Sessions, None, 0.7, now=1000.0 + devices.RETRY_FIRST_S - 1)["recomputed"] == 0
+    assert devices._RETRY[bad][0] == 1  # not tried before its time
+    monkeypatch.setattr(devices, "summarise_activity", real)
+    assert recompute_late(Sessions, None, 0.7, now=1000.0 + devices.RETRY_FIRST_S)["recomputed"] == 1
+    with Sessions() as s:
+        assert not s.get(DeviceTrack, bad).recompute and s.get(Activity, bad).point_count == 60
+    assert bad not in devices._RETRY
+
+
 # Completion -------------------------------------------------------------------------------
 
 

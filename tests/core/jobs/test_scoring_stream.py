@@ -158,8 +158,46 @@ def test_a_redis_emptied_under_the_scorers_is_picked_up_again(tmp_path, redis_cl
         assert verdicts(Session) == dict.fromkeys(ids, 1) and live.lag() == 0
 
 
-def test_an_activity_whose_scoring_fails_stays_pending_and_the_others_are_scored(tmp_path, redis_client,
-                                                                                monkeypatch):
+def test_an_activity_whose_scoring_fails_is_written_down_and_relayed_again_when_due(tmp_path, redis_client,
+                                                                                    monkeypatch):
+    """An activity's own error: acknowledged and written down (``core.anomaly.failures``),
+    the others scored; relayed again once due and its relay mark gone, then scored."""
+    import core.anomaly.scoring as scoring
+    from core.anomaly.tables import ScoringFailure
+    from core.jobs.stream import RELAYED
+
+    with database_of_its_own("sqlite", tmp_path, "stream") as Session:
+        ids = activities(Session, 4)
+        live = RedisActivityStream(redis_client, consumer="live")
+        relay(Session, live)
+        real = scoring.assess_stored
+
+        def failing(s, activity, *args, **kwargs):
+            if activity.id == ids[1]:
+                raise RuntimeError("the track cannot be read")
+            return real(s, activity, *args, **kwargs)
+
+        monkeypatch.setattr(scoring, "assess_stored", failing)
+        assert score(Session, live, None, 0.5)["written"] == 3
+        assert redis_client.xpending(live.stream, live.group)["pending"] == 0
+        with Session() as s:
+            assert s.get(ScoringFailure, ids[1]).attempts == 1
+        monkeypatch.setattr(scoring, "assess_stored", real)
+        redis_client.delete(f"{RELAYED}{ids[1]}")
+        assert relay(Session, live) == 0  # not due yet
+        with Session() as s, s.begin():
+            s.get(ScoringFailure, ids[1]).retry_at = s.get(ScoringFailure, ids[1]).failed_at
+        assert relay(Session, live) == 1
+        assert score(Session, live, None, 0.5)["written"] == 1
+        assert verdicts(Session) == dict.fromkeys(ids, 1) and live.lag() == 0
+        with Session() as s:
+            assert s.get(ScoringFailure, ids[1]) is None
+
+
+def test_an_activity_whose_scoring_meets_a_database_error_stays_pending_and_the_others_are_scored(
+        tmp_path, redis_client, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
     import core.jobs.stream as stream_module
 
     with database_of_its_own("sqlite", tmp_path, "stream") as Session:
@@ -170,7 +208,7 @@ def test_an_activity_whose_scoring_fails_stays_pending_and_the_others_are_scored
 
         def failing(Session, activity_id, model, limit):
             if activity_id == ids[1]:
-                raise RuntimeError("the track cannot be read")
+                raise OperationalError("SELECT 1", {}, Exception("database is locked"))
             return real(Session, activity_id, model, limit)
 
         monkeypatch.setattr(stream_module, "score_one", failing)

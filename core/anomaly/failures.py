@@ -1,0 +1,118 @@
+"""Activities the detector failed to score, kept apart so that one cannot hold up the others.
+
+Scoring takes the completed activities without a verdict oldest first. An activity whose
+scoring raises (a track no code path expected, an archived file gone) would come first again
+at every round, and stop the scoring of everyone after it; on the stream, its entry would be
+claimed again every minute for ever. Instead its failure is written down
+(``scoring_failures``) and it waits: ``RETRY_AFTER_S`` after its first failures, then, after
+``MAX_ATTEMPTS``, no more. What is given up on shows on the moderators' page, with the error,
+since an activity nobody scored has escaped the detector; a moderator can have it tried
+again (after a fix is deployed). A verdict written by any path (a later attempt, the
+athlete's crop) removes the failure.
+
+Only errors of the activity count: a database or Redis error is the service's, not the
+activity's, and is raised for the round to fail and be tried again as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, func, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.accounts.tables import User
+from core.activities.tables import Activity
+from core.anomaly.tables import ActivityFlag, ScoringFailure
+from core.storage.base import utcnow
+from core.storage.engine import write_transaction
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+# Seconds to wait after the first, second, third and fourth failure; the fifth gives up.
+RETRY_AFTER_S = (60, 600, 3600, 6 * 3600)
+ERROR_CHARS = 300
+
+
+def service_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is the service's (database, Redis) rather than the activity's."""
+    if isinstance(exc, SQLAlchemyError):
+        return True
+    try:
+        from redis.exceptions import RedisError
+    except ImportError:  # pragma: no cover - redis is in requirements.txt
+        return False
+    return isinstance(exc, RedisError)
+
+
+def due(now: datetime | None = None) -> ColumnElement[bool]:
+    """The condition, on a query outer-joined to ``ScoringFailure`` by activity id, for an
+    activity to be scored now: it never failed, or its next attempt is due."""
+    return or_(ScoringFailure.activity_id.is_(None), ScoringFailure.retry_at <= (now or utcnow()))
+
+
+def describe(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    return text if len(text) <= ERROR_CHARS else text[:ERROR_CHARS - 1] + "…"
+
+
+def record(Session: sessionmaker[Session], activity_id: int, exc: BaseException,
+           now: datetime | None = None) -> ScoringFailure | None:
+    """Write down a failure to score ``activity_id``, and when to try again (None: given up).
+    Nothing when the activity is gone or got a verdict meanwhile."""
+    now = now or utcnow()
+    with write_transaction(Session, "scoring_failure") as s:
+        activity = s.get(Activity, activity_id)
+        if activity is None or s.get(ActivityFlag, activity_id) is not None:
+            return None
+        failure = s.get(ScoringFailure, activity_id)
+        if failure is None:
+            failure = ScoringFailure(activity_id=activity_id, user_id=activity.user_id, attempts=0,
+                                     first_failed_at=now)
+            s.add(failure)
+        failure.attempts += 1
+        failure.error = describe(exc)
+        failure.failed_at = now
+        wait = RETRY_AFTER_S[failure.attempts - 1] if failure.attempts < MAX_ATTEMPTS else None
+        failure.retry_at = None if wait is None else now + timedelta(seconds=wait)
+        s.flush()
+        s.expunge(failure)
+    if failure.retry_at is None:
+        log.error("gave up scoring activity %s after %s attempts: %s", activity_id, failure.attempts, failure.error)
+    else:
+        log.warning("scoring activity %s failed (attempt %s, next at %s): %s", activity_id, failure.attempts,
+                    failure.retry_at.isoformat(timespec="seconds"), failure.error)
+    return failure
+
+
+def clear(s: Session, activity_id: int) -> None:
+    """Forget the activity's failures (it has a verdict now), in the caller's transaction."""
+    s.execute(delete(ScoringFailure).where(ScoringFailure.activity_id == activity_id))
+
+
+def given_up(s: Session, limit: int = 50) -> list[tuple[ScoringFailure, Activity, User]]:
+    """The activities scoring gave up on and that still have no verdict, latest failure first."""
+    return list(s.execute(
+        select(ScoringFailure, Activity, User).join(Activity, Activity.id == ScoringFailure.activity_id)
+        .join(User, User.id == Activity.user_id)
+        .outerjoin(ActivityFlag, ActivityFlag.activity_id == ScoringFailure.activity_id)
+        .where(ScoringFailure.retry_at.is_(None), ActivityFlag.activity_id.is_(None))
+        .order_by(ScoringFailure.failed_at.desc(), ScoringFailure.activity_id).limit(limit)))
+
+
+def count_given_up(s: Session) -> int:
+    return s.scalar(select(func.count()).select_from(ScoringFailure).where(ScoringFailure.retry_at.is_(None))) or 0
+
+
+def try_again(s: Session, activity_id: int, now: datetime | None = None) -> bool:
+    """Have a given-up activity scored at the next round, once more before it is given up
+    again (a moderator's request, in the caller's transaction); False if it is not given up."""
+    failure = s.get(ScoringFailure, activity_id)
+    if failure is None or failure.retry_at is not None:
+        return False
+    failure.attempts = MAX_ATTEMPTS - 1
+    failure.retry_at = now or utcnow()
+    return True

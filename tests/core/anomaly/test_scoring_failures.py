@@ -1,0 +1,128 @@
+"""An activity whose scoring fails does not hold up the others (``core.anomaly.failures``):
+it is written down and tried again later, given up on after a few attempts and shown to the
+moderators, who can have it tried again; a verdict from any path removes the failure; a
+database error is the service's and fails the round as before, writing nothing down."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+
+import core.anomaly.scoring as scoring
+from core.anomaly import failures
+from core.anomaly.tables import ActivityFlag, ScoringFailure
+from core.storage.base import utcnow
+from tests.conftest import database_of_its_own
+from tests.core.jobs.test_scoring_stream import activities
+
+UNREADABLE = RuntimeError("the track cannot be read")
+
+
+def failing_on(monkeypatch, bad: set[int], error: Exception = UNREADABLE):
+    real = scoring.assess_stored
+
+    def assess(s, activity, *args, **kwargs):
+        if activity.id in bad:
+            raise error
+        return real(s, activity, *args, **kwargs)
+
+    monkeypatch.setattr(scoring, "assess_stored", assess)
+
+
+def flagged(Session) -> set[int]:
+    with Session() as s:
+        return set(s.scalars(select(ActivityFlag.activity_id)))
+
+
+def failure(Session, activity_id: int) -> ScoringFailure | None:
+    with Session() as s:
+        return s.get(ScoringFailure, activity_id)
+
+
+def make_due(Session, activity_id: int) -> None:
+    with Session() as s, s.begin():
+        s.execute(update(ScoringFailure).where(ScoringFailure.activity_id == activity_id)
+                  .values(retry_at=utcnow() - timedelta(seconds=1)))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_a_failing_activity_waits_and_the_others_are_scored(kind, tmp_path, monkeypatch):
+    with database_of_its_own(kind, tmp_path, "failures") as Session:
+        ids = activities(Session, 4)
+        bad = ids[0]  # the oldest: first in every round
+        failing_on(monkeypatch, {bad})
+        assert scoring.score_pending(Session, None, 0.5) == 3
+        assert flagged(Session) == set(ids[1:])
+        first = failure(Session, bad)
+        assert first.attempts == 1 and first.error == "RuntimeError: the track cannot be read"
+        assert first.retry_at - first.failed_at == timedelta(seconds=failures.RETRY_AFTER_S[0])
+        assert first.user_id is not None
+        # Not due yet: not tried, not counted again.
+        assert scoring.score_pending(Session, None, 0.5) == 0
+        assert failure(Session, bad).attempts == 1
+        # Due, and mended: scored, and the failure is gone.
+        make_due(Session, bad)
+        monkeypatch.undo()
+        assert scoring.score_pending(Session, None, 0.5) == 1
+        assert flagged(Session) == set(ids) and failure(Session, bad) is None
+
+
+def test_an_activity_is_given_up_on_after_the_last_attempt_and_a_moderator_can_have_it_tried_again(
+        tmp_path, monkeypatch):
+    with database_of_its_own("sqlite", tmp_path, "failures") as Session:
+        bad, good = activities(Session, 2)
+        failing_on(monkeypatch, {bad})
+        waits = []
+        for attempt in range(1, failures.MAX_ATTEMPTS + 1):
+            make_due(Session, bad)
+            scoring.score_pending(Session, None, 0.5)
+            row = failure(Session, bad)
+            assert row.attempts == attempt
+            waits.append(None if row.retry_at is None else round((row.retry_at - row.failed_at).total_seconds()))
+        assert waits == [*failures.RETRY_AFTER_S, None]
+        with Session() as s:
+            [(given, activity, athlete)] = failures.given_up(s)
+            assert given.activity_id == bad == activity.id and athlete.id == activity.user_id
+            assert failures.count_given_up(s) == 1
+        assert scoring.score_pending(Session, None, 0.5) == 0 and failure(Session, bad).attempts == failures.MAX_ATTEMPTS
+        with Session() as s, s.begin():
+            assert not failures.try_again(s, good)  # never failed
+            assert failures.try_again(s, bad)
+        # One more attempt: failing again gives up again at once.
+        assert scoring.score_pending(Session, None, 0.5) == 0
+        assert failure(Session, bad).retry_at is None
+        with Session() as s, s.begin():
+            failures.try_again(s, bad)
+        monkeypatch.undo()
+        assert scoring.score_pending(Session, None, 0.5) == 1
+        assert bad in flagged(Session) and failure(Session, bad) is None
+        with Session() as s:
+            assert failures.given_up(s) == []
+
+
+def test_a_database_error_is_the_services_and_is_raised_without_writing_the_activity_down(tmp_path, monkeypatch):
+    with database_of_its_own("sqlite", tmp_path, "failures") as Session:
+        ids = activities(Session, 2)
+        failing_on(monkeypatch, {ids[0]}, OperationalError("SELECT 1", {}, Exception("server closed the connection")))
+        with pytest.raises(OperationalError):
+            scoring.score_pending(Session, None, 0.5)
+        assert failure(Session, ids[0]) is None
+        monkeypatch.undo()
+        assert scoring.score_pending(Session, None, 0.5) == 2
+
+
+def test_an_activity_that_got_its_verdict_elsewhere_is_not_written_down(tmp_path):
+    with database_of_its_own("sqlite", tmp_path, "failures") as Session:
+        [a] = activities(Session, 1)
+        assert scoring.score_pending(Session, None, 0.5) == 1
+        assert failures.record(Session, a, RuntimeError("late")) is None
+        assert failure(Session, a) is None
+
+
+def test_a_long_error_is_cut_to_its_column():
+    text = failures.describe(ValueError("x" * 1000))
+    assert len(text) == failures.ERROR_CHARS and text.startswith("ValueError: xxx") and text.endswith("…")
+    assert failures.describe(KeyError()) == "KeyError"
