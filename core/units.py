@@ -135,11 +135,13 @@ def elevation(metres: float | None, units: str = "metric") -> str:
 def json_safe(value):
     """``value`` with every NaN or infinity (in nested dicts and lists too) as None, so it is
     valid JSON for the database and for the command line."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        value = value.tolist()  # a numpy number or array: Python's, which JSON takes
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
 

@@ -11,7 +11,9 @@ again (after a fix is deployed). A verdict written by any path (a later attempt,
 athlete's crop) removes the failure.
 
 Only errors of the activity count: a database or Redis error is the service's, not the
-activity's, and is raised for the round to fail and be tried again as before.
+activity's, and is raised for the round to fail and be tried again as before. Nor is a
+round in which every activity tried failed (``Round``), whatever the error: nothing is
+written down, and the activities are tried again at the next round.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ import logging
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, func, or_, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DisconnectionError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    ProgrammingError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
@@ -38,8 +47,13 @@ ERROR_CHARS = 300
 
 
 def service_error(exc: BaseException) -> bool:
-    """Whether ``exc`` is the service's (database, Redis) rather than the activity's."""
-    if isinstance(exc, SQLAlchemyError):
+    """Whether ``exc`` is the service's rather than the activity's: the database unreachable,
+    busy, deadlocked or out of step with the code (operational, interface, internal and
+    programming errors, a pool timeout), or Redis. The database refusing a value (DataError,
+    IntegrityError) or a value it could not even be sent (a StatementError wrapping a Python
+    error) comes from the activity's data."""
+    if isinstance(exc, (OperationalError, InterfaceError, InternalError, ProgrammingError, DisconnectionError,
+                        PoolTimeout)):
         return True
     try:
         from redis.exceptions import RedisError
@@ -55,17 +69,22 @@ def due(now: datetime | None = None) -> ColumnElement[bool]:
 
 
 def describe(exc: BaseException) -> str:
+    """The error in a line a text column takes: no NUL (PostgreSQL refuses it), no lone
+    surrogate (no encoding takes it), cut to ``ERROR_CHARS``."""
     text = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    text = text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
     return text if len(text) <= ERROR_CHARS else text[:ERROR_CHARS - 1] + "…"
 
 
 def record(Session: sessionmaker[Session], activity_id: int, exc: BaseException,
            now: datetime | None = None) -> ScoringFailure | None:
     """Write down a failure to score ``activity_id``, and when to try again (None: given up).
-    Nothing when the activity is gone or got a verdict meanwhile."""
+    Nothing when the activity is gone or got a verdict meanwhile. Under the activity's row
+    lock, as verdicts are written, so that two scorers, or a scorer and the athlete's crop,
+    take turns."""
     now = now or utcnow()
     with write_transaction(Session, "scoring_failure") as s:
-        activity = s.get(Activity, activity_id)
+        activity = s.scalars(select(Activity).where(Activity.id == activity_id).with_for_update(of=Activity)).first()
         if activity is None or s.get(ActivityFlag, activity_id) is not None:
             return None
         failure = s.get(ScoringFailure, activity_id)
@@ -88,6 +107,50 @@ def record(Session: sessionmaker[Session], activity_id: int, exc: BaseException,
     return failure
 
 
+class Round:
+    """The failures of one round of scoring, written down only if the round shows them to be
+    the activities' own: at least one activity scored, or fewer than ``SYSTEMIC`` failed.
+    When ``SYSTEMIC`` or more failed and none scored, the cause is shared (a bad deploy, a
+    model that does not load, an archive out of reach): nothing is written down, so that no
+    activity is given up on for it, and ``systemic`` says so."""
+
+    SYSTEMIC = 3
+
+    def __init__(self):
+        self.scored = 0
+        self.failed: list[tuple[int, BaseException]] = []
+
+    def ok(self) -> None:
+        self.scored += 1
+
+    def fail(self, activity_id: int, exc: BaseException) -> None:
+        self.failed.append((activity_id, exc))
+
+    @property
+    def systemic(self) -> bool:
+        return not self.scored and len(self.failed) >= self.SYSTEMIC
+
+    def settle(self, Session: sessionmaker[Session]) -> list[int]:
+        """Write the failures down unless ``systemic``; the ids written down. An error in
+        writing one down (other than the service's) is logged, and the others go on."""
+        if self.systemic:
+            kinds = sorted({type(exc).__name__ for _, exc in self.failed})
+            log.error("scoring failed on all %s activities it tried (%s): taken for a fault of the service, "
+                      "no activity is charged with it", len(self.failed), ", ".join(kinds))
+            return []
+        written = []
+        for activity_id, exc in self.failed:
+            try:
+                record(Session, activity_id, exc)
+            except Exception as error:  # noqa: BLE001 - a failure to write a failure down holds nobody up
+                if service_error(error):
+                    raise
+                log.exception("could not write down the failure of activity %s", activity_id)
+                continue
+            written.append(activity_id)
+        return written
+
+
 def clear(s: Session, activity_id: int) -> None:
     """Forget the activity's failures (it has a verdict now), in the caller's transaction."""
     s.execute(delete(ScoringFailure).where(ScoringFailure.activity_id == activity_id))
@@ -104,7 +167,10 @@ def given_up(s: Session, limit: int = 50) -> list[tuple[ScoringFailure, Activity
 
 
 def count_given_up(s: Session) -> int:
-    return s.scalar(select(func.count()).select_from(ScoringFailure).where(ScoringFailure.retry_at.is_(None))) or 0
+    """How many activities ``given_up`` lists, without the limit."""
+    return s.scalar(select(func.count()).select_from(ScoringFailure)
+                    .outerjoin(ActivityFlag, ActivityFlag.activity_id == ScoringFailure.activity_id)
+                    .where(ScoringFailure.retry_at.is_(None), ActivityFlag.activity_id.is_(None))) or 0
 
 
 def try_again(s: Session, activity_id: int, now: datetime | None = None) -> bool:

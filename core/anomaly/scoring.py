@@ -142,7 +142,7 @@ def assess_stored(s: Session, activity: Activity, model: PopulationModel | None,
     return Scoring(
         flagged=flagged, score=score, reasons=list(verdict.reasons),
         codes=" ".join(sorted({h.code for h in verdict.hits}))[:200], verdict=json_safe(verdict.to_dict()),
-        features=json_safe(dict(result.features.values)), fingerprint=result.fingerprint,
+        features=json_safe(dict(result.features.values)), fingerprint=json_safe(result.fingerprint),
         centroid=tuple(result.fingerprint["centroid"]) if result.fingerprint else None,
         model_version=(model.meta.get("trained_at", "") if model else "rules only")[:64],
         sampled=not flagged and drawn_for_sample(activity.id, score, limit))
@@ -202,6 +202,7 @@ def score_pending(Session: sessionmaker[Session], model: PopulationModel | None,
     fails is written down and waits (``core.anomaly.failures``); the others go on.
     """
     written = 0
+    tried = failures.Round()
     for activity_id in pending_ids(Session, batch):
         try:
             written += score_one(Session, activity_id, model, limit)
@@ -209,7 +210,10 @@ def score_pending(Session: sessionmaker[Session], model: PopulationModel | None,
             if failures.service_error(exc):
                 raise
             log.exception("scoring activity %s failed", activity_id)
-            failures.record(Session, activity_id, exc)
+            tried.fail(activity_id, exc)
+        else:
+            tried.ok()
+    tried.settle(Session)
     return written
 
 

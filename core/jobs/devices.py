@@ -131,16 +131,11 @@ def recompute_late(Session: sessionmaker[Session], model, limit: float, batch: i
     again when its verdict is one a score may change; ``model`` and ``limit`` as scoring's.
     One that fails for a reason of its own is left for later (``_RETRY``); the others go on."""
     now = time.monotonic() if now is None else now
-    with Session() as s:
-        ids = list(s.scalars(select(DeviceTrack.activity_id).join(Activity, Activity.id == DeviceTrack.activity_id)
-                             .where(DeviceTrack.recompute.is_(True), Activity.status == "completed")
-                             .order_by(DeviceTrack.activity_id).limit(batch)))
     done = {"recomputed": 0, "rescored": 0}
-    for activity_id in ids:
-        if _RETRY.get(activity_id, (0, -math.inf))[1] > now:
-            continue
+    waiting = [a for a, (_, at) in _RETRY.items() if at > now]
+    for activity_id in late_ids(Session, batch, exclude=waiting):
         try:
-            _recompute_one(Session, activity_id, model, limit, done)
+            done["recomputed"] += recompute_one(Session, activity_id, model, limit, done)
         except Exception as exc:  # noqa: BLE001 - the activity's own error waits; the service's is raised
             if failures.service_error(exc):
                 raise
@@ -160,11 +155,30 @@ RETRY_FIRST_S = 60.0
 RETRY_MAX_S = 3600.0
 
 
-def _recompute_one(Session: sessionmaker[Session], activity_id: int, model, limit: float, done: dict) -> None:
+def late_ids(Session: sessionmaker[Session], batch: int = DEVICE_BATCH, ids: list[int] | None = None,
+             exclude: list[int] | None = None) -> list[int]:
+    """Completed activities a late fix landed in, whose summary is stale (of ``ids`` only,
+    when given; none of ``exclude``)."""
+    query = (select(DeviceTrack.activity_id).join(Activity, Activity.id == DeviceTrack.activity_id)
+             .where(DeviceTrack.recompute.is_(True), Activity.status == "completed"))
+    if ids is not None:
+        query = query.where(DeviceTrack.activity_id.in_(ids))
+    if exclude:
+        query = query.where(DeviceTrack.activity_id.not_in(exclude))
+    with Session() as s:
+        return list(s.scalars(query.order_by(DeviceTrack.activity_id).limit(batch)))
+
+
+def recompute_one(Session: sessionmaker[Session], activity_id: int, model, limit: float,
+                  done: dict | None = None) -> int:
+    """Recompute one activity a late fix landed in, and score it again when its verdict is
+    one a score may change (counted in ``done["rescored"]``); 1 if recomputed, 0 when there
+    was nothing to do (done already, gone) or more fixes landed meanwhile."""
     with Session() as s:
         activity = s.get(Activity, activity_id)
-        if activity is None or activity.status != "completed":
-            return
+        track_row = s.get(DeviceTrack, activity_id)
+        if activity is None or activity.status != "completed" or track_row is None or not track_row.recompute:
+            return 0
         count = count_points(s, activity_id)
         summary = summarise_activity(s, activity)
         flag = s.get(ActivityFlag, activity_id)
@@ -175,26 +189,28 @@ def _recompute_one(Session: sessionmaker[Session], activity_id: int, model, limi
         activity = locked_activity(s, activity_id)
         track_row = s.get(DeviceTrack, activity_id)
         if activity is None or track_row is None or activity.status != "completed":
-            return
+            return 0
         if count_points(s, activity_id) != count:
-            return  # more late fixes meanwhile: the next round
+            return 0  # more late fixes meanwhile: the next round
         apply_summary(activity, summary)
         track_row.recompute = False
-        done["recomputed"] += 1
         flag = s.get(ActivityFlag, activity_id)
         if result is not None and flag is not None and flag.status == status:
             try:
                 record_verdict(s, activity_id, result)
-                done["rescored"] += 1
+                if done is not None:
+                    done["rescored"] = done.get("rescored", 0) + 1
             except ModerationError:  # decided meanwhile: the decision stands
                 pass
+        return 1
 
 
 def device_activities(Session: sessionmaker[Session], idle: float, model, limit: float,
-                      now: float | None = None) -> dict:
-    """The job's round: complete what went quiet, recompute what late fixes changed."""
+                      now: float | None = None, late: bool = True) -> dict:
+    """The job's round: complete what went quiet, recompute what late fixes changed (unless
+    ``late`` is False: the workers share that through a stream, ``core.jobs.stream``)."""
     completed = complete_quiet(Session, idle, now)
-    recomputed = recompute_late(Session, model, limit)
+    recomputed = recompute_late(Session, model, limit) if late else {}
     out = {k: v for k, v in {**completed, **recomputed}.items() if v}
     if out:
         log.info("fix-stream activities: %s", out)

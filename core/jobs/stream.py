@@ -11,10 +11,16 @@ Redis hands each entry to one of them. The database stays the record of what is 
   ``RELAY_AGAIN_S`` after it was relayed (its entry lost with a Redis restarted without
   persistence) is relayed again. An activity whose scoring fails for a reason of its own
   is acknowledged and written down (``core.anomaly.failures``), and relayed again when it is
-  due; one failing for the service's (the database, Redis) stays pending;
+  due; one failing for the service's (the database, Redis), or in a batch where every
+  activity failed, stays pending;
 - **written once**: the verdict is written under the activity's lock only if it has none
   (``core.anomaly.scoring``), so an entry delivered twice, or relayed twice, writes nothing
   the second time. Crops and re-scorings write their own verdicts where they happen.
+
+Late fixes (``core.jobs.devices``) are shared the same way: the holder relays each completed
+activity a late fix landed in into ``tracker:recompute`` (``relay_late``), and the same
+consumers recompute it and score it again where its verdict allows (``recompute``); one that
+more fixes land in while it is recomputed goes back into the stream.
 
 Without Redis, the worker scores in its round as before (``core.anomaly.scoring.
 score_pending``), and so does the ``activities`` group's holder if Redis is unreachable.
@@ -37,12 +43,15 @@ from typing import Protocol
 
 from core.anomaly import failures
 from core.anomaly.scoring import pending_ids, score_one
+from core.jobs.devices import late_ids, recompute_one
 
 log = logging.getLogger(__name__)
 
 STREAM = "tracker:scoring"
 GROUP = "scorers"
 RELAYED = "tracker:scoring:relayed:"  # + activity id: relayed recently, not again before it expires
+LATE_STREAM = "tracker:recompute"  # completed activities a late fix landed in
+RELAYED_LATE = "tracker:recompute:relayed:"
 RELAY_AGAIN_S = 600
 RELAY_BATCH = 1000
 RECLAIM_IDLE_MS = 60_000
@@ -139,38 +148,88 @@ def relay(Session, stream: RedisActivityStream, batch: int = RELAY_BATCH) -> int
     """Put the completed activities without a verdict into the stream, oldest completion
     first, each at most once per ``RELAY_AGAIN_S`` (and, after its scoring failed, not
     before it is due again: ``core.anomaly.failures``); returns how many went in."""
-    ids = pending_ids(Session, batch)
+    return _relay(stream, pending_ids(Session, batch), RELAYED)
+
+
+def relay_late(Session, stream: RedisActivityStream, batch: int = RELAY_BATCH) -> int:
+    """Put the completed activities a late fix landed in (``core.jobs.devices``) into the
+    stream of recomputations, each at most once per ``RELAY_AGAIN_S``; returns how many."""
+    return _relay(stream, late_ids(Session, batch), RELAYED_LATE)
+
+
+def _relay(stream: RedisActivityStream, ids: list[int], mark: str) -> int:
     if not ids:
         return 0
     pipe = stream.redis.pipeline(transaction=False)
     for activity_id in ids:
-        pipe.set(f"{RELAYED}{activity_id}", "1", nx=True, ex=RELAY_AGAIN_S)
+        pipe.set(f"{mark}{activity_id}", "1", nx=True, ex=RELAY_AGAIN_S)
     fresh = [activity_id for activity_id, took in zip(ids, pipe.execute()) if took]
     return stream.publish(fresh) if fresh else 0
 
 
-def score(Session, stream: ActivityStream, model, limit: float, count: int = TAKE,
-          reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> dict:
-    """Score what this consumer claims from dead consumers, then what it takes anew; each
-    entry acknowledged once its activity has a verdict (or is gone, or is not completed).
-    Returns ``{"taken", "written", "reclaimed"}``."""
+def consume(stream: ActivityStream, handle, settle, count: int = TAKE,
+            reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> dict:
+    """Handle what this consumer claims from dead consumers, then what it takes anew:
+    ``handle(activity_id)`` returns how many rows it wrote, and each entry is acknowledged
+    once it returned. The service's errors (database, Redis) leave their entries pending, to
+    be claimed again. The activities' own go to ``settle(tried)`` (a ``failures.Round``),
+    which returns the ids it dealt with: their entries are acknowledged; the others' (a
+    systemic round) stay pending. Returns ``{"taken", "written", "reclaimed"}``."""
     claimed = stream.reclaim(reclaim_idle_ms, count)
     entries = claimed + stream.take(max(count - len(claimed), 1))
     written = 0
+    tried = failures.Round()
+    failed: dict[int, list[str]] = {}
     for entry_id, activity_id in entries:
         if activity_id > 0:
             try:
-                written += score_one(Session, activity_id, model, limit)
+                written += handle(activity_id)
             except Exception as exc:  # noqa: BLE001 - the others go on
-                if failures.service_error(exc):  # left pending: claimed again once the service is back
-                    log.warning("scoring activity %s failed", activity_id, exc_info=True)
+                if failures.service_error(exc):
+                    log.warning("activity %s from %s failed", activity_id, stream.stream, exc_info=True)
                     continue
-                # The activity's own: written down, and relayed again once it is due (and
-                # its relay mark has expired).
-                log.exception("scoring activity %s failed", activity_id)
-                failures.record(Session, activity_id, exc)
+                log.exception("activity %s from %s failed", activity_id, stream.stream)
+                tried.fail(activity_id, exc)
+                failed.setdefault(activity_id, []).append(entry_id)
+                continue
+            tried.ok()
         stream.ack([entry_id])
+    if failed:
+        for activity_id in settle(tried):
+            stream.ack(failed[activity_id])
     return {"taken": len(entries), "written": written, "reclaimed": len(claimed)}
+
+
+def score(Session, stream: ActivityStream, model, limit: float, count: int = TAKE,
+          reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> dict:
+    """Score entries of the scoring stream (``consume``); each acknowledged once its activity
+    has a verdict (or is gone, or is not completed). One whose scoring fails for a reason of
+    its own is written down (``core.anomaly.failures``) and relayed again once it is due."""
+    def settle(tried: failures.Round) -> list[int]:
+        written = tried.settle(Session)
+        if written and isinstance(stream, RedisActivityStream):
+            stream.redis.delete(*(f"{RELAYED}{a}" for a in written))  # relayed again when due, not later
+        return written
+
+    return consume(stream, lambda a: score_one(Session, a, model, limit), settle, count, reclaim_idle_ms)
+
+
+def recompute(Session, stream: ActivityStream, model, limit: float, count: int = TAKE,
+              reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> dict:
+    """Recompute, and score again where its verdict allows, each activity of the stream of
+    recomputations (``core.jobs.devices.recompute_one``). One that fails for a reason of its
+    own keeps its mark and is relayed again when its relay mark expires; one that more fixes
+    landed in while it was recomputed goes back into the stream, behind the others."""
+    def handle(activity_id: int) -> int:
+        done = recompute_one(Session, activity_id, model, limit)
+        if not done and late_ids(Session, ids=[activity_id]):
+            stream.publish([activity_id])
+        return done
+
+    def settle(tried: failures.Round) -> list[int]:
+        return [] if tried.systemic else [a for a, _ in tried.failed]
+
+    return consume(stream, handle, settle, count, reclaim_idle_ms)
 
 
 class StreamScorer:
@@ -181,6 +240,7 @@ class StreamScorer:
     def __init__(self, settings, Session, redis):
         self.settings, self.Session = settings, Session
         self.stream = RedisActivityStream(redis)
+        self.late = RedisActivityStream(redis, consumer=self.stream.consumer, stream=LATE_STREAM)
         self.take = TAKE
         self._model, self._stamp = None, None
 
@@ -209,7 +269,15 @@ class StreamScorer:
                 return {}
         began = time.monotonic()
         done = score(self.Session, self.stream, model, limit, count=self.take)
-        if not done["taken"]:
-            return {}
-        return {"scored": {"activities": done["written"], "taken": done["taken"], "reclaimed": done["reclaimed"],
-                           "seconds": round(time.monotonic() - began, 3)}}
+        late = recompute(self.Session, self.late, model, limit, count=self.take)
+        out = {}
+        if done["taken"]:
+            out["scored"] = {"activities": done["written"], "taken": done["taken"], "reclaimed": done["reclaimed"],
+                             "seconds": round(time.monotonic() - began, 3)}
+        if late["taken"]:
+            out["recomputed_late"] = {"activities": late["written"], "taken": late["taken"],
+                                      "reclaimed": late["reclaimed"]}
+        return out
+
+    def lag(self) -> int:
+        return self.stream.lag() + self.late.lag()

@@ -71,7 +71,7 @@ from core.jobs.badges import (
     end_challenge_weeks,
     learn_challenge_levels,
 )
-from core.jobs.devices import DEVICE_BATCH, device_activities
+from core.jobs.devices import DEVICE_BATCH, device_activities, recompute_late
 from core.jobs.engagement import RETRY_EVERY_S, engagement_due, score_engagement
 from core.jobs.export import build_exports
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
@@ -81,7 +81,7 @@ from core.jobs.metrics import WorkerMetrics
 from core.jobs.recommendations import RECOMMEND_EVERY_S, train_recommendations
 from core.jobs.routes import ROUTE_BATCH, match_routes
 from core.jobs.scoring import SCORE_BATCH, ModelKeeper, calibrate, score
-from core.jobs.stream import TAKE, StreamScorer, relay
+from core.jobs.stream import TAKE, StreamScorer, relay, relay_late
 from core.jobs.tiers import TIERS_EVERY_S, move_tiers
 from core.social.leaderboards import connect_redis
 from core.storage.base import utcnow
@@ -137,9 +137,11 @@ class Jobs:
         timed = self.metrics.timed
         if self.mine("activities"):
             self._activities(now, wall, done)
-        elif self.scorer is not None:
-            with timed("scoring"):
-                self._score_from_stream(done)
+        else:
+            self.metrics.given_up.set(0)  # the holder of the group counts them
+            if self.scorer is not None:
+                with timed("scoring"):
+                    self._score_from_stream(done)
         if now - self.boards_at >= REFRESH_EVERY_S and self.mine("leaderboards"):
             self.boards_at = now
             with timed("leaderboards"):
@@ -173,8 +175,11 @@ class Jobs:
                 relayed = relay(self.Session, self.scorer.stream)
                 if relayed:
                     done["relayed"] = relayed
+                relayed = relay_late(self.Session, self.scorer.late)
+                if relayed:
+                    done["relayed_late"] = relayed
             done.update(self.scorer.round(threshold(self.settings), model, own=own))
-            self.metrics.stream_lag.set(self.scorer.stream.lag())
+            self.metrics.stream_lag.set(self.scorer.lag())
         except RedisError:  # scored from the database this round; other errors fail the round
             log.warning("the scoring stream failed", exc_info=True)
             return False
@@ -187,10 +192,15 @@ class Jobs:
         with timed("model"):
             model = self.keeper.current(now, done)
         with timed("devices"):
+            # With the stream, late fixes' recomputations are shared through it (below).
             done.update(device_activities(self.Session, self.settings.device_idle_complete_s, model,
-                                          threshold(self.settings), now=wall))
+                                          threshold(self.settings), now=wall, late=self.scorer is None))
         with timed("scoring"):
             if self.scorer is None or not self._score_from_stream(done, model, own=True):
+                if self.scorer is not None:  # Redis failed: this round recomputes here too
+                    late = {k: v for k, v in recompute_late(self.Session, model, threshold(self.settings)).items() if v}
+                    if late:
+                        done["late"] = late
                 score(self.Session, self.settings, model, done)
                 self.metrics.scored.inc(done.get("scored", {}).get("activities", 0))
             with self.Session() as s:
@@ -280,6 +290,7 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
         closed = devices.get("completed", 0) + devices.get("discarded", 0)
         behind = (done.get("scored", {}).get("activities", 0) >= SCORE_BATCH or routed >= ROUTE_BATCH
                   or done.get("scored", {}).get("taken", 0) >= TAKE
+                  or done.get("recomputed_late", {}).get("taken", 0) >= TAKE
                   or done.get("badges", {}).get("athletes", 0) >= BADGE_BATCH
                   or done.get("challenges", {}).get("athletes", 0) >= ASSIGN_BATCH
                   or closed >= DEVICE_BATCH or devices.get("recomputed", 0) >= DEVICE_BATCH)

@@ -93,8 +93,12 @@ with st.expander(f"Could not be scored ({unscored_count})", icon=":material/erro
                        query_params={"id": str(activity.id)})
         if again.button("Score again", key=f"unscored_{activity.id}", icon=":material/refresh:"):
             with write_transaction(data.sessions(), "moderation") as s:
-                try_again(s, activity.id)
-            st.rerun()
+                queued = try_again(s, activity.id)
+            if queued:
+                st.rerun()
+            st.warning("It is no longer waiting: it was scored, or is being tried again already.")
+    if unscored_count > len(unscored):
+        st.caption(f"The latest {len(unscored)} shown, of {unscored_count}.")
 
 REASONS = {"": "any reason", **REASON_LABELS}
 left, right = st.columns(2)

@@ -20,7 +20,7 @@ from core.accounts.tokens import create_device_token
 from core.accounts.users import create_user, update_profile
 from core.activities import live_board
 from core.activities.imports import record_track
-from core.anomaly.tables import ActivityFlag, ModerationDecision
+from core.anomaly.tables import ActivityFlag, ModerationDecision, ScoringFailure
 from core.challenges.engagement import record_safely
 from core.challenges.groups import create_group, respond
 from core.challenges.tables import BadgeAward
@@ -71,6 +71,9 @@ def everything(Session, redis, tag: str) -> dict:
                            reasons=["fast"], codes="", verdict={"hits": []}, features={}))
         s.add(ModerationDecision(activity_id=runs[1].id, moderator_id=other.id, action="dismiss",
                                  note=f"fine, Gone Person {tag}", score=0.9))
+        s.add(ScoringFailure(activity_id=runs[2].id, user_id=gone.id, attempts=5, retry_at=None,
+                             error=f"ValueError: Gone Person {tag}", first_failed_at=runs[2].start_time,
+                             failed_at=runs[2].start_time))
         s.add(BadgeAward(user_id=gone.id, code="first_run", activity_id=runs[0].id, earned_at=runs[0].start_time))
         s.add_all([FixHint(activity_id=runs[2].id, seq=k, motion="running", battery=0.5) for k in range(50)])
         group = create_group(s, gone, "most_distance", [friend.id], sport="run")

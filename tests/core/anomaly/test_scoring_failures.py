@@ -8,8 +8,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    StatementError,
+)
 
 import core.anomaly.scoring as scoring
 from core.anomaly import failures
@@ -126,3 +134,81 @@ def test_a_long_error_is_cut_to_its_column():
     text = failures.describe(ValueError("x" * 1000))
     assert len(text) == failures.ERROR_CHARS and text.startswith("ValueError: xxx") and text.endswith("…")
     assert failures.describe(KeyError()) == "KeyError"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_an_error_text_no_column_takes_is_written_down_all_the_same(kind, tmp_path, monkeypatch):
+    """A NUL (PostgreSQL refuses it in text) and a lone surrogate (no encoding takes it) in
+    the error: written down escaped, so the activity waits like any other."""
+    with database_of_its_own(kind, tmp_path, "failures") as Session:
+        ids = activities(Session, 2)
+        failing_on(monkeypatch, {ids[0]}, ValueError("bad\x00byte \ud800 here"))
+        assert scoring.score_pending(Session, None, 0.5) == 1
+        assert failure(Session, ids[0]).error == "ValueError: bad\\x00byte \\ud800 here"
+
+
+@pytest.mark.parametrize("error, service", [
+    (OperationalError("SELECT 1", {}, Exception("server closed the connection")), True),
+    (InterfaceError("SELECT 1", {}, Exception("connection already closed")), True),
+    (ProgrammingError("SELECT 1", {}, Exception("relation does not exist")), True),
+    (RedisConnectionError("Redis went away"), True),
+    (DataError("INSERT", {}, Exception("invalid input syntax for type json")), False),
+    (IntegrityError("INSERT", {}, Exception("violates check constraint")), False),
+    (StatementError("could not bind", "INSERT", {}, TypeError("int64 is not JSON serializable")), False),
+    (ValueError("no track"), False),
+])
+def test_the_services_errors_are_told_from_the_activitys(error, service):
+    assert failures.service_error(error) is service
+
+
+def test_a_round_where_every_activity_fails_charges_none_of_them(tmp_path, monkeypatch):
+    """Every one of several activities failing, none scored: a fault of the service (a bad
+    deploy, an archive out of reach), so none is written down, and all are tried again."""
+    with database_of_its_own("sqlite", tmp_path, "failures") as Session:
+        ids = activities(Session, failures.Round.SYSTEMIC)
+        failing_on(monkeypatch, set(ids))
+        assert scoring.score_pending(Session, None, 0.5) == 0
+        assert [failure(Session, a) for a in ids] == [None] * len(ids)
+        more = activities(Session, 1)  # one that scores: the others' errors are their own
+        assert scoring.score_pending(Session, None, 0.5) == 1
+        assert flagged(Session) == set(more) and all(failure(Session, a).attempts == 1 for a in ids)
+
+
+def test_two_scorers_failing_one_activity_at_once_count_two_attempts(tmp_path):
+    """The activity's row lock makes them take turns: no duplicate row, no lost attempt."""
+    import threading
+
+    with database_of_its_own("postgres", tmp_path, "failures") as Session:
+        [a] = activities(Session, 1)
+        start, errors = threading.Barrier(2), []
+
+        def fail():
+            start.wait()
+            try:
+                failures.record(Session, a, RuntimeError("slow track"))
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=fail) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == [] and failure(Session, a).attempts == 2
+
+
+def test_a_failure_left_beside_a_verdict_is_neither_listed_nor_counted(tmp_path, monkeypatch):
+    with database_of_its_own("sqlite", tmp_path, "failures") as Session:
+        [a] = activities(Session, 1)
+        failing_on(monkeypatch, {a})
+        for _ in range(failures.MAX_ATTEMPTS):
+            make_due(Session, a)
+            scoring.score_pending(Session, None, 0.5)
+        monkeypatch.undo()
+        with Session() as s:
+            assert failures.count_given_up(s) == 1 and len(failures.given_up(s)) == 1
+        with Session() as s, s.begin():  # a verdict written by a path that left the row
+            s.add(ActivityFlag(activity_id=a, user_id=failure(Session, a).user_id, sport="run", score=0.1,
+                               status="clear", reasons=[], codes="", verdict={}, features={}))
+        with Session() as s:
+            assert failures.count_given_up(s) == 0 and failures.given_up(s) == []

@@ -19,7 +19,7 @@ from core.storage.points import count_points
 from core.tracks.cleaning import clean_track
 from core.tracks.formats import load_track
 from core.tracks.stats import summarise
-from tests.core.devices.conftest import fixes_of
+from tests.core.devices.conftest import fixes_of, late_activities
 
 IDLE = 600.0
 T0 = 1_750_000_000.0
@@ -193,15 +193,7 @@ def test_an_activity_whose_recomputation_fails_waits_and_the_others_are_recomput
     others' recomputation; it is tried again after a wait, and recomputed once mended."""
     import core.jobs.devices as devices
 
-    ids = []
-    for k in range(2):
-        device = make_device("run")
-        fixes = walk(T0 + k * 10_000, 60)
-        store_fixes(Sessions, [(device, f) for f in fixes[:40]], now=NOW, idle_s=IDLE)
-        complete_quiet(Sessions, IDLE, now=NOW + IDLE + 1)
-        out = store_fixes(Sessions, [(device, f) for f in fixes[40:]], now=NOW + 2 * IDLE, idle_s=IDLE)
-        ids.append(out[0].activity_id)
-    bad, good = ids
+    bad, good = late_activities(Sessions, make_device, 2, t0=T0, idle=IDLE)
     real = devices.summarise_activity
 
     def summarise_activity(s, activity):
@@ -222,6 +214,25 @@ def test_an_activity_whose_recomputation_fails_waits_and_the_others_are_recomput
     with Sessions() as s:
         assert not s.get(DeviceTrack, bad).recompute and s.get(Activity, bad).point_count == 60
     assert bad not in devices._RETRY
+
+
+def test_activities_waiting_after_a_failed_recomputation_do_not_fill_the_batch(Sessions, make_device, monkeypatch):
+    import core.jobs.devices as devices
+
+    ids = late_activities(Sessions, make_device, 3, t0=T0, idle=IDLE)
+    real = devices.summarise_activity
+
+    def summarise_activity(s, activity):
+        if activity.id in ids[:2]:
+            raise ValueError("no track to summarise")
+        return real(s, activity)
+
+    monkeypatch.setattr(devices, "summarise_activity", summarise_activity)
+    monkeypatch.setattr(devices, "_RETRY", {})
+    assert recompute_late(Sessions, None, 0.7, batch=2, now=1000.0)["recomputed"] == 0  # the two first, failing
+    assert recompute_late(Sessions, None, 0.7, batch=2, now=1001.0)["recomputed"] == 1  # the third, not held up
+    with Sessions() as s:
+        assert not s.get(DeviceTrack, ids[2]).recompute
 
 
 # Completion -------------------------------------------------------------------------------

@@ -183,7 +183,7 @@ def test_an_activity_whose_scoring_fails_is_written_down_and_relayed_again_when_
         with Session() as s:
             assert s.get(ScoringFailure, ids[1]).attempts == 1
         monkeypatch.setattr(scoring, "assess_stored", real)
-        redis_client.delete(f"{RELAYED}{ids[1]}")
+        assert not redis_client.exists(f"{RELAYED}{ids[1]}")  # relayed again when due, not when the mark expires
         assert relay(Session, live) == 0  # not due yet
         with Session() as s, s.begin():
             s.get(ScoringFailure, ids[1]).retry_at = s.get(ScoringFailure, ids[1]).failed_at
@@ -218,4 +218,29 @@ def test_an_activity_whose_scoring_meets_a_database_error_stays_pending_and_the_
         monkeypatch.setattr(stream_module, "score_one", real)
         time.sleep(0.3)
         assert score(Session, live, None, 0.5, reclaim_idle_ms=200)["written"] == 1
+        assert verdicts(Session) == dict.fromkeys(ids, 1) and live.lag() == 0
+
+
+def test_a_batch_where_every_activity_fails_stays_pending_and_charges_none(tmp_path, redis_client, monkeypatch):
+    """All of a batch failing, none scored: the service's fault, whatever the error; the
+    entries stay pending, to be claimed again, and no activity is written down."""
+    import core.anomaly.scoring as scoring
+    from core.anomaly.tables import ScoringFailure
+
+    with database_of_its_own("sqlite", tmp_path, "stream") as Session:
+        ids = activities(Session, 3)
+        live = RedisActivityStream(redis_client, consumer="live")
+        relay(Session, live)
+
+        def failing(s, activity, *args, **kwargs):
+            raise FileNotFoundError("the archive is out of reach")
+
+        monkeypatch.setattr(scoring, "assess_stored", failing)
+        assert score(Session, live, None, 0.5)["written"] == 0
+        assert redis_client.xpending(live.stream, live.group)["pending"] == 3
+        with Session() as s:
+            assert s.query(ScoringFailure).count() == 0
+        monkeypatch.undo()
+        time.sleep(0.3)
+        assert score(Session, live, None, 0.5, reclaim_idle_ms=200)["written"] == 3
         assert verdicts(Session) == dict.fromkeys(ids, 1) and live.lag() == 0

@@ -1,0 +1,95 @@
+"""Late fixes shared through a Redis Stream (``core.jobs.stream.relay_late``): with Redis,
+the holder of the ``activities`` jobs relays each completed activity a late fix landed in,
+and the workers' consumers recompute it (and score it again where its verdict allows) once;
+one that more fixes land in while it is recomputed goes back into the stream; a worker whose
+Redis fails recomputes in its own round."""
+
+from __future__ import annotations
+
+import pytest
+
+import core.jobs.devices as devices
+from core.activities.tables import Activity
+from core.devices.fixes import Fix, store_fixes
+from core.devices.tables import DeviceTrack
+from core.jobs.stream import LATE_STREAM, RedisActivityStream, recompute, relay_late
+from tests.core.devices.conftest import late_activities
+
+IDLE = 600.0
+T0 = 1_750_000_000.0
+NOW = T0 + 86_400.0
+
+
+def stale(Sessions, ids) -> dict[int, bool]:
+    with Sessions() as s:
+        return {a: s.get(DeviceTrack, a).recompute for a in ids}
+
+
+def test_late_fixes_are_relayed_once_and_recomputed_once_by_two_consumers(Sessions, make_device, redis_client):
+    ids = late_activities(Sessions, make_device, 4)
+    one = RedisActivityStream(redis_client, consumer="one", stream=LATE_STREAM)
+    two = RedisActivityStream(redis_client, consumer="two", stream=LATE_STREAM)
+    assert relay_late(Sessions, one) == 4
+    assert relay_late(Sessions, one) == 0  # relayed already
+    first = recompute(Sessions, one, None, 0.7, count=2)
+    second = recompute(Sessions, two, None, 0.7, count=10)
+    assert (first["taken"], second["taken"]) == (2, 2)
+    assert first["written"] + second["written"] == 4
+    assert stale(Sessions, ids) == dict.fromkeys(ids, False) and one.lag() == 0
+    with Sessions() as s:
+        assert [s.get(Activity, a).point_count for a in ids] == [60] * 4
+    # Delivered twice (a consumer that died after its work, before its ack): nothing more.
+    one.publish(ids[:1])
+    assert recompute(Sessions, two, None, 0.7)["written"] == 0
+
+
+def test_an_activity_more_fixes_land_in_while_it_is_recomputed_goes_back_into_the_stream(
+        Sessions, make_device, redis_client, monkeypatch):
+    phones = []
+    [a] = late_activities(Sessions, make_device, 1, phones)
+    live = RedisActivityStream(redis_client, consumer="live", stream=LATE_STREAM)
+    relay_late(Sessions, live)
+    real = devices.summarise_activity
+    landed = []
+
+    def summarise_activity(s, activity):
+        summary = real(s, activity)
+        if not landed:  # a fix lands between the summary and its write
+            landed.extend(store_fixes(Sessions, [(phones[0], Fix(T0 + 60 * 5.0, 45.0060, 7.0))],
+                                      now=NOW + 3 * IDLE, idle_s=IDLE))
+        return summary
+
+    monkeypatch.setattr(devices, "summarise_activity", summarise_activity)
+    assert recompute(Sessions, live, None, 0.7)["written"] == 0
+    assert [(r.activity_id, r.new) for r in landed] == [(a, True)] and stale(Sessions, [a]) == {a: True}
+    monkeypatch.undo()
+    assert recompute(Sessions, live, None, 0.7)["written"] == 1  # taken again from the stream
+    assert stale(Sessions, [a]) == {a: False} and live.lag() == 0
+    with Sessions() as s:
+        assert s.get(Activity, a).point_count == 61
+
+
+@pytest.mark.parametrize("redis_up", [True, False])
+def test_the_worker_recomputes_late_fixes_through_the_stream_or_in_its_round_without_redis(
+        Sessions, make_device, redis_client, monkeypatch, tmp_path, redis_up):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from core.config import load_settings
+    from core.jobs import worker
+
+    monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path / "data"))
+    ids = late_activities(Sessions, make_device, 3)
+    jobs = worker.Jobs(load_settings(), Sessions, redis_client)
+    monkeypatch.setattr(jobs.keeper, "current", lambda now, done: None)
+    if not redis_up:
+        def down(*args, **kwargs):
+            raise RedisConnectionError("Redis went away")
+
+        monkeypatch.setattr(worker, "relay", down)
+    done = {}
+    jobs._activities(0.0, NOW + 4 * IDLE, done)
+    assert stale(Sessions, ids) == dict.fromkeys(ids, False), done
+    if redis_up:
+        assert done["relayed_late"] == 3 and done["recomputed_late"]["activities"] == 3
+    else:
+        assert done["late"]["recomputed"] == 3
