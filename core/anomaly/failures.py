@@ -5,7 +5,8 @@ scoring raises (a track no code path expected, an archived file gone) would come
 at every round, and stop the scoring of everyone after it; on the stream, its entry would be
 claimed again every minute for ever. Instead its failure is written down
 (``scoring_failures``) and it waits: ``RETRY_AFTER_S`` after its first failures, then, after
-``MAX_ATTEMPTS``, no more. What is given up on shows on the moderators' page, with the error,
+``MAX_ATTEMPTS``, no more, provided other activities were scored since its first failure
+(else it keeps waiting at the last step: nothing shows the fault is its own). What is given up on shows on the moderators' page, with the error,
 since an activity nobody scored has escaped the detector; a moderator can have it tried
 again (after a fix is deployed). A verdict written by any path (a later attempt, the
 athlete's crop) removes the failure.
@@ -77,11 +78,12 @@ def describe(exc: BaseException) -> str:
 
 
 def record(Session: sessionmaker[Session], activity_id: int, exc: BaseException,
-           now: datetime | None = None) -> ScoringFailure | None:
+           now: datetime | None = None, tried_at: datetime | None = None) -> ScoringFailure | None:
     """Write down a failure to score ``activity_id``, and when to try again (None: given up).
     Nothing when the activity is gone or got a verdict meanwhile. Under the activity's row
     lock, as verdicts are written, so that two scorers, or a scorer and the athlete's crop,
-    take turns."""
+    take turns. ``tried_at``: when the round that failed began (its first failure's time,
+    so that others scored in that same round count as scored since)."""
     now = now or utcnow()
     with write_transaction(Session, "scoring_failure") as s:
         activity = s.scalars(select(Activity).where(Activity.id == activity_id).with_for_update(of=Activity)).first()
@@ -90,11 +92,15 @@ def record(Session: sessionmaker[Session], activity_id: int, exc: BaseException,
         failure = s.get(ScoringFailure, activity_id)
         if failure is None:
             failure = ScoringFailure(activity_id=activity_id, user_id=activity.user_id, attempts=0,
-                                     first_failed_at=now)
+                                     first_failed_at=tried_at or now)
             s.add(failure)
         failure.attempts += 1
         failure.error = describe(exc)
         failure.failed_at = now
+        if failure.attempts >= MAX_ATTEMPTS and not scored_since(s, failure.first_failed_at, activity_id):
+            # Nothing else scored since its first failure either (a quiet night and an outage):
+            # no sign the fault is its own, so it waits at the last step again.
+            failure.attempts = MAX_ATTEMPTS - 1
         wait = RETRY_AFTER_S[failure.attempts - 1] if failure.attempts < MAX_ATTEMPTS else None
         failure.retry_at = None if wait is None else now + timedelta(seconds=wait)
         s.flush()
@@ -107,9 +113,16 @@ def record(Session: sessionmaker[Session], activity_id: int, exc: BaseException,
     return failure
 
 
+def scored_since(s: Session, since: datetime, activity_id: int) -> bool:
+    """Whether any other activity got a verdict after ``since``."""
+    return s.scalar(select(ActivityFlag.activity_id).where(ActivityFlag.scored_at > since,
+                                                         ActivityFlag.activity_id != activity_id).limit(1)) is not None
+
+
 class Round:
     """The failures of one round of scoring, written down only if the round shows them to be
-    the activities' own: at least one activity scored, or fewer than ``SYSTEMIC`` failed.
+    the activities' own: at least one activity scored (``ok``: a verdict written, not an
+    activity found done already), or fewer than ``SYSTEMIC`` failed.
     When ``SYSTEMIC`` or more failed and none scored, the cause is shared (a bad deploy, a
     model that does not load, an archive out of reach): nothing is written down, so that no
     activity is given up on for it, and ``systemic`` says so."""
@@ -117,6 +130,7 @@ class Round:
     SYSTEMIC = 3
 
     def __init__(self):
+        self.began = utcnow()
         self.scored = 0
         self.failed: list[tuple[int, BaseException]] = []
 
@@ -141,7 +155,7 @@ class Round:
         written = []
         for activity_id, exc in self.failed:
             try:
-                record(Session, activity_id, exc)
+                record(Session, activity_id, exc, tried_at=self.began)
             except Exception as error:  # noqa: BLE001 - a failure to write a failure down holds nobody up
                 if service_error(error):
                     raise

@@ -205,14 +205,16 @@ def score_pending(Session: sessionmaker[Session], model: PopulationModel | None,
     tried = failures.Round()
     for activity_id in pending_ids(Session, batch):
         try:
-            written += score_one(Session, activity_id, model, limit)
+            wrote = score_one(Session, activity_id, model, limit)
         except Exception as exc:  # noqa: BLE001 - the activity's own error waits; the service's is raised
             if failures.service_error(exc):
                 raise
             log.exception("scoring activity %s failed", activity_id)
             tried.fail(activity_id, exc)
         else:
-            tried.ok()
+            written += wrote
+            if wrote:
+                tried.ok()
     tried.settle(Session)
     return written
 
@@ -236,6 +238,9 @@ def score_one(Session: sessionmaker[Session], activity_id: int, model: Populatio
         activity = s.get(Activity, activity_id)
         if activity is None or activity.status != "completed" or s.get(ActivityFlag, activity_id) is not None:
             return 0
+        failure = s.get(ScoringFailure, activity_id)
+        if failure is not None and (failure.retry_at is None or failure.retry_at > utcnow()):
+            return 0  # failed, and not due again (an entry repeated on the stream)
         result = assess_stored(s, activity, model, limit)
     return _write_if_pending(Session, activity_id, result)
 

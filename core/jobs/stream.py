@@ -11,8 +11,8 @@ Redis hands each entry to one of them. The database stays the record of what is 
   ``RELAY_AGAIN_S`` after it was relayed (its entry lost with a Redis restarted without
   persistence) is relayed again. An activity whose scoring fails for a reason of its own
   is acknowledged and written down (``core.anomaly.failures``), and relayed again when it is
-  due; one failing for the service's (the database, Redis), or in a batch where every
-  activity failed, stays pending;
+  due; one failing for the service's (the database, Redis) stays pending. An activity is
+  handled once per batch however many of its entries came;
 - **written once**: the verdict is written under the activity's lock only if it has none
   (``core.anomaly.scoring``), so an entry delivered twice, or relayed twice, writes nothing
   the second time. Crops and re-scorings write their own verdicts where they happen.
@@ -169,34 +169,38 @@ def _relay(stream: RedisActivityStream, ids: list[int], mark: str) -> int:
 
 def consume(stream: ActivityStream, handle, settle, count: int = TAKE,
             reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> dict:
-    """Handle what this consumer claims from dead consumers, then what it takes anew:
-    ``handle(activity_id)`` returns how many rows it wrote, and each entry is acknowledged
-    once it returned. The service's errors (database, Redis) leave their entries pending, to
-    be claimed again. The activities' own go to ``settle(tried)`` (a ``failures.Round``),
-    which returns the ids it dealt with: their entries are acknowledged; the others' (a
-    systemic round) stay pending. Returns ``{"taken", "written", "reclaimed"}``."""
+    """Handle what this consumer claims from dead consumers, then what it takes anew, each
+    activity once however many of its entries came (a relay repeated while one waited, a
+    claim): ``handle(activity_id)`` returns how many rows it wrote, and its entries are
+    acknowledged once it returned. The service's errors (database, Redis) leave them pending,
+    to be claimed again. The activities' own go to ``settle(tried)`` (a ``failures.Round``,
+    in which only an activity that wrote something counts as scored) and are acknowledged
+    too: the database holds what is still to do, and the relay puts it in again. Returns
+    ``{"taken", "written", "reclaimed"}``."""
     claimed = stream.reclaim(reclaim_idle_ms, count)
     entries = claimed + stream.take(max(count - len(claimed), 1))
+    by_activity: dict[int, list[str]] = {}
+    for entry_id, activity_id in entries:
+        by_activity.setdefault(activity_id, []).append(entry_id)
     written = 0
     tried = failures.Round()
-    failed: dict[int, list[str]] = {}
-    for entry_id, activity_id in entries:
+    for activity_id, entry_ids in by_activity.items():
         if activity_id > 0:
             try:
-                written += handle(activity_id)
+                wrote = handle(activity_id)
             except Exception as exc:  # noqa: BLE001 - the others go on
                 if failures.service_error(exc):
                     log.warning("activity %s from %s failed", activity_id, stream.stream, exc_info=True)
                     continue
                 log.exception("activity %s from %s failed", activity_id, stream.stream)
                 tried.fail(activity_id, exc)
-                failed.setdefault(activity_id, []).append(entry_id)
-                continue
-            tried.ok()
-        stream.ack([entry_id])
-    if failed:
-        for activity_id in settle(tried):
-            stream.ack(failed[activity_id])
+            else:
+                written += wrote
+                if wrote:
+                    tried.ok()
+        stream.ack(entry_ids)
+    if tried.failed:
+        settle(tried)
     return {"taken": len(entries), "written": written, "reclaimed": len(claimed)}
 
 
@@ -205,11 +209,10 @@ def score(Session, stream: ActivityStream, model, limit: float, count: int = TAK
     """Score entries of the scoring stream (``consume``); each acknowledged once its activity
     has a verdict (or is gone, or is not completed). One whose scoring fails for a reason of
     its own is written down (``core.anomaly.failures``) and relayed again once it is due."""
-    def settle(tried: failures.Round) -> list[int]:
+    def settle(tried: failures.Round) -> None:
         written = tried.settle(Session)
         if written and isinstance(stream, RedisActivityStream):
             stream.redis.delete(*(f"{RELAYED}{a}" for a in written))  # relayed again when due, not later
-        return written
 
     return consume(stream, lambda a: score_one(Session, a, model, limit), settle, count, reclaim_idle_ms)
 
@@ -218,18 +221,19 @@ def recompute(Session, stream: ActivityStream, model, limit: float, count: int =
               reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> dict:
     """Recompute, and score again where its verdict allows, each activity of the stream of
     recomputations (``core.jobs.devices.recompute_one``). One that fails for a reason of its
-    own keeps its mark and is relayed again when its relay mark expires; one that more fixes
-    landed in while it was recomputed goes back into the stream, behind the others."""
+    own is relayed again when its relay mark expires (every ``RELAY_AGAIN_S``, with no
+    give-up: nothing is withheld from anyone meanwhile); one that more fixes landed in while
+    it was recomputed goes back into the stream, behind the others, and one recomputed loses
+    its mark, so that the next late fix is relayed at once."""
     def handle(activity_id: int) -> int:
         done = recompute_one(Session, activity_id, model, limit)
-        if not done and late_ids(Session, ids=[activity_id]):
+        if done and isinstance(stream, RedisActivityStream):
+            stream.redis.delete(f"{RELAYED_LATE}{activity_id}")  # a fix landing next is relayed at once
+        elif not done and late_ids(Session, ids=[activity_id]):
             stream.publish([activity_id])
         return done
 
-    def settle(tried: failures.Round) -> list[int]:
-        return [] if tried.systemic else [a for a, _ in tried.failed]
-
-    return consume(stream, handle, settle, count, reclaim_idle_ms)
+    return consume(stream, handle, lambda tried: None, count, reclaim_idle_ms)
 
 
 class StreamScorer:

@@ -5,6 +5,7 @@ database error is the service's and fails the round as before, writing nothing d
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -174,13 +175,20 @@ def test_a_round_where_every_activity_fails_charges_none_of_them(tmp_path, monke
         assert flagged(Session) == set(more) and all(failure(Session, a).attempts == 1 for a in ids)
 
 
-def test_two_scorers_failing_one_activity_at_once_count_two_attempts(tmp_path):
+def test_two_scorers_failing_one_activity_at_once_count_two_attempts(tmp_path, monkeypatch):
     """The activity's row lock makes them take turns: no duplicate row, no lost attempt."""
     import threading
 
     with database_of_its_own("postgres", tmp_path, "failures") as Session:
         [a] = activities(Session, 1)
         start, errors = threading.Barrier(2), []
+        real = failures.describe
+
+        def slow(exc):  # inside the first one's transaction: the second must wait for it
+            time.sleep(0.5)
+            return real(exc)
+
+        monkeypatch.setattr(failures, "describe", slow)
 
         def fail():
             start.wait()
@@ -199,7 +207,7 @@ def test_two_scorers_failing_one_activity_at_once_count_two_attempts(tmp_path):
 
 def test_a_failure_left_beside_a_verdict_is_neither_listed_nor_counted(tmp_path, monkeypatch):
     with database_of_its_own("sqlite", tmp_path, "failures") as Session:
-        [a] = activities(Session, 1)
+        a, _ = activities(Session, 2)  # the other scored in the first round: the fault is a's own
         failing_on(monkeypatch, {a})
         for _ in range(failures.MAX_ATTEMPTS):
             make_due(Session, a)
@@ -212,3 +220,23 @@ def test_a_failure_left_beside_a_verdict_is_neither_listed_nor_counted(tmp_path,
                                status="clear", reasons=[], codes="", verdict={}, features={}))
         with Session() as s:
             assert failures.count_given_up(s) == 0 and failures.given_up(s) == []
+
+
+def test_an_activity_is_not_given_up_on_while_nothing_else_is_scored_either(tmp_path, monkeypatch):
+    """A quiet night and an outage: the only two activities waiting fail at every attempt.
+    Nothing shows the fault is theirs, so they keep waiting at the last step; once another
+    activity is scored, the next failure gives up."""
+    with database_of_its_own("sqlite", tmp_path, "failures") as Session:
+        ids = activities(Session, 2)
+        failing_on(monkeypatch, set(ids))
+        for _ in range(failures.MAX_ATTEMPTS + 2):
+            for a in ids:
+                make_due(Session, a)
+            scoring.score_pending(Session, None, 0.5)
+        rows = [failure(Session, a) for a in ids]
+        assert [(r.attempts, r.retry_at is None) for r in rows] == [(failures.MAX_ATTEMPTS - 1, False)] * 2
+        more = activities(Session, 1)
+        for a in ids:
+            make_due(Session, a)
+        assert scoring.score_pending(Session, None, 0.5) == 1 and more[0] in flagged(Session)
+        assert [failure(Session, a).retry_at for a in ids] == [None, None]

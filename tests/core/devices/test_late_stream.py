@@ -12,7 +12,7 @@ import core.jobs.devices as devices
 from core.activities.tables import Activity
 from core.devices.fixes import Fix, store_fixes
 from core.devices.tables import DeviceTrack
-from core.jobs.stream import LATE_STREAM, RedisActivityStream, recompute, relay_late
+from core.jobs.stream import LATE_STREAM, RELAYED_LATE, RedisActivityStream, recompute, relay_late
 from tests.core.devices.conftest import late_activities
 
 IDLE = 600.0
@@ -41,6 +41,8 @@ def test_late_fixes_are_relayed_once_and_recomputed_once_by_two_consumers(Sessio
     # Delivered twice (a consumer that died after its work, before its ack): nothing more.
     one.publish(ids[:1])
     assert recompute(Sessions, two, None, 0.7)["written"] == 0
+    # Recomputed, it lost its relay mark: a fix landing next is relayed at once.
+    assert not redis_client.exists(*(f"{RELAYED_LATE}{a}" for a in ids))
 
 
 def test_an_activity_more_fixes_land_in_while_it_is_recomputed_goes_back_into_the_stream(

@@ -221,11 +221,12 @@ def test_an_activity_whose_scoring_meets_a_database_error_stays_pending_and_the_
         assert verdicts(Session) == dict.fromkeys(ids, 1) and live.lag() == 0
 
 
-def test_a_batch_where_every_activity_fails_stays_pending_and_charges_none(tmp_path, redis_client, monkeypatch):
-    """All of a batch failing, none scored: the service's fault, whatever the error; the
-    entries stay pending, to be claimed again, and no activity is written down."""
+def test_a_batch_where_every_activity_fails_charges_none_and_is_relayed_again(tmp_path, redis_client, monkeypatch):
+    """All of a batch failing, none scored: the service's fault, whatever the error; no
+    activity is written down, and the relay puts them in again once their marks expire."""
     import core.anomaly.scoring as scoring
     from core.anomaly.tables import ScoringFailure
+    from core.jobs.stream import RELAYED
 
     with database_of_its_own("sqlite", tmp_path, "stream") as Session:
         ids = activities(Session, 3)
@@ -237,10 +238,38 @@ def test_a_batch_where_every_activity_fails_stays_pending_and_charges_none(tmp_p
 
         monkeypatch.setattr(scoring, "assess_stored", failing)
         assert score(Session, live, None, 0.5)["written"] == 0
-        assert redis_client.xpending(live.stream, live.group)["pending"] == 3
         with Session() as s:
             assert s.query(ScoringFailure).count() == 0
+        assert relay(Session, live) == 0  # marked: not before RELAY_AGAIN_S
         monkeypatch.undo()
-        time.sleep(0.3)
-        assert score(Session, live, None, 0.5, reclaim_idle_ms=200)["written"] == 3
+        redis_client.delete(*(f"{RELAYED}{a}" for a in ids))  # as when the marks expire
+        assert relay(Session, live) == 3
+        assert score(Session, live, None, 0.5)["written"] == 3
         assert verdicts(Session) == dict.fromkeys(ids, 1) and live.lag() == 0
+
+
+def test_an_activity_with_several_entries_is_tried_once_and_charged_once(tmp_path, redis_client, monkeypatch):
+    """Entries repeated (a relay again while one waited, a claim): one attempt per batch, and
+    a later entry before the activity is due again does not try it."""
+    import core.anomaly.scoring as scoring
+    from core.anomaly.tables import ScoringFailure
+
+    with database_of_its_own("sqlite", tmp_path, "stream") as Session:
+        bad, good = activities(Session, 2)
+        live = RedisActivityStream(redis_client, consumer="live")
+        live.publish([bad, bad, good, bad])
+        real, tries = scoring.assess_stored, []
+
+        def failing(s, activity, *args, **kwargs):
+            if activity.id == bad:
+                tries.append(bad)
+                raise RuntimeError("the track cannot be read")
+            return real(s, activity, *args, **kwargs)
+
+        monkeypatch.setattr(scoring, "assess_stored", failing)
+        assert score(Session, live, None, 0.5)["written"] == 1
+        live.publish([bad])
+        assert score(Session, live, None, 0.5)["written"] == 0
+        assert tries == [bad] and live.lag() == 0
+        with Session() as s:
+            assert s.get(ScoringFailure, bad).attempts == 1
