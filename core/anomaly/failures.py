@@ -121,8 +121,8 @@ def scored_since(s: Session, since: datetime, activity_id: int) -> bool:
 
 class Round:
     """The failures of one round of scoring, written down only if the round shows them to be
-    the activities' own: at least one activity scored (``ok``: a verdict written, not an
-    activity found done already), or fewer than ``SYSTEMIC`` failed.
+    the activities' own: at least one activity scored (a verdict written, not an activity
+    found done already), or fewer than ``SYSTEMIC`` failed.
     When ``SYSTEMIC`` or more failed and none scored, the cause is shared (a bad deploy, a
     model that does not load, an archive out of reach): nothing is written down, so that no
     activity is given up on for it, and ``systemic`` says so."""
@@ -134,11 +134,21 @@ class Round:
         self.scored = 0
         self.failed: list[tuple[int, BaseException]] = []
 
-    def ok(self) -> None:
-        self.scored += 1
-
-    def fail(self, activity_id: int, exc: BaseException) -> None:
-        self.failed.append((activity_id, exc))
+    def attempt(self, activity_id: int, handle) -> int:
+        """``handle(activity_id)``, which returns how many rows it wrote (a verdict written
+        counts the activity as scored). An error of the activity's own is logged and kept
+        for ``settle`` (0 returned); the service's is raised."""
+        try:
+            wrote = handle(activity_id)
+        except Exception as exc:  # noqa: BLE001 - the activity's own error waits; the service's is raised
+            if service_error(exc):
+                raise
+            log.exception("activity %s failed", activity_id)
+            self.failed.append((activity_id, exc))
+            return 0
+        if wrote:
+            self.scored += 1
+        return wrote
 
     @property
     def systemic(self) -> bool:

@@ -204,17 +204,7 @@ def score_pending(Session: sessionmaker[Session], model: PopulationModel | None,
     written = 0
     tried = failures.Round()
     for activity_id in pending_ids(Session, batch):
-        try:
-            wrote = score_one(Session, activity_id, model, limit)
-        except Exception as exc:  # noqa: BLE001 - the activity's own error waits; the service's is raised
-            if failures.service_error(exc):
-                raise
-            log.exception("scoring activity %s failed", activity_id)
-            tried.fail(activity_id, exc)
-        else:
-            written += wrote
-            if wrote:
-                tried.ok()
+        written += tried.attempt(activity_id, lambda a: score_one(Session, a, model, limit))
     tried.settle(Session)
     return written
 

@@ -187,17 +187,10 @@ def consume(stream: ActivityStream, handle, settle, count: int = TAKE,
     for activity_id, entry_ids in by_activity.items():
         if activity_id > 0:
             try:
-                wrote = handle(activity_id)
-            except Exception as exc:  # noqa: BLE001 - the others go on
-                if failures.service_error(exc):
-                    log.warning("activity %s from %s failed", activity_id, stream.stream, exc_info=True)
-                    continue
-                log.exception("activity %s from %s failed", activity_id, stream.stream)
-                tried.fail(activity_id, exc)
-            else:
-                written += wrote
-                if wrote:
-                    tried.ok()
+                written += tried.attempt(activity_id, handle)
+            except Exception:  # noqa: BLE001 - the service's (the activity's own were kept): left pending
+                log.warning("activity %s from %s failed", activity_id, stream.stream, exc_info=True)
+                continue
         stream.ack(entry_ids)
     if tried.failed:
         settle(tried)
