@@ -175,6 +175,37 @@ class Round:
         return written
 
 
+class Pause:
+    """A scorer's wait after rounds that failed as a whole (``Round.systemic``): the service
+    is at fault, so the next round would fail the same way. It waits ``PAUSE_FIRST_S``, twice
+    as long after each such round in a row (at most ``PAUSE_MAX_S``), and not at all once a
+    round scores something. Kept in memory by the process that loops (the worker): a restart
+    tries at once."""
+
+    def __init__(self):
+        self.rounds = 0  # systemic rounds in a row
+        self.until = 0.0  # monotonic time before which no round is run
+
+    def waiting(self, now: float) -> bool:
+        return now < self.until
+
+    def after(self, tried: Round, now: float) -> None:
+        """Take a round's outcome into account."""
+        if tried.systemic:
+            self.rounds += 1
+            wait = min(PAUSE_FIRST_S * 2 ** (self.rounds - 1), PAUSE_MAX_S)
+            self.until = now + wait
+            log.error("scoring paused for %.0f s after %s failed round(s) in a row", wait, self.rounds)
+        elif tried.scored:
+            if self.rounds:
+                log.info("scoring works again after %s failed round(s)", self.rounds)
+            self.rounds, self.until = 0, 0.0
+
+
+PAUSE_FIRST_S = 60.0
+PAUSE_MAX_S = 900.0
+
+
 def clear(s: Session, activity_id: int) -> None:
     """Forget the activity's failures (it has a verdict now), in the caller's transaction."""
     s.execute(delete(ScoringFailure).where(ScoringFailure.activity_id == activity_id))

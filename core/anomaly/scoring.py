@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,19 +194,26 @@ def score_activity(s: Session, activity: Activity, model: PopulationModel | None
 
 
 def score_pending(Session: sessionmaker[Session], model: PopulationModel | None, limit: float,
-                  batch: int = 200) -> int:
+                  batch: int = 200, pause: failures.Pause | None = None, now: float | None = None) -> int:
     """Score completed activities that have no verdict yet, oldest completion first; returns
     how many verdicts were written.
 
     Each is judged with no write transaction open, then written in a short one of its own:
     SQLite has one writer, and the ingest server's commits wait for it. One whose scoring
-    fails is written down and waits (``core.anomaly.failures``); the others go on.
+    fails is written down and waits (``core.anomaly.failures``); the others go on. With
+    ``pause`` (a loop's ``failures.Pause``), a round after rounds that failed as a whole is
+    put off (``now``: its monotonic clock).
     """
+    now = time.monotonic() if now is None else now
+    if pause is not None and pause.waiting(now):
+        return 0
     written = 0
     tried = failures.Round()
     for activity_id in pending_ids(Session, batch):
         written += tried.attempt(activity_id, lambda a: score_one(Session, a, model, limit))
     tried.settle(Session)
+    if pause is not None:
+        pause.after(tried, now)
     return written
 
 

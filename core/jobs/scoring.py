@@ -7,6 +7,7 @@ import logging
 import time
 
 from core.anomaly.calibration import recalibrate, threshold
+from core.anomaly.failures import Pause
 from core.anomaly.model import ModelFileError
 from core.anomaly.registry import RETRAIN_EVERY_S, load_model, train
 from core.anomaly.scoring import score_pending
@@ -39,10 +40,14 @@ class ModelKeeper:
         return self.model
 
 
-def score(Session, settings, model, done: dict) -> int:
-    """Score up to ``SCORE_BATCH`` activities that completed since; returns how many."""
+def score(Session, settings, model, done: dict, pause: Pause | None = None) -> int:
+    """Score up to ``SCORE_BATCH`` activities that completed since; returns how many. With
+    ``pause``, a round is put off after rounds that failed as a whole (``failures.Pause``)."""
     began = time.monotonic()
-    scored = score_pending(Session, model, threshold(settings), batch=SCORE_BATCH)
+    if pause is not None and pause.waiting(began):
+        done["scoring_paused_s"] = round(pause.until - began)
+        return 0
+    scored = score_pending(Session, model, threshold(settings), batch=SCORE_BATCH, pause=pause, now=began)
     if scored:
         done["scored"] = {"activities": scored, "seconds": round(time.monotonic() - began, 3)}
     return scored

@@ -60,7 +60,7 @@ import time
 from redis.exceptions import RedisError
 
 from core.anomaly.calibration import threshold
-from core.anomaly.failures import count_given_up
+from core.anomaly.failures import Pause, count_given_up
 from core.challenges.churn_store import current_model
 from core.config import load_settings
 from core.jobs.badges import (
@@ -107,6 +107,7 @@ class Jobs:
         self.settings, self.Session, self.redis = settings, Session, redis
         self.locks = locks
         self.keeper = ModelKeeper(settings, Session)
+        self.scoring_pause = Pause()  # after rounds of scoring that failed as a whole
         self.scorer = StreamScorer(settings, Session, redis) if redis is not None else None
         self.boards_at = -math.inf
         self.housekeeping_at = -math.inf
@@ -201,7 +202,7 @@ class Jobs:
                     late = {k: v for k, v in recompute_late(self.Session, model, threshold(self.settings)).items() if v}
                     if late:
                         done["late"] = late
-                score(self.Session, self.settings, model, done)
+                score(self.Session, self.settings, model, done, pause=self.scoring_pause)
                 self.metrics.scored.inc(done.get("scored", {}).get("activities", 0))
             with self.Session() as s:
                 self.metrics.given_up.set(count_given_up(s))

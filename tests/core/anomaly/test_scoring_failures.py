@@ -175,6 +175,65 @@ def test_a_round_where_every_activity_fails_charges_none_of_them(tmp_path, monke
         assert flagged(Session) == set(more) and all(failure(Session, a).attempts == 1 for a in ids)
 
 
+def test_after_rounds_that_fail_as_a_whole_the_worker_waits_longer_each_time(tmp_path, monkeypatch):
+    """A fault of the service fails every round the same way: the worker's loop puts the
+    next round off, twice as long each time up to a limit, and tries at once again after a
+    round that scores. A round where one activity of several fails puts nothing off."""
+    with database_of_its_own("sqlite", tmp_path, "failures") as Session:
+        ids = activities(Session, failures.Round.SYSTEMIC)
+        tried = []
+        real = scoring.assess_stored
+
+        def assess(s, activity, *args, **kwargs):
+            tried.append(activity.id)
+            if activity.id in broken:
+                raise UNREADABLE
+            return real(s, activity, *args, **kwargs)
+
+        broken = set(ids)
+        monkeypatch.setattr(scoring, "assess_stored", assess)
+        pause, now = failures.Pause(), 1000.0
+        waits = []
+        for _ in range(8):
+            before = len(tried)
+            assert scoring.score_pending(Session, None, 0.5, pause=pause, now=now) == 0
+            assert len(tried) - before == len(ids)  # each tried once in the round
+            waits.append(pause.until - now)
+            # Just before the end of the wait: no round, nothing tried.
+            assert scoring.score_pending(Session, None, 0.5, pause=pause, now=pause.until - 1) == 0
+            assert len(tried) - before == len(ids)
+            now = pause.until
+        first = failures.PAUSE_FIRST_S
+        assert waits[:3] == [first, 2 * first, 4 * first]
+        assert max(waits) == waits[-1] == failures.PAUSE_MAX_S
+        assert [failure(Session, a) for a in ids] == [None] * len(ids)  # nobody charged
+        # Mended: the next round scores them all, and the one after runs at once.
+        broken.clear()
+        assert scoring.score_pending(Session, None, 0.5, pause=pause, now=now) == len(ids)
+        assert pause.rounds == 0 and not pause.waiting(now)
+        # One bad activity among good ones is its own fault: written down, no pause.
+        more = activities(Session, 3)
+        broken.add(more[0])
+        assert scoring.score_pending(Session, None, 0.5, pause=pause, now=now) == 2
+        assert not pause.waiting(now) and failure(Session, more[0]).attempts == 1
+
+
+def test_the_worker_round_reports_a_pause_and_scores_nothing_meanwhile(tmp_path, monkeypatch):
+    from core.config import load_settings
+    from core.jobs.scoring import score
+
+    with database_of_its_own("sqlite", tmp_path, "failures") as Session:
+        ids = activities(Session, failures.Round.SYSTEMIC)
+        failing_on(monkeypatch, set(ids))
+        pause, done = failures.Pause(), {}
+        assert score(Session, load_settings(), None, done, pause=pause) == 0
+        assert pause.waiting(time.monotonic()) and "scoring_paused_s" not in done
+        monkeypatch.undo()  # mended, but the pause is not over yet
+        assert score(Session, load_settings(), None, done, pause=pause) == 0
+        assert 0 < done["scoring_paused_s"] <= failures.PAUSE_FIRST_S
+        assert flagged(Session) == set()
+
+
 def test_two_scorers_failing_one_activity_at_once_count_two_attempts(tmp_path, monkeypatch):
     """The activity's row lock makes them take turns: no duplicate row, no lost attempt."""
     import threading
