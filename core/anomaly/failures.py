@@ -129,7 +129,10 @@ class Round:
 
     SYSTEMIC = 3
 
-    def __init__(self):
+    def __init__(self, record_failure=None):
+        """``record_failure(Session, activity_id, exc, tried_at=...)`` writes one down
+        (``record`` by default: scoring's)."""
+        self.record_failure = record_failure or record
         self.began = utcnow()
         self.scored = 0
         self.failed: list[tuple[int, BaseException]] = []
@@ -165,7 +168,7 @@ class Round:
         written = []
         for activity_id, exc in self.failed:
             try:
-                record(Session, activity_id, exc, tried_at=self.began)
+                self.record_failure(Session, activity_id, exc, tried_at=self.began)
             except Exception as error:  # noqa: BLE001 - a failure to write a failure down holds nobody up
                 if service_error(error):
                     raise

@@ -3,10 +3,12 @@ and the apps' own motion hints per stored fix."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.storage.base import Base
+from core.storage.base import Base, UTCDateTime
 
 MOTION_MAX_CHARS = 24  # fix_hints.motion: the app's activity type (still, in_vehicle, ...)
 
@@ -17,7 +19,10 @@ class DeviceTrack(Base):
     ``anchor_t`` is the first fix's time: point sequence numbers count deciseconds from it, so
     the same fix sent twice gets the same number. ``heard_at`` is when (wall clock) the last new
     fix arrived; the activity completes once both it and ``last_t`` are older than the idle
-    time. ``recompute``: a late fix landed after completion and the summary is stale."""
+    time. ``recompute``: a late fix landed after completion and the summary is stale; when
+    recomputing it failed for a reason of its own, ``recompute_attempts``, the last error and
+    when it is tried again (``recompute_retry_at``; given up after
+    ``core.anomaly.failures.MAX_ATTEMPTS``, the summary kept as it was)."""
 
     __tablename__ = "device_tracks"
 
@@ -30,6 +35,9 @@ class DeviceTrack(Base):
     heard_at: Mapped[float] = mapped_column(Float)
     sport_inferred: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     recompute: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    recompute_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    recompute_error: Mapped[str | None] = mapped_column(String(300))
+    recompute_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
         # A device's activities near a fix's time.

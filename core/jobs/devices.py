@@ -21,9 +21,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.activities.lifecycle import OPEN_STATUSES, change_status, default_title
@@ -36,6 +36,7 @@ from core.anomaly.tables import ActivityFlag
 from core.devices.hints import stored_hints
 from core.devices.sport import infer_sport
 from core.devices.tables import DeviceTrack
+from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.storage.points import count_points, last_point_t
 from core.tracks.cleaning import clean_track
@@ -126,51 +127,76 @@ def complete_quiet(Session: sessionmaker[Session], idle: float, now: float | Non
 
 
 def recompute_late(Session: sessionmaker[Session], model, limit: float, batch: int = DEVICE_BATCH,
-                   now: float | None = None) -> dict:
+                   now: datetime | None = None) -> dict:
     """Recompute the summary of each completed activity a late fix landed in, and score it
     again when its verdict is one a score may change; ``model`` and ``limit`` as scoring's.
-    One that fails for a reason of its own is left for later (``_RETRY``); the others go on."""
-    now = time.monotonic() if now is None else now
+    One that fails for a reason of its own is written down and waits (``record_failure``);
+    the others go on. A round in which every one failed charges none (``failures.Round``)."""
     done = {"recomputed": 0, "rescored": 0}
-    waiting = [a for a, (_, at) in _RETRY.items() if at > now]
-    for activity_id in late_ids(Session, batch, exclude=waiting):
-        try:
-            done["recomputed"] += recompute_one(Session, activity_id, model, limit, done)
-        except Exception as exc:  # noqa: BLE001 - the activity's own error waits; the service's is raised
-            if failures.service_error(exc):
-                raise
-            tries = _RETRY.get(activity_id, (0, 0.0))[0] + 1
-            wait = min(RETRY_FIRST_S * 2 ** (tries - 1), RETRY_MAX_S)
-            _RETRY[activity_id] = (tries, now + wait)
-            log.exception("recomputing activity %s failed (attempt %s, again in %.0f s)", activity_id, tries, wait)
-        else:
-            _RETRY.pop(activity_id, None)
+    tried = failures.Round(record_failure)
+    for activity_id in late_ids(Session, batch, now=now):
+        done["recomputed"] += tried.attempt(activity_id, lambda a: recompute_one(Session, a, model, limit, done, now))
+    tried.settle(Session)
     return done
 
 
-# Activities whose recomputation failed in this process: id -> (attempts, monotonic time of
-# the next). Kept in memory: a restart tries them again at once, which costs one attempt each.
-_RETRY: dict[int, tuple[int, float]] = {}
-RETRY_FIRST_S = 60.0
-RETRY_MAX_S = 3600.0
+def record_failure(Session: sessionmaker[Session], activity_id: int, exc: BaseException,
+                   now: datetime | None = None, tried_at: datetime | None = None) -> DeviceTrack | None:
+    """Write down a failure to recompute ``activity_id`` after a late fix, and when to try
+    again: as scoring waits (``failures.RETRY_AFTER_S``), given up after
+    ``failures.MAX_ATTEMPTS`` (the summary stays as it was before the late fixes; the
+    worker's ``tracker_worker_recompute_given_up`` counts them). Nothing when it is gone or
+    no longer waits to be recomputed. Under the activity's row lock, as recomputations are
+    written."""
+    now = now or utcnow()
+    with write_transaction(Session, "device_recompute") as s:
+        activity = locked_activity(s, activity_id)
+        track_row = s.get(DeviceTrack, activity_id)
+        if activity is None or track_row is None or not track_row.recompute:
+            return None
+        track_row.recompute_attempts = (track_row.recompute_attempts or 0) + 1
+        track_row.recompute_error = failures.describe(exc)
+        attempts = track_row.recompute_attempts
+        track_row.recompute_retry_at = (now + timedelta(seconds=failures.RETRY_AFTER_S[attempts - 1])
+                                        if attempts < failures.MAX_ATTEMPTS else None)
+        s.flush()
+        s.expunge(track_row)
+    if track_row.recompute_retry_at is None:
+        log.error("gave up recomputing activity %s after a late fix (%s attempts): %s", activity_id, attempts,
+                  track_row.recompute_error)
+    else:
+        log.warning("recomputing activity %s failed (attempt %s, next at %s): %s", activity_id, attempts,
+                    track_row.recompute_retry_at.isoformat(timespec="seconds"), track_row.recompute_error)
+    return track_row
 
 
 def late_ids(Session: sessionmaker[Session], batch: int = DEVICE_BATCH, ids: list[int] | None = None,
-             exclude: list[int] | None = None) -> list[int]:
+             now: datetime | None = None) -> list[int]:
     """Completed activities a late fix landed in, whose summary is stale (of ``ids`` only,
-    when given; none of ``exclude``)."""
+    when given), leaving out those whose recomputation failed and is not due again."""
     query = (select(DeviceTrack.activity_id).join(Activity, Activity.id == DeviceTrack.activity_id)
-             .where(DeviceTrack.recompute.is_(True), Activity.status == "completed"))
+             .where(DeviceTrack.recompute.is_(True), Activity.status == "completed", due(now)))
     if ids is not None:
         query = query.where(DeviceTrack.activity_id.in_(ids))
-    if exclude:
-        query = query.where(DeviceTrack.activity_id.not_in(exclude))
     with Session() as s:
         return list(s.scalars(query.order_by(DeviceTrack.activity_id).limit(batch)))
 
 
+def due(now: datetime | None = None):
+    """The condition on ``DeviceTrack`` for a recomputation to be tried now: it never failed,
+    or its next attempt is due (never once given up)."""
+    return and_(DeviceTrack.recompute_attempts < failures.MAX_ATTEMPTS,
+                or_(DeviceTrack.recompute_retry_at.is_(None), DeviceTrack.recompute_retry_at <= (now or utcnow())))
+
+
+def count_given_up(s: Session) -> int:
+    """Completed activities whose recomputation after a late fix was given up on."""
+    return s.scalar(select(func.count()).select_from(DeviceTrack).where(
+        DeviceTrack.recompute.is_(True), DeviceTrack.recompute_attempts >= failures.MAX_ATTEMPTS)) or 0
+
+
 def recompute_one(Session: sessionmaker[Session], activity_id: int, model, limit: float,
-                  done: dict | None = None) -> int:
+                  done: dict | None = None, now: datetime | None = None) -> int:
     """Recompute one activity a late fix landed in, and score it again when its verdict is
     one a score may change (counted in ``done["rescored"]``); 1 if recomputed, 0 when there
     was nothing to do (done already, gone) or more fixes landed meanwhile."""
@@ -179,6 +205,9 @@ def recompute_one(Session: sessionmaker[Session], activity_id: int, model, limit
         track_row = s.get(DeviceTrack, activity_id)
         if activity is None or activity.status != "completed" or track_row is None or not track_row.recompute:
             return 0
+        if track_row.recompute_attempts >= failures.MAX_ATTEMPTS or (
+                track_row.recompute_retry_at is not None and track_row.recompute_retry_at > (now or utcnow())):
+            return 0  # failed, and not due again (an entry repeated on the stream)
         count = count_points(s, activity_id)
         summary = summarise_activity(s, activity)
         flag = s.get(ActivityFlag, activity_id)
@@ -194,6 +223,7 @@ def recompute_one(Session: sessionmaker[Session], activity_id: int, model, limit
             return 0  # more late fixes meanwhile: the next round
         apply_summary(activity, summary)
         track_row.recompute = False
+        track_row.recompute_attempts, track_row.recompute_error, track_row.recompute_retry_at = 0, None, None
         flag = s.get(ActivityFlag, activity_id)
         if result is not None and flag is not None and flag.status == status:
             try:

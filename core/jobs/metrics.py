@@ -43,6 +43,10 @@ class WorkerMetrics:
         self.given_up = Gauge("tracker_worker_scoring_given_up",
                               "Completed activities scoring gave up on, left for a moderator (core.anomaly.failures)",
                               registry=r)
+        self.recompute_given_up = Gauge(
+            "tracker_worker_recompute_given_up",
+            "Completed activities whose recomputation after a late fix was given up on (core.jobs.devices)",
+            registry=r)
         self.held = Gauge("tracker_worker_job_held", "1 while this worker runs the job group (holds its lock)",
                           ["task"], registry=r)
         self.skipped = Counter("tracker_worker_jobs_skipped", "Turns of a job group left to the worker holding its lock",

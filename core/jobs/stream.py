@@ -43,7 +43,7 @@ from typing import Protocol
 
 from core.anomaly import failures
 from core.anomaly.scoring import pending_ids, score_one
-from core.jobs.devices import late_ids, recompute_one
+from core.jobs.devices import late_ids, recompute_one, record_failure
 
 log = logging.getLogger(__name__)
 
@@ -168,13 +168,14 @@ def _relay(stream: RedisActivityStream, ids: list[int], mark: str) -> int:
 
 
 def consume(stream: ActivityStream, handle, settle, count: int = TAKE,
-            reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> dict:
+            reclaim_idle_ms: int = RECLAIM_IDLE_MS, record_failure=None) -> dict:
     """Handle what this consumer claims from dead consumers, then what it takes anew, each
     activity once however many of its entries came (a relay repeated while one waited, a
     claim): ``handle(activity_id)`` returns how many rows it wrote, and its entries are
     acknowledged once it returned. The service's errors (database, Redis) leave them pending,
-    to be claimed again. The activities' own go to ``settle(tried)`` (a ``failures.Round``,
-    in which only an activity that wrote something counts as scored) and are acknowledged
+    to be claimed again. The activities' own go to ``settle(tried)`` (a ``failures.Round``
+    writing failures down with ``record_failure``, scoring's by default, in which only an
+    activity that wrote something counts as done) and are acknowledged
     too: the database holds what is still to do, and the relay puts it in again. Returns
     ``{"taken", "written", "reclaimed"}``."""
     claimed = stream.reclaim(reclaim_idle_ms, count)
@@ -183,7 +184,7 @@ def consume(stream: ActivityStream, handle, settle, count: int = TAKE,
     for entry_id, activity_id in entries:
         by_activity.setdefault(activity_id, []).append(entry_id)
     written = 0
-    tried = failures.Round()
+    tried = failures.Round(record_failure)
     for activity_id, entry_ids in by_activity.items():
         if activity_id > 0:
             try:
@@ -214,10 +215,10 @@ def recompute(Session, stream: ActivityStream, model, limit: float, count: int =
               reclaim_idle_ms: int = RECLAIM_IDLE_MS) -> dict:
     """Recompute, and score again where its verdict allows, each activity of the stream of
     recomputations (``core.jobs.devices.recompute_one``). One that fails for a reason of its
-    own is relayed again when its relay mark expires (every ``RELAY_AGAIN_S``, with no
-    give-up: nothing is withheld from anyone meanwhile); one that more fixes landed in while
-    it was recomputed goes back into the stream, behind the others, and one recomputed loses
-    its mark, so that the next late fix is relayed at once."""
+    own is written down (``core.jobs.devices.record_failure``) and relayed again once it is
+    due; one that more fixes landed in while it was recomputed goes back into the stream,
+    behind the others, and one recomputed loses its mark, so that the next late fix is
+    relayed at once."""
     def handle(activity_id: int) -> int:
         done = recompute_one(Session, activity_id, model, limit)
         if done and isinstance(stream, RedisActivityStream):
@@ -226,7 +227,12 @@ def recompute(Session, stream: ActivityStream, model, limit: float, count: int =
             stream.publish([activity_id])
         return done
 
-    return consume(stream, handle, lambda tried: None, count, reclaim_idle_ms)
+    def settle(tried: failures.Round) -> None:
+        written = tried.settle(Session)
+        if written and isinstance(stream, RedisActivityStream):
+            stream.redis.delete(*(f"{RELAYED_LATE}{a}" for a in written))  # relayed again when due, not later
+
+    return consume(stream, handle, settle, count, reclaim_idle_ms, record_failure=record_failure)
 
 
 class StreamScorer:

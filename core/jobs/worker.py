@@ -72,6 +72,7 @@ from core.jobs.badges import (
     learn_challenge_levels,
 )
 from core.jobs.devices import DEVICE_BATCH, device_activities, recompute_late
+from core.jobs.devices import count_given_up as count_recompute_given_up
 from core.jobs.engagement import RETRY_EVERY_S, engagement_due, score_engagement
 from core.jobs.export import build_exports
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
@@ -140,6 +141,7 @@ class Jobs:
             self._activities(now, wall, done)
         else:
             self.metrics.given_up.set(0)  # the holder of the group counts them
+            self.metrics.recompute_given_up.set(0)
             if self.scorer is not None:
                 with timed("scoring"):
                     self._score_from_stream(done)
@@ -206,6 +208,7 @@ class Jobs:
                 self.metrics.scored.inc(done.get("scored", {}).get("activities", 0))
             with self.Session() as s:
                 self.metrics.given_up.set(count_given_up(s))
+                self.metrics.recompute_given_up.set(count_recompute_given_up(s))
         audit = now - self.audit_at >= HOUSEKEEPING_EVERY_S  # every ten minutes
         if audit:
             self.audit_at = now

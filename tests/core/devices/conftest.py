@@ -67,3 +67,19 @@ def late_activities(Sessions, make_device, n: int, devices_out: list | None = No
         if devices_out is not None:
             devices_out.append(device)
     return ids
+
+
+def failing_summaries(monkeypatch, broken: set[int]) -> set[int]:
+    """Make the recomputation of the activities in ``broken`` fail with their own error
+    (their track cannot be summarised); the set is the caller's to change (empty: mended)."""
+    import core.jobs.devices as devices
+
+    real = devices.summarise_activity
+
+    def summarise_activity(s, activity):
+        if activity.id in broken:
+            raise ValueError("no track to summarise")
+        return real(s, activity)
+
+    monkeypatch.setattr(devices, "summarise_activity", summarise_activity)
+    return broken

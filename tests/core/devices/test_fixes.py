@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from core.activities.tables import Activity, ActivityEvent
+from core.anomaly import failures
 from core.devices.fixes import SEQ_BASE, Fix, FixError, check_fix, device_sport, store_fixes
 from core.devices.hints import stored_hints
 from core.devices.tables import DeviceTrack, FixHint
 from core.jobs.devices import complete_quiet, recompute_late
+from core.storage.base import utcnow
 from core.storage.points import count_points
 from core.tracks.cleaning import clean_track
 from core.tracks.formats import load_track
 from core.tracks.stats import summarise
-from tests.core.devices.conftest import fixes_of, late_activities
+from tests.core.devices.conftest import failing_summaries, fixes_of, late_activities
 
 IDLE = 600.0
 T0 = 1_750_000_000.0
@@ -190,47 +193,79 @@ def test_late_fixes_after_completion_are_stored_and_the_activity_recomputed(Sess
 def test_an_activity_whose_recomputation_fails_waits_and_the_others_are_recomputed(Sessions, make_device,
                                                                                    monkeypatch):
     """One activity's error (its track cannot be summarised) neither stops the round nor the
-    others' recomputation; it is tried again after a wait, and recomputed once mended."""
+    others' recomputation; it is written down and tried again after a wait, more each time,
+    and recomputed once mended."""
     import core.jobs.devices as devices
 
     bad, good = late_activities(Sessions, make_device, 2, t0=T0, idle=IDLE)
-    real = devices.summarise_activity
-
-    def summarise_activity(s, activity):
-        if activity.id == bad:
-            raise ValueError("no track to summarise")
-        return real(s, activity)
-
-    monkeypatch.setattr(devices, "summarise_activity", summarise_activity)
-    monkeypatch.setattr(devices, "_RETRY", {})
-    assert recompute_late(Sessions, None, 0.7, now=1000.0)["recomputed"] == 1
+    broken = failing_summaries(monkeypatch, {bad})
+    assert recompute_late(Sessions, None, 0.7)["recomputed"] == 1
     with Sessions() as s:
-        assert s.get(DeviceTrack, bad).recompute and not s.get(DeviceTrack, good).recompute
+        row = s.get(DeviceTrack, bad)
+        assert row.recompute and not s.get(DeviceTrack, good).recompute
+        assert row.recompute_attempts == 1 and row.recompute_error == "ValueError: no track to summarise"
+        wait = (row.recompute_retry_at - utcnow()).total_seconds()
+        assert failures.RETRY_AFTER_S[0] - 60 < wait <= failures.RETRY_AFTER_S[0]
         assert s.get(Activity, good).point_count == 60
-    assert recompute_late(Sessions, None, 0.7, now=1000.0 + devices.RETRY_FIRST_S - 1)["recomputed"] == 0
-    assert devices._RETRY[bad][0] == 1  # not tried before its time
-    monkeypatch.setattr(devices, "summarise_activity", real)
-    assert recompute_late(Sessions, None, 0.7, now=1000.0 + devices.RETRY_FIRST_S)["recomputed"] == 1
+    # Not due: not tried, not counted again (by this round, or by the stream's direct call).
+    assert recompute_late(Sessions, None, 0.7)["recomputed"] == 0
+    assert devices.recompute_one(Sessions, bad, None, 0.7) == 0
     with Sessions() as s:
-        assert not s.get(DeviceTrack, bad).recompute and s.get(Activity, bad).point_count == 60
-    assert bad not in devices._RETRY
+        assert s.get(DeviceTrack, bad).recompute_attempts == 1
+    # Due again, still failing: the next wait is longer.
+    later = utcnow() + timedelta(seconds=failures.RETRY_AFTER_S[0] + 1)
+    assert recompute_late(Sessions, None, 0.7, now=later)["recomputed"] == 0
+    with Sessions() as s:
+        row = s.get(DeviceTrack, bad)
+        assert row.recompute_attempts == 2
+        assert (row.recompute_retry_at - utcnow()).total_seconds() > failures.RETRY_AFTER_S[1] - 60
+    # Mended, and due: recomputed, and the failure forgotten.
+    broken.clear()
+    later = utcnow() + timedelta(seconds=failures.RETRY_AFTER_S[1] + 1)
+    assert recompute_late(Sessions, None, 0.7, now=later)["recomputed"] == 1
+    with Sessions() as s:
+        row = s.get(DeviceTrack, bad)
+        assert not row.recompute and s.get(Activity, bad).point_count == 60
+        assert (row.recompute_attempts, row.recompute_error, row.recompute_retry_at) == (0, None, None)
+
+
+def test_a_recomputation_that_keeps_failing_is_given_up_and_counted(Sessions, make_device, monkeypatch):
+    """After ``failures.MAX_ATTEMPTS`` its summary stays as it was; no round tries it again,
+    and the worker's metric counts it. A round in which every one of several failed and
+    none was recomputed (a fault of the service) charges none of them."""
+    import core.jobs.devices as devices
+
+    ids = late_activities(Sessions, make_device, failures.Round.SYSTEMIC + 1, t0=T0, idle=IDLE)
+    bad = ids[0]
+    broken = failing_summaries(monkeypatch, set(ids[:failures.Round.SYSTEMIC]))
+    # Alone in the round, every one failing: nobody charged.
+    assert recompute_late(Sessions, None, 0.7, batch=failures.Round.SYSTEMIC)["recomputed"] == 0
+    with Sessions() as s:
+        assert [s.get(DeviceTrack, a).recompute_attempts for a in broken] == [0] * len(broken)
+    broken.intersection_update({bad})
+    now = utcnow()
+    for attempt in range(1, failures.MAX_ATTEMPTS + 1):
+        recompute_late(Sessions, None, 0.7, now=now)
+        with Sessions() as s:
+            row = s.get(DeviceTrack, bad)
+            assert row.recompute_attempts == attempt
+            assert (row.recompute_retry_at is None) == (attempt == failures.MAX_ATTEMPTS)
+        now = utcnow() + timedelta(seconds=failures.RETRY_AFTER_S[min(attempt, len(failures.RETRY_AFTER_S)) - 1] + 1)
+    with Sessions() as s:
+        assert devices.count_given_up(s) == 1
+        assert s.get(DeviceTrack, bad).recompute and s.get(Activity, bad).point_count < 60  # kept as it was
+    assert bad not in devices.late_ids(Sessions, now=utcnow() + timedelta(days=30))
+    assert devices.recompute_one(Sessions, bad, None, 0.7) == 0
+    with Sessions() as s:
+        assert all(not s.get(DeviceTrack, a).recompute for a in ids[1:])
 
 
 def test_activities_waiting_after_a_failed_recomputation_do_not_fill_the_batch(Sessions, make_device, monkeypatch):
-    import core.jobs.devices as devices
 
     ids = late_activities(Sessions, make_device, 3, t0=T0, idle=IDLE)
-    real = devices.summarise_activity
-
-    def summarise_activity(s, activity):
-        if activity.id in ids[:2]:
-            raise ValueError("no track to summarise")
-        return real(s, activity)
-
-    monkeypatch.setattr(devices, "summarise_activity", summarise_activity)
-    monkeypatch.setattr(devices, "_RETRY", {})
-    assert recompute_late(Sessions, None, 0.7, batch=2, now=1000.0)["recomputed"] == 0  # the two first, failing
-    assert recompute_late(Sessions, None, 0.7, batch=2, now=1001.0)["recomputed"] == 1  # the third, not held up
+    failing_summaries(monkeypatch, set(ids[:2]))
+    assert recompute_late(Sessions, None, 0.7, batch=2)["recomputed"] == 0  # the two first, failing
+    assert recompute_late(Sessions, None, 0.7, batch=2)["recomputed"] == 1  # the third, not held up
     with Sessions() as s:
         assert not s.get(DeviceTrack, ids[2]).recompute
 

@@ -13,7 +13,7 @@ from core.activities.tables import Activity
 from core.devices.fixes import Fix, store_fixes
 from core.devices.tables import DeviceTrack
 from core.jobs.stream import LATE_STREAM, RELAYED_LATE, RedisActivityStream, recompute, relay_late
-from tests.core.devices.conftest import late_activities
+from tests.core.devices.conftest import failing_summaries, late_activities
 
 IDLE = 600.0
 T0 = 1_750_000_000.0
@@ -95,3 +95,37 @@ def test_the_worker_recomputes_late_fixes_through_the_stream_or_in_its_round_wit
         assert done["relayed_late"] == 3 and done["recomputed_late"]["activities"] == 3
     else:
         assert done["late"]["recomputed"] == 3
+
+
+def test_a_recomputation_that_fails_on_the_stream_is_written_down_and_relayed_again_when_due(
+        Sessions, make_device, redis_client, monkeypatch):
+    """Its entry is acknowledged (nothing piles up), the failure is written down with its
+    error, its relay mark goes, and it is relayed again only once due; mended, it is
+    recomputed. The others of the batch are recomputed meanwhile."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from core.storage.base import utcnow
+
+    bad, good = late_activities(Sessions, make_device, 2)
+    live = RedisActivityStream(redis_client, consumer="live", stream=LATE_STREAM)
+    assert relay_late(Sessions, live) == 2
+    broken = failing_summaries(monkeypatch, {bad})
+    out = recompute(Sessions, live, None, 0.7)
+    assert (out["taken"], out["written"]) == (2, 1) and live.lag() == 0
+    assert stale(Sessions, [bad, good]) == {bad: True, good: False}
+    with Sessions() as s:
+        row = s.get(DeviceTrack, bad)
+        assert row.recompute_attempts == 1 and row.recompute_error == "ValueError: no track to summarise"
+    assert not redis_client.exists(f"{RELAYED_LATE}{bad}")
+    assert relay_late(Sessions, live) == 0  # not due yet
+    with Sessions() as s, s.begin():
+        s.execute(update(DeviceTrack).where(DeviceTrack.activity_id == bad)
+                  .values(recompute_retry_at=utcnow() - timedelta(seconds=1)))
+    broken.clear()
+    assert relay_late(Sessions, live) == 1
+    assert recompute(Sessions, live, None, 0.7)["written"] == 1
+    with Sessions() as s:
+        row = s.get(DeviceTrack, bad)
+        assert not row.recompute and row.recompute_attempts == 0 and s.get(Activity, bad).point_count == 60

@@ -50,6 +50,7 @@ def test_a_running_worker_serves_its_rounds_jobs_and_write_transactions(tmp_path
             assert samples[("tracker_worker_job_seconds_count", (("task", job),))] >= 1, job
         assert samples[("tracker_worker_round_failures_total", ())] == 0
         assert samples[("tracker_worker_scoring_given_up", ())] == 0
+        assert samples[("tracker_worker_recompute_given_up", ())] == 0
         locks = [v for (name, labels), v in samples.items() if name == "tracker_worker_write_lock_seconds_count"]
         assert sum(locks) >= 1  # housekeeping and the model's training write
     finally:
