@@ -31,7 +31,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.tables import Activity
@@ -214,11 +214,14 @@ def clear(s: Session, activity_id: int) -> None:
     s.execute(delete(ScoringFailure).where(ScoringFailure.activity_id == activity_id))
 
 
-def given_up(s: Session, limit: int = 50) -> list[tuple[ScoringFailure, Activity, User]]:
-    """The activities scoring gave up on and that still have no verdict, latest failure first."""
+def given_up(s: Session, limit: int = 50) -> list[tuple[ScoringFailure, Activity, User, User | None]]:
+    """The activities scoring gave up on and that still have no verdict, latest failure
+    first, with their athletes and the moderator who last had them tried again (if any)."""
+    retried_by = aliased(User)
     return list(s.execute(
-        select(ScoringFailure, Activity, User).join(Activity, Activity.id == ScoringFailure.activity_id)
+        select(ScoringFailure, Activity, User, retried_by).join(Activity, Activity.id == ScoringFailure.activity_id)
         .join(User, User.id == Activity.user_id)
+        .outerjoin(retried_by, retried_by.id == ScoringFailure.retried_by)
         .outerjoin(ActivityFlag, ActivityFlag.activity_id == ScoringFailure.activity_id)
         .where(ScoringFailure.retry_at.is_(None), ActivityFlag.activity_id.is_(None))
         .order_by(ScoringFailure.failed_at.desc(), ScoringFailure.activity_id).limit(limit)))
@@ -231,12 +234,17 @@ def count_given_up(s: Session) -> int:
                     .where(ScoringFailure.retry_at.is_(None), ActivityFlag.activity_id.is_(None))) or 0
 
 
-def try_again(s: Session, activity_id: int, now: datetime | None = None) -> bool:
+def try_again(s: Session, activity_id: int, moderator: User | None = None, now: datetime | None = None) -> bool:
     """Have a given-up activity scored at the next round, once more before it is given up
-    again (a moderator's request, in the caller's transaction); False if it is not given up."""
+    again (``moderator``'s request, kept with the failure, in the caller's transaction);
+    False if it is not given up."""
     failure = s.get(ScoringFailure, activity_id)
     if failure is None or failure.retry_at is not None:
         return False
+    now = now or utcnow()
     failure.attempts = MAX_ATTEMPTS - 1
-    failure.retry_at = now or utcnow()
+    failure.retry_at = now
+    if moderator is not None:
+        failure.retried_by, failure.retried_at = moderator.id, now
+        log.info("moderator %s had activity %s scored again", moderator.username, activity_id)
     return True

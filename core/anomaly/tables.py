@@ -89,3 +89,6 @@ class ScoringFailure(Base):
     first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # The moderator who last had it tried again after it was given up on, and when.
+    retried_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -83,17 +83,19 @@ with st.expander(f"Could not be scored ({unscored_count})", icon=":material/erro
                "once the cause is mended, have it scored again.")
     if not unscored:
         st.caption("Every completed activity could be scored.")
-    for failure, activity, athlete in unscored:
+    for failure, activity, athlete, retried_by in unscored:
         line, link, again = st.columns([5, 1, 1])
+        retried = (f" · scored again at the request of @{ui.plain(retried_by.username)} "
+                   f"{units.when(failure.retried_at)}, and failed again" if retried_by is not None else "")
         line.markdown(f"{ui.strong(activity.title)} by {ui.strong(ui.who(athlete.name, athlete.username))} "
                       f"(@{ui.plain(athlete.username)}) · failed {failure.attempts} times since "
-                      f"{units.when(failure.first_failed_at)}, last {units.when(failure.failed_at)}")
+                      f"{units.when(failure.first_failed_at)}, last {units.when(failure.failed_at)}{retried}")
         line.code(failure.error, language=None)
         link.page_link("views/activity.py", label="Activity", icon=":material/route:",
                        query_params={"id": str(activity.id)})
         if again.button("Score again", key=f"unscored_{activity.id}", icon=":material/refresh:"):
             with write_transaction(data.sessions(), "moderation") as s:
-                queued = try_again(s, activity.id)
+                queued = try_again(s, activity.id, user_by_id(s, v.id))
             if queued:
                 st.rerun()
             st.warning("It is no longer waiting: it was scored, or is being tried again already.")

@@ -588,7 +588,14 @@ def test_moderators_see_what_scoring_gave_up_on_with_its_error_and_have_it_score
         with Session(engine) as s:
             row = s.get(ScoringFailure, activity_id)
             assert row.retry_at is not None and row.attempts == failures.MAX_ATTEMPTS - 1
+            assert row.retried_by == mod_id and row.retried_at is not None
         assert any(e.label == f"Could not be scored ({before})" for e in at.expander)
+        with Sessions() as s, s.begin():  # tried, and failed again: the moderators see who asked
+            s.execute(ScoringFailure.__table__.update().where(ScoringFailure.activity_id == activity_id)
+                      .values(retry_at=None, attempts=failures.MAX_ATTEMPTS))
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert "scored again at the request of @moderator" in all_text(at)
     finally:
         with Sessions() as s, s.begin():
             s.execute(delete(ScoringFailure).where(ScoringFailure.activity_id == activity_id))

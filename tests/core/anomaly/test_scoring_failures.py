@@ -21,6 +21,7 @@ from sqlalchemy.exc import (
 )
 
 import core.anomaly.scoring as scoring
+from core.accounts.users import create_user
 from core.anomaly import failures
 from core.anomaly.tables import ActivityFlag, ScoringFailure
 from core.storage.base import utcnow
@@ -93,16 +94,21 @@ def test_an_activity_is_given_up_on_after_the_last_attempt_and_a_moderator_can_h
             waits.append(None if row.retry_at is None else round((row.retry_at - row.failed_at).total_seconds()))
         assert waits == [*failures.RETRY_AFTER_S, None]
         with Session() as s:
-            [(given, activity, athlete)] = failures.given_up(s)
+            [(given, activity, athlete, retried_by)] = failures.given_up(s)
             assert given.activity_id == bad == activity.id and athlete.id == activity.user_id
+            assert retried_by is None and given.retried_at is None
             assert failures.count_given_up(s) == 1
         assert scoring.score_pending(Session, None, 0.5) == 0 and failure(Session, bad).attempts == failures.MAX_ATTEMPTS
         with Session() as s, s.begin():
-            assert not failures.try_again(s, good)  # never failed
-            assert failures.try_again(s, bad)
-        # One more attempt: failing again gives up again at once.
+            moderator = create_user(s, "mod", password="mod-pass-123", role="moderator")
+            assert not failures.try_again(s, good, moderator)  # never failed
+            assert failures.try_again(s, bad, moderator)
+        # One more attempt: failing again gives up again at once, and says who asked.
         assert scoring.score_pending(Session, None, 0.5) == 0
         assert failure(Session, bad).retry_at is None
+        with Session() as s:
+            [(given, _, _, retried_by)] = failures.given_up(s)
+            assert retried_by.username == "mod" and given.retried_at is not None
         with Session() as s, s.begin():
             failures.try_again(s, bad)
         monkeypatch.undo()
