@@ -180,29 +180,35 @@ class Round:
 
 class Pause:
     """A scorer's wait after rounds that failed as a whole (``Round.systemic``): the service
-    is at fault, so the next round would fail the same way. It waits ``PAUSE_FIRST_S``, twice
-    as long after each such round in a row (at most ``PAUSE_MAX_S``), and not at all once a
-    round scores something. Kept in memory by the process that loops (the worker): a restart
+    is at fault, so the next round would fail the same way. It waits ``PAUSE_FIRST_S`` from
+    the round's end, twice as long after each such round in a row (at most ``PAUSE_MAX_S``),
+    and not at all once a round scores something. An activity that was not in the failed
+    round (one completed since) ends the wait at once: it may score, which shows the others'
+    faults to be their own. Kept in memory by the process that loops (the worker): a restart
     tries at once."""
 
     def __init__(self):
         self.rounds = 0  # systemic rounds in a row
         self.until = 0.0  # monotonic time before which no round is run
+        self.failed: set[int] = set()  # the activities of the last round that failed as a whole
 
-    def waiting(self, now: float) -> bool:
-        return now < self.until
+    def waiting(self, now: float, pending: list[int] | None = None) -> bool:
+        """Whether to put the round off: the wait is not over, and nothing is ``pending``
+        beyond the activities that failed."""
+        return now < self.until and (pending is None or set(pending) <= self.failed)
 
     def after(self, tried: Round, now: float) -> None:
-        """Take a round's outcome into account."""
+        """Take a round's outcome into account (``now``: when it ended)."""
         if tried.systemic:
             self.rounds += 1
             wait = min(PAUSE_FIRST_S * 2 ** (self.rounds - 1), PAUSE_MAX_S)
             self.until = now + wait
+            self.failed = {activity_id for activity_id, _ in tried.failed}
             log.error("scoring paused for %.0f s after %s failed round(s) in a row", wait, self.rounds)
         elif tried.scored:
             if self.rounds:
                 log.info("scoring works again after %s failed round(s)", self.rounds)
-            self.rounds, self.until = 0, 0.0
+            self.rounds, self.until, self.failed = 0, 0.0, set()
 
 
 PAUSE_FIRST_S = 60.0

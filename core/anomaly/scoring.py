@@ -202,18 +202,19 @@ def score_pending(Session: sessionmaker[Session], model: PopulationModel | None,
     SQLite has one writer, and the ingest server's commits wait for it. One whose scoring
     fails is written down and waits (``core.anomaly.failures``); the others go on. With
     ``pause`` (a loop's ``failures.Pause``), a round after rounds that failed as a whole is
-    put off (``now``: its monotonic clock).
+    put off unless an activity completed since (``now``: the loop's monotonic clock).
     """
-    now = time.monotonic() if now is None else now
-    if pause is not None and pause.waiting(now):
+    clock = time.monotonic if now is None else (lambda: now)
+    ids = pending_ids(Session, batch)
+    if pause is not None and pause.waiting(clock(), ids):
         return 0
     written = 0
     tried = failures.Round()
-    for activity_id in pending_ids(Session, batch):
+    for activity_id in ids:
         written += tried.attempt(activity_id, lambda a: score_one(Session, a, model, limit))
     tried.settle(Session)
     if pause is not None:
-        pause.after(tried, now)
+        pause.after(tried, clock())
     return written
 
 

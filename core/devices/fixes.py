@@ -365,6 +365,11 @@ def _write(s: Session, placed: list[tuple[int, Fix, _Track, int, bool]], tracks:
                                               ActivityEvent.command.in_(("stop", "complete")),
                                               ActivityEvent.at <= t)
                   .values(at=t + 1.0))
+    if late:
+        # New fixes change the track: a recomputation that failed on it (or was given up on)
+        # starts afresh (``core.jobs.devices.record_failure``).
+        s.execute(update(DeviceTrack).where(DeviceTrack.activity_id.in_(list(late)), DeviceTrack.recompute_attempts > 0)
+                  .values(recompute_attempts=0, recompute_retry_at=None))
 
 
 def _start(s: Session, device: Device, t: float, now: float) -> _Track:

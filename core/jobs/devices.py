@@ -145,7 +145,8 @@ def record_failure(Session: sessionmaker[Session], activity_id: int, exc: BaseEx
     """Write down a failure to recompute ``activity_id`` after a late fix, and when to try
     again: as scoring waits (``failures.RETRY_AFTER_S``), given up after
     ``failures.MAX_ATTEMPTS`` (the summary stays as it was before the late fixes; the
-    worker's ``tracker_worker_recompute_given_up`` counts them). Nothing when it is gone or
+    worker's ``tracker_worker_recompute_given_up`` counts them) until another late fix lands
+    in it (``core.devices.fixes``: it starts afresh). Nothing when it is gone or
     no longer waits to be recomputed. Under the activity's row lock, as recomputations are
     written."""
     now = now or utcnow()

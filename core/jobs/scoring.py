@@ -44,10 +44,9 @@ def score(Session, settings, model, done: dict, pause: Pause | None = None) -> i
     """Score up to ``SCORE_BATCH`` activities that completed since; returns how many. With
     ``pause``, a round is put off after rounds that failed as a whole (``failures.Pause``)."""
     began = time.monotonic()
-    if pause is not None and pause.waiting(began):
-        done["scoring_paused_s"] = round(pause.until - began)
-        return 0
-    scored = score_pending(Session, model, threshold(settings), batch=SCORE_BATCH, pause=pause, now=began)
+    scored = score_pending(Session, model, threshold(settings), batch=SCORE_BATCH, pause=pause)
+    if pause is not None and pause.waiting(time.monotonic()):
+        done["scoring_paused_s"] = round(pause.until - time.monotonic())
     if scored:
         done["scored"] = {"activities": scored, "seconds": round(time.monotonic() - began, 3)}
     return scored

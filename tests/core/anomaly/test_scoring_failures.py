@@ -217,6 +217,16 @@ def test_after_rounds_that_fail_as_a_whole_the_worker_waits_longer_each_time(tmp
         broken.clear()
         assert scoring.score_pending(Session, None, 0.5, pause=pause, now=now) == len(ids)
         assert pause.rounds == 0 and not pause.waiting(now)
+        # Failing as a whole again; an activity completed during the wait ends it at once:
+        # it scores, which shows the others' faults to be their own.
+        again = activities(Session, failures.Round.SYSTEMIC)
+        broken.update(again)
+        assert scoring.score_pending(Session, None, 0.5, pause=pause, now=now) == 0
+        assert pause.waiting(now + 1)
+        [fresh] = activities(Session, 1)
+        assert scoring.score_pending(Session, None, 0.5, pause=pause, now=now + 1) == 1
+        assert fresh in flagged(Session) and not pause.waiting(now + 1)
+        assert all(failure(Session, a).attempts == 1 for a in again)
         # One bad activity among good ones is its own fault: written down, no pause.
         more = activities(Session, 3)
         broken.add(more[0])
@@ -233,75 +243,56 @@ def test_the_worker_round_reports_a_pause_and_scores_nothing_meanwhile(tmp_path,
         failing_on(monkeypatch, set(ids))
         pause, done = failures.Pause(), {}
         assert score(Session, load_settings(), None, done, pause=pause) == 0
-        assert pause.waiting(time.monotonic()) and "scoring_paused_s" not in done
+        assert pause.waiting(time.monotonic()) and 0 < done["scoring_paused_s"] <= failures.PAUSE_FIRST_S
         monkeypatch.undo()  # mended, but the pause is not over yet
+        done = {}
         assert score(Session, load_settings(), None, done, pause=pause) == 0
         assert 0 < done["scoring_paused_s"] <= failures.PAUSE_FIRST_S
         assert flagged(Session) == set()
 
 
-def test_two_scorers_failing_one_activity_at_once_count_two_attempts(tmp_path, monkeypatch):
-    """The activity's row lock makes them take turns: no duplicate row, no lost attempt."""
-    import threading
+def test_the_worker_passes_its_pause_to_scoring_and_counts_given_up_recomputations(tmp_path, monkeypatch):
+    """Wired in the worker's round: after a round that failed as a whole, its next round
+    tries nothing; the metric of given-up recomputations counts them."""
+    from sqlalchemy import insert
 
-    with database_of_its_own("postgres", tmp_path, "failures") as Session:
-        [a] = activities(Session, 1)
-        start, errors = threading.Barrier(2), []
-        real = failures.describe
+    from core.config import load_settings
+    from core.devices.tables import DeviceTrack
+    from core.jobs import worker
 
-        def slow(exc):  # inside the first one's transaction: the second must wait for it
-            time.sleep(0.5)
-            return real(exc)
-
-        monkeypatch.setattr(failures, "describe", slow)
-
-        def fail():
-            start.wait()
-            try:
-                failures.record(Session, a, RuntimeError("slow track"))
-            except Exception as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=fail) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert errors == [] and failure(Session, a).attempts == 2
-
-
-def test_a_failure_left_beside_a_verdict_is_neither_listed_nor_counted(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path / "data"))
     with database_of_its_own("sqlite", tmp_path, "failures") as Session:
-        a, _ = activities(Session, 2)  # the other scored in the first round: the fault is a's own
-        failing_on(monkeypatch, {a})
-        for _ in range(failures.MAX_ATTEMPTS):
-            make_due(Session, a)
-            scoring.score_pending(Session, None, 0.5)
-        monkeypatch.undo()
-        with Session() as s:
-            assert failures.count_given_up(s) == 1 and len(failures.given_up(s)) == 1
-        with Session() as s, s.begin():  # a verdict written by a path that left the row
-            s.add(ActivityFlag(activity_id=a, user_id=failure(Session, a).user_id, sport="run", score=0.1,
-                               status="clear", reasons=[], codes="", verdict={}, features={}))
-        with Session() as s:
-            assert failures.count_given_up(s) == 0 and failures.given_up(s) == []
+        ids = activities(Session, failures.Round.SYSTEMIC)
+        tried = []
+        real = scoring.assess_stored
+
+        def assess(s, activity, *args, **kwargs):
+            tried.append(activity.id)
+            raise UNREADABLE
+
+        monkeypatch.setattr(scoring, "assess_stored", assess)
+        jobs = worker.Jobs(load_settings(), Session, None)
+        monkeypatch.setattr(jobs.keeper, "current", lambda now, done: None)
+        jobs._activities(0.0, None, {})
+        assert sorted(tried) == sorted(ids)
+        done = {}
+        jobs._activities(30.0, None, done)
+        assert len(tried) == len(ids) and done.get("scoring_paused_s"), done
+        monkeypatch.setattr(scoring, "assess_stored", real)
+        with Session() as s, s.begin():  # one recomputation given up on
+            s.execute(insert(DeviceTrack).values(
+                activity_id=ids[0], token_id=_token(s, ids[0]), anchor_t=0.0, first_t=0.0, last_t=0.0, heard_at=0.0,
+                recompute=True, recompute_attempts=failures.MAX_ATTEMPTS, recompute_error="ValueError: x"))
+        jobs._activities(60.0, None, {})
+        assert jobs.metrics.recompute_given_up._value.get() == 1
+        assert jobs.metrics.given_up._value.get() == 0
 
 
-def test_an_activity_is_not_given_up_on_while_nothing_else_is_scored_either(tmp_path, monkeypatch):
-    """A quiet night and an outage: the only two activities waiting fail at every attempt.
-    Nothing shows the fault is theirs, so they keep waiting at the last step; once another
-    activity is scored, the next failure gives up."""
-    with database_of_its_own("sqlite", tmp_path, "failures") as Session:
-        ids = activities(Session, 2)
-        failing_on(monkeypatch, set(ids))
-        for _ in range(failures.MAX_ATTEMPTS + 2):
-            for a in ids:
-                make_due(Session, a)
-            scoring.score_pending(Session, None, 0.5)
-        rows = [failure(Session, a) for a in ids]
-        assert [(r.attempts, r.retry_at is None) for r in rows] == [(failures.MAX_ATTEMPTS - 1, False)] * 2
-        more = activities(Session, 1)
-        for a in ids:
-            make_due(Session, a)
-        assert scoring.score_pending(Session, None, 0.5) == 1 and more[0] in flagged(Session)
-        assert [failure(Session, a).retry_at for a in ids] == [None, None]
+def _token(s, activity_id: int) -> int:
+    from core.accounts.tables import User
+    from core.accounts.tokens import create_device_token
+    from core.activities.tables import Activity
+
+    row, _ = create_device_token(s, s.get(User, s.get(Activity, activity_id).user_id), "phone")
+    s.flush()
+    return row.id

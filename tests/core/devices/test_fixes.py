@@ -235,7 +235,8 @@ def test_a_recomputation_that_keeps_failing_is_given_up_and_counted(Sessions, ma
     none was recomputed (a fault of the service) charges none of them."""
     import core.jobs.devices as devices
 
-    ids = late_activities(Sessions, make_device, failures.Round.SYSTEMIC + 1, t0=T0, idle=IDLE)
+    phones = []
+    ids = late_activities(Sessions, make_device, failures.Round.SYSTEMIC + 1, phones, t0=T0, idle=IDLE)
     bad = ids[0]
     broken = failing_summaries(monkeypatch, set(ids[:failures.Round.SYSTEMIC]))
     # Alone in the round, every one failing: nobody charged.
@@ -256,6 +257,13 @@ def test_a_recomputation_that_keeps_failing_is_given_up_and_counted(Sessions, ma
         assert s.get(DeviceTrack, bad).recompute and s.get(Activity, bad).point_count < 60  # kept as it was
     assert bad not in devices.late_ids(Sessions, now=utcnow() + timedelta(days=30))
     assert devices.recompute_one(Sessions, bad, None, 0.7) == 0
+    # Another late fix changes its track: it starts afresh, and, mended, is recomputed.
+    broken.clear()
+    store_fixes(Sessions, [(phones[0], Fix(T0 + 60 * 5.0, 45.0 + 60 * 1e-4, 7.0))], now=NOW + 3 * IDLE, idle_s=IDLE)
+    assert recompute_late(Sessions, None, 0.7)["recomputed"] == 1
+    with Sessions() as s:
+        row = s.get(DeviceTrack, bad)
+        assert not row.recompute and row.recompute_attempts == 0 and s.get(Activity, bad).point_count == 61
     with Sessions() as s:
         assert all(not s.get(DeviceTrack, a).recompute for a in ids[1:])
 
