@@ -29,22 +29,17 @@ import hashlib
 import io
 import logging
 import lzma
-import time
 import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import IO
 
-import numpy as np
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
-from core.activities.imports import import_track, refuse_duplicate
+from core.activities.imports import import_track, recording_start, refuse_duplicate, same_start
 from core.activities.lifecycle import ActivityError
-from core.activities.tables import Activity
 from core.config import load_settings
 from core.tracks.formats import load_track
 from core.tracks.formats.common import TrackFileError
@@ -62,9 +57,7 @@ MOTORISED = {"e-bike ride", "e-mountain bike ride"}
 MAX_ROWS = 100_000
 MAX_MEMBERS = 200_000
 TOTAL_BYTES = 8 * 1024 ** 3  # read from all members of one archive, decompressed
-EARLIEST = 315_532_800.0  # 1980-01-01: older times are a device's unset clock
 MAX_CSV_BYTES = 64 * 1024 * 1024
-SAME_START = timedelta(seconds=60)
 NEITHER = "not a Strava export, nor an archive of this tracker"
 
 
@@ -174,15 +167,6 @@ def _member(zf: zipfile.ZipFile, path: str, limit: int, budget: Budget) -> tuple
     return name, data
 
 
-def _same_start(s: Session, user_id: int, sport: str, start) -> int | None:
-    """The id of the athlete's activity of ``sport`` starting within a minute of ``start``."""
-    if start is None:
-        return None
-    return s.scalar(select(func.min(Activity.id)).where(
-        Activity.user_id == user_id, Activity.sport == sport, Activity.status == "completed",
-        Activity.start_time.between(start - SAME_START, start + SAME_START)))
-
-
 def import_archive(Session: sessionmaker[Session], user: User, archive, visibility: str | None = None,
                    progress=None) -> Iterator[dict]:
     """Import the activities of a Strava export (the zip: its bytes, a path, or a binary
@@ -250,18 +234,13 @@ def _import_row(Session, user: User, zf: zipfile.ZipFile, row: Row, visibility: 
         name, raw = _member(zf, row.filename, limit, budget)
         track = load_track(name, raw)
         digest = hashlib.sha256(raw).hexdigest()
-        times = track.t[np.isfinite(track.t)]
-        if not times.size:
-            return {"error": "the recording holds no times: a planned route, not an activity"}
-        if not EARLIEST <= float(times.min()) <= time.time() + 86400:
-            return {"error": "the recording's times are not a plausible date (before 1980 or in the future)"}
-        start = datetime.fromtimestamp(float(times.min()), tz=UTC)
+        start = recording_start(track)
         with Session() as s:
             try:
                 refuse_duplicate(s, user.id, digest)
             except ActivityError as exc:
                 return {"skipped": f"already imported: {exc}"}
-            same = _same_start(s, user.id, sport, start)
+            same = same_start(s, user.id, sport, start)
         if same is not None:
             return {"skipped": f"already imported: activity {same} is the same {sport} at the same time"}
         activity = import_track(Session, user, track, sport=sport, title=row.name or track.name or None,

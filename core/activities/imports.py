@@ -7,11 +7,11 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from itertools import repeat
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
@@ -186,11 +186,44 @@ def _import_transaction(Session: sessionmaker[Session], job: str) -> Iterator[Se
         time.sleep(time.perf_counter() - held + IMPORT_REST_S)
 
 
+EARLIEST = 315_532_800.0  # 1980-01-01: older times are a device's unset clock
+SAME_START = timedelta(seconds=60)
+
+
+def recording_start(track: Track) -> datetime:
+    """When a file's recording began; ActivityError when it holds no times (a planned route)
+    or they are not a plausible date (a device's unset clock, or the future)."""
+    times = track.t[np.isfinite(track.t)]
+    if not times.size:
+        raise ActivityError("the recording holds no times: a planned route, not an activity", "no_times")
+    if not EARLIEST <= float(times.min()) <= time.time() + 86400:
+        raise ActivityError("the recording's times are not a plausible date (before 1980 or in the future)",
+                            "implausible_date")
+    return datetime.fromtimestamp(float(times.min()), tz=UTC)
+
+
+def same_start(s: Session, user_id: int, sport: str, start: datetime) -> int | None:
+    """The id of the athlete's activity of ``sport`` starting within a minute of ``start``:
+    the same recording, whatever file it came in (another export, other time zone offsets)."""
+    return s.scalar(select(func.min(Activity.id)).where(
+        Activity.user_id == user_id, Activity.sport == sport, Activity.status == "completed",
+        Activity.start_time.between(start - SAME_START, start + SAME_START)))
+
+
 def import_file(Session: sessionmaker[Session], user: User, name: str, data: bytes, sport: str | None = None,
                 visibility: str | None = None) -> Activity:
     """Import one uploaded file in short write transactions of its own (``Session`` is the
-    session factory, ``user`` may be detached); TrackFileError or ActivityError say why not."""
+    session factory, ``user`` may be detached); TrackFileError or ActivityError say why not:
+    among others, a recording without plausible times, or one already imported (the same
+    file, or the same sport starting within a minute)."""
     track: Track = load_track(name, data)
+    start = recording_start(track)
+    chosen = track_sport(track, sport)
     digest = hashlib.sha256(data).hexdigest()  # the same file twice is refused
-    return import_track(Session, user, track, sport=sport, title=track.name or None, visibility=visibility,
+    with Session() as s:
+        refuse_duplicate(s, user.id, digest)
+        same = same_start(s, user.id, chosen, start)
+    if same is not None:
+        raise ActivityError(f"already imported: activity {same} is the same {chosen} at the same time", "duplicate")
+    return import_track(Session, user, track, sport=chosen, title=track.name or None, visibility=visibility,
                         source="upload", source_hash=digest)

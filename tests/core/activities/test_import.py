@@ -198,3 +198,53 @@ def test_an_import_checks_sport_and_visibility_before_writing_anything(engine):
         import_track(Session, user, small_ride(), visibility="everyone")
     with Session() as s:
         assert s.scalars(select(Activity).where(Activity.user_id == user.id)).all() == []
+
+
+def gpx(times: list[str], lat0: float = 46.0) -> bytes:
+    """A run of one point per time given (ISO text), 10 m apart."""
+    points = "".join(f'<trkpt lat="{lat0 + k * 9e-5:.6f}" lon="14.5"><time>{t}</time></trkpt>'
+                     for k, t in enumerate(times))
+    return (f'<?xml version="1.0"?><gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1">'
+            f'<trk><type>running</type><trkseg>{points}</trkseg></trk></gpx>').encode()
+
+
+def iso(t: float, offset_h: int = 0) -> str:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    when = datetime.fromtimestamp(t, tz=UTC).astimezone(timezone(timedelta(hours=offset_h)))
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("times, why", [
+    (["0001-01-01T08:00:00Z", "0001-01-01T08:00:05Z", "0001-01-01T08:00:10Z"], "not a plausible date"),
+    (["1900-06-01T08:00:00Z", "1900-06-01T08:00:05Z", "1900-06-01T08:00:10Z"], "not a plausible date"),
+    ([iso(time.time() + 10 * 365 * 86400 + 5 * k) for k in range(3)], "not a plausible date"),
+    (["yesterday", "yesterday", "yesterday"], "holds no times"),
+])
+def test_an_uploaded_file_without_plausible_times_is_refused_as_the_archive_import_refuses_it(engine, times, why):
+    from core.activities.imports import import_file
+
+    Session = sessionmaker(engine, expire_on_commit=False)
+    user = athlete(Session)
+    with pytest.raises(ActivityError, match=why):
+        import_file(Session, user, "odd.gpx", gpx(times))
+    with Session() as s:
+        assert s.scalars(select(Activity).where(Activity.user_id == user.id)).all() == []
+
+
+def test_the_same_run_uploaded_in_another_file_is_recognised(engine):
+    """The same recording with its times written with another offset (another app's export,
+    this tracker's own GPX) is the same run at the same time, not a new one."""
+    from core.activities.imports import import_file
+
+    Session = sessionmaker(engine, expire_on_commit=False)
+    user = athlete(Session)
+    t0 = time.time() - 3 * 86400
+    first = import_file(Session, user, "run.gpx", gpx([iso(t0 + 5 * k) for k in range(60)]))
+    again = gpx([iso(t0 + 5 * k, offset_h=2) for k in range(60)])
+    with pytest.raises(ActivityError, match=f"activity {first.id} is the same run at the same time") as refused:
+        import_file(Session, user, "run-export.gpx", again)
+    assert refused.value.code == "duplicate"
+    # Another athlete's, or a ride at that time, is not the same activity.
+    assert import_file(Session, athlete(Session), "run-export.gpx", again).sport == "run"
+    assert import_file(Session, user, "ride.gpx", again, sport="ride").sport == "ride"
