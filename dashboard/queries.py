@@ -151,12 +151,13 @@ def activity_gpx(s, viewer_id: int, activity_id: int) -> str | None:
 
 
 def my_activities(s, user_id: int) -> list[dict]:
-    """The athlete's own completed activities with the figures the stats page sums."""
+    """The athlete's own completed activities with the figures the stats page sums (and
+    whether each is held for the moderators: its bests are not records)."""
     out = []
     for a in own_activities(s, user_id):
         bests = (a.summary or {}).get("best_efforts_s", {})
         out.append({**card(a), "best_1k_s": bests.get("1000"), "best_5k_s": bests.get("5000"),
-                    "best_10k_s": bests.get("10000")})
+                    "best_10k_s": bests.get("10000"), "held": bool(a.held)})
     return out
 
 

@@ -1,5 +1,5 @@
-"""My stats: totals per week, month and year, weekly volume, personal bests, and a heatmap of
-every route on one map."""
+"""My stats: totals per week, month and year (in the athlete's time zone, as challenges and
+badges count them), weekly volume, personal bests, and a heatmap of every route on one map."""
 
 import pandas as pd
 import plotly.express as px
@@ -7,7 +7,9 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from core import units
+from core.accounts.users import user_by_id
 from core.activities.tables import SPORTS
+from core.challenges.badges import time_zone
 from dashboard import data, ui
 from dashboard.maps import heatmap
 
@@ -22,8 +24,11 @@ if not rows:
     st.info("No completed activities yet.")
     st.stop()
 
+with data.sessions()() as s:
+    zone = str(time_zone(user_by_id(s, v.id).settings))
 df = pd.DataFrame(rows)
-df["start_time"] = pd.to_datetime(df["start_time"], utc=True)
+# Weeks (from Monday), months and years begin at midnight where the athlete lives.
+df["start_time"] = pd.to_datetime(df["start_time"], utc=True).dt.tz_convert(zone)
 df = df.dropna(subset=["start_time"])
 df["distance"] = df["distance_m"].fillna(0) / unit_m
 df["hours"] = df["moving_time_s"].fillna(0) / 3600
@@ -31,8 +36,8 @@ sport = st.segmented_control("Sport", ["all", *SPORTS], default="all", key="stat
 if sport != "all":
     df = df[df["sport"] == sport]
 
-now = pd.Timestamp.now(tz="UTC")
-spans = {"This week": now.normalize() - pd.Timedelta(days=now.weekday()),
+now = pd.Timestamp.now(tz=zone)
+spans = {"This week": (now - pd.Timedelta(days=now.weekday())).normalize(),
          "This month": now.normalize().replace(day=1),
          "This year": now.normalize().replace(month=1, day=1)}
 cols = st.columns(3)
@@ -68,6 +73,9 @@ with t2:
 
 st.subheader("Personal bests")
 all_rows = pd.DataFrame(rows)
+if all_rows["held"].any():  # a flagged activity's figures are no record until a moderator clears it
+    st.caption(f"{int(all_rows['held'].sum())} activities held for review are left out.")
+    all_rows = all_rows[~all_rows["held"]]
 runs, rides = all_rows[all_rows["sport"] == "run"], all_rows[all_rows["sport"] == "ride"]
 
 
