@@ -24,6 +24,11 @@ FUTURE_TOLERANCE_S = 300.0
 # A forward clock jump this long splits the recording; the smaller side is a clock glitch.
 CLOCK_JUMP_S = 12 * 3600.0
 SPIKE_LOOKAHEAD_POINTS = 10
+# A device's first fixes (before it has a lock) and last ones can be wild: at most this many
+# at either end, cut off from the rest by an impossible jump, are dropped when the steps
+# after them (before them, at the end) are possible for EDGE_STEADY_STEPS in a row.
+EDGE_POINTS = 3
+EDGE_STEADY_STEPS = 5
 
 REASONS = ("missing_time", "future_time", "backwards_time", "duplicate_time", "time_jump",
            "no_position", "invalid_position", "poor_accuracy", "speed_spike")
@@ -134,12 +139,15 @@ def clock_glitch(t: np.ndarray, alive: np.ndarray) -> np.ndarray:
 
 
 def _find_spikes(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, vmax: float) -> np.ndarray:
-    """Positions of points that jump out faster than vmax and come back.
+    """Positions of points that jump out faster than vmax and come back, and of wild fixes
+    at either end.
 
     A stretch that leaves faster than the sport allows is dropped only when a point within
     the next SPIKE_LOOKAHEAD_POINTS can be reached from the last good point at a possible
     speed. A sustained fast stretch (a car ride logged as a run) is kept, so the anomaly
-    detector still sees it.
+    detector still sees it. The first and last points have no good point before (after)
+    them to be judged from: up to EDGE_POINTS there, behind an impossible jump from a
+    steady track, are dropped (``_edges``).
     """
     n = t.size
     if n < 3:
@@ -150,9 +158,11 @@ def _find_spikes(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, vmax: float) -
         fast = steps > vmax * dts
     if not fast.any():
         return np.zeros(0, dtype=int)
-    spikes: list[int] = []
-    last = 0
-    i = 1
+    lead, tail = _edges(fast)
+    spikes: list[int] = [*range(lead), *range(n - tail, n)]
+    n -= tail
+    last = lead
+    i = lead + 1
     while i < n:
         if last == i - 1:
             too_fast = bool(fast[i - 1])
@@ -168,5 +178,23 @@ def _find_spikes(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, vmax: float) -
                 last, i = i, i + 1
             continue
         last, i = i, i + 1
-    return np.asarray(spikes, dtype=int)
+    return np.asarray(sorted(spikes), dtype=int)
+
+
+def _edges(fast: np.ndarray) -> tuple[int, int]:
+    """How many wild fixes to drop at the start and at the end: the fewest (at most
+    EDGE_POINTS) after which (before which, at the end) an impossible step leads to
+    EDGE_STEADY_STEPS possible ones. ``fast[k]``: the step from point k to k+1 is impossible."""
+    steps = fast.size
+    lead = tail = 0
+    for m in range(1, EDGE_POINTS + 1):
+        if m + EDGE_STEADY_STEPS <= steps and fast[m - 1] and not fast[m:m + EDGE_STEADY_STEPS].any():
+            lead = m
+            break
+    for m in range(1, EDGE_POINTS + 1):
+        k = steps - m  # the step into the last m points
+        if k - EDGE_STEADY_STEPS >= lead and fast[k] and not fast[k - EDGE_STEADY_STEPS:k].any():
+            tail = m
+            break
+    return lead, tail
 

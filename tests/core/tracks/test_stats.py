@@ -49,6 +49,37 @@ def test_a_sustained_fast_stretch_is_kept_not_dropped_as_spikes():
     assert len(clean) == 200
 
 
+@pytest.mark.parametrize("wild", [[0], [0, 1], [-1], [-3, -2, -1], [0, -1]])
+def test_wild_fixes_at_either_end_are_dropped_as_spikes(wild):
+    """A device's first fixes before it has a lock (and its last) can land kilometres away:
+    with no good point before (after) them to judge them from, they used to be kept, and one
+    such fix made an 8 km run 63 km long, with a 0:00 fastest kilometre."""
+    rows = straight_run(600, step_s=5.0, speed=8000 / 3000)
+    for k in wild:
+        t, lat, lon, *rest = rows[k]
+        rows[k] = (t, lat + 0.5, lon, *rest)  # 55 km north
+    clean = clean_track(track_from_rows(rows, sport="run"))
+    assert clean.dropped == {"speed_spike": len(wild)}
+    s = summarise(clean)
+    assert s.distance_m == pytest.approx(8000 * (599 - len(wild)) / 599, rel=0.005)
+    assert s.max_speed_mps < 3.0
+
+
+def test_a_fast_stretch_longer_than_a_few_fixes_at_an_end_is_kept():
+    """Four fixes or more at an end, or a ride that ends in a car, are a stretch the anomaly
+    detector must see, not wild fixes."""
+    rows = straight_run(600, step_s=5.0, speed=8000 / 3000)
+    for k in range(-4, 0):
+        t, lat, lon, *rest = rows[k]
+        rows[k] = (t, lat + 0.5, lon, *rest)
+    assert "speed_spike" not in clean_track(track_from_rows(rows, sport="run")).dropped
+    rows = straight_run(540, step_s=5.0, speed=3.0) + straight_run(60, step_s=5.0, speed=20.0)
+    rows[540:] = [(T0 + (540 + i) * 5.0, rows[539][1] + (i + 1) * 100 / 111_180.0, lon, *rest)
+                  for i, (_, _, lon, *rest) in enumerate(rows[540:])]
+    clean = clean_track(track_from_rows(rows, sport="run"))
+    assert "speed_spike" not in clean.dropped and len(clean) == 600
+
+
 def test_steady_run_statistics():
     """A 6 km straight run at 3 m/s: distance, moving time, pace, splits and best km."""
     rows = straight_run(401, step_s=5.0, speed=3.0)
