@@ -188,26 +188,32 @@ def _import_transaction(Session: sessionmaker[Session], job: str) -> Iterator[Se
 
 EARLIEST = 315_532_800.0  # 1980-01-01: older times are a device's unset clock
 SAME_START = timedelta(seconds=60)
+SAME_LENGTH = 0.1  # the same recording lasts as long, give or take this share (or SAME_START)
 
 
-def recording_start(track: Track) -> datetime:
-    """When a file's recording began; ActivityError when it holds no times (a planned route)
-    or they are not a plausible date (a device's unset clock, or the future)."""
-    times = track.t[np.isfinite(track.t)]
-    if not times.size:
+def recording_span(track: Track) -> tuple[datetime, float]:
+    """When a file's recording began and how long it lasted, from the times the cleaner keeps
+    (as the activity will store them: a lone point with an unset clock is left out);
+    ActivityError when it holds no times (a planned route) or none of a plausible date (a
+    device's unset clock, or the future)."""
+    if not np.isfinite(track.t).any():
         raise ActivityError("the recording holds no times: a planned route, not an activity", "no_times")
-    if not EARLIEST <= float(times.min()) <= time.time() + 86400:
+    times = clean_track(track, spikes=False).times
+    if not times.size or float(times[0]) < EARLIEST:
         raise ActivityError("the recording's times are not a plausible date (before 1980 or in the future)",
                             "implausible_date")
-    return datetime.fromtimestamp(float(times.min()), tz=UTC)
+    return datetime.fromtimestamp(float(times[0]), tz=UTC), float(times[-1] - times[0])
 
 
-def same_start(s: Session, user_id: int, sport: str, start: datetime) -> int | None:
-    """The id of the athlete's activity of ``sport`` starting within a minute of ``start``:
-    the same recording, whatever file it came in (another export, other time zone offsets)."""
+def same_start(s: Session, user_id: int, sport: str, start: datetime, elapsed_s: float) -> int | None:
+    """The id of the athlete's activity of ``sport`` starting within a minute of ``start`` and
+    lasting about as long (``SAME_LENGTH``): the same recording, whatever file it came in
+    (another export, other time zone offsets), not a false start just before it."""
+    spread = max(SAME_START.total_seconds(), SAME_LENGTH * elapsed_s)
     return s.scalar(select(func.min(Activity.id)).where(
         Activity.user_id == user_id, Activity.sport == sport, Activity.status == "completed",
-        Activity.start_time.between(start - SAME_START, start + SAME_START)))
+        Activity.start_time.between(start - SAME_START, start + SAME_START),
+        Activity.elapsed_time_s.between(elapsed_s - spread, elapsed_s + spread)))
 
 
 def import_file(Session: sessionmaker[Session], user: User, name: str, data: bytes, sport: str | None = None,
@@ -217,12 +223,12 @@ def import_file(Session: sessionmaker[Session], user: User, name: str, data: byt
     among others, a recording without plausible times, or one already imported (the same
     file, or the same sport starting within a minute)."""
     track: Track = load_track(name, data)
-    start = recording_start(track)
+    start, elapsed = recording_span(track)
     chosen = track_sport(track, sport)
     digest = hashlib.sha256(data).hexdigest()  # the same file twice is refused
     with Session() as s:
         refuse_duplicate(s, user.id, digest)
-        same = same_start(s, user.id, chosen, start)
+        same = same_start(s, user.id, chosen, start, elapsed)
     if same is not None:
         raise ActivityError(f"already imported: activity {same} is the same {chosen} at the same time", "duplicate")
     return import_track(Session, user, track, sport=chosen, title=track.name or None, visibility=visibility,

@@ -158,7 +158,7 @@ def _find_spikes(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, vmax: float) -
         fast = steps > vmax * dts
     if not fast.any():
         return np.zeros(0, dtype=int)
-    lead, tail = _edges(fast)
+    lead, tail = _edges(t, lat, lon, vmax, fast)
     spikes: list[int] = [*range(lead), *range(n - tail, n)]
     n -= tail
     last = lead
@@ -181,19 +181,28 @@ def _find_spikes(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, vmax: float) -
     return np.asarray(sorted(spikes), dtype=int)
 
 
-def _edges(fast: np.ndarray) -> tuple[int, int]:
+def _edges(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, vmax: float, fast: np.ndarray) -> tuple[int, int]:
     """How many wild fixes to drop at the start and at the end: the fewest (at most
     EDGE_POINTS) after which (before which, at the end) an impossible step leads to
-    EDGE_STEADY_STEPS possible ones. ``fast[k]``: the step from point k to k+1 is impossible."""
+    EDGE_STEADY_STEPS possible ones, the end point itself out of reach of the first (last)
+    point kept. A good first point before a spike is reachable: the spike alone is dropped,
+    by ``_find_spikes``. ``fast[k]``: the step from point k to k+1 is impossible."""
     steps = fast.size
+
+    def cut_off(a: int, b: int) -> bool:
+        return distance_m(lat[a], lon[a], lat[b], lon[b]) > vmax * abs(t[b] - t[a])
+
     lead = tail = 0
     for m in range(1, EDGE_POINTS + 1):
-        if m + EDGE_STEADY_STEPS <= steps and fast[m - 1] and not fast[m:m + EDGE_STEADY_STEPS].any():
+        if m + EDGE_STEADY_STEPS <= steps and fast[m - 1] and not fast[m:m + EDGE_STEADY_STEPS].any() \
+                and cut_off(0, m):
             lead = m
             break
+    last = steps  # the index of the last point
     for m in range(1, EDGE_POINTS + 1):
         k = steps - m  # the step into the last m points
-        if k - EDGE_STEADY_STEPS >= lead and fast[k] and not fast[k - EDGE_STEADY_STEPS:k].any():
+        if k - EDGE_STEADY_STEPS >= lead and fast[k] and not fast[k - EDGE_STEADY_STEPS:k].any() \
+                and cut_off(last, k):
             tail = m
             break
     return lead, tail

@@ -27,8 +27,10 @@ if not rows:
 with data.sessions()() as s:
     zone = str(time_zone(user_by_id(s, v.id).settings))
 df = pd.DataFrame(rows)
-# Weeks (from Monday), months and years begin at midnight where the athlete lives.
-df["start_time"] = pd.to_datetime(df["start_time"], utc=True).dt.tz_convert(zone)
+# Weeks (from Monday), months and years begin at midnight where the athlete lives: the
+# times are the athlete's wall-clock times, without a zone, so that calendar days are
+# counted as such (a zone whose clocks skip midnight has no midnight to start a day at).
+df["start_time"] = pd.to_datetime(df["start_time"], utc=True).dt.tz_convert(zone).dt.tz_localize(None)
 df = df.dropna(subset=["start_time"])
 df["distance"] = df["distance_m"].fillna(0) / unit_m
 df["hours"] = df["moving_time_s"].fillna(0) / 3600
@@ -36,8 +38,8 @@ sport = st.segmented_control("Sport", ["all", *SPORTS], default="all", key="stat
 if sport != "all":
     df = df[df["sport"] == sport]
 
-now = pd.Timestamp.now(tz=zone)
-spans = {"This week": (now - pd.Timedelta(days=now.weekday())).normalize(),
+now = pd.Timestamp.now(tz=zone).tz_localize(None)
+spans = {"This week": now.normalize() - pd.Timedelta(days=now.weekday()),
          "This month": now.normalize().replace(day=1),
          "This year": now.normalize().replace(month=1, day=1)}
 cols = st.columns(3)
@@ -74,7 +76,9 @@ with t2:
 st.subheader("Personal bests")
 all_rows = pd.DataFrame(rows)
 if all_rows["held"].any():  # a flagged activity's figures are no record until a moderator clears it
-    st.caption(f"{int(all_rows['held'].sum())} activities held for review are left out.")
+    held = int(all_rows["held"].sum())
+    st.caption(f"{held} {'activity' if held == 1 else 'activities'} held for review "
+               f"{'is' if held == 1 else 'are'} left out.")
     all_rows = all_rows[~all_rows["held"]]
 runs, rides = all_rows[all_rows["sport"] == "run"], all_rows[all_rows["sport"] == "ride"]
 

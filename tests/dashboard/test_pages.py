@@ -178,7 +178,36 @@ def test_stats_count_weeks_in_the_athletes_time_zone_and_leave_held_activities_o
     assert week.value == "7.0 km"
     fastest = next(m for m in at.metric if m.label == "Fastest 1 km")
     assert fastest.value == "5:00"  # not the held activity's 1:40
-    assert "1 activities held for review are left out." in all_text(at)
+    assert "1 activity held for review is left out." in all_text(at)
+
+
+def test_stats_show_for_an_athlete_whose_clocks_skip_midnight(world):
+    """Havana moved its clocks from midnight to 1:00 on 2024-03-10: that day has no
+    midnight to start a week or a month at, and the page must still show."""
+    import uuid
+    from datetime import UTC, timedelta
+
+    from core.accounts.users import create_user
+    from core.activities.lifecycle import create_activity
+    from core.storage.engine import make_engine, make_sessionmaker
+
+    engine = make_engine(world.url)
+    Sessions = make_sessionmaker(engine)
+    with Sessions() as s, s.begin():
+        athlete = create_user(s, f"hav_{uuid.uuid4().hex[:8]}")
+        athlete.settings = {**(athlete.settings or {}), "time_zone": "America/Havana"}
+        for start in (datetime(2024, 3, 10, 15, 0, tzinfo=UTC), datetime.now(UTC) - timedelta(days=1)):
+            a = create_activity(s, athlete, "run", title="run")
+            a.status, a.start_time, a.completed_at = "completed", start, start + timedelta(minutes=30)
+            a.distance_m, a.moving_time_s, a.elapsed_time_s = 5000.0, 1800.0, 1800.0
+        athlete_id = athlete.id
+    engine.dispose()
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["viewer"] = Viewer(athlete_id, "hav", "Hav", "athlete", "metric")
+    at.switch_page("views/stats.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "2024" in all_text(at)  # the yearly totals hold the skipped-midnight day's run
 
 
 def test_upload_page_imports_refuses_duplicates_and_bad_files(world, tmp_path):

@@ -219,6 +219,7 @@ def iso(t: float, offset_h: int = 0) -> str:
     (["0001-01-01T08:00:00Z", "0001-01-01T08:00:05Z", "0001-01-01T08:00:10Z"], "not a plausible date"),
     (["1900-06-01T08:00:00Z", "1900-06-01T08:00:05Z", "1900-06-01T08:00:10Z"], "not a plausible date"),
     ([iso(time.time() + 10 * 365 * 86400 + 5 * k) for k in range(3)], "not a plausible date"),
+    ([iso(time.time() + 2 * 3600 + 5 * k) for k in range(3)], "not a plausible date"),  # local time marked Z
     (["yesterday", "yesterday", "yesterday"], "holds no times"),
 ])
 def test_an_uploaded_file_without_plausible_times_is_refused_as_the_archive_import_refuses_it(engine, times, why):
@@ -248,3 +249,32 @@ def test_the_same_run_uploaded_in_another_file_is_recognised(engine):
     # Another athlete's, or a ride at that time, is not the same activity.
     assert import_file(Session, athlete(Session), "run-export.gpx", again).sport == "run"
     assert import_file(Session, user, "ride.gpx", again, sport="ride").sport == "ride"
+
+
+def test_a_lone_point_with_an_unset_clock_does_not_refuse_the_recording_nor_hide_a_duplicate(engine):
+    """The cleaner leaves such a point out (a clock jump), and so does the check of the date:
+    the activity starts at its first good time, and the same run with such a point put in
+    front is still the same run."""
+    from core.activities.imports import import_file
+
+    Session = sessionmaker(engine, expire_on_commit=False)
+    user = athlete(Session)
+    t0 = time.time() - 5 * 86400
+    good = [iso(t0 + 5 * k) for k in range(60)]
+    first = import_file(Session, user, "run.gpx", gpx(["1970-01-01T00:00:00Z", *good]))
+    assert first.start_time.timestamp() == pytest.approx(int(t0), abs=1)
+    with pytest.raises(ActivityError, match="the same run at the same time"):
+        import_file(Session, user, "run-2.gpx", gpx(["1989-12-31T00:00:00Z", *good[1:]]))
+
+
+def test_a_run_started_just_after_a_false_start_is_not_taken_for_it(engine):
+    """A 25 s false start, then the real run 45 s later: they start within a minute of each
+    other but do not last as long, so both are kept."""
+    from core.activities.imports import import_file
+
+    Session = sessionmaker(engine, expire_on_commit=False)
+    user = athlete(Session)
+    t0 = time.time() - 6 * 86400
+    false_start = import_file(Session, user, "oops.gpx", gpx([iso(t0 + 5 * k) for k in range(6)]))
+    real = import_file(Session, user, "run.gpx", gpx([iso(t0 + 45 + 5 * k) for k in range(120)], lat0=46.01))
+    assert false_start.id != real.id and real.status == "completed"

@@ -65,6 +65,17 @@ def test_wild_fixes_at_either_end_are_dropped_as_spikes(wild):
     assert s.max_speed_mps < 3.0
 
 
+@pytest.mark.parametrize("spike", [1, -2])
+def test_a_good_end_point_beside_a_spike_is_kept(spike):
+    """The spike next to it is dropped alone: the end point can reach the track beyond it."""
+    rows = straight_run(50, step_s=5.0, speed=3.0)
+    t, lat, lon, *rest = rows[spike]
+    rows[spike] = (t, lat + 0.01, lon, *rest)  # 1.1 km away, and back
+    clean = clean_track(track_from_rows(rows, sport="run"))
+    assert clean.dropped == {"speed_spike": 1} and len(clean) == 49
+    assert summarise(clean).distance_m == pytest.approx(49 * 15, rel=0.01)
+
+
 def test_a_fast_stretch_longer_than_a_few_fixes_at_an_end_is_kept():
     """Four fixes or more at an end, or a ride that ends in a car, are a stretch the anomaly
     detector must see, not wild fixes."""
