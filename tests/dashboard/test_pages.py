@@ -141,39 +141,47 @@ def test_stats_page_totals_bests_and_heatmap(world):
     assert float(year.value.split()[0]) > 0
 
 
-def test_stats_count_weeks_in_the_athletes_time_zone_and_leave_held_activities_out_of_bests(world):
-    """Kiritimati is 14 hours ahead of UTC. An activity a minute after its Monday midnight
-    is this week's there, one a minute before is last week's; counted in UTC the week holds
-    both or neither. A held (flagged) activity's bests are no records."""
+def stats_of_athlete_in(world, zone: str, runs: list[tuple]) -> AppTest:
+    """My stats for a new athlete living in ``zone`` whose completed runs are ``runs``:
+    (start, km, held, best 1 km in s), each 30 minutes long."""
     import uuid
-    from datetime import UTC, timedelta
-    from zoneinfo import ZoneInfo
+    from datetime import timedelta
 
     from core.accounts.users import create_user
     from core.activities.lifecycle import create_activity
     from core.storage.engine import make_engine, make_sessionmaker
 
     engine = make_engine(world.url)
-    Sessions = make_sessionmaker(engine)
-    zone = ZoneInfo("Pacific/Kiritimati")
-    local = datetime.now(zone)
-    monday = (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
-    with Sessions() as s, s.begin():
-        athlete = create_user(s, f"kiri_{uuid.uuid4().hex[:8]}")
-        athlete.settings = {**(athlete.settings or {}), "time_zone": "Pacific/Kiritimati"}
-        for minutes, km, held, best in ((1, 7.0, False, 300.0), (-1, 3.0, False, 320.0), (-600, 5.0, True, 100.0)):
+    with make_sessionmaker(engine)() as s, s.begin():
+        athlete = create_user(s, f"tz_{uuid.uuid4().hex[:8]}")
+        athlete.settings = {**(athlete.settings or {}), "time_zone": zone}
+        for start, km, held, best in runs:
             a = create_activity(s, athlete, "run", title=f"run {km}")
-            start = (monday + timedelta(minutes=minutes)).astimezone(UTC)
             a.status, a.start_time, a.completed_at = "completed", start, start + timedelta(minutes=30)
             a.distance_m, a.moving_time_s, a.elapsed_time_s, a.held = km * 1000, 1800.0, 1800.0, held
             a.summary = {"best_efforts_s": {"1000": best}}
         athlete_id = athlete.id
     engine.dispose()
     at = AppTest.from_file(str(APP), default_timeout=120)
-    at.session_state["viewer"] = Viewer(athlete_id, "kiri", "Kiri", "athlete", "metric")
+    at.session_state["viewer"] = Viewer(athlete_id, "tz", "Tz", "athlete", "metric")
     at.switch_page("views/stats.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_stats_count_weeks_in_the_athletes_time_zone_and_leave_held_activities_out_of_bests(world):
+    """Kiritimati is 14 hours ahead of UTC. An activity a minute after its Monday midnight
+    is this week's there, one a minute before is last week's; counted in UTC the week holds
+    both or neither. A held (flagged) activity's bests are no records."""
+    from datetime import UTC, timedelta
+    from zoneinfo import ZoneInfo
+
+    local = datetime.now(ZoneInfo("Pacific/Kiritimati"))
+    monday = (local - timedelta(days=local.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    at = stats_of_athlete_in(world, "Pacific/Kiritimati", [
+        ((monday + timedelta(minutes=minutes)).astimezone(UTC), km, held, best)
+        for minutes, km, held, best in ((1, 7.0, False, 300.0), (-1, 3.0, False, 320.0), (-600, 5.0, True, 100.0))])
     week = next(m for m in at.metric if m.label == "This week")
     assert week.value == "7.0 km"
     fastest = next(m for m in at.metric if m.label == "Fastest 1 km")
@@ -184,29 +192,11 @@ def test_stats_count_weeks_in_the_athletes_time_zone_and_leave_held_activities_o
 def test_stats_show_for_an_athlete_whose_clocks_skip_midnight(world):
     """Havana moved its clocks from midnight to 1:00 on 2024-03-10: that day has no
     midnight to start a week or a month at, and the page must still show."""
-    import uuid
     from datetime import UTC, timedelta
 
-    from core.accounts.users import create_user
-    from core.activities.lifecycle import create_activity
-    from core.storage.engine import make_engine, make_sessionmaker
-
-    engine = make_engine(world.url)
-    Sessions = make_sessionmaker(engine)
-    with Sessions() as s, s.begin():
-        athlete = create_user(s, f"hav_{uuid.uuid4().hex[:8]}")
-        athlete.settings = {**(athlete.settings or {}), "time_zone": "America/Havana"}
-        for start in (datetime(2024, 3, 10, 15, 0, tzinfo=UTC), datetime.now(UTC) - timedelta(days=1)):
-            a = create_activity(s, athlete, "run", title="run")
-            a.status, a.start_time, a.completed_at = "completed", start, start + timedelta(minutes=30)
-            a.distance_m, a.moving_time_s, a.elapsed_time_s = 5000.0, 1800.0, 1800.0
-        athlete_id = athlete.id
-    engine.dispose()
-    at = AppTest.from_file(str(APP), default_timeout=120)
-    at.session_state["viewer"] = Viewer(athlete_id, "hav", "Hav", "athlete", "metric")
-    at.switch_page("views/stats.py")
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = stats_of_athlete_in(world, "America/Havana", [
+        (datetime(2024, 3, 10, 15, 0, tzinfo=UTC), 5.0, False, 300.0),
+        (datetime.now(UTC) - timedelta(days=1), 5.0, False, 300.0)])
     assert "2024" in all_text(at)  # the yearly totals hold the skipped-midnight day's run
 
 
