@@ -94,10 +94,16 @@ def shot(pg, name: str) -> None:
     pg.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def username_box(pg):
+    """The sign-in form's username box: by its key, as the sign-up form's box and its help
+    button are also labelled "Username" and may come first in the page."""
+    return pg.locator(".st-key-signin_username input")
+
+
 def sign_in(pg, url: str, username: str, password: str) -> None:
     pg.goto(url)
-    pg.get_by_label("Username").first.fill(username)
-    pg.get_by_label("Password").first.fill(password)
+    username_box(pg).fill(username)
+    pg.locator(".st-key-signin_password input").fill(password)
     pg.get_by_role("button", name="Sign in").click()
     pg.get_by_role("heading", name="Feed").wait_for()
     settle(pg)
@@ -127,7 +133,7 @@ def everything_text(pg) -> str:
 def test_athlete_journey(page, app_url, world, tmp_path):
     pg = page
     pg.goto(app_url)
-    pg.get_by_label("Username").first.wait_for()
+    username_box(pg).wait_for()
     shot(pg, "00-sign-in")
     sign_in(pg, app_url, "alice", "alice-demo-pass")
 
@@ -235,9 +241,9 @@ def test_athlete_journey(page, app_url, world, tmp_path):
     # Sign out: the sign-in page, also after loading the app again (its address, not the
     # signed-in page's, which a signed-out visitor has not: Streamlit would say so).
     pg.get_by_role("button", name="Sign out", exact=True).click()
-    pg.get_by_label("Username").first.wait_for()
+    username_box(pg).wait_for()
     pg.goto(app_url)
-    pg.get_by_label("Username").first.wait_for()
+    username_box(pg).wait_for()
     settle(pg)
     assert "Feed" not in pg.inner_text("body")
     assert pg.dialogs == [] and pg.errors == []
@@ -329,7 +335,7 @@ def test_moderator_dismisses_and_confirms_flags_and_the_athlete_sees_why(page, a
     pg.get_by_role("heading", name="Feed").wait_for()
     settle(pg)
     pg.get_by_role("button", name="Sign out").click()
-    pg.get_by_label("Username").first.wait_for()
+    username_box(pg).wait_for()
 
     sign_in(pg, app_url, "moderator", "moderator-demo-pass")
     pg.get_by_role("link", name="Flagged activities").click()
@@ -373,7 +379,7 @@ def test_moderator_dismisses_and_confirms_flags_and_the_athlete_sees_why(page, a
 
     # The athlete sees why the confirmed one is out of the leaderboards, with the note.
     pg.get_by_role("button", name="Sign out").click()
-    pg.get_by_label("Username").first.wait_for()
+    username_box(pg).wait_for()
     sign_in(pg, app_url, ids["username"], "driver-pass-1")
     pg.goto(f"{app_url}/activity?id={ids['Browser drive B']}")
     pg.get_by_text("confirmed as irregular").wait_for()
@@ -541,7 +547,7 @@ def test_hostile_text_shows_as_written_on_every_page_for_a_follower_and_a_modera
     shot(pg, "13-hostile-leaderboards")
 
     pg.get_by_role("button", name="Sign out", exact=True).click()
-    pg.get_by_label("Username").first.wait_for()
+    username_box(pg).wait_for()
 
     # The moderator: every page, the flagged activities with their names and titles.
     sign_in(pg, app_url, "moderator", "moderator-demo-pass")
@@ -620,7 +626,7 @@ def test_an_athlete_with_a_hostile_name_sees_their_name_note_and_device_as_writt
     nothing_ran(pg, "own pages")
 
     pg.get_by_role("button", name="Sign out", exact=True).click()
-    pg.get_by_label("Username").first.wait_for()
+    username_box(pg).wait_for()
     sign_in(pg, app_url, hw.usernames["blank"], "hostile-pass-1")
     signed_in = pg.locator("[data-testid='stSidebar'] [data-testid='stMarkdownContainer']").filter(
         has_text="Signed in as")
@@ -740,7 +746,7 @@ def test_badges_page_a_badge_in_the_feed_and_withdrawals_for_moderators(page, ap
 
 def sign_out(pg) -> None:
     pg.get_by_role("button", name="Sign out", exact=True).click()
-    pg.get_by_label("Username").first.wait_for()
+    username_box(pg).wait_for()
 
 
 def test_privacy_zones_hidden_ends_and_maps_are_set_in_settings(page, app_url, world):
