@@ -5,7 +5,7 @@ the same figures as words for the cues a device speaks."""
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 MILE_M = 1609.344
 FEET_PER_M = 3.28084
@@ -115,10 +115,13 @@ def pace_axis(sport: str, units: str = "metric") -> str:
     return "speed (mph)" if units == "imperial" else "speed (km/h)"
 
 
-def when(dt: datetime | None) -> str:
+def when(dt: datetime | None, zone: tzinfo = UTC) -> str:
+    """A moment as a clock in ``zone`` shows it, with the zone's abbreviation for that date
+    ("Sun 06 Apr 2025, 07:30 AEST"); a naive time is storage's UTC."""
     if dt is None:
         return "–"
-    return dt.astimezone(UTC).strftime("%a %d %b %Y, %H:%M UTC")
+    local = (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)).astimezone(zone)
+    return f"{local:%a %d %b %Y, %H:%M} {local.tzname() or 'UTC'}"
 
 
 def elevation_value(metres, units: str = "metric"):

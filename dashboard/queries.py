@@ -23,7 +23,7 @@ from core.anomaly.detector import as_athlete_sees
 from core.challenges.assign import challenges_of
 from core.challenges.awards import awards_for, completed_by, standing
 from core.challenges.badges import left as badge_left
-from core.challenges.badges import shown
+from core.challenges.badges import shown, time_zone
 from core.challenges.groups import board, describe_group, groups_of, mutual_follows
 from core.recommend import service as recommend
 from core.recommend.athletes import suggest_athletes
@@ -50,13 +50,15 @@ class Viewer:
     name: str
     role: str
     units: str
+    zone: str = "UTC"  # the time zone their pages show times in
 
 
 def viewer_for(user: User) -> Viewer:
-    """The pages' view of a user: their unit system is the one in their settings, metric when
-    unset or unknown."""
+    """The pages' view of a user: their unit system and time zone are the ones in their
+    settings (metric and UTC when unset or unknown)."""
     units = (user.settings or {}).get("units", "metric")
-    return Viewer(user.id, user.username, user.name, user.role, units if units in UNITS else "metric")
+    return Viewer(user.id, user.username, user.name, user.role, units if units in UNITS else "metric",
+                  str(time_zone(user.settings)))
 
 
 def card(a: Activity, shown: dict | None = None) -> dict:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit as st
@@ -49,6 +52,11 @@ def viewer() -> Viewer:
     if v is None:  # the entry script signs in first; a stray run stops here
         st.stop()
     return v
+
+
+def when(dt: datetime | None) -> str:
+    """A moment in the viewer's time zone (their settings'), with its abbreviation."""
+    return units.when(dt, ZoneInfo(viewer().zone))
 
 
 def badges_line(badges: list[dict], lead: str = "New badge") -> str:

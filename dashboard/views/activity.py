@@ -36,7 +36,7 @@ word = units.pace_or_speed_word(sport)  # "pace" for runs, "speed" for rides
 summary = detail["summary"]
 
 st.title(f"{ui.SPORT_ICON.get(sport, '')} {ui.plain(detail['title']) or 'Untitled'}")
-st.markdown(f"{ui.strong(ui.who(detail['athlete'], detail['username']))} · {units.when(detail['start_time'])} · {detail['visibility']}")
+st.markdown(f"{ui.strong(ui.who(detail['athlete'], detail['username']))} · {ui.when(detail['start_time'])} · {detail['visibility']}")
 if detail["challenges"]:
     st.markdown(ui.challenges_line(detail["challenges"], unit_system))
 if detail["badges"]:

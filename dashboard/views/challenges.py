@@ -138,7 +138,7 @@ cols = st.columns(3)
 for i, e in enumerate(b["earned"]):
     with cols[i % 3].container(border=True, key=f"badge_{e['code']}"):
         st.markdown(f"### :material/{e['icon']}: {ui.plain(e['name'])}")
-        st.caption(f"{ui.plain(e['description'])} · {units.when(e['earned_at'])}")
+        st.caption(f"{ui.plain(e['description'])} · {ui.when(e['earned_at'])}")
         if e["activity_id"]:
             st.page_link("views/activity.py", label="The activity", icon=":material/route:",
                          query_params={"id": str(e["activity_id"])})
@@ -146,7 +146,7 @@ for i, e in enumerate(b["earned"]):
 if b["withdrawn"]:
     st.subheader("Withdrawn")
     for w in b["withdrawn"]:
-        st.markdown(f":material/{w['icon']}: {ui.strong(w['name'])} · {units.when(w['withdrawn_at'])}: "
+        st.markdown(f":material/{w['icon']}: {ui.strong(w['name'])} · {ui.when(w['withdrawn_at'])}: "
                     f"{ui.plain(w['reason'])}")
 
 st.subheader("Next")

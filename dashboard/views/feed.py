@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from core import units
 from core.accounts.users import user_by_id
 from core.activities.lifecycle import ActivityError
 from core.social.comments import SocialError, add_comment, comments_for, delete_comment
@@ -54,7 +53,7 @@ for c in items:
                 st.image(svg, width=120)
         with right:
             st.markdown(f"{ui.strong(ui.who(c['athlete'], c['username']))} · {ui.SPORT_ICON.get(c['sport'], '')} "
-                        f"{units.when(c['start_time'])}" + (" · :material/lock: only you" if c["visibility"] == "private" else ""))
+                        f"{ui.when(c['start_time'])}" + (" · :material/lock: only you" if c["visibility"] == "private" else ""))
             st.page_link("views/activity.py", label=ui.plain(c["title"]) or "Untitled", query_params={"id": c["id"]},
                          icon=":material/route:")
             st.markdown(" · ".join(f"{label} **{value}**" for label, value in ui.headline_figures(c, v.units)))

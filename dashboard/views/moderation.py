@@ -68,7 +68,7 @@ with st.expander(f"Badges withdrawn lately ({len(withdrawn)})", icon=":material/
     for award, badge, athlete in withdrawn:
         line, link = st.columns([5, 1])
         line.markdown(f":material/{badge.icon}: {ui.strong(badge.name)} from {ui.strong(ui.who(athlete.name, athlete.username))} "
-                      f"(@{ui.plain(athlete.username)}) · {units.when(award.withdrawn_at)}: "
+                      f"(@{ui.plain(athlete.username)}) · {ui.when(award.withdrawn_at)}: "
                       f"{ui.plain(award.withdrawn_reason or '')}")
         if award.withdrawn_activity_id:
             link.page_link("views/activity.py", label="Activity", icon=":material/route:",
@@ -86,10 +86,10 @@ with st.expander(f"Could not be scored ({unscored_count})", icon=":material/erro
     for failure, activity, athlete, retried_by in unscored:
         line, link, again = st.columns([5, 1, 1])
         retried = (f" · scored again at the request of @{ui.plain(retried_by.username)} "
-                   f"{units.when(failure.retried_at)}, and failed again" if retried_by is not None else "")
+                   f"{ui.when(failure.retried_at)}, and failed again" if retried_by is not None else "")
         line.markdown(f"{ui.strong(activity.title)} by {ui.strong(ui.who(athlete.name, athlete.username))} "
                       f"(@{ui.plain(athlete.username)}) · failed {failure.attempts} times since "
-                      f"{units.when(failure.first_failed_at)}, last {units.when(failure.failed_at)}{retried}")
+                      f"{ui.when(failure.first_failed_at)}, last {ui.when(failure.failed_at)}{retried}")
         line.code(failure.error, language=None)
         link.page_link("views/activity.py", label="Activity", icon=":material/route:",
                        query_params={"id": str(activity.id)})
@@ -153,7 +153,7 @@ def review_card(activity_id: int, score: float) -> None:
     with st.container(border=True, key=f"review_{activity_id}"):
         st.markdown(f"#### {ui.SPORT_ICON.get(item['sport'], '')} {ui.plain(item['title']) or 'Untitled'} · score {score:.2f}")
         st.markdown(f"{ui.strong(item['athlete'])} (@{ui.plain(item['username'])}) · "
-                    f"{units.when(item['start_time'])} · {units.distance(item['distance_m'], 'metric')} · "
+                    f"{ui.when(item['start_time'])} · {units.distance(item['distance_m'], 'metric')} · "
                     f"{units.pace_or_speed(item['sport'], item['avg_speed_mps'], 'metric')}"
                     + STANDING.get(item["status"], ""))
         crop = item["crop"] if item["status"] == "cropped" else None
@@ -172,7 +172,7 @@ def review_card(activity_id: int, score: float) -> None:
             lost = withdrawals_for(s, activity_id)
         if lost:
             st.caption("Badges withdrawn: " + "; ".join(
-                f"{ui.plain(b.name)} ({units.when(a.withdrawn_at)}: {ui.plain(a.withdrawn_reason or '')})"
+                f"{ui.plain(b.name)} ({ui.when(a.withdrawn_at)}: {ui.plain(a.withdrawn_reason or '')})"
                 for a, b in lost))
         usual = item["usual"]
         st.caption("Athlete's usual: " + (f"{units.pace_or_speed(item['sport'], usual['speed_mps'], 'metric')} "

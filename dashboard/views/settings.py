@@ -78,7 +78,8 @@ with st.form("profile"):
     units = st.radio("Units", UNITS, index=UNITS.index(v.units), horizontal=True,
                      help="metric: km, min/km, km/h · imperial: mi, min/mi, mph")
     zone = st.selectbox("Time zone", ZONES, index=ZONES.index(str(time_zone(settings))),
-                        help="Weeks (Monday to Sunday), months and the hours of early-bird badges go by it.")
+                        help="Times on every page, weeks (Monday to Sunday), months and the hours of "
+                             "early-bird badges go by it.")
     if st.form_submit_button("Save profile"):
         if not new_name.strip():
             st.error("The display name cannot be empty.")
@@ -319,8 +320,8 @@ with data.sessions()() as s:
     tokens = device_tokens(s, v.id)
 for t in tokens:
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
-    used = t["last_used_at"].strftime("%d %b %Y %H:%M") if t["last_used_at"] else "never"
-    c1.markdown(f"{ui.strong(t['name'])} · created {t['created_at']:%d %b %Y} · last used {used}"
+    used = ui.when(t["last_used_at"]) if t["last_used_at"] else "never"
+    c1.markdown(f"{ui.strong(t['name'])} · created {ui.when(t['created_at'])} · last used {used}"
                 + (" · *revoked*" if t["revoked"] else ""))
     if not t["revoked"] and c2.button("Revoke", key=f"revoke_{t['id']}"):
         with data.sessions()() as s, s.begin():
@@ -370,8 +371,7 @@ def your_archive() -> None:
     if path is not None:
         size = path.stat().st_size
         shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{max(1, round(size / 1e3))} kB"
-        st.download_button(f"Download your archive ({shown}, until "
-                           f"{export.expires_at:%d %b %Y %H:%M} UTC)", data=lambda e=export.id: archive_file(e),
+        st.download_button(f"Download your archive ({shown}, until {ui.when(export.expires_at)})", data=lambda e=export.id: archive_file(e),
                            file_name=f"tracker-{v.username}.zip", mime="application/zip",
                            icon=":material/download:", key="download_archive", on_click="ignore")
     if st.button("Prepare a new archive" if path is not None else "Prepare my archive", key="ask_archive"):

@@ -7,9 +7,7 @@ import streamlit as st
 from streamlit_folium import st_folium
 
 from core import units
-from core.accounts.users import user_by_id
 from core.activities.tables import SPORTS
-from core.challenges.badges import time_zone
 from dashboard import data, ui
 from dashboard.maps import heatmap
 
@@ -24,8 +22,7 @@ if not rows:
     st.info("No completed activities yet.")
     st.stop()
 
-with data.sessions()() as s:
-    zone = str(time_zone(user_by_id(s, v.id).settings))
+zone = v.zone
 df = pd.DataFrame(rows)
 # Weeks (from Monday), months and years begin at midnight where the athlete lives: the
 # times are the athlete's wall-clock times, without a zone, so that calendar days are
@@ -89,7 +86,7 @@ def best(frame: pd.DataFrame, column: str, smallest: bool = True) -> tuple[str, 
     if frame.empty:
         return "–", ""
     row = frame.loc[frame[column].idxmin() if smallest else frame[column].idxmax()]
-    return row[column], f"{ui.plain(row['title']) or 'Untitled'} · {units.when(row['start_time'])}"
+    return row[column], f"{ui.plain(row['title']) or 'Untitled'} · {ui.when(row['start_time'])}"
 
 
 pb_cols = st.columns(4)

@@ -141,9 +141,9 @@ def test_stats_page_totals_bests_and_heatmap(world):
     assert float(year.value.split()[0]) > 0
 
 
-def stats_of_athlete_in(world, zone: str, runs: list[tuple]) -> AppTest:
-    """My stats for a new athlete living in ``zone`` whose completed runs are ``runs``:
-    (start, km, held, best 1 km in s), each 30 minutes long."""
+def athlete_in(world, zone: str, runs: list[tuple]) -> int:
+    """A new athlete living in ``zone`` whose completed runs are ``runs``: (start, km, held,
+    best 1 km in s), each 30 minutes long."""
     import uuid
     from datetime import timedelta
 
@@ -162,12 +162,53 @@ def stats_of_athlete_in(world, zone: str, runs: list[tuple]) -> AppTest:
             a.summary = {"best_efforts_s": {"1000": best}}
         athlete_id = athlete.id
     engine.dispose()
+    return athlete_id
+
+
+def page_of(athlete_id: int, page: str, params: dict | None = None) -> AppTest:
+    """``page`` as the athlete ``athlete_id`` sees it (their settings as stored)."""
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.session_state["viewer"] = Viewer(athlete_id, "tz", "Tz", "athlete", "metric")
-    at.switch_page("views/stats.py")
+    at.switch_page(page)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def stats_of_athlete_in(world, zone: str, runs: list[tuple]) -> AppTest:
+    """My stats for a new athlete living in ``zone`` whose completed runs are ``runs``."""
+    return page_of(athlete_in(world, zone, runs), "views/stats.py")
+
+
+def test_times_show_on_the_athletes_clock_with_its_abbreviation(world):
+    """An athlete in Sydney sees their runs at Sydney's time, summer (AEDT) or winter (AEST),
+    on the feed, the activity page and My stats; the same moment is UTC for one who set no zone."""
+    from datetime import UTC
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from core.activities.tables import Activity
+    from core.storage.engine import make_engine
+
+    summer, winter = datetime(2025, 1, 10, 20, 0, tzinfo=UTC), datetime(2025, 4, 5, 21, 30, tzinfo=UTC)
+    athlete_id = athlete_in(world, "Australia/Sydney", [(summer, 5.0, False, 290.0), (winter, 8.0, False, 300.0)])
+    feed = all_text(page_of(athlete_id, "views/feed.py"))
+    assert "Sat 11 Jan 2025, 07:00 AEDT" in feed
+    assert "Sun 06 Apr 2025, 07:30 AEST" in feed  # after that morning's change back to standard time
+    assert "UTC" not in feed
+    engine = make_engine(world.url)
+    with Session(engine) as s, s.begin():
+        run = s.scalars(select(Activity).where(Activity.user_id == athlete_id, Activity.start_time == winter)).one()
+        run.visibility, run_id = "public", run.id
+    engine.dispose()
+    assert "Sun 06 Apr 2025, 07:30 AEST" in all_text(page_of(athlete_id, "views/activity.py", {"id": run_id}))
+    assert "Sat 11 Jan 2025, 07:00 AEDT" in all_text(page_of(athlete_id, "views/stats.py"))  # the fastest 1 km
+    # bob set no zone: the same run, public, at the same moment in UTC.
+    seen_by_bob = all_text(page_of(world.bob_id, "views/activity.py", {"id": run_id}))
+    assert "Sat 05 Apr 2025, 21:30 UTC" in seen_by_bob and "AEST" not in seen_by_bob
 
 
 def test_stats_count_weeks_in_the_athletes_time_zone_and_leave_held_activities_out_of_bests(world):
