@@ -38,7 +38,7 @@ from typing import IO
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
-from core.activities.imports import import_track, recording_span, refuse_duplicate, same_start
+from core.activities.imports import import_track, refuse_copy
 from core.activities.lifecycle import ActivityError
 from core.config import load_settings
 from core.tracks.formats import load_track
@@ -234,19 +234,11 @@ def _import_row(Session, user: User, zf: zipfile.ZipFile, row: Row, visibility: 
         name, raw = _member(zf, row.filename, limit, budget)
         track = load_track(name, raw)
         digest = hashlib.sha256(raw).hexdigest()
-        start, elapsed = recording_span(track)
-        with Session() as s:
-            try:
-                refuse_duplicate(s, user.id, digest)
-            except ActivityError as exc:
-                return {"skipped": f"already imported: {exc}"}
-            same = same_start(s, user.id, sport, start, elapsed)
-        if same is not None:
-            return {"skipped": f"already imported: activity {same} is the same {sport} at the same time"}
+        refuse_copy(Session, user.id, track, sport, digest)
         activity = import_track(Session, user, track, sport=sport, title=row.name or track.name or None,
                                 visibility=visibility or row.visibility, source="import", source_hash=digest)
     except ActivityError as exc:
-        return {"skipped": f"already imported: {exc}"} if exc.code == "duplicate" else {"error": str(exc)}
+        return {"skipped": str(exc)} if exc.code == "duplicate" else {"error": str(exc)}
     except TrackFileError as exc:
         return {"error": str(exc)}
     return {"activity_id": activity.id}

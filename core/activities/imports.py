@@ -216,6 +216,18 @@ def same_start(s: Session, user_id: int, sport: str, start: datetime, elapsed_s:
         Activity.elapsed_time_s.between(elapsed_s - spread, elapsed_s + spread)))
 
 
+def refuse_copy(Session: sessionmaker[Session], user_id: int, track: Track, sport: str, digest: str) -> None:
+    """ActivityError ("duplicate") if the athlete already has this recording: the file with
+    this hash, or the same ``sport`` at the same time (``same_start``); ActivityError too if
+    its times are no plausible date (``recording_span``)."""
+    start, elapsed = recording_span(track)
+    with Session() as s:
+        refuse_duplicate(s, user_id, digest)
+        same = same_start(s, user_id, sport, start, elapsed)
+    if same is not None:
+        raise ActivityError(f"already imported: activity {same} is the same {sport} at the same time", "duplicate")
+
+
 def import_file(Session: sessionmaker[Session], user: User, name: str, data: bytes, sport: str | None = None,
                 visibility: str | None = None) -> Activity:
     """Import one uploaded file in short write transactions of its own (``Session`` is the
@@ -223,13 +235,8 @@ def import_file(Session: sessionmaker[Session], user: User, name: str, data: byt
     among others, a recording without plausible times, or one already imported (the same
     file, or the same sport starting within a minute)."""
     track: Track = load_track(name, data)
-    start, elapsed = recording_span(track)
     chosen = track_sport(track, sport)
     digest = hashlib.sha256(data).hexdigest()  # the same file twice is refused
-    with Session() as s:
-        refuse_duplicate(s, user.id, digest)
-        same = same_start(s, user.id, chosen, start, elapsed)
-    if same is not None:
-        raise ActivityError(f"already imported: activity {same} is the same {chosen} at the same time", "duplicate")
+    refuse_copy(Session, user.id, track, chosen, digest)
     return import_track(Session, user, track, sport=chosen, title=track.name or None, visibility=visibility,
                         source="upload", source_hash=digest)

@@ -31,15 +31,19 @@ from tests.core.jobs.test_scoring_stream import activities
 UNREADABLE = RuntimeError("the track cannot be read")
 
 
-def failing_on(monkeypatch, bad: set[int], error: Exception = UNREADABLE):
-    real = scoring.assess_stored
+def failing_on(monkeypatch, bad: set[int], error: Exception = UNREADABLE) -> list[int]:
+    """Scoring fails with ``error`` for the activities in ``bad`` (a set the caller may change
+    as it goes); the list returned grows with every activity scoring tries."""
+    real, tried = scoring.assess_stored, []
 
     def assess(s, activity, *args, **kwargs):
+        tried.append(activity.id)
         if activity.id in bad:
             raise error
         return real(s, activity, *args, **kwargs)
 
     monkeypatch.setattr(scoring, "assess_stored", assess)
+    return tried
 
 
 def flagged(Session) -> set[int]:
@@ -187,17 +191,8 @@ def test_after_rounds_that_fail_as_a_whole_the_worker_waits_longer_each_time(tmp
     round that scores. A round where one activity of several fails puts nothing off."""
     with database_of_its_own("sqlite", tmp_path, "failures") as Session:
         ids = activities(Session, failures.Round.SYSTEMIC)
-        tried = []
-        real = scoring.assess_stored
-
-        def assess(s, activity, *args, **kwargs):
-            tried.append(activity.id)
-            if activity.id in broken:
-                raise UNREADABLE
-            return real(s, activity, *args, **kwargs)
-
         broken = set(ids)
-        monkeypatch.setattr(scoring, "assess_stored", assess)
+        tried = failing_on(monkeypatch, broken)
         pause, now = failures.Pause(), 1000.0
         waits = []
         for _ in range(8):
@@ -263,14 +258,8 @@ def test_the_worker_passes_its_pause_to_scoring_and_counts_given_up_recomputatio
     monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path / "data"))
     with database_of_its_own("sqlite", tmp_path, "failures") as Session:
         ids = activities(Session, failures.Round.SYSTEMIC)
-        tried = []
         real = scoring.assess_stored
-
-        def assess(s, activity, *args, **kwargs):
-            tried.append(activity.id)
-            raise UNREADABLE
-
-        monkeypatch.setattr(scoring, "assess_stored", assess)
+        tried = failing_on(monkeypatch, set(ids))
         jobs = worker.Jobs(load_settings(), Session, None)
         monkeypatch.setattr(jobs.keeper, "current", lambda now, done: None)
         jobs._activities(0.0, None, {})
