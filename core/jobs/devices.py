@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.accounts.tables import User
 from core.activities.lifecycle import OPEN_STATUSES, change_status, default_title
 from core.activities.summary import apply_summary, recorded_track, summarise_activity
 from core.activities.tables import Activity, ActivityEvent
@@ -194,6 +195,30 @@ def count_given_up(s: Session) -> int:
     """Completed activities whose recomputation after a late fix was given up on."""
     return s.scalar(select(func.count()).select_from(DeviceTrack).where(
         DeviceTrack.recompute.is_(True), DeviceTrack.recompute_attempts >= failures.MAX_ATTEMPTS)) or 0
+
+
+def given_up(s: Session, limit: int = 50) -> list[tuple[DeviceTrack, Activity, User]]:
+    """The completed activities ``count_given_up`` counts, newest first, with their athletes."""
+    return list(s.execute(
+        select(DeviceTrack, Activity, User).join(Activity, Activity.id == DeviceTrack.activity_id)
+        .join(User, User.id == Activity.user_id)
+        .where(DeviceTrack.recompute.is_(True), DeviceTrack.recompute_attempts >= failures.MAX_ATTEMPTS)
+        .order_by(DeviceTrack.activity_id.desc()).limit(limit)))
+
+
+def recompute_again(s: Session, activity_id: int, moderator: User | None = None,
+                    now: datetime | None = None) -> bool:
+    """Have a given-up recomputation tried at the next round, once more before it is given
+    up again (a moderator's request, logged; in the caller's transaction); False if it is
+    not given up (recomputed meanwhile, or being tried)."""
+    track_row = s.get(DeviceTrack, activity_id, with_for_update=True)
+    if track_row is None or not track_row.recompute or track_row.recompute_attempts < failures.MAX_ATTEMPTS:
+        return False
+    track_row.recompute_attempts = failures.MAX_ATTEMPTS - 1
+    track_row.recompute_retry_at = now or utcnow()
+    if moderator is not None:
+        log.info("moderator %s had activity %s recomputed again after late fixes", moderator.username, activity_id)
+    return True
 
 
 def recompute_one(Session: sessionmaker[Session], activity_id: int, model, limit: float,

@@ -28,6 +28,7 @@ from core.anomaly.rules import REASON_LABELS
 from core.anomaly.scoring import SAMPLE_BAND, SAMPLE_RATE
 from core.challenges.awards import recent_withdrawals, withdrawals_for
 from core.config import load_settings
+from core.jobs import devices
 from core.storage.engine import write_transaction
 from dashboard import data, queries, ui
 from dashboard.maps import review_map
@@ -101,6 +102,32 @@ with st.expander(f"Could not be scored ({unscored_count})", icon=":material/erro
             st.warning("It is no longer waiting: it was scored, or is being tried again already.")
     if unscored_count > len(unscored):
         st.caption(f"The latest {len(unscored)} shown, of {unscored_count}.")
+
+with data.sessions()() as s:
+    stale = devices.given_up(s, 20)
+    stale_count = devices.count_given_up(s)
+with st.expander(f"Late fixes not applied ({stale_count})", icon=":material/sync_problem:", expanded=bool(stale)):
+    st.caption(f"A phone sent fixes after these activities were completed, and recomputing them failed "
+               f"{MAX_ATTEMPTS} times: their summary is the one from before the late fixes. Look at each "
+               "error; once the cause is mended, have it recomputed (and scored) again. A new late fix "
+               "tries it again too.")
+    if not stale:
+        st.caption("Every late fix is applied.")
+    for track_row, activity, athlete in stale:
+        line, link, again = st.columns([5, 1, 1])
+        line.markdown(f"{ui.strong(activity.title)} by {ui.strong(ui.who(athlete.name, athlete.username))} "
+                      f"(@{ui.plain(athlete.username)}) · recomputing failed {track_row.recompute_attempts} times")
+        line.code(track_row.recompute_error or "", language=None)
+        link.page_link("views/activity.py", label="Activity", icon=":material/route:",
+                       query_params={"id": str(activity.id)})
+        if again.button("Recompute", key=f"stale_{activity.id}", icon=":material/refresh:"):
+            with write_transaction(data.sessions(), "moderation") as s:
+                queued = devices.recompute_again(s, activity.id, user_by_id(s, v.id))
+            if queued:
+                st.rerun()
+            st.warning("It is no longer waiting: it was recomputed, or is being tried again already.")
+    if stale_count > len(stale):
+        st.caption(f"The latest {len(stale)} shown, of {stale_count}.")
 
 REASONS = {"": "any reason", **REASON_LABELS}
 left, right = st.columns(2)

@@ -166,7 +166,7 @@ def athlete_in(world, zone: str, runs: list[tuple]) -> int:
 
 
 def page_of(athlete_id: int, page: str, params: dict | None = None) -> AppTest:
-    """``page`` as the athlete ``athlete_id`` sees it (their settings as stored)."""
+    """``page`` as the user ``athlete_id`` sees it (their role and settings as stored)."""
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.session_state["viewer"] = Viewer(athlete_id, "tz", "Tz", "athlete", "metric")
     at.switch_page(page)
@@ -672,11 +672,7 @@ def test_moderators_see_what_scoring_gave_up_on_with_its_error_and_have_it_score
         s.execute(ScoringFailure.__table__.update().where(ScoringFailure.activity_id == activity_id)
                   .values(retry_at=None, attempts=failures.MAX_ATTEMPTS))
     try:
-        at = AppTest.from_file(str(APP), default_timeout=120)
-        at.session_state["viewer"] = Viewer(mod_id, "moderator", "Morgan Moderator", "moderator", "metric")
-        at.switch_page("views/moderation.py")
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
+        at = page_of(mod_id, "views/moderation.py")
         assert any(e.label == f"Could not be scored ({before + 1})" for e in at.expander)
         assert f"ValueError: {hostile}" in [c.value for c in at.code]
         assert "failed 5 times since" in all_text(at)
@@ -699,6 +695,54 @@ def test_moderators_see_what_scoring_gave_up_on_with_its_error_and_have_it_score
     finally:
         with Sessions() as s, s.begin():
             s.execute(delete(ScoringFailure).where(ScoringFailure.activity_id == activity_id))
+        engine.dispose()
+
+
+def test_moderators_see_late_fixes_not_applied_with_their_error_and_have_them_recomputed(world):
+    """An activity whose recomputation after late fixes was given up on shows on the
+    moderators' page with its error as written, and a button that has it tried again."""
+    from sqlalchemy import delete, insert, select
+    from sqlalchemy.orm import Session
+
+    from core.accounts.tables import DeviceToken, User
+    from core.accounts.tokens import create_device_token
+    from core.accounts.users import user_by_name
+    from core.activities.tables import Activity
+    from core.anomaly import failures
+    from core.devices.tables import DeviceTrack
+    from core.storage.engine import make_engine
+
+    engine = make_engine(world.url)
+    hostile = "<img src=x onerror=alert(1)> **bold**"
+    with Session(engine) as s, s.begin():
+        mod_id = user_by_name(s, "moderator").id
+        activity_id = s.scalars(select(Activity.id).outerjoin(DeviceTrack, DeviceTrack.activity_id == Activity.id)
+                                .where(Activity.status == "completed", DeviceTrack.activity_id.is_(None))
+                                .limit(1)).first()
+        token, _ = create_device_token(s, s.get(User, s.get(Activity, activity_id).user_id), "phone")
+        s.flush()
+        token_id = token.id
+        s.execute(insert(DeviceTrack).values(activity_id=activity_id, token_id=token_id, anchor_t=0.0, first_t=0.0,
+                                             last_t=0.0, heard_at=0.0, recompute=True,
+                                             recompute_attempts=failures.MAX_ATTEMPTS,
+                                             recompute_error=f"ValueError: {hostile}"))
+    try:
+        at = page_of(mod_id, "views/moderation.py")
+        assert any(e.label == "Late fixes not applied (1)" for e in at.expander)
+        assert f"ValueError: {hostile}" in [c.value for c in at.code]
+        again = [b for b in at.button if b.key == f"stale_{activity_id}"]
+        assert len(again) == 1
+        again[0].click()
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        with Session(engine) as s:
+            row = s.get(DeviceTrack, activity_id)
+            assert row.recompute_attempts == failures.MAX_ATTEMPTS - 1 and row.recompute_retry_at is not None
+        assert any(e.label == "Late fixes not applied (0)" for e in at.expander)
+    finally:
+        with Session(engine) as s, s.begin():
+            s.execute(delete(DeviceTrack).where(DeviceTrack.activity_id == activity_id))
+            s.execute(delete(DeviceToken).where(DeviceToken.id == token_id))
         engine.dispose()
 
 

@@ -268,6 +268,40 @@ def test_a_recomputation_that_keeps_failing_is_given_up_and_counted(Sessions, ma
         assert all(not s.get(DeviceTrack, a).recompute for a in ids[1:])
 
 
+def test_a_moderator_has_a_given_up_recomputation_tried_once_more(Sessions, make_device, monkeypatch):
+    """A given-up recomputation is listed with its error; a moderator's request has it tried
+    at the next round, once: failing still, it is given up again, and mended, recomputed."""
+    import core.jobs.devices as devices
+
+    ids = late_activities(Sessions, make_device, 2, t0=T0, idle=IDLE)
+    bad = ids[0]
+    broken = failing_summaries(monkeypatch, {bad})
+    now = utcnow()
+    for _ in range(failures.MAX_ATTEMPTS):
+        recompute_late(Sessions, None, 0.7, now=now)
+        now += timedelta(days=1)
+    with Sessions() as s:
+        [(row, activity, _)] = devices.given_up(s)
+        assert activity.id == bad and row.recompute_attempts == failures.MAX_ATTEMPTS
+        assert "no track to summarise" in row.recompute_error
+    with Sessions() as s, s.begin():
+        assert not devices.recompute_again(s, ids[1])  # recomputed: nothing to try again
+        assert devices.recompute_again(s, bad)
+    with Sessions() as s, s.begin():
+        assert not devices.recompute_again(s, bad)  # asked already
+        assert devices.given_up(s) == [] and devices.count_given_up(s) == 0
+    assert recompute_late(Sessions, None, 0.7, now=now)["recomputed"] == 0  # still broken: tried once
+    with Sessions() as s:
+        assert devices.count_given_up(s) == 1
+    broken.clear()
+    with Sessions() as s, s.begin():
+        assert devices.recompute_again(s, bad)
+    assert recompute_late(Sessions, None, 0.7, now=now)["recomputed"] == 1
+    with Sessions() as s:
+        row = s.get(DeviceTrack, bad)
+        assert not row.recompute and row.recompute_attempts == 0 and devices.given_up(s) == []
+
+
 def test_activities_waiting_after_a_failed_recomputation_do_not_fill_the_batch(Sessions, make_device, monkeypatch):
 
     ids = late_activities(Sessions, make_device, 3, t0=T0, idle=IDLE)
