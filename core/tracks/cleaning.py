@@ -183,8 +183,9 @@ def _find_spikes(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, vmax: float) -
 
 def _edges(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, vmax: float, fast: np.ndarray) -> tuple[int, int]:
     """How many wild fixes to drop at the start and at the end: the fewest (at most
-    EDGE_POINTS) after which (before which, at the end) an impossible step leads to
-    EDGE_STEADY_STEPS possible ones, the end point itself out of reach of the first (last)
+    EDGE_POINTS) after which (before which, at the end) an impossible step leads to a steady
+    track (of the EDGE_STEADY_STEPS points beyond the first point kept, all but one, a spike
+    of its own, within reach of it), the end point itself out of reach of the first (last)
     point kept. A good first point before a spike is reachable: the spike alone is dropped,
     by ``_find_spikes``. ``fast[k]``: the step from point k to k+1 is impossible."""
     steps = fast.size
@@ -192,17 +193,20 @@ def _edges(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, vmax: float, fast: n
     def cut_off(a: int, b: int) -> bool:
         return distance_m(lat[a], lon[a], lat[b], lon[b]) > vmax * abs(t[b] - t[a])
 
+    def steady(kept: int, beyond: range) -> bool:
+        return sum(cut_off(kept, j) for j in beyond) <= 1
+
     lead = tail = 0
     for m in range(1, EDGE_POINTS + 1):
-        if m + EDGE_STEADY_STEPS <= steps and fast[m - 1] and not fast[m:m + EDGE_STEADY_STEPS].any() \
-                and cut_off(0, m):
+        if m + EDGE_STEADY_STEPS <= steps and fast[m - 1] and cut_off(0, m) \
+                and steady(m, range(m + 1, m + EDGE_STEADY_STEPS + 1)):
             lead = m
             break
     last = steps  # the index of the last point
     for m in range(1, EDGE_POINTS + 1):
         k = steps - m  # the step into the last m points
-        if k - EDGE_STEADY_STEPS >= lead and fast[k] and not fast[k - EDGE_STEADY_STEPS:k].any() \
-                and cut_off(last, k):
+        if k - EDGE_STEADY_STEPS >= lead and fast[k] and cut_off(last, k) \
+                and steady(k, range(k - EDGE_STEADY_STEPS, k)):
             tail = m
             break
     return lead, tail

@@ -65,6 +65,19 @@ def test_wild_fixes_at_either_end_are_dropped_as_spikes(wild):
     assert s.max_speed_mps < 3.0
 
 
+@pytest.mark.parametrize(("wild", "spike"), [(0, 3), (-1, -4)])
+def test_a_wild_end_fix_is_dropped_though_a_spike_follows_it_closely(wild, spike):
+    """The track beyond the wild fix is steady but for one spike of its own: both go."""
+    rows = straight_run(600, step_s=5.0, speed=8000 / 3000)
+    for k, north in ((wild, 0.5), (spike, 0.01)):
+        t, lat, lon, *rest = rows[k]
+        rows[k] = (t, lat + north, lon, *rest)  # 55 km, and 1.1 km away and back
+    clean = clean_track(track_from_rows(rows, sport="run"))
+    assert clean.dropped == {"speed_spike": 2}
+    s = summarise(clean)
+    assert s.distance_m == pytest.approx(8000 * 598 / 599, rel=0.005) and s.max_speed_mps < 3.0
+
+
 @pytest.mark.parametrize("spike", [1, -2])
 def test_a_good_end_point_beside_a_spike_is_kept(spike):
     """The spike next to it is dropped alone: the end point can reach the track beyond it."""
