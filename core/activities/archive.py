@@ -234,7 +234,7 @@ def _import_row(Session, user: User, zf: zipfile.ZipFile, row: Row, visibility: 
         name, raw = _member(zf, row.filename, limit, budget)
         track = load_track(name, raw)
         digest = hashlib.sha256(raw).hexdigest()
-        refuse_copy(Session, user.id, track, sport, digest)
+        refuse_copy(Session, user.id, track, digest)
         activity = import_track(Session, user, track, sport=sport, title=row.name or track.name or None,
                                 visibility=visibility or row.visibility, source="import", source_hash=digest)
     except ActivityError as exc:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from itertools import repeat
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
@@ -189,54 +189,75 @@ def _import_transaction(Session: sessionmaker[Session], job: str) -> Iterator[Se
 EARLIEST = 315_532_800.0  # 1980-01-01: older times are a device's unset clock
 SAME_START = timedelta(seconds=60)
 SAME_LENGTH = 0.1  # the same recording lasts as long, give or take this share (or SAME_START)
+SAME_OVERLAP = 0.9  # or this share of the shorter recording is within the other's time...
+SAME_SHORTER = 0.5  # ...and the shorter lasts at least this share of the longer
 
 
 def recording_span(track: Track) -> tuple[datetime, float]:
     """When a file's recording began and how long it lasted, from the times the cleaner keeps
     (as the activity will store them: a lone point with an unset clock is left out);
-    ActivityError when it holds no times (a planned route) or none of a plausible date (a
-    device's unset clock, or the future)."""
+    ActivityError when it holds no times (a planned route), none of a plausible date (a
+    device's unset clock, or the future), or a single moment (one point, or every point at
+    the same time: nothing was recorded)."""
     if not np.isfinite(track.t).any():
         raise ActivityError("the recording holds no times: a planned route, not an activity", "no_times")
     times = clean_track(track, spikes=False).times
     if not times.size or float(times[0]) < EARLIEST:
         raise ActivityError("the recording's times are not a plausible date (before 1980 or in the future)",
                             "implausible_date")
+    if float(times[-1] - times[0]) <= 0:
+        raise ActivityError("the recording holds a single moment (one point, or every point at the same time): "
+                            "nothing to import", "no_duration")
     return datetime.fromtimestamp(float(times[0]), tz=UTC), float(times[-1] - times[0])
 
 
-def same_start(s: Session, user_id: int, sport: str, start: datetime, elapsed_s: float) -> int | None:
-    """The id of the athlete's activity of ``sport`` starting within a minute of ``start`` and
-    lasting about as long (``SAME_LENGTH``): the same recording, whatever file it came in
-    (another export, other time zone offsets), not a false start just before it."""
+def same_recording(s: Session, user_id: int, start: datetime, elapsed_s: float) -> Activity | None:
+    """The athlete's completed activity that is the same recording as one from ``start``
+    lasting ``elapsed_s``, whatever file it came in and whatever sport it was given: one
+    starting within a minute and lasting about as long (``SAME_LENGTH``), or one sharing
+    most of its time with it (``SAME_OVERLAP``; another export may leave out the first
+    minutes a device logged before it had a position). A false start just before a
+    recording shares no time with it, and is not the same."""
+    end = start + timedelta(seconds=elapsed_s)
     spread = max(SAME_START.total_seconds(), SAME_LENGTH * elapsed_s)
-    return s.scalar(select(func.min(Activity.id)).where(
-        Activity.user_id == user_id, Activity.sport == sport, Activity.status == "completed",
-        Activity.start_time.between(start - SAME_START, start + SAME_START),
-        Activity.elapsed_time_s.between(elapsed_s - spread, elapsed_s + spread)))
+    earliest = start - timedelta(seconds=elapsed_s / SAME_SHORTER) - SAME_START
+    for other in s.scalars(select(Activity).where(
+            Activity.user_id == user_id, Activity.status == "completed",
+            Activity.start_time.between(earliest, end + SAME_START)).order_by(Activity.id)):
+        other_elapsed = max(0.0, other.elapsed_time_s or 0.0)
+        if abs((other.start_time - start).total_seconds()) <= SAME_START.total_seconds() \
+                and abs(other_elapsed - elapsed_s) <= spread:
+            return other
+        other_end = other.start_time + timedelta(seconds=other_elapsed)
+        shared = (min(end, other_end) - max(start, other.start_time)).total_seconds()
+        shorter, longer = sorted((elapsed_s, other_elapsed))
+        if shorter > 0 and shared >= SAME_OVERLAP * shorter and shorter >= SAME_SHORTER * longer:
+            return other
+    return None
 
 
-def refuse_copy(Session: sessionmaker[Session], user_id: int, track: Track, sport: str, digest: str) -> None:
+def refuse_copy(Session: sessionmaker[Session], user_id: int, track: Track, digest: str) -> None:
     """ActivityError ("duplicate") if the athlete already has this recording: the file with
-    this hash, or the same ``sport`` at the same time (``same_start``); ActivityError too if
-    its times are no plausible date (``recording_span``)."""
+    this hash, or the same recording from another file (``same_recording``); ActivityError
+    too if its times are no plausible date or no length (``recording_span``)."""
     start, elapsed = recording_span(track)
     with Session() as s:
         refuse_duplicate(s, user_id, digest)
-        same = same_start(s, user_id, sport, start, elapsed)
-    if same is not None:
-        raise ActivityError(f"already imported: activity {same} is the same {sport} at the same time", "duplicate")
+        same = same_recording(s, user_id, start, elapsed)
+        if same is not None:
+            raise ActivityError(f"already imported: activity {same.id} is the same {same.sport} at the same time",
+                                "duplicate")
 
 
 def import_file(Session: sessionmaker[Session], user: User, name: str, data: bytes, sport: str | None = None,
                 visibility: str | None = None) -> Activity:
     """Import one uploaded file in short write transactions of its own (``Session`` is the
     session factory, ``user`` may be detached); TrackFileError or ActivityError say why not:
-    among others, a recording without plausible times, or one already imported (the same
-    file, or the same sport starting within a minute)."""
+    among others, a recording without plausible times or length, or one already imported
+    (the same file, or the same recording in another file)."""
     track: Track = load_track(name, data)
     chosen = track_sport(track, sport)
     digest = hashlib.sha256(data).hexdigest()  # the same file twice is refused
-    refuse_copy(Session, user.id, track, chosen, digest)
+    refuse_copy(Session, user.id, track, digest)
     return import_track(Session, user, track, sport=chosen, title=track.name or None, visibility=visibility,
                         source="upload", source_hash=digest)

@@ -221,6 +221,9 @@ def iso(t: float, offset_h: int = 0) -> str:
     ([iso(time.time() + 10 * 365 * 86400 + 5 * k) for k in range(3)], "not a plausible date"),
     ([iso(time.time() + 2 * 3600 + 5 * k) for k in range(3)], "not a plausible date"),  # local time marked Z
     (["yesterday", "yesterday", "yesterday"], "holds no times"),
+    ([iso(time.time() - 86400)], "a single moment"),  # one point
+    ([iso(time.time() - 86400)] * 100, "a single moment"),  # every point at one time
+    ([iso(time.time() - 86400 - 5 * k) for k in range(50)], "a single moment"),  # backwards: the first alone is kept
 ])
 def test_an_uploaded_file_without_plausible_times_is_refused_as_the_archive_import_refuses_it(engine, times, why):
     from core.activities.imports import import_file
@@ -246,9 +249,27 @@ def test_the_same_run_uploaded_in_another_file_is_recognised(engine):
     with pytest.raises(ActivityError, match=f"activity {first.id} is the same run at the same time") as refused:
         import_file(Session, user, "run-export.gpx", again)
     assert refused.value.code == "duplicate"
-    # Another athlete's, or a ride at that time, is not the same activity.
+    # Another athlete's is not the same activity; given as a ride, it is the same recording.
     assert import_file(Session, athlete(Session), "run-export.gpx", again).sport == "run"
-    assert import_file(Session, user, "ride.gpx", again, sport="ride").sport == "ride"
+    with pytest.raises(ActivityError, match=f"activity {first.id} is the same run at the same time"):
+        import_file(Session, user, "ride.gpx", again, sport="ride")
+
+
+def test_the_same_recording_without_its_first_minutes_is_recognised(engine):
+    """A device logs times before it has a position; another export of the recording (a
+    plain GPX) leaves those minutes out, so it starts later and is shorter: it shares all of
+    its time with the first import, and is the same. A run the next hour shares none."""
+    from core.activities.imports import import_file
+
+    Session = sessionmaker(engine, expire_on_commit=False)
+    user = athlete(Session)
+    t0 = time.time() - 4 * 86400
+    first = import_file(Session, user, "ride.gpx", gpx([iso(t0 + 5 * k) for k in range(720)]))  # an hour
+    later = gpx([iso(t0 + 5 * k) for k in range(120, 720)], lat0=46.0108)  # 10 minutes in
+    with pytest.raises(ActivityError, match=f"activity {first.id} is the same run at the same time"):
+        import_file(Session, user, "ride-export.gpx", later)
+    next_hour = import_file(Session, user, "next.gpx", gpx([iso(t0 + 3605 + 5 * k) for k in range(600)]))
+    assert next_hour.id != first.id and next_hour.status == "completed"
 
 
 def test_a_lone_point_with_an_unset_clock_does_not_refuse_the_recording_nor_hide_a_duplicate(engine):
