@@ -5,11 +5,13 @@ builds it in a thread of its own, counting its steps in the ``data_exports`` row
 shows progress; it is
 kept ``TRACKER_EXPORT_KEEP_HOURS`` (72 by default) and then deleted, file and row. The zip holds:
 
-* ``activities/<id>.gpx``: each completed activity with positions, whole (the athlete's own
-  privacy zones and hidden ends are theirs to see), heart rate and cadence included; and
-  ``activities.csv``, the listing of those in the columns of a Strava export, so the zip
-  imports again here (``core.activities.archive``) or elsewhere. Uploaded files are read
-  into points, not kept, so there is no original file to add;
+* ``activities/<id>.gpx``: each activity with positions, whole (the athlete's own privacy
+  zones and hidden ends are theirs to see), heart rate and cadence included;
+  ``activities/<id>.tcx``: each one with points a GPX cannot hold (an indoor session, a
+  device's minutes before it had a fix), every timed point; and ``activities.csv``, the
+  listing of the completed ones in the columns of a Strava export, each with the file that
+  holds it whole, so the zip imports again here (``core.activities.archive``) or elsewhere.
+  Uploaded files are read into points, not kept, so there is no original file to add;
 * ``activities/<id>.csv``: every point of every activity (indoor ones too), with time,
   position, elevation, accuracy, heart rate and cadence; ``activities/<id>.hints.csv``: a
   phone app's motion hints;
@@ -73,6 +75,7 @@ from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.storage.points import stored_track
 from core.tracks.formats.gpx import to_gpx
+from core.tracks.formats.tcx import to_tcx
 
 log = logging.getLogger(__name__)
 
@@ -179,15 +182,15 @@ def write_export(Session: sessionmaker[Session], user_id: int, out, progress: Ca
         for name, value in sections.items():
             zf.writestr(name, _json(value))
         for k, activity in enumerate(activities, start=1):
-            row, gpx = _activity(Session, zf, activity)
+            row, listed = _activity(Session, zf, activity)
             rows.append(row)
-            files += bool(gpx)
-            if gpx and activity.status == "completed":  # what imports again: the completed ones
+            files += bool(listed)
+            if listed and activity.status == "completed":  # what imports again: the completed ones
                 start = activity.start_time or activity.created_at
                 writer.writerow([activity.id, start.strftime("%b %d, %Y, %I:%M:%S %p"), activity.title,
                                  STRAVA_TYPE.get(activity.sport, activity.sport),
                                  round(activity.elapsed_time_s or 0), round((activity.distance_m or 0) / 1000, 2),
-                                 STRAVA_VISIBILITY.get(activity.visibility, "only_me"), gpx])
+                                 STRAVA_VISIBILITY.get(activity.visibility, "only_me"), listed])
             if progress is not None and (k % PROGRESS_EVERY == 0 or k == len(activities)):
                 progress(k, total)
         zf.writestr("activities.json", _json(rows))
@@ -203,9 +206,10 @@ def _json(value) -> str:
 
 
 def _activity(Session: sessionmaker[Session], zf: zipfile.ZipFile, activity: Activity) -> tuple[dict, str]:
-    """Write one activity's files (every point as CSV, the GPX, the phone's hints); its
-    entry in activities.json and the GPX's name ("" when there is none). A recording that
-    cannot be written as GPX still has its CSV, and the archive its other activities."""
+    """Write one activity's files (every point as CSV, the GPX, a TCX when some points have
+    no position, the phone's hints); its entry in activities.json and the name of the file
+    that holds the whole recording to import again ("" when there is none). A recording that
+    cannot be written as GPX or TCX still has its CSV, and the archive its other activities."""
     with Session() as s:
         track = stored_track(s, activity)
         events = [_plain(e, {"activity_id", "id"}) for e in s.scalars(
@@ -241,7 +245,20 @@ def _activity(Session: sessionmaker[Session], zf: zipfile.ZipFile, activity: Act
             gpx = f"activities/{activity.id}.gpx"
             zf.writestr(gpx, document)
     entry["file"] = gpx or None
-    return entry, gpx
+    timed = np.isfinite(track.t)
+    listed = gpx
+    if int(np.count_nonzero(timed)) >= 2 and (not gpx or (timed & ~np.isfinite(track.lat)).any()):
+        # Points without a position (indoor, or before a fix) are not in a GPX: a TCX holds
+        # them all, so the listing imports the recording back whole.
+        try:
+            document = to_tcx(track, name=activity.title)
+        except Exception as exc:  # noqa: BLE001 - as the GPX above
+            log.warning("activity %s: no TCX (%s)", activity.id, exc)
+            entry["tcx_error"] = f"no TCX could be written ({exc.__class__.__name__}): its points are in the CSV"
+        else:
+            listed = entry["whole_file"] = f"activities/{activity.id}.tcx"
+            zf.writestr(listed, document)
+    return entry, listed
 
 
 def _sections(s: Session, user: User) -> dict[str, object]:

@@ -1,7 +1,13 @@
-"""TCX (Garmin Training Center) tracks."""
+"""TCX (Garmin Training Center) tracks: reading them, and writing them."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from xml.etree import ElementTree
+
+import numpy as np
+
+from core.text import xml_text
 from core.tracks.formats.common import (
     TrackFileError,
     child_text,
@@ -44,3 +50,56 @@ def read_tcx(data: bytes) -> Track:
     if len(sports) > 1:
         track.meta["multisport"] = True
     return track
+
+
+TCX = "http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2"
+TCX_SPORTS = {"run": "Running", "ride": "Biking"}
+
+
+def to_tcx(track: Track, name: str | None = None) -> str:
+    """Serialise every point with a time as a TCX document, as ``read_tcx`` reads it back:
+    its position, elevation, heart rate and cadence where it has them. Unlike GPX, a point
+    without a position (an indoor session, a device's minutes before it had a fix) keeps its
+    place, so the recording's start, length and heart rate are whole. A time no date can hold
+    leaves its point out."""
+    def sub(parent, tag: str, text: str | None = None):
+        element = ElementTree.SubElement(parent, tag)
+        if text is not None:
+            element.text = text
+        return element
+
+    root = ElementTree.Element("TrainingCenterDatabase", xmlns=TCX)
+    activity = sub(sub(root, "Activities"), "Activity")
+    activity.set("Sport", TCX_SPORTS.get(track.sport, "Other"))
+    points = []
+    for i in np.flatnonzero(np.isfinite(track.t)):
+        try:
+            points.append((i, datetime.fromtimestamp(float(track.t[i]), tz=UTC)))
+        except (OverflowError, OSError, ValueError):
+            continue
+    sub(activity, "Id", _stamp(points[0][1]) if points else "")
+    lap = sub(activity, "Lap")
+    if points:
+        lap.set("StartTime", _stamp(points[0][1]))
+        sub(lap, "TotalTimeSeconds", f"{float(track.t[points[-1][0]] - track.t[points[0][0]]):g}")
+    trail = sub(lap, "Track")
+    for i, when in points:
+        tp = sub(trail, "Trackpoint")
+        sub(tp, "Time", _stamp(when))
+        if np.isfinite(track.lat[i]) and np.isfinite(track.lon[i]):
+            position = sub(tp, "Position")
+            sub(position, "LatitudeDegrees", f"{float(track.lat[i]):.7f}")
+            sub(position, "LongitudeDegrees", f"{float(track.lon[i]):.7f}")
+        if np.isfinite(track.ele[i]):
+            sub(tp, "AltitudeMeters", f"{float(track.ele[i]):.1f}")
+        if np.isfinite(track.hr[i]):
+            sub(sub(tp, "HeartRateBpm"), "Value", f"{round(float(track.hr[i]))}")
+        if np.isfinite(track.cad[i]):
+            sub(tp, "Cadence", f"{round(float(track.cad[i]))}")
+    if xml_text(name or track.name):
+        sub(activity, "Notes", xml_text(name or track.name))
+    return ElementTree.tostring(root, encoding="unicode", xml_declaration=True)
+
+
+def _stamp(when: datetime) -> str:
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -116,20 +116,43 @@ def test_fix_hints_and_lifecycle_events_are_in_the_archive(Session):
     assert '"pause"' in blob, "lifecycle events missing"
 
 
-def test_an_activity_recorded_without_positions_is_in_the_archive_as_points(Session):
-    """An indoor run (times and heart rate, no fix) has no GPX and is not in the listing to
-    import again, but every one of its points is in its CSV."""
+@pytest.mark.parametrize("lost", ["every", "first"])
+def test_points_without_a_position_are_in_the_archive_and_come_back_whole(Session, lost):
+    """An indoor run (times and heart rate, no fix), or a run whose device logged 6 minutes
+    before it had a fix: a GPX cannot hold those points, so a TCX holds them all and is the
+    file the listing imports back; the activity comes back with the same start, length and
+    heart rate, and every point is in its CSV too."""
     track = run_track(seed=4, minutes=20)
     n = len(track)
-    track = replace(track, lat=np.full(n, np.nan), lon=np.full(n, np.nan), hr=np.full(n, 140.0))
+    lat, lon = track.lat.copy(), track.lon.copy()
+    gone = slice(None) if lost == "every" else slice(0, 6 * 60 // 5)
+    lat[gone], lon[gone] = np.nan, np.nan
+    track = replace(track, lat=lat, lon=lon, hr=np.full(n, 140.0))
     with Session() as s, s.begin():
         user = create_user(s, "indoor", "Indoor")
         a = record_track(s, user, track, sport="run", title="treadmill", visibility="private", source="demo")
-    with _zip(Session, user.id) as zf:
-        points = list(csv.DictReader(io.StringIO(zf.read(f"activities/{a.id}.csv").decode())))
-        assert f"activities/{a.id}.gpx" not in zf.namelist()
-        assert "treadmill" not in zf.read("activities.csv").decode()
+        s.flush()
+        start, elapsed = a.start_time, a.elapsed_time_s
+    buf = io.BytesIO()
+    write_export(Session, user.id, buf)
+    zf = zipfile.ZipFile(buf)
+    points = list(csv.DictReader(io.StringIO(zf.read(f"activities/{a.id}.csv").decode())))
     assert len(points) == n and {p["heart_rate_bpm"] for p in points} == {"140"} and points[0]["lat"] == ""
+    assert (f"activities/{a.id}.gpx" in zf.namelist()) == (lost == "first")  # the positions, for maps
+    [row] = list(csv.DictReader(io.StringIO(zf.read("activities.csv").decode())))
+    assert row["Filename"] == f"activities/{a.id}.tcx" and row["Activity Name"] == "treadmill"
+    with Session() as s, s.begin():
+        again = create_user(s, "again", "Again")
+    out = list(import_archive(Session, again, buf.getvalue()))
+    with Session() as s:
+        [back] = s.scalars(select(Activity).where(Activity.user_id == again.id)).all()
+        assert back.status == "completed" and back.title == "treadmill", out
+        assert abs((back.start_time - start).total_seconds()) < 1e-3  # TCX times are to the millisecond
+        assert back.elapsed_time_s == pytest.approx(elapsed, abs=2e-3)
+        assert back.point_count == n
+    # Imported again into the same account: the same recording, skipped.
+    assert all("already imported" in line.get("skipped", "") for line in import_archive(Session, user, buf.getvalue())
+               if "skipped" in line or "activity_id" in line)
 
 
 def test_discarded_activity_is_not_resurrected_by_the_import(Session):

@@ -46,6 +46,26 @@ def test_gpx_export_round_trips(shared_tracks, tmp_path):
     assert again.t[-1] == pytest.approx(track.t[-1])
 
 
+def test_tcx_export_round_trips_every_timed_point(shared_tracks):
+    """A ride whose head unit logged two minutes before it had a fix: the TCX keeps those
+    points (a GPX cannot), with positions, heart rate and cadence, under a hostile title."""
+    import numpy as np
+
+    from core.tracks.formats.tcx import to_tcx
+
+    track = load_track(shared_tracks / "python-fitparse/2019-02-17-062644-ELEMNT-297E-195-0.fit")
+    timed = np.isfinite(track.t)
+    assert (timed & np.isnan(track.lat)).sum() > 100
+    document = to_tcx(track, "Ride\x00 <b>&\x1b[31m")
+    ElementTree.fromstring(document.encode())  # well-formed
+    again = load_track("again.tcx", document.encode())
+    assert again.sport == "ride" and len(again) == int(timed.sum())
+    assert np.allclose(again.t, track.t[timed], atol=1e-3)
+    assert np.allclose(again.lat, track.lat[timed], atol=1e-7, equal_nan=True)
+    assert np.allclose(again.hr, np.round(track.hr[timed]), equal_nan=True)
+    assert np.allclose(again.cad, np.round(track.cad[timed]), equal_nan=True)
+
+
 @pytest.mark.parametrize("name,data,reason", [
     ("empty.gpx", b"", "empty"),
     ("garbage.fit", b"\x0e\x10" + b"\xff" * 5000, "FIT"),
