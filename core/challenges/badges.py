@@ -244,7 +244,9 @@ def weeks_active(entries: list[Entry], tz: ZoneInfo) -> dict[date, int]:
 
 def left(b: Badge, figure: float, system: str = "metric") -> str:
     """What is left to reach ``b`` from ``figure``, in words (in the athlete's ``system`` of units)."""
-    gap = max(b.at_least - figure, 0.0)
+    gap = b.at_least - figure
+    if gap <= 0:  # counted from activities the worker has not checked yet: awarded once it has
+        return "reached: awarded once your latest activities are checked"
     if b.kind == "weekly_streak":
         return f"{gap:.0f} more week{'s' if gap != 1 else ''} in a row"
     if b.kind in ("count", "start_hour"):

@@ -70,14 +70,20 @@ def save(**changes) -> None:
     data.forget_activity_lists()
 
 
+zone_now = str(time_zone(settings))
+zones = ZONES if zone_now in ZONES else sorted([*ZONES, zone_now])
+stored_zone = settings.get("time_zone")
 st.subheader("Profile")
+if isinstance(stored_zone, str) and stored_zone != zone_now:
+    st.warning(f"Your time zone ({ui.plain(stored_zone[:64])}) is not in this server's time zone database "
+               "(renamed or withdrawn): times and weeks go by UTC until you choose another.")
 with st.form("profile"):
     new_name = st.text_input("Display name", value=name, max_chars=MAX_NAME_CHARS)
     vis = st.selectbox("Who sees my new activities", VISIBILITIES, index=VISIBILITIES.index(default_visibility),
                        help="public: everyone · followers: athletes who follow you · private: only you")
     units = st.radio("Units", UNITS, index=UNITS.index(v.units), horizontal=True,
                      help="metric: km, min/km, km/h · imperial: mi, min/mi, mph")
-    zone = st.selectbox("Time zone", ZONES, index=ZONES.index(str(time_zone(settings))),
+    zone = st.selectbox("Time zone", zones, index=zones.index(zone_now),
                         help="Times on every page, weeks (Monday to Sunday), months and the hours of "
                              "early-bird badges go by it.")
     if st.form_submit_button("Save profile"):

@@ -241,6 +241,18 @@ def test_stats_show_for_an_athlete_whose_clocks_skip_midnight(world):
     assert "2024" in all_text(at)  # the yearly totals hold the skipped-midnight day's run
 
 
+def test_a_time_zone_the_server_no_longer_knows_is_said_and_times_go_by_utc(world):
+    """A zone renamed or withdrawn from the time zone database since it was chosen: the
+    pages show UTC, and Settings says so instead of falling back without a word."""
+    from datetime import UTC
+
+    athlete_id = athlete_in(world, "Mars/Olympus", [(datetime(2025, 4, 5, 21, 30, tzinfo=UTC), 5.0, False, 300.0)])
+    assert "Sat 05 Apr 2025, 21:30 UTC" in all_text(page_of(athlete_id, "views/feed.py"))
+    settings = page_of(athlete_id, "views/settings.py")
+    assert any("Mars/Olympus" in w.value and "UTC" in w.value for w in settings.warning)
+    assert next(b for b in settings.selectbox if b.label == "Time zone").value == "UTC"
+
+
 def test_upload_page_imports_refuses_duplicates_and_bad_files(world, tmp_path):
     import random
     import time
