@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
 
@@ -18,6 +19,7 @@ from core.accounts.tables import User
 from core.activities.lifecycle import ActivityError, check_visibility, create_activity
 from core.activities.summary import apply_summary
 from core.activities.tables import SPORTS, Activity
+from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.storage.points import POINT_FIELDS, delete_newest, insert_new_points
 from core.tracks.cleaning import clean_track
@@ -58,6 +60,12 @@ def track_sport(track: Track, sport: str | None) -> str:
     return sport
 
 
+def as_sport(track: Track, sport: str) -> Track:
+    """The track cleaned and summarised as the sport it is recorded as (its limits: a file
+    saying "other" uploaded as a run is a run), as its stored points are later."""
+    return track if track.sport == sport else replace(track, sport=sport)
+
+
 def track_point_rows(activity_id: int, track: Track, positions: np.ndarray, first_seq: int) -> list[tuple]:
     """Rows (tuples in POINT_COLUMNS order) for the track's points at ``positions`` (indices
     of points with a finite time), numbered from ``first_seq``; a missing value becomes NULL."""
@@ -94,7 +102,8 @@ def record_track(s: Session, user: User, track: Track, sport: str | None = None,
     positions = np.flatnonzero(np.isfinite(track.t))
     for start in range(0, len(positions), 5000):
         insert_new_points(s, track_point_rows(activity.id, track, positions[start:start + 5000], start))
-    _finish_from_file(activity, summarise(clean_track(track), points=len(track)), track.meta.get("cut_chars"))
+    _finish_from_file(activity, summarise(clean_track(as_sport(track, sport)), points=len(track)),
+                      track.meta.get("cut_chars"))
     s.flush()
     return activity
 
@@ -120,7 +129,7 @@ def import_track(Session: sessionmaker[Session], user: User, track: Track, sport
     if source_hash is not None:
         with Session() as s:
             refuse_duplicate(s, user.id, source_hash)
-    summary = summarise(clean_track(track), points=len(track))
+    summary = summarise(clean_track(as_sport(track, sport)), points=len(track))
     positions = np.flatnonzero(np.isfinite(track.t))
     starts = range(0, len(positions), IMPORT_CHUNK_POINTS)
     with _import_transaction(Session, "import") as s:
@@ -212,24 +221,28 @@ def recording_span(track: Track) -> tuple[datetime, float]:
 
 
 def same_recording(s: Session, user_id: int, start: datetime, elapsed_s: float) -> Activity | None:
-    """The athlete's completed activity that is the same recording as one from ``start``
-    lasting ``elapsed_s``, whatever file it came in and whatever sport it was given: one
-    starting within a minute and lasting about as long (``SAME_LENGTH``), or one sharing
-    most of its time with it (``SAME_OVERLAP``; another export may leave out the first
-    minutes a device logged before it had a position). A false start just before a
-    recording shares no time with it, and is not the same."""
+    """The athlete's activity (completed, or still being recorded) that is the same
+    recording as one from ``start`` lasting ``elapsed_s``, whatever file it came in and
+    whatever sport it was given: one sharing time with it, starting within a minute and
+    lasting about as long (``SAME_LENGTH``), or one sharing most of its time with it
+    (``SAME_OVERLAP``; another export may leave out the first minutes a device logged before
+    it had a position). A false start just before a recording, or two short sprints a minute
+    apart, share no time, and are not the same."""
     end = start + timedelta(seconds=elapsed_s)
     spread = max(SAME_START.total_seconds(), SAME_LENGTH * elapsed_s)
     earliest = start - timedelta(seconds=elapsed_s / SAME_SHORTER) - SAME_START
+    now = utcnow()
     for other in s.scalars(select(Activity).where(
-            Activity.user_id == user_id, Activity.status == "completed",
+            Activity.user_id == user_id, Activity.status.in_(("completed", "active", "paused", "stopped")),
             Activity.start_time.between(earliest, end + SAME_START)).order_by(Activity.id)):
-        other_elapsed = max(0.0, other.elapsed_time_s or 0.0)
-        if abs((other.start_time - start).total_seconds()) <= SAME_START.total_seconds() \
-                and abs(other_elapsed - elapsed_s) <= spread:
-            return other
+        # One still being recorded (its device's upload, then the watch's file) lasts until now.
+        other_elapsed = max(0.0, other.elapsed_time_s or 0.0) if other.status == "completed" \
+            else max(0.0, (now - other.start_time).total_seconds())
         other_end = other.start_time + timedelta(seconds=other_elapsed)
         shared = (min(end, other_end) - max(start, other.start_time)).total_seconds()
+        if shared > 0 and abs((other.start_time - start).total_seconds()) <= SAME_START.total_seconds() \
+                and abs(other_elapsed - elapsed_s) <= spread:
+            return other
         shorter, longer = sorted((elapsed_s, other_elapsed))
         if shorter > 0 and shared >= SAME_OVERLAP * shorter and shorter >= SAME_SHORTER * longer:
             return other

@@ -193,8 +193,9 @@ def due(now: datetime | None = None):
 
 def count_given_up(s: Session) -> int:
     """Completed activities whose recomputation after a late fix was given up on."""
-    return s.scalar(select(func.count()).select_from(DeviceTrack).where(
-        DeviceTrack.recompute.is_(True), DeviceTrack.recompute_attempts >= failures.MAX_ATTEMPTS)) or 0
+    return s.scalar(select(func.count()).select_from(DeviceTrack).join(Activity, Activity.id == DeviceTrack.activity_id)
+                    .where(DeviceTrack.recompute.is_(True), DeviceTrack.recompute_attempts >= failures.MAX_ATTEMPTS,
+                           Activity.status == "completed")) or 0
 
 
 def given_up(s: Session, limit: int = 50) -> list[tuple[DeviceTrack, Activity, User]]:
@@ -202,7 +203,8 @@ def given_up(s: Session, limit: int = 50) -> list[tuple[DeviceTrack, Activity, U
     return list(s.execute(
         select(DeviceTrack, Activity, User).join(Activity, Activity.id == DeviceTrack.activity_id)
         .join(User, User.id == Activity.user_id)
-        .where(DeviceTrack.recompute.is_(True), DeviceTrack.recompute_attempts >= failures.MAX_ATTEMPTS)
+        .where(DeviceTrack.recompute.is_(True), DeviceTrack.recompute_attempts >= failures.MAX_ATTEMPTS,
+               Activity.status == "completed")
         .order_by(DeviceTrack.activity_id.desc()).limit(limit)))
 
 

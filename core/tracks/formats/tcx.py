@@ -39,7 +39,7 @@ def read_tcx(data: bytes) -> Track:
                 float_or_none(child_text(tp, "Position", "LatitudeDegrees")),
                 float_or_none(child_text(tp, "Position", "LongitudeDegrees")),
                 float_or_none(child_text(tp, "AltitudeMeters")),
-                None,
+                float_or_none(child_text(tp, "Extensions", "Accuracy")),
                 float_or_none(child_text(tp, "HeartRateBpm", "Value")),
                 float_or_none(child_text(tp, "Cadence")),
             ))
@@ -54,11 +54,12 @@ def read_tcx(data: bytes) -> Track:
 
 TCX = "http://www.garmin.com/xmlschemas/TrainingCenterDatabase/v2"
 TCX_SPORTS = {"run": "Running", "ride": "Biking"}
+ACCURACY = "urn:tracker:accuracy"  # a fix's horizontal accuracy in metres, in a point's Extensions
 
 
 def to_tcx(track: Track, name: str | None = None) -> str:
     """Serialise every point with a time as a TCX document, as ``read_tcx`` reads it back:
-    its position, elevation, heart rate and cadence where it has them. Unlike GPX, a point
+    its position, elevation, heart rate, cadence and accuracy (an extension) where it has them. Unlike GPX, a point
     without a position (an indoor session, a device's minutes before it had a fix) keeps its
     place, so the recording's start, length and heart rate are whole. A time no date can hold
     leaves its point out."""
@@ -81,21 +82,24 @@ def to_tcx(track: Track, name: str | None = None) -> str:
     lap = sub(activity, "Lap")
     if points:
         lap.set("StartTime", _stamp(points[0][1]))
-        sub(lap, "TotalTimeSeconds", f"{float(track.t[points[-1][0]] - track.t[points[0][0]]):g}")
+        sub(lap, "TotalTimeSeconds", f"{float(track.t[points[-1][0]] - track.t[points[0][0]]):.3f}")
     trail = sub(lap, "Track")
     for i, when in points:
         tp = sub(trail, "Trackpoint")
         sub(tp, "Time", _stamp(when))
         if np.isfinite(track.lat[i]) and np.isfinite(track.lon[i]):
             position = sub(tp, "Position")
-            sub(position, "LatitudeDegrees", f"{float(track.lat[i]):.7f}")
-            sub(position, "LongitudeDegrees", f"{float(track.lon[i]):.7f}")
+            sub(position, "LatitudeDegrees", f"{float(track.lat[i]):.9f}")
+            sub(position, "LongitudeDegrees", f"{float(track.lon[i]):.9f}")
         if np.isfinite(track.ele[i]):
-            sub(tp, "AltitudeMeters", f"{float(track.ele[i]):.1f}")
+            sub(tp, "AltitudeMeters", f"{float(track.ele[i]):.3f}")
         if np.isfinite(track.hr[i]):
             sub(sub(tp, "HeartRateBpm"), "Value", f"{round(float(track.hr[i]))}")
         if np.isfinite(track.cad[i]):
             sub(tp, "Cadence", f"{round(float(track.cad[i]))}")
+        if np.isfinite(track.acc[i]):  # TCX has no field for it: an extension of ours, as read_tcx reads it
+            accuracy = sub(sub(tp, "Extensions"), "Accuracy", f"{float(track.acc[i]):.2f}")
+            accuracy.set("xmlns", ACCURACY)
     if xml_text(name or track.name):
         sub(activity, "Notes", xml_text(name or track.name))
     return ElementTree.tostring(root, encoding="unicode", xml_declaration=True)

@@ -288,6 +288,53 @@ def test_a_lone_point_with_an_unset_clock_does_not_refuse_the_recording_nor_hide
         import_file(Session, user, "run-2.gpx", gpx(["1989-12-31T00:00:00Z", *good[1:]]))
 
 
+def test_two_short_sprints_a_minute_apart_are_both_kept(engine):
+    """Two 40 s recordings starting 50 s apart share no time: two activities."""
+    from core.activities.imports import import_file
+
+    Session = sessionmaker(engine, expire_on_commit=False)
+    user = athlete(Session)
+    t0 = time.time() - 2 * 86400
+    first = import_file(Session, user, "rep1.gpx", gpx([iso(t0 + 5 * k) for k in range(9)]))
+    second = import_file(Session, user, "rep2.gpx", gpx([iso(t0 + 50 + 5 * k) for k in range(9)], lat0=46.001))
+    assert first.id != second.id
+
+
+def test_a_file_of_a_recording_still_open_on_a_device_is_the_same_recording(engine):
+    """The watch's file of a session its phone is still recording live: refused, or the
+    athlete would have two once the live one completes."""
+    from core.activities.imports import import_file
+    from core.activities.lifecycle import change_status
+
+    Session = sessionmaker(engine, expire_on_commit=False)
+    user = athlete(Session)
+    t0 = time.time() - 3000
+    with Session() as s, s.begin():
+        live = create_activity(s, s.get(User, user.id), "run", title="live")
+        change_status(s, live, "start", at=t0)
+        live_id = live.id
+    with pytest.raises(ActivityError, match=f"activity {live_id} is the same run"):
+        import_file(Session, user, "watch.gpx", gpx([iso(t0 + 2 + 5 * k) for k in range(590)]))
+
+
+def test_a_file_is_cleaned_as_the_sport_it_is_uploaded_as(engine):
+    """A GPX whose track type is unknown, uploaded as a run, has a run's limits (a 20 m/s
+    glitch is a spike of a run), as its stored points have when recomputed."""
+    from core.activities.imports import import_file
+    from core.activities.summary import summarise_activity
+
+    Session = sessionmaker(engine, expire_on_commit=False)
+    user = athlete(Session)
+    t0 = time.time() - 86400
+    document = gpx([iso(t0 + 5 * k) for k in range(120)]).replace(b"<type>running</type>", b"<type>mystery</type>")
+    document = document.replace(b'lat="46.000900"', b'lat="46.002000"')  # 122 m off at point 10, and back
+    run = import_file(Session, user, "odd.gpx", document, sport="run")
+    with Session() as s:
+        again = summarise_activity(s, s.get(Activity, run.id))
+    assert run.sport == "run" and run.max_speed_mps < 5.0
+    assert run.distance_m == pytest.approx(again.distance_m) and run.max_speed_mps == pytest.approx(again.max_speed_mps)
+
+
 def test_a_run_started_just_after_a_false_start_is_not_taken_for_it(engine):
     """A 25 s false start, then the real run 45 s later: they start within a minute of each
     other but do not last as long, so both are kept."""

@@ -61,7 +61,9 @@ def test_tcx_export_round_trips_every_timed_point(shared_tracks):
     again = load_track("again.tcx", document.encode())
     assert again.sport == "ride" and len(again) == int(timed.sum())
     assert np.allclose(again.t, track.t[timed], atol=1e-3)
-    assert np.allclose(again.lat, track.lat[timed], atol=1e-7, equal_nan=True)
+    assert np.allclose(again.lat, track.lat[timed], atol=1e-8, equal_nan=True)
+    assert np.allclose(again.ele, track.ele[timed], atol=1e-3, equal_nan=True)
+    assert np.allclose(again.acc, track.acc[timed], atol=0.01, equal_nan=True)
     assert np.allclose(again.hr, np.round(track.hr[timed]), equal_nan=True)
     assert np.allclose(again.cad, np.round(track.cad[timed]), equal_nan=True)
 
