@@ -125,9 +125,10 @@ def preview_svg(points: list[tuple[float, float]], width: int = 120, height: int
 
 
 def activity_detail(s, viewer_id: int, activity_id: int) -> dict | None:
-    """Everything the activity page draws, or None if the viewer may not see it."""
-    a = viewable(s, viewer_id, activity_id)
-    track = viewer_track(s, viewer_id, a)
+    """Everything the activity page draws, or None if the viewer may not see it (nor look
+    at it as a moderator)."""
+    a = viewable(s, viewer_id, activity_id, review=True)
+    track = viewer_track(s, viewer_id, a, review=True)
     if track is None:
         return None
     clean, profile = activity_profile(s, a, track)
@@ -147,8 +148,8 @@ def activity_detail(s, viewer_id: int, activity_id: int) -> dict | None:
 
 
 def activity_gpx(s, viewer_id: int, activity_id: int) -> str | None:
-    a = viewable(s, viewer_id, activity_id)
-    track = viewer_track(s, viewer_id, a)
+    a = viewable(s, viewer_id, activity_id, review=True)
+    track = viewer_track(s, viewer_id, a, review=True)
     return None if track is None else to_gpx(track, name=a.title)
 
 

@@ -3,13 +3,16 @@ who may watch one being recorded: the owner, and followers unless it is private.
 the owner blocked sees none of them, public ones included.
 
 ``can_view`` answers for one activity, ``visible_filter`` and ``live_filter`` are the same
-rules as SQL conditions for lists; nothing else spells them out."""
+rules as SQL conditions for lists; nothing else spells them out. A moderator may also look
+at any completed activity (``can_review``): the moderators' page links to flagged ones their
+athletes may have made private."""
 
 from __future__ import annotations
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from core.accounts.tables import User
 from core.activities.tables import Activity
 from core.social.tables import Block, Friend
 
@@ -54,7 +57,21 @@ def live_filter(viewer_id: int):
                     Activity.user_id.not_in(blockers_of(viewer_id))))
 
 
-def viewable(s: Session, viewer_id: int | None, activity_id: int) -> Activity | None:
-    """The activity if ``viewer_id`` may see it, else None (whether it exists is not told)."""
+def can_review(s: Session, viewer_id: int | None, activity: Activity) -> bool:
+    """Whether ``viewer_id`` is a moderator and ``activity`` completed: a moderator opens any
+    activity the moderators' page lists, whoever its athlete shares it with (one made private
+    after its flag, too). Only to look at, with what privacy zones hide still hidden (the
+    viewer is not its athlete); comments and kudos go by ``can_view``."""
+    if viewer_id is None or activity.status != "completed":
+        return False
+    viewer = s.get(User, viewer_id)
+    return viewer is not None and viewer.role == "moderator"
+
+
+def viewable(s: Session, viewer_id: int | None, activity_id: int, review: bool = False) -> Activity | None:
+    """The activity if ``viewer_id`` may see it (or, with ``review``, look at it as a
+    moderator: ``can_review``), else None (whether it exists is not told)."""
     activity = s.get(Activity, activity_id)
-    return activity if activity is not None and can_view(s, viewer_id, activity) else None
+    if activity is None:
+        return None
+    return activity if can_view(s, viewer_id, activity) or (review and can_review(s, viewer_id, activity)) else None

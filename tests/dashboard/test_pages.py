@@ -131,6 +131,31 @@ def test_activity_page_refuses_what_the_viewer_may_not_see(world):
     assert any("not shared with you" in w.value for w in at.warning)
 
 
+def test_a_moderator_opens_a_private_activity_to_review_it_but_cannot_comment(world):
+    """The moderators' page links to flagged activities their athletes may have made private:
+    a moderator opens them (and their GPX); commenting still goes by who it is shared with."""
+    import pytest
+    from sqlalchemy.orm import Session
+
+    from core.accounts.users import user_by_name
+    from core.social.comments import NotFound, add_comment
+    from core.storage.engine import make_engine
+    from dashboard import queries
+
+    engine = make_engine(world.url)
+    with Session(engine) as s:
+        moderator = user_by_name(s, "moderator")
+        assert queries.activity_gpx(s, moderator.id, world.private_id)
+        assert queries.activity_gpx(s, world.bob_id, world.private_id) is None
+        with pytest.raises(NotFound):
+            add_comment(s, moderator, world.private_id, "nice")
+        mod_id = moderator.id
+    engine.dispose()
+    at = page_of(mod_id, "views/activity.py", {"id": str(world.private_id)})
+    assert not any("not shared with you" in w.value for w in at.warning)
+    assert PRIVATE_TITLE in at.title[0].value
+
+
 def test_stats_page_totals_bests_and_heatmap(world):
     at = run_page(world, "alice", "views/stats.py")
     labels = [m.label for m in at.metric]
