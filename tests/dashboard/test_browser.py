@@ -457,12 +457,15 @@ def test_hostile_text_shows_as_written_on_every_page_for_a_follower_and_a_modera
 
     # The feed, every page of it: each athlete's two runs with their names and titles.
     cards = "[class*='st-key-card_']"
-    while not pg.get_by_text("You have reached the end of your feed").count():
+    end, more = pg.get_by_text("You have reached the end of your feed"), pg.get_by_role("button", name="Load more")
+    while True:
         settle(pg)  # as a reader does: the page has finished drawing before the next click
+        end.or_(more).first.wait_for()  # the end of a page is drawn after its cards
+        if end.count():
+            break
         shown = pg.locator(cards).count()
-        pg.get_by_role("button", name="Load more").click()
+        more.click()
         pg.wait_for_function(f"() => document.querySelectorAll(\"{cards}\").length > {shown}")
-        settle(pg)
     assert pg.locator(cards).count() == 1 + 2 * len(HOSTILE)  # the watcher's run and two of each athlete's
     written(pg, list(names.values()) + list(HOSTILE_TITLES.values()), "feed")
     # Their comments on the watcher's own run, each under its author's name.
