@@ -257,6 +257,9 @@ def refuse_copy(Session: sessionmaker[Session], user_id: int, track: Track, dige
     with Session() as s:
         refuse_duplicate(s, user_id, digest)
         same = same_recording(s, user_id, start, elapsed)
+        if same is not None and same.status != "completed":
+            raise ActivityError(f"activity {same.id}, a {same.sport} at the same time, is still being recorded "
+                                "on a device: the same recording", "duplicate")
         if same is not None:
             raise ActivityError(f"already imported: activity {same.id} is the same {same.sport} at the same time",
                                 "duplicate")

@@ -313,7 +313,7 @@ def test_a_file_of_a_recording_still_open_on_a_device_is_the_same_recording(engi
         live = create_activity(s, s.get(User, user.id), "run", title="live")
         change_status(s, live, "start", at=t0)
         live_id = live.id
-    with pytest.raises(ActivityError, match=f"activity {live_id} is the same run"):
+    with pytest.raises(ActivityError, match=f"activity {live_id}, a run at the same time, is still being recorded"):
         import_file(Session, user, "watch.gpx", gpx([iso(t0 + 2 + 5 * k) for k in range(590)]))
 
 
