@@ -194,8 +194,14 @@ def due(now: datetime | None = None):
 def count_given_up(s: Session) -> int:
     """Completed activities whose recomputation after a late fix was given up on."""
     return s.scalar(select(func.count()).select_from(DeviceTrack).join(Activity, Activity.id == DeviceTrack.activity_id)
-                    .where(DeviceTrack.recompute.is_(True), DeviceTrack.recompute_attempts >= failures.MAX_ATTEMPTS,
-                           Activity.status == "completed")) or 0
+                    .where(gave_up())) or 0
+
+
+def gave_up():
+    """The condition on ``DeviceTrack`` joined to ``Activity``: a completed activity whose
+    recomputation was given up on (``failures.MAX_ATTEMPTS`` failures)."""
+    return and_(DeviceTrack.recompute.is_(True), DeviceTrack.recompute_attempts >= failures.MAX_ATTEMPTS,
+                Activity.status == "completed")
 
 
 def given_up(s: Session, limit: int = 50) -> list[tuple[DeviceTrack, Activity, User]]:
@@ -203,8 +209,7 @@ def given_up(s: Session, limit: int = 50) -> list[tuple[DeviceTrack, Activity, U
     return list(s.execute(
         select(DeviceTrack, Activity, User).join(Activity, Activity.id == DeviceTrack.activity_id)
         .join(User, User.id == Activity.user_id)
-        .where(DeviceTrack.recompute.is_(True), DeviceTrack.recompute_attempts >= failures.MAX_ATTEMPTS,
-               Activity.status == "completed")
+        .where(gave_up())
         .order_by(DeviceTrack.activity_id.desc()).limit(limit)))
 
 

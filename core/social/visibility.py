@@ -72,6 +72,9 @@ def viewable(s: Session, viewer_id: int | None, activity_id: int, review: bool =
     """The activity if ``viewer_id`` may see it (or, with ``review``, look at it as a
     moderator: ``can_review``), else None (whether it exists is not told)."""
     activity = s.get(Activity, activity_id)
-    if activity is None:
-        return None
-    return activity if can_view(s, viewer_id, activity) or (review and can_review(s, viewer_id, activity)) else None
+    return activity if activity is not None and may_see(s, viewer_id, activity, review) else None
+
+
+def may_see(s: Session, viewer_id: int | None, activity: Activity, review: bool = False) -> bool:
+    """``can_view``, or with ``review`` also ``can_review``."""
+    return can_view(s, viewer_id, activity) or (review and can_review(s, viewer_id, activity))

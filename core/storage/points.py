@@ -64,7 +64,7 @@ from sqlalchemy.orm import Session
 
 from core.activities.tables import Activity
 from core.social.privacy import hiding_for, visible_positions, visible_track
-from core.social.visibility import can_review, can_view
+from core.social.visibility import can_view, may_see
 from core.storage import cold
 from core.storage.point_rows import (  # noqa: F401 - the table and its writers, from here
     NEW_KEYS_CHUNK,
@@ -228,7 +228,7 @@ def viewer_track(s: Session, viewer_id: int | None, activity: Activity | None, r
     """The activity's track as ``stored_track`` has it, if ``viewer_id`` may see the activity
     (or, with ``review``, look at it as a moderator), without what its athlete hides from
     others (``core.social.privacy``); else None."""
-    if activity is None or not (can_view(s, viewer_id, activity) or (review and can_review(s, viewer_id, activity))):
+    if activity is None or not may_see(s, viewer_id, activity, review):
         return None
     return visible_track(hiding_for(s, viewer_id, activity.user_id), stored_track(s, activity), activity.id)
 
