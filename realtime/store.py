@@ -28,6 +28,7 @@ from core.activities.tables import ActivityEvent
 from core.challenges.awards import activity_rows, new_badges, new_completions
 from core.challenges.feed import feed_answer
 from core.challenges.personal import describe
+from core.social.privacy import hold_hiding
 from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker
 from core.storage.points import FastInsert, count_points, fast_insert_connection, positions
 from core.storage.schema import migrate
@@ -221,6 +222,8 @@ class Store:
 
     def change_status(self, activity_id: int, user_id: int, command: str, at: float | None) -> ActivityInfo:
         with self.Session() as s, s.begin():
+            if command == "complete":
+                hold_hiding(s, [user_id])  # before the row: ``core.social.privacy.hold_hiding``
             a = get_owned_activity(s, activity_id, user_id, lock=self.dialect == "postgresql")
             change_status(s, a, command, at=at)
             return ActivityInfo(a.id, a.user_id, a.sport, a.status)

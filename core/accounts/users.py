@@ -177,8 +177,10 @@ def update_profile(s: Session, user: User, name: str | None = None, default_visi
         # ends: two saves of different keys at once (a device's cue preferences, the
         # profile form, follower approval) each keep the other's.
         s.flush()
+        # FOR NO KEY UPDATE: rows that refer to the user (activities, route matches) can
+        # still be written meanwhile, which a change of what they hide waits for.
         s.refresh(user, attribute_names=["settings"],
-                  with_for_update=s.get_bind().dialect.name == "postgresql")
+                  with_for_update={"key_share": True} if s.get_bind().dialect.name == "postgresql" else None)
     if name is not None:
         user.name = name
     if default_visibility is not None:

@@ -19,6 +19,7 @@ from core.accounts.tables import User
 from core.activities.lifecycle import ActivityError, check_visibility, create_activity
 from core.activities.summary import apply_summary
 from core.activities.tables import SPORTS, Activity
+from core.social.privacy import hold_hiding, settle_shown
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.storage.points import POINT_FIELDS, delete_newest, insert_new_points
@@ -77,8 +78,9 @@ def track_point_rows(activity_id: int, track: Track, positions: np.ndarray, firs
     return list(zip(repeat(activity_id), seqs, *columns))
 
 
-def _finish_from_file(activity: Activity, summary: Summary, cut_chars: dict | None) -> None:
+def _finish_from_file(s: Session, activity: Activity, summary: Summary, cut_chars: dict | None) -> None:
     apply_summary(activity, summary)
+    settle_shown(s, activity)
     if cut_chars:
         # Kept with the figures so that the upload can tell the athlete their file's name was cut.
         activity.summary = {**activity.summary, "cut_chars": dict(cut_chars)}
@@ -94,6 +96,7 @@ def record_track(s: Session, user: User, track: Track, sport: str | None = None,
     through ``import_track``. What reading the file cut to fit (``track.meta["cut_chars"]``)
     is noted in its summary."""
     sport = track_sport(track, sport)
+    hold_hiding(s, [user.id])  # before any row (``core.social.privacy.hold_hiding``)
     if source_hash is not None:
         refuse_duplicate(s, user.id, source_hash)
     activity = create_activity(s, user, sport, title=title or track.name, visibility=visibility,
@@ -102,7 +105,7 @@ def record_track(s: Session, user: User, track: Track, sport: str | None = None,
     positions = np.flatnonzero(np.isfinite(track.t))
     for start in range(0, len(positions), 5000):
         insert_new_points(s, track_point_rows(activity.id, track, positions[start:start + 5000], start))
-    _finish_from_file(activity, summarise(clean_track(as_sport(track, sport)), points=len(track)),
+    _finish_from_file(s, activity, summarise(clean_track(as_sport(track, sport)), points=len(track)),
                       track.meta.get("cut_chars"))
     s.flush()
     return activity
@@ -145,6 +148,7 @@ def import_track(Session: sessionmaker[Session], user: User, track: Track, sport
             with _import_transaction(Session, "import") as s:
                 insert_new_points(s, rows)
         with _import_transaction(Session, "import") as s:
+            hold_hiding(s, [user.id])  # before any row (``core.social.privacy.hold_hiding``)
             activity = s.get(Activity, activity_id)
             if activity is None:
                 raise ActivityError("the import was removed before it finished", "import_removed")
@@ -153,7 +157,7 @@ def import_track(Session: sessionmaker[Session], user: User, track: Track, sport
                 # completion wait for the first, and then see it.
                 s.execute(select(User.id).where(User.id == user.id).with_for_update(key_share=True))
                 refuse_duplicate(s, user.id, source_hash)
-            _finish_from_file(activity, summary, track.meta.get("cut_chars"))
+            _finish_from_file(s, activity, summary, track.meta.get("cut_chars"))
             activity.visibility = visibility
             s.flush()
             s.expunge(activity)  # readable after commit whatever the sessionmaker's expire_on_commit

@@ -26,6 +26,7 @@ from core.activities.lifecycle import OPEN_STATUSES, change_status
 from core.activities.live import LiveStats, replay_live
 from core.activities.summary import apply_summary, pause_intervals, summarise_activity
 from core.activities.tables import Activity, ActivityEvent
+from core.social.privacy import hold_hiding_for, settle_shown
 from core.storage.engine import write_transaction
 from core.storage.points import count_points, last_point_t, newest_point_times, positions
 
@@ -128,6 +129,7 @@ def close_abandoned(Session: sessionmaker[Session], now: float | None = None, li
                 done["discarded"] += 1
             continue
         with write_transaction(Session, "close_abandoned") as s:
+            hold_hiding_for(s, activity_id)  # before the row (``core.social.privacy.hold_hiding``)
             # Locked first (PostgreSQL; SQLite's write lock is already held): the ingest
             # server's commit share-locks the row, so no batch lands between the count and
             # the status change.
@@ -149,6 +151,7 @@ def close_abandoned(Session: sessionmaker[Session], now: float | None = None, li
             # The summary was computed from these same points before the transaction;
             # a stop after the last point changes none of it.
             apply_summary(activity, summary)
+            settle_shown(s, activity)
             activity.completed_at = datetime.fromtimestamp(at, tz=UTC)
             activity.status = "completed"
             s.add(ActivityEvent(activity_id=activity.id, command="complete", status="completed", at=at))

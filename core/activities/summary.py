@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.activities.tables import COMMAND_STATUS, HALTED_STATUSES, Activity, ActivityEvent
+from core.social.privacy import settle_shown
 from core.storage.points import stored_track
 from core.tracks.cleaning import CleanTrack, clean_track
 from core.tracks.stats import Profile, Summary, build_profile, splits, summarise
@@ -89,6 +90,7 @@ def apply_summary(activity: Activity, summary: Summary) -> None:
     activity.elevation_loss_m = summary.elevation_loss_m
     activity.point_count = summary.points
     activity.summary = summary.to_dict()
+    activity.shown_distance_m = None  # worked out anew: ``core.social.privacy.settle_shown``
     if summary.start_time is not None:
         activity.start_time = datetime.fromtimestamp(summary.start_time, tz=UTC)
 
@@ -98,6 +100,7 @@ def complete_activity(s: Session, activity: Activity, at: float | None = None) -
     s.flush()
     summary = summarise_activity(s, activity)
     apply_summary(activity, summary)
+    settle_shown(s, activity)
     activity.completed_at = datetime.fromtimestamp(at if at is not None else time.time(), tz=UTC)
     return summary
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -24,6 +25,7 @@ from core.text import CLIENT_REF_MAX_CHARS, TITLE_MAX_CHARS
 
 SPORTS = ("run", "ride")
 STATUSES = ("created", "active", "paused", "stopped", "completed", "discarded")
+UNSHOWN = "shown_distance_m IS NULL AND status = 'completed'"
 HALTED_STATUSES = ("paused", "stopped")  # moving time stands still; "active" runs it again
 # The status each lifecycle command leads to (core.activities.lifecycle says from which).
 COMMAND_STATUS = {"start": "active", "pause": "paused", "resume": "active", "stop": "stopped",
@@ -58,6 +60,11 @@ class Activity(Base):
     elevation_loss_m: Mapped[float | None] = mapped_column(Float)
     point_count: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[dict | None] = mapped_column(JSON)
+    # The distance others are shown (``core.social.privacy.shown_distance``): less than
+    # ``distance_m`` when its athlete hides part of it. Boards add this one up, so their
+    # totals tell nothing of the hidden part. None until worked out again after the track or
+    # what its athlete hides changed (``core.jobs.shown``): boards leave it out until then.
+    shown_distance_m: Mapped[float | None] = mapped_column(Float)
     # Flagged as anomalous and not cleared by a moderator: kept out of leaderboards.
     held: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Where its points are (core.storage.tiers): "hot" in route_points, "cold" in the archive;
@@ -82,6 +89,8 @@ class Activity(Base):
         Index("ix_activities_tier", "points_tier", "start_time"),
         Index("ix_activities_source", "user_id", "source_hash"),
         Index("uq_activities_client_ref", "user_id", "client_ref", unique=True),
+        # The completed activities whose shown distance is to be worked out (``core.jobs.shown``).
+        Index("ix_activities_unshown", "user_id", sqlite_where=text(UNSHOWN), postgresql_where=text(UNSHOWN)),
     )
 
 

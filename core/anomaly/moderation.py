@@ -19,6 +19,7 @@ from core.anomaly.flags import AWAITING_MODERATOR, ModerationError, apply_event,
 from core.anomaly.model import DEFAULT_THRESHOLD, PopulationModel
 from core.anomaly.scoring import assess_stored, history, locked_activity, record_verdict
 from core.anomaly.tables import MODERATION_ACTIONS, ActivityFlag, ModerationDecision
+from core.social.privacy import hold_hiding_for, settle_shown
 from core.storage.engine import write_transaction
 from core.storage.points import archive, count_points, delete_range
 from core.storage.tiers import restore_activity
@@ -192,6 +193,7 @@ def crop_activity(Session: sessionmaker[Session], activity_id: int, owner_id: in
         result = assess_stored(s, activity, model, limit, track=plan.track,
                                pauses=[*pause_intervals(s, activity), (t0, t1)])
     with write_transaction(Session, "crop") as s:
+        hold_hiding_for(s, activity_id)  # before the row (``core.social.privacy.hold_hiding``)
         activity = get_owned_activity(s, activity_id, owner_id, lock=True)
         removed = delete_range(s, activity_id, t0, t1)
         if removed != plan.removed or count_points(s, activity_id) != plan.left:
@@ -201,4 +203,5 @@ def crop_activity(Session: sessionmaker[Session], activity_id: int, owner_id: in
         s.add_all([ActivityEvent(activity_id=activity_id, command="pause", status="paused", at=t0),
                    ActivityEvent(activity_id=activity_id, command="resume", status="active", at=t1)])
         apply_summary(activity, plan.summary)
+        settle_shown(s, activity)
         return record_verdict(s, activity_id, result, crop=plan.record)

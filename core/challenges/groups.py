@@ -133,7 +133,9 @@ def board(s: Session, group_id: int, viewer_id: int, now: datetime | None = None
     """The group's board, best first; only for its members (joined or invited). Each member's
     figure counts only what the viewer may see of them (their own activities, public ones,
     and followers-only ones of athletes the viewer follows; members who blocked the viewer
-    are not listed), and only what counts for the
+    are not listed), other members' activities for the distance the viewer is shown of them
+    (``Activity.shown_distance_m``: a total that counted hidden parts would tell how long
+    they are), and only what counts for the
     badges too: scored, not held, dated no later than tomorrow, with a real distance."""
     now = now or datetime.now(UTC)
     group = s.get(GroupChallenge, group_id)
@@ -142,7 +144,7 @@ def board(s: Session, group_id: int, viewer_id: int, now: datetime | None = None
         raise GroupError("no such group challenge")
     apart = set(s.scalars(blockers_of(viewer_id)))
     shown = [u for u, m in members.items() if m.status != "declined" and u not in apart]
-    q = (select(Activity.user_id, Activity.distance_m)
+    q = (select(Activity.user_id, Activity.distance_m, Activity.shown_distance_m)
          .join(ActivityFlag, ActivityFlag.activity_id == Activity.id)
          .where(Activity.user_id.in_(shown), Activity.status == "completed", Activity.held.is_(False),
                 visible_filter(viewer_id), Activity.start_time >= group.starts_at,
@@ -150,8 +152,8 @@ def board(s: Session, group_id: int, viewer_id: int, now: datetime | None = None
     if group.sport:
         q = q.where(Activity.sport == group.sport)
     totals: dict[int, float] = {}
-    for user_id, distance in s.execute(q):
-        metres = counted_figure(distance)
+    for user_id, own, seen in s.execute(q):
+        metres = counted_figure(own if user_id == viewer_id else seen)
         if group.kind == "everyone_sessions":
             totals[user_id] = totals.get(user_id, 0.0) + 1.0
         elif metres > 0:

@@ -14,7 +14,7 @@ from core.cli.admin import open_sessions
 from core.config import load_settings
 
 # The jobs, in the order the worker runs them (scoring first, so a held activity forms no route).
-JOBS = ("scoring", "routes", "engagement", "challenges", "badges", "recommendations", "leaderboards",
+JOBS = ("scoring", "shown", "routes", "engagement", "challenges", "badges", "recommendations", "leaderboards",
         "housekeeping")
 # Names that stand for several jobs: suggestions are trained on routes brought up to date first.
 ALIASES = {"all": JOBS, "recommendations": ("routes", "recommendations")}
@@ -49,6 +49,24 @@ def run_scoring(Session, settings) -> dict:
             break
     done["scored"] = scored
     calibrate(Session, settings, done)
+    return {"done": done, "batches": batches}
+
+
+def run_shown(Session, _settings) -> dict:
+    """Work out the distance others are shown of every activity waiting for it, a round at
+    a time until none is left (or only ones that failed)."""
+    from core.jobs.shown import settle_shown_distances
+
+    done: dict = {}
+    batches = 0
+    while True:
+        result = settle_shown_distances(Session).get("shown")
+        if not result:
+            break
+        batches += 1
+        _add(done, {k: v for k, v in result.items() if k not in ("seconds", "behind")})
+        if not (result["own"] or result["cut"] or result["changed_meanwhile"]):
+            break  # only failures left: they are tried again by the worker's next rounds
     return {"done": done, "batches": batches}
 
 
@@ -154,7 +172,7 @@ def run_recommendations(Session, settings) -> dict:
     return {"done": done}
 
 
-RUNNERS = {"scoring": run_scoring, "routes": run_routes, "engagement": run_engagement, "challenges": run_challenges,
+RUNNERS = {"scoring": run_scoring, "shown": run_shown, "routes": run_routes, "engagement": run_engagement, "challenges": run_challenges,
            "badges": run_badges, "recommendations": run_recommendations, "leaderboards": run_leaderboards,
            "housekeeping": run_housekeeping}
 

@@ -152,13 +152,9 @@ def forget_in_redis(redis, user_id: int, activity_ids: list[int] | None = None) 
     given, and any live record that names them); how many entries went."""
     from core.activities.live_board import INDEX
     from core.activities.live_board import KEY_PREFIX as LIVE_PREFIX
-    from core.social.leaderboards import KEY_PREFIX as BOARD_PREFIX
-    from core.social.leaderboards import member
+    from core.social.leaderboards import remove_lines
 
-    removed = 0
-    for key in redis.scan_iter(match=f"{BOARD_PREFIX}:*", count=1000):
-        if redis.type(key) in ("zset", b"zset"):
-            removed += int(redis.zrem(key, member(user_id)) or 0)
+    removed = remove_lines(redis, user_id)
     live = {str(a) for a in activity_ids or []}
     for key in redis.scan_iter(match=f"{LIVE_PREFIX}*", count=1000):
         name = key.decode() if isinstance(key, bytes) else key

@@ -37,6 +37,7 @@ from core.anomaly.tables import ActivityFlag
 from core.devices.hints import stored_hints
 from core.devices.sport import infer_sport
 from core.devices.tables import DeviceTrack
+from core.social.privacy import hold_hiding_for, settle_shown
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.storage.points import count_points, last_point_t
@@ -96,6 +97,7 @@ def complete_quiet(Session: sessionmaker[Session], idle: float, now: float | Non
         with write_transaction(Session, "device_complete") as s:
             # Locked first (PostgreSQL; SQLite's write lock is already held): a batch of fixes
             # share-locks the row, so none lands between the count and the status change.
+            hold_hiding_for(s, activity_id)  # before the row (``core.social.privacy.hold_hiding``)
             activity = locked_activity(s, activity_id)
             track_row = s.get(DeviceTrack, activity_id)
             if activity is None or track_row is None or activity.status not in OPEN_STATUSES:
@@ -120,6 +122,7 @@ def complete_quiet(Session: sessionmaker[Session], idle: float, now: float | Non
             # Computed from these same points before the transaction; a stop after the newest
             # fix changes none of it.
             apply_summary(activity, summary)
+            settle_shown(s, activity)
             activity.completed_at = datetime.fromtimestamp(at, tz=UTC)
             activity.status = "completed"
             s.add(ActivityEvent(activity_id=activity.id, command="complete", status="completed", at=at))
@@ -248,6 +251,7 @@ def recompute_one(Session: sessionmaker[Session], activity_id: int, model, limit
         # Scored as it will be stored (the track with the late fixes, the points counted).
         result = assess_stored(s, activity, model, limit) if status in RESCORED_STATUSES else None
     with write_transaction(Session, "device_recompute") as s:
+        hold_hiding_for(s, activity_id)  # before the row (``core.social.privacy.hold_hiding``)
         activity = locked_activity(s, activity_id)
         track_row = s.get(DeviceTrack, activity_id)
         if activity is None or track_row is None or activity.status != "completed":
@@ -255,6 +259,7 @@ def recompute_one(Session: sessionmaker[Session], activity_id: int, model, limit
         if count_points(s, activity_id) != count:
             return 0  # more late fixes meanwhile: the next round
         apply_summary(activity, summary)
+        settle_shown(s, activity)
         track_row.recompute = False
         track_row.recompute_attempts, track_row.recompute_error, track_row.recompute_retry_at = 0, None, None
         flag = s.get(ActivityFlag, activity_id)

@@ -7,6 +7,9 @@
   is held out of leaderboards within a minute of completion; with Redis, through a stream
   that every worker reads as one consumer group, so they share the scoring
   (``core.jobs.stream``);
+- every round too, work out the distance others are shown of the activities completed or
+  changed since, and of all an athlete's after a change of what they hide, so that boards
+  add up only that (``core.jobs.shown``);
 - every round too, match the activities completed or changed since against the routes
   near them (``core.routes``), 50 at a time, after scoring, so a held activity forms no route;
 - every round too, after routes, assign this week's challenges to up to 500 athletes who
@@ -82,6 +85,7 @@ from core.jobs.metrics import WorkerMetrics
 from core.jobs.recommendations import RECOMMEND_EVERY_S, train_recommendations
 from core.jobs.routes import ROUTE_BATCH, match_routes
 from core.jobs.scoring import SCORE_BATCH, ModelKeeper, calibrate, score
+from core.jobs.shown import settle_shown_distances
 from core.jobs.stream import TAKE, StreamScorer, relay, relay_late
 from core.jobs.tiers import TIERS_EVERY_S, move_tiers
 from core.social.leaderboards import connect_redis
@@ -212,6 +216,8 @@ class Jobs:
         audit = now - self.audit_at >= HOUSEKEEPING_EVERY_S  # every ten minutes
         if audit:
             self.audit_at = now
+        with timed("shown"):
+            done.update(settle_shown_distances(self.Session))
         with timed("routes"):
             done.update(match_routes(self.Session, audit=audit))
         if now - self.engagement_at >= RETRY_EVERY_S and engagement_due(self.settings, utcnow()):
@@ -297,7 +303,8 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
                   or done.get("recomputed_late", {}).get("taken", 0) >= TAKE
                   or done.get("badges", {}).get("athletes", 0) >= BADGE_BATCH
                   or done.get("challenges", {}).get("athletes", 0) >= ASSIGN_BATCH
-                  or closed >= DEVICE_BATCH or devices.get("recomputed", 0) >= DEVICE_BATCH)
+                  or closed >= DEVICE_BATCH or devices.get("recomputed", 0) >= DEVICE_BATCH
+                  or done.get("shown", {}).get("behind", False))
         stop.wait(0 if behind else interval_s)
     metrics.close()
     locks.close()

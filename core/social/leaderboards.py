@@ -8,12 +8,17 @@ restarted Redis) is rebuilt from the database on first read.
 
 Counted: completed activities that are not private and not held for review (flagged as
 anomalous and not cleared by a moderator), by their start time (UTC weeks start
-on Monday). Ties are ordered by user id, newest account first, in both sources. An athlete
+on Monday), each for the distance others are shown of it (``Activity.shown_distance_m``):
+less than its own when its athlete hides part of it (``core.social.privacy``), since a
+board's total less the distances the feed shows would otherwise tell how much is hidden.
+An activity counts once that is worked out: at once for athletes who hide nothing, within
+a worker round for the others (``core.jobs.shown``). Ties are ordered by user id, newest account first, in both sources. An athlete
 who blocked the viewer is left out of the lines the viewer sees; the ranks stay the board's.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +35,8 @@ SCOPES = ("global", "friends")
 REFRESH_EVERY_S = 180
 KEY_PREFIX = "tracker:lb"
 KEY_TTL_S = 3 * 24 * 3600  # old weeks and months fall away on their own
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,10 +80,10 @@ def _check(period: str, sport: str, scope: str) -> None:
 def totals(s: Session, period: str, sport: str, now: datetime | None = None) -> list[tuple[int, float]]:
     """(user_id, metres) of every athlete on the board, best first."""
     start = period_start(period, now)
-    total = func.sum(Activity.distance_m)
+    total = func.sum(Activity.shown_distance_m)
     q = (select(Activity.user_id, total)
          .where(Activity.status == "completed", Activity.sport == sport, Activity.visibility != "private",
-                Activity.distance_m > 0, Activity.held.is_(False))
+                Activity.shown_distance_m > 0, Activity.held.is_(False))
          .group_by(Activity.user_id))
     if start is not None:
         q = q.where(Activity.start_time >= start)
@@ -200,6 +207,33 @@ def redis_board(s: Session, redis, period: str, sport: str, scope: str = "global
     ranked = sorted(((u, float(d)) for u, d in zip(circle, scores) if d is not None),
                     key=lambda r: (-r[1], -r[0]))
     return _board(s, period, sport, scope, ranked, viewer_id, limit, "redis")
+
+
+def drop_lines(redis, user_id: int) -> int:
+    """Remove the athlete's lines from every Redis board; how many went. After a change of
+    what they hide, the database counts none of their activities until the worker has worked
+    out what others are shown of them (``core.jobs.shown``), and nor do the boards: a line
+    built before would add up what is now hidden. The next rebuild puts back what the
+    database counts. Without Redis, or with Redis failing, nothing (the failure is logged:
+    the line goes at the next rebuild, within three minutes)."""
+    if redis is None:
+        return 0
+    from redis.exceptions import RedisError
+
+    try:
+        return remove_lines(redis, user_id)
+    except RedisError:
+        log.warning("removing athlete %s's leaderboard lines failed", user_id, exc_info=True)
+        return 0
+
+
+def remove_lines(redis, user_id: int) -> int:
+    """Remove the athlete's lines from every Redis board; how many went (Redis errors raise)."""
+    removed = 0
+    for key in redis.scan_iter(match=f"{KEY_PREFIX}:*", count=1000):
+        if redis.type(key) in ("zset", b"zset"):
+            removed += int(redis.zrem(key, member(user_id)) or 0)
+    return removed
 
 
 def connect_redis(url: str | None):

@@ -38,11 +38,12 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from core.accounts.tables import User
 from core.accounts.users import update_profile
+from core.activities.tables import Activity
 from core.social.tables import PrivacyZone
 from core.tracks.geo import segment_lengths_m
 from core.tracks.track import Track
@@ -120,14 +121,21 @@ def add_zone(s: Session, user: User, lat: float, lon: float, radius_m: float,
     hidden_lat, hidden_lon, hidden_radius = hidden_circle(lat, lon, radius_m, rng or random.SystemRandom())
     zone = PrivacyZone(user_id=user.id, lat=lat, lon=lon, radius_m=radius_m, hidden_lat=hidden_lat,
                        hidden_lon=hidden_lon, hidden_radius_m=hidden_radius)
+    clear_shown(s, user.id)
     s.add(zone)
     s.flush()
+    reshow(s, user.id)
     return zone
 
 
 def delete_zone(s: Session, user: User, zone_id: int) -> bool:
     """Remove one of the athlete's zones; False if they have none by that id."""
-    gone = s.execute(delete(PrivacyZone).where(PrivacyZone.id == zone_id, PrivacyZone.user_id == user.id)).rowcount
+    ours = (PrivacyZone.id == zone_id, PrivacyZone.user_id == user.id)
+    if s.scalar(select(PrivacyZone.id).where(*ours)) is None:
+        return False
+    clear_shown(s, user.id)
+    gone = s.execute(delete(PrivacyZone).where(*ours)).rowcount
+    reshow(s, user.id)
     return bool(gone)
 
 
@@ -144,12 +152,21 @@ def set_hide_ends(s: Session, user: User, metres: float) -> None:
         raise PrivacyError("hidden ends are a number of metres") from None
     if not (math.isfinite(metres) and 0.0 <= metres <= HIDE_ENDS_MAX_M):
         raise PrivacyError(f"hidden ends must be from 0 to {HIDE_ENDS_MAX_M:.0f} m (a mile)")
-    update_profile(s, user, hide_ends_m=round(metres, 1))
+    metres = round(metres, 1)
+    if metres == hidden_ends_m(user.settings):
+        return
+    clear_shown(s, user.id)
+    update_profile(s, user, hide_ends_m=metres)
+    reshow(s, user.id)
 
 
 def set_hide_map(s: Session, user: User, on: bool) -> None:
     """Hide (or show again) the whole map of every activity from others."""
+    if bool(on) == bool((user.settings or {}).get("hide_map")):
+        return
+    clear_shown(s, user.id)
     update_profile(s, user, hide_map=bool(on))
+    reshow(s, user.id)
 
 
 def hidden_ends_m(settings: dict | None) -> float:
@@ -412,6 +429,20 @@ def figures_of_track(track: Track, pauses: list[tuple[float, float]] | None = No
             "start_time": start, "summary": summary.to_dict()}
 
 
+def _figures_left(s: Session, a, hiding: Hiding) -> dict | None:
+    """The figures of what ``hiding`` leaves of activity ``a`` (``shown_figures``), or None
+    when its stored figures stand."""
+    from core.activities.summary import pause_intervals
+    from core.storage.points import stored_track
+
+    if not hiding or hiding.whole_map:  # nothing hidden, or no map: nothing drawn locates anything
+        return None
+    seen = visible_track(hiding, stored_track(s, a), a.id, draw=False)
+    if int(np.isfinite(seen.lat).sum()) < 2:
+        return None  # nothing left to draw: the figures locate nothing, and stand
+    return figures_of_track(seen, pause_intervals(s, a))
+
+
 def shown_figures(s: Session, viewer_id: int | None, activities) -> dict:
     """For each activity of which something is hidden from ``viewer_id``: the figures to show
     instead of the stored ones (``figures_of_track`` of what is left). An activity whose map
@@ -420,20 +451,108 @@ def shown_figures(s: Session, viewer_id: int | None, activities) -> dict:
     hidden. Activities whose stored figures stand are missing: nothing hidden, or nothing
     left to draw (the whole map hidden, or every point in a zone), where the figures locate
     nothing."""
-    from core.activities.summary import pause_intervals
-    from core.storage.points import stored_track
-
     others = [a for a in activities if viewer_id is None or a.user_id != viewer_id]
     hidings = hidings_of(s, [a.user_id for a in others])
     out = {}
     for a in others:
-        hiding = hidings.get(a.user_id, NOTHING)
-        if not hiding:
-            continue
-        if hiding.whole_map:  # no map: nothing drawn locates anything, the figures stand
-            continue
-        seen = visible_track(hiding, stored_track(s, a), a.id, draw=False)
-        if int(np.isfinite(seen.lat).sum()) < 2:
-            continue  # nothing left to draw: the figures locate nothing, and stand
-        out[a.id] = figures_of_track(seen, pause_intervals(s, a))
+        figures = _figures_left(s, a, hidings.get(a.user_id, NOTHING))
+        if figures is not None:
+            out[a.id] = figures
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# The distance boards add up
+
+
+def shown_distance(s: Session, activity, hiding: Hiding | None = None) -> float:
+    """The distance others are shown of ``activity`` (what ``shown_figures`` shows), which
+    boards add up (``Activity.shown_distance_m``): were they to add up the whole distance, a
+    board's total less the distances in the feed would tell how much each activity hides."""
+    if hiding is None:
+        hiding = hidings_of(s, [activity.user_id])[activity.user_id]
+    figures = _figures_left(s, activity, hiding)
+    return float(figures["distance_m"] if figures is not None else activity.distance_m or 0.0)
+
+
+def plain(hiding: Hiding) -> bool:
+    """Whether others are shown an activity's own distance whatever its points: nothing is
+    hidden, or the whole map is, where the figures locate nothing."""
+    return not hiding or hiding.whole_map
+
+
+HIDING_LOCK = 7301  # the first key of the two-key advisory locks on what an athlete hides
+
+
+def hold_hiding(s: Session, user_ids) -> None:
+    """On PostgreSQL, hold until the transaction ends a lock per athlete (in id order) under
+    which what they hide is changed, or read to set a shown distance, so that a figure is
+    never set from what an athlete hid just before a change that commits meanwhile. It is
+    taken first, before any of the athlete's activity rows is locked, by every transaction
+    that sets a figure (completing, recomputing, cropping, importing: ``hold_hiding_for``;
+    ``core.jobs.shown``) and by every change of what is hidden (``clear_shown``), so they
+    take turns and none waits for a row another holds while that one waits for this lock;
+    taken again, later in the same transaction (``settle_shown``), it is already held.
+    Transactions that never take it (scoring, the ingest server's commits) only make the
+    holder wait. SQLite runs one write transaction at a time and needs none of it."""
+    if s.get_bind().dialect.name != "postgresql":
+        return
+    for user_id in sorted({int(u) for u in user_ids if u is not None}):
+        s.execute(text("SELECT pg_advisory_xact_lock(:kind, :user_id)"), {"kind": HIDING_LOCK, "user_id": user_id})
+
+
+def hold_hiding_for(s: Session, activity_id: int) -> None:
+    """``hold_hiding`` for the athlete of an activity, taken before its row is locked."""
+    if s.get_bind().dialect.name == "postgresql":
+        hold_hiding(s, [s.scalar(select(Activity.user_id).where(Activity.id == activity_id))])
+
+
+def settle_shown(s: Session, activity) -> None:
+    """After the activity's figures were worked out (``apply_summary``): its shown distance
+    when that is its own (the athlete hides nothing, or the whole map); otherwise it is left
+    for the worker (``core.jobs.shown``), which reads the points with no transaction open."""
+    s.flush()
+    hold_hiding(s, [activity.user_id])  # held already by a transaction that took it first, as it should
+    hiding = hidings_of(s, [activity.user_id])[activity.user_id]
+    activity.shown_distance_m = (activity.distance_m or 0.0) if plain(hiding) else None
+
+
+def lock_rows(s: Session, where) -> list[int]:
+    """Lock the activity rows ``where`` holds in id order (PostgreSQL), so that two
+    transactions locking several never wait for each other in a cycle; returns their ids."""
+    q = select(Activity.id).where(where).order_by(Activity.id)
+    if s.get_bind().dialect.name == "postgresql":
+        q = q.with_for_update()
+    return [int(a) for a in s.scalars(q)]
+
+
+def clear_shown(s: Session, user_id: int) -> None:
+    """Before a change of what the athlete hides (then ``reshow``), under ``hold_hiding``
+    taken first: the shown distances of all their activities cleared, their rows locked in
+    id order, before the change locks the athlete's row (``update_profile``)."""
+    hold_hiding(s, [user_id])
+    s.flush()
+    lock_rows(s, Activity.user_id == user_id)
+    s.execute(update(Activity).where(Activity.user_id == user_id, Activity.shown_distance_m.is_not(None))
+              .values(shown_distance_m=None).execution_options(synchronize_session=False))
+
+
+def reshow(s: Session, user_id: int) -> None:
+    """After a change of what the athlete hides (``clear_shown`` before it): under
+    ``hold_hiding``, the shown distances of all their activities are set from what is hidden
+    now, their own distances when that is nothing, else left for the worker (rows committed
+    since the clearing included)."""
+    s.flush()
+    ours = Activity.user_id == user_id
+    hold_hiding(s, [user_id])
+    hiding = hidings_of(s, [user_id])[user_id]
+    lock_rows(s, ours)
+    if plain(hiding):
+        s.execute(update(Activity).where(ours).values(shown_distance_m=func.coalesce(Activity.distance_m, 0.0))
+                  .execution_options(synchronize_session=False))
+    else:
+        s.execute(update(Activity).where(ours, Activity.shown_distance_m.is_not(None))
+                  .values(shown_distance_m=None).execution_options(synchronize_session=False))
+    for obj in list(s.identity_map.values()):
+        if isinstance(obj, Activity) and obj.user_id == user_id:
+            s.expire(obj, ["shown_distance_m"])

@@ -214,6 +214,7 @@ def build_backlog(s: Session, count: int, athletes: int = 50, seed: int = 11) ->
         a = Activity(user_id=people[k % athletes].id, sport=track.sport, status="completed",
                      title=f"Backlog {track.sport} {k}", visibility="public", source="demo")
         apply_summary(a, summary)
+        a.shown_distance_m = a.distance_m  # new athletes, who hide nothing
         a.start_time = datetime.fromtimestamp(start, tz=UTC)
         a.completed_at = datetime.fromtimestamp(start + float(track.t[-1]) + 60, tz=UTC)
         s.add(a)

@@ -40,6 +40,7 @@ def add(Sessions, username, km, when=T0, sport="run", flag="clear", routed=True,
         user = user_by_name(s, username)
         a = Activity(user_id=user.id, sport=sport, status="completed", title="t", visibility="public",
                      source="demo", start_time=when, completed_at=when, distance_m=km * 1000.0,
+                     shown_distance_m=km * 1000.0,  # as for an athlete who hides nothing
                      moving_time_s=km * 330.0, elevation_gain_m=climb, point_count=int(km * 100),
                      held=is_held(flag))
         s.add(a)

@@ -51,7 +51,8 @@ def people(session, *roles):
 
 def add(session, user, visibility="public", status="completed", hours_ago=1.0, metres=5000.0):
     a = Activity(user_id=user.id, sport="run", status=status, title=f"{user.username} {visibility}",
-                 visibility=visibility, start_time=NOW - timedelta(hours=hours_ago), distance_m=metres)
+                 visibility=visibility, start_time=NOW - timedelta(hours=hours_ago), distance_m=metres,
+                 shown_distance_m=metres)  # as for an athlete who hides nothing
     session.add(a)
     session.flush()
     return a
