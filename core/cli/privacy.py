@@ -7,6 +7,7 @@ import json
 import sys
 
 from core.cli.admin import named_user, open_sessions
+from core.config import load_settings
 
 
 def _zone_line(zone) -> dict:
@@ -44,6 +45,10 @@ def cmd_privacy(args) -> int:
             return 2
         if not (args.what == "zone" and args.action == "list"):
             rematch_athlete(s, user.id)  # the route lines they shape leave out what is now hidden
+    if not (args.what == "zone" and args.action == "list"):
+        from core.social.leaderboards import connect_redis, drop_lines
+
+        drop_lines(connect_redis(load_settings().redis_url), user.id)  # until what others see is worked out
     for line in lines:
         print(json.dumps(line))
     return 0

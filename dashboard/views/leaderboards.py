@@ -7,6 +7,7 @@ import streamlit as st
 from core import units
 from core.activities.tables import SPORTS
 from core.social.leaderboards import PERIODS, REFRESH_EVERY_S, SCOPES
+from core.social.privacy import hidings_of, plain
 from dashboard import data, escape, ui
 
 # What each of core's boards is called on the page.
@@ -30,6 +31,12 @@ scope = c3.segmented_control("Among", SCOPES, default=SCOPES[0], key="lb_scope",
 board = data.board(period, sport, scope, v.id, 10)
 st.caption(f"{board.athletes} athletes ranked · refreshed every {REFRESH_EVERY_S // 60} minutes"
            + (" (Redis)" if board.source == "redis" else ""))
+with data.sessions()() as s:
+    my_hiding = hidings_of(s, [v.id])[v.id]
+if not plain(my_hiding):
+    st.caption("You hide part of your activities from others (Settings): boards count the distance others are "
+               "shown of each, so that a total tells nothing of the hidden part. A new activity counts once the "
+               "worker has worked that out, usually within a minute.")
 if not board.entries:
     st.info("No activities on this board yet.")
     st.stop()

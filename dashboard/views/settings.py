@@ -27,6 +27,7 @@ from core.jobs.export import ExportError, export_file, export_keep_hours, latest
 from core.recommend.tables import TERRAINS
 from core.routes.matching import rematch_athlete
 from core.social.follows import answer_request, set_approval, unblock
+from core.social.leaderboards import drop_lines
 from core.social.privacy import (
     HIDE_ENDS_MAX_M,
     MAX_ZONES,
@@ -156,6 +157,13 @@ st.caption("What you hide here nobody else sees on any activity, past or new: no
            "start or end in a 400 m zone.")
 
 
+def hidden_changed() -> None:
+    """After a change of what the athlete hides: pages drawn before are dropped, and so are
+    their lines on the Redis boards until the worker has worked out what others see."""
+    data.forget_activity()
+    drop_lines(data.redis(), v.id)
+
+
 def new_zone() -> None:
     try:
         with data.sessions()() as s, s.begin():
@@ -166,14 +174,14 @@ def new_zone() -> None:
         st.session_state.privacy_error = f"Zone not added: {ui.plain(str(exc))}."
         return
     st.session_state.privacy_notice = "Zone added."
-    data.forget_activity()
+    hidden_changed()
 
 
 def drop_zone(zone_id: int) -> None:
     with data.sessions()() as s, s.begin():
         if delete_zone(s, user_by_id(s, v.id), zone_id):
             rematch_athlete(s, v.id)
-    data.forget_activity()
+    hidden_changed()
 
 
 def hide(what: str) -> None:
@@ -184,7 +192,7 @@ def hide(what: str) -> None:
         else:
             set_hide_map(s, me_now, st.session_state.hide_map)
         rematch_athlete(s, v.id)
-    data.forget_activity()
+    hidden_changed()
 
 
 with data.sessions()() as s:

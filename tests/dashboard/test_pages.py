@@ -184,6 +184,7 @@ def athlete_in(world, zone: str, runs: list[tuple]) -> int:
             a = create_activity(s, athlete, "run", title=f"run {km}")
             a.status, a.start_time, a.completed_at = "completed", start, start + timedelta(minutes=30)
             a.distance_m, a.moving_time_s, a.elapsed_time_s, a.held = km * 1000, 1800.0, 1800.0, held
+            a.shown_distance_m = km * 1000  # hiding nothing, as completion stores it
             a.summary = {"best_efforts_s": {"1000": best}}
         athlete_id = athlete.id
     engine.dispose()
@@ -402,6 +403,45 @@ def test_leaderboard_page_shows_the_board_and_my_rank(world):
     at.run()
     assert not at.exception
     assert any(m.label == "Your rank" for m in at.metric)
+
+
+def test_an_athlete_who_hides_part_of_their_activities_is_told_how_boards_count_them(world):
+    """Hidden ends: the page says boards count what others are shown, and a new run is on
+    the board once the worker has worked that out, not before (a total that counted it
+    whole before would tell how much is hidden), for the distance others are shown."""
+    import random
+    import time
+
+    from core.accounts.users import user_by_id
+    from core.activities.imports import record_track
+    from core.jobs.shown import settle_shown_distances
+    from core.social.privacy import set_hide_ends
+    from core.social.zone_attack import outing
+    from core.storage.engine import make_engine, make_sessionmaker
+
+    athlete = athlete_in(world, "UTC", [])
+    engine = make_engine(world.url)
+    Session = make_sessionmaker(engine)
+    with Session() as s, s.begin():
+        set_hide_ends(s, user_by_id(s, athlete), 800)
+        run = record_track(s, user_by_id(s, athlete), outing(random.Random(4), 46.05, 14.5, time.time() - 3600),
+                           visibility="public", source="demo")
+        run_id, whole = run.id, run.distance_m
+    at = page_of(athlete, "views/leaderboards.py")
+    assert any("boards count the distance others are shown" in c.value for c in at.caption)
+    assert not any(m.label == "Your rank" for m in at.metric)
+    while settle_shown_distances(Session):
+        pass
+    with Session() as s:
+        from core.activities.tables import Activity
+        shown = s.get(Activity, run_id).shown_distance_m
+    engine.dispose()
+    assert shown < whole - 1000
+    import streamlit as st
+    st.cache_data.clear()  # the page keeps a board for a minute
+    at = page_of(athlete, "views/leaderboards.py")
+    assert any(m.label == "Your rank" for m in at.metric)
+    assert any(c.value == f"You: {shown / 1000:.1f} km" for c in at.caption)
 
 
 def keep_live(world) -> None:
