@@ -16,6 +16,7 @@ from core.accounts.users import (
     PURGE_BATCH_ROWS,
     AccountError,
     hash_password,
+    update_profile,
     verify_password,
 )
 
@@ -63,7 +64,7 @@ def end_other_web_sessions(s: Session, user: User, keep: str | None = None, now:
     its own and would be given a new session on its next visit; ``sessions_valid_after``
     turns that identity away (see ``identity_still_valid``). The browser holding ``keep``
     goes on with its own session."""
-    invalidate_identities(user, now)
+    invalidate_identities(s, user, now)
     q = delete(WebSession).where(WebSession.user_id == user.id)
     if keep:
         q = q.where(WebSession.token_hash != token_digest(keep))
@@ -75,10 +76,11 @@ def end_all_web_sessions(s: Session, user: User, now: datetime | None = None) ->
     return end_other_web_sessions(s, user, keep=None, now=now)
 
 
-def invalidate_identities(user: User, now: datetime | None = None) -> None:
-    """Refuse from now on every identity the user's sign-on provider issued before ``now``."""
-    # A new dict: the JSON column does not notice a change made in place.
-    user.settings = {**(user.settings or {}), SESSIONS_VALID_AFTER: utc_now(now).timestamp()}
+def invalidate_identities(s: Session, user: User, now: datetime | None = None) -> None:
+    """Refuse from now on every identity the user's sign-on provider issued before ``now``.
+    Through ``update_profile``, which keeps the other settings as stored now (what the
+    athlete hides among them)."""
+    update_profile(s, user, **{SESSIONS_VALID_AFTER: utc_now(now).timestamp()})
 
 
 def identity_still_valid(user: User, issued_at: object) -> bool:

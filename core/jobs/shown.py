@@ -24,7 +24,7 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.activities.tables import Activity
-from core.social.privacy import hidings_of, hold_hiding, lock_rows, plain, shown_distance
+from core.social.privacy import hidings_of, hold_hiding, lock_rows, plain, shown_distance, try_hold_hiding
 from core.storage.engine import write_transaction
 from core.storage.points import count_points
 
@@ -112,8 +112,9 @@ def _own(Session: sessionmaker[Session], users: list[int], limit: int) -> int:
     with write_transaction(Session, JOB) as s:
         # The athletes' locks first, then the rows in id order, then what they hide
         # (``core.social.privacy.hold_hiding``).
-        hold_hiding(s, set(owner.values()))
-        ids = lock_rows(s, and_(Activity.id.in_(sorted(owner)), Activity.shown_distance_m.is_(None)))
+        held = try_hold_hiding(s, set(owner.values()))
+        ids = lock_rows(s, and_(Activity.id.in_(sorted(a for a, u in owner.items() if u in held)),
+                                Activity.shown_distance_m.is_(None)))
         if not ids:
             return 0
         now = hidings_of(s, {owner[a] for a in ids})  # a change since: left for the next round

@@ -115,13 +115,13 @@ def add_zone(s: Session, user: User, lat: float, lon: float, radius_m: float,
         raise PrivacyError("a zone's point must be a latitude within ±85° and a longitude within ±180°")
     if not (math.isfinite(radius_m) and ZONE_MIN_M <= radius_m <= ZONE_MAX_M):
         raise PrivacyError(f"a zone's radius must be from {ZONE_MIN_M:.0f} m to {ZONE_MAX_M:.0f} m")
+    clear_shown(s, user.id)  # and the athlete's lock, so that two zones added at once are counted in turn
     count = s.scalar(select(func.count()).select_from(PrivacyZone).where(PrivacyZone.user_id == user.id))
     if count >= MAX_ZONES:
         raise PrivacyError(f"an athlete has at most {MAX_ZONES} privacy zones")
     hidden_lat, hidden_lon, hidden_radius = hidden_circle(lat, lon, radius_m, rng or random.SystemRandom())
     zone = PrivacyZone(user_id=user.id, lat=lat, lon=lon, radius_m=radius_m, hidden_lat=hidden_lat,
                        hidden_lon=hidden_lon, hidden_radius_m=hidden_radius)
-    clear_shown(s, user.id)
     s.add(zone)
     s.flush()
     reshow(s, user.id)
@@ -501,6 +501,17 @@ def hold_hiding(s: Session, user_ids) -> None:
         s.execute(text("SELECT pg_advisory_xact_lock(:kind, :user_id)"), {"kind": HIDING_LOCK, "user_id": user_id})
 
 
+def try_hold_hiding(s: Session, user_ids) -> set[int]:
+    """``hold_hiding`` for those of the athletes whose lock is free now (all of them on
+    SQLite): a job that takes many skips the busy ones until its next round, rather than
+    holding the others' while it waits."""
+    ids = {int(u) for u in user_ids if u is not None}
+    if s.get_bind().dialect.name != "postgresql":
+        return ids
+    return {u for u in sorted(ids) if s.scalar(text("SELECT pg_try_advisory_xact_lock(:kind, :user_id)"),
+                                               {"kind": HIDING_LOCK, "user_id": u})}
+
+
 def hold_hiding_for(s: Session, activity_id: int) -> None:
     """``hold_hiding`` for the athlete of an activity, taken before its row is locked."""
     if s.get_bind().dialect.name == "postgresql":
@@ -522,7 +533,9 @@ def lock_rows(s: Session, where) -> list[int]:
     transactions locking several never wait for each other in a cycle; returns their ids."""
     q = select(Activity.id).where(where).order_by(Activity.id)
     if s.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update()
+        # FOR NO KEY UPDATE, as the UPDATE that follows: rows that refer to an activity
+        # (points, events, route matches, awards) can still be written meanwhile.
+        q = q.with_for_update(key_share=True)
     return [int(a) for a in s.scalars(q)]
 
 
