@@ -23,12 +23,12 @@ from core.accounts.users import user_by_id
 from core.activities.cues import CuePrefs, save_cue_prefs
 from core.activities.ingest import lock_statuses, refusal
 from core.activities.lifecycle import OPEN_STATUSES, change_status, create_activity, get_owned_activity
+from core.activities.shown import hold_hiding
 from core.activities.summary import pause_intervals
 from core.activities.tables import ActivityEvent
 from core.challenges.awards import activity_rows, new_badges, new_completions
 from core.challenges.feed import feed_answer
 from core.challenges.personal import describe
-from core.social.privacy import hold_hiding
 from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker
 from core.storage.points import FastInsert, count_points, fast_insert_connection, positions
 from core.storage.schema import migrate

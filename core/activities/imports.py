@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.lifecycle import ActivityError, check_visibility, create_activity
+from core.activities.shown import hold_hiding, settle_shown
 from core.activities.summary import apply_summary
 from core.activities.tables import SPORTS, Activity
-from core.social.privacy import hold_hiding, settle_shown
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.storage.points import POINT_FIELDS, delete_newest, insert_new_points

@@ -24,9 +24,9 @@ from core.activities.cues import CuePrefs
 from core.activities.imports import delete_unfinished_import, is_unfinished_import
 from core.activities.lifecycle import OPEN_STATUSES, change_status
 from core.activities.live import LiveStats, replay_live
+from core.activities.shown import hold_hiding_for, settle_shown
 from core.activities.summary import apply_summary, pause_intervals, summarise_activity
 from core.activities.tables import Activity, ActivityEvent
-from core.social.privacy import hold_hiding_for, settle_shown
 from core.storage.engine import write_transaction
 from core.storage.points import count_points, last_point_t, newest_point_times, positions
 

@@ -18,8 +18,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.activities.shown import settle_shown
 from core.activities.tables import COMMAND_STATUS, HALTED_STATUSES, Activity, ActivityEvent
-from core.social.privacy import settle_shown
 from core.storage.points import stored_track
 from core.tracks.cleaning import CleanTrack, clean_track
 from core.tracks.stats import Profile, Summary, build_profile, splits, summarise

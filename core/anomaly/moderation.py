@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.lifecycle import get_owned_activity
+from core.activities.shown import hold_hiding_for, settle_shown
 from core.activities.summary import activity_profile, apply_summary, pause_intervals, recorded_track
 from core.activities.tables import Activity, ActivityEvent
 from core.anomaly.flags import AWAITING_MODERATOR, ModerationError, apply_event, is_held
 from core.anomaly.model import DEFAULT_THRESHOLD, PopulationModel
 from core.anomaly.scoring import assess_stored, history, locked_activity, record_verdict
 from core.anomaly.tables import MODERATION_ACTIONS, ActivityFlag, ModerationDecision
-from core.social.privacy import hold_hiding_for, settle_shown
 from core.storage.engine import write_transaction
 from core.storage.points import archive, count_points, delete_range
 from core.storage.tiers import restore_activity

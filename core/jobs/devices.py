@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.lifecycle import OPEN_STATUSES, change_status, default_title
+from core.activities.shown import hold_hiding_for, settle_shown
 from core.activities.summary import apply_summary, recorded_track, summarise_activity
 from core.activities.tables import Activity, ActivityEvent
 from core.anomaly import failures
@@ -37,7 +38,6 @@ from core.anomaly.tables import ActivityFlag
 from core.devices.hints import stored_hints
 from core.devices.sport import infer_sport
 from core.devices.tables import DeviceTrack
-from core.social.privacy import hold_hiding_for, settle_shown
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.storage.points import count_points, last_point_t

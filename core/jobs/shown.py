@@ -23,8 +23,9 @@ import weakref
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.activities.shown import hold_hiding, lock_rows, try_hold_hiding
 from core.activities.tables import Activity
-from core.social.privacy import hidings_of, hold_hiding, lock_rows, plain, shown_distance, try_hold_hiding
+from core.social.privacy import hidings_of, plain, shown_distance
 from core.storage.engine import write_transaction
 from core.storage.points import count_points
 

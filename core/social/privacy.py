@@ -38,11 +38,12 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.accounts.tables import User
 from core.accounts.users import update_profile
+from core.activities.shown import hold_hiding, lock_rows, register_settle
 from core.activities.tables import Activity
 from core.social.tables import PrivacyZone
 from core.tracks.geo import segment_lengths_m
@@ -481,62 +482,14 @@ def plain(hiding: Hiding) -> bool:
     return not hiding or hiding.whole_map
 
 
-HIDING_LOCK = 7301  # the first key of the two-key advisory locks on what an athlete hides
-
-
-def hold_hiding(s: Session, user_ids) -> None:
-    """On PostgreSQL, hold until the transaction ends a lock per athlete (in id order) under
-    which what they hide is changed, or read to set a shown distance, so that a figure is
-    never set from what an athlete hid just before a change that commits meanwhile. It is
-    taken first, before any of the athlete's activity rows is locked, by every transaction
-    that sets a figure (completing, recomputing, cropping, importing: ``hold_hiding_for``;
-    ``core.jobs.shown``) and by every change of what is hidden (``clear_shown``), so they
-    take turns and none waits for a row another holds while that one waits for this lock;
-    taken again, later in the same transaction (``settle_shown``), it is already held.
-    Transactions that never take it (scoring, the ingest server's commits) only make the
-    holder wait. SQLite runs one write transaction at a time and needs none of it."""
-    if s.get_bind().dialect.name != "postgresql":
-        return
-    for user_id in sorted({int(u) for u in user_ids if u is not None}):
-        s.execute(text("SELECT pg_advisory_xact_lock(:kind, :user_id)"), {"kind": HIDING_LOCK, "user_id": user_id})
-
-
-def try_hold_hiding(s: Session, user_ids) -> set[int]:
-    """``hold_hiding`` for those of the athletes whose lock is free now (all of them on
-    SQLite): a job that takes many skips the busy ones until its next round, rather than
-    holding the others' while it waits."""
-    ids = {int(u) for u in user_ids if u is not None}
-    if s.get_bind().dialect.name != "postgresql":
-        return ids
-    return {u for u in sorted(ids) if s.scalar(text("SELECT pg_try_advisory_xact_lock(:kind, :user_id)"),
-                                               {"kind": HIDING_LOCK, "user_id": u})}
-
-
-def hold_hiding_for(s: Session, activity_id: int) -> None:
-    """``hold_hiding`` for the athlete of an activity, taken before its row is locked."""
-    if s.get_bind().dialect.name == "postgresql":
-        hold_hiding(s, [s.scalar(select(Activity.user_id).where(Activity.id == activity_id))])
-
-
-def settle_shown(s: Session, activity) -> None:
-    """After the activity's figures were worked out (``apply_summary``): its shown distance
-    when that is its own (the athlete hides nothing, or the whole map); otherwise it is left
-    for the worker (``core.jobs.shown``), which reads the points with no transaction open."""
-    s.flush()
-    hold_hiding(s, [activity.user_id])  # held already by a transaction that took it first, as it should
+def _settle(s: Session, activity) -> None:
+    """``core.activities.shown.settle_shown``: the activity's own distance when the athlete
+    hides nothing (or the whole map), else None, for the worker (``core.jobs.shown``)."""
     hiding = hidings_of(s, [activity.user_id])[activity.user_id]
     activity.shown_distance_m = (activity.distance_m or 0.0) if plain(hiding) else None
 
 
-def lock_rows(s: Session, where) -> list[int]:
-    """Lock the activity rows ``where`` holds in id order (PostgreSQL), so that two
-    transactions locking several never wait for each other in a cycle; returns their ids."""
-    q = select(Activity.id).where(where).order_by(Activity.id)
-    if s.get_bind().dialect.name == "postgresql":
-        # FOR NO KEY UPDATE, as the UPDATE that follows: rows that refer to an activity
-        # (points, events, route matches, awards) can still be written meanwhile.
-        q = q.with_for_update(key_share=True)
-    return [int(a) for a in s.scalars(q)]
+register_settle(_settle)
 
 
 def clear_shown(s: Session, user_id: int) -> None:
