@@ -31,7 +31,8 @@ from core.routes.matching import athlete_routes
 from core.routes.tables import Route
 from core.social import follows
 from core.social.feed import feed_page, own_activities
-from core.social.privacy import hidings_of, shown_figures
+from core.social.privacy import hidings_of
+from core.social.shown import shown_figures
 from core.social.visibility import live_filter, viewable
 from core.storage.points import routes, viewer_route, viewer_track
 from core.tracks.formats.gpx import to_gpx

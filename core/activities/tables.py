@@ -60,7 +60,7 @@ class Activity(Base):
     elevation_loss_m: Mapped[float | None] = mapped_column(Float)
     point_count: Mapped[int] = mapped_column(Integer, default=0)
     summary: Mapped[dict | None] = mapped_column(JSON)
-    # The distance others are shown (``core.social.privacy.shown_distance``): less than
+    # The distance others are shown (``core.social.shown.shown_distance``): less than
     # ``distance_m`` when its athlete hides part of it. Boards add this one up, so their
     # totals tell nothing of the hidden part. None until worked out again after the track or
     # what its athlete hides changed (``core.jobs.shown``): boards leave it out until then.

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from core.challenges.awards import awards_for
 from core.challenges.badges import shown
 from core.social.feed import feed_item, feed_page
-from core.social.privacy import shown_figures
+from core.social.shown import shown_figures
 
 
 def feed_answer(s: Session, user_id: int, cursor: str | None, limit: int) -> dict:

@@ -17,7 +17,7 @@ def cmd_feed(args) -> int:
     answer: the figures that athlete is shown, and the badges)."""
     from core.challenges.feed import feed_answer
     from core.social.feed import CursorError, feed_page
-    from core.social.privacy import shown_figures
+    from core.social.shown import shown_figures
 
     Session = open_sessions()
     with Session() as s:

@@ -4,7 +4,7 @@ None until then; boards leave them out meanwhile).
 
 Activities of athletes who hide nothing (or their whole map) take their own distance, many
 in one short transaction. For the others each activity's points are read and cut with no
-transaction open (``core.social.privacy.shown_distance``), newest first, so this week's
+transaction open (``core.social.shown.shown_distance``), newest first, so this week's
 boards are whole again first; the figure is written in a short transaction only if neither
 the activity's points nor what its athlete hides changed meanwhile, else the next round
 works it out again. Every write follows ``core.social.privacy.hold_hiding``: the lock
@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.activities.shown import hold_hiding, lock_rows, try_hold_hiding
 from core.activities.tables import Activity
-from core.social.privacy import hidings_of, plain, shown_distance
+from core.social.privacy import hidings_of, plain
+from core.social.shown import shown_distance
 from core.storage.engine import write_transaction
 from core.storage.points import count_points
 

@@ -125,7 +125,7 @@ def feed_page(s: Session, user_id: int, cursor: str | None = None, limit: int = 
 def feed_item(a: Activity, shown: dict | None = None) -> dict:
     """An activity as the device protocol's feed answer has it (``docs/protocol.md``), with the
     figures its athlete's privacy settings let the viewer see (``shown``, from
-    ``core.social.privacy.shown_figures``) in place of the stored ones."""
+    ``core.social.shown.shown_figures``) in place of the stored ones."""
     figures = {"start_time": a.start_time, "distance_m": a.distance_m, "moving_time_s": a.moving_time_s,
                "avg_pace_s_per_km": a.avg_pace_s_per_km, "avg_speed_mps": a.avg_speed_mps}
     if shown:

@@ -23,7 +23,7 @@ Settings page and the command line call it; this module knows nothing of routes)
 Others (followers included) are shown only what is left: ``core.storage.points`` cuts the
 points every map, chart, split, GPX file and feed sketch is drawn from, and the figures they
 are shown (distance, times, pace, elevation, splits, start time) are worked out from what is
-left (``shown_figures``), so the displayed distance or time says nothing of the hidden part
+left (``core.social.shown``), so the displayed distance or time says nothing of the hidden part
 (the attack that draws circles of the hidden distance around the first and last visible
 points). The athlete sees everything. Hidden ends alone do not hide a home from someone who
 sees many activities: the first visible points of runs leaving in different directions
@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from core.accounts.tables import User
 from core.accounts.users import update_profile
-from core.activities.shown import hold_hiding, lock_rows, register_settle
+from core.activities.shown import hold_hiding, lock_rows
 from core.activities.tables import Activity
 from core.social.tables import PrivacyZone
 from core.tracks.geo import segment_lengths_m
@@ -402,94 +402,13 @@ def visible_positions(hiding: Hiding, lat: np.ndarray, lon: np.ndarray,
 
 
 # ---------------------------------------------------------------------------------------
-# Figures shown to others
-
-
-FIGURES = ("distance_m", "moving_time_s", "elapsed_time_s", "avg_speed_mps", "avg_pace_s_per_km",
-           "elevation_gain_m", "start_time")
-
-
-def figures_of_track(track: Track, pauses: list[tuple[float, float]] | None = None) -> dict:
-    """The figures of a (cut) track, as the activity's own are worked out (points logged
-    while paused left out): what others are shown of an activity something of which is
-    hidden from them."""
-    from datetime import UTC, datetime
-
-    from core.tracks.cleaning import clean_track
-    from core.tracks.stats import summarise
-
-    pauses = list(pauses or [])
-    paused = np.zeros(len(track), dtype=bool)
-    for start, end in pauses:
-        paused |= (track.t > start) & (track.t < end)
-    summary = summarise(clean_track(track.take(~paused)), points=len(track), pauses=pauses)
-    start = datetime.fromtimestamp(summary.start_time, tz=UTC) if summary.start_time is not None else None
-    return {"distance_m": summary.distance_m, "moving_time_s": summary.moving_time_s,
-            "elapsed_time_s": summary.elapsed_time_s, "avg_speed_mps": summary.avg_speed_mps,
-            "avg_pace_s_per_km": summary.avg_pace_s_per_km, "elevation_gain_m": summary.elevation_gain_m,
-            "start_time": start, "summary": summary.to_dict()}
-
-
-def _figures_left(s: Session, a, hiding: Hiding) -> dict | None:
-    """The figures of what ``hiding`` leaves of activity ``a`` (``shown_figures``), or None
-    when its stored figures stand."""
-    from core.activities.summary import pause_intervals
-    from core.storage.points import stored_track
-
-    if not hiding or hiding.whole_map:  # nothing hidden, or no map: nothing drawn locates anything
-        return None
-    seen = visible_track(hiding, stored_track(s, a), a.id, draw=False)
-    if int(np.isfinite(seen.lat).sum()) < 2:
-        return None  # nothing left to draw: the figures locate nothing, and stand
-    return figures_of_track(seen, pause_intervals(s, a))
-
-
-def shown_figures(s: Session, viewer_id: int | None, activities) -> dict:
-    """For each activity of which something is hidden from ``viewer_id``: the figures to show
-    instead of the stored ones (``figures_of_track`` of what is left). An activity whose map
-    the draw withholds (``map_kept``) shows the figures of what its map would show: its
-    stored ones, set against those of the same route with a map, would tell how much is
-    hidden. Activities whose stored figures stand are missing: nothing hidden, or nothing
-    left to draw (the whole map hidden, or every point in a zone), where the figures locate
-    nothing."""
-    others = [a for a in activities if viewer_id is None or a.user_id != viewer_id]
-    hidings = hidings_of(s, [a.user_id for a in others])
-    out = {}
-    for a in others:
-        figures = _figures_left(s, a, hidings.get(a.user_id, NOTHING))
-        if figures is not None:
-            out[a.id] = figures
-    return out
-
-
-# ---------------------------------------------------------------------------------------
-# The distance boards add up
-
-
-def shown_distance(s: Session, activity, hiding: Hiding | None = None) -> float:
-    """The distance others are shown of ``activity`` (what ``shown_figures`` shows), which
-    boards add up (``Activity.shown_distance_m``): were they to add up the whole distance, a
-    board's total less the distances in the feed would tell how much each activity hides."""
-    if hiding is None:
-        hiding = hidings_of(s, [activity.user_id])[activity.user_id]
-    figures = _figures_left(s, activity, hiding)
-    return float(figures["distance_m"] if figures is not None else activity.distance_m or 0.0)
+# The distance boards add up (what is shown: ``core.social.shown``)
 
 
 def plain(hiding: Hiding) -> bool:
     """Whether others are shown an activity's own distance whatever its points: nothing is
     hidden, or the whole map is, where the figures locate nothing."""
     return not hiding or hiding.whole_map
-
-
-def _settle(s: Session, activity) -> None:
-    """``core.activities.shown.settle_shown``: the activity's own distance when the athlete
-    hides nothing (or the whole map), else None, for the worker (``core.jobs.shown``)."""
-    hiding = hidings_of(s, [activity.user_id])[activity.user_id]
-    activity.shown_distance_m = (activity.distance_m or 0.0) if plain(hiding) else None
-
-
-register_settle(_settle)
 
 
 def clear_shown(s: Session, user_id: int) -> None:

@@ -36,7 +36,8 @@ import random
 import numpy as np
 from scipy.optimize import least_squares
 
-from core.social.privacy import METRES_PER_DEGREE, Hiding, figures_of_track, hidden_circle, visible_track
+from core.social.privacy import METRES_PER_DEGREE, Hiding, hidden_circle, visible_track
+from core.social.shown import figures_of_track
 from core.tracks.geo import track_length_m
 from core.tracks.track import Track
 

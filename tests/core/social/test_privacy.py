@@ -30,9 +30,9 @@ from core.social.privacy import (
     map_kept,
     set_hide_ends,
     set_hide_map,
-    shown_figures,
     zones_of,
 )
+from core.social.shown import shown_figures
 from core.social.visibility import live_filter
 from core.social.zone_attack import ACTIVITIES, CLOSE_M, FAMILIES, outing, trial
 from core.storage.points import stored_track, viewer_route, viewer_track
