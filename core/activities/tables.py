@@ -89,6 +89,8 @@ class Activity(Base):
         Index("ix_activities_tier", "points_tier", "start_time"),
         Index("ix_activities_source", "user_id", "source_hash"),
         Index("uq_activities_client_ref", "user_id", "client_ref", unique=True),
+        # What the points' foreign key refers to, with the athlete in it (core.storage.point_rows).
+        Index("uq_activities_id_user_id", "id", "user_id", unique=True),
         # The completed activities whose shown distance is to be worked out (``core.jobs.shown``).
         Index("ix_activities_unshown", "user_id", sqlite_where=text(UNSHOWN), postgresql_where=text(UNSHOWN)),
     )

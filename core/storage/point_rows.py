@@ -5,7 +5,7 @@ goes through ``core.storage.points``."""
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, Float, ForeignKey, Integer
+from sqlalchemy import BigInteger, Engine, Float, ForeignKeyConstraint, Integer
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.pool import PoolProxiedConnection
 
@@ -17,12 +17,12 @@ class RoutePoint(Base):
 
     __tablename__ = "route_points"
 
-    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"),
-                                             primary_key=True)
+    activity_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # The activity's athlete: a distributed PostgreSQL (Citus) keeps an athlete's points with
-    # their activities by it; erasure and exports find them by it. Every insert below fills it.
-    user_id: Mapped[int] = mapped_column(Integer)
+    # The activity's athlete, in both keys: a distributed PostgreSQL (Citus) keeps an athlete's
+    # points with their activities by it (it wants the distribution column in every key);
+    # erasure and exports find them by it. Every insert below fills it.
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     t: Mapped[float] = mapped_column(Float)
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
@@ -31,11 +31,16 @@ class RoutePoint(Base):
     hr: Mapped[float | None] = mapped_column(Float)
     cad: Mapped[float | None] = mapped_column(Float)
 
+    __table_args__ = (
+        ForeignKeyConstraint(["activity_id", "user_id"], ["activities.id", "activities.user_id"], ondelete="CASCADE"),
+    )
+
 
 POINT_FIELDS = ("lat", "lon", "ele", "acc", "hr", "cad")
 POINT_COLUMNS = ("activity_id", "seq", "t", *POINT_FIELDS)
 NO_EXTRAS = (None, None, None, None)  # ele, acc, hr, cad of a plain fix (a five-value row)
 OWNER_CACHE = 100_000  # activities whose athlete the ingest connection remembers (PostgreSQL)
+CONFLICT_KEY = "activity_id, seq, user_id"  # the primary key: a point already stored
 NEW_KEYS_CHUNK = 100  # rows per statement of ``insert_new_keys`` (900 parameters)
 IDLE_IN_TRANSACTION_MS = 5_000  # the ingest connection's transactions last milliseconds
 
@@ -53,17 +58,18 @@ def insert_keys(s: Session, rows: list[tuple], owner: dict[int, int]) -> set[tup
     for k in range(0, len(rows), NEW_KEYS_CHUNK):
         part = rows[k:k + NEW_KEYS_CHUNK]
         sql = (f"INSERT INTO route_points ({columns}) VALUES {', '.join([one] * len(part))} "
-               "ON CONFLICT (activity_id, seq) DO NOTHING RETURNING activity_id, seq")
+               f"ON CONFLICT ({CONFLICT_KEY}) DO NOTHING RETURNING activity_id, seq")
         flat = [value for row in part for value in (*row, owner.get(row[0]))]
         stored.update((int(a), int(q)) for a, q in conn.exec_driver_sql(sql, tuple(flat)).all())
     return stored
 
 
 # ``FastInsert.checked``: the activities share-locked for the statement (a status change
-# waits for it), the points of the open ones inserted, and both answered in one result.
+# waits for it; in id order, as every writer that locks several activities takes them), the
+# points of the open ones inserted, and both answered in one result.
 CHECKED_INSERT = """
 WITH locked AS (
-    SELECT id, status, user_id FROM activities WHERE id = ANY(%s) FOR SHARE
+    SELECT id, status, user_id FROM activities WHERE id = ANY(%s) ORDER BY id FOR SHARE
 ), stored AS (
     INSERT INTO route_points (activity_id, seq, t, lat, lon, ele, acc, hr, cad, user_id)
     SELECT v.activity_id, v.seq, v.t, v.lat, v.lon, v.ele, v.acc, v.hr, v.cad, locked.user_id

@@ -17,6 +17,7 @@ from core.config import load_settings
 from core.storage import partitions, point_rows, tiers
 from core.storage.base import utcnow
 from core.storage.points import RoutePoint
+from core.storage.points import insert_points as points_insert
 from realtime.store import Store
 from tests.conftest import database_of_its_own
 from tests.core.storage.tiers_common import T0, hot_count, new_activity, synthetic
@@ -154,19 +155,47 @@ def test_status_does_not_count_archived_points_twice(tmp_path, data_dir):
 # 5. The requirement: Citus can co-locate points with activities by athlete.
 # ---------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="the keys with user_id that Citus needs are not made yet (README: Distributing by athlete)")
-def test_route_points_keys_carry_the_distribution_column(tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_route_points_keys_carry_the_distribution_column(tmp_path, kind):
     """Citus distributes a table on a column only if every primary key, unique constraint
-    and foreign key between co-located tables includes it. route_points is keyed by
-    (activity_id, seq) and refers to activities(id): create_distributed_table(...,
-    'user_id') is refused."""
-    with database_of_its_own("postgres", tmp_path, "citus") as Session:
+    and foreign key between co-located tables includes it: route_points is keyed by
+    (activity_id, seq, user_id) and refers to activities by (id, user_id). The foreign key
+    holds a point to its activity's athlete, so the wider key lets no point in twice."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import IntegrityError
+
+    with database_of_its_own(kind, tmp_path, "citus") as Session:
+        engine = Session.kw["bind"]
+        table = inspect(engine)
+        assert set(table.get_pk_constraint("route_points")["constrained_columns"]) == {"activity_id", "seq", "user_id"}
+        keys = table.get_foreign_keys("route_points")
+        assert [(set(k["constrained_columns"]), k["referred_table"], set(k["referred_columns"])) for k in keys] == [
+            ({"activity_id", "user_id"}, "activities", {"id", "user_id"})]
+        for index in table.get_indexes("route_points"):
+            assert not index["unique"] or "user_id" in index["column_names"], index
+        a = new_activity(Session, synthetic(5))
         with Session() as s:
-            pk = s.execute(text(
-                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-                "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'route_points'::regclass AND i.indisprimary"
-            )).scalars().all()
-        assert "user_id" in pk, f"route_points primary key is {sorted(pk)}"
+            owner = s.get(Activity, a).user_id
+            other = create_user(s, f"other{kind}", "Other").id
+            s.commit()
+        assert _owners(Session, a) == {owner}
+        # A point sent again is skipped, as with the narrower key.
+        with Session() as s, s.begin():
+            first = s.execute(select(RoutePoint).where(RoutePoint.activity_id == a, RoutePoint.seq == 0)).scalar_one()
+            again = {"activity_id": a, "seq": 0, "t": first.t + 1, "lat": 1.0, "lon": 1.0}
+            assert points_insert(s, [again]) == 0
+        # A point that names another athlete than its activity's is refused.
+        with engine.connect() as conn:
+            if kind == "sqlite":
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+            with pytest.raises(IntegrityError):
+                conn.execute(RoutePoint.__table__.insert().values(activity_id=a, seq=0, user_id=other, t=0.0))
+            conn.rollback()
+        assert hot_count(Session, a) == 5
+        # Deleting the activity still takes its points with it.
+        with Session() as s, s.begin():
+            s.delete(s.get(Activity, a))
+        assert hot_count(Session, a) == 0
 
 
 # ---------------------------------------------------------------------------------------
