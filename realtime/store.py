@@ -29,7 +29,7 @@ from core.activities.tables import ActivityEvent
 from core.challenges.awards import activity_rows, new_badges, new_completions
 from core.challenges.feed import feed_answer
 from core.challenges.personal import describe
-from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker
+from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker, write_transaction
 from core.storage.points import FastInsert, count_points, fast_insert_connection, positions
 from core.storage.schema import migrate
 
@@ -221,7 +221,9 @@ class Store:
                              .where(ActivityEvent.activity_id == activity_id)))
 
     def change_status(self, activity_id: int, user_id: int, command: str, at: float | None) -> ActivityInfo:
-        with self.Session() as s, s.begin():
+        # On SQLite the write lock first (BEGIN IMMEDIATE): a transaction that had read the
+        # row before another writer's commit could not write after it, and would fail.
+        with write_transaction(self.Session, "ingest_status") as s:
             if command == "complete":
                 hold_hiding(s, [user_id])  # before the row: ``core.social.privacy.hold_hiding``
             a = get_owned_activity(s, activity_id, user_id, lock=self.dialect == "postgresql")

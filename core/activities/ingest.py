@@ -59,7 +59,7 @@ def lock_statuses(cur, dialect: str, activity_ids: list[int]) -> dict[int, str]:
         cur.execute("BEGIN IMMEDIATE")
         mark, lock = "?", ""
     else:
-        mark, lock = "%s", " FOR SHARE"
+        mark, lock = "%s", " ORDER BY id FOR SHARE"  # rows locked in id order, as every writer does
     marks = ",".join([mark] * len(activity_ids))
     cur.execute(f"SELECT id, status FROM activities WHERE id IN ({marks}){lock}", activity_ids)
     return dict(cur.fetchall())

@@ -267,13 +267,14 @@ def _tracks(s: Session, token_ids: list[int], t_lo: float, t_hi: float) -> dict[
                   .with_for_update())
     # Share-locked like the ingest server's commit: the worker's completion re-counts the
     # points under its own lock, so no fix lands between its count and the status change.
+    # In id order, as every writer that locks several activities (no two wait on each other).
     rows = s.execute(select(DeviceTrack.activity_id, DeviceTrack.token_id, DeviceTrack.anchor_t,
                             DeviceTrack.first_t, DeviceTrack.last_t, DeviceTrack.recompute,
                             DeviceTrack.heard_at, Activity.status, Activity.sport)
                      .join(Activity, Activity.id == DeviceTrack.activity_id)
                      .where(DeviceTrack.token_id.in_(token_ids), DeviceTrack.last_t >= t_lo,
                             DeviceTrack.first_t <= t_hi)
-                     .with_for_update(read=True, of=Activity)).all()
+                     .order_by(Activity.id).with_for_update(read=True, of=Activity)).all()
     out: dict[int, list[_Track]] = {}
     for aid, token_id, anchor, first, last, recompute, heard, status, sport in rows:
         out.setdefault(token_id, []).append(_Track(aid, token_id, anchor, first, last, bool(recompute), status,
