@@ -299,20 +299,35 @@ class _LiveMarkers(MacroElement):
         self.colour = escape.js_string(ROUTE_COLOUR)
 
 
-def review_map(lat: np.ndarray, lon: np.ndarray, t: np.ndarray, stretches: list[tuple[float, float]]) -> LocalMap:
-    """The route in grey with the suspicious stretches (time ranges) drawn over it in red."""
-    m = base_map(lat, lon)
-    if lat.size < 2:
-        return m
-    idx = drawable(lat, lon)
-    folium.PolyLine(_coords(lat, lon, idx), color="#8a8a94", weight=4, opacity=0.8, class_name="route-line").add_to(m)
+def _runs(mask: np.ndarray) -> list[np.ndarray]:
+    """The indices of each unbroken run of True in ``mask``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [np.arange(a, b) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def review_map(lat: np.ndarray, lon: np.ndarray, t: np.ndarray, stretches: list[tuple[float, float]],
+               shown: np.ndarray | None = None) -> LocalMap:
+    """The route in grey with the suspicious stretches (time ranges) drawn over it in red.
+    Only the positions ``shown`` marks are drawn, each unbroken run of them as a line of its
+    own, so that no line crosses what is left out."""
+    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
+    drawn = np.isfinite(lat) & np.isfinite(lon)
+    if shown is not None:
+        drawn &= np.asarray(shown, dtype=bool)
+    m = base_map(lat[drawn], lon[drawn]) if drawn.any() else base_map()
+    for run in _runs(drawn):
+        if run.size >= 2:
+            idx = run[drawable(lat[run], lon[run])]
+            folium.PolyLine(_coords(lat, lon, idx), color="#8a8a94", weight=4, opacity=0.8,
+                            class_name="route-line").add_to(m)
     for t0, t1 in stretches:
-        inside = np.flatnonzero((t >= t0) & (t <= t1))
-        if inside.size >= 2:
-            part = drawable(lat[inside], lon[inside])
-            folium.PolyLine(_coords(lat[inside], lon[inside], part), color="#d7191c", weight=7, opacity=0.95,
-                            tooltip=tooltip("suspicious stretch"), class_name="suspicious-line").add_to(m)
-    folium.CircleMarker([float(lat[0]), float(lon[0])], radius=6, color="#ffffff", weight=2, fill=True,
-                        fill_color="#2e9e44", fill_opacity=1, tooltip=tooltip("start"),
-                        class_name="start-marker").add_to(m)
+        for run in _runs(drawn & (t >= t0) & (t <= t1)):
+            if run.size >= 2:
+                idx = run[drawable(lat[run], lon[run])]
+                folium.PolyLine(_coords(lat, lon, idx), color="#d7191c", weight=7, opacity=0.95,
+                                tooltip=tooltip("suspicious stretch"), class_name="suspicious-line").add_to(m)
+    if lat.size and drawn[0]:
+        folium.CircleMarker([float(lat[0]), float(lon[0])], radius=6, color="#ffffff", weight=2, fill=True,
+                            fill_color="#2e9e44", fill_opacity=1, tooltip=tooltip("start"),
+                            class_name="start-marker").add_to(m)
     return m

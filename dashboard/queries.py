@@ -31,7 +31,7 @@ from core.routes.matching import athlete_routes
 from core.routes.tables import Route
 from core.social import follows
 from core.social.feed import feed_page, own_activities
-from core.social.privacy import hidings_of
+from core.social.privacy import hiding_for, hidings_of, kept_mask
 from core.social.shown import shown_figures
 from core.social.visibility import live_filter, viewable
 from core.storage.points import routes, viewer_route, viewer_track
@@ -241,12 +241,16 @@ def own_flag(s, viewer_id: int, activity_id: int) -> dict | None:
             "note": decision.note if decision else "", "crop": crop}
 
 
-def review_item(s, activity_id: int) -> dict | None:
-    """What a moderator sees of a flagged activity (the caller checked the role)."""
+def review_item(s, activity_id: int, viewer_id: int) -> dict | None:
+    """What a moderator sees of a flagged activity (the caller checked the role). The map's
+    positions inside the athlete's privacy zones and hidden ends are NaN (``shown`` False):
+    moderators are not the athlete, and the time and speed chart, which covers the whole
+    activity, is the evidence of a stretch there."""
     item = moderation.review_item(s, activity_id)
     if item is None:
         return None
     flag, a, user, profile = item.flag, item.activity, item.athlete, item.profile
+    shown = kept_mask(hiding_for(s, viewer_id, a.user_id), profile.lat, profile.lon, a.id)
     return {
         "activity_id": a.id, "title": a.title, "sport": a.sport, "athlete": user.name, "username": user.username,
         "start_time": a.start_time, "distance_m": a.distance_m, "avg_speed_mps": a.avg_speed_mps,
@@ -254,6 +258,7 @@ def review_item(s, activity_id: int) -> dict | None:
         "crop": flag.crop,  # the athlete's crops since the flag was raised, and the reasons before them
         "stretches": item.stretches,
         "lat": profile.lat, "lon": profile.lon, "t": profile.t, "speed": profile.speed_mps,
+        "shown": shown, "hidden_points": int((~shown).sum()),
         "usual": item.usual,
     }
 

@@ -375,7 +375,7 @@ def hidden_mask(hiding: Hiding, lat: np.ndarray, lon: np.ndarray, key=None, draw
     return hide[owner]
 
 
-def _kept(hiding: Hiding, lat: np.ndarray, lon: np.ndarray, key=None, draw: bool = True) -> np.ndarray:
+def kept_mask(hiding: Hiding, lat: np.ndarray, lon: np.ndarray, key=None, draw: bool = True) -> np.ndarray:
     """Which points others see: none at all when fewer than two positions would be left (a
     lone point is no map, and would only mark a spot)."""
     keep = ~hidden_mask(hiding, lat, lon, key, draw)
@@ -389,7 +389,7 @@ def visible_track(hiding: Hiding, track: Track, key=None, draw: bool = True) -> 
     ``draw``: see ``hidden_mask``)."""
     if not hiding:
         return track
-    return track.take(_kept(hiding, track.lat, track.lon, key, draw))
+    return track.take(kept_mask(hiding, track.lat, track.lon, key, draw))
 
 
 def visible_positions(hiding: Hiding, lat: np.ndarray, lon: np.ndarray,
@@ -397,7 +397,7 @@ def visible_positions(hiding: Hiding, lat: np.ndarray, lon: np.ndarray,
     """Positions (in recorded order) as others may see them (``key``: the activity's id)."""
     if not hiding:
         return lat, lon
-    keep = _kept(hiding, lat, lon, key)
+    keep = kept_mask(hiding, lat, lon, key)
     return lat[keep], lon[keep]
 
 

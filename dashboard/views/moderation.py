@@ -174,7 +174,7 @@ def show_crop(item: dict, crop: dict) -> None:
 def review_card(activity_id: int, score: float) -> None:
     """One waiting activity: the evidence and the decisions."""
     with data.sessions()() as s:
-        item = queries.review_item(s, activity_id)
+        item = queries.review_item(s, activity_id, v.id)
     if item is None:
         return
     with st.container(border=True, key=f"review_{activity_id}"):
@@ -209,8 +209,11 @@ def review_card(activity_id: int, score: float) -> None:
         if lat.size >= 2:
             map_col, chart_col = st.columns(2)
             with map_col:
-                st_folium(review_map(lat, lon, t, item["stretches"]), height=300, use_container_width=True,
-                          returned_objects=[], key=f"review_map_{activity_id}")
+                st_folium(review_map(lat, lon, t, item["stretches"], item["shown"]), height=300,
+                          use_container_width=True, returned_objects=[], key=f"review_map_{activity_id}")
+                if item["hidden_points"]:
+                    st.caption(f"{item['hidden_points']} points the athlete hides (privacy zones, hidden ends "
+                               "or map) are not drawn; the speed chart covers the whole activity.")
             with chart_col:
                 minutes = (t - t[0]) / 60.0
                 speed = units.speed_value(np.asarray(item["speed"], dtype=float))
