@@ -34,7 +34,7 @@ from core.social.feed import feed_page, own_activities
 from core.social.privacy import hiding_for, hidings_of, kept_mask
 from core.social.shown import shown_figures
 from core.social.visibility import live_filter, viewable
-from core.storage.points import routes, viewer_route, viewer_track
+from core.storage.points import routes, stored_track, viewer_route, viewer_track
 from core.tracks.formats.gpx import to_gpx
 from core.units import UNITS
 from dashboard.maps import drawable
@@ -242,15 +242,16 @@ def own_flag(s, viewer_id: int, activity_id: int) -> dict | None:
 
 
 def review_item(s, activity_id: int, viewer_id: int) -> dict | None:
-    """What a moderator sees of a flagged activity (the caller checked the role). The map's
-    positions inside the athlete's privacy zones and hidden ends are NaN (``shown`` False):
-    moderators are not the athlete, and the time and speed chart, which covers the whole
-    activity, is the evidence of a stretch there."""
+    """What a moderator sees of a flagged activity (the caller checked the role). The map is
+    drawn from the stored points (``map_lat``, ``map_lon``, ``map_t``) where ``shown``: what
+    every other surface shows others of them, since moderators are not the athlete. The time
+    and speed chart covers the whole activity: it is the evidence of a stretch they hide."""
     item = moderation.review_item(s, activity_id)
     if item is None:
         return None
     flag, a, user, profile = item.flag, item.activity, item.athlete, item.profile
-    shown = kept_mask(hiding_for(s, viewer_id, a.user_id), profile.lat, profile.lon, a.id)
+    track = stored_track(s, a)
+    shown = kept_mask(hiding_for(s, viewer_id, a.user_id), track.lat, track.lon, a.id)
     return {
         "activity_id": a.id, "title": a.title, "sport": a.sport, "athlete": user.name, "username": user.username,
         "start_time": a.start_time, "distance_m": a.distance_m, "avg_speed_mps": a.avg_speed_mps,
@@ -258,7 +259,8 @@ def review_item(s, activity_id: int, viewer_id: int) -> dict | None:
         "crop": flag.crop,  # the athlete's crops since the flag was raised, and the reasons before them
         "stretches": item.stretches,
         "lat": profile.lat, "lon": profile.lon, "t": profile.t, "speed": profile.speed_mps,
-        "shown": shown, "hidden_points": int((~shown).sum()),
+        "map_lat": track.lat, "map_lon": track.lon, "map_t": track.t, "shown": shown,
+        "hidden_points": int((~shown).sum()),
         "usual": item.usual,
     }
 

@@ -205,12 +205,13 @@ def review_card(activity_id: int, score: float) -> None:
         st.caption("Athlete's usual: " + (f"{units.pace_or_speed(item['sport'], usual['speed_mps'], 'metric')} "
                                           f"over {usual['count']} past {item['sport']}s" if usual
                                           else "not enough history yet"))
-        lat, lon, t = item["lat"], item["lon"], item["t"]
+        lat, t = item["lat"], item["t"]
         if lat.size >= 2:
             map_col, chart_col = st.columns(2)
             with map_col:
-                st_folium(review_map(lat, lon, t, item["stretches"], item["shown"]), height=300,
-                          use_container_width=True, returned_objects=[], key=f"review_map_{activity_id}")
+                drawn = review_map(item["map_lat"], item["map_lon"], item["map_t"], item["stretches"], item["shown"])
+                st_folium(drawn, height=300, use_container_width=True, returned_objects=[],
+                          key=f"review_map_{activity_id}")
                 if item["hidden_points"]:
                     st.caption(f"{item['hidden_points']} points the athlete hides (privacy zones, hidden ends "
                                "or map) are not drawn; the speed chart covers the whole activity.")

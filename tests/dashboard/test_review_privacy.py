@@ -1,5 +1,6 @@
-"""The moderators' review map leaves out what the athlete hides: moderators are not the
-athlete. Real SQLite database, the map rendered as the page sends it."""
+"""The moderators' review map leaves out what the athlete hides, as every surface does for
+others: moderators are not the athlete. Real SQLite and PostgreSQL databases, the map
+rendered as the page sends it, compared with what another athlete is shown."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import uuid
 import numpy as np
 
 from core.accounts.tables import User
+from core.activities.tables import Activity
 from core.social.privacy import add_zone, set_hide_ends
+from core.storage.points import stored_track, viewer_track
 from dashboard import queries
 from dashboard.maps import review_map
 from tests.core.anomaly.test_flags import session_drive
@@ -19,17 +22,23 @@ PAIR = re.compile(r"\[(-?\d+\.\d+), (-?\d+\.\d+)\]")
 
 
 def _drawn(item: dict) -> set[tuple[float, float]]:
-    page = review_map(item["lat"], item["lon"], item["t"], item["stretches"], item["shown"]).get_root().render()
+    page = review_map(item["map_lat"], item["map_lon"], item["map_t"], item["stretches"],
+                      item["shown"]).get_root().render()
     return {(float(a), float(b)) for a, b in PAIR.findall(page)}
 
 
 def _pairs(lat: np.ndarray, lon: np.ndarray) -> set[tuple[float, float]]:
-    return {(round(float(a), 5), round(float(b), 5)) for a, b in zip(lat, lon, strict=True)}
+    return {(round(float(a), 5), round(float(b), 5)) for a, b in zip(lat, lon, strict=True) if np.isfinite(a + b)}
 
 
-def _nothing_hidden_drawn(item: dict) -> None:
+def _as_others_see(session, item: dict, moderator_id: int) -> None:
+    """The map draws exactly the stored points others are shown, and none of the rest."""
+    activity = session.get(Activity, item["activity_id"])
+    public = viewer_track(session, moderator_id, activity, review=True)
+    whole = stored_track(session, activity)
     shown = item["shown"]
-    hidden = _pairs(item["lat"][~shown], item["lon"][~shown]) - _pairs(item["lat"][shown], item["lon"][shown])
+    assert _pairs(item["map_lat"][shown], item["map_lon"][shown]) == _pairs(public.lat, public.lon)
+    hidden = _pairs(whole.lat, whole.lon) - _pairs(public.lat, public.lon)
     assert hidden and not hidden & _drawn(item), "a hidden position is on the moderator's map"
 
 
@@ -38,23 +47,24 @@ def test_the_review_map_draws_none_of_what_the_athlete_hides(session):
     runner = session.get(User, w.runner_id)
     before = queries.review_item(session, w.drive_id, w.mod_id)
     assert before["hidden_points"] == 0 and before["shown"].all()
-    assert _pairs(before["lat"][:1], before["lon"][:1]) <= _drawn(before)  # the start is drawn
+    assert _pairs(before["map_lat"][:1], before["map_lon"][:1]) <= _drawn(before)  # the start is drawn
 
     set_hide_ends(session, runner, 800)
     item = queries.review_item(session, w.drive_id, w.mod_id)
     shown = item["shown"]
-    assert shown.shape == item["lat"].shape == item["t"].shape
+    assert shown.shape == item["map_lat"].shape == item["map_t"].shape
     assert 0 < item["hidden_points"] == int((~shown).sum()) < shown.size
     assert not shown[0] and not shown[-1]  # the hidden ends
-    _nothing_hidden_drawn(item)
+    _as_others_see(session, item, w.mod_id)
     # What is shown is still drawn: a line's ends are never simplified away.
-    assert _pairs(item["lat"][shown][[0, -1]], item["lon"][shown][[0, -1]]) <= _drawn(item)
+    lat, lon = item["map_lat"][shown], item["map_lon"][shown]
+    assert _pairs(lat[[0, -1]], lon[[0, -1]]) <= _drawn(item)
 
-    # A zone too: its cut, or the whole map when the draw withholds it (as on every surface).
-    add_zone(session, runner, float(before["lat"][-1]), float(before["lon"][-1]), 400, random.Random(3))
+    # A zone too: its cut, or no map at all when the draw withholds it (as on every surface).
+    add_zone(session, runner, float(before["map_lat"][-1]), float(before["map_lon"][-1]), 400, random.Random(3))
     item = queries.review_item(session, w.drive_id, w.mod_id)
     assert item["hidden_points"] > int((~shown).sum())
-    _nothing_hidden_drawn(item)
+    _as_others_see(session, item, w.mod_id)
     # The chart's times and speeds cover the whole activity.
     assert item["t"].size == before["t"].size and np.array_equal(item["speed"], before["speed"], equal_nan=True)
 
