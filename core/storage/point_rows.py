@@ -40,7 +40,6 @@ POINT_FIELDS = ("lat", "lon", "ele", "acc", "hr", "cad")
 POINT_COLUMNS = ("activity_id", "seq", "t", *POINT_FIELDS)
 NO_EXTRAS = (None, None, None, None)  # ele, acc, hr, cad of a plain fix (a five-value row)
 OWNER_CACHE = 100_000  # activities whose athlete the ingest connection remembers (PostgreSQL)
-CONFLICT_KEY = "activity_id, seq, user_id"  # the primary key: a point already stored
 NEW_KEYS_CHUNK = 100  # rows per statement of ``insert_new_keys`` (900 parameters)
 IDLE_IN_TRANSACTION_MS = 5_000  # the ingest connection's transactions last milliseconds
 
@@ -58,7 +57,7 @@ def insert_keys(s: Session, rows: list[tuple], owner: dict[int, int]) -> set[tup
     for k in range(0, len(rows), NEW_KEYS_CHUNK):
         part = rows[k:k + NEW_KEYS_CHUNK]
         sql = (f"INSERT INTO route_points ({columns}) VALUES {', '.join([one] * len(part))} "
-               f"ON CONFLICT ({CONFLICT_KEY}) DO NOTHING RETURNING activity_id, seq")
+               "ON CONFLICT DO NOTHING RETURNING activity_id, seq")  # the primary key: a point already stored
         flat = [value for row in part for value in (*row, owner.get(row[0]))]
         stored.update((int(a), int(q)) for a, q in conn.exec_driver_sql(sql, tuple(flat)).all())
     return stored

@@ -102,7 +102,7 @@ def insert_points(s: Session, rows: list[dict]) -> int:
     rows = [{**r, "user_id": owner.get(r["activity_id"])} for r in rows]
     dialect = s.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = (insert(RoutePoint).on_conflict_do_nothing(index_elements=["activity_id", "seq", "user_id"])
+    stmt = (insert(RoutePoint).on_conflict_do_nothing()
             .returning(RoutePoint.seq))
     # RETURNING names the rows really inserted; executemany's rowcount is not reliable.
     return len(s.execute(stmt, rows).all())

@@ -20,7 +20,7 @@ from core.storage.points import RoutePoint
 from core.storage.points import insert_points as points_insert
 from realtime.store import Store
 from tests.conftest import database_of_its_own
-from tests.core.storage.tiers_common import T0, hot_count, new_activity, synthetic
+from tests.core.storage.tiers_common import T0, hot_count, new_activity, synthetic, user_of
 
 
 def _url(Session) -> str:
@@ -196,6 +196,37 @@ def test_route_points_keys_carry_the_distribution_column(tmp_path, kind):
         with Session() as s, s.begin():
             s.delete(s.get(Activity, a))
         assert hot_count(Session, a) == 0
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_keys_migration_gives_every_point_its_activitys_athlete(tmp_path, kind):
+    """Points stored before the keys carried the athlete can name another one (an id SQLite
+    gave again, remembered with its old athlete): the upgrade gives each its activity's
+    athlete instead of failing on the new foreign key; on SQLite, points whose activity is
+    gone (its ingest connection checks activities itself) are left behind."""
+    from core.storage.schema import downgrade, migrate
+
+    with database_of_its_own(kind, tmp_path, "keys") as Session:
+        engine = Session.kw["bind"]
+        a = new_activity(Session, synthetic(5))
+        stranger = user_of(Session, new_activity(Session, synthetic(5)))
+        downgrade(engine, "0024")
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE route_points SET user_id = :u WHERE activity_id = :a AND seq < 2"),
+                         {"u": stranger, "a": a})
+        if kind == "sqlite":  # as the ingest connection writes: foreign keys off
+            raw = engine.raw_connection()
+            try:
+                raw.driver_connection.execute("PRAGMA foreign_keys=OFF")
+                raw.driver_connection.execute("INSERT INTO route_points (activity_id, seq, user_id, t) "
+                                              "VALUES (999999, 0, ?, 0)", (stranger,))
+                raw.commit()
+            finally:
+                raw.invalidate()
+        migrate(engine)
+        assert _owners(Session, a) == {user_of(Session, a)} and hot_count(Session, a) == 5
+        with Session() as s:
+            assert not s.scalar(select(RoutePoint.seq).where(RoutePoint.activity_id == 999999))
 
 
 # ---------------------------------------------------------------------------------------

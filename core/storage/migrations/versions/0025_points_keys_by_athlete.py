@@ -23,9 +23,10 @@ COLUMNS = "activity_id, seq, user_id, t, lat, lon, ele, acc, hr, cad"
 PK, FK = "pk_route_points", "fk_route_points_activity_id_activities"
 
 
-def _rebuild_sqlite(keys: str, references: str) -> None:
+def _rebuild_sqlite(keys: str, references: str, select: str) -> None:
     """SQLite cannot change a table's keys in place: the table is made again and the rows
-    copied (nothing refers to route_points, so dropping the old one deletes nothing else)."""
+    ``select`` gives copied (nothing refers to route_points, so dropping the old one deletes
+    nothing else)."""
     op.execute(f"""
         CREATE TABLE route_points_new (
             activity_id INTEGER NOT NULL,
@@ -36,14 +37,25 @@ def _rebuild_sqlite(keys: str, references: str) -> None:
             CONSTRAINT {PK} PRIMARY KEY ({keys}),
             CONSTRAINT {FK} FOREIGN KEY ({references}) ON DELETE CASCADE
         )""")
-    op.execute(f"INSERT INTO route_points_new ({COLUMNS}) SELECT {COLUMNS} FROM route_points ORDER BY activity_id, seq")
+    op.execute(f"INSERT INTO route_points_new ({COLUMNS}) {select}")
     op.execute("DROP TABLE route_points")
     op.execute("ALTER TABLE route_points_new RENAME TO route_points")
+
+
+# Every point takes its activity's athlete: the foreign key refuses any other, and points
+# written before the ingest server looked athletes up at every commit on SQLite (which may
+# give a deleted newest activity's id to the next one) can name the deleted one's. Points
+# without their activity (SQLite's ingest connection leaves foreign keys to its own check)
+# are left behind.
+OWNED = ("SELECT p.activity_id, p.seq, a.user_id, p.t, p.lat, p.lon, p.ele, p.acc, p.hr, p.cad "
+         "FROM route_points p JOIN activities a ON a.id = p.activity_id ORDER BY p.activity_id, p.seq")
 
 
 def upgrade() -> None:
     op.create_index('uq_activities_id_user_id', 'activities', ['id', 'user_id'], unique=True)
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("UPDATE route_points p SET user_id = a.user_id FROM activities a "
+                   "WHERE a.id = p.activity_id AND p.user_id <> a.user_id")
         # On the partitioned table: each partition's key is rebuilt with it.
         op.execute(f"ALTER TABLE route_points DROP CONSTRAINT {FK}")
         op.execute(f"ALTER TABLE route_points DROP CONSTRAINT {PK}")
@@ -51,7 +63,7 @@ def upgrade() -> None:
         op.execute(f"ALTER TABLE route_points ADD CONSTRAINT {FK} FOREIGN KEY (activity_id, user_id) "
                    "REFERENCES activities (id, user_id) ON DELETE CASCADE")
     else:
-        _rebuild_sqlite("activity_id, seq, user_id", "activity_id, user_id) REFERENCES activities (id, user_id")
+        _rebuild_sqlite("activity_id, seq, user_id", "activity_id, user_id) REFERENCES activities (id, user_id", OWNED)
 
 
 def downgrade() -> None:
@@ -62,5 +74,6 @@ def downgrade() -> None:
         op.execute(f"ALTER TABLE route_points ADD CONSTRAINT {FK} FOREIGN KEY (activity_id) "
                    "REFERENCES activities (id) ON DELETE CASCADE")
     else:
-        _rebuild_sqlite("activity_id, seq", "activity_id) REFERENCES activities (id")
+        _rebuild_sqlite("activity_id, seq", "activity_id) REFERENCES activities (id",
+                        f"SELECT {COLUMNS} FROM route_points ORDER BY activity_id, seq")
     op.drop_index('uq_activities_id_user_id', table_name='activities')
