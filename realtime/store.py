@@ -22,10 +22,16 @@ from core.accounts.tokens import device_identity, revoked_among
 from core.accounts.users import user_by_id
 from core.activities.cues import CuePrefs, save_cue_prefs
 from core.activities.ingest import lock_statuses, refusal
-from core.activities.lifecycle import OPEN_STATUSES, change_status, create_activity, get_owned_activity
+from core.activities.lifecycle import (
+    OPEN_STATUSES,
+    TRANSITIONS,
+    change_status,
+    create_activity,
+    get_owned_activity,
+)
 from core.activities.shown import hold_hiding
-from core.activities.summary import pause_intervals
-from core.activities.tables import ActivityEvent
+from core.activities.summary import Summary, pause_intervals, summarise_activity
+from core.activities.tables import COMMAND_STATUS, ActivityEvent
 from core.challenges.awards import activity_rows, new_badges, new_completions
 from core.challenges.feed import feed_answer
 from core.challenges.personal import describe
@@ -216,18 +222,38 @@ class Store:
         """How many points and status events the activity has stored: two counts over indexes
         that tell whether the state an ingest process holds of it is still current."""
         with self.Session() as s:
-            return (count_points(s, activity_id),
-                    s.scalar(select(func.count()).select_from(ActivityEvent)
-                             .where(ActivityEvent.activity_id == activity_id)))
+            return self._counts(s, activity_id)
+
+    @staticmethod
+    def _counts(s: Session, activity_id: int) -> tuple[int, int]:
+        return (count_points(s, activity_id),
+                s.scalar(select(func.count()).select_from(ActivityEvent).where(ActivityEvent.activity_id == activity_id)))
+
+    def _plan_completion(self, activity_id: int, user_id: int) -> tuple[tuple[int, int], Summary] | None:
+        """The counts of ``version`` and the summary a completion would store, read with no
+        write transaction open; None when the activity cannot be completed now (the write
+        then answers why)."""
+        with self.Session() as s:
+            a = get_owned_activity(s, activity_id, user_id)
+            if a.status == COMMAND_STATUS["complete"] or TRANSITIONS["complete"].get(a.status) is None:
+                return None
+            counts = self._counts(s, activity_id)
+            return counts, summarise_activity(s, a)
 
     def change_status(self, activity_id: int, user_id: int, command: str, at: float | None) -> ActivityInfo:
-        # On SQLite the write lock first (BEGIN IMMEDIATE): a transaction that had read the
-        # row before another writer's commit could not write after it, and would fail.
+        # A completion's summary is worked out first, with no write transaction open; the
+        # write takes it only if no point or status event arrived meanwhile. On SQLite the
+        # transaction takes the write lock before it reads (BEGIN IMMEDIATE): one that had
+        # read the row before another writer's commit could not write after it.
+        planned = self._plan_completion(activity_id, user_id) if command == "complete" else None
         with write_transaction(self.Session, "ingest_status") as s:
             if command == "complete":
                 hold_hiding(s, [user_id])  # before the row: ``core.social.privacy.hold_hiding``
             a = get_owned_activity(s, activity_id, user_id, lock=self.dialect == "postgresql")
-            change_status(s, a, command, at=at)
+            summary = None
+            if planned is not None and planned[0] == self._counts(s, activity_id):
+                summary = planned[1]
+            change_status(s, a, command, at=at, summary=summary)
             return ActivityInfo(a.id, a.user_id, a.sport, a.status)
 
     def commit_batches(self, batches: list[tuple[int, list[tuple]]]) -> list[object]:

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.accounts.tables import User
-from core.activities.summary import complete_activity
+from core.activities.summary import Summary, complete_activity
 from core.activities.tables import COMMAND_STATUS, SPORTS, VISIBILITIES, Activity, ActivityEvent
 from core.text import CLIENT_REF_MAX_CHARS, TITLE_MAX_CHARS, TextRefused, check_identifier, fit
 
@@ -130,8 +130,11 @@ def delete_activity(s: Session, activity: Activity) -> None:
     s.flush()
 
 
-def change_status(s: Session, activity: Activity, command: str, at: float | None = None) -> Activity:
-    """Apply a lifecycle command; a repeated command is a no-op."""
+def change_status(s: Session, activity: Activity, command: str, at: float | None = None,
+                  summary: Summary | None = None) -> Activity:
+    """Apply a lifecycle command; a repeated command is a no-op. ``summary``: for "complete",
+    the activity's summary as worked out before the transaction from the points and pauses it
+    still has (else it is worked out here)."""
     if command not in TRANSITIONS:
         raise InvalidTransition(f"unknown command {command!r}; expected one of {', '.join(TRANSITIONS)}",
                                 "unknown_command")
@@ -144,7 +147,7 @@ def change_status(s: Session, activity: Activity, command: str, at: float | None
     if not math.isfinite(at):
         raise ActivityError("event time must be a finite number of seconds", "invalid_time")
     if command == "complete":
-        complete_activity(s, activity, at)
+        complete_activity(s, activity, at, summary)
     activity.status = new_status
     if command == "start" and activity.start_time is None:
         activity.start_time = datetime.fromtimestamp(at, tz=UTC)

@@ -95,10 +95,13 @@ def apply_summary(activity: Activity, summary: Summary) -> None:
         activity.start_time = datetime.fromtimestamp(summary.start_time, tz=UTC)
 
 
-def complete_activity(s: Session, activity: Activity, at: float | None = None) -> Summary:
-    """Compute the authoritative summary from the stored track and mark completion time."""
+def complete_activity(s: Session, activity: Activity, at: float | None = None,
+                      summary: Summary | None = None) -> Summary:
+    """Compute the authoritative summary from the stored track (or take ``summary``, worked
+    out from the same points and pauses) and mark completion time."""
     s.flush()
-    summary = summarise_activity(s, activity)
+    if summary is None:
+        summary = summarise_activity(s, activity)
     apply_summary(activity, summary)
     settle_shown(s, activity)
     activity.completed_at = datetime.fromtimestamp(at if at is not None else time.time(), tz=UTC)

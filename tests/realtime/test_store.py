@@ -127,3 +127,46 @@ def test_a_batch_sent_twice_in_one_commit_is_stored_by_the_first_copy(engine, db
     finally:
         store.close()
     assert stored(engine, activity_id) == list(range(10))
+
+
+def test_a_completion_is_summarised_before_its_write_and_again_if_a_point_lands_meanwhile(engine, db_url, monkeypatch):
+    """The live "complete" works its summary out with no write transaction open and writes it
+    as planned; a point that lands between the two makes the write work it out afresh, so
+    the stored summary always covers every stored point."""
+    from core.activities import summary as summary_module
+    from core.activities.tables import Activity
+
+    def stopped_with(n: int) -> int:
+        with Session(engine) as s, s.begin():
+            a = create_activity(s, create_user(s, f"plan_{time.time_ns()}"), "run")
+            change_status(s, a, "start", at=time.time() - 700)
+            out = a.id, a.user_id
+        assert store.commit_batches([(out[0], rows(out[0], range(n)))]) == [set(range(n))]
+        with Session(engine) as s, s.begin():
+            change_status(s, s.get(Activity, out[0]), "stop", at=time.time() - 500)
+        return out
+
+    inside = []
+    real = summary_module.summarise_activity
+    monkeypatch.setattr(summary_module, "summarise_activity", lambda s, a: inside.append(a.id) or real(s, a))
+    store = Store(db_url)
+    try:
+        quiet = stopped_with(20)
+        store.change_status(*quiet, "complete", None)
+        assert inside == []  # the planned summary was written
+        late = stopped_with(20)
+        plan = store._plan_completion
+
+        def plan_then_a_point_lands(activity_id, user_id):
+            planned = plan(activity_id, user_id)
+            assert store.commit_batches([(activity_id, rows(activity_id, [20]))]) == [{20}]
+            return planned
+
+        monkeypatch.setattr(store, "_plan_completion", plan_then_a_point_lands)
+        assert store.change_status(*late, "complete", None).status == "completed"
+        assert inside == [late[0]]
+    finally:
+        store.close()
+    with Session(engine) as s:
+        assert s.get(Activity, quiet[0]).point_count == 20 and s.get(Activity, quiet[0]).distance_m > 0
+        assert s.get(Activity, late[0]).point_count == 21
