@@ -308,25 +308,25 @@ def _runs(mask: np.ndarray) -> list[np.ndarray]:
 def review_map(lat: np.ndarray, lon: np.ndarray, t: np.ndarray, stretches: list[tuple[float, float]],
                shown: np.ndarray | None = None) -> LocalMap:
     """The route in grey with the suspicious stretches (time ranges) drawn over it in red.
-    Only the positions ``shown`` marks are drawn, each unbroken run of them as a line of its
-    own, so that no line crosses what is left out."""
-    lat, lon = np.asarray(lat, dtype=float), np.asarray(lon, dtype=float)
-    drawn = np.isfinite(lat) & np.isfinite(lon)
-    if shown is not None:
-        drawn &= np.asarray(shown, dtype=bool)
-    m = base_map(lat[drawn], lon[drawn]) if drawn.any() else base_map()
-    for run in _runs(drawn):
+    Only the positions ``shown`` marks are drawn, each unbroken run of them (rows without a
+    position neither break a run nor join one) as a line of its own, so that no line
+    crosses what is left out."""
+    fixed = np.flatnonzero(np.isfinite(np.asarray(lat, dtype=float)) & np.isfinite(np.asarray(lon, dtype=float)))
+    keep = np.ones(fixed.size, dtype=bool) if shown is None else np.asarray(shown, dtype=bool)[fixed]
+    lat, lon, t = (np.asarray(a, dtype=float)[fixed] for a in (lat, lon, t))
+    m = base_map(lat[keep], lon[keep]) if keep.any() else base_map()
+    for run in _runs(keep):
         if run.size >= 2:
             idx = run[drawable(lat[run], lon[run])]
             folium.PolyLine(_coords(lat, lon, idx), color="#8a8a94", weight=4, opacity=0.8,
                             class_name="route-line").add_to(m)
     for t0, t1 in stretches:
-        for run in _runs(drawn & (t >= t0) & (t <= t1)):
+        for run in _runs(keep & (t >= t0) & (t <= t1)):
             if run.size >= 2:
                 idx = run[drawable(lat[run], lon[run])]
                 folium.PolyLine(_coords(lat, lon, idx), color="#d7191c", weight=7, opacity=0.95,
                                 tooltip=tooltip("suspicious stretch"), class_name="suspicious-line").add_to(m)
-    if lat.size and drawn[0]:
+    if keep.size and keep[0]:
         folium.CircleMarker([float(lat[0]), float(lon[0])], radius=6, color="#ffffff", weight=2, fill=True,
                             fill_color="#2e9e44", fill_opacity=1, tooltip=tooltip("start"),
                             class_name="start-marker").add_to(m)

@@ -251,7 +251,9 @@ def review_item(s, activity_id: int, viewer_id: int) -> dict | None:
         return None
     flag, a, user, profile = item.flag, item.activity, item.athlete, item.profile
     track = stored_track(s, a)
-    shown = kept_mask(hiding_for(s, viewer_id, a.user_id), track.lat, track.lon, a.id)
+    hiding = hiding_for(s, viewer_id, a.user_id)
+    # As ``core.storage.points.viewer_track``: every point when the athlete hides nothing.
+    shown = kept_mask(hiding, track.lat, track.lon, a.id) if hiding else np.ones(len(track.t), dtype=bool)
     return {
         "activity_id": a.id, "title": a.title, "sport": a.sport, "athlete": user.name, "username": user.username,
         "start_time": a.start_time, "distance_m": a.distance_m, "avg_speed_mps": a.avg_speed_mps,

@@ -9,6 +9,7 @@ thread through ``executor``, so those calls never block the loop.
 from __future__ import annotations
 
 import contextlib
+import math
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from core.challenges.awards import activity_rows, new_badges, new_completions
 from core.challenges.feed import feed_answer
 from core.challenges.personal import describe
 from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker, write_transaction
-from core.storage.points import FastInsert, count_points, fast_insert_connection, positions
+from core.storage.points import FastInsert, RoutePoint, count_points, fast_insert_connection, positions
 from core.storage.schema import migrate
 
 SQLITE_CACHE_KIB = 64 * 1024  # the hot connection's page cache: one index page per open activity
@@ -229,29 +230,40 @@ class Store:
         return (count_points(s, activity_id),
                 s.scalar(select(func.count()).select_from(ActivityEvent).where(ActivityEvent.activity_id == activity_id)))
 
-    def _plan_completion(self, activity_id: int, user_id: int) -> tuple[tuple[int, int], Summary] | None:
-        """The counts of ``version`` and the summary a completion would store, read with no
-        write transaction open; None when the activity cannot be completed now (the write
-        then answers why)."""
+    @staticmethod
+    def _fingerprint(s: Session, activity_id: int) -> tuple:
+        """What a summary is worked out from, in a few numbers: the points' count, highest
+        and summed sequence numbers, and the status events' count and highest id."""
+        points = s.execute(select(func.count(), func.max(RoutePoint.seq), func.sum(RoutePoint.seq))
+                           .where(RoutePoint.activity_id == activity_id)).one()
+        events = s.execute(select(func.count(), func.max(ActivityEvent.id))
+                           .where(ActivityEvent.activity_id == activity_id)).one()
+        return (*points, *events)
+
+    def _plan_completion(self, activity_id: int, user_id: int) -> tuple[tuple, Summary] | None:
+        """The ``_fingerprint`` and the summary a completion would store, read with no write
+        transaction open; None when the activity cannot be completed now (the write then
+        answers why)."""
         with self.Session() as s:
             a = get_owned_activity(s, activity_id, user_id)
             if a.status == COMMAND_STATUS["complete"] or TRANSITIONS["complete"].get(a.status) is None:
                 return None
-            counts = self._counts(s, activity_id)
-            return counts, summarise_activity(s, a)
+            fingerprint = self._fingerprint(s, activity_id)
+            return fingerprint, summarise_activity(s, a)
 
     def change_status(self, activity_id: int, user_id: int, command: str, at: float | None) -> ActivityInfo:
         # A completion's summary is worked out first, with no write transaction open; the
-        # write takes it only if no point or status event arrived meanwhile. On SQLite the
+        # write takes it only if its points and status events are as they were. On SQLite the
         # transaction takes the write lock before it reads (BEGIN IMMEDIATE): one that had
         # read the row before another writer's commit could not write after it.
-        planned = self._plan_completion(activity_id, user_id) if command == "complete" else None
+        plan = command == "complete" and (at is None or math.isfinite(at))  # else the write refuses it
+        planned = self._plan_completion(activity_id, user_id) if plan else None
         with write_transaction(self.Session, "ingest_status") as s:
             if command == "complete":
                 hold_hiding(s, [user_id])  # before the row: ``core.social.privacy.hold_hiding``
             a = get_owned_activity(s, activity_id, user_id, lock=self.dialect == "postgresql")
             summary = None
-            if planned is not None and planned[0] == self._counts(s, activity_id):
+            if planned is not None and planned[0] == self._fingerprint(s, activity_id):
                 summary = planned[1]
             change_status(s, a, command, at=at, summary=summary)
             return ActivityInfo(a.id, a.user_id, a.sport, a.status)

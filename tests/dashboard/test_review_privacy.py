@@ -71,3 +71,20 @@ def test_the_review_map_draws_none_of_what_the_athlete_hides(session):
     # The athlete, were they a moderator of their own activity, sees all of it.
     own = queries.review_item(session, w.drive_id, w.runner_id)
     assert own["hidden_points"] == 0 and own["shown"].all()
+
+
+def test_rows_without_a_position_neither_break_nor_join_the_review_map_lines():
+    """Fixes and sensor-only rows (no position) alternate: the shown fixes still make one
+    line; a hidden stretch between shown ones still splits it in two."""
+    n = 40
+    lat = np.where(np.arange(n) % 2 == 0, 46.0 + np.arange(n) * 1e-4, np.nan)
+    lon = np.where(np.arange(n) % 2 == 0, 14.0 + np.arange(n) * 1e-4, np.nan)
+    t = np.arange(n, dtype=float)
+    page = review_map(lat, lon, t, [(4.0, 12.0)]).get_root().render()
+    assert page.count("route-line") == 1 and page.count("suspicious-line") == 1 and "start-marker" in page
+    shown = np.ones(n, dtype=bool)
+    shown[16:25] = False  # fixes 16, 18, 20, 22, 24 hidden; the rows between them have no position
+    page = review_map(lat, lon, t, [], shown).get_root().render()
+    assert page.count("route-line") == 2
+    drawn = {(float(a), float(b)) for a, b in PAIR.findall(page)}
+    assert not _pairs(lat[16:25], lon[16:25]) & drawn
