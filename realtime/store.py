@@ -37,7 +37,13 @@ from core.challenges.awards import activity_rows, new_badges, new_completions
 from core.challenges.feed import feed_answer
 from core.challenges.personal import describe
 from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker, write_transaction
-from core.storage.points import FastInsert, RoutePoint, count_points, fast_insert_connection, positions
+from core.storage.points import (
+    FastInsert,
+    count_points,
+    fast_insert_connection,
+    points_fingerprint,
+    positions,
+)
 from core.storage.schema import migrate
 
 SQLITE_CACHE_KIB = 64 * 1024  # the hot connection's page cache: one index page per open activity
@@ -234,11 +240,9 @@ class Store:
     def _fingerprint(s: Session, activity_id: int) -> tuple:
         """What a summary is worked out from, in a few numbers: the points' count, highest
         and summed sequence numbers, and the status events' count and highest id."""
-        points = s.execute(select(func.count(), func.max(RoutePoint.seq), func.sum(RoutePoint.seq))
-                           .where(RoutePoint.activity_id == activity_id)).one()
         events = s.execute(select(func.count(), func.max(ActivityEvent.id))
                            .where(ActivityEvent.activity_id == activity_id)).one()
-        return (*points, *events)
+        return (*points_fingerprint(s, activity_id), *events)
 
     def _plan_completion(self, activity_id: int, user_id: int) -> tuple[tuple, Summary] | None:
         """The ``_fingerprint`` and the summary a completion would store, read with no write

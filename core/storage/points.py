@@ -24,6 +24,7 @@ Read by activity
     ``positions``          (t, lat, lon) rows in time order, for live statistics
     ``last_point_t``       the time of the newest point by sequence
     ``count_points``       how many points, optionally within a time range
+    ``points_fingerprint`` count, highest and summed sequence numbers: did the points change?
     ``seq_times``          each point's time by sequence number (phone apps' hints)
 
 Read by viewer (None when ``core.social.visibility`` says the viewer may not see the activity;
@@ -204,6 +205,17 @@ def seq_times(s: Session, activity_id: int) -> dict[int, float]:
     if rows or (where := _cold(s, activity_id)) is None:
         return {int(q): float(t) for q, t in rows}
     return {int(q): float(t) for q, t in archived_rows(*where, columns=["seq", "t"])}
+
+
+def points_fingerprint(s: Session, activity_id: int) -> tuple[int, int | None, int | None]:
+    """The activity's stored points in three numbers (their count, highest and summed
+    sequence numbers): the same before and after means none was added or removed meanwhile."""
+    if (where := _cold(s, activity_id)) is not None:
+        seq = archived_rows(*where, columns=["seq", "t"])[:, 0].astype(np.int64)
+        return int(seq.size), (int(seq.max()) if seq.size else None), (int(seq.sum()) if seq.size else None)
+    n, top, total = s.execute(select(func.count(), func.max(RoutePoint.seq), func.sum(RoutePoint.seq))
+                              .where(RoutePoint.activity_id == activity_id)).one()
+    return int(n), top, (None if total is None else int(total))
 
 
 def count_points(s: Session, activity_id: int, t0: float | None = None, t1: float | None = None) -> int:
