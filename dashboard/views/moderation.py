@@ -171,6 +171,35 @@ def show_crop(item: dict, crop: dict) -> None:
                       ("max speed", "max_speed_mps", lambda x: units.speed(x, "metric")))])
 
 
+def evidence(item: dict, activity_id: int) -> None:
+    """The route map (only what the athlete shows others) beside the speed profile over the
+    whole activity, the suspicious stretches marked on both."""
+    lat, t = item["lat"], item["t"]
+    if lat.size < 2:
+        return
+    map_col, chart_col = st.columns(2)
+    with map_col:
+        drawn = review_map(item["map_lat"], item["map_lon"], item["map_t"], item["stretches"], item["shown"])
+        st_folium(drawn, height=300, use_container_width=True, returned_objects=[],
+                  key=f"review_map_{activity_id}")
+        if item["hidden_points"]:
+            st.caption(f"{item['hidden_points']} points the athlete hides (privacy zones, hidden ends "
+                       "or map) are not drawn; the speed chart covers the whole activity.")
+    with chart_col:
+        minutes = (t - t[0]) / 60.0
+        speed = units.speed_value(np.asarray(item["speed"], dtype=float))
+        limit = units.speed_value(LIMITS[item["sport"]][0])  # the vehicle watch's limit
+        fig = go.Figure(go.Scatter(x=minutes, y=speed, mode="lines", name="speed", line={"color": "#2c7bb6"}))
+        fig.add_hline(y=limit, line={"color": "#d7191c", "dash": "dash"},
+                      annotation_text=f"{item['sport']} limit {limit:.0f} km/h")
+        for t0, t1 in item["stretches"]:
+            fig.add_vrect(x0=(t0 - t[0]) / 60, x1=(t1 - t[0]) / 60, fillcolor="#d7191c", opacity=0.15,
+                          line_width=0)
+        fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                          xaxis_title="minutes", yaxis_title="km/h", yaxis_rangemode="tozero", showlegend=False)
+        st.plotly_chart(fig, use_container_width=True, key=f"review_speed_{activity_id}")
+
+
 def review_card(activity_id: int, score: float) -> None:
     """One waiting activity: the evidence and the decisions."""
     with data.sessions()() as s:
@@ -205,29 +234,7 @@ def review_card(activity_id: int, score: float) -> None:
         st.caption("Athlete's usual: " + (f"{units.pace_or_speed(item['sport'], usual['speed_mps'], 'metric')} "
                                           f"over {usual['count']} past {item['sport']}s" if usual
                                           else "not enough history yet"))
-        lat, t = item["lat"], item["t"]
-        if lat.size >= 2:
-            map_col, chart_col = st.columns(2)
-            with map_col:
-                drawn = review_map(item["map_lat"], item["map_lon"], item["map_t"], item["stretches"], item["shown"])
-                st_folium(drawn, height=300, use_container_width=True, returned_objects=[],
-                          key=f"review_map_{activity_id}")
-                if item["hidden_points"]:
-                    st.caption(f"{item['hidden_points']} points the athlete hides (privacy zones, hidden ends "
-                               "or map) are not drawn; the speed chart covers the whole activity.")
-            with chart_col:
-                minutes = (t - t[0]) / 60.0
-                speed = units.speed_value(np.asarray(item["speed"], dtype=float))
-                limit = units.speed_value(LIMITS[item["sport"]][0])  # the vehicle watch's limit
-                fig = go.Figure(go.Scatter(x=minutes, y=speed, mode="lines", name="speed", line={"color": "#2c7bb6"}))
-                fig.add_hline(y=limit, line={"color": "#d7191c", "dash": "dash"},
-                              annotation_text=f"{item['sport']} limit {limit:.0f} km/h")
-                for t0, t1 in item["stretches"]:
-                    fig.add_vrect(x0=(t0 - t[0]) / 60, x1=(t1 - t[0]) / 60, fillcolor="#d7191c", opacity=0.15,
-                                  line_width=0)
-                fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                                  xaxis_title="minutes", yaxis_title="km/h", yaxis_rangemode="tozero", showlegend=False)
-                st.plotly_chart(fig, use_container_width=True, key=f"review_speed_{activity_id}")
+        evidence(item, activity_id)
         st.page_link("views/activity.py", label="Open the activity", icon=":material/route:",
                      query_params={"id": str(activity_id)})
         with st.form(f"decide_{activity_id}"):
