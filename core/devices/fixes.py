@@ -30,7 +30,8 @@ from core.activities.tables import Activity, ActivityEvent
 from core.config import load_settings
 from core.devices.tables import MOTION_MAX_CHARS, DeviceTrack
 from core.storage.engine import write_transaction
-from core.storage.points import insert_new_keys
+from core.storage.points import archive, insert_new_keys
+from core.storage.tiers import restore_activity
 
 MAX_FUTURE_S = 300.0  # as the device protocol: a fix further ahead comes from a wrong clock
 MIN_TIME_S = 946_684_800.0  # 2000-01-01: older fixes come from a device with no clock set
@@ -206,6 +207,7 @@ class _Track:
     heard_before: float = -math.inf
     recompute_before: bool = False
     touched: bool = False  # a new fix landed
+    archived: bool = False  # its points are in the archive (``core.storage.tiers``)
 
     def stale(self, now: float, every: float) -> bool:
         """Whether the stored row must be written back (see ``TRACK_WRITE_EVERY_S``)."""
@@ -249,13 +251,36 @@ def store_fixes(Session: sessionmaker[Session], batch: list[tuple[Device, Fix]],
     order = sorted(range(len(batch)), key=lambda i: (batch[i][0].token_id, batch[i][1].t))
     results: list[Stored | None] = [None] * len(batch)
     lag = write_every(idle)
-    with write_transaction(Session, "device_fixes") as s:
-        tracks = _tracks(s, sorted(devices), min(f.t for _, f in batch) - idle - lag,
-                         max(f.t for _, f in batch) + idle)
-        placed = _place(s, devices, tracks, [(i, batch[i][0].token_id, batch[i][1]) for i in order], idle, lag,
-                        now, max_starts)
-        _write(s, placed, tracks, now, lag, results)
+    for attempt in range(RESTORE_TRIES + 1):
+        try:
+            with write_transaction(Session, "device_fixes") as s:
+                tracks = _tracks(s, sorted(devices), min(f.t for _, f in batch) - idle - lag,
+                                 max(f.t for _, f in batch) + idle)
+                placed = _place(s, devices, tracks, [(i, batch[i][0].token_id, batch[i][1]) for i in order],
+                                idle, lag, now, max_starts)
+                archived = sorted({track.activity_id for _i, _f, track, _seq, _c in placed
+                                   if track.archived and track.status != "discarded"})
+                if archived and attempt < RESTORE_TRIES:
+                    raise _Archived(archived)  # rolled back: nothing of this batch is written yet
+                # Archived again since (or still, after the tries): ``insert_new_keys`` brings it
+                # back inside this transaction.
+                _write(s, placed, tracks, now, lag, results)
+            return results
+        except _Archived as found:
+            # A late fix for an archived activity: its points come back to the table first, a
+            # chunk per short transaction, so the fixes' own transaction stays short.
+            for activity_id in found.activity_ids:
+                restore_activity(Session, archive(), activity_id)
     return results
+
+
+RESTORE_TRIES = 2  # times a batch brings archived activities back before writing into them
+
+
+class _Archived(Exception):
+    def __init__(self, activity_ids: list[int]):
+        super().__init__(f"archived activities {activity_ids}")
+        self.activity_ids = activity_ids
 
 
 def _tracks(s: Session, token_ids: list[int], t_lo: float, t_hi: float) -> dict[int, list[_Track]]:
@@ -270,16 +295,16 @@ def _tracks(s: Session, token_ids: list[int], t_lo: float, t_hi: float) -> dict[
     # In id order, as every writer that locks several activities (no two wait on each other).
     rows = s.execute(select(DeviceTrack.activity_id, DeviceTrack.token_id, DeviceTrack.anchor_t,
                             DeviceTrack.first_t, DeviceTrack.last_t, DeviceTrack.recompute,
-                            DeviceTrack.heard_at, Activity.status, Activity.sport)
+                            DeviceTrack.heard_at, Activity.status, Activity.sport, Activity.points_tier)
                      .join(Activity, Activity.id == DeviceTrack.activity_id)
                      .where(DeviceTrack.token_id.in_(token_ids), DeviceTrack.last_t >= t_lo,
                             DeviceTrack.first_t <= t_hi)
                      .order_by(Activity.id).with_for_update(read=True, of=Activity)).all()
     out: dict[int, list[_Track]] = {}
-    for aid, token_id, anchor, first, last, recompute, heard, status, sport in rows:
+    for aid, token_id, anchor, first, last, recompute, heard, status, sport, tier in rows:
         out.setdefault(token_id, []).append(_Track(aid, token_id, anchor, first, last, bool(recompute), status,
                                                    sport, first_before=first, last_before=last, heard_before=heard,
-                                                   recompute_before=bool(recompute)))
+                                                   recompute_before=bool(recompute), archived=tier == "cold"))
     return out
 
 

@@ -59,6 +59,37 @@ def test_a_late_fix_for_an_archived_activity_brings_it_back_and_is_read(tmp_path
             assert s.get(Activity, x).point_count == 41
 
 
+def test_a_late_fix_brings_an_archived_activity_back_before_its_own_transaction(tmp_path, data_dir, monkeypatch):
+    """The points of an archived activity a late fix lands in come back in short transactions
+    of their own, before the fixes' transaction: that one inserts the fix alone, so it holds
+    SQLite's write lock no longer for an archived activity than for any other."""
+    import core.devices.fixes as fixes
+    import core.storage.point_tiers as point_tiers
+    from core.devices.fixes import Fix, store_fixes
+
+    inside = []
+    make_hot = point_tiers.make_hot
+    monkeypatch.setattr(point_tiers, "make_hot", lambda s, a: (inside.append(a), make_hot(s, a))[1])
+    with database_of_its_own("sqlite", tmp_path, "rv_short") as Session:
+        device, x, last = _device_activity(Session)
+        assert tiers.archive_activity(Session, archive(), x) == 40
+        out = store_fixes(Session, [(device, Fix(last + 5, 45.0041, 7.0))], now=last + 60, idle_s=IDLE)
+        assert out[0].activity_id == x and out[0].new
+        assert inside == [], "the archived points went back inside the fixes' transaction"
+        with Session() as s:
+            assert s.get(Activity, x).points_tier == "hot" and count_points(s, x) == 41
+
+        # Archived again every time it is brought back (a tiering run in between): after the
+        # tries, the write brings it back itself, and nothing is lost.
+        assert tiers.archive_activity(Session, archive(), x) == 41
+        monkeypatch.setattr(fixes, "restore_activity", lambda *a, **k: 0)
+        out = store_fixes(Session, [(device, Fix(last + 10, 45.0042, 7.0))], now=last + 60, idle_s=IDLE)
+        assert out[0].activity_id == x and out[0].new
+        assert inside == [x]
+        with Session() as s:
+            assert s.get(Activity, x).points_tier == "hot" and count_points(s, x) == 42
+
+
 def test_a_resent_fix_of_an_archived_activity_is_a_duplicate(tmp_path, data_dir):
     """A fix resent for an archived activity is known as stored already."""
     from core.devices.fixes import Fix, store_fixes
