@@ -113,8 +113,18 @@ def activity_map(viewer_id: int, activity_id: int, units: str):
     return None if layers is None else map_of_route(layers)
 
 
-@st.cache_data(ttl=600, show_spinner=False, max_entries=500)
 def own_flag(viewer_id: int, activity_id: int) -> dict | None:
+    """The verdict on one of the viewer's activities (``queries.own_flag``), with
+    ``crop_pending`` when a crop waits for its new score: then read afresh at every view,
+    since a scorer writes it in a moment, and not kept."""
+    with sessions()() as s:
+        if queries.crop_pending(s, viewer_id, activity_id):
+            return {**(queries.own_flag(s, viewer_id, activity_id) or {"status": None}), "crop_pending": True}
+    return _own_flag(viewer_id, activity_id)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=500)
+def _own_flag(viewer_id: int, activity_id: int) -> dict | None:
     with sessions()() as s:
         return queries.own_flag(s, viewer_id, activity_id)
 
@@ -209,7 +219,7 @@ def forget_activity() -> None:
     activity_detail.clear()
     activity_map_layers.clear()
     activity_gpx.clear()
-    own_flag.clear()
+    _own_flag.clear()
     route_preview.clear()
     forget_activity_lists()
 

@@ -241,6 +241,12 @@ def own_flag(s, viewer_id: int, activity_id: int) -> dict | None:
             "note": decision.note if decision else "", "crop": crop}
 
 
+def crop_pending(s, viewer_id: int, activity_id: int) -> bool:
+    """Whether the viewer's crop of their activity waits for its new score (a scorer of the
+    stream writes it: ``core.anomaly.moderation.crop_activity``)."""
+    return moderation.crop_pending(s, viewer_id, activity_id)
+
+
 def review_item(s, activity_id: int, viewer_id: int) -> dict | None:
     """What a moderator sees of a flagged activity (the caller checked the role). The map is
     drawn from the stored points (``map_lat``, ``map_lon``, ``map_t``) where ``shown``: what

@@ -18,8 +18,16 @@ from core.activities.summary import activity_profile, apply_summary, pause_inter
 from core.activities.tables import Activity, ActivityEvent
 from core.anomaly.flags import AWAITING_MODERATOR, ModerationError, apply_event, is_held
 from core.anomaly.model import DEFAULT_THRESHOLD, PopulationModel
-from core.anomaly.scoring import assess_stored, history, locked_activity, record_verdict
-from core.anomaly.tables import MODERATION_ACTIONS, ActivityFlag, ModerationDecision
+from core.anomaly.scoring import (
+    Scoring,
+    assess_stored,
+    history,
+    locked_activity,
+    pending_crop,
+    record_verdict,
+)
+from core.anomaly.tables import MODERATION_ACTIONS, ActivityFlag, ModerationDecision, PendingCrop
+from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 from core.storage.points import archive, count_points, delete_range
 from core.storage.tiers import restore_activity
@@ -172,12 +180,19 @@ def plan_crop(s: Session, activity: Activity, t0: float, t1: float) -> CropPlan:
 
 
 def crop_activity(Session: sessionmaker[Session], activity_id: int, owner_id: int, t0: float, t1: float,
-                  model: PopulationModel | None, limit: float = DEFAULT_THRESHOLD) -> ActivityFlag:
+                  model: PopulationModel | None, limit: float = DEFAULT_THRESHOLD,
+                  stream=None) -> ActivityFlag | None:
     """Remove the points the owner recorded from t0 to t1, recompute the activity and score it
     again: worked out with no write transaction open, then written in one short one.
 
     A crop of an activity a moderator confirmed or asked to crop goes back to the moderators
-    (``cropped``, still held) with its new score; any other is scored afresh."""
+    (``cropped``, still held) with its new score; any other is scored afresh.
+
+    With ``stream`` (a ``core.jobs.stream.ActivityStream``: Redis is configured), the crop is
+    not scored here: it is written down as pending (``PendingCrop``) and published, and a
+    scorer of the stream writes its verdict as above; the flag as it stood is returned
+    (None without one), unchanged until then. A crop whose publishing fails is relayed with
+    the activities still to score."""
     t0, t1 = float(t0), float(t1)
     with Session() as s:
         archived = get_owned_activity(s, activity_id, owner_id).points_tier == "cold"
@@ -190,8 +205,27 @@ def crop_activity(Session: sessionmaker[Session], activity_id: int, owner_id: in
         activity = get_owned_activity(s, activity_id, owner_id)
         plan = plan_crop(s, activity, t0, t1)
         # Scored as it will be stored: the removed range a pause beside the athlete's own.
-        result = assess_stored(s, activity, model, limit, track=plan.track,
-                               pauses=[*pause_intervals(s, activity), (t0, t1)])
+        result = None if stream is not None else assess_stored(
+            s, activity, model, limit, track=plan.track, pauses=[*pause_intervals(s, activity), (t0, t1)])
+    flag = _write_crop(Session, activity_id, owner_id, t0, t1, plan, result)
+    if result is None:
+        try:
+            stream.publish([activity_id])
+        except Exception:  # noqa: BLE001 - Redis unreachable: the relay puts it in (pending_ids)
+            log.warning("crop of activity %s not published; it is relayed later", activity_id, exc_info=True)
+    return flag
+
+
+def crop_pending(s: Session, owner_id: int, activity_id: int) -> bool:
+    """Whether the owner's crop of the activity waits for its new score."""
+    crops = pending_crop(s, activity_id)
+    return crops is not None and crops.user_id == owner_id
+
+
+def _write_crop(Session: sessionmaker[Session], activity_id: int, owner_id: int, t0: float, t1: float,
+                plan: CropPlan, result: Scoring | None) -> ActivityFlag | None:
+    """The crop's one write transaction: the points removed, the range a pause, the figures,
+    and the verdict (or, without ``result``, the crop written down for the stream's scorers)."""
     with write_transaction(Session, "crop") as s:
         hold_hiding_for(s, activity_id)  # before the row (``core.social.privacy.hold_hiding``)
         activity = get_owned_activity(s, activity_id, owner_id, lock=True)
@@ -204,4 +238,14 @@ def crop_activity(Session: sessionmaker[Session], activity_id: int, owner_id: in
                    ActivityEvent(activity_id=activity_id, command="resume", status="active", at=t1)])
         apply_summary(activity, plan.summary)
         settle_shown(s, activity)
-        return record_verdict(s, activity_id, result, crop=plan.record)
+        if result is not None:
+            return record_verdict(s, activity_id, result, crop=plan.record)
+        pending = pending_crop(s, activity_id)
+        if pending is None:
+            pending = PendingCrop(activity_id=activity_id, user_id=activity.user_id, crops=[], count=0)
+            s.add(pending)
+        # New values, not the old ones changed in place: the JSON column is written when replaced.
+        pending.crops = [*pending.crops, json_safe(plan.record)]
+        pending.count += 1
+        pending.cropped_at = utcnow()
+        return s.get(ActivityFlag, activity_id)

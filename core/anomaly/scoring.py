@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
@@ -39,7 +39,7 @@ from core.anomaly.detector import assess
 from core.anomaly.flags import CROP, FOUND_FINE, apply_event, is_held, score_event
 from core.anomaly.model import DEFAULT_THRESHOLD, Baseline, PopulationModel, installation_key
 from core.anomaly.registry import model_dir
-from core.anomaly.tables import ActivityFlag, ScoringFailure
+from core.anomaly.tables import ActivityFlag, PendingCrop, ScoringFailure
 from core.config import load_settings
 from core.devices.hints import stored_hints
 from core.storage.base import utcnow
@@ -155,10 +155,11 @@ def locked_activity(s: Session, activity_id: int) -> Activity | None:
     return s.scalars(select(Activity).where(Activity.id == activity_id).with_for_update(of=Activity)).first()
 
 
-def record_verdict(s: Session, activity_id: int, result: Scoring, crop: dict | None = None) -> ActivityFlag:
+def record_verdict(s: Session, activity_id: int, result: Scoring, crop: dict | list[dict] | None = None
+                   ) -> ActivityFlag:
     """Write a verdict as the activity's flag, its status moved through the transition table
-    (by the score and the sample's draw, or by the athlete's crop when ``crop`` describes it);
-    refusals raise."""
+    (by the score and the sample's draw, or by the athlete's crop when ``crop`` describes it,
+    or crops, in order, scored at once); refusals raise."""
     # The activity's row first, then its flag's: every writer of a flag locks in this order.
     activity = locked_activity(s, activity_id)
     flag = s.get(ActivityFlag, activity_id)
@@ -168,8 +169,8 @@ def record_verdict(s: Session, activity_id: int, result: Scoring, crop: dict | N
     if flag is None:
         flag = ActivityFlag(activity_id=activity.id, user_id=activity.user_id)
         s.add(flag)
-    if crop is not None:
-        flag.crop = _crop_history(flag, crop, result)
+    for record in [crop] if isinstance(crop, dict) else crop or []:
+        flag.crop = _crop_history(flag, record, result)
     flag.sport = activity.sport
     flag.score = result.score
     flag.status = new
@@ -219,39 +220,65 @@ def score_pending(Session: sessionmaker[Session], model: PopulationModel | None,
 
 
 def pending_ids(Session: sessionmaker[Session], batch: int) -> list[int]:
-    """Up to ``batch`` completed activities without a verdict, oldest completion first,
-    leaving out those whose last scoring failed and are not due again."""
+    """Up to ``batch`` completed activities without a verdict or with a crop not scored yet
+    (``PendingCrop``), oldest completion first, leaving out those whose last scoring failed
+    and are not due again."""
     with Session() as s:
         return list(s.scalars(
             select(Activity.id).outerjoin(ActivityFlag, ActivityFlag.activity_id == Activity.id)
+            .outerjoin(PendingCrop, PendingCrop.activity_id == Activity.id)
             .outerjoin(ScoringFailure, ScoringFailure.activity_id == Activity.id)
-            .where(Activity.status == "completed", ActivityFlag.activity_id.is_(None), failures.due())
+            .where(Activity.status == "completed",
+                   or_(ActivityFlag.activity_id.is_(None), PendingCrop.activity_id.is_not(None)), failures.due())
             .order_by(Activity.completed_at, Activity.id).limit(batch)))
 
 
+def pending_crop(s: Session, activity_id: int) -> PendingCrop | None:
+    """The activity's crops waiting for their new score, if any."""
+    return s.scalars(select(PendingCrop).where(PendingCrop.activity_id == activity_id)).first()
+
+
 def score_one(Session: sessionmaker[Session], activity_id: int, model: PopulationModel | None, limit: float) -> int:
-    """Judge one activity, if it is a completed one without a verdict, and write its verdict
-    unless one was written meanwhile; 1 if this wrote it (``core.jobs.stream`` too)."""
+    """Judge one activity, if it is a completed one without a verdict or with crops not
+    scored yet, and write its verdict unless one was written (or another crop came)
+    meanwhile; 1 if this wrote it (``core.jobs.stream`` too)."""
     # Closed before the write, so that SQLite's read snapshot is released.
     with Session() as s:
         activity = s.get(Activity, activity_id)
-        if activity is None or activity.status != "completed" or s.get(ActivityFlag, activity_id) is not None:
+        if activity is None or activity.status != "completed":
+            return 0
+        crops = pending_crop(s, activity_id)
+        if crops is None and s.get(ActivityFlag, activity_id) is not None:
             return 0
         failure = s.get(ScoringFailure, activity_id)
         if failure is not None and (failure.retry_at is None or failure.retry_at > utcnow()):
             return 0  # failed, and not due again (an entry repeated on the stream)
+        # A crop's removed range is stored as a pause: the stored track is scored as it is.
         result = assess_stored(s, activity, model, limit)
-    return _write_if_pending(Session, activity_id, result)
+        count = crops.count if crops is not None else None
+    return _write_if_pending(Session, activity_id, result, count)
 
 
-def _write_if_pending(Session: sessionmaker[Session], activity_id: int, result: Scoring) -> int:
+def _write_if_pending(Session: sessionmaker[Session], activity_id: int, result: Scoring,
+                      crops: int | None = None) -> int:
     """Write a verdict unless the activity got one meanwhile (its athlete cropped it) or is
-    no longer a completed activity; 1 if written."""
+    no longer a completed activity; 1 if written. ``crops``: the number of pending crops
+    scored, written as the crops' verdict only if no other came since (that one's entry
+    scores it again)."""
     with write_transaction(Session, "anomaly_scoring") as s:
         activity = locked_activity(s, activity_id)
-        if activity is None or activity.status != "completed" or s.get(ActivityFlag, activity_id) is not None:
+        if activity is None or activity.status != "completed":
             return 0
-        record_verdict(s, activity_id, result)
+        pending = pending_crop(s, activity_id)
+        if crops is None:
+            if pending is not None or s.get(ActivityFlag, activity_id) is not None:
+                return 0
+            record_verdict(s, activity_id, result)
+            return 1
+        if pending is None or pending.count != crops:
+            return 0
+        record_verdict(s, activity_id, result, crop=list(pending.crops))
+        s.delete(pending)
         return 1
 
 

@@ -6,10 +6,12 @@ from datetime import datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -54,6 +56,28 @@ class ActivityFlag(Base):
         Index("ix_activity_flags_queue", "status", "score"),
         Index("ix_activity_flags_user", "user_id", "sport"),
         Index("ix_activity_flags_centroid", "centroid_lat"),
+    )
+
+
+class PendingCrop(Base):
+    """An athlete's crops whose new score is not written yet: with Redis, a crop is scored by
+    the scorers of the stream (``core.jobs.stream``), not in the athlete's request. The
+    crops' records in order (``core.anomaly.moderation.plan_crop``), and how many crops came
+    (a scorer writes its verdict only if none came since it read them). Gone once the
+    verdict is written."""
+
+    __tablename__ = "pending_crops"
+
+    activity_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    # The athlete in the key, as the points have it (a distributed PostgreSQL keeps it with
+    # the activity: README, "Distributing by athlete").
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    crops: Mapped[list] = mapped_column(JSON, default=list)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    cropped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["activity_id", "user_id"], ["activities.id", "activities.user_id"], ondelete="CASCADE"),
     )
 
 

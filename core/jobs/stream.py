@@ -15,7 +15,10 @@ Redis hands each entry to one of them. The database stays the record of what is 
   handled once per batch however many of its entries came;
 - **written once**: the verdict is written under the activity's lock only if it has none
   (``core.anomaly.scoring``), so an entry delivered twice, or relayed twice, writes nothing
-  the second time. Crops and re-scorings write their own verdicts where they happen.
+  the second time. An athlete's crop is written down as pending
+  (``core.anomaly.tables.PendingCrop``) and published by the dashboard: its verdict is
+  written the same way, if no other crop came since the scorer read the track (that one's
+  entry scores both).
 
 Late fixes (``core.jobs.devices``) are shared the same way: the holder relays each completed
 activity a late fix landed in into ``tracker:recompute`` (``relay_late``), and the same

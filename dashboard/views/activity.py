@@ -75,6 +75,9 @@ if flag and flag["status"] in FLAG_TEXT:
                                            or "the detector finds nothing irregular any more") + "."
     note = f"\n\nModerator's note: {ui.plain(flag['note'])}" if flag["note"] else ""
     st.warning(f"This activity is {FLAG_TEXT[flag['status']]}. Why:\n\n{why}{note}", icon=":material/flag:")
+if flag and flag.get("crop_pending"):
+    st.info("Your crop is saved and the activity is being checked again; the result shows here in a "
+            "moment. Until then it stands as it did before the crop.", icon=":material/hourglass_top:")
 
 figures = [
     ("Distance", units.distance(detail["distance_m"], unit_system)),
@@ -173,16 +176,21 @@ if (detail["user_id"] == v.id and detail["status"] == "completed" and lat.size >
             from core.anomaly.moderation import crop_activity
             from core.anomaly.registry import load_model
             from core.config import load_settings
+            from core.jobs.stream import RedisActivityStream
 
             settings = load_settings()
+            # With Redis, the worker's scorers score the crop (``core.jobs.stream``); without,
+            # it is scored here.
+            redis = data.redis()
+            stream = RedisActivityStream(redis) if redis is not None else None
             try:
                 new = crop_activity(data.sessions(), activity_id, v.id, t[0] + start_min * 60, t[0] + end_min * 60,
-                                    load_model(settings), threshold(settings))
+                                    None if stream else load_model(settings), threshold(settings), stream=stream)
             except (ModerationError, ActivityError) as exc:
                 st.error(str(exc))
             else:
                 data.forget_activity()
-                st.session_state["cropped"] = new.status
+                st.session_state["cropped"] = "pending" if stream else new.status
                 st.rerun()
 CROPPED_TEXT = {
     "clear": "Cropped and scored again: it now looks regular.",
@@ -190,6 +198,7 @@ CROPPED_TEXT = {
     "sampled": "Cropped and scored again: it now looks regular.",
     "flagged": "Cropped and scored again: it still looks irregular; see why above.",
     "cropped": "Cropped. A moderator will look at the new version; until then it stays out of leaderboards.",
+    "pending": "Cropped.",
 }
 if st.session_state.get("cropped"):
     st.success(CROPPED_TEXT.get(st.session_state.pop("cropped"), "Cropped."))

@@ -823,10 +823,9 @@ def test_moderators_see_late_fixes_not_applied_with_their_error_and_have_them_re
         engine.dispose()
 
 
-def test_a_confirmed_drive_the_athlete_crops_goes_back_to_the_moderators_beside_its_original_reasons(world):
-    """The athlete may crop a confirmed activity (told it goes back to review); it then shows as
-    cropped, waiting for a moderator, and the moderators see the crop before and after beside
-    the reasons it was flagged for, and release it."""
+def _confirmed_drive(world, username: str, display: str, seed: int):
+    """A public run with a car stretch, scored and confirmed by the moderator: (engine, athlete,
+    moderator, activity, first reason, (first, last) minute of the stretch to crop)."""
     import random
     import time
 
@@ -835,23 +834,20 @@ def test_a_confirmed_drive_the_athlete_crops_goes_back_to_the_moderators_beside_
 
     from core.accounts.users import create_user, user_by_name
     from core.activities.imports import record_track
-    from core.activities.tables import Activity
     from core.anomaly import cheats
     from core.anomaly.moderation import decide
     from core.anomaly.scoring import score_activity
-    from core.anomaly.tables import ActivityFlag
     from core.storage.engine import make_engine
     from core.storage.points import stored_track
     from core.synthetic.tracks import synthetic_track
     from core.tracks.geo import segment_lengths_m
-    from dashboard.ui import plain
 
     engine = make_engine(world.url)
     with Session(engine, expire_on_commit=False) as s, s.begin():
-        athlete = create_user(s, f"cropper{random.randrange(10**6)}", "Cody Cropper")
+        athlete = create_user(s, f"{username}{random.randrange(10**6)}", display)
         mod = user_by_name(s, "moderator")
-        run = synthetic_track(random.Random(80), "run", time.time() - 3 * 3600, 38.74, -9.16, 60, 3.0)
-        drive = record_track(s, athlete, cheats.vehicle(run, random.Random(3)), title="Commute run",
+        run = synthetic_track(random.Random(80 + seed), "run", time.time() - 3 * 3600, 38.74, -9.16, 60, 3.0)
+        drive = record_track(s, athlete, cheats.vehicle(run, random.Random(3 + seed)), title="Commute run",
                              visibility="public", source="demo")
         flag = score_activity(s, drive, None)
         reason = flag.reasons[0]
@@ -859,6 +855,20 @@ def test_a_confirmed_drive_the_athlete_crops_goes_back_to_the_moderators_beside_
         track = stored_track(s, drive)
         fast = track.t[1:][segment_lengths_m(track.lat, track.lon) / np.diff(track.t) > 6.0]
         minutes = (int((fast.min() - track.t[0]) // 60) - 1, int((fast.max() - track.t[0]) // 60) + 2)
+    return engine, athlete, mod, drive, reason, minutes
+
+
+def test_a_confirmed_drive_the_athlete_crops_goes_back_to_the_moderators_beside_its_original_reasons(world):
+    """The athlete may crop a confirmed activity (told it goes back to review); it then shows as
+    cropped, waiting for a moderator, and the moderators see the crop before and after beside
+    the reasons it was flagged for, and release it."""
+    from sqlalchemy.orm import Session
+
+    from core.activities.tables import Activity
+    from core.anomaly.tables import ActivityFlag
+    from dashboard.ui import plain
+
+    engine, athlete, mod, drive, reason, minutes = _confirmed_drive(world, "cropper", "Cody Cropper", 0)
 
     at = AppTest.from_file(str(APP), default_timeout=120)
     at.session_state["viewer"] = Viewer(athlete.id, athlete.username, "Cody Cropper", "athlete", "metric")
@@ -895,6 +905,48 @@ def test_a_confirmed_drive_the_athlete_crops_goes_back_to_the_moderators_beside_
     assert not at.exception, [e.value for e in at.exception]
     with Session(engine) as s:
         assert s.get(ActivityFlag, drive.id).status == "dismissed" and not s.get(Activity, drive.id).held
+    engine.dispose()
+
+
+def test_with_redis_a_crop_is_scored_by_the_stream_and_the_page_says_it_is_being_checked(world, redis_client,
+                                                                                        monkeypatch):
+    """With Redis, the page crops and publishes without scoring: the athlete is told the
+    activity is being checked again and sees it as it stood (confirmed, held) until a scorer
+    of the stream writes the verdict; then the page shows the crop's outcome."""
+    from sqlalchemy.orm import Session
+
+    from core.activities.tables import Activity
+    from core.anomaly.scoring import pending_crop
+    from core.anomaly.tables import ActivityFlag
+    from core.jobs.stream import RedisActivityStream, score
+    from core.storage.engine import make_sessionmaker
+    from dashboard import data
+
+    monkeypatch.setattr(data, "redis", lambda: redis_client)
+    engine, athlete, _mod, drive, _reason, minutes = _confirmed_drive(world, "streamcrop", "Stella Stream", 1)
+
+    at = AppTest.from_file(str(APP), default_timeout=120)
+    at.session_state["viewer"] = Viewer(athlete.id, athlete.username, "Stella Stream", "athlete", "metric")
+    at.switch_page("views/activity.py")
+    at.query_params["id"] = str(drive.id)
+    at.run()
+    at.toggle(key="crop_mode").set_value(True).run()
+    at.slider[0].set_value(minutes)
+    next(b for b in at.get("form_submit_button") if b.label == "Remove this part").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = all_text(at)
+    assert "being checked again" in text and "confirmed as irregular" in text
+    with Session(engine) as s:
+        assert s.get(ActivityFlag, drive.id).status == "confirmed" and s.get(Activity, drive.id).held
+        assert pending_crop(s, drive.id).count == 1
+
+    assert score(make_sessionmaker(engine), RedisActivityStream(redis_client), None, 0.5)["written"] == 1
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = all_text(at)
+    assert "being checked again" not in text
+    assert "cropped, waiting for a moderator" in text
+    assert "After your crop: the detector finds nothing irregular any more" in text
     engine.dispose()
 
 

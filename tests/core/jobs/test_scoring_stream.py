@@ -273,3 +273,107 @@ def test_an_activity_with_several_entries_is_tried_once_and_charged_once(tmp_pat
         assert tries == [bad] and live.lag() == 0
         with Session() as s:
             assert s.get(ScoringFailure, bad).attempts == 1
+
+
+def _crop_range(Session, activity_id: int) -> tuple[int, float, float]:
+    """(athlete, t0, t1): a stretch in the middle of the activity to crop."""
+    from core.activities.tables import Activity
+    from core.storage.points import stored_track
+
+    with Session() as s:
+        a = s.get(Activity, activity_id)
+        t = stored_track(s, a).t
+        return a.user_id, float(t[len(t) // 3]), float(t[len(t) // 3 + 20])
+
+
+def test_a_crop_is_scored_by_the_streams_scorers_once(tmp_path, redis_client):
+    """With the stream, a crop is written down and published, not scored in the request: the
+    activity stands as it was (a confirmed one stays held) until a scorer writes the crop's
+    verdict, once however often its entry comes; crops that come before it are scored
+    together, and one that comes while a scorer works is scored by the next."""
+    from core.accounts.users import create_user as new_user
+    from core.activities.tables import Activity
+    from core.anomaly.moderation import crop_activity, decide
+    from core.anomaly.scoring import pending_crop, pending_ids
+    from core.storage.points import count_points
+
+    with database_of_its_own("sqlite", tmp_path, "stream") as Session:
+        ids = activities(Session, 2)
+        live = RedisActivityStream(redis_client, consumer="live")
+        relay(Session, live)
+        assert score(Session, live, None, 0.5)["written"] == 2
+        a = ids[0]
+        with Session() as s, s.begin():
+            mod = new_user(s, f"mod{random.randrange(10**6)}")
+            mod.role = "moderator"
+            s.get(ActivityFlag, a).status = "flagged"
+            s.get(Activity, a).held = True
+            decide(s, a, mod, "confirm", "a car")
+        uid, t0, t1 = _crop_range(Session, a)
+        with Session() as s:
+            before = count_points(s, a)
+            scored_at = s.get(ActivityFlag, a).scored_at
+
+        flag = crop_activity(Session, a, uid, t0, t1, None, 0.5, stream=live)
+        assert flag.status == "confirmed"
+        with Session() as s:
+            assert count_points(s, a) < before  # the crop itself is written at once
+            assert s.get(ActivityFlag, a).status == "confirmed" and s.get(ActivityFlag, a).scored_at == scored_at
+            assert s.get(Activity, a).held and pending_crop(s, a).count == 1
+        assert a in pending_ids(Session, 10) and live.lag() == 1
+
+        live.publish([a])  # delivered twice
+        assert score(Session, live, None, 0.5)["written"] == 1
+        with Session() as s:
+            got = s.get(ActivityFlag, a)
+            assert got.status == "cropped" and s.get(Activity, a).held and got.scored_at != scored_at
+            assert len(got.crop["crops"]) == 1 and got.crop["status_before"] == "confirmed"
+            assert pending_crop(s, a) is None
+        live.publish([a])
+        assert score(Session, live, None, 0.5)["written"] == 0 and live.lag() == 0
+        assert a not in pending_ids(Session, 10)
+
+        # Two crops before a scorer comes: one verdict for both, both in the history.
+        b = ids[1]
+        uid, t0, t1 = _crop_range(Session, b)
+        crop_activity(Session, b, uid, t0, t1, None, 0.5, stream=live)
+        crop_activity(Session, b, uid, t1 + 60, t1 + 120, None, 0.5, stream=live)
+        with Session() as s:
+            assert pending_crop(s, b).count == 2 and s.get(ActivityFlag, b).crop is None
+        assert score(Session, live, None, 0.5)["written"] == 1
+        with Session() as s:
+            assert len(s.get(ActivityFlag, b).crop["crops"]) == 2 and pending_crop(s, b) is None
+        assert verdicts(Session) == dict.fromkeys(ids, 1) and live.lag() == 0
+
+
+def test_a_crop_while_a_scorer_works_is_scored_by_the_next(tmp_path, redis_client, monkeypatch):
+    """A crop landing between a scorer's reading and its writing: the scorer writes nothing
+    (its score is of the track before that crop), and the crop's own entry scores both."""
+    import core.anomaly.scoring as scoring
+    from core.anomaly.moderation import crop_activity
+    from core.anomaly.scoring import pending_crop
+
+    with database_of_its_own("sqlite", tmp_path, "stream") as Session:
+        (a,) = activities(Session, 1)
+        live = RedisActivityStream(redis_client, consumer="live")
+        relay(Session, live)
+        assert score(Session, live, None, 0.5)["written"] == 1
+        uid, t0, t1 = _crop_range(Session, a)
+        crop_activity(Session, a, uid, t0, t1, None, 0.5, stream=live)
+        real = scoring.assess_stored
+        calls = []
+
+        def crop_meanwhile(s, activity, *args, **kwargs):
+            out = real(s, activity, *args, **kwargs)
+            if not calls:
+                calls.append(crop_activity(Session, a, uid, t1 + 60, t1 + 120, None, 0.5, stream=live))
+            return out
+
+        monkeypatch.setattr(scoring, "assess_stored", crop_meanwhile)
+        assert score(Session, live, None, 0.5, count=1)["written"] == 0
+        with Session() as s:
+            assert pending_crop(s, a).count == 2 and s.get(ActivityFlag, a).crop is None
+        assert score(Session, live, None, 0.5)["written"] == 1
+        with Session() as s:
+            assert len(s.get(ActivityFlag, a).crop["crops"]) == 2 and pending_crop(s, a) is None
+        assert live.lag() == 0
