@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.tables import Activity
-from core.anomaly.tables import ActivityFlag, ScoringFailure
+from core.anomaly.tables import ActivityFlag, PendingCrop, ScoringFailure
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
 
@@ -87,8 +87,10 @@ def record(Session: sessionmaker[Session], activity_id: int, exc: BaseException,
     now = now or utcnow()
     with write_transaction(Session, "scoring_failure") as s:
         activity = s.scalars(select(Activity).where(Activity.id == activity_id).with_for_update(of=Activity)).first()
-        if activity is None or s.get(ActivityFlag, activity_id) is not None:
-            return None
+        if activity is None or (s.get(ActivityFlag, activity_id) is not None
+                                and s.scalar(select(PendingCrop.activity_id)
+                                             .where(PendingCrop.activity_id == activity_id)) is None):
+            return None  # scored meanwhile (a crop waiting for its new score is not)
         failure = s.get(ScoringFailure, activity_id)
         if failure is None:
             failure = ScoringFailure(activity_id=activity_id, user_id=activity.user_id, attempts=0,
@@ -221,7 +223,8 @@ def clear(s: Session, activity_id: int) -> None:
 
 
 def given_up(s: Session, limit: int = 50) -> list[tuple[ScoringFailure, Activity, User, User | None]]:
-    """The activities scoring gave up on and that still have no verdict, latest failure
+    """The activities scoring gave up on and that still have no verdict (or crops waiting for
+    their new one), latest failure
     first, with their athletes and the moderator who last had them tried again (if any)."""
     retried_by = aliased(User)
     return list(s.execute(
@@ -229,7 +232,7 @@ def given_up(s: Session, limit: int = 50) -> list[tuple[ScoringFailure, Activity
         .join(User, User.id == Activity.user_id)
         .outerjoin(retried_by, retried_by.id == ScoringFailure.retried_by)
         .outerjoin(ActivityFlag, ActivityFlag.activity_id == ScoringFailure.activity_id)
-        .where(ScoringFailure.retry_at.is_(None), ActivityFlag.activity_id.is_(None))
+        .where(ScoringFailure.retry_at.is_(None), _unscored())
         .order_by(ScoringFailure.failed_at.desc(), ScoringFailure.activity_id).limit(limit)))
 
 
@@ -237,7 +240,14 @@ def count_given_up(s: Session) -> int:
     """How many activities ``given_up`` lists, without the limit."""
     return s.scalar(select(func.count()).select_from(ScoringFailure)
                     .outerjoin(ActivityFlag, ActivityFlag.activity_id == ScoringFailure.activity_id)
-                    .where(ScoringFailure.retry_at.is_(None), ActivityFlag.activity_id.is_(None))) or 0
+                    .where(ScoringFailure.retry_at.is_(None), _unscored())) or 0
+
+
+def _unscored() -> ColumnElement[bool]:
+    """On a query of failures outer-joined to ``ActivityFlag``: the activity has no verdict,
+    or crops waiting for their new one (``PendingCrop``)."""
+    return or_(ActivityFlag.activity_id.is_(None),
+               select(PendingCrop.activity_id).where(PendingCrop.activity_id == ScoringFailure.activity_id).exists())
 
 
 def try_again(s: Session, activity_id: int, moderator: User | None = None, now: datetime | None = None) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -16,6 +17,7 @@ from core.activities.lifecycle import get_owned_activity
 from core.activities.shown import hold_hiding_for, settle_shown
 from core.activities.summary import activity_profile, apply_summary, pause_intervals, recorded_track
 from core.activities.tables import Activity, ActivityEvent
+from core.anomaly import failures
 from core.anomaly.flags import AWAITING_MODERATOR, ModerationError, apply_event, is_held
 from core.anomaly.model import DEFAULT_THRESHOLD, PopulationModel
 from core.anomaly.scoring import (
@@ -51,6 +53,9 @@ def decide(s: Session, activity_id: int, moderator: User, action: str, note: str
     flag = s.get(ActivityFlag, activity_id)
     if activity is None or flag is None:
         raise ModerationError(f"activity {activity_id} is not flagged")
+    if pending_crop(s, activity_id) is not None:
+        raise ModerationError("the athlete cropped this activity and it is being scored again; "
+                              "decide once its new score is in")
     previous = latest_decision(s, activity_id)
     # Back in the queue after a moderator asked for a crop: it came there as what it was then.
     sample = flag.status == "sampled" or bool(previous and previous.sample
@@ -238,14 +243,20 @@ def _write_crop(Session: sessionmaker[Session], activity_id: int, owner_id: int,
                    ActivityEvent(activity_id=activity_id, command="resume", status="active", at=t1)])
         apply_summary(activity, plan.summary)
         settle_shown(s, activity)
-        if result is not None:
-            return record_verdict(s, activity_id, result, crop=plan.record)
         pending = pending_crop(s, activity_id)
+        # The track changed: a scoring that failed on the old one is tried afresh.
+        failures.clear(s, activity_id)
+        if result is not None:
+            # Crops still waiting for the stream's scorers are judged with this one.
+            crops = [*(pending.crops if pending is not None else []), plan.record]
+            if pending is not None:
+                s.delete(pending)
+            return record_verdict(s, activity_id, result, crop=crops)
         if pending is None:
-            pending = PendingCrop(activity_id=activity_id, user_id=activity.user_id, crops=[], count=0)
+            pending = PendingCrop(activity_id=activity_id, user_id=activity.user_id, crops=[])
             s.add(pending)
         # New values, not the old ones changed in place: the JSON column is written when replaced.
         pending.crops = [*pending.crops, json_safe(plan.record)]
-        pending.count += 1
+        pending.version = uuid.uuid4().hex
         pending.cropped_at = utcnow()
         return s.get(ActivityFlag, activity_id)

@@ -255,15 +255,15 @@ def score_one(Session: sessionmaker[Session], activity_id: int, model: Populatio
             return 0  # failed, and not due again (an entry repeated on the stream)
         # A crop's removed range is stored as a pause: the stored track is scored as it is.
         result = assess_stored(s, activity, model, limit)
-        count = crops.count if crops is not None else None
-    return _write_if_pending(Session, activity_id, result, count)
+        version = crops.version if crops is not None else None
+    return _write_if_pending(Session, activity_id, result, version)
 
 
 def _write_if_pending(Session: sessionmaker[Session], activity_id: int, result: Scoring,
-                      crops: int | None = None) -> int:
+                      crops: str | None = None) -> int:
     """Write a verdict unless the activity got one meanwhile (its athlete cropped it) or is
-    no longer a completed activity; 1 if written. ``crops``: the number of pending crops
-    scored, written as the crops' verdict only if no other came since (that one's entry
+    no longer a completed activity; 1 if written. ``crops``: the version of the pending
+    crops scored, written as their verdict only if no crop came since (that one's entry
     scores it again)."""
     with write_transaction(Session, "anomaly_scoring") as s:
         activity = locked_activity(s, activity_id)
@@ -275,7 +275,7 @@ def _write_if_pending(Session: sessionmaker[Session], activity_id: int, result: 
                 return 0
             record_verdict(s, activity_id, result)
             return 1
-        if pending is None or pending.count != crops:
+        if pending is None or pending.version != crops:
             return 0
         record_verdict(s, activity_id, result, crop=list(pending.crops))
         s.delete(pending)

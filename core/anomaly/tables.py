@@ -62,8 +62,9 @@ class ActivityFlag(Base):
 class PendingCrop(Base):
     """An athlete's crops whose new score is not written yet: with Redis, a crop is scored by
     the scorers of the stream (``core.jobs.stream``), not in the athlete's request. The
-    crops' records in order (``core.anomaly.moderation.plan_crop``), and how many crops came
-    (a scorer writes its verdict only if none came since it read them). Gone once the
+    crops' records in order (``core.anomaly.moderation.plan_crop``), and a version drawn
+    anew at every crop (a scorer writes its verdict only if the version it read is still
+    there: no crop came since, even one after another scorer's verdict). Gone once the
     verdict is written."""
 
     __tablename__ = "pending_crops"
@@ -73,7 +74,7 @@ class PendingCrop(Base):
     # the activity: README, "Distributing by athlete").
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     crops: Mapped[list] = mapped_column(JSON, default=list)
-    count: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[str] = mapped_column(String(32))
     cropped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (

@@ -230,12 +230,18 @@ def _nearest(tracks: list[_Track], t: float, idle: float, lag: float) -> _Track 
 
 
 def store_fixes(Session: sessionmaker[Session], batch: list[tuple[Device, Fix]], now: float | None = None,
-                idle_s: float | None = None, max_starts: int | None = None) -> list[Stored | None]:
+                idle_s: float | None = None, max_starts: int | None = None,
+                restore: bool = True) -> list[Stored | None]:
     """Store many devices' fixes (each checked by ``check_fix`` first) in one short write
     transaction; one result per input, in order. ``idle_s``: the idle time (the settings'
     ``device_idle_complete_s`` by default). ``max_starts``: at most this many activities
     are started (each costs a few milliseconds of the transaction); a fix that would start
     one more is left out, its result None, for the caller to send again.
+
+    A fix for an activity whose points are archived brings them back first, in short
+    transactions of their own (``bring_back``), and the batch is written after; with
+    ``restore`` False, ``ArchivedActivities`` is raised instead, nothing written, for a caller
+    on an event loop to bring them back off it and call again.
 
     A batch of many phones' fixes costs a fixed number of statements, not a few per phone:
     one read of their tracks, one insert of points and one of hints, one update of the
@@ -261,26 +267,34 @@ def store_fixes(Session: sessionmaker[Session], batch: list[tuple[Device, Fix]],
                 archived = sorted({track.activity_id for _i, _f, track, _seq, _c in placed
                                    if track.archived and track.status != "discarded"})
                 if archived and attempt < RESTORE_TRIES:
-                    raise _Archived(archived)  # rolled back: nothing of this batch is written yet
+                    raise ArchivedActivities(archived)  # rolled back: nothing of this batch is written yet
                 # Archived again since (or still, after the tries): ``insert_new_keys`` brings it
                 # back inside this transaction.
                 _write(s, placed, tracks, now, lag, results)
             return results
-        except _Archived as found:
-            # A late fix for an archived activity: its points come back to the table first, a
-            # chunk per short transaction, so the fixes' own transaction stays short.
-            for activity_id in found.activity_ids:
-                restore_activity(Session, archive(), activity_id)
+        except ArchivedActivities as found:
+            if not restore:
+                raise
+            bring_back(Session, found.activity_ids)
     return results
 
 
 RESTORE_TRIES = 2  # times a batch brings archived activities back before writing into them
 
 
-class _Archived(Exception):
+class ArchivedActivities(Exception):
+    """Fixes for activities whose points are archived: ``bring_back`` them, then store again."""
+
     def __init__(self, activity_ids: list[int]):
-        super().__init__(f"archived activities {activity_ids}")
+        super().__init__(f"fixes for archived activities {activity_ids}")
         self.activity_ids = activity_ids
+
+
+def bring_back(Session: sessionmaker[Session], activity_ids: list[int]) -> None:
+    """A late fix for an archived activity: its points come back to the table first, a chunk
+    per short transaction, so that the fixes' own transaction stays short."""
+    for activity_id in activity_ids:
+        restore_activity(Session, archive(), activity_id)
 
 
 def _tracks(s: Session, token_ids: list[int], t_lo: float, t_hi: float) -> dict[int, list[_Track]]:

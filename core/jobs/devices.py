@@ -33,7 +33,7 @@ from core.activities.summary import apply_summary, recorded_track, summarise_act
 from core.activities.tables import Activity, ActivityEvent
 from core.anomaly import failures
 from core.anomaly.flags import ModerationError
-from core.anomaly.scoring import assess_stored, locked_activity, record_verdict
+from core.anomaly.scoring import assess_stored, locked_activity, pending_crop, record_verdict
 from core.anomaly.tables import ActivityFlag
 from core.devices.hints import stored_hints
 from core.devices.sport import infer_sport
@@ -263,7 +263,8 @@ def recompute_one(Session: sessionmaker[Session], activity_id: int, model, limit
         track_row.recompute = False
         track_row.recompute_attempts, track_row.recompute_error, track_row.recompute_retry_at = 0, None, None
         flag = s.get(ActivityFlag, activity_id)
-        if result is not None and flag is not None and flag.status == status:
+        # A crop waiting for its new score (``PendingCrop``) is scored on this track by the stream.
+        if result is not None and flag is not None and flag.status == status and pending_crop(s, activity_id) is None:
             try:
                 record_verdict(s, activity_id, result)
                 if done is not None:

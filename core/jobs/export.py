@@ -57,7 +57,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.accounts.tables import DataExport, DeviceToken, LoginAttempt, User, WebSession
 from core.activities.tables import Activity, ActivityEvent
 from core.anomaly.detector import as_athlete_sees
-from core.anomaly.tables import ActivityFlag, ModerationDecision
+from core.anomaly.tables import ActivityFlag, ModerationDecision, PendingCrop
 from core.challenges.tables import (
     BadgeAward,
     Challenge,
@@ -316,6 +316,7 @@ def _sections(s: Session, user: User) -> dict[str, object]:
             "flags": [_flag(f) for f in s.scalars(select(ActivityFlag).where(ActivityFlag.user_id == uid))],
             "decisions": [_plain(d) for d in s.scalars(select(ModerationDecision)
                                                        .where(ModerationDecision.activity_id.in_(mine)))],
+            "crops_being_scored": [_plain(p) for p in s.scalars(select(PendingCrop).where(PendingCrop.user_id == uid))],
         },
         "engagement.json": {
             "days": [_plain(d) for d in s.scalars(select(EngagementDay).where(EngagementDay.user_id == uid))],

@@ -78,6 +78,11 @@ if flag and flag["status"] in FLAG_TEXT:
 if flag and flag.get("crop_pending"):
     st.info("Your crop is saved and the activity is being checked again; the result shows here in a "
             "moment. Until then it stands as it did before the crop.", icon=":material/hourglass_top:")
+    st.session_state["awaiting_verdict"] = activity_id
+elif st.session_state.get("awaiting_verdict") == activity_id:
+    # The new verdict is in (written by a worker): lists and boards kept from before it go.
+    del st.session_state["awaiting_verdict"]
+    data.forget_activity()
 
 figures = [
     ("Distance", units.distance(detail["distance_m"], unit_system)),

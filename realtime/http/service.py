@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from core.activities.lifecycle import OPEN_STATUSES
 from core.config import load_settings
-from core.devices.fixes import Device, Fix, Stored, store_fixes
+from core.devices.fixes import ArchivedActivities, Device, Fix, Stored, bring_back, store_fixes
 from realtime.commit import (
     BUSY_RETRY_FIRST_S,
     BUSY_RETRY_MAX_S,
@@ -321,7 +321,14 @@ class HttpIngest(LiveState, GroupCommit):
             await asyncio.sleep(GROUP_WAIT_S)
             batch, self.fix_queue = self.fix_queue[:MAX_FIX_BATCH], self.fix_queue[MAX_FIX_BATCH:]
             try:
-                self._commit_fixes(batch)
+                try:
+                    self._commit_fixes(batch, restore=False)
+                except ArchivedActivities as found:
+                    # Late fixes for archived activities: their points come back off the loop, on
+                    # a connection that waits its turn, and the batch is written after.
+                    await asyncio.get_running_loop().run_in_executor(
+                        self.store.load_executor, bring_back, self.store.Session, found.activity_ids)
+                    self._commit_fixes(batch)
             except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it
                 if is_busy(exc):
                     # Nothing was written: the fixes go back in front and are tried again.
@@ -333,8 +340,9 @@ class HttpIngest(LiveState, GroupCommit):
                 await self._commit_each_token(batch, exc)
             delay = BUSY_RETRY_FIRST_S
 
-    def _commit_fixes(self, batch: list[FixJob]) -> None:
-        """Store one batch in one transaction and answer its fixes."""
+    def _commit_fixes(self, batch: list[FixJob], restore: bool = True) -> None:
+        """Store one batch in one transaction and answer its fixes (``restore``: as
+        ``store_fixes``)."""
         work = [(Device(j.identity.token_id, j.identity.user_id, j.identity.sport), j.fix) for j in batch]
         # On the loop's own thread, as the group commit: a few milliseconds for a hundred
         # fixes, and no hand-off to a thread per batch (measured: a thread cost a third of
@@ -342,7 +350,7 @@ class HttpIngest(LiveState, GroupCommit):
         # Each activity started costs a few milliseconds: at most MAX_STARTS_PER_WRITE per
         # transaction, so that a mass start (a race's phones all at once) never stalls the loop
         # for long; the fixes left out go back in front of the queue for the next one.
-        results = store_fixes(self.fixes_Session, work, max_starts=MAX_STARTS_PER_WRITE)
+        results = store_fixes(self.fixes_Session, work, max_starts=MAX_STARTS_PER_WRITE, restore=restore)
         done = [(job, result) for job, result in zip(batch, results) if result is not None]
         left = [job for job, result in zip(batch, results) if result is None]
         if left:

@@ -938,7 +938,7 @@ def test_with_redis_a_crop_is_scored_by_the_stream_and_the_page_says_it_is_being
     assert "being checked again" in text and "confirmed as irregular" in text
     with Session(engine) as s:
         assert s.get(ActivityFlag, drive.id).status == "confirmed" and s.get(Activity, drive.id).held
-        assert pending_crop(s, drive.id).count == 1
+        assert len(pending_crop(s, drive.id).crops) == 1
 
     assert score(make_sessionmaker(engine), RedisActivityStream(redis_client), None, 0.5)["written"] == 1
     at.run()

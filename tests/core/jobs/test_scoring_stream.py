@@ -319,7 +319,7 @@ def test_a_crop_is_scored_by_the_streams_scorers_once(tmp_path, redis_client):
         with Session() as s:
             assert count_points(s, a) < before  # the crop itself is written at once
             assert s.get(ActivityFlag, a).status == "confirmed" and s.get(ActivityFlag, a).scored_at == scored_at
-            assert s.get(Activity, a).held and pending_crop(s, a).count == 1
+            assert s.get(Activity, a).held and len(pending_crop(s, a).crops) == 1
         assert a in pending_ids(Session, 10) and live.lag() == 1
 
         live.publish([a])  # delivered twice
@@ -339,11 +339,25 @@ def test_a_crop_is_scored_by_the_streams_scorers_once(tmp_path, redis_client):
         crop_activity(Session, b, uid, t0, t1, None, 0.5, stream=live)
         crop_activity(Session, b, uid, t1 + 60, t1 + 120, None, 0.5, stream=live)
         with Session() as s:
-            assert pending_crop(s, b).count == 2 and s.get(ActivityFlag, b).crop is None
+            assert len(pending_crop(s, b).crops) == 2 and s.get(ActivityFlag, b).crop is None
         assert score(Session, live, None, 0.5)["written"] == 1
         with Session() as s:
             assert len(s.get(ActivityFlag, b).crop["crops"]) == 2 and pending_crop(s, b) is None
         assert verdicts(Session) == dict.fromkeys(ids, 1) and live.lag() == 0
+
+
+def _scored_and_cropped(Session, redis_client):
+    """One activity scored through the stream, then cropped with it: (activity, stream,
+    athlete, end of the cropped range)."""
+    from core.anomaly.moderation import crop_activity
+
+    (a,) = activities(Session, 1)
+    live = RedisActivityStream(redis_client, consumer="live")
+    relay(Session, live)
+    assert score(Session, live, None, 0.5)["written"] == 1
+    uid, t0, t1 = _crop_range(Session, a)
+    crop_activity(Session, a, uid, t0, t1, None, 0.5, stream=live)
+    return a, live, uid, t1
 
 
 def test_a_crop_while_a_scorer_works_is_scored_by_the_next(tmp_path, redis_client, monkeypatch):
@@ -354,12 +368,7 @@ def test_a_crop_while_a_scorer_works_is_scored_by_the_next(tmp_path, redis_clien
     from core.anomaly.scoring import pending_crop
 
     with database_of_its_own("sqlite", tmp_path, "stream") as Session:
-        (a,) = activities(Session, 1)
-        live = RedisActivityStream(redis_client, consumer="live")
-        relay(Session, live)
-        assert score(Session, live, None, 0.5)["written"] == 1
-        uid, t0, t1 = _crop_range(Session, a)
-        crop_activity(Session, a, uid, t0, t1, None, 0.5, stream=live)
+        a, live, uid, t1 = _scored_and_cropped(Session, redis_client)
         real = scoring.assess_stored
         calls = []
 
@@ -372,8 +381,96 @@ def test_a_crop_while_a_scorer_works_is_scored_by_the_next(tmp_path, redis_clien
         monkeypatch.setattr(scoring, "assess_stored", crop_meanwhile)
         assert score(Session, live, None, 0.5, count=1)["written"] == 0
         with Session() as s:
-            assert pending_crop(s, a).count == 2 and s.get(ActivityFlag, a).crop is None
+            assert len(pending_crop(s, a).crops) == 2 and s.get(ActivityFlag, a).crop is None
         assert score(Session, live, None, 0.5)["written"] == 1
         with Session() as s:
             assert len(s.get(ActivityFlag, a).crop["crops"]) == 2 and pending_crop(s, a) is None
         assert live.lag() == 0
+
+
+def test_a_scorer_that_read_an_earlier_crop_writes_nothing_over_a_later_one(tmp_path, redis_client, monkeypatch):
+    """Scorer A reads a crop; scorer B scores it meanwhile, and the athlete crops again: A's
+    score (of the track before the second crop) is not written as the second crop's verdict,
+    which the second crop's own entry writes."""
+    import core.anomaly.scoring as scoring
+    from core.anomaly.moderation import crop_activity
+    from core.anomaly.scoring import pending_crop, score_one
+
+    with database_of_its_own("sqlite", tmp_path, "stream") as Session:
+        a, live, uid, t1 = _scored_and_cropped(Session, redis_client)
+        real = scoring.assess_stored
+        inside = []
+
+        def meanwhile(s, activity, *args, **kwargs):
+            out = real(s, activity, *args, **kwargs)
+            if not inside:
+                inside.append(1)
+                assert score_one(Session, a, None, 0.5) == 1  # scorer B
+                crop_activity(Session, a, uid, t1 + 60, t1 + 120, None, 0.5, stream=live)
+            return out
+
+        monkeypatch.setattr(scoring, "assess_stored", meanwhile)
+        assert score_one(Session, a, None, 0.5) == 0  # scorer A
+        monkeypatch.setattr(scoring, "assess_stored", real)
+        with Session() as s:
+            assert len(pending_crop(s, a).crops) == 1 and len(s.get(ActivityFlag, a).crop["crops"]) == 1
+        assert score(Session, live, None, 0.5)["written"] == 1
+        with Session() as s:
+            assert len(s.get(ActivityFlag, a).crop["crops"]) == 2 and pending_crop(s, a) is None
+
+
+def test_a_crop_whose_scoring_fails_waits_and_a_new_crop_or_a_moderator_meanwhile(tmp_path, redis_client,
+                                                                                 monkeypatch):
+    """A pending crop whose scoring fails is written down and waits like any activity (not
+    relayed again at once); the athlete's next crop tries afresh; a moderator cannot decide
+    on the activity while its crop waits for its new score."""
+    import pytest
+
+    import core.anomaly.scoring as scoring
+    from core.accounts.users import create_user as new_user
+    from core.anomaly.failures import count_given_up
+    from core.anomaly.flags import ModerationError
+    from core.anomaly.moderation import crop_activity, decide
+    from core.anomaly.scoring import pending_ids
+    from core.anomaly.tables import ScoringFailure
+
+    with database_of_its_own("sqlite", tmp_path, "stream") as Session:
+        ids = activities(Session, 4)
+        a = ids[0]
+        live = RedisActivityStream(redis_client, consumer="live")
+        relay(Session, live)
+        assert score(Session, live, None, 0.5)["written"] == 4
+        with Session() as s, s.begin():
+            s.get(ActivityFlag, a).status = "flagged"
+        uid, t0, t1 = _crop_range(Session, a)
+        crop_activity(Session, a, uid, t0, t1, None, 0.5, stream=live)
+        with Session() as s, s.begin():
+            mod = new_user(s, f"mod{random.randrange(10**6)}")
+            mod.role = "moderator"
+            with pytest.raises(ModerationError, match="being scored again"):
+                decide(s, a, mod, "dismiss")
+        real = scoring.assess_stored
+
+        def failing(s, activity, *args, **kwargs):
+            if activity.id == a:
+                raise RuntimeError("the track cannot be read")
+            return real(s, activity, *args, **kwargs)
+
+        monkeypatch.setattr(scoring, "assess_stored", failing)
+        live.publish(ids[1:])  # with others: one failure in a round is the activity's own
+        score(Session, live, None, 0.5)
+        with Session() as s:
+            assert s.get(ScoringFailure, a).attempts == 1
+        assert a not in pending_ids(Session, 10) and relay(Session, live) == 0  # waits until due
+        with Session() as s, s.begin():
+            s.get(ScoringFailure, a).retry_at = None  # given up on
+        with Session() as s:
+            assert count_given_up(s) == 1  # shown to the moderators
+        monkeypatch.setattr(scoring, "assess_stored", real)
+        crop_activity(Session, a, uid, t1 + 60, t1 + 120, None, 0.5, stream=live)
+        with Session() as s:
+            assert s.get(ScoringFailure, a) is None  # the new track is tried afresh
+        assert a in pending_ids(Session, 10)
+        assert score(Session, live, None, 0.5)["written"] == 1
+        with Session() as s:
+            assert len(s.get(ActivityFlag, a).crop["crops"]) == 2 and count_given_up(s) == 0

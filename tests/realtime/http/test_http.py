@@ -6,11 +6,12 @@ from __future__ import annotations
 import base64
 import json
 import socket
+import threading
 import time
 
 import requests
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from core.activities.tables import Activity
 from core.storage.points import RoutePoint
@@ -395,3 +396,36 @@ def test_metrics_count_the_rest_apis_points(http):
         assert http.session.post(http.url + "/api/v1/gps-logs", json={"activity_id": aid, "points": part},
                                  headers=auth).status_code == 200
     assert points_stored() - before == 30
+
+
+def test_a_late_fix_for_an_archived_activity_is_stored_once_its_points_are_back(http, engine, tmp_path, monkeypatch):
+    """A phone flushing a fix for an activity whose points are archived: the service brings
+    them back off its event loop, on a connection that waits its turn, then stores the fix;
+    the activity is whole and in the table."""
+    import realtime.http.service as service
+    from core.storage import tiers
+    from core.storage.points import archive, count_points
+    from tests.realtime.http.conftest import complete_all
+
+    monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("TRACKER_ARCHIVE_URL", raising=False)
+    token = http.token("web-old")
+    t0 = time.time() - 400 * 86400
+    locations = [{"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 5 * k)),
+                  "coords": {"latitude": LAT + 0.0001 * k, "longitude": LON}} for k in range(30)]
+    r = http.session.post(http.url + "/", json={"device_id": token, "location": locations})
+    assert r.status_code == 200, r.text
+    Session = sessionmaker(engine)
+    (activity,) = activities_of(engine, "web-old")
+    complete_all(Session, 600.0, now=t0 + 30 * 5 + 700)
+    assert tiers.archive_activity(Session, archive(), activity.id) == 30
+    threads = []
+    real = service.bring_back
+    monkeypatch.setattr(service, "bring_back", lambda *a: (threads.append(threading.current_thread()), real(*a))[1])
+    late = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 150)),
+            "coords": {"latitude": LAT + 0.003, "longitude": LON}}
+    r = http.session.post(http.url + "/", json={"device_id": token, "location": [late]})
+    assert r.status_code == 200, r.text
+    assert threads and all(t is not http.thread for t in threads), "brought back on the event loop's thread"
+    with Session() as s:
+        assert s.get(Activity, activity.id).points_tier == "hot" and count_points(s, activity.id) == 31

@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column('activity_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
         sa.Column('user_id', sa.Integer(), nullable=False),
         sa.Column('crops', sa.JSON(), nullable=False),
-        sa.Column('count', sa.Integer(), nullable=False),
+        sa.Column('version', sa.String(length=32), nullable=False),
         sa.Column('cropped_at', core.storage.base.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(['activity_id', 'user_id'], ['activities.id', 'activities.user_id'],
                                 name=op.f('fk_pending_crops_activity_id_activities'), ondelete='CASCADE'),
