@@ -154,7 +154,7 @@ def set_hide_ends(s: Session, user: User, metres: float) -> None:
     if not (math.isfinite(metres) and 0.0 <= metres <= HIDE_ENDS_MAX_M):
         raise PrivacyError(f"hidden ends must be from 0 to {HIDE_ENDS_MAX_M:.0f} m (a mile)")
     metres = round(metres, 1)
-    if metres == hidden_ends_m(user.settings):
+    if metres == hidden_ends_m(_settings_now(s, user)):
         return
     clear_shown(s, user.id)
     update_profile(s, user, hide_ends_m=metres)
@@ -163,11 +163,21 @@ def set_hide_ends(s: Session, user: User, metres: float) -> None:
 
 def set_hide_map(s: Session, user: User, on: bool) -> None:
     """Hide (or show again) the whole map of every activity from others."""
-    if bool(on) == bool((user.settings or {}).get("hide_map")):
+    if bool(on) == bool(_settings_now(s, user).get("hide_map")):
         return
     clear_shown(s, user.id)
     update_profile(s, user, hide_map=bool(on))
     reshow(s, user.id)
+
+
+def _settings_now(s: Session, user: User) -> dict:
+    """The athlete's settings as stored now, read under their hiding lock (``hold_hiding``,
+    PostgreSQL): a change of what they hide made meanwhile has committed, so a request is
+    not taken for "unchanged" against a value another one has just replaced."""
+    hold_hiding(s, [user.id])
+    s.flush()
+    s.refresh(user, attribute_names=["settings"])
+    return user.settings or {}
 
 
 def hidden_ends_m(settings: dict | None) -> float:

@@ -22,7 +22,7 @@ from core.challenges.groups import create_group, respond
 from core.jobs.shown import settle_shown_distances
 from core.social.follows import follow
 from core.social.leaderboards import database_board, redis_board, refresh_redis
-from core.social.privacy import add_zone, delete_zone, set_hide_ends, set_hide_map
+from core.social.privacy import add_zone, delete_zone, hidden_ends_m, set_hide_ends, set_hide_map
 from core.social.shown import shown_figures
 from core.social.zone_attack import outing
 from tests.conftest import database_of_its_own
@@ -418,3 +418,22 @@ def test_uploads_hiding_changes_and_the_job_at_once_neither_deadlock_nor_leave_a
         hiding_now = hidings_of(s, [runner])[runner]
         for a in s.scalars(select(Activity).where(Activity.user_id == runner)):
             assert a.shown_distance_m == pytest.approx(shown_distance(s, a, hiding_now), rel=1e-9), a.id
+
+
+def test_a_hiding_request_is_not_taken_for_unchanged_against_a_value_replaced_meanwhile(PgSession):
+    """PostgreSQL, read committed: a request that loaded the athlete before another one
+    changed their hidden ends compares with what is stored now, not with what it loaded: the
+    later request (back to nothing hidden) wins, and the shown distances follow it."""
+    (runner,) = athletes(PgSession, "runner")
+    ids = runs(PgSession, runner, count=1, seed=61)
+    settle(PgSession)
+    whole = shown(PgSession, ids)
+    with PgSession() as s, s.begin():
+        stale = user_by_id(s, runner)  # loaded: nothing hidden
+        with PgSession() as other, other.begin():
+            set_hide_ends(other, user_by_id(other, runner), 800)
+        set_hide_ends(s, stale, 0)
+    with PgSession() as s:
+        assert hidden_ends_m(user_by_id(s, runner).settings) == 0
+    settle(PgSession)
+    assert shown(PgSession, ids) == whole
