@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime
 from xml.etree import ElementTree
 
@@ -15,11 +16,16 @@ from core.tracks.formats.common import epoch, extension_values, parse_xml
 from core.tracks.track import Track, normalise_sport, track_from_rows
 
 TPX = "http://www.garmin.com/xmlschemas/TrackPointExtension/v1"
+# A time with a lower-case "t" or "z" (only those: the others are left as they are).
+LOWER_TIME = re.compile(r"<time>(\s*[0-9]{4}-[0-9]{2}-[0-9]{2}(?:t[0-9:.]+(?:[zZ]|[+-][0-9:]+)?|T[0-9:.]+z)\s*)</time>")
 
 
 def read_gpx(data: bytes) -> Track:
     parse_xml(data)  # refuses DTDs and entities before gpxpy sees the text
-    gpx = gpxpy.parse(io.StringIO(data.decode("utf-8", errors="replace")))
+    # RFC 3339 lets "t" and "z" be written in lower case, and some writers do; gpxpy reads
+    # only the upper case and would drop every time.
+    text = LOWER_TIME.sub(lambda m: f"<time>{m.group(1).upper()}</time>", data.decode("utf-8", errors="replace"))
+    gpx = gpxpy.parse(io.StringIO(text))
     rows = []
     sport_label = None
     name = gpx.name

@@ -157,3 +157,17 @@ def test_gpx_export_of_a_title_with_control_characters_is_well_formed_xml():
     name = root.find("{http://www.topografix.com/GPX/1/1}trk/{http://www.topografix.com/GPX/1/1}name")
     assert name.text == "Tempo run[31m <b>& done\t"
     assert load_track("again.gpx", gpx.encode()).name == "Tempo run[31m <b>& done"
+
+
+def test_gpx_times_written_in_lower_case_are_read():
+    """RFC 3339 allows "t" and "z" in lower case; some writers use them. Every point keeps its
+    time, as with upper case."""
+    from core.tracks.formats.gpx import read_gpx
+
+    points = "".join(f'<trkpt lat="46.{k:03d}" lon="14.5"><time>2020-01-01{sep}10:00:{5 * k:02d}{zone}</time></trkpt>'
+                     for k, (sep, zone) in enumerate([("t", "z"), ("T", "z"), ("t", "Z"), ("t", "+00:00"),
+                                                      ("T", "Z")]))
+    data = ('<?xml version="1.0"?><gpx version="1.1" creator="x" xmlns="http://www.topografix.com/GPX/1/1">'
+            f"<trk><trkseg>{points}</trkseg></trk></gpx>").encode()
+    track = read_gpx(data)
+    assert list(track.t - track.t[0]) == [0, 5, 10, 15, 20]
