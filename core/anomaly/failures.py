@@ -87,10 +87,11 @@ def record(Session: sessionmaker[Session], activity_id: int, exc: BaseException,
     now = now or utcnow()
     with write_transaction(Session, "scoring_failure") as s:
         activity = s.scalars(select(Activity).where(Activity.id == activity_id).with_for_update(of=Activity)).first()
-        if activity is None or (s.get(ActivityFlag, activity_id) is not None
-                                and s.scalar(select(PendingCrop.activity_id)
-                                             .where(PendingCrop.activity_id == activity_id)) is None):
+        crops = s.scalars(select(PendingCrop).where(PendingCrop.activity_id == activity_id)).first()
+        if activity is None or (s.get(ActivityFlag, activity_id) is not None and crops is None):
             return None  # scored meanwhile (a crop waiting for its new score is not)
+        if crops is not None and crops.cropped_at > (tried_at or now):
+            return None  # cropped again since the round began: the new track is tried afresh
         failure = s.get(ScoringFailure, activity_id)
         if failure is None:
             failure = ScoringFailure(activity_id=activity_id, user_id=activity.user_id, attempts=0,
@@ -234,6 +235,12 @@ def given_up(s: Session, limit: int = 50) -> list[tuple[ScoringFailure, Activity
         .outerjoin(ActivityFlag, ActivityFlag.activity_id == ScoringFailure.activity_id)
         .where(ScoringFailure.retry_at.is_(None), _unscored())
         .order_by(ScoringFailure.failed_at.desc(), ScoringFailure.activity_id).limit(limit)))
+
+
+def given_up_on(s: Session, activity_id: int) -> bool:
+    """Whether scoring gave up on the activity (a moderator decides without its score)."""
+    failure = s.get(ScoringFailure, activity_id)
+    return failure is not None and failure.retry_at is None
 
 
 def count_given_up(s: Session) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -25,6 +24,7 @@ from core.anomaly.scoring import (
     assess_stored,
     history,
     locked_activity,
+    new_version,
     pending_crop,
     record_verdict,
 )
@@ -53,7 +53,7 @@ def decide(s: Session, activity_id: int, moderator: User, action: str, note: str
     flag = s.get(ActivityFlag, activity_id)
     if activity is None or flag is None:
         raise ModerationError(f"activity {activity_id} is not flagged")
-    if pending_crop(s, activity_id) is not None:
+    if pending_crop(s, activity_id) is not None and not failures.given_up_on(s, activity_id):
         raise ModerationError("the athlete cropped this activity and it is being scored again; "
                               "decide once its new score is in")
     previous = latest_decision(s, activity_id)
@@ -257,6 +257,6 @@ def _write_crop(Session: sessionmaker[Session], activity_id: int, owner_id: int,
             s.add(pending)
         # New values, not the old ones changed in place: the JSON column is written when replaced.
         pending.crops = [*pending.crops, json_safe(plan.record)]
-        pending.version = uuid.uuid4().hex
+        pending.version = new_version()
         pending.cropped_at = utcnow()
         return s.get(ActivityFlag, activity_id)

@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,6 +232,12 @@ def pending_ids(Session: sessionmaker[Session], batch: int) -> list[int]:
             .where(Activity.status == "completed",
                    or_(ActivityFlag.activity_id.is_(None), PendingCrop.activity_id.is_not(None)), failures.due())
             .order_by(Activity.completed_at, Activity.id).limit(batch)))
+
+
+def new_version() -> str:
+    """A pending crop's version, drawn anew whenever its track changes (a crop, a late fix):
+    a scorer writes its verdict only if the version it read is still there."""
+    return uuid.uuid4().hex
 
 
 def pending_crop(s: Session, activity_id: int) -> PendingCrop | None:

@@ -17,7 +17,15 @@ def _zone_line(zone) -> dict:
 def cmd_privacy(args) -> int:
     """Add, list or delete zones; set hidden ends or the hidden map. One JSON line each."""
     from core.routes.matching import rematch_athlete
-    from core.social.privacy import PrivacyError, add_zone, delete_zone, set_hide_ends, set_hide_map, zones_of
+    from core.social.privacy import (
+        PrivacyError,
+        add_zone,
+        delete_zone,
+        hidden_ends_m,
+        set_hide_ends,
+        set_hide_map,
+        zones_of,
+    )
 
     Session = open_sessions()
     with Session() as s, s.begin():
@@ -36,10 +44,10 @@ def cmd_privacy(args) -> int:
                 lines = [_zone_line(z) for z in zones_of(s, user.id)]
             elif args.what == "hide-ends":
                 set_hide_ends(s, user, args.metres)
-                lines = [{"user": user.username, "hide_ends_m": user.settings["hide_ends_m"]}]
+                lines = [{"user": user.username, "hide_ends_m": hidden_ends_m(user.settings)}]
             else:
                 set_hide_map(s, user, args.state == "on")
-                lines = [{"user": user.username, "hide_map": user.settings["hide_map"]}]
+                lines = [{"user": user.username, "hide_map": bool((user.settings or {}).get("hide_map"))}]
         except PrivacyError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -264,8 +264,8 @@ def store_fixes(Session: sessionmaker[Session], batch: list[tuple[Device, Fix]],
                                  max(f.t for _, f in batch) + idle)
                 placed = _place(s, devices, tracks, [(i, batch[i][0].token_id, batch[i][1]) for i in order],
                                 idle, lag, now, max_starts)
-                archived = sorted({track.activity_id for _i, _f, track, _seq, _c in placed
-                                   if track.archived and track.status != "discarded"})
+                archived = {i: track.activity_id for i, _f, track, _seq, _c in placed
+                            if track.archived and track.status != "discarded"}
                 if archived and attempt < RESTORE_TRIES:
                     raise ArchivedActivities(archived)  # rolled back: nothing of this batch is written yet
                 # Archived again since (or still, after the tries): ``insert_new_keys`` brings it
@@ -283,11 +283,13 @@ RESTORE_TRIES = 2  # times a batch brings archived activities back before writin
 
 
 class ArchivedActivities(Exception):
-    """Fixes for activities whose points are archived: ``bring_back`` them, then store again."""
+    """Fixes for activities whose points are archived: ``bring_back`` them, then store again.
+    ``placed``: the archived activity of each such fix, by its index in the batch."""
 
-    def __init__(self, activity_ids: list[int]):
-        super().__init__(f"fixes for archived activities {activity_ids}")
-        self.activity_ids = activity_ids
+    def __init__(self, placed: dict[int, int]):
+        self.placed = placed
+        self.activity_ids = sorted(set(placed.values()))
+        super().__init__(f"fixes for archived activities {self.activity_ids}")
 
 
 def bring_back(Session: sessionmaker[Session], activity_ids: list[int]) -> None:

@@ -33,7 +33,7 @@ from core.activities.summary import apply_summary, recorded_track, summarise_act
 from core.activities.tables import Activity, ActivityEvent
 from core.anomaly import failures
 from core.anomaly.flags import ModerationError
-from core.anomaly.scoring import assess_stored, locked_activity, pending_crop, record_verdict
+from core.anomaly.scoring import assess_stored, locked_activity, new_version, pending_crop, record_verdict
 from core.anomaly.tables import ActivityFlag
 from core.devices.hints import stored_hints
 from core.devices.sport import infer_sport
@@ -263,8 +263,12 @@ def recompute_one(Session: sessionmaker[Session], activity_id: int, model, limit
         track_row.recompute = False
         track_row.recompute_attempts, track_row.recompute_error, track_row.recompute_retry_at = 0, None, None
         flag = s.get(ActivityFlag, activity_id)
-        # A crop waiting for its new score (``PendingCrop``) is scored on this track by the stream.
-        if result is not None and flag is not None and flag.status == status and pending_crop(s, activity_id) is None:
+        # A crop waiting for its new score (``PendingCrop``) is scored on this track by the
+        # stream: a scorer that read the track before these fixes writes nothing.
+        crops = pending_crop(s, activity_id)
+        if crops is not None:
+            crops.version = new_version()
+        elif result is not None and flag is not None and flag.status == status:
             try:
                 record_verdict(s, activity_id, result)
                 if done is not None:

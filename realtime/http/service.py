@@ -111,6 +111,9 @@ class HttpIngest(LiveState, GroupCommit):
         self.fix_queue: list[FixJob] = []
         self.fix_queued = asyncio.Event()
         self.fixes_Session = store.nowait_sessions()
+        # archived activity -> the fixes waiting for its points to come back (``_restore``)
+        self.restoring: dict[int, list[FixJob]] = {}
+        self.restore_tasks: set[asyncio.Task] = set()
         self.loading: set[int] = set()  # activities whose live state is being rebuilt
         self.fixes_stored = 0
         self.tasks: list[asyncio.Task] = []
@@ -131,15 +134,16 @@ class HttpIngest(LiveState, GroupCommit):
         """Commit and answer what was received, then stop the rounds."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drain_all(), 30)
-        for task in self.tasks:
+        tasks = [*self.tasks, *self.restore_tasks]
+        for task in tasks:
             task.cancel()
-        for task in self.tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
     async def _drain_all(self) -> None:
         await self.drain()
-        while self.fix_queue:
+        while self.fix_queue or self.restoring:
             await asyncio.sleep(0.01)
 
     # -- who is asking -------------------------------------------------------------------
@@ -321,14 +325,7 @@ class HttpIngest(LiveState, GroupCommit):
             await asyncio.sleep(GROUP_WAIT_S)
             batch, self.fix_queue = self.fix_queue[:MAX_FIX_BATCH], self.fix_queue[MAX_FIX_BATCH:]
             try:
-                try:
-                    self._commit_fixes(batch, restore=False)
-                except ArchivedActivities as found:
-                    # Late fixes for archived activities: their points come back off the loop, on
-                    # a connection that waits its turn, and the batch is written after.
-                    await asyncio.get_running_loop().run_in_executor(
-                        self.store.load_executor, bring_back, self.store.Session, found.activity_ids)
-                    self._commit_fixes(batch)
+                self._commit_fixes(batch)
             except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it
                 if is_busy(exc):
                     # Nothing was written: the fixes go back in front and are tried again.
@@ -340,9 +337,10 @@ class HttpIngest(LiveState, GroupCommit):
                 await self._commit_each_token(batch, exc)
             delay = BUSY_RETRY_FIRST_S
 
-    def _commit_fixes(self, batch: list[FixJob], restore: bool = True) -> None:
-        """Store one batch in one transaction and answer its fixes (``restore``: as
-        ``store_fixes``)."""
+    def _commit_fixes(self, batch: list[FixJob]) -> None:
+        """Store one batch in one transaction and answer its fixes. Fixes for archived
+        activities wait for their points to come back (``_hold_for_restore``), and the others
+        are stored at once."""
         work = [(Device(j.identity.token_id, j.identity.user_id, j.identity.sport), j.fix) for j in batch]
         # On the loop's own thread, as the group commit: a few milliseconds for a hundred
         # fixes, and no hand-off to a thread per batch (measured: a thread cost a third of
@@ -350,7 +348,19 @@ class HttpIngest(LiveState, GroupCommit):
         # Each activity started costs a few milliseconds: at most MAX_STARTS_PER_WRITE per
         # transaction, so that a mass start (a race's phones all at once) never stalls the loop
         # for long; the fixes left out go back in front of the queue for the next one.
-        results = store_fixes(self.fixes_Session, work, max_starts=MAX_STARTS_PER_WRITE, restore=restore)
+        try:
+            results = store_fixes(self.fixes_Session, work, max_starts=MAX_STARTS_PER_WRITE, restore=False)
+        except ArchivedActivities as found:
+            held: dict[int, list[FixJob]] = defaultdict(list)
+            for i, activity_id in found.placed.items():
+                held[activity_id].append(batch[i])
+            self._hold_for_restore(held)
+            # The batch keeps the others only: if they fail, the caller retries or answers them
+            # alone, not the fixes that wait for their activity.
+            batch[:] = [job for i, job in enumerate(batch) if i not in found.placed]
+            if batch:
+                self._commit_fixes(batch)
+            return
         done = [(job, result) for job, result in zip(batch, results) if result is not None]
         left = [job for job, result in zip(batch, results) if result is None]
         if left:
@@ -361,6 +371,42 @@ class HttpIngest(LiveState, GroupCommit):
             if not job.future.done():
                 job.future.set_result(result)
         self.follow_fixes([job for job, _ in done], [result for _, result in done])
+
+    def _hold_for_restore(self, held: dict[int, list[FixJob]]) -> None:
+        """Late fixes for archived activities (a phone's offline buffer, months late): each
+        activity's points come back off the loop, on a connection that waits its turn
+        (``_restore``), and its fixes go back in front of the queue; the other phones' fixes
+        do not wait for it."""
+        for activity_id, jobs in held.items():
+            waiting = self.restoring.get(activity_id)
+            if waiting is not None:
+                waiting.extend(jobs)
+                continue
+            self.restoring[activity_id] = list(jobs)
+            task = asyncio.create_task(self._restore(activity_id))
+            self.restore_tasks.add(task)
+            task.add_done_callback(self.restore_tasks.discard)
+
+    async def _restore(self, activity_id: int) -> None:
+        error: BaseException | None = None
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.store.load_executor, bring_back,
+                                                             self.store.Session, [activity_id])
+        except asyncio.CancelledError:
+            error = RuntimeError("the service stopped before the fix was stored; send it again")
+            raise
+        except Exception as exc:  # noqa: BLE001 - its fixes' requests hear about it
+            log.error("could not bring back the points of archived activity %s", activity_id, exc_info=True)
+            error = exc
+        finally:
+            jobs = self.restoring.pop(activity_id, [])
+            if error is None:
+                self.fix_queue = jobs + self.fix_queue
+                self.fix_queued.set()
+            else:
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(error)
 
     async def _commit_each_token(self, batch: list[FixJob], exc: Exception) -> None:
         """After a failed transaction, each device token's fixes alone, so a fault one

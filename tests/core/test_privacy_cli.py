@@ -43,6 +43,10 @@ def test_zones_hidden_ends_and_maps_from_the_command_line(db):  # noqa: F811 - t
     code, _, err = core(db, "privacy", "zone", "delete", "--user", "ben", "--id", str(zone))
     assert code == 2 and "no zone" in err
     assert core(db, "privacy", "zone", "delete", "--user", "ann", "--id", str(zone))[:2] == (0, [{"deleted": zone}])
+    # Nothing hidden yet, and asked to hide nothing: answered as it stands, not a crash.
+    assert core(db, "privacy", "hide-ends", "--user", "ben", "--metres", "0")[:2] == (
+        0, [{"user": "ben", "hide_ends_m": 0.0}])
+    assert core(db, "privacy", "hide-map", "--user", "ben", "off")[:2] == (0, [{"user": "ben", "hide_map": False}])
     assert core(db, "privacy", "hide-ends", "--user", "ann", "--metres", "300")[:2] == (
         0, [{"user": "ann", "hide_ends_m": 300.0}])
     code, _, err = core(db, "privacy", "hide-ends", "--user", "ann", "--metres", "2000")

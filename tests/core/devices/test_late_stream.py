@@ -129,3 +129,31 @@ def test_a_recomputation_that_fails_on_the_stream_is_written_down_and_relayed_ag
     with Sessions() as s:
         row = s.get(DeviceTrack, bad)
         assert not row.recompute and row.recompute_attempts == 0 and s.get(Activity, bad).point_count == 60
+
+
+def test_late_fixes_in_an_activity_whose_crop_waits_for_its_score_renew_the_crops_version(Sessions, make_device):
+    """A late fix landing while a crop waits for its new score: the recomputation leaves the
+    score to the crop's scorer and draws the crop a new version, so a scorer that read the
+    track before the fix writes nothing and the crop is scored again on the whole track."""
+    from core.anomaly.scoring import pending_crop, score_activity, score_one
+    from core.anomaly.tables import ActivityFlag, PendingCrop
+
+    (a,) = late_activities(Sessions, make_device, 1)
+    with Sessions() as s, s.begin():
+        activity = s.get(Activity, a)
+        score_activity(s, activity, None)
+        s.add(PendingCrop(activity_id=a, user_id=activity.user_id, crops=[{"at": 1.0, "before": {}, "after": {}}],
+                          version="before"))
+        scored_at = s.get(ActivityFlag, a).scored_at
+    assert devices.recompute_late(Sessions, None, 0.7)["recomputed"] == 1
+    with Sessions() as s:
+        assert pending_crop(s, a).version != "before"
+        assert s.get(ActivityFlag, a).scored_at == scored_at  # not scored by the recomputation
+    from core.anomaly import scoring
+
+    with Sessions() as s:
+        result = scoring.assess_stored(s, s.get(Activity, a), None, 0.7)
+    assert scoring._write_if_pending(Sessions, a, result, "before") == 0  # read before the fix
+    assert score_one(Sessions, a, None, 0.7) == 1
+    with Sessions() as s:
+        assert pending_crop(s, a) is None

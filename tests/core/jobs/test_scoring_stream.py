@@ -427,12 +427,14 @@ def test_a_crop_whose_scoring_fails_waits_and_a_new_crop_or_a_moderator_meanwhil
     import pytest
 
     import core.anomaly.scoring as scoring
+    from core.accounts.tables import User
     from core.accounts.users import create_user as new_user
-    from core.anomaly.failures import count_given_up
+    from core.anomaly.failures import count_given_up, record
     from core.anomaly.flags import ModerationError
     from core.anomaly.moderation import crop_activity, decide
     from core.anomaly.scoring import pending_ids
     from core.anomaly.tables import ScoringFailure
+    from core.storage.base import utcnow
 
     with database_of_its_own("sqlite", tmp_path, "stream") as Session:
         ids = activities(Session, 4)
@@ -449,6 +451,7 @@ def test_a_crop_whose_scoring_fails_waits_and_a_new_crop_or_a_moderator_meanwhil
             mod.role = "moderator"
             with pytest.raises(ModerationError, match="being scored again"):
                 decide(s, a, mod, "dismiss")
+            mod_id = mod.id
         real = scoring.assess_stored
 
         def failing(s, activity, *args, **kwargs):
@@ -466,11 +469,19 @@ def test_a_crop_whose_scoring_fails_waits_and_a_new_crop_or_a_moderator_meanwhil
             s.get(ScoringFailure, a).retry_at = None  # given up on
         with Session() as s:
             assert count_given_up(s) == 1  # shown to the moderators
+        with Session() as s, s.begin():
+            decide(s, a, s.get(User, mod_id), "confirm")  # given up on: the moderator decides without it
         monkeypatch.setattr(scoring, "assess_stored", real)
+        round_began = utcnow()
         crop_activity(Session, a, uid, t1 + 60, t1 + 120, None, 0.5, stream=live)
         with Session() as s:
             assert s.get(ScoringFailure, a) is None  # the new track is tried afresh
+        # A scorer's round that began before this crop, failing on the track before it, does
+        # not charge the new crop with its failure.
+        assert record(Session, a, RuntimeError("the old track"), tried_at=round_began) is None
         assert a in pending_ids(Session, 10)
         assert score(Session, live, None, 0.5)["written"] == 1
         with Session() as s:
-            assert len(s.get(ActivityFlag, a).crop["crops"]) == 2 and count_given_up(s) == 0
+            flag = s.get(ActivityFlag, a)
+            assert len(flag.crop["crops"]) == 2 and count_given_up(s) == 0
+            assert flag.status == "cropped"  # confirmed meanwhile: back to the moderators

@@ -398,34 +398,74 @@ def test_metrics_count_the_rest_apis_points(http):
     assert points_stored() - before == 30
 
 
-def test_a_late_fix_for_an_archived_activity_is_stored_once_its_points_are_back(http, engine, tmp_path, monkeypatch):
-    """A phone flushing a fix for an activity whose points are archived: the service brings
-    them back off its event loop, on a connection that waits its turn, then stores the fix;
-    the activity is whole and in the table."""
-    import realtime.http.service as service
+def _archived_phone(http, engine, tmp_path, monkeypatch, name: str):
+    """A phone's 30 fixes 400 days ago, completed and archived: (token, activity id, first fix's time)."""
     from core.storage import tiers
-    from core.storage.points import archive, count_points
+    from core.storage.points import archive
     from tests.realtime.http.conftest import complete_all
 
     monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("TRACKER_ARCHIVE_URL", raising=False)
-    token = http.token("web-old")
+    token = http.token(name)
     t0 = time.time() - 400 * 86400
     locations = [{"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 5 * k)),
                   "coords": {"latitude": LAT + 0.0001 * k, "longitude": LON}} for k in range(30)]
     r = http.session.post(http.url + "/", json={"device_id": token, "location": locations})
     assert r.status_code == 200, r.text
-    Session = sessionmaker(engine)
-    (activity,) = activities_of(engine, "web-old")
-    complete_all(Session, 600.0, now=t0 + 30 * 5 + 700)
-    assert tiers.archive_activity(Session, archive(), activity.id) == 30
+    (activity,) = activities_of(engine, name)
+    complete_all(sessionmaker(engine), 600.0, now=t0 + 30 * 5 + 700)
+    assert tiers.archive_activity(sessionmaker(engine), archive(), activity.id) == 30
+    return token, activity.id, t0
+
+
+def test_a_late_fix_for_an_archived_activity_is_stored_once_its_points_are_back(http, engine, tmp_path, monkeypatch):
+    """A phone flushing a fix for an activity whose points are archived: the service brings
+    them back off its event loop, on a connection that waits its turn, then stores the fix;
+    the activity is whole and in the table."""
+    import core.devices.fixes as fixes
+    from core.storage.points import count_points
+
+    token, activity_id, t0 = _archived_phone(http, engine, tmp_path, monkeypatch, "web-old")
     threads = []
-    real = service.bring_back
-    monkeypatch.setattr(service, "bring_back", lambda *a: (threads.append(threading.current_thread()), real(*a))[1])
+    real = fixes.restore_activity
+    monkeypatch.setattr(fixes, "restore_activity", lambda *a: (threads.append(threading.current_thread()), real(*a))[1])
     late = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 150)),
             "coords": {"latitude": LAT + 0.003, "longitude": LON}}
     r = http.session.post(http.url + "/", json={"device_id": token, "location": [late]})
     assert r.status_code == 200, r.text
     assert threads and all(t is not http.thread for t in threads), "brought back on the event loop's thread"
-    with Session() as s:
-        assert s.get(Activity, activity.id).points_tier == "hot" and count_points(s, activity.id) == 31
+    with Session(engine) as s:
+        assert s.get(Activity, activity_id).points_tier == "hot" and count_points(s, activity_id) == 31
+
+
+def test_an_archive_that_cannot_be_read_fails_only_its_late_fix(http, engine, tmp_path, monkeypatch):
+    """The archived points cannot be brought back (the object store is down): the late fix
+    is answered with an error to send it again, not left hanging, and other phones' fixes
+    are stored as before."""
+    import core.devices.fixes as fixes
+    from core.storage.points import archive
+
+    token, activity_id, t0 = _archived_phone(http, engine, tmp_path, monkeypatch, "web-lost")
+    real = fixes.restore_activity
+
+    def unreachable(*_args):
+        raise OSError("the archive is unreachable")
+
+    monkeypatch.setattr(fixes, "restore_activity", unreachable)
+    try:
+        late = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 150)),
+                "coords": {"latitude": LAT + 0.003, "longitude": LON}}
+        r = http.session.post(http.url + "/", json={"device_id": token, "location": [late]}, timeout=30)
+        assert r.status_code >= 500 and "resend later" in r.text, r.text
+        other = http.token("web-fresh")
+        r = http.session.post(http.url + "/", json={"device_id": other, "location": [
+            {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 30)),
+             "coords": {"latitude": LAT, "longitude": LON}}]})
+        assert r.status_code == 200, r.text
+        assert stored_points(engine, "web-fresh") == 1
+        with Session(engine) as s:
+            assert s.get(Activity, activity_id).points_tier == "cold"
+    finally:
+        # Back in the table while this test's archive is still the one configured: the
+        # database is shared with the next tests.
+        real(sessionmaker(engine), archive(), activity_id)
