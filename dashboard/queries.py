@@ -34,7 +34,7 @@ from core.social.feed import feed_page, own_activities
 from core.social.privacy import hiding_for, hidings_of, kept_mask
 from core.social.shown import shown_figures
 from core.social.visibility import live_filter, viewable
-from core.storage.points import routes, stored_track, viewer_route, viewer_track
+from core.storage.points import routes, viewer_route, viewer_track
 from core.tracks.formats.gpx import to_gpx
 from core.units import UNITS
 from dashboard.maps import drawable
@@ -255,8 +255,7 @@ def review_item(s, activity_id: int, viewer_id: int) -> dict | None:
     item = moderation.review_item(s, activity_id)
     if item is None:
         return None
-    flag, a, user, profile = item.flag, item.activity, item.athlete, item.profile
-    track = stored_track(s, a)
+    flag, a, user, profile, track = item.flag, item.activity, item.athlete, item.profile, item.track
     hiding = hiding_for(s, viewer_id, a.user_id)
     # As ``core.storage.points.viewer_track``: every point when the athlete hides nothing.
     shown = kept_mask(hiding, track.lat, track.lon, a.id) if hiding else np.ones(len(track.t), dtype=bool)

@@ -31,7 +31,7 @@ from core.anomaly.scoring import (
 from core.anomaly.tables import MODERATION_ACTIONS, ActivityFlag, ModerationDecision, PendingCrop
 from core.storage.base import utcnow
 from core.storage.engine import write_transaction
-from core.storage.points import archive, count_points, delete_range
+from core.storage.points import archive, count_points, delete_range, stored_track
 from core.storage.tiers import restore_activity
 from core.text import clean
 from core.tracks.cleaning import clean_track
@@ -122,6 +122,7 @@ class ReviewItem:
     profile: Profile  # the activity's per-point profile, pauses respected
     stretches: list[tuple[float, float]]  # where the rules found something (``flagged_stretches``)
     usual: dict | None  # the athlete's usual figures (``usual_figures``)
+    track: Track  # the stored points, as read for the profile (read once)
 
 
 def review_item(s: Session, activity_id: int) -> ReviewItem | None:
@@ -133,9 +134,10 @@ def review_item(s: Session, activity_id: int) -> ReviewItem | None:
     if row is None:
         return None
     flag, activity, athlete = row
-    _, profile = activity_profile(s, activity)
+    track = stored_track(s, activity)
+    _, profile = activity_profile(s, activity, track)
     return ReviewItem(flag, activity, athlete, profile, flagged_stretches(flag.verdict),
-                      usual_figures(s, activity.user_id, activity.sport, activity.id))
+                      usual_figures(s, activity.user_id, activity.sport, activity.id), track)
 
 
 def _figures(distance_m, moving_time_s, avg_speed_mps, max_speed_mps) -> dict:

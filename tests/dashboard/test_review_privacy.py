@@ -88,3 +88,17 @@ def test_rows_without_a_position_neither_break_nor_join_the_review_map_lines():
     assert page.count("route-line") == 2
     drawn = {(float(a), float(b)) for a, b in PAIR.findall(page)}
     assert not _pairs(lat[16:25], lon[16:25]) & drawn
+
+
+def test_a_review_card_reads_the_stored_points_once(session, monkeypatch):
+    """The map, the chart and the profile of a review card come from one read of the points."""
+    import core.activities.summary as summary
+    import core.anomaly.moderation as moderation
+
+    w = session_drive(session, f"p{uuid.uuid4().hex[:8]}")
+    reads = []
+    for module in (moderation, summary):
+        real = module.stored_track
+        monkeypatch.setattr(module, "stored_track", lambda s, a, _real=real: (reads.append(a.id), _real(s, a))[1])
+    item = queries.review_item(session, w.drive_id, w.mod_id)
+    assert item is not None and reads == [w.drive_id]
