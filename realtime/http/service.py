@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from core.activities.lifecycle import OPEN_STATUSES
 from core.config import load_settings
-from core.devices.fixes import ArchivedActivities, Device, Fix, Stored, bring_back, store_fixes
+from core.devices.fixes import RESTORE_TRIES, ArchivedActivities, Device, Fix, Stored, bring_back, store_fixes
 from realtime.commit import (
     BUSY_RETRY_FIRST_S,
     BUSY_RETRY_MAX_S,
@@ -87,6 +87,7 @@ class FixJob:
     identity: Identity
     fix: Fix
     future: asyncio.Future
+    restores: int = 0  # times its archived activity was brought back for it (``_restore``)
 
 
 class HttpIngest(LiveState, GroupCommit):
@@ -140,6 +141,13 @@ class HttpIngest(LiveState, GroupCommit):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # A restore cancelled before it began answers nobody: its fixes are answered here.
+        for jobs in self.restoring.values():
+            for job in jobs:
+                if not job.future.done():
+                    job.future.set_exception(RuntimeError("the service stopped before the fix was stored; "
+                                                          "send it again"))
+        self.restoring.clear()
 
     async def _drain_all(self) -> None:
         await self.drain()
@@ -341,6 +349,17 @@ class HttpIngest(LiveState, GroupCommit):
         """Store one batch in one transaction and answer its fixes. Fixes for archived
         activities wait for their points to come back (``_hold_for_restore``), and the others
         are stored at once."""
+        if self.restoring:
+            # A phone's fixes stay in order: those after a fix that waits for its archived
+            # activity wait with it, so none of them starts a new activity it would have joined.
+            waiting = {job.identity.token_id: activity_id for activity_id, jobs in self.restoring.items()
+                       for job in jobs}
+            for job in batch:
+                if job.identity.token_id in waiting:
+                    self.restoring[waiting[job.identity.token_id]].append(job)
+            batch[:] = [job for job in batch if job.identity.token_id not in waiting]
+            if not batch:
+                return
         work = [(Device(j.identity.token_id, j.identity.user_id, j.identity.sport), j.fix) for j in batch]
         # On the loop's own thread, as the group commit: a few milliseconds for a hundred
         # fixes, and no hand-off to a thread per batch (measured: a thread cost a third of
@@ -348,8 +367,11 @@ class HttpIngest(LiveState, GroupCommit):
         # Each activity started costs a few milliseconds: at most MAX_STARTS_PER_WRITE per
         # transaction, so that a mass start (a race's phones all at once) never stalls the loop
         # for long; the fixes left out go back in front of the queue for the next one.
+        # Fixes whose activity was archived again every time it came back are stored with
+        # its points brought back in the same transaction (``store_fixes``), so that they end.
+        again = any(job.restores >= RESTORE_TRIES for job in batch)
         try:
-            results = store_fixes(self.fixes_Session, work, max_starts=MAX_STARTS_PER_WRITE, restore=False)
+            results = store_fixes(self.fixes_Session, work, max_starts=MAX_STARTS_PER_WRITE, restore=again)
         except ArchivedActivities as found:
             held: dict[int, list[FixJob]] = defaultdict(list)
             for i, activity_id in found.placed.items():
@@ -401,6 +423,8 @@ class HttpIngest(LiveState, GroupCommit):
         finally:
             jobs = self.restoring.pop(activity_id, [])
             if error is None:
+                for job in jobs:
+                    job.restores += 1
                 self.fix_queue = jobs + self.fix_queue
                 self.fix_queued.set()
             else:

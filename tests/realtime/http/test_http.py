@@ -469,3 +469,44 @@ def test_an_archive_that_cannot_be_read_fails_only_its_late_fix(http, engine, tm
         # Back in the table while this test's archive is still the one configured: the
         # database is shared with the next tests.
         real(sessionmaker(engine), archive(), activity_id)
+
+
+def test_a_late_fix_whose_activity_is_archived_again_and_again_is_stored_in_the_end(http, engine, tmp_path,
+                                                                                    monkeypatch):
+    """The tiering job archiving the activity again each time it comes back: after
+    ``RESTORE_TRIES`` rounds the fix is stored with the points brought back in its own
+    transaction, and answered; it does not wait for ever."""
+    import core.devices.fixes as fixes
+    from core.storage import tiers
+    from core.storage.points import count_points
+
+    token, activity_id, t0 = _archived_phone(http, engine, tmp_path, monkeypatch, "web-again")
+    real = fixes.restore_activity
+    restores = []
+
+    def archived_again(Session_, archive_, activity_id_, *rest):
+        restores.append(real(Session_, archive_, activity_id_, *rest))
+        tiers.archive_activity(Session_, archive_, activity_id_)  # the tiering job, meanwhile
+        return restores[-1]
+
+    monkeypatch.setattr(fixes, "restore_activity", archived_again)
+    late = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 150)),
+            "coords": {"latitude": LAT + 0.003, "longitude": LON}}
+    r = http.session.post(http.url + "/", json={"device_id": token, "location": [late]}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert len(restores) <= 2 * fixes.RESTORE_TRIES
+    with Session(engine) as s:
+        assert s.get(Activity, activity_id).points_tier == "hot" and count_points(s, activity_id) == 31
+
+
+def test_a_phones_later_fixes_wait_behind_its_fixes_for_an_archived_activity(http, engine, tmp_path, monkeypatch):
+    """A phone's offline buffer of 250 fixes for an archived activity, more than one batch:
+    the second batch waits behind the first while the points come back, so every fix joins
+    the one activity instead of starting another."""
+    token, activity_id, t0 = _archived_phone(http, engine, tmp_path, monkeypatch, "web-buffer")
+    late = [{"timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0 + 150 + 5 * k)),
+             "coords": {"latitude": LAT + 0.003 + 0.0001 * k, "longitude": LON}} for k in range(250)]
+    r = http.session.post(http.url + "/", json={"device_id": token, "location": late}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert [a.id for a in activities_of(engine, "web-buffer")] == [activity_id]
+    assert stored_points(engine, "web-buffer") == 30 + 250
