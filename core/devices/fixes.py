@@ -231,7 +231,7 @@ def _nearest(tracks: list[_Track], t: float, idle: float, lag: float) -> _Track 
 
 def store_fixes(Session: sessionmaker[Session], batch: list[tuple[Device, Fix]], now: float | None = None,
                 idle_s: float | None = None, max_starts: int | None = None,
-                restore: bool = True) -> list[Stored | None]:
+                restore: bool = True, write_inside: frozenset[int] = frozenset()) -> list[Stored | None]:
     """Store many devices' fixes (each checked by ``check_fix`` first) in one short write
     transaction; one result per input, in order. ``idle_s``: the idle time (the settings'
     ``device_idle_complete_s`` by default). ``max_starts``: at most this many activities
@@ -241,7 +241,9 @@ def store_fixes(Session: sessionmaker[Session], batch: list[tuple[Device, Fix]],
     A fix for an activity whose points are archived brings them back first, in short
     transactions of their own (``bring_back``), and the batch is written after; with
     ``restore`` False, ``ArchivedActivities`` is raised instead, nothing written, for a caller
-    on an event loop to bring them back off it and call again.
+    on an event loop to bring them back off it and call again. The archived activities in
+    ``write_inside`` (archived again every time they came back) are written at once, their
+    points brought back inside the transaction.
 
     A batch of many phones' fixes costs a fixed number of statements, not a few per phone:
     one read of their tracks, one insert of points and one of hints, one update of the
@@ -265,7 +267,8 @@ def store_fixes(Session: sessionmaker[Session], batch: list[tuple[Device, Fix]],
                 placed = _place(s, devices, tracks, [(i, batch[i][0].token_id, batch[i][1]) for i in order],
                                 idle, lag, now, max_starts)
                 archived = {i: track.activity_id for i, _f, track, _seq, _c in placed
-                            if track.archived and track.status != "discarded"}
+                            if track.archived and track.status != "discarded"
+                            and track.activity_id not in write_inside}
                 if archived and attempt < RESTORE_TRIES:
                     raise ArchivedActivities(archived)  # rolled back: nothing of this batch is written yet
                 # Archived again since (or still, after the tries): ``insert_new_keys`` brings it

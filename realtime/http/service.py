@@ -87,7 +87,8 @@ class FixJob:
     identity: Identity
     fix: Fix
     future: asyncio.Future
-    restores: int = 0  # times its archived activity was brought back for it (``_restore``)
+    held_for: int | None = None  # the archived activity it waited for (``_hold_for_restore``)
+    restores: int = 0  # times that activity was brought back for it (``_restore``)
 
 
 class HttpIngest(LiveState, GroupCommit):
@@ -141,13 +142,14 @@ class HttpIngest(LiveState, GroupCommit):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        # A restore cancelled before it began answers nobody: its fixes are answered here.
-        for jobs in self.restoring.values():
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_exception(RuntimeError("the service stopped before the fix was stored; "
-                                                          "send it again"))
+        # What the drain did not store (a restore cancelled before it began, a queue left after
+        # its time) is answered here: nobody waits for an answer that never comes.
+        left = [job for jobs in self.restoring.values() for job in jobs] + self.fix_queue
+        for job in left:
+            if not job.future.done():
+                job.future.set_exception(RuntimeError("the service stopped before the fix was stored; send it again"))
         self.restoring.clear()
+        self.fix_queue = []
 
     async def _drain_all(self) -> None:
         await self.drain()
@@ -367,11 +369,12 @@ class HttpIngest(LiveState, GroupCommit):
         # Each activity started costs a few milliseconds: at most MAX_STARTS_PER_WRITE per
         # transaction, so that a mass start (a race's phones all at once) never stalls the loop
         # for long; the fixes left out go back in front of the queue for the next one.
-        # Fixes whose activity was archived again every time it came back are stored with
-        # its points brought back in the same transaction (``store_fixes``), so that they end.
-        again = any(job.restores >= RESTORE_TRIES for job in batch)
+        # An activity archived again every time it came back for a fix: that fix is stored
+        # with the points brought back in the same transaction (``store_fixes``), so it ends.
+        inside = frozenset(job.held_for for job in batch if job.restores >= RESTORE_TRIES)
         try:
-            results = store_fixes(self.fixes_Session, work, max_starts=MAX_STARTS_PER_WRITE, restore=again)
+            results = store_fixes(self.fixes_Session, work, max_starts=MAX_STARTS_PER_WRITE, restore=False,
+                                  write_inside=inside)
         except ArchivedActivities as found:
             held: dict[int, list[FixJob]] = defaultdict(list)
             for i, activity_id in found.placed.items():
@@ -400,6 +403,9 @@ class HttpIngest(LiveState, GroupCommit):
         (``_restore``), and its fixes go back in front of the queue; the other phones' fixes
         do not wait for it."""
         for activity_id, jobs in held.items():
+            for job in jobs:
+                if job.held_for != activity_id:
+                    job.held_for, job.restores = activity_id, 0
             waiting = self.restoring.get(activity_id)
             if waiting is not None:
                 waiting.extend(jobs)
@@ -424,7 +430,8 @@ class HttpIngest(LiveState, GroupCommit):
             jobs = self.restoring.pop(activity_id, [])
             if error is None:
                 for job in jobs:
-                    job.restores += 1
+                    if job.held_for == activity_id:  # not a later fix of the phone that waited behind it
+                        job.restores += 1
                 self.fix_queue = jobs + self.fix_queue
                 self.fix_queued.set()
             else:

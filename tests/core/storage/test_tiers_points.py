@@ -252,3 +252,29 @@ def test_a_real_fit_ride_recomputed_from_its_archive_keeps_its_figures(tmp_path,
         assert after.best_efforts_s.keys() == before.best_efforts_s.keys()
         for k, v in before.best_efforts_s.items():
             assert after.best_efforts_s[k] == pytest.approx(v, abs=1.0), k
+
+
+def test_only_the_activities_named_are_brought_back_inside_the_fixes_transaction(tmp_path, data_dir):
+    """``write_inside`` names the archived activities a caller lets the fixes' transaction
+    bring back (archived again every time they came back); any other archived activity in
+    the batch is still left to the caller (``ArchivedActivities``), nothing written."""
+    import pytest
+
+    from core.devices.fixes import ArchivedActivities, Fix, store_fixes
+
+    with database_of_its_own("sqlite", tmp_path, "rv_inside") as Session:
+        one, x, last_x = _device_activity(Session)
+        other, y, last_y = _device_activity(Session)
+        for activity_id in (x, y):
+            assert tiers.archive_activity(Session, archive(), activity_id) == 40
+        both = [(one, Fix(last_x + 5, 45.0041, 7.0)), (other, Fix(last_y + 5, 45.0041, 7.0))]
+        with pytest.raises(ArchivedActivities) as found:
+            store_fixes(Session, both, now=last_y + 60, idle_s=IDLE, restore=False, write_inside=frozenset({x}))
+        assert found.value.placed == {1: y}
+        with Session() as s:
+            assert s.get(Activity, x).points_tier == "cold"  # rolled back with the rest
+        out = store_fixes(Session, both[:1], now=last_x + 60, idle_s=IDLE, restore=False, write_inside=frozenset({x}))
+        assert out[0].activity_id == x and out[0].new
+        with Session() as s:
+            assert s.get(Activity, x).points_tier == "hot" and count_points(s, x) == 41
+            assert s.get(Activity, y).points_tier == "cold"
