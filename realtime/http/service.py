@@ -9,9 +9,7 @@ commit: nothing is answered ``200`` before it is durable.
 
 Phone apps' fixes (the OsmAnd and OwnTracks endpoints) belong to no activity until
 ``core.devices.fixes.store_fixes`` assigns them one; they have a group commit of their own
-(``fix_committer``), which hands many requests' fixes to that function at once, on the loop's
-thread as the websocket server's commit runs, over a connection that never waits for a lock
-(``Store.nowait_sessions``: a busy database puts the fixes back for a retry).
+(``FixCommit``, realtime/http/fix_commit.py).
 """
 
 from __future__ import annotations
@@ -21,23 +19,16 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 
 from core.activities.lifecycle import OPEN_STATUSES
 from core.config import load_settings
-from core.devices.fixes import RESTORE_TRIES, ArchivedActivities, Device, Fix, Stored, bring_back, store_fixes
-from realtime.commit import (
-    BUSY_RETRY_FIRST_S,
-    BUSY_RETRY_MAX_S,
-    GROUP_WAIT_S,
-    MAX_UNSETTLED_PER_CONNECTION,
-    GroupCommit,
-    PendingBatch,
-)
+from core.devices.fixes import Fix, Stored
+from realtime.commit import MAX_UNSETTLED_PER_CONNECTION, GroupCommit, PendingBatch
+from realtime.http.fix_commit import FixCommit, FixJob
 from realtime.live_state import LiveState
 from realtime.protocol import Point
 from realtime.server import RATE_BURST, RATE_PER_S, TokenBucket
-from realtime.store import Identity, Store, is_busy
+from realtime.store import Identity, Store
 from realtime.watchers import Watchers
 
 log = logging.getLogger("realtime")
@@ -46,14 +37,12 @@ TOKEN_CACHE_S = 60.0  # how long a device token, once checked, is taken without 
 UNKNOWN_CACHE_S = 10.0  # how long an unknown token is answered 401 without asking again
 TOKEN_CACHE_MAX = 20_000  # tokens remembered at most (known and unknown); the cache starts afresh beyond
 TOKEN_CHECK_EVERY_S = 2.0  # how soon a revoked token stops being taken
-MAX_FIX_BATCH = 200  # fixes per transaction of the fix commit
 MAX_QUEUED_FIXES = 50_000  # fixes waiting for the fix commit; beyond, requests are answered 429
 MAX_QUEUED_PER_TOKEN = 5_000  # of which one device token's
 # A device that starts more activities than this in ``STARTS_WINDOW_S`` (a replay of fixes
 # spaced beyond the idle time, each starting an activity) is answered 429 for the rest of it.
 MAX_STARTS = 30
 STARTS_WINDOW_S = 600.0
-MAX_STARTS_PER_WRITE = 8  # activities started in one transaction of the fix commit
 MAX_SPANS = 64  # fix time spans remembered per token
 FAILURE_RATE_PER_S = 5.0  # unknown-token requests one client address may make, in bursts of 4x
 EVICT_EVERY_S = 60.0
@@ -82,16 +71,7 @@ class Reply:
         self.future = asyncio.get_running_loop().create_future()
 
 
-@dataclass(slots=True)
-class FixJob:
-    identity: Identity
-    fix: Fix
-    future: asyncio.Future
-    held_for: int | None = None  # the archived activity it waited for (``_hold_for_restore``)
-    restores: int = 0  # times that activity was brought back for it (``_restore``)
-
-
-class HttpIngest(LiveState, GroupCommit):
+class HttpIngest(LiveState, GroupCommit, FixCommit):
     """One HTTP ingest process: its store, token cache, rate limits, commits and live state."""
 
     def __init__(self, store: Store, redis_url: str | None = None, rate_per_s: float = RATE_PER_S):
@@ -110,14 +90,8 @@ class HttpIngest(LiveState, GroupCommit):
         self.starts: dict[int, list[float]] = defaultdict(list)
         self.spans: dict[int, list[list[float]]] = {}
         self.idle_s = load_settings().device_idle_complete_s
-        self.fix_queue: list[FixJob] = []
-        self.fix_queued = asyncio.Event()
-        self.fixes_Session = store.nowait_sessions()
-        # archived activity -> the fixes waiting for its points to come back (``_restore``)
-        self.restoring: dict[int, list[FixJob]] = {}
-        self.restore_tasks: set[asyncio.Task] = set()
+        FixCommit.__init__(self, store)
         self.loading: set[int] = set()  # activities whose live state is being rebuilt
-        self.fixes_stored = 0
         self.tasks: list[asyncio.Task] = []
 
     # -- lifetime ------------------------------------------------------------------------
@@ -142,18 +116,11 @@ class HttpIngest(LiveState, GroupCommit):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        # What the drain did not store (a restore cancelled before it began, a queue left after
-        # its time) is answered here: nobody waits for an answer that never comes.
-        left = [job for jobs in self.restoring.values() for job in jobs] + self.fix_queue
-        for job in left:
-            if not job.future.done():
-                job.future.set_exception(RuntimeError("the service stopped before the fix was stored; send it again"))
-        self.restoring.clear()
-        self.fix_queue = []
+        self.answer_unstored_fixes()
 
     async def _drain_all(self) -> None:
         await self.drain()
-        while self.fix_queue or self.restoring:
+        while self.fixes_unstored():
             await asyncio.sleep(0.01)
 
     # -- who is asking -------------------------------------------------------------------
@@ -324,145 +291,6 @@ class HttpIngest(LiveState, GroupCommit):
         if len(spans) > MAX_SPANS:
             del spans[:-MAX_SPANS]
         return spans, new
-
-    async def fix_committer(self) -> None:
-        """Write queued fixes, many requests per transaction, on the fix thread."""
-        delay = BUSY_RETRY_FIRST_S
-        while True:
-            if not self.fix_queue:
-                self.fix_queued.clear()
-                await self.fix_queued.wait()
-            await asyncio.sleep(GROUP_WAIT_S)
-            batch, self.fix_queue = self.fix_queue[:MAX_FIX_BATCH], self.fix_queue[MAX_FIX_BATCH:]
-            try:
-                self._commit_fixes(batch)
-            except Exception as exc:  # noqa: BLE001 - every waiting request must hear about it
-                if is_busy(exc):
-                    # Nothing was written: the fixes go back in front and are tried again.
-                    self.fix_queue = batch + self.fix_queue
-                    self.busy_retries += 1
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, BUSY_RETRY_MAX_S)
-                    continue
-                await self._commit_each_token(batch, exc)
-            delay = BUSY_RETRY_FIRST_S
-
-    def _commit_fixes(self, batch: list[FixJob]) -> None:
-        """Store one batch in one transaction and answer its fixes. Fixes for archived
-        activities wait for their points to come back (``_hold_for_restore``), and the others
-        are stored at once."""
-        if self.restoring:
-            # A phone's fixes stay in order: those after a fix that waits for its archived
-            # activity wait with it, so none of them starts a new activity it would have joined.
-            waiting = {job.identity.token_id: activity_id for activity_id, jobs in self.restoring.items()
-                       for job in jobs}
-            for job in batch:
-                if job.identity.token_id in waiting:
-                    self.restoring[waiting[job.identity.token_id]].append(job)
-            batch[:] = [job for job in batch if job.identity.token_id not in waiting]
-            if not batch:
-                return
-        work = [(Device(j.identity.token_id, j.identity.user_id, j.identity.sport), j.fix) for j in batch]
-        # On the loop's own thread, as the group commit: a few milliseconds for a hundred
-        # fixes, and no hand-off to a thread per batch (measured: a thread cost a third of
-        # the throughput in bench/http_ingest.py). The connection never waits for a lock.
-        # Each activity started costs a few milliseconds: at most MAX_STARTS_PER_WRITE per
-        # transaction, so that a mass start (a race's phones all at once) never stalls the loop
-        # for long; the fixes left out go back in front of the queue for the next one.
-        # An activity archived again every time it came back for a fix: that fix is stored
-        # with the points brought back in the same transaction (``store_fixes``), so it ends.
-        inside = frozenset(job.held_for for job in batch if job.restores >= RESTORE_TRIES)
-        try:
-            results = store_fixes(self.fixes_Session, work, max_starts=MAX_STARTS_PER_WRITE, restore=False,
-                                  write_inside=inside)
-        except ArchivedActivities as found:
-            held: dict[int, list[FixJob]] = defaultdict(list)
-            for i, activity_id in found.placed.items():
-                held[activity_id].append(batch[i])
-            self._hold_for_restore(held)
-            # The batch keeps the others only: if they fail, the caller retries or answers them
-            # alone, not the fixes that wait for their activity.
-            batch[:] = [job for i, job in enumerate(batch) if i not in found.placed]
-            if batch:
-                self._commit_fixes(batch)
-            return
-        done = [(job, result) for job, result in zip(batch, results) if result is not None]
-        left = [job for job, result in zip(batch, results) if result is None]
-        if left:
-            self.fix_queue = left + self.fix_queue
-            self.fix_queued.set()
-        self.fixes_stored += sum(result.new for _, result in done)
-        for job, result in done:
-            if not job.future.done():
-                job.future.set_result(result)
-        self.follow_fixes([job for job, _ in done], [result for _, result in done])
-
-    def _hold_for_restore(self, held: dict[int, list[FixJob]]) -> None:
-        """Late fixes for archived activities (a phone's offline buffer, months late): each
-        activity's points come back off the loop, on a connection that waits its turn
-        (``_restore``), and its fixes go back in front of the queue; the other phones' fixes
-        do not wait for it."""
-        for activity_id, jobs in held.items():
-            for job in jobs:
-                if job.held_for != activity_id:
-                    job.held_for, job.restores = activity_id, 0
-            waiting = self.restoring.get(activity_id)
-            if waiting is not None:
-                waiting.extend(jobs)
-                continue
-            self.restoring[activity_id] = list(jobs)
-            task = asyncio.create_task(self._restore(activity_id))
-            self.restore_tasks.add(task)
-            task.add_done_callback(self.restore_tasks.discard)
-
-    async def _restore(self, activity_id: int) -> None:
-        error: BaseException | None = None
-        try:
-            await asyncio.get_running_loop().run_in_executor(self.store.load_executor, bring_back,
-                                                             self.store.Session, [activity_id])
-        except asyncio.CancelledError:
-            error = RuntimeError("the service stopped before the fix was stored; send it again")
-            raise
-        except Exception as exc:  # noqa: BLE001 - its fixes' requests hear about it
-            log.error("could not bring back the points of archived activity %s", activity_id, exc_info=True)
-            error = exc
-        finally:
-            jobs = self.restoring.pop(activity_id, [])
-            if error is None:
-                for job in jobs:
-                    if job.held_for == activity_id:  # not a later fix of the phone that waited behind it
-                        job.restores += 1
-                self.fix_queue = jobs + self.fix_queue
-                self.fix_queued.set()
-            else:
-                for job in jobs:
-                    if not job.future.done():
-                        job.future.set_exception(error)
-
-    async def _commit_each_token(self, batch: list[FixJob], exc: Exception) -> None:
-        """After a failed transaction, each device token's fixes alone, so a fault one
-        device's data causes fails only that device's requests."""
-        tokens = {job.identity.token_id for job in batch}
-        if len(tokens) == 1:
-            log.error("fix commit failed", exc_info=exc)
-            for job in batch:
-                if not job.future.done():
-                    job.future.set_exception(exc)
-            return
-        for token in sorted(tokens):
-            part = [job for job in batch if job.identity.token_id == token]
-            while True:
-                try:
-                    self._commit_fixes(part)
-                except Exception as again:  # noqa: BLE001 - answered below
-                    if is_busy(again):
-                        await asyncio.sleep(BUSY_RETRY_MAX_S)
-                        continue
-                    log.error("fix commit failed", exc_info=again)
-                    for job in part:
-                        if not job.future.done():
-                            job.future.set_exception(again)
-                break
 
     def follow_fixes(self, batch: list[FixJob], results: list[Stored]) -> None:
         """Feed newly stored fixes of open activities to their live stats, for the Live page
