@@ -253,7 +253,7 @@ def _write_crop(Session: sessionmaker[Session], activity_id: int, owner_id: int,
             crops = [*(pending.crops if pending is not None else []), plan.record]
             if pending is not None:
                 s.delete(pending)
-            return record_verdict(s, activity_id, result, crop=crops)
+            return record_verdict(s, activity_id, result, crops=crops)
         if pending is None:
             pending = PendingCrop(activity_id=activity_id, user_id=activity.user_id, crops=[])
             s.add(pending)

@@ -156,22 +156,21 @@ def locked_activity(s: Session, activity_id: int) -> Activity | None:
     return s.scalars(select(Activity).where(Activity.id == activity_id).with_for_update(of=Activity)).first()
 
 
-def record_verdict(s: Session, activity_id: int, result: Scoring, crop: dict | list[dict] | None = None
-                   ) -> ActivityFlag:
+def record_verdict(s: Session, activity_id: int, result: Scoring, crops: list[dict] | None = None) -> ActivityFlag:
     """Write a verdict as the activity's flag, its status moved through the transition table
-    (by the score and the sample's draw, or by the athlete's crop when ``crop`` describes it,
-    or crops, in order, scored at once); refusals raise."""
+    (by the score and the sample's draw, or by the athlete's crops, in order, when ``crops``
+    describes them: all scored at once); refusals raise."""
     # The activity's row first, then its flag's: every writer of a flag locks in this order.
     activity = locked_activity(s, activity_id)
     flag = s.get(ActivityFlag, activity_id)
     status = flag.status if flag else None
-    new = (apply_event(status, score_event(result.flagged, result.sampled)) if crop is None
+    new = (apply_event(status, score_event(result.flagged, result.sampled)) if crops is None
            else apply_event(status, CROP, flagged=result.flagged, sampled=result.sampled))
     if flag is None:
         flag = ActivityFlag(activity_id=activity.id, user_id=activity.user_id)
         s.add(flag)
-    for record in [crop] if isinstance(crop, dict) else crop or []:
-        flag.crop = _crop_history(flag, record, result)
+    for crop in crops or []:
+        flag.crop = _crop_history(flag, crop, result)
     flag.sport = activity.sport
     flag.score = result.score
     flag.status = new
@@ -284,7 +283,7 @@ def _write_if_pending(Session: sessionmaker[Session], activity_id: int, result: 
             return 1
         if pending is None or pending.version != crops:
             return 0
-        record_verdict(s, activity_id, result, crop=list(pending.crops))
+        record_verdict(s, activity_id, result, crops=list(pending.crops))
         s.delete(pending)
         return 1
 
