@@ -42,6 +42,12 @@ from core.tracks.track import Track
 HOME = (46.05, 14.50)
 
 
+def ago(seconds: float) -> float:
+    """The time of day ``seconds`` before now, to place a synthetic run: live views and the
+    week's boards read the clock. Nothing here measures a duration."""
+    return time.time() - seconds
+
+
 def metres(lat, lon, at=HOME) -> np.ndarray:
     return np.hypot((np.asarray(lat) - at[0]) * METRES_PER_DEGREE,
                     (np.asarray(lon) - at[1]) * METRES_PER_DEGREE * math.cos(math.radians(at[0])))
@@ -54,7 +60,7 @@ def people(session, *roles):
 
 def run_from_home(session, user, seed=0, visibility="public", start=None):
     """A run of a few kilometres that leaves the home and comes back to it."""
-    track = outing(random.Random(seed), *HOME, start or time.time() - 7200)
+    track = outing(random.Random(seed), *HOME, start or ago(7200))
     return record_track(session, user, track, visibility=visibility, source="demo")
 
 
@@ -75,7 +81,7 @@ def through_the_hidden_centre(session, user, zone, visibility="public", start=No
     lat = HOME[0] + xy[:, 0] / METRES_PER_DEGREE
     lon = HOME[1] + xy[:, 1] / (METRES_PER_DEGREE * math.cos(math.radians(HOME[0])))
     nan = np.full(n, np.nan)
-    track = Track((start or time.time() - 7200) + 5.0 * np.arange(n), lat, lon, np.full(n, 50.0), np.full(n, 5.0),
+    track = Track((start or ago(7200)) + 5.0 * np.arange(n), lat, lon, np.full(n, 50.0), np.full(n, 5.0),
                   nan, nan, sport="run")
     return record_track(session, user, track, visibility=visibility, source="demo")
 
@@ -201,7 +207,7 @@ def test_the_live_view_shows_others_no_position_of_an_athlete_who_hides_anything
     rosa, fan = people(session, "rosa", "fan")
     follow(session, fan, rosa)
     live = create_activity(session, rosa, "run", title="now", visibility="followers")
-    t0 = time.time() - 5 * 59
+    t0 = ago(5 * 59)
     change_status(session, live, "start", at=t0)
     ingest_points(session, live, [{"seq": i, "t": t0 + 5 * i, "lat": HOME[0] + i * 15 / METRES_PER_DEGREE,
                                    "lon": HOME[1]} for i in range(60)])
@@ -320,7 +326,7 @@ def test_an_activity_whose_map_is_not_kept_shows_none_anywhere_and_the_figures_o
     rosa, fan = people(session, "rosa", "fan")
     follow(session, fan, rosa)
     zone = add_zone(session, rosa, *HOME, 400, rng=random.Random(4))
-    runs = [through_the_hidden_centre(session, rosa, zone, away=-1.0, start=time.time() - 7200 - 86400 * k)
+    runs = [through_the_hidden_centre(session, rosa, zone, away=-1.0, start=ago(7200 + 86400 * k))
             for k in range(6)]
     shown = []
     for run in runs:
@@ -349,7 +355,7 @@ def test_a_feed_cursor_holds_no_start_time_and_points_only_after_what_the_reader
 
     rosa, fan, other = people(session, "rosa", "fan", "other")
     follow(session, fan, rosa)
-    runs = [run_from_home(session, rosa, seed=k, start=time.time() - 7200 - 86400 * k) for k in range(3)]
+    runs = [run_from_home(session, rosa, seed=k, start=ago(7200 + 86400 * k)) for k in range(3)]
     set_hide_ends(session, rosa, 1600)
     page = feed_page(session, fan.id, limit=1)
     assert base64.urlsafe_b64decode(page.next_cursor).decode() == f"a:{runs[0].id}"
@@ -409,7 +415,7 @@ def test_a_single_point_left_is_no_map_and_the_live_view_shows_others_no_figures
     from core.activities.lifecycle import change_status, create_activity
 
     live = create_activity(session, rosa, "run", title="now", visibility="followers")
-    t0 = time.time() - 100
+    t0 = ago(100)
     change_status(session, live, "start", at=t0)
     ingest_points(session, live, [{"seq": i, "t": t0 + 5 * i, "lat": HOME[0] + i * 1e-4, "lon": HOME[1]}
                                   for i in range(20)])
