@@ -9,7 +9,7 @@ which what they hide is changed, or read to set a shown distance, so that a figu
 set from what an athlete hid just before a change that commits meanwhile. It is taken first,
 before any of the athlete's activity rows is locked, by every transaction that sets a figure
 (completing, recomputing, cropping, importing: ``hold_hiding_for``; ``core.jobs.shown``) and
-by every change of what is hidden (``core.social.privacy.clear_shown``), so they take turns
+by every change of what is hidden (``core.social.privacy_settings.clear_shown``), so they take turns
 and none waits for a row another holds while that one waits for this lock; taken again later
 in the same transaction (``settle_shown``), it is already held. Transactions that never take
 it (scoring, the ingest server's commits) only make the holder wait. SQLite runs one write

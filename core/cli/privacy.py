@@ -17,15 +17,8 @@ def _zone_line(zone) -> dict:
 def cmd_privacy(args) -> int:
     """Add, list or delete zones; set hidden ends or the hidden map. One JSON line each."""
     from core.routes.matching import rematch_athlete
-    from core.social.privacy import (
-        PrivacyError,
-        add_zone,
-        delete_zone,
-        hidden_ends_m,
-        set_hide_ends,
-        set_hide_map,
-        zones_of,
-    )
+    from core.social.privacy import PrivacyError, hidden_ends_m
+    from core.social.privacy_settings import add_zone, delete_zone, set_hide_ends, set_hide_map, zones_of
 
     Session = open_sessions()
     with Session() as s, s.begin():

@@ -16,7 +16,8 @@ An athlete can hide
     (up to a mile);
   * **the whole map** of every activity.
 
-After a change, ``core.routes.matching.rematch_athlete`` has the athlete's activities
+The athlete's changes (zones added and removed, hidden ends, hidden map) are
+``core.social.privacy_settings``'s. After a change, ``core.routes.matching.rematch_athlete`` has the athlete's activities
 matched again, so the shared route lines they shape leave out what is now hidden (the
 Settings page and the command line call it; this module knows nothing of routes).
 
@@ -38,19 +39,15 @@ import random
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.accounts.tables import User
-from core.accounts.users import update_profile
-from core.activities.shown import hold_hiding, lock_rows
-from core.activities.tables import Activity
 from core.social.tables import PrivacyZone
 from core.tracks.geo import segment_lengths_m
 from core.tracks.track import Track
 
 ZONE_MIN_M, ZONE_MAX_M = 200.0, 1600.0
-MAX_ZONES = 10
 HIDE_ENDS_MAX_M = 1609.0  # one mile
 OFFSET_SHARE = (1.2, 1.6)  # the hidden circle's centre lies this many times OFFSET_BASE_M away from the point
 OFFSET_BASE_M = 400.0  # or the zone's radius, if larger
@@ -103,81 +100,6 @@ def hidden_circle(lat: float, lon: float, radius_m: float, rng: random.Random) -
     away = max(radius_m, OFFSET_BASE_M) * rng.uniform(*OFFSET_SHARE)
     centre = _offset(lat, lon, away, rng.uniform(0.0, 2 * math.pi))
     return centre[0], centre[1], radius_m + away
-
-
-def add_zone(s: Session, user: User, lat: float, lon: float, radius_m: float,
-             rng: random.Random | None = None) -> PrivacyZone:
-    """Add a privacy zone around (``lat``, ``lon``); its hidden circle is drawn here, once."""
-    try:
-        lat, lon, radius_m = float(lat), float(lon), float(radius_m)
-    except (TypeError, ValueError):
-        raise PrivacyError("a zone needs a latitude, a longitude and a radius in metres") from None
-    if not (math.isfinite(lat) and -85.0 <= lat <= 85.0 and math.isfinite(lon) and -180.0 <= lon <= 180.0):
-        raise PrivacyError("a zone's point must be a latitude within ±85° and a longitude within ±180°")
-    if not (math.isfinite(radius_m) and ZONE_MIN_M <= radius_m <= ZONE_MAX_M):
-        raise PrivacyError(f"a zone's radius must be from {ZONE_MIN_M:.0f} m to {ZONE_MAX_M:.0f} m")
-    clear_shown(s, user.id)  # and the athlete's lock, so that two zones added at once are counted in turn
-    count = s.scalar(select(func.count()).select_from(PrivacyZone).where(PrivacyZone.user_id == user.id))
-    if count >= MAX_ZONES:
-        raise PrivacyError(f"an athlete has at most {MAX_ZONES} privacy zones")
-    hidden_lat, hidden_lon, hidden_radius = hidden_circle(lat, lon, radius_m, rng or random.SystemRandom())
-    zone = PrivacyZone(user_id=user.id, lat=lat, lon=lon, radius_m=radius_m, hidden_lat=hidden_lat,
-                       hidden_lon=hidden_lon, hidden_radius_m=hidden_radius)
-    s.add(zone)
-    s.flush()
-    reshow(s, user.id)
-    return zone
-
-
-def delete_zone(s: Session, user: User, zone_id: int) -> bool:
-    """Remove one of the athlete's zones; False if they have none by that id."""
-    ours = (PrivacyZone.id == zone_id, PrivacyZone.user_id == user.id)
-    if s.scalar(select(PrivacyZone.id).where(*ours)) is None:
-        return False
-    clear_shown(s, user.id)
-    gone = s.execute(delete(PrivacyZone).where(*ours)).rowcount
-    reshow(s, user.id)
-    return bool(gone)
-
-
-def zones_of(s: Session, user_id: int) -> list[PrivacyZone]:
-    """The athlete's zones, oldest first (for their own eyes: they hold the point)."""
-    return list(s.scalars(select(PrivacyZone).where(PrivacyZone.user_id == user_id).order_by(PrivacyZone.id)))
-
-
-def set_hide_ends(s: Session, user: User, metres: float) -> None:
-    """Hide the first and last ``metres`` (0 to a mile) of every activity from others."""
-    try:
-        metres = float(metres)
-    except (TypeError, ValueError):
-        raise PrivacyError("hidden ends are a number of metres") from None
-    if not (math.isfinite(metres) and 0.0 <= metres <= HIDE_ENDS_MAX_M):
-        raise PrivacyError(f"hidden ends must be from 0 to {HIDE_ENDS_MAX_M:.0f} m (a mile)")
-    metres = round(metres, 1)
-    if metres == hidden_ends_m(_settings_now(s, user)):
-        return
-    clear_shown(s, user.id)
-    update_profile(s, user, hide_ends_m=metres)
-    reshow(s, user.id)
-
-
-def set_hide_map(s: Session, user: User, on: bool) -> None:
-    """Hide (or show again) the whole map of every activity from others."""
-    if bool(on) == bool(_settings_now(s, user).get("hide_map")):
-        return
-    clear_shown(s, user.id)
-    update_profile(s, user, hide_map=bool(on))
-    reshow(s, user.id)
-
-
-def _settings_now(s: Session, user: User) -> dict:
-    """The athlete's settings as stored now, read under their hiding lock (``hold_hiding``,
-    PostgreSQL): a change of what they hide made meanwhile has committed, so a request is
-    not taken for "unchanged" against a value another one has just replaced."""
-    hold_hiding(s, [user.id])
-    s.flush()
-    s.refresh(user, attribute_names=["settings"])
-    return user.settings or {}
 
 
 def hidden_ends_m(settings: dict | None) -> float:
@@ -419,35 +341,3 @@ def plain(hiding: Hiding) -> bool:
     """Whether others are shown an activity's own distance whatever its points: nothing is
     hidden, or the whole map is, where the figures locate nothing."""
     return not hiding or hiding.whole_map
-
-
-def clear_shown(s: Session, user_id: int) -> None:
-    """Before a change of what the athlete hides (then ``reshow``), under ``hold_hiding``
-    taken first: the shown distances of all their activities cleared, their rows locked in
-    id order, before the change locks the athlete's row (``update_profile``)."""
-    hold_hiding(s, [user_id])
-    s.flush()
-    lock_rows(s, Activity.user_id == user_id)
-    s.execute(update(Activity).where(Activity.user_id == user_id, Activity.shown_distance_m.is_not(None))
-              .values(shown_distance_m=None).execution_options(synchronize_session=False))
-
-
-def reshow(s: Session, user_id: int) -> None:
-    """After a change of what the athlete hides (``clear_shown`` before it): under
-    ``hold_hiding``, the shown distances of all their activities are set from what is hidden
-    now, their own distances when that is nothing, else left for the worker (rows committed
-    since the clearing included)."""
-    s.flush()
-    ours = Activity.user_id == user_id
-    hold_hiding(s, [user_id])
-    hiding = hidings_of(s, [user_id])[user_id]
-    lock_rows(s, ours)
-    if plain(hiding):
-        s.execute(update(Activity).where(ours).values(shown_distance_m=func.coalesce(Activity.distance_m, 0.0))
-                  .execution_options(synchronize_session=False))
-    else:
-        s.execute(update(Activity).where(ours, Activity.shown_distance_m.is_not(None))
-                  .values(shown_distance_m=None).execution_options(synchronize_session=False))
-    for obj in list(s.identity_map.values()):
-        if isinstance(obj, Activity) and obj.user_id == user_id:
-            s.expire(obj, ["shown_distance_m"])

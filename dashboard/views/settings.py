@@ -28,15 +28,11 @@ from core.recommend.tables import TERRAINS
 from core.routes.matching import rematch_athlete
 from core.social.follows import answer_request, set_approval, unblock
 from core.social.leaderboards import drop_lines
-from core.social.privacy import (
-    HIDE_ENDS_MAX_M,
+from core.social.privacy import HIDE_ENDS_MAX_M, ZONE_MAX_M, ZONE_MIN_M, PrivacyError, hidden_ends_m
+from core.social.privacy_settings import (
     MAX_ZONES,
-    ZONE_MAX_M,
-    ZONE_MIN_M,
-    PrivacyError,
     add_zone,
     delete_zone,
-    hidden_ends_m,
     set_hide_ends,
     set_hide_map,
     zones_of,

@@ -759,7 +759,7 @@ def test_privacy_zones_hidden_ends_and_maps_are_set_in_settings(page, app_url, w
     from sqlalchemy.orm import Session
 
     from core.accounts.users import create_user, user_by_name
-    from core.social.privacy import zones_of
+    from core.social.privacy_settings import zones_of
     from core.storage.engine import make_engine
 
     engine = make_engine(world.url)

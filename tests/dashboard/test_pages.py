@@ -415,7 +415,7 @@ def test_an_athlete_who_hides_part_of_their_activities_is_told_how_boards_count_
     from core.accounts.users import user_by_id
     from core.activities.imports import record_track
     from core.jobs.shown import settle_shown_distances
-    from core.social.privacy import set_hide_ends
+    from core.social.privacy_settings import set_hide_ends
     from core.social.zone_attack import outing
     from core.storage.engine import make_engine, make_sessionmaker
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from core.accounts.tables import User
 from core.activities.tables import Activity
-from core.social.privacy import add_zone, set_hide_ends
+from core.social.privacy_settings import add_zone, set_hide_ends
 from core.storage.points import stored_track, viewer_track
 from dashboard import queries
 from dashboard.maps import review_map

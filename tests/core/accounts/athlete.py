@@ -34,7 +34,7 @@ from core.social.comments import add_comment
 from core.social.follows import block, follow, set_approval
 from core.social.kudos import give_kudos
 from core.social.leaderboards import refresh_redis
-from core.social.privacy import add_zone, set_hide_ends
+from core.social.privacy_settings import add_zone, set_hide_ends
 from core.social.zone_attack import outing
 
 HOME = (46.05, 14.50)

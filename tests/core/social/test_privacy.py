@@ -23,15 +23,11 @@ from core.social.privacy import (
     METRES_PER_DEGREE,
     Hiding,
     PrivacyError,
-    add_zone,
-    delete_zone,
     hidden_circle,
     hidden_mask,
     map_kept,
-    set_hide_ends,
-    set_hide_map,
-    zones_of,
 )
+from core.social.privacy_settings import add_zone, delete_zone, set_hide_ends, set_hide_map, zones_of
 from core.social.shown import shown_figures
 from core.social.visibility import live_filter
 from core.social.zone_attack import ACTIVITIES, CLOSE_M, FAMILIES, outing, trial

@@ -22,7 +22,8 @@ from core.challenges.groups import create_group, respond
 from core.jobs.shown import settle_shown_distances
 from core.social.follows import follow
 from core.social.leaderboards import database_board, redis_board, refresh_redis
-from core.social.privacy import add_zone, delete_zone, hidden_ends_m, set_hide_ends, set_hide_map
+from core.social.privacy import hidden_ends_m
+from core.social.privacy_settings import add_zone, delete_zone, set_hide_ends, set_hide_map
 from core.social.shown import shown_figures
 from core.social.zone_attack import outing
 from tests.conftest import database_of_its_own
@@ -365,7 +366,8 @@ def test_uploads_hiding_changes_and_the_job_at_once_neither_deadlock_nor_leave_a
     import threading
 
     from core.activities.imports import import_track
-    from core.social.privacy import hidings_of, zones_of
+    from core.social.privacy import hidings_of
+    from core.social.privacy_settings import zones_of
     from core.social.shown import shown_distance
 
     Session = PgSession
