@@ -16,6 +16,7 @@ from core.accounts.users import create_user
 from core.activities.imports import record_track
 from core.config import load_settings
 from core.jobs import export as export_job
+from core.jobs import export_zip
 from core.jobs.export import build_exports, export_folder, latest_export, request_export
 from core.social.zone_attack import outing
 from tests.conftest import database_of_its_own
@@ -66,7 +67,7 @@ def test_a_build_gone_quiet_is_taken_over_and_the_first_one_steps_aside(tmp_path
     taken over; the first build, at its next step, finds its claim gone and stops without
     touching the other's file; the export ends ready, its zip whole."""
     monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setattr(export_job, "PROGRESS_EVERY", 1)
+    monkeypatch.setattr(export_zip, "PROGRESS_EVERY", 1)
     with database_of_its_own("sqlite", tmp_path, "stale") as Session:
         uid = _runner(Session, runs=3)
         with Session() as s, s.begin():

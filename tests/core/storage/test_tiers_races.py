@@ -67,18 +67,18 @@ def test_a_second_run_killed_while_writing_leaves_the_archived_file_whole(tmp_pa
 
 def test_an_activity_archived_while_an_export_is_built_is_exported_whole(tmp_path, data_dir, monkeypatch):
     """An export lists the activities, one is archived meanwhile: its points come from its file."""
-    from core.jobs import export
+    from core.jobs import export, export_zip
 
     with database_of_its_own("sqlite", tmp_path, "rv_export") as Session:
         x = new_activity(Session, synthetic(600))
-        real_sections = export._sections
+        real_sections = export_zip._sections
 
         def sections(s, user):
             out = real_sections(s, user)
             assert tiers.archive_activity(Session, archive(), x) == 600  # the hourly job meanwhile
             return out
 
-        monkeypatch.setattr(export, "_sections", sections)
+        monkeypatch.setattr(export_zip, "_sections", sections)
         buf = io.BytesIO()
         export.write_export(Session, user_of(Session, x), buf)
         names = zipfile.ZipFile(buf).namelist()
