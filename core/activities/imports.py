@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.lifecycle import ActivityError, check_visibility, create_activity
+from core.activities.references import forget_activities
 from core.activities.shown import hold_hiding, settle_shown
 from core.activities.summary import apply_summary
 from core.activities.tables import SPORTS, Activity
@@ -181,6 +182,7 @@ def delete_unfinished_import(Session: sessionmaker[Session], activity_id: int, j
             if activity is None or not is_unfinished_import(activity.status, activity.source):
                 return False
             if not delete_newest(s, activity_id, IMPORT_CHUNK_POINTS):
+                forget_activities(s, [activity_id])
                 s.execute(delete(Activity).where(Activity.id == activity_id))
                 return True
 

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.accounts.tables import User
+from core.activities.references import forget_activities
 from core.activities.summary import Summary, complete_activity
 from core.activities.tables import COMMAND_STATUS, SPORTS, VISIBILITIES, Activity, ActivityEvent
 from core.text import CLIENT_REF_MAX_CHARS, TITLE_MAX_CHARS, TextRefused, check_identifier, fit
@@ -125,7 +126,9 @@ def edit_activity(s: Session, activity: Activity, title: str | None = None,
 
 def delete_activity(s: Session, activity: Activity) -> None:
     """Delete an activity; its points, events, comments and kudos go with it through the foreign
-    keys' ON DELETE CASCADE (the caller checked ownership)."""
+    keys' ON DELETE CASCADE (the caller checked ownership); badges, challenges and routes
+    that name it forget it."""
+    forget_activities(s, [activity.id])
     s.delete(activity)
     s.flush()
 
@@ -151,7 +154,7 @@ def change_status(s: Session, activity: Activity, command: str, at: float | None
     activity.status = new_status
     if command == "start" and activity.start_time is None:
         activity.start_time = datetime.fromtimestamp(at, tz=UTC)
-    s.add(ActivityEvent(activity_id=activity.id, command=command, status=new_status, at=at))
+    s.add(ActivityEvent(activity_id=activity.id, user_id=activity.user_id, command=command, status=new_status, at=at))
     s.flush()
     return activity
 

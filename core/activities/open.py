@@ -154,7 +154,8 @@ def close_abandoned(Session: sessionmaker[Session], now: float | None = None, li
             settle_shown(s, activity)
             activity.completed_at = datetime.fromtimestamp(at, tz=UTC)
             activity.status = "completed"
-            s.add(ActivityEvent(activity_id=activity.id, command="complete", status="completed", at=at))
+            s.add(ActivityEvent(activity_id=activity.id, user_id=activity.user_id, command="complete",
+                                status="completed", at=at))
             done["completed"] += 1
     if ids:
         log.info("closed abandoned activities: %s", done)

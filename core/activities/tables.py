@@ -20,7 +20,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.accounts.tables import User
-from core.storage.base import Base, UTCDateTime, utcnow
+from core.storage.base import Base, UTCDateTime, of_activity, utcnow
 from core.text import CLIENT_REF_MAX_CHARS, TITLE_MAX_CHARS
 
 SPORTS = ("run", "ride")
@@ -89,7 +89,9 @@ class Activity(Base):
         Index("ix_activities_tier", "points_tier", "start_time"),
         Index("ix_activities_source", "user_id", "source_hash"),
         Index("uq_activities_client_ref", "user_id", "client_ref", unique=True),
-        # What the points' foreign key refers to, with the athlete in it (core.storage.point_rows).
+        # What every foreign key to an activity refers to, with the athlete in it
+        # (core.storage.base.of_activity). On PostgreSQL it is the primary key itself
+        # (migration 0027): a distributed PostgreSQL wants the athlete in every key.
         Index("uq_activities_id_user_id", "id", "user_id", unique=True),
         # The completed activities whose shown distance is to be worked out (``core.jobs.shown``).
         Index("ix_activities_unshown", "user_id", sqlite_where=text(UNSHOWN), postgresql_where=text(UNSHOWN)),
@@ -102,7 +104,10 @@ class ActivityEvent(Base):
     __tablename__ = "activity_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), index=True)
+    activity_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), index=True)
+    user_id: Mapped[int] = mapped_column(Integer)  # the activity's athlete
     command: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (of_activity(),)

@@ -62,7 +62,7 @@ def decide(s: Session, activity_id: int, moderator: User, action: str, note: str
                                               and flag.status in ("crop_requested", "cropped"))
     flag.status = apply_event(flag.status, action)
     activity.held = is_held(flag.status)
-    s.add(ModerationDecision(activity_id=activity_id, moderator_id=moderator.id, action=action,
+    s.add(ModerationDecision(activity_id=activity_id, user_id=activity.user_id, moderator_id=moderator.id, action=action,
                              note=(clean(note or "")).strip()[:2000], score=flag.score, sample=sample))
     s.flush()
     return flag
@@ -241,8 +241,8 @@ def _write_crop(Session: sessionmaker[Session], activity_id: int, owner_id: int,
             raise ModerationError("the activity changed while the crop was worked out; try again")
         # The range removed is a pause: the straight line across it (the car ride home)
         # counts for neither distance nor moving time, nor for best efforts.
-        s.add_all([ActivityEvent(activity_id=activity_id, command="pause", status="paused", at=t0),
-                   ActivityEvent(activity_id=activity_id, command="resume", status="active", at=t1)])
+        s.add_all([ActivityEvent(activity_id=activity_id, user_id=owner_id, command="pause", status="paused", at=t0),
+                   ActivityEvent(activity_id=activity_id, user_id=owner_id, command="resume", status="active", at=t1)])
         apply_summary(activity, plan.summary)
         settle_shown(s, activity)
         pending = pending_crop(s, activity_id)

@@ -11,7 +11,6 @@ from sqlalchemy import (
     CheckConstraint,
     Float,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -20,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false
 
-from core.storage.base import Base, UTCDateTime, utcnow
+from core.storage.base import Base, UTCDateTime, of_activity, utcnow
 
 # "sampled": scored clear near the threshold and drawn at random for the moderators' review
 # (core.anomaly.flags), neither held nor shown to the athlete.
@@ -33,8 +32,8 @@ class ActivityFlag(Base):
 
     __tablename__ = "activity_flags"
 
-    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    activity_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))  # the activity's athlete
     sport: Mapped[str] = mapped_column(String(8))
     score: Mapped[float] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16))
@@ -52,6 +51,7 @@ class ActivityFlag(Base):
     crop: Mapped[dict | None] = mapped_column(JSON)
 
     __table_args__ = (
+        of_activity(),
         CheckConstraint(f"status IN {FLAG_STATUSES}", name="status"),
         Index("ix_activity_flags_queue", "status", "score"),
         Index("ix_activity_flags_user", "user_id", "sport"),
@@ -77,9 +77,7 @@ class PendingCrop(Base):
     version: Mapped[str] = mapped_column(String(32))
     cropped_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (
-        ForeignKeyConstraint(["activity_id", "user_id"], ["activities.id", "activities.user_id"], ondelete="CASCADE"),
-    )
+    __table_args__ = (of_activity(),)
 
 
 class ModerationDecision(Base):
@@ -89,7 +87,8 @@ class ModerationDecision(Base):
     __tablename__ = "moderation_decisions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), index=True)
+    activity_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), index=True)
+    user_id: Mapped[int] = mapped_column(Integer)  # the activity's athlete
     moderator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     action: Mapped[str] = mapped_column(String(16))
     note: Mapped[str] = mapped_column(Text, default="")
@@ -97,7 +96,7 @@ class ModerationDecision(Base):
     sample: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (CheckConstraint(f"action IN {MODERATION_ACTIONS}", name="action"),)
+    __table_args__ = (of_activity(), CheckConstraint(f"action IN {MODERATION_ACTIONS}", name="action"))
 
 
 class ScoringFailure(Base):
@@ -107,8 +106,8 @@ class ScoringFailure(Base):
 
     __tablename__ = "scoring_failures"
 
-    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    activity_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)  # the activity's athlete
     attempts: Mapped[int] = mapped_column(Integer)
     error: Mapped[str] = mapped_column(String(300))
     first_failed_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -117,3 +116,5 @@ class ScoringFailure(Base):
     # The moderator who last had it tried again after it was given up on, and when.
     retried_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     retried_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (of_activity(),)

@@ -36,8 +36,7 @@ class BadgeAward(Base):
     code: Mapped[str] = mapped_column(String(BADGE_CODE_MAX_CHARS))
     # The activity that earned it (for a total, the one that crossed the mark); NULL once
     # that activity is deleted, which the job then notices.
-    activity_id: Mapped[int | None] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("activities.id", ondelete="SET NULL"))
+    activity_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     earned_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the earning activity's start
     awarded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -96,8 +95,7 @@ class Challenge(Base):
     status: Mapped[str] = mapped_column(String(12), default="active")
     decline_reason: Mapped[str | None] = mapped_column(String(12))
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the completing activity's start
-    completed_by: Mapped[int | None] = mapped_column(
-        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("activities.id", ondelete="SET NULL"))
+    completed_by: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The adaptive policy's decision (on the week's sessions challenge): the athlete's context
     # as a JSON list, and when the week's outcome was learnt from.

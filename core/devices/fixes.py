@@ -40,7 +40,7 @@ UNKNOWN_SPEED = -1.0  # what apps send for "no speed"
 SEQ_BASE = 1_000_000_000  # route_points.seq of a fix at its activity's anchor time
 SEQ_PER_S = 10  # deciseconds
 SEQ_MAX = 2**31 - 1
-HINT_COLUMNS = ("activity_id", "seq", "is_moving", "motion", "speed_mps", "bearing", "battery")
+HINT_COLUMNS = ("activity_id", "seq", "user_id", "is_moving", "motion", "speed_mps", "bearing", "battery")
 PROVISIONAL_SPORT = "run"  # an activity's sport until inferred at completion
 # A track's stored span and arrival time are written back when a fix extends the span by
 # more than this (at most a quarter of the idle time) or this long has passed since they were
@@ -195,6 +195,7 @@ class _Track:
     and what this write changes."""
 
     activity_id: int
+    user_id: int  # the activity's athlete
     token_id: int
     anchor_t: float
     first_t: float
@@ -312,7 +313,7 @@ def _tracks(s: Session, token_ids: list[int], t_lo: float, t_hi: float) -> dict[
     # Share-locked like the ingest server's commit: the worker's completion re-counts the
     # points under its own lock, so no fix lands between its count and the status change.
     # In id order, as every writer that locks several activities (no two wait on each other).
-    rows = s.execute(select(DeviceTrack.activity_id, DeviceTrack.token_id, DeviceTrack.anchor_t,
+    rows = s.execute(select(DeviceTrack.activity_id, DeviceTrack.user_id, DeviceTrack.token_id, DeviceTrack.anchor_t,
                             DeviceTrack.first_t, DeviceTrack.last_t, DeviceTrack.recompute,
                             DeviceTrack.heard_at, Activity.status, Activity.sport, Activity.points_tier)
                      .join(Activity, Activity.id == DeviceTrack.activity_id)
@@ -320,8 +321,8 @@ def _tracks(s: Session, token_ids: list[int], t_lo: float, t_hi: float) -> dict[
                             DeviceTrack.first_t <= t_hi)
                      .order_by(Activity.id).with_for_update(read=True, of=Activity)).all()
     out: dict[int, list[_Track]] = {}
-    for aid, token_id, anchor, first, last, recompute, heard, status, sport, tier in rows:
-        out.setdefault(token_id, []).append(_Track(aid, token_id, anchor, first, last, bool(recompute), status,
+    for aid, owner, token_id, anchor, first, last, recompute, heard, status, sport, tier in rows:
+        out.setdefault(token_id, []).append(_Track(aid, owner, token_id, anchor, first, last, bool(recompute), status,
                                                    sport, first_before=first, last_before=last, heard_before=heard,
                                                    recompute_before=bool(recompute), archived=tier == "cold"))
     return out
@@ -373,7 +374,7 @@ def _write(s: Session, placed: list[tuple[int, Fix, _Track, int, bool]], tracks:
             new_keys.discard(key)  # a second copy in this batch is not new
             track.touched = True
             if has_hints(fix):
-                hints.append((key[0], seq, fix.is_moving, fix.motion, fix.speed_mps, fix.bearing, fix.battery))
+                hints.append((key[0], seq, track.user_id, fix.is_moving, fix.motion, fix.speed_mps, fix.bearing, fix.battery))
             if track.status == "completed":
                 track.recompute = True
                 late[key[0]] = max(late.get(key[0], -math.inf), fix.t)
@@ -385,7 +386,7 @@ def _write(s: Session, placed: list[tuple[int, Fix, _Track, int, bool]], tracks:
         # A crop leaves a removed point's hints behind; the point sent again keeps them.
         conn.exec_driver_sql(f"INSERT INTO fix_hints ({', '.join(HINT_COLUMNS)}) "
                              f"VALUES ({', '.join([mark] * len(HINT_COLUMNS))}) "
-                             "ON CONFLICT (activity_id, seq) DO NOTHING", hints)
+                             "ON CONFLICT DO NOTHING", hints)  # the primary key: hints already stored
     touched = [t for mine in tracks.values() for t in mine if t.touched]
     stale = [t for t in touched if t.stale(now, lag)]
     if stale:
@@ -426,10 +427,10 @@ def _start(s: Session, device: Device, t: float, now: float) -> _Track:
         change_status(s, activity, "start", at=t)
     row = s.get(DeviceTrack, activity.id)
     if row is None:
-        row = DeviceTrack(activity_id=activity.id, token_id=device.token_id, anchor_t=t, first_t=t, last_t=t,
+        row = DeviceTrack(activity_id=activity.id, user_id=activity.user_id, token_id=device.token_id, anchor_t=t, first_t=t, last_t=t,
                           heard_at=now, sport_inferred=device.sport is None, recompute=False)
         s.add(row)
     s.flush()
-    return _Track(activity.id, device.token_id, row.anchor_t, row.first_t, row.last_t, bool(row.recompute),
+    return _Track(activity.id, activity.user_id, device.token_id, row.anchor_t, row.first_t, row.last_t, bool(row.recompute),
                   activity.status, activity.sport, first_before=row.first_t, last_before=row.last_t,
                   heard_before=row.heard_at, recompute_before=bool(row.recompute))

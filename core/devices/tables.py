@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, false
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.storage.base import Base, UTCDateTime
+from core.storage.base import Base, UTCDateTime, of_activity
 
 MOTION_MAX_CHARS = 24  # fix_hints.motion: the app's activity type (still, in_vehicle, ...)
 
@@ -26,8 +26,8 @@ class DeviceTrack(Base):
 
     __tablename__ = "device_tracks"
 
-    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"),
-                                             primary_key=True)
+    activity_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer)  # the activity's athlete
     token_id: Mapped[int] = mapped_column(ForeignKey("device_tokens.id", ondelete="CASCADE"))
     anchor_t: Mapped[float] = mapped_column(Float)
     first_t: Mapped[float] = mapped_column(Float)
@@ -40,6 +40,7 @@ class DeviceTrack(Base):
     recompute_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     __table_args__ = (
+        of_activity(),
         # A device's activities near a fix's time.
         Index("ix_device_tracks_token_last", "token_id", "last_t"),
         Index("ix_device_tracks_recompute", "recompute"),
@@ -52,11 +53,13 @@ class FixHint(Base):
 
     __tablename__ = "fix_hints"
 
-    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"),
-                                             primary_key=True)
+    activity_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer)  # the activity's athlete
     is_moving: Mapped[bool | None] = mapped_column(Boolean)
     motion: Mapped[str | None] = mapped_column(String(MOTION_MAX_CHARS))
     speed_mps: Mapped[float | None] = mapped_column(Float)
     bearing: Mapped[float | None] = mapped_column(Float)
     battery: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (of_activity(),)

@@ -37,6 +37,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import DeviceToken, LoginAttempt, User
+from core.activities.references import forget_activities
 from core.activities.tables import Activity
 from core.config import load_settings
 from core.devices.tables import FixHint
@@ -85,7 +86,7 @@ def delete_account(Session: sessionmaker[Session], user_id: int, redis=None,
                     break
     for start in range(0, len(activity_ids), CHUNK_ROWS):
         part = activity_ids[start:start + CHUNK_ROWS]
-        _chunk(Session, lambda s, p=part: s.execute(delete(Activity).where(Activity.id.in_(p))).rowcount)
+        _chunk(Session, lambda s, p=part: _delete_activities(s, p))
     for table, column in ((Comment, Comment.user_id), (Kudos, Kudos.user_id)):
         while _chunk(Session, lambda s, t=table, c=column: _delete_some(s, t, c, user_id)):
             pass
@@ -133,6 +134,13 @@ def _delete_newest(s: Session, table, activity_id: int) -> int:
                      .offset(CHUNK_POINTS - 1).limit(1))
     q = delete(table).where(table.activity_id == activity_id)
     return s.execute(q.where(table.seq >= floor) if floor is not None else q).rowcount
+
+
+def _delete_activities(s: Session, activity_ids: list[int]) -> int:
+    """Delete the activities and what refers to them (badges, challenges and routes that name
+    one forget it)."""
+    forget_activities(s, activity_ids)
+    return s.execute(delete(Activity).where(Activity.id.in_(activity_ids))).rowcount
 
 
 def _delete_some(s: Session, table, column, user_id: int) -> int:

@@ -125,7 +125,8 @@ def complete_quiet(Session: sessionmaker[Session], idle: float, now: float | Non
             settle_shown(s, activity)
             activity.completed_at = datetime.fromtimestamp(at, tz=UTC)
             activity.status = "completed"
-            s.add(ActivityEvent(activity_id=activity.id, command="complete", status="completed", at=at))
+            s.add(ActivityEvent(activity_id=activity.id, user_id=activity.user_id, command="complete",
+                                status="completed", at=at))
             done["completed"] += 1
     return done
 

@@ -350,13 +350,16 @@ def refresh(Session: sessionmaker[Session], route_id: int) -> str:
 
 
 def stale(s: Session, limit: int) -> set[int]:
-    """Routes whose counting activities are fewer than their figures say (deleted with an
-    account or by their athlete: a cascade tells the matcher nothing). A scan of all routes:
-    the worker runs it every ten minutes."""
+    """Routes whose counting activities are fewer than their figures say, or whose
+    representative is gone (deleted with an account or by their athlete outside the code
+    that clears it, ``core.activities.references``: a cascade tells the matcher nothing). A
+    scan of all routes: the worker runs it every ten minutes."""
     n = (select(RouteActivity.route_id, func.count().label("n")).where(RouteActivity.counted)
          .group_by(RouteActivity.route_id).subquery())
-    return set(s.scalars(select(Route.id).outerjoin(n, n.c.route_id == Route.id)
-                         .where(func.coalesce(n.c.n, 0) != Route.activities).limit(limit)))
+    found = set(s.scalars(select(Route.id).outerjoin(n, n.c.route_id == Route.id)
+                          .where(func.coalesce(n.c.n, 0) != Route.activities).limit(limit)))
+    gone = ~select(Activity.id).where(Activity.id == Route.representative_id).exists()
+    return found | set(s.scalars(select(Route.id).where(Route.representative_id.is_not(None), gone).limit(limit)))
 
 
 def match_pending(Session: sessionmaker[Session], limit: int = 50, now: float | None = None,

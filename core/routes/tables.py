@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.expression import false
 
 from core.routes.shape import KINDS
-from core.storage.base import Base, UTCDateTime, utcnow
+from core.storage.base import Base, UTCDateTime, of_activity, utcnow
 
 ROUTE_NAME_MAX_CHARS = 80
 
@@ -39,7 +39,9 @@ class Route(Base):
     # The representative activity's trimmed shape (float32 lat, lon pairs every 25 m): what
     # new activities are matched against. Never shown: ``polyline`` is.
     shape: Mapped[bytes] = mapped_column(LargeBinary)
-    representative_id: Mapped[int | None] = mapped_column(ForeignKey("activities.id", ondelete="SET NULL"))
+    # No foreign key: routes belong to no athlete, so a distributed PostgreSQL cannot keep
+    # them with the activity; deleting an activity clears it (core.activities.references).
+    representative_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     polyline: Mapped[list] = mapped_column(JSON, default=list)
     start_lat: Mapped[float | None] = mapped_column(Float)
     start_lon: Mapped[float | None] = mapped_column(Float)
@@ -92,9 +94,9 @@ class RouteActivity(Base):
 
     __tablename__ = "route_activities"
 
-    activity_id: Mapped[int] = mapped_column(ForeignKey("activities.id", ondelete="CASCADE"), primary_key=True)
+    activity_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     route_id: Mapped[int | None] = mapped_column(ForeignKey("routes.id", ondelete="SET NULL"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))  # the activity's athlete
     direction: Mapped[int] = mapped_column(SmallInteger, default=1)
     counted: Mapped[bool] = mapped_column(Boolean, default=False)
     # What the activity was when matched: a change sends it back to the matcher.
@@ -113,6 +115,7 @@ class RouteActivity(Base):
     matched_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (
+        of_activity(),
         Index("ix_route_activities_route", "route_id", "counted"),
         Index("ix_route_activities_user", "user_id", "route_id"),
         # A new route sends the unmatched activities that began near it back to the matcher.

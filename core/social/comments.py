@@ -62,8 +62,9 @@ def add_comment(s: Session, user: User, activity_id: int, text: str) -> Comment:
         check_length(text, COMMENT_MAX_CHARS, "a comment")
     except TextRefused as exc:
         raise SocialError(str(exc)) from None
-    refuse_across_block(s, user.id, visible_activity(s, user.id, activity_id))
-    comment = Comment(activity_id=activity_id, user_id=user.id, text=text)
+    activity = visible_activity(s, user.id, activity_id)
+    refuse_across_block(s, user.id, activity)
+    comment = Comment(activity_id=activity_id, owner_id=activity.user_id, user_id=user.id, text=text)
     s.add(comment)
     s.flush()
     return comment

@@ -16,7 +16,7 @@ def give_kudos(s: Session, user: User, activity_id: int) -> None:
     if activity.user_id == user.id:
         raise SocialError("kudos are for other athletes' activities")
     if s.get(Kudos, (activity_id, user.id)) is None:
-        s.add(Kudos(activity_id=activity_id, user_id=user.id))
+        s.add(Kudos(activity_id=activity_id, user_id=user.id, owner_id=activity.user_id))
         s.flush()
 
 

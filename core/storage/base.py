@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     DateTime,
+    ForeignKeyConstraint,
     MetaData,
     TypeDecorator,
 )
@@ -20,6 +21,13 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def of_activity(owner: str = "user_id") -> ForeignKeyConstraint:
+    """The foreign key of a row that belongs to an activity: to the activity and its athlete,
+    so that a distributed PostgreSQL keeps the row with them (README, "Distributing by
+    athlete"). ``owner`` is the row's column holding the activity's athlete."""
+    return ForeignKeyConstraint(["activity_id", owner], ["activities.id", "activities.user_id"], ondelete="CASCADE")
 
 
 def utcnow() -> datetime:

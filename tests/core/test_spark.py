@@ -79,9 +79,9 @@ def _stored(Session, shared_tracks, count=6) -> list[int]:
             a = s.get(Activity, ids[k])
             t0, t1 = recordings[k][1].t[0], recordings[k][1].t[-1]
             pause = t0 + at * (t1 - t0)
-            s.add(ActivityEvent(activity_id=a.id, command="pause", status="paused", at=pause))
+            s.add(ActivityEvent(activity_id=a.id, user_id=a.user_id, command="pause", status="paused", at=pause))
             if k == 0:
-                s.add(ActivityEvent(activity_id=a.id, command="resume", status="recording", at=pause + 240.0))
+                s.add(ActivityEvent(activity_id=a.id, user_id=a.user_id, command="resume", status="recording", at=pause + 240.0))
     return ids
 
 

@@ -172,7 +172,7 @@ def hostile_world(world) -> HostileWorld:
             s.add(ActivityFlag(activity_id=flagged.id, user_id=user.id, sport="run", score=0.9 - k / 100,
                                status="crop_requested", reasons=["400 m in 0:52, faster than this athlete has run it"],
                                codes="", verdict={"hits": []}, features={}))
-            s.add(ModerationDecision(activity_id=flagged.id, moderator_id=moderator.id, action="request_crop",
+            s.add(ModerationDecision(activity_id=flagged.id, user_id=user.id, moderator_id=moderator.id, action="request_crop",
                                      note=text, score=0.9))
             flagged.held = True
             device, _ = create_device_token(s, user)
@@ -180,7 +180,7 @@ def hostile_world(world) -> HostileWorld:
             live = record_live(s, user, "untitled", "public", lat, lon, points=20)
             for activity in (run, flagged, live):
                 activity.title = text
-            s.add(Comment(activity_id=own.id, user_id=user.id, text=text))
+            s.add(Comment(activity_id=own.id, owner_id=own.user_id, user_id=user.id, text=text))
             # Scoring gave up on the run: its error, as an exception could word it, quotes the text.
             s.add(ScoringFailure(activity_id=run.id, user_id=user.id, attempts=5, error=f"ValueError: {text}"[:300],
                                  first_failed_at=utcnow(), failed_at=utcnow(), retry_at=None))

@@ -799,7 +799,8 @@ def test_moderators_see_late_fixes_not_applied_with_their_error_and_have_them_re
         token, _ = create_device_token(s, s.get(User, s.get(Activity, activity_id).user_id), "phone")
         s.flush()
         token_id = token.id
-        s.execute(insert(DeviceTrack).values(activity_id=activity_id, token_id=token_id, anchor_t=0.0, first_t=0.0,
+        s.execute(insert(DeviceTrack).values(activity_id=activity_id, user_id=s.get(Activity, activity_id).user_id,
+                                             token_id=token_id, anchor_t=0.0, first_t=0.0,
                                              last_t=0.0, heard_at=0.0, recompute=True,
                                              recompute_attempts=failures.MAX_ATTEMPTS,
                                              recompute_error=f"ValueError: {hostile}"))

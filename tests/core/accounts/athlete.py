@@ -70,13 +70,13 @@ def everything(Session, redis, tag: str) -> dict:
         update_settings(s, gone.id, sport="run", usual_distance_m=8000.0)
         s.add(ActivityFlag(activity_id=runs[1].id, user_id=gone.id, sport="run", score=0.9, status="flagged",
                            reasons=["fast"], codes="", verdict={"hits": []}, features={}))
-        s.add(ModerationDecision(activity_id=runs[1].id, moderator_id=other.id, action="dismiss",
+        s.add(ModerationDecision(activity_id=runs[1].id, user_id=gone.id, moderator_id=other.id, action="dismiss",
                                  note=f"fine, Gone Person {tag}", score=0.9))
         s.add(ScoringFailure(activity_id=runs[2].id, user_id=gone.id, attempts=5, retry_at=None,
                              error=f"ValueError: Gone Person {tag}", first_failed_at=runs[2].start_time,
                              failed_at=runs[2].start_time))
         s.add(BadgeAward(user_id=gone.id, code="first_run", activity_id=runs[0].id, earned_at=runs[0].start_time))
-        s.add_all([FixHint(activity_id=runs[2].id, seq=k, motion="running", battery=0.5) for k in range(50)])
+        s.add_all([FixHint(activity_id=runs[2].id, seq=k, user_id=gone.id, motion="running", battery=0.5) for k in range(50)])
         group = create_group(s, gone, "most_distance", [friend.id], sport="run")
         respond(s, friend.id, group.id, True)
         ids = {"gone": gone.id, "friend": friend.id, "other": other.id, "runs": [r.id for r in runs],

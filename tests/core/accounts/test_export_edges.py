@@ -107,7 +107,7 @@ def test_fix_hints_and_lifecycle_events_are_in_the_archive(Session):
         change_status(s, a, "start", at=time.time() - 900)
         ingest_points(s, a, [{"seq": k, "t": time.time() - 900 + k, "lat": 46.05 + k * 1e-4, "lon": 14.5}
                              for k in range(60)])
-        s.add_all([FixHint(activity_id=a.id, seq=k, motion="in_vehicle", battery=0.42) for k in range(60)])
+        s.add_all([FixHint(activity_id=a.id, seq=k, user_id=a.user_id, motion="in_vehicle", battery=0.42) for k in range(60)])
         change_status(s, a, "pause", at=time.time() - 800)
         assert s.scalars(select(ActivityEvent).where(ActivityEvent.activity_id == a.id)).all()
     with _zip(Session, user.id) as zf:

@@ -376,8 +376,8 @@ def test_a_crop_writes_in_one_short_transaction_and_its_summary_is_what_the_stor
         athlete = create_user(s, f"{tag}_cropper", "Cora Cropper")
         activity_id = record_track(s, athlete, track, visibility="public").id
         # A pause in the middle, with points logged during it (they count for nothing).
-        s.add_all([ActivityEvent(activity_id=activity_id, command="pause", status="paused", at=float(track.t[300])),
-                   ActivityEvent(activity_id=activity_id, command="resume", status="active",
+        s.add_all([ActivityEvent(activity_id=activity_id, user_id=athlete.id, command="pause", status="paused", at=float(track.t[300])),
+                   ActivityEvent(activity_id=activity_id, user_id=athlete.id, command="resume", status="active",
                                  at=float(track.t[400]))])
     locks_before = WRITE_LOCKS.snapshot().get("crop", {"count": 0})["count"]
     flag = crop_activity(Sessions, activity_id, athlete.id, float(track.t[100]), float(track.t[200]), None)

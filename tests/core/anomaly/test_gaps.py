@@ -186,8 +186,8 @@ def test_a_stored_drive_between_pause_and_resume_is_not_flagged_for_the_gap(sess
     runner = create_user(session, f"g{uuid.uuid4().hex[:8]}_runner")
     activity = record_track(session, runner, driven, sport="run")
     if paused:
-        session.add_all([ActivityEvent(activity_id=activity.id, command="pause", status="paused", at=p0),
-                         ActivityEvent(activity_id=activity.id, command="resume", status="active", at=p1)])
+        session.add_all([ActivityEvent(activity_id=activity.id, user_id=runner.id, command="pause", status="paused", at=p0),
+                         ActivityEvent(activity_id=activity.id, user_id=runner.id, command="resume", status="active", at=p1)])
         session.flush()
     result = assess_stored(session, activity, None)
     assert ("gap_speed" in result.codes.split()) is not paused

@@ -251,6 +251,7 @@ def test_the_worker_passes_its_pause_to_scoring_and_counts_given_up_recomputatio
     tries nothing; the metric of given-up recomputations counts them."""
     from sqlalchemy import insert
 
+    from core.activities.tables import Activity
     from core.config import load_settings
     from core.devices.tables import DeviceTrack
     from core.jobs import worker
@@ -270,7 +271,8 @@ def test_the_worker_passes_its_pause_to_scoring_and_counts_given_up_recomputatio
         monkeypatch.setattr(scoring, "assess_stored", real)
         with Session() as s, s.begin():  # one recomputation given up on
             s.execute(insert(DeviceTrack).values(
-                activity_id=ids[0], token_id=_token(s, ids[0]), anchor_t=0.0, first_t=0.0, last_t=0.0, heard_at=0.0,
+                activity_id=ids[0], user_id=s.get(Activity, ids[0]).user_id, token_id=_token(s, ids[0]),
+                anchor_t=0.0, first_t=0.0, last_t=0.0, heard_at=0.0,
                 recompute=True, recompute_attempts=failures.MAX_ATTEMPTS, recompute_error="ValueError: x"))
         jobs._activities(60.0, None, {})
         assert jobs.metrics.recompute_given_up._value.get() == 1

@@ -277,10 +277,10 @@ def test_the_database_days_count_what_counts(Sessions):
     _activities(Sessions, yid, [d + timedelta(days=3)])  # on the end day: not read
     _visits(Sessions, yid, {d: 3, d + timedelta(days=2): 1})
     with Sessions() as s, s.begin():
-        s.add_all([Kudos(activity_id=mine, user_id=xid, created_at=_at(d, 12)),
-                   Kudos(activity_id=mine, user_id=yid, created_at=_at(d, 12)),  # one's own: not counted
-                   Comment(activity_id=mine, user_id=xid, text="well done", created_at=_at(d + timedelta(days=1))),
-                   Comment(activity_id=mine, user_id=yid, text="thanks", created_at=_at(d + timedelta(days=1)))])
+        s.add_all([Kudos(activity_id=mine, user_id=xid, owner_id=yid, created_at=_at(d, 12)),
+                   Kudos(activity_id=mine, user_id=yid, owner_id=yid, created_at=_at(d, 12)),  # one's own: not counted
+                   Comment(activity_id=mine, user_id=xid, owner_id=yid, text="well done", created_at=_at(d + timedelta(days=1))),
+                   Comment(activity_id=mine, user_id=yid, owner_id=yid, text="thanks", created_at=_at(d + timedelta(days=1)))])
     daily = read_daily(Sessions, [xid, yid], d - timedelta(days=1), d + timedelta(days=3))
     assert daily.activities.tolist() == [[0, 0, 0, 0], [0, 1, 0, 0]]
     assert daily.visits[1].tolist() == [0, 3, 0, 1] and daily.sign_ins[1].tolist() == [0, 1, 0, 1]

@@ -386,8 +386,8 @@ def test_figures_shown_to_others_leave_out_what_was_logged_while_paused(session)
     run = run_from_home(session, rosa, seed=13)
     track = stored_track(session, run)
     t_pause, t_resume = float(track.t[len(track) // 3]), float(track.t[2 * len(track) // 3])
-    session.add_all([ActivityEvent(activity_id=run.id, command="pause", status="paused", at=t_pause),
-                     ActivityEvent(activity_id=run.id, command="resume", status="active", at=t_resume)])
+    session.add_all([ActivityEvent(activity_id=run.id, user_id=run.user_id, command="pause", status="paused", at=t_pause),
+                     ActivityEvent(activity_id=run.id, user_id=run.user_id, command="resume", status="active", at=t_resume)])
     session.flush()
     set_hide_ends(session, rosa, 200)
     shown = shown_figures(session, fan.id, [run])[run.id]
