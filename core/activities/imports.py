@@ -182,7 +182,7 @@ def delete_unfinished_import(Session: sessionmaker[Session], activity_id: int, j
             if activity is None or not is_unfinished_import(activity.status, activity.source):
                 return False
             if not delete_newest(s, activity_id, IMPORT_CHUNK_POINTS):
-                forget_activities(s, [activity_id])
+                forget_activities(s, activity.user_id, [activity_id])
                 s.execute(delete(Activity).where(Activity.id == activity_id))
                 return True
 

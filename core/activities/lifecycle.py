@@ -128,7 +128,7 @@ def delete_activity(s: Session, activity: Activity) -> None:
     """Delete an activity; its points, events, comments and kudos go with it through the foreign
     keys' ON DELETE CASCADE (the caller checked ownership); badges, challenges and routes
     that name it forget it."""
-    forget_activities(s, [activity.id])
+    forget_activities(s, activity.user_id, [activity.id])
     s.delete(activity)
     s.flush()
 

@@ -18,10 +18,18 @@ from sqlalchemy.orm import Session
 REFERENCES = {"badge_awards": "activity_id", "challenges": "completed_by", "routes": "representative_id"}
 
 
-def forget_activities(s: Session, activity_ids: list[int]) -> None:
-    """Clear every reference to ``activity_ids``, before they are deleted in this transaction."""
+# The tables whose rows belong to the activity's athlete (a distributed PostgreSQL keeps
+# them on the athlete's node: the update goes there alone).
+OWN_ROWS = {"badge_awards", "challenges"}
+
+
+def forget_activities(s: Session, user_id: int, activity_ids: list[int]) -> None:
+    """Clear every reference to ``activity_ids``, activities of ``user_id``'s, before they
+    are deleted in this transaction."""
     if not activity_ids:
         return
     for name, ref in REFERENCES.items():
-        c = column(ref)
-        s.execute(update(table(name, c)).where(c.in_(activity_ids)).values({ref: None}))
+        c, owner = column(ref), column("user_id")
+        rows = table(name, c, owner)
+        where = [c.in_(activity_ids)] + ([owner == user_id] if name in OWN_ROWS else [])
+        s.execute(update(rows).where(*where).values({ref: None}))

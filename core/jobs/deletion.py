@@ -86,7 +86,7 @@ def delete_account(Session: sessionmaker[Session], user_id: int, redis=None,
                     break
     for start in range(0, len(activity_ids), CHUNK_ROWS):
         part = activity_ids[start:start + CHUNK_ROWS]
-        _chunk(Session, lambda s, p=part: _delete_activities(s, p))
+        _chunk(Session, lambda s, p=part: _delete_activities(s, user_id, p))
     for table, column in ((Comment, Comment.user_id), (Kudos, Kudos.user_id)):
         while _chunk(Session, lambda s, t=table, c=column: _delete_some(s, t, c, user_id)):
             pass
@@ -94,6 +94,13 @@ def delete_account(Session: sessionmaker[Session], user_id: int, redis=None,
     expire_exports(Session, settings, user_id)  # their archives' files, and any half-built one
     cold.remove_athlete(cold.open_archive(settings), user_id)  # their archived points (storage tiers)
     with write_transaction(Session, JOB) as s:
+        # Activities a device uploaded since they were listed go with the account's row: what
+        # names them forgets them first, and the routes they joined are redrawn too.
+        late = list(s.scalars(select(Activity.id).where(Activity.user_id == user_id)))
+        if late:
+            routes |= set(s.scalars(select(RouteActivity.route_id).where(RouteActivity.activity_id.in_(late),
+                                                                         RouteActivity.route_id.is_not(None))))
+            forget_activities(s, user_id, late)
         if routes:
             s.execute(update(Route).where(Route.id.in_(sorted(routes))).values(dirty=True))
         if username is not None:
@@ -136,10 +143,10 @@ def _delete_newest(s: Session, table, activity_id: int) -> int:
     return s.execute(q.where(table.seq >= floor) if floor is not None else q).rowcount
 
 
-def _delete_activities(s: Session, activity_ids: list[int]) -> int:
+def _delete_activities(s: Session, user_id: int, activity_ids: list[int]) -> int:
     """Delete the activities and what refers to them (badges, challenges and routes that name
     one forget it)."""
-    forget_activities(s, activity_ids)
+    forget_activities(s, user_id, activity_ids)
     return s.execute(delete(Activity).where(Activity.id.in_(activity_ids))).rowcount
 
 

@@ -41,7 +41,8 @@ OWNED = {
 }
 # Rows that belong to an athlete and refer to an activity without a foreign key: the key
 # takes the athlete on PostgreSQL.
-UNREFERENCED = {"badge_awards": ("id", "id, user_id"), "challenges": ("id", "id, user_id")}
+UNREFERENCED = {"badge_awards": ("id", "id, user_id"), "challenges": ("id", "id, user_id"),
+                "badge_activities": ("activity_id", "activity_id, user_id")}
 SET_NULL = {"badge_awards": "activity_id", "challenges": "completed_by", "routes": "representative_id"}
 # Foreign keys that already refer to (id, user_id): they rest on the unique index the new
 # primary key takes over.
