@@ -55,12 +55,14 @@ ATHLETE_PAGES = {
     ],
 }
 
-# Moderators get the review queue; for anyone else it is not a page at all, so its URL
-# leads to the feed.
+# Moderators get the review queue and the storage tiers; for anyone else they are not pages
+# at all, so their URLs lead to the feed.
 PAGES = dict(ATHLETE_PAGES)
 if viewer.role == "moderator":
     PAGES["Moderation"] = [st.Page(VIEWS / "moderation.py", title="Flagged activities", icon=":material/flag:",
-                                   url_path="moderation")]
+                                   url_path="moderation"),
+                           st.Page(VIEWS / "storage.py", title="Storage tiers", icon=":material/archive:",
+                                   url_path="storage")]
 
 # A visit a day per browser session, counted for the engagement signals: best effort, a
 # failure (a database busy past its timeout) is logged and the page goes on.

@@ -54,6 +54,16 @@ def viewer() -> Viewer:
     return v
 
 
+def moderator() -> Viewer:
+    """The viewer of a moderators' page. Such a page is not in an athlete's navigation; one
+    reached anyway says so and stops."""
+    v = viewer()
+    if v.role != "moderator":
+        st.error("This page is for moderators.")
+        st.stop()
+    return v
+
+
 def when(dt: datetime | None) -> str:
     """A moment in the viewer's time zone (their settings'), with its abbreviation."""
     return units.when(dt, ZoneInfo(viewer().zone))

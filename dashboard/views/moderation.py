@@ -33,10 +33,7 @@ from core.storage.engine import write_transaction
 from dashboard import data, queries, ui
 from dashboard.maps import review_map
 
-v = ui.viewer()
-if v.role != "moderator":  # not in an athlete's navigation; refuse anyway if reached
-    st.error("This page is for moderators.")
-    st.stop()
+v = ui.moderator()
 
 settings = load_settings()
 st.title("Flagged activities")

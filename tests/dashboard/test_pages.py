@@ -1280,3 +1280,69 @@ def test_settings_question_stores_its_answers_and_discover_suggests_from_them(wo
     at = as_athlete(fern.id, fern.username, "views/discover.py")
     assert len(suggested_ids(at)) >= 3 and not at.info
     engine.dispose()
+
+
+def test_moderators_see_the_storage_tiers_and_move_old_activities_to_the_archive(tmp_path, monkeypatch):
+    """The Storage tiers page shows what ``tiers status`` prints and starts what ``tiers run``
+    does, with its progress; the old activity's points end in the archive and still read
+    whole. Athletes cannot reach it. On a database of its own: the move archives every old
+    activity, and the shared world's must stay where they are."""
+    import random
+    import time
+    from datetime import timedelta
+
+    import streamlit as st
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from core.accounts.users import create_user
+    from core.activities.imports import record_track
+    from core.activities.tables import Activity
+    from core.storage.base import utcnow
+    from core.storage.engine import make_engine
+    from core.storage.points import RoutePoint, stored_track
+    from core.storage.schema import migrate
+    from core.synthetic.tracks import synthetic_track
+    from dashboard import tier_moves
+
+    url = f"sqlite:///{tmp_path / 'tiers.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    with Session(engine) as s, s.begin():
+        mod = create_user(s, "tier_moderator", "Tia Moderator", role="moderator")
+        runner = create_user(s, "tier_runner", "Rhea Runner")
+        old = record_track(s, runner, synthetic_track(random.Random(5), "run", time.time() - 400 * 86400, 46.0,
+                                                      14.5, 20, 3.0), source="demo")
+        old.start_time = utcnow() - timedelta(days=400)
+        ids = (mod.id, runner.id, old.id, old.point_count)
+    mod_id, runner_id, old_id, points = ids
+    monkeypatch.setenv("TRACKER_DATABASE_URL", url)
+    monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path))
+    st.cache_resource.clear()  # the pages' session factory, made from the environment
+    st.cache_data.clear()
+    try:
+        assert "Storage tiers" not in [t.value for t in page_of(runner_id, "views/storage.py").title]
+        at = page_of(mod_id, "views/storage.py")
+        assert at.title[0].value == "Storage tiers"
+        assert "1 to archive" in all_text(at) and "1 activities" in [m.value for m in at.metric][0]
+        [b for b in at.get("form_submit_button") if b.label == "Move now"][0].click()
+        at.run()
+        for _ in range(600):  # the move runs in a thread of this process
+            move = tier_moves.last()
+            if move is not None and not move.running:
+                break
+            time.sleep(0.1)
+        assert move.error is None and move.result["archived"] == 1, move
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        text = all_text(at)
+        assert "ended" in text and "1 activities archived" in text, text
+        assert at.metric[1].value == "1 activities" and "0 to archive" in text
+        with Session(engine) as s:
+            assert s.get(Activity, old_id).points_tier == "cold"
+            assert s.scalar(select(func.count()).select_from(RoutePoint).where(RoutePoint.activity_id == old_id)) == 0
+            assert len(stored_track(s, s.get(Activity, old_id))) == points
+    finally:
+        engine.dispose()
+        st.cache_resource.clear()
+        st.cache_data.clear()
