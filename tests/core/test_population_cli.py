@@ -132,3 +132,47 @@ def test_jobs_run_routes_forms_a_route_from_two_public_rides_and_then_has_nothin
 def test_jobs_run_names_are_checked(db):
     code, lines, err = core(db, "jobs", "run", "nothing")
     assert (code, lines) == (2, []) and "invalid choice" in err
+
+
+def test_import_archive_imports_a_strava_export_with_its_visibility_and_explains_the_rest(db, shared_tracks,
+                                                                                          tmp_path):
+    """``import-archive``: a Strava bulk export (its listing with an "Activity Visibility"
+    column, recordings gzipped or not) for an athlete, one JSON line per listed activity;
+    each activity keeps its title and the visibility Strava gave it, unless ``--visibility``
+    says otherwise. A row that cannot be imported makes the exit status 1; an unreadable
+    archive or an unknown athlete, 2."""
+    import csv
+    import gzip
+    import io
+    import zipfile
+
+    listing = io.StringIO()
+    w = csv.writer(listing)
+    w.writerow(["Activity ID", "Activity Date", "Activity Name", "Activity Type", "Activity Visibility", "Filename"])
+    w.writerow(["1", "Oct 3, 2018, 7:45:28 AM", "Only for me", "Ride", "only_me", "activities/1.fit.gz"])
+    w.writerow(["2", "Oct 3, 2018, 8:05:11 AM", "For followers", "Ride", "followers_only", "activities/2.fit"])
+    w.writerow(["3", "Oct 3, 2018, 9:00:00 AM", "Lost", "Ride", "everyone", "activities/3.fit"])
+    path = tmp_path / "export_123.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("activities.csv", listing.getvalue())
+        zf.writestr("activities/1.fit.gz", gzip.compress((shared_tracks / RIDES[0]).read_bytes()))
+        zf.writestr("activities/2.fit", (shared_tracks / RIDES[1]).read_bytes())
+    code, lines, _ = core(db, "import-archive", str(path), "--user", "ann")
+    assert code == 1 and [line["row"] for line in lines] == [1, 2, 3], lines
+    assert "not in the archive" in lines[2]["error"]
+    with db() as s:
+        got = {a.title: a.visibility for a in s.query(Activity).filter(Activity.user_id == user_by_name(s, "ann").id)}
+    assert got == {"Only for me": "private", "For followers": "followers"}
+
+    code, lines, _ = core(db, "import-archive", str(path), "--user", "ben", "--visibility", "public")
+    assert code == 1 and [("activity_id" in line) for line in lines] == [True, True, False]
+    with db() as s:
+        assert {a.visibility for a in s.query(Activity).filter(Activity.user_id == user_by_name(s, "ben").id)} == \
+            {"public"}
+
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    code, lines, err = core(db, "import-archive", str(broken), "--user", "ann")
+    assert (code, lines) == (2, []) and err.startswith("error:")
+    code, lines, err = core(db, "import-archive", str(path), "--user", "nobody")
+    assert (code, lines) == (2, []) and "no user 'nobody'" in err
