@@ -38,10 +38,12 @@ class Settings:
     # Storage tiers (core.storage.tiers): where archived points go (a folder, or any
     # filesystem URL pyarrow reads: s3://bucket/prefix, gs://...; None: data_dir/archive),
     # after how many days without a start or a read an activity's points are archived, and
-    # after how many reads an archived activity comes back to the database.
+    # after how many reads an archived activity comes back to the database: reads each
+    # within ``tier_hot_window_days`` of the one before (a longer quiet starts the count again).
     archive_url: str | None = None
     tier_cold_days: float = 180.0
     tier_hot_reads: int = 3
+    tier_hot_window_days: float = 30.0
     # PostgreSQL: how many activity ids each partition of the points table covers
     # (core.storage.partitions; new partitions take it, existing ones keep their range).
     point_partition_size: int = 20_000
@@ -82,6 +84,7 @@ def load_settings() -> Settings:
         archive_url=os.environ.get("TRACKER_ARCHIVE_URL") or None,
         tier_cold_days=float(os.environ.get("TRACKER_TIER_COLD_DAYS", 180.0)),
         tier_hot_reads=int(os.environ.get("TRACKER_TIER_HOT_READS", 3)),
+        tier_hot_window_days=float(os.environ.get("TRACKER_TIER_HOT_WINDOW_DAYS", 30.0)),
         point_partition_size=_positive("TRACKER_POINT_PARTITION_SIZE", 20_000),
         worker_metrics_port=(_positive("TRACKER_WORKER_METRICS_PORT", 1)
                              if os.environ.get("TRACKER_WORKER_METRICS_PORT") else None),

@@ -22,7 +22,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from core.activities.tables import Activity
@@ -62,11 +62,14 @@ def archived_rows(user_id: int, name: str, columns: list[str] | None = None) -> 
     return rows[np.argsort(rows[:, 0], kind="stable")]
 
 
-def note_view(Session, activity_id: int) -> None:
+def note_view(Session, activity_id: int, window_days: float | None = None) -> None:
     """Count a view of an archived activity (views a minute apart count once; enough of them
-    bring it back, ``core.storage.tiers``); nothing for one in the table. A short write of its
-    own, never inside another."""
+    bring it back, ``core.storage.tiers``); a view more than ``window_days`` (the settings'
+    ``tier_hot_window_days``) after the last starts the count again, so that only an activity
+    read often comes back. Nothing for one in the table. A short write of its own, never
+    inside another."""
     now = utcnow()
+    window = timedelta(days=load_settings().tier_hot_window_days if window_days is None else window_days)
     with Session() as s:
         if s.scalar(select(Activity.points_tier).where(Activity.id == activity_id)) != "cold":
             return
@@ -75,7 +78,9 @@ def note_view(Session, activity_id: int) -> None:
             s.execute(update(Activity).where(
                 Activity.id == activity_id, Activity.points_tier == "cold",
                 Activity.cold_read_at.is_(None) | (Activity.cold_read_at < now - READ_APART)).values(
-                cold_reads=Activity.cold_reads + 1, cold_read_at=now))
+                cold_reads=case((Activity.cold_read_at.is_(None) | (Activity.cold_read_at < now - window), 1),
+                                else_=Activity.cold_reads + 1),
+                cold_read_at=now))
     except Exception:  # noqa: BLE001 - a view is served even when it cannot be counted
         log.warning("the view of archived activity %s was not counted", activity_id, exc_info=True)
 

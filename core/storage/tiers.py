@@ -180,8 +180,12 @@ def due(s: Session, settings: Settings, older_than_days: float | None = None) ->
     archive = leftover + list(s.scalars(select(Activity.id).where(
         Activity.points_tier == "hot", Activity.status == "completed", Activity.start_time < cutoff,
         or_(Activity.cold_read_at.is_(None), Activity.cold_read_at < cutoff)).order_by(Activity.start_time)))
+    # Read often: the count of views each within the window of the one before, the last of
+    # them within the window too (``point_tiers.note_view``).
+    recent = utcnow() - timedelta(days=settings.tier_hot_window_days)
     back = list(s.scalars(select(Activity.id).where(
-        Activity.points_tier == "cold", Activity.cold_reads >= settings.tier_hot_reads).order_by(Activity.id)))
+        Activity.points_tier == "cold", Activity.cold_reads >= settings.tier_hot_reads,
+        Activity.cold_read_at >= recent).order_by(Activity.id)))
     return archive, back
 
 
@@ -298,7 +302,8 @@ def status(Session: sessionmaker[Session], settings: Settings) -> dict:
                          RoutePoint.activity_id < max([r.hi for r in ranges if r.hi <= edge], default=0))) or 0)}
     stored = cold.files(archive)
     return {"archive": archive.url,
-            "thresholds": {"cold_after_days": settings.tier_cold_days, "hot_after_reads": settings.tier_hot_reads},
+            "thresholds": {"cold_after_days": settings.tier_cold_days, "hot_after_reads": settings.tier_hot_reads,
+                           "hot_reads_window_days": settings.tier_hot_window_days},
             "hot": {"activities": per_tier.get("hot", 0), "points": hot_points, "bytes": hot_bytes},
             "partitions": parts,
             "cold": {"activities": per_tier.get("cold", 0), "points": cold_points, "files": len(stored),

@@ -50,7 +50,8 @@ if parts is not None:
 limits = figures["thresholds"]
 st.caption(f"Archive: {ui.plain(plain_location(figures['archive']))}. Activities started, and last read, more than "
            f"{limits['cold_after_days']:g} days ago are archived; an archived activity read "
-           f"{limits['hot_after_reads']} times comes back to the database. The worker moves them every hour.")
+           f"{limits['hot_after_reads']} times, each within {limits['hot_reads_window_days']:g} days of the one "
+           "before, comes back to the database. The worker moves them every hour.")
 
 st.subheader("Move now")
 

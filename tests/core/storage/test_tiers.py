@@ -120,10 +120,17 @@ def test_an_archived_activity_reads_as_before_and_comes_back_when_viewed_often(k
         assert 0 < status["cold"]["bytes"] < before["count"] * 8
         assert tiers.run(Session, load_settings())["archived"] == 0  # nothing more to do: idempotent
 
-        # Page views a minute apart count (reads by jobs and bulk reads do not); two bring it back.
+        # Page views a minute apart count (reads by jobs and bulk reads do not); two bring it
+        # back, but only within the window of each other: a view after a long quiet starts again.
         note_view(Session, old)
         note_view(Session, old)
         assert tiers.run(Session, load_settings())["restored"] == 0
+        with Session() as s, s.begin():
+            s.get(Activity, old).cold_read_at = utcnow() - timedelta(days=31)
+        note_view(Session, old)
+        assert tiers.run(Session, load_settings())["restored"] == 0
+        with Session() as s:
+            assert s.get(Activity, old).cold_reads == 1
         with Session() as s, s.begin():
             s.get(Activity, old).cold_read_at = utcnow() - timedelta(minutes=5)
         note_view(Session, old)
@@ -262,3 +269,37 @@ def test_the_command_line_runs_and_reports_the_tiers(tmp_path, data_dir):
     with Session() as s:
         assert count_points(s, activity_id) == status["cold"]["points"]
     engine.dispose()
+
+
+def test_an_archive_named_by_url_works_as_a_folder_does(tmp_path, data_dir, monkeypatch):
+    """``TRACKER_ARCHIVE_URL`` as a URL (here ``file://``; ``s3://`` and the other filesystems
+    pyarrow knows go the same way): the job archives into it, every read and the status go
+    through it, an often-read activity comes back from it, and deleting the account empties
+    the athlete's folder there."""
+    from core.jobs.deletion import delete_account
+
+    where = tmp_path / "remote" / "tracker-archive"
+    where.mkdir(parents=True)
+    monkeypatch.setenv("TRACKER_ARCHIVE_URL", where.as_uri())
+    settings = load_settings()
+    store = cold.open_archive(settings)
+    assert store.url == where.as_uri() and store.path(1, "x.parquet").startswith(str(where))
+    with database_of_its_own("sqlite", tmp_path, "tiers_url") as Session:
+        activity_id = _new_activity(Session, _ride())
+        before = _reads(Session, activity_id)
+        assert tiers.run(Session, settings)["archived"] == 1
+        assert _tier(Session, activity_id) == "cold" and _hot_rows(Session, activity_id) == 0
+        with Session() as s:
+            a = s.get(Activity, activity_id)
+            user_id, name = a.user_id, a.cold_file
+        assert (where / Path(store.path(user_id, name)).relative_to(where)).is_file()
+        _same(_reads(Session, activity_id), before)
+        status = tiers.status(Session, settings)
+        assert status["archive"] == where.as_uri() and status["cold"]["files"] == 1 and status["cold"]["bytes"] > 0
+        assert tiers.restore_activity(Session, store, activity_id) == before["count"]
+        assert _tier(Session, activity_id) == "hot"
+        _same(_reads(Session, activity_id), before)
+        assert tiers.archive_activity(Session, store, activity_id) == before["count"]
+        assert list(where.rglob("*.parquet"))
+        delete_account(Session, user_id, settle_s=0.0)
+        assert not Path(store.athlete_folder(user_id)).exists() and list(where.rglob("*.parquet")) == []
