@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -894,3 +895,317 @@ def test_an_athlete_downloads_the_archive_of_their_data_from_settings(page, app_
     shot(pg, "19-data-archive")
     nothing_ran(pg, "data archive")
     engine.dispose()
+
+
+SOCIAL_PASSWORD = "social-pass-1"
+
+
+@dataclass
+class Social:
+    """Athletes made for one test: usernames and ids by the test's short names for them,
+    and their activities' ids by title."""
+
+    usernames: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, int] = field(default_factory=dict)
+    runs: dict[str, int] = field(default_factory=dict)
+
+
+def _social(world, names: list[str], runs=(), follows=()) -> Social:
+    """Athletes with usernames of their own (each name and one random number; password
+    ``SOCIAL_PASSWORD``), a run for each of ``runs``, given as ``(name, title, visibility)``,
+    and the follows ``(follower, followed)``."""
+    from sqlalchemy.orm import Session
+
+    from core.accounts.users import create_user
+    from core.activities.imports import record_track
+    from core.social.follows import follow
+    from core.storage.engine import make_engine
+    from core.synthetic.tracks import synthetic_track
+
+    tag = random.randrange(10**6)
+    out, users = Social(), {}
+    engine = make_engine(world.url)
+    with Session(engine, expire_on_commit=False) as s, s.begin():
+        for name in names:
+            users[name] = create_user(s, f"{name}{tag}", f"{name.title()} Social", password=SOCIAL_PASSWORD)
+            out.usernames[name], out.ids[name] = users[name].username, users[name].id
+        for k, (name, title, visibility) in enumerate(runs):
+            track = synthetic_track(random.Random(tag + k), "run", time.time() - (k + 2) * 3600, 46.02 + k * 0.01,
+                                    14.45, 15, 3.0)
+            out.runs[title] = record_track(s, users[name], track, title=f"{title} {tag}", visibility=visibility,
+                                           source="demo").id
+        for follower, followed in follows:
+            follow(s, users[follower], users[followed])
+    engine.dispose()
+    out.runs = {f"{title} {tag}": activity_id for title, activity_id in out.runs.items()}
+    return out
+
+
+def find_athlete(pg, app_url: str, username: str) -> None:
+    """Look an athlete up by username on the Athletes page."""
+    visit(pg, f"{app_url}/athletes", "athletes")
+    box = pg.get_by_label("Find athletes by name or username")
+    box.fill(username)
+    box.press("Enter")
+    pg.get_by_text(f"@{username}").or_(pg.get_by_text("Nobody by that name.")).first.wait_for()
+    settle(pg)
+
+
+def feed_text(pg, app_url: str, own_title: str) -> str:
+    """The signed-in athlete's feed, read once their own newest card (``own_title``) is drawn."""
+    visit(pg, app_url, "feed")
+    pg.get_by_role("link", name=own_title).wait_for()
+    settle(pg)
+    return everything_text(pg)
+
+
+def refused(pg, app_url: str, activity_id: int) -> None:
+    """The activity's page tells the signed-in athlete it is not theirs to see."""
+    visit(pg, f"{app_url}/activity?id={activity_id}", f"activity {activity_id} refused")
+    pg.get_by_text("No such activity, or it is not shared with you").wait_for()
+    assert pg.locator("h1").first.inner_text().strip() == "Activity"
+
+
+def opened(pg, app_url: str, activity_id: int, title: str) -> None:
+    """The activity's page shows it, titled ``title``, to the signed-in athlete."""
+    visit(pg, f"{app_url}/activity?id={activity_id}", f"activity {activity_id}")
+    pg.locator("h1").filter(has_text=title).wait_for()
+    assert "not shared with you" not in pg.inner_text("main")
+
+
+def press(pg, key: str) -> None:
+    """Press the button Streamlit keyed ``key`` and wait for the page's run to end."""
+    pg.locator(f".st-key-{key}").get_by_role("button").click()
+    settle(pg)
+
+
+def test_an_athlete_who_approves_followers_approves_one_request_and_declines_another(page, app_url, world):
+    """An athlete turns on approval of new followers in Settings; two athletes ask to follow
+    from the Athletes page and wait; the requests show in Settings, one is approved and the
+    other declined: the approved follower sees the athlete's followers-only run, the
+    declined one does not and may ask again."""
+    from playwright.sync_api import expect
+
+    w = _social(world, ["keeper", "fan", "stranger"], runs=[
+        ("keeper", "Followers-only hill repeats", "followers"), ("fan", "Fan's easy run", "public"),
+        ("stranger", "Stranger's easy run", "public")])
+    hills, fan_run, stranger_run = w.runs
+    pg = page
+
+    sign_in(pg, app_url, w.usernames["keeper"], SOCIAL_PASSWORD)
+    visit(pg, f"{app_url}/settings", "settings")
+    switch = pg.get_by_role("switch", name="Approve new followers")
+    expect(switch).not_to_be_checked()
+    pg.get_by_text("Approve new followers", exact=True).click()
+    settle(pg)
+    expect(switch).to_be_checked(timeout=TIMEOUT_MS)
+    visit(pg, f"{app_url}/settings", "settings again")  # kept
+    expect(pg.get_by_role("switch", name="Approve new followers")).to_be_checked(timeout=TIMEOUT_MS)
+    sign_out(pg)
+
+    for asker, own in (("fan", fan_run), ("stranger", stranger_run)):
+        sign_in(pg, app_url, w.usernames[asker], SOCIAL_PASSWORD)
+        find_athlete(pg, app_url, w.usernames["keeper"])
+        press(pg, f"follow_{w.ids['keeper']}")
+        pg.get_by_text("they approve their followers").wait_for()
+        pg.get_by_text("Requested: waiting for them to approve you.").wait_for()
+        assert pg.locator(f".st-key-cancel_{w.ids['keeper']}").count() == 1
+        assert hills not in feed_text(pg, app_url, own)  # waiting: only what everyone sees
+        refused(pg, app_url, w.runs[hills])
+        sign_out(pg)
+
+    sign_in(pg, app_url, w.usernames["keeper"], SOCIAL_PASSWORD)
+    visit(pg, f"{app_url}/settings", "settings with requests")
+    pg.get_by_text("Requests to follow you").wait_for()
+    for asker in ("fan", "stranger"):
+        pg.get_by_text(f"@{w.usernames[asker]}").wait_for()
+    shot(pg, "40-follow-requests")
+    press(pg, f"approve_{w.ids['fan']}")
+    pg.locator(f".st-key-approve_{w.ids['fan']}").wait_for(state="detached")
+    press(pg, f"decline_{w.ids['stranger']}")
+    pg.locator(f".st-key-decline_{w.ids['stranger']}").wait_for(state="detached")
+    expect(pg.get_by_text("Requests to follow you")).to_have_count(0, timeout=TIMEOUT_MS)
+    visit(pg, f"{app_url}/athletes", "keeper's athletes")
+    pg.get_by_text("1 athlete follows you.").wait_for()
+    followers = pg.locator(f".st-key-remove_follower_{w.ids['fan']}")
+    followers.wait_for()
+    text = pg.inner_text("main")
+    assert f"@{w.usernames['fan']}" in text and f"@{w.usernames['stranger']}" not in text
+    nothing_ran(pg, "answered requests")
+    sign_out(pg)
+
+    sign_in(pg, app_url, w.usernames["fan"], SOCIAL_PASSWORD)
+    assert hills in feed_text(pg, app_url, hills)
+    opened(pg, app_url, w.runs[hills], hills)
+    sign_out(pg)
+
+    sign_in(pg, app_url, w.usernames["stranger"], SOCIAL_PASSWORD)
+    assert hills not in feed_text(pg, app_url, stranger_run)
+    refused(pg, app_url, w.runs[hills])
+    find_athlete(pg, app_url, w.usernames["keeper"])  # declined: no longer waiting, may ask again
+    pg.locator(f".st-key-follow_{w.ids['keeper']}").wait_for()
+    assert "Requested: waiting" not in pg.inner_text("main")
+    nothing_ran(pg, "declined follower")
+
+
+def test_a_removed_follower_no_longer_sees_followers_only_activities(page, app_url, world):
+    """An athlete removes a follower on the Athletes page: that athlete's feed and the
+    activity's page no longer show the athlete's followers-only run."""
+    w = _social(world, ["host", "guest"], runs=[("host", "Followers-only long run", "followers"),
+                                                ("guest", "Guest's recovery run", "public")],
+                follows=[("guest", "host")])
+    long_run, guest_run = w.runs
+    pg = page
+    sign_in(pg, app_url, w.usernames["guest"], SOCIAL_PASSWORD)
+    assert long_run in feed_text(pg, app_url, long_run)  # following: it is there
+    opened(pg, app_url, w.runs[long_run], long_run)
+    sign_out(pg)
+
+    sign_in(pg, app_url, w.usernames["host"], SOCIAL_PASSWORD)
+    visit(pg, f"{app_url}/athletes", "host's athletes")
+    pg.get_by_text(f"@{w.usernames['guest']}").wait_for()
+    press(pg, f"remove_follower_{w.ids['guest']}")
+    pg.get_by_text("no longer follows you").wait_for()
+    pg.get_by_text("Nobody follows you yet.").wait_for()
+    assert pg.locator(f".st-key-remove_follower_{w.ids['guest']}").count() == 0
+    shot(pg, "41-follower-removed")
+    sign_out(pg)
+
+    sign_in(pg, app_url, w.usernames["guest"], SOCIAL_PASSWORD)
+    assert long_run not in feed_text(pg, app_url, guest_run)
+    refused(pg, app_url, w.runs[long_run])
+    visit(pg, f"{app_url}/athletes", "guest's athletes")
+    pg.get_by_text("You follow 0 athletes").wait_for()
+    nothing_ran(pg, "removed follower")
+
+
+def test_a_blocked_athlete_sees_nothing_of_the_blocker_and_may_follow_again_once_unblocked(page, app_url, world):
+    """An athlete blocks a follower on the Athletes page: the blocked athlete sees neither
+    of the blocker's runs (public or followers-only) in the feed or on their pages, and does
+    not find the blocker to follow. Unblocked in Settings, they find them and follow again."""
+    w = _social(world, ["wall", "pest"], runs=[("wall", "Public canal run", "public"),
+                                               ("wall", "Followers-only tempo", "followers"),
+                                               ("pest", "Pest's own run", "public")],
+                follows=[("pest", "wall")])
+    public_run, tempo, pest_run = w.runs
+    pg = page
+    sign_in(pg, app_url, w.usernames["pest"], SOCIAL_PASSWORD)
+    seen = feed_text(pg, app_url, public_run)
+    assert public_run in seen and tempo in seen  # following: both there
+    sign_out(pg)
+
+    sign_in(pg, app_url, w.usernames["wall"], SOCIAL_PASSWORD)
+    find_athlete(pg, app_url, w.usernames["pest"])
+    press(pg, f"block_{w.ids['pest']}")
+    pg.get_by_text("they see nothing of yours now").wait_for()
+    pg.get_by_text("Blocked: they see nothing of yours.").wait_for()
+    pg.locator(f".st-key-unblock_{w.ids['pest']}").wait_for()
+    pg.get_by_text("Nobody follows you yet.").wait_for()
+    sign_out(pg)
+
+    sign_in(pg, app_url, w.usernames["pest"], SOCIAL_PASSWORD)
+    seen = feed_text(pg, app_url, pest_run)
+    assert public_run not in seen and tempo not in seen and "Wall Social" not in seen
+    for title in (public_run, tempo):
+        refused(pg, app_url, w.runs[title])
+    find_athlete(pg, app_url, w.usernames["wall"])
+    pg.get_by_text("Nobody by that name.").wait_for()
+    assert f"@{w.usernames['wall']}" not in pg.inner_text("main")
+    assert pg.get_by_role("button", name="Follow", exact=True).count() == 0
+    pg.get_by_text("You follow 0 athletes").wait_for()
+    shot(pg, "42-blocked")
+    nothing_ran(pg, "blocked")
+    sign_out(pg)
+
+    sign_in(pg, app_url, w.usernames["wall"], SOCIAL_PASSWORD)
+    visit(pg, f"{app_url}/settings", "blocker's settings")
+    pg.get_by_text("Blocked athletes").wait_for()
+    pg.get_by_text(f"@{w.usernames['pest']}").wait_for()
+    press(pg, f"settings_unblock_{w.ids['pest']}")
+    pg.locator(f".st-key-settings_unblock_{w.ids['pest']}").wait_for(state="detached")
+    assert "Blocked athletes" not in pg.inner_text("main")
+    sign_out(pg)
+
+    sign_in(pg, app_url, w.usernames["pest"], SOCIAL_PASSWORD)
+    opened(pg, app_url, w.runs[public_run], public_run)  # public again for them
+    refused(pg, app_url, w.runs[tempo])  # following did not come back by itself
+    find_athlete(pg, app_url, w.usernames["wall"])
+    press(pg, f"follow_{w.ids['wall']}")
+    pg.get_by_text("Following").first.wait_for()
+    pg.locator(f".st-key-unfollow_{w.ids['wall']}").wait_for()
+    seen = feed_text(pg, app_url, public_run)
+    assert public_run in seen and tempo in seen
+    opened(pg, app_url, w.runs[tempo], tempo)
+    nothing_ran(pg, "unblocked")
+
+
+def test_deleting_an_account_in_settings_says_what_goes_signs_out_and_leaves_nothing_behind(page, app_url, world):
+    """An athlete comments on a friend's run, then deletes their account in Settings: the
+    page says what goes (comments on other athletes' activities included) and refuses a
+    wrong username; once confirmed the athlete is signed out and cannot sign in again, and
+    their friend sees neither their run nor their comment."""
+    w = _social(world, ["leaver", "friend"], runs=[("leaver", "Farewell followers-only run", "followers"),
+                                                   ("friend", "Friend's Sunday run", "public")],
+                follows=[("friend", "leaver"), ("leaver", "friend")])
+    farewell, sunday = w.runs
+    comment = "See you on the trails, last time here"
+    pg = page
+
+    sign_in(pg, app_url, w.usernames["leaver"], SOCIAL_PASSWORD)
+    feed_text(pg, app_url, sunday)
+    card = pg.locator(f".st-key-card_{w.runs[sunday]}")
+    card.get_by_text("0 comments", exact=True).click()
+    card.get_by_label("Add a comment").fill(comment)
+    card.get_by_role("button", name="Post").click()
+    settle(pg)
+    pg.locator(f".st-key-card_{w.runs[sunday]}").get_by_text(comment).wait_for()
+    sign_out(pg)
+
+    sign_in(pg, app_url, w.usernames["friend"], SOCIAL_PASSWORD)
+    assert farewell in feed_text(pg, app_url, farewell)
+    pg.locator(f".st-key-card_{w.runs[sunday]}").get_by_text("1 comment", exact=True).wait_for()
+    sign_out(pg)
+
+    sign_in(pg, app_url, w.usernames["leaver"], SOCIAL_PASSWORD)
+    visit(pg, f"{app_url}/settings", "settings")
+    pg.get_by_role("heading", name="Delete my account").scroll_into_view_if_needed()
+    what = pg.locator("[data-testid='stCaptionContainer']").filter(has_text="Deletes, for good, your account")
+    what.wait_for()
+    said = what.inner_text()
+    for part in ("every activity", "follows and followers", "the comments and kudos you gave",
+                 "comments you wrote on other athletes' activities included", "It cannot be undone"):
+        assert part in said, part
+    form = pg.locator("[data-testid='stForm']").filter(has_text="Type your username to confirm")
+    form.get_by_label("Type your username to confirm").fill(w.usernames["friend"])
+    form.get_by_label("Your password").fill(SOCIAL_PASSWORD)
+    form.get_by_role("button", name="Delete my account for good").click()
+    settle(pg)
+    pg.get_by_text("That is not your username: nothing was deleted.").wait_for()
+    shot(pg, "43-delete-account")
+    form.get_by_label("Type your username to confirm").fill(w.usernames["leaver"])
+    form.get_by_label("Your password").fill(SOCIAL_PASSWORD)
+    form.get_by_role("button", name="Delete my account for good").click()
+    pg.get_by_text("Your account and everything about you were deleted.").wait_for()
+    username_box(pg).wait_for()
+    settle(pg)
+    assert "Signed in as" not in pg.inner_text("body")
+    shot(pg, "44-account-deleted")
+
+    # Signing in again is refused.
+    pg.goto(app_url)
+    username_box(pg).fill(w.usernames["leaver"])
+    pg.locator(".st-key-signin_password input").fill(SOCIAL_PASSWORD)
+    pg.get_by_role("button", name="Sign in").click()
+    pg.get_by_text("Wrong username or password.").wait_for()
+    assert pg.get_by_role("heading", name="Feed").count() == 0
+
+    sign_in(pg, app_url, w.usernames["friend"], SOCIAL_PASSWORD)
+    seen = feed_text(pg, app_url, sunday)
+    assert farewell not in seen and comment not in seen
+    pg.locator(f".st-key-card_{w.runs[sunday]}").get_by_text("0 comments", exact=True).wait_for()
+    refused(pg, app_url, w.runs[farewell])
+    visit(pg, f"{app_url}/athletes", "friend's athletes")
+    pg.get_by_text("You follow 0 athletes").wait_for()
+    pg.get_by_text("Nobody follows you yet.").wait_for()
+    assert w.usernames["leaver"] not in pg.inner_text("main")
+    nothing_ran(pg, "after the deletion")
