@@ -12,10 +12,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, text
 
 from core.accounts.sessions import start_web_session
 from core.accounts.signin import record_failed_sign_in
+from core.accounts.tables import User
 from core.accounts.tokens import create_device_token
 from core.accounts.users import create_user, update_profile
 from core.activities import live_board
@@ -40,11 +41,17 @@ from core.social.zone_attack import outing
 HOME = (46.05, 14.50)
 
 
-def everything(Session, redis, tag: str) -> dict:
-    """An athlete ``gone`` who touched every feature, and two others around them."""
+def everything(Session, redis, tag: str, gone_id: int | None = None) -> dict:
+    """An athlete ``gone`` who touched every feature, and two others around them. With
+    ``gone_id``, ``gone`` has that id (the others the next ones): a scan for it then cannot
+    mistake another athlete's small id, a count or another table's id for theirs."""
     with Session() as s, s.begin():
+        seat = _next_user_id(s, gone_id, tag) if gone_id is not None else None
         gone = create_user(s, f"gone_{tag}", f"Gone Person {tag}", email=f"gone_{tag}@example.org",
                            password="gone-pass-1")
+        if seat is not None:
+            s.execute(delete(User).where(User.id == seat))
+        assert gone_id is None or gone.id == gone_id, gone.id
         friend = create_user(s, f"friend_{tag}", f"Friend {tag}", email=f"friend_{tag}@example.org")
         other = create_user(s, f"other_{tag}", f"Other {tag}", role="moderator")
         for a, b in ((gone, friend), (friend, gone)):
@@ -96,6 +103,17 @@ def everything(Session, redis, tag: str) -> dict:
     redis.set(f"{live_board.KEY_PREFIX}{ids['runs'][0]}", json.dumps({"user_id": ids["gone"]}))
     redis.zadd(live_board.INDEX, {str(ids["runs"][0]): time.time()})
     return ids
+
+
+def _next_user_id(s, user_id: int, tag: str) -> int | None:
+    """Make ``user_id`` the next account's id; on SQLite, the id of a placeholder account
+    to delete once it is taken (the next row id is one past the largest)."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT setval(pg_get_serial_sequence('users', 'id'), :v)"), {"v": user_id - 1})
+        return None
+    s.add(User(id=user_id - 1, username=f"seat_{tag}", name="Seat", settings={}))
+    s.flush()
+    return user_id - 1
 
 
 def one_runner(tmp_path: Path, name: str, title: str = "Morning run"):

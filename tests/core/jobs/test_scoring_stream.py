@@ -485,3 +485,21 @@ def test_a_crop_whose_scoring_fails_waits_and_a_new_crop_or_a_moderator_meanwhil
             flag = s.get(ActivityFlag, a)
             assert len(flag.crop["crops"]) == 2 and count_given_up(s) == 0
             assert flag.status == "cropped"  # confirmed meanwhile: back to the moderators
+
+
+def test_the_lag_still_counts_the_unread_entries_after_some_were_deleted(redis_client):
+    """Redis gives no lag once entries past what the group read were deleted (an account's
+    deletion takes its activities' entries out): the figure the operators' alert reads must
+    not fall to the pending entries alone."""
+    stream = RedisActivityStream(redis_client, consumer="one", stream="tracker:test:lagging", group="g")
+    try:
+        stream.publish([1, 2, 3, 4, 5])
+        taken = stream.take(1)
+        assert stream.lag() == 5
+        unread = [entry_id for entry_id, _ in redis_client.xrange(stream.stream)][1:]
+        redis_client.xdel(stream.stream, unread[1])
+        assert 4 <= stream.lag() <= 5  # 3 unread and 1 pending; the deleted one may count too
+        stream.ack([entry_id for entry_id, _ in taken])
+        assert 3 <= stream.lag() <= 4
+    finally:
+        redis_client.delete(stream.stream)
