@@ -5,9 +5,13 @@ An attacker sees 20 activities that start and end at one home, as another athlet
 
 * ``edges``: fit a circle to where the tracks cross the hidden area's edge (the first and
   last visible points) and take its centre (Hassan et al., USENIX Security 2018);
-* ``distances``: draw, around the first and last visible points, circles whose radius is the
-  hidden distance (displayed distance less the visible path, half to each end) and take the
-  point closest to all of them (Dhondt et al., CCS 2022);
+* ``distances``: the hidden distance (the displayed distance less the visible path) is the
+  length of the two hidden stretches, from the home to the first visible point and from the
+  last one back; as neither is shorter than the straight line, the home lies inside the
+  ellipse with those two points as foci and that length as its major axis. Take the point
+  closest to the edge of every activity's ellipse, a point outside one (impossible) weighing
+  more (after Dhondt et al., CCS 2022, who measure the stretches along the street map; the
+  ellipse needs no map, nor a guess at how the hidden distance splits between the ends);
 * ``centroid``: the mean of the first and last visible points;
 * ``lines``: extend each activity's first and last visible legs (their first and last
   120 m, when straight) back into the hidden area and take the point nearest to most of
@@ -142,9 +146,19 @@ def _circle_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(cx), float(cy)
 
 
-def _closest_to_circles(x: np.ndarray, y: np.ndarray, r: np.ndarray) -> tuple[float, float]:
-    """The point whose distances to the centres best match the radii."""
-    fit = least_squares(lambda p: np.hypot(x - p[0], y - p[1]) - r, x0=[x.mean(), y.mean()])
+OUTSIDE_WEIGHT = 3.0  # a point outside an activity's ellipse counts this much more than one inside
+
+
+def _closest_to_ellipses(starts: np.ndarray, ends: np.ndarray, hidden: np.ndarray) -> tuple[float, float]:
+    """The point whose distances to each activity's first and last visible points add up
+    closest to its hidden distance (robust least squares: a few winding stretches, much
+    longer than the straight line, do not pull it away)."""
+    def misfit(p):
+        d = np.hypot(*(starts - p).T) + np.hypot(*(ends - p).T) - hidden
+        return np.where(d > 0, OUTSIDE_WEIGHT * d, d)
+
+    centre = np.vstack([starts, ends]).mean(axis=0)
+    fit = least_squares(misfit, x0=centre, loss="soft_l1", f_scale=100.0)
     return float(fit.x[0]), float(fit.x[1])
 
 
@@ -194,7 +208,7 @@ def trial(seed: int, radius_m: float, scheme: str, activities: int = ACTIVITIES,
         hiding = Hiding(((lat0, lon0, radius_m),))
     else:
         raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}")
-    ends, hidden, maps, lines = [], [], 0, []
+    ends, hidden, maps, lines = [], [], 0, []  # ends: first and last visible point of each
     for k in range(activities):
         track = route(rng, lat0, lon0, 1.7e9 + 86400 * k)
         seen = visible_track(hiding, track, key=(seed, k))
@@ -206,13 +220,15 @@ def trial(seed: int, radius_m: float, scheme: str, activities: int = ACTIVITIES,
         shown = figures_of_track(seen if scheme == "zone" else track)["distance_m"]
         gap = max(0.0, float(shown) - track_length_m(lat, lon))
         ends += [(lat[0], lon[0]), (lat[-1], lon[-1])]
-        hidden += [gap / 2, gap / 2]
+        hidden.append(gap)
         px, py = _xy(lat, lon, lat0, lon0)
         lines += [leg for leg in (_leg(px, py), _leg(px[::-1], py[::-1])) if leg is not None]
     if len(ends) < 3:
         return {**dict.fromkeys(METHODS, math.inf), "maps": maps / activities}
     x, y = _xy([p[0] for p in ends], [p[1] for p in ends], lat0, lon0)
-    estimates = {"edges": _circle_fit(x, y), "distances": _closest_to_circles(x, y, np.array(hidden)),
+    pairs = np.column_stack([x, y]).reshape(-1, 2, 2)  # (activity, first or last, xy)
+    estimates = {"edges": _circle_fit(x, y),
+                 "distances": _closest_to_ellipses(pairs[:, 0], pairs[:, 1], np.array(hidden)),
                  "centroid": (float(x.mean()), float(y.mean())),
                  "lines": (_nearest_to_lines(lines, np.array([x.mean(), y.mean()])) if len(lines) >= 3
                            else (math.inf, math.inf))}
