@@ -84,7 +84,7 @@ def load_settings() -> Settings:
         archive_url=os.environ.get("TRACKER_ARCHIVE_URL") or None,
         tier_cold_days=float(os.environ.get("TRACKER_TIER_COLD_DAYS", 180.0)),
         tier_hot_reads=int(os.environ.get("TRACKER_TIER_HOT_READS", 3)),
-        tier_hot_window_days=float(os.environ.get("TRACKER_TIER_HOT_WINDOW_DAYS", 30.0)),
+        tier_hot_window_days=_days("TRACKER_TIER_HOT_WINDOW_DAYS", 30.0),
         point_partition_size=_positive("TRACKER_POINT_PARTITION_SIZE", 20_000),
         worker_metrics_port=(_positive("TRACKER_WORKER_METRICS_PORT", 1)
                              if os.environ.get("TRACKER_WORKER_METRICS_PORT") else None),
@@ -98,6 +98,13 @@ def _positive(name: str, default: int) -> int:
     value = int(os.environ.get(name) or default)
     if value < 1:
         raise ValueError(f"{name} must be a positive whole number, not {value}")
+    return value
+
+
+def _days(name: str, default: float) -> float:
+    value = float(os.environ.get(name) or default)
+    if not 0 < value < float("inf"):
+        raise ValueError(f"{name} must be a number of days above 0, not {value}")
     return value
 
 

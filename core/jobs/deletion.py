@@ -4,8 +4,10 @@ In this order, each write a short transaction of its own:
 
 1. Their device tokens are revoked, so every ingest server closes their connections within
    its token watch (about two seconds) and takes nothing more from them; their lines on
-   the leaderboards, their live state and their activities' entries in the scorers'
-   streams (with their relay marks) in Redis go.
+   the leaderboards, their live state and their activities' relay marks in Redis go. Their
+   activities' entries in the scorers' streams (an activity id each, nothing else) are left
+   for the scorers, which find the activity gone and acknowledge them: deleting stream
+   entries would leave Redis's count of the group's lag off for good.
 2. Their activities' points and phone apps' fix hints go, ``CHUNK_POINTS`` per transaction,
    newest first; then the activities, and the comments and kudos they gave, ``CHUNK_ROWS``
    at a time; the routes their activities shaped are marked for drawing again.
@@ -165,11 +167,11 @@ def _delete_some(s: Session, table, column, user_id: int) -> int:
 
 def forget_in_redis(redis, user_id: int, activity_ids: list[int] | None = None) -> int:
     """Remove the athlete's leaderboard lines, the live state of their activities (those
-    given, and any live record that names them), and those given from the scorers' streams
-    with their relay marks; how many entries went."""
+    given, and any live record that names them), and the relay marks of those given; how
+    many entries went."""
     from core.activities.live_board import INDEX
     from core.activities.live_board import KEY_PREFIX as LIVE_PREFIX
-    from core.jobs.stream import LATE_STREAM, RELAYED, RELAYED_LATE, STREAM
+    from core.jobs.stream import RELAYED, RELAYED_LATE
     from core.social.leaderboards import remove_lines
 
     removed = remove_lines(redis, user_id)
@@ -192,29 +194,4 @@ def forget_in_redis(redis, user_id: int, activity_ids: list[int] | None = None) 
     for start in range(0, len(given), 1000):
         part = given[start:start + 1000]
         removed += int(redis.delete(*[f"{mark}{a}" for mark in (RELAYED, RELAYED_LATE) for a in part]) or 0)
-    for stream in (STREAM, LATE_STREAM) if given else ():
-        removed += _forget_in_stream(redis, stream, set(given))
     return removed
-
-
-def _forget_in_stream(redis, stream: str, activity_ids: set[str]) -> int:
-    """Delete a stream's entries naming one of ``activity_ids`` (a scorer holding one finds
-    it gone: an entry without fields is acknowledged and left); how many went."""
-    removed, after = 0, "-"
-    while True:
-        entries = redis.xrange(stream, min=after, max="+", count=1000)
-        gone = [entry_id for entry_id, fields in entries if _text(_field(fields, "activity")) in activity_ids]
-        if gone:
-            removed += int(redis.xdel(stream, *gone) or 0)
-        if len(entries) < 1000:
-            return removed
-        after = f"({entries[-1][0]}"
-
-
-def _field(fields, name: str):
-    fields = fields or {}
-    return fields.get(name, fields.get(name.encode()))
-
-
-def _text(value) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value

@@ -147,10 +147,10 @@ class RedisActivityStream:
         return 0
 
     def _unread(self, group: dict) -> int:
-        """The group's entries not yet read. Redis cannot say exactly once entries were
-        deleted past what the group read (an account's deletion takes its activities'
-        entries out): then the entries added less those read, which counts the deleted ones
-        too, so the figure errs high until the group reads past them."""
+        """The group's entries not yet read. Redis gives no figure once entries it had not
+        delivered were deleted (by hand: this code never deletes entries, whose deletion
+        leaves Redis's own count off for good): then the entries added less those read,
+        which counts the deleted ones too, erring high."""
         if group.get("lag") is not None:
             return int(group["lag"])
         info = self.redis.xinfo_stream(self.stream)

@@ -56,7 +56,6 @@ TRIM_OFFSET_M = 200.0  # how far the trimming circles' centres may sit from an a
 M_PER_DEG = 111_320.0
 REQUEUE_MARGIN_DEG = 0.01  # a new route re-matches the unmatched activities that began this near it
 FIGURES_FROM = 200  # a route's medians come from its newest counting activities
-STALE_CHUNK = 1000  # representatives looked up at once by the audit
 KIND_WORDS = {"loop": "loop", "out_and_back": "out and back", "one_way": "one way"}
 
 
@@ -359,16 +358,8 @@ def stale(s: Session, limit: int) -> set[int]:
          .group_by(RouteActivity.route_id).subquery())
     found = set(s.scalars(select(Route.id).outerjoin(n, n.c.route_id == Route.id)
                           .where(func.coalesce(n.c.n, 0) != Route.activities).limit(limit)))
-    # Looked up by id, a chunk at a time: a distributed PostgreSQL answers that, where it
-    # refuses a subquery on activities tied to routes by anything but the athlete.
-    shown = s.execute(select(Route.id, Route.representative_id).where(Route.representative_id.is_not(None))).all()
-    for k in range(0, len(shown), STALE_CHUNK):
-        part = shown[k:k + STALE_CHUNK]
-        kept = set(s.scalars(select(Activity.id).where(Activity.id.in_([rep for _, rep in part]))))
-        found |= {rid for rid, rep in part if rep not in kept}
-        if len(found) >= limit:
-            break
-    return found
+    gone = ~select(Activity.id).where(Activity.id == Route.representative_id).exists()
+    return found | set(s.scalars(select(Route.id).where(Route.representative_id.is_not(None), gone).limit(limit)))
 
 
 def match_pending(Session: sessionmaker[Session], limit: int = 50, now: float | None = None,

@@ -146,7 +146,7 @@ def _circle_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(cx), float(cy)
 
 
-OUTSIDE_WEIGHT = 3.0  # a point outside an activity's ellipse counts this much more than one inside
+OUTSIDE_WEIGHT = 10.0  # a point outside an activity's ellipse counts this much more than one inside
 
 
 def _closest_to_ellipses(starts: np.ndarray, ends: np.ndarray, hidden: np.ndarray) -> tuple[float, float]:

@@ -2,6 +2,7 @@
 tiers status`` prints) and a move between the tiers started now (``tiers run``), with its
 progress. The worker moves them every hour anyway (``core.jobs.tiers``)."""
 
+import logging
 from urllib.parse import urlsplit, urlunsplit
 
 import streamlit as st
@@ -33,7 +34,14 @@ def plain_location(url: str) -> str:
     return urlunsplit((parts.scheme, parts.hostname or "", parts.path, "", ""))
 
 
-figures = status(data.sessions(), settings)
+try:
+    figures = status(data.sessions(), settings)
+except Exception as exc:  # noqa: BLE001 - an archive out of reach (a bad URL, a missing bucket), said plainly
+    # Its kind alone: the error's text may quote the archive's URL, secrets and all.
+    st.error(f"The archive at {ui.plain(plain_location(settings.archive_url or ''))} cannot be read "
+             f"({type(exc).__name__}); see the dashboard's log. Nothing can move until it can.")
+    logging.getLogger(__name__).warning("storage tiers: the archive cannot be read", exc_info=True)
+    st.stop()
 hot, cold, due = figures["hot"], figures["cold"], figures["due"]
 cols = st.columns(3)
 cols[0].metric("In the database (hot)", f"{hot['activities']:,} activities",
@@ -87,4 +95,5 @@ else:
             older = None if days == float(settings.tier_cold_days) else float(days)
             if tier_moves.start(data.sessions(), settings, v.username, older) is None:
                 st.info("A move is running already.")
-            st.rerun()
+            else:
+                st.rerun()

@@ -1342,6 +1342,12 @@ def test_moderators_see_the_storage_tiers_and_move_old_activities_to_the_archive
             assert s.get(Activity, old_id).points_tier == "cold"
             assert s.scalar(select(func.count()).select_from(RoutePoint).where(RoutePoint.activity_id == old_id)) == 0
             assert len(stored_track(s, s.get(Activity, old_id))) == points
+        # An archive out of reach: said plainly, without what its URL may hold in secret.
+        monkeypatch.setenv("TRACKER_ARCHIVE_URL", "nosuch://KEYID:SECRETKEY@bucket/archive")
+        at = page_of(mod_id, "views/storage.py")
+        text = all_text(at)
+        assert "cannot be read" in text and "//bucket/archive" in text and "SECRETKEY" not in text, text
+        assert not at.get("form_submit_button")
     finally:
         engine.dispose()
         st.cache_resource.clear()

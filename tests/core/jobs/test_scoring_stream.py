@@ -488,9 +488,8 @@ def test_a_crop_whose_scoring_fails_waits_and_a_new_crop_or_a_moderator_meanwhil
 
 
 def test_the_lag_still_counts_the_unread_entries_after_some_were_deleted(redis_client):
-    """Redis gives no lag once entries past what the group read were deleted (an account's
-    deletion takes its activities' entries out): the figure the operators' alert reads must
-    not fall to the pending entries alone."""
+    """Redis gives no lag once entries past what the group read were deleted (by hand): the
+    figure the operators' alert reads must not fall to the pending entries alone."""
     stream = RedisActivityStream(redis_client, consumer="one", stream="tracker:test:lagging", group="g")
     try:
         stream.publish([1, 2, 3, 4, 5])

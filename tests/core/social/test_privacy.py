@@ -258,6 +258,22 @@ def test_the_attacks_find_a_home_behind_a_naive_circle(radius, family):
     assert found("naive", radius, "edges", family) >= 0.9
 
 
+def test_the_hidden_distance_method_reads_the_distances_not_the_ends_alone():
+    """Activities that all leave a home to the east, along paths as straight as a line: the
+    ellipses their hidden distances draw meet at the home, while the mean of their visible
+    ends lies kilometres east. Wrong distances (a third longer) lead the fit astray."""
+    from core.social.zone_attack import _closest_to_ellipses
+
+    rng = np.random.default_rng(3)
+    home = np.array([0.0, 0.0])
+    starts = np.column_stack([rng.uniform(800, 3000, 12), rng.uniform(-1500, 1500, 12)])
+    ends = np.column_stack([rng.uniform(800, 3000, 12), rng.uniform(-1500, 1500, 12)])
+    hidden = np.hypot(*(starts - home).T) + np.hypot(*(ends - home).T)
+    assert np.hypot(*np.vstack([starts, ends]).mean(axis=0)) > 1500
+    assert np.hypot(*_closest_to_ellipses(starts, ends, hidden)) < 50
+    assert np.hypot(*_closest_to_ellipses(starts, ends, hidden * 4 / 3)) > 200
+
+
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_the_hidden_distances_find_a_home_behind_a_naive_circle(family):
     """The same circle, its full distance shown: the hidden distance each activity gives

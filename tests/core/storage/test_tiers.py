@@ -140,6 +140,11 @@ def test_an_archived_activity_reads_as_before_and_comes_back_when_viewed_often(k
         assert not path.exists()
         _same(_reads(Session, old), before)
         assert tiers.run(Session, load_settings())["archived"] == 0  # just viewed: it stays hot
+        for bad in ("0", "-3", "inf"):  # a window no view fits in would keep every archived activity cold
+            monkeypatch.setenv("TRACKER_TIER_HOT_WINDOW_DAYS", bad)
+            with pytest.raises(ValueError, match="TRACKER_TIER_HOT_WINDOW_DAYS"):
+                load_settings()
+        monkeypatch.delenv("TRACKER_TIER_HOT_WINDOW_DAYS")
 
         # A crop of an archived activity brings it back first, then cuts.
         assert tiers.run(Session, load_settings(), older_than_days=0)["archived"] == 2
