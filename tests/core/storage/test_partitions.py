@@ -175,7 +175,8 @@ def test_a_closed_partition_whose_activities_are_all_archived_is_emptied_whole(t
 
         # One brought back goes back into its partition, whole.
         with Session() as s, s.begin():
-            s.get(Activity, old[0]).cold_reads = 99
+            viewed = s.get(Activity, old[0])
+            viewed.cold_reads, viewed.cold_read_at = 99, utcnow()  # viewed often, lately
         assert tiers.run(Session, load_settings())["restored"] == 1
         assert hot_count(Session, old[0]) == 40
         assert np.allclose(_track(Session, old[0]), want[old[0]], atol=2e-3, equal_nan=True)
