@@ -360,25 +360,34 @@ def _scored_and_cropped(Session, redis_client):
     return a, live, uid, t1
 
 
+def _once_while_scoring(monkeypatch, action):
+    """Make the first scoring read run ``action`` once, after reading the track and before
+    its verdict is written (another process acting meanwhile); the real reading, returned."""
+    import core.anomaly.scoring as scoring
+
+    real, done = scoring.assess_stored, []
+
+    def reading(s, activity, *args, **kwargs):
+        out = real(s, activity, *args, **kwargs)
+        if not done:
+            done.append(True)
+            action()
+        return out
+
+    monkeypatch.setattr(scoring, "assess_stored", reading)
+    return real
+
+
 def test_a_crop_while_a_scorer_works_is_scored_by_the_next(tmp_path, redis_client, monkeypatch):
     """A crop landing between a scorer's reading and its writing: the scorer writes nothing
     (its score is of the track before that crop), and the crop's own entry scores both."""
-    import core.anomaly.scoring as scoring
     from core.anomaly.moderation import crop_activity
     from core.anomaly.scoring import pending_crop
 
     with database_of_its_own("sqlite", tmp_path, "stream") as Session:
         a, live, uid, t1 = _scored_and_cropped(Session, redis_client)
-        real = scoring.assess_stored
-        calls = []
-
-        def crop_meanwhile(s, activity, *args, **kwargs):
-            out = real(s, activity, *args, **kwargs)
-            if not calls:
-                calls.append(crop_activity(Session, a, uid, t1 + 60, t1 + 120, None, 0.5, stream=live))
-            return out
-
-        monkeypatch.setattr(scoring, "assess_stored", crop_meanwhile)
+        _once_while_scoring(monkeypatch, lambda: crop_activity(Session, a, uid, t1 + 60, t1 + 120, None, 0.5,
+                                                               stream=live))
         assert score(Session, live, None, 0.5, count=1)["written"] == 0
         with Session() as s:
             assert len(pending_crop(s, a).crops) == 2 and s.get(ActivityFlag, a).crop is None
@@ -398,18 +407,12 @@ def test_a_scorer_that_read_an_earlier_crop_writes_nothing_over_a_later_one(tmp_
 
     with database_of_its_own("sqlite", tmp_path, "stream") as Session:
         a, live, uid, t1 = _scored_and_cropped(Session, redis_client)
-        real = scoring.assess_stored
-        inside = []
 
-        def meanwhile(s, activity, *args, **kwargs):
-            out = real(s, activity, *args, **kwargs)
-            if not inside:
-                inside.append(1)
-                assert score_one(Session, a, None, 0.5) == 1  # scorer B
-                crop_activity(Session, a, uid, t1 + 60, t1 + 120, None, 0.5, stream=live)
-            return out
+        def meanwhile():
+            assert score_one(Session, a, None, 0.5) == 1  # scorer B
+            crop_activity(Session, a, uid, t1 + 60, t1 + 120, None, 0.5, stream=live)
 
-        monkeypatch.setattr(scoring, "assess_stored", meanwhile)
+        real = _once_while_scoring(monkeypatch, meanwhile)
         assert score_one(Session, a, None, 0.5) == 0  # scorer A
         monkeypatch.setattr(scoring, "assess_stored", real)
         with Session() as s:
