@@ -62,17 +62,17 @@ def archived_rows(user_id: int, name: str, columns: list[str] | None = None) -> 
     return rows[np.argsort(rows[:, 0], kind="stable")]
 
 
-def note_view(Session, activity_id: int, window_days: float | None = None) -> None:
+def note_view(Session, activity_id: int) -> None:
     """Count a view of an archived activity (views a minute apart count once; enough of them
-    bring it back, ``core.storage.tiers``); a view more than ``window_days`` (the settings'
-    ``tier_hot_window_days``) after the last starts the count again, so that only an activity
+    bring it back, ``core.storage.tiers``); a view more than the settings'
+    ``tier_hot_window_days`` after the last starts the count again, so that only an activity
     read often comes back. Nothing for one in the table. A short write of its own, never
     inside another."""
     now = utcnow()
-    window = timedelta(days=load_settings().tier_hot_window_days if window_days is None else window_days)
     with Session() as s:
         if s.scalar(select(Activity.points_tier).where(Activity.id == activity_id)) != "cold":
             return
+    window = timedelta(days=load_settings().tier_hot_window_days)  # only for an archived activity
     try:
         with Session() as s, s.begin():
             s.execute(update(Activity).where(
