@@ -135,6 +135,15 @@ def elevation(metres: float | None, units: str = "metric") -> str:
     return f"{elevation_value(metres, units):.0f} ft" if units == "imperial" else f"{metres:.0f} m"
 
 
+def file_size(n: int | None) -> str:
+    """A number of bytes as people read it: "3.2 MB", "12.0 kB", "512 B"."""
+    n = n or 0
+    for unit, step in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= step:
+            return f"{n / step:.1f} {unit}"
+    return f"{n} B"
+
+
 def json_safe(value):
     """``value`` with every NaN or infinity (in nested dicts and lists too) as None, so it is
     valid JSON for the database and for the command line."""

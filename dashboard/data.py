@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.accounts.users import user_by_id
+from core.activities import originals
 from core.challenges import groups as groups_module
 from core.challenges.assign import decline
 from core.config import load_settings
@@ -133,6 +134,19 @@ def _own_flag(viewer_id: int, activity_id: int) -> dict | None:
 def activity_gpx(viewer_id: int, activity_id: int) -> str | None:
     with sessions()() as s:
         return queries.activity_gpx(s, viewer_id, activity_id)
+
+
+def original_file(viewer_id: int, activity_id: int) -> dict | None:
+    """The name and size of the file the viewer's own activity was imported from, if any."""
+    with sessions()() as s:
+        return originals.described(s, viewer_id, activity_id)
+
+
+def original_bytes(viewer_id: int, activity_id: int) -> bytes:
+    """That file's bytes, as uploaded (empty when it is gone meanwhile)."""
+    with sessions()() as s:
+        row = originals.original_of(s, viewer_id, activity_id)
+        return b"" if row is None else originals.unpacked(row)
 
 
 @st.cache_data(ttl=120, show_spinner=False, max_entries=1000)

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.accounts.tables import User
 from core.activities.imports import import_track, refuse_copy
 from core.activities.lifecycle import ActivityError
+from core.activities.originals import pack
 from core.config import load_settings
 from core.tracks.formats import load_track
 from core.tracks.formats.common import TrackFileError
@@ -59,6 +60,10 @@ MAX_MEMBERS = 200_000
 TOTAL_BYTES = 8 * 1024 ** 3  # read from all members of one archive, decompressed
 MAX_CSV_BYTES = 64 * 1024 * 1024
 NEITHER = "not a Strava export, nor an archive of this tracker"
+# This tracker's archive lists each activity's file as it is now (cropped, say) under
+# "Filename", which is imported, and the file it was first imported from under this column,
+# which is kept again as its original (``core.activities.originals``).
+ORIGINAL_COLUMN = "Original Filename"
 
 
 class ArchiveError(ValueError):
@@ -74,6 +79,9 @@ class Row:
     kind: str
     filename: str
     visibility: str | None
+    # This tracker's archive: the file the activity was first imported from ("" for one
+    # recorded on a device); None in a Strava export, whose files are the originals.
+    original: str | None = None
 
 
 def _first(header: list[str], name: str) -> int | None:
@@ -99,7 +107,8 @@ def _rows(reader) -> Iterator[Row]:
         raise ArchiveError("activities.csv is empty")
     cols = {key: _first(header, name) for key, name in (
         ("name", "Activity Name"), ("kind", "Activity Type"), ("filename", "Filename"),
-        ("private", "Activity Private"), ("visibility", "Activity Visibility"))}
+        ("private", "Activity Private"), ("visibility", "Activity Visibility"),
+        ("original", ORIGINAL_COLUMN))}
     if cols["kind"] is None or cols["filename"] is None:
         raise ArchiveError(f"activities.csv has no 'Activity Type' or 'Filename' column: {NEITHER}")
 
@@ -116,7 +125,8 @@ def _rows(reader) -> Iterator[Row]:
             cell(row, "visibility").lower())
         if visibility is None and cell(row, "private").lower() in ("true", "1", "yes"):
             visibility = "private"
-        yield Row(number, cell(row, "name"), cell(row, "kind"), cell(row, "filename"), visibility)
+        yield Row(number, cell(row, "name"), cell(row, "kind"), cell(row, "filename"), visibility,
+                  cell(row, "original") if cols["original"] is not None else None)
 
 
 class Budget:
@@ -230,15 +240,23 @@ def _import_row(Session, user: User, zf: zipfile.ZipFile, row: Row, visibility: 
         return {"skipped": why}
     if not row.filename:
         return {"skipped": "a manual entry: there is no recording to import"}
+    note = None
     try:
         name, raw = _member(zf, row.filename, limit, budget)
         track = load_track(name, raw)
+        original = pack(name, raw) if row.original is None or row.original == row.filename else None
+        if original is None and row.original:
+            try:
+                original = pack(*_member(zf, row.original, limit, budget))
+            except TrackFileError as exc:
+                note = f"its original file is not kept: {exc}"
         digest = hashlib.sha256(raw).hexdigest()
         refuse_copy(Session, user.id, track, digest)
         activity = import_track(Session, user, track, sport=sport, title=row.name or track.name or None,
-                                visibility=visibility or row.visibility, source="import", source_hash=digest)
+                                visibility=visibility or row.visibility, source="import", source_hash=digest,
+                                original=original)
     except ActivityError as exc:
         return {"skipped": str(exc)} if exc.code == "duplicate" else {"error": str(exc)}
     except TrackFileError as exc:
         return {"error": str(exc)}
-    return {"activity_id": activity.id}
+    return {"activity_id": activity.id, **({"note": note} if note else {})}

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
 from core.activities.lifecycle import ActivityError, check_visibility, create_activity
+from core.activities.originals import Original, keep, pack
 from core.activities.references import forget_activities
 from core.activities.shown import hold_hiding, settle_shown
 from core.activities.summary import apply_summary
@@ -114,9 +115,11 @@ def record_track(s: Session, user: User, track: Track, sport: str | None = None,
 
 def import_track(Session: sessionmaker[Session], user: User, track: Track, sport: str | None = None,
                  title: str | None = None, visibility: str | None = None,
-                 source: str = "upload", source_hash: str | None = None) -> Activity:
+                 source: str = "upload", source_hash: str | None = None,
+                 original: Original | None = None) -> Activity:
     """Store a whole recorded track as a completed activity, writing it in short transactions
     of ``IMPORT_CHUNK_POINTS`` points; the same checks and result as ``record_track``.
+    ``original``, the file it was read from, is kept with it (``core.activities.originals``).
 
     Everything is checked and computed first, with no transaction open. The activity is
     written "created" and private, so no feed, leaderboard, other athlete's Live page or
@@ -141,6 +144,8 @@ def import_track(Session: sessionmaker[Session], user: User, track: Track, sport
                                    source=source)
         activity.source_hash = source_hash
         activity_id = activity.id
+        if original is not None:
+            keep(s, activity_id, user.id, original)
         if len(positions):
             insert_new_points(s, track_point_rows(activity_id, track, positions[:IMPORT_CHUNK_POINTS], 0))
     try:
@@ -282,4 +287,4 @@ def import_file(Session: sessionmaker[Session], user: User, name: str, data: byt
     digest = hashlib.sha256(data).hexdigest()  # the same file twice is refused
     refuse_copy(Session, user.id, track, digest)
     return import_track(Session, user, track, sport=chosen, title=track.name or None, visibility=visibility,
-                        source="upload", source_hash=digest)
+                        source="upload", source_hash=digest, original=pack(name, data))

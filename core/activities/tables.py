@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     false,
     text,
@@ -31,6 +32,7 @@ HALTED_STATUSES = ("paused", "stopped")  # moving time stands still; "active" ru
 COMMAND_STATUS = {"start": "active", "pause": "paused", "resume": "active", "stop": "stopped",
                   "complete": "completed", "discard": "discarded"}
 VISIBILITIES = ("public", "followers", "private")
+ORIGINAL_NAME_MAX_CHARS = 200
 
 
 class Activity(Base):
@@ -109,5 +111,22 @@ class ActivityEvent(Base):
     command: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (of_activity(),)
+
+
+class OriginalFile(Base):
+    """The file an activity was imported from, as the athlete uploaded it (gzipped), so that
+    their data export gives it back (``core.activities.originals``)."""
+
+    __tablename__ = "activity_originals"
+
+    activity_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # the activity's athlete
+    name: Mapped[str] = mapped_column(String(ORIGINAL_NAME_MAX_CHARS))  # as uploaded, without its folders
+    kind: Mapped[str] = mapped_column(String(8))  # fit, gpx or tcx
+    size: Mapped[int] = mapped_column(Integer)  # bytes, uncompressed
+    gzipped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (of_activity(),)

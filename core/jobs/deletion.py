@@ -9,7 +9,7 @@ In this order, each write a short transaction of its own:
    for the scorers, which find the activity gone and acknowledge them: deleting stream
    entries would leave Redis's count of the group's lag off for good.
 2. Their activities' points and phone apps' fix hints go, ``CHUNK_POINTS`` per transaction,
-   newest first; then the activities, and the comments and kudos they gave, ``CHUNK_ROWS``
+   newest first; the files they uploaded, ``CHUNK_FILES`` at a time; then the activities, and the comments and kudos they gave, ``CHUNK_ROWS``
    at a time; the routes their activities shaped are marked for drawing again.
 3. The user row goes, and with it, through the foreign keys' ON DELETE CASCADE, every row
    about them: activities and their events, flags and moderators' decisions about them,
@@ -41,7 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import DeviceToken, LoginAttempt, User
 from core.activities.references import forget_activities
-from core.activities.tables import Activity
+from core.activities.tables import Activity, OriginalFile
 from core.config import load_settings
 from core.devices.tables import FixHint
 from core.jobs.export import expire_exports
@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 JOB = "delete_account"
 CHUNK_POINTS = 5_000  # points (and phone apps' fix hints) per transaction
 CHUNK_ROWS = 500  # activities, comments and kudos per transaction
+CHUNK_FILES = 10  # original files of their uploads per transaction
 REST_S = 0.005  # after each chunk on SQLite: the ingest server's retries get the lock in between
 SETTLE_S = 5.0  # then Redis is cleaned again: every ingest server has dropped the revoked tokens
 
@@ -87,6 +88,9 @@ def delete_account(Session: sessionmaker[Session], user_id: int, redis=None,
                 points += gone if table is RoutePoint else 0
                 if not gone:
                     break
+    # The files they uploaded, a few per transaction: each may be megabytes to free.
+    while _chunk(Session, lambda s: _delete_some(s, OriginalFile, OriginalFile.user_id, user_id, CHUNK_FILES)):
+        pass
     for start in range(0, len(activity_ids), CHUNK_ROWS):
         part = activity_ids[start:start + CHUNK_ROWS]
         _chunk(Session, lambda s, p=part: _delete_activities(s, user_id, p))
@@ -153,10 +157,10 @@ def _delete_activities(s: Session, user_id: int, activity_ids: list[int]) -> int
     return s.execute(delete(Activity).where(Activity.id.in_(activity_ids))).rowcount
 
 
-def _delete_some(s: Session, table, column, user_id: int) -> int:
-    """Delete up to ``CHUNK_ROWS`` of the rows of ``table`` whose ``column`` is ``user_id``."""
+def _delete_some(s: Session, table, column, user_id: int, limit: int = CHUNK_ROWS) -> int:
+    """Delete up to ``limit`` of the rows of ``table`` whose ``column`` is ``user_id``."""
     keys = list(table.__table__.primary_key.columns)
-    some = select(*keys).where(column == user_id).limit(CHUNK_ROWS)
+    some = select(*keys).where(column == user_id).limit(limit)
     rows = s.execute(some).all()
     if not rows:
         return 0

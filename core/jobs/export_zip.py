@@ -8,8 +8,11 @@ The zip holds:
   ``activities/<id>.tcx``: each one with points a GPX cannot hold (an indoor session, a
   device's minutes before it had a fix), every timed point; and ``activities.csv``, the
   listing of the completed ones in the columns of a Strava export, each with the file that
-  holds it whole, so the zip imports again here (``core.activities.archive``) or elsewhere.
-  Uploaded files are read into points, not kept, so there is no original file to add;
+  holds it whole, so the zip imports again here (``core.activities.archive``) or elsewhere;
+* ``originals/<id>/<its name>.gz``: each activity that came from a file (an upload, a
+  Strava export), as that file was, before any crop; ``activities.json`` gives its name and
+  ``activities.csv`` lists it under "Original Filename", so importing the zip here keeps it
+  as the original again;
 * ``activities/<id>.csv``: every point of every activity (indoor ones too), with time,
   position, elevation, accuracy, heart rate and cadence; ``activities/<id>.hints.csv``: a
   phone app's motion hints;
@@ -42,6 +45,8 @@ from sqlalchemy import func, inspect, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import DeviceToken, LoginAttempt, User, WebSession
+from core.activities.archive import ORIGINAL_COLUMN
+from core.activities.originals import original_of
 from core.activities.tables import Activity, ActivityEvent
 from core.anomaly.detector import as_athlete_sees
 from core.anomaly.tables import ActivityFlag, ModerationDecision, PendingCrop
@@ -70,7 +75,7 @@ POINT_HEADER = ["time_unix_s", "lat", "lon", "elevation_m", "accuracy_m", "heart
 STRAVA_TYPE = {"run": "Run", "ride": "Ride"}
 STRAVA_VISIBILITY = {"public": "everyone", "followers": "followers_only", "private": "only_me"}
 LISTING = ["Activity ID", "Activity Date", "Activity Name", "Activity Type", "Elapsed Time", "Distance",
-           "Activity Visibility", "Filename"]
+           "Activity Visibility", "Filename", ORIGINAL_COLUMN]
 
 
 class ExportError(ValueError):
@@ -121,7 +126,8 @@ def write_export(Session: sessionmaker[Session], user_id: int, out, progress: Ca
                 writer.writerow([activity.id, start.strftime("%b %d, %Y, %I:%M:%S %p"), activity.title,
                                  STRAVA_TYPE.get(activity.sport, activity.sport),
                                  round(activity.elapsed_time_s or 0), round((activity.distance_m or 0) / 1000, 2),
-                                 STRAVA_VISIBILITY.get(activity.visibility, "only_me"), listed])
+                                 STRAVA_VISIBILITY.get(activity.visibility, "only_me"), listed,
+                                 row.get("original_file") or ""])
             if progress is not None and (k % PROGRESS_EVERY == 0 or k == len(activities)):
                 progress(k, total)
         zf.writestr("activities.json", _json(rows))
@@ -130,6 +136,11 @@ def write_export(Session: sessionmaker[Session], user_id: int, out, progress: Ca
     if progress is not None:
         progress(total, total)
     return {"activities": len(activities), "files": files, "sections": len(sections) + 2}
+
+
+def _zip_time(at) -> tuple:
+    """A zip entry's date and time (zip cannot hold a date before 1980)."""
+    return max(at.timetuple()[:6], (1980, 1, 1, 0, 0, 0))
 
 
 def _json(value) -> str:
@@ -146,10 +157,21 @@ def _activity(Session: sessionmaker[Session], zf: zipfile.ZipFile, activity: Act
         events = [_plain(e, {"activity_id", "id"}) for e in s.scalars(
             select(ActivityEvent).where(ActivityEvent.activity_id == activity.id).order_by(ActivityEvent.id))]
         route = s.get(RouteActivity, activity.id)
+        original = original_of(s, activity.user_id, activity.id)
+        if original is not None:
+            # Already gzipped: stored as it is, not compressed again.
+            # Under its own name (a colon, which some systems refuse in a path, made a dash).
+            entry_original = {"original_file": f"originals/{activity.id}/{original.name.replace(':', '-')}.gz",
+                              "original_name": original.name, "original_bytes": original.size}
+            zf.writestr(zipfile.ZipInfo(entry_original["original_file"], _zip_time(original.created_at)),
+                        original.gzipped, compress_type=zipfile.ZIP_STORED)
+        else:
+            entry_original = {}
         hints = s.execute(select(FixHint.seq, FixHint.is_moving, FixHint.motion, FixHint.speed_mps, FixHint.bearing,
                                  FixHint.battery).where(FixHint.activity_id == activity.id)
                           .order_by(FixHint.seq)).all()
-    entry = {**_plain(activity), "events": events, "route_id": route.route_id if route is not None else None}
+    entry = {**_plain(activity), "events": events, "route_id": route.route_id if route is not None else None,
+             **entry_original}
     if len(track):
         points = io.StringIO()
         w = csv.writer(points)

@@ -163,6 +163,12 @@ with st.expander("Details"):
 st.download_button("Download GPX", lambda: data.activity_gpx(v.id, activity_id) or "",
                    file_name=f"activity-{activity_id}.gpx", mime="application/gpx+xml", on_click="ignore",
                    icon=":material/download:")
+if detail["user_id"] == v.id and (original := data.original_file(v.id, activity_id)):
+    # The file it was imported from, for its athlete alone (another's may hold their name).
+    st.download_button(f"Download the original {original['kind'].upper()} file ({units.file_size(original['bytes'])})",
+                       lambda: data.original_bytes(v.id, activity_id), file_name=original["name"],
+                       mime="application/octet-stream", on_click="ignore", icon=":material/download:",
+                       help=f"As you uploaded it: {ui.plain(original['name'])}")
 
 # Cropping: the owner removes a time range (the car ride home); the activity is recomputed
 # and scored again, or, after a moderator's confirmation or crop request, sent back to them.

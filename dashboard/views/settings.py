@@ -38,7 +38,7 @@ from core.social.privacy_settings import (
     zones_of,
 )
 from core.text import DEVICE_NAME_MAX_CHARS
-from core.units import UNITS, distance_unit, unit_length_m
+from core.units import UNITS, distance_unit, file_size, unit_length_m
 from dashboard import auth, data, queries, ui
 from dashboard.queries import device_tokens, discovery_settings
 
@@ -380,7 +380,7 @@ def your_archive() -> None:
         st.error(export.error or "The archive could not be built.")
     if path is not None:
         size = path.stat().st_size
-        shown = f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{max(1, round(size / 1e3))} kB"
+        shown = file_size(size)
         st.download_button(f"Download your archive ({shown}, until {ui.when(export.expires_at)})", data=lambda e=export.id: archive_file(e),
                            file_name=f"tracker-{v.username}.zip", mime="application/zip",
                            icon=":material/download:", key="download_archive", on_click="ignore")

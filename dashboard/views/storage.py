@@ -9,6 +9,7 @@ import streamlit as st
 
 from core.config import load_settings
 from core.storage.tiers import status
+from core.units import file_size
 from dashboard import data, tier_moves, ui
 
 v = ui.moderator()
@@ -17,12 +18,7 @@ settings = load_settings()
 st.title("Storage tiers")
 
 
-def size(n: int | None) -> str:
-    n = n or 0
-    for unit, step in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= step:
-            return f"{n / step:.1f} {unit}"
-    return f"{n} B"
+
 
 
 def plain_location(url: str) -> str:
@@ -45,9 +41,9 @@ except Exception as exc:  # noqa: BLE001 - an archive out of reach (a bad URL, a
 hot, cold, due = figures["hot"], figures["cold"], figures["due"]
 cols = st.columns(3)
 cols[0].metric("In the database (hot)", f"{hot['activities']:,} activities",
-               f"{hot['points']:,} points, {size(hot['bytes'])}", delta_color="off", delta_arrow="off")
+               f"{hot['points']:,} points, {file_size(hot['bytes'])}", delta_color="off", delta_arrow="off")
 cols[1].metric("In the archive (cold)", f"{cold['activities']:,} activities",
-               f"{cold['points']:,} points in {cold['files']:,} files, {size(cold['bytes'])}",
+               f"{cold['points']:,} points in {cold['files']:,} files, {file_size(cold['bytes'])}",
                delta_color="off", delta_arrow="off")
 cols[2].metric("Due now", f"{due['archive']:,} to archive", f"{due['restore']:,} to bring back",
                delta_color="off", delta_arrow="off")

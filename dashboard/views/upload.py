@@ -127,6 +127,10 @@ if found := st.session_state.get("archive_results"):
                    f"{len(failed)} could not be read.")
         for x in failed:
             st.error(f"Row {x['row']} ({ui.plain(x['name']) or 'untitled'}): {ui.plain(x['error'])}")
+        for x in done:
+            if x.get("note"):
+                st.warning(f"Row {x['row']} ({ui.plain(x['name']) or 'untitled'}): imported, but "
+                           f"{ui.plain(x['note'])}")
         if skipped:
             with st.expander(f"Skipped ({len(skipped)})"):
                 for x in skipped:

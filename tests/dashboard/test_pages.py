@@ -301,6 +301,25 @@ def test_upload_page_imports_refuses_duplicates_and_bad_files(world, tmp_path):
     at.run()
     assert any("already imported" in i.value for i in at.info)
 
+    # Its page offers its athlete the file as uploaded, besides the GPX.
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from core.activities.tables import Activity
+    from core.storage.engine import make_engine
+
+    engine = make_engine(world.url)
+    with Session(engine) as s:
+        ride = s.scalars(select(Activity.id).where(Activity.user_id == world.bob_id, Activity.title == "Test ride")
+                         ).one()
+    engine.dispose()
+    page = run_page(world, "bob", "views/activity.py", {"id": str(ride)})
+    labels = [b.proto.label for b in page.get("download_button")]
+    assert labels[0] == "Download GPX" and labels[1].startswith("Download the original GPX file ("), labels
+    # An activity recorded on a device has no such file.
+    assert [b.proto.label for b in run_page(world, "alice", "views/activity.py", {"id": str(world.xss_id)})
+            .get("download_button")] == ["Download GPX"]
+
 
 def test_settings_page_saves_cues_and_pairs_a_device(world):
     at = run_page(world, "bob", "views/settings.py")

@@ -21,6 +21,7 @@ from core.accounts.tokens import create_device_token
 from core.accounts.users import create_user, update_profile
 from core.activities import live_board
 from core.activities.imports import record_track
+from core.activities.originals import keep, pack
 from core.anomaly.tables import ActivityFlag, ModerationDecision, ScoringFailure
 from core.challenges.engagement import record_safely
 from core.challenges.groups import create_group, respond
@@ -37,6 +38,7 @@ from core.social.kudos import give_kudos
 from core.social.leaderboards import refresh_redis
 from core.social.privacy_settings import add_zone, set_hide_ends
 from core.social.zone_attack import outing
+from core.tracks.formats.gpx import to_gpx
 
 HOME = (46.05, 14.50)
 
@@ -62,6 +64,9 @@ def everything(Session, redis, tag: str, gone_id: int | None = None) -> dict:
         now = time.time()
         runs = [record_track(s, gone, outing(random.Random(k), *HOME, now - 7200 - 86400 * k), visibility="public",
                              title=f"Run of Gone Person {tag}", source="demo") for k in range(3)]
+        # The first came from a file they uploaded, which is kept.
+        upload = to_gpx(outing(random.Random(0), *HOME, now - 7200), name=f"Run of Gone Person {tag}").encode()
+        keep(s, runs[0].id, gone.id, pack(f"Run of Gone Person {tag}.gpx", upload))
         theirs = record_track(s, friend, outing(random.Random(9), *HOME, now - 3600), visibility="public",
                               source="demo")
         add_comment(s, gone, theirs.id, f"well run, from Gone Person {tag}")
@@ -87,7 +92,7 @@ def everything(Session, redis, tag: str, gone_id: int | None = None) -> dict:
         group = create_group(s, gone, "most_distance", [friend.id], sport="run")
         respond(s, friend.id, group.id, True)
         ids = {"gone": gone.id, "friend": friend.id, "other": other.id, "runs": [r.id for r in runs],
-               "theirs": theirs.id}
+               "theirs": theirs.id, "upload": upload}
     record_safely(Session, ids["gone"], sign_ins=2, visits=3)
     award_badges(Session)
     assign_challenges(Session)

@@ -194,7 +194,8 @@ def test_deleting_an_account_leaves_nothing_about_them(kind, tmp_path, redis_cli
                 "device_tokens.user_id", "web_sessions.user_id", "engagement_days.user_id",
                 "engagement_risks.user_id", "login_attempts.key", "group_challenges.creator_id",
                 "users.id", "users.username", "users.email", "users.name", "data_exports.user_id",
-                "badge_awards.user_id", "activity_flags.user_id", "route_points.user_id"} <= set(before), before
+                "badge_awards.user_id", "activity_flags.user_id", "route_points.user_id", "activity_originals.user_id",
+                "activity_originals.name"} <= set(before), before
         with Session() as s:
             token_ids = list(s.scalars(select(DeviceToken.id).where(DeviceToken.user_id == ids["gone"])))
         assert {k for k, kind_ in redis_naming(redis_client, needles).items() if kind_ == "zset"}, \

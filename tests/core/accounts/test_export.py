@@ -7,6 +7,7 @@ dates and visibility. On a database of its own (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import random
@@ -24,7 +25,8 @@ from core.accounts.tokens import create_device_token
 from core.accounts.users import create_user, user_by_name
 from core.activities.archive import import_archive
 from core.activities.imports import record_track
-from core.activities.tables import Activity
+from core.activities.originals import unpacked
+from core.activities.tables import Activity, OriginalFile
 from core.config import load_settings
 from core.jobs.export import (
     ExportError,
@@ -80,7 +82,9 @@ def test_the_archive_holds_everything_about_them_and_no_secret(kind, tmp_path, r
 
         with zipfile.ZipFile(path) as zf:
             names = set(zf.namelist())
-            blob = b"".join(zf.read(n) for n in names).decode()
+            blob = b"".join(gzip.decompress(zf.read(n)) if n.endswith(".gz") else zf.read(n) for n in names).decode()
+            original = f"originals/{ids['runs'][0]}/Run of Gone Person {tag}.gpx.gz"
+            assert gzip.decompress(zf.read(original)) == ids["upload"]  # the file as they uploaded it
             doc = {n: json.loads(zf.read(n)) for n in names if n.endswith(".json")}
             listing = list(csv.DictReader(io.StringIO(zf.read("activities.csv").decode())))
         assert {f"activities/{a}.{ext}" for a in ids["runs"] for ext in ("gpx", "csv")} <= names
@@ -117,6 +121,9 @@ def test_the_archive_holds_everything_about_them_and_no_secret(kind, tmp_path, r
         assert "token_hash" not in devices["devices"][0] and "token_hash" not in devices["web_sessions"][0]
         assert sorted(a["id"] for a in doc["activities.json"]) == sorted(ids["runs"])
         assert sorted(int(r["Activity ID"]) for r in listing) == sorted(ids["runs"])
+        assert {r["Original Filename"] for r in listing} == {original, ""}
+        first = next(a for a in doc["activities.json"] if a["id"] == ids["runs"][0])
+        assert (first["original_name"], first["original_bytes"]) == (f"Run of Gone Person {tag}.gpx", len(ids["upload"]))
 
         # Imported into a new account, the activities come back with their titles, dates and visibility.
         with Session() as s, s.begin():
@@ -130,6 +137,9 @@ def test_the_archive_holds_everything_about_them_and_no_secret(kind, tmp_path, r
         with Session() as s:
             back = list(s.scalars(select(Activity).where(Activity.user_id == again.id)))
             assert {(a.title, a.start_time, a.sport, a.visibility) for a in back} == originals
+            # The file first uploaded comes back as the original, not the archive's GPX of it.
+            kept = s.scalars(select(OriginalFile).where(OriginalFile.user_id == again.id)).all()
+            assert [(k.name, unpacked(k)) for k in kept] == [(f"Run of Gone Person {tag}.gpx", ids["upload"])]
         assert all("skipped" in o for o in import_archive(Session, again, path))  # and only once
 
         # Kept for its time, then file and row go.

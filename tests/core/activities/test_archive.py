@@ -17,7 +17,8 @@ from sqlalchemy.orm import sessionmaker
 
 from core.accounts.users import create_user
 from core.activities.archive import ArchiveError, import_archive, rows_of
-from core.activities.tables import Activity
+from core.activities.originals import unpacked
+from core.activities.tables import Activity, OriginalFile
 from tests.conftest import SHARED_TRACKS
 
 RUN_FIT = "goldencheetah/10kUNLP2014-Garmin15.fit"
@@ -115,6 +116,12 @@ def test_a_strava_archive_imports_its_runs_and_rides_and_explains_every_other_ro
         assert all(a.status == "completed" and a.visibility == user.default_visibility for a in got.values())
         # The date is the recording's, not the listing's made-up one.
         assert got["Commute ride"].start_time.year == 2018
+        # Each file is kept as it was (gzip undone), for the athlete's export; none of a row that failed.
+        kept = {got[title].id: (name, data) for title, name, data in (
+            ('Morning Run, "easy"', "1.fit", recording(RUN_FIT)), ("Commute ride", "2.fit", recording(RIDE_FIT)),
+            ("Hills <b>repeat</b>", "3.gpx", recording(RUN_GPX)), ("Spaced TCX", "4.tcx", b"   \n" + recording(RUN_TCX)))}
+        rows = s.scalars(select(OriginalFile).where(OriginalFile.user_id == user.id)).all()
+        assert {r.activity_id: (r.name, unpacked(r)) for r in rows} == kept
 
     again = list(import_archive(Session, user, strava, visibility="private"))
     assert not any("activity_id" in x for x in again)

@@ -30,7 +30,7 @@ from tests.core.storage.tiers_common import new_activity, synthetic, user_of
 OWNED = {"activity_events": "user_id", "activity_flags": "user_id", "moderation_decisions": "user_id",
          "scoring_failures": "user_id", "device_tracks": "user_id", "fix_hints": "user_id",
          "route_activities": "user_id", "comments": "owner_id", "kudos": "owner_id",
-         "route_points": "user_id", "pending_crops": "user_id"}
+         "route_points": "user_id", "pending_crops": "user_id", "activity_originals": "user_id"}
 # Rows of one athlete that name an activity without a foreign key.
 UNREFERENCED = {"badge_awards": "user_id", "challenges": "user_id", "badge_activities": "user_id"}
 SET_NULL = {"badge_awards": "activity_id", "challenges": "completed_by", "routes": "representative_id"}

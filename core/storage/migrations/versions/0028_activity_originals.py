@@ -1,0 +1,37 @@
+"""activity originals: the file an activity was imported from, gzipped, for the athlete's
+data export
+
+Revision ID: 0028
+Revises: 0027
+Create Date: 2026-12-05 12:00:00
+"""
+import sqlalchemy as sa
+from alembic import op
+
+import core.storage.base
+
+
+revision = '0028'
+down_revision = '0027'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'activity_originals',
+        sa.Column('activity_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+        sa.Column('user_id', sa.Integer(), nullable=False),
+        sa.Column('name', sa.String(length=200), nullable=False),
+        sa.Column('kind', sa.String(length=8), nullable=False),
+        sa.Column('size', sa.Integer(), nullable=False),
+        sa.Column('gzipped', sa.LargeBinary(), nullable=False),
+        sa.Column('created_at', core.storage.base.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(['activity_id', 'user_id'], ['activities.id', 'activities.user_id'],
+                                name=op.f('fk_activity_originals_activity_id_activities'), ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('activity_id', 'user_id', name=op.f('pk_activity_originals')),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('activity_originals')
