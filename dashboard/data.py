@@ -3,6 +3,8 @@ the viewer, so a rerun of a page does not query again. Writes clear what they ch
 
 from __future__ import annotations
 
+import logging
+
 import streamlit as st
 
 from core.accounts.users import user_by_id
@@ -14,11 +16,14 @@ from core.recommend.service import give, take_back, update_settings
 from core.social.follows import follow
 from core.social.leaderboards import connect_redis, leaderboard
 from core.storage import points
+from core.storage.cold import open_archive
 from core.storage.engine import make_engine, make_sessionmaker, write_transaction
 from core.storage.schema import migrate
 from core.units import unit_length_m
 from dashboard import queries
 from dashboard.maps import map_of_route, route_layers
+
+log = logging.getLogger(__name__)
 
 
 @st.cache_resource(show_spinner=False)
@@ -143,10 +148,16 @@ def original_file(viewer_id: int, activity_id: int) -> dict | None:
 
 
 def original_bytes(viewer_id: int, activity_id: int) -> bytes:
-    """That file's bytes, as uploaded (empty when it is gone meanwhile)."""
+    """That file's bytes, as uploaded (empty when it is gone meanwhile or cannot be read)."""
     with sessions()() as s:
         row = originals.original_of(s, viewer_id, activity_id)
-        return b"" if row is None else originals.unpacked(row)
+    if row is None:
+        return b""
+    try:
+        return originals.unpacked(open_archive(load_settings()), row)
+    except originals.OriginalFileError:
+        log.exception("activity %s: the original file could not be read", activity_id)
+        return b""
 
 
 @st.cache_data(ttl=120, show_spinner=False, max_entries=1000)

@@ -8,6 +8,7 @@ cases skip with the reason, except under CI=true, where they fail: CI must exerc
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,10 @@ from core.storage.engine import make_engine
 from core.storage.schema import migrate
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# What tests write without choosing a folder (the archive's files of imported uploads,
+# exports) goes to a folder of the run's own, never to the checkout's data folder.
+if "TRACKER_DATA_DIR" not in os.environ:
+    os.environ["TRACKER_DATA_DIR"] = tempfile.mkdtemp(prefix="tracker-tests-")
 # Where the app itself looks (TRACKER_SHARED_TRACKS, else ../shared/data/tracks).
 SHARED_TRACKS = Path(os.environ.get("TRACKER_SHARED_TRACKS")
                      or Path(__file__).resolve().parents[2] / "shared" / "data" / "tracks")

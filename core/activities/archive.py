@@ -32,15 +32,16 @@ import lzma
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import IO
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
-from core.activities.imports import import_track, refuse_copy
+from core.activities.imports import SAME_START, import_track, recording_span, refuse_copy
 from core.activities.lifecycle import ActivityError
-from core.activities.originals import pack
+from core.activities.originals import Original, pack
 from core.config import load_settings
 from core.tracks.formats import load_track
 from core.tracks.formats.common import TrackFileError
@@ -130,10 +131,12 @@ def _rows(reader) -> Iterator[Row]:
 
 
 class Budget:
-    """What is left of the bytes one archive's members may decompress to."""
+    """What is left of the bytes one archive's members may decompress to, and the original
+    files rows have named (each is one activity's)."""
 
     def __init__(self, total: int = TOTAL_BYTES):
         self.left = total
+        self.originals: set[str] = set()
 
     def spend(self, n: int, path: str) -> None:
         self.left -= n
@@ -160,9 +163,9 @@ def _member(zf: zipfile.ZipFile, path: str, limit: int, budget: Budget) -> tuple
     except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, NotImplementedError,
             RuntimeError, ValueError) as exc:
         raise TrackFileError(f"{path} cannot be read from the archive: {exc}") from None
+    budget.spend(len(data), path)  # what was read counts, over the limit or not
     if len(data) > limit:
         raise TrackFileError(f"{path} is over the {limit}-byte limit")
-    budget.spend(len(data), path)
     name = clean
     if clean.lower().endswith(".gz"):
         name = clean[:-3]
@@ -171,9 +174,9 @@ def _member(zf: zipfile.ZipFile, path: str, limit: int, budget: Budget) -> tuple
                 data = g.read(limit + 1)
         except (OSError, EOFError, zlib.error, ValueError) as exc:
             raise TrackFileError(f"{path} is not a readable gzip file: {exc}") from None
+        budget.spend(len(data), path)
         if len(data) > limit:
             raise TrackFileError(f"{path} decompresses to over the {limit}-byte limit")
-        budget.spend(len(data), path)
     return name, data
 
 
@@ -205,6 +208,10 @@ def import_archive(Session: sessionmaker[Session], user: User, archive, visibili
         except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, NotImplementedError,
                 RuntimeError, ValueError) as exc:
             raise ArchiveError(f"activities.csv cannot be read from the archive: {exc}") from None
+        if {"activities.json", "profile.json"} <= set(names):
+            # This tracker's archive: an activity without an original file under its own
+            # column was recorded on a device, and the GPX made of it is no original either.
+            rows = [replace(r, original=r.original or "") for r in rows]
         seen: dict[str, dict] = {}  # each member read once, whatever the number of rows naming it
         budget = Budget()
         for k, row in enumerate(rows):
@@ -244,14 +251,13 @@ def _import_row(Session, user: User, zf: zipfile.ZipFile, row: Row, visibility: 
     try:
         name, raw = _member(zf, row.filename, limit, budget)
         track = load_track(name, raw)
-        original = pack(name, raw) if row.original is None or row.original == row.filename else None
-        if original is None and row.original:
-            try:
-                original = pack(*_member(zf, row.original, limit, budget))
-            except TrackFileError as exc:
-                note = f"its original file is not kept: {exc}"
         digest = hashlib.sha256(raw).hexdigest()
         refuse_copy(Session, user.id, track, digest)
+        original = None
+        if row.original is None or row.original == row.filename:
+            original = pack(name, raw)  # a Strava export's file is the original
+        elif row.original:
+            original, note = _original(zf, row.original, track, limit, budget)
         activity = import_track(Session, user, track, sport=sport, title=row.name or track.name or None,
                                 visibility=visibility or row.visibility, source="import", source_hash=digest,
                                 original=original)
@@ -260,3 +266,21 @@ def _import_row(Session, user: User, zf: zipfile.ZipFile, row: Row, visibility: 
     except TrackFileError as exc:
         return {"error": str(exc)}
     return {"activity_id": activity.id, **({"note": note} if note else {})}
+
+
+def _original(zf: zipfile.ZipFile, path: str, track, limit: int, budget: Budget) -> tuple[Original | None, str | None]:
+    """The original file at ``path`` of the activity ``track`` (this tracker's archive), or
+    None and why it is not kept: missing, unreadable, named by another row too, or another
+    recording than the activity's (a crop only shortens it)."""
+    if path in budget.originals:
+        return None, "its original file is not kept: another activity of the archive names the same file"
+    budget.originals.add(path)
+    try:
+        name, raw = _member(zf, path, limit, budget)
+        start, elapsed = recording_span(load_track(name, raw))
+        begun, lasted = recording_span(track)
+    except (TrackFileError, ActivityError) as exc:
+        return None, f"its original file is not kept: {exc}"
+    if begun < start - SAME_START or begun + timedelta(seconds=lasted) > start + timedelta(seconds=elapsed) + SAME_START:
+        return None, "its original file is not kept: it is not the recording of this activity"
+    return pack(name, raw), None

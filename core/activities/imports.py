@@ -16,13 +16,16 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import User
+from core.activities import originals
 from core.activities.lifecycle import ActivityError, check_visibility, create_activity
-from core.activities.originals import Original, keep, pack
+from core.activities.originals import Original
 from core.activities.references import forget_activities
 from core.activities.shown import hold_hiding, settle_shown
 from core.activities.summary import apply_summary
 from core.activities.tables import SPORTS, Activity
+from core.config import load_settings
 from core.storage.base import utcnow
+from core.storage.cold import open_archive
 from core.storage.engine import write_transaction
 from core.storage.points import POINT_FIELDS, delete_newest, insert_new_points
 from core.tracks.cleaning import clean_track
@@ -119,7 +122,8 @@ def import_track(Session: sessionmaker[Session], user: User, track: Track, sport
                  original: Original | None = None) -> Activity:
     """Store a whole recorded track as a completed activity, writing it in short transactions
     of ``IMPORT_CHUNK_POINTS`` points; the same checks and result as ``record_track``.
-    ``original``, the file it was read from, is kept with it (``core.activities.originals``).
+    ``original``, the file it was read from, is kept with it (``core.activities.originals``):
+    written to the archive once the activity exists, named in the completing transaction.
 
     Everything is checked and computed first, with no transaction open. The activity is
     written "created" and private, so no feed, leaderboard, other athlete's Live page or
@@ -144,11 +148,16 @@ def import_track(Session: sessionmaker[Session], user: User, track: Track, sport
                                    source=source)
         activity.source_hash = source_hash
         activity_id = activity.id
-        if original is not None:
-            keep(s, activity_id, user.id, original)
         if len(positions):
             insert_new_points(s, track_point_rows(activity_id, track, positions[:IMPORT_CHUNK_POINTS], 0))
+    archive, kept = None, None
     try:
+        if original is not None:
+            archive = open_archive(load_settings())
+            try:
+                kept = originals.write(archive, activity_id, user.id, original)
+            except OSError:  # the activity matters more than its file: imported without it
+                log.exception("the file of import %s could not be kept in the archive", activity_id)
         for start in starts[1:]:
             rows = track_point_rows(activity_id, track, positions[start:start + IMPORT_CHUNK_POINTS], start)
             with _import_transaction(Session, "import") as s:
@@ -165,15 +174,20 @@ def import_track(Session: sessionmaker[Session], user: User, track: Track, sport
                 refuse_duplicate(s, user.id, source_hash)
             _finish_from_file(s, activity, summary, track.meta.get("cut_chars"))
             activity.visibility = visibility
+            if kept is not None:
+                originals.keep(s, activity_id, user.id, original, kept)
             s.flush()
             s.expunge(activity)  # readable after commit whatever the sessionmaker's expire_on_commit
         return activity
     except BaseException:
+        gone = False
         try:
-            delete_unfinished_import(Session, activity_id, "import")
+            gone = delete_unfinished_import(Session, activity_id, "import")
         except Exception:  # noqa: BLE001 - the first error is the one to raise; the worker cleans up
             log.exception("could not delete the unfinished import %s; it is deleted once abandoned",
                           activity_id)
+        if kept is not None and gone:  # else the sweep deletes it once nothing names it
+            originals.remove(archive, user.id, kept)
         raise
 
 
@@ -287,4 +301,4 @@ def import_file(Session: sessionmaker[Session], user: User, name: str, data: byt
     digest = hashlib.sha256(data).hexdigest()  # the same file twice is refused
     refuse_copy(Session, user.id, track, digest)
     return import_track(Session, user, track, sport=chosen, title=track.name or None, visibility=visibility,
-                        source="upload", source_hash=digest, original=pack(name, data))
+                        source="upload", source_hash=digest, original=originals.pack(name, data))

@@ -13,7 +13,6 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    LargeBinary,
     String,
     false,
     text,
@@ -32,7 +31,7 @@ HALTED_STATUSES = ("paused", "stopped")  # moving time stands still; "active" ru
 COMMAND_STATUS = {"start": "active", "pause": "paused", "resume": "active", "stop": "stopped",
                   "complete": "completed", "discard": "discarded"}
 VISIBILITIES = ("public", "followers", "private")
-ORIGINAL_NAME_MAX_CHARS = 200
+ORIGINAL_NAME_MAX_BYTES = 200  # of UTF-8: a file name's limit is 255 bytes
 
 
 class Activity(Base):
@@ -116,17 +115,22 @@ class ActivityEvent(Base):
 
 
 class OriginalFile(Base):
-    """The file an activity was imported from, as the athlete uploaded it (gzipped), so that
-    their data export gives it back (``core.activities.originals``)."""
+    """The file an activity was imported from, as the athlete uploaded it: kept gzipped in
+    the archive (``core.activities.originals``), for their data export."""
 
     __tablename__ = "activity_originals"
 
     activity_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # the activity's athlete
-    name: Mapped[str] = mapped_column(String(ORIGINAL_NAME_MAX_CHARS))  # as uploaded, without its folders
+    name: Mapped[str] = mapped_column(String(ORIGINAL_NAME_MAX_BYTES))  # as uploaded, without its folders
     kind: Mapped[str] = mapped_column(String(8))  # fit, gpx or tcx
-    size: Mapped[int] = mapped_column(Integer)  # bytes, uncompressed
-    gzipped: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)  # bytes as uploaded
+    stored_bytes: Mapped[int] = mapped_column(BigInteger)  # bytes gzipped, in the archive
+    file: Mapped[str] = mapped_column(String(64))  # its name in the athlete's folder of the archive
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    __table_args__ = (of_activity(),)
+    __table_args__ = (
+        of_activity(),
+        # The sweep asks whether a file is named.
+        Index("ix_activity_originals_file", "user_id", "file"),
+    )

@@ -9,7 +9,7 @@ In this order, each write a short transaction of its own:
    for the scorers, which find the activity gone and acknowledge them: deleting stream
    entries would leave Redis's count of the group's lag off for good.
 2. Their activities' points and phone apps' fix hints go, ``CHUNK_POINTS`` per transaction,
-   newest first; the files they uploaded, ``CHUNK_FILES`` at a time; then the activities, and the comments and kudos they gave, ``CHUNK_ROWS``
+   newest first; then the activities, and the comments and kudos they gave, ``CHUNK_ROWS``
    at a time; the routes their activities shaped are marked for drawing again.
 3. The user row goes, and with it, through the foreign keys' ON DELETE CASCADE, every row
    about them: activities and their events, flags and moderators' decisions about them,
@@ -23,7 +23,8 @@ In this order, each write a short transaction of its own:
 5. Redis is cleaned again after ``SETTLE_S``: a device still sending until its connection
    closed, or a leaderboard rebuild under way, may have written them back meanwhile.
 
-Their archived points (``core.storage.cold``: their folder) and their data exports
+Their archived points and the files they uploaded (``core.storage.cold``,
+``core.activities.originals``: their folder of the archive) and their data exports
 (``core.jobs.export``) go with step 3: files first (a build under way
 finds its row gone and deletes what it wrote), then the rows. Nothing else holds them: no
 model file keeps its training rows (the anomaly forest, the drop-off model and the
@@ -41,7 +42,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import DeviceToken, LoginAttempt, User
 from core.activities.references import forget_activities
-from core.activities.tables import Activity, OriginalFile
+from core.activities.tables import Activity
 from core.config import load_settings
 from core.devices.tables import FixHint
 from core.jobs.export import expire_exports
@@ -55,7 +56,6 @@ log = logging.getLogger(__name__)
 JOB = "delete_account"
 CHUNK_POINTS = 5_000  # points (and phone apps' fix hints) per transaction
 CHUNK_ROWS = 500  # activities, comments and kudos per transaction
-CHUNK_FILES = 10  # original files of their uploads per transaction
 REST_S = 0.005  # after each chunk on SQLite: the ingest server's retries get the lock in between
 SETTLE_S = 5.0  # then Redis is cleaned again: every ingest server has dropped the revoked tokens
 
@@ -88,9 +88,6 @@ def delete_account(Session: sessionmaker[Session], user_id: int, redis=None,
                 points += gone if table is RoutePoint else 0
                 if not gone:
                     break
-    # The files they uploaded, a few per transaction: each may be megabytes to free.
-    while _chunk(Session, lambda s: _delete_some(s, OriginalFile, OriginalFile.user_id, user_id, CHUNK_FILES)):
-        pass
     for start in range(0, len(activity_ids), CHUNK_ROWS):
         part = activity_ids[start:start + CHUNK_ROWS]
         _chunk(Session, lambda s, p=part: _delete_activities(s, user_id, p))
@@ -157,10 +154,10 @@ def _delete_activities(s: Session, user_id: int, activity_ids: list[int]) -> int
     return s.execute(delete(Activity).where(Activity.id.in_(activity_ids))).rowcount
 
 
-def _delete_some(s: Session, table, column, user_id: int, limit: int = CHUNK_ROWS) -> int:
-    """Delete up to ``limit`` of the rows of ``table`` whose ``column`` is ``user_id``."""
+def _delete_some(s: Session, table, column, user_id: int) -> int:
+    """Delete up to ``CHUNK_ROWS`` of the rows of ``table`` whose ``column`` is ``user_id``."""
     keys = list(table.__table__.primary_key.columns)
-    some = select(*keys).where(column == user_id).limit(limit)
+    some = select(*keys).where(column == user_id).limit(CHUNK_ROWS)
     rows = s.execute(some).all()
     if not rows:
         return 0

@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import DeviceToken, LoginAttempt, User, WebSession
 from core.activities.archive import ORIGINAL_COLUMN
-from core.activities.originals import original_of
+from core.activities.originals import OriginalFileError, original_of, read_gzipped
 from core.activities.tables import Activity, ActivityEvent
 from core.anomaly.detector import as_athlete_sees
 from core.anomaly.tables import ActivityFlag, ModerationDecision, PendingCrop
@@ -58,10 +58,12 @@ from core.challenges.tables import (
     GroupChallenge,
     GroupMember,
 )
+from core.config import load_settings
 from core.devices.tables import FixHint
 from core.recommend.tables import DiscoverySettings, RouteSignal, RouteSuggestion
 from core.routes.tables import RouteActivity
 from core.social.tables import Block, Comment, FollowRequest, Friend, Kudos, PrivacyZone
+from core.storage.cold import Archive, open_archive
 from core.storage.points import stored_track
 from core.tracks.formats.gpx import to_gpx
 from core.tracks.formats.tcx import to_tcx
@@ -110,6 +112,7 @@ def write_export(Session: sessionmaker[Session], user_id: int, out, progress: Ca
         activities = list(s.scalars(select(Activity).where(Activity.user_id == user_id).order_by(Activity.id)))
         sections = _sections(s, user)
     total = len(activities) + 1
+    archive = open_archive(load_settings())  # the files activities were imported from
     listing = io.StringIO()
     writer = csv.writer(listing)
     writer.writerow(LISTING)
@@ -118,7 +121,7 @@ def write_export(Session: sessionmaker[Session], user_id: int, out, progress: Ca
         for name, value in sections.items():
             zf.writestr(name, _json(value))
         for k, activity in enumerate(activities, start=1):
-            row, listed = _activity(Session, zf, activity)
+            row, listed = _activity(Session, zf, activity, archive)
             rows.append(row)
             files += bool(listed)
             if listed and activity.status == "completed":  # what imports again: the completed ones
@@ -147,7 +150,8 @@ def _json(value) -> str:
     return json.dumps(value, indent=1, ensure_ascii=False, default=str)
 
 
-def _activity(Session: sessionmaker[Session], zf: zipfile.ZipFile, activity: Activity) -> tuple[dict, str]:
+def _activity(Session: sessionmaker[Session], zf: zipfile.ZipFile, activity: Activity, archive: Archive
+              ) -> tuple[dict, str]:
     """Write one activity's files (every point as CSV, the GPX, a TCX when some points have
     no position, the phone's hints); its entry in activities.json and the name of the file
     that holds the whole recording to import again ("" when there is none). A recording that
@@ -158,18 +162,23 @@ def _activity(Session: sessionmaker[Session], zf: zipfile.ZipFile, activity: Act
             select(ActivityEvent).where(ActivityEvent.activity_id == activity.id).order_by(ActivityEvent.id))]
         route = s.get(RouteActivity, activity.id)
         original = original_of(s, activity.user_id, activity.id)
-        if original is not None:
-            # Already gzipped: stored as it is, not compressed again.
-            # Under its own name (a colon, which some systems refuse in a path, made a dash).
-            entry_original = {"original_file": f"originals/{activity.id}/{original.name.replace(':', '-')}.gz",
-                              "original_name": original.name, "original_bytes": original.size}
-            zf.writestr(zipfile.ZipInfo(entry_original["original_file"], _zip_time(original.created_at)),
-                        original.gzipped, compress_type=zipfile.ZIP_STORED)
-        else:
-            entry_original = {}
         hints = s.execute(select(FixHint.seq, FixHint.is_moving, FixHint.motion, FixHint.speed_mps, FixHint.bearing,
                                  FixHint.battery).where(FixHint.activity_id == activity.id)
                           .order_by(FixHint.seq)).all()
+    entry_original = {}
+    if original is not None:
+        entry_original = {"original_name": original.name, "original_bytes": original.size}
+        try:
+            gzipped = read_gzipped(archive, original)
+        except OriginalFileError as exc:
+            log.warning("activity %s: %s", activity.id, exc)
+            entry_original["original_error"] = "the original file could not be read: its points are in the CSV"
+        else:
+            # Under its own name (a colon, which some systems refuse in a path, made a dash);
+            # already gzipped, so stored as it is.
+            entry_original["original_file"] = f"originals/{activity.id}/{original.name.replace(':', '-')}.gz"
+            zf.writestr(zipfile.ZipInfo(entry_original["original_file"], _zip_time(original.created_at)),
+                        gzipped, compress_type=zipfile.ZIP_STORED)
     entry = {**_plain(activity), "events": events, "route_id": route.route_id if route is not None else None,
              **entry_original}
     if len(track):

@@ -19,13 +19,13 @@ from core.accounts.signin import record_failed_sign_in
 from core.accounts.tables import User
 from core.accounts.tokens import create_device_token
 from core.accounts.users import create_user, update_profile
-from core.activities import live_board
+from core.activities import live_board, originals
 from core.activities.imports import record_track
-from core.activities.originals import keep, pack
 from core.anomaly.tables import ActivityFlag, ModerationDecision, ScoringFailure
 from core.challenges.engagement import record_safely
 from core.challenges.groups import create_group, respond
 from core.challenges.tables import BadgeAward
+from core.config import load_settings
 from core.devices.tables import FixHint
 from core.jobs.badges import assign_challenges, award_badges
 from core.jobs.shown import settle_shown_distances
@@ -38,6 +38,7 @@ from core.social.kudos import give_kudos
 from core.social.leaderboards import refresh_redis
 from core.social.privacy_settings import add_zone, set_hide_ends
 from core.social.zone_attack import outing
+from core.storage.cold import open_archive
 from core.tracks.formats.gpx import to_gpx
 
 HOME = (46.05, 14.50)
@@ -66,7 +67,9 @@ def everything(Session, redis, tag: str, gone_id: int | None = None) -> dict:
                              title=f"Run of Gone Person {tag}", source="demo") for k in range(3)]
         # The first came from a file they uploaded, which is kept.
         upload = to_gpx(outing(random.Random(0), *HOME, now - 7200), name=f"Run of Gone Person {tag}").encode()
-        keep(s, runs[0].id, gone.id, pack(f"Run of Gone Person {tag}.gpx", upload))
+        packed = originals.pack(f"Run of Gone Person {tag}.gpx", upload)
+        written = originals.write(open_archive(load_settings()), runs[0].id, gone.id, packed)
+        originals.keep(s, runs[0].id, gone.id, packed, written)
         theirs = record_track(s, friend, outing(random.Random(9), *HOME, now - 3600), visibility="public",
                               source="demo")
         add_comment(s, gone, theirs.id, f"well run, from Gone Person {tag}")

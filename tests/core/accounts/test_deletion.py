@@ -7,6 +7,7 @@ a database of its own (SQLite and PostgreSQL) and the test Redis."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
 import zipfile
@@ -122,9 +123,12 @@ def files_naming(folder: Path, user_id: int, texts: list[str], activity_ids: lis
             blobs.append(json.dumps(json.loads(blobs[0])).encode())
             if _holds_int(json.loads(blobs[0]), user_id):
                 why.append("json value")
+        elif path.suffix == ".gz":  # a file they uploaded
+            blobs.append(gzip.decompress(blobs[0]))
         elif zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as z:
                 blobs += [z.read(n) for n in z.namelist()] + [n.encode() for n in z.namelist()]
+                blobs += [gzip.decompress(z.read(n)) for n in z.namelist() if n.endswith(".gz")]
         if any(n in b for b in blobs for n in needles):
             why.append("content")
         if why:
@@ -201,7 +205,8 @@ def test_deleting_an_account_leaves_nothing_about_them(kind, tmp_path, redis_cli
         assert {k for k, kind_ in redis_naming(redis_client, needles).items() if kind_ == "zset"}, \
             "their leaderboard lines"
         files = files_naming(data, ids["gone"], texts, ids["runs"])
-        assert sum(f.startswith(f"archive/u{GONE_ID}/") for f in files) == 2, files
+        assert sum(f.startswith(f"archive/u{GONE_ID}/") and f.endswith(".parquet") for f in files) == 2, files
+        assert sum(f.startswith(f"archive/u{GONE_ID}/originals/") for f in files) == 1, files  # their upload
         assert any(f.startswith("exports/") for f in files), files
         models = {p.name for p in registry.model_dir(settings).iterdir()}
         assert {registry.MODEL_FILE, "churn.pkl", "churn.json", "churn.last_run"} <= models, models

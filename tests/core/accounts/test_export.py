@@ -40,6 +40,7 @@ from core.recommend.tables import RouteSignal
 from core.social.tables import PrivacyZone
 from core.social.zone_attack import outing
 from core.storage.base import utcnow
+from core.storage.cold import open_archive
 from tests.conftest import database_of_its_own
 from tests.core.accounts.athlete import HOME, everything, one_runner
 
@@ -139,7 +140,8 @@ def test_the_archive_holds_everything_about_them_and_no_secret(kind, tmp_path, r
             assert {(a.title, a.start_time, a.sport, a.visibility) for a in back} == originals
             # The file first uploaded comes back as the original, not the archive's GPX of it.
             kept = s.scalars(select(OriginalFile).where(OriginalFile.user_id == again.id)).all()
-            assert [(k.name, unpacked(k)) for k in kept] == [(f"Run of Gone Person {tag}.gpx", ids["upload"])]
+            archive = open_archive(load_settings())
+            assert [(k.name, unpacked(archive, k)) for k in kept] == [(f"Run of Gone Person {tag}.gpx", ids["upload"])]
         assert all("skipped" in o for o in import_archive(Session, again, path))  # and only once
 
         # Kept for its time, then file and row go.

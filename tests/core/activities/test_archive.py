@@ -19,6 +19,8 @@ from core.accounts.users import create_user
 from core.activities.archive import ArchiveError, import_archive, rows_of
 from core.activities.originals import unpacked
 from core.activities.tables import Activity, OriginalFile
+from core.config import load_settings
+from core.storage.cold import open_archive
 from tests.conftest import SHARED_TRACKS
 
 RUN_FIT = "goldencheetah/10kUNLP2014-Garmin15.fit"
@@ -121,7 +123,8 @@ def test_a_strava_archive_imports_its_runs_and_rides_and_explains_every_other_ro
             ('Morning Run, "easy"', "1.fit", recording(RUN_FIT)), ("Commute ride", "2.fit", recording(RIDE_FIT)),
             ("Hills <b>repeat</b>", "3.gpx", recording(RUN_GPX)), ("Spaced TCX", "4.tcx", b"   \n" + recording(RUN_TCX)))}
         rows = s.scalars(select(OriginalFile).where(OriginalFile.user_id == user.id)).all()
-        assert {r.activity_id: (r.name, unpacked(r)) for r in rows} == kept
+        archive = open_archive(load_settings())
+        assert {r.activity_id: (r.name, unpacked(archive, r)) for r in rows} == kept
 
     again = list(import_archive(Session, user, strava, visibility="private"))
     assert not any("activity_id" in x for x in again)
