@@ -40,7 +40,7 @@ import numpy as np
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.activities.tables import Activity
+from core.activities.tables import Activity, OriginalFile
 from core.config import Settings
 from core.storage import cold, partitions
 from core.storage.base import utcnow
@@ -291,6 +291,10 @@ def status(Session: sessionmaker[Session], settings: Settings) -> dict:
                                    .where(Activity.points_tier == "cold")) or 0)
         to_archive, to_restore = due(s, settings)
         hot_bytes = partitions.table_bytes(s)
+        # The files activities were imported from, kept in the archive too (core.activities.originals).
+        files, kept = s.execute(select(func.count(), func.coalesce(func.sum(OriginalFile.stored_bytes), 0))
+                                .select_from(OriginalFile)).one()
+        originals = {"files": int(files), "bytes": int(kept)}
         parts = None
         if partitions.partitioned(s):
             edge = partitions.frontier(s)
@@ -308,7 +312,8 @@ def status(Session: sessionmaker[Session], settings: Settings) -> dict:
             "partitions": parts,
             "cold": {"activities": per_tier.get("cold", 0), "points": cold_points, "files": len(stored),
                      "bytes": sum(f.size or 0 for f in stored)},
-            "due": {"archive": len(to_archive), "restore": len(to_restore)}}
+            "due": {"archive": len(to_archive), "restore": len(to_restore)},
+            "originals": originals}
 
 
 __all__ = ["archive_activity", "due", "restore_activity", "run", "status", "sweep"]

@@ -51,6 +51,9 @@ parts = figures["partitions"]
 if parts is not None:
     st.caption(f"Points table partitions: {parts['open']} open (hot), {parts['closed']} closed (warm, "
                f"{parts['warm_points']:,} points still in them).")
+kept = figures["originals"]
+st.caption(f"Uploaded files kept for their athletes' exports: {kept['files']:,}, {file_size(kept['bytes'])} "
+           "gzipped, in the archive.")
 limits = figures["thresholds"]
 st.caption(f"Archive: {ui.plain(plain_location(figures['archive']))}. Activities started, and last read, more than "
            f"{limits['cold_after_days']:g} days ago are archived; an archived activity read "

@@ -28,6 +28,7 @@ from core.activities.originals import clean_name, described, original_of, pack, 
 from core.activities.tables import Activity, OriginalFile
 from core.config import load_settings
 from core.social.zone_attack import outing
+from core.storage import tiers
 from core.storage.cold import open_archive
 from core.tracks.formats.common import TrackFileError
 from core.tracks.formats.gpx import to_gpx
@@ -79,6 +80,7 @@ def _files(user_id: int) -> list[str]:
 def test_an_upload_is_kept_as_it_was_and_goes_with_its_activity(Session):
     user = _athlete(Session, "keeper")
     data = b"\n  " + _gpx(1)  # as uploaded, blank lines before the XML included
+    before = tiers.status(Session, load_settings())["originals"]  # the database holds other tests' too
     activity = import_file(Session, user, "../Lunch <run>.gpx", data)
     archive = open_archive(load_settings())
     with Session() as s:
@@ -89,6 +91,8 @@ def test_an_upload_is_kept_as_it_was_and_goes_with_its_activity(Session):
         other = _athlete(Session, "stranger")
         assert original_of(s, other.id, activity.id) is None and described(s, other.id, activity.id) is None
     assert _files(user.id) == [row.file]
+    after = tiers.status(Session, load_settings())["originals"]
+    assert after == {"files": before["files"] + 1, "bytes": before["bytes"] + row.stored_bytes}
 
     # Refused as a copy: nothing more is kept.
     with pytest.raises(ActivityError):
