@@ -272,9 +272,10 @@ def _original(zf: zipfile.ZipFile, path: str, track, limit: int, budget: Budget)
     """The original file at ``path`` of the activity ``track`` (this tracker's archive), or
     None and why it is not kept: missing, unreadable, named by another row too, or another
     recording than the activity's (a crop only shortens it)."""
-    if path in budget.originals:
+    member = path.replace("\\", "/")  # as _member looks it up
+    if member in budget.originals:
         return None, "its original file is not kept: another activity of the archive names the same file"
-    budget.originals.add(path)
+    budget.originals.add(member)
     try:
         name, raw = _member(zf, path, limit, budget)
         start, elapsed = recording_span(load_track(name, raw))

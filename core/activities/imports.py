@@ -150,14 +150,15 @@ def import_track(Session: sessionmaker[Session], user: User, track: Track, sport
         activity_id = activity.id
         if len(positions):
             insert_new_points(s, track_point_rows(activity_id, track, positions[:IMPORT_CHUNK_POINTS], 0))
-    archive, kept = None, None
+    archive, kept, unkept, completed = None, None, None, False
     try:
         if original is not None:
-            archive = open_archive(load_settings())
             try:
+                archive = open_archive(load_settings())
                 kept = originals.write(archive, activity_id, user.id, original)
-            except OSError:  # the activity matters more than its file: imported without it
+            except (OSError, ValueError) as exc:  # the activity matters more than its file: imported without it
                 log.exception("the file of import %s could not be kept in the archive", activity_id)
+                unkept = f"the file could not be kept for your exports ({exc.__class__.__name__})"
         for start in starts[1:]:
             rows = track_point_rows(activity_id, track, positions[start:start + IMPORT_CHUNK_POINTS], start)
             with _import_transaction(Session, "import") as s:
@@ -176,17 +177,19 @@ def import_track(Session: sessionmaker[Session], user: User, track: Track, sport
             activity.visibility = visibility
             if kept is not None:
                 originals.keep(s, activity_id, user.id, original, kept)
+            elif unkept:
+                activity.summary = {**activity.summary, "original_not_kept": unkept}
             s.flush()
             s.expunge(activity)  # readable after commit whatever the sessionmaker's expire_on_commit
+        completed = True
         return activity
     except BaseException:
-        gone = False
         try:
-            gone = delete_unfinished_import(Session, activity_id, "import")
+            delete_unfinished_import(Session, activity_id, "import")
         except Exception:  # noqa: BLE001 - the first error is the one to raise; the worker cleans up
             log.exception("could not delete the unfinished import %s; it is deleted once abandoned",
                           activity_id)
-        if kept is not None and gone:  # else the sweep deletes it once nothing names it
+        if kept is not None and not completed:  # no committed row names it
             originals.remove(archive, user.id, kept)
         raise
 

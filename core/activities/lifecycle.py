@@ -23,8 +23,6 @@ from core.activities import originals
 from core.activities.references import forget_activities
 from core.activities.summary import Summary, complete_activity
 from core.activities.tables import COMMAND_STATUS, SPORTS, VISIBILITIES, Activity, ActivityEvent
-from core.config import load_settings
-from core.storage.cold import open_archive
 from core.text import CLIENT_REF_MAX_CHARS, TITLE_MAX_CHARS, TextRefused, check_identifier, fit
 
 log = logging.getLogger(__name__)
@@ -133,7 +131,7 @@ def delete_activity(s: Session, activity: Activity) -> None:
     that name it forget it; the file it was imported from is deleted after the commit."""
     forget_activities(s, activity.user_id, [activity.id])
     # The file it was imported from goes once the deletion is committed.
-    originals.forget_after_commit(s, open_archive(load_settings()), activity.user_id, [activity.id])
+    originals.forget_after_commit(s, activity.user_id, [activity.id])
     s.delete(activity)
     s.flush()
 

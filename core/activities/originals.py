@@ -33,7 +33,8 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.activities.tables import ORIGINAL_NAME_MAX_BYTES, OriginalFile
-from core.storage.cold import Archive
+from core.config import load_settings
+from core.storage.cold import Archive, open_archive
 from core.tracks.formats import detect_format
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 GZIP_LEVEL = 6  # a GPX to about an eighth; FIT files are already dense
 FOLDER = "originals"
 SWEEP_AFTER_S = 3600.0  # an import writes its file seconds before it names it
+PENDING = "originals_to_remove"  # in a session's info: files to remove once it commits
 
 
 class OriginalFileError(RuntimeError):
@@ -118,14 +120,38 @@ def keep(s: Session, activity_id: int, user_id: int, original: Original, file: s
     s.flush()
 
 
-def forget_after_commit(s: Session, archive: Archive, user_id: int, activity_ids: list[int]) -> None:
+def forget_after_commit(s: Session, user_id: int, activity_ids: list[int]) -> None:
     """Have the kept files of ``activity_ids`` (of ``user_id``), which this transaction
-    deletes, removed once it commits (not before: a rollback keeps them)."""
+    deletes, removed once it commits. Only their names are read here: the archive is opened
+    after the commit (on SQLite, the write lock is never held for it), and each file goes
+    only if no row names it then (a rolled-back deletion, or one in a savepoint undone,
+    keeps it); what cannot be removed is left to the sweep."""
+    if not activity_ids:
+        return
     files = list(s.scalars(select(OriginalFile.file).where(OriginalFile.activity_id.in_(activity_ids),
-                                                           OriginalFile.user_id == user_id))) \
-        if activity_ids else []
-    if files:
-        event.listen(s, "after_commit", lambda _s: [remove(archive, user_id, f) for f in files], once=True)
+                                                           OriginalFile.user_id == user_id)))
+    if not files:
+        return
+    pending = s.info.setdefault(PENDING, [])
+    if not pending and not event.contains(s, "after_commit", _remove_pending):
+        event.listen(s, "after_commit", _remove_pending)
+    pending.extend((user_id, f) for f in files)
+
+
+def _remove_pending(s: Session) -> None:
+    pending = s.info.pop(PENDING, [])
+    if not pending:
+        return
+    try:
+        archive = open_archive(load_settings())
+        with s.get_bind().engine.connect() as conn:  # a connection of its own: the session's is done
+            for user_id, file in pending:
+                named = conn.scalar(select(OriginalFile.activity_id).where(OriginalFile.user_id == user_id,
+                                                                           OriginalFile.file == file))
+                if named is None:
+                    remove(archive, user_id, file)
+    except Exception:  # noqa: BLE001 - the commit stands; the sweep removes what is left
+        log.exception("kept files of deleted activities could not be removed now; the sweep will")
 
 
 def original_of(s: Session, user_id: int, activity_id: int) -> OriginalFile | None:

@@ -110,6 +110,8 @@ def delete_account(Session: sessionmaker[Session], user_id: int, redis=None,
         if username is not None:
             s.execute(delete(LoginAttempt).where(LoginAttempt.key == f"user:{username}"))
         s.execute(delete(User).where(User.id == user_id))
+    # Again now the account is gone: an upload under way may have written its file since.
+    cold.remove_athlete(cold.open_archive(settings), user_id)
     for route_id in sorted(routes):  # drawn, named and measured again from what is left, or gone
         refresh(Session, route_id)
     if redis is not None:

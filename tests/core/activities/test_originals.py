@@ -199,18 +199,20 @@ def test_this_trackers_archive_brings_each_original_back_and_says_when_it_cannot
          _row(10, "Recorded on a device", ""),
          _row(11, "Another recording's", "originals/11/other.gpx.gz"),
          _row(12, "Named twice", "originals/7/Morning run.gpx.gz"),
-         _row(13, "A bomb", "originals/13/bomb.fit.gz")],
+         _row(13, "A bomb", "originals/13/bomb.fit.gz"),
+         _row(14, "Named again, spelt otherwise", "originals\\7\\Morning run.gpx.gz")],
         {"activities/7.gpx": now_first, "originals/7/Morning run.gpx.gz": gzip.compress(first),
          "activities/8.gpx": _gpx(4, 60), "activities/9.gpx": _gpx(5, 90), "activities/10.gpx": _gpx(6, 120),
          "activities/11.gpx": _gpx(11, 150), "originals/11/other.gpx.gz": gzip.compress(_gpx(12, 400)),
          "activities/12.gpx": _gpx(13, 180), "activities/13.gpx": _gpx(14, 210),
-         "originals/13/bomb.fit.gz": gzip.compress(b"\0" * 3_000_000)})
+         "originals/13/bomb.fit.gz": gzip.compress(b"\0" * 3_000_000), "activities/14.gpx": _gpx(20, 240)})
     lines = {x["name"]: x for x in import_archive(Session, user, data)}
     assert all("activity_id" in x for x in lines.values()), lines
     assert "not in the archive" in lines["Original lost"]["note"]
     assert "leaves the archive" in lines["Original escapes"]["note"]
     assert "not the recording of this activity" in lines["Another recording's"]["note"]
     assert "names the same file" in lines["Named twice"]["note"]
+    assert "names the same file" in lines["Named again, spelt otherwise"]["note"]
     assert "limit" in lines["A bomb"]["note"]
     assert "note" not in lines["With original"] and "note" not in lines["Recorded on a device"]
     with Session() as s:
@@ -226,3 +228,50 @@ def test_an_archive_of_this_tracker_from_before_originals_were_kept_makes_none(S
     lines = list(import_archive(Session, user, data))
     assert "activity_id" in lines[0], lines
     assert _originals(Session, user.id) == 0 and _files(user.id) == []
+
+
+def test_a_deletion_undone_keeps_the_file_whatever_the_session_commits_next(Session):
+    user = _athlete(Session, "hesitant")
+    first = import_file(Session, user, "one.gpx", _gpx(16, 30))
+    second = import_file(Session, user, "two.gpx", _gpx(17, 60))
+    kept = _files(user.id)
+    with Session() as s:
+        delete_activity(s, s.get(Activity, first.id))
+        s.rollback()
+        s.get(Activity, second.id).title = "Renamed"
+        s.commit()  # another transaction of the same session
+        nested = s.begin_nested()
+        delete_activity(s, s.get(Activity, second.id))
+        nested.rollback()
+        s.commit()
+    assert _files(user.id) == kept and _originals(Session, user.id) == 2
+
+
+def test_an_archive_out_of_reach_imports_the_activity_and_says_its_file_is_not_kept(Session, tmp_path,
+                                                                                    monkeypatch):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the archive's folder should be")
+    for url in (str(blocker / "archive"), f"file://{blocker}/archive"):
+        monkeypatch.setenv("TRACKER_ARCHIVE_URL", url)
+        user = _athlete(Session, "unarchived")
+        activity = import_file(Session, user, "run.gpx", _gpx(18))
+        assert "could not be kept" in activity.summary["original_not_kept"]
+        assert _originals(Session, user.id) == 0
+
+
+def test_an_account_deleted_while_its_upload_is_written_keeps_none_of_its_file(Session, monkeypatch):
+    from core.jobs.deletion import delete_account
+
+    user = _athlete(Session, "leaving")
+    real = originals.write
+
+    def then_delete(archive, activity_id, user_id, original):
+        file = real(archive, activity_id, user_id, original)
+        delete_account(Session, user_id, settle_s=0.0)  # the athlete leaves meanwhile
+        return file
+
+    monkeypatch.setattr(originals, "write", then_delete)
+    monkeypatch.setattr(imports, "IMPORT_CHUNK_POINTS", 50)
+    with pytest.raises(Exception):  # noqa: B017 - whichever step finds the activity gone first
+        import_file(Session, user, "run.gpx", _gpx(19))
+    assert _files(user.id) == [] and _originals(Session, user.id) == 0
