@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import IO
+from urllib.parse import unquote
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -65,6 +66,12 @@ NEITHER = "not a Strava export, nor an archive of this tracker"
 # "Filename", which is imported, and the file it was first imported from under this column,
 # which is kept again as its original (``core.activities.originals``).
 ORIGINAL_COLUMN = "Original Filename"
+
+
+def path_name(name: str) -> str:
+    """A kept file's name as this tracker's archive writes it into a path: "%" and ":" (which
+    some systems refuse) percent-encoded, so that ``unquote`` gives the name back."""
+    return name.replace("%", "%25").replace(":", "%3A")
 
 
 class ArchiveError(ValueError):
@@ -284,4 +291,4 @@ def _original(zf: zipfile.ZipFile, path: str, track, limit: int, budget: Budget)
         return None, f"its original file is not kept: {exc}"
     if begun < start - SAME_START or begun + timedelta(seconds=lasted) > start + timedelta(seconds=elapsed) + SAME_START:
         return None, "its original file is not kept: it is not the recording of this activity"
-    return pack(name, raw), None
+    return pack(unquote(name), raw), None

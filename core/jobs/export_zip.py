@@ -45,7 +45,7 @@ from sqlalchemy import func, inspect, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.accounts.tables import DeviceToken, LoginAttempt, User, WebSession
-from core.activities.archive import ORIGINAL_COLUMN
+from core.activities.archive import ORIGINAL_COLUMN, path_name
 from core.activities.originals import OriginalFileError, original_of, read_gzipped
 from core.activities.tables import Activity, ActivityEvent
 from core.anomaly.detector import as_athlete_sees
@@ -174,9 +174,10 @@ def _activity(Session: sessionmaker[Session], zf: zipfile.ZipFile, activity: Act
             log.warning("activity %s: %s", activity.id, exc)
             entry_original["original_error"] = "the original file could not be read: its points are in the CSV"
         else:
-            # Under its own name (a colon, which some systems refuse in a path, made a dash);
-            # already gzipped, so stored as it is.
-            entry_original["original_file"] = f"originals/{activity.id}/{original.name.replace(':', '-')}.gz"
+            # Under its own name, a colon (which some systems refuse in a path) and a percent
+            # sign percent-encoded (an import here decodes them); already gzipped, so stored
+            # as it is.
+            entry_original["original_file"] = f"originals/{activity.id}/{path_name(original.name)}.gz"
             zf.writestr(zipfile.ZipInfo(entry_original["original_file"], _zip_time(original.created_at)),
                         gzipped, compress_type=zipfile.ZIP_STORED)
     entry = {**_plain(activity), "events": events, "route_id": route.route_id if route is not None else None,

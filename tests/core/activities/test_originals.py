@@ -275,3 +275,21 @@ def test_an_account_deleted_while_its_upload_is_written_keeps_none_of_its_file(S
     with pytest.raises(Exception):  # noqa: B017 - whichever step finds the activity gone first
         import_file(Session, user, "run.gpx", _gpx(19))
     assert _files(user.id) == [] and _originals(Session, user.id) == 0
+
+
+@pytest.mark.parametrize("name", ["Run 10:30 at 50%.gpx", "名" * 80 + ".gpx", "%3A.gpx", "\u202eevil:.gpx"])
+def test_a_kept_file_comes_back_under_its_name_through_an_export_and_an_import(Session, tmp_path, name):
+    from core.jobs.export_zip import write_export
+
+    user, again = _athlete(Session, "exporter"), _athlete(Session, "importer")
+    data = _gpx(21)
+    activity = import_file(Session, user, name, data)
+    with Session() as s:
+        kept = original_of(s, user.id, activity.id).name
+    out = tmp_path / "archive.zip"
+    write_export(Session, user.id, out)
+    lines = list(import_archive(Session, again, out.read_bytes()))
+    assert "note" not in lines[0] and "activity_id" in lines[0], lines
+    with Session() as s:
+        back = original_of(s, again.id, lines[0]["activity_id"])
+        assert back.name == kept and unpacked(open_archive(load_settings()), back) == data
