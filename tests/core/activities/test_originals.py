@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import sessionmaker
 
 import core.activities.imports as imports
 from core.accounts.users import create_user
@@ -32,13 +31,22 @@ from core.storage import tiers
 from core.storage.cold import open_archive
 from core.tracks.formats.common import TrackFileError
 from core.tracks.formats.gpx import to_gpx
+from tests.conftest import database_of_its_own
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def database(request, tmp_path_factory):
+    """A database of this module's own: its imports commit, and must not reach other
+    modules' leaderboards or counts."""
+    with database_of_its_own(request.param, tmp_path_factory.mktemp("originals"), "originals") as factory:
+        yield factory
 
 
 @pytest.fixture
-def Session(engine, tmp_path, monkeypatch):
+def Session(database, tmp_path, monkeypatch):
     # An archive of the test's own: both databases number their athletes from 1.
     monkeypatch.setenv("TRACKER_DATA_DIR", str(tmp_path / "data"))
-    return sessionmaker(engine, expire_on_commit=False)
+    return database
 
 
 def _athlete(Session, name: str):
