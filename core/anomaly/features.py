@@ -21,6 +21,8 @@ import numpy as np
 
 from core.activities.tables import SPORTS
 from core.anomaly.limits import (
+    ASSIST_GRADE_MAX,
+    ASSIST_GRADE_MIN,
     CLIMB_PART_SHARE,
     CLIMB_PARTS,
     CLIMB_RATE_LIMIT_M_PER_H,
@@ -51,7 +53,7 @@ from core.tracks.track import Track
 
 # A step this long and this much faster than the sport allows is a jump, not movement.
 TELEPORT_MIN_M = 200.0
-TELEPORT_SPEED_FACTOR = 3.0
+TELEPORT_SPEED_FACTOR = 2.0
 SPIKE_FIXES = 3  # a jump whose track comes back within this many fixes is a spike
 GRID_MAX_POINTS = 60_000
 MOVING_MPS = {"run": 1.0, "ride": 2.0}
@@ -82,6 +84,8 @@ class Features:
     gaps: list[dict] = field(default_factory=list)  # recording gaps ending GAP_MIN_M or more away
     climbs: dict[int, dict] = field(default_factory=dict)  # seconds -> {metres, t0, t1}: most gained
     launches: list[dict] = field(default_factory=list)  # rides: pull-aways from a standstill
+    # Rides: speed on the steepest and the gentlest quarter of the climbing (``climb_by_grade``).
+    grades: dict | None = None
 
     @property
     def usable(self) -> bool:
@@ -222,6 +226,7 @@ def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
     power = None
     climbs = {}
     pulls = []
+    grades = None
     if sport == "ride" and g.step == 1.0:
         # Stops and pull-aways from displacement: standing still, jitter adds path, not distance.
         x, y = local_xy(g.lat, g.lon)
@@ -238,6 +243,7 @@ def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
         if sport == "ride":
             power = ride_power(g.speed30, ele_g, g.step)
             values.update(_power_features(power, g.step))
+            grades = climb_by_grade(g, ele_g)
     values.update(_heart_features(g, clean.hr, power))
     if sport == "run":
         values.update(_cadence_features(g, clean.cad))
@@ -245,7 +251,7 @@ def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
     series = Series(g.grid, np.interp(g.grid, g.t, g.lat), np.interp(g.grid, g.t, g.lon),
                     np.interp(g.grid, g.t, g.dist), g.speed30, power, ele_g)
     return Features(sport, values, series, efforts=efforts, gaps=gaps(g.t, g.lat, g.lon, clean.ele, g.gap, pauses),
-                    climbs=climbs, launches=pulls)
+                    climbs=climbs, launches=pulls, grades=grades)
 
 
 def _on_grid(clean: CleanTrack, sport: str) -> _Grid:
@@ -369,20 +375,46 @@ def _climbing_features(g: _Grid, ele_g: np.ndarray) -> dict[str, float]:
         climb = np.nan_to_num(ele_g[win:] - ele_g[:-win])
         values["vam_5min"] = float(max(climb.max(), 0.0) / (win * step) * 3600.0)
     # Speed on climbs against speed on the flat: legs slow right down uphill, motors don't.
-    dist_g = np.interp(g.grid, g.t, g.dist)
-    w200 = max(1, int(60 / step))
-    if ele_g.size > 2 * w200:
-        rise = ele_g[2 * w200:] - ele_g[:-2 * w200]
-        run_m = dist_g[2 * w200:] - dist_g[:-2 * w200]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            grade = np.where(run_m > 50, rise / run_m, np.nan)
-        v_mid = g.speed30[w200:-w200]
-        ok = g.moving[w200:-w200] & np.isfinite(grade)
+    grade, v_mid, moving = _grade_1min(g, ele_g)
+    if grade.size:
+        ok = moving & np.isfinite(grade)
         climbing = ok & (grade > 0.03)
         flat = ok & (np.abs(grade) < 0.01)
         if climbing.sum() * step >= 120 and flat.sum() * step >= 120:
             values["climb_flat_ratio"] = float(np.median(v_mid[climbing]) / max(np.median(v_mid[flat]), 0.1))
     return values
+
+
+def _grade_1min(g: _Grid, ele_g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gradient over the minute either side of each grid time (NaN where under 50 m were
+    covered), with the 30-second speed and whether moving there, on the same inner grid."""
+    step = g.step
+    w = max(1, int(60 / step))
+    dist_g = np.interp(g.grid, g.t, g.dist)
+    if ele_g.size <= 2 * w:
+        empty = np.zeros(0)
+        return empty, empty, empty.astype(bool)
+    rise = ele_g[2 * w:] - ele_g[:-2 * w]
+    run_m = dist_g[2 * w:] - dist_g[:-2 * w]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grade = np.where(run_m > 50, rise / run_m, np.nan)
+    return grade, g.speed30[w:-w], g.moving[w:-w]
+
+
+def climb_by_grade(g: _Grid, ele_g: np.ndarray) -> dict | None:
+    """A ride's climbing (1-minute gradient from ASSIST_GRADE_MIN to ASSIST_GRADE_MAX, moving)
+    split by gradient: the median gradient and speed of its steepest and its gentlest quarter,
+    and the seconds climbed in all; None without climbing."""
+    grade, v, moving = _grade_1min(g, ele_g)
+    ok = moving & np.isfinite(grade) & np.isfinite(v) & (grade >= ASSIST_GRADE_MIN) & (grade <= ASSIST_GRADE_MAX)
+    if ok.sum() < 8:
+        return None
+    gr, vv = grade[ok], v[ok]
+    low, high = np.percentile(gr, [25, 75])
+    steep, gentle = gr >= high, gr <= low
+    return {"seconds": float(ok.sum() * g.step),
+            "steep_grade": float(np.median(gr[steep])), "steep_mps": float(np.median(vv[steep])),
+            "gentle_grade": float(np.median(gr[gentle])), "gentle_mps": float(np.median(vv[gentle]))}
 
 
 def _power_features(power: np.ndarray, step: float) -> dict[str, float]:

@@ -59,6 +59,20 @@ GAP_RIDE_RECORD_S = {**WORLD_RECORD_S["ride"], 56792: 3600.0}
 # downhill a rider goes twice as fast as on the flat.
 GAP_OWN_FACTOR = 1.3
 GAP_OWN_FLOOR_MPS = {"run": 3.0, "ride": 8.0}
+# The tighter of two own-pace bounds: a gap is also read against the athlete's best average
+# speed held for the gap's duration anywhere else in the activity (a 7-minute gap against their
+# best 7 minutes). Crossing it GAP_HELD_FACTOR times faster means running the unseen stretch,
+# in a straight line, clearly faster than any stretch as long that was seen. The bound is read
+# only with at least GAP_HELD_MIN_RECORDED times the gap's duration recorded elsewhere: with
+# less, the "best" is a single sample of the athlete's pace.
+GAP_HELD_FACTOR = 1.1
+GAP_HELD_MIN_RECORDED = 2.0
+# A runner's own pace across a gap that descends: the energy cost of running per metre at
+# gradient i (Minetti et al., J Appl Physiol 2002), so that at the same effort a runner
+# covers C(0) / C(i) times the flat distance. Gradients are read between -0.2 and 0; a climb
+# never lowers the bound. Rides keep the level-road condition (a descent is free speed).
+RUN_COST_COEFFS = (155.4, -30.4, -43.3, 46.3, 19.5, 3.6)
+RUN_COST_GRADE_MIN = -0.2
 
 # Climbing: the best ascent rate (metres gained per hour, "VAM") over windows of 5, 10, 20
 # and 40 minutes of smoothed elevation. What the best humans hold, roughly:
@@ -99,3 +113,24 @@ LAUNCH_HOLD_S = 10.0
 LAUNCH_WKG = 8.0
 LAUNCH_COUNT = 4
 LAUNCH_SPAN_M = 3000.0
+
+# Climbs ridden as with a motor (rides): legs give about the same power on a 3% and a 6% road,
+# so speed falls as the road steepens (to about three quarters here, at the same effort); a
+# motor that assists up to a set speed holds it. Over the climbing (1-minute gradient between
+# ASSIST_GRADE_MIN and ASSIST_GRADE_MAX, moving) of a ride, the steepest quarter's median
+# speed against the gentlest quarter's: ASSIST_SPEED_RATIO or more, where the steep quarter is
+# at least ASSIST_GRADE_SPREAD times as steep and the ride climbs for ASSIST_MIN_CLIMB_S, is a
+# reason to look. Riders push harder on steeper ground, and a short kick is carried up on
+# momentum: no real ride of ours keeps more than 0.89 of its speed, and a ride that holds the
+# same speed for ten minutes of climbing of either kind is flagged for a moderator, short of
+# certain (ASSIST_SEVERITY). Only where the steep quarter's speed needs ASSIST_MIN_WKG or more
+# (a steady effort for a trained amateur): slower, a rider can keep the pace by pushing a
+# little harder, and noisy altitude makes "steep" and "gentle" a matter of chance (a run
+# judged as a ride, at 14 km/h, needs 2.8 W/kg; a hike, 2.3).
+ASSIST_GRADE_MIN = 0.02
+ASSIST_GRADE_MAX = 0.15
+ASSIST_GRADE_SPREAD = 1.5
+ASSIST_SPEED_RATIO = 0.97
+ASSIST_MIN_CLIMB_S = 600.0
+ASSIST_MIN_WKG = 3.0
+ASSIST_SEVERITY = 0.6

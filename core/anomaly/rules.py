@@ -16,8 +16,15 @@ import numpy as np
 from core import units
 from core.anomaly.features import Features, Series, reference_speed
 from core.anomaly.limits import (
+    ASSIST_GRADE_SPREAD,
+    ASSIST_MIN_CLIMB_S,
+    ASSIST_MIN_WKG,
+    ASSIST_SEVERITY,
+    ASSIST_SPEED_RATIO,
     CLIMB_MIN_M,
     CLIMB_RATE_LIMIT_M_PER_H,
+    GAP_HELD_FACTOR,
+    GAP_HELD_MIN_RECORDED,
     GAP_OWN_FACTOR,
     GAP_OWN_FLOOR_MPS,
     GAP_POSITION_ERROR_M,
@@ -33,11 +40,13 @@ from core.anomaly.limits import (
     RIDE_LEVEL_SPEED_MPS,
     RIDE_LEVEL_SPEED_S,
     RIDE_WKG_LIMIT,
+    RUN_COST_COEFFS,
+    RUN_COST_GRADE_MIN,
     RUN_SUSTAINED_MPS,
     RUN_SUSTAINED_S,
     WORLD_RECORD_TEXT,
 )
-from core.anomaly.signals import RIDER_KG, best_window, held_speed
+from core.anomaly.signals import RIDER_KG, best_window, held_speed, speed_at_power, steady_power
 
 NOUN = {"run": "runner", "ride": "rider"}
 # A single jump shorter than this is a GPS slip, whatever its speed.
@@ -48,7 +57,8 @@ TELEPORT_TOTAL_M = 300.0
 REASON_LABELS = {"faster_than_record": "faster than a world record", "vehicle_speed": "vehicle speed",
                  "beyond_human_power": "beyond human power", "teleport": "GPS jumps",
                  "gap_speed": "gap crossed too fast", "climb_rate": "climbed faster than anyone",
-                 "launches": "pulls away like a car", "copy": "copy of another athlete",
+                 "launches": "pulls away like a car", "assisted_climb": "climbs ridden as with a motor",
+                 "copy": "copy of another athlete",
                  "vehicle_model": "moves like a vehicle"}
 
 
@@ -102,6 +112,9 @@ def check(f: Features) -> list[Hit]:
     climbed = _climb_hit(f)
     if climbed is not None:
         hits.append(climbed)
+    assisted = _assist_hit(f)
+    if assisted is not None and climbed is None:
+        hits.append(assisted)
     jumped = _teleport_hit(f)
     if jumped is not None:
         hits.append(jumped)
@@ -217,6 +230,27 @@ def _climb_hit(f: Features) -> Hit | None:
     return None
 
 
+def _assist_hit(f: Features) -> Hit | None:
+    """A ride whose speed does not fall as its climbs steepen: legs give about the same power
+    on a steeper road and slow down, a motor holds its speed (limits.py, ASSIST_*)."""
+    c = f.grades
+    if f.sport != "ride" or c is None or c["seconds"] < ASSIST_MIN_CLIMB_S:
+        return None
+    if c["steep_grade"] < ASSIST_GRADE_SPREAD * c["gentle_grade"] or c["gentle_mps"] <= 0:
+        return None
+    kept = c["steep_mps"] / c["gentle_mps"]
+    if kept < ASSIST_SPEED_RATIO or steady_power(c["steep_mps"], c["steep_grade"]) < ASSIST_MIN_WKG * RIDER_KG:
+        return None
+    legs = speed_at_power(steady_power(c["gentle_mps"], c["gentle_grade"]), c["steep_grade"])
+    return Hit(
+        "assisted_climb",
+        f"rode the steeper climbs ({c['steep_grade']:.1%} on average) at {units.speed(c['steep_mps'])} and the "
+        f"gentler ones ({c['gentle_grade']:.1%}) at {units.speed(c['gentle_mps'])}, over "
+        f"{units.duration_short(c['seconds'])} of climbing: at the same effort a {NOUN['ride']} slows to about "
+        f"{units.speed(legs)} on the steeper ones; a motor that assists up to a set speed holds it",
+        ASSIST_SEVERITY)
+
+
 def _teleport_hit(f: Features) -> Hit | None:
     """The jumps of the activity, when they add up to more than a GPS slip."""
     total = sum(tp["metres"] for tp in f.teleports)
@@ -247,25 +281,78 @@ def own_speed(s: Series) -> float:
     return float(np.percentile(v, 95)) if v.size >= 60 else float("nan")
 
 
+def held_own(s: Series, seconds: float) -> float:
+    """The athlete's best average speed over ``seconds`` anywhere in this activity (recording
+    gaps add no distance); NaN when less than GAP_HELD_MIN_RECORDED times that was recorded."""
+    if s.t.size < 2:
+        return float("nan")
+    step = float(s.t[1] - s.t[0])
+    recorded = float(np.isfinite(s.speed_mps).sum()) * step
+    n = int(round(seconds / step))
+    if n < 1 or n >= s.dist_m.size or recorded < GAP_HELD_MIN_RECORDED * seconds:
+        return float("nan")
+    return float(np.max(s.dist_m[n:] - s.dist_m[:-n])) / (n * step)
+
+
+def run_descent_factor(drop_m: float, metres: float) -> float:
+    """How much faster a runner goes, at the same effort, across a gap that descends
+    ``drop_m`` over ``metres`` (1 on the level, uphill or with no elevation): the ratio of
+    the energy cost of running on the flat to that on the gradient (Minetti, 2002)."""
+    if not np.isfinite(drop_m) or drop_m <= 0 or metres <= 0:
+        return 1.0
+    grade = max(-drop_m / metres, RUN_COST_GRADE_MIN)
+    return float(RUN_COST_COEFFS[-1] / np.polyval(RUN_COST_COEFFS, grade))
+
+
+def _own_limit(f: Features, gap: dict, own: float) -> tuple[float, str]:
+    """The fastest this athlete plausibly crossed ``gap`` (m/s), from their own pace elsewhere
+    in the activity, and how a reason words it; (inf, "") where their pace says nothing (a
+    ride's gap that descends or has no elevation: downhill is free speed)."""
+    s = f.series
+    drop = gap["ele"] - gap["ele1"]
+    floor = GAP_OWN_FLOOR_MPS[f.sport]
+    if f.sport == "run":
+        factor = run_descent_factor(drop, gap["metres"])
+    elif np.isfinite(drop) and drop / gap["metres"] <= RIDE_LEVEL_MAX_DESCENT:
+        factor = 1.0
+    else:
+        return np.inf, ""
+    bounds = []
+    if np.isfinite(own):
+        bounds.append((GAP_OWN_FACTOR * own * factor, own,
+                       f"your own pace elsewhere in this {f.sport} ({units.speed(own)} for your fastest stretches)"))
+    held = held_own(s, gap["seconds"])
+    if np.isfinite(held) and held > 0:
+        span = units.duration_short(gap["seconds"])
+        bounds.append((GAP_HELD_FACTOR * held * factor, held,
+                       f"your best {span} elsewhere in this {f.sport} ({units.speed(held)})"))
+    if not bounds:
+        return np.inf, ""
+    limit, usual, words = min(bounds)
+    least = (gap["metres"] - GAP_POSITION_ERROR_M) / gap["seconds"]
+    downhill = f", allowing for its descent of {drop:.0f} m" if factor > 1.0 else ""
+    return max(limit, floor), f"{least / usual:.1f} times {words}{downhill}"
+
+
 def _gap_hits(f: Features, teleported: bool) -> list[Hit]:
     """Recording gaps whose ends lie further apart than the sport's fastest athletes cover in
-    the gap's time, or (where the gap does not descend) than this athlete moves anywhere else
-    in the activity: the straight line, less the fixes' possible error, over the gap's
-    duration is the least average speed held across it. A gap holding a jump the teleport rule already reports is left to it."""
+    the gap's time, or than this athlete moves anywhere else in the activity: the straight
+    line, less the fixes' possible error, over the gap's duration is the least average speed
+    held across it. The athlete's own bound is the tighter of their fastest stretches (with a
+    margin) and their best average over the gap's duration elsewhere; a run's is raised where
+    the gap descends, and a ride's holds only where the gap is known not to descend. A gap
+    holding a jump the teleport rule already reports is left to it."""
     hits = []
     noun, s = NOUN[f.sport], f.series
     own = own_speed(s)
-    own_limit = max(GAP_OWN_FACTOR * own, GAP_OWN_FLOOR_MPS[f.sport]) if np.isfinite(own) else np.inf
     for gap in f.gaps:
         if teleported and any(gap["t"] <= tp["t"] and tp["t1"] <= gap["t1"] for tp in f.teleports):
             continue
         drop = gap["ele"] - gap["ele1"]
         limit = gap_speed_limit(f.sport, gap["seconds"], gap["metres"], drop)
+        own_limit, own_words = _own_limit(f, gap, own)
         least = (gap["metres"] - GAP_POSITION_ERROR_M) / gap["seconds"]
-        # Downhill anyone goes faster than their own pace elsewhere: the own-pace bound holds
-        # only where the gap is known not to descend (a run's gap with no elevation, too).
-        level = drop / gap["metres"] <= RIDE_LEVEL_MAX_DESCENT if np.isfinite(drop) else f.sport == "run"
-        if least <= min(limit, own_limit if level else np.inf):
+        if least <= min(limit, own_limit):
             continue
         held = units.duration_short(gap["seconds"])
         start = (f"the points stop for {held} {_when(s, gap['t'])} and resume "
@@ -273,7 +360,6 @@ def _gap_hits(f: Features, teleported: bool) -> list[Hit]:
         if least > limit:
             why = f"faster than any {noun} holds for {held} (about {units.speed(limit)} at most)"
         else:
-            why = (f"{least / own:.1f} times your own pace elsewhere in this {f.sport} "
-                   f"({units.speed(own)} for your fastest stretches)")
+            why = own_words
         hits.append(Hit("gap_speed", f"{start}, {why}", 1.0, gap["t"], gap["t1"]))
     return hits

@@ -101,6 +101,19 @@ def ride_power(speed: np.ndarray, ele: np.ndarray, step: float) -> np.ndarray:
     return np.where(np.isfinite(speed), p, np.nan)
 
 
+def steady_power(speed: float, grade: float) -> float:
+    """A rider's power (W) at a steady ``speed`` (m/s) up ``grade``: climbing, rolling, air."""
+    return SYSTEM_KG * G * speed * (grade + CRR) + 0.5 * RHO * CDA_M2 * speed ** 3
+
+
+def speed_at_power(power: float, grade: float) -> float:
+    """The steady speed (m/s) that ``power`` (W) holds up ``grade``: the positive root of
+    ``steady_power(v, grade) = power``."""
+    roots = np.roots([0.5 * RHO * CDA_M2, 0.0, SYSTEM_KG * G * (grade + CRR), -power])
+    real = roots[np.isreal(roots)].real
+    return float(real[real > 0].max()) if (real > 0).any() else 0.0
+
+
 def held_speed(records_s: dict[float, float], seconds: float) -> float:
     """The fastest average speed (m/s) held for ``seconds``, from records (metres -> seconds):
     interpolated in log duration between them, the nearest record's speed outside them."""
