@@ -5,7 +5,9 @@ rules, copy check and models included) and the latency one completed activity ad
 
 Scores the real recordings in ../shared/data/tracks (when present) and generated runs and
 rides, as the worker does, against a model trained first (not timed), with the learned
-vehicle model when the real drives in ../shared/data/vehicles are there.
+vehicle model when the real drives in ../shared/data/vehicles are there. Each activity is
+checked for a copy against the other real recordings (those near it are compared, as the
+worker compares the other athletes' activities near it).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import time
 
 import numpy as np
 
-from core.anomaly.detector import assess
+from core.anomaly.detector import assess, fingerprint_of
+from core.anomaly.features import track_features
 from core.anomaly.model import PopulationModel
 from core.anomaly.training import feature_rows, population, real_recordings
 from core.anomaly.vehicle import VehicleModel, vehicle_examples
@@ -37,11 +40,13 @@ def main() -> None:
     tracks = [t for _, t in real] + generated(max(0, args.count - len(real)), seed=99)
     tracks = (tracks * (args.count // max(len(tracks), 1) + 1))[: args.count]
     points = sum(len(t) for t in tracks)
+    prints = [(id(t), name, fingerprint_of(track_features(t, t.sport))) for name, t in real]
     latencies = []
     began = time.perf_counter()
     for track in tracks:
+        others = [(name, fp) for key, name, fp in prints if fp and key != id(track)]
         t0 = time.perf_counter()
-        assess(track, track.sport if track.sport in ("run", "ride") else "ride", model)
+        assess(track, track.sport if track.sport in ("run", "ride") else "ride", model, candidates=others)
         latencies.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - began
     print(f"scored {len(tracks)} activities ({points:,} points, {len(real)} real recordings among them) "
