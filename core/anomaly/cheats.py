@@ -19,7 +19,7 @@
   least 1.5 km away in a straight line: the hidden kilometres driven at 20-60 km/h after a
   wait of 30-240 s, so that the straight line was crossed faster than the athlete's average
   pace (a slower "lift" gains nothing); a lift hidden in a "lost signal"; the rest of the
-  run shifted in time.
+  run shifted in time, its heart rate resuming near rest as in ``vehicle``.
 
 This is the development family: the held-out family (``heldout_cheats``) makes the same kinds by
 other recipes and other ranges, and the detector is never tuned on it. ``make`` is the
@@ -316,7 +316,16 @@ def gap_lift(track: Track, rng: random.Random) -> Track | None:
     else:
         return None
     shift = (track.t[a] + gap) - track.t[b]
-    return _join([_slice(track, 0, a + 1), _slice(track, b, len(track), shift)], track.sport, track.name)
+    after = _slice(track, b, len(track), shift)
+    # Heart rate as in ``vehicle``: sinking towards 85 while the athlete sits, then back up
+    # to what was recorded within a minute or two of running again.
+    hr0, hr = track.hr[a], after["hr"]
+    if np.isfinite(hr0) and np.isfinite(hr).any():
+        rested = 85 + (hr0 - 85) * math.exp(-gap / 90.0)
+        since = after["t"] - after["t"][0]
+        first = hr[np.isfinite(hr)][0]
+        after["hr"] = hr - max(first - rested, 0.0) * np.exp(-since / 40.0)
+    return _join([_slice(track, 0, a + 1), after], track.sport, track.name)
 
 
 KINDS = ("vehicle", "traffic", "gap_lift", "compressed", "ride_as_run", "teleport", "climb_motor", "copy")

@@ -26,6 +26,8 @@ from core.anomaly.limits import (
     CLIMB_PART_SHARE,
     CLIMB_PARTS,
     CLIMB_RATE_LIMIT_M_PER_H,
+    GAP_HR_AFTER_S,
+    GAP_HR_BEFORE_S,
     GAP_MIN_M,
     LAUNCH_HOLD_S,
     LAUNCH_STOP_MPS,
@@ -154,11 +156,13 @@ def jumps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, sport: str) -> list[d
 
 
 def gaps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, ele: np.ndarray, gap_s: float,
-         pauses=()) -> list[dict]:
+         pauses=(), hr: np.ndarray | None = None) -> list[dict]:
     """Recording gaps whose ends lie at least GAP_MIN_M apart in a straight line: fixes more
     than ``gap_s`` apart in time, the path between them unseen. Each has its straight line,
     its duration and the elevation either side (the median of up to five fixes; NaN when
-    not recorded). A gap overlapping one of ``pauses`` (start, end), an explicit pause, is
+    not recorded), and with ``hr`` the heart rate either side (the median over GAP_HR_BEFORE_S
+    before and GAP_HR_AFTER_S after) and the activity's low heart rate (its 10th percentile).
+    A gap overlapping one of ``pauses`` (start, end), an explicit pause, is
     left out: the athlete said they stopped, and the summary counts nothing across it.
 
     Nothing else reads them: the distance and speeds leave a gap out (nobody saw how it was
@@ -173,14 +177,20 @@ def gaps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, ele: np.ndarray, gap_s
     found = (dts > gap_s) & (steps >= GAP_MIN_M)
     if pauses:
         found &= ~_crosses_pause(t[:-1], t[1:], pauses)
+    hr_ok = np.isfinite(hr) & (hr > 30) & (hr < 230) if hr is not None else np.zeros(t.size, dtype=bool)
+    hr_low = float(np.percentile(hr[hr_ok], 10)) if hr_ok.sum() >= 30 else math.nan
     for i in np.flatnonzero(found):
         sides = []
         for side in (ele[max(0, i - 4):i + 1], ele[i + 1:i + 6]):
             side = side[np.isfinite(side)]
             sides.append(float(np.median(side)) if side.size else math.nan)
+        beats = []
+        for near in ((t > t[i] - GAP_HR_BEFORE_S) & (t <= t[i]), (t >= t[i + 1]) & (t < t[i + 1] + GAP_HR_AFTER_S)):
+            near &= hr_ok
+            beats.append(float(np.median(hr[near])) if near.any() else math.nan)
         out.append({"t": float(t[i]), "t1": float(t[i + 1]), "metres": float(steps[i]), "seconds": float(dts[i]),
                     "lat": float(lat[i]), "lon": float(lon[i]), "lat1": float(lat[i + 1]), "lon1": float(lon[i + 1]),
-                    "ele": sides[0], "ele1": sides[1]})
+                    "ele": sides[0], "ele1": sides[1], "hr": beats[0], "hr1": beats[1], "hr_low": hr_low})
     return out
 
 
@@ -250,7 +260,7 @@ def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
 
     series = Series(g.grid, np.interp(g.grid, g.t, g.lat), np.interp(g.grid, g.t, g.lon),
                     np.interp(g.grid, g.t, g.dist), g.speed30, power, ele_g)
-    return Features(sport, values, series, efforts=efforts, gaps=gaps(g.t, g.lat, g.lon, clean.ele, g.gap, pauses),
+    return Features(sport, values, series, efforts=efforts, gaps=gaps(g.t, g.lat, g.lon, clean.ele, g.gap, pauses, clean.hr),
                     climbs=climbs, launches=pulls, grades=grades)
 
 

@@ -73,6 +73,19 @@ GAP_HELD_MIN_RECORDED = 2.0
 # never lowers the bound. Rides keep the level-road condition (a descent is free speed).
 RUN_COST_COEFFS = (155.4, -30.4, -43.3, 46.3, 19.5, 3.6)
 RUN_COST_GRADE_MIN = -0.2
+# A gap the athlete's heart rested through: recorded again with the heart rate GAP_HR_DROP
+# beats or more below what it was as the points stopped, and down among the activity's
+# lowest (at or under its 10th percentile), after at least GAP_HR_MIN_S, yet the straight
+# line across it was covered at GAP_HR_MIN_MPS or more. Nobody covers kilometres on foot or
+# by pedal while their heart settles towards rest (a heart rate recovers by some 20-40 beats
+# in the first minute or two of rest); sitting in a car they do. Heart rate comes from its
+# own sensor, so it is read as recorded either side: the median over GAP_HR_BEFORE_S before
+# the gap and GAP_HR_AFTER_S after it.
+GAP_HR_DROP = 25.0
+GAP_HR_MIN_S = 120.0
+GAP_HR_MIN_MPS = 2.0
+GAP_HR_BEFORE_S = 30.0
+GAP_HR_AFTER_S = 20.0
 
 # Climbing: the best ascent rate (metres gained per hour, "VAM") over windows of 5, 10, 20
 # and 40 minutes of smoothed elevation. What the best humans hold, roughly:

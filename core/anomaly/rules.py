@@ -9,6 +9,7 @@ the population model and the athlete's own history.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,9 @@ from core.anomaly.limits import (
     CLIMB_RATE_LIMIT_M_PER_H,
     GAP_HELD_FACTOR,
     GAP_HELD_MIN_RECORDED,
+    GAP_HR_DROP,
+    GAP_HR_MIN_MPS,
+    GAP_HR_MIN_S,
     GAP_OWN_FACTOR,
     GAP_OWN_FLOOR_MPS,
     GAP_POSITION_ERROR_M,
@@ -334,14 +338,26 @@ def _own_limit(f: Features, gap: dict, own: float) -> tuple[float, str]:
     return max(limit, floor), f"{least / usual:.1f} times {words}{downhill}"
 
 
+def _rested(gap: dict, least: float) -> bool:
+    """Whether the athlete's heart settled towards rest across ``gap`` while its straight
+    line was covered at ``least`` m/s or more (limits.py, GAP_HR_*)."""
+    before, after, low = gap.get("hr", math.nan), gap.get("hr1", math.nan), gap.get("hr_low", math.nan)
+    if not (math.isfinite(before) and math.isfinite(after) and math.isfinite(low)):
+        return False
+    return (gap["seconds"] >= GAP_HR_MIN_S and least >= GAP_HR_MIN_MPS
+            and after <= before - GAP_HR_DROP and after <= low)
+
+
 def _gap_hits(f: Features, teleported: bool) -> list[Hit]:
     """Recording gaps whose ends lie further apart than the sport's fastest athletes cover in
     the gap's time, or than this athlete moves anywhere else in the activity: the straight
     line, less the fixes' possible error, over the gap's duration is the least average speed
     held across it. The athlete's own bound is the tighter of their fastest stretches (with a
     margin) and their best average over the gap's duration elsewhere; a run's is raised where
-    the gap descends, and a ride's holds only where the gap is known not to descend. A gap
-    holding a jump the teleport rule already reports is left to it."""
+    the gap descends, and a ride's holds only where the gap is known not to descend. A gap the
+    athlete's heart rested through while its straight line was covered at a jog or faster
+    (``_rested``) is a reason too, whatever its speed. A gap holding a jump the teleport rule
+    already reports is left to it."""
     hits = []
     noun, s = NOUN[f.sport], f.series
     own = own_speed(s)
@@ -352,14 +368,19 @@ def _gap_hits(f: Features, teleported: bool) -> list[Hit]:
         limit = gap_speed_limit(f.sport, gap["seconds"], gap["metres"], drop)
         own_limit, own_words = _own_limit(f, gap, own)
         least = (gap["metres"] - GAP_POSITION_ERROR_M) / gap["seconds"]
-        if least <= min(limit, own_limit):
+        rested = _rested(gap, least)
+        if least <= min(limit, own_limit) and not rested:
             continue
         held = units.duration_short(gap["seconds"])
         start = (f"the points stop for {held} {_when(s, gap['t'])} and resume "
                  f"{units.distance(gap['metres'], digits=1)} away: at least {units.speed(least)}")
         if least > limit:
             why = f"faster than any {noun} holds for {held} (about {units.speed(limit)} at most)"
-        else:
+        elif least > own_limit:
             why = own_words
+        else:
+            why = (f"with your heart rate at {gap['hr1']:.0f} bpm, down from {gap['hr']:.0f} as the points "
+                   f"stopped: it settled towards rest while the {units.distance(gap['metres'], digits=1)} "
+                   "were covered, as it does sitting in a vehicle")
         hits.append(Hit("gap_speed", f"{start}, {why}", 1.0, gap["t"], gap["t1"]))
     return hits

@@ -274,3 +274,43 @@ def test_a_drive_cropped_out_is_not_flagged_for_the_gap_the_crop_leaves(engine, 
     finally:
         with Sessions() as s, s.begin():
             s.execute(delete(User).where(User.username.like(f"{tag}%")))
+
+
+def rested_after(track: Track, t_resume: float, rested: float) -> Track:
+    """``track`` with its heart rate from ``t_resume`` on starting at ``rested`` and climbing
+    back to what was recorded within a couple of minutes (as after sitting in a car)."""
+    hr = track.hr.copy()
+    after = track.t >= t_resume
+    first = hr[after & np.isfinite(hr)][0]
+    hr[after] -= (first - rested) * np.exp(-(track.t[after] - t_resume) / 40.0)
+    return replace(track, hr=hr)
+
+
+def test_a_gap_the_heart_rested_through_while_kilometres_went_by_is_flagged(real_run):
+    """Six minutes lost and 1.4 km away (13 km/h: the runner's own pace could explain it),
+    but the heart rate came back at rest: nobody runs 1.4 km while their heart settles."""
+    level = replace(real_run, ele=np.full(real_run.t.size, np.nan))
+    span = float(np.nanmax(level.t) - np.nanmin(level.t))
+    start = 0.4 * span
+    lost = with_gap(level, start, 360.0, 1400.0)
+    assert gap_codes(lost, "run") == []  # as recorded, a plausible signal loss
+    f = track_features(lost, "run")
+    gap = f.gaps[0]
+    assert 120 < gap["hr"] and gap["hr1"] > gap["hr"] - 25
+    lifted = rested_after(lost, gap["t1"], 90.0)
+    hits = [h for h in check(track_features(lifted, "run")) if h.code == "gap_speed"]
+    assert len(hits) == 1
+    # (the median over the first 20 s back: the heart is already climbing again)
+    assert f"with your heart rate at 101 bpm, down from {gap['hr']:.0f} as the points stopped" in hits[0].reason
+    assert "as it does sitting in a vehicle" in hits[0].reason
+    # The same heart rate after a gap crossed at a walk
+    # (1.2 km in 12 minutes, 1.5 m/s), a rest on the way explains it.
+    walked_gap = with_gap(level, start, 720.0, 1200.0)
+    walked = rested_after(walked_gap, track_features(walked_gap, "run").gaps[0]["t1"], 90.0)
+    assert gap_codes(walked, "run") == []
+    # A heart rate only 20 beats down: an easier pace after the signal came back.
+    eased = rested_after(lost, gap["t1"], gap["hr"] - 20.0)
+    assert gap_codes(eased, "run") == []
+    # Without a heart rate there is nothing to read.
+    assert gap_codes(replace(lifted, hr=np.full(lifted.t.size, np.nan)), "run") == []
+
