@@ -39,8 +39,16 @@ RETIMED_RANGE = (0.5, 2.0)
 DISTANCE_RATIO = (0.5, 4.0)
 # Skipping ahead along the other route costs this per segment skipped (laps stay apart).
 INDEX_PENALTY_M = 0.5
-# A course of laps passes a copy's first point once a lap: each pass is a candidate start.
+# A course of laps passes a copy's first point once a lap: each pass with at least PASS_ROOM
+# of the copy's length of route after it is a candidate start, the nearest MAX_PASSES.
 MAX_PASSES = 12
+PASS_ROOM = 0.4
+# Close stretch times must also rise and fall together a little (an evenly paced stranger on
+# the same loop has close times too, by chance).
+CLOSE_CORR = 0.5
+# Two recordings of the same places at the same moments (within TOGETHER_S) are athletes out
+# together, never a copy.
+TOGETHER_S = 600.0
 # A copy's times follow the original's up to GPS noise; two honest outings drift apart over
 # kilometres (one fades, one stops at a light), even when terrain gives them the same rise and
 # fall of pace: the smoothed residual of one's times against the other's, root mean square,
@@ -56,7 +64,7 @@ NOISE_SHARE = 1.0
 
 def fingerprint(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, dist: np.ndarray) -> dict | None:
     """The resampled route and timing of a track (per-second series), JSON-ready."""
-    if dist.size < 2 or dist[-1] < 300:
+    if dist.size < 2 or not np.isfinite(dist[-1]) or dist[-1] < 300:
         return None
     total = float(dist[-1])
     spacing = max(MIN_SPACING_M, total / FINGERPRINT_POINTS)
@@ -68,6 +76,7 @@ def fingerprint(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, dist: np.ndarra
     return {
         "distance_m": round(total, 1),
         "duration_s": round(float(tt[-1] - tt[0]), 1),
+        "start": round(float(tt[0]), 1),
         "centroid": [round(float(np.mean(la)), 5), round(float(np.mean(lo)), 5)],
         "lat": [round(float(v), 6) for v in np.interp(marks, d, la)],
         "lon": [round(float(v), 6) for v in np.interp(marks, d, lo)],
@@ -79,7 +88,7 @@ def compare(a: dict, b: dict) -> dict | None:
     """How ``a`` matches ``b``: None when the routes differ, else the shares and timing error.
     ``a`` may be a part of ``b`` (a copy with its ends cropped) and timed faster or slower.
     Where ``b`` passes ``a``'s start more than once (laps), each pass is tried."""
-    if not a or not b:
+    if not _usable(a) or not _usable(b):
         return None
     ratio = a["distance_m"] / max(b["distance_m"], 1.0)
     if not DISTANCE_RATIO[0] <= ratio <= DISTANCE_RATIO[1]:
@@ -94,13 +103,45 @@ def compare(a: dict, b: dict) -> dict | None:
         return None
     b_spacing = b["distance_m"] / max(len(pb) - 1, 1)
     best = None
-    for near, tb, metres in _alignments(pa, pb, np.asarray(b["t"], dtype=float), b_spacing):
-        result = _judge(np.asarray(a["t"], dtype=float), near, tb, metres)
+    ta_all = np.asarray(a["t"], dtype=float)
+    for near, tb, metres in _alignments(pa, pb, np.asarray(b["t"], dtype=float), b_spacing, a["distance_m"]):
+        result = _judge(ta_all, near, tb, metres)
+        if result["same"] and _together(a, b, ta_all, tb, near):
+            # The same places at the same moments: two athletes out together (a group ride,
+            # a friend who joined for part of it), not one recording uploaded twice.
+            result = {**result, "same": False, "together": True}
         if result["same"]:
             return result
         if best is None or (result["share"], -result["timing"]) > (best["share"], -best["timing"]):
             best = result
     return best
+
+
+def _usable(fp: dict | None) -> bool:
+    """Whether a stored fingerprint is whole: its lists of one length, every number finite."""
+    if not fp:
+        return False
+    try:
+        lat, lon, t = (np.asarray(fp[k], dtype=float) for k in ("lat", "lon", "t"))
+        distance = float(fp["distance_m"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return (lat.ndim == 1 and lat.size == lon.size == t.size and math.isfinite(distance)
+            and bool(np.isfinite(lat).all() and np.isfinite(lon).all() and np.isfinite(t).all()))
+
+
+def _together(a: dict, b: dict, ta: np.ndarray, tb: np.ndarray, near: np.ndarray) -> bool:
+    """Whether ``a`` passed the matched places within TOGETHER_S of when ``b`` did (both
+    fingerprints know their start; older ones do not, and are never "together")."""
+    try:
+        start_a, start_b = float(a["start"]), float(b["start"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    matched = near <= MATCH_RADIUS_M
+    if not matched.any() or not (math.isfinite(start_a) and math.isfinite(start_b)):
+        return False
+    apart = np.abs((start_a + ta[matched]) - (start_b + tb[matched]))
+    return bool(np.median(apart) <= TOGETHER_S)
 
 
 def _judge(ta: np.ndarray, near: np.ndarray, tb: np.ndarray, metres: float) -> dict:
@@ -132,7 +173,8 @@ def _judge(ta: np.ndarray, near: np.ndarray, tb: np.ndarray, metres: float) -> d
     offset = float(np.median(near[matched]))
     noise = NOISE_SHARE * offset / STRETCH_M
     drift = _drift(ta, tb)
-    close = timing <= TIMING_CLOSE + noise and SLOPE_RANGE[0] <= slope <= SLOPE_RANGE[1]
+    close = (timing <= TIMING_CLOSE + noise and corr >= CLOSE_CORR
+             and SLOPE_RANGE[0] <= slope <= SLOPE_RANGE[1])
     shaped = corr >= TIMING_CORR and timing <= TIMING_LOOSE + noise
     same = (close or shaped) and drift <= DRIFT_MAX and RETIMED_RANGE[0] <= slope <= RETIMED_RANGE[1]
     return {"share": share, "timing": timing, "corr": corr, "same": bool(same), "slope": slope,
@@ -155,7 +197,7 @@ def _drift(ta: np.ndarray, tb: np.ndarray) -> float:
     return float(np.sqrt(np.mean(residual ** 2)) / max(float(np.ptp(tb)), 1.0))
 
 
-def _alignments(pa: np.ndarray, pb: np.ndarray, tb_all: np.ndarray, b_spacing: float):
+def _alignments(pa: np.ndarray, pb: np.ndarray, tb_all: np.ndarray, b_spacing: float, a_metres: float):
     """For each point of route ``pa`` (metres), the distance to its spot on route ``pb``,
     ``pb``'s elapsed time there, and the metres of ``pb`` between the first and last spot: one
     alignment per pass of ``pb`` by ``pa``'s first point (at most MAX_PASSES, nearest first),
@@ -178,7 +220,9 @@ def _alignments(pa: np.ndarray, pb: np.ndarray, tb_all: np.ndarray, b_spacing: f
     j = np.arange(ns)
     penalty = INDEX_PENALTY_M * j
     rows = np.arange(na)
-    for first in [*_passes(d[0]), None]:
+    # A pass with less of the route after it than half the copy cannot hold it.
+    room = int(np.ceil(PASS_ROOM * a_metres / max(b_spacing, 1e-9)))
+    for first in [*_passes(d[0], ns - room), None]:
         total = cost[0].copy() if first is None else np.where(j == first, cost[0], np.inf)
         back = np.zeros((na, ns), dtype=np.int64)
         for i in range(1, na):
@@ -195,10 +239,11 @@ def _alignments(pa: np.ndarray, pb: np.ndarray, tb_all: np.ndarray, b_spacing: f
         yield d[rows, path], tb, float(path[-1] + uu[-1] - path[0] - uu[0]) * b_spacing
 
 
-def _passes(d0: np.ndarray) -> list[int]:
-    """The segments where the other route passes a point: the nearest segment of each run of
-    segments within MATCH_RADIUS_M of it, nearest passes first (none when none is that close)."""
-    close = np.flatnonzero(d0 <= MATCH_RADIUS_M)
+def _passes(d0: np.ndarray, last: int) -> list[int]:
+    """The segments up to ``last`` where the other route passes a point: the nearest segment
+    of each run of segments within MATCH_RADIUS_M of it, nearest passes first (none when none
+    is that close)."""
+    close = np.flatnonzero(d0[:max(last, 1)] <= MATCH_RADIUS_M)
     if close.size == 0:
         return []
     runs = np.split(close, np.flatnonzero(np.diff(close) > 1) + 1)

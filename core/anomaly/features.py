@@ -23,6 +23,8 @@ from core.activities.tables import SPORTS
 from core.anomaly.limits import (
     ASSIST_GRADE_MAX,
     ASSIST_GRADE_MIN,
+    ASSIST_HALF_WINDOW_S,
+    ASSIST_SUSTAINED_S,
     CLIMB_PART_SHARE,
     CLIMB_PARTS,
     CLIMB_RATE_LIMIT_M_PER_H,
@@ -33,6 +35,9 @@ from core.anomaly.limits import (
     LAUNCH_STOP_MPS,
     LAUNCH_TO_MPS,
     LAUNCH_WITHIN_S,
+    TOW_GRADE_MIN,
+    TOW_MIN_GAIN_M,
+    TOW_MIN_S,
     WORLD_RECORD_S,
 )
 from core.anomaly.signals import (
@@ -47,6 +52,7 @@ from core.anomaly.signals import (
     ride_power,
     rolling_mean,
     smooth_elevation,
+    steady_power,
 )
 from core.tracks.cleaning import MAX_SPEED_MPS, CleanTrack, clean_track
 from core.tracks.geo import local_xy, segment_lengths_m
@@ -88,6 +94,7 @@ class Features:
     launches: list[dict] = field(default_factory=list)  # rides: pull-aways from a standstill
     # Rides: speed on the steepest and the gentlest quarter of the climbing (``climb_by_grade``).
     grades: dict | None = None
+    hills: list[dict] = field(default_factory=list)  # rides: each climb and the power it needs
 
     @property
     def usable(self) -> bool:
@@ -237,6 +244,7 @@ def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
     climbs = {}
     pulls = []
     grades = None
+    hills = []
     if sport == "ride" and g.step == 1.0:
         # Stops and pull-aways from displacement: standing still, jitter adds path, not distance.
         x, y = local_xy(g.lat, g.lon)
@@ -254,6 +262,7 @@ def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
             power = ride_power(g.speed30, ele_g, g.step)
             values.update(_power_features(power, g.step))
             grades = climb_by_grade(g, ele_g)
+            hills = climbs_of(g, ele_g)
     values.update(_heart_features(g, clean.hr, power))
     if sport == "run":
         values.update(_cadence_features(g, clean.cad))
@@ -261,7 +270,8 @@ def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
     series = Series(g.grid, np.interp(g.grid, g.t, g.lat), np.interp(g.grid, g.t, g.lon),
                     np.interp(g.grid, g.t, g.dist), g.speed30, power, ele_g)
     return Features(sport, values, series, efforts=efforts, gaps=gaps(g.t, g.lat, g.lon, clean.ele, g.gap, pauses, clean.hr),
-                    climbs=climbs, launches=pulls, grades=grades)
+                    climbs=climbs, launches=pulls, grades=grades,
+                    hills=hills)
 
 
 def _on_grid(clean: CleanTrack, sport: str) -> _Grid:
@@ -395,11 +405,11 @@ def _climbing_features(g: _Grid, ele_g: np.ndarray) -> dict[str, float]:
     return values
 
 
-def _grade_1min(g: _Grid, ele_g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The gradient over the minute either side of each grid time (NaN where under 50 m were
+def _grade_1min(g: _Grid, ele_g: np.ndarray, half_s: float = 60.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The gradient over ``half_s`` either side of each grid time (NaN where under 50 m were
     covered), with the 30-second speed and whether moving there, on the same inner grid."""
     step = g.step
-    w = max(1, int(60 / step))
+    w = max(1, int(half_s / step))
     dist_g = np.interp(g.grid, g.t, g.dist)
     if ele_g.size <= 2 * w:
         empty = np.zeros(0)
@@ -412,19 +422,57 @@ def _grade_1min(g: _Grid, ele_g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np
 
 
 def climb_by_grade(g: _Grid, ele_g: np.ndarray) -> dict | None:
-    """A ride's climbing (1-minute gradient from ASSIST_GRADE_MIN to ASSIST_GRADE_MAX, moving)
-    split by gradient: the median gradient and speed of its steepest and its gentlest quarter,
-    and the seconds climbed in all; None without climbing."""
-    grade, v, moving = _grade_1min(g, ele_g)
-    ok = moving & np.isfinite(grade) & np.isfinite(v) & (grade >= ASSIST_GRADE_MIN) & (grade <= ASSIST_GRADE_MAX)
-    if ok.sum() < 8:
+    """A ride's climbing split by gradient: the median gradient and speed of its steepest and
+    its gentlest quarter, and the seconds climbed in all; None without climbing. Climbing is
+    every grid time whose gradient over the minute either side is ASSIST_GRADE_MIN to
+    ASSIST_GRADE_MAX, moving, in a run of such times lasting ASSIST_SUSTAINED_S (a climb, not a
+    kick carried up on momentum or a wobble of the altitude); its speed is the average over the
+    same two minutes as its gradient."""
+    grade, _, moving = _grade_1min(g, ele_g, ASSIST_HALF_WINDOW_S)
+    if not grade.size:
         return None
-    gr, vv = grade[ok], v[ok]
+    w = (g.grid.size - grade.size) // 2
+    dist_g = np.interp(g.grid, g.t, g.dist)
+    v = (dist_g[2 * w:] - dist_g[:-2 * w]) / (2 * w * g.step)
+    ok = moving & np.isfinite(grade) & (grade >= ASSIST_GRADE_MIN) & (grade <= ASSIST_GRADE_MAX)
+    edges = np.diff(np.concatenate([[0], ok.astype(np.int8), [0]]))
+    sustained = np.zeros_like(ok)
+    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
+        if (b - a) * g.step >= ASSIST_SUSTAINED_S:
+            sustained[a:b] = True
+    if sustained.sum() < 8:
+        return None
+    gr, vv = grade[sustained], v[sustained]
     low, high = np.percentile(gr, [25, 75])
     steep, gentle = gr >= high, gr <= low
-    return {"seconds": float(ok.sum() * g.step),
+    return {"seconds": float(sustained.sum() * g.step),
             "steep_grade": float(np.median(gr[steep])), "steep_mps": float(np.median(vv[steep])),
             "gentle_grade": float(np.median(gr[gentle])), "gentle_mps": float(np.median(vv[gentle]))}
+
+
+def climbs_of(g: _Grid, ele_g: np.ndarray) -> list[dict]:
+    """A ride's climbs: stretches whose gradient over the minute either side is TOW_GRADE_MIN
+    or more for TOW_MIN_S, gaining TOW_MIN_GAIN_M, each with its time, length, gain, average
+    gradient and speed, and the steady power (W/kg) those need (``signals.steady_power``)."""
+    grade, _, _ = _grade_1min(g, ele_g)
+    if not grade.size:
+        return []
+    w = (g.grid.size - grade.size) // 2
+    dist_g = np.interp(g.grid, g.t, g.dist)
+    up = np.nan_to_num(grade) >= TOW_GRADE_MIN
+    edges = np.diff(np.concatenate([[0], up.astype(np.int8), [0]]))
+    out = []
+    for a, b in zip(np.flatnonzero(edges == 1) + w, np.flatnonzero(edges == -1) + w):
+        seconds = float(g.grid[b - 1] - g.grid[a])
+        metres = float(dist_g[b - 1] - dist_g[a])
+        gain = float(ele_g[b - 1] - ele_g[a])
+        if seconds < TOW_MIN_S or gain < TOW_MIN_GAIN_M or metres <= 0 or not np.isfinite(gain):
+            continue
+        mps, gradient = metres / seconds, gain / metres
+        out.append({"t0": float(g.grid[a]), "t1": float(g.grid[b - 1]), "seconds": seconds, "metres": metres,
+                    "gain": gain, "grade": gradient, "mps": mps,
+                    "wkg": steady_power(mps, gradient) / RIDER_KG})
+    return out
 
 
 def _power_features(power: np.ndarray, step: float) -> dict[str, float]:

@@ -56,23 +56,20 @@ GAP_RIDE_RECORD_S = {**WORLD_RECORD_S["ride"], 56792: 3600.0}
 # athlete moves elsewhere. Beyond GAP_OWN_FACTOR times their 95th-percentile 30-second
 # speed while moving (and at least GAP_OWN_FLOOR_MPS: a walker may jog a while), it was not them.
 # Only where the gap is known not to descend more than 1% (or, for a run, has no elevation):
-# downhill a rider goes twice as fast as on the flat.
-GAP_OWN_FACTOR = 1.3
+# downhill a rider goes twice as fast as on the flat. A rider's factor is larger: riding in a
+# group's shelter for a while takes a third or more off the effort a speed needs.
+GAP_OWN_FACTOR = {"run": 1.3, "ride": 1.5}
 GAP_OWN_FLOOR_MPS = {"run": 3.0, "ride": 8.0}
-# The tighter of two own-pace bounds: a gap is also read against the athlete's best average
-# speed held for the gap's duration anywhere else in the activity (a 7-minute gap against their
-# best 7 minutes). Crossing it GAP_HELD_FACTOR times faster means running the unseen stretch,
-# in a straight line, clearly faster than any stretch as long that was seen. The bound is read
-# only with at least GAP_HELD_MIN_RECORDED times the gap's duration recorded elsewhere: with
-# less, the "best" is a single sample of the athlete's pace.
-GAP_HELD_FACTOR = 1.1
+# Runs: the tighter of two own-pace bounds. A gap is also read against the runner's best
+# average speed over the gap's duration of moving time anywhere else in the activity (a
+# 7-minute gap against their best 7 minutes on the move: stops at lights do not lower it).
+# Crossing it GAP_HELD_FACTOR times faster means running the unseen stretch, in a straight
+# line, clearly faster than any stretch as long that was seen. Read only with at least
+# GAP_HELD_MIN_RECORDED times the gap's duration on the move elsewhere (with less, the "best"
+# is a single sample of the runner's pace). Rides are left to the fastest stretches: a rider's
+# speed follows wind, drafting and terrain too much for a best average to bound it.
+GAP_HELD_FACTOR = 1.25
 GAP_HELD_MIN_RECORDED = 2.0
-# A runner's own pace across a gap that descends: the energy cost of running per metre at
-# gradient i (Minetti et al., J Appl Physiol 2002), so that at the same effort a runner
-# covers C(0) / C(i) times the flat distance. Gradients are read between -0.2 and 0; a climb
-# never lowers the bound. Rides keep the level-road condition (a descent is free speed).
-RUN_COST_COEFFS = (155.4, -30.4, -43.3, 46.3, 19.5, 3.6)
-RUN_COST_GRADE_MIN = -0.2
 # A gap the athlete's heart rested through: recorded again with the heart rate GAP_HR_DROP
 # beats or more below what it was as the points stopped, and down among the activity's
 # lowest (at or under its 10th percentile), after at least GAP_HR_MIN_S, yet the straight
@@ -134,16 +131,38 @@ LAUNCH_SPAN_M = 3000.0
 # speed against the gentlest quarter's: ASSIST_SPEED_RATIO or more, where the steep quarter is
 # at least ASSIST_GRADE_SPREAD times as steep and the ride climbs for ASSIST_MIN_CLIMB_S, is a
 # reason to look. Riders push harder on steeper ground, and a short kick is carried up on
-# momentum: no real ride of ours keeps more than 0.89 of its speed, and a ride that holds the
+# momentum: no real ride of ours with ten minutes of climbing keeps more than 0.92 of its
+# speed (over the same two minutes as the gradient), nor more than 0.95 with phone-like
+# altitude error added (a 10 m wander over two minutes, which blurs steep and gentle), and a ride that holds the
 # same speed for ten minutes of climbing of either kind is flagged for a moderator, short of
 # certain (ASSIST_SEVERITY). Only where the steep quarter's speed needs ASSIST_MIN_WKG or more
 # (a steady effort for a trained amateur): slower, a rider can keep the pace by pushing a
 # little harder, and noisy altitude makes "steep" and "gentle" a matter of chance (a run
-# judged as a ride, at 14 km/h, needs 2.8 W/kg; a hike, 2.3).
+# judged as a ride, at 14 km/h, needs 2.8 W/kg; a hike, 2.3), and only at ASSIST_MIN_MPS or
+# faster on the steep quarter: assistance holds 20-25 km/h (the EU's pedelecs cut out at
+# 25), and a runner's pace, uploaded as a ride, hardly changes with the gradient.
 ASSIST_GRADE_MIN = 0.02
 ASSIST_GRADE_MAX = 0.15
 ASSIST_GRADE_SPREAD = 1.5
-ASSIST_SPEED_RATIO = 0.97
+ASSIST_SPEED_RATIO = 0.96
 ASSIST_MIN_CLIMB_S = 600.0
+# Only climbs: a run of such gradients lasting this long (a kick carried up on momentum, or a
+# wobble of GPS altitude, is over sooner).
+ASSIST_SUSTAINED_S = 120.0
+ASSIST_HALF_WINDOW_S = 60.0
 ASSIST_MIN_WKG = 3.0
+ASSIST_MIN_MPS = 15 / 3.6
 ASSIST_SEVERITY = 0.6
+
+# One climb ridden far harder than the rest (rides): a motor or a tow up one hill. The ride's
+# climbs (TOW_GRADE_MIN or steeper over the minute either side, TOW_MIN_S and TOW_MIN_GAIN_M at
+# least, no steeper than ASSIST_GRADE_MAX on average), each with the steady power its average
+# speed and gradient need: the hardest needing TOW_RATIO times the median of the others or
+# more, and TOW_MIN_WKG or more, is a reason to look (ASSIST_SEVERITY). Riders pace their
+# climbs alike: in our real rides the hardest climb needs at most 1.3 times the others; a
+# rider who goes all out on one hill after riding the others easily is what a moderator sees.
+TOW_GRADE_MIN = 0.03
+TOW_MIN_S = 120.0
+TOW_MIN_GAIN_M = 25.0
+TOW_RATIO = 1.8
+TOW_MIN_WKG = 5.0

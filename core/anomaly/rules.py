@@ -17,8 +17,10 @@ import numpy as np
 from core import units
 from core.anomaly.features import Features, Series, reference_speed
 from core.anomaly.limits import (
+    ASSIST_GRADE_MAX,
     ASSIST_GRADE_SPREAD,
     ASSIST_MIN_CLIMB_S,
+    ASSIST_MIN_MPS,
     ASSIST_MIN_WKG,
     ASSIST_SEVERITY,
     ASSIST_SPEED_RATIO,
@@ -44,10 +46,10 @@ from core.anomaly.limits import (
     RIDE_LEVEL_SPEED_MPS,
     RIDE_LEVEL_SPEED_S,
     RIDE_WKG_LIMIT,
-    RUN_COST_COEFFS,
-    RUN_COST_GRADE_MIN,
     RUN_SUSTAINED_MPS,
     RUN_SUSTAINED_S,
+    TOW_MIN_WKG,
+    TOW_RATIO,
     WORLD_RECORD_TEXT,
 )
 from core.anomaly.signals import RIDER_KG, best_window, held_speed, speed_at_power, steady_power
@@ -116,7 +118,7 @@ def check(f: Features) -> list[Hit]:
     climbed = _climb_hit(f)
     if climbed is not None:
         hits.append(climbed)
-    assisted = _assist_hit(f)
+    assisted = _assist_hit(f) or _tow_hit(f)
     if assisted is not None and climbed is None:
         hits.append(assisted)
     jumped = _teleport_hit(f)
@@ -243,7 +245,9 @@ def _assist_hit(f: Features) -> Hit | None:
     if c["steep_grade"] < ASSIST_GRADE_SPREAD * c["gentle_grade"] or c["gentle_mps"] <= 0:
         return None
     kept = c["steep_mps"] / c["gentle_mps"]
-    if kept < ASSIST_SPEED_RATIO or steady_power(c["steep_mps"], c["steep_grade"]) < ASSIST_MIN_WKG * RIDER_KG:
+    if kept < ASSIST_SPEED_RATIO or c["steep_mps"] < ASSIST_MIN_MPS:
+        return None
+    if steady_power(c["steep_mps"], c["steep_grade"]) < ASSIST_MIN_WKG * RIDER_KG:
         return None
     legs = speed_at_power(steady_power(c["gentle_mps"], c["gentle_grade"]), c["steep_grade"])
     return Hit(
@@ -253,6 +257,26 @@ def _assist_hit(f: Features) -> Hit | None:
         f"{units.duration_short(c['seconds'])} of climbing: at the same effort a {NOUN['ride']} slows to about "
         f"{units.speed(legs)} on the steeper ones; a motor that assists up to a set speed holds it",
         ASSIST_SEVERITY)
+
+
+def _tow_hit(f: Features) -> Hit | None:
+    """One climb of a ride ridden far harder than its others: the power its speed and
+    gradient need against the median of the others' (limits.py, TOW_*)."""
+    hills = [h for h in f.hills if h["grade"] <= ASSIST_GRADE_MAX]
+    if f.sport != "ride" or len(hills) < 2:
+        return None
+    top = max(hills, key=lambda h: h["wkg"])
+    usual = float(np.median([h["wkg"] for h in hills if h is not top]))
+    if top["wkg"] < TOW_MIN_WKG or top["wkg"] < TOW_RATIO * usual:
+        return None
+    others = len(hills) - 1
+    return Hit(
+        "assisted_climb",
+        f"climbed {units.distance(top['metres'], digits=1)} at {top['grade']:.1%} at {units.speed(top['mps'])} "
+        f"{_when(f.series, top['t0'])}, needing about {top['wkg']:.1f} W/kg, against {usual:.1f} W/kg on the "
+        f"other {others} climb{'s' if others > 1 else ''} of this ride: one hill ridden "
+        f"{top['wkg'] / usual:.1f} times as hard as the rest, as with a motor or a tow",
+        ASSIST_SEVERITY, top["t0"], top["t1"])
 
 
 def _teleport_hit(f: Features) -> Hit | None:
@@ -286,56 +310,47 @@ def own_speed(s: Series) -> float:
 
 
 def held_own(s: Series, seconds: float) -> float:
-    """The athlete's best average speed over ``seconds`` anywhere in this activity (recording
-    gaps add no distance); NaN when less than GAP_HELD_MIN_RECORDED times that was recorded."""
+    """The athlete's best average speed over ``seconds`` of moving time anywhere in this
+    activity (stops and recording gaps left out); NaN when less than GAP_HELD_MIN_RECORDED
+    times that was spent moving."""
     if s.t.size < 2:
         return float("nan")
     step = float(s.t[1] - s.t[0])
-    recorded = float(np.isfinite(s.speed_mps).sum()) * step
+    moving = np.isfinite(s.speed_mps) & (s.speed_mps > 1.0)
     n = int(round(seconds / step))
-    if n < 1 or n >= s.dist_m.size or recorded < GAP_HELD_MIN_RECORDED * seconds:
+    if n < 1 or moving.sum() * step < GAP_HELD_MIN_RECORDED * seconds:
         return float("nan")
-    return float(np.max(s.dist_m[n:] - s.dist_m[:-n])) / (n * step)
-
-
-def run_descent_factor(drop_m: float, metres: float) -> float:
-    """How much faster a runner goes, at the same effort, across a gap that descends
-    ``drop_m`` over ``metres`` (1 on the level, uphill or with no elevation): the ratio of
-    the energy cost of running on the flat to that on the gradient (Minetti, 2002)."""
-    if not np.isfinite(drop_m) or drop_m <= 0 or metres <= 0:
-        return 1.0
-    grade = max(-drop_m / metres, RUN_COST_GRADE_MIN)
-    return float(RUN_COST_COEFFS[-1] / np.polyval(RUN_COST_COEFFS, grade))
+    # Distance against moving time: each moving grid second adds what was covered in it.
+    gained = np.concatenate([[0.0], np.diff(s.dist_m)])[moving]
+    covered = np.concatenate([[0.0], np.cumsum(gained)])
+    if n >= covered.size:
+        return float("nan")
+    return float(np.max(covered[n:] - covered[:-n])) / (n * step)
 
 
 def _own_limit(f: Features, gap: dict, own: float) -> tuple[float, str]:
     """The fastest this athlete plausibly crossed ``gap`` (m/s), from their own pace elsewhere
-    in the activity, and how a reason words it; (inf, "") where their pace says nothing (a
-    ride's gap that descends or has no elevation: downhill is free speed)."""
+    in the activity, and how a reason words it; (inf, "") where their pace says nothing: a
+    gap that descends more than 1%, or a ride's gap without elevation (downhill is free speed)."""
     s = f.series
     drop = gap["ele"] - gap["ele1"]
-    floor = GAP_OWN_FLOOR_MPS[f.sport]
-    if f.sport == "run":
-        factor = run_descent_factor(drop, gap["metres"])
-    elif np.isfinite(drop) and drop / gap["metres"] <= RIDE_LEVEL_MAX_DESCENT:
-        factor = 1.0
-    else:
+    level = drop / gap["metres"] <= RIDE_LEVEL_MAX_DESCENT if np.isfinite(drop) else f.sport == "run"
+    if not level:
         return np.inf, ""
     bounds = []
     if np.isfinite(own):
-        bounds.append((GAP_OWN_FACTOR * own * factor, own,
+        bounds.append((GAP_OWN_FACTOR[f.sport] * own, own,
                        f"your own pace elsewhere in this {f.sport} ({units.speed(own)} for your fastest stretches)"))
-    held = held_own(s, gap["seconds"])
+    held = held_own(s, gap["seconds"]) if f.sport == "run" else float("nan")
     if np.isfinite(held) and held > 0:
         span = units.duration_short(gap["seconds"])
-        bounds.append((GAP_HELD_FACTOR * held * factor, held,
-                       f"your best {span} elsewhere in this {f.sport} ({units.speed(held)})"))
+        bounds.append((GAP_HELD_FACTOR * held, held,
+                       f"your best {span} on the move elsewhere in this {f.sport} ({units.speed(held)})"))
     if not bounds:
         return np.inf, ""
     limit, usual, words = min(bounds)
     least = (gap["metres"] - GAP_POSITION_ERROR_M) / gap["seconds"]
-    downhill = f", allowing for its descent of {drop:.0f} m" if factor > 1.0 else ""
-    return max(limit, floor), f"{least / usual:.1f} times {words}{downhill}"
+    return max(limit, GAP_OWN_FLOOR_MPS[f.sport]), f"{least / usual:.1f} times {words}"
 
 
 def _rested(gap: dict, least: float) -> bool:
@@ -353,8 +368,8 @@ def _gap_hits(f: Features, teleported: bool) -> list[Hit]:
     the gap's time, or than this athlete moves anywhere else in the activity: the straight
     line, less the fixes' possible error, over the gap's duration is the least average speed
     held across it. The athlete's own bound is the tighter of their fastest stretches (with a
-    margin) and their best average over the gap's duration elsewhere; a run's is raised where
-    the gap descends, and a ride's holds only where the gap is known not to descend. A gap the
+    margin) and, for a run, their best average over the gap's duration on the move elsewhere;
+    it holds only where the gap is known not to descend (a run's without elevation too). A gap the
     athlete's heart rested through while its straight line was covered at a jog or faster
     (``_rested``) is a reason too, whatever its speed. A gap holding a jump the teleport rule
     already reports is left to it."""

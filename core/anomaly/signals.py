@@ -108,7 +108,9 @@ def steady_power(speed: float, grade: float) -> float:
 
 def speed_at_power(power: float, grade: float) -> float:
     """The steady speed (m/s) that ``power`` (W) holds up ``grade``: the positive root of
-    ``steady_power(v, grade) = power``."""
+    ``steady_power(v, grade) = power``; 0 when either is not a finite number."""
+    if not (math.isfinite(power) and math.isfinite(grade)):
+        return 0.0
     roots = np.roots([0.5 * RHO * CDA_M2, 0.0, SYSTEM_KG * G * (grade + CRR), -power])
     real = roots[np.isreal(roots)].real
     return float(real[real > 0].max()) if (real > 0).any() else 0.0

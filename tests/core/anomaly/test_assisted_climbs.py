@@ -125,3 +125,34 @@ def test_no_real_recording_is_flagged_for_an_assisted_climb(shared_tracks):
                 f"{path.parent.name}/{path.name} as {sport}"
             judged += 1
     assert judged >= 78
+
+
+HILLY_RIDE = Path("sportstracker") / "2010-07-04-06-07-36.fit"  # six climbs, paced alike
+
+
+def towed(track: Track, t0: float, t1: float, factor: float) -> Track:
+    """``track`` with the fixes between ``t0`` and ``t1`` recorded ``factor`` times faster
+    (the same places in less time) and everything after moved earlier to match."""
+    t = track.t.copy()
+    inside = (t > t0) & (t <= t1)
+    t[inside] = t0 + (t[inside] - t0) / factor
+    t[t > t1] -= (t1 - t0) * (1 - 1 / factor)
+    return replace(track, t=t)
+
+
+def test_one_hill_ridden_far_harder_than_the_rest_is_flagged(shared_tracks):
+    ride = load_track(shared_tracks / HILLY_RIDE)
+    hills = track_features(ride, "ride").hills
+    assert len(hills) >= 4
+    powers = sorted(h["wkg"] for h in hills)
+    assert powers[-1] < 1.3 * float(np.median(powers[:-1]))  # the rider paces the climbs alike
+    assert assist_hits(ride) == []
+    # A tow up the longest climb at 2.5 times the rider's own speed there.
+    hill = max(hills, key=lambda h: h["gain"])
+    hits = assist_hits(towed(ride, hill["t0"], hill["t1"], 2.5))
+    assert len(hits) == 1
+    assert hits[0].reason.startswith("climbed ")
+    assert "as hard as the rest, as with a motor or a tow" in hits[0].reason
+    assert hits[0].t0 is not None and hits[0].t0 <= hill["t0"] + 60
+    # Ridden 1.5 times as fast (a hard effort up one hill): no reason.
+    assert assist_hits(towed(ride, hill["t0"], hill["t1"], 1.5)) == []
