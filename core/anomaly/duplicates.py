@@ -52,8 +52,9 @@ TOGETHER_S = 600.0
 # A copy's times follow the original's up to GPS noise; two honest outings drift apart over
 # kilometres (one fades, one stops at a light), even when terrain gives them the same rise and
 # fall of pace: the smoothed residual of one's times against the other's, root mean square,
-# as a share of the duration is at most DRIFT_MAX for a copy. Honest outings on one course by the same rider
-# drift 0.4% or more in our recordings; copies mostly under 0.1%.
+# as a share of the duration is at most DRIFT_MAX for a copy. Honest outings on one course
+# drift 0.2% to 0.8% in our recordings (those under DRIFT_MAX fail the timing tests); copies
+# mostly under 0.1%.
 DRIFT_MAX = 0.0025
 DRIFT_POINTS = 9
 DRIFT_OUTLIER = 6.0
