@@ -46,9 +46,14 @@ PASS_ROOM = 0.4
 # Close stretch times must also rise and fall together a little (an evenly paced stranger on
 # the same loop has close times too, by chance).
 CLOSE_CORR = 0.5
-# Two recordings of the same places at the same moments (within TOGETHER_S) are athletes out
-# together, never a copy.
+# Two recordings of the same places at the same moments (within TOGETHER_S at nearly every
+# place, at the same pace, each on fixes of its own) are athletes out together, never a copy.
 TOGETHER_S = 600.0
+TOGETHER_SHARE = 0.9
+TOGETHER_SLOPE = (0.97, 1.03)
+TOGETHER_OFFSET_M = 1.0
+# A stored fingerprint holds about FINGERPRINT_POINTS points; one with more is refused.
+MAX_POINTS = 4 * FINGERPRINT_POINTS
 # A copy's times follow the original's up to GPS noise; two honest outings drift apart over
 # kilometres (one fades, one stops at a light), even when terrain gives them the same rise and
 # fall of pace: the smoothed residual of one's times against the other's, root mean square,
@@ -86,10 +91,12 @@ def fingerprint(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, dist: np.ndarra
 
 
 def compare(a: dict, b: dict) -> dict | None:
-    """How ``a`` matches ``b``: None when the routes differ, else the shares and timing error.
-    ``a`` may be a part of ``b`` (a copy with its ends cropped) and timed faster or slower.
-    Where ``b`` passes ``a``'s start more than once (laps), each pass is tried."""
-    if not _usable(a) or not _usable(b):
+    """How ``a`` matches ``b``: None when the routes differ (or either fingerprint is not
+    whole), else the shares and timing error. ``a`` may be a part of ``b`` (a copy with its
+    ends cropped) and timed faster or slower. Where ``b`` passes ``a``'s start more than once
+    (laps), each pass is tried."""
+    a, b = usable(a), usable(b)
+    if a is None or b is None:
         return None
     ratio = a["distance_m"] / max(b["distance_m"], 1.0)
     if not DISTANCE_RATIO[0] <= ratio <= DISTANCE_RATIO[1]:
@@ -107,7 +114,7 @@ def compare(a: dict, b: dict) -> dict | None:
     ta_all = np.asarray(a["t"], dtype=float)
     for near, tb, metres in _alignments(pa, pb, np.asarray(b["t"], dtype=float), b_spacing, a["distance_m"]):
         result = _judge(ta_all, near, tb, metres)
-        if result["same"] and _together(a, b, ta_all, tb, near):
+        if result["same"] and _together(a, b, ta_all, tb, near, result):
             # The same places at the same moments: two athletes out together (a group ride,
             # a friend who joined for part of it), not one recording uploaded twice.
             result = {**result, "same": False, "together": True}
@@ -118,31 +125,44 @@ def compare(a: dict, b: dict) -> dict | None:
     return best
 
 
-def _usable(fp: dict | None) -> bool:
-    """Whether a stored fingerprint is whole: its lists of one length, every number finite."""
-    if not fp:
-        return False
+def usable(fp) -> dict | None:
+    """A stored fingerprint as numbers, or None when it is not whole: its lists of one length
+    (at most MAX_POINTS), every number finite, a centroid of two. What ``compare`` and
+    ``nearby`` read, whatever a stored row holds."""
+    if not isinstance(fp, dict):
+        return None
     try:
         lat, lon, t = (np.asarray(fp[k], dtype=float) for k in ("lat", "lon", "t"))
         distance = float(fp["distance_m"])
-    except (KeyError, TypeError, ValueError):
-        return False
-    return (lat.ndim == 1 and lat.size == lon.size == t.size and math.isfinite(distance)
-            and bool(np.isfinite(lat).all() and np.isfinite(lon).all() and np.isfinite(t).all()))
+        centroid = np.asarray(fp["centroid"], dtype=float)
+        start = fp.get("start")
+        start = float(start) if isinstance(start, (int, float)) and not isinstance(start, bool) else math.nan
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return None
+    whole = (lat.ndim == 1 and lat.size == lon.size == t.size and 0 < lat.size <= MAX_POINTS
+             and centroid.shape == (2,) and math.isfinite(distance)
+             and bool(np.isfinite(lat).all() and np.isfinite(lon).all() and np.isfinite(t).all()
+                      and np.isfinite(centroid).all()))
+    if not whole:
+        return None
+    return {"lat": lat, "lon": lon, "t": t, "distance_m": distance, "centroid": centroid, "start": start}
 
 
-def _together(a: dict, b: dict, ta: np.ndarray, tb: np.ndarray, near: np.ndarray) -> bool:
-    """Whether ``a`` passed the matched places within TOGETHER_S of when ``b`` did (both
-    fingerprints know their start; older ones do not, and are never "together")."""
-    try:
-        start_a, start_b = float(a["start"]), float(b["start"])
-    except (KeyError, TypeError, ValueError):
-        return False
+def _together(a: dict, b: dict, ta: np.ndarray, tb: np.ndarray, near: np.ndarray, result: dict) -> bool:
+    """Whether ``a`` passed the matched places within TOGETHER_S of when ``b`` did, nearly
+    all of them (TOGETHER_SHARE), at the same pace (TOGETHER_SLOPE) and on its own fixes (at
+    least TOGETHER_OFFSET_M off ``b``'s on the median: two devices never agree closer; an
+    exact re-upload does). Fingerprints from before starts were kept are never "together"."""
+    start_a, start_b = a["start"], b["start"]
     matched = near <= MATCH_RADIUS_M
     if not matched.any() or not (math.isfinite(start_a) and math.isfinite(start_b)):
         return False
+    if not (TOGETHER_SLOPE[0] <= result.get("slope", 0.0) <= TOGETHER_SLOPE[1]):
+        return False
+    if result.get("offset", 0.0) < TOGETHER_OFFSET_M:
+        return False
     apart = np.abs((start_a + ta[matched]) - (start_b + tb[matched]))
-    return bool(np.median(apart) <= TOGETHER_S)
+    return bool(np.quantile(apart, TOGETHER_SHARE) <= TOGETHER_S)
 
 
 def _judge(ta: np.ndarray, near: np.ndarray, tb: np.ndarray, metres: float) -> dict:
@@ -263,7 +283,11 @@ def find_copy(fp: dict | None, candidates) -> tuple[object, dict] | None:
     return None
 
 
-def nearby(fp: dict, other: dict, radius_deg: float = 0.03) -> bool:
-    """Whether two fingerprints are close enough to be worth comparing."""
+def nearby(fp: dict, other, radius_deg: float = 0.03) -> bool:
+    """Whether two fingerprints are close enough to be worth comparing (never one that is
+    not whole)."""
+    fp, other = usable(fp), usable(other)
+    if fp is None or other is None:
+        return False
     (la, lo), (lb, lob) = fp["centroid"], other["centroid"]
     return abs(la - lb) <= radius_deg and abs(lo - lob) <= radius_deg * 2

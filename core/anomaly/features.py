@@ -38,6 +38,7 @@ from core.anomaly.limits import (
     TOW_GRADE_MIN,
     TOW_MIN_GAIN_M,
     TOW_MIN_S,
+    TOW_PART_SHARE,
     WORLD_RECORD_S,
 )
 from core.anomaly.signals import (
@@ -184,7 +185,7 @@ def gaps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, ele: np.ndarray, gap_s
     found = (dts > gap_s) & (steps >= GAP_MIN_M)
     if pauses:
         found &= ~_crosses_pause(t[:-1], t[1:], pauses)
-    hr_ok = np.isfinite(hr) & (hr > 30) & (hr < 230) if hr is not None else np.zeros(t.size, dtype=bool)
+    hr_ok = np.isfinite(hr) & (hr > 40) & (hr < 230) if hr is not None else np.zeros(t.size, dtype=bool)
     hr_low = float(np.percentile(hr[hr_ok], 10)) if hr_ok.sum() >= 30 else math.nan
     for i in np.flatnonzero(found):
         sides = []
@@ -452,8 +453,9 @@ def climb_by_grade(g: _Grid, ele_g: np.ndarray) -> dict | None:
 
 def climbs_of(g: _Grid, ele_g: np.ndarray) -> list[dict]:
     """A ride's climbs: stretches whose gradient over the minute either side is TOW_GRADE_MIN
-    or more for TOW_MIN_S, gaining TOW_MIN_GAIN_M, each with its time, length, gain, average
-    gradient and speed, and the steady power (W/kg) those need (``signals.steady_power``)."""
+    or more for TOW_MIN_S, gaining TOW_MIN_GAIN_M and at least TOW_PART_SHARE of it in every
+    quarter of their time (CLIMB_PARTS), each with its time, length, gain, average gradient
+    and speed, and the steady power (W/kg) those need (``signals.steady_power``)."""
     grade, _, _ = _grade_1min(g, ele_g)
     if not grade.size:
         return []
@@ -468,6 +470,9 @@ def climbs_of(g: _Grid, ele_g: np.ndarray) -> list[dict]:
         gain = float(ele_g[b - 1] - ele_g[a])
         if seconds < TOW_MIN_S or gain < TOW_MIN_GAIN_M or metres <= 0 or not np.isfinite(gain):
             continue
+        cuts = np.linspace(a, b - 1, CLIMB_PARTS + 1).round().astype(int)
+        if any(ele_g[j] - ele_g[i] < TOW_PART_SHARE * gain for i, j in zip(cuts, cuts[1:])):
+            continue  # an altitude step, not a climb
         mps, gradient = metres / seconds, gain / metres
         out.append({"t0": float(g.grid[a]), "t1": float(g.grid[b - 1]), "seconds": seconds, "metres": metres,
                     "gain": gain, "grade": gradient, "mps": mps,

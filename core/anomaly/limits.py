@@ -77,12 +77,14 @@ GAP_HELD_MIN_RECORDED = 2.0
 # by pedal while their heart settles towards rest (a heart rate recovers by some 20-40 beats
 # in the first minute or two of rest); sitting in a car they do. Heart rate comes from its
 # own sensor, so it is read as recorded either side: the median over GAP_HR_BEFORE_S before
-# the gap and GAP_HR_AFTER_S after it.
+# the gap and GAP_HR_AFTER_S after it (a minute: a sensor that re-locks reads low for seconds,
+# a rested heart stays low for a minute or more). Runs only: a rider covers kilometres with
+# the heart settling, coasting downhill or sitting in a group's shelter.
 GAP_HR_DROP = 25.0
 GAP_HR_MIN_S = 120.0
 GAP_HR_MIN_MPS = 2.0
 GAP_HR_BEFORE_S = 30.0
-GAP_HR_AFTER_S = 20.0
+GAP_HR_AFTER_S = 60.0
 
 # Climbing: the best ascent rate (metres gained per hour, "VAM") over windows of 5, 10, 20
 # and 40 minutes of smoothed elevation. What the best humans hold, roughly:
@@ -158,11 +160,19 @@ ASSIST_SEVERITY = 0.6
 # climbs (TOW_GRADE_MIN or steeper over the minute either side, TOW_MIN_S and TOW_MIN_GAIN_M at
 # least, no steeper than ASSIST_GRADE_MAX on average), each with the steady power its average
 # speed and gradient need: the hardest needing TOW_RATIO times the median of the others or
-# more, and TOW_MIN_WKG or more, is a reason to look (ASSIST_SEVERITY). Riders pace their
-# climbs alike: in our real rides the hardest climb needs at most 1.3 times the others; a
-# rider who goes all out on one hill after riding the others easily is what a moderator sees.
+# more, and TOW_MIN_WKG or more (beyond a strong amateur's best for minutes), among
+# TOW_MIN_OTHERS other climbs at least, is a reason to look (ASSIST_SEVERITY). Riders pace
+# their climbs alike: in our real rides the hardest climb needs at most 1.3 times the others.
+# A climb ridden faster than TOW_MAX_MPS on average is left out (a drag taken in a group's
+# shelter or with the wind needs far less than the solo model says), and so is one that does
+# not gain TOW_PART_SHARE of its height in every quarter of its time (an altitude step; the
+# share is lower than the climbing-rate rule's because a climb's stretch begins and ends up to
+# a minute into the level road either side, where the gradient window still reaches it).
 TOW_GRADE_MIN = 0.03
 TOW_MIN_S = 120.0
 TOW_MIN_GAIN_M = 25.0
 TOW_RATIO = 1.8
-TOW_MIN_WKG = 5.0
+TOW_MIN_WKG = 6.0
+TOW_MIN_OTHERS = 3
+TOW_MAX_MPS = 30 / 3.6
+TOW_PART_SHARE = 0.1

@@ -48,6 +48,8 @@ from core.anomaly.limits import (
     RIDE_WKG_LIMIT,
     RUN_SUSTAINED_MPS,
     RUN_SUSTAINED_S,
+    TOW_MAX_MPS,
+    TOW_MIN_OTHERS,
     TOW_MIN_WKG,
     TOW_RATIO,
     WORLD_RECORD_TEXT,
@@ -262,8 +264,8 @@ def _assist_hit(f: Features) -> Hit | None:
 def _tow_hit(f: Features) -> Hit | None:
     """One climb of a ride ridden far harder than its others: the power its speed and
     gradient need against the median of the others' (limits.py, TOW_*)."""
-    hills = [h for h in f.hills if h["grade"] <= ASSIST_GRADE_MAX]
-    if f.sport != "ride" or len(hills) < 2:
+    hills = [h for h in f.hills if h["grade"] <= ASSIST_GRADE_MAX and h["mps"] <= TOW_MAX_MPS]
+    if f.sport != "ride" or len(hills) < TOW_MIN_OTHERS + 1:
         return None
     top = max(hills, key=lambda h: h["wkg"])
     usual = float(np.median([h["wkg"] for h in hills if h is not top]))
@@ -353,11 +355,11 @@ def _own_limit(f: Features, gap: dict, own: float) -> tuple[float, str]:
     return max(limit, GAP_OWN_FLOOR_MPS[f.sport]), f"{least / usual:.1f} times {words}"
 
 
-def _rested(gap: dict, least: float) -> bool:
-    """Whether the athlete's heart settled towards rest across ``gap`` while its straight
-    line was covered at ``least`` m/s or more (limits.py, GAP_HR_*)."""
+def _rested(sport: str, gap: dict, least: float) -> bool:
+    """Whether a runner's heart settled towards rest across ``gap`` while its straight line
+    was covered at ``least`` m/s or more (limits.py, GAP_HR_*)."""
     before, after, low = gap.get("hr", math.nan), gap.get("hr1", math.nan), gap.get("hr_low", math.nan)
-    if not (math.isfinite(before) and math.isfinite(after) and math.isfinite(low)):
+    if sport != "run" or not (math.isfinite(before) and math.isfinite(after) and math.isfinite(low)):
         return False
     return (gap["seconds"] >= GAP_HR_MIN_S and least >= GAP_HR_MIN_MPS
             and after <= before - GAP_HR_DROP and after <= low)
@@ -369,8 +371,8 @@ def _gap_hits(f: Features, teleported: bool) -> list[Hit]:
     line, less the fixes' possible error, over the gap's duration is the least average speed
     held across it. The athlete's own bound is the tighter of their fastest stretches (with a
     margin) and, for a run, their best average over the gap's duration on the move elsewhere;
-    it holds only where the gap is known not to descend (a run's without elevation too). A gap the
-    athlete's heart rested through while its straight line was covered at a jog or faster
+    it holds only where the gap is known not to descend (a run's without elevation too). A gap a
+    runner's heart rested through while its straight line was covered at a jog or faster
     (``_rested``) is a reason too, whatever its speed. A gap holding a jump the teleport rule
     already reports is left to it."""
     hits = []
@@ -383,7 +385,7 @@ def _gap_hits(f: Features, teleported: bool) -> list[Hit]:
         limit = gap_speed_limit(f.sport, gap["seconds"], gap["metres"], drop)
         own_limit, own_words = _own_limit(f, gap, own)
         least = (gap["metres"] - GAP_POSITION_ERROR_M) / gap["seconds"]
-        rested = _rested(gap, least)
+        rested = _rested(f.sport, gap, least)
         if least <= min(limit, own_limit) and not rested:
             continue
         held = units.duration_short(gap["seconds"])
