@@ -20,25 +20,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from core.activities.tables import SPORTS
+from core.anomaly.climbing import climb_by_grade, climbing_features, climbs_of, gradient_around
+from core.anomaly.gaps import TELEPORT_MIN_M, TELEPORT_SPEED_FACTOR, gaps, jumps
 from core.anomaly.limits import (
-    ASSIST_GRADE_MAX,
-    ASSIST_GRADE_MIN,
-    ASSIST_HALF_WINDOW_S,
-    ASSIST_SUSTAINED_S,
     CLIMB_PART_SHARE,
     CLIMB_PARTS,
     CLIMB_RATE_LIMIT_M_PER_H,
-    GAP_HR_AFTER_S,
-    GAP_HR_BEFORE_S,
-    GAP_MIN_M,
     LAUNCH_HOLD_S,
     LAUNCH_STOP_MPS,
     LAUNCH_TO_MPS,
     LAUNCH_WITHIN_S,
-    TOW_GRADE_MIN,
-    TOW_MIN_GAIN_M,
-    TOW_MIN_S,
-    TOW_PART_SHARE,
     WORLD_RECORD_S,
 )
 from core.anomaly.signals import (
@@ -53,17 +44,12 @@ from core.anomaly.signals import (
     ride_power,
     rolling_mean,
     smooth_elevation,
-    steady_power,
 )
 from core.tracks.cleaning import MAX_SPEED_MPS, CleanTrack, clean_track
 from core.tracks.geo import local_xy, segment_lengths_m
-from core.tracks.stats import _crosses_pause, pause_gap_s
+from core.tracks.stats import pause_gap_s
 from core.tracks.track import Track
 
-# A step this long and this much faster than the sport allows is a jump, not movement.
-TELEPORT_MIN_M = 200.0
-TELEPORT_SPEED_FACTOR = 2.0
-SPIKE_FIXES = 3  # a jump whose track comes back within this many fixes is a spike
 GRID_MAX_POINTS = 60_000
 MOVING_MPS = {"run": 1.0, "ride": 2.0}
 
@@ -137,73 +123,8 @@ def track_features(track: Track, sport: str, now: float | None = None, pauses=()
     return features
 
 
-def jumps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, sport: str) -> list[dict]:
-    """Steps of hundreds of metres at impossible speed after which the track stays away
-    (a spoofed or shifted location); a fix that jumps out and comes straight back within a
-    few fixes is a GPS spike, not a jump."""
-    if t.size < 3:
-        return []
-    steps = segment_lengths_m(lat, lon)
-    dts = np.diff(t)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        fast = (steps >= TELEPORT_MIN_M) & (steps > TELEPORT_SPEED_FACTOR * MAX_SPEED_MPS[sport] * dts)
-    out = []
-    skip_until = -1
-    x, y = local_xy(lat, lon)
-    for i in np.flatnonzero(fast):
-        if i <= skip_until:
-            continue
-        after = np.arange(i + 2, min(t.size, i + 2 + SPIKE_FIXES))
-        back = np.hypot(x[after] - x[i], y[after] - y[i]) < steps[i] / 2
-        if back.any():  # a spike: out and back; its return step is part of it
-            skip_until = int(after[np.argmax(back)]) - 1
-            continue
-        out.append({"t": float(t[i]), "t1": float(t[i + 1]), "metres": float(steps[i]), "seconds": float(dts[i]),
-                    "lat": float(lat[i]), "lon": float(lon[i]), "lat1": float(lat[i + 1]), "lon1": float(lon[i + 1])})
-    return out
-
-
-def gaps(t: np.ndarray, lat: np.ndarray, lon: np.ndarray, ele: np.ndarray, gap_s: float,
-         pauses=(), hr: np.ndarray | None = None) -> list[dict]:
-    """Recording gaps whose ends lie at least GAP_MIN_M apart in a straight line: fixes more
-    than ``gap_s`` apart in time, the path between them unseen. Each has its straight line,
-    its duration and the elevation either side (the median of up to five fixes; NaN when
-    not recorded), and with ``hr`` the heart rate either side (the median over GAP_HR_BEFORE_S
-    before and GAP_HR_AFTER_S after) and the activity's low heart rate (its 10th percentile).
-    A gap overlapping one of ``pauses`` (start, end), an explicit pause, is
-    left out: the athlete said they stopped, and the summary counts nothing across it.
-
-    Nothing else reads them: the distance and speeds leave a gap out (nobody saw how it was
-    crossed), and a jump needs a step several times faster than the sport allows, which a
-    gap of minutes never is, whatever vehicle crossed it.
-    """
-    if t.size < 2:
-        return []
-    steps = segment_lengths_m(lat, lon)
-    dts = np.diff(t)
-    out = []
-    found = (dts > gap_s) & (steps >= GAP_MIN_M)
-    if pauses:
-        found &= ~_crosses_pause(t[:-1], t[1:], pauses)
-    hr_ok = np.isfinite(hr) & (hr > 40) & (hr < 230) if hr is not None else np.zeros(t.size, dtype=bool)
-    hr_low = float(np.percentile(hr[hr_ok], 10)) if hr_ok.sum() >= 30 else math.nan
-    for i in np.flatnonzero(found):
-        sides = []
-        for side in (ele[max(0, i - 4):i + 1], ele[i + 1:i + 6]):
-            side = side[np.isfinite(side)]
-            sides.append(float(np.median(side)) if side.size else math.nan)
-        beats = []
-        for near in ((t > t[i] - GAP_HR_BEFORE_S) & (t <= t[i]), (t >= t[i + 1]) & (t < t[i + 1] + GAP_HR_AFTER_S)):
-            near &= hr_ok
-            beats.append(float(np.median(hr[near])) if near.any() else math.nan)
-        out.append({"t": float(t[i]), "t1": float(t[i + 1]), "metres": float(steps[i]), "seconds": float(dts[i]),
-                    "lat": float(lat[i]), "lon": float(lon[i]), "lat1": float(lat[i + 1]), "lon1": float(lon[i + 1]),
-                    "ele": sides[0], "ele1": sides[1], "hr": beats[0], "hr1": beats[1], "hr_low": hr_low})
-    return out
-
-
 @dataclass
-class _Grid:
+class Grid:
     """A cleaned track on its regular grid: what every feature group reads."""
 
     t: np.ndarray
@@ -219,6 +140,7 @@ class _Grid:
     speed6: np.ndarray  # 6 s centred speed on the grid, NaN inside gaps
     speed3: np.ndarray  # 3 s centred speed on the grid, NaN inside gaps (pull-aways)
     moving: np.ndarray  # grid seconds moving faster than a walk (or a slow roll)
+    dist_grid: np.ndarray  # cumulative metres at each grid time
 
 
 def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
@@ -252,30 +174,31 @@ def extract(clean: CleanTrack, sport: str | None = None, pauses=()) -> Features:
         v3 = displacement_speed(g.grid, g.t, x, y, 3.0)
         v3[np.isnan(g.speed3)] = np.nan
         still = displacement_speed(g.grid, g.t, x, y, 6.0) < LAUNCH_STOP_MPS
-        pulls = launches(g.grid, v3, still, np.interp(g.grid, g.t, g.dist), ele_g, LAUNCH_TO_MPS, LAUNCH_WITHIN_S,
+        pulls = launches(g.grid, v3, still, g.dist_grid, ele_g, LAUNCH_TO_MPS, LAUNCH_WITHIN_S,
                          LAUNCH_HOLD_S)
     if ele_g is not None:
-        values.update(_climbing_features(g, ele_g))
+        grade = gradient_around(g, ele_g)
+        values.update(climbing_features(g, ele_g, grade))
         # The steepest climbs for the climbing-rate rule, on the same smoothed elevation.
         climbs = best_climbs(g.grid, ele_g, recorded_elevation(g.t, clean.ele, g.grid, g.gap),
                              sorted(CLIMB_RATE_LIMIT_M_PER_H), CLIMB_PARTS, CLIMB_PART_SHARE)
         if sport == "ride":
             power = ride_power(g.speed30, ele_g, g.step)
             values.update(_power_features(power, g.step))
-            grades = climb_by_grade(g, ele_g)
-            hills = climbs_of(g, ele_g)
+            grades = climb_by_grade(g, grade)
+            hills = climbs_of(g, ele_g, grade)
     values.update(_heart_features(g, clean.hr, power))
     if sport == "run":
         values.update(_cadence_features(g, clean.cad))
 
     series = Series(g.grid, np.interp(g.grid, g.t, g.lat), np.interp(g.grid, g.t, g.lon),
-                    np.interp(g.grid, g.t, g.dist), g.speed30, power, ele_g)
+                    g.dist_grid, g.speed30, power, ele_g)
     return Features(sport, values, series, efforts=efforts, gaps=gaps(g.t, g.lat, g.lon, clean.ele, g.gap, pauses, clean.hr),
                     climbs=climbs, launches=pulls, grades=grades,
                     hills=hills)
 
 
-def _on_grid(clean: CleanTrack, sport: str) -> _Grid:
+def _on_grid(clean: CleanTrack, sport: str) -> Grid:
     """Distance without jumps and gaps, and the speeds on a regular grid (every second, or
     coarser so that it holds at most GRID_MAX_POINTS points)."""
     t, lat, lon = clean.t, clean.lat, clean.lon
@@ -305,14 +228,15 @@ def _on_grid(clean: CleanTrack, sport: str) -> _Grid:
     speed3 = grid_speed(t, dist, grid, 3.0)
     speed3[in_gap] = np.nan
     moving = np.isfinite(speed30) & (speed30 > MOVING_MPS[sport])
-    return _Grid(t, lat, lon, dts, gap, dist, span, step, grid, speed30, speed6, speed3, moving)
+    return Grid(t, lat, lon, dts, gap, dist, span, step, grid, speed30, speed6, speed3, moving,
+                np.interp(grid, t, dist))
 
 
-def _moving_s(g: _Grid) -> float:
+def _moving_s(g: Grid) -> float:
     return float(g.moving.sum() * g.step)
 
 
-def _speed_features(g: _Grid, efforts: dict[int, dict], sport: str) -> dict[str, float]:
+def _speed_features(g: Grid, efforts: dict[int, dict], sport: str) -> dict[str, float]:
     """Average and percentile speeds while moving; best efforts against the world record."""
     values = {}
     moving_s = _moving_s(g)
@@ -330,7 +254,7 @@ def _speed_features(g: _Grid, efforts: dict[int, dict], sport: str) -> dict[str,
     return values
 
 
-def _acceleration_features(g: _Grid) -> dict[str, float]:
+def _acceleration_features(g: Grid) -> dict[str, float]:
     """Acceleration and jerk from the 6 s speed, smoothed again over 5 s."""
     values = {}
     accel = np.gradient(rolling_mean(g.speed6, max(1, int(5 / g.step))), g.step)
@@ -344,7 +268,7 @@ def _acceleration_features(g: _Grid) -> dict[str, float]:
     return values
 
 
-def _launch_features(g: _Grid, sport: str) -> dict[str, float]:
+def _launch_features(g: Grid, sport: str) -> dict[str, float]:
     """Launches (from standing to vehicle-like speed within 20 s) and time at that speed."""
     values = {}
     fast = {"run": 7.0, "ride": 14.0}[sport]
@@ -363,7 +287,7 @@ def _launch_features(g: _Grid, sport: str) -> dict[str, float]:
     return values
 
 
-def _cornering_features(g: _Grid, sport: str) -> dict[str, float]:
+def _cornering_features(g: Grid, sport: str) -> dict[str, float]:
     """Cornering: lateral acceleration v * turn rate over 10 s headings."""
     values = {}
     x, y = local_xy(g.lat, g.lon)
@@ -380,104 +304,11 @@ def _cornering_features(g: _Grid, sport: str) -> dict[str, float]:
     return values
 
 
-def _sampling_features(g: _Grid) -> dict[str, float]:
+def _sampling_features(g: Grid) -> dict[str, float]:
     """How often the device logged, and the share of time lost in recording gaps."""
     dts = g.dts
     median_dt = float(np.median(dts[dts > 0])) if (dts > 0).any() else 1.0
     return {"log_median_dt": math.log(max(median_dt, 0.1)), "gap_share": float(dts[dts > g.gap].sum() / g.span)}
-
-
-def _climbing_features(g: _Grid, ele_g: np.ndarray) -> dict[str, float]:
-    """The fastest 5-minute climbing rate, and speed on climbs against speed on the flat."""
-    values = {}
-    step = g.step
-    win = max(1, int(300 / step))
-    if ele_g.size > win:
-        climb = np.nan_to_num(ele_g[win:] - ele_g[:-win])
-        values["vam_5min"] = float(max(climb.max(), 0.0) / (win * step) * 3600.0)
-    # Speed on climbs against speed on the flat: legs slow right down uphill, motors don't.
-    grade, v_mid, moving = _grade_1min(g, ele_g)
-    if grade.size:
-        ok = moving & np.isfinite(grade)
-        climbing = ok & (grade > 0.03)
-        flat = ok & (np.abs(grade) < 0.01)
-        if climbing.sum() * step >= 120 and flat.sum() * step >= 120:
-            values["climb_flat_ratio"] = float(np.median(v_mid[climbing]) / max(np.median(v_mid[flat]), 0.1))
-    return values
-
-
-def _grade_1min(g: _Grid, ele_g: np.ndarray, half_s: float = 60.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The gradient over ``half_s`` either side of each grid time (NaN where under 50 m were
-    covered), with the 30-second speed and whether moving there, on the same inner grid."""
-    step = g.step
-    w = max(1, int(half_s / step))
-    dist_g = np.interp(g.grid, g.t, g.dist)
-    if ele_g.size <= 2 * w:
-        empty = np.zeros(0)
-        return empty, empty, empty.astype(bool)
-    rise = ele_g[2 * w:] - ele_g[:-2 * w]
-    run_m = dist_g[2 * w:] - dist_g[:-2 * w]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        grade = np.where(run_m > 50, rise / run_m, np.nan)
-    return grade, g.speed30[w:-w], g.moving[w:-w]
-
-
-def climb_by_grade(g: _Grid, ele_g: np.ndarray) -> dict | None:
-    """A ride's climbing split by gradient: the median gradient and speed of its steepest and
-    its gentlest quarter, and the seconds climbed in all; None without climbing. Climbing is
-    every grid time whose gradient over the minute either side is ASSIST_GRADE_MIN to
-    ASSIST_GRADE_MAX, moving, in a run of such times lasting ASSIST_SUSTAINED_S (a climb, not a
-    kick carried up on momentum or a wobble of the altitude); its speed is the average over the
-    same two minutes as its gradient."""
-    grade, _, moving = _grade_1min(g, ele_g, ASSIST_HALF_WINDOW_S)
-    if not grade.size:
-        return None
-    w = (g.grid.size - grade.size) // 2
-    dist_g = np.interp(g.grid, g.t, g.dist)
-    v = (dist_g[2 * w:] - dist_g[:-2 * w]) / (2 * w * g.step)
-    ok = moving & np.isfinite(grade) & (grade >= ASSIST_GRADE_MIN) & (grade <= ASSIST_GRADE_MAX)
-    edges = np.diff(np.concatenate([[0], ok.astype(np.int8), [0]]))
-    sustained = np.zeros_like(ok)
-    for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)):
-        if (b - a) * g.step >= ASSIST_SUSTAINED_S:
-            sustained[a:b] = True
-    if sustained.sum() < 8:
-        return None
-    gr, vv = grade[sustained], v[sustained]
-    low, high = np.percentile(gr, [25, 75])
-    steep, gentle = gr >= high, gr <= low
-    return {"seconds": float(sustained.sum() * g.step),
-            "steep_grade": float(np.median(gr[steep])), "steep_mps": float(np.median(vv[steep])),
-            "gentle_grade": float(np.median(gr[gentle])), "gentle_mps": float(np.median(vv[gentle]))}
-
-
-def climbs_of(g: _Grid, ele_g: np.ndarray) -> list[dict]:
-    """A ride's climbs: stretches whose gradient over the minute either side is TOW_GRADE_MIN
-    or more for TOW_MIN_S, gaining TOW_MIN_GAIN_M and at least TOW_PART_SHARE of it in every
-    quarter of their time (CLIMB_PARTS), each with its time, length, gain, average gradient
-    and speed, and the steady power (W/kg) those need (``signals.steady_power``)."""
-    grade, _, _ = _grade_1min(g, ele_g)
-    if not grade.size:
-        return []
-    w = (g.grid.size - grade.size) // 2
-    dist_g = np.interp(g.grid, g.t, g.dist)
-    up = np.nan_to_num(grade) >= TOW_GRADE_MIN
-    edges = np.diff(np.concatenate([[0], up.astype(np.int8), [0]]))
-    out = []
-    for a, b in zip(np.flatnonzero(edges == 1) + w, np.flatnonzero(edges == -1) + w):
-        seconds = float(g.grid[b - 1] - g.grid[a])
-        metres = float(dist_g[b - 1] - dist_g[a])
-        gain = float(ele_g[b - 1] - ele_g[a])
-        if seconds < TOW_MIN_S or gain < TOW_MIN_GAIN_M or metres <= 0 or not np.isfinite(gain):
-            continue
-        cuts = np.linspace(a, b - 1, CLIMB_PARTS + 1).round().astype(int)
-        if any(ele_g[j] - ele_g[i] < TOW_PART_SHARE * gain for i, j in zip(cuts, cuts[1:])):
-            continue  # an altitude step, not a climb
-        mps, gradient = metres / seconds, gain / metres
-        out.append({"t0": float(g.grid[a]), "t1": float(g.grid[b - 1]), "seconds": seconds, "metres": metres,
-                    "gain": gain, "grade": gradient, "mps": mps,
-                    "wkg": steady_power(mps, gradient) / RIDER_KG})
-    return out
 
 
 def _power_features(power: np.ndarray, step: float) -> dict[str, float]:
@@ -489,7 +320,7 @@ def _power_features(power: np.ndarray, step: float) -> dict[str, float]:
     return values
 
 
-def _heart_features(g: _Grid, hr: np.ndarray, power: np.ndarray | None) -> dict[str, float]:
+def _heart_features(g: Grid, hr: np.ndarray, power: np.ndarray | None) -> dict[str, float]:
     """Distance (and estimated watts) per heartbeat, and how heart rate follows speed."""
     values = {}
     hr_ok = np.isfinite(hr) & (hr > 40) & (hr < 230)
@@ -506,7 +337,7 @@ def _heart_features(g: _Grid, hr: np.ndarray, power: np.ndarray | None) -> dict[
     return values
 
 
-def _cadence_features(g: _Grid, cad: np.ndarray) -> dict[str, float]:
+def _cadence_features(g: Grid, cad: np.ndarray) -> dict[str, float]:
     """A run's stride length from speed and step rate."""
     values = {}
     cad_ok = np.isfinite(cad) & (cad > 20)

@@ -151,7 +151,6 @@ ASSIST_MIN_CLIMB_S = 600.0
 # Only climbs: a run of such gradients lasting this long (a kick carried up on momentum, or a
 # wobble of GPS altitude, is over sooner).
 ASSIST_SUSTAINED_S = 120.0
-ASSIST_HALF_WINDOW_S = 60.0
 ASSIST_MIN_WKG = 3.0
 ASSIST_MIN_MPS = 15 / 3.6
 ASSIST_SEVERITY = 0.6

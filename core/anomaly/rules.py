@@ -54,7 +54,7 @@ from core.anomaly.limits import (
     TOW_RATIO,
     WORLD_RECORD_TEXT,
 )
-from core.anomaly.signals import RIDER_KG, best_window, held_speed, speed_at_power, steady_power
+from core.anomaly.signals import RIDER_KG, best_window, held_speed, speed_at_power, steady_power, stretches
 
 NOUN = {"run": "runner", "ride": "rider"}
 # A single jump shorter than this is a GPS slip, whatever its speed.
@@ -83,15 +83,6 @@ class Hit:
     def to_dict(self) -> dict:
         return {"code": self.code, "reason": self.reason, "severity": round(self.severity, 3),
                 "t0": self.t0, "t1": self.t1}
-
-
-def _stretches(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
-    """[start, end) index ranges where ``mask`` holds for at least ``min_len`` samples."""
-    if not mask.any():
-        return []
-    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return [(int(a), int(b)) for a, b in zip(starts, ends) if b - a >= min_len]
 
 
 def _stretch_hit(s: Series, a: int, b: int, code: str, why: str) -> Hit:
@@ -146,7 +137,7 @@ def _run_hits(f: Features, step: float) -> list[Hit]:
                 1.0, effort["t0"], effort["t1"]))
             break
     fast = np.nan_to_num(s.speed_mps) > RUN_SUSTAINED_MPS
-    for a, b in _stretches(fast, int(RUN_SUSTAINED_S / step)):
+    for a, b in stretches(fast, int(RUN_SUSTAINED_S / step)):
         hits.append(_stretch_hit(s, a, b, "vehicle_speed",
                                  f"no {noun} holds {RUN_SUSTAINED_MPS * 3.6:.0f} km/h for a minute"))
     return hits
@@ -160,7 +151,7 @@ def _ride_hits(s: Series, step: float) -> list[Hit]:
     if s.ele is not None:
         # Vehicle speed on level or rising road: descents are where riders go this fast.
         fast = np.nan_to_num(s.speed_mps) > RIDE_LEVEL_SPEED_MPS
-        for a, b in _stretches(fast, int(RIDE_LEVEL_SPEED_S / step)):
+        for a, b in stretches(fast, int(RIDE_LEVEL_SPEED_S / step)):
             metres = float(s.dist_m[b - 1] - s.dist_m[a])
             drop = float(s.ele[a] - s.ele[b - 1]) if np.isfinite(s.ele[[a, b - 1]]).all() else 0.0
             if metres > 0 and drop / metres <= RIDE_LEVEL_MAX_DESCENT:
@@ -184,7 +175,7 @@ def _ride_hits(s: Series, step: float) -> list[Hit]:
                 break
     else:
         fast = np.nan_to_num(s.speed_mps) > RIDE_FLAT_SPEED_MPS
-        for a, b in _stretches(fast, int(RIDE_FLAT_SPEED_S / step)):
+        for a, b in stretches(fast, int(RIDE_FLAT_SPEED_S / step)):
             hits.append(_stretch_hit(s, a, b, "vehicle_speed",
                                      f"no {noun} holds {RIDE_FLAT_SPEED_MPS * 3.6:.0f} km/h for a minute"))
     return hits

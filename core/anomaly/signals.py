@@ -101,6 +101,15 @@ def ride_power(speed: np.ndarray, ele: np.ndarray, step: float) -> np.ndarray:
     return np.where(np.isfinite(speed), p, np.nan)
 
 
+def stretches(mask: np.ndarray, min_len: int) -> list[tuple[int, int]]:
+    """[start, end) index ranges where ``mask`` holds for at least ``min_len`` samples."""
+    if not mask.any():
+        return []
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    return [(int(a), int(b)) for a, b in zip(starts, ends) if b - a >= min_len]
+
+
 def steady_power(speed: float, grade: float) -> float:
     """A rider's power (W) at a steady ``speed`` (m/s) up ``grade``: climbing, rolling, air."""
     return SYSTEM_KG * G * speed * (grade + CRR) + 0.5 * RHO * CDA_M2 * speed ** 3
