@@ -21,6 +21,16 @@ G = 9.81
 POWER_WINDOWS_S = (15, 60, 300, 1200)
 # Descending faster than this grade, a ride's speed says nothing about the rider.
 RIDE_DESCENT_GRADE = -0.02
+# An elevation step: STEP_MIN_M or more up or down at over STEP_VERTICAL_MPS (a car up a 10%
+# road at 100 km/h rises 2.8 m/s, a rider down a mountain pass falls about 2), to a level that
+# holds (a straight line through the STEP_HOLD_S after it starts within STEP_HOLD_SHARE of the
+# step from one through the STEP_HOLD_S before it, and their gradients differ by no more than
+# that share of the step over STEP_HOLD_S): an altimeter recalibrating, or a switch between
+# GPS and barometric altitude.
+STEP_VERTICAL_MPS = 4.0
+STEP_MIN_M = 25.0
+STEP_HOLD_S = 20.0
+STEP_HOLD_SHARE = 0.3
 
 
 def rolling_mean(x: np.ndarray, window: int) -> np.ndarray:
@@ -75,17 +85,52 @@ def best_efforts(t: np.ndarray, dist: np.ndarray, ele: np.ndarray | None, sport:
 
 
 def smooth_elevation(t: np.ndarray, ele: np.ndarray, grid: np.ndarray) -> np.ndarray | None:
-    """Elevation on the grid with its steps and noise smoothed out; None when too little was recorded."""
+    """Elevation on the grid with its spikes, steps and noise taken out; None when too little
+    was recorded. A 9 s median removes barometer and GPS spikes. A step (``_without_steps``:
+    an altimeter recalibrating, a switch between GPS and barometric altitude) is no road: it
+    is taken out, so the elevation after it is read relative to the elevation before it. A
+    60 s mean smooths the rest."""
     ok = np.isfinite(ele)
     if ok.sum() < max(10, 0.8 * ele.size):
         return None
     g = np.interp(grid, t[ok], ele[ok])
-    # A 9 s median removes barometer and GPS steps, a 60 s mean the rest of the noise.
     if g.size >= 9:
         med = np.median(sliding_window_view(np.pad(g, 4, mode="edge"), 9), axis=1)
     else:
         med = g
-    return rolling_mean(med, 61)
+    return rolling_mean(_without_steps(grid, med), 61)
+
+
+def _without_steps(grid: np.ndarray, ele: np.ndarray) -> np.ndarray:
+    """``ele`` with its steps taken out: a change of STEP_MIN_M or more at over
+    STEP_VERTICAL_MPS to a level that holds after it. GPS altitude that jumps a few metres
+    and comes back is noise, left to the smoothing."""
+    if ele.size < 3:
+        return ele
+    fast = np.abs(np.diff(ele)) / np.maximum(np.diff(grid), 1e-9) > STEP_VERTICAL_MPS
+    if not fast.any():
+        return ele
+    step_s = float(np.median(np.diff(grid)))
+    hold = max(1, int(STEP_HOLD_S / step_s))
+    out = ele.copy()
+    for a, b in stretches(fast, 1):  # the step runs from grid index a to b
+        jump = float(ele[b] - ele[a])
+        if abs(jump) < STEP_MIN_M or a < 1:
+            continue
+        # The levels either side, each from a straight line through the STEP_HOLD_S beside
+        # the step (the road may climb or fall there): how far the step moved it for good.
+        lo, hi = max(0, a - hold), min(ele.size, b + 1 + hold)
+        if a + 1 - lo < 5 or hi - b < 5:
+            continue
+        x = grid - grid[a]  # seconds from the step: epoch times would make the fit ill-conditioned
+        left = np.polyfit(x[lo:a + 1], ele[lo:a + 1], 1)
+        right = np.polyfit(x[b:hi], ele[b:hi], 1)
+        moved = np.polyval(right, x[b]) - np.polyval(left, 0.0)
+        # ... and the road goes on as before it (a fix that dips and climbs back is noise).
+        bent = abs(right[0] - left[0]) * STEP_HOLD_S
+        if abs(moved - jump) <= STEP_HOLD_SHARE * abs(jump) and bent <= STEP_HOLD_SHARE * abs(jump):
+            out[b:] -= jump
+    return out
 
 
 def ride_power(speed: np.ndarray, ele: np.ndarray, step: float) -> np.ndarray:

@@ -14,6 +14,7 @@ import pytest
 from core.anomaly.features import track_features
 from core.anomaly.limits import CLIMB_RATE_LIMIT_M_PER_H
 from core.anomaly.rules import REASON_LABELS, check
+from core.anomaly.signals import smooth_elevation
 from core.tracks.formats import load_track, readable_tracks
 from core.tracks.track import Track
 
@@ -99,6 +100,51 @@ def test_an_altitude_step_is_no_climb():
     assert climb_hits(climbing_line(0.0, 0.0, step_m=300.0), "ride") == []
     # A 75 m step in the middle of a hard climb (1,800 m an hour for 12 min): still human.
     assert climb_hits(climbing_line(1800.0, 720.0, step_m=75.0), "ride") == []
+
+
+def test_smoothed_elevation_takes_out_a_step_and_keeps_the_road():
+    grid = np.arange(0.0, 900.0)
+    # 90 m up within 2 s at 5 minutes, on flat road: gone, the level either side is the same.
+    stepped = 300.0 + 90.0 * np.clip((grid - 300.0) / 2.0, 0.0, 1.0)
+    smooth = smooth_elevation(grid, stepped, grid)
+    assert abs(smooth[-60] - smooth[60]) < 1.0
+    # The same step half-way up a steady climb (1,800 m an hour): the climb stays, the step goes.
+    climb = 300.0 + 0.5 * grid + 90.0 * np.clip((grid - 450.0) / 2.0, 0.0, 1.0)
+    smooth = smooth_elevation(grid, climb, grid)
+    assert smooth[-60] - smooth[60] == pytest.approx(0.5 * 780, abs=5.0)
+    # GPS altitude that dips 40 m in 6 s and climbs back over half a minute is noise, not a
+    # step: after it the level is where it was.
+    dip = np.full(grid.size, 300.0)
+    dip[300:306] -= np.linspace(0.0, 40.0, 6)
+    dip[306:336] -= np.linspace(40.0, 0.0, 30)
+    smooth = smooth_elevation(grid, dip, grid)
+    assert abs(smooth[-60] - smooth[60]) < 1.0
+    # A fast real rise (a car up a 10% road at 100 km/h: 2.8 m/s) is road, not a step.
+    car = 300.0 + 2.8 * np.clip(grid - 300.0, 0.0, 120.0)
+    smooth = smooth_elevation(grid, car, grid)
+    assert smooth[-60] - smooth[60] == pytest.approx(2.8 * 120, rel=0.02)
+
+
+def test_an_altimeter_step_in_a_real_ride_is_no_effort(shared_tracks):
+    # A barometer recalibrating, or a switch between GPS and barometric altitude, moves every
+    # height after it by 90 m or more: no climb, power or assisted-climb reason may come of it.
+    efforts = {"beyond_human_power", "climb_rate", "assisted_climb"}
+    judged = 0
+    for path, track in readable_tracks(shared_tracks):
+        if track.sport != "ride" or track.indoor or np.isfinite(track.ele).mean() < 0.8 or track.gps_points < 100:
+            continue
+        order = np.argsort(track.t, kind="stable")
+        t = track.t[order]
+        before = {h.code for h in check(track_features(track, "ride"))} & efforts
+        for share, metres in ((0.4, 90.0), (0.5, -90.0), (0.7, 150.0)):
+            ele = track.ele[order].copy()
+            ele[t >= np.nanquantile(t, share)] += metres
+            stepped = replace(track, t=t, lat=track.lat[order], lon=track.lon[order], ele=ele, acc=track.acc[order],
+                              hr=track.hr[order], cad=track.cad[order])
+            found = {h.code for h in check(track_features(stepped, "ride"))} & efforts
+            assert found <= before, f"{path.parent.name}/{path.name} with {metres:+.0f} m at {share:.0%}: {found}"
+            judged += 1
+    assert judged >= 45
 
 
 def test_a_stretch_without_elevation_is_not_read_as_a_climb():
