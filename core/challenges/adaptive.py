@@ -106,9 +106,10 @@ def choose(bandit: LinearThompson, X: np.ndarray, risk: float | None, rng: np.ra
 
 def _outcomes(s: Session, now: datetime, limit: int) -> list[tuple[int, list[float] | None, int, float]]:
     """Weeks to learn from: (challenge id, context, level, reward), their following week over.
-    "Active the week after" counts what challenges count: completed, scored, not held."""
+    "Active the week after" counts what challenges count: completed, scored, not held. A
+    challenge reached that the badge job has not completed yet counts as completed."""
     rows = s.execute(select(Challenge.id, Challenge.user_id, Challenge.context, Challenge.level, Challenge.status,
-                            Challenge.deadline)
+                            Challenge.deadline, Challenge.progress, Challenge.target)
                      .where(Challenge.policy == POLICY, Challenge.learned_at.is_(None), Challenge.context.is_not(None),
                             Challenge.deadline <= now - timedelta(days=7))
                      .order_by(Challenge.deadline).limit(limit)).all()
@@ -122,13 +123,14 @@ def _outcomes(s: Session, now: datetime, limit: int) -> list[tuple[int, list[flo
                    Activity.start_time < max(r.deadline for r in rows) + timedelta(days=7))):
         starts.setdefault(uid, []).append(start)
     out = []
-    for cid, user_id, ctx, level, status, deadline in rows:
+    for cid, user_id, ctx, level, status, deadline, progress, target in rows:
         active = any(deadline <= t < deadline + timedelta(days=7) for t in starts.get(user_id, ()))
         try:
             x = [float(v) for v in json.loads(ctx)]
         except (ValueError, TypeError, RecursionError):
             x = None  # unreadable: marked learnt, learnt nothing from
-        out.append((cid, x, level, float(reward(status == "completed", active))))
+        done = status == "completed" or (status != "declined" and progress >= target)
+        out.append((cid, x, level, float(reward(done, active))))
     return out
 
 

@@ -8,8 +8,10 @@ athlete's challenges are worked out from their activities with no transaction op
 written in a short one. The level follows the athlete's usual week, one step lower when
 they have lapsed, and what they said when declining ("too hard" one step down, "too easy"
 one up). Progress is then kept up by the badge job's recount, which
-runs whenever one of the athlete's activities changes (``core.challenges.awards``). A
-challenge still active when its week is over is marked missed.
+runs whenever one of the athlete's activities changes (``core.challenges.awards``), a late
+sync into a week that is over included. A challenge still active and not reached when its
+week is over is marked missed; one reached is completed by the recount, whenever it sees it
+(a missed one too).
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ def _level(declines: list[tuple[str, str]], lapsed: bool) -> int:
     return max(-1, min(3, level))
 
 
+SKIPPED = ("has_week", "other_week_running", "nothing_counts")  # why an athlete got nothing
+
+
 @dataclass
 class WeekPlan:
     user_id: int
@@ -86,6 +91,7 @@ class WeekPlan:
     rows: list[dict]  # the challenges to insert, as column values
     next_at: datetime  # when the athlete is next due
     failed: bool = False
+    skipped: str | None = None  # why nothing is assigned (one of SKIPPED), when not a failure
 
 
 @dataclass
@@ -159,15 +165,17 @@ def _plan(user_id: int, tz, week: str, start: datetime, end: datetime, past: lis
           risk: float | None, now: datetime, bandit: LinearThompson | None,
           rng: np.random.Generator | None) -> WeekPlan:
     if any(p.week == week for p in past):
-        return WeekPlan(user_id, None, [], end)
-    # Another week still running (the athlete moved east across a week's end): after it.
-    running = max((p.deadline for p in past if p.deadline > now), default=None)
+        return WeekPlan(user_id, None, [], end, skipped="has_week")
+    # Another week still running over this one (the athlete moved east across a week's
+    # end): after it. A week that does not overlap it (an earlier one assigned late) is no bar.
+    running = max((p.deadline for p in past if p.deadline > now and p.starts_at < end and p.deadline > start),
+                  default=None)
     if running is not None:
-        return WeekPlan(user_id, None, [], running)
+        return WeekPlan(user_id, None, [], running, skipped="other_week_running")
     entries = counting_entries(rows)
     u = usual_week(entries, tz, week_monday(week))
     if u is None and not any(start <= e.start < end for e in entries):
-        return WeekPlan(user_id, None, [], now + RETRY)
+        return WeekPlan(user_id, None, [], now + RETRY, skipped="nothing_counts")
     policy, ctx = "fixed", None
     if u is None:
         specs = [WELCOME]
@@ -187,8 +195,10 @@ def _plan(user_id: int, tz, week: str, start: datetime, end: datetime, past: lis
     out = []
     for spec in specs:
         progress, _ = measure(spec["kind"], spec["sport"], spec["target"], entries, start, end)
+        # Reached already (a week assigned late): active, for the recount to complete.
+        missed = end <= now and progress < spec["target"]
         out.append(dict(user_id=user_id, week=week, starts_at=start, deadline=end, progress=progress,
-                        status="missed" if end <= now else "active", policy=policy,
+                        status="missed" if missed else "active", policy=policy,
                         context=ctx if spec["kind"] == "sessions" else None, created_at=utcnow(), **spec))
     return WeekPlan(user_id, week, out, end)
 
@@ -214,7 +224,7 @@ WRITE_CHUNK = 50  # athletes per write transaction: a few milliseconds of lock e
 
 def _assign(Session: sessionmaker[Session], user_ids: list[int], now: datetime, week: str | None, policy: str,
             rng: np.random.Generator | None, schedule: bool, risk_model=None) -> dict:
-    done = {"athletes": len(user_ids), "assigned": 0, "challenges": 0, "failed": 0}
+    done = {"athletes": len(user_ids), "assigned": 0, "challenges": 0, "failed": 0, "skipped": {}}
     if risk_model is not None and user_ids:
         try:  # the risk as of today, so that an athlete slipping now gets the gentler week now
             churn_store.score_and_keep(Session, user_ids, now, risk_model)
@@ -224,6 +234,9 @@ def _assign(Session: sessionmaker[Session], user_ids: list[int], now: datetime, 
         bandit = adaptive.load(s) if policy == adaptive.POLICY and user_ids else None
         plans = plan_batch(s, user_ids, now, week, bandit, rng)
     done["failed"] = sum(p.failed for p in plans)
+    for p in plans:
+        if p.skipped:
+            done["skipped"][p.skipped] = done["skipped"].get(p.skipped, 0) + 1
     for k in range(0, len(plans), WRITE_CHUNK):
         chunk = plans[k:k + WRITE_CHUNK]
         try:
@@ -275,17 +288,22 @@ def assign_week(Session: sessionmaker[Session], week: str, now: datetime | None 
                 policy: str = "fixed", rng: np.random.Generator | None = None, risk_model=None) -> dict:
     """Assign ``week``'s challenges to every athlete who may get them and has none yet, at
     levels ``policy`` chooses, ASSIGN_BATCH athletes at a time; ``progress`` (if given) is
-    called with the number of athletes done after each batch."""
+    called with the number of athletes done after each batch. What is returned counts the
+    athletes given nothing under ``skipped``, by reason (SKIPPED): the week's challenges
+    already there, another week of theirs running over it (a new time zone), or no
+    activity that counts."""
     now = now or datetime.now(UTC)
     week = canonical_week(week)
     with Session() as s:
         users = athletes_for_week(s, week)
-    done = {"week": week, "athletes": len(users), "assigned": 0, "challenges": 0, "failed": 0}
+    done = {"week": week, "athletes": len(users), "assigned": 0, "challenges": 0, "failed": 0, "skipped": {}}
     for k in range(0, len(users), ASSIGN_BATCH):
         batch = users[k:k + ASSIGN_BATCH]
         got = _assign(Session, batch, now, week, policy, rng, schedule=False, risk_model=risk_model)
         for key in ("assigned", "challenges", "failed"):
             done[key] += got[key]
+        for why, n in got["skipped"].items():
+            done["skipped"][why] = done["skipped"].get(why, 0) + n
         if progress is not None:
             progress(len(batch))
     return done
@@ -327,18 +345,21 @@ def write_week(Session: sessionmaker[Session], p: WeekPlan, schedule: bool = Tru
 
 
 def end_weeks(Session: sessionmaker[Session], now: datetime | None = None, chunk: int = 500) -> int:
-    """Mark the challenges still active after their week as missed, ``chunk`` per short
-    transaction; returns how many."""
+    """Mark the challenges still active and not reached after their week as missed, ``chunk``
+    per short transaction; returns how many. One reached is left for the badge job's
+    recount to complete (a late sync can still complete a missed one)."""
     now = now or datetime.now(UTC)
     total = 0
     while True:
         with Session() as s:
-            ids = s.scalars(select(Challenge.id).where(Challenge.status == "active", Challenge.deadline <= now)
+            ids = s.scalars(select(Challenge.id).where(Challenge.status == "active", Challenge.deadline <= now,
+                                                       Challenge.progress < Challenge.target)
                             .limit(chunk)).all()
         if not ids:
             return total
         with write_transaction(Session, "challenges") as s:
-            total += s.execute(update(Challenge).where(Challenge.id.in_(ids), Challenge.status == "active")
+            total += s.execute(update(Challenge).where(Challenge.id.in_(ids), Challenge.status == "active",
+                                                       Challenge.progress < Challenge.target)
                                .values(status="missed")).rowcount or 0
         if len(ids) < chunk:
             return total

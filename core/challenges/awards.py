@@ -4,11 +4,14 @@ and the reads the pages, the command line and the ingest server make of them.
 An athlete is due for a recount when one of their completed activities has been scored
 (a flagged one is held, and a held activity never counts) and matched against the routes
 but the job has not seen it, or has seen it otherwise (held or released by a moderator,
-cropped, changed by a late fix), or when one it saw was deleted. The recount evaluates the
-whole catalogue on all their counting activities (``core.challenges.badges``) and brings
-the awards to match: a badge is awarded once per athlete (a unique index; a re-scored or
-re-synced activity finds it there), withdrawn with the reason when it is no longer earned
-(a confirmed cheat, a crop below the mark, a deletion), and reinstated if earned again.
+cropped, changed by a late fix, matched to a route found later), when one it saw was
+deleted, and when one it saw dated ahead (a device's clock) starts to count; an activity
+the route matcher looks at again counts meanwhile as the job last saw it. The recount
+evaluates the whole catalogue on all their counting activities (``core.challenges.badges``)
+and brings the awards to match: a badge is awarded once per athlete (a unique index; a
+re-scored or re-synced activity finds it there), withdrawn with the reason when it is no
+longer earned (a confirmed cheat, a crop below the mark, a deletion), and reinstated if
+earned again.
 Each athlete is worked out with no transaction open and written in one short one.
 """
 
@@ -18,6 +21,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 from sqlalchemy import delete, exists, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,8 +43,7 @@ CHALLENGE_RECOUNT_WEEKS = 12  # challenges older than this keep how they ended
 SNAPSHOT_CHUNK = 500  # snapshots written per transaction
 
 
-def _routed():
-    return exists().where(RouteActivity.activity_id == Activity.id)
+AHEAD = timedelta(days=1)  # an activity dated later than this after now counts for nothing (yet)
 
 
 def pending_users(s: Session, limit: int = BADGE_BATCH) -> list[int]:
@@ -49,18 +52,27 @@ def pending_users(s: Session, limit: int = BADGE_BATCH) -> list[int]:
                   BadgeActivity.points != Activity.point_count,
                   BadgeActivity.distance_m.is_distinct_from(Activity.distance_m),
                   BadgeActivity.start_time.is_distinct_from(Activity.start_time),
-                  BadgeActivity.flag.is_distinct_from(ActivityFlag.status))
+                  BadgeActivity.flag.is_distinct_from(ActivityFlag.status),
+                  BadgeActivity.route_id.is_distinct_from(RouteActivity.route_id))
     users = list(s.scalars(
         select(Activity.user_id).join(ActivityFlag, ActivityFlag.activity_id == Activity.id)
+        .join(RouteActivity, RouteActivity.activity_id == Activity.id)
         .outerjoin(BadgeActivity, BadgeActivity.activity_id == Activity.id)
-        .where(Activity.status == "completed", _routed(), changed).distinct().limit(limit)))
+        .where(Activity.status == "completed", changed).distinct().limit(limit)))
     if len(users) < limit:
         gone = ~exists().where(Activity.id == BadgeActivity.activity_id)
         users += [u for u in s.scalars(select(BadgeActivity.user_id).where(gone).distinct().limit(limit))
                   if u not in users]
-    if len(users) < limit:  # a challenge reached when it was assigned: the recount completes it
-        reached = select(Challenge.user_id).where(Challenge.status == "active",
-                                                  Challenge.progress >= Challenge.target).distinct().limit(limit)
+    if len(users) < limit:  # an activity dated ahead whose time to count has come
+        arrived = select(BadgeActivity.user_id).where(BadgeActivity.counts_from <= utcnow()).distinct().limit(limit)
+        users += [u for u in s.scalars(arrived) if u not in users]
+    if len(users) < limit:
+        # A challenge reached but not completed (reached when it was assigned, or its week
+        # ended before the recount saw it): the recount completes it.
+        since = utcnow() - timedelta(weeks=CHALLENGE_RECOUNT_WEEKS)
+        reached = select(Challenge.user_id).where(Challenge.status.in_(("active", "missed")),
+                                                  Challenge.progress >= Challenge.target,
+                                                  Challenge.deadline > since).distinct().limit(limit)
         users += [u for u in s.scalars(reached) if u not in users]
     if len(users) < limit:
         orphaned = select(BadgeAward.user_id).where(BadgeAward.activity_id.is_(None),
@@ -122,7 +134,7 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # an activity dated before counts f
 def counting_entries(rows, include_unscored: bool = False) -> list[Entry]:
     """The activities that count: scored (or any, with ``include_unscored``), not held, dated
     between 2000 and tomorrow (a date outside is a device's bad clock, not a run)."""
-    latest = utcnow() + timedelta(days=1)
+    latest = utcnow() + AHEAD
     return [_entry(r) for r in rows
             if (include_unscored or r.flag is not None) and not r.held and r.start_time is not None
             and EARLIEST <= r.start_time <= latest]
@@ -170,20 +182,26 @@ def plan(s: Session, user_id: int, now: datetime | None = None) -> Plan | None:
     user = s.get(User, user_id)
     if user is None:
         return None
-    rows = [r for r in activity_rows(s, user_id) if r.flag is not None and r.routed is not None]
-    by_id = {r.id: r for r in rows}
     seen = {b.activity_id: b for b in s.scalars(select(BadgeActivity).where(BadgeActivity.user_id == user_id))}
+    rows = _counted_rows(activity_rows(s, user_id), seen)
+    by_id = {r.id: r for r in rows}
     existing = set(s.scalars(select(Activity.id).where(Activity.id.in_(list(seen))))) if seen else set()
     p = Plan(user_id)
     p.gone = [a for a in seen if a not in existing]
     new_zone = any(b.points < 0 for b in seen.values())
+    latest = utcnow() + AHEAD
     for r in rows:
         b = seen.get(r.id)
+        counts_from = r.start_time - AHEAD if r.start_time is not None and r.start_time > latest else None
         if (b is None or b.held != r.held or b.points != r.point_count or b.distance_m != r.distance_m
-                or b.start_time != r.start_time or b.flag != r.flag):
+                or b.start_time != r.start_time or b.flag != r.flag or b.route_id != r.route_id
+                or b.counts_from != counts_from):
             p.snapshots.append({"activity_id": r.id, "user_id": user_id, "held": bool(r.held), "flag": r.flag,
                                 "points": r.point_count, "distance_m": r.distance_m, "start_time": r.start_time,
-                                "new": b is None})
+                                "route_id": r.route_id, "counts_from": counts_from, "new": b is None})
+    # Dated ahead, then no longer counted at all (its score taken back): nothing to wait for.
+    p.snapshots += [{"activity_id": a, "user_id": user_id, "counts_from": None, "new": False}
+                    for a, b in seen.items() if b.counts_from is not None and a not in by_id and a in existing]
     entries = counting_entries(rows)
     p.challenges, completions = _challenges(s, user_id, entries, now or utcnow())
     outcome: Outcome = evaluate(entries, time_zone(user.settings), now=now, completions=completions)
@@ -207,6 +225,21 @@ def plan(s: Session, user_id: int, now: datetime | None = None) -> Plan | None:
             if a.withdrawn_reason != reason:
                 p.reasons.append((a.id, reason))
     return p
+
+
+def _counted_rows(rows, seen: dict[int, BadgeActivity]) -> list:
+    """The rows the recount counts: scored and matched against the routes; an activity the
+    route matcher is looking at again (a new route nearby) counts with the route the job
+    saw it with until the matcher is done, so that nothing is withdrawn meanwhile."""
+    out = []
+    for r in rows:
+        if r.flag is None:
+            continue
+        if r.routed is not None:
+            out.append(r)
+        elif r.id in seen:
+            out.append(SimpleNamespace(**{**r._asdict(), "route_id": seen[r.id].route_id}))
+    return out
 
 
 def _challenges(s: Session, user_id: int, entries: list[Entry], now: datetime) -> tuple[list[dict], list[Entry]]:
@@ -404,16 +437,18 @@ def new_badges(s: Session, user_id: int, activity_id: int, rows=None) -> list[Ba
 
 
 def new_completions(s: Session, user_id: int, activity_id: int, rows=None) -> list[Challenge]:
-    """The athlete's active challenges that ``activity_id`` completes now, if it stands (for
-    the cue when it completes): measured on their activities that are not held, scored or
-    not yet. The badge job records the completion once the activity is scored."""
+    """The athlete's challenges not completed yet (active, or missed: a late sync into a week
+    that is over) that ``activity_id`` completes now, if it stands (for the cue when it
+    completes): measured on their activities that are not held, scored or not yet. The badge
+    job records the completion once the activity is scored."""
     rows = activity_rows(s, user_id) if rows is None else rows
     entries = counting_entries(rows, include_unscored=True)
     mine = next((e for e in entries if e.id == activity_id), None)
     if mine is None:
         return []
     out = []
-    for c in s.scalars(select(Challenge).where(Challenge.user_id == user_id, Challenge.status == "active",
+    for c in s.scalars(select(Challenge).where(Challenge.user_id == user_id,
+                                               Challenge.status.in_(("active", "missed")),
                                                Challenge.starts_at <= mine.start, Challenge.deadline > mine.start)):
         _, reached = measure(c.kind, c.sport, c.target, entries, c.starts_at, c.deadline)
         others = [e for e in entries if e.id != activity_id]

@@ -95,17 +95,20 @@ def create_group(s: Session, creator: User, kind: str, invitees: list[int], spor
     return group
 
 
-def respond(s: Session, user_id: int, group_id: int, join: bool) -> GroupMember:
-    """Join or decline an invitation."""
+def respond(s: Session, user_id: int, group_id: int, join: bool, now: datetime | None = None) -> GroupMember:
+    """Join or decline an invitation; a group challenge that has ended can only be declined."""
+    now = now or datetime.now(UTC)
     m = s.get(GroupMember, (group_id, user_id), with_for_update=True)
     if m is None:
         raise GroupError("no such invitation")
     if m.status != "invited":
         raise GroupError(f"you have already {m.status} this group challenge")
     group = s.get(GroupChallenge, group_id)
+    if join and group.ends_at <= now:
+        raise GroupError("this group challenge has ended")
     if join and user_id not in {u.id for u in mutual_follows(s, group.creator_id)}:
         raise GroupError("you and the athlete who invited you no longer follow each other")
-    m.status, m.answered_at = ("joined" if join else "declined"), datetime.now(UTC)
+    m.status, m.answered_at = ("joined" if join else "declined"), now
     s.flush()
     return m
 
@@ -123,7 +126,7 @@ class Standing:
 @dataclass
 class Board:
     group: GroupChallenge
-    creator: str
+    creator: str  # empty, with the username, once the creator has left (or cannot be shown)
     creator_username: str
     rows: list[Standing]
     complete: bool  # everyone who joined reached the target

@@ -272,11 +272,18 @@ def policy_of(name: str, seed: int):
 def growth(regret: list[float]) -> dict:
     """How cumulative regret grows: the regret added per week in each quarter of the weeks.
     Sub-linear regret keeps falling towards zero from quarter to quarter; a per-week regret
-    that levels off above zero is linear growth, however small."""
+    that levels off above zero is linear growth, however small. With fewer than four weeks,
+    a quarter is part of a week and has that week's regret per week."""
     r = np.concatenate([[0.0], np.asarray(regret, float)])
-    edges = np.linspace(0, len(regret), 5).round().astype(int)
-    per_week = [float((r[b] - r[a]) / (b - a)) if b > a else None for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    return {"per_week_by_quarter": [None if v is None else round(v, 4) for v in per_week]}
+    n = len(regret)
+    if n == 0:
+        return {"per_week_by_quarter": [None] * 4}
+    # Quarters of whole weeks; with fewer than four weeks a quarter is part of a week, its
+    # regret that week's spread evenly over it.
+    edges = np.linspace(0, n, 5) if n < 4 else np.linspace(0, n, 5).round()
+    at = np.interp(edges, np.arange(n + 1), r)
+    per_week = [float((at[k + 1] - at[k]) / (edges[k + 1] - edges[k])) for k in range(4)]
+    return {"per_week_by_quarter": [round(v, 4) for v in per_week]}
 
 
 def run(world: dict, policies: tuple[str, ...], weeks: int = 26, athletes: int = 2000, seed: int = 0) -> list[dict]:

@@ -52,8 +52,9 @@ class BadgeAward(Base):
 
 class BadgeActivity(Base):
     """What the awarding job last saw of a completed activity: a difference from the
-    activity's row (held, points, distance, start) or its flag, or a row whose activity is gone, makes
-    its athlete's badges due for a recount. No foreign key to ``activities`` on purpose:
+    activity's row (held, points, distance, start), its flag or its route, or a row whose
+    activity is gone, makes its athlete's badges due for a recount, and so does the time an
+    activity dated ahead starts to count. No foreign key to ``activities`` on purpose:
     a deleted activity leaves its row behind, and that is how the deletion is noticed."""
 
     __tablename__ = "badge_activities"
@@ -65,7 +66,14 @@ class BadgeActivity(Base):
     points: Mapped[int] = mapped_column(Integer, default=0)  # -1: recount asked for (a new time zone)
     distance_m: Mapped[float | None] = mapped_column(Float)
     start_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The route it was counted with (None: it followed none). While the route matcher looks
+    # at an activity again, the activity counts with this route.
+    route_id: Mapped[int | None] = mapped_column(Integer)
+    # Dated ahead (a device's clock) when seen, so counting for nothing: when it starts to count.
+    counts_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_badge_activities_counts_from", "counts_from"),)
 
 
 CHALLENGE_KINDS = ("sessions", "distance", "climb")

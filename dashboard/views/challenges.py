@@ -72,12 +72,18 @@ g = data.groups(v.id)
 for grp in g["groups"]:
     with st.container(border=True, key=f"group_{grp['id']}"):
         ended = grp["ends_at"] <= now
-        who = ui.who(grp["creator"], grp["creator_username"])
-        st.markdown(f"**{grp['what'][0].upper() + grp['what'][1:]}** · started by {ui.strong(who)}"
+        # Its creator no longer on the board (left, or not shown to the viewer): not named.
+        who = (f" · started by {ui.strong(ui.who(grp['creator'], grp['creator_username']))}"
+               if grp["creator_username"] else "")
+        st.markdown(f"**{grp['what'][0].upper() + grp['what'][1:]}**{who}"
                     + (" · ended" if ended else f" · until the end of "
                        f"{(grp['ends_at'] - timedelta(minutes=1)).astimezone(zone):%A %d %B}")
                     + (" · everyone made it" if grp["complete"] else ""))
-        if grp["status"] == "invited":
+        if grp["status"] == "invited" and ended:
+            st.caption("It ended before you answered.")
+            st.button("Dismiss", key=f"refuse_{grp['id']}", on_click=attempt,
+                      args=(data.answer_group, grp["id"], False))
+        elif grp["status"] == "invited":
             j, d, _ = st.columns([1, 1, 4])
             j.button("Join", key=f"join_{grp['id']}", on_click=attempt,
                      args=(data.answer_group, grp["id"], True))

@@ -15,6 +15,7 @@ from core.anomaly.tables import ActivityFlag
 from core.challenges.awards import award_pending
 from core.challenges.tables import BadgeAward
 from core.routes.tables import RouteActivity
+from core.social.follows import follow
 from tests.conftest import database_of_its_own
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -77,3 +78,14 @@ def awards(Sessions, username) -> dict[str, BadgeAward]:
 
 def active(Sessions, username) -> set[str]:
     return {c for c, a in awards(Sessions, username).items() if a.withdrawn_at is None}
+
+
+def friends(Sessions, *names) -> list[int]:
+    """The athletes ``names`` following each other, their ids."""
+    with Sessions() as s, s.begin():
+        users = [user_by_name(s, n) for n in names]
+        for a in users:
+            for b in users:
+                if a.id != b.id:
+                    follow(s, a, b)
+        return [u.id for u in users]

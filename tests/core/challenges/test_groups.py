@@ -20,19 +20,9 @@ from core.challenges.groups import (
     respond,
 )
 from core.social.follows import follow
-from tests.core.challenges.conftest import add, athlete
+from tests.core.challenges.conftest import add, athlete, friends
 
 NOW = datetime(2026, 12, 9, 12, 0, tzinfo=UTC)  # Wednesday of ISO week 50
-
-
-def friends(Sessions, *names):
-    with Sessions() as s, s.begin():
-        users = [user_by_name(s, n) for n in names]
-        for a in users:
-            for b in users:
-                if a.id != b.id:
-                    follow(s, a, b)
-        return [u.id for u in users]
 
 
 def test_only_mutual_follows_can_be_invited_and_bad_requests_say_why(Sessions):
@@ -72,10 +62,10 @@ def test_a_months_distance_board_counts_what_friends_may_see_for_members_only(Se
     with Sessions() as s, s.begin():
         s.get(Activity, secret).visibility = "private"  # tells the board nothing
     with Sessions() as s, s.begin():
-        respond(s, idb, gid, join=True)
-        respond(s, idc, gid, join=False)
+        respond(s, idb, gid, join=True, now=NOW)
+        respond(s, idc, gid, join=False, now=NOW)
         with pytest.raises(GroupError, match="already declined"):
-            respond(s, idc, gid, join=True)
+            respond(s, idc, gid, join=True, now=NOW)
     with Sessions() as s:
         got = board(s, gid, idb, now=NOW)
         assert [(r.username, r.status, r.value) for r in got.rows] == [(b, "joined", 12000.0), (a, "joined", 10000.0)]
@@ -95,7 +85,7 @@ def test_everyone_active_this_week_in_the_creators_week(Sessions):
         g = create_group(s, user_by_name(s, a), "everyone_sessions", [idb], target=2, now=NOW)
         gid = g.id
         assert g.starts_at == datetime(2026, 12, 6, 11, 0, tzinfo=UTC)  # Monday 7 December 00:00 NZDT
-        respond(s, idb, gid, join=True)
+        respond(s, idb, gid, join=True, now=NOW)
     for name in (a, b):
         add(Sessions, name, 5.0, when=NOW - timedelta(days=1))
     add(Sessions, a, 5.0, when=NOW)
@@ -128,8 +118,8 @@ def test_each_member_sees_on_the_board_only_what_they_may_see_and_what_counts(Se
     _, idc = friends(Sessions, a, c)
     with Sessions() as s, s.begin():
         gid = create_group(s, user_by_name(s, a), "most_distance", [idb, idc], now=NOW).id
-        respond(s, idb, gid, join=True)
-        respond(s, idc, gid, join=True)
+        respond(s, idb, gid, join=True, now=NOW)
+        respond(s, idc, gid, join=True, now=NOW)
     shared = add(Sessions, b, 10.0, when=datetime(2026, 12, 2, 8, tzinfo=UTC))
     add(Sessions, b, 3.0, when=datetime(2026, 12, 3, 8, tzinfo=UTC))  # public
     add(Sessions, b, 7.0, when=datetime(2026, 12, 4, 8, tzinfo=UTC), flag=None)  # not scored yet
@@ -156,8 +146,8 @@ def test_an_invitation_lapses_with_the_follow_and_a_member_can_leave(Sessions):
         unfollow(s, user_by_name(s, b), user_by_name(s, a))
     with Sessions() as s, s.begin():
         with pytest.raises(GroupError, match="no longer follow"):
-            respond(s, idb, gid, join=True)
-        respond(s, idc, gid, join=True)
+            respond(s, idb, gid, join=True, now=NOW)
+        respond(s, idc, gid, join=True, now=NOW)
         leave(s, idc, gid)
         with pytest.raises(GroupError, match="no such"):
             board(s, gid, idc, now=NOW)
