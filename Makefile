@@ -9,6 +9,10 @@ INGEST_PORT ?= 8765
 INGEST_PROCESSES ?= 1
 INGEST_BACKEND_PORT ?= 8770
 BALANCER_STATS_PORT ?= 8769
+# This machine only by default; BALANCER_STATS_HOST=0.0.0.0 lets a scraper elsewhere read them.
+BALANCER_STATS_HOST ?= 127.0.0.1
+# How long the ingest server (or HAProxy in front of its processes) has to answer /healthz.
+INGEST_START_S ?= 120
 # The HTTP service: phone apps (OsmAnd protocol, OwnTracks) and the REST API (/api/v1).
 HTTP_PORT ?= 8766
 SIM_DEVICES ?= 3
@@ -45,7 +49,17 @@ $(VENV)/.spark-installed: $(VENV)/.installed requirements-spark.txt
 
 setup-spark: setup $(VENV)/.spark-installed
 
+BALANCER_ARGS = --processes $(INGEST_PROCESSES) --host $(INGEST_HOST) --port $(INGEST_PORT) \
+  --backend-port $(INGEST_BACKEND_PORT) --stats-port $(BALANCER_STATS_PORT) --stats-host $(BALANCER_STATS_HOST)
+
+# Bad settings stop `make run` before anything starts; an ingest server (or balancer) that
+# does not come up, or exits, stops everything started with it.
 run: setup
+	@case "$(INGEST_PROCESSES)" in ''|*[!0-9]*) ok=0;; *[1-9]*) ok=1;; *) ok=0;; esac; \
+	  if [ $$ok = 0 ]; then \
+	    echo "make run: INGEST_PROCESSES must be a whole number of at least 1, not '$(INGEST_PROCESSES)'" >&2; \
+	    exit 2; fi
+	$(PY) -m realtime.balancer --check $(BALANCER_ARGS)
 	$(PY) -m core migrate
 	$(PY) -m core demo
 	@echo
@@ -60,16 +74,21 @@ run: setup
 	@echo "for phone apps and the REST API on http://$(INGEST_HOST):$(HTTP_PORT) (docs: /api/v1/docs), the worker,"
 	@echo "and $(SIM_DEVICES) simulated athletes recording live (and $(SIM_PHONES) with a phone app). Ctrl-C stops everything."
 	@bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \
-	  $(PY) -m realtime.balancer --processes $(INGEST_PROCESSES) --host $(INGEST_HOST) --port $(INGEST_PORT) \
-	    --backend-port $(INGEST_BACKEND_PORT) --stats-port $(BALANCER_STATS_PORT) & \
+	  stop() { echo "make run: $$1: stopping everything" >&2; trap - INT TERM EXIT; \
+	    kill $$(jobs -pr) 2>/dev/null; \
+	    for i in $$(seq 225); do [ -z "$$(jobs -pr)" ] && break; sleep 0.2; done; \
+	    kill -9 $$(jobs -pr) 2>/dev/null; exit 1; }; \
+	  $(PY) -m realtime.balancer $(BALANCER_ARGS) & \
+	  ingest=$$!; \
 	  $(PY) -m realtime.http --host $(INGEST_HOST) --port $(HTTP_PORT) & \
 	  $(PY) -m core worker & \
 	  $(VENV)/bin/streamlit run dashboard/app.py --server.port $(DASHBOARD_PORT) --server.address $(DASHBOARD_ADDRESS) & \
-	  $(PY) -m realtime.health --url http://$(INGEST_HOST):$(INGEST_PORT)/healthz --wait 30; \
+	  $(PY) -m realtime.health --url http://$(INGEST_HOST):$(INGEST_PORT)/healthz --wait $(INGEST_START_S) \
+	    --pid $$ingest || stop "the ingest server did not come up on $(INGEST_HOST):$(INGEST_PORT)"; \
 	  $(PY) -m realtime.simulate --server ws://$(INGEST_HOST):$(INGEST_PORT) --devices $(SIM_DEVICES) \
 	    --phones $(SIM_PHONES) --http http://$(INGEST_HOST):$(HTTP_PORT) \
 	    --speed 1 --rounds 1000 --workdir $(SIM_WORKDIR) & \
-	  wait'
+	  wait $$ingest; stop "the ingest server exited with status $$?"'
 
 test: setup
 	$(PY) -m pytest

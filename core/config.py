@@ -7,6 +7,7 @@ defaults documented in the README are the whole story.
 from __future__ import annotations
 
 import os
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 OSM_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
+
+
+class SettingsError(ValueError):
+    """A setting from the environment that cannot be used: the message names it and why."""
 
 
 @dataclass(frozen=True)
@@ -72,44 +77,103 @@ def load_settings() -> Settings:
     default_db = f"sqlite:///{data_dir / 'tracker.db'}"
     return Settings(
         database_url=os.environ.get("TRACKER_DATABASE_URL", default_db),
-        redis_url=os.environ.get("TRACKER_REDIS_URL") or None,
+        redis_url=_redis_url("TRACKER_REDIS_URL"),
         data_dir=data_dir,
         shared_tracks_dir=_shared_tracks_dir(),
-        max_upload_bytes=int(os.environ.get("TRACKER_MAX_UPLOAD_BYTES", 64 * 1024 * 1024)),
-        max_points_per_file=int(os.environ.get("TRACKER_MAX_POINTS_PER_FILE", 500_000)),
+        max_upload_bytes=_parsed("TRACKER_MAX_UPLOAD_BYTES", 64 * 1024 * 1024, int),
+        max_points_per_file=_parsed("TRACKER_MAX_POINTS_PER_FILE", 500_000, int),
         tile_url=os.environ.get("TRACKER_TILE_URL", OSM_TILES),
         tile_attribution=os.environ.get("TRACKER_TILE_ATTRIBUTION", OSM_ATTRIBUTION),
-        device_idle_complete_s=float(os.environ.get("TRACKER_DEVICE_IDLE_COMPLETE_S", 600.0)),
-        export_keep_hours=float(os.environ.get("TRACKER_EXPORT_KEEP_HOURS", 72.0)),
+        device_idle_complete_s=_parsed("TRACKER_DEVICE_IDLE_COMPLETE_S", 600.0, float),
+        export_keep_hours=_parsed("TRACKER_EXPORT_KEEP_HOURS", 72.0, float),
         archive_url=os.environ.get("TRACKER_ARCHIVE_URL") or None,
-        tier_cold_days=float(os.environ.get("TRACKER_TIER_COLD_DAYS", 180.0)),
-        tier_hot_reads=int(os.environ.get("TRACKER_TIER_HOT_READS", 3)),
+        tier_cold_days=_parsed("TRACKER_TIER_COLD_DAYS", 180.0, float),
+        tier_hot_reads=_parsed("TRACKER_TIER_HOT_READS", 3, int),
         tier_hot_window_days=_days("TRACKER_TIER_HOT_WINDOW_DAYS", 30.0),
         point_partition_size=_positive("TRACKER_POINT_PARTITION_SIZE", 20_000),
-        worker_metrics_port=(_positive("TRACKER_WORKER_METRICS_PORT", 1)
-                             if os.environ.get("TRACKER_WORKER_METRICS_PORT") else None),
+        worker_metrics_port=_port("TRACKER_WORKER_METRICS_PORT"),
         challenge_policy=_choice("TRACKER_CHALLENGE_POLICY", ("adaptive", "fixed"), "adaptive"),
         spark_master=os.environ.get("TRACKER_SPARK_MASTER") or None,
         spark_jars=os.environ.get("TRACKER_SPARK_JARS") or None,
     )
 
 
+def _parsed(name: str, default, convert):
+    """The variable as ``convert`` (int or float) reads it, or ``default`` when unset."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return convert(raw)
+    except ValueError:
+        kind = "a whole number" if convert is int else "a number"
+        raise SettingsError(f"{name} must be {kind}, not {raw!r}") from None
+
+
 def _positive(name: str, default: int) -> int:
-    value = int(os.environ.get(name) or default)
+    raw = os.environ.get(name) or str(default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a positive whole number, not {raw!r}") from None
     if value < 1:
-        raise ValueError(f"{name} must be a positive whole number, not {value}")
+        raise SettingsError(f"{name} must be a positive whole number, not {value}")
     return value
 
 
+def _redis_url(name: str) -> str | None:
+    """The Redis URL, or None when unset. Checked here, where a mistake can still stop the
+    process: Redis's client takes ``/13x`` or ``/abc`` as database 0 without a word. The
+    errors leave the URL out (it may hold a password)."""
+    value = os.environ.get(name) or None
+    if value is None:
+        return None
+    try:
+        parts = urllib.parse.urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise SettingsError(f"{name} is not a Redis URL: {exc}") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        found = f"{parts.scheme}://" if parts.scheme and "://" in value else "none"
+        raise SettingsError(f"{name} must start with redis://, rediss:// or unix:// (its scheme: {found})")
+    if port == 0:
+        raise SettingsError(f"{name} has port 0")
+    databases = [f"?db={db}" for db in urllib.parse.parse_qs(parts.query).get("db", [])]
+    if parts.scheme == "unix":
+        if not parts.path:
+            raise SettingsError(f"{name} names no socket path (unix:///path/to/redis.sock)")
+    elif parts.path.strip("/"):
+        databases.append(parts.path)
+    for db in databases:
+        number = db.removeprefix("?db=").strip("/")
+        if not (number.isascii() and number.isdigit()):
+            raise SettingsError(f"{name} must name its database by number (such as /0 or ?db=0), not {db}")
+    return value
+
+
+def _port(name: str) -> int | None:
+    """A TCP port from 1 to 65535, or None when unset."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65535:
+        raise SettingsError(f"{name} must be a port from 1 to 65535, not {raw!r}")
+    return int(raw)
+
+
 def _days(name: str, default: float) -> float:
-    value = float(os.environ.get(name) or default)
+    raw = os.environ.get(name) or str(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of days above 0, not {raw!r}") from None
     if not 0 < value < float("inf"):
-        raise ValueError(f"{name} must be a number of days above 0, not {value}")
+        raise SettingsError(f"{name} must be a number of days above 0, not {value}")
     return value
 
 
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     value = os.environ.get(name) or default
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        raise SettingsError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
     return value

@@ -5,7 +5,7 @@ import asyncio
 import gc
 import signal
 
-from core.config import load_settings
+from core.config import SettingsError, load_settings
 from realtime.logs import configure_logging
 from realtime.server import RATE_PER_S, IngestServer
 from realtime.store import Store
@@ -50,6 +50,10 @@ def main() -> None:
                         help="messages per second allowed on one connection (bursts of twice that)")
     args = parser.parse_args()
     configure_logging(args.log_level)
+    try:
+        load_settings()
+    except SettingsError as exc:
+        parser.exit(2, f"python -m realtime: {exc}\n")
     asyncio.run(main_async(args.host, args.port, args.database_url, rate_per_s=args.rate))
 
 

@@ -7,6 +7,10 @@ A process that dies is started again after ``RESTART_AFTER_S``; meanwhile HAProx
 devices, as they reconnect, to the others. With ``--processes 1`` the one ingest process
 listens on ``--port`` itself, with no balancer: the layout of a single machine.
 
+HAProxy's statistics page and Prometheus metrics (``--stats-port``) listen on 127.0.0.1
+unless ``--stats-host`` says otherwise: they are for the operator and a scraper, not for
+the devices, whatever ``--host`` is.
+
 SIGTERM or SIGINT stops the ingest processes (each commits and acknowledges what it has
 received, then closes its connections) and then HAProxy.
 """
@@ -43,6 +47,7 @@ CHECK_EVERY_S = 1.0
 MAX_CONNECTIONS = 200_000
 PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT_S = 40.0  # an ingest process drains for up to 30 s (realtime.server.DRAIN_TIMEOUT_S)
+STATS_HOST = "127.0.0.1"  # HAProxy's statistics and metrics: this machine only unless told
 
 
 class MissingBalancer(RuntimeError):
@@ -89,18 +94,49 @@ def max_connections() -> int:
     return max(1, min(MAX_CONNECTIONS, limit))
 
 
+def bind_address(host: str, port: int) -> str:
+    """``host:port`` as HAProxy binds it (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def balancer_env(host: str, port: int, stats_port: int, threads: int = 1,
-                 env: dict[str, str] | None = None) -> dict[str, str]:
-    return dict(env if env is not None else os.environ, INGEST_BIND=f"{host}:{port}", BALANCER_STATS_BIND=f"{host}:{stats_port}",
+                 env: dict[str, str] | None = None, stats_host: str = STATS_HOST) -> dict[str, str]:
+    """HAProxy's environment: the devices' frontend on ``host``, its statistics and metrics
+    on ``stats_host`` (this machine only by default)."""
+    return dict(env if env is not None else os.environ, INGEST_BIND=bind_address(host, port),
+                BALANCER_STATS_BIND=bind_address(stats_host, stats_port),
                 BALANCER_THREADS=str(threads), BALANCER_MAXCONN=str(max_connections()))
+
+
+def port_conflicts(processes: int, port: int, backend_port: int, stats_port: int) -> str | None:
+    """Why these ports cannot serve together (None when they can): each in 1-65535, the
+    backends' range included, and no two of the devices' port, the statistics port and the
+    backends' ports the same."""
+    for name, value in (("--port", port), ("--backend-port", backend_port), ("--stats-port", stats_port)):
+        if not 1 <= value <= 65535:
+            return f"{name} must be a port from 1 to 65535, not {value}"
+    if processes == 1:
+        return None  # the one ingest process listens on --port: no backend, no statistics
+    last = backend_port + processes - 1
+    if last > 65535:
+        return (f"{processes} ingest processes from --backend-port {backend_port} need ports up to {last}, "
+                "past 65535: choose a lower --backend-port")
+    if port == stats_port:
+        return f"--port and --stats-port are both {port}: the devices and the statistics need a port each"
+    for name, value in (("--port", port), ("--stats-port", stats_port)):
+        if backend_port <= value <= last:
+            return (f"{name} {value} is one of the ingest processes' ports {backend_port}-{last} "
+                    "(--backend-port and the ports after it)")
+    return None
 
 
 class Cluster:
     """The ingest processes and HAProxy, started, watched and stopped together."""
 
     def __init__(self, backend_ports: list[int], host: str, port: int, stats_port: int, server_args: list[str],
-                 threads: int = 1, env: dict[str, str] | None = None):
+                 threads: int = 1, env: dict[str, str] | None = None, stats_host: str = STATS_HOST):
         self.host, self.port, self.stats_port, self.threads = host, port, stats_port, threads
+        self.stats_host = stats_host
         self.backends = [("127.0.0.1", p) for p in backend_ports]
         self.server_args = server_args
         self.env = dict(env if env is not None else os.environ)
@@ -128,7 +164,8 @@ class Cluster:
         if taken:
             raise RuntimeError(f"port {', '.join(map(str, taken))} in use: is an earlier balancer or ingest "
                                "process still running?")
-        env = balancer_env(self.host, self.port, self.stats_port, self.threads, self.env)  # raises the file limit
+        # Raises the file limit.
+        env = balancer_env(self.host, self.port, self.stats_port, self.threads, self.env, self.stats_host)
         for i in range(len(self.backends)):
             self.start_ingest(i)
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -150,7 +187,8 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"HAProxy did not answer on {self.host}:{self.port}")
             time.sleep(0.1)
-        log.info(f"HAProxy on {self.host}:{self.port} (statistics and metrics on port {self.stats_port}) "
+        log.info(f"HAProxy on {self.host}:{self.port} (statistics and metrics on "
+                 f"{bind_address(self.stats_host, self.stats_port)}) "
                  f"in front of {len(self.backends)} ingest processes on ports "
                  f"{', '.join(str(p) for _, p in self.backends)}")
 
@@ -210,6 +248,37 @@ class Cluster:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def check_configuration() -> str | None:
+    """Why the ingest processes would refuse the ``TRACKER_*`` configuration (None when they
+    would not): checked before any of them starts."""
+    from core.config import load_settings
+
+    try:
+        load_settings()
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def preflight(args) -> int:
+    """``--check``: HAProxy installed when it is needed, and every port free; 0 if so, else
+    1 with the reason."""
+    try:
+        if args.processes > 1:
+            haproxy_binary()
+    except MissingBalancer as exc:
+        print(f"python -m realtime.balancer: {exc}", file=sys.stderr)
+        return 1
+    ports = [args.port] if args.processes == 1 else [
+        args.port, args.stats_port, *range(args.backend_port, args.backend_port + args.processes)]
+    taken = [port for port in ports if port_in_use(port)]
+    if taken:
+        print(f"python -m realtime.balancer: port {', '.join(map(str, taken))} in use: is an earlier balancer "
+              "or ingest process still running?", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m realtime.balancer", description=__doc__.split("\n")[0])
     parser.add_argument("--processes", type=int, default=1, help="ingest processes (default 1: no balancer)")
@@ -218,20 +287,37 @@ def main() -> int:
     parser.add_argument("--backend-port", type=int, default=8770,
                         help="the first ingest process's port (the others take the ports after it)")
     parser.add_argument("--stats-port", type=int, default=8769, help="HAProxy's /healthz, /stats and /metrics")
+    parser.add_argument("--stats-host", default=STATS_HOST,
+                        help="where the statistics port listens (default 127.0.0.1: this machine only; "
+                             "0.0.0.0 for a scraper elsewhere)")
     parser.add_argument("--threads", type=int, default=1, help="HAProxy's threads")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--check", action="store_true",
+                        help="check the arguments, the configuration, HAProxy and the ports; start nothing")
     args, server_args = parser.parse_known_args()
     server_args += ["--log-level", args.log_level]
     if args.processes < 1:
-        parser.error("--processes must be at least 1")
+        parser.error(f"--processes must be at least 1, not {args.processes}")
     if args.threads < 1:
-        parser.error("--threads must be at least 1")
+        parser.error(f"--threads must be at least 1, not {args.threads}")
+    if not args.host.strip() or not args.stats_host.strip():
+        parser.error("--host and --stats-host must name an address")
+    conflict = port_conflicts(args.processes, args.port, args.backend_port, args.stats_port)
+    if conflict is not None:
+        parser.error(conflict)
+    problem = check_configuration()
+    if problem is not None:
+        print(f"{parser.prog}: {problem}", file=sys.stderr)
+        return 1
+    if args.check:
+        return preflight(args)
     if args.processes == 1:
         os.execv(sys.executable, [sys.executable, "-m", "realtime", "--host", args.host, "--port", str(args.port),
                                   *server_args])
     configure_logging(args.log_level)
     ports = [args.backend_port + i for i in range(args.processes)]
-    cluster = Cluster(ports, args.host, args.port, args.stats_port, server_args, threads=args.threads)
+    cluster = Cluster(ports, args.host, args.port, args.stats_port, server_args, threads=args.threads,
+                      stats_host=args.stats_host)
     stopping = []
     previous = {sig: signal.signal(sig, lambda *_: stopping.append(True)) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -240,7 +326,7 @@ def main() -> int:
             cluster.watch_once()
             time.sleep(0.2)
         return 0
-    except (MissingBalancer, RuntimeError) as exc:
+    except (MissingBalancer, RuntimeError, OSError) as exc:
         log.error(str(exc))
         return 1
     finally:

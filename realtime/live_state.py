@@ -200,10 +200,19 @@ class LiveState:
         return len(stale)
 
     async def live_publisher(self, every_s: float = LIVE_PUBLISH_S) -> None:
-        """Publish the live state of changed activities to Redis, once per ``every_s``."""
+        """Publish the live state of changed activities to Redis, once per ``every_s``. A URL
+        Redis's client refuses is logged as an error at once, and nothing is kept for publishing
+        from then on (ingest goes on: the Live page lacks this process's athletes)."""
         from redis.asyncio import Redis
 
-        redis = Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        try:
+            redis = Redis.from_url(self.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        except Exception as exc:  # noqa: BLE001 - ingest goes on without the Live page
+            log.error(f"live state is not published: Redis refused TRACKER_REDIS_URL: {exc}")
+            self.redis_url = None  # nobody drains the sets without a publisher
+            self.live_dirty.clear()
+            self.live_ended.clear()
+            return
         try:
             while True:
                 await asyncio.sleep(every_s)

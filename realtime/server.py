@@ -45,6 +45,14 @@ CLOSE_FLOOD = 1008
 DRAIN_TIMEOUT_S = 30.0  # the longest a shutdown waits for a locked database
 
 
+def publisher_ended(task: asyncio.Task) -> None:
+    """Say at once why the live publisher stopped, when it failed: the Live page no longer
+    shows this process's athletes, while ingest goes on."""
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log.error(f"live state is no longer published to Redis: {type(exc).__name__}: {exc}", exc_info=exc)
+
+
 @dataclass
 class TokenBucket:
     """Per-connection rate limit."""
@@ -254,6 +262,8 @@ class IngestServer(LiveState, GroupCommit, Watchers):
         if self.store.dialect == "sqlite":
             tasks.append(asyncio.create_task(self.checkpointer()))
         publisher = asyncio.create_task(self.live_publisher()) if self.redis_url else None
+        if publisher is not None:
+            publisher.add_done_callback(publisher_ended)
         async with serve(self.handler, host, port, process_request=self.process_request,
                          max_size=protocol.MAX_MESSAGE_BYTES, compression=None,
                          ping_interval=20, ping_timeout=20, close_timeout=5) as server:
@@ -268,7 +278,7 @@ class IngestServer(LiveState, GroupCommit, Watchers):
             task.cancel()
         if publisher is not None:
             publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # a failure was logged when it came
                 await publisher
         log.info(f"stopped after {self.commits} commits holding {self.batches_committed} batches")
 

@@ -23,6 +23,7 @@ from core.cli import (
     tiers,
     tracks,
 )
+from core.config import SettingsError
 
 GROUPS = (tracks, admin, accounts, social, privacy, anomaly, population, jobs, recommend, challenges, engagement,
           tiers)
@@ -38,7 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:  # a bad TRACKER_* setting: its name and why, no traceback
+        print(f"python -m core: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

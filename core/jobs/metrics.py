@@ -14,6 +14,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from core.storage.engine import WRITE_LOCKS
 
+
+class MetricsPortError(RuntimeError):
+    """The metrics cannot be served on the port asked for (taken, or not ours to open)."""
+
+
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 LOCK_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 
@@ -75,6 +80,13 @@ class WorkerMetrics:
         return generate_latest(self.registry)
 
     def serve(self, port: int, host: str = "127.0.0.1"):
-        """Serve the metrics over HTTP on ``port`` (a thread of its own); the server."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        """Serve the metrics over HTTP on ``port`` (a thread of its own); the server.
+        ``MetricsPortError`` says why when the port cannot be opened."""
+        if not 1 <= port <= 65535:
+            raise MetricsPortError(f"cannot serve the worker's metrics on port {port}: a port is 1 to 65535")
+        try:
+            server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        except OSError as exc:
+            raise MetricsPortError(f"cannot serve the worker's metrics on {host}:{port}: "
+                                   f"{exc.strerror or exc}") from None
         return server

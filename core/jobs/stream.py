@@ -60,6 +60,7 @@ RELAY_BATCH = 1000
 RECLAIM_IDLE_MS = 60_000
 TAKE = 50  # entries a scorer takes at a time
 MAX_LENGTH = 100_000  # the stream is trimmed to about this many entries
+MAX_ID = 2**63 - 1  # the largest activity id the database holds (BIGINT)
 
 
 class ActivityStream(Protocol):
@@ -68,6 +69,22 @@ class ActivityStream(Protocol):
     def reclaim(self, idle_ms: int, count: int) -> list[tuple[str, int]]: ...
     def ack(self, entry_ids: list[str]) -> None: ...
     def lag(self) -> int: ...
+
+
+def activity_of(fields) -> tuple[int | None, str]:
+    """An entry's activity id and, when it has none that can be ours, why: the field
+    ``activity`` in ASCII digits, from 1 to ``MAX_ID`` (what ``publish`` writes)."""
+    raw = (fields or {}).get("activity")
+    if raw is None:
+        return None, "it has no activity field"
+    raw = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
+    shown = raw if len(raw) <= 40 else raw[:40] + "..."
+    if not (raw.isascii() and raw.isdigit()):
+        return None, f"its activity {shown!r} is not a whole number in ASCII digits"
+    digits = raw.lstrip("0")
+    if not digits or len(digits) > len(str(MAX_ID)) or int(digits) > MAX_ID:
+        return None, f"its activity {shown} is outside 1 to {MAX_ID}"
+    return int(digits), ""
 
 
 def consumer_name() -> str:
@@ -115,14 +132,17 @@ class RedisActivityStream:
         pipe.execute()
         return len(activity_ids)
 
-    @staticmethod
-    def _entries(found) -> list[tuple[str, int]]:
+    def _entries(self, found) -> list[tuple[str, int]]:
+        """The entries' activity ids; one that names no activity of ours (written by someone
+        else) gets -1, so it is acknowledged and left (it would otherwise block the group),
+        with a warning saying why."""
         out = []
         for entry_id, fields in found or []:
-            try:
-                out.append((entry_id, int((fields or {}).get("activity", ""))))
-            except ValueError:
-                out.append((entry_id, -1))  # not ours: acknowledged and left
+            activity_id, why = activity_of(fields)
+            if activity_id is None:
+                log.warning("entry %s of %s refused and acknowledged: %s", entry_id, self.stream, why)
+                activity_id = -1
+            out.append((entry_id, activity_id))
         return out
 
     def take(self, count: int) -> list[tuple[str, int]]:

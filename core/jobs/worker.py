@@ -81,7 +81,7 @@ from core.jobs.export import build_exports
 from core.jobs.housekeeping import HOUSEKEEPING_EVERY_S, housekeeping
 from core.jobs.leaderboards import REFRESH_EVERY_S, run_once
 from core.jobs.locks import JobLocks
-from core.jobs.metrics import WorkerMetrics
+from core.jobs.metrics import MetricsPortError, WorkerMetrics
 from core.jobs.recommendations import RECOMMEND_EVERY_S, train_recommendations
 from core.jobs.routes import ROUTE_BATCH, match_routes
 from core.jobs.scoring import SCORE_BATCH, ModelKeeper, calibrate, score
@@ -260,7 +260,21 @@ def export_loop(Session, settings, stop: threading.Event, every_s: float = EXPOR
 
 
 def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.Event | None = None) -> None:
-    settings = load_settings()
+    """Run the rounds until ``stop`` (or one with ``once``); a bad configuration or a metrics
+    port that cannot be opened ends the process with a one-line reason (SystemExit)."""
+    try:
+        settings = load_settings()
+    except ValueError as exc:
+        raise SystemExit(f"python -m core worker: {exc}") from None
+    metrics = WorkerMetrics(write_locks=True)
+    served = None
+    if settings.worker_metrics_port is not None and not once:
+        try:  # before anything else: a port taken by another worker is the usual mistake
+            served = metrics.serve(settings.worker_metrics_port)
+        except MetricsPortError as exc:
+            metrics.close()
+            raise SystemExit(f"python -m core worker: {exc} (TRACKER_WORKER_METRICS_PORT)") from None
+        log.info("metrics on http://127.0.0.1:%s/metrics", settings.worker_metrics_port)
     engine = make_engine(settings.database_url)
     migrate(engine)
     Session = make_sessionmaker(engine)
@@ -271,11 +285,6 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
     if not once:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    metrics = WorkerMetrics(write_locks=True)
-    served = None
-    if settings.worker_metrics_port is not None and not once:
-        served = metrics.serve(settings.worker_metrics_port)
-        log.info("metrics on http://127.0.0.1:%s/metrics", settings.worker_metrics_port)
     locks, export_locks = JobLocks(engine), JobLocks(engine)  # the export thread's own connection
     jobs = Jobs(settings, Session, redis, metrics, locks)
     if once:

@@ -7,7 +7,7 @@ import logging
 
 import uvicorn
 
-from core.config import load_settings
+from core.config import SettingsError, load_settings
 from realtime.__main__ import tune_gc
 from realtime.http.app import create_app
 from realtime.logs import configure_logging
@@ -28,7 +28,10 @@ def main() -> None:
                         help="requests per second allowed for one device token (bursts of twice that)")
     args = parser.parse_args()
     configure_logging(args.log_level)
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        parser.exit(2, f"python -m realtime.http: {exc}\n")
     store = Store(args.database_url or settings.database_url)
     app = create_app(store, redis_url=settings.redis_url, rate_per_s=args.rate)
     tune_gc()

@@ -505,3 +505,42 @@ def test_the_lag_still_counts_the_unread_entries_after_some_were_deleted(redis_c
         assert 3 <= stream.lag() <= 4
     finally:
         redis_client.delete(stream.stream)
+
+
+def test_entries_that_name_no_activity_are_acknowledged_with_a_warning_each(tmp_path, redis_client, caplog):
+    """Entries written by someone else: each refused with one warning naming it and why, and
+    acknowledged (the group is not blocked); a well-formed one among them is scored."""
+    import logging
+
+    from core.jobs.stream import GROUP, STREAM
+
+    bad = [{"activity": "abc"}, {"foo": "bar"}, {"activity": "99999999999999999999"}, {"activity": "-3"},
+           {"activity": "1e3"}, {"activity": "\u0661\u0662"}, {"activity": "0"}, {"activity": "9" * 5000}]
+    with database_of_its_own("sqlite", tmp_path, "stream") as Session:
+        [good] = activities(Session, 1)
+        live = RedisActivityStream(redis_client, consumer="live")
+        live.publish([])  # the group, before the entries
+        refused = [redis_client.xadd(STREAM, fields) for fields in bad]
+        redis_client.xadd(STREAM, {"activity": str(good)})
+        with caplog.at_level(logging.WARNING, logger="core.jobs.stream"):
+            out = score(Session, live, None, 0.5)
+        assert out["taken"] == len(bad) + 1 and out["written"] == 1
+        assert verdicts(Session) == {good: 1}
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == len(bad), [r.getMessage() for r in warnings]
+        for entry_id, record in zip(refused, warnings):
+            assert entry_id in record.getMessage() and "refused" in record.getMessage()
+            assert record.exc_info is None and len(record.getMessage()) < 200
+        assert redis_client.xpending(STREAM, GROUP)["pending"] == 0
+
+
+def test_an_activity_id_is_read_strictly():
+    from core.jobs.stream import MAX_ID, activity_of
+
+    assert activity_of({"activity": "12"}) == (12, "")
+    assert activity_of({"activity": b"7"}) == (7, "")
+    assert activity_of({"activity": str(MAX_ID)}) == (MAX_ID, "")
+    for raw in ("abc", "-3", "1e3", "\u0661\u0662", " 12", "", "0", str(MAX_ID + 1), "1.0", "+5"):
+        activity_id, why = activity_of({"activity": raw})
+        assert activity_id is None and why, raw
+    assert activity_of({"foo": "bar"}) == (None, "it has no activity field")

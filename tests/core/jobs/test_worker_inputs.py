@@ -1,0 +1,132 @@
+"""The worker's configuration mistakes end it with one line saying which variable and why,
+before it touches anything: a Redis URL its client would misread or refuse, a metrics port
+that is no port or is taken."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.config import load_settings
+from core.jobs.metrics import MetricsPortError, WorkerMetrics
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.parametrize("url", ["redis://127.0.0.1:6379/13", "redis://127.0.0.1:6379", "redis://127.0.0.1:6379/",
+                                 "rediss://:secret@cache.example:6380/2", "unix:///run/redis.sock?db=3",
+                                 "redis://127.0.0.1:6379?db=4"])
+def test_redis_urls_the_client_reads_as_meant_are_taken(monkeypatch, url):
+    monkeypatch.setenv("TRACKER_REDIS_URL", url)
+    assert load_settings().redis_url == url
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("abc", "must start with redis://, rediss:// or unix:// (its scheme: none)"),
+    ("http://127.0.0.1:6379/13", "(its scheme: http://)"),
+    ("redis://127.0.0.1:6379/13x", "by number (such as /0 or ?db=0), not /13x"),
+    ("redis://127.0.0.1:6379/abc", "not /abc"),
+    ("redis://127.0.0.1:6379/1/2", "not /1/2"),
+    ("redis://127.0.0.1:6379/\u0661\u0662", "by number"),
+    ("redis://127.0.0.1:6379/1?db=x", "not ?db=x"),
+    ("unix:///run/redis.sock?db=x", "not ?db=x"),
+    ("unix://", "names no socket path"),
+    ("redis://127.0.0.1:99999/1", "not a Redis URL: Port out of range"),
+    ("redis://127.0.0.1:0/1", "port 0"),
+])
+def test_a_redis_url_the_client_would_misread_or_refuse_is_refused(monkeypatch, url, reason):
+    monkeypatch.setenv("TRACKER_REDIS_URL", url)
+    with pytest.raises(ValueError, match="^TRACKER_REDIS_URL ") as caught:
+        load_settings()
+    assert reason in str(caught.value)
+
+
+def test_a_refused_redis_url_is_not_repeated_in_the_error(monkeypatch):
+    """The URL may hold a password: the error says what is wrong without it."""
+    monkeypatch.setenv("TRACKER_REDIS_URL", "redis://:hunter2@127.0.0.1:6379/x")
+    with pytest.raises(ValueError) as caught:
+        load_settings()
+    assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["abc", "70000", "0", "-1", "12x", "\u0661\u0662"])
+def test_a_metrics_port_that_is_no_port_is_refused(monkeypatch, value):
+    monkeypatch.setenv("TRACKER_WORKER_METRICS_PORT", value)
+    with pytest.raises(ValueError, match="TRACKER_WORKER_METRICS_PORT must be a port from 1 to 65535"):
+        load_settings()
+
+
+def test_a_metrics_port_is_read(monkeypatch):
+    monkeypatch.setenv("TRACKER_WORKER_METRICS_PORT", "9466")
+    assert load_settings().worker_metrics_port == 9466
+    monkeypatch.setenv("TRACKER_WORKER_METRICS_PORT", "")
+    assert load_settings().worker_metrics_port is None
+
+
+def test_metrics_on_a_port_in_use_say_so():
+    metrics = WorkerMetrics()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(MetricsPortError, match=f"on 127.0.0.1:{port}: Address already in use"):
+            metrics.serve(port)
+
+
+def run_worker(tmp_path, **variables: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TRACKER_DATA_DIR=str(tmp_path), TRACKER_DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}",
+               **variables)
+    return subprocess.run([sys.executable, "-m", "core", "worker"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("variables, reason", [
+    ({"TRACKER_REDIS_URL": "abc"}, "TRACKER_REDIS_URL must start with redis://"),
+    ({"TRACKER_REDIS_URL": "redis://127.0.0.1:6379/13x"}, "TRACKER_REDIS_URL must name its database by number"),
+    ({"TRACKER_WORKER_METRICS_PORT": "abc"}, "TRACKER_WORKER_METRICS_PORT must be a port from 1 to 65535"),
+    ({"TRACKER_WORKER_METRICS_PORT": "70000"}, "TRACKER_WORKER_METRICS_PORT must be a port from 1 to 65535"),
+])
+def test_the_worker_refuses_a_bad_variable_in_one_line(tmp_path, variables, reason):
+    done = run_worker(tmp_path, **variables)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("python -m core worker: ") and reason in lines[0], done.stderr
+    assert not (tmp_path / "w.db").exists()  # nothing was touched
+
+
+def test_the_worker_refuses_a_metrics_port_in_use_in_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_worker(tmp_path, TRACKER_WORKER_METRICS_PORT=str(port))
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}: Address already in use" in lines[0], done.stderr
+    assert "TRACKER_WORKER_METRICS_PORT" in lines[0]
+
+
+@pytest.mark.parametrize("command, prog", [
+    (["core", "migrate"], "python -m core"),
+    (["realtime", "--port", "1"], "python -m realtime"),
+    (["realtime.http", "--port", "1"], "python -m realtime.http"),
+])
+@pytest.mark.parametrize("variables, reason", [
+    ({"TRACKER_REDIS_URL": "redis://127.0.0.1:6379/abc"}, "TRACKER_REDIS_URL must name its database by number"),
+    ({"TRACKER_MAX_UPLOAD_BYTES": "64MB"}, "TRACKER_MAX_UPLOAD_BYTES must be a whole number, not '64MB'"),
+    ({"TRACKER_TIER_HOT_WINDOW_DAYS": "a month"}, "TRACKER_TIER_HOT_WINDOW_DAYS must be a number of days above 0"),
+])
+def test_every_entry_point_refuses_a_bad_setting_in_one_line(tmp_path, command, prog, variables, reason):
+    env = dict(os.environ, TRACKER_DATA_DIR=str(tmp_path), TRACKER_DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}",
+               **variables)
+    done = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"{prog}: ") and reason in lines[0], done.stderr
+    assert not (tmp_path / "w.db").exists()
