@@ -49,6 +49,8 @@ $(VENV)/.spark-installed: $(VENV)/.installed requirements-spark.txt
 
 setup-spark: setup $(VENV)/.spark-installed
 
+# INGEST_HOST as it goes in a URL: an IPv6 address in brackets.
+URL_HOST = $(if $(findstring :,$(INGEST_HOST)),[$(INGEST_HOST)],$(INGEST_HOST))
 BALANCER_ARGS = --processes $(INGEST_PROCESSES) --host $(INGEST_HOST) --port $(INGEST_PORT) \
   --backend-port $(INGEST_BACKEND_PORT) --stats-port $(BALANCER_STATS_PORT) --stats-host $(BALANCER_STATS_HOST)
 
@@ -69,9 +71,9 @@ run: setup
 	$(PY) -m core feed --user alice --limit 10
 	@echo
 	@echo "Starting the dashboard on http://$(DASHBOARD_ADDRESS):$(DASHBOARD_PORT), the ingest server on"
-	@echo "ws://$(INGEST_HOST):$(INGEST_PORT) (health: http://$(INGEST_HOST):$(INGEST_PORT)/healthz; $(INGEST_PROCESSES) process(es),"
+	@echo "ws://$(URL_HOST):$(INGEST_PORT) (health: http://$(URL_HOST):$(INGEST_PORT)/healthz; $(INGEST_PROCESSES) process(es),"
 	@echo "behind HAProxy when more than one), the HTTP service"
-	@echo "for phone apps and the REST API on http://$(INGEST_HOST):$(HTTP_PORT) (docs: /api/v1/docs), the worker,"
+	@echo "for phone apps and the REST API on http://$(URL_HOST):$(HTTP_PORT) (docs: /api/v1/docs), the worker,"
 	@echo "and $(SIM_DEVICES) simulated athletes recording live (and $(SIM_PHONES) with a phone app). Ctrl-C stops everything."
 	@bash -c 'trap "trap - INT TERM EXIT; kill 0" INT TERM EXIT; \
 	  stop() { echo "make run: $$1: stopping everything" >&2; trap - INT TERM EXIT; \
@@ -83,10 +85,10 @@ run: setup
 	  $(PY) -m realtime.http --host $(INGEST_HOST) --port $(HTTP_PORT) & \
 	  $(PY) -m core worker & \
 	  $(VENV)/bin/streamlit run dashboard/app.py --server.port $(DASHBOARD_PORT) --server.address $(DASHBOARD_ADDRESS) & \
-	  $(PY) -m realtime.health --url http://$(INGEST_HOST):$(INGEST_PORT)/healthz --wait $(INGEST_START_S) \
+	  $(PY) -m realtime.health --url http://$(URL_HOST):$(INGEST_PORT)/healthz --wait $(INGEST_START_S) \
 	    --pid $$ingest || stop "the ingest server did not come up on $(INGEST_HOST):$(INGEST_PORT)"; \
-	  $(PY) -m realtime.simulate --server ws://$(INGEST_HOST):$(INGEST_PORT) --devices $(SIM_DEVICES) \
-	    --phones $(SIM_PHONES) --http http://$(INGEST_HOST):$(HTTP_PORT) \
+	  $(PY) -m realtime.simulate --server ws://$(URL_HOST):$(INGEST_PORT) --devices $(SIM_DEVICES) \
+	    --phones $(SIM_PHONES) --http http://$(URL_HOST):$(HTTP_PORT) \
 	    --speed 1 --rounds 1000 --workdir $(SIM_WORKDIR) & \
 	  wait $$ingest; stop "the ingest server exited with status $$?"'
 

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.accounts.tables import User
 from core.activities.tables import Activity
 from core.challenges import adaptive, churn_store
-from core.challenges.awards import counting_entries, recent_activity_rows
+from core.challenges.awards import CHALLENGE_RECOUNT_WEEKS, counting_entries, recent_activity_rows
 from core.challenges.badges import time_zone
 from core.challenges.bandit import LinearThompson
 from core.challenges.personal import (
@@ -194,12 +194,17 @@ def _plan(user_id: int, tz, week: str, start: datetime, end: datetime, past: lis
         specs = build(u, level)[:1] if at_risk else build(u, level)
     out = []
     for spec in specs:
-        progress, _ = measure(spec["kind"], spec["sport"], spec["target"], entries, start, end)
-        # Reached already (a week assigned late): active, for the recount to complete.
-        missed = end <= now and progress < spec["target"]
+        progress, reached = measure(spec["kind"], spec["sport"], spec["target"], entries, start, end)
+        # Reached already (a week assigned late): active, for the recount to complete; a week
+        # older than the recount looks back is completed here, or it would stay active.
+        status, done = "active", {"completed_at": None, "completed_by": None}
+        if end <= now and reached is None:
+            status = "missed"
+        elif reached is not None and end <= now - timedelta(weeks=CHALLENGE_RECOUNT_WEEKS):
+            status, done = "completed", {"completed_at": reached.start, "completed_by": reached.id}
         out.append(dict(user_id=user_id, week=week, starts_at=start, deadline=end, progress=progress,
-                        status="missed" if missed else "active", policy=policy,
-                        context=ctx if spec["kind"] == "sessions" else None, created_at=utcnow(), **spec))
+                        status=status, policy=policy, context=ctx if spec["kind"] == "sessions" else None,
+                        created_at=utcnow(), **done, **spec))
     return WeekPlan(user_id, week, out, end)
 
 

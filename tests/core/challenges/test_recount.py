@@ -146,6 +146,29 @@ def test_a_past_week_assigned_reached_is_completed_and_a_running_week_is_no_bar(
     assert again["assigned"] == 0 and again["skipped"].get("has_week", 0) >= 1
 
 
+def test_a_week_older_than_the_recount_looks_back_is_completed_when_assigned(Sessions):
+    # Assigned 21 weeks late and reached: the recount no longer looks that far back, so the
+    # week is completed as it is written, with the activity that reached it.
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)  # Wednesday of 2026-W48
+    name = athlete(Sessions)
+    me = uid(Sessions, name)
+    weekly_runs(Sessions, name, datetime(2026, 5, 12, 8, tzinfo=UTC), 8)  # W20 to W27
+    reaching = [add(Sessions, name, 6.0, when=datetime(2026, 7, 1 + k, 8, tzinfo=UTC)) for k in range(3)]  # W27
+    run_job(Sessions, now)
+    done = assign_week(Sessions, "2026-W27", now=now)
+    assert done["challenges"] >= 1 and done["failed"] == 0
+    with Sessions() as s:
+        w27 = list(s.scalars(select(Challenge).where(Challenge.user_id == me, Challenge.week == "2026-W27")))
+    assert w27
+    for c in w27:
+        if c.progress >= c.target:
+            assert c.status == "completed" and c.completed_by in reaching
+        else:
+            assert c.status == "missed" and c.completed_by is None
+    assert any(c.status == "completed" for c in w27)
+    assert end_weeks(Sessions, now=now) == 0
+
+
 def test_a_challenge_reached_as_its_week_ends_is_completed_not_missed(Sessions):
     name = athlete(Sessions)
     me = uid(Sessions, name)
