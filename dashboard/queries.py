@@ -94,7 +94,7 @@ def feed(s, viewer_id: int, cursor: str | None, limit: int = 10) -> dict:
     earned, completed = awards_for(s, ids), completed_by(s, ids)
     own = {a.id: a.user_id == viewer_id for a in page.items}
     figures = shown_figures(s, viewer_id, page.items)
-    return {"items": [{**card(a, figures.get(a.id)), "badges": badge_cards(shown(earned[a.id], own[a.id])),
+    return {"items": [{**card(a, figures.get(a.id)), "badges": badge_cards(shown(earned[a.id], own[a.id], figures.get(a.id))),
                        "challenges": challenge_cards(completed[a.id] if own[a.id] else [])} for a in page.items],
             "next_cursor": page.next_cursor}
 
@@ -137,7 +137,7 @@ def activity_detail(s, viewer_id: int, activity_id: int) -> dict | None:
     summary = (figures["summary"] if figures else a.summary) or {}
     return {
         **card(a, figures),
-        "badges": badge_cards(shown(awards_for(s, [a.id])[a.id], a.user_id == viewer_id)),
+        "badges": badge_cards(shown(awards_for(s, [a.id])[a.id], a.user_id == viewer_id, figures)),
         "challenges": challenge_cards(completed_by(s, [a.id])[a.id] if a.user_id == viewer_id else []),
         "summary": summary,
         "lat": profile.lat, "lon": profile.lon, "t": profile.t,

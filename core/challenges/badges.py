@@ -33,12 +33,27 @@ SPORTS = ("run", "ride")
 # its own. A total, a month, a streak, a count or a challenge also tells of the athlete's
 # other activities, some of which the viewer may not be allowed to see (private ones).
 SHOWN_TO_OTHERS = frozenset({"single"})
+# The figure others are shown of an activity (``core.social.shown``) for each metric.
+SHOWN_FIGURE = {"distance_m": "distance_m", "climb_m": "elevation_gain_m", "moving_s": "moving_time_s"}
 
 
-def shown(badges, own: bool) -> list:
+def shown(badges, own: bool, figures: dict | None = None) -> list:
     """The badges a viewer sees on an activity: all of them on their own, else only those
-    the activity earned on its own."""
-    return list(badges) if own else [b for b in badges if b.kind in SHOWN_TO_OTHERS]
+    the activity earned on its own, and where part of it is hidden from the viewer
+    (``figures``: what they are shown of it), only those the part shown reaches: a half
+    marathon badge beside 20.9 km would tell how much a privacy zone hides."""
+    if own:
+        return list(badges)
+    out = []
+    for b in badges:
+        if b.kind not in SHOWN_TO_OTHERS:
+            continue
+        if figures is not None:
+            value = figures.get(SHOWN_FIGURE.get(b.metric or "", ""))
+            if value is None or not value >= b.at_least:
+                continue
+        out.append(b)
+    return out
 
 
 class CatalogueError(ValueError):

@@ -21,5 +21,5 @@ def feed_answer(s: Session, user_id: int, cursor: str | None, limit: int) -> dic
     earned = awards_for(s, [a.id for a in page.items])
     figures = shown_figures(s, user_id, page.items)
     items = [{**feed_item(a, figures.get(a.id)),
-              "badges": [b.code for b in shown(earned[a.id], a.user_id == user_id)]} for a in page.items]
+              "badges": [b.code for b in shown(earned[a.id], a.user_id == user_id, figures.get(a.id))]} for a in page.items]
     return {"items": items, "next_cursor": page.next_cursor}

@@ -12,10 +12,12 @@ from core.challenges.badges import (
     KINDS,
     CatalogueError,
     Entry,
+    badge,
     catalogue,
     evaluate,
     left,
     parse_catalogue,
+    shown,
     time_zone,
     weeks_active,
 )
@@ -205,3 +207,15 @@ def test_weeks_active_are_local_weeks():
     entries = [run(1, day(2026, 11, 1, 23, 30, tz=UTC))]  # Sunday in UTC, Monday in Tokyo
     assert list(weeks_active(entries, UTC_TZ)) == [datetime(2026, 10, 26).date()]
     assert list(weeks_active(entries, ZoneInfo("Asia/Tokyo"))) == [datetime(2026, 11, 2).date()]
+
+
+def test_others_see_only_the_badges_the_part_of_an_activity_they_are_shown_reaches():
+    earned = [badge(code) for code in ("run_10k", "run_half", "climb_1000", "long_2h", "month_50k")]
+    # The athlete sees everything; others, only what the activity earned on its own.
+    assert [b.code for b in shown(earned, own=True)] == ["run_10k", "run_half", "climb_1000", "long_2h", "month_50k"]
+    assert [b.code for b in shown(earned, own=False)] == ["run_10k", "run_half", "climb_1000", "long_2h"]
+    # A privacy zone hides the first 400 m of a 21.3 km run: others are shown 20.9 km, and a
+    # half marathon badge beside it would tell them how much is hidden.
+    hidden = {"distance_m": 20_900.0, "elevation_gain_m": 1_000.0, "moving_time_s": 7_100.0}
+    assert [b.code for b in shown(earned, own=False, figures=hidden)] == ["run_10k", "climb_1000"]
+    assert shown(earned, own=False, figures={}) == []  # nothing known of what is shown: nothing
