@@ -21,7 +21,7 @@ from core.activities.tables import Activity
 from core.anomaly import moderation
 from core.anomaly.detector import as_athlete_sees
 from core.challenges.assign import challenges_of
-from core.challenges.awards import awards_for, completed_by, standing
+from core.challenges.award_reads import awards_for, completed_by, standing
 from core.challenges.badges import left as badge_left
 from core.challenges.badges import shown, time_zone
 from core.challenges.groups import board, describe_group, groups_of, mutual_follows

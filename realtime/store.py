@@ -33,7 +33,8 @@ from core.activities.lifecycle import (
 from core.activities.shown import hold_hiding
 from core.activities.summary import Summary, pause_intervals, summarise_activity
 from core.activities.tables import COMMAND_STATUS, ActivityEvent
-from core.challenges.awards import activity_rows, new_badges, new_completions
+from core.challenges.award_reads import new_badges, new_completions
+from core.challenges.awards import activity_rows
 from core.challenges.feed import feed_answer
 from core.challenges.personal import describe
 from core.storage.engine import checkpoint_wal, make_engine, make_sessionmaker, write_transaction

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from core.challenges.awards import awards_for
+from core.challenges.award_reads import awards_for
 from core.challenges.badges import shown
 from core.social.feed import feed_item, feed_page
 from core.social.shown import shown_figures

@@ -15,7 +15,7 @@ from core.cli.admin import named_user, open_sessions
 
 
 def cmd_badges(args) -> int:
-    from core.challenges.awards import standing
+    from core.challenges.award_reads import standing
     from core.challenges.badges import left
 
     Session = open_sessions()

@@ -26,7 +26,7 @@ from core.anomaly.live import LIMITS
 from core.anomaly.moderation import decide, queue
 from core.anomaly.rules import REASON_LABELS
 from core.anomaly.scoring import SAMPLE_BAND, SAMPLE_RATE
-from core.challenges.awards import recent_withdrawals, withdrawals_for
+from core.challenges.award_reads import recent_withdrawals, withdrawals_for
 from core.config import load_settings
 from core.jobs import devices
 from core.storage.engine import write_transaction

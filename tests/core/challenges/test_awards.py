@@ -16,13 +16,8 @@ from core.activities.tables import Activity
 from core.anomaly.moderation import crop_activity, decide
 from core.anomaly.scoring import score_pending
 from core.anomaly.tables import ActivityFlag
-from core.challenges.awards import (
-    awards_for,
-    new_badges,
-    recount_user,
-    standing,
-    withdrawals_for,
-)
+from core.challenges.award_reads import awards_for, new_badges, standing, withdrawals_for
+from core.challenges.awards import recount_user
 from core.routes.matching import match_pending
 from core.routes.tables import RouteActivity
 from tests.core.challenges.conftest import T0, active, add, athlete, awards, run_job

@@ -239,7 +239,7 @@ def test_a_challenge_reached_when_assigned_is_completed_by_the_recount_with_its_
 
 
 def test_a_late_sync_that_completes_a_challenge_is_heard_though_a_later_run_is_credited(Sessions):
-    from core.challenges.awards import new_completions
+    from core.challenges.award_reads import new_completions
 
     name = athlete(Sessions)
     add(Sessions, name, 5.0, when=MONDAY - timedelta(days=3))

@@ -14,7 +14,8 @@ from sqlalchemy import delete, select, update
 from core.accounts.users import user_by_name
 from core.challenges import awards as awards_module
 from core.challenges.assign import assign_due, assign_week, challenges_of, end_weeks
-from core.challenges.awards import new_completions, pending_users
+from core.challenges.award_reads import new_completions
+from core.challenges.awards import pending_users
 from core.challenges.groups import GroupError, board, create_group, leave, respond
 from core.challenges.simulate import growth
 from core.challenges.tables import BadgeActivity, Challenge
