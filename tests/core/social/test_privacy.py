@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 import uuid
 
 import numpy as np
@@ -31,6 +30,7 @@ from core.social.privacy_settings import add_zone, delete_zone, set_hide_ends, s
 from core.social.shown import shown_figures
 from core.social.visibility import live_filter
 from core.social.zone_attack import ACTIVITIES, CLOSE_M, FAMILIES, outing, trial
+from core.storage.base import utcnow
 from core.storage.points import stored_track, viewer_route, viewer_track
 from core.tracks.geo import distance_m, segment_lengths_m
 from core.tracks.track import Track
@@ -39,9 +39,10 @@ HOME = (46.05, 14.50)
 
 
 def ago(seconds: float) -> float:
-    """The time of day ``seconds`` before now, to place a synthetic run: live views and the
-    week's boards read the clock. Nothing here measures a duration."""
-    return time.time() - seconds
+    """The time ``seconds`` before now on the platform's clock (``utcnow``), to place a
+    synthetic run where live views and the week's boards look. Nothing here measures a
+    duration."""
+    return utcnow().timestamp() - seconds
 
 
 def metres(lat, lon, at=HOME) -> np.ndarray:
