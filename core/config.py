@@ -98,24 +98,21 @@ def load_settings() -> Settings:
     )
 
 
-def _parsed(name: str, default, convert):
-    """The variable as ``convert`` (int or float) reads it, or ``default`` when unset."""
+def _parsed(name: str, default, convert, what: str | None = None):
+    """The variable as ``convert`` (int or float) reads it, or ``default`` when unset; a
+    value it cannot read is refused, as not ``what`` (by default: a whole number, a number)."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
         return convert(raw)
     except ValueError:
-        kind = "a whole number" if convert is int else "a number"
-        raise SettingsError(f"{name} must be {kind}, not {raw!r}") from None
+        what = what or ("a whole number" if convert is int else "a number")
+        raise SettingsError(f"{name} must be {what}, not {raw!r}") from None
 
 
 def _positive(name: str, default: int) -> int:
-    raw = os.environ.get(name) or str(default)
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a positive whole number, not {raw!r}") from None
+    value = _parsed(name, default, int, "a positive whole number")
     if value < 1:
         raise SettingsError(f"{name} must be a positive whole number, not {value}")
     return value
@@ -162,11 +159,7 @@ def _port(name: str) -> int | None:
 
 
 def _days(name: str, default: float) -> float:
-    raw = os.environ.get(name) or str(default)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of days above 0, not {raw!r}") from None
+    value = _parsed(name, default, float, "a number of days above 0")
     if not 0 < value < float("inf"):
         raise SettingsError(f"{name} must be a number of days above 0, not {value}")
     return value
