@@ -39,11 +39,11 @@ def check_url(url: str) -> str | None:
 def running(pid: int) -> bool:
     """Whether process ``pid`` is still there."""
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # PermissionError: there, another user's
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 
