@@ -207,7 +207,11 @@ def main() -> int:
     args = parser.parse_args()
     from core.spark.session import SparkUnavailable, session
 
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except ValueError as exc:  # core.config.SettingsError: names the variable and why
+        print(f"bench/spark_training.py: {exc}", file=sys.stderr)
+        return 2
     if not settings.spark_master:
         settings = replace(settings, spark_master=os.environ.get("TRACKER_SPARK_MASTER") or "local[2]")
     try:

@@ -6,7 +6,9 @@ defaults documented in the README are the whole story.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+MAX_PARTITION_SIZE = 10**12  # activity ids per partition of the points table, at most
 OSM_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 
 
@@ -52,14 +55,18 @@ class Settings:
     # PostgreSQL: how many activity ids each partition of the points table covers
     # (core.storage.partitions; new partitions take it, existing ones keep their range).
     point_partition_size: int = 20_000
-    # The worker's Prometheus metrics on this port of 127.0.0.1 (core.jobs.metrics); None: not served.
+    # The worker's Prometheus metrics on this port (core.jobs.metrics); None: not served. The
+    # address they listen on: this machine only unless a scraper elsewhere needs them.
     worker_metrics_port: int | None = None
+    worker_metrics_host: str = "127.0.0.1"
     # Spark for training on data one machine outgrows (core.spark): the master URL
     # (``local[2]``, ``spark://host:7077``, ``yarn``...); None: everything runs in this process.
     # The JDBC drivers' jars Spark reads the database with (comma-separated paths); None:
     # Debian's libpostgresql-jdbc-java and libxerial-sqlite-jdbc-java where installed.
     spark_master: str | None = None
     spark_jars: str | None = None
+    # The Spark driver's memory (spark.driver.memory: 2g, 512m; a bare number is MiB).
+    spark_driver_memory: str = "2g"
 
 
 def _shared_tracks_dir() -> Path | None:
@@ -80,41 +87,54 @@ def load_settings() -> Settings:
         redis_url=_redis_url("TRACKER_REDIS_URL"),
         data_dir=data_dir,
         shared_tracks_dir=_shared_tracks_dir(),
-        max_upload_bytes=_parsed("TRACKER_MAX_UPLOAD_BYTES", 64 * 1024 * 1024, int),
-        max_points_per_file=_parsed("TRACKER_MAX_POINTS_PER_FILE", 500_000, int),
+        max_upload_bytes=_parsed("TRACKER_MAX_UPLOAD_BYTES", 64 * 1024 * 1024, int, "a whole number of bytes above 0",
+                                 lambda v: v > 0),
+        max_points_per_file=_parsed("TRACKER_MAX_POINTS_PER_FILE", 500_000, int, "a whole number above 0",
+                                    lambda v: v > 0),
         tile_url=os.environ.get("TRACKER_TILE_URL", OSM_TILES),
         tile_attribution=os.environ.get("TRACKER_TILE_ATTRIBUTION", OSM_ATTRIBUTION),
-        device_idle_complete_s=_parsed("TRACKER_DEVICE_IDLE_COMPLETE_S", 600.0, float),
-        export_keep_hours=_parsed("TRACKER_EXPORT_KEEP_HOURS", 72.0, float),
+        device_idle_complete_s=_parsed("TRACKER_DEVICE_IDLE_COMPLETE_S", 600.0, float, "a number of seconds above 0",
+                                       lambda v: v > 0),
+        export_keep_hours=_parsed("TRACKER_EXPORT_KEEP_HOURS", 72.0, float, "a number of hours above 0",
+                                  lambda v: v > 0),
         archive_url=os.environ.get("TRACKER_ARCHIVE_URL") or None,
-        tier_cold_days=_parsed("TRACKER_TIER_COLD_DAYS", 180.0, float),
-        tier_hot_reads=_parsed("TRACKER_TIER_HOT_READS", 3, int),
-        tier_hot_window_days=_days("TRACKER_TIER_HOT_WINDOW_DAYS", 30.0),
-        point_partition_size=_positive("TRACKER_POINT_PARTITION_SIZE", 20_000),
+        tier_cold_days=_parsed("TRACKER_TIER_COLD_DAYS", 180.0, float, "a number of days, 0 or more",
+                               lambda v: v >= 0),
+        # 0: every archived activity read since it was archived comes back.
+        tier_hot_reads=_parsed("TRACKER_TIER_HOT_READS", 3, int, "a whole number of reads, 0 or more",
+                               lambda v: v >= 0),
+        tier_hot_window_days=_parsed("TRACKER_TIER_HOT_WINDOW_DAYS", 30.0, float, "a number of days above 0",
+                                     lambda v: v > 0),
+        # Partition bounds are bigint: a size far beyond any id keeps them in range.
+        point_partition_size=_parsed("TRACKER_POINT_PARTITION_SIZE", 20_000, int,
+                                     f"a whole number from 1 to {MAX_PARTITION_SIZE}",
+                                     lambda v: 1 <= v <= MAX_PARTITION_SIZE),
         worker_metrics_port=_port("TRACKER_WORKER_METRICS_PORT"),
+        worker_metrics_host=(os.environ.get("TRACKER_WORKER_METRICS_HOST") or "127.0.0.1").strip() or "127.0.0.1",
         challenge_policy=_choice("TRACKER_CHALLENGE_POLICY", ("adaptive", "fixed"), "adaptive"),
         spark_master=os.environ.get("TRACKER_SPARK_MASTER") or None,
         spark_jars=os.environ.get("TRACKER_SPARK_JARS") or None,
+        spark_driver_memory=_memory("TRACKER_SPARK_DRIVER_MEMORY", "2g"),
     )
 
 
-def _parsed(name: str, default, convert, what: str | None = None):
-    """The variable as ``convert`` (int or float) reads it, or ``default`` when unset; a
-    value it cannot read is refused, as not ``what`` (by default: a whole number, a number)."""
+def _parsed(name: str, default, convert, what: str | None = None, valid=None):
+    """The variable as ``convert`` (int or float) reads it, or ``default`` when unset. A value
+    it cannot read, with other than ASCII digits (``int`` takes "\u0663" as 3), not finite
+    ("nan", "inf"), or that ``valid`` refuses, is refused, as not ``what`` (by default: a
+    whole number, a number)."""
     raw = os.environ.get(name)
-    if raw is None or raw == "":
+    if raw is None or raw.strip() == "":
         return default
+    what = what or ("a whole number" if convert is int else "a number")
     try:
-        return convert(raw)
+        if not raw.isascii():
+            raise ValueError(raw)
+        value = convert(raw)
     except ValueError:
-        what = what or ("a whole number" if convert is int else "a number")
         raise SettingsError(f"{name} must be {what}, not {raw!r}") from None
-
-
-def _positive(name: str, default: int) -> int:
-    value = _parsed(name, default, int, "a positive whole number")
-    if value < 1:
-        raise SettingsError(f"{name} must be a positive whole number, not {value}")
+    if not math.isfinite(value) or (valid is not None and not valid(value)):
+        raise SettingsError(f"{name} must be {what}, not {raw!r}")
     return value
 
 
@@ -129,7 +149,11 @@ def _redis_url(name: str) -> str | None:
         parts = urllib.parse.urlsplit(value)
         port = parts.port
     except ValueError as exc:
-        raise SettingsError(f"{name} is not a Redis URL: {exc}") from None
+        # urllib's own message may quote part of a password (one holding "/" cuts the
+        # address short): say what is wrong in words of our own.
+        why = ("its port is out of range 0-65535" if "out of range" in str(exc)
+               else "its address does not parse (a password holding / # ? @ or : must be percent-encoded)")
+        raise SettingsError(f"{name} is not a Redis URL: {why}") from None
     if parts.scheme not in ("redis", "rediss", "unix"):
         found = f"{parts.scheme}://" if parts.scheme and "://" in value else "none"
         raise SettingsError(f"{name} must start with redis://, rediss:// or unix:// (its scheme: {found})")
@@ -158,11 +182,14 @@ def _port(name: str) -> int | None:
     return int(raw)
 
 
-def _days(name: str, default: float) -> float:
-    value = _parsed(name, default, float, "a number of days above 0")
-    if not 0 < value < float("inf"):
-        raise SettingsError(f"{name} must be a number of days above 0, not {value}")
-    return value
+def _memory(name: str, default: str) -> str:
+    """An amount of memory as the JVM's settings write it: ASCII digits and one of k, m, g, t."""
+    raw = (os.environ.get(name) or "").strip()
+    if not raw:
+        return default
+    if not re.fullmatch(r"[0-9]+[kKmMgGtT]?", raw) or int(raw.rstrip("kKmMgGtT")) == 0:
+        raise SettingsError(f"{name} must be an amount of memory such as 2g or 512m, not {raw!r}")
+    return raw
 
 
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:

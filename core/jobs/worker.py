@@ -270,11 +270,11 @@ def run(interval_s: float = SCORE_EVERY_S, once: bool = False, stop: threading.E
     served = None
     if settings.worker_metrics_port is not None and not once:
         try:  # before anything else: a port taken by another worker is the usual mistake
-            served = metrics.serve(settings.worker_metrics_port)
+            served = metrics.serve(settings.worker_metrics_port, settings.worker_metrics_host)
         except MetricsPortError as exc:
             metrics.close()
-            raise SystemExit(f"python -m core worker: {exc} (TRACKER_WORKER_METRICS_PORT)") from None
-        log.info("metrics on http://127.0.0.1:%s/metrics", settings.worker_metrics_port)
+            raise SystemExit(f"python -m core worker: {exc} (TRACKER_WORKER_METRICS_HOST, TRACKER_WORKER_METRICS_PORT)") from None
+        log.info("metrics on %s:%s/metrics", settings.worker_metrics_host, settings.worker_metrics_port)
     engine = make_engine(settings.database_url)
     migrate(engine)
     Session = make_sessionmaker(engine)

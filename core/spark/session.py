@@ -115,14 +115,19 @@ def session(settings: Settings):
                    .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
                    .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                    .config("spark.sql.shuffle.partitions", "8")
-                   .config("spark.driver.memory", os.environ.get("TRACKER_SPARK_DRIVER_MEMORY", "2g")))
+                   .config("spark.driver.memory", settings.spark_driver_memory))
         if jar_list := jars(settings):
             builder = builder.config("spark.jars", ",".join(jar_list))
         if settings.spark_master.startswith("local"):
             # On one machine the driver and executors talk over loopback only.
             builder = (builder.config("spark.driver.host", "127.0.0.1")
                        .config("spark.driver.bindAddress", "127.0.0.1"))
-        _session = builder.getOrCreate()
+        try:
+            _session = builder.getOrCreate()
+        except Exception as exc:  # noqa: BLE001 - the JVM would not start, or refused the master URL
+            lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+            raise SparkUnavailable(f"Spark did not start on {settings.spark_master!r}: "
+                                   f"{lines[0][:300] if lines else type(exc).__name__}") from exc
         _session.sparkContext.setLogLevel("ERROR")
         atexit.register(stop)
         return _session

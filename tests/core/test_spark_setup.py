@@ -63,3 +63,46 @@ def test_the_jobs_fall_back_to_this_process_when_spark_fails(tmp_path):
     model = train(settings, Session, database_rows=spark_rows(settings))
     assert model.meta["sources"]["features_on"].startswith("stored verdicts: Spark failed")
     engine.dispose()
+
+
+@pytest.mark.parametrize("value", ["lots", "0", "2gb", "-1g", "\u0662g", "1.5g"])
+def test_a_driver_memory_the_jvm_cannot_read_is_refused(monkeypatch, value):
+    monkeypatch.setenv("TRACKER_SPARK_DRIVER_MEMORY", value)
+    with pytest.raises(ValueError, match="^TRACKER_SPARK_DRIVER_MEMORY must be an amount of memory such as 2g"):
+        load_settings()
+
+
+def test_a_driver_memory_is_read(monkeypatch):
+    monkeypatch.delenv("TRACKER_SPARK_DRIVER_MEMORY", raising=False)
+    assert load_settings().spark_driver_memory == "2g"
+    monkeypatch.setenv("TRACKER_SPARK_DRIVER_MEMORY", "512m")
+    assert load_settings().spark_driver_memory == "512m"
+
+
+def test_a_jvm_that_does_not_start_is_spark_unavailable(tmp_path):
+    """A driver memory no machine has: the JVM exits at once, and the session says Spark
+    cannot run (the jobs' fallback catches that) instead of pyspark's own error."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from core.spark.session import DEBIAN_JARS
+    from tests.conftest import need
+
+    reason = missing()
+    need(reason is None, f"Spark cannot run here: {reason}")
+    need(Path(DEBIAN_JARS["sqlite"]).exists(), f"the SQLite JDBC driver is not at {DEBIAN_JARS['sqlite']}")
+    code = ("from dataclasses import replace\n"
+            "from core.config import load_settings\n"
+            "from core.spark.session import SparkUnavailable, session\n"
+            "try:\n"
+            f"    session(replace(load_settings(), spark_master='local[1]', database_url='sqlite:///{tmp_path}/s.db',"
+            " spark_driver_memory='9999999g'))\n"
+            "except SparkUnavailable as exc:\n"
+            "    print('unavailable:', exc)\n")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    # The JVM writes its own complaint to standard output first.
+    assert done.stdout.strip().splitlines()[-1].startswith("unavailable: Spark did not start on 'local[1]': "), \
+        done.stdout

@@ -36,7 +36,8 @@ def test_redis_urls_the_client_reads_as_meant_are_taken(monkeypatch, url):
     ("redis://127.0.0.1:6379/1?db=x", "not ?db=x"),
     ("unix:///run/redis.sock?db=x", "not ?db=x"),
     ("unix://", "names no socket path"),
-    ("redis://127.0.0.1:99999/1", "not a Redis URL: Port out of range"),
+    ("redis://127.0.0.1:99999/1", "not a Redis URL: its port is out of range"),
+    ("redis://:Abc/def+ghi@127.0.0.1:6379/11", "a password holding / # ? @ or : must be percent-encoded"),
     ("redis://127.0.0.1:0/1", "port 0"),
 ])
 def test_a_redis_url_the_client_would_misread_or_refuse_is_refused(monkeypatch, url, reason):
@@ -46,12 +47,63 @@ def test_a_redis_url_the_client_would_misread_or_refuse_is_refused(monkeypatch, 
     assert reason in str(caught.value)
 
 
-def test_a_refused_redis_url_is_not_repeated_in_the_error(monkeypatch):
-    """The URL may hold a password: the error says what is wrong without it."""
-    monkeypatch.setenv("TRACKER_REDIS_URL", "redis://:hunter2@127.0.0.1:6379/x")
+@pytest.mark.parametrize("url, secret", [
+    ("redis://:hunter2@127.0.0.1:6379/x", "hunter2"),
+    # A "/" in the password cuts the address short, and urllib's own message quotes the rest.
+    ("redis://:Abc/def+ghi@127.0.0.1:6379/11", "Abc"),
+    ("redis://default:s3cr/et@cache.example:6379/0", "s3cr"),
+    ("redis://default:s3cr#et@cache.example:6379/0", "s3cr"),
+])
+def test_a_refused_redis_url_is_not_repeated_in_the_error(monkeypatch, url, secret):
+    """The URL may hold a password: the error says what is wrong without any of it."""
+    monkeypatch.setenv("TRACKER_REDIS_URL", url)
     with pytest.raises(ValueError) as caught:
         load_settings()
-    assert "hunter2" not in str(caught.value)
+    assert secret not in str(caught.value)
+
+
+@pytest.mark.parametrize("name, value, reason", [
+    ("TRACKER_MAX_UPLOAD_BYTES", "-1", "a whole number of bytes above 0"),
+    ("TRACKER_MAX_UPLOAD_BYTES", "0", "a whole number of bytes above 0"),
+    ("TRACKER_MAX_UPLOAD_BYTES", "\u0663\u0660\u0660", "a whole number of bytes above 0"),  # Arabic-Indic 300
+    ("TRACKER_MAX_POINTS_PER_FILE", "0", "a whole number above 0"),
+    ("TRACKER_MAX_POINTS_PER_FILE", "1.5", "a whole number above 0"),
+    ("TRACKER_DEVICE_IDLE_COMPLETE_S", "-600", "a number of seconds above 0"),
+    ("TRACKER_DEVICE_IDLE_COMPLETE_S", "nan", "a number of seconds above 0"),
+    ("TRACKER_DEVICE_IDLE_COMPLETE_S", "inf", "a number of seconds above 0"),
+    ("TRACKER_EXPORT_KEEP_HOURS", "-1", "a number of hours above 0"),
+    ("TRACKER_TIER_COLD_DAYS", "-1", "a number of days, 0 or more"),
+    ("TRACKER_TIER_COLD_DAYS", "nan", "a number of days, 0 or more"),
+    ("TRACKER_TIER_HOT_READS", "-3", "a whole number of reads, 0 or more"),
+    ("TRACKER_TIER_HOT_WINDOW_DAYS", "0", "a number of days above 0"),
+    ("TRACKER_TIER_HOT_WINDOW_DAYS", "1e400", "a number of days above 0"),
+    ("TRACKER_POINT_PARTITION_SIZE", "100000000000000000000", "a whole number from 1 to 1000000000000"),
+    ("TRACKER_POINT_PARTITION_SIZE", "0", "a whole number from 1 to 1000000000000"),
+])
+def test_a_number_out_of_its_range_is_refused_with_the_range(monkeypatch, name, value, reason):
+    """Negative sizes, durations and counts, nan and inf, digits other than ASCII (which
+    Python's int reads), and a partition size past the database's bigint bounds."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError) as caught:
+        load_settings()
+    assert str(caught.value) == f"{name} must be {reason}, not {value!r}"
+
+
+def test_numbers_at_the_edges_of_their_range_are_taken(monkeypatch):
+    for name, value in (("TRACKER_TIER_HOT_READS", "0"), ("TRACKER_TIER_COLD_DAYS", "0"),
+                        ("TRACKER_POINT_PARTITION_SIZE", "1000000000000"), ("TRACKER_MAX_UPLOAD_BYTES", " 1 "),
+                        ("TRACKER_DEVICE_IDLE_COMPLETE_S", "0.5")):
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert (settings.tier_hot_reads, settings.tier_cold_days, settings.point_partition_size,
+            settings.max_upload_bytes, settings.device_idle_complete_s) == (0, 0.0, 10**12, 1, 0.5)
+
+
+def test_the_worker_metrics_address_is_read(monkeypatch):
+    monkeypatch.delenv("TRACKER_WORKER_METRICS_HOST", raising=False)
+    assert load_settings().worker_metrics_host == "127.0.0.1"
+    monkeypatch.setenv("TRACKER_WORKER_METRICS_HOST", "0.0.0.0")
+    assert load_settings().worker_metrics_host == "0.0.0.0"
 
 
 @pytest.mark.parametrize("value", ["abc", "70000", "0", "-1", "12x", "\u0661\u0662"])
@@ -118,7 +170,7 @@ def test_the_worker_refuses_a_metrics_port_in_use_in_one_line(tmp_path):
 ])
 @pytest.mark.parametrize("variables, reason", [
     ({"TRACKER_REDIS_URL": "redis://127.0.0.1:6379/abc"}, "TRACKER_REDIS_URL must name its database by number"),
-    ({"TRACKER_MAX_UPLOAD_BYTES": "64MB"}, "TRACKER_MAX_UPLOAD_BYTES must be a whole number, not '64MB'"),
+    ({"TRACKER_MAX_UPLOAD_BYTES": "64MB"}, "TRACKER_MAX_UPLOAD_BYTES must be a whole number of bytes above 0, not '64MB'"),
     ({"TRACKER_TIER_HOT_WINDOW_DAYS": "a month"}, "TRACKER_TIER_HOT_WINDOW_DAYS must be a number of days above 0"),
 ])
 def test_every_entry_point_refuses_a_bad_setting_in_one_line(tmp_path, command, prog, variables, reason):
