@@ -113,12 +113,13 @@ class RedisActivityStream:
     def _grouped(self, call):
         """``call()`` with the group made first, and made again once if Redis lost it (a
         restart without its data, a flush): the relay's next entries recreate the stream
-        without the group, and reading would fail until this process ended."""
+        without the group, and reading would fail until this process ended. Before they do,
+        the stream itself is gone ("no such key" to XINFO): made again, empty, with the group."""
         self._ensure_group()
         try:
             return call()
         except Exception as exc:  # noqa: BLE001 - redis.ResponseError NOGROUP; anything else is raised
-            if "NOGROUP" not in str(exc):
+            if "NOGROUP" not in str(exc) and "no such key" not in str(exc).lower():
                 raise
         self._group_made = False
         self._ensure_group()

@@ -158,6 +158,18 @@ def test_a_redis_emptied_under_the_scorers_is_picked_up_again(tmp_path, redis_cl
         assert verdicts(Session) == dict.fromkeys(ids, 1) and live.lag() == 0
 
 
+def test_the_lag_of_a_stream_redis_lost_is_read_again_without_an_error(redis_client):
+    """A worker that only reads the lag (another one relays) after Redis lost the stream:
+    the stream and its group are made again, empty, and the lag reads 0 instead of failing
+    on "no such key" at every round until something is published."""
+    stream = RedisActivityStream(redis_client, consumer="watcher")
+    stream.publish([1, 2, 3])
+    assert stream.lag() == 3
+    redis_client.flushdb()
+    assert stream.lag() == 0
+    assert stream.publish([4]) == 1 and stream.lag() == 1
+
+
 def test_an_activity_whose_scoring_fails_is_written_down_and_relayed_again_when_due(tmp_path, redis_client,
                                                                                     monkeypatch):
     """An activity's own error: acknowledged and written down (``core.anomaly.failures``),
