@@ -4,7 +4,8 @@ behind HAProxy (realtime/balancer.py), in the same session and with the same loa
 Prints, for each layout, the message rate (closed loop: each connection sends its next point
 when the last is acknowledged), the ack latency (p50, p99) at half that rate, and messages
 per CPU-second of every server-side process (the ingest processes, plus HAProxy behind the
-balancer); then the ratio of the two layouts' messages per CPU-second. This machine has two
+balancer); then the ratio of the two layouts' messages per CPU-second, and each part's CPU per
+message: HAProxy's own cost bounds the ratio whatever the ingest processes do. This machine has two
 cores shared with the load generator, so two processes cannot show twice the throughput;
 the ratio shows whether anything in the path (the balancer, a shared lock) costs more per
 message than one process alone.
@@ -54,6 +55,8 @@ class Layout:
         self.equal: list[tuple] = []  # runs at the same offered load: (result, msg per CPU-s, HAProxy's share)
         self.rates: list[float] = []
         self.per_cpu: list[float] = []
+        # CPU seconds per message, closed loop: (the ingest processes, HAProxy), one pair per run.
+        self.cost: list[tuple[float, float]] = []
         self.errors = 0
 
     def rss(self) -> tuple[int, int]:
@@ -111,6 +114,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for layout in layouts:
                 result, per_cpu, share = measure(layout, devices, args.seconds)
+                layout.cost.append(((1 - share) / per_cpu, share / per_cpu))
                 layout.rates.append(result.rate)
                 layout.per_cpu.append(per_cpu)
                 layout.errors += result.errors
@@ -154,6 +158,15 @@ def main() -> None:
                         ("same offered load", lambda lay: statistics.median(c for _, c, _ in lay.equal))):
         one, two = (pick(layout) for layout in layouts)
         print(f"messages per server CPU-second, balanced / direct, {label}: {two / one:.2f}")
+    # What the balancer alone costs: HAProxy forwards each message and its ack (a read and a
+    # write each way), which no change to the ingest processes can remove.
+    direct_us, (ingest_us, proxy_us) = (1e6 * statistics.median(c[0] for c in layouts[0].cost),
+                                        [1e6 * statistics.median(c[k] for c in layouts[1].cost) for k in (0, 1)])
+    same_load_us = 1e6 * statistics.median(s / c for _, c, s in layouts[1].equal)
+    print(f"CPU per message, closed loop: the direct process {direct_us:.0f} us; behind HAProxy, the ingest "
+          f"processes {ingest_us:.0f} us and HAProxy {proxy_us:.0f} us ({same_load_us:.0f} us at the same offered "
+          f"load). With ingest processes exactly as efficient as the direct one, HAProxy's cost alone would hold "
+          f"the closed-loop ratio at {direct_us / (direct_us + proxy_us):.2f}")
 
 
 def postgres_cpu() -> float:

@@ -84,7 +84,9 @@ def main() -> None:
     client_cpu = time.process_time() - client_before
     import redis as redis_sync
 
-    redis_sync.Redis.from_url(args.redis_url).flushdb()
+    client = redis_sync.Redis.from_url(args.redis_url)
+    record_bytes, index_bytes, kept = memory_per_record(client)
+    client.flushdb()
     print(f"{args.publishers} publishers, {args.batch} records per pipeline, {wall:.0f} s: "
           f"{records / wall:,.0f} records/s")
     print(f"Redis server: {records / redis_cpu:,.0f} records per CPU-second "
@@ -93,6 +95,19 @@ def main() -> None:
         need = SEED_USERS / every  # an activity is published when a point changed it
         print(f"10M athletes recording, a point every {every:.0f} s: {need:,.0f} records/s -> "
               f"{need / (records / redis_cpu):,.0f} Redis cores at the rate measured here")
+    print(f"Redis memory per live activity ({kept:,} held, as MEMORY USAGE reports it): its record "
+          f"{record_bytes:.0f} B, its entry in the live index {index_bytes:.0f} B -> "
+          f"{SEED_USERS * (record_bytes + index_bytes) / 1e9:.1f} GB for 10M athletes recording")
+
+
+def memory_per_record(client, sample: int = 200) -> tuple[float, float, int]:
+    """Mean bytes of a live record's key (a sample of them) and of one entry of the live
+    index, as Redis's MEMORY USAGE counts them (its own overhead per key included)."""
+    keys = [k for k in client.zrange(live_board.INDEX, 0, sample - 1)]
+    kept = client.zcard(live_board.INDEX)
+    sizes = [client.memory_usage(f"{live_board.KEY_PREFIX}{k.decode()}", samples=0) or 0 for k in keys]
+    index = client.memory_usage(live_board.INDEX, samples=0) or 0
+    return sum(sizes) / max(len(sizes), 1), index / max(kept, 1), kept
 
 
 if __name__ == "__main__":
