@@ -166,9 +166,12 @@ def board(s: Session, group_id: int, viewer_id: int, now: datetime | None = None
                      group.target is not None and totals.get(u, 0.0) >= group.target) for u in shown]
     rows.sort(key=lambda r: (r.status != "joined", -r.value, r.name, r.user_id))
     joined = [r for r in rows if r.status == "joined"]
+    # "Everyone made it" needs someone who joined, and says nothing when a member who joined
+    # is hidden from the viewer (they blocked them): it would tell how that member did.
+    hidden = any(m.status == "joined" and u in apart for u, m in members.items())
     creator = users.get(group.creator_id)
     return Board(group, creator.name if creator else "", creator.username if creator else "", rows,
-                 group.target is not None and all(r.done for r in joined))
+                 group.target is not None and bool(joined) and not hidden and all(r.done for r in joined))
 
 
 def leave(s: Session, user_id: int, group_id: int) -> GroupMember:

@@ -160,3 +160,36 @@ def test_a_target_that_is_not_a_whole_number_is_refused_with_the_reason(Sessions
     with Sessions() as s, s.begin():
         with pytest.raises(GroupError, match="whole number"):
             create_group(s, user_by_name(s, a), "everyone_sessions", [idb], target=target, now=NOW)
+
+
+def test_everyone_made_it_needs_someone_who_joined_and_no_member_hidden(Sessions):
+    """Nobody left who joined is not "everyone made it"; nor is a board that hides a member
+    who blocked the viewer (whether they made it is theirs to show)."""
+    from core.challenges.groups import leave
+    from core.social.follows import block
+
+    a, b, c = athlete(Sessions), athlete(Sessions), athlete(Sessions)
+    ida, idb, idc = friends(Sessions, a, b, c)
+    with Sessions() as s, s.begin():
+        alone = create_group(s, user_by_name(s, a), "everyone_sessions", [idb], target=1, now=NOW).id
+        three = create_group(s, user_by_name(s, a), "everyone_sessions", [idb, idc], target=1, now=NOW).id
+        respond(s, idb, three, join=True, now=NOW)
+        respond(s, idc, three, join=True, now=NOW)
+        leave(s, ida, alone)  # b never answered: nobody has joined
+    with Sessions() as s:
+        assert [(r.status, r.done) for r in board(s, alone, idb, now=NOW).rows] == [("invited", False)]
+        assert not board(s, alone, idb, now=NOW).complete
+    add(Sessions, a, 5.0, when=NOW)
+    add(Sessions, b, 5.0, when=NOW)  # c has done nothing
+    with Sessions() as s:
+        assert not board(s, three, ida, now=NOW).complete
+    with Sessions() as s, s.begin():
+        block(s, user_by_name(s, c), user_by_name(s, a))
+    with Sessions() as s:
+        got = board(s, three, ida, now=NOW)
+        assert sorted(r.username for r in got.rows) == sorted([a, b]) and all(r.done for r in got.rows)
+        assert not got.complete
+    add(Sessions, c, 5.0, when=NOW)
+    with Sessions() as s:
+        assert not board(s, three, ida, now=NOW).complete  # still hidden: still not said
+        assert board(s, three, idb, now=NOW).complete
