@@ -94,7 +94,13 @@ def new_badges(s: Session, user_id: int, activity_id: int, rows=None) -> list[Ba
     if not any(r.id == activity_id for r in rows):
         return []
     entries = counting_entries(rows, include_unscored=True)
-    outcome = evaluate(entries, time_zone(user.settings), completions=_completions(s, user_id, entries))
+    # The challenges this activity completes count already: the badges for completing
+    # challenges are earned by it too, though the job records the completion only later.
+    completions = _completions(s, user_id, entries)
+    mine = next((e for e in entries if e.id == activity_id), None)
+    if mine is not None:
+        completions += [mine] * len(new_completions(s, user_id, activity_id, rows))
+    outcome = evaluate(entries, time_zone(user.settings), completions=completions)
     have = set(s.scalars(select(BadgeAward.code).where(BadgeAward.user_id == user_id,
                                                        BadgeAward.withdrawn_at.is_(None))))
     return [badge(code) for code, e in outcome.earned.items() if e.id == activity_id and code not in have]

@@ -217,13 +217,21 @@ def plan(s: Session, user_id: int, now: datetime | None = None) -> Plan | None:
     lost = [a for code, a in awards.items() if a.withdrawn_at is None and code not in outcome.earned
             and (code in known or a.activity_id is None)]
     p.withdraw = [(a.id, *_cause(a, by_id, seen, p.gone, new_zone)) for a in lost]
-    # Withdrawn while held for review, then confirmed by a moderator: say so.
+    # Withdrawn while held for review, then confirmed by a moderator, or released (cropped,
+    # or the flag dismissed) without earning it again: say so, not "held" any more.
     for a in awards.values():
         r = by_id.get(a.withdrawn_activity_id) if a.withdrawn_at is not None else None
-        if r is not None and r.flag == "confirmed":
+        if r is None:
+            continue
+        if r.flag == "confirmed":
             reason = f"a moderator confirmed activity {a.withdrawn_activity_id} as irregular"
-            if a.withdrawn_reason != reason:
-                p.reasons.append((a.id, reason))
+        elif not r.held and a.code not in outcome.earned \
+                and a.withdrawn_reason == f"activity {a.withdrawn_activity_id} is held for review":
+            reason = f"after its review, activity {a.withdrawn_activity_id} no longer earns it"
+        else:
+            continue
+        if a.withdrawn_reason != reason:
+            p.reasons.append((a.id, reason))
     return p
 
 

@@ -156,6 +156,20 @@ def test_each_withdrawn_badge_gets_its_own_reason(Sessions):
         s.get(ActivityFlag, held).status = "confirmed"
     run_job(Sessions)
     assert awards(Sessions, other)["run_10k"].withdrawn_reason == f"a moderator confirmed activity {held} as irregular"
+    # Held, cropped short of the mark while held, then released: no longer "held".
+    third = athlete(Sessions)
+    cropped = add(Sessions, third, 12.0, when=T0)
+    run_job(Sessions)
+    for status, held_now, km in (("crop_requested", True, None), ("cropped", True, 9.0), ("dismissed", False, None)):
+        with Sessions() as s, s.begin():
+            s.get(ActivityFlag, cropped).status, s.get(Activity, cropped).held = status, held_now
+            if km is not None:
+                s.get(Activity, cropped).distance_m = s.get(Activity, cropped).shown_distance_m = km * 1000
+        run_job(Sessions)
+        reason = awards(Sessions, third)["run_10k"].withdrawn_reason
+        assert reason == (f"after its review, activity {cropped} no longer earns it" if not held_now
+                          else f"activity {cropped} is held for review")
+    assert awards(Sessions, third)["run_5k"].withdrawn_at is None  # 9 km still earns it, released
 
 
 def test_a_device_clock_in_year_one_counts_for_nothing_and_stops_nothing(Sessions):
@@ -276,3 +290,25 @@ def test_a_crop_below_the_mark_withdraws_the_badge(Sessions):
     run_job(Sessions)
     got = awards(Sessions, name)["run_5k"]
     assert got.withdrawn_at is not None and got.withdrawn_reason == f"activity {a} was cropped"
+
+
+def test_the_completion_cue_names_the_badge_for_the_challenge_the_activity_completes(Sessions):
+    """The second activity of a two-session week completes the challenge on the device: its
+    cue names "Challenge accepted" too, though the job records the completion only once the
+    activity is scored."""
+    from core.challenges.badges import time_zone
+    from core.challenges.personal import current_week, week_bounds
+    from core.challenges.tables import Challenge
+
+    name = athlete(Sessions)
+    week = current_week(T0, time_zone({}))
+    start, end = week_bounds(week, time_zone({}))
+    add(Sessions, name, 3.0, when=start + timedelta(hours=10))
+    run_job(Sessions)
+    with Sessions() as s, s.begin():
+        uid = user_by_name(s, name).id
+        s.add(Challenge(user_id=uid, week=week, kind="sessions", sport=None, target=2.0, usual=1.0, level=1,
+                        starts_at=start, deadline=end, progress=1.0, status="active"))
+    second = add(Sessions, name, 3.0, when=start + timedelta(days=1, hours=10), flag=None, routed=False)
+    with Sessions() as s:
+        assert [x.code for x in new_badges(s, uid, second)] == ["challenge_1"]
