@@ -104,9 +104,11 @@ def load_world(text: str | None) -> dict:
         if key not in PARAMETERS:
             raise ValueError(f"unknown world parameter {key!r} (known: {', '.join(PARAMETERS)})")
         low, high = PARAMETERS[key][1:3]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-                or not low <= value <= high:
-            raise ValueError(f"world parameter {key} must be a number from {low} to {high}, not {value!r}")
+        # The range first: a 400-digit whole number has no float to check for finiteness.
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high \
+                or not math.isfinite(value):
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+            raise ValueError(f"world parameter {key} must be a number from {low} to {high}, not {shown}")
         world[key] = float(value)
     return world
 

@@ -24,12 +24,27 @@ def bounded(low: int, high: int):
     return parse
 
 
+# Athlete-weeks per population: the generated days and their features take about 0.8 KB
+# each (1.6 GB at 20,000 athletes over 104 weeks).
+MAX_ATHLETE_WEEKS = 2_500_000
+MAX_SEED = 2**31  # numpy's seeds are unsigned; the second population's is this one plus an offset
+
+
 def cmd_evaluate(args) -> int:
     from core.challenges.churn_evaluation import render, run
 
+    if args.athletes * args.weeks > MAX_ATHLETE_WEEKS:
+        print(f"python -m core engagement evaluate: --athletes times --weeks must be at most {MAX_ATHLETE_WEEKS:,} "
+              f"(about 2 GB of memory), not {args.athletes * args.weeks:,}", file=sys.stderr)
+        return 2
     print(f"generating {args.athletes} athletes over {args.weeks} weeks twice and training...",
           file=sys.stderr, flush=True)
-    report = run(args.athletes, args.weeks, args.seed)
+    try:
+        report = run(args.athletes, args.weeks, args.seed)
+    except MemoryError:
+        print("python -m core engagement evaluate: not enough memory for this population: ask for fewer "
+              "athletes or weeks", file=sys.stderr)
+        return 1
     print(render(report))
     print(json.dumps(report), flush=True)
     return 0
@@ -45,5 +60,5 @@ def add_commands(sub) -> None:
                     "table, then one JSON line.")
     e.add_argument("--athletes", type=bounded(100, 100_000), default=2000, help="athletes per population (2000)")
     e.add_argument("--weeks", type=bounded(20, 520), default=52, help="weeks generated (52)")
-    e.add_argument("--seed", type=int, default=7, help="the development population's seed (7)")
+    e.add_argument("--seed", type=bounded(0, MAX_SEED), default=7, help="the development population's seed (7)")
     e.set_defaults(func=cmd_evaluate)

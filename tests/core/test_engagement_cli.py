@@ -30,10 +30,21 @@ def test_evaluate_prints_a_table_then_one_json_line(capsys):
         assert word in table
 
 
-@pytest.mark.parametrize("argv", [["--weeks", "10"], ["--athletes", "5"], ["--athletes", "many"]])
+@pytest.mark.parametrize("argv", [["--weeks", "10"], ["--athletes", "5"], ["--athletes", "many"], ["--seed=-5"],
+                                  ["--seed", str(2**40)]])
 def test_evaluate_refuses_sizes_it_cannot_evaluate(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         parser().parse_args(["engagement", "evaluate", *argv])
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "must be from" in err or "is not a whole number" in err
+
+
+def test_evaluate_refuses_a_population_too_large_for_memory_before_generating_it(capsys):
+    """Each size within its range, but together tens of GB: one line, nothing generated."""
+    args = parser().parse_args(["engagement", "evaluate", "--athletes", "100000", "--weeks", "520"])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        "python -m core engagement evaluate: --athletes times --weeks must be at most 2,500,000 (about 2 GB of "
+        "memory), not 52,000,000"]

@@ -120,6 +120,10 @@ def test_the_command_line_simulates_and_prints_the_world(tmp_path, capsys):
     path.write_text('{"drift": 5}')
     assert cli.main(["challenges", "simulate", "--world", str(path)]) == 2
     assert "drift must be a number from 0.0 to 1.0" in capsys.readouterr().err
+    path.write_text('{"habit_mean": 1' + "0" * 400 + "}")  # no float holds it
+    assert cli.main(["challenges", "simulate", "--world", str(path)]) == 2
+    assert "habit_mean must be a number from 1.0 to 7.0, not 1000000000000000000000000000000000000000..." \
+        in capsys.readouterr().err
     assert cli.main(["challenges", "simulate", "--world", str(tmp_path / "missing.json")]) == 2
     assert "cannot read world file" in capsys.readouterr().err
     with pytest.raises(SystemExit):
