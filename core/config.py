@@ -83,7 +83,7 @@ def load_settings() -> Settings:
     data_dir = Path(os.environ.get("TRACKER_DATA_DIR", DEFAULT_DATA_DIR))
     default_db = f"sqlite:///{data_dir / 'tracker.db'}"
     return Settings(
-        database_url=os.environ.get("TRACKER_DATABASE_URL", default_db),
+        database_url=_database_url("TRACKER_DATABASE_URL", default_db),
         redis_url=_redis_url("TRACKER_REDIS_URL"),
         data_dir=data_dir,
         shared_tracks_dir=_shared_tracks_dir(),
@@ -135,6 +135,24 @@ def _parsed(name: str, default, convert, what: str | None = None, valid=None):
         raise SettingsError(f"{name} must be {what}, not {raw!r}") from None
     if not math.isfinite(value) or (valid is not None and not valid(value)):
         raise SettingsError(f"{name} must be {what}, not {raw!r}")
+    return value
+
+
+def _database_url(name: str, default: str) -> str:
+    """The database URL as SQLAlchemy parses it (the error leaves the URL out: it may hold a
+    password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    value = os.environ.get(name) or default
+    try:
+        backend = make_url(value).get_backend_name()
+    except (ArgumentError, ValueError):
+        raise SettingsError(f"{name} is not a database URL (such as sqlite:///path/to/tracker.db or "
+                            "postgresql+psycopg://user@host/tracker)") from None
+    if backend not in ("sqlite", "postgresql"):
+        raise SettingsError(f"{name} must name SQLite or PostgreSQL (sqlite:///..., postgresql+psycopg://...), "
+                            f"not {backend}")
     return value
 
 

@@ -172,13 +172,35 @@ def test_the_worker_refuses_a_metrics_port_in_use_in_one_line(tmp_path):
     ({"TRACKER_REDIS_URL": "redis://127.0.0.1:6379/abc"}, "TRACKER_REDIS_URL must name its database by number"),
     ({"TRACKER_MAX_UPLOAD_BYTES": "64MB"}, "TRACKER_MAX_UPLOAD_BYTES must be a whole number of bytes above 0, not '64MB'"),
     ({"TRACKER_TIER_HOT_WINDOW_DAYS": "a month"}, "TRACKER_TIER_HOT_WINDOW_DAYS must be a number of days above 0"),
+    ({"TRACKER_DATABASE_URL": "garbage"}, "TRACKER_DATABASE_URL is not a database URL"),
+    ({"TRACKER_DATABASE_URL": "mysql://u:secret@db.example/t"}, "TRACKER_DATABASE_URL must name SQLite or PostgreSQL"),
 ])
 def test_every_entry_point_refuses_a_bad_setting_in_one_line(tmp_path, command, prog, variables, reason):
-    env = dict(os.environ, TRACKER_DATA_DIR=str(tmp_path), TRACKER_DATABASE_URL=f"sqlite:///{tmp_path / 'w.db'}",
-               **variables)
+    env = {**os.environ, "TRACKER_DATA_DIR": str(tmp_path), "TRACKER_DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+           **variables}
     done = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"{prog}: ") and reason in lines[0], done.stderr
     assert not (tmp_path / "w.db").exists()
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("postgresql+psycopg://postgres@127.0.0.1:1/none", "Connection refused"),
+    (None, "file is not a database"),
+])
+def test_a_database_that_cannot_be_used_is_one_line_from_the_command_line(tmp_path, url, reason):
+    """A server that is down, or a file that is no database: the command says so in one
+    line, without a traceback."""
+    if url is None:
+        (tmp_path / "not.db").write_text("these are not the pages of a database\n" * 200)
+        url = f"sqlite:///{tmp_path / 'not.db'}"
+    env = dict(os.environ, TRACKER_DATA_DIR=str(tmp_path), TRACKER_DATABASE_URL=url)
+    done = subprocess.run([sys.executable, "-m", "core", "badges", "--user", "ann"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("python -m core: the database (TRACKER_DATABASE_URL) cannot be used: ")
+    assert reason in lines[0]
