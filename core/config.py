@@ -17,6 +17,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = PROJECT_ROOT / "data"
 OSM_TILES = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 MAX_PARTITION_SIZE = 10**12  # activity ids per partition of the points table, at most
+MAX_DAYS = 36_500  # the longest duration a setting takes (a century: dates stay in range)
+MAX_ID = 2**63 - 1  # the largest whole number the databases store (bigint)
 OSM_ATTRIBUTION = '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors'
 
 
@@ -87,24 +89,26 @@ def load_settings() -> Settings:
         redis_url=_redis_url("TRACKER_REDIS_URL"),
         data_dir=data_dir,
         shared_tracks_dir=_shared_tracks_dir(),
-        max_upload_bytes=_parsed("TRACKER_MAX_UPLOAD_BYTES", 64 * 1024 * 1024, int, "a whole number of bytes above 0",
-                                 lambda v: v > 0),
-        max_points_per_file=_parsed("TRACKER_MAX_POINTS_PER_FILE", 500_000, int, "a whole number above 0",
-                                    lambda v: v > 0),
+        max_upload_bytes=_parsed("TRACKER_MAX_UPLOAD_BYTES", 64 * 1024 * 1024, int,
+                                 f"a whole number of bytes from 1 to {MAX_ID}", lambda v: 0 < v <= MAX_ID),
+        max_points_per_file=_parsed("TRACKER_MAX_POINTS_PER_FILE", 500_000, int,
+                                    f"a whole number from 1 to {MAX_ID}", lambda v: 0 < v <= MAX_ID),
         tile_url=os.environ.get("TRACKER_TILE_URL", OSM_TILES),
         tile_attribution=os.environ.get("TRACKER_TILE_ATTRIBUTION", OSM_ATTRIBUTION),
-        device_idle_complete_s=_parsed("TRACKER_DEVICE_IDLE_COMPLETE_S", 600.0, float, "a number of seconds above 0",
-                                       lambda v: v > 0),
-        export_keep_hours=_parsed("TRACKER_EXPORT_KEEP_HOURS", 72.0, float, "a number of hours above 0",
-                                  lambda v: v > 0),
+        device_idle_complete_s=_parsed("TRACKER_DEVICE_IDLE_COMPLETE_S", 600.0, float,
+                                       f"a number of seconds above 0, at most {MAX_DAYS * 86400}",
+                                       lambda v: 0 < v <= MAX_DAYS * 86400),
+        export_keep_hours=_parsed("TRACKER_EXPORT_KEEP_HOURS", 72.0, float,
+                                  f"a number of hours above 0, at most {MAX_DAYS * 24}",
+                                  lambda v: 0 < v <= MAX_DAYS * 24),
         archive_url=os.environ.get("TRACKER_ARCHIVE_URL") or None,
-        tier_cold_days=_parsed("TRACKER_TIER_COLD_DAYS", 180.0, float, "a number of days, 0 or more",
-                               lambda v: v >= 0),
+        tier_cold_days=_parsed("TRACKER_TIER_COLD_DAYS", 180.0, float, f"a number of days from 0 to {MAX_DAYS}",
+                               lambda v: 0 <= v <= MAX_DAYS),
         # 0: every archived activity read since it was archived comes back.
-        tier_hot_reads=_parsed("TRACKER_TIER_HOT_READS", 3, int, "a whole number of reads, 0 or more",
-                               lambda v: v >= 0),
-        tier_hot_window_days=_parsed("TRACKER_TIER_HOT_WINDOW_DAYS", 30.0, float, "a number of days above 0",
-                                     lambda v: v > 0),
+        tier_hot_reads=_parsed("TRACKER_TIER_HOT_READS", 3, int, f"a whole number of reads from 0 to {MAX_ID}",
+                               lambda v: 0 <= v <= MAX_ID),
+        tier_hot_window_days=_parsed("TRACKER_TIER_HOT_WINDOW_DAYS", 30.0, float,
+                                     f"a number of days above 0, at most {MAX_DAYS}", lambda v: 0 < v <= MAX_DAYS),
         # Partition bounds are bigint: a size far beyond any id keeps them in range.
         point_partition_size=_parsed("TRACKER_POINT_PARTITION_SIZE", 20_000, int,
                                      f"a whole number from 1 to {MAX_PARTITION_SIZE}",
@@ -132,9 +136,12 @@ def _parsed(name: str, default, convert, what: str | None = None, valid=None):
             raise ValueError(raw)
         value = convert(raw)
     except ValueError:
-        raise SettingsError(f"{name} must be {what}, not {raw!r}") from None
-    if not math.isfinite(value) or (valid is not None and not valid(value)):
-        raise SettingsError(f"{name} must be {what}, not {raw!r}")
+        value = None
+    # A float's range check needs it finite; a whole number of any length compares as it is.
+    if value is None or (isinstance(value, float) and not math.isfinite(value)) \
+            or (valid is not None and not valid(value)):
+        shown = repr(raw) if len(raw) <= 40 else repr(raw[:40]) + "..."
+        raise SettingsError(f"{name} must be {what}, not {shown}")
     return value
 
 
@@ -172,6 +179,11 @@ def _redis_url(name: str) -> str | None:
         why = ("its port is out of range 0-65535" if "out of range" in str(exc)
                else "its address does not parse (a password holding / # ? @ or : must be percent-encoded)")
         raise SettingsError(f"{name} is not a Redis URL: {why}") from None
+    if "@" in parts.path + parts.query + parts.fragment:
+        # A password holding "/", "?" or "#" ends the address early, and its rest (up to the
+        # "@") lands in the path, query or fragment: nothing of it may be quoted.
+        raise SettingsError(f"{name} is not a Redis URL: its address does not parse (a password holding / # ? @ "
+                            "or : must be percent-encoded)")
     if parts.scheme not in ("redis", "rediss", "unix"):
         found = f"{parts.scheme}://" if parts.scheme and "://" in value else "none"
         raise SettingsError(f"{name} must start with redis://, rediss:// or unix:// (its scheme: {found})")
@@ -186,7 +198,7 @@ def _redis_url(name: str) -> str | None:
     for db in databases:
         number = db.removeprefix("?db=").strip("/")
         if not (number.isascii() and number.isdigit()):
-            raise SettingsError(f"{name} must name its database by number (such as /0 or ?db=0), not {db}")
+            raise SettingsError(f"{name} must name its database by number (such as /0 or ?db=0), not {db[:40]}")
     return value
 
 

@@ -15,6 +15,8 @@ def bounded(low: int, high: int):
     """An argparse type for a whole number from ``low`` to ``high``."""
     def parse(text: str) -> int:
         try:
+            if not text.isascii():
+                raise ValueError(text)
             n = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
@@ -24,9 +26,10 @@ def bounded(low: int, high: int):
     return parse
 
 
-# Athlete-weeks per population: the generated days and their features take about 0.8 KB
-# each (1.6 GB at 20,000 athletes over 104 weeks).
-MAX_ATHLETE_WEEKS = 2_500_000
+# Athlete-weeks per population: the two populations' days and features take about 0.8 KB
+# each (1.6 GB at 20,000 athletes over 104 weeks), so the most athletes at the default 52 weeks
+# take about 4 GB.
+MAX_ATHLETE_WEEKS = 5_200_000
 MAX_SEED = 2**31  # numpy's seeds are unsigned; the second population's is this one plus an offset
 
 
@@ -35,7 +38,7 @@ def cmd_evaluate(args) -> int:
 
     if args.athletes * args.weeks > MAX_ATHLETE_WEEKS:
         print(f"python -m core engagement evaluate: --athletes times --weeks must be at most {MAX_ATHLETE_WEEKS:,} "
-              f"(about 2 GB of memory), not {args.athletes * args.weeks:,}", file=sys.stderr)
+              f"(about 4 GB of memory), not {args.athletes * args.weeks:,}", file=sys.stderr)
         return 2
     print(f"generating {args.athletes} athletes over {args.weeks} weeks twice and training...",
           file=sys.stderr, flush=True)

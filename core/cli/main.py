@@ -46,9 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:  # a bad TRACKER_* setting: its name and why, no traceback
         print(f"python -m core: {exc}", file=sys.stderr)
         return 2
-    except (OperationalError, NoSuchModuleError, DatabaseError) as exc:
+    except (NoSuchModuleError, DatabaseError) as exc:
         # The database cannot be reached or read (a server down, a file that is no database,
-        # a driver not installed): one line, the driver's own first line of why.
+        # a driver not installed): one line, the driver's own first line of why. A statement
+        # the database refused (IntegrityError, ProgrammingError...) is a fault: raised.
+        if isinstance(exc, DatabaseError) and type(exc) not in (DatabaseError, OperationalError):
+            raise
         why = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         print(f"python -m core: the database (TRACKER_DATABASE_URL) cannot be used: "
               f"{why[0][:300] if why else type(exc).__name__}", file=sys.stderr)

@@ -31,7 +31,7 @@ def test_evaluate_prints_a_table_then_one_json_line(capsys):
 
 
 @pytest.mark.parametrize("argv", [["--weeks", "10"], ["--athletes", "5"], ["--athletes", "many"], ["--seed=-5"],
-                                  ["--seed", str(2**40)]])
+                                  ["--seed", str(2**40)], ["--seed", "\u0663"]])
 def test_evaluate_refuses_sizes_it_cannot_evaluate(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         parser().parse_args(["engagement", "evaluate", *argv])
@@ -42,9 +42,9 @@ def test_evaluate_refuses_sizes_it_cannot_evaluate(argv, capsys):
 
 def test_evaluate_refuses_a_population_too_large_for_memory_before_generating_it(capsys):
     """Each size within its range, but together tens of GB: one line, nothing generated."""
-    args = parser().parse_args(["engagement", "evaluate", "--athletes", "100000", "--weeks", "520"])
+    args = parser().parse_args(["engagement", "evaluate", "--athletes", "100000", "--weeks", "53"])
     assert args.func(args) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines() == [
-        "python -m core engagement evaluate: --athletes times --weeks must be at most 2,500,000 (about 2 GB of "
-        "memory), not 52,000,000"]
+        "python -m core engagement evaluate: --athletes times --weeks must be at most 5,200,000 (about 4 GB of "
+        "memory), not 5,300,000"]

@@ -53,6 +53,11 @@ def test_a_redis_url_the_client_would_misread_or_refuse_is_refused(monkeypatch, 
     ("redis://:Abc/def+ghi@127.0.0.1:6379/11", "Abc"),
     ("redis://default:s3cr/et@cache.example:6379/0", "s3cr"),
     ("redis://default:s3cr#et@cache.example:6379/0", "s3cr"),
+    # Digits before the "/" read as a port: the rest would have been quoted as the database.
+    ("redis://:12/secretpart@host:6379/0", "secretpart"),
+    ("redis://user:6379/secretpart@host/0", "secretpart"),
+    ("redis://:1#secret@host:6379/0", "secret"),
+    ("redis://:12?x@host/0", "x@host"),
 ])
 def test_a_refused_redis_url_is_not_repeated_in_the_error(monkeypatch, url, secret):
     """The URL may hold a password: the error says what is wrong without any of it."""
@@ -63,20 +68,24 @@ def test_a_refused_redis_url_is_not_repeated_in_the_error(monkeypatch, url, secr
 
 
 @pytest.mark.parametrize("name, value, reason", [
-    ("TRACKER_MAX_UPLOAD_BYTES", "-1", "a whole number of bytes above 0"),
-    ("TRACKER_MAX_UPLOAD_BYTES", "0", "a whole number of bytes above 0"),
-    ("TRACKER_MAX_UPLOAD_BYTES", "\u0663\u0660\u0660", "a whole number of bytes above 0"),  # Arabic-Indic 300
-    ("TRACKER_MAX_POINTS_PER_FILE", "0", "a whole number above 0"),
-    ("TRACKER_MAX_POINTS_PER_FILE", "1.5", "a whole number above 0"),
-    ("TRACKER_DEVICE_IDLE_COMPLETE_S", "-600", "a number of seconds above 0"),
-    ("TRACKER_DEVICE_IDLE_COMPLETE_S", "nan", "a number of seconds above 0"),
-    ("TRACKER_DEVICE_IDLE_COMPLETE_S", "inf", "a number of seconds above 0"),
-    ("TRACKER_EXPORT_KEEP_HOURS", "-1", "a number of hours above 0"),
-    ("TRACKER_TIER_COLD_DAYS", "-1", "a number of days, 0 or more"),
-    ("TRACKER_TIER_COLD_DAYS", "nan", "a number of days, 0 or more"),
-    ("TRACKER_TIER_HOT_READS", "-3", "a whole number of reads, 0 or more"),
-    ("TRACKER_TIER_HOT_WINDOW_DAYS", "0", "a number of days above 0"),
-    ("TRACKER_TIER_HOT_WINDOW_DAYS", "1e400", "a number of days above 0"),
+    ("TRACKER_MAX_UPLOAD_BYTES", "-1", "a whole number of bytes from 1 to 9223372036854775807"),
+    ("TRACKER_MAX_UPLOAD_BYTES", "0", "a whole number of bytes from 1 to 9223372036854775807"),
+    ("TRACKER_MAX_UPLOAD_BYTES", "\u0663\u0660\u0660", "a whole number of bytes from 1 to 9223372036854775807"),  # Arabic-Indic 300
+    ("TRACKER_MAX_POINTS_PER_FILE", "0", "a whole number from 1 to 9223372036854775807"),
+    ("TRACKER_MAX_POINTS_PER_FILE", "1.5", "a whole number from 1 to 9223372036854775807"),
+    ("TRACKER_DEVICE_IDLE_COMPLETE_S", "-600", "a number of seconds above 0, at most 3153600000"),
+    ("TRACKER_DEVICE_IDLE_COMPLETE_S", "nan", "a number of seconds above 0, at most 3153600000"),
+    ("TRACKER_DEVICE_IDLE_COMPLETE_S", "inf", "a number of seconds above 0, at most 3153600000"),
+    ("TRACKER_EXPORT_KEEP_HOURS", "-1", "a number of hours above 0, at most 876000"),
+    ("TRACKER_TIER_COLD_DAYS", "-1", "a number of days from 0 to 36500"),
+    ("TRACKER_TIER_COLD_DAYS", "nan", "a number of days from 0 to 36500"),
+    ("TRACKER_TIER_HOT_READS", "-3", "a whole number of reads from 0 to 9223372036854775807"),
+    ("TRACKER_TIER_HOT_WINDOW_DAYS", "0", "a number of days above 0, at most 36500"),
+    ("TRACKER_TIER_HOT_WINDOW_DAYS", "1e400", "a number of days above 0, at most 36500"),
+    ("TRACKER_TIER_COLD_DAYS", "1000000", "a number of days from 0 to 36500"),
+    ("TRACKER_TIER_COLD_DAYS", "1e10", "a number of days from 0 to 36500"),
+    ("TRACKER_TIER_HOT_READS", "100000000000000000000", f"a whole number of reads from 0 to {2**63 - 1}"),
+    ("TRACKER_EXPORT_KEEP_HOURS", "1e300", "a number of hours above 0, at most 876000"),
     ("TRACKER_POINT_PARTITION_SIZE", "100000000000000000000", "a whole number from 1 to 1000000000000"),
     ("TRACKER_POINT_PARTITION_SIZE", "0", "a whole number from 1 to 1000000000000"),
 ])
@@ -170,7 +179,8 @@ def test_the_worker_refuses_a_metrics_port_in_use_in_one_line(tmp_path):
 ])
 @pytest.mark.parametrize("variables, reason", [
     ({"TRACKER_REDIS_URL": "redis://127.0.0.1:6379/abc"}, "TRACKER_REDIS_URL must name its database by number"),
-    ({"TRACKER_MAX_UPLOAD_BYTES": "64MB"}, "TRACKER_MAX_UPLOAD_BYTES must be a whole number of bytes above 0, not '64MB'"),
+    ({"TRACKER_MAX_UPLOAD_BYTES": "64MB"}, "TRACKER_MAX_UPLOAD_BYTES must be a whole number of bytes from 1 to"),
+    ({"TRACKER_MAX_UPLOAD_BYTES": "1" + "0" * 400}, "not '1000000000000000000000000000000000000000'..."),
     ({"TRACKER_TIER_HOT_WINDOW_DAYS": "a month"}, "TRACKER_TIER_HOT_WINDOW_DAYS must be a number of days above 0"),
     ({"TRACKER_DATABASE_URL": "garbage"}, "TRACKER_DATABASE_URL is not a database URL"),
     ({"TRACKER_DATABASE_URL": "mysql://u:secret@db.example/t"}, "TRACKER_DATABASE_URL must name SQLite or PostgreSQL"),
