@@ -46,6 +46,7 @@ from typing import Protocol
 
 from core.anomaly import failures
 from core.anomaly.scoring import pending_ids, score_one
+from core.config import MAX_ID
 from core.jobs.devices import late_ids, recompute_one, record_failure
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,6 @@ RELAY_BATCH = 1000
 RECLAIM_IDLE_MS = 60_000
 TAKE = 50  # entries a scorer takes at a time
 MAX_LENGTH = 100_000  # the stream is trimmed to about this many entries
-MAX_ID = 2**63 - 1  # the largest activity id the database holds (BIGINT)
 
 
 class ActivityStream(Protocol):
