@@ -114,7 +114,7 @@ def load_settings() -> Settings:
                                      f"a whole number from 1 to {MAX_PARTITION_SIZE}",
                                      lambda v: 1 <= v <= MAX_PARTITION_SIZE),
         worker_metrics_port=_port("TRACKER_WORKER_METRICS_PORT"),
-        worker_metrics_host=(os.environ.get("TRACKER_WORKER_METRICS_HOST") or "127.0.0.1").strip() or "127.0.0.1",
+        worker_metrics_host=os.environ.get("TRACKER_WORKER_METRICS_HOST", "").strip() or "127.0.0.1",
         challenge_policy=_choice("TRACKER_CHALLENGE_POLICY", ("adaptive", "fixed"), "adaptive"),
         spark_master=os.environ.get("TRACKER_SPARK_MASTER") or None,
         spark_jars=os.environ.get("TRACKER_SPARK_JARS") or None,
@@ -163,6 +163,9 @@ def _database_url(name: str, default: str) -> str:
     return value
 
 
+UNPARSED = "its address does not parse (a password holding / # ? @ or : must be percent-encoded)"
+
+
 def _redis_url(name: str) -> str | None:
     """The Redis URL, or None when unset. Checked here, where a mistake can still stop the
     process: Redis's client takes ``/13x`` or ``/abc`` as database 0 without a word. The
@@ -176,14 +179,12 @@ def _redis_url(name: str) -> str | None:
     except ValueError as exc:
         # urllib's own message may quote part of a password (one holding "/" cuts the
         # address short): say what is wrong in words of our own.
-        why = ("its port is out of range 0-65535" if "out of range" in str(exc)
-               else "its address does not parse (a password holding / # ? @ or : must be percent-encoded)")
+        why = "its port is out of range 0-65535" if "out of range" in str(exc) else UNPARSED
         raise SettingsError(f"{name} is not a Redis URL: {why}") from None
     if "@" in parts.path + parts.query + parts.fragment:
         # A password holding "/", "?" or "#" ends the address early, and its rest (up to the
         # "@") lands in the path, query or fragment: nothing of it may be quoted.
-        raise SettingsError(f"{name} is not a Redis URL: its address does not parse (a password holding / # ? @ "
-                            "or : must be percent-encoded)")
+        raise SettingsError(f"{name} is not a Redis URL: {UNPARSED}")
     if parts.scheme not in ("redis", "rediss", "unix"):
         found = f"{parts.scheme}://" if parts.scheme and "://" in value else "none"
         raise SettingsError(f"{name} must start with redis://, rediss:// or unix:// (its scheme: {found})")
